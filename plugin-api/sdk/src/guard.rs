@@ -1,0 +1,219 @@
+//! The exported side: the root module's thunks and the guarded driver wrapper. Every call runs
+//! inside `catch_unwind`; a panic poisons the connection.
+
+use std::{
+    any::Any,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use virtplug_model::{self as model, codes, flags::ops};
+use virtplug_plugin_api::{
+    self as abi, AbiError, DriverBox, PluginMod, PluginMod_Ref,
+    abi_stable::{
+        prefix_type::PrefixTypeTrait,
+        sabi_trait::TD_Opaque,
+        std_types::{ROption, RResult, RStr, RString, RVec},
+    },
+};
+
+use crate::{
+    Plugin,
+    convert,
+    driver::{Driver, PluginDescriptor},
+};
+
+/// Builds the root module for `P`; called once per loaded library by abi_stable.
+pub fn root_module<P: Plugin>() -> PluginMod_Ref {
+    PluginMod { info: info::<P>, open: open::<P> }.leak_into_prefix()
+}
+
+extern "C" fn info<P: Plugin>() -> abi::PluginInfo {
+    let d = P::DESCRIPTOR;
+    abi::PluginInfo {
+        name: d.name.into(),
+        version: d.version.into(),
+        abi_major: abi::ABI_MAJOR,
+        abi_minor: abi::ABI_MINOR,
+        schemes: d.schemes.iter().map(|s| RString::from(*s)).collect(),
+        ops: d.ops,
+        caps: d.caps,
+    }
+}
+
+extern "C" fn open<P: Plugin>(uri: RStr<'_>, read_only: bool) -> RResult<DriverBox, AbiError> {
+    let descriptor = P::DESCRIPTOR;
+    match catch_unwind(AssertUnwindSafe(|| P::open(uri.as_str(), read_only))) {
+        Ok(Ok(inner)) => {
+            let guarded = Guarded { descriptor, inner, poisoned: AtomicBool::new(false) };
+            RResult::ROk(DriverBox::from_value(guarded, TD_Opaque))
+        }
+        Ok(Err(e)) => RResult::RErr(convert::error(e)),
+        Err(payload) => RResult::RErr(panicked(descriptor.name, "open", &payload)),
+    }
+}
+
+fn panicked(plugin: &str, operation: &str, payload: &Box<dyn Any + Send>) -> AbiError {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    AbiError::new(codes::INTERNAL_ERROR, format!("plugin '{plugin}' panicked in {operation}: {what}"))
+}
+
+/// A plugin's connection as exported: checks the declared operation and mask, then calls the
+/// native driver inside `catch_unwind`.
+struct Guarded {
+    descriptor: PluginDescriptor,
+    inner: Box<dyn Driver>,
+    poisoned: AtomicBool,
+}
+
+impl Guarded {
+    /// Runs `call` for `operation` if the plugin declares it (`op`) and every flag bit is inside
+    /// `mask`; converts the result and any panic.
+    fn call<T, R>(
+        &self,
+        operation: &str,
+        op: u64,
+        flags: u32,
+        mask: u32,
+        call: impl FnOnce(&dyn Driver) -> model::Result<T>,
+        convert: impl FnOnce(T) -> R,
+    ) -> RResult<R, AbiError> {
+        let name = self.descriptor.name;
+        if self.poisoned.load(Ordering::Acquire) {
+            return RResult::RErr(AbiError::new(
+                codes::INTERNAL_ERROR,
+                format!("plugin '{name}' is poisoned by an earlier panic and refuses further calls"),
+            ));
+        }
+        if self.descriptor.ops & op == 0 {
+            return RResult::RErr(AbiError::new(codes::NO_SUPPORT, operation));
+        }
+        let unsupported = flags & !mask;
+        if unsupported != 0 {
+            return RResult::RErr(AbiError::new(
+                codes::INVALID_ARG,
+                format!("unsupported flags (0x{unsupported:x}) in function {operation}"),
+            ));
+        }
+        match catch_unwind(AssertUnwindSafe(|| call(self.inner.as_ref()))) {
+            Ok(Ok(value)) => RResult::ROk(convert(value)),
+            Ok(Err(e)) => RResult::RErr(convert::error(e)),
+            Err(payload) => {
+                self.poisoned.store(true, Ordering::Release);
+                RResult::RErr(panicked(name, operation, &payload))
+            }
+        }
+    }
+}
+
+fn same<T>(v: T) -> T {
+    v
+}
+
+impl abi::Driver for Guarded {
+    fn domain_list(&self) -> RResult<RVec<abi::DomainInfo>, AbiError> {
+        self.call("domain_list", ops::DOMAIN_LIST, 0, 0, |d| d.domain_list(), |v| {
+            v.into_iter().map(convert::domain).collect()
+        })
+    }
+    fn domain_lookup_by_name(&self, name: RStr<'_>) -> RResult<abi::DomainInfo, AbiError> {
+        self.call("domain_lookup", ops::DOMAIN_LOOKUP, 0, 0, |d| d.domain_lookup_by_name(name.as_str()), convert::domain)
+    }
+    fn domain_lookup_by_uuid(&self, uuid: RStr<'_>) -> RResult<abi::DomainInfo, AbiError> {
+        self.call("domain_lookup", ops::DOMAIN_LOOKUP, 0, 0, |d| d.domain_lookup_by_uuid(uuid.as_str()), convert::domain)
+    }
+    fn domain_define(&self, xml: RStr<'_>) -> RResult<abi::DomainInfo, AbiError> {
+        self.call("domain_define", ops::DOMAIN_DEFINE, 0, 0, |d| d.domain_define(xml.as_str()), convert::domain)
+    }
+    fn domain_undefine(&self, dom: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
+        let mask = self.descriptor.caps.domain_undefine;
+        self.call("domain_undefine", ops::DOMAIN_UNDEFINE, flags, mask, |d| d.domain_undefine(dom.as_str(), flags), same)
+    }
+    fn domain_start(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
+        self.call("domain_start", ops::DOMAIN_START, 0, 0, |d| d.domain_start(dom.as_str()), same)
+    }
+    fn domain_shutdown(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
+        self.call("domain_shutdown", ops::DOMAIN_SHUTDOWN, 0, 0, |d| d.domain_shutdown(dom.as_str()), same)
+    }
+    fn domain_destroy(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
+        self.call("domain_destroy", ops::DOMAIN_DESTROY, 0, 0, |d| d.domain_destroy(dom.as_str()), same)
+    }
+    fn domain_suspend(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
+        self.call("domain_suspend", ops::DOMAIN_SUSPEND, 0, 0, |d| d.domain_suspend(dom.as_str()), same)
+    }
+    fn domain_resume(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
+        self.call("domain_resume", ops::DOMAIN_RESUME, 0, 0, |d| d.domain_resume(dom.as_str()), same)
+    }
+    fn domain_xml(&self, dom: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
+        let mask = self.descriptor.caps.domain_xml;
+        self.call("domain_xml", ops::DOMAIN_XML, flags, mask, |d| d.domain_xml(dom.as_str(), flags), RString::from)
+    }
+    fn snapshot_create(&self, dom: RStr<'_>, xml: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
+        let mask = self.descriptor.caps.snapshot_create;
+        self.call("snapshot_create", ops::SNAPSHOT_CREATE, flags, mask, |d| {
+            d.snapshot_create(dom.as_str(), xml.as_str(), flags)
+        }, RString::from)
+    }
+    fn snapshot_xml(&self, dom: RStr<'_>, snap: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
+        let mask = self.descriptor.caps.snapshot_xml;
+        self.call("snapshot_xml", ops::SNAPSHOT_XML, flags, mask, |d| {
+            d.snapshot_xml(dom.as_str(), snap.as_str(), flags)
+        }, RString::from)
+    }
+    fn snapshot_list(&self, dom: RStr<'_>, flags: u32) -> RResult<RVec<abi::SnapshotInfo>, AbiError> {
+        let mask = self.descriptor.caps.snapshot_list;
+        self.call("snapshot_list", ops::SNAPSHOT_LIST, flags, mask, |d| d.snapshot_list(dom.as_str(), flags), |v| {
+            v.into_iter().map(convert::snapshot).collect()
+        })
+    }
+    fn snapshot_lookup(&self, dom: RStr<'_>, snap: RStr<'_>) -> RResult<abi::SnapshotInfo, AbiError> {
+        self.call("snapshot_lookup", ops::SNAPSHOT_LOOKUP, 0, 0, |d| {
+            d.snapshot_lookup(dom.as_str(), snap.as_str())
+        }, convert::snapshot)
+    }
+    fn snapshot_current(&self, dom: RStr<'_>) -> RResult<ROption<abi::SnapshotInfo>, AbiError> {
+        self.call("snapshot_current", ops::SNAPSHOT_CURRENT, 0, 0, |d| d.snapshot_current(dom.as_str()), convert::option_snapshot)
+    }
+    fn snapshot_revert(&self, dom: RStr<'_>, snap: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
+        let mask = self.descriptor.caps.snapshot_revert;
+        self.call("snapshot_revert", ops::SNAPSHOT_REVERT, flags, mask, |d| {
+            d.snapshot_revert(dom.as_str(), snap.as_str(), flags)
+        }, same)
+    }
+    fn snapshot_delete(&self, dom: RStr<'_>, snap: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
+        let mask = self.descriptor.caps.snapshot_delete;
+        self.call("snapshot_delete", ops::SNAPSHOT_DELETE, flags, mask, |d| {
+            d.snapshot_delete(dom.as_str(), snap.as_str(), flags)
+        }, same)
+    }
+    fn snapshot_import(
+        &self,
+        dom: RStr<'_>,
+        xmls: RVec<RString>,
+        current: ROption<RString>,
+        flags: u32,
+    ) -> RResult<(), AbiError> {
+        let mask = self.descriptor.caps.snapshot_import;
+        let xmls: Vec<String> = xmls.into_iter().map(String::from).collect();
+        let current: Option<String> = current.into_option().map(String::from);
+        self.call("snapshot_import", ops::SNAPSHOT_IMPORT, flags, mask, |d| {
+            d.snapshot_import(dom.as_str(), &xmls, current.as_deref(), flags)
+        }, same)
+    }
+    fn snapshot_edit(&self, dom: RStr<'_>, snap: RStr<'_>, xml: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
+        let mask = self.descriptor.caps.snapshot_create;
+        self.call("snapshot_edit", ops::SNAPSHOT_EDIT, flags, mask, |d| {
+            d.snapshot_edit(dom.as_str(), snap.as_str(), xml.as_str(), flags)
+        }, RString::from)
+    }
+    fn selftest_panic(&self) -> RResult<(), AbiError> {
+        // Declared by every SDK plugin: proves the wrapper turns a panic into an error.
+        self.call("selftest_panic", u64::MAX, 0, 0, |_| -> model::Result<()> {
+            panic!("selftest_panic probe")
+        }, same)
+    }
+}

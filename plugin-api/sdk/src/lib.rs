@@ -1,0 +1,59 @@
+//! The plugin author's kit: a native Rust [`Driver`] trait (`Result`, `&str`, `Vec`), a
+//! [`Plugin`] description, and [`export_plugin!`], which exports the ABI root module.
+//!
+//! Every entry point the macro exports runs inside `catch_unwind`: a panic becomes
+//! `INTERNAL_ERROR` naming the plugin, and the connection that panicked is poisoned (every later
+//! call fails without running plugin code). Flags outside the plugin's declared mask are refused
+//! here too (`unsupported flags (0x…) in function …`), so a plugin never sees them even when
+//! called without the host's checks.
+//!
+//! This crate must not contain hypervisor logic or generic snapshot semantics (those live in
+//! `virtplug-model`), and plugin crates never name `abi_stable` themselves.
+
+#[cfg(panic = "abort")]
+compile_error!(
+    "virtplug plugins must be built with panic = \"unwind\": the SDK converts panics into errors"
+);
+
+mod convert;
+mod driver;
+mod guard;
+
+pub use driver::{Driver, Plugin, PluginDescriptor};
+pub use virtplug_model::{self as model, DomainInfo, Error, Result, SnapshotInfo, codes, flags};
+pub use virtplug_plugin_api::Capabilities;
+
+/// Implementation details of [`export_plugin!`]; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::guard::root_module;
+    pub use virtplug_plugin_api::PluginMod_Ref;
+    pub use virtplug_plugin_api::abi_stable::library::{
+        CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader,
+    };
+}
+
+/// Exports `$plugin` (a type implementing [`Plugin`]) as a virtplug plugin.
+///
+/// This writes by hand what abi_stable's `#[export_root_module]` would generate, so that plugin
+/// crates depend on the SDK alone. Use it once, in a `cdylib` crate.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::__private::LibHeader = {
+            extern "C" fn __virtplug_root_module() -> $crate::__private::RootModuleResult {
+                $crate::__private::__call_root_module_loader($crate::__private::root_module::<$plugin>)
+            }
+            // SAFETY: the constructor returns a `PluginMod_Ref` built by `root_module`, which is
+            // the module type named here, as `from_constructor` requires.
+            unsafe {
+                $crate::__private::LibHeader::from_constructor::<$crate::__private::PluginMod_Ref>(
+                    __virtplug_root_module,
+                    $crate::__private::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+}
