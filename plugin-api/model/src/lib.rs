@@ -1,12 +1,17 @@
 //! virtplug's snapshot and domain model: native (non-ABI) types, the `<domainsnapshot>` XML
-//! parser and formatter, the snapshot tree with libvirt's rules, list filters, and the SQLite
-//! metadata store.
+//! parser and formatter ([`xml`]), the domain XML subset ([`domain`]), the snapshot tree with
+//! libvirt's rules ([`tree`]), list filters ([`filter`]), the SQLite metadata store ([`store`])
+//! and the hierarchy export/import bundle ([`bundle`]).
 //!
 //! Pure library: no ABI types cross this crate (it uses only the ABI crate's numeric
 //! constants), no terminal or socket I/O, no knowledge of any particular plugin.
 
 mod error;
 mod types;
+mod xmltree;
+
+pub mod domain;
+pub mod xml;
 
 pub use error::{Error, Result};
 pub use types::{DomainInfo, SnapshotInfo};

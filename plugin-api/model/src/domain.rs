@@ -1,0 +1,194 @@
+//! The subset of libvirt's `<domain>` XML that virtplug needs: type, name, uuid, memory,
+//! current memory, vcpus and disk targets. The original document is kept verbatim.
+
+use crate::{Error, Result, codes, xmltree};
+
+/// A parsed domain definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainDef {
+    /// `<domain type='…'>`.
+    pub domain_type: String,
+    /// `<name>`.
+    pub name: String,
+    /// `<uuid>`, lower-case.
+    pub uuid: String,
+    /// `<memory>` in KiB.
+    pub max_memory_kib: u64,
+    /// `<currentMemory>` in KiB (defaults to `<memory>`).
+    pub memory_kib: u64,
+    /// `<vcpu>` (defaults to 1).
+    pub vcpus: u32,
+    /// `<devices><disk><target dev=…>` in document order.
+    pub disk_targets: Vec<String>,
+    /// The document as given, trimmed.
+    pub xml: String,
+}
+
+fn xml_error(msg: impl Into<String>) -> Error {
+    Error::new(codes::XML_ERROR, msg)
+}
+
+fn kib(el: &xmltree::Element, what: &str) -> Result<u64> {
+    let v: u64 = el
+        .text()
+        .trim()
+        .parse()
+        .map_err(|_| xml_error(format!("invalid value for '{what}'")))?;
+    let mult = match el.attr("unit").unwrap_or("KiB") {
+        "b" | "bytes" => return Ok(v / 1024),
+        "k" | "KiB" => 1,
+        "KB" => return Ok(v * 1000 / 1024),
+        "M" | "MiB" => 1024,
+        "G" | "GiB" => 1024 * 1024,
+        "T" | "TiB" => 1024 * 1024 * 1024,
+        u => return Err(xml_error(format!("unknown unit '{u}' for '{what}'"))),
+    };
+    v.checked_mul(mult).ok_or_else(|| xml_error(format!("value too large for '{what}'")))
+}
+
+/// Whether `s` is a UUID in libvirt's accepted spelling (32 hex digits, dashes optional).
+pub fn is_valid_uuid(s: &str) -> bool {
+    let hex: Vec<char> = s.chars().filter(|c| *c != '-').collect();
+    hex.len() == 32 && hex.iter().all(char::is_ascii_hexdigit)
+}
+
+/// Normalises a UUID to lower-case 8-4-4-4-12 form, `None` if invalid.
+pub fn normalize_uuid(s: &str) -> Option<String> {
+    if !is_valid_uuid(s.trim()) {
+        return None;
+    }
+    let hex: String = s.trim().chars().filter(|c| *c != '-').collect::<String>().to_lowercase();
+    Some(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]))
+}
+
+impl DomainDef {
+    /// Parses a `<domain>` document. A missing `<uuid>` is an error here (the caller generates
+    /// one before parsing if it wants libvirt's behaviour).
+    pub fn parse(xml: &str) -> Result<Self> {
+        let root = xmltree::parse_document(xml, "domain_definition")?;
+        if root.name != "domain" {
+            return Err(xml_error(format!("expecting root element of 'domain', not '{}'", root.name)));
+        }
+        let domain_type = root
+            .attr("type")
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| xml_error("missing domain type attribute"))?
+            .to_owned();
+        let name = root
+            .child_text("name")
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| Error::new(codes::XML_ERROR, "missing name information in domain"))?;
+        let uuid_text =
+            root.child_text("uuid").ok_or_else(|| xml_error("missing uuid element in domain"))?;
+        let uuid = normalize_uuid(&uuid_text)
+            .ok_or_else(|| xml_error(format!("malformed uuid element '{}'", uuid_text.trim())))?;
+        let max_memory_kib = match root.child("memory") {
+            Some(m) => kib(m, "memory")?,
+            None => return Err(xml_error("missing memory element in domain")),
+        };
+        let memory_kib = match root.child("currentMemory") {
+            Some(m) => kib(m, "currentMemory")?,
+            None => max_memory_kib,
+        };
+        let vcpus = match root.child_text("vcpu") {
+            Some(v) => v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n: &u32| *n > 0)
+                .ok_or_else(|| xml_error(format!("invalid vcpu count '{}'", v.trim())))?,
+            None => 1,
+        };
+        let mut disk_targets = Vec::new();
+        if let Some(devs) = root.child("devices") {
+            for d in devs.elements().filter(|e| e.name == "disk") {
+                if let Some(dev) = d.child("target").and_then(|t| t.attr("dev")) {
+                    disk_targets.push(dev.to_owned());
+                }
+            }
+        }
+        Ok(Self {
+            domain_type,
+            name,
+            uuid,
+            max_memory_kib,
+            memory_kib,
+            vcpus,
+            disk_targets,
+            xml: xml.trim().to_owned(),
+        })
+    }
+}
+
+/// The domain XML of libvirt's `test:///default` domain `test` (reference §6.2), as the mock's
+/// fresh store defines it.
+pub const TEST_DOMAIN_XML: &str = "<domain type='test'>
+  <name>test</name>
+  <uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid>
+  <memory unit='KiB'>8388608</memory>
+  <currentMemory unit='KiB'>2097152</currentMemory>
+  <vcpu placement='static'>2</vcpu>
+  <os>
+    <type arch='i686'>hvm</type>
+    <boot dev='hd'/>
+  </os>
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <disk type='file' device='disk'>
+      <source file='/guest/diskimage1'/>
+      <target dev='vda' bus='virtio'/>
+      <address type='pci' domain='0x0000' bus='0x01' slot='0x00' function='0x0'/>
+    </disk>
+    <interface type='network'>
+      <mac address='aa:bb:cc:dd:ee:ff'/>
+      <source network='default'/>
+      <target dev='testnet0'/>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x01' function='0x0'/>
+    </interface>
+    <memballoon model='virtio'>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0'/>
+    </memballoon>
+  </devices>
+</domain>";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_test_domain() {
+        let d = DomainDef::parse(TEST_DOMAIN_XML).unwrap();
+        assert_eq!(d.name, "test");
+        assert_eq!(d.uuid, "6695eb01-f6a4-8304-79aa-97f2502e193f");
+        assert_eq!((d.max_memory_kib, d.memory_kib, d.vcpus), (8388608, 2097152, 2));
+        assert_eq!(d.disk_targets, vec!["vda".to_owned()]);
+        assert_eq!(d.domain_type, "test");
+    }
+
+    #[test]
+    fn errors() {
+        let check = |xml: &str, code: u32, msg: &str| {
+            let e = DomainDef::parse(xml).unwrap_err();
+            assert_eq!((e.code, e.message.as_str()), (code, msg), "{xml}");
+        };
+        check("<domain type='test'><uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid><memory>1</memory></domain>", codes::XML_ERROR, "missing name information in domain");
+        check("<domain><name>a</name></domain>", codes::XML_ERROR, "missing domain type attribute");
+        check("<dom/>", codes::XML_ERROR, "expecting root element of 'domain', not 'dom'");
+        check("<domain type='t'><name>a</name><uuid>zz</uuid></domain>", codes::XML_ERROR, "malformed uuid element 'zz'");
+        check("<domain type='t'><name>a</name><uuid>6695eb01f6a4830479aa97f2502e193f</uuid></domain>", codes::XML_ERROR, "missing memory element in domain");
+        assert_eq!(DomainDef::parse("<domain").unwrap_err().code, codes::XML_DETAIL);
+    }
+
+    #[test]
+    fn uuid_normalisation() {
+        assert_eq!(
+            normalize_uuid("6695EB01F6A4830479AA97F2502E193F").as_deref(),
+            Some("6695eb01-f6a4-8304-79aa-97f2502e193f")
+        );
+        assert!(normalize_uuid("nope").is_none());
+    }
+}

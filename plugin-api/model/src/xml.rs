@@ -1,0 +1,559 @@
+//! The `<domainsnapshot>` document: [`SnapshotDef`], [`parse`] with libvirt's plain-create /
+//! redefine / internal modes and cross-field rules, and [`format`] with libvirt's exact output
+//! (element order, two-space indentation, single-quoted attributes, verbatim `<domain>`).
+
+use crate::{
+    Error, Result, codes,
+    flags::domain_state as st,
+    xmltree::{self, Element, column_of, dedent, escape, push_indented},
+};
+
+/// Where a memory or disk snapshot lives (`snapshot='…'`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// `no`: not saved.
+    No,
+    /// `internal`: inside the image.
+    Internal,
+    /// `external`: in a separate file.
+    External,
+    /// `manual`: left to the user (disks only).
+    Manual,
+}
+
+impl SnapshotMode {
+    /// The XML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::No => "no",
+            Self::Internal => "internal",
+            Self::External => "external",
+            Self::Manual => "manual",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "no" => Self::No,
+            "internal" => Self::Internal,
+            "external" => Self::External,
+            "manual" => Self::Manual,
+            _ => return None,
+        })
+    }
+}
+
+/// A disk's storage type (`type='…'`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskType {
+    /// A file path (`<source file=…>`).
+    File,
+    /// A block device (`<source dev=…>`).
+    Block,
+    /// A network volume (`<source protocol=… name=…>` with hosts).
+    Network,
+}
+
+impl DiskType {
+    /// The XML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Block => "block",
+            Self::Network => "network",
+        }
+    }
+}
+
+/// One `<host>` of a network disk source.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkHost {
+    /// `name`.
+    pub name: Option<String>,
+    /// `port`.
+    pub port: Option<String>,
+    /// `transport` (tcp, unix, rdma).
+    pub transport: Option<String>,
+    /// `socket` (unix transport).
+    pub socket: Option<String>,
+}
+
+/// `<memory snapshot='…' file='…'/>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemorySpec {
+    /// The mode.
+    pub mode: SnapshotMode,
+    /// The memory file (external mode).
+    pub file: Option<String>,
+}
+
+/// One `<disk>` of `<disks>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSpec {
+    /// Target name (`vda`) or absolute path.
+    pub name: String,
+    /// `snapshot='…'`, if given or implied.
+    pub snapshot: Option<SnapshotMode>,
+    /// Storage type, when a source or driver is present.
+    pub disk_type: Option<DiskType>,
+    /// File or device path (file/block), or volume name (network).
+    pub source: Option<String>,
+    /// Network protocol.
+    pub protocol: Option<String>,
+    /// Network hosts.
+    pub hosts: Vec<NetworkHost>,
+    /// `<driver type='…'/>`.
+    pub driver_type: Option<String>,
+    /// `<driver><metadata_cache><max_size unit='bytes'>N</max_size>` in bytes.
+    pub metadata_cache_max_size: Option<u64>,
+}
+
+/// A parsed `<domainsnapshot>`. Strings are unescaped; `state` and `creation_time` are 0 when
+/// unset; embedded documents are kept verbatim with their indentation removed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SnapshotDef {
+    /// Name (empty when not given on a plain create; see [`SnapshotDef::fill_defaults`]).
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Snapshot state (`flags::domain_state`, 0 = none).
+    pub state: u32,
+    /// Parent name.
+    pub parent: Option<String>,
+    /// Creation time, epoch seconds (0 = none).
+    pub creation_time: i64,
+    /// `<memory>`.
+    pub memory: Option<MemorySpec>,
+    /// `<disks>`.
+    pub disks: Vec<DiskSpec>,
+    /// The full `<domain …>…</domain>` element, verbatim, indentation removed.
+    pub domain: Option<String>,
+    /// The UUID of an old-style `<domain><uuid>…</uuid></domain>` (no full definition).
+    pub legacy_uuid: Option<String>,
+    /// The full `<inactiveDomain …>…</inactiveDomain>` element, verbatim.
+    pub inactive_domain: Option<String>,
+    /// The full `<cookie>…</cookie>` element, verbatim.
+    pub cookie: Option<String>,
+    /// `<active>` as read in internal mode.
+    pub active: Option<bool>,
+}
+
+/// How to parse (libvirt's `VIR_DOMAIN_SNAPSHOT_PARSE_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ParseFlags {
+    /// Redefine: name, state and creationTime required; parent, domain, state are read.
+    pub redefine: bool,
+    /// The driver's own metadata: `<active>` required and read.
+    pub internal: bool,
+    /// Treat as an offline snapshot (memory state forbidden).
+    pub offline: bool,
+}
+
+/// How to format (libvirt's `VIR_DOMAIN_SNAPSHOT_FORMAT_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FormatFlags {
+    /// Include secure parts of the embedded domain (passwords).
+    pub secure: bool,
+    /// Emit `<active>`.
+    pub internal: bool,
+    /// With `internal`: `<active>1</active>`.
+    pub current: bool,
+}
+
+/// The XML name of a snapshot state, `None` for values outside libvirt's table.
+pub fn state_name(state: u32) -> Option<&'static str> {
+    Some(match state {
+        st::NOSTATE => "nostate",
+        st::RUNNING => "running",
+        st::BLOCKED => "blocked",
+        st::PAUSED => "paused",
+        st::SHUTDOWN => "shutdown",
+        st::SHUTOFF => "shutoff",
+        st::CRASHED => "crashed",
+        st::PMSUSPENDED => "pmsuspended",
+        st::DISK_SNAPSHOT => "disk-snapshot",
+        _ => return None,
+    })
+}
+
+/// The state value of an XML state name.
+pub fn state_from_name(name: &str) -> Option<u32> {
+    (0..=8).find(|s| state_name(*s) == Some(name))
+}
+
+fn xml_error(msg: impl Into<String>) -> Error {
+    Error::new(codes::XML_ERROR, msg)
+}
+
+impl SnapshotDef {
+    /// libvirt's post-parse defaults for a plain create: creation time `now` and, without a
+    /// name, the decimal creation time as the name.
+    pub fn fill_defaults(&mut self, now: i64) {
+        self.creation_time = now;
+        if self.name.is_empty() {
+            self.name = now.to_string();
+        }
+    }
+    /// Whether the memory or any disk is external (libvirt's "location external").
+    pub fn is_external(&self) -> bool {
+        self.memory.as_ref().is_some_and(|m| m.mode == SnapshotMode::External)
+            || self.disks.iter().any(|d| d.snapshot == Some(SnapshotMode::External))
+    }
+    /// Whether the snapshot is disk-only (state `disk-snapshot`).
+    pub fn is_disk_only(&self) -> bool {
+        self.state == st::DISK_SNAPSHOT
+    }
+    /// Whether the snapshot was taken from an active domain (running/paused/… with memory).
+    pub fn is_online(&self) -> bool {
+        !matches!(self.state, st::SHUTOFF | st::DISK_SNAPSHOT | st::NOSTATE)
+    }
+}
+
+/// Parses a `<domainsnapshot>` document with libvirt's rules for `flags`.
+///
+/// Plain create ignores `<state>`, `<parent>`, `<creationTime>`, `<domain>`, `<inactiveDomain>`
+/// and `<active>`. Unknown elements are ignored (no schema validation).
+pub fn parse(xml: &str, flags: ParseFlags) -> Result<SnapshotDef> {
+    let root = xmltree::parse_document(xml, "domain_snapshot")?;
+    parse_element(xml, &root, flags)
+}
+
+/// Parses an already-read `<domainsnapshot>` element of `src`.
+pub(crate) fn parse_element(src: &str, root: &Element, flags: ParseFlags) -> Result<SnapshotDef> {
+    if root.name != "domainsnapshot" {
+        return Err(xml_error(format!(
+            "expecting root element of 'domainsnapshot', not '{}'",
+            root.name
+        )));
+    }
+    let mut def = SnapshotDef::default();
+    match root.child_text("name") {
+        Some(n) => def.name = n,
+        None if flags.redefine => return Err(xml_error("a redefined snapshot must have a name")),
+        None => {}
+    }
+    def.description = root.child_text("description");
+    let mut offline = flags.offline;
+    if flags.redefine {
+        let time = root.child_text("creationTime").ok_or_else(|| {
+            Error::internal("missing creationTime from existing snapshot")
+        })?;
+        def.creation_time = time.trim().parse().map_err(|_| {
+            Error::internal("missing creationTime from existing snapshot")
+        })?;
+        def.parent = root.child("parent").and_then(|p| p.child_text("name"));
+        let state = root
+            .child_text("state")
+            .ok_or_else(|| xml_error("missing state from existing snapshot"))?;
+        def.state = match state_from_name(&state) {
+            Some(s) if s != st::NOSTATE && s != st::PMSUSPENDED => s,
+            _ => {
+                return Err(Error::new(
+                    codes::CONFIG_UNSUPPORTED,
+                    format!("Invalid state '{state}' in domain snapshot XML"),
+                ));
+            }
+        };
+        offline |= matches!(def.state, st::SHUTOFF | st::DISK_SNAPSHOT);
+        if let Some(dom) = root.child("domain") {
+            if dom.attr("type").is_some() {
+                def.domain = Some(dedent(dom.raw(src), column_of(src, dom.start)));
+            } else {
+                def.legacy_uuid = dom.child_text("uuid").map(|u| u.trim().to_owned());
+            }
+        }
+        if let Some(dom) = root.child("inactiveDomain") {
+            def.inactive_domain = Some(dedent(dom.raw(src), column_of(src, dom.start)));
+        }
+    }
+    parse_memory(root, offline, &mut def)?;
+    if let Some(disks) = root.child("disks") {
+        for d in disks.elements().filter(|e| e.name == "disk") {
+            def.disks.push(parse_disk(d)?);
+        }
+    }
+    if flags.internal {
+        let active = root
+            .child_text("active")
+            .and_then(|a| a.trim().parse::<i64>().ok())
+            .ok_or_else(|| Error::internal("Could not find 'active' element"))?;
+        def.active = Some(active != 0);
+    }
+    if !offline {
+        if let Some(c) = root.child("cookie") {
+            def.cookie = Some(dedent(c.raw(src), column_of(src, c.start)));
+        }
+    }
+    Ok(def)
+}
+
+fn parse_memory(root: &Element, offline: bool, def: &mut SnapshotDef) -> Result<()> {
+    let Some(mem) = root.child("memory") else { return Ok(()) };
+    let mut mode = None;
+    if let Some(s) = mem.attr("snapshot") {
+        let m = SnapshotMode::parse(s).ok_or_else(|| {
+            Error::new(codes::CONFIG_UNSUPPORTED, format!("unknown memory snapshot setting '{s}'"))
+        })?;
+        if m == SnapshotMode::Manual {
+            return Err(Error::new(
+                codes::CONFIG_UNSUPPORTED,
+                "'manual' memory snapshot mode not supported",
+            ));
+        }
+        mode = Some(m);
+    }
+    let file = mem.attr("file").filter(|f| !f.is_empty()).map(str::to_owned);
+    if let (Some(f), Some(m)) = (&file, mode) {
+        if m != SnapshotMode::External {
+            return Err(xml_error(format!("memory filename '{f}' requires external snapshot")));
+        }
+    }
+    if file.is_none() && mode == Some(SnapshotMode::External) {
+        return Err(xml_error("external memory snapshots require a filename"));
+    }
+    if file.is_some() && mode.is_none() {
+        mode = Some(SnapshotMode::External);
+    }
+    if offline && mode.is_some_and(|m| m != SnapshotMode::No) {
+        return Err(xml_error("memory state cannot be saved with offline or disk-only snapshot"));
+    }
+    if let Some(f) = &file {
+        if !f.starts_with('/') {
+            return Err(xml_error(format!("memory snapshot file path ({f}) must be absolute")));
+        }
+    }
+    def.memory = mode.map(|mode| MemorySpec { mode, file });
+    Ok(())
+}
+
+fn parse_disk(d: &Element) -> Result<DiskSpec> {
+    let name = d
+        .attr("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| xml_error("missing name from disk snapshot element"))?
+        .to_owned();
+    let snapshot = match d.attr("snapshot") {
+        Some(s) => Some(SnapshotMode::parse(s).ok_or_else(|| {
+            Error::new(codes::CONFIG_UNSUPPORTED, format!("unknown disk snapshot setting '{s}'"))
+        })?),
+        None => None,
+    };
+    let disk_type = match d.attr("type") {
+        None => None,
+        Some("file") => Some(DiskType::File),
+        Some("block") => Some(DiskType::Block),
+        Some("network") => Some(DiskType::Network),
+        Some(other) => {
+            return Err(Error::new(
+                codes::CONFIG_UNSUPPORTED,
+                format!("unknown disk snapshot type '{other}'"),
+            ));
+        }
+    };
+    let mut disk = DiskSpec {
+        name,
+        snapshot,
+        disk_type,
+        source: None,
+        protocol: None,
+        hosts: Vec::new(),
+        driver_type: None,
+        metadata_cache_max_size: None,
+    };
+    if let Some(src) = d.child("source") {
+        match disk.disk_type.unwrap_or(DiskType::File) {
+            DiskType::File => disk.source = src.attr("file").map(str::to_owned),
+            DiskType::Block => disk.source = src.attr("dev").map(str::to_owned),
+            DiskType::Network => {
+                disk.protocol = src.attr("protocol").map(str::to_owned);
+                disk.source = src.attr("name").map(str::to_owned);
+                for h in src.elements().filter(|e| e.name == "host") {
+                    disk.hosts.push(NetworkHost {
+                        name: h.attr("name").map(str::to_owned),
+                        port: h.attr("port").map(str::to_owned),
+                        transport: h.attr("transport").map(str::to_owned),
+                        socket: h.attr("socket").map(str::to_owned),
+                    });
+                }
+            }
+        }
+        disk.source = disk.source.filter(|s| !s.is_empty());
+        if disk.disk_type != Some(DiskType::Network) {
+            if let Some(path) = &disk.source {
+                if !path.starts_with('/') {
+                    return Err(xml_error(format!(
+                        "disk snapshot image path '{path}' must be absolute"
+                    )));
+                }
+            }
+        }
+    }
+    if let Some(drv) = d.child("driver") {
+        disk.driver_type = drv.attr("type").filter(|t| !t.is_empty()).map(str::to_owned);
+        if let Some(max) = drv.child("metadata_cache").and_then(|m| m.child("max_size")) {
+            let value: u64 = max.text().trim().parse().map_err(|_| {
+                xml_error(format!("invalid metadata_cache max_size for disk '{}'", disk.name))
+            })?;
+            let mult: u64 = match max.attr("unit").unwrap_or("bytes") {
+                "b" | "bytes" => 1,
+                "KB" => 1000,
+                "k" | "KiB" => 1024,
+                "MB" => 1_000_000,
+                "M" | "MiB" => 1 << 20,
+                "GB" => 1_000_000_000,
+                "G" | "GiB" => 1 << 30,
+                u => return Err(xml_error(format!("unknown unit '{u}'"))),
+            };
+            disk.metadata_cache_max_size = value.checked_mul(mult);
+        }
+    }
+    if disk.source.is_some() || disk.driver_type.is_some() {
+        if disk.snapshot.is_none() {
+            disk.snapshot = Some(SnapshotMode::External);
+        }
+        if disk.disk_type.is_none() {
+            disk.disk_type = Some(DiskType::File);
+        }
+    }
+    Ok(disk)
+}
+
+/// Formats `def` exactly as libvirt's `virDomainSnapshotDefFormat`. `domain_uuid` is printed as
+/// `<domain><uuid>…</uuid></domain>` only when `def` has no full domain.
+pub fn format(def: &SnapshotDef, domain_uuid: Option<&str>, flags: FormatFlags) -> String {
+    let mut o = String::with_capacity(256 + def.domain.as_ref().map_or(0, |d| d.len() + 256));
+    o.push_str("<domainsnapshot>\n");
+    o.push_str(&format!("  <name>{}</name>\n", escape(&def.name)));
+    if let Some(d) = &def.description {
+        o.push_str(&format!("  <description>{}</description>\n", escape(d)));
+    }
+    if def.state != 0 {
+        o.push_str(&format!("  <state>{}</state>\n", state_name(def.state).unwrap_or("nostate")));
+    }
+    if let Some(p) = &def.parent {
+        o.push_str(&format!("  <parent>\n    <name>{}</name>\n  </parent>\n", escape(p)));
+    }
+    if def.creation_time != 0 {
+        o.push_str(&format!("  <creationTime>{}</creationTime>\n", def.creation_time));
+    }
+    if let Some(m) = &def.memory {
+        o.push_str(&format!("  <memory snapshot='{}'", m.mode.as_str()));
+        if let Some(f) = &m.file {
+            o.push_str(&format!(" file='{}'", escape(f)));
+        }
+        o.push_str("/>\n");
+    }
+    if !def.disks.is_empty() {
+        o.push_str("  <disks>\n");
+        for d in &def.disks {
+            format_disk(&mut o, d);
+        }
+        o.push_str("  </disks>\n");
+    }
+    if let Some(dom) = &def.domain {
+        if flags.secure {
+            push_indented(&mut o, dom, "  ");
+        } else {
+            push_indented(&mut o, &strip_secrets(dom), "  ");
+        }
+    } else if let Some(uuid) = domain_uuid {
+        o.push_str(&format!("  <domain>\n    <uuid>{}</uuid>\n  </domain>\n", escape(uuid)));
+    }
+    if let Some(dom) = &def.inactive_domain {
+        if flags.secure {
+            push_indented(&mut o, dom, "  ");
+        } else {
+            push_indented(&mut o, &strip_secrets(dom), "  ");
+        }
+    }
+    if let Some(c) = &def.cookie {
+        push_indented(&mut o, c, "  ");
+    }
+    if flags.internal {
+        o.push_str(&format!("  <active>{}</active>\n", u8::from(flags.current)));
+    }
+    o.push_str("</domainsnapshot>\n");
+    o
+}
+
+fn format_disk(o: &mut String, d: &DiskSpec) {
+    o.push_str(&format!("    <disk name='{}'", escape(&d.name)));
+    if let Some(m) = d.snapshot {
+        o.push_str(&format!(" snapshot='{}'", m.as_str()));
+    }
+    if d.source.is_none() && d.driver_type.is_none() {
+        o.push_str("/>\n");
+        return;
+    }
+    let ty = d.disk_type.unwrap_or(DiskType::File);
+    o.push_str(&format!(" type='{}'>\n", ty.as_str()));
+    if d.driver_type.is_some() || d.metadata_cache_max_size.is_some() {
+        o.push_str("      <driver");
+        if let Some(t) = &d.driver_type {
+            o.push_str(&format!(" type='{}'", escape(t)));
+        }
+        match d.metadata_cache_max_size {
+            Some(n) => o.push_str(&format!(
+                ">\n        <metadata_cache>\n          <max_size unit='bytes'>{n}</max_size>\n        </metadata_cache>\n      </driver>\n"
+            )),
+            None => o.push_str("/>\n"),
+        }
+    }
+    if let Some(src) = &d.source {
+        match ty {
+            DiskType::File => o.push_str(&format!("      <source file='{}'/>\n", escape(src))),
+            DiskType::Block => o.push_str(&format!("      <source dev='{}'/>\n", escape(src))),
+            DiskType::Network => {
+                o.push_str("      <source");
+                if let Some(p) = &d.protocol {
+                    o.push_str(&format!(" protocol='{}'", escape(p)));
+                }
+                o.push_str(&format!(" name='{}'", escape(src)));
+                if d.hosts.is_empty() {
+                    o.push_str("/>\n");
+                } else {
+                    o.push_str(">\n");
+                    for h in &d.hosts {
+                        o.push_str("        <host");
+                        for (k, v) in [
+                            ("name", &h.name),
+                            ("port", &h.port),
+                            ("transport", &h.transport),
+                            ("socket", &h.socket),
+                        ] {
+                            if let Some(v) = v {
+                                o.push_str(&format!(" {k}='{}'", escape(v)));
+                            }
+                        }
+                        o.push_str("/>\n");
+                    }
+                    o.push_str("      </source>\n");
+                }
+            }
+        }
+    }
+    o.push_str("    </disk>\n");
+}
+
+/// Removes security-sensitive attributes (`passwd='…'`) from a verbatim domain definition, as a
+/// non-secure dump does.
+pub fn strip_secrets(dom: &str) -> String {
+    let mut out = String::with_capacity(dom.len());
+    let mut rest = dom;
+    while let Some(i) = rest.find(" passwd=") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + " passwd=".len()..];
+        let Some(q) = after.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+            out.push_str(" passwd=");
+            rest = after;
+            continue;
+        };
+        match after[1..].find(q) {
+            Some(end) => rest = &after[end + 2..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
