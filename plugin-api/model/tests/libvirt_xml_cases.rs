@@ -129,7 +129,7 @@ fn parse_error_texts() {
     check("<domainsnapshot><memory snapshot='manual'/></domainsnapshot>", plain, codes::CONFIG_UNSUPPORTED, "'manual' memory snapshot mode not supported");
     check("<domainsnapshot><disks><disk/></disks></domainsnapshot>", plain, codes::XML_ERROR, "missing name from disk snapshot element");
     check("<domainsnapshot><disks><disk name='vda'><source file='x'/></disk></disks></domainsnapshot>", plain, codes::XML_ERROR, "disk snapshot image path 'x' must be absolute");
-    check(&S2.replace("</domainsnapshot>", ""), ParseFlags { redefine: true, internal: true, ..Default::default() }, codes::XML_DETAIL, "(domain_snapshot):12: Premature end of data in tag domainsnapshot line 1");
+    check(&S2.replace("</domainsnapshot>", ""), ParseFlags { redefine: true, internal: true, ..Default::default() }, codes::XML_DETAIL, "(domain_snapshot):11: Premature end of data in tag domainsnapshot line 1");
     check(S2, ParseFlags { redefine: true, internal: true, ..Default::default() }, codes::INTERNAL_ERROR, "Could not find 'active' element");
     let bad = xml::parse("<domainsnapshot><name>a</name></bogus>", plain).unwrap_err();
     assert_eq!(bad.code, codes::XML_DETAIL);
