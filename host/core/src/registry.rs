@@ -1,0 +1,182 @@
+//! Plugin discovery and the URI-scheme → plugin registry. Knows no driver by name.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use crate::{
+    error::{HostError, Result},
+    loader::{LoadedPlugin, load_plugin},
+};
+
+/// Where plugins are looked for, in order.
+#[derive(Debug, Clone, Default)]
+pub struct PluginDirs {
+    /// Directories whose every `*.so` must be a plugin.
+    pub dirs: Vec<PathBuf>,
+    /// Directories where only `libvirtplug_plugin_*.so` files are considered (the folder beside
+    /// the executable, which also holds other build products).
+    pub beside_executable: Vec<PathBuf>,
+}
+
+impl PluginDirs {
+    /// The standard search path:
+    /// - `VIRTPLUG_PLUGIN_DIR` (colon-separated) when set: only those, each must exist;
+    /// - else the `plugin_dir = …` lines of the config file (`VIRTPLUG_CONFIG`, else
+    ///   `$XDG_CONFIG_HOME/virtplug/virtplug.conf` or `~/.config/virtplug/virtplug.conf`,
+    ///   else `/etc/virtplug/virtplug.conf`), plus the executable's folder and its `plugins/`.
+    pub fn from_env() -> Result<Self> {
+        if let Some(value) = std::env::var_os("VIRTPLUG_PLUGIN_DIR") {
+            let dirs: Vec<PathBuf> = std::env::split_paths(&value).filter(|p| !p.as_os_str().is_empty()).collect();
+            for dir in &dirs {
+                if !dir.is_dir() {
+                    return Err(HostError::Config {
+                        message: format!("plugin directory {} (from VIRTPLUG_PLUGIN_DIR) does not exist", dir.display()),
+                    });
+                }
+            }
+            return Ok(Self { dirs, beside_executable: Vec::new() });
+        }
+        let mut dirs = Vec::new();
+        if let Some(config) = config_file() {
+            dirs = read_config(&config)?;
+        }
+        let mut beside_executable = Vec::new();
+        if let Some(exe_dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_owned)) {
+            beside_executable.push(exe_dir.join("plugins"));
+            beside_executable.push(exe_dir.clone());
+            // `cargo test` binaries live in target/<profile>/deps; plugins one level up.
+            if exe_dir.ends_with("deps") {
+                if let Some(up) = exe_dir.parent() {
+                    beside_executable.push(up.to_owned());
+                }
+            }
+        }
+        Ok(Self { dirs, beside_executable })
+    }
+}
+
+fn config_file() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("VIRTPLUG_CONFIG") {
+        return Some(PathBuf::from(p));
+    }
+    let user = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("virtplug/virtplug.conf"));
+    [user, Some(PathBuf::from("/etc/virtplug/virtplug.conf"))].into_iter().flatten().find(|p| p.is_file())
+}
+
+/// Reads `plugin_dir = /path` lines; `#` starts a comment. Unknown keys are refused so that a
+/// typo is not silently ignored.
+fn read_config(path: &Path) -> Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(path).map_err(|e| HostError::Config {
+        message: format!("cannot read config file {}: {e}", path.display()),
+    })?;
+    let mut dirs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        match line.split_once('=').map(|(k, v)| (k.trim(), v.trim().trim_matches('"'))) {
+            Some(("plugin_dir", dir)) => {
+                let dir = PathBuf::from(dir);
+                if !dir.is_dir() {
+                    return Err(HostError::Config {
+                        message: format!("plugin directory {} (from {}:{}) does not exist", dir.display(), path.display(), n + 1),
+                    });
+                }
+                dirs.push(dir);
+            }
+            _ => {
+                return Err(HostError::Config {
+                    message: format!("config file {}:{}: unknown setting '{line}'", path.display(), n + 1),
+                });
+            }
+        }
+    }
+    Ok(dirs)
+}
+
+/// The loaded plugins, keyed by URI scheme.
+#[derive(Debug, Default)]
+pub struct Registry {
+    plugins: Vec<Arc<LoadedPlugin>>,
+    by_scheme: BTreeMap<String, Arc<LoadedPlugin>>,
+    refused: Vec<HostError>,
+}
+
+impl Registry {
+    /// Loads every plugin in `dirs`. A file that is refused does not stop the others; it is
+    /// kept in [`Registry::refused`]. The first plugin to claim a scheme keeps it.
+    pub fn discover(dirs: &PluginDirs) -> Self {
+        let mut registry = Self::default();
+        let mut seen = std::collections::BTreeSet::new();
+        let candidates = dirs
+            .dirs
+            .iter()
+            .flat_map(|d| so_files(d, |_| true))
+            .chain(dirs.beside_executable.iter().flat_map(|d| {
+                so_files(d, |name| name.starts_with("libvirtplug_plugin_"))
+            }));
+        for path in candidates {
+            let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if !seen.insert(key) {
+                continue;
+            }
+            match load_plugin(&path) {
+                Ok(plugin) => registry.add(plugin),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    registry.refused.push(e);
+                }
+            }
+        }
+        registry
+    }
+
+    /// The standard search path ([`PluginDirs::from_env`]).
+    pub fn from_env() -> Result<Self> {
+        Ok(Self::discover(&PluginDirs::from_env()?))
+    }
+
+    /// Adds one loaded plugin.
+    pub fn add(&mut self, plugin: LoadedPlugin) {
+        let plugin = Arc::new(plugin);
+        for scheme in plugin.info.schemes.iter() {
+            self.by_scheme.entry(scheme.to_string()).or_insert_with(|| Arc::clone(&plugin));
+        }
+        self.plugins.push(plugin);
+    }
+
+    /// Every loaded plugin, in discovery order.
+    pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
+        &self.plugins
+    }
+
+    /// Files that were refused, each with its one-line reason.
+    pub fn refused(&self) -> &[HostError] {
+        &self.refused
+    }
+
+    /// The plugin for a URI scheme (the part before `:` or `+`).
+    pub fn for_scheme(&self, scheme: &str) -> Option<&Arc<LoadedPlugin>> {
+        self.by_scheme.get(scheme)
+    }
+}
+
+fn so_files(dir: &Path, accept: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "so")
+                && p.file_name().and_then(|n| n.to_str()).is_some_and(&accept)
+        })
+        .collect();
+    files.sort();
+    files
+}

@@ -1,0 +1,120 @@
+//! Public snapshot entry points. Each reads the same way: validate names, run the operation's
+//! rule table (read-only, flag rules, plugin mask), validate input, dispatch.
+
+use virtplug_model::{self as model, SnapshotInfo, filter};
+use virtplug_plugin_api::{
+    abi_stable::std_types::{ROption, RStr, RString, RVec},
+    codes,
+};
+
+use crate::{
+    connection::{Connection, check_name, native_snapshot},
+    error::Result,
+    rules,
+};
+
+impl Connection {
+    /// `snapshot_create`: creates (or with REDEFINE, redefines) a snapshot from XML; returns
+    /// its name.
+    pub fn snapshot_create(&self, dom: &str, xml: &str, flags: u32) -> Result<String> {
+        check_name("domain", dom)?;
+        self.dispatch(&rules::SNAPSHOT_CREATE, flags, |d| {
+            d.snapshot_create(RStr::from_str(dom), RStr::from_str(xml), flags)
+        })
+        .map(RString::into_string)
+    }
+
+    /// `snapshot_xml` with `flags::snapshot_xml` bits.
+    pub fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> Result<String> {
+        check_name("domain", dom)?;
+        check_name("snapshot", snap)?;
+        self.dispatch(&rules::SNAPSHOT_XML, flags, |d| {
+            d.snapshot_xml(RStr::from_str(dom), RStr::from_str(snap), flags)
+        })
+        .map(RString::into_string)
+    }
+
+    /// Every snapshot of `dom` as the plugin reports it, unfiltered.
+    fn snapshot_all(&self, dom: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
+        check_name("domain", dom)?;
+        let list = self.dispatch(&rules::SNAPSHOT_LIST, flags, |d| d.snapshot_list(RStr::from_str(dom), flags))?;
+        Ok(list.into_iter().map(native_snapshot).collect())
+    }
+
+    /// `snapshot_list` at domain level (bit 0 = ROOTS), filtered by the documented group rule.
+    pub fn snapshot_list(&self, dom: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
+        let all = self.snapshot_all(dom, flags)?;
+        Ok(filter::list_domain(&all, flags))
+    }
+
+    /// `snapshot_list` of `snap`'s children (bit 0 = DESCENDANTS).
+    pub fn snapshot_list_children(&self, dom: &str, snap: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
+        check_name("snapshot", snap)?;
+        let all = self.snapshot_all(dom, flags)?;
+        Ok(filter::list_children(&all, snap, flags)?)
+    }
+
+    /// `snapshot_lookup` by name.
+    pub fn snapshot_lookup(&self, dom: &str, snap: &str) -> Result<SnapshotInfo> {
+        check_name("domain", dom)?;
+        check_name("snapshot", snap)?;
+        self.dispatch(&rules::SNAPSHOT_LOOKUP, 0, |d| d.snapshot_lookup(RStr::from_str(dom), RStr::from_str(snap)))
+            .map(native_snapshot)
+    }
+
+    /// `snapshot_current`: the current snapshot, or `None`.
+    pub fn snapshot_current(&self, dom: &str) -> Result<Option<SnapshotInfo>> {
+        check_name("domain", dom)?;
+        self.dispatch(&rules::SNAPSHOT_CURRENT, 0, |d| d.snapshot_current(RStr::from_str(dom)))
+            .map(|s| s.into_option().map(native_snapshot))
+    }
+
+    /// The parent's name; a root is `NO_DOMAIN_SNAPSHOT`, as libvirt's GetParent.
+    pub fn snapshot_parent(&self, dom: &str, snap: &str) -> Result<String> {
+        let info = self.snapshot_lookup(dom, snap)?;
+        info.parent.ok_or_else(|| {
+            model::Error::new(codes::NO_DOMAIN_SNAPSHOT, format!("snapshot '{snap}' does not have a parent")).into()
+        })
+    }
+
+    /// `snapshot_revert` with `flags::snapshot_revert` bits.
+    pub fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
+        check_name("domain", dom)?;
+        check_name("snapshot", snap)?;
+        self.dispatch(&rules::SNAPSHOT_REVERT, flags, |d| {
+            d.snapshot_revert(RStr::from_str(dom), RStr::from_str(snap), flags)
+        })
+    }
+
+    /// `snapshot_delete` with `flags::snapshot_delete` bits.
+    pub fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
+        check_name("domain", dom)?;
+        check_name("snapshot", snap)?;
+        self.dispatch(&rules::SNAPSHOT_DELETE, flags, |d| {
+            d.snapshot_delete(RStr::from_str(dom), RStr::from_str(snap), flags)
+        })
+    }
+
+    /// `snapshot_edit`: redefines `snap` from `xml` (which may rename it) in one plugin
+    /// transaction, instead of virsh's redefine-then-delete. Returns the resulting name.
+    pub fn snapshot_edit(&self, dom: &str, snap: &str, xml: &str, flags: u32) -> Result<String> {
+        check_name("domain", dom)?;
+        check_name("snapshot", snap)?;
+        self.dispatch(&rules::SNAPSHOT_EDIT, flags, |d| {
+            d.snapshot_edit(RStr::from_str(dom), RStr::from_str(snap), RStr::from_str(xml), flags)
+        })
+        .map(RString::into_string)
+    }
+
+    /// `snapshot_import`: redefines every XML (parents first) and marks `current`, all or
+    /// nothing, in the plugin's one transaction.
+    pub fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> Result<()> {
+        check_name("domain", dom)?;
+        if let Some(current) = current {
+            check_name("snapshot", current)?;
+        }
+        let xmls: RVec<RString> = xmls.iter().map(|x| RString::from(x.as_str())).collect();
+        let current: ROption<RString> = current.map(RString::from).into();
+        self.dispatch(&rules::SNAPSHOT_IMPORT, flags, |d| d.snapshot_import(RStr::from_str(dom), xmls, current, flags))
+    }
+}

@@ -1,0 +1,80 @@
+//! `cargo xtask <task>`: the project's own tasks, so the README's commands stay one line each.
+//!
+//! - `build-plugins`: build the workspace (binaries and every plugin `.so`, fixtures included);
+//! - `demo`: the founding workflow on two mock hosts, shown as a transcript;
+//! - `test`: build everything, then run every test of the workspace;
+//! - `bench`: side-by-side measurements (see `bench.rs`);
+//! - `tidy`: project rules (`//!` headers, no ignored tests, no registry host names).
+//!
+//! This crate only orchestrates cargo and the built binaries; it holds no product logic.
+
+mod demo;
+mod tidy;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build-plugins") => build(),
+        Some("demo") => build().and_then(|()| demo::run()),
+        Some("test") => build().and_then(|()| test(&args[1..])),
+        Some("tidy") => tidy::run(&repo_root()),
+        _ => {
+            eprintln!("usage: cargo xtask <build-plugins|demo|test|tidy>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask's manifest lives one level below it).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_owned).unwrap_or_default()
+}
+
+/// `target/debug`, where the binaries and plugins are built.
+pub fn build_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("debug")
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(repo_root());
+    cmd
+}
+
+fn run(mut cmd: Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn build() -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--workspace", "--quiet"]);
+    run(cmd)
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    tidy::run(&repo_root())?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--no-fail-fast"]).args(extra);
+    run(cmd)
+}
