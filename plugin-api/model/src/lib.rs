@@ -11,6 +11,8 @@ mod types;
 mod xmltree;
 
 pub mod domain;
+pub mod filter;
+pub mod tree;
 pub mod xml;
 
 pub use error::{Error, Result};

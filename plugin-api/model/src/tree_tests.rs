@@ -1,0 +1,169 @@
+use super::*;
+
+const VM: &str = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+
+fn def(name: &str, parent: Option<&str>, state: u32) -> SnapshotDef {
+    SnapshotDef {
+        name: name.to_owned(),
+        parent: parent.map(str::to_owned),
+        state,
+        creation_time: 1,
+        ..Default::default()
+    }
+}
+
+fn redefine(t: &mut SnapshotTree, name: &str, parent: Option<&str>, current: bool) -> Result<Vec<Change>> {
+    t.redefine(&def(name, parent, st::RUNNING), None, VM, RedefineFlags { current, disk_only: false })
+}
+
+/// The tree as libvirt's probes print it: `x<-parent` in topological order, then `current=`.
+fn show(t: &SnapshotTree) -> String {
+    let mut parts: Vec<String> = t
+        .list()
+        .iter()
+        .map(|i| format!("{}<-{}", i.name, i.parent.as_deref().unwrap_or("None")))
+        .collect();
+    parts.push(format!("current={}", t.current().unwrap_or("None")));
+    parts.join(" ")
+}
+
+fn chain() -> SnapshotTree {
+    let mut t = SnapshotTree::new();
+    for n in ["r", "a", "b", "c"] {
+        t.create(&def(n, None, st::RUNNING)).unwrap();
+    }
+    t
+}
+
+#[test]
+fn create_links_to_current_and_becomes_current() {
+    let t = chain();
+    assert_eq!(show(&t), "r<-None a<-r b<-a c<-b current=c");
+    let mut t = t;
+    let e = t.create(&def("a", None, st::RUNNING)).unwrap_err();
+    assert_eq!((e.code, e.message.as_str()), (codes::OPERATION_FAILED, "domain moment a already exists"));
+}
+
+#[test]
+fn reference_sequence_8_2() {
+    let mut t = chain();
+    redefine(&mut t, "b", Some("r"), false).unwrap();
+    assert_eq!(show(&t), "r<-None a<-r b<-r c<-b current=c");
+    t.revert("a").unwrap();
+    assert_eq!(show(&t), "r<-None a<-r b<-r c<-b current=a");
+    t.create(&def("a2", None, st::RUNNING)).unwrap();
+    t.revert("c").unwrap();
+    t.delete("b", snapshot_delete::CHILDREN_ONLY).unwrap();
+    assert_eq!(show(&t), "r<-None a<-r a2<-a b<-r current=b");
+    t.delete("b", 0).unwrap();
+    assert_eq!(show(&t), "r<-None a<-r a2<-a current=r");
+    t.delete("r", 0).unwrap();
+    assert_eq!(show(&t), "a<-None a2<-a current=None");
+}
+
+#[test]
+fn delete_children_moves_current_to_parent() {
+    let mut t = chain();
+    let ch = t.delete("a", snapshot_delete::CHILDREN).unwrap();
+    assert_eq!(show(&t), "r<-None current=r");
+    assert!(ch.contains(&Change::Remove("c".into())) && ch.contains(&Change::Current(Some("r".into()))));
+    let mut t = chain();
+    t.revert("r").unwrap();
+    t.delete("a", snapshot_delete::CHILDREN | snapshot_delete::METADATA_ONLY).unwrap();
+    assert_eq!(show(&t), "r<-None current=r");
+    t.delete("r", snapshot_delete::CHILDREN).unwrap();
+    assert_eq!(show(&t), "current=None");
+}
+
+#[test]
+fn delete_reparents_many_children() {
+    let mut t = SnapshotTree::new();
+    t.create(&def("root", None, st::RUNNING)).unwrap();
+    t.create(&def("p", None, st::RUNNING)).unwrap();
+    for i in 0..10 {
+        redefine(&mut t, &format!("k{i}"), Some("p"), false).unwrap();
+    }
+    let ch = t.delete("p", 0).unwrap();
+    assert_eq!(ch.iter().filter(|c| matches!(c, Change::Reparent { .. })).count(), 10);
+    assert_eq!(t.children("root").unwrap().len(), 10);
+    assert_eq!(t.current(), Some("root"));
+}
+
+#[test]
+fn redefine_errors() {
+    let mut t = chain();
+    let check = |t: &mut SnapshotTree, d: SnapshotDef, uuid: Option<&str>, flags: RedefineFlags, code: u32, msg: &str| {
+        let e = t.redefine(&d, uuid, VM, flags).unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (code, msg));
+    };
+    let f = RedefineFlags::default();
+    check(&mut t, def("b", Some("b"), st::RUNNING), None, f, codes::INVALID_ARG, "cannot set moment b as its own parent");
+    check(&mut t, def("b", Some("nosuch"), st::RUNNING), None, f, codes::INVALID_ARG, "parent nosuch for moment b not found");
+    check(&mut t, def("a", Some("c"), st::RUNNING), None, f, codes::INVALID_ARG, "parent c would create cycle to a");
+    check(&mut t, def("b", Some("a"), st::RUNNING), Some("6695eb01-f6a4-8304-79aa-97f2502e1930"), f, codes::INVALID_ARG,
+        "definition for snapshot b must use uuid 6695eb01-f6a4-8304-79aa-97f2502e193f");
+    check(&mut t, def("b", Some("a"), st::SHUTOFF), None, f, codes::INVALID_ARG,
+        "cannot change between online and offline snapshot state in snapshot b");
+    let mut off = def("off", None, st::SHUTOFF);
+    t.redefine(&off, None, VM, f).unwrap();
+    off.state = st::DISK_SNAPSHOT;
+    check(&mut t, off, None, f, codes::INVALID_ARG, "cannot change between disk only and full system in snapshot off");
+    check(&mut t, def("n", None, st::RUNNING), None, RedefineFlags { current: false, disk_only: true }, codes::INVALID_ARG,
+        "disk-only flag for snapshot n requires disk-snapshot state");
+    let mut legacy = def("old", None, st::RUNNING);
+    legacy.legacy_uuid = Some(VM.into());
+    check(&mut t, legacy, None, f, codes::INTERNAL_ERROR, "missing domain in snapshot");
+    assert!(!t.contains("old") && !t.contains("n"));
+    assert_eq!(show(&t), "off<-None r<-None a<-r b<-a c<-b current=c");
+}
+
+#[test]
+fn redefine_current_handling() {
+    let mut t = chain();
+    redefine(&mut t, "c", Some("b"), false).unwrap();
+    assert_eq!(t.current(), Some("c"));
+    redefine(&mut t, "a", Some("r"), true).unwrap();
+    assert_eq!(t.current(), Some("a"));
+    let mut fresh = SnapshotTree::new();
+    redefine(&mut fresh, "x", None, false).unwrap();
+    assert_eq!(fresh.current(), None);
+    let again = redefine(&mut fresh, "x", None, false).unwrap();
+    assert_eq!(again, vec![Change::Update("x".into())]);
+}
+
+#[test]
+fn rename_keeps_links() {
+    let mut t = chain();
+    t.rename("b", "bee").unwrap();
+    assert_eq!(show(&t), "r<-None a<-r bee<-a c<-bee current=c");
+    t.rename("c", "see").unwrap();
+    assert_eq!(t.current(), Some("see"));
+    assert_eq!(t.rename("a", "r").unwrap_err().message, "domain moment r already exists");
+}
+
+#[test]
+fn long_chain_redefine_is_linear() {
+    let mut t = SnapshotTree::new();
+    let mut parent: Option<String> = None;
+    for i in 0..16_000 {
+        let name = format!("s{i}");
+        redefine(&mut t, &name, parent.as_deref(), i == 15_999).unwrap();
+        parent = Some(name);
+    }
+    assert_eq!(t.len(), 16_000);
+    let topo = t.topological_names();
+    assert_eq!(topo.first().map(String::as_str), Some("s0"));
+    assert_eq!(topo.last().map(String::as_str), Some("s15999"));
+    // redefining a node with a deep subtree walks once, to the root
+    let e = redefine(&mut t, "s1", Some("s15000"), false).unwrap_err();
+    assert_eq!(e.message, "parent s15000 would create cycle to s1");
+}
+
+#[test]
+fn from_records_round_trip() {
+    let t = chain();
+    let records: Vec<(SnapshotInfo, u64)> =
+        t.list().into_iter().map(|i| { let s = t.seq(&i.name).unwrap(); (i, s) }).collect();
+    let back = SnapshotTree::from_records(records);
+    assert_eq!(show(&back), show(&t));
+}
