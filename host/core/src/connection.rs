@@ -94,8 +94,18 @@ impl Connection {
         flags: u32,
         call: impl FnOnce(&DriverBox) -> RResult<T, AbiError>,
     ) -> Result<T> {
-        tracing::debug!(op = rules.operation, flags, uri = %self.uri, "dispatch");
-        rules.check(self.read_only, self.plugin.info.ops, &self.plugin.info.caps, flags)?;
+        self.check(rules, flags)?;
+        self.call(call)
+    }
+
+    /// Steps 1–6 of `rules` (read-only, flag rules, the plugin's mask and operations).
+    pub(crate) fn check(&self, rules: &OpRules, flags: u32) -> Result<()> {
+        tracing::debug!(op = rules.operation, flags, uri = %self.uri, "check");
+        rules.check(self.read_only, self.plugin.info.ops, &self.plugin.info.caps, flags)
+    }
+
+    /// Calls the driver; only after [`Connection::check`] passed for this operation.
+    pub(crate) fn call<T>(&self, call: impl FnOnce(&DriverBox) -> RResult<T, AbiError>) -> Result<T> {
         call(&self.driver).into_result().map_err(|e| HostError::Driver(native_error(e)))
     }
 }

@@ -1,10 +1,11 @@
 //! Public snapshot entry points. Each reads the same way: validate names, run the operation's
 //! rule table (read-only, flag rules, plugin mask), validate input, dispatch.
 
-use virtplug_model::{self as model, SnapshotInfo, filter};
+use virtplug_model::{self as model, SnapshotInfo, filter, xml};
 use virtplug_plugin_api::{
     abi_stable::std_types::{ROption, RStr, RString, RVec},
     codes,
+    flags::snapshot_create,
 };
 
 use crate::{
@@ -13,12 +14,28 @@ use crate::{
     rules,
 };
 
+/// Step 4 of every create: the XML must parse under the mode the flags ask for (REDEFINE needs
+/// name, state and creationTime; cross-field rules), before the plugin sees it.
+fn validate_snapshot_xml(xml_text: &str, flags: u32) -> Result<xml::SnapshotDef> {
+    let parse = xml::ParseFlags {
+        redefine: flags & snapshot_create::REDEFINE != 0,
+        internal: false,
+        offline: flags & snapshot_create::DISK_ONLY != 0,
+    };
+    Ok(xml::parse(xml_text, parse)?)
+}
+
 impl Connection {
     /// `snapshot_create`: creates (or with REDEFINE, redefines) a snapshot from XML; returns
     /// its name.
     pub fn snapshot_create(&self, dom: &str, xml: &str, flags: u32) -> Result<String> {
         check_name("domain", dom)?;
-        self.dispatch(&rules::SNAPSHOT_CREATE, flags, |d| {
+        self.check(&rules::SNAPSHOT_CREATE, flags)?;
+        let def = validate_snapshot_xml(xml, flags)?;
+        if !def.name.is_empty() {
+            check_name("snapshot", &def.name)?;
+        }
+        self.call(|d| {
             d.snapshot_create(RStr::from_str(dom), RStr::from_str(xml), flags)
         })
         .map(RString::into_string)
@@ -100,7 +117,10 @@ impl Connection {
     pub fn snapshot_edit(&self, dom: &str, snap: &str, xml: &str, flags: u32) -> Result<String> {
         check_name("domain", dom)?;
         check_name("snapshot", snap)?;
-        self.dispatch(&rules::SNAPSHOT_EDIT, flags, |d| {
+        self.check(&rules::SNAPSHOT_EDIT, flags)?;
+        let def = validate_snapshot_xml(xml, flags | snapshot_create::REDEFINE)?;
+        check_name("snapshot", &def.name)?;
+        self.call(|d| {
             d.snapshot_edit(RStr::from_str(dom), RStr::from_str(snap), RStr::from_str(xml), flags)
         })
         .map(RString::into_string)
@@ -113,8 +133,13 @@ impl Connection {
         if let Some(current) = current {
             check_name("snapshot", current)?;
         }
+        self.check(&rules::SNAPSHOT_IMPORT, flags)?;
+        for text in xmls {
+            let def = validate_snapshot_xml(text, snapshot_create::REDEFINE)?;
+            check_name("snapshot", &def.name)?;
+        }
         let xmls: RVec<RString> = xmls.iter().map(|x| RString::from(x.as_str())).collect();
         let current: ROption<RString> = current.map(RString::from).into();
-        self.dispatch(&rules::SNAPSHOT_IMPORT, flags, |d| d.snapshot_import(RStr::from_str(dom), xmls, current, flags))
+        self.call(|d| d.snapshot_import(RStr::from_str(dom), xmls, current, flags))
     }
 }
