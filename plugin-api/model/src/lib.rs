@@ -12,6 +12,8 @@ mod xmltree;
 
 pub mod domain;
 pub mod filter;
+pub mod store;
+mod store_ops;
 pub mod tree;
 pub mod xml;
 

@@ -1,0 +1,426 @@
+//! The SQLite metadata store (rusqlite, bundled SQLite): domains and their snapshot hierarchies.
+//!
+//! - WAL journal, `synchronous` NORMAL or FULL ([`Sync`]), a 10 s busy timeout so that several
+//!   processes can share one store;
+//! - schema versioned with `PRAGMA user_version`: an older store is migrated in one
+//!   transaction, a newer one is refused;
+//! - every operation is ONE transaction (`BEGIN IMMEDIATE`): after a crash the store holds the
+//!   state before or after it, never a mix;
+//! - "current" lives in exactly one place (the `is_current` column, at most one per domain);
+//!   a snapshot's parent lives only in the `parent` column — the stored XML is the secure
+//!   format without `<parent>` and `<active>`, both added back when formatting;
+//! - snapshot names are data (bound parameters), never paths;
+//! - each domain's hierarchy is cached in memory as a [`SnapshotTree`] and re-read when
+//!   another connection has committed (`PRAGMA data_version`) or after a failed operation.
+
+use std::{collections::HashMap, path::Path, time::Duration};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::{
+    DomainInfo, Error, Result, SnapshotInfo, codes,
+    domain::DomainDef,
+    tree::SnapshotTree,
+    xml::{self, FormatFlags, ParseFlags, SnapshotDef},
+};
+
+pub use crate::store_ops::Writer;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Durability of commits (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sync {
+    /// WAL + NORMAL: a commit survives a process crash; the last commits may be lost on power loss.
+    #[default]
+    Normal,
+    /// WAL + FULL: every commit is fsynced.
+    Full,
+}
+
+/// One domain row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainRecord {
+    /// Name.
+    pub name: String,
+    /// UUID (lower-case, dashed).
+    pub uuid: String,
+    /// The domain XML as defined.
+    pub xml: String,
+    /// `flags::domain_state` value.
+    pub state: u32,
+    /// State reason.
+    pub reason: u32,
+    /// Hypervisor id while active, -1 otherwise.
+    pub id: i32,
+    /// Persistent definition.
+    pub persistent: bool,
+}
+
+impl DomainRecord {
+    /// The list record (memory and vcpus from the XML; zero when it cannot be read).
+    pub fn info(&self) -> DomainInfo {
+        let def = DomainDef::parse(&self.xml).ok();
+        DomainInfo {
+            name: self.name.clone(),
+            uuid: self.uuid.clone(),
+            id: self.id,
+            state: self.state,
+            reason: self.reason,
+            max_memory_kib: def.as_ref().map_or(0, |d| d.max_memory_kib),
+            memory_kib: def.as_ref().map_or(0, |d| d.memory_kib),
+            vcpus: def.as_ref().map_or(0, |d| d.vcpus),
+            persistent: self.persistent,
+        }
+    }
+}
+
+/// An SQLite error as a model error (OPERATION_FAILED, one line).
+pub(crate) fn db(e: rusqlite::Error) -> Error {
+    Error::new(codes::OPERATION_FAILED, format!("metadata store: {}", e.to_string().replace('\n', " ")))
+}
+
+/// An open metadata store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    cache: HashMap<String, SnapshotTree>,
+    data_version: i64,
+}
+
+const SCHEMA_V1: &str = "
+CREATE TABLE domains (
+    uuid TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL UNIQUE,
+    xml TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    reason INTEGER NOT NULL,
+    dom_id INTEGER NOT NULL
+);
+CREATE TABLE snapshots (
+    dom_uuid TEXT NOT NULL,
+    name TEXT NOT NULL,
+    parent TEXT,
+    xml TEXT NOT NULL,
+    creation_time INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    external INTEGER NOT NULL,
+    disk_only INTEGER NOT NULL,
+    is_current INTEGER NOT NULL DEFAULT 0,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (dom_uuid, name)
+) WITHOUT ROWID;
+";
+
+const MIGRATE_V1_V2: &str = "
+ALTER TABLE domains ADD COLUMN persistent INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX snapshots_parent ON snapshots (dom_uuid, parent);
+CREATE UNIQUE INDEX snapshots_one_current ON snapshots (dom_uuid) WHERE is_current = 1;
+";
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`, migrating an older schema and refusing a
+    /// newer one.
+    pub fn open(path: &Path, sync: Sync) -> Result<Self> {
+        let conn = Connection::open(path).map_err(|e| {
+            Error::new(
+                codes::OPERATION_FAILED,
+                format!("cannot open metadata store '{}': {e}", path.display()),
+            )
+        })?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
+        let level = match sync {
+            Sync::Normal => "NORMAL",
+            Sync::Full => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", level).map_err(db)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let mut store = Self { conn, cache: HashMap::new(), data_version: 0 };
+        store.migrate(path)?;
+        store.data_version = store.read_data_version()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, path: &Path) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        let version: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::new(
+                codes::OPERATION_FAILED,
+                format!(
+                    "metadata store '{}' has schema version {version}, newer than the supported version {SCHEMA_VERSION}; upgrade virtplug",
+                    path.display()
+                ),
+            ));
+        }
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        if version == 0 {
+            let tables: i64 = tx
+                .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+                .map_err(db)?;
+            if tables != 0 {
+                return Err(Error::new(
+                    codes::OPERATION_FAILED,
+                    format!("'{}' is not a virtplug metadata store (unknown schema)", path.display()),
+                ));
+            }
+            tx.execute_batch(SCHEMA_V1).map_err(db)?;
+        }
+        tx.execute_batch(MIGRATE_V1_V2).map_err(db)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    /// The schema version found on disk.
+    pub fn schema_version(&self) -> Result<u32> {
+        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)
+    }
+
+    fn read_data_version(&self) -> Result<i64> {
+        self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(db)
+    }
+
+    /// Drops cached hierarchies if another connection committed since we last looked.
+    fn refresh(&mut self) -> Result<()> {
+        let v = self.read_data_version()?;
+        if v != self.data_version {
+            self.cache.clear();
+            self.data_version = v;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`) and commits; on any error the
+    /// transaction is rolled back and the cache dropped.
+    pub fn write<T>(&mut self, f: impl FnOnce(&mut Writer<'_, '_>) -> Result<T>) -> Result<T> {
+        self.run(f, true)
+    }
+
+    /// Runs `f` in one write transaction and always rolls it back (a dry run).
+    pub fn dry_run<T>(&mut self, f: impl FnOnce(&mut Writer<'_, '_>) -> Result<T>) -> Result<T> {
+        self.run(f, false)
+    }
+
+    fn run<T>(&mut self, f: impl FnOnce(&mut Writer<'_, '_>) -> Result<T>, commit: bool) -> Result<T> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        let v: i64 = tx.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(db)?;
+        if v != self.data_version {
+            self.cache.clear();
+            self.data_version = v;
+        }
+        let result = {
+            let mut w = Writer::new(&tx, &mut self.cache);
+            f(&mut w)
+        };
+        match result {
+            Ok(value) if commit => match tx.commit() {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    self.cache.clear();
+                    Err(db(e))
+                }
+            },
+            Ok(value) => {
+                drop(tx);
+                self.cache.clear();
+                Ok(value)
+            }
+            Err(e) => {
+                drop(tx);
+                self.cache.clear();
+                Err(e)
+            }
+        }
+    }
+
+    // ----- reads -----
+
+    /// Every domain, by name.
+    pub fn domains(&mut self) -> Result<Vec<DomainRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains ORDER BY name",
+            )
+            .map_err(db)?;
+        let rows = stmt.query_map([], domain_row).map_err(db)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db)
+    }
+
+    /// The domain named `name`, or NO_DOMAIN.
+    pub fn domain_by_name(&mut self, name: &str) -> Result<DomainRecord> {
+        self.conn
+            .prepare_cached(
+                "SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains WHERE name = ?1",
+            )
+            .map_err(db)?
+            .query_row([name], domain_row)
+            .optional()
+            .map_err(db)?
+            .ok_or_else(|| Error::no_domain(name))
+    }
+
+    /// The domain with `uuid`, or NO_DOMAIN.
+    pub fn domain_by_uuid(&mut self, uuid: &str) -> Result<DomainRecord> {
+        self.conn
+            .prepare_cached(
+                "SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains WHERE uuid = ?1",
+            )
+            .map_err(db)?
+            .query_row([uuid], domain_row)
+            .optional()
+            .map_err(db)?
+            .ok_or_else(|| {
+                Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{uuid}'"))
+            })
+    }
+
+    fn tree(&mut self, dom: &str) -> Result<&SnapshotTree> {
+        self.refresh()?;
+        if !self.cache.contains_key(dom) {
+            let t = load_tree(&self.conn, dom)?;
+            self.cache.insert(dom.to_owned(), t);
+        }
+        self.cache.get(dom).ok_or_else(|| Error::internal("snapshot cache lost"))
+    }
+
+    /// Every snapshot of domain `dom` (uuid), parents first, siblings by name.
+    pub fn snapshots(&mut self, dom: &str) -> Result<Vec<SnapshotInfo>> {
+        Ok(self.tree(dom)?.list())
+    }
+
+    /// Number of snapshots of `dom`.
+    pub fn snapshot_count(&mut self, dom: &str) -> Result<usize> {
+        Ok(self.tree(dom)?.len())
+    }
+
+    /// One snapshot's record, or NO_DOMAIN_SNAPSHOT.
+    pub fn snapshot(&mut self, dom: &str, name: &str) -> Result<SnapshotInfo> {
+        self.tree(dom)?.get(name)
+    }
+
+    /// The current snapshot's record.
+    pub fn current(&mut self, dom: &str) -> Result<Option<SnapshotInfo>> {
+        let t = self.tree(dom)?;
+        t.current().map(|c| t.get(c)).transpose()
+    }
+
+    /// One snapshot's full definition (parent filled in).
+    pub fn snapshot_def(&mut self, dom: &str, name: &str) -> Result<SnapshotDef> {
+        let parent = self.tree(dom)?.get(name)?.parent;
+        let mut def = read_def(&self.conn, dom, name)?;
+        def.parent = parent;
+        Ok(def)
+    }
+
+    /// One snapshot's XML as libvirt formats it, with `<domain><uuid>` = `dom` when it has no
+    /// full domain; with `flags.internal`, `<active>` reflects the stored current flag (the
+    /// caller's `flags.current` is ignored).
+    pub fn snapshot_xml(&mut self, dom: &str, name: &str, flags: FormatFlags) -> Result<String> {
+        let info = self.tree(dom)?.get(name)?;
+        let mut def = read_def(&self.conn, dom, name)?;
+        def.parent = info.parent;
+        let flags = FormatFlags { current: info.current, ..flags };
+        Ok(xml::format(&def, Some(dom), flags))
+    }
+
+    // ----- single-operation writes (each one transaction) -----
+
+    /// Defines (or redefines, same uuid) a domain. See [`Writer::define_domain`].
+    pub fn define_domain(&mut self, def: &DomainDef, state: u32, reason: u32, id: i32) -> Result<DomainRecord> {
+        self.write(|w| w.define_domain(def, state, reason, id))
+    }
+    /// Sets a domain's state. See [`Writer::set_domain_state`].
+    pub fn set_domain_state(&mut self, dom: &str, state: u32, reason: u32, id: i32) -> Result<()> {
+        self.write(|w| w.set_domain_state(dom, state, reason, id))
+    }
+    /// Removes a domain and all its snapshot metadata. See [`Writer::undefine_domain`].
+    pub fn undefine_domain(&mut self, dom: &str) -> Result<()> {
+        self.write(|w| w.undefine_domain(dom))
+    }
+    /// Plain create. See [`Writer::create`].
+    pub fn create(&mut self, dom: &str, def: &SnapshotDef) -> Result<()> {
+        self.write(|w| w.create(dom, def))
+    }
+    /// Redefine. See [`Writer::redefine`].
+    pub fn redefine(&mut self, dom: &str, def: SnapshotDef, flags: crate::tree::RedefineFlags) -> Result<()> {
+        self.write(|w| w.redefine(dom, def, flags))
+    }
+    /// Delete. See [`Writer::delete`].
+    pub fn delete(&mut self, dom: &str, name: &str, flags: u32) -> Result<()> {
+        self.write(|w| w.delete(dom, name, flags))
+    }
+    /// Revert's metadata effect: `name` becomes current.
+    pub fn set_current(&mut self, dom: &str, name: &str) -> Result<()> {
+        self.write(|w| w.set_current(dom, name))
+    }
+    /// Hierarchy import, all or nothing. See [`Writer::import`].
+    pub fn import(&mut self, dom: &str, defs: Vec<SnapshotDef>, current: Option<&str>) -> Result<()> {
+        self.write(|w| w.import(dom, defs, current))
+    }
+    /// Atomic edit/rename. See [`Writer::edit`].
+    pub fn edit(&mut self, dom: &str, old: &str, def: SnapshotDef, flags: crate::tree::RedefineFlags) -> Result<()> {
+        self.write(|w| w.edit(dom, old, def, flags))
+    }
+}
+
+fn domain_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DomainRecord> {
+    Ok(DomainRecord {
+        name: r.get(0)?,
+        uuid: r.get(1)?,
+        xml: r.get(2)?,
+        state: r.get(3)?,
+        reason: r.get(4)?,
+        id: r.get(5)?,
+        persistent: r.get(6)?,
+    })
+}
+
+/// Reads a domain's hierarchy.
+pub(crate) fn load_tree(conn: &Connection, dom: &str) -> Result<SnapshotTree> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT name, parent, creation_time, state, external, disk_only, is_current, seq
+             FROM snapshots WHERE dom_uuid = ?1",
+        )
+        .map_err(db)?;
+    let rows = stmt
+        .query_map(params![dom], |r| {
+            Ok((
+                SnapshotInfo {
+                    name: r.get(0)?,
+                    parent: r.get(1)?,
+                    creation_time: r.get(2)?,
+                    state: r.get(3)?,
+                    current: r.get(6)?,
+                    has_metadata: true,
+                    external: r.get(4)?,
+                    disk_only: r.get(5)?,
+                },
+                r.get::<_, i64>(7).map(|s| u64::try_from(s).unwrap_or(0))?,
+            ))
+        })
+        .map_err(db)?;
+    let records = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db)?;
+    Ok(SnapshotTree::from_records(records))
+}
+
+/// Reads and parses one stored snapshot definition (without parent).
+pub(crate) fn read_def(conn: &Connection, dom: &str, name: &str) -> Result<SnapshotDef> {
+    let text: String = conn
+        .prepare_cached("SELECT xml FROM snapshots WHERE dom_uuid = ?1 AND name = ?2")
+        .map_err(db)?
+        .query_row(params![dom, name], |r| r.get(0))
+        .optional()
+        .map_err(db)?
+        .ok_or_else(|| Error::no_snapshot(name))?;
+    xml::parse(&text, ParseFlags { redefine: true, ..Default::default() })
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

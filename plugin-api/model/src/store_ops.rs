@@ -1,0 +1,355 @@
+//! [`Writer`]: the operations available inside one store transaction. Each method validates
+//! with the [`SnapshotTree`] rules and then writes exactly the rows the tree reports changed.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use crate::{
+    Error, Result, SnapshotInfo, codes,
+    domain::{self, DomainDef},
+    store::{DomainRecord, db, load_tree, read_def},
+    tree::{Change, RedefineFlags, SnapshotTree, info_from_def},
+    xml::{self, FormatFlags, SnapshotDef},
+};
+
+/// Operations inside one write transaction (see [`crate::store::Store::write`]).
+#[derive(Debug)]
+pub struct Writer<'a, 'c> {
+    tx: &'a Transaction<'c>,
+    cache: &'a mut HashMap<String, SnapshotTree>,
+}
+
+/// The stored form of a definition: secure XML without `<parent>` and `<active>`.
+fn stored_xml(def: &SnapshotDef) -> String {
+    let mut d = def.clone();
+    d.parent = None;
+    d.active = None;
+    xml::format(&d, None, FormatFlags { secure: true, internal: false, current: false })
+}
+
+/// The UUID inside a full `<domain>` element, if readable.
+fn embedded_uuid(dom_xml: &str) -> Option<String> {
+    let root = crate::xmltree::parse_document(dom_xml, "domain_definition").ok()?;
+    root.child_text("uuid").map(|u| domain::normalize_uuid(&u).unwrap_or(u))
+}
+
+/// libvirt's ABI-stability subset for redefine: vCPU count and maximum memory must match.
+fn check_abi(old: &str, new: &str) -> Result<()> {
+    let (Ok(old), Ok(new)) = (DomainDef::parse(old), DomainDef::parse(new)) else {
+        return Ok(());
+    };
+    if old.vcpus != new.vcpus {
+        return Err(Error::new(
+            codes::CONFIG_UNSUPPORTED,
+            format!("Target domain vCPU max {} does not match source {}", new.vcpus, old.vcpus),
+        ));
+    }
+    if old.max_memory_kib != new.max_memory_kib {
+        return Err(Error::new(
+            codes::CONFIG_UNSUPPORTED,
+            format!(
+                "Target domain max memory {} does not match source {}",
+                new.max_memory_kib, old.max_memory_kib
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl<'a, 'c> Writer<'a, 'c> {
+    pub(crate) fn new(tx: &'a Transaction<'c>, cache: &'a mut HashMap<String, SnapshotTree>) -> Self {
+        Self { tx, cache }
+    }
+
+    fn tree(&mut self, dom: &str) -> Result<&mut SnapshotTree> {
+        if !self.cache.contains_key(dom) {
+            let t = load_tree(self.tx, dom)?;
+            self.cache.insert(dom.to_owned(), t);
+        }
+        self.cache.get_mut(dom).ok_or_else(|| Error::internal("snapshot cache lost"))
+    }
+
+    /// Writes the rows for `changes`; `defs` supplies the definition of inserted/updated names.
+    fn apply(&mut self, dom: &str, changes: &[Change], defs: &HashMap<&str, &SnapshotDef>) -> Result<()> {
+        for ch in changes {
+            match ch {
+                Change::Insert(name) | Change::Update(name) => {
+                    let def = defs
+                        .get(name.as_str())
+                        .ok_or_else(|| Error::internal(format!("no definition for snapshot {name}")))?;
+                    let info = info_from_def(def);
+                    let xml = stored_xml(def);
+                    if matches!(ch, Change::Insert(_)) {
+                        let seq = self.tree(dom)?.seq(name).unwrap_or(0);
+                        let parent = self.tree(dom)?.get(name)?.parent;
+                        self.tx
+                            .prepare_cached(
+                                "INSERT INTO snapshots (dom_uuid, name, parent, xml, creation_time, state,
+                                 external, disk_only, is_current, seq) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,0,?9)",
+                            )
+                            .map_err(db)?
+                            .execute(params![
+                                dom,
+                                name,
+                                parent,
+                                xml,
+                                info.creation_time,
+                                info.state,
+                                info.external,
+                                info.disk_only,
+                                i64::try_from(seq).unwrap_or(i64::MAX)
+                            ])
+                            .map_err(db)?;
+                    } else {
+                        self.tx
+                            .prepare_cached(
+                                "UPDATE snapshots SET xml = ?3, creation_time = ?4, state = ?5, external = ?6,
+                                 disk_only = ?7 WHERE dom_uuid = ?1 AND name = ?2",
+                            )
+                            .map_err(db)?
+                            .execute(params![
+                                dom,
+                                name,
+                                xml,
+                                info.creation_time,
+                                info.state,
+                                info.external,
+                                info.disk_only
+                            ])
+                            .map_err(db)?;
+                    }
+                }
+                Change::Remove(name) => {
+                    self.tx
+                        .prepare_cached("DELETE FROM snapshots WHERE dom_uuid = ?1 AND name = ?2")
+                        .map_err(db)?
+                        .execute(params![dom, name])
+                        .map_err(db)?;
+                }
+                Change::Reparent { name, parent } => {
+                    self.tx
+                        .prepare_cached("UPDATE snapshots SET parent = ?3 WHERE dom_uuid = ?1 AND name = ?2")
+                        .map_err(db)?
+                        .execute(params![dom, name, parent])
+                        .map_err(db)?;
+                }
+                Change::Rename { from, to } => {
+                    self.tx
+                        .prepare_cached("UPDATE snapshots SET name = ?3 WHERE dom_uuid = ?1 AND name = ?2")
+                        .map_err(db)?
+                        .execute(params![dom, from, to])
+                        .map_err(db)?;
+                }
+                Change::Current(name) => {
+                    self.tx
+                        .prepare_cached(
+                            "UPDATE snapshots SET is_current = 0 WHERE dom_uuid = ?1 AND is_current = 1",
+                        )
+                        .map_err(db)?
+                        .execute(params![dom])
+                        .map_err(db)?;
+                    if let Some(n) = name {
+                        self.tx
+                            .prepare_cached(
+                                "UPDATE snapshots SET is_current = 1 WHERE dom_uuid = ?1 AND name = ?2",
+                            )
+                            .map_err(db)?
+                            .execute(params![dom, n])
+                            .map_err(db)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- domains -----
+
+    /// Defines a domain, or updates the definition of the domain with the same UUID (its name
+    /// may not be taken by another domain: OPERATION_FAILED).
+    pub fn define_domain(&mut self, def: &DomainDef, state: u32, reason: u32, id: i32) -> Result<DomainRecord> {
+        let clash: Option<String> = self
+            .tx
+            .prepare_cached("SELECT uuid FROM domains WHERE name = ?1")
+            .map_err(db)?
+            .query_row([&def.name], |r| r.get(0))
+            .optional()
+            .map_err(db)?;
+        if let Some(u) = clash.filter(|u| *u != def.uuid) {
+            return Err(Error::new(
+                codes::OPERATION_FAILED,
+                format!("domain '{}' already exists with uuid {u}", def.name),
+            ));
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT INTO domains (uuid, name, xml, state, reason, dom_id, persistent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
+                 ON CONFLICT(uuid) DO UPDATE SET name = excluded.name, xml = excluded.xml",
+            )
+            .map_err(db)?
+            .execute(params![def.uuid, def.name, def.xml, state, reason, id])
+            .map_err(db)?;
+        self.domain(&def.uuid)
+    }
+
+    /// The domain with `uuid`, or NO_DOMAIN.
+    pub fn domain(&mut self, uuid: &str) -> Result<DomainRecord> {
+        self.tx
+            .prepare_cached(
+                "SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains WHERE uuid = ?1",
+            )
+            .map_err(db)?
+            .query_row([uuid], |r| {
+                Ok(DomainRecord {
+                    name: r.get(0)?,
+                    uuid: r.get(1)?,
+                    xml: r.get(2)?,
+                    state: r.get(3)?,
+                    reason: r.get(4)?,
+                    id: r.get(5)?,
+                    persistent: r.get(6)?,
+                })
+            })
+            .optional()
+            .map_err(db)?
+            .ok_or_else(|| Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{uuid}'")))
+    }
+
+    /// Sets a domain's state, reason and id.
+    pub fn set_domain_state(&mut self, dom: &str, state: u32, reason: u32, id: i32) -> Result<()> {
+        let n = self
+            .tx
+            .prepare_cached("UPDATE domains SET state = ?2, reason = ?3, dom_id = ?4 WHERE uuid = ?1")
+            .map_err(db)?
+            .execute(params![dom, state, reason, id])
+            .map_err(db)?;
+        if n == 0 {
+            return Err(Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{dom}'")));
+        }
+        Ok(())
+    }
+
+    /// Removes a domain and every snapshot row of it (no reparenting: O(n)).
+    pub fn undefine_domain(&mut self, dom: &str) -> Result<()> {
+        self.remove_all_snapshots(dom)?;
+        self.tx
+            .prepare_cached("DELETE FROM domains WHERE uuid = ?1")
+            .map_err(db)?
+            .execute([dom])
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Removes every snapshot of `dom` (undefine with SNAPSHOTS_METADATA).
+    pub fn remove_all_snapshots(&mut self, dom: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM snapshots WHERE dom_uuid = ?1")
+            .map_err(db)?
+            .execute([dom])
+            .map_err(db)?;
+        self.tree(dom)?.clear();
+        Ok(())
+    }
+
+    // ----- snapshots -----
+
+    /// Number of snapshots of `dom`.
+    pub fn snapshot_count(&mut self, dom: &str) -> Result<usize> {
+        Ok(self.tree(dom)?.len())
+    }
+
+    /// One snapshot's record.
+    pub fn snapshot(&mut self, dom: &str, name: &str) -> Result<SnapshotInfo> {
+        self.tree(dom)?.get(name)
+    }
+
+    /// One snapshot's stored definition with its parent.
+    pub fn snapshot_def(&mut self, dom: &str, name: &str) -> Result<SnapshotDef> {
+        let parent = self.tree(dom)?.get(name)?.parent;
+        let mut def = read_def(self.tx, dom, name)?;
+        def.parent = parent;
+        Ok(def)
+    }
+
+    /// Plain create: parent = current, becomes current; `def` must be complete (name, state,
+    /// creation time, domain filled in by the driver).
+    pub fn create(&mut self, dom: &str, def: &SnapshotDef) -> Result<()> {
+        let changes = self.tree(dom)?.create(def)?;
+        self.apply(dom, &changes, &HashMap::from([(def.name.as_str(), def)]))
+    }
+
+    /// Redefine with libvirt's checks; an existing snapshot keeps its children and, when the
+    /// new XML has no `<domain>`, its old domain; both domains must be ABI-compatible.
+    pub fn redefine(&mut self, dom: &str, mut def: SnapshotDef, flags: RedefineFlags) -> Result<()> {
+        let uuid = def.domain.as_deref().and_then(embedded_uuid);
+        self.tree(dom)?.check_redefine(&def, uuid.as_deref(), dom, flags)?;
+        if self.tree(dom)?.contains(&def.name) {
+            let old = read_def(self.tx, dom, &def.name)?;
+            match (&old.domain, &def.domain) {
+                (Some(o), Some(n)) => check_abi(o, n)?,
+                (Some(o), None) => def.domain = Some(o.clone()),
+                _ => {}
+            }
+        }
+        let changes = self.tree(dom)?.apply_redefine(&def, flags);
+        self.apply(dom, &changes, &HashMap::from([(def.name.as_str(), &def)]))
+    }
+
+    /// Delete with `snapshot_delete` flags (reparenting, current moves; see
+    /// [`SnapshotTree::delete`]).
+    pub fn delete(&mut self, dom: &str, name: &str, flags: u32) -> Result<()> {
+        let changes = self.tree(dom)?.delete(name, flags)?;
+        self.apply(dom, &changes, &HashMap::new())
+    }
+
+    /// Makes `name` current (revert).
+    pub fn set_current(&mut self, dom: &str, name: &str) -> Result<()> {
+        let changes = self.tree(dom)?.revert(name)?;
+        self.apply(dom, &changes, &HashMap::new())
+    }
+
+    /// Redefines a whole hierarchy (ordered parents-first here, whatever the input order) and
+    /// marks `current`; all or nothing. Replaying the same import is idempotent.
+    pub fn import(&mut self, dom: &str, defs: Vec<SnapshotDef>, current: Option<&str>) -> Result<()> {
+        let infos: Vec<SnapshotInfo> = defs.iter().map(info_from_def).collect();
+        let order = crate::filter::topological(&infos);
+        let mut by_name: HashMap<String, SnapshotDef> = HashMap::with_capacity(defs.len());
+        for d in defs {
+            if by_name.contains_key(&d.name) {
+                return Err(Error::new(
+                    codes::OPERATION_FAILED,
+                    format!("domain moment {} already exists", d.name),
+                ));
+            }
+            by_name.insert(d.name.clone(), d);
+        }
+        for info in order {
+            if let Some(def) = by_name.remove(&info.name) {
+                self.redefine(dom, def, RedefineFlags::default())?;
+            }
+        }
+        if let Some(leftover) = by_name.keys().next() {
+            // only a parent cycle inside the batch leaves definitions unordered
+            return Err(Error::invalid_arg(format!("snapshot {leftover} is part of a parent cycle")));
+        }
+        if let Some(c) = current {
+            self.set_current(dom, c)?;
+        }
+        Ok(())
+    }
+
+    /// Atomic edit: redefines `old` from `def`, renaming it when `def.name` differs (children
+    /// and current status follow the rename; the new name must be free).
+    pub fn edit(&mut self, dom: &str, old: &str, def: SnapshotDef, flags: RedefineFlags) -> Result<()> {
+        if !self.tree(dom)?.contains(old) {
+            return Err(Error::no_snapshot(old));
+        }
+        if def.name != old {
+            let changes = self.tree(dom)?.rename(old, &def.name)?;
+            self.apply(dom, &changes, &HashMap::new())?;
+        }
+        self.redefine(dom, def, flags)
+    }
+}

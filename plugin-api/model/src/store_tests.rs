@@ -1,0 +1,201 @@
+use super::*;
+use crate::{
+    domain::TEST_DOMAIN_XML,
+    flags::{domain_state as st, snapshot_delete},
+    tree::RedefineFlags,
+};
+
+const VM: &str = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+
+fn fresh() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("m.db"), Sync::Normal).unwrap();
+    let d = DomainDef::parse(TEST_DOMAIN_XML).unwrap();
+    s.define_domain(&d, st::RUNNING, 1, 1).unwrap();
+    (dir, s)
+}
+
+fn snap(name: &str, parent: Option<&str>) -> SnapshotDef {
+    SnapshotDef {
+        name: name.into(),
+        parent: parent.map(Into::into),
+        state: st::RUNNING,
+        creation_time: 1795681679,
+        domain: Some(TEST_DOMAIN_XML.into()),
+        ..Default::default()
+    }
+}
+
+fn shape(s: &mut Store) -> String {
+    let mut parts: Vec<String> = s
+        .snapshots(VM)
+        .unwrap()
+        .iter()
+        .map(|i| format!("{}<-{}", i.name, i.parent.as_deref().unwrap_or("None")))
+        .collect();
+    parts.push(format!("current={}", s.current(VM).unwrap().map_or("None".into(), |c| c.name)));
+    parts.join(" ")
+}
+
+#[test]
+fn schema_version_and_reopen() {
+    let (dir, mut s) = fresh();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    s.create(VM, &snap("a", None)).unwrap();
+    drop(s);
+    let mut s = Store::open(&dir.path().join("m.db"), Sync::Full).unwrap();
+    assert_eq!(shape(&mut s), "a<-None current=a");
+    assert_eq!(s.domain_by_name("test").unwrap().info().vcpus, 2);
+    assert_eq!(s.domain_by_name("nosuch").unwrap_err().code, codes::NO_DOMAIN);
+}
+
+#[test]
+fn newer_schema_is_refused_older_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("new.db");
+    {
+        let c = Connection::open(&p).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let e = Store::open(&p, Sync::Normal).unwrap_err();
+    assert_eq!(e.code, codes::OPERATION_FAILED);
+    assert!(e.message.contains("schema version 99, newer than the supported version 2"), "{}", e.message);
+
+    let old = dir.path().join("old.db");
+    {
+        let c = Connection::open(&old).unwrap();
+        c.execute_batch(SCHEMA_V1).unwrap();
+        c.execute(
+            "INSERT INTO domains (uuid, name, xml, state, reason, dom_id) VALUES (?1, 'test', ?2, 5, 0, -1)",
+            params![VM, TEST_DOMAIN_XML],
+        )
+        .unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let mut s = Store::open(&old, Sync::Normal).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 2);
+    assert!(s.domain_by_name("test").unwrap().persistent);
+
+    let foreign = dir.path().join("foreign.db");
+    Connection::open(&foreign).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
+    assert!(Store::open(&foreign, Sync::Normal).unwrap_err().message.contains("not a virtplug metadata store"));
+}
+
+#[test]
+fn names_are_data() {
+    let (_d, mut s) = fresh();
+    let long = "x".repeat(10_000);
+    let names = ["a/b", "../../etc/passwd", "..", "ctl\u{1}\u{7f}\n\t", "quote'\"<&>", long.as_str(), "ünï"];
+    for n in names {
+        s.create(VM, &snap(n, None)).unwrap();
+    }
+    for n in names {
+        let xml = s.snapshot_xml(VM, n, FormatFlags { secure: true, ..Default::default() }).unwrap();
+        let back = xml::parse(&xml, ParseFlags { redefine: true, ..Default::default() }).unwrap();
+        assert_eq!(back.name, n);
+    }
+    assert_eq!(s.snapshot_count(VM).unwrap(), names.len());
+    s.delete(VM, "../../etc/passwd", 0).unwrap();
+    assert_eq!(s.snapshot(VM, "..").unwrap().parent.as_deref(), Some("a/b"));
+}
+
+#[test]
+fn operations_mirror_the_tree() {
+    let (_d, mut s) = fresh();
+    for n in ["r", "a", "b", "c"] {
+        s.create(VM, &snap(n, None)).unwrap();
+    }
+    assert_eq!(shape(&mut s), "r<-None a<-r b<-a c<-b current=c");
+    let mut moved = snap("b", Some("r"));
+    moved.domain = None;
+    s.redefine(VM, moved, RedefineFlags::default()).unwrap();
+    assert_eq!(shape(&mut s), "r<-None a<-r b<-r c<-b current=c");
+    assert!(s.snapshot_def(VM, "b").unwrap().domain.is_some(), "old <domain> kept");
+    s.set_current(VM, "a").unwrap();
+    s.create(VM, &snap("a2", None)).unwrap();
+    s.set_current(VM, "c").unwrap();
+    s.delete(VM, "b", snapshot_delete::CHILDREN_ONLY).unwrap();
+    assert_eq!(shape(&mut s), "r<-None a<-r a2<-a b<-r current=b");
+    s.delete(VM, "b", snapshot_delete::METADATA_ONLY).unwrap();
+    assert_eq!(shape(&mut s), "r<-None a<-r a2<-a current=r");
+    s.delete(VM, "r", 0).unwrap();
+    assert_eq!(shape(&mut s), "a<-None a2<-a current=None");
+    let e = s.redefine(VM, snap("a", Some("a2")), RedefineFlags::default()).unwrap_err();
+    assert_eq!(e.message, "parent a2 would create cycle to a");
+    let mut bad = snap("a", None);
+    bad.domain = Some(TEST_DOMAIN_XML.replace("<vcpu placement='static'>2</vcpu>", "<vcpu>3</vcpu>"));
+    let e = s.redefine(VM, bad, RedefineFlags::default()).unwrap_err();
+    assert_eq!((e.code, e.message.as_str()), (codes::CONFIG_UNSUPPORTED, "Target domain vCPU max 3 does not match source 2"));
+    assert_eq!(shape(&mut s), "a<-None a2<-a current=None");
+}
+
+#[test]
+fn xml_output_carries_parent_and_active() {
+    let (_d, mut s) = fresh();
+    s.create(VM, &snap("s1", None)).unwrap();
+    s.create(VM, &snap("s2", None)).unwrap();
+    let x = s.snapshot_xml(VM, "s2", FormatFlags { secure: true, internal: true, current: false }).unwrap();
+    assert!(x.starts_with("<domainsnapshot>\n  <name>s2</name>\n  <state>running</state>\n  <parent>\n    <name>s1</name>\n  </parent>\n  <creationTime>1795681679</creationTime>\n  <domain type='test'>\n    <name>test</name>\n"), "{x}");
+    assert!(x.ends_with("  </domain>\n  <active>1</active>\n</domainsnapshot>\n"), "{x}");
+}
+
+#[test]
+fn import_is_all_or_nothing_and_idempotent() {
+    let (_d, mut s) = fresh();
+    let mut defs: Vec<SnapshotDef> = (0..12)
+        .map(|i| {
+            let parent = (i > 0).then(|| format!("snap-{}", i - 1));
+            snap(&format!("snap-{i}"), parent.as_deref())
+        })
+        .collect();
+    defs.sort_by(|a, b| a.name.cmp(&b.name)); // name order: snap-10 before snap-9
+    s.import(VM, defs.clone(), Some("snap-11")).unwrap();
+    assert_eq!(s.snapshot_count(VM).unwrap(), 12);
+    assert_eq!(s.current(VM).unwrap().unwrap().name, "snap-11");
+    s.import(VM, defs.clone(), Some("snap-11")).unwrap();
+    assert_eq!(s.snapshot_count(VM).unwrap(), 12);
+
+    let (_d2, mut t) = fresh();
+    let mut broken = defs;
+    broken.push(snap("orphan", Some("missing")));
+    let e = t.import(VM, broken, None).unwrap_err();
+    assert_eq!(e.message, "parent missing for moment orphan not found");
+    assert_eq!(t.snapshot_count(VM).unwrap(), 0);
+}
+
+#[test]
+fn edit_renames_atomically() {
+    let (_d, mut s) = fresh();
+    for n in ["a", "b", "c"] {
+        s.create(VM, &snap(n, None)).unwrap();
+    }
+    let mut d = s.snapshot_def(VM, "b").unwrap();
+    d.name = "bee".into();
+    d.description = Some("renamed".into());
+    s.edit(VM, "b", d, RedefineFlags::default()).unwrap();
+    assert_eq!(shape(&mut s), "a<-None bee<-a c<-bee current=c");
+    let mut clash = s.snapshot_def(VM, "c").unwrap();
+    clash.name = "a".into();
+    assert_eq!(s.edit(VM, "c", clash, RedefineFlags::default()).unwrap_err().message, "domain moment a already exists");
+    assert_eq!(shape(&mut s), "a<-None bee<-a c<-bee current=c");
+}
+
+#[test]
+fn two_connections_share_state() {
+    let (dir, mut a) = fresh();
+    let mut b = Store::open(&dir.path().join("m.db"), Sync::Normal).unwrap();
+    assert_eq!(b.snapshot_count(VM).unwrap(), 0);
+    a.create(VM, &snap("x", None)).unwrap();
+    assert_eq!(b.snapshot_count(VM).unwrap(), 1);
+    b.create(VM, &snap("y", None)).unwrap();
+    assert_eq!(shape(&mut a), "x<-None y<-x current=y");
+}
+
+#[test]
+fn undefine_removes_metadata() {
+    let (_d, mut s) = fresh();
+    s.create(VM, &snap("x", None)).unwrap();
+    s.undefine_domain(VM).unwrap();
+    assert_eq!(s.snapshot_count(VM).unwrap(), 0);
+    assert!(s.domains().unwrap().is_empty());
+}
