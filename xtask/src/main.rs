@@ -25,8 +25,9 @@ fn main() -> ExitCode {
         Some("demo") => build().and_then(|()| demo::run()),
         Some("test") => build().and_then(|()| test(&args[1..])),
         Some("tidy") => tidy::run(&repo_root()),
+        Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <build-plugins|demo|test|tidy>");
+            eprintln!("usage: cargo xtask <build-plugins|demo|test|bench [section]|tidy>");
             return ExitCode::from(2);
         }
     };
@@ -69,6 +70,18 @@ fn run(mut cmd: Command) -> Result<()> {
 fn build() -> Result<()> {
     let mut cmd = cargo();
     cmd.args(["build", "--workspace", "--quiet"]);
+    run(cmd)
+}
+
+/// Release build of everything, then the benchmark binary (sections: load, cold-start,
+/// workflow [sizes…]; default all).
+fn bench(extra: &[String]) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "--workspace", "--exclude", "xtask", "--quiet"]);
+    run(cmd)?;
+    let target = build_dir().parent().map(Path::to_owned).unwrap_or_default();
+    let mut cmd = Command::new(target.join("release").join("virtplug-bench"));
+    cmd.args(extra);
     run(cmd)
 }
 

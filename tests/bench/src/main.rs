@@ -1,0 +1,34 @@
+//! `virtplug-bench`: measurements that back the issues' performance targets, each printed next
+//! to its peer (libvirt) measured in the same run, as a ratio. Never a pass/fail test.
+//!
+//! Run through `cargo xtask bench` (release build). Sections:
+//! - `load`: loading each plugin file, in fresh processes;
+//! - `cold-start`: `virtplug snapshot-list` against `virsh -c test:///default snapshot-list`;
+//! - `workflow`: the founding workflow through the host library API on the mock, against
+//!   libvirt's test driver driven from python3-libvirt.
+//!
+//! This crate only measures; it holds no product logic.
+
+mod cold_start;
+mod load;
+mod proc;
+mod workflow;
+
+use anyhow::{Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("load-once") => load::once(&args[1]),
+        Some("load") => load::run(),
+        Some("cold-start") => cold_start::run(),
+        Some("workflow") => workflow::run(&args[1..]),
+        Some("workflow-one") => workflow::one(&args[1..]),
+        None | Some("all") => {
+            load::run()?;
+            cold_start::run()?;
+            workflow::run(&[])
+        }
+        Some(other) => bail!("unknown section {other}: load | cold-start | workflow | all"),
+    }
+}

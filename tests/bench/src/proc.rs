@@ -1,0 +1,56 @@
+//! Running a child process and reading its wall time and peak memory (from `wait4`).
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+
+/// One finished child: wall time, peak resident set size, stdout.
+pub struct Run {
+    /// Wall-clock time from spawn to exit.
+    pub wall: Duration,
+    /// Peak RSS in KiB.
+    pub max_rss_kib: i64,
+    /// Captured stdout.
+    pub stdout: String,
+}
+
+/// Runs `cmd` to completion, failing on a non-zero exit.
+pub fn run(cmd: &mut Command) -> Result<Run> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+    let start = Instant::now();
+    let child = cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.context("stdout")?;
+    let mut stderr = child.stderr.context("stderr")?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+    let mut status = 0;
+    // SAFETY: rusage is plain data, zero-initialised; pid is our own child, waited once.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    let stdout = reader.join().unwrap_or_default();
+    if waited != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("{cmd:?} failed (status {status}): {err}");
+    }
+    Ok(Run { wall, max_rss_kib: usage.ru_maxrss, stdout })
+}
+
+/// The median of `samples` (sorted in place).
+pub fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+/// Milliseconds with two decimals.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
