@@ -1,27 +1,32 @@
 //! A connection to one plugin instance, and the dispatch step shared by every entry point.
 
-use std::sync::Arc;
-
-use virtplug_model::{self as model, DomainInfo, SnapshotInfo};
+use virtplug_model as model;
 use virtplug_plugin_api::{
-    self as abi, AbiError, DriverBox,
+    self as abi, DriverBox,
     abi_stable::std_types::{RResult, RStr},
     codes,
 };
 
 use crate::{
+    backend::{AbiBackend, Backend, native_error},
     error::{HostError, Result},
-    loader::LoadedPlugin,
     registry::Registry,
     rules::OpRules,
 };
+
+/// Who serves a connection: a plugin loaded in this process, or another backend (a daemon
+/// client) speaking the same native driver interface.
+enum Transport {
+    Local(AbiBackend),
+    Other(Box<dyn Backend>),
+}
 
 /// An open connection: a URI served by one plugin, read-write or read-only.
 pub struct Connection {
     uri: String,
     read_only: bool,
-    plugin: Arc<LoadedPlugin>,
-    driver: DriverBox,
+    info: abi::PluginInfo,
+    transport: Transport,
 }
 
 impl std::fmt::Debug for Connection {
@@ -29,7 +34,7 @@ impl std::fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("uri", &self.uri)
             .field("read_only", &self.read_only)
-            .field("plugin", &self.plugin.info.name)
+            .field("plugin", &self.info.name)
             .finish()
     }
 }
@@ -57,12 +62,19 @@ impl Connection {
             // Remote transports (`mock+unix://`) reach a daemon; this build has none.
             return Err(no_connect());
         }
-        let plugin = Arc::clone(registry.for_scheme(scheme).ok_or_else(no_connect)?);
+        let plugin = registry.for_scheme(scheme).ok_or_else(no_connect)?;
         let driver = match (plugin.module.open())(RStr::from_str(uri), read_only) {
             RResult::ROk(d) => d,
             RResult::RErr(e) => return Err(HostError::Driver(native_error(e))),
         };
-        Ok(Self { uri: uri.to_owned(), read_only, plugin, driver })
+        let info = plugin.info.clone();
+        Ok(Self { uri: uri.to_owned(), read_only, info, transport: Transport::Local(AbiBackend(driver)) })
+    }
+
+    /// A connection served by `backend` (e.g. a daemon client) that declares `info`. Every
+    /// entry point still runs the generic checks here, before the backend is called.
+    pub fn from_backend(uri: &str, read_only: bool, info: abi::PluginInfo, backend: Box<dyn Backend>) -> Self {
+        Self { uri: uri.to_owned(), read_only, info, transport: Transport::Other(backend) }
     }
 
     /// The URI this connection was opened with.
@@ -77,23 +89,29 @@ impl Connection {
 
     /// The serving plugin's self-description.
     pub fn plugin_info(&self) -> &abi::PluginInfo {
-        &self.plugin.info
+        &self.info
     }
 
-    /// The plugin's driver object without any host check. Only for the conformance suite,
-    /// which must show what a plugin does when called directly.
+    /// The plugin's ABI driver object without any host check (`None` when the connection is
+    /// not served by a plugin in this process). Only for the conformance suite, which must
+    /// show what a plugin does when called directly.
     #[doc(hidden)]
-    pub fn raw_driver(&self) -> &DriverBox {
-        &self.driver
+    pub fn raw_driver(&self) -> Option<&DriverBox> {
+        match &self.transport {
+            Transport::Local(local) => Some(&local.0),
+            Transport::Other(_) => None,
+        }
     }
 
-    /// Runs the generic checks of `rules` for `flags`, then `call` on the driver.
-    pub(crate) fn dispatch<T>(
-        &self,
-        rules: &OpRules,
-        flags: u32,
-        call: impl FnOnce(&DriverBox) -> RResult<T, AbiError>,
-    ) -> Result<T> {
+    fn backend(&self) -> &dyn Backend {
+        match &self.transport {
+            Transport::Local(local) => local,
+            Transport::Other(other) => other.as_ref(),
+        }
+    }
+
+    /// Runs the generic checks of `rules` for `flags`, then `call` on the backend.
+    pub(crate) fn dispatch<T>(&self, rules: &OpRules, flags: u32, call: impl FnOnce(&dyn Backend) -> model::Result<T>) -> Result<T> {
         self.check(rules, flags)?;
         self.call(call)
     }
@@ -101,12 +119,12 @@ impl Connection {
     /// Steps 1–6 of `rules` (read-only, flag rules, the plugin's mask and operations).
     pub(crate) fn check(&self, rules: &OpRules, flags: u32) -> Result<()> {
         tracing::debug!(op = rules.operation, flags, uri = %self.uri, "check");
-        rules.check(self.read_only, self.plugin.info.ops, &self.plugin.info.caps, flags)
+        rules.check(self.read_only, self.info.ops, &self.info.caps, flags)
     }
 
-    /// Calls the driver; only after [`Connection::check`] passed for this operation.
-    pub(crate) fn call<T>(&self, call: impl FnOnce(&DriverBox) -> RResult<T, AbiError>) -> Result<T> {
-        call(&self.driver).into_result().map_err(|e| HostError::Driver(native_error(e)))
+    /// Calls the backend; only after [`Connection::check`] passed for this operation.
+    pub(crate) fn call<T>(&self, call: impl FnOnce(&dyn Backend) -> model::Result<T>) -> Result<T> {
+        call(self.backend()).map_err(HostError::Driver)
     }
 }
 
@@ -126,37 +144,6 @@ pub(crate) fn check_name(kind: &str, name: &str) -> Result<()> {
         return Ok(());
     };
     Err(HostError::Driver(model::Error::new(codes::INVALID_ARG, message)))
-}
-
-pub(crate) fn native_error(e: AbiError) -> model::Error {
-    model::Error::new(e.code, e.message.into_string())
-}
-
-pub(crate) fn native_domain(d: abi::DomainInfo) -> DomainInfo {
-    DomainInfo {
-        name: d.name.into_string(),
-        uuid: d.uuid.into_string(),
-        id: d.id,
-        state: d.state,
-        reason: d.reason,
-        max_memory_kib: d.max_memory_kib,
-        memory_kib: d.memory_kib,
-        vcpus: d.vcpus,
-        persistent: d.persistent,
-    }
-}
-
-pub(crate) fn native_snapshot(s: abi::SnapshotInfo) -> SnapshotInfo {
-    SnapshotInfo {
-        name: s.name.into_string(),
-        parent: s.parent.into_option().map(|p| p.into_string()),
-        creation_time: s.creation_time,
-        state: s.state,
-        current: s.current,
-        has_metadata: s.has_metadata,
-        external: s.external,
-        disk_only: s.disk_only,
-    }
 }
 
 #[cfg(test)]

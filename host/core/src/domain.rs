@@ -1,10 +1,9 @@
 //! Public domain entry points: each checks, then dispatches.
 
 use virtplug_model::DomainInfo;
-use virtplug_plugin_api::abi_stable::std_types::RStr;
 
 use crate::{
-    connection::{Connection, check_name, native_domain},
+    connection::{Connection, check_name},
     error::Result,
     rules,
 };
@@ -16,8 +15,7 @@ fn looks_like_uuid(s: &str) -> bool {
 impl Connection {
     /// `domain_list`: every domain.
     pub fn domain_list(&self) -> Result<Vec<DomainInfo>> {
-        let list = self.dispatch(&rules::DOMAIN_LIST, 0, |d| d.domain_list())?;
-        Ok(list.into_iter().map(native_domain).collect())
+        self.dispatch(&rules::DOMAIN_LIST, 0, |d| d.domain_list())
     }
 
     /// `domain_lookup` by name, UUID or running id, as virsh accepts them.
@@ -25,11 +23,11 @@ impl Connection {
         check_name("domain", name_or_uuid)?;
         if looks_like_uuid(name_or_uuid) {
             let uuid = name_or_uuid.to_ascii_lowercase();
-            return self.dispatch(&rules::DOMAIN_LOOKUP, 0, |d| d.domain_lookup_by_uuid(RStr::from_str(&uuid))).map(native_domain);
+            return self.dispatch(&rules::DOMAIN_LOOKUP, 0, |d| d.domain_lookup_by_uuid(&uuid));
         }
-        let by_name = self.dispatch(&rules::DOMAIN_LOOKUP, 0, |d| d.domain_lookup_by_name(RStr::from_str(name_or_uuid)));
+        let by_name = self.dispatch(&rules::DOMAIN_LOOKUP, 0, |d| d.domain_lookup_by_name(name_or_uuid));
         match (by_name, name_or_uuid.parse::<i32>()) {
-            (Ok(info), _) => Ok(native_domain(info)),
+            (Ok(info), _) => Ok(info),
             (Err(e), Ok(id)) if id >= 0 => {
                 self.domain_list()?.into_iter().find(|d| d.id == id).ok_or(e)
             }
@@ -39,49 +37,49 @@ impl Connection {
 
     /// `domain_define` from domain XML.
     pub fn domain_define(&self, xml: &str) -> Result<DomainInfo> {
-        self.dispatch(&rules::DOMAIN_DEFINE, 0, |d| d.domain_define(RStr::from_str(xml))).map(native_domain)
+        self.dispatch(&rules::DOMAIN_DEFINE, 0, |d| d.domain_define(xml))
     }
 
     /// `domain_undefine` with `flags::domain_undefine` bits.
     pub fn domain_undefine(&self, dom: &str, flags: u32) -> Result<()> {
         check_name("domain", dom)?;
-        self.dispatch(&rules::DOMAIN_UNDEFINE, flags, |d| d.domain_undefine(RStr::from_str(dom), flags))
+        self.dispatch(&rules::DOMAIN_UNDEFINE, flags, |d| d.domain_undefine(dom, flags))
     }
 
     /// `domain_start`.
     pub fn domain_start(&self, dom: &str) -> Result<()> {
         check_name("domain", dom)?;
-        self.dispatch(&rules::DOMAIN_START, 0, |d| d.domain_start(RStr::from_str(dom)))
+        self.dispatch(&rules::DOMAIN_START, 0, |d| d.domain_start(dom))
     }
 
     /// `domain_shutdown`.
     pub fn domain_shutdown(&self, dom: &str) -> Result<()> {
         check_name("domain", dom)?;
-        self.dispatch(&rules::DOMAIN_SHUTDOWN, 0, |d| d.domain_shutdown(RStr::from_str(dom)))
+        self.dispatch(&rules::DOMAIN_SHUTDOWN, 0, |d| d.domain_shutdown(dom))
     }
 
     /// `domain_destroy`.
     pub fn domain_destroy(&self, dom: &str) -> Result<()> {
         check_name("domain", dom)?;
-        self.dispatch(&rules::DOMAIN_DESTROY, 0, |d| d.domain_destroy(RStr::from_str(dom)))
+        self.dispatch(&rules::DOMAIN_DESTROY, 0, |d| d.domain_destroy(dom))
     }
 
     /// `domain_suspend`.
     pub fn domain_suspend(&self, dom: &str) -> Result<()> {
         check_name("domain", dom)?;
-        self.dispatch(&rules::DOMAIN_SUSPEND, 0, |d| d.domain_suspend(RStr::from_str(dom)))
+        self.dispatch(&rules::DOMAIN_SUSPEND, 0, |d| d.domain_suspend(dom))
     }
 
     /// `domain_resume`.
     pub fn domain_resume(&self, dom: &str) -> Result<()> {
         check_name("domain", dom)?;
-        self.dispatch(&rules::DOMAIN_RESUME, 0, |d| d.domain_resume(RStr::from_str(dom)))
+        self.dispatch(&rules::DOMAIN_RESUME, 0, |d| d.domain_resume(dom))
     }
 
     /// `domain_xml` with `flags::domain_xml` bits.
     pub fn domain_xml(&self, dom: &str, flags: u32) -> Result<String> {
         check_name("domain", dom)?;
-        self.dispatch(&rules::DOMAIN_XML, flags, |d| d.domain_xml(RStr::from_str(dom), flags)).map(|s| s.into_string())
+        self.dispatch(&rules::DOMAIN_XML, flags, |d| d.domain_xml(dom, flags))
     }
 }
 

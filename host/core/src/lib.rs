@@ -6,6 +6,7 @@
 //! It never names a concrete driver and does no terminal or socket I/O for users: it returns
 //! data and typed [`HostError`]s. Only the loader touches abi_stable, through the ABI crate.
 
+mod backend;
 mod connection;
 mod domain;
 mod error;
@@ -14,6 +15,7 @@ mod registry;
 pub mod rules;
 mod snapshot;
 
+pub use backend::Backend;
 pub use connection::Connection;
 pub use error::{HostError, Result};
 pub use loader::{LoadedPlugin, load_plugin};

@@ -2,14 +2,10 @@
 //! rule table (read-only, flag rules, plugin mask), validate input, dispatch.
 
 use virtplug_model::{self as model, SnapshotInfo, filter, xml};
-use virtplug_plugin_api::{
-    abi_stable::std_types::{ROption, RStr, RString, RVec},
-    codes,
-    flags::snapshot_create,
-};
+use virtplug_plugin_api::{codes, flags::snapshot_create};
 
 use crate::{
-    connection::{Connection, check_name, native_snapshot},
+    connection::{Connection, check_name},
     error::Result,
     rules,
 };
@@ -36,9 +32,9 @@ impl Connection {
             check_name("snapshot", &def.name)?;
         }
         self.call(|d| {
-            d.snapshot_create(RStr::from_str(dom), RStr::from_str(xml), flags)
+            d.snapshot_create(dom, xml, flags)
         })
-        .map(RString::into_string)
+        
     }
 
     /// `snapshot_xml` with `flags::snapshot_xml` bits.
@@ -46,16 +42,15 @@ impl Connection {
         check_name("domain", dom)?;
         check_name("snapshot", snap)?;
         self.dispatch(&rules::SNAPSHOT_XML, flags, |d| {
-            d.snapshot_xml(RStr::from_str(dom), RStr::from_str(snap), flags)
+            d.snapshot_xml(dom, snap, flags)
         })
-        .map(RString::into_string)
+        
     }
 
     /// Every snapshot of `dom` as the plugin reports it, unfiltered.
     fn snapshot_all(&self, dom: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
         check_name("domain", dom)?;
-        let list = self.dispatch(&rules::SNAPSHOT_LIST, flags, |d| d.snapshot_list(RStr::from_str(dom), flags))?;
-        Ok(list.into_iter().map(native_snapshot).collect())
+        self.dispatch(&rules::SNAPSHOT_LIST, flags, |d| d.snapshot_list(dom, flags))
     }
 
     /// `snapshot_list` at domain level (bit 0 = ROOTS), filtered by the documented group rule.
@@ -75,15 +70,15 @@ impl Connection {
     pub fn snapshot_lookup(&self, dom: &str, snap: &str) -> Result<SnapshotInfo> {
         check_name("domain", dom)?;
         check_name("snapshot", snap)?;
-        self.dispatch(&rules::SNAPSHOT_LOOKUP, 0, |d| d.snapshot_lookup(RStr::from_str(dom), RStr::from_str(snap)))
-            .map(native_snapshot)
+        self.dispatch(&rules::SNAPSHOT_LOOKUP, 0, |d| d.snapshot_lookup(dom, snap))
+            
     }
 
     /// `snapshot_current`: the current snapshot, or `None`.
     pub fn snapshot_current(&self, dom: &str) -> Result<Option<SnapshotInfo>> {
         check_name("domain", dom)?;
-        self.dispatch(&rules::SNAPSHOT_CURRENT, 0, |d| d.snapshot_current(RStr::from_str(dom)))
-            .map(|s| s.into_option().map(native_snapshot))
+        self.dispatch(&rules::SNAPSHOT_CURRENT, 0, |d| d.snapshot_current(dom))
+
     }
 
     /// The parent's name; a root is `NO_DOMAIN_SNAPSHOT`, as libvirt's GetParent.
@@ -99,7 +94,7 @@ impl Connection {
         check_name("domain", dom)?;
         check_name("snapshot", snap)?;
         self.dispatch(&rules::SNAPSHOT_REVERT, flags, |d| {
-            d.snapshot_revert(RStr::from_str(dom), RStr::from_str(snap), flags)
+            d.snapshot_revert(dom, snap, flags)
         })
     }
 
@@ -108,7 +103,7 @@ impl Connection {
         check_name("domain", dom)?;
         check_name("snapshot", snap)?;
         self.dispatch(&rules::SNAPSHOT_DELETE, flags, |d| {
-            d.snapshot_delete(RStr::from_str(dom), RStr::from_str(snap), flags)
+            d.snapshot_delete(dom, snap, flags)
         })
     }
 
@@ -121,9 +116,9 @@ impl Connection {
         let def = validate_snapshot_xml(xml, flags | snapshot_create::REDEFINE)?;
         check_name("snapshot", &def.name)?;
         self.call(|d| {
-            d.snapshot_edit(RStr::from_str(dom), RStr::from_str(snap), RStr::from_str(xml), flags)
+            d.snapshot_edit(dom, snap, xml, flags)
         })
-        .map(RString::into_string)
+        
     }
 
     /// `snapshot_import`: redefines every XML (parents first) and marks `current`, all or
@@ -138,8 +133,6 @@ impl Connection {
             let def = validate_snapshot_xml(text, snapshot_create::REDEFINE)?;
             check_name("snapshot", &def.name)?;
         }
-        let xmls: RVec<RString> = xmls.iter().map(|x| RString::from(x.as_str())).collect();
-        let current: ROption<RString> = current.map(RString::from).into();
-        self.call(|d| d.snapshot_import(RStr::from_str(dom), xmls, current, flags))
+        self.call(|d| d.snapshot_import(dom, xmls, current, flags))
     }
 }

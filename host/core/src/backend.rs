@@ -1,0 +1,117 @@
+//! The native driver interface a connection talks to: the SDK's `Driver` trait, implemented here
+//! for a plugin's ABI driver object (local connections); a remote client implements the same
+//! trait. Conversions between ABI and native records live here, once.
+
+use virtplug_model::{self as model, DomainInfo, SnapshotInfo};
+use virtplug_plugin_api::{
+    self as abi, AbiError, DriverBox,
+    abi_stable::std_types::{ROption, RResult, RStr, RString, RVec},
+};
+pub use virtplug_plugin_sdk::Driver as Backend;
+
+/// A loaded plugin's driver object seen through the native trait.
+pub(crate) struct AbiBackend(pub(crate) DriverBox);
+
+pub(crate) fn native_error(e: AbiError) -> model::Error {
+    model::Error::new(e.code, e.message.into_string())
+}
+
+fn native<T, U>(r: RResult<T, AbiError>, f: impl FnOnce(T) -> U) -> model::Result<U> {
+    r.into_result().map(f).map_err(native_error)
+}
+
+pub(crate) fn native_domain(d: abi::DomainInfo) -> DomainInfo {
+    DomainInfo {
+        name: d.name.into_string(),
+        uuid: d.uuid.into_string(),
+        id: d.id,
+        state: d.state,
+        reason: d.reason,
+        max_memory_kib: d.max_memory_kib,
+        memory_kib: d.memory_kib,
+        vcpus: d.vcpus,
+        persistent: d.persistent,
+    }
+}
+
+pub(crate) fn native_snapshot(s: abi::SnapshotInfo) -> SnapshotInfo {
+    SnapshotInfo {
+        name: s.name.into_string(),
+        parent: s.parent.into_option().map(|p| p.into_string()),
+        creation_time: s.creation_time,
+        state: s.state,
+        current: s.current,
+        has_metadata: s.has_metadata,
+        external: s.external,
+        disk_only: s.disk_only,
+    }
+}
+
+fn s(v: &str) -> RStr<'_> {
+    RStr::from_str(v)
+}
+
+impl Backend for AbiBackend {
+    fn domain_list(&self) -> model::Result<Vec<DomainInfo>> {
+        native(self.0.domain_list(), |v| v.into_iter().map(native_domain).collect())
+    }
+    fn domain_lookup_by_name(&self, name: &str) -> model::Result<DomainInfo> {
+        native(self.0.domain_lookup_by_name(s(name)), native_domain)
+    }
+    fn domain_lookup_by_uuid(&self, uuid: &str) -> model::Result<DomainInfo> {
+        native(self.0.domain_lookup_by_uuid(s(uuid)), native_domain)
+    }
+    fn domain_define(&self, xml: &str) -> model::Result<DomainInfo> {
+        native(self.0.domain_define(s(xml)), native_domain)
+    }
+    fn domain_undefine(&self, dom: &str, flags: u32) -> model::Result<()> {
+        native(self.0.domain_undefine(s(dom), flags), |()| ())
+    }
+    fn domain_start(&self, dom: &str) -> model::Result<()> {
+        native(self.0.domain_start(s(dom)), |()| ())
+    }
+    fn domain_shutdown(&self, dom: &str) -> model::Result<()> {
+        native(self.0.domain_shutdown(s(dom)), |()| ())
+    }
+    fn domain_destroy(&self, dom: &str) -> model::Result<()> {
+        native(self.0.domain_destroy(s(dom)), |()| ())
+    }
+    fn domain_suspend(&self, dom: &str) -> model::Result<()> {
+        native(self.0.domain_suspend(s(dom)), |()| ())
+    }
+    fn domain_resume(&self, dom: &str) -> model::Result<()> {
+        native(self.0.domain_resume(s(dom)), |()| ())
+    }
+    fn domain_xml(&self, dom: &str, flags: u32) -> model::Result<String> {
+        native(self.0.domain_xml(s(dom), flags), RString::into_string)
+    }
+    fn snapshot_create(&self, dom: &str, xml: &str, flags: u32) -> model::Result<String> {
+        native(self.0.snapshot_create(s(dom), s(xml), flags), RString::into_string)
+    }
+    fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> model::Result<String> {
+        native(self.0.snapshot_xml(s(dom), s(snap), flags), RString::into_string)
+    }
+    fn snapshot_list(&self, dom: &str, flags: u32) -> model::Result<Vec<SnapshotInfo>> {
+        native(self.0.snapshot_list(s(dom), flags), |v| v.into_iter().map(native_snapshot).collect())
+    }
+    fn snapshot_lookup(&self, dom: &str, snap: &str) -> model::Result<SnapshotInfo> {
+        native(self.0.snapshot_lookup(s(dom), s(snap)), native_snapshot)
+    }
+    fn snapshot_current(&self, dom: &str) -> model::Result<Option<SnapshotInfo>> {
+        native(self.0.snapshot_current(s(dom)), |c| c.into_option().map(native_snapshot))
+    }
+    fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
+        native(self.0.snapshot_revert(s(dom), s(snap), flags), |()| ())
+    }
+    fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
+        native(self.0.snapshot_delete(s(dom), s(snap), flags), |()| ())
+    }
+    fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> model::Result<()> {
+        let xmls: RVec<RString> = xmls.iter().map(|x| RString::from(x.as_str())).collect();
+        let current: ROption<RString> = current.map(RString::from).into();
+        native(self.0.snapshot_import(s(dom), xmls, current, flags), |()| ())
+    }
+    fn snapshot_edit(&self, dom: &str, snap: &str, xml: &str, flags: u32) -> model::Result<String> {
+        native(self.0.snapshot_edit(s(dom), s(snap), s(xml), flags), RString::into_string)
+    }
+}
