@@ -1,8 +1,11 @@
 //! Public snapshot entry points. Each reads the same way: validate names, run the operation's
 //! rule table (read-only, flag rules, plugin mask), validate input, dispatch.
 
-use virtplug_model::{self as model, SnapshotInfo, filter, xml};
-use virtplug_plugin_api::{codes, flags::snapshot_create};
+use virtplug_model::{self as model, SnapshotInfo, bundle::Bundle, filter, xml};
+use virtplug_plugin_api::{
+    codes,
+    flags::{snapshot_create, snapshot_import, snapshot_list, snapshot_xml},
+};
 
 use crate::{
     connection::{Connection, check_name},
@@ -134,5 +137,39 @@ impl Connection {
             check_name("snapshot", &def.name)?;
         }
         self.call(|d| d.snapshot_import(dom, xmls, current, flags))
+    }
+
+    /// `snapshot_export`: every snapshot's secure XML, parents first, with the current marker
+    /// and the domain's UUID, as a checksummed [`Bundle`]. Needs a read-write connection
+    /// (secure XML), like libvirt's replication workflow.
+    pub fn snapshot_export(&self, dom: &str) -> Result<Bundle> {
+        let domain = self.domain_lookup(dom)?;
+        let order = self.snapshot_list(&domain.name, snapshot_list::TOPOLOGICAL)?;
+        let current = order.iter().find(|s| s.current).map(|s| s.name.clone());
+        let redefine = xml::ParseFlags { redefine: true, ..Default::default() };
+        let mut defs = Vec::with_capacity(order.len());
+        for info in &order {
+            let text = self.snapshot_xml(&domain.name, &info.name, snapshot_xml::SECURE)?;
+            defs.push(xml::parse(&text, redefine)?);
+        }
+        Ok(Bundle::new(&domain.uuid, current.as_deref(), defs)?)
+    }
+
+    /// `snapshot_import` of a whole bundle: the bundle must be for this domain's UUID; then every
+    /// snapshot is redefined and the current one marked in one plugin transaction (all or
+    /// nothing). `dry_run` checks everything against the destination and writes nothing.
+    /// Replaying the same bundle is accepted (identical redefines).
+    pub fn snapshot_import_bundle(&self, dom: &str, bundle: &Bundle, dry_run: bool) -> Result<()> {
+        let flags = if dry_run { snapshot_import::DRY_RUN } else { 0 };
+        self.check(&rules::SNAPSHOT_IMPORT, flags)?;
+        let domain = self.domain_lookup(dom)?;
+        if domain.uuid != bundle.domain_uuid {
+            return Err(model::Error::invalid_arg(format!(
+                "snapshot bundle is for domain uuid {}, but domain '{}' has uuid {}",
+                bundle.domain_uuid, domain.name, domain.uuid
+            ))
+            .into());
+        }
+        self.snapshot_import(&domain.name, &bundle.snapshot_xmls(), bundle.current.as_deref(), flags)
     }
 }
