@@ -1,0 +1,451 @@
+//! Command-line definitions (clap derive): virsh's command names, options and help texts.
+//!
+//! Like virsh, a string option may also be given positionally: the words that are not
+//! options fill the command's string options in declaration order, skipping those given by
+//! name (`snapshot-revert test s1` = `snapshot-revert --domain test --snapshotname s1`).
+//! Each command therefore collects its positional words in `args`, and
+//! [`crate::commands::Positional`] assigns them.
+
+use clap::{Args, Parser, Subcommand};
+
+/// virtplug: manage hypervisor domains and their snapshots through driver plugins, with
+/// virsh's commands and output.
+#[derive(Debug, Parser)]
+#[command(name = "virtplug", version, disable_help_subcommand = true)]
+#[command(after_help = "\
+Connection URI: -c/--connect, else $VIRTPLUG_DEFAULT_URI, else mock:///default.
+JSON: --json (before or after the command) prints the result of a read command as JSON:
+  plugins, list, dominfo, domstate, dumpxml, snapshot-current, snapshot-dumpxml,
+  snapshot-info, snapshot-list, snapshot-parent. Commands that change state refuse it.
+Errors: `error: <message>` lines and an empty line on stderr, exit status 1.")]
+pub struct Cli {
+    /// hypervisor connection URI
+    #[arg(short = 'c', long = "connect", value_name = "URI", global = true)]
+    pub connect: Option<String>,
+    /// connect readonly
+    #[arg(short = 'r', long = "readonly", global = true)]
+    pub readonly: bool,
+    /// print the result of a read command as JSON
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// list the loaded plugins, their schemes, operations and accepted flags, and refused files
+    Plugins(Plugins),
+    /// list domains
+    List(List),
+    /// domain information
+    Dominfo(DomOnly),
+    /// domain state
+    Domstate(DomOnly),
+    /// domain information in XML
+    Dumpxml(Dumpxml),
+    /// define (but don't start) a domain from an XML file
+    Define(Define),
+    /// undefine a domain
+    Undefine(Undefine),
+    /// start a (previously defined) inactive domain
+    Start(DomOnly),
+    /// gracefully shutdown a domain
+    Shutdown(DomOnly),
+    /// destroy (stop) a domain
+    Destroy(DomOnly),
+    /// suspend a domain
+    Suspend(DomOnly),
+    /// resume a domain
+    Resume(DomOnly),
+    /// Create a snapshot from XML
+    SnapshotCreate(SnapshotCreate),
+    /// Create a snapshot from a set of args
+    SnapshotCreateAs(SnapshotCreateAs),
+    /// Get or set the current snapshot
+    SnapshotCurrent(SnapshotCurrent),
+    /// Delete a domain snapshot
+    SnapshotDelete(SnapshotDelete),
+    /// Dump XML for a domain snapshot
+    SnapshotDumpxml(SnapshotDumpxml),
+    /// edit XML for a snapshot
+    SnapshotEdit(SnapshotEdit),
+    /// snapshot information
+    SnapshotInfo(SnapshotTarget),
+    /// List snapshots for a domain
+    SnapshotList(SnapshotList),
+    /// Get the name of the parent of a snapshot
+    SnapshotParent(SnapshotTarget),
+    /// Revert a domain to a snapshot
+    SnapshotRevert(SnapshotRevert),
+}
+
+/// `plugins`.
+#[derive(Debug, Args)]
+pub struct Plugins {}
+
+/// `list`.
+#[derive(Debug, Args)]
+#[command(override_usage = "list [--all] [--name]")]
+pub struct List {
+    /// list inactive & active domains
+    #[arg(long)]
+    pub all: bool,
+    /// list domain names only
+    #[arg(long)]
+    pub name: bool,
+}
+
+/// Commands whose only argument is the domain.
+#[derive(Debug, Args)]
+#[command(override_usage = "<command> [--domain] <string>")]
+pub struct DomOnly {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `dumpxml`.
+#[derive(Debug, Args)]
+#[command(override_usage = "dumpxml [--domain] <string> [--inactive] [--security-info]")]
+pub struct Dumpxml {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// show inactive defined XML
+    #[arg(long)]
+    pub inactive: bool,
+    /// include security sensitive information in XML dump
+    #[arg(long)]
+    pub security_info: bool,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `define`.
+#[derive(Debug, Args)]
+#[command(override_usage = "define [--file] <string>")]
+pub struct Define {
+    /// file containing an XML domain description
+    #[arg(long, value_name = "string")]
+    pub file: Option<String>,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `undefine`.
+#[derive(Debug, Args)]
+#[command(override_usage = "undefine [--domain] <string> [--managed-save] [--snapshots-metadata] \
+[--checkpoints-metadata] [--nvram] [--keep-nvram] [--tpm] [--keep-tpm]")]
+pub struct Undefine {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// remove domain managed state file
+    #[arg(long)]
+    pub managed_save: bool,
+    /// remove all domain snapshot metadata (vm must be inactive)
+    #[arg(long)]
+    pub snapshots_metadata: bool,
+    /// remove all domain checkpoint metadata (vm must be inactive)
+    #[arg(long)]
+    pub checkpoints_metadata: bool,
+    /// remove nvram file
+    #[arg(long)]
+    pub nvram: bool,
+    /// keep nvram file
+    #[arg(long)]
+    pub keep_nvram: bool,
+    /// remove TPM state
+    #[arg(long)]
+    pub tpm: bool,
+    /// keep TPM state
+    #[arg(long)]
+    pub keep_tpm: bool,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// The flags shared by `snapshot-create` and `snapshot-create-as`.
+#[derive(Debug, Args)]
+pub struct CreateFlags {
+    /// take snapshot but create no metadata
+    #[arg(long)]
+    pub no_metadata: bool,
+    /// halt domain after snapshot is created
+    #[arg(long)]
+    pub halt: bool,
+    /// capture disk state but not vm state
+    #[arg(long)]
+    pub disk_only: bool,
+    /// reuse any existing external files
+    #[arg(long)]
+    pub reuse_external: bool,
+    /// quiesce guest's file systems
+    #[arg(long)]
+    pub quiesce: bool,
+    /// require atomic operation
+    #[arg(long)]
+    pub atomic: bool,
+    /// take a live snapshot
+    #[arg(long)]
+    pub live: bool,
+    /// validate the XML against the schema
+    #[arg(long)]
+    pub validate: bool,
+}
+
+/// `snapshot-create`.
+#[derive(Debug, Args)]
+#[command(override_usage = "snapshot-create [--domain] <string> [--xmlfile <string>] [--redefine] \
+[--current] [--no-metadata] [--halt] [--disk-only] [--reuse-external] [--quiesce] [--atomic] [--live] [--validate]")]
+pub struct SnapshotCreate {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// domain snapshot XML
+    #[arg(long, value_name = "string")]
+    pub xmlfile: Option<String>,
+    /// redefine metadata for existing snapshot
+    #[arg(long)]
+    pub redefine: bool,
+    /// with redefine, set current snapshot
+    #[arg(long)]
+    pub current: bool,
+    #[command(flatten)]
+    pub flags: CreateFlags,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `snapshot-create-as`.
+#[derive(Debug, Args)]
+#[command(override_usage = "snapshot-create-as [--domain] <string> [--name <string>] \
+[--description <string>] [--print-xml] [--no-metadata] [--halt] [--disk-only] [--reuse-external] \
+[--quiesce] [--atomic] [--live] [--validate] [--memspec <string>] [[--diskspec] <string>]...")]
+pub struct SnapshotCreateAs {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// name of snapshot
+    #[arg(long, value_name = "string")]
+    pub name: Option<String>,
+    /// description of snapshot
+    #[arg(long, value_name = "string")]
+    pub description: Option<String>,
+    /// print XML document rather than create
+    #[arg(long)]
+    pub print_xml: bool,
+    #[command(flatten)]
+    pub flags: CreateFlags,
+    /// memory attributes: [file=]name[,snapshot=type]
+    #[arg(long, value_name = "string")]
+    pub memspec: Option<String>,
+    /// disk attributes: disk[,snapshot=type][,driver=type][,stype=type][,file=name]
+    #[arg(long, value_name = "string")]
+    pub diskspec: Vec<String>,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `snapshot-current`.
+#[derive(Debug, Args)]
+#[command(override_usage = "snapshot-current [--domain] <string> [--name] [--security-info] [--snapshotname <string>]")]
+pub struct SnapshotCurrent {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// list the name, rather than the full xml
+    #[arg(long)]
+    pub name: bool,
+    /// include security sensitive information in XML dump
+    #[arg(long)]
+    pub security_info: bool,
+    /// name of existing snapshot to make current
+    #[arg(long, value_name = "string")]
+    pub snapshotname: Option<String>,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `snapshot-delete`.
+#[derive(Debug, Args)]
+#[command(override_usage = "snapshot-delete [--domain] <string> [--snapshotname <string>] [--current] \
+[--children] [--children-only] [--metadata]")]
+pub struct SnapshotDelete {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// snapshot name
+    #[arg(long, value_name = "string")]
+    pub snapshotname: Option<String>,
+    /// delete current snapshot
+    #[arg(long)]
+    pub current: bool,
+    /// delete snapshot and all children
+    #[arg(long)]
+    pub children: bool,
+    /// delete children but not snapshot
+    #[arg(long)]
+    pub children_only: bool,
+    /// delete only libvirt metadata, leaving snapshot contents behind
+    #[arg(long)]
+    pub metadata: bool,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `snapshot-dumpxml`.
+#[derive(Debug, Args)]
+#[command(override_usage = "snapshot-dumpxml [--domain] <string> [--snapshotname] <string> [--security-info]")]
+pub struct SnapshotDumpxml {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// snapshot name
+    #[arg(long, value_name = "string")]
+    pub snapshotname: Option<String>,
+    /// include security sensitive information in XML dump
+    #[arg(long)]
+    pub security_info: bool,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `snapshot-edit`.
+#[derive(Debug, Args)]
+#[command(override_usage = "snapshot-edit [--domain] <string> [--snapshotname <string>] [--current] [--rename] [--clone]")]
+pub struct SnapshotEdit {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// snapshot name
+    #[arg(long, value_name = "string")]
+    pub snapshotname: Option<String>,
+    /// also set edited snapshot as current
+    #[arg(long)]
+    pub current: bool,
+    /// allow renaming an existing snapshot
+    #[arg(long)]
+    pub rename: bool,
+    /// allow cloning to new name
+    #[arg(long)]
+    pub clone: bool,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `snapshot-info` and `snapshot-parent`: one snapshot, by name or `--current`.
+#[derive(Debug, Args)]
+#[command(override_usage = "<command> [--domain] <string> [--snapshotname <string>] [--current]")]
+pub struct SnapshotTarget {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// snapshot name
+    #[arg(long, value_name = "string")]
+    pub snapshotname: Option<String>,
+    /// use the current snapshot
+    #[arg(long)]
+    pub current: bool,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `snapshot-list`.
+#[derive(Debug, Args, Default)]
+#[command(override_usage = "snapshot-list [--domain] <string> [--parent] [--roots] [--leaves] \
+[--no-leaves] [--metadata] [--no-metadata] [--inactive] [--active] [--disk-only] [--internal] \
+[--external] [--tree] [--from <string>] [--current] [--descendants] [--name] [--topological]")]
+pub struct SnapshotList {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// add a column showing parent snapshot
+    #[arg(long)]
+    pub parent: bool,
+    /// list only snapshots without parents
+    #[arg(long)]
+    pub roots: bool,
+    /// list only snapshots without children
+    #[arg(long)]
+    pub leaves: bool,
+    /// list only snapshots that are not leaves (with children)
+    #[arg(long)]
+    pub no_leaves: bool,
+    /// list only snapshots that have metadata that would prevent undefine
+    #[arg(long)]
+    pub metadata: bool,
+    /// list only snapshots that have no metadata managed by libvirt
+    #[arg(long)]
+    pub no_metadata: bool,
+    /// filter by snapshots taken while inactive
+    #[arg(long)]
+    pub inactive: bool,
+    /// filter by snapshots taken while active (full system snapshots)
+    #[arg(long)]
+    pub active: bool,
+    /// filter by disk-only snapshots
+    #[arg(long)]
+    pub disk_only: bool,
+    /// filter by internal snapshots
+    #[arg(long)]
+    pub internal: bool,
+    /// filter by external snapshots
+    #[arg(long)]
+    pub external: bool,
+    /// list snapshots in a tree
+    #[arg(long)]
+    pub tree: bool,
+    /// limit list to children of given snapshot
+    #[arg(long, value_name = "string")]
+    pub from: Option<String>,
+    /// limit list to children of current snapshot
+    #[arg(long)]
+    pub current: bool,
+    /// with --from, list all descendants
+    #[arg(long)]
+    pub descendants: bool,
+    /// list snapshot names only
+    #[arg(long)]
+    pub name: bool,
+    /// sort list topologically rather than by name
+    #[arg(long)]
+    pub topological: bool,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `snapshot-revert`.
+#[derive(Debug, Args)]
+#[command(override_usage = "snapshot-revert [--domain] <string> [--snapshotname <string>] [--current] \
+[--running] [--paused] [--force] [--reset-nvram]")]
+pub struct SnapshotRevert {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// snapshot name
+    #[arg(long, value_name = "string")]
+    pub snapshotname: Option<String>,
+    /// revert to current snapshot
+    #[arg(long)]
+    pub current: bool,
+    /// after reverting, change state to running
+    #[arg(long)]
+    pub running: bool,
+    /// after reverting, change state to paused
+    #[arg(long)]
+    pub paused: bool,
+    /// try harder on risky reverts
+    #[arg(long)]
+    pub force: bool,
+    /// re-initialize NVRAM from its pristine template
+    #[arg(long)]
+    pub reset_nvram: bool,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}

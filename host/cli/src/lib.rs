@@ -1,0 +1,72 @@
+//! virtplug's command-line client (binary `virtplug`): virsh's command names, options and
+//! output text byte for byte, plus `--json` on read commands.
+//!
+//! It owns argument parsing, the option → flag tables, client-side option checks virsh does
+//! itself, and all terminal formatting. It must not implement generic semantics (flag rules,
+//! list filtering, XML validation): those live in `virtplug-host` and `virtplug-model`.
+//! The library part exists so that the pure formatting can be tested without a plugin.
+
+pub mod args;
+pub mod commands;
+pub mod error;
+pub mod output;
+pub mod xml;
+
+use virtplug_host::{Connection, Registry};
+
+use crate::{
+    args::{Cli, Command},
+    commands::{Ctx, domain, edit, plugins, snapshot, snapshot_list},
+    error::{CliError, Result},
+};
+
+/// The URI used without `-c`: `$VIRTPLUG_DEFAULT_URI`, else `mock:///default`.
+pub fn default_uri() -> String {
+    std::env::var("VIRTPLUG_DEFAULT_URI")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "mock:///default".to_owned())
+}
+
+/// Runs one command and returns its complete stdout text (virsh's end-of-command newline
+/// included, except for JSON).
+pub fn run(cli: Cli) -> Result<String> {
+    let registry = Registry::from_env()?;
+    let json = cli.json;
+    let body = if let Command::Plugins(_) = cli.command {
+        plugins::run(&registry, json)?
+    } else {
+        let uri = cli.connect.unwrap_or_else(default_uri);
+        let conn = Connection::open(&registry, &uri, cli.readonly)
+            .map_err(|cause| CliError::Failed { what: "failed to connect to the hypervisor".to_owned(), cause })?;
+        dispatch(&Ctx { conn, json }, cli.command)?
+    };
+    Ok(if json { body } else { output::finish(&body) })
+}
+
+fn dispatch(ctx: &Ctx, command: Command) -> Result<String> {
+    match command {
+        Command::Plugins(_) => Err(CliError::msg("plugins needs no connection")),
+        Command::List(a) => domain::list(ctx, &a),
+        Command::Dominfo(a) => domain::dominfo(ctx, a),
+        Command::Domstate(a) => domain::domstate(ctx, a),
+        Command::Dumpxml(a) => domain::dumpxml(ctx, a),
+        Command::Define(a) => domain::define(ctx, a),
+        Command::Undefine(a) => domain::undefine(ctx, a),
+        Command::Start(a) => domain::lifecycle(ctx, "start", a),
+        Command::Shutdown(a) => domain::lifecycle(ctx, "shutdown", a),
+        Command::Destroy(a) => domain::lifecycle(ctx, "destroy", a),
+        Command::Suspend(a) => domain::lifecycle(ctx, "suspend", a),
+        Command::Resume(a) => domain::lifecycle(ctx, "resume", a),
+        Command::SnapshotCreate(a) => snapshot::create(ctx, a),
+        Command::SnapshotCreateAs(a) => snapshot::create_as(ctx, a),
+        Command::SnapshotCurrent(a) => snapshot::current(ctx, a),
+        Command::SnapshotDelete(a) => snapshot::delete(ctx, a),
+        Command::SnapshotDumpxml(a) => snapshot::dumpxml(ctx, a),
+        Command::SnapshotEdit(a) => edit::run(ctx, a),
+        Command::SnapshotInfo(a) => snapshot::info(ctx, a),
+        Command::SnapshotList(a) => snapshot_list::run(ctx, a),
+        Command::SnapshotParent(a) => snapshot::parent(ctx, a),
+        Command::SnapshotRevert(a) => snapshot::revert(ctx, a),
+    }
+}
