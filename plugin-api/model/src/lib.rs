@@ -8,8 +8,10 @@
 
 mod error;
 mod types;
+mod sha256;
 mod xmltree;
 
+pub mod bundle;
 pub mod domain;
 pub mod filter;
 pub mod store;

@@ -117,6 +117,7 @@ const MIGRATE_V1_V2: &str = "
 ALTER TABLE domains ADD COLUMN persistent INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX snapshots_parent ON snapshots (dom_uuid, parent);
 CREATE UNIQUE INDEX snapshots_one_current ON snapshots (dom_uuid) WHERE is_current = 1;
+CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
 ";
 
 impl Store {

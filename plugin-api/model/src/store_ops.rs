@@ -217,6 +217,51 @@ impl<'a, 'c> Writer<'a, 'c> {
             .ok_or_else(|| Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{uuid}'")))
     }
 
+    /// The domain named `name`, or NO_DOMAIN.
+    pub fn domain_by_name(&mut self, name: &str) -> Result<DomainRecord> {
+        let uuid: Option<String> = self
+            .tx
+            .prepare_cached("SELECT uuid FROM domains WHERE name = ?1")
+            .map_err(db)?
+            .query_row([name], |r| r.get(0))
+            .optional()
+            .map_err(db)?;
+        match uuid {
+            Some(u) => self.domain(&u),
+            None => Err(Error::no_domain(name)),
+        }
+    }
+
+    /// Marks a domain persistent or transient.
+    pub fn set_domain_persistent(&mut self, dom: &str, persistent: bool) -> Result<()> {
+        self.tx
+            .prepare_cached("UPDATE domains SET persistent = ?2 WHERE uuid = ?1")
+            .map_err(db)?
+            .execute(params![dom, persistent])
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// A free-form store setting (driver-private bookkeeping such as "initialised").
+    pub fn meta(&mut self, key: &str) -> Result<Option<String>> {
+        self.tx
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .map_err(db)?
+            .query_row([key], |r| r.get(0))
+            .optional()
+            .map_err(db)
+    }
+
+    /// Sets a store setting.
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .map_err(db)?
+            .execute(params![key, value])
+            .map_err(db)?;
+        Ok(())
+    }
+
     /// Sets a domain's state, reason and id.
     pub fn set_domain_state(&mut self, dom: &str, state: u32, reason: u32, id: i32) -> Result<()> {
         let n = self

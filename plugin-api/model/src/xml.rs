@@ -144,7 +144,8 @@ pub struct ParseFlags {
     pub redefine: bool,
     /// The driver's own metadata: `<active>` required and read.
     pub internal: bool,
-    /// Treat as an offline snapshot (memory state forbidden).
+    /// Treat as an offline snapshot (memory state forbidden). On redefine the XML's state
+    /// decides instead, as in libvirt.
     pub offline: bool,
 }
 
@@ -253,7 +254,8 @@ pub(crate) fn parse_element(src: &str, root: &Element, flags: ParseFlags) -> Res
                 ));
             }
         };
-        offline |= matches!(def.state, st::SHUTOFF | st::DISK_SNAPSHOT);
+        // libvirt assigns here: on redefine the state alone decides (PARSE_OFFLINE is ignored)
+        offline = matches!(def.state, st::SHUTOFF | st::DISK_SNAPSHOT);
         if let Some(dom) = root.child("domain") {
             if dom.attr("type").is_some() {
                 def.domain = Some(dedent(dom.raw(src), column_of(src, dom.start)));
@@ -556,4 +558,27 @@ pub fn strip_secrets(dom: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `VIR_ERR_XML_INVALID_SCHEMA` (not among the ABI crate's constants).
+pub const XML_INVALID_SCHEMA: u32 = 92;
+
+/// A light stand-in for libvirt's RNG validation (`CREATE_VALIDATE`): an unknown child of
+/// `<domainsnapshot>` is refused with `XML_INVALID_SCHEMA` (92), message on one line.
+pub fn validate_schema(xml: &str) -> Result<()> {
+    const KNOWN: &[&str] = &[
+        "name", "description", "state", "creationTime", "parent", "memory", "disks", "domain",
+        "inactiveDomain", "cookie", "active",
+    ];
+    let root = xmltree::parse_document(xml, "domain_snapshot")?;
+    if let Some(e) = root.elements().find(|e| !KNOWN.contains(&e.name.as_str())) {
+        return Err(Error::new(
+            XML_INVALID_SCHEMA,
+            format!(
+                "Unable to validate doc against /usr/share/libvirt/schemas/domainsnapshot.rng: Element domainsnapshot has extra content: {}",
+                e.name
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -1,0 +1,155 @@
+//! SIGKILL during a large transaction: a child process (this test binary re-run with an
+//! environment switch) imports 10,000 snapshots, or deletes a snapshot whose 5,000 children are
+//! reparented, and is killed at a random moment. The reopened store must hold exactly the state
+//! before or after the operation.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use virtplug_model::{
+    domain::{DomainDef, TEST_DOMAIN_XML},
+    flags::domain_state as st,
+    store::{Store, Sync},
+    tree::RedefineFlags,
+    xml::SnapshotDef,
+};
+
+const VM: &str = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+const CHILD_ENV: &str = "VIRTPLUG_STORE_CRASH_CHILD";
+const IMPORT_N: usize = 10_000;
+const CHILDREN_N: usize = 5_000;
+
+fn snap(name: &str, parent: Option<&str>) -> SnapshotDef {
+    SnapshotDef {
+        name: name.into(),
+        parent: parent.map(Into::into),
+        state: st::RUNNING,
+        creation_time: 1_700_000_000,
+        domain: Some(TEST_DOMAIN_XML.into()),
+        ..Default::default()
+    }
+}
+
+fn new_store(path: &Path) -> Store {
+    let mut s = Store::open(path, Sync::Normal).unwrap();
+    s.define_domain(&DomainDef::parse(TEST_DOMAIN_XML).unwrap(), st::RUNNING, 1, 1).unwrap();
+    s
+}
+
+/// The child side: does nothing unless started by the tests below.
+#[test]
+fn crash_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let (what, path) = spec.split_once(':').unwrap();
+    let mut s = Store::open(Path::new(path), Sync::Normal).unwrap();
+    println!("ready");
+    match what {
+        "import" => {
+            let defs: Vec<SnapshotDef> = (0..IMPORT_N)
+                .map(|i| {
+                    let parent = (i > 0).then(|| format!("c{}", i - 1));
+                    snap(&format!("c{i}"), parent.as_deref())
+                })
+                .collect();
+            s.import(VM, defs, Some("c9999")).unwrap();
+        }
+        "delete" => s.delete(VM, "p", 0).unwrap(),
+        other => panic!("unknown child task {other}"),
+    }
+    println!("done");
+}
+
+fn random_below(max_ms: u64, round: u64) -> Duration {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let mixed = nanos.wrapping_mul(6364136223846793005).wrapping_add(round.wrapping_mul(1442695040888963407));
+    Duration::from_millis((mixed >> 33) % max_ms.max(1))
+}
+
+/// Runs the child task and SIGKILLs it after a random delay; returns whether it had finished.
+fn run_and_kill(task: &str, path: &Path, max_ms: u64, round: u64) -> bool {
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(exe)
+        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, format!("{task}:{}", path.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 && !line.contains("ready") {
+        line.clear();
+    }
+    std::thread::sleep(random_below(max_ms, round));
+    child.kill().unwrap(); // SIGKILL on unix
+    child.wait().unwrap();
+    let mut rest = String::new();
+    while out.read_line(&mut rest).unwrap_or(0) > 0 {}
+    rest.contains("done")
+}
+
+fn assert_consistent(s: &mut Store) {
+    let all = s.snapshots(VM).unwrap();
+    let names: std::collections::HashSet<&str> = all.iter().map(|i| i.name.as_str()).collect();
+    for i in &all {
+        if let Some(p) = &i.parent {
+            assert!(names.contains(p.as_str()), "{} lost its parent {p}", i.name);
+        }
+    }
+    assert!(all.iter().filter(|i| i.current).count() <= 1);
+}
+
+#[test]
+fn sigkill_during_import() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crash.db");
+        drop(new_store(&path));
+        let finished = run_and_kill("import", &path, 2500, round);
+        let mut s = Store::open(&path, Sync::Normal).unwrap();
+        let n = s.snapshot_count(VM).unwrap();
+        assert!(n == 0 || n == IMPORT_N, "round {round}: {n} snapshots after kill (finished={finished})");
+        if n == IMPORT_N {
+            assert_eq!(s.current(VM).unwrap().unwrap().name, "c9999");
+        } else {
+            assert!(!finished);
+        }
+        assert_consistent(&mut s);
+        eprintln!("import round {round}: finished={finished} snapshots={n}");
+    }
+}
+
+#[test]
+fn sigkill_during_reparenting_delete() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crash.db");
+        {
+            let mut s = new_store(&path);
+            let mut defs = vec![snap("r", None), snap("p", Some("r"))];
+            defs.extend((0..CHILDREN_N).map(|i| snap(&format!("k{i}"), Some("p"))));
+            s.import(VM, defs, Some("p")).unwrap();
+            s.redefine(VM, snap("k0", Some("p")), RedefineFlags::default()).unwrap();
+        }
+        let finished = run_and_kill("delete", &path, 400, round);
+        let mut s = Store::open(&path, Sync::Normal).unwrap();
+        let all = s.snapshots(VM).unwrap();
+        let p_exists = all.iter().any(|i| i.name == "p");
+        let under_p = all.iter().filter(|i| i.parent.as_deref() == Some("p")).count();
+        let under_r = all.iter().filter(|i| i.parent.as_deref() == Some("r")).count();
+        let current = s.current(VM).unwrap().map(|c| c.name);
+        if p_exists {
+            assert!(!finished);
+            assert_eq!((under_p, under_r, current.as_deref()), (CHILDREN_N, 1, Some("p")), "round {round}: before state");
+        } else {
+            assert_eq!((under_p, under_r, current.as_deref()), (0, CHILDREN_N, Some("r")), "round {round}: after state");
+        }
+        assert_eq!(all.len(), CHILDREN_N + 1 + usize::from(p_exists));
+        assert_consistent(&mut s);
+        eprintln!("delete round {round}: finished={finished} p_exists={p_exists}");
+    }
+}

@@ -1,0 +1,279 @@
+//! The mock connection: domain operations here, snapshot semantics in [`crate::snapshot`]
+//! helpers; every mutating call is one store transaction.
+
+use std::{
+    path::Path,
+    sync::{Mutex, MutexGuard},
+};
+
+use virtplug_plugin_sdk::{
+    DomainInfo, Driver, Error, Result, SnapshotInfo, codes,
+    flags::{domain_state as st, domain_undefine, domain_xml, snapshot_import, snapshot_xml},
+    model::{
+        domain::{DomainDef, TEST_DOMAIN_XML},
+        store::{DomainRecord, Store, Sync, Writer},
+        xml::{self, FormatFlags},
+    },
+};
+
+use crate::snapshot;
+
+/// libvirt's state reasons used by the mock.
+pub(crate) mod reason {
+    /// `VIR_DOMAIN_RUNNING_BOOTED`.
+    pub const RUNNING_BOOTED: u32 = 1;
+    /// `VIR_DOMAIN_RUNNING_FROM_SNAPSHOT`.
+    pub const RUNNING_FROM_SNAPSHOT: u32 = 4;
+    /// `VIR_DOMAIN_RUNNING_UNPAUSED`.
+    pub const RUNNING_UNPAUSED: u32 = 5;
+    /// `VIR_DOMAIN_PAUSED_USER`.
+    pub const PAUSED_USER: u32 = 1;
+    /// `VIR_DOMAIN_PAUSED_FROM_SNAPSHOT`.
+    pub const PAUSED_FROM_SNAPSHOT: u32 = 7;
+    /// `VIR_DOMAIN_SHUTOFF_SHUTDOWN`.
+    pub const SHUTOFF_SHUTDOWN: u32 = 1;
+    /// `VIR_DOMAIN_SHUTOFF_DESTROYED`.
+    pub const SHUTOFF_DESTROYED: u32 = 2;
+    /// `VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT`.
+    pub const SHUTOFF_FROM_SNAPSHOT: u32 = 7;
+}
+
+/// One open `mock:` connection.
+#[derive(Debug)]
+pub struct MockDriver {
+    store: Mutex<Store>,
+    read_only: bool,
+}
+
+pub(crate) fn is_active(state: u32) -> bool {
+    state != st::SHUTOFF && state != st::NOSTATE
+}
+
+/// Allocates the next hypervisor id (like the test driver's counter).
+pub(crate) fn next_id(w: &mut Writer<'_, '_>) -> Result<i32> {
+    let id: i32 = w.meta("next_id")?.and_then(|v| v.parse().ok()).unwrap_or(2);
+    w.set_meta("next_id", &(id + 1).to_string())?;
+    Ok(id)
+}
+
+/// Stops `dom`; a transient domain disappears with its snapshot metadata.
+pub(crate) fn stop(w: &mut Writer<'_, '_>, dom: &DomainRecord, why: u32) -> Result<()> {
+    if dom.persistent {
+        w.set_domain_state(&dom.uuid, st::SHUTOFF, why, -1)
+    } else {
+        w.undefine_domain(&dom.uuid)
+    }
+}
+
+impl MockDriver {
+    /// Opens (creating if needed) the state in `dir`; a fresh store gets the domain `test`.
+    pub fn open(dir: &Path, read_only: bool) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::new(
+                codes::NO_CONNECT,
+                format!("mock state directory '{}' cannot be created: {e}", dir.display()),
+            )
+        })?;
+        let mut store = Store::open(&dir.join("mock.db"), Sync::Normal)?;
+        store.write(|w| {
+            if w.meta("initialised")?.is_none() {
+                let def = DomainDef::parse(TEST_DOMAIN_XML)?;
+                w.define_domain(&def, st::RUNNING, reason::RUNNING_BOOTED, 1)?;
+                w.set_meta("initialised", "1")?;
+                w.set_meta("next_id", "2")?;
+            }
+            Ok(())
+        })?;
+        Ok(Self { store: Mutex::new(store), read_only })
+    }
+
+    pub(crate) fn store(&self) -> Result<MutexGuard<'_, Store>> {
+        self.store.lock().map_err(|_| Error::internal("mock store lock poisoned"))
+    }
+
+    /// OPERATION_DENIED on a read-only connection, naming libvirt's public function.
+    pub(crate) fn deny_read_only(&self, function: &str) -> Result<()> {
+        if self.read_only {
+            return Err(Error::new(
+                codes::OPERATION_DENIED,
+                format!("read only access prevents {function}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn domain_change(
+        &self,
+        function: &str,
+        dom: &str,
+        f: impl FnOnce(&mut Writer<'_, '_>, DomainRecord) -> Result<()>,
+    ) -> Result<()> {
+        self.deny_read_only(function)?;
+        self.store()?.write(|w| {
+            let d = w.domain_by_name(dom)?;
+            f(w, d)
+        })
+    }
+}
+
+fn not_running() -> Error {
+    Error::operation_invalid("domain is not running")
+}
+
+impl Driver for MockDriver {
+    fn domain_list(&self) -> Result<Vec<DomainInfo>> {
+        Ok(self.store()?.domains()?.iter().map(DomainRecord::info).collect())
+    }
+
+    fn domain_lookup_by_name(&self, name: &str) -> Result<DomainInfo> {
+        Ok(self.store()?.domain_by_name(name)?.info())
+    }
+
+    fn domain_lookup_by_uuid(&self, uuid: &str) -> Result<DomainInfo> {
+        let norm = virtplug_plugin_sdk::model::domain::normalize_uuid(uuid).unwrap_or_else(|| uuid.to_owned());
+        Ok(self.store()?.domain_by_uuid(&norm)?.info())
+    }
+
+    fn domain_define(&self, xml_text: &str) -> Result<DomainInfo> {
+        self.deny_read_only("virDomainDefineXML")?;
+        let def = DomainDef::parse(xml_text)?;
+        self.store()?.write(|w| {
+            let existing = w.domain(&def.uuid).ok();
+            let (state, why, id) = existing.as_ref().map_or((st::SHUTOFF, 0, -1), |d| (d.state, d.reason, d.id));
+            let rec = w.define_domain(&def, state, why, id)?;
+            w.set_domain_persistent(&rec.uuid, true)?;
+            Ok(DomainRecord { persistent: true, ..rec }.info())
+        })
+    }
+
+    fn domain_undefine(&self, dom: &str, flags: u32) -> Result<()> {
+        self.domain_change("virDomainUndefineFlags", dom, |w, d| {
+            if is_active(d.state) {
+                // libvirt: an active domain becomes transient and keeps its metadata until it stops
+                return w.set_domain_persistent(&d.uuid, false);
+            }
+            let n = w.snapshot_count(&d.uuid)?;
+            if n > 0 && flags & domain_undefine::SNAPSHOTS_METADATA == 0 {
+                return Err(Error::operation_invalid(format!(
+                    "cannot delete inactive domain with {n} snapshots"
+                )));
+            }
+            w.undefine_domain(&d.uuid)
+        })
+    }
+
+    fn domain_start(&self, dom: &str) -> Result<()> {
+        self.domain_change("virDomainCreate", dom, |w, d| {
+            if is_active(d.state) {
+                return Err(Error::operation_invalid("domain is already running"));
+            }
+            let id = next_id(w)?;
+            w.set_domain_state(&d.uuid, st::RUNNING, reason::RUNNING_BOOTED, id)
+        })
+    }
+
+    fn domain_shutdown(&self, dom: &str) -> Result<()> {
+        self.domain_change("virDomainShutdown", dom, |w, d| {
+            if !is_active(d.state) {
+                return Err(not_running());
+            }
+            stop(w, &d, reason::SHUTOFF_SHUTDOWN)
+        })
+    }
+
+    fn domain_destroy(&self, dom: &str) -> Result<()> {
+        self.domain_change("virDomainDestroy", dom, |w, d| {
+            if !is_active(d.state) {
+                return Err(not_running());
+            }
+            stop(w, &d, reason::SHUTOFF_DESTROYED)
+        })
+    }
+
+    fn domain_suspend(&self, dom: &str) -> Result<()> {
+        self.domain_change("virDomainSuspend", dom, |w, d| {
+            if !is_active(d.state) {
+                return Err(not_running());
+            }
+            if d.state == st::PAUSED {
+                return Err(Error::operation_invalid("domain is already paused"));
+            }
+            w.set_domain_state(&d.uuid, st::PAUSED, reason::PAUSED_USER, d.id)
+        })
+    }
+
+    fn domain_resume(&self, dom: &str) -> Result<()> {
+        self.domain_change("virDomainResume", dom, |w, d| {
+            if !is_active(d.state) {
+                return Err(not_running());
+            }
+            if d.state != st::PAUSED {
+                return Err(Error::operation_invalid("domain is not paused"));
+            }
+            w.set_domain_state(&d.uuid, st::RUNNING, reason::RUNNING_UNPAUSED, d.id)
+        })
+    }
+
+    fn domain_xml(&self, dom: &str, flags: u32) -> Result<String> {
+        if self.read_only && flags & domain_xml::SECURE != 0 {
+            return Err(Error::new(
+                codes::OPERATION_DENIED,
+                "virDomainGetXMLDesc with secure flag",
+            ));
+        }
+        let d = self.store()?.domain_by_name(dom)?;
+        let text = if flags & domain_xml::SECURE != 0 { d.xml } else { xml::strip_secrets(&d.xml) };
+        Ok(format!("{}\n", text.trim_end()))
+    }
+
+    fn snapshot_create(&self, dom: &str, xml_text: &str, flags: u32) -> Result<String> {
+        snapshot::create(self, dom, xml_text, flags)
+    }
+
+    fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> Result<String> {
+        if self.read_only && flags & snapshot_xml::SECURE != 0 {
+            return Err(Error::new(
+                codes::OPERATION_DENIED,
+                "virDomainSnapshotGetXMLDesc with secure flag",
+            ));
+        }
+        let mut store = self.store()?;
+        let d = store.domain_by_name(dom)?;
+        let secure = flags & snapshot_xml::SECURE != 0;
+        store.snapshot_xml(&d.uuid, snap, FormatFlags { secure, ..Default::default() })
+    }
+
+    fn snapshot_list(&self, dom: &str, _flags: u32) -> Result<Vec<SnapshotInfo>> {
+        let mut store = self.store()?;
+        let d = store.domain_by_name(dom)?;
+        store.snapshots(&d.uuid)
+    }
+
+    fn snapshot_lookup(&self, dom: &str, snap: &str) -> Result<SnapshotInfo> {
+        let mut store = self.store()?;
+        let d = store.domain_by_name(dom)?;
+        store.snapshot(&d.uuid, snap)
+    }
+
+    fn snapshot_current(&self, dom: &str) -> Result<Option<SnapshotInfo>> {
+        let mut store = self.store()?;
+        let d = store.domain_by_name(dom)?;
+        store.current(&d.uuid)
+    }
+
+    fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
+        snapshot::revert(self, dom, snap, flags)
+    }
+
+    fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
+        snapshot::delete(self, dom, snap, flags)
+    }
+
+    fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> Result<()> {
+        snapshot::import(self, dom, xmls, current, flags & snapshot_import::DRY_RUN != 0)
+    }
+
+    fn snapshot_edit(&self, dom: &str, snap: &str, xml_text: &str, flags: u32) -> Result<String> {
+        snapshot::edit(self, dom, snap, xml_text, flags)
+    }
+}

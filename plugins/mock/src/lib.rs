@@ -1,0 +1,55 @@
+//! virtplug's reference driver (`mock:` URIs): implements every operation and every flag with
+//! libvirt's semantics, keeps its state (domains and snapshot metadata) in the model crate's
+//! SQLite store, and validates like qemu (stricter than libvirt's test driver).
+//!
+//! - `mock:///default`: state under `$VIRTPLUG_MOCK_STATE_DIR`, else
+//!   `$XDG_STATE_HOME/virtplug/mock/default`, else `~/.local/state/virtplug/mock/default`;
+//! - `mock:///<absolute dir>`: state in that directory (one "host" per directory; processes
+//!   opening the same directory share the state).
+//!
+//! A fresh store holds the domain `test` of libvirt's `test:///default`, running with id 1.
+//! Every operation is one store transaction. This crate depends on the SDK only and does no
+//! terminal I/O.
+
+mod driver;
+mod snapshot;
+mod uri;
+
+use virtplug_plugin_sdk::{
+    Capabilities, Driver, Plugin, PluginDescriptor, Result, export_plugin,
+    flags::{domain_undefine, domain_xml, ops, snapshot_create, snapshot_delete, snapshot_import,
+            snapshot_list, snapshot_revert, snapshot_xml},
+};
+
+pub use driver::MockDriver;
+pub use uri::state_dir;
+
+/// The mock plugin.
+#[derive(Debug)]
+pub struct MockPlugin;
+
+impl Plugin for MockPlugin {
+    const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
+        name: "mock",
+        version: env!("CARGO_PKG_VERSION"),
+        schemes: &["mock"],
+        ops: ops::ALL,
+        caps: Capabilities {
+            snapshot_create: snapshot_create::ALL,
+            snapshot_revert: snapshot_revert::ALL,
+            snapshot_delete: snapshot_delete::ALL,
+            snapshot_list: snapshot_list::ALL,
+            snapshot_xml: snapshot_xml::ALL,
+            snapshot_import: snapshot_import::ALL,
+            domain_undefine: domain_undefine::ALL,
+            domain_xml: domain_xml::ALL,
+        },
+    };
+
+    fn open(uri: &str, read_only: bool) -> Result<Box<dyn Driver>> {
+        let dir = uri::state_dir(uri)?;
+        Ok(Box::new(MockDriver::open(&dir, read_only)?))
+    }
+}
+
+export_plugin!(MockPlugin);

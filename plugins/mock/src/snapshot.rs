@@ -1,0 +1,309 @@
+//! Snapshot operations of the mock driver: qemu's driver-side checks (name rules, QUIESCE needs
+//! DISK_ONLY, LIVE excludes REDEFINE, memory and disk alignment), then the model's tree rules
+//! inside one store transaction together with the domain state change.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use virtplug_plugin_sdk::{
+    Error, Result, codes,
+    flags::{domain_state as st, snapshot_create as cf, snapshot_delete as df, snapshot_revert as rf},
+    model::{
+        domain::DomainDef,
+        store::{DomainRecord, Writer},
+        tree::RedefineFlags,
+        xml::{self, DiskSpec, MemorySpec, ParseFlags, SnapshotDef, SnapshotMode},
+    },
+};
+
+use crate::driver::{MockDriver, is_active, next_id, reason, stop};
+
+fn require(flags: u32, flag: u32, required: u32, flag_name: &str, required_name: &str) -> Result<()> {
+    if flags & flag != 0 && flags & required == 0 {
+        return Err(Error::new(
+            codes::INVALID_ARG,
+            format!("Flag '{required_name}' is required by flag '{flag_name}'"),
+        ));
+    }
+    Ok(())
+}
+
+fn exclusive(flags: u32, a: u32, b: u32, a_name: &str, b_name: &str) -> Result<()> {
+    if flags & a != 0 && flags & b != 0 {
+        return Err(Error::new(
+            codes::INVALID_ARG,
+            format!("Flags '{a_name}' and '{b_name}' are mutually exclusive"),
+        ));
+    }
+    Ok(())
+}
+
+/// The library's create rules (repeated here so the driver is safe without the host) and
+/// qemu's driver rules, in that order.
+fn check_create_flags(flags: u32) -> Result<()> {
+    require(flags, cf::CURRENT, cf::REDEFINE, "VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT", "VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE")?;
+    exclusive(flags, cf::REDEFINE, cf::NO_METADATA, "VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE", "VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA")?;
+    exclusive(flags, cf::REDEFINE, cf::HALT, "VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE", "VIR_DOMAIN_SNAPSHOT_CREATE_HALT")?;
+    require(flags, cf::QUIESCE, cf::DISK_ONLY, "VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE", "VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY")?;
+    exclusive(flags, cf::LIVE, cf::REDEFINE, "VIR_DOMAIN_SNAPSHOT_CREATE_LIVE", "VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE")
+}
+
+/// qemu's name rules (the name becomes a file name there); skipped with NO_METADATA.
+fn check_name(name: &str, flags: u32) -> Result<()> {
+    if flags & cf::NO_METADATA != 0 {
+        return Ok(());
+    }
+    if name.contains('/') {
+        return Err(Error::new(
+            codes::XML_DETAIL,
+            format!("invalid snapshot name '{name}': name can't contain '/'"),
+        ));
+    }
+    if name.starts_with('.') {
+        return Err(Error::new(
+            codes::XML_DETAIL,
+            format!("invalid snapshot name '{name}': name can't start with '.'"),
+        ));
+    }
+    Ok(())
+}
+
+fn unsupported(msg: String) -> Error {
+    Error::new(codes::CONFIG_UNSUPPORTED, msg)
+}
+
+/// libvirt's disk alignment against the domain's disk targets: unknown or repeated disks are
+/// refused, missing ones get the default mode, and internal/external may not be mixed.
+fn align_disks(def: &mut SnapshotDef, targets: &[String], default_mode: SnapshotMode) -> Result<()> {
+    if def.disks.len() > targets.len() {
+        return Err(unsupported("too many disk snapshot requests for domain".into()));
+    }
+    let mut given: Vec<DiskSpec> = std::mem::take(&mut def.disks);
+    for (i, d) in given.iter().enumerate() {
+        if !targets.contains(&d.name) {
+            return Err(unsupported(format!("no disk named '{}'", d.name)));
+        }
+        if given[..i].iter().any(|e| e.name == d.name) {
+            return Err(unsupported(format!("disk '{}' specified twice", d.name)));
+        }
+    }
+    for t in targets {
+        let pos = given.iter().position(|d| d.name == *t);
+        let mut d = match pos {
+            Some(p) => given.remove(p),
+            None => DiskSpec {
+                name: t.clone(),
+                snapshot: None,
+                disk_type: None,
+                source: None,
+                protocol: None,
+                hosts: Vec::new(),
+                driver_type: None,
+                metadata_cache_max_size: None,
+            },
+        };
+        let mode = *d.snapshot.get_or_insert(default_mode);
+        if let Some(src) = &d.source {
+            if mode != SnapshotMode::External {
+                return Err(unsupported(format!(
+                    "file '{src}' for disk '{}' requires use of external snapshot mode",
+                    d.name
+                )));
+            }
+        }
+        def.disks.push(d);
+    }
+    let memory_external = def.memory.as_ref().is_some_and(|m| m.mode == SnapshotMode::External);
+    let internal = def.disks.iter().any(|d| d.snapshot == Some(SnapshotMode::Internal))
+        || def.memory.as_ref().is_some_and(|m| m.mode == SnapshotMode::Internal);
+    let external = memory_external || def.disks.iter().any(|d| d.snapshot == Some(SnapshotMode::External));
+    if internal && external {
+        return Err(unsupported("mixing internal and external targets for a snapshot is not yet supported".into()));
+    }
+    Ok(())
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+/// Builds the complete definition of a plain (non-redefine) create from the domain's state.
+fn plain_def(d: &DomainRecord, xml_text: &str, flags: u32) -> Result<SnapshotDef> {
+    let active = is_active(d.state);
+    let disk_only = flags & cf::DISK_ONLY != 0;
+    let mut def = xml::parse(xml_text, ParseFlags { offline: disk_only || !active, ..Default::default() })?;
+    def.fill_defaults(now());
+    check_name(&def.name, flags)?;
+    if flags & cf::LIVE != 0
+        && (!active || def.memory.as_ref().is_none_or(|m| m.mode != SnapshotMode::External))
+    {
+        return Err(Error::new(
+            codes::OPERATION_UNSUPPORTED,
+            "live snapshot creation is supported only during full system snapshots",
+        ));
+    }
+    def.state = if disk_only { st::DISK_SNAPSHOT } else { d.state };
+    if def.memory.is_none() {
+        let mode = if disk_only || !active { SnapshotMode::No } else { SnapshotMode::Internal };
+        def.memory = Some(MemorySpec { mode, file: None });
+    }
+    let memory_external = def.memory.as_ref().is_some_and(|m| m.mode == SnapshotMode::External);
+    let default_mode = if disk_only || memory_external { SnapshotMode::External } else { SnapshotMode::Internal };
+    let targets = DomainDef::parse(&d.xml).map(|x| x.disk_targets).unwrap_or_default();
+    align_disks(&mut def, &targets, default_mode)?;
+    if disk_only && !def.disks.iter().any(|x| x.snapshot == Some(SnapshotMode::External)) {
+        return Err(unsupported("disk-only snapshots require at least one disk to be selected for snapshot".into()));
+    }
+    def.domain = Some(d.xml.clone());
+    Ok(def)
+}
+
+/// `snapshot_create`: plain create, NO_METADATA, HALT, DISK_ONLY, or REDEFINE [+ CURRENT].
+pub(crate) fn create(drv: &MockDriver, dom: &str, xml_text: &str, flags: u32) -> Result<String> {
+    drv.deny_read_only("virDomainSnapshotCreateXML")?;
+    check_create_flags(flags)?;
+    if flags & cf::VALIDATE != 0 {
+        xml::validate_schema(xml_text)?;
+    }
+    drv.store()?.write(|w| {
+        let d = w.domain_by_name(dom)?;
+        if flags & cf::REDEFINE != 0 {
+            let def = xml::parse(
+                xml_text,
+                ParseFlags { redefine: true, offline: flags & cf::DISK_ONLY != 0, ..Default::default() },
+            )?;
+            check_name(&def.name, flags)?;
+            let name = def.name.clone();
+            let rflags = RedefineFlags { current: flags & cf::CURRENT != 0, disk_only: flags & cf::DISK_ONLY != 0 };
+            w.redefine(&d.uuid, def, rflags)?;
+            return Ok(name);
+        }
+        if flags & cf::HALT != 0 && !d.persistent {
+            return Err(Error::operation_invalid("cannot halt after transient domain snapshot"));
+        }
+        let def = plain_def(&d, xml_text, flags)?;
+        if flags & cf::NO_METADATA != 0 {
+            if w.snapshot(&d.uuid, &def.name).is_ok() {
+                return Err(Error::new(
+                    codes::OPERATION_FAILED,
+                    format!("domain moment {} already exists", def.name),
+                ));
+            }
+        } else {
+            w.create(&d.uuid, &def)?;
+        }
+        if flags & cf::HALT != 0 && is_active(d.state) {
+            stop(w, &d, reason::SHUTOFF_FROM_SNAPSHOT)?;
+        }
+        Ok(def.name)
+    })
+}
+
+/// `snapshot_revert`: the snapshot becomes current and the domain takes its state (RUNNING or
+/// PAUSED override it) and its definition.
+pub(crate) fn revert(drv: &MockDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
+    drv.deny_read_only("virDomainRevertToSnapshot")?;
+    exclusive(flags, rf::RUNNING, rf::PAUSED, "VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING", "VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED")?;
+    drv.store()?.write(|w| {
+        let d = w.domain_by_name(dom)?;
+        let def = w.snapshot_def(&d.uuid, snap)?;
+        let Some(dom_xml) = def.domain.clone() else {
+            return Err(Error::new(
+                codes::SNAPSHOT_REVERT_RISKY,
+                format!("snapshot '{snap}' lacks domain '{}' rollback info", d.name),
+            ));
+        };
+        if def.is_external() {
+            return Err(unsupported("revert to external snapshot not supported yet".into()));
+        }
+        let target = match def.state {
+            st::RUNNING | st::SHUTDOWN | st::CRASHED | st::PAUSED | st::SHUTOFF => def.state,
+            other => {
+                return Err(Error::internal(format!(
+                    "Invalid target domain state '{}'. Refusing snapshot reversion",
+                    xml::state_name(other).unwrap_or("nostate")
+                )));
+            }
+        };
+        let target = if flags & rf::RUNNING != 0 {
+            st::RUNNING
+        } else if flags & rf::PAUSED != 0 {
+            st::PAUSED
+        } else if target == st::SHUTOFF {
+            st::SHUTOFF
+        } else if target == st::PAUSED {
+            st::PAUSED
+        } else {
+            st::RUNNING
+        };
+        if let Ok(mut restored) = DomainDef::parse(&dom_xml) {
+            if restored.uuid == d.uuid {
+                restored.name = d.name.clone();
+                w.define_domain(&restored, d.state, d.reason, d.id)?;
+            }
+        }
+        w.set_current(&d.uuid, snap)?;
+        match target {
+            st::SHUTOFF => {
+                if is_active(d.state) {
+                    stop(w, &d, reason::SHUTOFF_FROM_SNAPSHOT)?;
+                }
+            }
+            state => {
+                let id = if is_active(d.state) { d.id } else { next_id(w)? };
+                let why = if state == st::PAUSED { reason::PAUSED_FROM_SNAPSHOT } else { reason::RUNNING_FROM_SNAPSHOT };
+                w.set_domain_state(&d.uuid, state, why, id)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `snapshot_delete`: reparenting, CHILDREN, CHILDREN_ONLY, METADATA_ONLY (the mock has no
+/// disk contents, so a full delete and a metadata-only delete have the same effect).
+pub(crate) fn delete(drv: &MockDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
+    drv.deny_read_only("virDomainSnapshotDelete")?;
+    exclusive(flags, df::CHILDREN, df::CHILDREN_ONLY, "VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN", "VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY")?;
+    drv.store()?.write(|w| {
+        let d = w.domain_by_name(dom)?;
+        w.delete(&d.uuid, snap, flags)
+    })
+}
+
+fn parse_redefine(xml_text: &str) -> Result<SnapshotDef> {
+    let def = xml::parse(xml_text, ParseFlags { redefine: true, ..Default::default() })?;
+    check_name(&def.name, 0)?;
+    Ok(def)
+}
+
+/// `snapshot_import`: redefines a whole hierarchy and marks `current`, in one transaction
+/// (rolled back afterwards with `dry_run`).
+pub(crate) fn import(drv: &MockDriver, dom: &str, xmls: &[String], current: Option<&str>, dry_run: bool) -> Result<()> {
+    if !dry_run {
+        drv.deny_read_only("virDomainSnapshotCreateXML")?;
+    }
+    let defs = xmls.iter().map(|x| parse_redefine(x)).collect::<Result<Vec<_>>>()?;
+    let work = |w: &mut Writer<'_, '_>| {
+        let d = w.domain_by_name(dom)?;
+        w.import(&d.uuid, defs, current)
+    };
+    let mut store = drv.store()?;
+    if dry_run { store.dry_run(work) } else { store.write(work) }
+}
+
+/// `snapshot_edit`: redefines `snap` from `xml_text`, renaming it atomically when the name
+/// changed; create flags CURRENT and DISK_ONLY apply as in a redefine.
+pub(crate) fn edit(drv: &MockDriver, dom: &str, snap: &str, xml_text: &str, flags: u32) -> Result<String> {
+    drv.deny_read_only("virDomainSnapshotCreateXML")?;
+    let def = xml::parse(
+        xml_text,
+        ParseFlags { redefine: true, offline: flags & cf::DISK_ONLY != 0, ..Default::default() },
+    )?;
+    check_name(&def.name, 0)?;
+    let name = def.name.clone();
+    let rflags = RedefineFlags { current: flags & cf::CURRENT != 0, disk_only: flags & cf::DISK_ONLY != 0 };
+    drv.store()?.write(|w| {
+        let d = w.domain_by_name(dom)?;
+        w.edit(&d.uuid, snap, def, rflags)
+    })?;
+    Ok(name)
+}
