@@ -1,0 +1,316 @@
+//! SOAP 1.1 transport to one vSphere endpoint: one blocking reqwest client (keep-alive pool,
+//! TCP_NODELAY, rustls), the `vmware_soap_session` cookie kept by hand, a round-trip counter,
+//! and one transparent re-login when the server answers `NotAuthenticated`.
+//!
+//! Nothing here formats the password: it only goes into the Login body, and no error carries a
+//! request body.
+
+use std::{
+    sync::{
+        Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use reqwest::blocking::Client;
+use virtplug_plugin_sdk::{Error, codes};
+
+use crate::{
+    fault::{Fault, Subject, to_error},
+    uri::{Credentials, Target},
+    xmldom::{self, Element, escape},
+};
+
+const ENVELOPE_HEAD: &str = concat!(
+    r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+    "\n",
+    r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>"#
+);
+const ENVELOPE_TAIL: &str = "</soapenv:Body></soapenv:Envelope>";
+const COOKIE_NAME: &str = "vmware_soap_session";
+
+/// A failure of one SOAP call: a vSphere fault (to be mapped with context) or a finished error.
+#[derive(Debug, Clone)]
+pub enum CallError {
+    /// The server answered with a fault.
+    Fault(Fault),
+    /// Transport, HTTP or parse failure, already a libvirt error.
+    Error(Error),
+}
+
+impl CallError {
+    /// Maps to a libvirt error for `method` acting on `subject`.
+    pub fn into_error(self, method: &str, subject: Subject<'_>) -> Error {
+        match self {
+            Self::Fault(f) => to_error(method, &f, subject),
+            Self::Error(e) => e,
+        }
+    }
+}
+
+impl From<Error> for CallError {
+    fn from(e: Error) -> Self {
+        Self::Error(e)
+    }
+}
+
+/// Result of one call.
+pub type CallResult<T> = std::result::Result<T, CallError>;
+
+struct Session {
+    /// The cookie value exactly as the server set it.
+    cookie: Option<String>,
+    /// `SOAPAction` value (`urn:vim25/<apiVersion>` once known).
+    action: String,
+    /// SessionManager moid and credentials, once logged in.
+    login: Option<(String, Credentials)>,
+}
+
+/// The transport. Safe to share between threads.
+pub struct Soap {
+    client: Client,
+    url: String,
+    authority: String,
+    session: Mutex<Session>,
+    /// Serialises re-logins so two threads seeing `NotAuthenticated` log in once.
+    relogin: Mutex<()>,
+    trips: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The innermost cause of an error chain, on one line.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    let mut chain = vec![cur.to_string()];
+    while let Some(next) = cur.source() {
+        chain.push(next.to_string());
+        cur = next;
+    }
+    let all = chain.join(": ");
+    let last = chain.pop().unwrap_or_default();
+    if all.contains("certificate") || all.contains("UnknownIssuer") || all.contains("NotValidForName") {
+        format!("certificate: {last}")
+    } else {
+        last.replace('\n', " ")
+    }
+}
+
+impl Soap {
+    /// A transport for `target` (no request is sent yet).
+    pub fn new(target: &Target) -> Result<Self, Error> {
+        let client = Client::builder()
+            .tcp_nodelay(true)
+            .danger_accept_invalid_certs(target.no_verify)
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(120))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(4)
+            .user_agent(concat!("virtplug-vsphere/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::internal(format!("cannot set up the HTTP client: {}", root_cause(&e))))?;
+        Ok(Self {
+            client,
+            url: target.sdk_url(),
+            authority: target.authority(),
+            session: Mutex::new(Session { cookie: None, action: "urn:vim25".to_owned(), login: None }),
+            relogin: Mutex::new(()),
+            trips: AtomicU64::new(0),
+        })
+    }
+
+    /// SOAP requests sent so far (every HTTP request, failed or not).
+    pub fn round_trips(&self) -> u64 {
+        self.trips.load(Ordering::Relaxed)
+    }
+
+    /// Sets the API version used in `SOAPAction`.
+    pub fn set_api_version(&self, version: &str) {
+        lock(&self.session).action = format!("urn:vim25/{version}");
+    }
+
+    fn transport_error(&self, method: &str, e: &reqwest::Error) -> Error {
+        let cause = root_cause(e);
+        if let Some(c) = cause.strip_prefix("certificate: ") {
+            return Error::new(
+                codes::AUTH_FAILED,
+                format!("TLS certificate of {} does not verify ({c}); add no_verify=1 to the URI to skip the check", self.authority),
+            );
+        }
+        if e.is_timeout() {
+            return Error::new(codes::OPERATION_FAILED, format!("operation failed: no answer from {} to '{method}' in time", self.authority));
+        }
+        if e.is_connect() {
+            return Error::new(codes::OPERATION_FAILED, format!("operation failed: cannot connect to {}: {cause}", self.authority));
+        }
+        Error::new(codes::OPERATION_FAILED, format!("operation failed: connection to {} failed during '{method}': {cause}", self.authority))
+    }
+
+    /// One HTTP request, no retry. Returns the response element (the Body's child) and the
+    /// cookie that was sent.
+    fn invoke_once(&self, method: &str, body: &str) -> (CallResult<Element>, Option<String>) {
+        let (cookie, action) = {
+            let s = lock(&self.session);
+            (s.cookie.clone(), s.action.clone())
+        };
+        let mut envelope = String::with_capacity(ENVELOPE_HEAD.len() + body.len() + ENVELOPE_TAIL.len());
+        envelope.push_str(ENVELOPE_HEAD);
+        envelope.push_str(body);
+        envelope.push_str(ENVELOPE_TAIL);
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .header("SOAPAction", format!("\"{action}\""))
+            .body(envelope);
+        if let Some(c) = &cookie {
+            req = req.header("Cookie", format!("{COOKIE_NAME}={c}"));
+        }
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        let result = req.send().map_err(|e| self.transport_error(method, &e)).and_then(|resp| {
+            for v in resp.headers().get_all("set-cookie") {
+                if let Some(val) = v.to_str().ok().and_then(|s| s.trim().strip_prefix(COOKIE_NAME)).and_then(|s| s.strip_prefix('=')) {
+                    let val = val.split(';').next().unwrap_or("").trim().to_owned();
+                    lock(&self.session).cookie = Some(val);
+                }
+            }
+            let status = resp.status().as_u16();
+            let text = resp.text().map_err(|e| self.transport_error(method, &e))?;
+            Ok((status, text))
+        });
+        let (status, text) = match result {
+            Ok(x) => x,
+            Err(e) => return (Err(CallError::Error(e)), cookie),
+        };
+        (self.parse_response(method, status, &text), cookie)
+    }
+
+    fn parse_response(&self, method: &str, status: u16, text: &str) -> CallResult<Element> {
+        let not_soap = || {
+            CallError::Error(Error::internal(format!(
+                "HTTP response code {status} for call to '{method}' from {}: not a SOAP answer",
+                self.authority
+            )))
+        };
+        if status != 200 && status != 500 {
+            return Err(CallError::Error(Error::internal(format!(
+                "HTTP response code {status} for call to '{method}' from {}",
+                self.authority
+            ))));
+        }
+        let doc = xmldom::parse(text).map_err(|_| not_soap())?;
+        if doc.name != "Envelope" {
+            return Err(not_soap());
+        }
+        let inner = doc.child("Body").and_then(|b| b.children.first()).ok_or_else(not_soap)?;
+        if inner.name == "Fault" {
+            return Err(CallError::Fault(Fault::from_soap(inner)));
+        }
+        if status != 200 {
+            return Err(not_soap());
+        }
+        // Simulator quirk F.6 #6: without a session, RetrievePropertiesEx answers 200 with a
+        // missingSet carrying NotAuthenticated instead of a fault.
+        if inner.name.starts_with("RetrievePropertiesEx") || inner.name.starts_with("ContinueRetrievePropertiesEx") {
+            if let Some(rv) = inner.child("returnval") {
+                for obj in rv.children_named("objects") {
+                    for ms in obj.children_named("missingSet") {
+                        if let Some(f) = ms.child("fault").and_then(|f| f.child("fault")) {
+                            let fault = Fault::from_detail(f, String::new());
+                            if fault.is("NotAuthenticated") {
+                                return Err(CallError::Fault(fault));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(inner.clone())
+    }
+
+    /// One call: on `NotAuthenticated`, logs in again once and retries once.
+    pub fn call(&self, method: &str, body: &str) -> CallResult<Element> {
+        let (result, used) = self.invoke_once(method, body);
+        match result {
+            Err(CallError::Fault(f)) if f.is("NotAuthenticated") && lock(&self.session).login.is_some() => {
+                self.relogin(used)?;
+                let (again, _) = self.invoke_once(method, body);
+                again
+            }
+            other => other,
+        }
+    }
+
+    fn relogin(&self, failed_cookie: Option<String>) -> CallResult<()> {
+        let _guard = lock(&self.relogin);
+        let (current, login) = {
+            let s = lock(&self.session);
+            (s.cookie.clone(), s.login.clone())
+        };
+        if current.is_some() && current != failed_cookie {
+            return Ok(()); // another thread already logged in again
+        }
+        let Some((sm, creds)) = login else {
+            return Err(CallError::Error(Error::new(codes::AUTH_FAILED, "authentication failed: not logged in")));
+        };
+        self.login(&sm, &creds).map_err(CallError::Error)
+    }
+
+    /// `SessionManager.Login`. Clears the cookie first (simulator quirk F.6 #11: Login on a
+    /// connection that already has a session fails with InvalidLogin).
+    pub fn login(&self, session_manager: &str, creds: &Credentials) -> Result<(), Error> {
+        lock(&self.session).cookie = None;
+        let body = format!(
+            r#"<Login xmlns="urn:vim25"><_this type="SessionManager">{}</_this><userName>{}</userName><password>{}</password></Login>"#,
+            escape(session_manager),
+            escape(&creds.user),
+            escape(creds.password())
+        );
+        let (result, _) = self.invoke_once("Login", &body);
+        match result {
+            Ok(_) => {
+                let mut s = lock(&self.session);
+                if s.cookie.is_none() {
+                    return Err(Error::new(codes::AUTH_FAILED, format!("{} sent no session cookie after Login", self.authority)));
+                }
+                s.login = Some((session_manager.to_owned(), creds.clone()));
+                Ok(())
+            }
+            Err(CallError::Fault(f)) if f.is("InvalidLogin") => Err(Error::new(
+                codes::AUTH_FAILED,
+                format!("cannot log in to {} as '{}': {}", self.authority, creds.user, if f.message.is_empty() { "Login failure" } else { &f.message }),
+            )),
+            Err(e) => Err(e.into_error("Login", Subject::None)),
+        }
+    }
+
+    /// `SessionManager.Logout`, best effort; forgets the session either way.
+    pub fn logout(&self) {
+        let sm = {
+            let mut s = lock(&self.session);
+            let sm = s.login.take().map(|(sm, _)| sm);
+            if s.cookie.is_none() {
+                return;
+            }
+            sm
+        };
+        if let Some(sm) = sm {
+            let body = format!(r#"<Logout xmlns="urn:vim25"><_this type="SessionManager">{}</_this></Logout>"#, escape(&sm));
+            let _ = self.invoke_once("Logout", &body);
+        }
+        lock(&self.session).cookie = None;
+    }
+
+    /// Ends the server-side session but keeps the credentials, as an expired session would
+    /// (tests use it to exercise the re-login path).
+    pub fn expire_session_for_tests(&self) {
+        let sm = lock(&self.session).login.as_ref().map(|(sm, _)| sm.clone());
+        if let Some(sm) = sm {
+            let body = format!(r#"<Logout xmlns="urn:vim25"><_this type="SessionManager">{}</_this></Logout>"#, escape(&sm));
+            let _ = self.invoke_once("Logout", &body);
+        }
+    }
+}
