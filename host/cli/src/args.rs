@@ -80,6 +80,10 @@ pub enum Command {
     SnapshotParent(SnapshotTarget),
     /// Revert a domain to a snapshot
     SnapshotRevert(SnapshotRevert),
+    /// Export a domain's snapshot hierarchy as a checksummed bundle (virtplug)
+    SnapshotExport(SnapshotExport),
+    /// Redefine a whole snapshot hierarchy from a bundle in one transaction (virtplug)
+    SnapshotImport(SnapshotImport),
 }
 
 /// `plugins`.
@@ -446,6 +450,40 @@ pub struct SnapshotRevert {
     /// re-initialize NVRAM from its pristine template
     #[arg(long)]
     pub reset_nvram: bool,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `snapshot-export` (virtplug only).
+#[derive(Debug, Args)]
+#[command(override_usage = "snapshot-export [--domain] <string> [--file <string>]")]
+pub struct SnapshotExport {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// write the bundle to this file instead of stdout (it holds secure XML)
+    #[arg(long, value_name = "string")]
+    pub file: Option<String>,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `snapshot-import` (virtplug only).
+#[derive(Debug, Args)]
+#[command(override_usage = "snapshot-import [--domain] <string> {[--bundle] <string> | --libvirt-dir <string>} [--dry-run]")]
+pub struct SnapshotImport {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// bundle file written by snapshot-export
+    #[arg(long, value_name = "string")]
+    pub bundle: Option<String>,
+    /// import libvirt's snapshot metadata directory (/var/lib/libvirt/qemu/snapshot/<domain>)
+    #[arg(long, value_name = "string")]
+    pub libvirt_dir: Option<String>,
+    /// check everything against this host and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
     #[arg(hide = true)]
     pub args: Vec<String>,
 }

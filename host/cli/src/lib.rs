@@ -16,7 +16,7 @@ use virtplug_host::{Connection, Registry};
 
 use crate::{
     args::{Cli, Command},
-    commands::{Ctx, domain, edit, plugins, snapshot, snapshot_list},
+    commands::{Ctx, bundle, domain, edit, plugins, snapshot, snapshot_list},
     error::{CliError, Result},
 };
 
@@ -68,5 +68,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<String> {
         Command::SnapshotList(a) => snapshot_list::run(ctx, a),
         Command::SnapshotParent(a) => snapshot::parent(ctx, a),
         Command::SnapshotRevert(a) => snapshot::revert(ctx, a),
+        Command::SnapshotExport(a) => bundle::export(ctx, a),
+        Command::SnapshotImport(a) => bundle::import(ctx, a),
     }
 }

@@ -85,9 +85,13 @@ impl Session {
     }
 
     fn raw(&self, args: &[&str]) -> Out {
+        self.raw_with(&self.uri, args)
+    }
+
+    fn raw_with(&self, uri: &str, args: &[&str]) -> Out {
         let out = Command::new(BIN)
             .arg("-c")
-            .arg(&self.uri)
+            .arg(uri)
             .args(args)
             .env_remove("VIRTPLUG_PLUGIN_DIR")
             .env_remove("VIRTPLUG_CONFIG")
@@ -279,7 +283,7 @@ fn print_xml_json_and_usage_errors() {
         "snapshot-create test /nonexistent/s.xml",
         "error: Failed to open file '/nonexistent/s.xml': No such file or directory\n\n",
     );
-    let bad = s.raw(&["-c", "nosuch:///x", "list"]);
+    let bad = s.raw_with("nosuch:///x", &["list"]);
     assert_eq!(
         (bad.stderr.as_str(), bad.code),
         ("error: failed to connect to the hypervisor\nerror: no connection driver available for nosuch:///x\n\n", 1)

@@ -1,6 +1,7 @@
 //! Command implementations. Each returns its stdout text (without virsh's end-of-command
 //! newline, which [`crate::run`] adds) or a [`CliError`].
 
+pub mod bundle;
 pub mod domain;
 pub mod edit;
 pub mod plugins;
