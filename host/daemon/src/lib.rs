@@ -1,0 +1,1 @@
+//! virtplugd library (being assembled).

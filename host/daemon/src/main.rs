@@ -1,0 +1,2 @@
+//! `virtplugd`: placeholder main while the daemon crate is assembled.
+fn main() {}
