@@ -109,7 +109,7 @@ fn sigkill_during_import() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("crash.db");
         drop(new_store(&path));
-        let finished = run_and_kill("import", &path, 2500, round);
+        let finished = run_and_kill("import", &path, 6000, round);
         let mut s = Store::open(&path, Sync::Normal).unwrap();
         let n = s.snapshot_count(VM).unwrap();
         assert!(n == 0 || n == IMPORT_N, "round {round}: {n} snapshots after kill (finished={finished})");
