@@ -162,6 +162,20 @@ impl Connection {
         self.soap.expire_session_for_tests();
     }
 
+    /// Sends a raw vim25 request body on this session (tests use it to make states virtplug
+    /// itself refuses to create, such as duplicate snapshot names). Returns the answer's
+    /// element name.
+    #[doc(hidden)]
+    pub fn raw_call_for_tests(&self, method: &str, body: &str) -> Result<String> {
+        self.soap.call(method, body).map(|e| e.name).map_err(|e| e.into_error(method, Subject::None))
+    }
+
+    /// The moid of the VM named `dom` (tests build raw requests with it).
+    #[doc(hidden)]
+    pub fn vm_moid_for_tests(&self, dom: &str) -> Result<String> {
+        self.cached(dom).map(|v| v.moref.value)
+    }
+
     pub(crate) fn pc(&self) -> &MoRef {
         &self.sc.property_collector
     }
