@@ -1,0 +1,281 @@
+//! Parsers for VBoxManage's text output (reference §1.3, §1.4): `list vms`, `showvminfo
+//! --machinereadable` (escaped `key="value"` lines, numbers unquoted, non-`key=value` lines such
+//! as 7.0's `Encryption:` skipped) and its snapshot section / `snapshot list --machinereadable`
+//! (pre-order, 1-based `-i` suffixes of any width, `Current*` lines after the current node,
+//! **raw** values that may contain `"` and span several lines).
+//!
+//! Every structural surprise is a [`ParseError`]; nothing here panics on any input.
+
+use std::collections::HashMap;
+
+/// What was wrong with the output, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+fn perr<T>(msg: impl Into<String>) -> Result<T, ParseError> {
+    Err(ParseError(msg.into()))
+}
+
+/// A lower-case UUID if `s` is one (braces optional).
+pub fn parse_uuid(s: &str) -> Option<String> {
+    let t = s.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(s);
+    let b = t.as_bytes();
+    let ok = b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { *c == b'-' } else { c.is_ascii_hexdigit() });
+    ok.then(|| t.to_ascii_lowercase())
+}
+
+/// `list vms`: `"<name>" {<uuid>}` per line; the name is not escaped, so the UUID is taken
+/// from the end of the line.
+pub fn list_vms(stdout: &str) -> Result<Vec<(String, String)>, ParseError> {
+    let mut out = Vec::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let bad = || ParseError(format!("unexpected line in 'list vms' output: {line:?}"));
+        let (left, uuid) = line.rsplit_once(" {").ok_or_else(bad)?;
+        let uuid = uuid.strip_suffix('}').and_then(parse_uuid).ok_or_else(bad)?;
+        let name = left.strip_prefix('"').and_then(|l| l.strip_suffix('"')).ok_or_else(bad)?;
+        out.push((name.to_owned(), uuid));
+    }
+    Ok(out)
+}
+
+/// One snapshot as the CLI lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliSnap {
+    pub name: String,
+    pub uuid: String,
+    /// Index of the parent in the pre-order list.
+    pub parent: Option<usize>,
+    /// The description as printed (raw; may be ambiguous, the `.vbox` file is authoritative).
+    pub description: Option<String>,
+    /// The `-1-2` suffix.
+    pub suffix: String,
+}
+
+/// The snapshot tree as the CLI lists it, in pre-order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CliTree {
+    pub snaps: Vec<CliSnap>,
+    /// Index of the current snapshot.
+    pub current: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Name,
+    Uuid,
+    Description,
+    CurName,
+    CurUuid,
+    CurNode,
+}
+
+/// Recognises the start of a snapshot-section line: key, suffix, and the raw rest after `="`.
+fn key_line(line: &str) -> Option<(Key, &str, &str)> {
+    for (prefix, key) in [("CurrentSnapshotName=\"", Key::CurName), ("CurrentSnapshotUUID=\"", Key::CurUuid), ("CurrentSnapshotNode=\"", Key::CurNode)] {
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return Some((key, "", rest));
+        }
+    }
+    for (prefix, key) in [("SnapshotName", Key::Name), ("SnapshotUUID", Key::Uuid), ("SnapshotDescription", Key::Description)] {
+        let Some(rest) = line.strip_prefix(prefix) else { continue };
+        let eq = rest.find("=\"")?;
+        let suffix = &rest[..eq];
+        if valid_suffix(suffix) {
+            return Some((key, suffix, &rest[eq + 2..]));
+        }
+    }
+    None
+}
+
+/// `""` or `-N-M…` with N, M ≥ 1 and no leading zeros (any width: `-10`, `-123`).
+fn valid_suffix(s: &str) -> bool {
+    s.is_empty()
+        || s.strip_prefix('-').is_some_and(|t| {
+            t.split('-').all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0'))
+        })
+}
+
+/// Parses the snapshot lines of `snapshot list --machinereadable` or of `showvminfo
+/// --machinereadable` (from the first `SnapshotName="` line on). A value continues over the
+/// following lines until the next snapshot key line (names and descriptions are printed raw);
+/// other lines after a complete entry are ignored (showvminfo keys that may follow).
+pub fn snapshot_section(text: &str) -> Result<CliTree, ParseError> {
+    let mut entries: Vec<(Key, String, String)> = Vec::new();
+    for line in text.split('\n') {
+        if let Some((key, suffix, rest)) = key_line(line) {
+            entries.push((key, suffix.to_owned(), rest.to_owned()));
+        } else if let Some((Key::Name | Key::Description, _, value)) = entries.last_mut() {
+            value.push('\n');
+            value.push_str(line);
+        }
+    }
+    let mut tree = CliTree::default();
+    let mut by_suffix: HashMap<String, usize> = HashMap::new();
+    let mut children: Vec<usize> = Vec::new();
+    let mut pending_current: (Option<String>, Option<String>) = (None, None);
+    let mut expect_uuid_for: Option<String> = None;
+    for (key, suffix, raw) in entries {
+        // Trailing empty lines belong to the output's end, not the value.
+        let trimmed = raw.trim_end_matches('\n');
+        let Some(value) = trimmed.strip_suffix('"') else {
+            return perr(format!("unterminated value for a Snapshot line with suffix '{suffix}'"));
+        };
+        let value = value.to_owned();
+        if expect_uuid_for.is_some() && key != Key::Uuid {
+            return perr(format!("SnapshotName{} is not followed by its SnapshotUUID line", expect_uuid_for.unwrap_or_default()));
+        }
+        match key {
+            Key::Name => {
+                if by_suffix.contains_key(&suffix) {
+                    return perr(format!("SnapshotName{suffix} appears twice"));
+                }
+                let parent = match suffix.rfind('-') {
+                    None if tree.snaps.is_empty() => None,
+                    None => return perr("a second root snapshot"),
+                    Some(i) => {
+                        let (p, idx) = (&suffix[..i], &suffix[i + 1..]);
+                        let Some(&pi) = by_suffix.get(p) else {
+                            return perr(format!("SnapshotName{suffix} before its parent"));
+                        };
+                        if idx.parse::<usize>().ok() != Some(children[pi] + 1) {
+                            return perr(format!("SnapshotName{suffix} out of order"));
+                        }
+                        children[pi] += 1;
+                        Some(pi)
+                    }
+                };
+                by_suffix.insert(suffix.clone(), tree.snaps.len());
+                children.push(0);
+                tree.snaps.push(CliSnap { name: value, uuid: String::new(), parent, description: None, suffix: suffix.clone() });
+                expect_uuid_for = Some(suffix);
+            }
+            Key::Uuid => {
+                if expect_uuid_for.as_deref() != Some(suffix.as_str()) {
+                    return perr(format!("SnapshotUUID{suffix} without its SnapshotName line"));
+                }
+                expect_uuid_for = None;
+                let Some(uuid) = parse_uuid(&value) else {
+                    return perr(format!("SnapshotUUID{suffix} is not a UUID: {value:?}"));
+                };
+                if tree.snaps.iter().any(|s| s.uuid == uuid) {
+                    return perr(format!("snapshot UUID {uuid} listed twice"));
+                }
+                if let Some(s) = tree.snaps.last_mut() {
+                    s.uuid = uuid;
+                }
+            }
+            Key::Description => match by_suffix.get(&suffix) {
+                Some(&i) if i + 1 == tree.snaps.len() => tree.snaps[i].description = Some(value),
+                _ => return perr(format!("SnapshotDescription{suffix} out of place")),
+            },
+            Key::CurName => pending_current.0 = Some(value),
+            Key::CurUuid => pending_current.1 = Some(value),
+            Key::CurNode => {
+                let Some(sfx) = value.strip_prefix("SnapshotName") else {
+                    return perr(format!("CurrentSnapshotNode {value:?}"));
+                };
+                let Some(&i) = by_suffix.get(sfx) else {
+                    return perr(format!("CurrentSnapshotNode names an unknown node {value:?}"));
+                };
+                let uuid_ok = pending_current.1.as_deref().and_then(parse_uuid).is_some_and(|u| u == tree.snaps[i].uuid);
+                if !uuid_ok || pending_current.0.as_deref() != Some(tree.snaps[i].name.as_str()) {
+                    return perr("CurrentSnapshotName/UUID do not match CurrentSnapshotNode");
+                }
+                tree.current = Some(i);
+            }
+        }
+    }
+    if let Some(s) = expect_uuid_for {
+        return perr(format!("output ends after SnapshotName{s}"));
+    }
+    if pending_current.0.is_some() && tree.current.is_none() {
+        return perr("CurrentSnapshotName without CurrentSnapshotNode");
+    }
+    Ok(tree)
+}
+
+/// `snapshot list --machinereadable`: exit 1 with exactly `This machine does not have any
+/// snapshots` on stdout is an empty tree (as Vagrant and Packer read it), not an error.
+/// `None` means the invocation failed some other way.
+pub fn snapshot_list(code: i32, stdout: &str) -> Option<Result<CliTree, ParseError>> {
+    match code {
+        0 => Some(snapshot_section(stdout)),
+        1 if stdout.trim_end() == "This machine does not have any snapshots" => Some(Ok(CliTree::default())),
+        _ => None,
+    }
+}
+
+/// `showvminfo --machinereadable`, split into its general keys (unescaped) and its snapshot
+/// tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmInfo {
+    pub keys: HashMap<String, String>,
+    pub tree: CliTree,
+}
+
+impl VmInfo {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.keys.get(k).map(String::as_str)
+    }
+}
+
+/// Reads one escaped value starting right after `="`: up to the unescaped closing quote, which
+/// may be on a later line. Returns the value and the rest after the closing quote.
+fn escaped_value(s: &str) -> Option<(String, &str)> {
+    let mut out = String::new();
+    let mut it = s.char_indices();
+    while let Some((i, c)) = it.next() {
+        match c {
+            '\\' => out.push(it.next()?.1),
+            '"' => return Some((out, &s[i + 1..])),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// Parses `showvminfo --machinereadable`. Requires `name`, `UUID`, `CfgFile` and `VMState`.
+pub fn showvminfo(stdout: &str) -> Result<VmInfo, ParseError> {
+    let (general, snaps) = match stdout.find("\nSnapshotName=\"") {
+        Some(i) => (&stdout[..=i], &stdout[i + 1..]),
+        None if stdout.starts_with("SnapshotName=\"") => ("", stdout),
+        None => (stdout, ""),
+    };
+    let mut keys = HashMap::new();
+    let mut rest = general;
+    while !rest.is_empty() {
+        let line_end = rest.find('\n').unwrap_or(rest.len());
+        let line = &rest[..line_end];
+        let Some(eq) = line.find('=').filter(|&i| i > 0) else {
+            rest = rest.get(line_end + 1..).unwrap_or("");
+            continue;
+        };
+        let key = line[..eq].trim_matches('"').to_owned();
+        let after = &rest[eq + 1..];
+        if let Some(q) = after.strip_prefix('"') {
+            let Some((value, tail)) = escaped_value(q) else {
+                return perr(format!("unterminated value for key {key:?}"));
+            };
+            keys.insert(key, value);
+            rest = tail.find('\n').map_or("", |i| &tail[i + 1..]);
+        } else {
+            keys.insert(key, line[eq + 1..].to_owned());
+            rest = rest.get(line_end + 1..).unwrap_or("");
+        }
+    }
+    for k in ["name", "UUID", "CfgFile", "VMState"] {
+        if !keys.contains_key(k) {
+            return perr(format!("showvminfo output has no {k}= line"));
+        }
+    }
+    if keys.get("UUID").and_then(|u| parse_uuid(u)).is_none() {
+        return perr("showvminfo UUID= is not a UUID");
+    }
+    Ok(VmInfo { keys, tree: snapshot_section(snaps)? })
+}
+
+/// `Snapshot taken. UUID: <uuid>` → the UUID.
+pub fn taken_uuid(stdout: &str) -> Option<String> {
+    stdout.lines().find_map(|l| l.strip_prefix("Snapshot taken. UUID: ")).and_then(|u| parse_uuid(u.trim()))
+}
