@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 Connection URI: -c/--connect, else $VIRTPLUG_DEFAULT_URI, else mock:///default.
 JSON: --json (before or after the command) prints the result of a read command as JSON:
   plugins, list, dominfo, domstate, dumpxml, snapshot-current, snapshot-dumpxml,
-  snapshot-info, snapshot-list, snapshot-parent. Commands that change state refuse it.
+  snapshot-info, snapshot-list, snapshot-parent. Other commands refuse it.
 Errors: `error: <message>` lines and an empty line on stderr, exit status 1.")]
 pub struct Cli {
     /// hypervisor connection URI
@@ -92,7 +92,7 @@ pub struct Plugins {}
 
 /// `list`.
 #[derive(Debug, Args)]
-#[command(override_usage = "list [--all] [--name]")]
+#[command(override_usage = "virtplug list [--all] [--name]")]
 pub struct List {
     /// list inactive & active domains
     #[arg(long)]
@@ -104,7 +104,7 @@ pub struct List {
 
 /// Commands whose only argument is the domain.
 #[derive(Debug, Args)]
-#[command(override_usage = "<command> [--domain] <string>")]
+#[command(override_usage = "virtplug <command> [--domain] <string>")]
 pub struct DomOnly {
     /// domain name, id or uuid
     #[arg(long, value_name = "string")]
@@ -115,7 +115,7 @@ pub struct DomOnly {
 
 /// `dumpxml`.
 #[derive(Debug, Args)]
-#[command(override_usage = "dumpxml [--domain] <string> [--inactive] [--security-info]")]
+#[command(override_usage = "virtplug dumpxml [--domain] <string> [--inactive] [--security-info]")]
 pub struct Dumpxml {
     /// domain name, id or uuid
     #[arg(long, value_name = "string")]
@@ -132,7 +132,7 @@ pub struct Dumpxml {
 
 /// `define`.
 #[derive(Debug, Args)]
-#[command(override_usage = "define [--file] <string>")]
+#[command(override_usage = "virtplug define [--file] <string>")]
 pub struct Define {
     /// file containing an XML domain description
     #[arg(long, value_name = "string")]
@@ -143,7 +143,7 @@ pub struct Define {
 
 /// `undefine`.
 #[derive(Debug, Args)]
-#[command(override_usage = "undefine [--domain] <string> [--managed-save] [--snapshots-metadata] \
+#[command(override_usage = "virtplug undefine [--domain] <string> [--managed-save] [--snapshots-metadata] \
 [--checkpoints-metadata] [--nvram] [--keep-nvram] [--tpm] [--keep-tpm]")]
 pub struct Undefine {
     /// domain name, id or uuid
@@ -205,7 +205,7 @@ pub struct CreateFlags {
 
 /// `snapshot-create`.
 #[derive(Debug, Args)]
-#[command(override_usage = "snapshot-create [--domain] <string> [--xmlfile <string>] [--redefine] \
+#[command(override_usage = "virtplug snapshot-create [--domain] <string> [--xmlfile <string>] [--redefine] \
 [--current] [--no-metadata] [--halt] [--disk-only] [--reuse-external] [--quiesce] [--atomic] [--live] [--validate]")]
 pub struct SnapshotCreate {
     /// domain name, id or uuid
@@ -228,7 +228,7 @@ pub struct SnapshotCreate {
 
 /// `snapshot-create-as`.
 #[derive(Debug, Args)]
-#[command(override_usage = "snapshot-create-as [--domain] <string> [--name <string>] \
+#[command(override_usage = "virtplug snapshot-create-as [--domain] <string> [--name <string>] \
 [--description <string>] [--print-xml] [--no-metadata] [--halt] [--disk-only] [--reuse-external] \
 [--quiesce] [--atomic] [--live] [--validate] [--memspec <string>] [[--diskspec] <string>]...")]
 pub struct SnapshotCreateAs {
@@ -258,7 +258,7 @@ pub struct SnapshotCreateAs {
 
 /// `snapshot-current`.
 #[derive(Debug, Args)]
-#[command(override_usage = "snapshot-current [--domain] <string> [--name] [--security-info] [--snapshotname <string>]")]
+#[command(override_usage = "virtplug snapshot-current [--domain] <string> [--name] [--security-info] [--snapshotname <string>]")]
 pub struct SnapshotCurrent {
     /// domain name, id or uuid
     #[arg(long, value_name = "string")]
@@ -278,7 +278,7 @@ pub struct SnapshotCurrent {
 
 /// `snapshot-delete`.
 #[derive(Debug, Args)]
-#[command(override_usage = "snapshot-delete [--domain] <string> [--snapshotname <string>] [--current] \
+#[command(override_usage = "virtplug snapshot-delete [--domain] <string> [--snapshotname <string>] [--current] \
 [--children] [--children-only] [--metadata]")]
 pub struct SnapshotDelete {
     /// domain name, id or uuid
@@ -305,7 +305,7 @@ pub struct SnapshotDelete {
 
 /// `snapshot-dumpxml`.
 #[derive(Debug, Args)]
-#[command(override_usage = "snapshot-dumpxml [--domain] <string> [--snapshotname] <string> [--security-info]")]
+#[command(override_usage = "virtplug snapshot-dumpxml [--domain] <string> [--snapshotname] <string> [--security-info]")]
 pub struct SnapshotDumpxml {
     /// domain name, id or uuid
     #[arg(long, value_name = "string")]
@@ -322,7 +322,7 @@ pub struct SnapshotDumpxml {
 
 /// `snapshot-edit`.
 #[derive(Debug, Args)]
-#[command(override_usage = "snapshot-edit [--domain] <string> [--snapshotname <string>] [--current] [--rename] [--clone]")]
+#[command(override_usage = "virtplug snapshot-edit [--domain] <string> [--snapshotname <string>] [--current] [--rename] [--clone]")]
 pub struct SnapshotEdit {
     /// domain name, id or uuid
     #[arg(long, value_name = "string")]
@@ -345,7 +345,7 @@ pub struct SnapshotEdit {
 
 /// `snapshot-info` and `snapshot-parent`: one snapshot, by name or `--current`.
 #[derive(Debug, Args)]
-#[command(override_usage = "<command> [--domain] <string> [--snapshotname <string>] [--current]")]
+#[command(override_usage = "virtplug <command> [--domain] <string> [--snapshotname <string>] [--current]")]
 pub struct SnapshotTarget {
     /// domain name, id or uuid
     #[arg(long, value_name = "string")]
@@ -362,7 +362,7 @@ pub struct SnapshotTarget {
 
 /// `snapshot-list`.
 #[derive(Debug, Args, Default)]
-#[command(override_usage = "snapshot-list [--domain] <string> [--parent] [--roots] [--leaves] \
+#[command(override_usage = "virtplug snapshot-list [--domain] <string> [--parent] [--roots] [--leaves] \
 [--no-leaves] [--metadata] [--no-metadata] [--inactive] [--active] [--disk-only] [--internal] \
 [--external] [--tree] [--from <string>] [--current] [--descendants] [--name] [--topological]")]
 pub struct SnapshotList {
@@ -426,7 +426,7 @@ pub struct SnapshotList {
 
 /// `snapshot-revert`.
 #[derive(Debug, Args)]
-#[command(override_usage = "snapshot-revert [--domain] <string> [--snapshotname <string>] [--current] \
+#[command(override_usage = "virtplug snapshot-revert [--domain] <string> [--snapshotname <string>] [--current] \
 [--running] [--paused] [--force] [--reset-nvram]")]
 pub struct SnapshotRevert {
     /// domain name, id or uuid
@@ -456,7 +456,7 @@ pub struct SnapshotRevert {
 
 /// `snapshot-export` (virtplug only).
 #[derive(Debug, Args)]
-#[command(override_usage = "snapshot-export [--domain] <string> [--file <string>]")]
+#[command(override_usage = "virtplug snapshot-export [--domain] <string> [--file <string>]")]
 pub struct SnapshotExport {
     /// domain name, id or uuid
     #[arg(long, value_name = "string")]
@@ -470,7 +470,7 @@ pub struct SnapshotExport {
 
 /// `snapshot-import` (virtplug only).
 #[derive(Debug, Args)]
-#[command(override_usage = "snapshot-import [--domain] <string> {[--bundle] <string> | --libvirt-dir <string>} [--dry-run]")]
+#[command(override_usage = "virtplug snapshot-import [--domain] <string> {[--bundle] <string> | --libvirt-dir <string>} [--dry-run]")]
 pub struct SnapshotImport {
     /// domain name, id or uuid
     #[arg(long, value_name = "string")]

@@ -292,3 +292,87 @@ fn print_xml_json_and_usage_errors() {
     assert!(plugins.stdout.contains("Schemes:    mock"), "{}", plugins.stdout);
     assert!(plugins.stdout.contains("VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE"), "{}", plugins.stdout);
 }
+
+impl Session {
+    /// Runs with `EDITOR` set to a shell command that edits the file in place.
+    fn with_editor(&self, editor: &str, cmdline: &str) -> Out {
+        let args: Vec<&str> = cmdline.split_whitespace().collect();
+        let out = Command::new(BIN)
+            .arg("-c")
+            .arg(&self.uri)
+            .args(&args)
+            .env_remove("VIRTPLUG_PLUGIN_DIR")
+            .env_remove("VIRTPLUG_CONFIG")
+            .env_remove("VISUAL")
+            .env("EDITOR", editor)
+            .env("XDG_CONFIG_HOME", self.config.path())
+            .env("HOME", self.config.path())
+            .output()
+            .unwrap();
+        Out {
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+            code: out.status.code().unwrap_or(-1),
+        }
+    }
+}
+
+#[test]
+fn snapshot_edit_is_atomic() {
+    let Some(()) = require_mock() else { return };
+    let s = Session::new();
+    s.ok("snapshot-create-as test s1", "Domain snapshot s1 created\n");
+    s.ok("snapshot-create-as test s2", "Domain snapshot s2 created\n");
+    let triple = |o: Out| (o.stdout, o.stderr, o.code);
+
+    let unchanged = s.with_editor("true", "snapshot-edit test s2");
+    assert_eq!(triple(unchanged), ("Snapshot s2 XML configuration not changed.\n\n".into(), String::new(), 0));
+
+    let describe = "sed -i 's#<name>s2</name>#<name>s2</name><description>edited</description>#'";
+    assert_eq!(triple(s.with_editor(describe, "snapshot-edit test s2")), ("Snapshot s2 edited.\n\n".into(), String::new(), 0));
+    assert!(s.run("snapshot-dumpxml test s2").stdout.contains("<description>edited</description>"));
+
+    // A new name without --rename or --clone changes nothing (virsh would leave both behind).
+    let rename = "sed -i 's#<name>s2</name>#<name>s3</name>#'";
+    assert_eq!(
+        triple(s.with_editor(rename, "snapshot-edit test s2")),
+        (String::new(), "error: Must use --rename or --clone to change s2 to s3\nerror: Failed to update s2\n\n".into(), 1)
+    );
+    s.ok("snapshot-list test --name", "s1\ns2\n\n");
+
+    assert_eq!(triple(s.with_editor(rename, "snapshot-edit test s2 --rename")), ("\n".into(), String::new(), 0));
+    s.ok("snapshot-list test --name", "s1\ns3\n\n");
+    s.ok("snapshot-current test --name", "s3\n");
+
+    let clone = "sed -i 's#<name>s3</name>#<name>s4</name>#'";
+    assert_eq!(triple(s.with_editor(clone, "snapshot-edit test s3 --clone")), ("Snapshot s3 cloned to s4.\n\n".into(), String::new(), 0));
+    s.ok("snapshot-list test --name", "s1\ns3\ns4\n\n");
+    s.err("snapshot-edit test s3 --rename --clone", "error: Options --rename and --clone are mutually exclusive\n\n");
+}
+
+#[test]
+fn export_import_and_halt_quirk() {
+    let Some(()) = require_mock() else { return };
+    let src = Session::new();
+    src.ok("snapshot-create-as test s1", "Domain snapshot s1 created\n");
+    src.ok("snapshot-create-as test s2", "Domain snapshot s2 created\n");
+    src.ok("snapshot-revert test s1", "Domain snapshot s1 reverted\n\n");
+    let bundle = src.path("bundle.xml");
+    let out = src.run(&format!("snapshot-export test --file {bundle}"));
+    assert_eq!((out.stderr.as_str(), out.code), ("", 0));
+
+    let dst = Session::new();
+    dst.ok(&format!("snapshot-import test {bundle} --dry-run"), "Domain 'test': 2 snapshots can be imported (dry run, nothing changed)\n\n");
+    dst.ok("snapshot-list test --name", "\n");
+    dst.ok(&format!("snapshot-import test {bundle}"), "Domain 'test': 2 snapshots imported\n\n");
+    dst.ok("snapshot-list test --tree", "s1\n  |\n  +- s2\n    \n\n");
+    dst.ok("snapshot-current test --name", "s1\n");
+
+    // virsh emulates --halt when the library refuses REDEFINE|HALT: redefine, then destroy.
+    let s2 = src.path("s2.xml");
+    let xml = src.run("snapshot-dumpxml test s2 --security-info").stdout;
+    std::fs::write(&s2, &xml[..xml.len() - 1]).unwrap();
+    src.ok("domstate test", "running\n\n");
+    src.ok(&format!("snapshot-create test {s2} --redefine --halt"), &format!("Domain snapshot s2 created from '{s2}'\n"));
+    src.ok("domstate test", "shut off\n\n");
+}
