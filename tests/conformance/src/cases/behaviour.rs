@@ -1,0 +1,520 @@
+//! Behavioural level: libvirt's snapshot semantics (reference §5, §7, §8, §10) on the URI's host,
+//! one case per rule, each driven by what the plugin declares. Every case works only on
+//! `vpconf-` snapshots and removes them before and after.
+
+use virtplug_host::{HostError, codes};
+use virtplug_plugin_api::flags::{domain_state as st, domain_undefine, ops, snapshot_create, snapshot_delete, snapshot_list as fl, snapshot_revert};
+
+use crate::{
+    case::{Case, CaseResult, Failure, Level, Outcome},
+    ctx::{self, Ctx, PREFIX, check_eq, expect_error, list_flag, op_failed},
+};
+
+fn n(short: &str) -> String {
+    format!("{PREFIX}{short}")
+}
+
+/// Runs `body` between two clean-ups, restoring a foreign current snapshot afterwards.
+fn guarded(c: &Ctx, body: impl FnOnce(&Ctx) -> Result<(), Failure>) -> CaseResult {
+    c.cleanup()?;
+    let before = if c.has_op(ops::SNAPSHOT_CURRENT) { c.current()? } else { None };
+    let r = body(c);
+    let cleaned = c.cleanup();
+    let restored = c.restore_current(&before);
+    r?;
+    cleaned?;
+    restored?;
+    Ok(Outcome::pass())
+}
+
+fn current_before(c: &Ctx) -> Result<Option<String>, Failure> {
+    if c.has_op(ops::SNAPSHOT_CURRENT) { c.current() } else { Ok(None) }
+}
+
+fn hierarchy(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        let before = current_before(c)?;
+        for s in ["a", "b", "c"] {
+            c.create(&n(s))?;
+        }
+        check_eq("parent of the first snapshot is the previous current snapshot", before, c.parent_of(&n("a"))?)?;
+        check_eq("parent of vpconf-b", Some(n("a")), c.parent_of(&n("b"))?)?;
+        check_eq("parent of vpconf-c", Some(n("b")), c.parent_of(&n("c"))?)?;
+        check_eq("current after three creates", Some(n("c")), c.current()?)?;
+        let info = c.lookup(&n("c"))?;
+        check_eq("vpconf-c reports itself current", true, info.current)?;
+        check_eq("vpconf-c has metadata", true, info.has_metadata)?;
+        expect_error(
+            "creating an existing name again",
+            c.conn.snapshot_create(c.dom(), &format!("<domainsnapshot><name>{}</name></domainsnapshot>", n("a")), 0),
+            codes::OPERATION_FAILED,
+            &format!("operation failed: domain moment {} already exists", n("a")),
+        )
+    })
+}
+
+fn dump(c: &Ctx, name: &str) -> Result<String, Failure> {
+    c.conn.snapshot_xml(c.dom(), name, c.secure()).map_err(|e| op_failed(&format!("snapshot_xml {name}"), &e))
+}
+
+fn redefine_roundtrip(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        c.create(&n("a"))?;
+        c.create(&n("b"))?;
+        let xa = dump(c, &n("a"))?;
+        let xb = dump(c, &n("b"))?;
+        let md = snapshot_delete::METADATA_ONLY;
+        c.conn.snapshot_delete(c.dom(), &n("b"), md).map_err(|e| op_failed("snapshot_delete METADATA_ONLY", &e))?;
+        c.conn.snapshot_delete(c.dom(), &n("a"), md).map_err(|e| op_failed("snapshot_delete METADATA_ONLY", &e))?;
+        check_eq("vpconf-a listed after its metadata was dropped", false, c.exists(&n("a"))?)?;
+        for x in [&xa, &xb] {
+            c.conn.snapshot_create(c.dom(), x, snapshot_create::REDEFINE).map_err(|e| op_failed("redefine from the dumped XML", &e))?;
+        }
+        check_eq("XML of vpconf-a after the round trip", xa.clone(), dump(c, &n("a"))?)?;
+        check_eq("XML of vpconf-b after the round trip", xb.clone(), dump(c, &n("b"))?)?;
+        check_eq("parent of vpconf-b after the round trip", Some(n("a")), c.parent_of(&n("b"))?)?;
+        // Redefining the identical XML again is accepted and changes nothing.
+        c.conn.snapshot_create(c.dom(), &xb, snapshot_create::REDEFINE).map_err(|e| op_failed("identical re-redefine", &e))?;
+        check_eq("XML after an identical re-redefine", xb, dump(c, &n("b"))?)
+    })
+}
+
+fn redefine_current(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        c.create(&n("a"))?;
+        c.create(&n("b"))?;
+        let xa = dump(c, &n("a"))?;
+        let xb = dump(c, &n("b"))?;
+        c.conn
+            .snapshot_create(c.dom(), &xa, snapshot_create::REDEFINE | snapshot_create::CURRENT)
+            .map_err(|e| op_failed("redefine REDEFINE|CURRENT", &e))?;
+        check_eq("current after a redefine with CURRENT", Some(n("a")), c.current()?)?;
+        c.conn.snapshot_create(c.dom(), &xb, snapshot_create::REDEFINE).map_err(|e| op_failed("redefine without CURRENT", &e))?;
+        check_eq("current after a redefine without CURRENT (unchanged)", Some(n("a")), c.current()?)?;
+        check_eq("vpconf-b reports itself not current", false, c.lookup(&n("b"))?.current)
+    })
+}
+
+fn no_metadata(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        let before = current_before(c)?;
+        let name = c.create_on(c.dom(), &n("nometa"), snapshot_create::NO_METADATA)?;
+        let listed = c.list(c.dom())?;
+        if let Some(s) = listed.iter().find(|s| s.name == name && s.has_metadata) {
+            return Err(Failure::new("a NO_METADATA snapshot is listed with metadata", "not listed (or listed without metadata)", format!("{s:?}")));
+        }
+        if c.has_op(ops::SNAPSHOT_CURRENT) {
+            check_eq("current after a NO_METADATA create (unchanged)", before, c.current()?)?;
+        }
+        Ok(())
+    })
+}
+
+fn delete_reparent(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        let before = current_before(c)?;
+        for s in ["a", "b", "c"] {
+            c.create(&n(s))?;
+        }
+        c.conn.snapshot_delete(c.dom(), &n("b"), 0).map_err(|e| op_failed("snapshot_delete vpconf-b", &e))?;
+        check_eq("vpconf-b exists after delete", false, c.exists(&n("b"))?)?;
+        check_eq("parent of vpconf-c after its parent was deleted", Some(n("a")), c.parent_of(&n("c"))?)?;
+        check_eq("current after deleting a non-current snapshot (unchanged)", Some(n("c")), c.current()?)?;
+        c.conn.snapshot_delete(c.dom(), &n("c"), 0).map_err(|e| op_failed("snapshot_delete vpconf-c", &e))?;
+        check_eq("current after deleting the current snapshot (its parent)", Some(n("a")), c.current()?)?;
+        c.conn.snapshot_delete(c.dom(), &n("a"), 0).map_err(|e| op_failed("snapshot_delete vpconf-a", &e))?;
+        check_eq("current after deleting the current snapshot (its parent)", before, c.current()?)
+    })
+}
+
+/// r → m → l1, r → l2 (current l2). Returns r's parent.
+fn tree(c: &Ctx) -> Result<Option<String>, Failure> {
+    let before = current_before(c)?;
+    c.create(&n("r"))?;
+    c.create(&n("m"))?;
+    c.create(&n("l1"))?;
+    c.make_current(&n("r"))?;
+    c.create(&n("l2"))?;
+    check_eq("parent of vpconf-l2 (created while vpconf-r was current)", Some(n("r")), c.parent_of(&n("l2"))?)?;
+    Ok(before)
+}
+
+fn set(v: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().map(|s| n(s)).collect();
+    v.sort();
+    v
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn delete_children(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        let before = tree(c)?;
+        c.conn.snapshot_delete(c.dom(), &n("r"), snapshot_delete::CHILDREN).map_err(|e| op_failed("delete CHILDREN", &e))?;
+        check_eq("our snapshots after delete CHILDREN of the root", Vec::<String>::new(), c.list_ours(0)?)?;
+        check_eq("current after delete CHILDREN removed the current one", before, c.current()?)
+    })
+}
+
+fn delete_children_only(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        tree(c)?;
+        c.conn.snapshot_delete(c.dom(), &n("r"), snapshot_delete::CHILDREN_ONLY).map_err(|e| op_failed("delete CHILDREN_ONLY", &e))?;
+        check_eq("our snapshots after delete CHILDREN_ONLY of the root", set(&["r"]), sorted(c.list_ours(0)?))?;
+        check_eq("current after delete CHILDREN_ONLY removed the current one", Some(n("r")), c.current()?)
+    })
+}
+
+fn delete_metadata_only(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        c.create(&n("a"))?;
+        c.create(&n("b"))?;
+        c.conn.snapshot_delete(c.dom(), &n("a"), snapshot_delete::METADATA_ONLY).map_err(|e| op_failed("delete METADATA_ONLY", &e))?;
+        check_eq("our snapshots after delete METADATA_ONLY", set(&["b"]), sorted(c.list_ours(0)?))?;
+        let before_a = None::<String>;
+        let parent = c.parent_of(&n("b"))?;
+        if parent.as_deref() == Some(n("a").as_str()) {
+            return Err(Failure::new("the child still points at the dropped snapshot", "reparented to vpconf-a's parent", format!("{parent:?}")));
+        }
+        let _ = before_a;
+        Ok(())
+    })
+}
+
+/// Domain-level list filter `flags` on the tree: what the plugin's records say vs the oracle.
+fn list_filter(c: &Ctx, flags: u32) -> CaseResult {
+    guarded(c, |c| {
+        let before = tree(c)?;
+        let all = c.list(c.dom())?;
+        let ours: Vec<_> = all.iter().filter(|s| s.name.starts_with(PREFIX)).collect();
+        let group = |bits: u32| { let b = flags & bits; if b == bits { 0 } else { b } };
+        let expected: Vec<String> = ours
+            .iter()
+            .filter(|s| {
+                let is_root = s.parent.is_none();
+                let has_children = all.iter().any(|o| o.parent.as_deref() == Some(s.name.as_str()));
+                let inactive = s.state == st::SHUTOFF;
+                let disk = s.state == st::DISK_SNAPSHOT;
+                let m = group(fl::METADATA | fl::NO_METADATA);
+                let l = group(fl::LEAVES | fl::NO_LEAVES);
+                let stt = group(fl::INACTIVE | fl::ACTIVE | fl::DISK_ONLY);
+                let loc = group(fl::INTERNAL | fl::EXTERNAL);
+                (flags & fl::ROOTS == 0 || is_root)
+                    && (m == 0 || (m & fl::METADATA != 0 && s.has_metadata) || (m & fl::NO_METADATA != 0 && !s.has_metadata))
+                    && (l == 0 || (l & fl::LEAVES != 0 && !has_children) || (l & fl::NO_LEAVES != 0 && has_children))
+                    && (stt == 0 || (stt & fl::INACTIVE != 0 && inactive) || (stt & fl::DISK_ONLY != 0 && disk) || (stt & fl::ACTIVE != 0 && !inactive && !disk))
+                    && (loc == 0 || (loc & fl::INTERNAL != 0 && !s.external) || (loc & fl::EXTERNAL != 0 && s.external))
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        // The oracle itself must agree with the tree we built.
+        let structural = match flags {
+            f if f == fl::ROOTS => Some(if before.is_none() { set(&["r"]) } else { vec![] }),
+            f if f == fl::LEAVES => Some(set(&["l1", "l2"])),
+            f if f == fl::NO_LEAVES => Some(set(&["m", "r"])),
+            f if f == fl::LEAVES | fl::NO_LEAVES => Some(set(&["l1", "l2", "m", "r"])),
+            f if f == fl::METADATA => Some(set(&["l1", "l2", "m", "r"])),
+            f if f == fl::NO_METADATA => Some(vec![]),
+            _ => None,
+        };
+        if let Some(structural) = structural {
+            check_eq("the plugin's records do not describe the tree that was built", structural, sorted(expected.clone()))?;
+        }
+        let got = c.list_ours(flags)?;
+        check_eq(&format!("snapshot_list with flags 0x{flags:x}"), sorted(expected), sorted(got.clone()))?;
+        if flags & fl::TOPOLOGICAL != 0 {
+            let pos = |s: &str| got.iter().position(|g| g == &n(s));
+            for (p, ch) in [("r", "m"), ("m", "l1"), ("r", "l2")] {
+                if pos(p) > pos(ch) {
+                    return Err(Failure::new("TOPOLOGICAL listed a child before its parent", format!("{} before {}", n(p), n(ch)), format!("{got:?}")));
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+fn list_children(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        tree(c)?;
+        let kids = c.conn.snapshot_list_children(c.dom(), &n("r"), 0).map_err(|e| op_failed("list children", &e))?;
+        check_eq("children of vpconf-r", set(&["l2", "m"]), sorted(kids.into_iter().map(|s| s.name).collect()))?;
+        if c.has_flag(list_flag(fl::DESCENDANTS)) {
+            let all = c.conn.snapshot_list_children(c.dom(), &n("r"), fl::DESCENDANTS).map_err(|e| op_failed("list DESCENDANTS", &e))?;
+            check_eq("descendants of vpconf-r", set(&["l1", "l2", "m"]), sorted(all.into_iter().map(|s| s.name).collect()))?;
+        }
+        Ok(())
+    })
+}
+
+fn domain_state(c: &Ctx) -> Result<u32, Failure> {
+    Ok(c.conn.domain_lookup(c.dom()).map_err(|e| op_failed("domain_lookup", &e))?.state)
+}
+
+fn revert_state(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        let initial = domain_state(c)?;
+        if initial != st::RUNNING {
+            c.conn.domain_start(c.dom()).map_err(|e| op_failed("domain_start", &e))?;
+        }
+        let body = || -> Result<(), Failure> {
+            c.create(&n("on"))?;
+            check_eq("state recorded in a snapshot of a running domain", st::RUNNING, c.lookup(&n("on"))?.state)?;
+            c.conn.domain_destroy(c.dom()).map_err(|e| op_failed("domain_destroy", &e))?;
+            check_eq("domain state after destroy", st::SHUTOFF, domain_state(c)?)?;
+            c.create(&n("off"))?;
+            check_eq("state recorded in a snapshot of a shut-off domain", st::SHUTOFF, c.lookup(&n("off"))?.state)?;
+            c.conn.snapshot_revert(c.dom(), &n("on"), 0).map_err(|e| op_failed("revert to a running snapshot", &e))?;
+            check_eq("domain state after reverting to a running snapshot", st::RUNNING, domain_state(c)?)?;
+            check_eq("current after revert", Some(n("on")), c.current()?)?;
+            c.conn.snapshot_revert(c.dom(), &n("off"), 0).map_err(|e| op_failed("revert to a shut-off snapshot", &e))?;
+            check_eq("domain state after reverting to a shut-off snapshot", st::SHUTOFF, domain_state(c)?)?;
+            check_eq("current after revert", Some(n("off")), c.current()?)?;
+            if c.has_flag(ctx::REVERT_PAUSED) {
+                c.conn.snapshot_revert(c.dom(), &n("on"), snapshot_revert::PAUSED).map_err(|e| op_failed("revert PAUSED", &e))?;
+                check_eq("domain state after revert PAUSED", st::PAUSED, domain_state(c)?)?;
+            }
+            if c.has_flag(ctx::REVERT_RUNNING) {
+                c.conn.snapshot_revert(c.dom(), &n("off"), snapshot_revert::RUNNING).map_err(|e| op_failed("revert RUNNING", &e))?;
+                check_eq("domain state after revert RUNNING to a shut-off snapshot", st::RUNNING, domain_state(c)?)?;
+            }
+            Ok(())
+        };
+        let r = body();
+        // Put the domain back the way it was.
+        let now = domain_state(c)?;
+        if now != st::SHUTOFF && initial == st::SHUTOFF {
+            let _ = c.conn.domain_destroy(c.dom());
+        } else if now != st::RUNNING && initial == st::RUNNING {
+            if now == st::PAUSED && c.has_op(ops::DOMAIN_RESUME) {
+                let _ = c.conn.domain_resume(c.dom());
+            } else {
+                if now != st::SHUTOFF {
+                    let _ = c.conn.domain_destroy(c.dom());
+                }
+                let _ = c.conn.domain_start(c.dom());
+            }
+        }
+        r
+    })
+}
+
+fn halt(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        let initial = domain_state(c)?;
+        if initial != st::RUNNING {
+            c.conn.domain_start(c.dom()).map_err(|e| op_failed("domain_start", &e))?;
+        }
+        let r = (|| {
+            c.create_on(c.dom(), &n("halt"), snapshot_create::HALT)?;
+            check_eq("domain state after create HALT", st::SHUTOFF, domain_state(c)?)?;
+            check_eq("state recorded by create HALT", st::RUNNING, c.lookup(&n("halt"))?.state)
+        })();
+        if domain_state(c)? != initial {
+            let _ = if initial == st::RUNNING { c.conn.domain_start(c.dom()) } else { c.conn.domain_destroy(c.dom()) };
+        }
+        r
+    })
+}
+
+fn disk_only(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        c.create_on(c.dom(), &n("disk"), snapshot_create::DISK_ONLY)?;
+        let info = c.lookup(&n("disk"))?;
+        check_eq("state of a DISK_ONLY snapshot", st::DISK_SNAPSHOT, info.state)?;
+        check_eq("disk_only of a DISK_ONLY snapshot", true, info.disk_only)
+    })
+}
+
+fn undefine_guard(c: &Ctx) -> CaseResult {
+    let dom = n("undef");
+    let uuid = "00000000-0000-4000-8000-00000000c0f2";
+    let xml = match c.has_op(ops::DOMAIN_XML).then(|| c.conn.domain_xml(c.dom(), 0)) {
+        Some(Ok(x)) => retarget_domain_xml(&x, &dom, uuid),
+        _ => format!("<domain type='test'><name>{dom}</name><uuid>{uuid}</uuid><memory>1024</memory></domain>"),
+    };
+    // Leftovers of an earlier, interrupted run.
+    let _ = c.cleanup_on(&dom);
+    let _ = c.conn.domain_undefine(&dom, 0);
+    c.conn.domain_define(&xml).map_err(|e| op_failed(&format!("domain_define {dom}"), &e))?;
+    let r = (|| {
+        c.create_on(&dom, &n("u1"), 0)?;
+        expect_error(
+            "undefine of an inactive domain with snapshots",
+            c.conn.domain_undefine(&dom, 0),
+            codes::OPERATION_INVALID,
+            "Requested operation is not valid: cannot delete inactive domain with 1 snapshots",
+        )?;
+        if c.has_flag(ctx::UNDEFINE_SNAPSHOTS_METADATA) {
+            c.conn.domain_undefine(&dom, domain_undefine::SNAPSHOTS_METADATA).map_err(|e| op_failed("undefine SNAPSHOTS_METADATA", &e))?;
+            if c.has_op(ops::DOMAIN_LOOKUP) {
+                expect_error(
+                    "lookup of the undefined domain",
+                    c.conn.domain_lookup(&dom).map(|d| d.name),
+                    codes::NO_DOMAIN,
+                    &format!("Domain not found: no domain with matching name '{dom}'"),
+                )?;
+            }
+        }
+        Ok(())
+    })();
+    let _ = c.cleanup_on(&dom);
+    let _ = c.conn.domain_undefine(&dom, 0);
+    r.map(|()| Outcome::pass())
+}
+
+/// The domain XML with another name and uuid.
+fn retarget_domain_xml(xml: &str, name: &str, uuid: &str) -> String {
+    let swap = |x: &str, tag: &str, value: &str| -> String {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        match (x.find(&open), x.find(&close)) {
+            (Some(a), Some(b)) if a < b => format!("{}{open}{value}{}", &x[..a], &x[b..]),
+            _ => x.to_owned(),
+        }
+    };
+    swap(&swap(xml, "name", name), "uuid", uuid)
+}
+
+fn unknown_domain(c: &Ctx) -> CaseResult {
+    let d = crate::cases::matrix::NOSUCH_DOMAIN;
+    let text = format!("Domain not found: no domain with matching name '{d}'");
+    if c.has_op(ops::DOMAIN_LOOKUP) {
+        expect_error("domain_lookup of an unknown domain", c.conn.domain_lookup(d).map(|x| x.name), codes::NO_DOMAIN, &text)?;
+    }
+    if c.has_op(ops::SNAPSHOT_LIST) {
+        expect_error("snapshot_list of an unknown domain", c.conn.snapshot_list(d, 0).map(|l| l.len()), codes::NO_DOMAIN, &text)?;
+    }
+    if c.has_op(ops::SNAPSHOT_CURRENT) {
+        expect_error("snapshot_current of an unknown domain", c.conn.snapshot_current(d).map(|x| x.map(|s| s.name)), codes::NO_DOMAIN, &text)?;
+    }
+    if c.has_op(ops::SNAPSHOT_CREATE) {
+        expect_error("snapshot_create on an unknown domain", c.create_raw(d), codes::NO_DOMAIN, &text)?;
+    }
+    Ok(Outcome::pass())
+}
+
+fn unknown_snapshot(c: &Ctx) -> CaseResult {
+    let s = n("nosuch");
+    let text = format!("Domain snapshot not found: no domain snapshot with matching name '{s}'");
+    let code = codes::NO_DOMAIN_SNAPSHOT;
+    if c.has_op(ops::SNAPSHOT_LOOKUP) {
+        expect_error("snapshot_lookup of an unknown snapshot", c.conn.snapshot_lookup(c.dom(), &s).map(|x| x.name), code, &text)?;
+    }
+    if c.has_op(ops::SNAPSHOT_XML) {
+        expect_error("snapshot_xml of an unknown snapshot", c.conn.snapshot_xml(c.dom(), &s, 0), code, &text)?;
+    }
+    if c.has_op(ops::SNAPSHOT_DELETE) {
+        expect_error("snapshot_delete of an unknown snapshot", c.conn.snapshot_delete(c.dom(), &s, 0), code, &text)?;
+    }
+    if c.has_op(ops::SNAPSHOT_REVERT) {
+        expect_error("snapshot_revert to an unknown snapshot", c.conn.snapshot_revert(c.dom(), &s, 0), code, &text)?;
+    }
+    if c.has_op(ops::SNAPSHOT_LIST) {
+        expect_error("listing the children of an unknown snapshot", c.conn.snapshot_list_children(c.dom(), &s, 0).map(|l| l.len()), code, &text)?;
+    }
+    Ok(Outcome::pass())
+}
+
+fn import(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        c.create(&n("a"))?;
+        c.create(&n("b"))?;
+        let (xa, xb) = (dump(c, &n("a"))?, dump(c, &n("b"))?);
+        for s in ["b", "a"] {
+            c.conn.snapshot_delete(c.dom(), &n(s), snapshot_delete::METADATA_ONLY).map_err(|e| op_failed("delete METADATA_ONLY", &e))?;
+        }
+        c.conn.snapshot_import(c.dom(), &[xa.clone(), xb.clone()], Some(&n("b")), 0).map_err(|e| op_failed("snapshot_import", &e))?;
+        check_eq("parent of vpconf-b after import", Some(n("a")), c.parent_of(&n("b"))?)?;
+        check_eq("current after import", Some(n("b")), c.current()?)?;
+        check_eq("XML of vpconf-a after import", xa, dump(c, &n("a"))?)
+    })
+}
+
+fn edit_rename(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        c.create(&n("a"))?;
+        c.create(&n("b"))?;
+        let xa = dump(c, &n("a"))?;
+        let renamed = xa.replacen(&format!("<name>{}</name>", n("a")), &format!("<name>{}</name>", n("a2")), 1);
+        let got = c.conn.snapshot_edit(c.dom(), &n("a"), &renamed, 0).map_err(|e| op_failed("snapshot_edit (rename)", &e))?;
+        check_eq("name returned by snapshot_edit", n("a2"), got)?;
+        check_eq("vpconf-a exists after the rename", false, c.exists(&n("a"))?)?;
+        check_eq("parent of vpconf-b after its parent was renamed", Some(n("a2")), c.parent_of(&n("b"))?)
+    })
+}
+
+impl Ctx {
+    fn create_raw(&self, dom: &str) -> Result<String, HostError> {
+        self.conn.snapshot_create(dom, &format!("<domainsnapshot><name>{}</name></domainsnapshot>", n("x")), 0)
+    }
+}
+
+const CREATE_READ: u64 = ops::SNAPSHOT_CREATE | ops::SNAPSHOT_LOOKUP | ops::SNAPSHOT_CURRENT | ops::SNAPSHOT_LIST | ops::SNAPSHOT_DELETE;
+
+/// Every behavioural case.
+pub fn cases() -> Vec<Case> {
+    let b = Level::Behaviour;
+    let mut v = vec![
+        Case::new("behaviour.create_hierarchy", b, "plain creates chain: parent = previous current; the new one becomes current; duplicate names refused", hierarchy).ops(CREATE_READ),
+        Case::new("behaviour.redefine_roundtrip", b, "dump, drop metadata, redefine: identical XML and hierarchy", redefine_roundtrip)
+            .ops(CREATE_READ | ops::SNAPSHOT_XML).flag(ctx::CREATE_REDEFINE).flag(ctx::DELETE_METADATA_ONLY),
+        Case::new("behaviour.redefine_current", b, "REDEFINE|CURRENT makes current; REDEFINE alone leaves current alone", redefine_current)
+            .ops(CREATE_READ | ops::SNAPSHOT_XML).flag(ctx::CREATE_REDEFINE).flag(ctx::CREATE_CURRENT),
+        Case::new("behaviour.no_metadata", b, "NO_METADATA: the snapshot is taken, nothing listed, current unchanged", no_metadata)
+            .ops(CREATE_READ).flag(ctx::CREATE_NO_METADATA),
+        Case::new("behaviour.delete_reparent", b, "delete reparents children and moves current to the parent", delete_reparent).ops(CREATE_READ),
+        Case::new("behaviour.delete_children", b, "delete CHILDREN removes the whole subtree", delete_children)
+            .ops(CREATE_READ).flag(ctx::DELETE_CHILDREN),
+        Case::new("behaviour.delete_children_only", b, "delete CHILDREN_ONLY keeps the snapshot, current moves to it", delete_children_only)
+            .ops(CREATE_READ).flag(ctx::DELETE_CHILDREN_ONLY),
+        Case::new("behaviour.delete_metadata_only", b, "delete METADATA_ONLY drops the snapshot from the tree and reparents", delete_metadata_only)
+            .ops(CREATE_READ).flag(ctx::DELETE_METADATA_ONLY),
+        Case::new("behaviour.list_children", b, "children and DESCENDANTS listings", list_children).ops(CREATE_READ),
+        Case::new("behaviour.revert_state", b, "revert restores the recorded domain state and sets current", revert_state)
+            .ops(CREATE_READ | ops::SNAPSHOT_REVERT | ops::DOMAIN_LOOKUP | ops::DOMAIN_START | ops::DOMAIN_DESTROY).touches_domain(),
+        Case::new("behaviour.create_halt", b, "create HALT stops the domain after the snapshot", halt)
+            .ops(CREATE_READ | ops::DOMAIN_LOOKUP | ops::DOMAIN_START | ops::DOMAIN_DESTROY).flag(ctx::CREATE_HALT).touches_domain(),
+        Case::new("behaviour.create_disk_only", b, "create DISK_ONLY records a disk-snapshot", disk_only).ops(CREATE_READ).flag(ctx::CREATE_DISK_ONLY),
+        Case::new("behaviour.undefine_guard", b, "undefining an inactive domain with snapshots is refused unless SNAPSHOTS_METADATA", undefine_guard)
+            .ops(ops::DOMAIN_DEFINE | ops::DOMAIN_UNDEFINE | ops::SNAPSHOT_CREATE),
+        Case::new("behaviour.error_unknown_domain", b, "every operation names an unknown domain with NO_DOMAIN", unknown_domain),
+        Case::new("behaviour.error_unknown_snapshot", b, "every operation names an unknown snapshot with NO_DOMAIN_SNAPSHOT", unknown_snapshot),
+        Case::new("behaviour.snapshot_import", b, "import redefines a hierarchy in one step and marks current", import)
+            .ops(CREATE_READ | ops::SNAPSHOT_XML | ops::SNAPSHOT_IMPORT).flag(ctx::DELETE_METADATA_ONLY),
+        Case::new("behaviour.snapshot_edit_rename", b, "edit renames a snapshot and keeps its children attached", edit_rename)
+            .ops(CREATE_READ | ops::SNAPSHOT_XML | ops::SNAPSHOT_EDIT),
+    ];
+    let filters: &[(u32, &str)] = &[
+        (fl::ROOTS, "ROOTS"),
+        (fl::METADATA, "METADATA"),
+        (fl::NO_METADATA, "NO_METADATA"),
+        (fl::LEAVES, "LEAVES"),
+        (fl::NO_LEAVES, "NO_LEAVES"),
+        (fl::LEAVES | fl::NO_LEAVES, "LEAVES_NO_LEAVES_full_group"),
+        (fl::METADATA | fl::NO_METADATA, "METADATA_NO_METADATA_full_group"),
+        (fl::INACTIVE, "INACTIVE"),
+        (fl::ACTIVE, "ACTIVE"),
+        (fl::DISK_ONLY, "DISK_ONLY"),
+        (fl::INACTIVE | fl::ACTIVE | fl::DISK_ONLY, "status_full_group"),
+        (fl::INTERNAL, "INTERNAL"),
+        (fl::EXTERNAL, "EXTERNAL"),
+        (fl::INTERNAL | fl::EXTERNAL, "location_full_group"),
+        (fl::TOPOLOGICAL, "TOPOLOGICAL"),
+        (fl::ROOTS | fl::LEAVES, "ROOTS_LEAVES"),
+    ];
+    for &(flags, name) in filters {
+        let mut case = Case::new(format!("behaviour.list.{name}"), b, format!("snapshot_list filter {name} (documented group rule)"), move |c| list_filter(c, flags))
+            .ops(CREATE_READ);
+        let mut bits = flags;
+        while bits != 0 {
+            let bit = bits & bits.wrapping_neg();
+            case = case.flag(list_flag(bit));
+            bits &= !bit;
+        }
+        v.push(case);
+    }
+    v
+}
