@@ -248,5 +248,6 @@ impl fmt::Display for Bundle {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 #[path = "bundle_tests.rs"]
 mod tests;

@@ -156,6 +156,7 @@ pub const TEST_DOMAIN_XML: &str = "<domain type='test'>
 </domain>";
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
 

@@ -152,6 +152,7 @@ pub fn topological(all: &[SnapshotInfo]) -> Vec<SnapshotInfo> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
 

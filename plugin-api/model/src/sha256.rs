@@ -58,6 +58,7 @@ pub(crate) fn hex_digest(data: &[u8]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     #[test]
     fn known_vectors() {

@@ -423,5 +423,6 @@ pub(crate) fn read_def(conn: &Connection, dom: &str, name: &str) -> Result<Snaps
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 #[path = "store_tests.rs"]
 mod tests;

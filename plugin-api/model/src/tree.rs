@@ -449,5 +449,6 @@ impl SnapshotTree {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 #[path = "tree_tests.rs"]
 mod tests;

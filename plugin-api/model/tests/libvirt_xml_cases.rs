@@ -1,6 +1,7 @@
 //! Runs the libvirt 9.0 snapshot XML cases shipped in `shared/data/libvirt-snapshot-xml` exactly
 //! as libvirt's `qemudomainsnapshotxml2xmltest` harness does (see that directory's README), and
 //! checks every parse error text.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::path::PathBuf;
 

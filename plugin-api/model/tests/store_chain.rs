@@ -1,6 +1,7 @@
 //! The replication workload on a 16,000-snapshot chain through the store: create, dump,
 //! metadata-only delete, redefine in topological order, walk, delete. Checks results only; the
 //! elapsed time is printed for information (performance claims live in benchmarks).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::time::Instant;
 

@@ -2,6 +2,7 @@
 //! environment switch) imports 10,000 snapshots, or deletes a snapshot whose 5,000 children are
 //! reparented, and is killed at a random moment. The reopened store must hold exactly the state
 //! before or after the operation.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::{
     io::{BufRead, BufReader},

@@ -1,5 +1,6 @@
 //! The mock driver through the native SDK API (`Plugin::open`, `Driver`), with libvirt's exact
 //! error texts.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 use virtplug_plugin_mock::MockPlugin;
 use virtplug_plugin_sdk::{
