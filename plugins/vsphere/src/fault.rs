@@ -112,6 +112,7 @@ pub fn to_error(method: &str, f: &Fault, subject: Subject<'_>) -> Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
     use crate::xmldom;

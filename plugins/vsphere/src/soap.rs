@@ -214,16 +214,13 @@ impl Soap {
         }
         // Simulator quirk F.6 #6: without a session, RetrievePropertiesEx answers 200 with a
         // missingSet carrying NotAuthenticated instead of a fault.
-        if inner.name.starts_with("RetrievePropertiesEx") || inner.name.starts_with("ContinueRetrievePropertiesEx") {
-            if let Some(rv) = inner.child("returnval") {
-                for obj in rv.children_named("objects") {
-                    for ms in obj.children_named("missingSet") {
-                        if let Some(f) = ms.child("fault").and_then(|f| f.child("fault")) {
-                            let fault = Fault::from_detail(f, String::new());
-                            if fault.is("NotAuthenticated") {
-                                return Err(CallError::Fault(fault));
-                            }
-                        }
+        let is_retrieve = inner.name.starts_with("RetrievePropertiesEx") || inner.name.starts_with("ContinueRetrievePropertiesEx");
+        if let Some(rv) = inner.child("returnval").filter(|_| is_retrieve) {
+            for ms in rv.children_named("objects").flat_map(|o| o.children_named("missingSet")) {
+                if let Some(f) = ms.child("fault").and_then(|f| f.child("fault")) {
+                    let fault = Fault::from_detail(f, String::new());
+                    if fault.is("NotAuthenticated") {
+                        return Err(CallError::Fault(fault));
                     }
                 }
             }

@@ -112,10 +112,8 @@ impl Tree {
             parent,
             children: Vec::new(),
         });
-        if let Some(p) = parent {
-            if let Some(pn) = self.nodes.get_mut(p) {
-                pn.children.push(idx);
-            }
+        if let Some(pn) = parent.and_then(|p| self.nodes.get_mut(p)) {
+            pn.children.push(idx);
         }
         for child in el.children_named("childSnapshotList") {
             self.add(child, Some(idx));
@@ -185,6 +183,7 @@ impl Tree {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
     use crate::xmldom;

@@ -251,6 +251,7 @@ pub fn credentials(target: &Target) -> Result<Credentials> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
 

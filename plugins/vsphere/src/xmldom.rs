@@ -148,6 +148,7 @@ pub fn escape(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
 

@@ -1,6 +1,8 @@
 //! Snapshot operations against the real simulator (both models), with the SOAP round trips
 //! each operation costs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
+
 mod common;
 
 use common::{Model, each_model, trips};

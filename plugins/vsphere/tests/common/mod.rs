@@ -5,6 +5,7 @@
 //! saying why.
 
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "the harness fails loudly")]
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
