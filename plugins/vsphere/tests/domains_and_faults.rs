@@ -201,9 +201,11 @@ fn declared_masks_leave_out_redefine_and_current() {
 #[test]
 fn plugin_open_reads_the_password_from_the_environment() {
     let Some(sim) = Sim::start(Model::Esx) else { return };
-    // The only test in this binary that touches the environment.
+    // SAFETY: the only test in this binary that reads or writes the environment (the others
+    // pass credentials explicitly), so no other thread reads it concurrently.
     unsafe { std::env::set_var(virtplug_plugin_vsphere::uri::PASSWORD_ENV, PASSWORD) };
     let d = <Vsphere as Plugin>::open(&sim.uri("", ""), false).unwrap();
     assert_eq!(d.domain_list().unwrap().len(), 2);
+    // SAFETY: as above.
     unsafe { std::env::remove_var(virtplug_plugin_vsphere::uri::PASSWORD_ENV) };
 }
