@@ -12,6 +12,7 @@ mod domain;
 mod error;
 mod loader;
 mod registry;
+pub mod remote;
 pub mod rules;
 mod snapshot;
 

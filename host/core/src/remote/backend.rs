@@ -1,0 +1,103 @@
+//! [`RemoteBackend`]: the native driver interface implemented by HTTP calls to virtplugd.
+//! One method, one route (see the daemon's OpenAPI document).
+
+use std::sync::Arc;
+
+use virtplug_model::{self as model, DomainInfo, SnapshotInfo};
+
+use super::{
+    client::{Client, seg},
+    wire::{CreateRequest, CurrentResponse, DefineRequest, DomainJson, FlagsRequest, ImportRequest, NameResponse, SnapshotJson, XmlResponse},
+};
+use crate::backend::Backend;
+
+/// A daemon seen as a backend.
+pub(crate) struct RemoteBackend(pub(crate) Arc<Client>);
+
+fn dom_path(dom: &str) -> String {
+    format!("/v1/domains/{}", seg(dom))
+}
+
+fn snap_path(dom: &str, snap: &str) -> String {
+    format!("/v1/domains/{}/snapshots/{}", seg(dom), seg(snap))
+}
+
+impl RemoteBackend {
+    fn action(&self, dom: &str, action: &str) -> model::Result<()> {
+        let _: serde_json::Value = self.0.send("POST", &format!("{}/{action}", dom_path(dom)), &FlagsRequest::default())?;
+        Ok(())
+    }
+}
+
+impl Backend for RemoteBackend {
+    fn domain_list(&self) -> model::Result<Vec<DomainInfo>> {
+        let v: Vec<DomainJson> = self.0.get("/v1/domains")?;
+        Ok(v.into_iter().map(Into::into).collect())
+    }
+    fn domain_lookup_by_name(&self, name: &str) -> model::Result<DomainInfo> {
+        self.0.get::<DomainJson>(&dom_path(name)).map(Into::into)
+    }
+    fn domain_lookup_by_uuid(&self, uuid: &str) -> model::Result<DomainInfo> {
+        self.0.get::<DomainJson>(&dom_path(uuid)).map(Into::into)
+    }
+    fn domain_define(&self, xml: &str) -> model::Result<DomainInfo> {
+        self.0.send::<DomainJson, _>("POST", "/v1/domains", &DefineRequest { xml: xml.to_owned() }).map(Into::into)
+    }
+    fn domain_undefine(&self, dom: &str, flags: u32) -> model::Result<()> {
+        let _: serde_json::Value = self.0.delete(&format!("{}?flags={flags}", dom_path(dom)))?;
+        Ok(())
+    }
+    fn domain_start(&self, dom: &str) -> model::Result<()> {
+        self.action(dom, "start")
+    }
+    fn domain_shutdown(&self, dom: &str) -> model::Result<()> {
+        self.action(dom, "shutdown")
+    }
+    fn domain_destroy(&self, dom: &str) -> model::Result<()> {
+        self.action(dom, "destroy")
+    }
+    fn domain_suspend(&self, dom: &str) -> model::Result<()> {
+        self.action(dom, "suspend")
+    }
+    fn domain_resume(&self, dom: &str) -> model::Result<()> {
+        self.action(dom, "resume")
+    }
+    fn domain_xml(&self, dom: &str, flags: u32) -> model::Result<String> {
+        self.0.get::<XmlResponse>(&format!("{}/xml?flags={flags}", dom_path(dom))).map(|r| r.xml)
+    }
+    fn snapshot_create(&self, dom: &str, xml: &str, flags: u32) -> model::Result<String> {
+        let body = CreateRequest { xml: xml.to_owned(), flags };
+        self.0.send::<NameResponse, _>("POST", &format!("{}/snapshots", dom_path(dom)), &body).map(|r| r.name)
+    }
+    fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> model::Result<String> {
+        self.0.get::<XmlResponse>(&format!("{}/xml?flags={flags}", snap_path(dom, snap))).map(|r| r.xml)
+    }
+    fn snapshot_list(&self, dom: &str, flags: u32) -> model::Result<Vec<SnapshotInfo>> {
+        // Unfiltered: the local Connection filters, as it does for a local plugin.
+        let v: Vec<SnapshotJson> = self.0.get(&format!("{}/snapshots?flags={flags}&raw=true", dom_path(dom)))?;
+        Ok(v.into_iter().map(Into::into).collect())
+    }
+    fn snapshot_lookup(&self, dom: &str, snap: &str) -> model::Result<SnapshotInfo> {
+        self.0.get::<SnapshotJson>(&snap_path(dom, snap)).map(Into::into)
+    }
+    fn snapshot_current(&self, dom: &str) -> model::Result<Option<SnapshotInfo>> {
+        self.0.get::<CurrentResponse>(&format!("{}/current-snapshot", dom_path(dom))).map(|r| r.current.map(Into::into))
+    }
+    fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
+        let _: serde_json::Value = self.0.send("POST", &format!("{}/revert", snap_path(dom, snap)), &FlagsRequest { flags })?;
+        Ok(())
+    }
+    fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
+        let _: serde_json::Value = self.0.delete(&format!("{}?flags={flags}", snap_path(dom, snap)))?;
+        Ok(())
+    }
+    fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> model::Result<()> {
+        let body = ImportRequest { xmls: xmls.to_vec(), current: current.map(str::to_owned), flags };
+        let _: serde_json::Value = self.0.send("POST", &format!("{}/snapshot-import", dom_path(dom)), &body)?;
+        Ok(())
+    }
+    fn snapshot_edit(&self, dom: &str, snap: &str, xml: &str, flags: u32) -> model::Result<String> {
+        let body = CreateRequest { xml: xml.to_owned(), flags };
+        self.0.send::<NameResponse, _>("PUT", &snap_path(dom, snap), &body).map(|r| r.name)
+    }
+}

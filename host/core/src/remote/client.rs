@@ -1,0 +1,119 @@
+//! The daemon client: JSON requests for one driver URI over [`HttpClient`], errors turned back
+//! into libvirt's codes and texts.
+
+use serde::{Serialize, de::DeserializeOwned};
+use virtplug_model as model;
+use virtplug_plugin_api as abi;
+
+use super::{
+    http::{HttpClient, encode_segment},
+    io_error, parse_uri,
+    wire::{self, ErrorBody, HierarchyJson, MigrationRequest, PluginInfoJson, TaskJson, TaskState},
+};
+use crate::error::{HostError, Result};
+
+/// A client of one daemon for one driver URI.
+#[derive(Debug)]
+pub struct Client {
+    http: HttpClient,
+    driver_uri: String,
+    read_only: bool,
+}
+
+/// `path` segments encoded: `seg(dom)`.
+pub(crate) fn seg(s: &str) -> String {
+    encode_segment(s)
+}
+
+impl Client {
+    /// A client for a remote `uri` (`mock+unix:///default?socket=…`). Does not connect yet.
+    pub fn from_uri(uri: &str, read_only: bool) -> Result<Self> {
+        let parsed = parse_uri(uri, read_only).ok_or_else(|| HostError::NoConnect { uri: uri.to_owned() })?;
+        let token = match &parsed.token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| HostError::Driver(io_error(&format!("cannot read token file {}", path.display()), &e)))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => std::env::var("VIRTPLUG_TOKEN").ok().filter(|t| !t.is_empty()),
+        };
+        let http = HttpClient::new(parsed.endpoint, token).map_err(|e| HostError::Driver(io_error("cannot set up TLS", &e)))?;
+        Ok(Self { http, driver_uri: parsed.driver_uri, read_only })
+    }
+
+    /// The driver URI the daemon opens for this client.
+    pub fn driver_uri(&self) -> &str {
+        &self.driver_uri
+    }
+
+    fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> model::Result<T> {
+        let ro = if self.read_only { "1" } else { "0" };
+        let headers = [(wire::URI_HEADER, self.driver_uri.as_str()), (wire::READ_ONLY_HEADER, ro)];
+        let resp = self
+            .http
+            .request(method, path, &headers, body.as_deref())
+            .map_err(|e| io_error("cannot talk to virtplugd", &e))?;
+        if (200..300).contains(&resp.status) {
+            let body = if resp.body.is_empty() { b"null".as_slice() } else { &resp.body };
+            return serde_json::from_slice(body).map_err(|e| model::Error::internal(format!("malformed daemon response: {e}")));
+        }
+        match serde_json::from_slice::<ErrorBody>(&resp.body) {
+            Ok(err) => Err(model::Error::new(err.code, err.detail)),
+            Err(_) => Err(model::Error::internal(format!("daemon answered HTTP {} without an error body", resp.status))),
+        }
+    }
+
+    /// `GET path`.
+    pub(crate) fn get<T: DeserializeOwned>(&self, path: &str) -> model::Result<T> {
+        self.call("GET", path, None)
+    }
+
+    /// `method path` with a JSON body.
+    pub(crate) fn send<T: DeserializeOwned, B: Serialize>(&self, method: &str, path: &str, body: &B) -> model::Result<T> {
+        let bytes = serde_json::to_vec(body).map_err(|e| model::Error::internal(format!("cannot encode request: {e}")))?;
+        self.call(method, path, Some(bytes))
+    }
+
+    /// `DELETE path`.
+    pub(crate) fn delete<T: DeserializeOwned>(&self, path: &str) -> model::Result<T> {
+        self.call("DELETE", path, None)
+    }
+
+    /// The remote plugin's self-description.
+    pub fn plugin_info(&self) -> model::Result<abi::PluginInfo> {
+        let info: PluginInfoJson = self.get("/v1/info")?;
+        Ok(abi::PluginInfo::from(&info))
+    }
+
+    /// The whole hierarchy of `dom` (SECURE XML, topological, current marker) in one request.
+    pub fn export(&self, dom: &str) -> model::Result<HierarchyJson> {
+        self.get(&format!("/v1/domains/{}/snapshot-export", seg(dom)))
+    }
+
+    /// Asks the daemon to migrate `dom`'s hierarchy to `to`; returns the task.
+    pub fn start_migration(&self, request: &MigrationRequest) -> model::Result<TaskJson> {
+        self.send("POST", "/v1/migrations", request)
+    }
+
+    /// One task's state.
+    pub fn task(&self, id: u64) -> model::Result<TaskJson> {
+        self.get(&format!("/v1/tasks/{id}"))
+    }
+
+    /// Polls task `id` until it finishes, calling `progress` on every change.
+    pub fn wait_task(&self, id: u64, mut progress: impl FnMut(&TaskJson)) -> model::Result<TaskJson> {
+        let mut last: Option<TaskJson> = None;
+        loop {
+            let task = self.task(id)?;
+            if last.as_ref() != Some(&task) {
+                progress(&task);
+            }
+            if task.state != TaskState::Running {
+                return Ok(task);
+            }
+            last = Some(task);
+            std::thread::sleep(super::http::POLL_INTERVAL);
+        }
+    }
+}

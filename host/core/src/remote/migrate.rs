@@ -1,0 +1,248 @@
+//! Supervised migration of one domain's snapshot hierarchy (the founding use case): export from
+//! A (SECURE XML, topological, current marker), dry-run import on B, import on B in one
+//! transaction, verify that B's tree equals A's (names, parents, current, XML), then drop the
+//! metadata on A with METADATA_ONLY. A failure before the drop leaves A untouched and rolls B
+//! back; a [`Journal`] written at each phase lets a restarted supervisor finish or roll back.
+//!
+//! The engine talks to two [`Side`]s, each a local or remote [`Connection`]; remote sides move
+//! the hierarchy in one request each way.
+
+use std::{collections::{HashMap, HashSet}, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+use virtplug_model as model;
+use virtplug_plugin_api::{codes, flags::{snapshot_delete, snapshot_import}};
+
+use super::{client::Client, wire::HierarchyJson};
+use crate::{connection::Connection, error::{HostError, Result}, registry::Registry};
+
+/// One end of a migration: a connection, plus the daemon client when it is remote.
+pub struct Side {
+    /// The connection (every call runs the generic checks).
+    pub conn: Connection,
+    client: Option<Arc<Client>>,
+}
+
+impl std::fmt::Debug for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Side").field("uri", &self.conn.uri()).field("remote", &self.client.is_some()).finish()
+    }
+}
+
+impl Side {
+    /// Opens `uri` read-write: a local plugin, or a daemon for URIs with a transport.
+    pub fn open(registry: &Registry, uri: &str) -> Result<Self> {
+        match super::parse_uri(uri, false) {
+            Some(_) => {
+                let client = Arc::new(Client::from_uri(uri, false)?);
+                let info = client.plugin_info().map_err(HostError::Driver)?;
+                let backend = super::backend::RemoteBackend(Arc::clone(&client));
+                Ok(Self { conn: Connection::from_backend(uri, false, info, Box::new(backend)), client: Some(client) })
+            }
+            None => Ok(Self { conn: Connection::open(registry, uri, false)?, client: None }),
+        }
+    }
+
+    /// A side over an already open connection (local).
+    pub fn local(conn: Connection) -> Self {
+        Self { conn, client: None }
+    }
+
+    /// The whole hierarchy, in one request when remote.
+    pub fn export(&self, dom: &str) -> Result<HierarchyJson> {
+        match &self.client {
+            Some(client) => {
+                // The local checks first, as for every remote call; then the daemon's.
+                self.conn.check(&crate::rules::SNAPSHOT_LIST, virtplug_plugin_api::flags::snapshot_list::TOPOLOGICAL)?;
+                self.conn.check(&crate::rules::SNAPSHOT_XML, virtplug_plugin_api::flags::snapshot_xml::SECURE)?;
+                client.export(dom).map_err(HostError::Driver)
+            }
+            None => self.conn.snapshot_export_hierarchy(dom),
+        }
+    }
+
+    fn import(&self, dom: &str, h: &HierarchyJson, flags: u32) -> Result<()> {
+        self.conn.snapshot_import(dom, &h.xmls, h.current.as_deref(), flags)
+    }
+}
+
+/// Where a migration stands; written before each irreversible phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    /// The domain.
+    pub domain: String,
+    /// Source URI.
+    pub from: String,
+    /// Destination URI.
+    pub to: String,
+    /// `importing` (B may or may not hold the hierarchy), `dropping` (B verified; A's metadata
+    /// is being dropped), `done` or `rolled_back`.
+    pub phase: String,
+    /// Snapshot names that existed on B before the import (kept by a rollback).
+    pub preexisting: Vec<String>,
+    /// The migrated names, parents first.
+    pub names: Vec<String>,
+}
+
+/// Receives progress: step changes and unit counts.
+pub trait Reporter {
+    /// Step `name` entered `state` (`running`, `done`, `failed`, `skipped`) with a note.
+    fn step(&mut self, name: &str, state: &str, message: &str);
+    /// `done` of `total` units.
+    fn progress(&mut self, done: u64, total: u64);
+    /// The journal changed; persist it before returning.
+    fn journal(&mut self, journal: &Journal) -> Result<()>;
+}
+
+/// The step names, in order.
+pub const STEPS: &[&str] = &["export", "dry_run", "import", "verify", "drop_source"];
+
+/// What a migration did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Number of snapshots moved (or that would move, for a dry run).
+    pub snapshots: usize,
+    /// The current snapshot carried over.
+    pub current: Option<String>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+}
+
+fn failed(message: String) -> HostError {
+    HostError::Driver(model::Error::new(codes::OPERATION_FAILED, message))
+}
+
+/// Compares B's export with A's on A's names: parents, current, XML.
+fn compare(a: &HierarchyJson, b: &HierarchyJson) -> std::result::Result<(), String> {
+    let on_b: HashMap<&str, (usize, &Option<String>)> = b.names.iter().zip(&b.parents).enumerate().map(|(i, (n, p))| (n.as_str(), (i, p))).collect();
+    for (i, name) in a.names.iter().enumerate() {
+        let Some(&(j, parent)) = on_b.get(name.as_str()) else {
+            return Err(format!("snapshot {name} is missing on the destination"));
+        };
+        if *parent != a.parents[i] {
+            return Err(format!("snapshot {name} has parent {parent:?} on the destination, {:?} on the source", a.parents[i]));
+        }
+        if b.xmls[j] != a.xmls[i] {
+            return Err(format!("snapshot {name} has a different XML on the destination"));
+        }
+    }
+    if a.current.is_some() && a.current != b.current {
+        return Err(format!("current snapshot is {:?} on the destination, {:?} on the source", b.current, a.current));
+    }
+    Ok(())
+}
+
+/// Removes from B the metadata of `names` that were not there before, children first.
+fn rollback(to: &Side, dom: &str, names: &[String], preexisting: &HashSet<String>) -> Result<()> {
+    let present: HashSet<String> = to.conn.snapshot_list_unfiltered(dom, 0)?.into_iter().map(|s| s.name).collect();
+    for name in names.iter().rev() {
+        if present.contains(name) && !preexisting.contains(name) {
+            to.conn.snapshot_delete(dom, name, snapshot_delete::METADATA_ONLY)?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops A's metadata: each remaining root with CHILDREN|METADATA_ONLY (one transaction per root).
+fn drop_source(from: &Side, dom: &str, names: &HashSet<String>) -> Result<()> {
+    let list = from.conn.snapshot_list_unfiltered(dom, 0)?;
+    for s in list.iter().filter(|s| names.contains(&s.name)) {
+        let parent_moved = s.parent.as_ref().is_some_and(|p| names.contains(p));
+        if !parent_moved && s.has_metadata {
+            from.conn.snapshot_delete(dom, &s.name, snapshot_delete::CHILDREN | snapshot_delete::METADATA_ONLY)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the whole migration of `dom` from `from` to `to`.
+pub fn migrate(from: &Side, to: &Side, dom: &str, dry_run: bool, rep: &mut dyn Reporter) -> Result<Outcome> {
+    rep.step("export", "running", "");
+    let a = from.export(dom)?;
+    let total = a.names.len() as u64;
+    rep.progress(0, total);
+    rep.step("export", "done", &format!("{total} snapshots"));
+    let outcome = Outcome { snapshots: a.names.len(), current: a.current.clone(), dry_run };
+
+    rep.step("dry_run", "running", "");
+    let preexisting: HashSet<String> = to.conn.snapshot_list_unfiltered(dom, 0)?.into_iter().map(|s| s.name).collect();
+    if let Err(e) = to.import(dom, &a, snapshot_import::DRY_RUN) {
+        rep.step("dry_run", "failed", &e.to_string());
+        return Err(e);
+    }
+    rep.step("dry_run", "done", "the destination accepts the hierarchy");
+    if dry_run {
+        for step in &STEPS[2..] {
+            rep.step(step, "skipped", "dry run");
+        }
+        return Ok(outcome);
+    }
+
+    let mut journal = Journal {
+        domain: dom.to_owned(),
+        from: from.conn.uri().to_owned(),
+        to: to.conn.uri().to_owned(),
+        phase: "importing".into(),
+        preexisting: preexisting.iter().cloned().collect(),
+        names: a.names.clone(),
+    };
+    rep.journal(&journal)?;
+    rep.step("import", "running", "");
+    if let Err(e) = to.import(dom, &a, 0) {
+        rep.step("import", "failed", &e.to_string());
+        journal.phase = "rolled_back".into();
+        rep.journal(&journal)?;
+        return Err(e);
+    }
+    rep.progress(total / 2, total);
+    rep.step("import", "done", "one transaction");
+
+    rep.step("verify", "running", "");
+    let verified = to.export(dom).and_then(|b| compare(&a, &b).map_err(failed));
+    if let Err(e) = verified {
+        rep.step("verify", "failed", &e.to_string());
+        rollback(to, dom, &a.names, &preexisting)?;
+        journal.phase = "rolled_back".into();
+        rep.journal(&journal)?;
+        return Err(e);
+    }
+    rep.step("verify", "done", "names, parents, current and XML match");
+
+    journal.phase = "dropping".into();
+    rep.journal(&journal)?;
+    rep.step("drop_source", "running", "");
+    let names: HashSet<String> = a.names.iter().cloned().collect();
+    drop_source(from, dom, &names)?;
+    rep.progress(total, total);
+    rep.step("drop_source", "done", "metadata dropped on the source");
+    journal.phase = "done".into();
+    rep.journal(&journal)?;
+    Ok(outcome)
+}
+
+/// Finishes or rolls back a migration found in `journal` after a crash: when B holds A's whole
+/// hierarchy, A's metadata is dropped; otherwise B is rolled back. Returns the final phase.
+pub fn recover(registry: &Registry, journal: &mut Journal, rep: &mut dyn Reporter) -> Result<String> {
+    let from = Side::open(registry, &journal.from)?;
+    let to = Side::open(registry, &journal.to)?;
+    let dom = journal.domain.clone();
+    let names: HashSet<String> = journal.names.iter().cloned().collect();
+    if journal.phase == "importing" {
+        let a = from.export(&dom)?;
+        let b = to.export(&dom)?;
+        if compare(&a, &b).is_ok() && a.names.len() == names.len() {
+            journal.phase = "dropping".into();
+        } else {
+            let preexisting: HashSet<String> = journal.preexisting.iter().cloned().collect();
+            rollback(&to, &dom, &journal.names, &preexisting)?;
+            journal.phase = "rolled_back".into();
+        }
+        rep.journal(journal)?;
+    }
+    if journal.phase == "dropping" {
+        drop_source(&from, &dom, &names)?;
+        journal.phase = "done".into();
+        rep.journal(journal)?;
+    }
+    Ok(journal.phase.clone())
+}
