@@ -63,7 +63,7 @@ pub fn run_test(lib_name: &str, uri: &str, module_path: &str, test_fn: &str) {
 
 /// Runs the whole conformance suite as one `#[test]` named `conformance`:
 ///
-/// ```ignore
+/// ```text
 /// // tests/conformance.rs of a plugin crate whose `[lib] name` is `hello_plugin`:
 /// virtplug_conformance::test_plugin!("hello_plugin", "hello:///");
 /// ```
