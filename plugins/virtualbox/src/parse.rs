@@ -96,103 +96,151 @@ fn valid_suffix(s: &str) -> bool {
         })
 }
 
-/// Parses the snapshot lines of `snapshot list --machinereadable` or of `showvminfo
-/// --machinereadable` (from the first `SnapshotName="` line on). A value continues over the
-/// following lines until the next snapshot key line (names and descriptions are printed raw);
-/// other lines after a complete entry are ignored (showvminfo keys that may follow).
-pub fn snapshot_section(text: &str) -> Result<CliTree, ParseError> {
-    let mut entries: Vec<(Key, String, String)> = Vec::new();
-    for line in text.split('\n') {
-        if let Some((key, suffix, rest)) = key_line(line) {
-            entries.push((key, suffix.to_owned(), rest.to_owned()));
-        } else if let Some((Key::Name | Key::Description, _, value)) = entries.last_mut() {
-            value.push('\n');
-            value.push_str(line);
+/// Incremental state of [`snapshot_section`].
+#[derive(Default)]
+struct Section {
+    tree: CliTree,
+    by_suffix: HashMap<String, usize>,
+    children: Vec<usize>,
+    expect_uuid_for: Option<String>,
+    last_has_desc: bool,
+    cur_name: Option<String>,
+    cur_uuid: Option<String>,
+}
+
+impl Section {
+    /// The parent index a new `SnapshotName<suffix>` would have, if it is the next node in
+    /// pre-order (root first; then a child index one past its parent's last child).
+    fn next_node_parent(&self, suffix: &str) -> Option<Option<usize>> {
+        match suffix.rfind('-') {
+            None => self.tree.snaps.is_empty().then_some(None),
+            Some(i) => {
+                let pi = *self.by_suffix.get(&suffix[..i])?;
+                (suffix[i + 1..].parse::<usize>().ok()? == self.children[pi] + 1).then_some(Some(pi))
+            }
         }
     }
-    let mut tree = CliTree::default();
-    let mut by_suffix: HashMap<String, usize> = HashMap::new();
-    let mut children: Vec<usize> = Vec::new();
-    let mut pending_current: (Option<String>, Option<String>) = (None, None);
-    let mut expect_uuid_for: Option<String> = None;
-    for (key, suffix, raw) in entries {
-        // Trailing empty lines belong to the output's end, not the value.
-        let trimmed = raw.trim_end_matches('\n');
-        let Some(value) = trimmed.strip_suffix('"') else {
-            return perr(format!("unterminated value for a Snapshot line with suffix '{suffix}'"));
-        };
-        let value = value.to_owned();
-        if expect_uuid_for.is_some() && key != Key::Uuid {
-            return perr(format!("SnapshotName{} is not followed by its SnapshotUUID line", expect_uuid_for.unwrap_or_default()));
+
+    /// Whether a key line can start here; a line that cannot is part of a raw value.
+    fn plausible(&self, key: Key, suffix: &str) -> bool {
+        let idle = self.expect_uuid_for.is_none() && self.cur_name.is_none();
+        match key {
+            Key::Name => idle && !self.by_suffix.contains_key(suffix) && self.next_node_parent(suffix).is_some(),
+            Key::Uuid => self.expect_uuid_for.as_deref() == Some(suffix),
+            Key::Description => {
+                idle && !self.last_has_desc && self.tree.snaps.last().is_some_and(|s| s.suffix == suffix) && self.tree.current.is_none_or(|c| c + 1 != self.tree.snaps.len())
+            }
+            Key::CurName => idle && self.tree.current.is_none() && !self.tree.snaps.is_empty(),
+            Key::CurUuid => self.cur_name.is_some() && self.cur_uuid.is_none(),
+            Key::CurNode => self.cur_uuid.is_some(),
         }
+    }
+
+    /// A key line starts: structural effects now, the value when it is complete.
+    fn begin(&mut self, key: Key, suffix: &str) {
         match key {
             Key::Name => {
-                if by_suffix.contains_key(&suffix) {
-                    return perr(format!("SnapshotName{suffix} appears twice"));
+                let parent = self.next_node_parent(suffix).flatten();
+                if let Some(p) = parent {
+                    self.children[p] += 1;
                 }
-                let parent = match suffix.rfind('-') {
-                    None if tree.snaps.is_empty() => None,
-                    None => return perr("a second root snapshot"),
-                    Some(i) => {
-                        let (p, idx) = (&suffix[..i], &suffix[i + 1..]);
-                        let Some(&pi) = by_suffix.get(p) else {
-                            return perr(format!("SnapshotName{suffix} before its parent"));
-                        };
-                        if idx.parse::<usize>().ok() != Some(children[pi] + 1) {
-                            return perr(format!("SnapshotName{suffix} out of order"));
-                        }
-                        children[pi] += 1;
-                        Some(pi)
-                    }
-                };
-                by_suffix.insert(suffix.clone(), tree.snaps.len());
-                children.push(0);
-                tree.snaps.push(CliSnap { name: value, uuid: String::new(), parent, description: None, suffix: suffix.clone() });
-                expect_uuid_for = Some(suffix);
+                self.by_suffix.insert(suffix.to_owned(), self.tree.snaps.len());
+                self.children.push(0);
+                self.tree.snaps.push(CliSnap { name: String::new(), uuid: String::new(), parent, description: None, suffix: suffix.to_owned() });
+                self.expect_uuid_for = Some(suffix.to_owned());
+                self.last_has_desc = false;
             }
+            Key::Uuid => self.expect_uuid_for = None,
+            Key::Description => self.last_has_desc = true,
+            _ => {}
+        }
+    }
+
+    /// A value is complete (`raw` is everything after `="`, lines joined).
+    fn finish(&mut self, key: Key, suffix: &str, raw: &str) -> Result<(), ParseError> {
+        let Some(value) = raw.trim_end_matches('\n').strip_suffix('"') else {
+            return perr(format!("unterminated value on a snapshot line (suffix '{suffix}')"));
+        };
+        let value = value.to_owned();
+        let last = self.tree.snaps.len().wrapping_sub(1);
+        match key {
+            Key::Name => self.tree.snaps[last].name = value,
+            Key::Description => self.tree.snaps[last].description = Some(value),
             Key::Uuid => {
-                if expect_uuid_for.as_deref() != Some(suffix.as_str()) {
-                    return perr(format!("SnapshotUUID{suffix} without its SnapshotName line"));
-                }
-                expect_uuid_for = None;
                 let Some(uuid) = parse_uuid(&value) else {
                     return perr(format!("SnapshotUUID{suffix} is not a UUID: {value:?}"));
                 };
-                if tree.snaps.iter().any(|s| s.uuid == uuid) {
+                if self.tree.snaps.iter().any(|s| s.uuid == uuid) {
                     return perr(format!("snapshot UUID {uuid} listed twice"));
                 }
-                if let Some(s) = tree.snaps.last_mut() {
-                    s.uuid = uuid;
-                }
+                self.tree.snaps[last].uuid = uuid;
             }
-            Key::Description => match by_suffix.get(&suffix) {
-                Some(&i) if i + 1 == tree.snaps.len() => tree.snaps[i].description = Some(value),
-                _ => return perr(format!("SnapshotDescription{suffix} out of place")),
-            },
-            Key::CurName => pending_current.0 = Some(value),
-            Key::CurUuid => pending_current.1 = Some(value),
+            Key::CurName => self.cur_name = Some(value),
+            Key::CurUuid => self.cur_uuid = Some(value),
             Key::CurNode => {
-                let Some(sfx) = value.strip_prefix("SnapshotName") else {
-                    return perr(format!("CurrentSnapshotNode {value:?}"));
-                };
-                let Some(&i) = by_suffix.get(sfx) else {
+                let i = value.strip_prefix("SnapshotName").and_then(|s| self.by_suffix.get(s).copied());
+                let Some(i) = i else {
                     return perr(format!("CurrentSnapshotNode names an unknown node {value:?}"));
                 };
-                let uuid_ok = pending_current.1.as_deref().and_then(parse_uuid).is_some_and(|u| u == tree.snaps[i].uuid);
-                if !uuid_ok || pending_current.0.as_deref() != Some(tree.snaps[i].name.as_str()) {
+                let uuid_ok = self.cur_uuid.as_deref().and_then(parse_uuid).is_some_and(|u| u == self.tree.snaps[i].uuid);
+                if !uuid_ok || self.cur_name.as_deref() != Some(self.tree.snaps[i].name.as_str()) {
                     return perr("CurrentSnapshotName/UUID do not match CurrentSnapshotNode");
                 }
-                tree.current = Some(i);
+                self.tree.current = Some(i);
+                self.cur_name = None;
+                self.cur_uuid = None;
             }
         }
+        Ok(())
     }
-    if let Some(s) = expect_uuid_for {
-        return perr(format!("output ends after SnapshotName{s}"));
+}
+
+/// Parses the snapshot lines of `snapshot list --machinereadable` or of `showvminfo
+/// --machinereadable` (from the first `SnapshotName="` line on).
+///
+/// Names and descriptions are printed raw, so a value may contain `"` and span lines, and a
+/// line inside it may even look like a key. A line starts a new entry only when it is a key
+/// line that fits the structure at that point (the next pre-order suffix, the UUID of the name
+/// just read, …) and the previous raw value is closed (its last line ends with `"`); otherwise
+/// it continues the open name or description. Lines after a complete entry that are not
+/// snapshot keys are ignored (showvminfo keys that may follow).
+pub fn snapshot_section(text: &str) -> Result<CliTree, ParseError> {
+    let mut st = Section::default();
+    let mut open: Option<(Key, String, String)> = None;
+    for line in text.split('\n') {
+        let forced = matches!(&open, Some((Key::Name | Key::Description, _, v)) if !v.ends_with('"'));
+        if !forced {
+            if let Some((key, suffix, rest)) = key_line(line) {
+                if st.plausible(key, suffix) {
+                    if let Some((k, s, v)) = open.take() {
+                        st.finish(k, &s, &v)?;
+                    }
+                    st.begin(key, suffix);
+                    if matches!(key, Key::Name | Key::Description) {
+                        open = Some((key, suffix.to_owned(), rest.to_owned()));
+                    } else {
+                        // UUIDs and the Current* lines are single-line values.
+                        st.finish(key, suffix, rest)?;
+                    }
+                    continue;
+                }
+            }
+        }
+        if let Some((_, _, v)) = &mut open {
+            v.push('\n');
+            v.push_str(line);
+        }
     }
-    if pending_current.0.is_some() && tree.current.is_none() {
+    if let Some((k, s, v)) = open.take() {
+        st.finish(k, &s, &v)?;
+    }
+    if let Some(s) = st.expect_uuid_for {
+        return perr(format!("output ends after SnapshotName{s} without its SnapshotUUID line"));
+    }
+    if st.cur_name.is_some() {
         return perr("CurrentSnapshotName without CurrentSnapshotNode");
     }
-    Ok(tree)
+    Ok(st.tree)
 }
 
 /// `snapshot list --machinereadable`: exit 1 with exactly `This machine does not have any
