@@ -1,0 +1,181 @@
+//! A minimal synchronous QMP client: greeting and capability negotiation, commands with their
+//! replies, events buffered as they arrive, and job-style commands (`snapshot-save`/`-load`/
+//! `-delete`) run to conclusion with their error and progress taken from `query-jobs`.
+//! Every read is bounded by the connection's timeout; a silent peer is an error, never a hang.
+
+use std::{
+    io::{BufRead, BufReader, ErrorKind, Write},
+    os::unix::net::UnixStream,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+/// What went wrong talking QMP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QmpError {
+    /// The socket is gone or closed (qemu exited or crashed).
+    Gone(String),
+    /// No answer within the timeout.
+    Timeout,
+    /// qemu answered with an error (`desc`).
+    Command(String),
+}
+
+impl std::fmt::Display for QmpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Gone(why) => write!(f, "monitor connection closed: {why}"),
+            Self::Timeout => write!(f, "monitor did not answer in time"),
+            Self::Command(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutcome {
+    /// `query-jobs` `current-progress` / `total-progress` at conclusion.
+    pub progress: (u64, u64),
+    /// The job's error, if it failed.
+    pub error: Option<String>,
+}
+
+/// One QMP connection.
+#[derive(Debug)]
+pub struct Qmp {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    timeout: Duration,
+    /// Events received and not yet consumed, oldest first.
+    pub events: Vec<Value>,
+}
+
+fn io(e: &std::io::Error) -> QmpError {
+    match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => QmpError::Timeout,
+        _ => QmpError::Gone(e.to_string()),
+    }
+}
+
+impl Qmp {
+    /// Connects to `path`, reads the greeting and negotiates capabilities.
+    pub fn connect(path: &Path, timeout: Duration) -> Result<Self, QmpError> {
+        let s = UnixStream::connect(path).map_err(|e| QmpError::Gone(e.to_string()))?;
+        s.set_read_timeout(Some(timeout)).map_err(|e| io(&e))?;
+        s.set_write_timeout(Some(timeout)).map_err(|e| io(&e))?;
+        let writer = s.try_clone().map_err(|e| io(&e))?;
+        let mut q = Self { reader: BufReader::new(s), writer, timeout, events: Vec::new() };
+        let greeting = q.read_msg()?;
+        if greeting.get("QMP").is_none() {
+            return Err(QmpError::Gone("no QMP greeting".into()));
+        }
+        q.execute("qmp_capabilities", None)?;
+        Ok(q)
+    }
+
+    fn read_msg(&mut self) -> Result<Value, QmpError> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.reader.read_line(&mut line).map_err(|e| io(&e))?;
+            if n == 0 {
+                return Err(QmpError::Gone("end of file".into()));
+            }
+            if line.trim().is_empty() {
+                continue;
+            }
+            return serde_json::from_str(&line).map_err(|e| QmpError::Gone(format!("bad QMP message: {e}")));
+        }
+    }
+
+    /// Runs `cmd` and returns its `return` value; events seen meanwhile are buffered.
+    pub fn execute(&mut self, cmd: &str, args: Option<Value>) -> Result<Value, QmpError> {
+        let mut msg = json!({ "execute": cmd });
+        if let Some(a) = args {
+            msg["arguments"] = a;
+        }
+        let mut text = msg.to_string();
+        text.push('\n');
+        self.writer.write_all(text.as_bytes()).map_err(|e| io(&e))?;
+        self.reply()
+    }
+
+    /// Sends `cmd` without waiting for its reply (fault injection and `quit` races).
+    pub fn send(&mut self, cmd: &str, args: Option<Value>) -> Result<(), QmpError> {
+        let mut msg = json!({ "execute": cmd });
+        if let Some(a) = args {
+            msg["arguments"] = a;
+        }
+        let mut text = msg.to_string();
+        text.push('\n');
+        self.writer.write_all(text.as_bytes()).map_err(|e| io(&e))
+    }
+
+    /// Reads until the reply of the command in flight.
+    pub fn reply(&mut self) -> Result<Value, QmpError> {
+        loop {
+            let v = self.read_msg()?;
+            if v.get("event").is_some() {
+                self.events.push(v);
+            } else if let Some(r) = v.get("return") {
+                return Ok(r.clone());
+            } else if let Some(e) = v.get("error") {
+                let desc = e.get("desc").and_then(Value::as_str).unwrap_or("unknown QMP error");
+                return Err(QmpError::Command(desc.to_owned()));
+            }
+        }
+    }
+
+    /// `query-status` → the run state string (`running`, `paused`, `prelaunch`, `shutdown`…).
+    pub fn status(&mut self) -> Result<String, QmpError> {
+        let r = self.execute("query-status", None)?;
+        Ok(r.get("status").and_then(Value::as_str).unwrap_or("unknown").to_owned())
+    }
+
+    fn job_concluded(&self, id: &str) -> bool {
+        self.events.iter().any(|e| {
+            e.get("event").and_then(Value::as_str) == Some("JOB_STATUS_CHANGE")
+                && e["data"]["id"].as_str() == Some(id)
+                && e["data"]["status"].as_str() == Some("concluded")
+        })
+    }
+
+    /// Starts job command `cmd` with `args` (which must carry `job-id` = `id`), waits for it to
+    /// conclude, reads its error and progress from `query-jobs`, and dismisses it.
+    pub fn run_job(&mut self, cmd: &str, id: &str, args: Value) -> Result<JobOutcome, QmpError> {
+        self.execute(cmd, Some(args))?;
+        self.finish_job(id)
+    }
+
+    /// The part of [`Qmp::run_job`] after the command was accepted.
+    pub fn finish_job(&mut self, id: &str) -> Result<JobOutcome, QmpError> {
+        let deadline = Instant::now() + self.timeout;
+        while !self.job_concluded(id) {
+            if Instant::now() > deadline {
+                return Err(QmpError::Timeout);
+            }
+            let v = self.read_msg()?;
+            if v.get("event").is_some() {
+                self.events.push(v);
+            }
+        }
+        let jobs = self.execute("query-jobs", None)?;
+        let job = jobs.as_array().and_then(|a| a.iter().find(|j| j["id"].as_str() == Some(id))).cloned();
+        let outcome = JobOutcome {
+            progress: job.as_ref().map_or((0, 0), |j| {
+                (j["current-progress"].as_u64().unwrap_or(0), j["total-progress"].as_u64().unwrap_or(0))
+            }),
+            error: job.as_ref().and_then(|j| j["error"].as_str().map(str::to_owned)),
+        };
+        self.execute("job-dismiss", Some(json!({ "id": id })))?;
+        self.events.retain(|e| e["data"]["id"].as_str() != Some(id));
+        Ok(outcome)
+    }
+
+    /// Whether a `SHUTDOWN` event has been seen on this connection.
+    pub fn saw_shutdown(&self) -> bool {
+        self.events.iter().any(|e| e.get("event").and_then(Value::as_str) == Some("SHUTDOWN"))
+    }
+}

@@ -1,0 +1,90 @@
+//! REDEFINE, hierarchy import and edit: libvirt's metadata rules (from the model's store) plus
+//! what libvirt does not check: every writable qcow2 disk of the snapshot's `<domain>` must
+//! really hold a snapshot of that name (`qemu-img info --output=json`), and the error names
+//! the disk that lacks it.
+
+use virtplug_plugin_sdk::{
+    Error, Result, codes,
+    flags::{domain_state as st, snapshot_create as cf},
+    model::{
+        store::DomainRecord,
+        tree::RedefineFlags,
+        xml::{self, ParseFlags, SnapshotDef},
+    },
+};
+
+use crate::{
+    driver::{Inner, QemuDriver, is_active},
+    img,
+    snapshot::{check_name, snapshot_qdef},
+};
+
+/// Parses a redefinition and checks it against the images.
+fn prepare(d: &DomainRecord, text: &str, flags: u32) -> Result<SnapshotDef> {
+    let offline = flags & cf::DISK_ONLY != 0 || !is_active(d.state);
+    let def = xml::parse(text, ParseFlags { redefine: true, offline, ..Default::default() })?;
+    check_name(&def.name)?;
+    if def.is_external() || def.state == st::DISK_SNAPSHOT {
+        return Err(Error::new(
+            codes::CONFIG_UNSUPPORTED,
+            format!("snapshot {} is external or disk-only; the qemu driver handles internal qcow2 snapshots only", def.name),
+        ));
+    }
+    verify_images(d, &def)?;
+    Ok(def)
+}
+
+/// Every writable qcow2 disk of the snapshot's domain holds tag `def.name`.
+fn verify_images(d: &DomainRecord, def: &SnapshotDef) -> Result<()> {
+    let qdef = snapshot_qdef(def, d)?;
+    let shared = is_active(d.state);
+    for disk in qdef.snapshot_disks() {
+        let tags = img::info_tags(disk, shared)?;
+        if !tags.iter().any(|t| t == &def.name) {
+            return Err(Error::operation_invalid(format!(
+                "image of disk '{}' ('{}') does not have internal snapshot '{}'",
+                disk.target,
+                disk.path.display(),
+                def.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `snapshot_create` with REDEFINE (and CURRENT).
+pub(crate) fn redefine(_drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, text: &str, flags: u32) -> Result<String> {
+    let def = prepare(d, text, flags)?;
+    let name = def.name.clone();
+    let rf = RedefineFlags { current: flags & cf::CURRENT != 0, disk_only: flags & cf::DISK_ONLY != 0 };
+    g.store.redefine(&d.uuid, def, rf)?;
+    Ok(name)
+}
+
+/// `snapshot_import`: every definition checked against the images, then one transaction.
+pub fn import(drv: &QemuDriver, dom: &str, xmls: &[String], current: Option<&str>, dry_run: bool) -> Result<()> {
+    if !dry_run {
+        drv.deny_read_only("virDomainSnapshotCreateXML")?;
+    }
+    let mut g = drv.lock()?;
+    let d = drv.domain(&mut g, dom)?;
+    let defs = xmls.iter().map(|x| prepare(&d, x, 0)).collect::<Result<Vec<_>>>()?;
+    if dry_run {
+        g.store.dry_run(|w| w.import(&d.uuid, defs, current))
+    } else {
+        g.store.import(&d.uuid, defs, current)
+    }
+}
+
+/// `snapshot_edit`: redefine `snap` from `text`, renamed when the name differs; the images
+/// must hold the new name.
+pub fn edit(drv: &QemuDriver, dom: &str, snap: &str, text: &str, flags: u32) -> Result<String> {
+    drv.deny_read_only("virDomainSnapshotCreateXML")?;
+    let mut g = drv.lock()?;
+    let d = drv.domain(&mut g, dom)?;
+    let def = prepare(&d, text, flags)?;
+    let name = def.name.clone();
+    let rf = RedefineFlags { current: flags & cf::CURRENT != 0, disk_only: flags & cf::DISK_ONLY != 0 };
+    g.store.edit(&d.uuid, snap, def, rf)?;
+    Ok(name)
+}
