@@ -8,7 +8,8 @@
 //!   state before or after it, never a mix;
 //! - "current" lives in exactly one place (the `is_current` column, at most one per domain);
 //!   a snapshot's parent lives only in the `parent` column — the stored XML is the secure
-//!   format without `<parent>` and `<active>`, both added back when formatting;
+//!   format without `<parent>`, `<active>` and `<domain>`, all added back when formatting;
+//!   embedded `<domain>` texts are stored once each (`snapshot_domains`, keyed by SHA-256);
 //! - snapshot names are data (bound parameters), never paths;
 //! - each domain's hierarchy is cached in memory as a [`SnapshotTree`] and re-read when
 //!   another connection has committed (`PRAGMA data_version`) or after a failed operation.
@@ -27,7 +28,7 @@ use crate::{
 pub use crate::store_ops::Writer;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Durability of commits (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,6 +121,17 @@ CREATE UNIQUE INDEX snapshots_one_current ON snapshots (dom_uuid) WHERE is_curre
 CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
 ";
 
+/// v3: embedded `<domain>` definitions are stored once per distinct text (a chain of snapshots
+/// of one domain shares one row), keyed by SHA-256.
+const MIGRATE_V2_V3: &str = "
+CREATE TABLE snapshot_domains (
+    id INTEGER PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    xml TEXT NOT NULL
+);
+ALTER TABLE snapshots ADD COLUMN domain_id INTEGER;
+";
+
 impl Store {
     /// Opens (creating if needed) the store at `path`, migrating an older schema and refusing a
     /// newer one.
@@ -171,7 +183,10 @@ impl Store {
             }
             tx.execute_batch(SCHEMA_V1).map_err(db)?;
         }
-        tx.execute_batch(MIGRATE_V1_V2).map_err(db)?;
+        if version < 2 {
+            tx.execute_batch(MIGRATE_V1_V2).map_err(db)?;
+        }
+        tx.execute_batch(MIGRATE_V2_V3).map_err(db)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db)?;
         tx.commit().map_err(db)
     }
@@ -182,7 +197,7 @@ impl Store {
     }
 
     fn read_data_version(&self) -> Result<i64> {
-        self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(db)
+        self.conn.prepare_cached("PRAGMA data_version").map_err(db)?.query_row([], |r| r.get(0)).map_err(db)
     }
 
     /// Drops cached hierarchies if another connection committed since we last looked.
@@ -208,7 +223,8 @@ impl Store {
 
     fn run<T>(&mut self, f: impl FnOnce(&mut Writer<'_, '_>) -> Result<T>, commit: bool) -> Result<T> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-        let v: i64 = tx.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(db)?;
+        let v: i64 =
+            tx.prepare_cached("PRAGMA data_version").map_err(db)?.query_row([], |r| r.get(0)).map_err(db)?;
         if v != self.data_version {
             self.cache.clear();
             self.data_version = v;
@@ -412,14 +428,21 @@ pub(crate) fn load_tree(conn: &Connection, dom: &str) -> Result<SnapshotTree> {
 
 /// Reads and parses one stored snapshot definition (without parent).
 pub(crate) fn read_def(conn: &Connection, dom: &str, name: &str) -> Result<SnapshotDef> {
-    let text: String = conn
-        .prepare_cached("SELECT xml FROM snapshots WHERE dom_uuid = ?1 AND name = ?2")
+    let (text, domain): (String, Option<String>) = conn
+        .prepare_cached(
+            "SELECT s.xml, d.xml FROM snapshots s LEFT JOIN snapshot_domains d ON d.id = s.domain_id
+             WHERE s.dom_uuid = ?1 AND s.name = ?2",
+        )
         .map_err(db)?
-        .query_row(params![dom, name], |r| r.get(0))
+        .query_row(params![dom, name], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(db)?
         .ok_or_else(|| Error::no_snapshot(name))?;
-    xml::parse(&text, ParseFlags { redefine: true, ..Default::default() })
+    let mut def = xml::parse(&text, ParseFlags { redefine: true, ..Default::default() })?;
+    if domain.is_some() {
+        def.domain = domain;
+    }
+    Ok(def)
 }
 
 #[cfg(test)]

@@ -20,11 +20,9 @@ pub struct Writer<'a, 'c> {
     cache: &'a mut HashMap<String, SnapshotTree>,
 }
 
-/// The stored form of a definition: secure XML without `<parent>` and `<active>`.
+/// The stored form of a definition: secure XML without `<parent>`, `<active>` and `<domain>`.
 fn stored_xml(def: &SnapshotDef) -> String {
-    let mut d = def.clone();
-    d.parent = None;
-    d.active = None;
+    let d = SnapshotDef { parent: None, active: None, domain: None, ..def.clone() };
     xml::format(&d, None, FormatFlags { secure: true, internal: false, current: false })
 }
 
@@ -70,6 +68,21 @@ impl<'a, 'c> Writer<'a, 'c> {
         self.cache.get_mut(dom).ok_or_else(|| Error::internal("snapshot cache lost"))
     }
 
+    /// The id of the shared row holding domain text `xml`, inserting it if new.
+    fn domain_text_id(&mut self, xml: &str) -> Result<i64> {
+        let digest = crate::sha256::hex_digest(xml.as_bytes());
+        self.tx
+            .prepare_cached("INSERT OR IGNORE INTO snapshot_domains (digest, xml) VALUES (?1, ?2)")
+            .map_err(db)?
+            .execute(params![digest, xml])
+            .map_err(db)?;
+        self.tx
+            .prepare_cached("SELECT id FROM snapshot_domains WHERE digest = ?1")
+            .map_err(db)?
+            .query_row([digest], |r| r.get(0))
+            .map_err(db)
+    }
+
     /// Writes the rows for `changes`; `defs` supplies the definition of inserted/updated names.
     fn apply(&mut self, dom: &str, changes: &[Change], defs: &HashMap<&str, &SnapshotDef>) -> Result<()> {
         for ch in changes {
@@ -80,13 +93,18 @@ impl<'a, 'c> Writer<'a, 'c> {
                         .ok_or_else(|| Error::internal(format!("no definition for snapshot {name}")))?;
                     let info = info_from_def(def);
                     let xml = stored_xml(def);
+                    let domain_id = match &def.domain {
+                        Some(d) => Some(self.domain_text_id(d)?),
+                        None => None,
+                    };
                     if matches!(ch, Change::Insert(_)) {
                         let seq = self.tree(dom)?.seq(name).unwrap_or(0);
                         let parent = self.tree(dom)?.get(name)?.parent;
                         self.tx
                             .prepare_cached(
                                 "INSERT INTO snapshots (dom_uuid, name, parent, xml, creation_time, state,
-                                 external, disk_only, is_current, seq) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,0,?9)",
+                                 external, disk_only, is_current, seq, domain_id)
+                                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,0,?9,?10)",
                             )
                             .map_err(db)?
                             .execute(params![
@@ -98,14 +116,15 @@ impl<'a, 'c> Writer<'a, 'c> {
                                 info.state,
                                 info.external,
                                 info.disk_only,
-                                i64::try_from(seq).unwrap_or(i64::MAX)
+                                i64::try_from(seq).unwrap_or(i64::MAX),
+                                domain_id
                             ])
                             .map_err(db)?;
                     } else {
                         self.tx
                             .prepare_cached(
                                 "UPDATE snapshots SET xml = ?3, creation_time = ?4, state = ?5, external = ?6,
-                                 disk_only = ?7 WHERE dom_uuid = ?1 AND name = ?2",
+                                 disk_only = ?7, domain_id = ?8 WHERE dom_uuid = ?1 AND name = ?2",
                             )
                             .map_err(db)?
                             .execute(params![
@@ -115,7 +134,8 @@ impl<'a, 'c> Writer<'a, 'c> {
                                 info.creation_time,
                                 info.state,
                                 info.external,
-                                info.disk_only
+                                info.disk_only,
+                                domain_id
                             ])
                             .map_err(db)?;
                     }
@@ -283,6 +303,14 @@ impl<'a, 'c> Writer<'a, 'c> {
             .prepare_cached("DELETE FROM domains WHERE uuid = ?1")
             .map_err(db)?
             .execute([dom])
+            .map_err(db)?;
+        self.tx
+            .prepare_cached(
+                "DELETE FROM snapshot_domains WHERE id NOT IN
+                 (SELECT domain_id FROM snapshots WHERE domain_id IS NOT NULL)",
+            )
+            .map_err(db)?
+            .execute([])
             .map_err(db)?;
         Ok(())
     }

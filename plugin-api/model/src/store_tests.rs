@@ -59,7 +59,7 @@ fn newer_schema_is_refused_older_is_migrated() {
     }
     let e = Store::open(&p, Sync::Normal).unwrap_err();
     assert_eq!(e.code, codes::OPERATION_FAILED);
-    assert!(e.message.contains("schema version 99, newer than the supported version 2"), "{}", e.message);
+    assert!(e.message.contains("schema version 99, newer than the supported version 3"), "{}", e.message);
 
     let old = dir.path().join("old.db");
     {
@@ -73,8 +73,32 @@ fn newer_schema_is_refused_older_is_migrated() {
         c.pragma_update(None, "user_version", 1).unwrap();
     }
     let mut s = Store::open(&old, Sync::Normal).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 2);
+    assert_eq!(s.schema_version().unwrap(), 3);
     assert!(s.domain_by_name("test").unwrap().persistent);
+
+    let v2 = dir.path().join("v2.db");
+    {
+        let c = Connection::open(&v2).unwrap();
+        c.execute_batch(SCHEMA_V1).unwrap();
+        c.execute_batch(MIGRATE_V1_V2).unwrap();
+        c.execute(
+            "INSERT INTO domains (uuid, name, xml, state, reason, dom_id) VALUES (?1, 'test', ?2, 5, 0, -1)",
+            params![VM, TEST_DOMAIN_XML],
+        )
+        .unwrap();
+        let inline = xml::format(&snap("old", None), None, FormatFlags { secure: true, ..Default::default() });
+        c.execute(
+            "INSERT INTO snapshots (dom_uuid, name, parent, xml, creation_time, state, external, disk_only, is_current, seq)
+             VALUES (?1, 'old', NULL, ?2, 1, 1, 0, 0, 1, 0)",
+            params![VM, inline],
+        )
+        .unwrap();
+        c.pragma_update(None, "user_version", 2).unwrap();
+    }
+    let mut s = Store::open(&v2, Sync::Normal).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.snapshot_def(VM, "old").unwrap().domain.as_deref(), Some(TEST_DOMAIN_XML));
+    assert_eq!(s.current(VM).unwrap().unwrap().name, "old");
 
     let foreign = dir.path().join("foreign.db");
     Connection::open(&foreign).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
