@@ -67,7 +67,7 @@ fn run(args: &[String], out: &mut Out) -> Result<u8, String> {
         }
         Some(("exit", a)) => {
             let (code, text) = a.split_once(' ').unwrap_or((a, ""));
-            out.stderr.push_str(text);
+            out.stderr.push_str(&text.replace("\\n", "\n"));
             out.stderr.push('\n');
             return Ok(code.parse().unwrap_or(1));
         }
