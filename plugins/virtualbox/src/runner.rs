@@ -76,15 +76,29 @@ impl Runner {
     /// when it cannot be started or does not finish in time.
     pub fn run(&self, args: &[&str]) -> Result<Output> {
         self.count.fetch_add(1, Ordering::Relaxed);
-        let mut child = Command::new(&self.program)
-            .args(args)
-            .env("LC_ALL", "C")
-            .env("LANG", "C")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| self.unusable(e))?;
+        let spawn = || {
+            Command::new(&self.program)
+                .args(args)
+                .env("LC_ALL", "C")
+                .env("LANG", "C")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        };
+        // ETXTBSY: the binary was just written and another thread's fork still holds it open.
+        // Nothing ran, so trying again cannot repeat an operation.
+        let mut attempt = spawn();
+        for _ in 0..5 {
+            match &attempt {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    thread::sleep(Duration::from_millis(20));
+                    attempt = spawn();
+                }
+                _ => break,
+            }
+        }
+        let mut child = attempt.map_err(|e| self.unusable(e))?;
         let reader = |pipe: Option<Box<dyn Read + Send>>| {
             thread::spawn(move || {
                 let mut buf = Vec::new();

@@ -53,7 +53,7 @@ impl Env {
         let home = dir.path().join("home");
         let log = dir.path().join("invocations.log");
         let wrapper = dir.path().join("VBoxManage");
-        let env = if real { String::new() } else { format!("VBOXSIM_HOME='{}' ", home.display()) };
+        let env = if real { String::new() } else { format!("VBOXSIM_HOME='{}' VBOXSIM_NOW=1711374044 ", home.display()) };
         std::fs::write(&wrapper, format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n{env}exec '{}' \"$@\"\n", log.display(), bin.display())).unwrap();
         let mut perm = std::fs::metadata(&wrapper).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
@@ -71,7 +71,18 @@ impl Env {
 
     /// Runs the wrapped VBoxManage directly (counts as an invocation in the log).
     pub fn vbm(&self, args: &[&str]) -> Run {
-        let o = Command::new(&self.wrapper).args(args).env("LC_ALL", "C").output().unwrap();
+        let run = || Command::new(&self.wrapper).args(args).env("LC_ALL", "C").output();
+        let mut o = run();
+        for _ in 0..5 {
+            match &o {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    o = run();
+                }
+                _ => break,
+            }
+        }
+        let o = o.unwrap();
         Run { code: o.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&o.stdout).into_owned(), stderr: String::from_utf8_lossy(&o.stderr).into_owned() }
     }
 
