@@ -1,0 +1,3 @@
+//! The whole virtplug conformance suite, as one `cargo test`.
+
+virtplug_conformance::test_plugin!("hello_plugin", "hello:///");
