@@ -14,7 +14,7 @@
 //! - each domain's hierarchy is cached in memory as a [`SnapshotTree`] and re-read when
 //!   another connection has committed (`PRAGMA data_version`) or after a failed operation.
 
-use std::{collections::HashMap, path::Path, time::Duration};
+use std::{path::Path, time::Duration};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -26,6 +26,7 @@ use crate::{
 };
 
 pub use crate::store_ops::Writer;
+use crate::store_ops::Cache;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = 3;
@@ -86,7 +87,7 @@ pub(crate) fn db(e: rusqlite::Error) -> Error {
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
-    cache: HashMap<String, SnapshotTree>,
+    cache: Cache,
     data_version: i64,
 }
 
@@ -122,7 +123,8 @@ CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
 ";
 
 /// v3: embedded `<domain>` definitions are stored once per distinct text (a chain of snapshots
-/// of one domain shares one row), keyed by SHA-256.
+/// of one domain shares one row), keyed by SHA-256; the parent index goes (hierarchies are
+/// walked in memory, and every index page is written again on each commit).
 const MIGRATE_V2_V3: &str = "
 CREATE TABLE snapshot_domains (
     id INTEGER PRIMARY KEY,
@@ -130,6 +132,7 @@ CREATE TABLE snapshot_domains (
     xml TEXT NOT NULL
 );
 ALTER TABLE snapshots ADD COLUMN domain_id INTEGER;
+DROP INDEX IF EXISTS snapshots_parent;
 ";
 
 impl Store {
@@ -150,7 +153,7 @@ impl Store {
         };
         conn.pragma_update(None, "synchronous", level).map_err(db)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let mut store = Self { conn, cache: HashMap::new(), data_version: 0 };
+        let mut store = Self { conn, cache: Cache::default(), data_version: 0 };
         store.migrate(path)?;
         store.data_version = store.read_data_version()?;
         Ok(store)
@@ -298,11 +301,11 @@ impl Store {
 
     fn tree(&mut self, dom: &str) -> Result<&SnapshotTree> {
         self.refresh()?;
-        if !self.cache.contains_key(dom) {
+        if !self.cache.trees.contains_key(dom) {
             let t = load_tree(&self.conn, dom)?;
-            self.cache.insert(dom.to_owned(), t);
+            self.cache.trees.insert(dom.to_owned(), t);
         }
-        self.cache.get(dom).ok_or_else(|| Error::internal("snapshot cache lost"))
+        self.cache.trees.get(dom).ok_or_else(|| Error::internal("snapshot cache lost"))
     }
 
     /// Every snapshot of domain `dom` (uuid), parents first, siblings by name.

@@ -13,11 +13,33 @@ use crate::{
     xml::{self, FormatFlags, SnapshotDef},
 };
 
+/// In-memory caches of a store connection, dropped after a rollback or a foreign commit.
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    /// Domain uuid → its hierarchy.
+    pub trees: HashMap<String, SnapshotTree>,
+    /// Embedded domain text → its `snapshot_domains` row id.
+    domain_ids: HashMap<String, i64>,
+    /// Embedded domain text → the UUID inside it (pure; kept across rollbacks).
+    domain_uuids: HashMap<String, Option<String>>,
+}
+
+/// Bound on the memo maps: a few distinct domain definitions are the common case.
+const MEMO_LIMIT: usize = 64;
+
+impl Cache {
+    /// Drops everything that mirrors database state.
+    pub fn clear(&mut self) {
+        self.trees.clear();
+        self.domain_ids.clear();
+    }
+}
+
 /// Operations inside one write transaction (see [`crate::store::Store::write`]).
 #[derive(Debug)]
 pub struct Writer<'a, 'c> {
     tx: &'a Transaction<'c>,
-    cache: &'a mut HashMap<String, SnapshotTree>,
+    cache: &'a mut Cache,
 }
 
 /// The stored form of a definition: secure XML without `<parent>`, `<active>` and `<domain>`.
@@ -56,31 +78,53 @@ fn check_abi(old: &str, new: &str) -> Result<()> {
 }
 
 impl<'a, 'c> Writer<'a, 'c> {
-    pub(crate) fn new(tx: &'a Transaction<'c>, cache: &'a mut HashMap<String, SnapshotTree>) -> Self {
+    pub(crate) fn new(tx: &'a Transaction<'c>, cache: &'a mut Cache) -> Self {
         Self { tx, cache }
     }
 
     fn tree(&mut self, dom: &str) -> Result<&mut SnapshotTree> {
-        if !self.cache.contains_key(dom) {
+        if !self.cache.trees.contains_key(dom) {
             let t = load_tree(self.tx, dom)?;
-            self.cache.insert(dom.to_owned(), t);
+            self.cache.trees.insert(dom.to_owned(), t);
         }
-        self.cache.get_mut(dom).ok_or_else(|| Error::internal("snapshot cache lost"))
+        self.cache.trees.get_mut(dom).ok_or_else(|| Error::internal("snapshot cache lost"))
     }
 
     /// The id of the shared row holding domain text `xml`, inserting it if new.
     fn domain_text_id(&mut self, xml: &str) -> Result<i64> {
+        if let Some(id) = self.cache.domain_ids.get(xml) {
+            return Ok(*id);
+        }
         let digest = crate::sha256::hex_digest(xml.as_bytes());
         self.tx
             .prepare_cached("INSERT OR IGNORE INTO snapshot_domains (digest, xml) VALUES (?1, ?2)")
             .map_err(db)?
             .execute(params![digest, xml])
             .map_err(db)?;
-        self.tx
+        let id: i64 = self
+            .tx
             .prepare_cached("SELECT id FROM snapshot_domains WHERE digest = ?1")
             .map_err(db)?
             .query_row([digest], |r| r.get(0))
-            .map_err(db)
+            .map_err(db)?;
+        if self.cache.domain_ids.len() >= MEMO_LIMIT {
+            self.cache.domain_ids.clear();
+        }
+        self.cache.domain_ids.insert(xml.to_owned(), id);
+        Ok(id)
+    }
+
+    /// The UUID inside an embedded domain text (memoised).
+    fn domain_text_uuid(&mut self, xml: &str) -> Option<String> {
+        if let Some(u) = self.cache.domain_uuids.get(xml) {
+            return u.clone();
+        }
+        let u = embedded_uuid(xml);
+        if self.cache.domain_uuids.len() >= MEMO_LIMIT {
+            self.cache.domain_uuids.clear();
+        }
+        self.cache.domain_uuids.insert(xml.to_owned(), u.clone());
+        u
     }
 
     /// Writes the rows for `changes`; `defs` supplies the definition of inserted/updated names.
@@ -312,6 +356,7 @@ impl<'a, 'c> Writer<'a, 'c> {
             .map_err(db)?
             .execute([])
             .map_err(db)?;
+        self.cache.domain_ids.clear();
         Ok(())
     }
 
@@ -356,7 +401,10 @@ impl<'a, 'c> Writer<'a, 'c> {
     /// Redefine with libvirt's checks; an existing snapshot keeps its children and, when the
     /// new XML has no `<domain>`, its old domain; both domains must be ABI-compatible.
     pub fn redefine(&mut self, dom: &str, mut def: SnapshotDef, flags: RedefineFlags) -> Result<()> {
-        let uuid = def.domain.as_deref().and_then(embedded_uuid);
+        let uuid = match def.domain.as_deref() {
+            Some(d) => self.domain_text_uuid(d),
+            None => None,
+        };
         self.tree(dom)?.check_redefine(&def, uuid.as_deref(), dom, flags)?;
         if self.tree(dom)?.contains(&def.name) {
             let old = read_def(self.tx, dom, &def.name)?;

@@ -222,4 +222,8 @@ fn undefine_removes_metadata() {
     s.undefine_domain(VM).unwrap();
     assert_eq!(s.snapshot_count(VM).unwrap(), 0);
     assert!(s.domains().unwrap().is_empty());
+    // the shared domain text was collected; a new snapshot stores it again
+    s.define_domain(&DomainDef::parse(TEST_DOMAIN_XML).unwrap(), st::SHUTOFF, 0, -1).unwrap();
+    s.create(VM, &snap("y", None)).unwrap();
+    assert_eq!(s.snapshot_def(VM, "y").unwrap().domain.as_deref(), Some(TEST_DOMAIN_XML));
 }

@@ -7,9 +7,10 @@
 //! of [`Change`]s it made so that a store can persist exactly those rows.
 //!
 //! Complexity: lookups are O(1); the cycle check walks from the proposed parent to its root only
-//! when the redefined snapshot already exists *and* has children (a new snapshot or a leaf
-//! cannot be an ancestor of anything), so redefining a chain in topological order is O(1) per
-//! snapshot, unlike libvirt's O(depth) walk.
+//! when the redefined snapshot already exists, has children *and* changes parent (a new
+//! snapshot or a leaf cannot be an ancestor of anything, and an unchanged link cannot add a
+//! cycle), so redefining or re-redefining a chain in topological order is O(1) per snapshot,
+//! unlike libvirt's O(depth) walk.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -246,8 +247,11 @@ impl SnapshotTree {
             if !self.nodes.contains_key(parent) {
                 return Err(Error::invalid_arg(format!("parent {parent} for moment {name} not found")));
             }
-            let has_children = self.nodes.get(name).is_some_and(|n| !n.children.is_empty());
-            if has_children {
+            // Only an existing snapshot with children that changes parent can create a cycle.
+            let may_cycle = self.nodes.get(name).is_some_and(|n| {
+                !n.children.is_empty() && n.info.parent.as_deref() != Some(parent.as_str())
+            });
+            if may_cycle {
                 let mut cur = self.nodes.get(parent).and_then(|n| n.info.parent.as_ref());
                 let mut steps = 0usize;
                 while let Some(p) = cur {

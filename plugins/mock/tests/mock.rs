@@ -318,3 +318,17 @@ fn import_and_edit() {
     assert_eq!(err(dst.d.snapshot_edit("test", "five", &renamed.replace("<name>five</name>", "<name>snap-1</name>"), 0)),
         (codes::OPERATION_FAILED, "domain moment snap-1 already exists".into()));
 }
+
+#[test]
+fn undefining_an_active_domain_makes_it_transient() {
+    let h = host();
+    let d = &*h.d;
+    d.snapshot_create("test", &named("a"), 0).unwrap();
+    d.domain_undefine("test", 0).unwrap();
+    assert!(!d.domain_lookup_by_name("test").unwrap().persistent);
+    assert_eq!(err(d.snapshot_create("test", &named("h"), cf::HALT)),
+        (codes::OPERATION_INVALID, "cannot halt after transient domain snapshot".into()));
+    d.domain_destroy("test").unwrap();
+    assert!(d.domain_list().unwrap().is_empty(), "a transient domain disappears when it stops");
+    assert_eq!(err(d.snapshot_list("test", 0)).0, codes::NO_DOMAIN);
+}
