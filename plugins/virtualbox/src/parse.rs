@@ -229,6 +229,9 @@ pub fn snapshot_section(text: &str) -> Result<CliTree, ParseError> {
         if let Some((_, _, v)) = &mut open {
             v.push('\n');
             v.push_str(line);
+        } else if key_line(line).is_some() {
+            // A snapshot line outside any raw value that does not fit the structure.
+            return perr(format!("unexpected snapshot line {line:?}"));
         }
     }
     if let Some((k, s, v)) = open.take() {
