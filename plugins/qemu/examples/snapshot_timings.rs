@@ -3,6 +3,8 @@
 //! running `snapshot_create`, each the median of N runs on a 64 MiB qcow2 image.
 //! Run: `cargo run -p virtplug-plugin-qemu --release --example snapshot_timings`.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "a measurement program fails loudly")]
+
 use std::{
     io::{BufRead, BufReader, Write},
     os::unix::net::UnixStream,

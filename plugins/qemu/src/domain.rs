@@ -132,10 +132,10 @@ pub fn parse_disks(xml: &str) -> Result<Vec<Disk>> {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
             Event::End(_) => {
-                if depth_path.pop().as_deref() == Some("disk") && depth_path.len() == 2 {
-                    if let Some(d) = cur.take().map(finish).transpose()?.flatten() {
-                        out.push(d);
-                    }
+                if depth_path.pop().as_deref() == Some("disk") && depth_path.len() == 2
+                    && let Some(d) = cur.take().map(finish).transpose()?.flatten()
+                {
+                    out.push(d);
                 }
                 continue;
             }
@@ -150,22 +150,20 @@ pub fn parse_disks(xml: &str) -> Result<Vec<Disk>> {
                 device: attr(e, "device").unwrap_or_else(|| "disk".into()),
                 ..Default::default()
             });
-        } else if in_disk {
-            if let Some(d) = cur.as_mut() {
-                match name.as_str() {
-                    "driver" => d.driver_type = attr(e, "type"),
-                    "source" => d.source = attr(e, "file"),
-                    "target" => d.target = attr(e, "dev"),
-                    "readonly" => d.readonly = true,
-                    _ => {}
-                }
+        } else if in_disk && let Some(d) = cur.as_mut() {
+            match name.as_str() {
+                "driver" => d.driver_type = attr(e, "type"),
+                "source" => d.source = attr(e, "file"),
+                "target" => d.target = attr(e, "dev"),
+                "readonly" => d.readonly = true,
+                _ => {}
             }
         }
         if empty {
-            if name == "disk" && depth_path.len() == 2 {
-                if let Some(d) = cur.take().map(finish).transpose()?.flatten() {
-                    out.push(d);
-                }
+            if name == "disk" && depth_path.len() == 2
+                && let Some(d) = cur.take().map(finish).transpose()?.flatten()
+            {
+                out.push(d);
             }
         } else {
             depth_path.push(name);
@@ -260,6 +258,7 @@ impl QemuDef {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
 

@@ -194,10 +194,11 @@ impl QemuDriver {
     /// are gone.
     pub(crate) fn stop_process(&self, g: &mut Inner, d: &DomainRecord) {
         let Some(rt) = process::load(&self.cfg, &d.uuid) else { return };
-        if let Some(mut q) = g.qmp.remove(&d.uuid) {
-            if q.send("quit", None).is_ok() && process::wait_gone(rt.pid, &rt.uuid, Duration::from_secs(3)) {
-                return;
-            }
+        if let Some(mut q) = g.qmp.remove(&d.uuid)
+            && q.send("quit", None).is_ok()
+            && process::wait_gone(rt.pid, &rt.uuid, Duration::from_secs(3))
+        {
+            return;
         }
         process::kill(&rt);
     }

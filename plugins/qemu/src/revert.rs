@@ -146,9 +146,8 @@ pub fn revert(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()>
     };
     let new_xml = sdef.domain.clone().filter(|x| *x != d.xml);
     g.store.write(|w| {
-        if let Some(x) = &new_xml {
+        if new_xml.is_some() {
             w.define_domain(&target.def, state, why, id)?;
-            let _ = x;
         }
         if state == st::SHUTOFF && !d.persistent {
             return w.undefine_domain(&d.uuid);

@@ -196,16 +196,16 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
     } else {
         offline_create(&qdef, &def.name)?;
     }
-    if metadata {
-        if let Err(e) = g.store.create(&d.uuid, &def) {
-            let disks: Vec<&Disk> = qdef.snapshot_disks().collect();
-            if active {
-                let _ = online_delete(drv, &mut g, &d, &qdef, &def.name);
-            } else {
-                remove_tag(&disks, &def.name);
-            }
-            return Err(e);
+    if metadata
+        && let Err(e) = g.store.create(&d.uuid, &def)
+    {
+        let disks: Vec<&Disk> = qdef.snapshot_disks().collect();
+        if active {
+            let _ = online_delete(drv, &mut g, &d, &qdef, &def.name);
+        } else {
+            remove_tag(&disks, &def.name);
         }
+        return Err(e);
     }
     if active && flags & cf::HALT != 0 {
         drv.stop_process(&mut g, &d);

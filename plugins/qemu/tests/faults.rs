@@ -1,6 +1,7 @@
 //! Faults on running domains: a QMP monitor that never answers (qemu stopped with SIGSTOP) and
 //! a qemu that dies during `snapshot-save`. One test function, because the second fault is
 //! injected through a process-wide environment variable.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
 

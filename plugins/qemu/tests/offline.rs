@@ -1,5 +1,6 @@
 //! Shut-off domains against real qcow2 images: create/revert/delete with qemu-img, rollback,
 //! refusals, NO_METADATA / METADATA_ONLY, REDEFINE's image check, undefine guard.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Running domains: real OS-less guests (TCG, 64 MiB, paused start), life cycle, QMP snapshot
 //! jobs, reverts with and without restarting qemu, reconnect after a host restart.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
 

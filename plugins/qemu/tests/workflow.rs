@@ -3,6 +3,7 @@
 //! of the images (disk paths rewritten to the copies, as a management stack does when storage
 //! moves), and its metadata dropped on the first root; the images stay as they were and the
 //! second root reverts with them.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
 

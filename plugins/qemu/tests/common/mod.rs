@@ -2,6 +2,7 @@
 //! roots in temporary directories, real images made with qemu-img, and a guard that kills every
 //! qemu a root started.
 #![allow(dead_code, reason = "each test binary uses a subset")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::{
     path::{Path, PathBuf},
