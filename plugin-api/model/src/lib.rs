@@ -6,6 +6,8 @@
 //! Pure library: no ABI types cross this crate (it uses only the ABI crate's numeric
 //! constants), no terminal or socket I/O, no knowledge of any particular plugin.
 
+#![warn(missing_docs)]
+
 mod error;
 mod types;
 mod sha256;

@@ -8,7 +8,7 @@ use std::{
     io::{BufRead, BufReader},
     path::Path,
     process::{Command, Stdio},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use virtplug_model::{
@@ -64,14 +64,16 @@ fn crash_child() {
     println!("done");
 }
 
-fn random_below(max_ms: u64, round: u64) -> Duration {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+/// A pseudo-random fraction in [0, 1) from the clock and the round number.
+fn jitter(round: u64) -> f64 {
+    let nanos = u64::from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos());
     let mixed = nanos.wrapping_mul(6364136223846793005).wrapping_add(round.wrapping_mul(1442695040888963407));
-    Duration::from_millis((mixed >> 33) % max_ms.max(1))
+    ((mixed >> 11) % 1_000_000) as f64 / 1_000_000.0
 }
 
-/// Runs the child task and SIGKILLs it after a random delay; returns whether it had finished.
-fn run_and_kill(task: &str, path: &Path, max_ms: u64, round: u64) -> bool {
+/// Runs the child task; with `kill_after`, SIGKILLs it that long after it reported "ready".
+/// Returns whether it reported "done" and how long it ran after "ready".
+fn run_child(task: &str, path: &Path, kill_after: Option<Duration>) -> (bool, Duration) {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
         .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
@@ -85,12 +87,22 @@ fn run_and_kill(task: &str, path: &Path, max_ms: u64, round: u64) -> bool {
     while out.read_line(&mut line).unwrap() > 0 && !line.contains("ready") {
         line.clear();
     }
-    std::thread::sleep(random_below(max_ms, round));
-    child.kill().unwrap(); // SIGKILL on unix
-    child.wait().unwrap();
+    let t0 = Instant::now();
+    if let Some(delay) = kill_after {
+        std::thread::sleep(delay);
+        child.kill().unwrap(); // SIGKILL on unix
+    }
     let mut rest = String::new();
     while out.read_line(&mut rest).unwrap_or(0) > 0 {}
-    rest.contains("done")
+    child.wait().unwrap();
+    (rest.contains("done"), t0.elapsed())
+}
+
+/// Kill delays spread over the operation's measured duration: round k of n lands in the k-th
+/// slice of [0, duration].
+fn delay(duration: Duration, round: u64, rounds: u64) -> Duration {
+    let slice = duration.as_secs_f64() / rounds as f64;
+    Duration::from_secs_f64(slice * (round as f64 + jitter(round)))
 }
 
 fn assert_consistent(s: &mut Store) {
@@ -106,11 +118,16 @@ fn assert_consistent(s: &mut Store) {
 
 #[test]
 fn sigkill_during_import() {
-    for round in 0..3 {
+    let calibration = tempfile::tempdir().unwrap();
+    let cpath = calibration.path().join("crash.db");
+    drop(new_store(&cpath));
+    let (done, duration) = run_child("import", &cpath, None);
+    assert!(done);
+    for round in 0..4 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("crash.db");
         drop(new_store(&path));
-        let finished = run_and_kill("import", &path, 6000, round);
+        let (finished, _) = run_child("import", &path, Some(delay(duration, round, 4)));
         let mut s = Store::open(&path, Sync::Normal).unwrap();
         let n = s.snapshot_count(VM).unwrap();
         assert!(n == 0 || n == IMPORT_N, "round {round}: {n} snapshots after kill (finished={finished})");
@@ -120,23 +137,29 @@ fn sigkill_during_import() {
             assert!(!finished);
         }
         assert_consistent(&mut s);
-        eprintln!("import round {round}: finished={finished} snapshots={n}");
+        eprintln!("import round {round} (op took {duration:?} uncut): finished={finished} snapshots={n}");
     }
 }
 
 #[test]
 fn sigkill_during_reparenting_delete() {
-    for round in 0..3 {
+    let prepare = |path: &Path| {
+        let mut s = new_store(path);
+        let mut defs = vec![snap("r", None), snap("p", Some("r"))];
+        defs.extend((0..CHILDREN_N).map(|i| snap(&format!("k{i}"), Some("p"))));
+        s.import(VM, defs, Some("p")).unwrap();
+        s.redefine(VM, snap("k0", Some("p")), RedefineFlags::default()).unwrap();
+    };
+    let calibration = tempfile::tempdir().unwrap();
+    let cpath = calibration.path().join("crash.db");
+    prepare(&cpath);
+    let (done, duration) = run_child("delete", &cpath, None);
+    assert!(done);
+    for round in 0..4 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("crash.db");
-        {
-            let mut s = new_store(&path);
-            let mut defs = vec![snap("r", None), snap("p", Some("r"))];
-            defs.extend((0..CHILDREN_N).map(|i| snap(&format!("k{i}"), Some("p"))));
-            s.import(VM, defs, Some("p")).unwrap();
-            s.redefine(VM, snap("k0", Some("p")), RedefineFlags::default()).unwrap();
-        }
-        let finished = run_and_kill("delete", &path, 400, round);
+        prepare(&path);
+        let (finished, _) = run_child("delete", &path, Some(delay(duration, round, 4)));
         let mut s = Store::open(&path, Sync::Normal).unwrap();
         let all = s.snapshots(VM).unwrap();
         let p_exists = all.iter().any(|i| i.name == "p");
@@ -151,6 +174,6 @@ fn sigkill_during_reparenting_delete() {
         }
         assert_eq!(all.len(), CHILDREN_N + 1 + usize::from(p_exists));
         assert_consistent(&mut s);
-        eprintln!("delete round {round}: finished={finished} p_exists={p_exists}");
+        eprintln!("delete round {round} (op took {duration:?} uncut): finished={finished} p_exists={p_exists}");
     }
 }

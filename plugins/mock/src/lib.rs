@@ -11,6 +11,8 @@
 //! Every operation is one store transaction. This crate depends on the SDK only and does no
 //! terminal I/O.
 
+#![warn(missing_docs)]
+
 mod driver;
 mod snapshot;
 mod uri;
