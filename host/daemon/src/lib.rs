@@ -1,1 +1,185 @@
-//! virtplugd library (being assembled).
+//! virtplugd, virtplug's management daemon: the host API over HTTP/JSON on a read-write and a
+//! read-only unix socket (file permissions decide access) and, when configured, TCP with TLS and
+//! bearer tokens (read-write or read-only). Every route is one operation of the host API and runs
+//! the same generic checks as an in-process call; errors carry libvirt's code and text with one
+//! status mapping ([`error::status_for`]). Also: the OpenAPI document, a resumable SSE event
+//! stream, tasks with progress, and supervised migration of snapshot hierarchies.
+//!
+//! It owns socket I/O only; host semantics stay in `virtplug-host`.
+
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod listen;
+pub mod openapi;
+pub mod routes_domain;
+pub mod routes_snapshot;
+pub mod routes_tasks;
+pub mod state;
+pub mod tasks;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use axum::{
+    Extension, Router,
+    extract::DefaultBodyLimit,
+    http::{StatusCode, Uri},
+    routing::{get, post},
+};
+use virtplug_host::{Registry, codes};
+
+use crate::{
+    error::ApiError,
+    state::{Access, AppState, Shared},
+};
+
+/// TCP+TLS listener settings.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// Address to bind.
+    pub addr: SocketAddr,
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// Tokens file (`rw TOKEN` / `ro TOKEN` lines).
+    pub tokens: PathBuf,
+}
+
+/// Daemon configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Read-write unix socket.
+    pub socket: Option<PathBuf>,
+    /// Read-only unix socket.
+    pub ro_socket: Option<PathBuf>,
+    /// Mode of the read-write socket (0o600: the owner only).
+    pub socket_mode: u32,
+    /// Mode of the read-only socket (0o666: any local user may monitor).
+    pub ro_socket_mode: u32,
+    /// TCP with TLS.
+    pub tls: Option<TlsSettings>,
+    /// State directory (migration journals).
+    pub state_dir: PathBuf,
+    /// Driver URI for requests that name none.
+    pub default_uri: Option<String>,
+    /// When not empty, the only driver URIs served.
+    pub allowed_uris: Vec<String>,
+    /// Largest request body on ordinary routes.
+    pub max_body: usize,
+    /// Largest request body on hierarchy import.
+    pub max_import_body: usize,
+}
+
+impl Config {
+    /// Defaults: the standard sockets, 1 MiB bodies, 512 MiB imports.
+    pub fn new(state_dir: PathBuf) -> Self {
+        Self {
+            socket: Some(virtplug_host::remote::default_socket(false)),
+            ro_socket: Some(virtplug_host::remote::default_socket(true)),
+            socket_mode: 0o600,
+            ro_socket_mode: 0o666,
+            tls: None,
+            state_dir,
+            default_uri: None,
+            allowed_uris: Vec::new(),
+            max_body: 1 << 20,
+            max_import_body: 512 << 20,
+        }
+    }
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::http(StatusCode::NOT_FOUND, codes::NO_SUPPORT, format!("no such route: {}", uri.path()))
+}
+
+async fn openapi_json() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi::document())
+}
+
+/// The routes, without access decision (each listener adds its own).
+pub fn router(state: AppState, config: &Config) -> Router {
+    use routes_domain as d;
+    use routes_snapshot as s;
+    use routes_tasks as t;
+    let big = DefaultBodyLimit::max(config.max_import_body);
+    Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .route("/v1/info", get(d::info))
+        .route("/v1/domains", get(d::list).post(d::define))
+        .route("/v1/domains/{dom}", get(d::lookup).delete(d::undefine))
+        .route("/v1/domains/{dom}/{action}", post(d::action))
+        .route("/v1/domains/{dom}/xml", get(d::xml))
+        .route("/v1/domains/{dom}/snapshots", get(s::list).post(s::create))
+        .route("/v1/domains/{dom}/snapshots/{snap}", get(s::lookup).put(s::edit).delete(s::delete))
+        .route("/v1/domains/{dom}/snapshots/{snap}/xml", get(s::xml))
+        .route("/v1/domains/{dom}/snapshots/{snap}/children", get(s::children))
+        .route("/v1/domains/{dom}/snapshots/{snap}/revert", post(s::revert))
+        .route("/v1/domains/{dom}/current-snapshot", get(s::current))
+        .route("/v1/domains/{dom}/snapshot-export", get(s::export))
+        .route("/v1/domains/{dom}/snapshot-import", post(s::import).layer(big))
+        .route("/v1/tasks", get(t::list))
+        .route("/v1/tasks/{id}", get(t::get))
+        .route("/v1/migrations", post(t::migrate))
+        .route("/v1/events", get(t::events))
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async {
+            ApiError::http(StatusCode::METHOD_NOT_ALLOWED, codes::NO_SUPPORT, "method not allowed on this route")
+        })
+        .layer(DefaultBodyLimit::max(config.max_body))
+        .with_state(state)
+}
+
+/// Runs the daemon until `shutdown` resolves.
+pub async fn serve(config: Config, registry: Registry, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let state: AppState = Arc::new(Shared::new(registry, config.default_uri.clone(), config.allowed_uris.clone(), config.state_dir.clone()));
+    std::fs::create_dir_all(&config.state_dir)?;
+    spawn_recovery(Arc::clone(&state));
+    let app = router(Arc::clone(&state), &config);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    let mut sockets = Vec::new();
+    for (path, mode, access) in [(&config.socket, config.socket_mode, Access::ReadWrite), (&config.ro_socket, config.ro_socket_mode, Access::ReadOnly)] {
+        let Some(path) = path else { continue };
+        let listener = listen::bind_unix(path, mode).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+        sockets.push(path.clone());
+        tracing::info!(socket = %path.display(), ?access, "listening");
+        let app = app.clone().layer(Extension(access));
+        let mut stop = stop_rx.clone();
+        servers.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(async move { let _ = stop.changed().await; }).await });
+    }
+    if let Some(tls) = &config.tls {
+        let tokens = listen::Tokens::load(&tls.tokens).map_err(|e| anyhow::anyhow!("cannot read tokens: {e}"))?;
+        let listener = listen::TlsListener::bind(tls.addr, &tls.cert, &tls.key).await?;
+        tracing::info!(addr = %listener.local_addr(), "listening (TLS)");
+        let app = app.clone().layer(axum::middleware::from_fn_with_state(tokens, listen::auth));
+        let mut stop = stop_rx.clone();
+        servers.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(async move { let _ = stop.changed().await; }).await });
+    }
+    tokio::select! {
+        () = shutdown => {}
+        Some(res) = servers.join_next() => { tracing::error!("a listener stopped: {res:?}"); }
+    }
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async { while servers.join_next().await.is_some() {} }).await;
+    for path in sockets {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// Settles migrations a killed daemon left behind, retrying while a destination is unreachable.
+fn spawn_recovery(state: AppState) {
+    let dir = tasks::journal_dir(&state.state_dir);
+    if !dir.is_dir() {
+        return;
+    }
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..600 {
+            if tasks::recover_journals(&state.registry, &dir, &state.tasks, &state.events) == 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+}

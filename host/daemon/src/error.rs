@@ -1,0 +1,108 @@
+//! API errors: libvirt's code, symbolic name and exact message as JSON, with the one mapping
+//! from libvirt codes to HTTP statuses ([`status_for`]). HTTP-layer rejections (unknown route,
+//! oversized or malformed body) keep the status the HTTP layer chose and carry a libvirt code too.
+
+use axum::{
+    Json,
+    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use virtplug_host::{HostError, codes, remote::wire::ErrorBody};
+
+/// An error response.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The JSON body.
+    pub body: ErrorBody,
+}
+
+/// The one mapping from libvirt's error codes to HTTP statuses.
+pub fn status_for(code: u32) -> StatusCode {
+    match code {
+        codes::OPERATION_DENIED => StatusCode::FORBIDDEN,
+        codes::AUTH_FAILED => StatusCode::UNAUTHORIZED,
+        codes::NO_DOMAIN | codes::NO_DOMAIN_SNAPSHOT => StatusCode::NOT_FOUND,
+        codes::NO_SUPPORT | codes::OPERATION_UNSUPPORTED => StatusCode::NOT_IMPLEMENTED,
+        codes::OPERATION_INVALID | codes::OPERATION_FAILED | codes::SNAPSHOT_REVERT_RISKY => StatusCode::CONFLICT,
+        codes::INVALID_ARG
+        | codes::XML_ERROR
+        | codes::XML_DETAIL
+        | codes::INVALID_DOMAIN_SNAPSHOT
+        | codes::INVALID_DOMAIN
+        | codes::CONFIG_UNSUPPORTED
+        | codes::NO_CONNECT => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl ApiError {
+    /// An error with libvirt's `code` and `detail` (the message gets libvirt's prefix), its status
+    /// from [`status_for`].
+    pub fn new(code: u32, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        let message = format!("{}{detail}", codes::prefix(code));
+        Self { status: status_for(code), body: ErrorBody { code, name: codes::name(code).into(), message, detail } }
+    }
+
+    /// An HTTP-layer rejection: `status` stays, the body says it in libvirt's terms.
+    pub fn http(status: StatusCode, code: u32, detail: impl Into<String>) -> Self {
+        Self { status, ..Self::new(code, detail) }
+    }
+
+    /// Authentication missing or wrong. The token is never part of the text.
+    pub fn unauthorized() -> Self {
+        Self::new(codes::AUTH_FAILED, "a valid bearer token is required")
+    }
+}
+
+impl From<HostError> for ApiError {
+    fn from(e: HostError) -> Self {
+        let code = e.code();
+        let message = e.to_string();
+        let detail = match &e {
+            HostError::Driver(inner) => inner.message.clone(),
+            _ => message.strip_prefix(codes::prefix(code)).unwrap_or(&message).to_owned(),
+        };
+        Self { status: status_for(code), body: ErrorBody { code, name: codes::name(code).into(), message, detail } }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let status = r.status();
+        let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "request body is larger than the daemon accepts".to_owned()
+        } else {
+            format!("malformed JSON request: {}", r.body_text())
+        };
+        Self::http(status, codes::INVALID_ARG, detail)
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::http(StatusCode::BAD_REQUEST, codes::INVALID_ARG, format!("malformed query: {}", r.body_text()))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::http(StatusCode::BAD_REQUEST, codes::INVALID_ARG, format!("malformed path: {}", r.body_text()))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// Result with [`ApiError`].
+pub type ApiResult<T> = std::result::Result<T, ApiError>;

@@ -1,0 +1,99 @@
+//! Domain routes and the connection-level ones (`/v1/info`). Each route is one host API
+//! operation: it runs on the request's [`Connection`](virtplug_host::Connection), so the generic
+//! checks run here exactly as in-process.
+
+use axum::{Json, http::StatusCode};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use virtplug_host::remote::wire::{DefineRequest, DomainJson, ErrorBody, FlagsRequest, PluginInfoJson, XmlResponse};
+
+use crate::{
+    error::ApiResult,
+    extract::{J, P, Q},
+    state::Ctx,
+};
+
+/// `?flags=N`: the operation's flag bits.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct FlagsQuery {
+    /// The operation's flag bits (libvirt's values).
+    #[serde(default)]
+    pub flags: u32,
+}
+
+/// The serving plugin's self-description (its masks drive a remote client's local checks).
+#[utoipa::path(get, path = "/v1/info", tag = "connection",
+    responses((status = 200, body = PluginInfoJson), (status = "4XX", body = ErrorBody)))]
+pub async fn info(ctx: Ctx) -> ApiResult<Json<PluginInfoJson>> {
+    ctx.run(|c| Ok(PluginInfoJson::from(c.plugin_info()))).await.map(Json)
+}
+
+/// `domain_list`.
+#[utoipa::path(get, path = "/v1/domains", tag = "domain",
+    responses((status = 200, body = Vec<DomainJson>), (status = "4XX", body = ErrorBody)))]
+pub async fn list(ctx: Ctx) -> ApiResult<Json<Vec<DomainJson>>> {
+    ctx.run(|c| c.domain_list()).await.map(|v| Json(v.into_iter().map(Into::into).collect()))
+}
+
+/// `domain_lookup` by name, UUID or id.
+#[utoipa::path(get, path = "/v1/domains/{dom}", tag = "domain",
+    params(("dom" = String, Path, description = "domain name, UUID or id")),
+    responses((status = 200, body = DomainJson), (status = "4XX", body = ErrorBody)))]
+pub async fn lookup(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<DomainJson>> {
+    ctx.run(move |c| c.domain_lookup(&dom)).await.map(|d| Json(d.into()))
+}
+
+/// `domain_define` from domain XML.
+#[utoipa::path(post, path = "/v1/domains", tag = "domain", request_body = DefineRequest,
+    responses((status = 201, body = DomainJson), (status = "4XX", body = ErrorBody)))]
+pub async fn define(ctx: Ctx, J(req): J<DefineRequest>) -> ApiResult<(StatusCode, Json<DomainJson>)> {
+    let d = ctx.run(move |c| c.domain_define(&req.xml)).await?;
+    ctx.emit("domain.defined", &d.name, None);
+    Ok((StatusCode::CREATED, Json(d.into())))
+}
+
+/// `domain_undefine` with `flags::domain_undefine` bits.
+#[utoipa::path(delete, path = "/v1/domains/{dom}", tag = "domain",
+    params(("dom" = String, Path, description = "domain name"), FlagsQuery),
+    responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
+pub async fn undefine(ctx: Ctx, P(dom): P<String>, Q(q): Q<FlagsQuery>) -> ApiResult<Json<serde_json::Value>> {
+    let d = dom.clone();
+    ctx.run(move |c| c.domain_undefine(&d, q.flags)).await?;
+    ctx.emit("domain.undefined", &dom, None);
+    Ok(Json(serde_json::json!({})))
+}
+
+/// A lifecycle action: `start`, `shutdown`, `destroy`, `suspend` or `resume`.
+#[utoipa::path(post, path = "/v1/domains/{dom}/{action}", tag = "domain",
+    params(("dom" = String, Path, description = "domain name"),
+           ("action" = String, Path, description = "start, shutdown, destroy, suspend or resume")),
+    request_body = FlagsRequest,
+    responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
+pub async fn action(ctx: Ctx, P((dom, action)): P<(String, String)>) -> ApiResult<Json<serde_json::Value>> {
+    let d = dom.clone();
+    let kind = match action.as_str() {
+        "start" => "domain.started",
+        "shutdown" | "destroy" => "domain.stopped",
+        "suspend" => "domain.suspended",
+        "resume" => "domain.resumed",
+        _ => return Err(crate::error::ApiError::http(StatusCode::NOT_FOUND, virtplug_host::codes::NO_SUPPORT, format!("POST /v1/domains/{{dom}}/{action}"))),
+    };
+    ctx.run(move |c| match action.as_str() {
+        "start" => c.domain_start(&d),
+        "shutdown" => c.domain_shutdown(&d),
+        "destroy" => c.domain_destroy(&d),
+        "suspend" => c.domain_suspend(&d),
+        _ => c.domain_resume(&d),
+    })
+    .await?;
+    ctx.emit(kind, &dom, None);
+    Ok(Json(serde_json::json!({})))
+}
+
+/// `domain_xml` with `flags::domain_xml` bits (SECURE needs a read-write channel).
+#[utoipa::path(get, path = "/v1/domains/{dom}/xml", tag = "domain",
+    params(("dom" = String, Path, description = "domain name"), FlagsQuery),
+    responses((status = 200, body = XmlResponse), (status = "4XX", body = ErrorBody)))]
+pub async fn xml(ctx: Ctx, P(dom): P<String>, Q(q): Q<FlagsQuery>) -> ApiResult<Json<XmlResponse>> {
+    ctx.run(move |c| c.domain_xml(&dom, q.flags)).await.map(|xml| Json(XmlResponse { xml }))
+}

@@ -1,0 +1,208 @@
+//! Snapshot routes: one host API operation each, plus the whole-hierarchy export and import.
+//! Changes publish events (`snapshot.created`, `.redefined`, `.reverted`, `.deleted`,
+//! `.metadata_dropped`, `.imported`, `.current_changed`).
+
+use axum::{
+    Json,
+    http::{HeaderMap, HeaderValue, StatusCode, header::LOCATION},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use virtplug_host::{
+    flags::{snapshot_create, snapshot_delete, snapshot_import},
+    remote::wire::{
+        CreateRequest, CurrentResponse, ErrorBody, FlagsRequest, HierarchyJson, ImportRequest, NameResponse, SnapshotJson, TaskJson, TaskState,
+        XmlResponse,
+    },
+};
+
+use crate::{
+    error::ApiResult,
+    extract::{J, P, Q},
+    routes_domain::FlagsQuery,
+    state::Ctx,
+};
+
+/// `?flags=N&raw=true`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// `flags::snapshot_list` bits.
+    #[serde(default)]
+    pub flags: u32,
+    /// Return the plugin's list unfiltered (what a remote client filters itself).
+    #[serde(default)]
+    pub raw: bool,
+}
+
+/// `?async=true`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct AsyncQuery {
+    /// Run as a task: answer 202 with the task at once.
+    #[serde(default, rename = "async")]
+    pub run_async: bool,
+}
+
+fn ok() -> Json<serde_json::Value> {
+    Json(serde_json::json!({}))
+}
+
+/// `snapshot_list` at domain level, filtered by the documented group rule.
+#[utoipa::path(get, path = "/v1/domains/{dom}/snapshots", tag = "snapshot",
+    params(("dom" = String, Path, description = "domain name"), ListQuery),
+    responses((status = 200, body = Vec<SnapshotJson>), (status = "4XX", body = ErrorBody)))]
+pub async fn list(ctx: Ctx, P(dom): P<String>, Q(q): Q<ListQuery>) -> ApiResult<Json<Vec<SnapshotJson>>> {
+    let v = ctx
+        .run(move |c| if q.raw { c.snapshot_list_unfiltered(&dom, q.flags) } else { c.snapshot_list(&dom, q.flags) })
+        .await?;
+    Ok(Json(v.into_iter().map(Into::into).collect()))
+}
+
+/// `snapshot_create`: creates (or with REDEFINE, redefines) a snapshot from XML.
+#[utoipa::path(post, path = "/v1/domains/{dom}/snapshots", tag = "snapshot", request_body = CreateRequest,
+    params(("dom" = String, Path, description = "domain name")),
+    responses((status = 201, body = NameResponse), (status = "4XX", body = ErrorBody)))]
+pub async fn create(ctx: Ctx, P(dom): P<String>, J(req): J<CreateRequest>) -> ApiResult<(StatusCode, Json<NameResponse>)> {
+    let d = dom.clone();
+    let flags = req.flags;
+    let name = ctx.run(move |c| c.snapshot_create(&d, &req.xml, req.flags)).await?;
+    let kind = if flags & snapshot_create::REDEFINE != 0 { "snapshot.redefined" } else { "snapshot.created" };
+    ctx.emit(kind, &dom, Some(&name));
+    ctx.check_current(&dom).await;
+    Ok((StatusCode::CREATED, Json(NameResponse { name })))
+}
+
+/// `snapshot_lookup` by name.
+#[utoipa::path(get, path = "/v1/domains/{dom}/snapshots/{snap}", tag = "snapshot",
+    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name")),
+    responses((status = 200, body = SnapshotJson), (status = "4XX", body = ErrorBody)))]
+pub async fn lookup(ctx: Ctx, P((dom, snap)): P<(String, String)>) -> ApiResult<Json<SnapshotJson>> {
+    ctx.run(move |c| c.snapshot_lookup(&dom, &snap)).await.map(|s| Json(s.into()))
+}
+
+/// `snapshot_edit`: redefines `snap` from XML (possibly renamed) atomically.
+#[utoipa::path(put, path = "/v1/domains/{dom}/snapshots/{snap}", tag = "snapshot", request_body = CreateRequest,
+    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name")),
+    responses((status = 200, body = NameResponse), (status = "4XX", body = ErrorBody)))]
+pub async fn edit(ctx: Ctx, P((dom, snap)): P<(String, String)>, J(req): J<CreateRequest>) -> ApiResult<Json<NameResponse>> {
+    let d = dom.clone();
+    let name = ctx.run(move |c| c.snapshot_edit(&d, &snap, &req.xml, req.flags)).await?;
+    ctx.emit("snapshot.redefined", &dom, Some(&name));
+    ctx.check_current(&dom).await;
+    Ok(Json(NameResponse { name }))
+}
+
+/// `snapshot_delete` with `flags::snapshot_delete` bits.
+#[utoipa::path(delete, path = "/v1/domains/{dom}/snapshots/{snap}", tag = "snapshot",
+    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), FlagsQuery),
+    responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
+pub async fn delete(ctx: Ctx, P((dom, snap)): P<(String, String)>, Q(q): Q<FlagsQuery>) -> ApiResult<Json<serde_json::Value>> {
+    let (d, s) = (dom.clone(), snap.clone());
+    ctx.run(move |c| c.snapshot_delete(&d, &s, q.flags)).await?;
+    let kind = if q.flags & snapshot_delete::METADATA_ONLY != 0 { "snapshot.metadata_dropped" } else { "snapshot.deleted" };
+    ctx.emit(kind, &dom, Some(&snap));
+    ctx.check_current(&dom).await;
+    Ok(ok())
+}
+
+/// `snapshot_xml` with `flags::snapshot_xml` bits (SECURE needs a read-write channel).
+#[utoipa::path(get, path = "/v1/domains/{dom}/snapshots/{snap}/xml", tag = "snapshot",
+    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), FlagsQuery),
+    responses((status = 200, body = XmlResponse), (status = "4XX", body = ErrorBody)))]
+pub async fn xml(ctx: Ctx, P((dom, snap)): P<(String, String)>, Q(q): Q<FlagsQuery>) -> ApiResult<Json<XmlResponse>> {
+    ctx.run(move |c| c.snapshot_xml(&dom, &snap, q.flags)).await.map(|xml| Json(XmlResponse { xml }))
+}
+
+/// `snapshot_list` of a snapshot's children (bit 0 = DESCENDANTS).
+#[utoipa::path(get, path = "/v1/domains/{dom}/snapshots/{snap}/children", tag = "snapshot",
+    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), FlagsQuery),
+    responses((status = 200, body = Vec<SnapshotJson>), (status = "4XX", body = ErrorBody)))]
+pub async fn children(ctx: Ctx, P((dom, snap)): P<(String, String)>, Q(q): Q<FlagsQuery>) -> ApiResult<Json<Vec<SnapshotJson>>> {
+    let v = ctx.run(move |c| c.snapshot_list_children(&dom, &snap, q.flags)).await?;
+    Ok(Json(v.into_iter().map(Into::into).collect()))
+}
+
+/// `snapshot_revert` with `flags::snapshot_revert` bits.
+#[utoipa::path(post, path = "/v1/domains/{dom}/snapshots/{snap}/revert", tag = "snapshot", request_body = FlagsRequest,
+    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name")),
+    responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
+pub async fn revert(ctx: Ctx, P((dom, snap)): P<(String, String)>, J(req): J<FlagsRequest>) -> ApiResult<Json<serde_json::Value>> {
+    let (d, s) = (dom.clone(), snap.clone());
+    ctx.run(move |c| c.snapshot_revert(&d, &s, req.flags)).await?;
+    ctx.emit("snapshot.reverted", &dom, Some(&snap));
+    ctx.check_current(&dom).await;
+    Ok(ok())
+}
+
+/// `snapshot_current`: the current snapshot or null.
+#[utoipa::path(get, path = "/v1/domains/{dom}/current-snapshot", tag = "snapshot",
+    params(("dom" = String, Path, description = "domain name")),
+    responses((status = 200, body = CurrentResponse), (status = "4XX", body = ErrorBody)))]
+pub async fn current(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<CurrentResponse>> {
+    ctx.run(move |c| c.snapshot_current(&dom)).await.map(|s| Json(CurrentResponse { current: s.map(Into::into) }))
+}
+
+/// The whole hierarchy: SECURE XML, parents first, current marker (read-write channel only).
+#[utoipa::path(get, path = "/v1/domains/{dom}/snapshot-export", tag = "snapshot",
+    params(("dom" = String, Path, description = "domain name")),
+    responses((status = 200, body = HierarchyJson), (status = "4XX", body = ErrorBody)))]
+pub async fn export(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<HierarchyJson>> {
+    ctx.run(move |c| c.snapshot_export_hierarchy(&dom)).await.map(Json)
+}
+
+/// `snapshot_import`: redefines a whole hierarchy all or nothing (`flags` DRY_RUN = 1 checks only).
+/// With `?async=true` it runs as a task and answers 202 at once.
+#[utoipa::path(post, path = "/v1/domains/{dom}/snapshot-import", tag = "snapshot", request_body = ImportRequest,
+    params(("dom" = String, Path, description = "domain name"), AsyncQuery),
+    responses((status = 200, body = Object), (status = 202, body = TaskJson), (status = "4XX", body = ErrorBody)))]
+pub async fn import(ctx: Ctx, P(dom): P<String>, Q(q): Q<AsyncQuery>, J(req): J<ImportRequest>) -> ApiResult<Response> {
+    let dry = req.flags & snapshot_import::DRY_RUN != 0;
+    let count = req.xmls.len() as u64;
+    if !q.run_async {
+        let d = dom.clone();
+        ctx.run(move |c| c.snapshot_import(&d, &req.xmls, req.current.as_deref(), req.flags)).await?;
+        if !dry {
+            ctx.emit("snapshot.imported", &dom, None);
+            ctx.check_current(&dom).await;
+        }
+        return Ok(ok().into_response());
+    }
+    let st = &ctx.state;
+    let task = st.tasks.start("snapshot_import", &["import"], &st.events, &ctx.uri, Some(&dom));
+    let (id, bg) = (task.id, ctx.clone());
+    tokio::spawn(async move {
+        let st = &bg.state;
+        st.tasks.update(id, &st.events, &bg.uri, Some(&dom), |t| {
+            t.total = count;
+            t.steps[0].state = "running".into();
+        });
+        let d = dom.clone();
+        let result = bg.run(move |c| c.snapshot_import(&d, &req.xmls, req.current.as_deref(), req.flags)).await;
+        if result.is_ok() && !dry {
+            bg.emit("snapshot.imported", &dom, None);
+            bg.check_current(&dom).await;
+        }
+        st.tasks.update(id, &st.events, &bg.uri, Some(&dom), |t| match result {
+            Ok(()) => {
+                t.done = count;
+                t.steps[0].state = "done".into();
+                t.state = TaskState::Succeeded;
+                t.result = Some(serde_json::json!({ "snapshots": count, "dry_run": dry }));
+            }
+            Err(e) => {
+                t.steps[0].state = "failed".into();
+                t.state = TaskState::Failed;
+                t.error = Some(e.body);
+            }
+        });
+    });
+    Ok(accepted(task))
+}
+
+/// 202 with the task and its `Location`.
+pub fn accepted(task: TaskJson) -> Response {
+    let location = HeaderValue::from_str(&format!("/v1/tasks/{}", task.id)).unwrap_or(HeaderValue::from_static("/v1/tasks"));
+    let mut headers = HeaderMap::new();
+    headers.insert(LOCATION, location);
+    (StatusCode::ACCEPTED, headers, Json(task)).into_response()
+}

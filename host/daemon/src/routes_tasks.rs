@@ -1,0 +1,132 @@
+//! Tasks, supervised migrations and the event stream.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    Json,
+    http::{HeaderMap, StatusCode},
+    response::{
+        Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::IntoParams;
+use virtplug_host::{
+    codes,
+    remote::{
+        migrate::STEPS,
+        wire::{ErrorBody, EventJson, MigrationRequest, TaskJson},
+    },
+};
+
+use crate::{
+    error::{ApiError, ApiResult},
+    events::EventLog,
+    extract::{J, P, Q},
+    routes_snapshot::accepted,
+    state::Ctx,
+    tasks::{self, TaskReporter},
+};
+
+/// Every task of this daemon run.
+#[utoipa::path(get, path = "/v1/tasks", tag = "task", responses((status = 200, body = Vec<TaskJson>)))]
+pub async fn list(ctx: Ctx) -> Json<Vec<TaskJson>> {
+    Json(ctx.state.tasks.all())
+}
+
+/// One task: state, steps, progress, result or error.
+#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "task",
+    params(("id" = u64, Path, description = "task id")),
+    responses((status = 200, body = TaskJson), (status = 404, body = ErrorBody)))]
+pub async fn get(ctx: Ctx, P(id): P<u64>) -> ApiResult<Json<TaskJson>> {
+    ctx.state.tasks.get(id).map(Json).ok_or_else(|| ApiError::http(StatusCode::NOT_FOUND, codes::INVALID_ARG, format!("no task with id {id}")))
+}
+
+/// Starts a supervised migration of `domain`'s snapshot hierarchy from this daemon's URI to
+/// `to`: export, dry-run import, import in one transaction, verify, drop the source metadata.
+/// Answers 202 with the task; the task goes on if the client disconnects.
+#[utoipa::path(post, path = "/v1/migrations", tag = "task", request_body = MigrationRequest,
+    responses((status = 202, body = TaskJson), (status = "4XX", body = ErrorBody)))]
+pub async fn migrate(ctx: Ctx, J(req): J<MigrationRequest>) -> ApiResult<Response> {
+    if ctx.read_only {
+        return Err(virtplug_host::HostError::ReadOnly { function: "virDomainSnapshotDelete" }.into());
+    }
+    let st = Arc::clone(&ctx.state);
+    let task = st.tasks.start("migrate_snapshots", STEPS, &st.events, &ctx.uri, Some(&req.domain));
+    let mut rep = TaskReporter {
+        tasks: Arc::clone(&st.tasks),
+        events: Arc::clone(&st.events),
+        id: task.id,
+        uri: ctx.uri.clone(),
+        domain: req.domain.clone(),
+        journal_dir: tasks::journal_dir(&st.state_dir),
+        journal_id: format!("task-{}-{}", std::process::id(), task.id),
+    };
+    let from = ctx.uri.clone();
+    tokio::task::spawn_blocking(move || {
+        tasks::run_migration(&st.registry, &from, &req.to, &req.domain, req.dry_run, &mut rep);
+        if !req.dry_run {
+            st.events.emit("snapshot.metadata_dropped", &from, Some(&req.domain), None, None);
+        }
+    });
+    Ok(accepted(task))
+}
+
+/// `?since=N`: resume after sequence number N (the `Last-Event-ID` header does the same).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct SinceQuery {
+    /// The last sequence number seen.
+    pub since: Option<u64>,
+}
+
+fn sse_event(e: &EventJson) -> Event {
+    Event::default().id(e.seq.to_string()).event(e.kind.clone()).data(serde_json::to_string(e).unwrap_or_default())
+}
+
+fn reset(log: &EventLog) -> EventJson {
+    EventJson { seq: log.last_seq(), kind: "reset".into(), uri: String::new(), domain: None, snapshot: None, task: None, time: 0 }
+}
+
+/// Server-sent events: domain, snapshot and task events, each with its sequence number as the
+/// SSE id. A client that reconnects with `Last-Event-ID` (or `?since=`) first gets what it
+/// missed; one further behind than the daemon keeps gets a `reset` event.
+#[utoipa::path(get, path = "/v1/events", tag = "event", params(SinceQuery),
+    responses((status = 200, description = "text/event-stream of EventJson", body = EventJson)))]
+pub async fn events(ctx: Ctx, headers: HeaderMap, Q(q): Q<SinceQuery>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let log = Arc::clone(&ctx.state.events);
+    let header = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let since = header.or(q.since).unwrap_or_else(|| log.last_seq());
+    let rx = log.subscribe();
+    let (first, cursor) = match log.since(since) {
+        Some(missed) => {
+            let cursor = missed.last().map_or(since, |e| e.seq);
+            (missed, cursor)
+        }
+        None => {
+            let r = reset(&log);
+            let cursor = r.seq;
+            (vec![r], cursor)
+        }
+    };
+    let replay = stream::iter(first.into_iter().map(|e| Ok(sse_event(&e))));
+    let state = (rx, cursor, log, std::collections::VecDeque::<EventJson>::new());
+    let live = stream::unfold(state, |(mut rx, mut cursor, log, mut pending)| async move {
+        loop {
+            if let Some(e) = pending.pop_front() {
+                cursor = cursor.max(e.seq);
+                return Some((Ok(sse_event(&e)), (rx, cursor, log, pending)));
+            }
+            match rx.recv().await {
+                Ok(e) if e.seq <= cursor => continue,
+                Ok(e) => pending.push_back(e),
+                // Fell behind the live channel: catch up from the ring, or say reset.
+                Err(RecvError::Lagged(_)) => pending.extend(log.since(cursor).unwrap_or_else(|| vec![reset(&log)])),
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream::StreamExt::chain(replay, live)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

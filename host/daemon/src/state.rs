@@ -1,0 +1,149 @@
+//! Shared daemon state and the per-request context: which driver URI, and whether the caller may
+//! change anything (decided by the socket or the token, lowered by the `virtplug-read-only`
+//! header). Connections are opened once per (URI, read-only) and shared by every request.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use virtplug_host::{Connection, HostError, Registry, codes, remote::wire};
+
+use crate::{
+    error::{ApiError, ApiResult},
+    events::EventLog,
+    tasks::Tasks,
+};
+
+/// What a channel (socket or token) allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Everything.
+    ReadWrite,
+    /// Lists and non-secure dumps only.
+    ReadOnly,
+}
+
+/// Daemon-wide state.
+#[derive(Debug)]
+pub struct Shared {
+    /// The plugin registry.
+    pub registry: Registry,
+    /// URI used when a request names none.
+    pub default_uri: Option<String>,
+    /// When not empty, the only driver URIs served.
+    pub allowed_uris: Vec<String>,
+    /// State directory (journals).
+    pub state_dir: PathBuf,
+    /// Open connections by (URI, read-only).
+    conns: Mutex<HashMap<(String, bool), Arc<Connection>>>,
+    /// Last known current snapshot per (URI, domain), to publish `snapshot.current_changed`.
+    currents: Mutex<HashMap<(String, String), Option<String>>>,
+    /// Events.
+    pub events: Arc<EventLog>,
+    /// Tasks.
+    pub tasks: Arc<Tasks>,
+}
+
+/// The router's state.
+pub type AppState = Arc<Shared>;
+
+impl Shared {
+    /// New state.
+    pub fn new(registry: Registry, default_uri: Option<String>, allowed_uris: Vec<String>, state_dir: PathBuf) -> Self {
+        Self {
+            registry,
+            default_uri,
+            allowed_uris,
+            state_dir,
+            conns: Mutex::default(),
+            currents: Mutex::default(),
+            events: Arc::default(),
+            tasks: Arc::default(),
+        }
+    }
+
+    /// The shared connection for `uri` (opened on first use).
+    pub fn connection(&self, uri: &str, read_only: bool) -> Result<Arc<Connection>, HostError> {
+        let key = (uri.to_owned(), read_only);
+        if let Some(c) = self.conns.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(c);
+        }
+        let conn = Arc::new(Connection::open(&self.registry, uri, read_only)?);
+        if let Ok(mut m) = self.conns.lock() {
+            return Ok(Arc::clone(m.entry(key).or_insert(conn)));
+        }
+        Ok(conn)
+    }
+
+    /// Records `dom`'s current snapshot; returns true when it changed since last seen.
+    pub fn current_changed(&self, uri: &str, dom: &str, current: Option<String>) -> bool {
+        let Ok(mut m) = self.currents.lock() else { return false };
+        let key = (uri.to_owned(), dom.to_owned());
+        match m.insert(key, current.clone()) {
+            Some(previous) => previous != current,
+            None => true,
+        }
+    }
+}
+
+/// Per-request context.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The driver URI.
+    pub uri: String,
+    /// Whether the connection is read-only.
+    pub read_only: bool,
+    /// The state.
+    pub state: AppState,
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let access = parts.extensions.get::<Access>().copied().unwrap_or(Access::ReadOnly);
+        let asked_ro = parts.headers.get(wire::READ_ONLY_HEADER).is_some_and(|v| v.as_bytes() == b"1");
+        let uri = match parts.headers.get(wire::URI_HEADER) {
+            Some(v) => v.to_str().map_err(|_| ApiError::new(codes::INVALID_ARG, "the virtplug-uri header is not valid text"))?.to_owned(),
+            None => state.default_uri.clone().ok_or_else(|| ApiError::new(codes::NO_CONNECT, "(no URI given and no default URI configured)"))?,
+        };
+        if !state.allowed_uris.is_empty() && !state.allowed_uris.contains(&uri) {
+            return Err(HostError::NoConnect { uri }.into());
+        }
+        Ok(Self { uri, read_only: access == Access::ReadOnly || asked_ro, state: Arc::clone(state) })
+    }
+}
+
+impl Ctx {
+    /// Runs `f` on this request's connection on the blocking pool.
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T, HostError> + Send + 'static) -> ApiResult<T> {
+        let state = Arc::clone(&self.state);
+        let (uri, ro) = (self.uri.clone(), self.read_only);
+        tokio::task::spawn_blocking(move || {
+            let conn = state.connection(&uri, ro)?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| ApiError::new(codes::INTERNAL_ERROR, format!("request handler failed: {e}")))?
+        .map_err(ApiError::from)
+    }
+
+    /// Publishes `kind` for `dom`/`snap`.
+    pub fn emit(&self, kind: &str, dom: &str, snap: Option<&str>) {
+        self.state.events.emit(kind, &self.uri, Some(dom), snap, None);
+    }
+
+    /// After a snapshot change: publishes `snapshot.current_changed` if `dom`'s current moved.
+    pub async fn check_current(&self, dom: &str) {
+        let d = dom.to_owned();
+        if let Ok(current) = self.run(move |c| c.snapshot_current(&d)).await {
+            let name = current.map(|s| s.name);
+            if self.state.current_changed(&self.uri, dom, name.clone()) {
+                self.emit("snapshot.current_changed", dom, name.as_deref());
+            }
+        }
+    }
+}
