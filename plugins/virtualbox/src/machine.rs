@@ -130,11 +130,10 @@ impl Machine {
     /// Resolves a snapshot argument: a UUID (braces optional) that some snapshot has wins; else
     /// the exact name, which must be unique — an ambiguous name is an error listing the UUIDs.
     pub fn resolve(&self, arg: &str) -> Result<usize> {
-        if let Some(u) = parse::parse_uuid(arg) {
-            if let Some(i) = self.snaps.iter().position(|s| s.uuid == u) {
+        if let Some(u) = parse::parse_uuid(arg)
+            && let Some(i) = self.snaps.iter().position(|s| s.uuid == u) {
                 return Ok(i);
             }
-        }
         let hits: Vec<usize> = (0..self.snaps.len()).filter(|&i| self.snaps[i].name == arg).collect();
         match hits.as_slice() {
             [] => Err(Error::no_snapshot(arg)),

@@ -209,9 +209,9 @@ pub fn snapshot_section(text: &str) -> Result<CliTree, ParseError> {
     let mut open: Option<(Key, String, String)> = None;
     for line in text.split('\n') {
         let forced = matches!(&open, Some((Key::Name | Key::Description, _, v)) if !v.ends_with('"'));
-        if !forced {
-            if let Some((key, suffix, rest)) = key_line(line) {
-                if st.plausible(key, suffix) {
+        if !forced
+            && let Some((key, suffix, rest)) = key_line(line)
+                && st.plausible(key, suffix) {
                     if let Some((k, s, v)) = open.take() {
                         st.finish(k, &s, &v)?;
                     }
@@ -224,8 +224,6 @@ pub fn snapshot_section(text: &str) -> Result<CliTree, ParseError> {
                     }
                     continue;
                 }
-            }
-        }
         if let Some((_, _, v)) = &mut open {
             v.push('\n');
             v.push_str(line);

@@ -130,11 +130,10 @@ pub fn parse(path: &str, text: &str) -> Result<Settings> {
                 }
             }
             Event::CData(t) => {
-                if let Some(u) = &in_desc {
-                    if let Some(snap) = s.snaps.get_mut(u) {
+                if let Some(u) = &in_desc
+                    && let Some(snap) = s.snaps.get_mut(u) {
                         snap.description.push_str(&String::from_utf8_lossy(&t));
                     }
-                }
             }
             Event::Eof => break,
             _ => {}

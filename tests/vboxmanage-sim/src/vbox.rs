@@ -159,11 +159,10 @@ pub fn to_xml(m: &Machine) -> String {
     if let Some(f) = &m.state_file {
         o.push_str(&format!(" stateFile=\"{}\"", esc_attr(f)));
     }
-    if m.root.is_some() {
-        if let Some(c) = &m.current {
+    if m.root.is_some()
+        && let Some(c) = &m.current {
             o.push_str(&format!(" currentSnapshot=\"{{{c}}}\""));
         }
-    }
     o.push_str(" snapshotFolder=\"Snapshots\"");
     if !m.current_state_modified {
         o.push_str(" currentStateModified=\"false\"");
