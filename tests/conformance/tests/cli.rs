@@ -250,3 +250,18 @@ fn every_format_renders() {
     assert!(text.starts_with("PASS static.load ("), "{text}");
     assert!(text.contains("mock 0.1.0 at mock://") && text.contains("2 passed, 0 failed, 0 skipped\ntimings: static level "), "{text}");
 }
+
+/// Compatibility: the mock as built from ABI 1.0 (the only ABI so far, so today's build is the
+/// 1.0 baseline; no binary is committed) loads into this host and passes the static level.
+#[test]
+fn the_abi_1_0_mock_passes_the_static_level() {
+    let Some(mock) = plugin("virtplug_plugin_mock") else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uri = format!("mock://{}", dir.path().display());
+    let (code, report) = json_report(&mock, &uri, &["--only", "static.*"]);
+    assert_eq!(failed_ids(&report), Vec::<String>::new());
+    assert_eq!(code, 0);
+    let abi = case(&report, "static.abi_version");
+    assert_eq!(abi["note"], "plugin ABI 1.0 (same as the host, host 1.0)");
+    eprintln!("static level of the mock: {} ms", report["static_millis"]);
+}

@@ -19,11 +19,29 @@ fn example_target_dir() -> PathBuf {
     target.join("hello-plugin")
 }
 
-fn cargo(args: &[&str]) -> std::process::Output {
-    let example = repo_root().join("examples/hello-plugin");
+/// A copy of the example in a directory of its own, its SDK paths made absolute: a third party's
+/// checkout. (Building in place would leave a Cargo.lock inside the repository.)
+fn third_party_copy(dir: &Path) -> PathBuf {
+    let src = repo_root().join("examples/hello-plugin");
+    let root = std::fs::canonicalize(repo_root()).expect("repository root");
+    let dst = dir.join("hello-plugin");
+    for sub in ["src", "tests"] {
+        std::fs::create_dir_all(dst.join(sub)).expect("mkdir");
+        for entry in std::fs::read_dir(src.join(sub)).expect("read example") {
+            let path = entry.expect("entry").path();
+            std::fs::copy(&path, dst.join(sub).join(path.file_name().expect("file name"))).expect("copy");
+        }
+    }
+    let manifest = std::fs::read_to_string(src.join("Cargo.toml")).expect("example manifest");
+    let manifest = manifest.replace("\"../../", &format!("\"{}/", root.display()));
+    std::fs::write(dst.join("Cargo.toml"), manifest).expect("write manifest");
+    dst
+}
+
+fn cargo(example: &Path, args: &[&str]) -> std::process::Output {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args(args)
-        .current_dir(&example)
+        .current_dir(example)
         .env("CARGO_TARGET_DIR", example_target_dir())
         .env_remove("CARGO_MANIFEST_DIR")
         .env_remove("RUSTFLAGS")
@@ -33,7 +51,9 @@ fn cargo(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn the_example_plugin_builds_out_of_tree_and_passes() {
-    let build = cargo(&["build", "--quiet"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let example = third_party_copy(dir.path());
+    let build = cargo(&example, &["build", "--quiet"]);
     assert!(build.status.success(), "cargo build of examples/hello-plugin failed:\n{}", String::from_utf8_lossy(&build.stderr));
     let so = example_target_dir().join("debug/libhello_plugin.so");
     assert!(so.is_file(), "{} not built", so.display());
@@ -51,7 +71,7 @@ fn the_example_plugin_builds_out_of_tree_and_passes() {
     assert!(text.contains("SKIP behaviour.redefine_roundtrip: flag not declared: snapshot_create REDEFINE"), "{text}");
 
     // Its own tests/conformance.rs (one line: test_plugin!) under `cargo test`.
-    let test = cargo(&["test", "--quiet"]);
+    let test = cargo(&example, &["test", "--quiet"]);
     assert!(
         test.status.success(),
         "cargo test of examples/hello-plugin failed:\n{}\n{}",
