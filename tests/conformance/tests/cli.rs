@@ -1,6 +1,7 @@
 //! The CLI against the mock (everything passes) and against each broken plugin (the exact
 //! diagnosis is reported). Plugins are built by `cargo build --workspace` into target/<profile>;
 //! under `CI=true` a missing one fails the test, elsewhere the test says so once and returns.
+#![allow(clippy::expect_used, reason = "tests: a failed expectation is the test failure")]
 
 use std::{
     path::{Path, PathBuf},

@@ -2,6 +2,7 @@
 //! way a third party builds a plugin — `cargo build` / `cargo test` in its directory with its own
 //! target dir — and must pass the suite both through the CLI and through its own
 //! `test_plugin!` test.
+#![allow(clippy::expect_used, reason = "tests: a failed expectation is the test failure")]
 
 use std::{
     path::{Path, PathBuf},
