@@ -166,6 +166,21 @@ pub fn migrate(from: &Side, to: &Side, dom: &str, dry_run: bool, rep: &mut dyn R
 
     rep.step("dry_run", "running", "");
     let preexisting: HashSet<String> = to.conn.snapshot_list_unfiltered(dom, 0)?.into_iter().map(|s| s.name).collect();
+    // Redefine would silently replace (even re-parent) a same-named snapshot on B: only an
+    // identical one (a re-run after a crash) may already be there.
+    if a.names.iter().any(|n| preexisting.contains(n)) {
+        let b = to.export(dom)?;
+        let on_b: HashMap<&str, &str> = b.names.iter().map(String::as_str).zip(b.xmls.iter().map(String::as_str)).collect();
+        for (name, xml) in a.names.iter().zip(&a.xmls) {
+            if on_b.get(name.as_str()).is_some_and(|x| *x != xml.as_str()) {
+                let e = HostError::Driver(model::Error::operation_invalid(format!(
+                    "snapshot {name} already exists on the destination with a different definition"
+                )));
+                rep.step("dry_run", "failed", &e.to_string());
+                return Err(e);
+            }
+        }
+    }
     if let Err(e) = to.import(dom, &a, snapshot_import::DRY_RUN) {
         rep.step("dry_run", "failed", &e.to_string());
         return Err(e);
