@@ -22,7 +22,7 @@ use crate::{
     DomainInfo, Error, Result, SnapshotInfo, codes,
     domain::DomainDef,
     tree::SnapshotTree,
-    xml::{self, FormatFlags, ParseFlags, SnapshotDef},
+    xml::{self, FormatFlags, SnapshotDef},
 };
 
 pub use crate::store_ops::Writer;
@@ -441,7 +441,7 @@ pub(crate) fn read_def(conn: &Connection, dom: &str, name: &str) -> Result<Snaps
         .optional()
         .map_err(db)?
         .ok_or_else(|| Error::no_snapshot(name))?;
-    let mut def = xml::parse(&text, ParseFlags { redefine: true, ..Default::default() })?;
+    let mut def = xml::parse_stored(&text)?;
     if domain.is_some() {
         def.domain = domain;
     }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::xml::ParseFlags;
 use crate::{
     domain::TEST_DOMAIN_XML,
     flags::{domain_state as st, snapshot_delete},
@@ -213,6 +214,16 @@ fn two_connections_share_state() {
     assert_eq!(b.snapshot_count(VM).unwrap(), 1);
     b.create(VM, &snap("y", None)).unwrap();
     assert_eq!(shape(&mut a), "x<-None y<-x current=y");
+}
+
+#[test]
+fn zero_creation_time_survives_storage() {
+    let (_d, mut s) = fresh();
+    let mut z = snap("zero", None);
+    z.creation_time = 0;
+    s.redefine(VM, z, RedefineFlags::default()).unwrap();
+    assert_eq!(s.snapshot_def(VM, "zero").unwrap().creation_time, 0);
+    assert!(!s.snapshot_xml(VM, "zero", FormatFlags::default()).unwrap().contains("creationTime"));
 }
 
 #[test]

@@ -215,11 +215,18 @@ impl SnapshotDef {
 /// and `<active>`. Unknown elements are ignored (no schema validation).
 pub fn parse(xml: &str, flags: ParseFlags) -> Result<SnapshotDef> {
     let root = xmltree::parse_document(xml, "domain_snapshot")?;
-    parse_element(xml, &root, flags)
+    parse_element(xml, &root, flags, true)
+}
+
+/// Parses the store's own redefine-form XML, where a creation time of 0 was (as libvirt does)
+/// not written: a missing `<creationTime>` reads as 0 instead of failing.
+pub(crate) fn parse_stored(xml: &str) -> Result<SnapshotDef> {
+    let root = xmltree::parse_document(xml, "domain_snapshot")?;
+    parse_element(xml, &root, ParseFlags { redefine: true, ..Default::default() }, false)
 }
 
 /// Parses an already-read `<domainsnapshot>` element of `src`.
-pub(crate) fn parse_element(src: &str, root: &Element, flags: ParseFlags) -> Result<SnapshotDef> {
+fn parse_element(src: &str, root: &Element, flags: ParseFlags, require_time: bool) -> Result<SnapshotDef> {
     if root.name != "domainsnapshot" {
         return Err(xml_error(format!(
             "expecting root element of 'domainsnapshot', not '{}'",
@@ -235,12 +242,17 @@ pub(crate) fn parse_element(src: &str, root: &Element, flags: ParseFlags) -> Res
     def.description = root.child_text("description");
     let mut offline = flags.offline;
     if flags.redefine {
-        let time = root.child_text("creationTime").ok_or_else(|| {
-            Error::internal("missing creationTime from existing snapshot")
-        })?;
-        def.creation_time = time.trim().parse().map_err(|_| {
-            Error::internal("missing creationTime from existing snapshot")
-        })?;
+        match root.child_text("creationTime") {
+            Some(time) => {
+                def.creation_time = time.trim().parse().map_err(|_| {
+                    Error::internal("missing creationTime from existing snapshot")
+                })?;
+            }
+            None if require_time => {
+                return Err(Error::internal("missing creationTime from existing snapshot"));
+            }
+            None => {}
+        }
         def.parent = root.child("parent").and_then(|p| p.child_text("name"));
         let state = root
             .child_text("state")
