@@ -36,6 +36,8 @@ pub const NO_DOMAIN_SNAPSHOT: u32 = 72;
 pub const SNAPSHOT_REVERT_RISKY: u32 = 77;
 /// Operation not supported.
 pub const OPERATION_UNSUPPORTED: u32 = 84;
+/// XML refused by schema validation (`VALIDATE`).
+pub const XML_INVALID_SCHEMA: u32 = 92;
 
 /// libvirt's message template for a code: the fixed prefix put before the detail text.
 /// Codes without a template return `""`.
@@ -56,6 +58,7 @@ pub fn prefix(code: u32) -> &'static str {
         NO_DOMAIN_SNAPSHOT => "Domain snapshot not found: ",
         SNAPSHOT_REVERT_RISKY => "revert requires force: ",
         OPERATION_UNSUPPORTED => "Operation not supported: ",
+        XML_INVALID_SCHEMA => "XML document failed to validate against schema: ",
         _ => "",
     }
 }
@@ -81,6 +84,7 @@ pub fn name(code: u32) -> &'static str {
         NO_DOMAIN_SNAPSHOT => "VIR_ERR_NO_DOMAIN_SNAPSHOT",
         SNAPSHOT_REVERT_RISKY => "VIR_ERR_SNAPSHOT_REVERT_RISKY",
         OPERATION_UNSUPPORTED => "VIR_ERR_OPERATION_UNSUPPORTED",
+        XML_INVALID_SCHEMA => "VIR_ERR_XML_INVALID_SCHEMA",
         _ => "VIR_ERR_UNKNOWN",
     }
 }

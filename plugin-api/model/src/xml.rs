@@ -572,9 +572,6 @@ pub fn strip_secrets(dom: &str) -> String {
     out
 }
 
-/// `VIR_ERR_XML_INVALID_SCHEMA` (not among the ABI crate's constants).
-pub const XML_INVALID_SCHEMA: u32 = 92;
-
 /// A light stand-in for libvirt's RNG validation (`CREATE_VALIDATE`): an unknown child of
 /// `<domainsnapshot>` is refused with `XML_INVALID_SCHEMA` (92), message on one line.
 pub fn validate_schema(xml: &str) -> Result<()> {
@@ -585,7 +582,7 @@ pub fn validate_schema(xml: &str) -> Result<()> {
     let root = xmltree::parse_document(xml, "domain_snapshot")?;
     if let Some(e) = root.elements().find(|e| !KNOWN.contains(&e.name.as_str())) {
         return Err(Error::new(
-            XML_INVALID_SCHEMA,
+            codes::XML_INVALID_SCHEMA,
             format!(
                 "Unable to validate doc against /usr/share/libvirt/schemas/domainsnapshot.rng: Element domainsnapshot has extra content: {}",
                 e.name
