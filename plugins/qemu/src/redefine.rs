@@ -21,6 +21,13 @@ use crate::{
 
 /// Parses a redefinition and checks it against the images.
 fn prepare(d: &DomainRecord, text: &str, flags: u32) -> Result<SnapshotDef> {
+    let def = parse_redefinition(d, text, flags)?;
+    verify_images(d, &def)?;
+    Ok(def)
+}
+
+/// Parses a redefinition: names and internal-only rules, no image access.
+fn parse_redefinition(d: &DomainRecord, text: &str, flags: u32) -> Result<SnapshotDef> {
     let offline = flags & cf::DISK_ONLY != 0 || !is_active(d.state);
     let def = xml::parse(text, ParseFlags { redefine: true, offline, ..Default::default() })?;
     check_name(&def.name)?;
@@ -30,7 +37,6 @@ fn prepare(d: &DomainRecord, text: &str, flags: u32) -> Result<SnapshotDef> {
             format!("snapshot {} is external or disk-only; the qemu driver handles internal qcow2 snapshots only", def.name),
         ));
     }
-    verify_images(d, &def)?;
     Ok(def)
 }
 
@@ -76,13 +82,21 @@ pub fn import(drv: &QemuDriver, dom: &str, xmls: &[String], current: Option<&str
     }
 }
 
-/// `snapshot_edit`: redefine `snap` from `text`, renamed when the name differs; the images
-/// must hold the new name.
+/// `snapshot_edit`: redefine `snap` from `text`. A rename is refused: qcow2 internal snapshot
+/// tags cannot be renamed (neither qemu-img nor QMP can), and metadata under a name the images
+/// do not hold would make the snapshot impossible to revert.
 pub fn edit(drv: &QemuDriver, dom: &str, snap: &str, text: &str, flags: u32) -> Result<String> {
     drv.deny_read_only("virDomainSnapshotCreateXML")?;
     let mut g = drv.lock()?;
     let d = drv.domain(&mut g, dom)?;
-    let def = prepare(&d, text, flags)?;
+    let def = parse_redefinition(&d, text, flags)?;
+    if def.name != snap {
+        return Err(Error::new(
+            codes::OPERATION_UNSUPPORTED,
+            format!("cannot rename snapshot '{snap}' to '{}': qcow2 internal snapshots cannot be renamed", def.name),
+        ));
+    }
+    verify_images(&d, &def)?;
     let name = def.name.clone();
     let rf = RedefineFlags { current: flags & cf::CURRENT != 0, disk_only: flags & cf::DISK_ONLY != 0 };
     g.store.edit(&d.uuid, snap, def, rf)?;

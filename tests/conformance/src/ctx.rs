@@ -214,9 +214,18 @@ impl Ctx {
         };
         let snapshot = ours.clone();
         ours.sort_by_key(|s| std::cmp::Reverse(depth(s, &snapshot)));
+        // A real delete, so that nothing of ours stays in the hypervisor (a qcow2 tag would make a
+        // later create of the same name fail); metadata only when the real delete is refused.
         let metadata_only = self.info.caps.snapshot_delete & snapshot_delete::METADATA_ONLY;
         for s in ours {
-            match self.conn.snapshot_delete(dom, &s.name, metadata_only) {
+            let deleted = self.conn.snapshot_delete(dom, &s.name, 0).or_else(|e| {
+                if metadata_only != 0 && e.code() != codes::NO_DOMAIN_SNAPSHOT {
+                    self.conn.snapshot_delete(dom, &s.name, metadata_only)
+                } else {
+                    Err(e)
+                }
+            });
+            match deleted {
                 Ok(()) => {}
                 Err(e) if e.code() == codes::NO_DOMAIN_SNAPSHOT => {}
                 Err(e) => return Err(op_failed(&format!("snapshot_delete {} (cleanup)", s.name), &e)),

@@ -51,7 +51,7 @@ fn redefine_xml(name: &str) -> String {
 }
 
 fn create_xml(flags: u32) -> String {
-    let name = format!("{PREFIX}probe-0x{flags:x}");
+    let name = format!("{PREFIX}probe-0x{flags:x}-{}", std::process::id());
     if flags & snapshot_create::REDEFINE != 0 { redefine_xml(&name) } else { format!("<domainsnapshot><name>{name}</name></domainsnapshot>") }
 }
 
@@ -123,6 +123,7 @@ fn setup_probe(c: &Ctx, spec: &OpSpec) {
     // unpoisoned and the probe still shows what the plugin answers.
     if spec.needs_probe && c.has_op(ops::SNAPSHOT_CREATE) {
         if let Ok(other) = c.connect(false) {
+            // A real create under the fixed probe name; removed again by the suite's cleanup.
             let xml = format!("<domainsnapshot><name>{PROBE}</name></domainsnapshot>");
             let _ = other.snapshot_create(c.dom(), &xml, 0);
         }
