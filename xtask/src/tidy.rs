@@ -1,5 +1,5 @@
-//! Project rules checked on every test run: a `//!` header on every crate root, no `#[ignore]`
-//! or `#[should_panic]`, no package registry host named in the project's files.
+//! Project rules checked on every test run: a `//!` header on every crate root, no ignored or
+//! should-panic tests, no package registry host named in the project's files.
 
 use std::path::{Path, PathBuf};
 
