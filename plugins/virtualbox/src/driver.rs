@@ -78,7 +78,8 @@ impl Driver for VboxDriver {
     }
 
     fn domain_lookup_by_name(&self, name: &str) -> Result<DomainInfo> {
-        let m = Machine::info_only(&self.runner, name)?;
+        // libvirt's text for an unknown name, not VirtualBox's ("Could not find a registered machine…").
+        let m = Machine::info_only(&self.runner, name).map_err(|e| if e.code == codes::NO_DOMAIN { Error::no_domain(name) } else { e })?;
         if m.name != name {
             // VBoxManage resolves UUID-shaped arguments as UUIDs; a name lookup must match the name.
             return Err(Error::no_domain(name));
