@@ -114,6 +114,7 @@ pub(crate) fn io_error(what: &str, e: &std::io::Error) -> model::Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::{http::Endpoint, parse_uri};
 
