@@ -11,7 +11,7 @@ use virtplug_plugin_sdk::{
     flags::{domain_state as st, domain_undefine, domain_xml, snapshot_import, snapshot_xml},
     model::{
         domain::{DomainDef, TEST_DOMAIN_XML},
-        store::{DomainRecord, Store, Sync, Writer},
+        store::{DomainRecord, Store, Writer},
         xml::{self, FormatFlags},
     },
 };
@@ -74,7 +74,7 @@ impl MockDriver {
                 format!("mock state directory '{}' cannot be created: {e}", dir.display()),
             )
         })?;
-        let mut store = Store::open(&dir.join("mock.db"), Sync::Normal)?;
+        let mut store = Store::open(&dir.join("mock.db"), crate::uri::sync_mode()?)?;
         store.write(|w| {
             if w.meta("initialised")?.is_none() {
                 let def = DomainDef::parse(TEST_DOMAIN_XML)?;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use virtplug_plugin_sdk::{Error, Result, codes};
+use virtplug_plugin_sdk::{Error, Result, codes, model::store::Sync};
 
 fn env_dir(name: &str) -> Option<PathBuf> {
     std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
@@ -34,4 +34,18 @@ pub fn state_dir(uri: &str) -> Result<PathBuf> {
         return Ok(home.join(".local/state/virtplug/mock/default"));
     }
     Ok(PathBuf::from(path))
+}
+
+/// The store's durability from `VIRTPLUG_MOCK_SYNC`: `normal` (the default: WAL with
+/// `synchronous=NORMAL`, a commit survives the process being killed at any moment but the last
+/// commits may be lost on power loss) or `full` (an fsync on every commit).
+pub fn sync_mode() -> Result<Sync> {
+    match std::env::var("VIRTPLUG_MOCK_SYNC").as_deref() {
+        Err(_) | Ok("") | Ok("normal") => Ok(Sync::Normal),
+        Ok("full") => Ok(Sync::Full),
+        Ok(other) => Err(Error::new(
+            codes::NO_CONNECT,
+            format!("VIRTPLUG_MOCK_SYNC must be 'normal' or 'full', not '{other}'"),
+        )),
+    }
 }

@@ -32,4 +32,17 @@ fn default_uri_state_dir_precedence() {
     }
     assert_eq!(state_dir("mock:///default").unwrap(), dir.path().join("home/.local/state/virtplug/mock/default"));
     assert_eq!(state_dir("mock:///tmp/hostA").unwrap(), PathBuf::from("/tmp/hostA"));
+
+    // The durability setting: normal by default, full on request, anything else refused.
+    let synced = dir.path().join("synced");
+    let uri = format!("mock://{}", synced.display());
+    // SAFETY: as above.
+    unsafe { std::env::set_var("VIRTPLUG_MOCK_SYNC", "full") };
+    assert_eq!(MockPlugin::open(&uri, false).unwrap().domain_list().unwrap().len(), 1);
+    // SAFETY: as above.
+    unsafe { std::env::set_var("VIRTPLUG_MOCK_SYNC", "sometimes") };
+    let e = MockPlugin::open(&uri, false).err().unwrap();
+    assert_eq!((e.code, e.message.as_str()), (5, "VIRTPLUG_MOCK_SYNC must be 'normal' or 'full', not 'sometimes'"));
+    // SAFETY: as above.
+    unsafe { std::env::remove_var("VIRTPLUG_MOCK_SYNC") };
 }
