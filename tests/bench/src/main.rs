@@ -5,13 +5,18 @@
 //! - `load`: loading each plugin file, in fresh processes;
 //! - `cold-start`: `virtplug snapshot-list` against `virsh -c test:///default snapshot-list`;
 //! - `workflow`: the founding workflow through the host library API on the mock, against
-//!   libvirt's test driver driven from python3-libvirt.
+//!   libvirt's test driver driven from python3-libvirt;
+//! - `vsphere`: snapshot operations on the vSphere simulator, round trips and time, against
+//!   libvirt's esx driver from python3-libvirt;
+//! - `vbox`: snapshot operations on the VBoxManage simulator, invocations and time.
 //!
 //! This crate only measures; it holds no product logic.
 
 mod cold_start;
 mod load;
 mod proc;
+mod vbox;
+mod vsphere;
 mod workflow;
 
 use anyhow::{Result, bail};
@@ -24,11 +29,16 @@ fn main() -> Result<()> {
         Some("cold-start") => cold_start::run(),
         Some("workflow") => workflow::run(&args[1..]),
         Some("workflow-one") => workflow::one(&args[1..]),
+        Some("vsphere") => vsphere::run(),
+        Some("vsphere-one") => vsphere::one(&args[1..]),
+        Some("vbox") => vbox::run(),
         None | Some("all") => {
             load::run()?;
             cold_start::run()?;
-            workflow::run(&[])
+            workflow::run(&[])?;
+            vsphere::run()?;
+            vbox::run()
         }
-        Some(other) => bail!("unknown section {other}: load | cold-start | workflow | all"),
+        Some(other) => bail!("unknown section {other}: load | cold-start | workflow | vsphere | vbox | all"),
     }
 }
