@@ -10,6 +10,7 @@
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod imports;
 pub mod listen;
 pub mod openapi;
 pub mod routes_domain;
@@ -69,6 +70,10 @@ pub struct Config {
     pub max_body: usize,
     /// Largest request body on hierarchy import.
     pub max_import_body: usize,
+    /// Fault injection for tests (`--fault-import-delay-ms`): imports tracked by a migration id
+    /// wait this long after recording `running` and before the plugin transaction, which widens
+    /// the window in which a supervisor can be killed mid-import.
+    pub fault_import_delay: Duration,
 }
 
 impl Config {
@@ -85,6 +90,7 @@ impl Config {
             allowed_uris: Vec::new(),
             max_body: 1 << 20,
             max_import_body: 512 << 20,
+            fault_import_delay: Duration::ZERO,
         }
     }
 }
@@ -118,6 +124,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/domains/{dom}/current-snapshot", get(s::current))
         .route("/v1/domains/{dom}/snapshot-export", get(s::export))
         .route("/v1/domains/{dom}/snapshot-import", post(s::import).layer(big))
+        .route("/v1/imports/{id}", get(t::import_status))
+        .route("/v1/imports/{id}/settle", post(t::settle_import))
         .route("/v1/tasks", get(t::list))
         .route("/v1/tasks/{id}", get(t::get))
         .route("/v1/migrations", post(t::migrate))
@@ -132,7 +140,9 @@ pub fn router(state: AppState, config: &Config) -> Router {
 
 /// Runs the daemon until `shutdown` resolves.
 pub async fn serve(config: Config, registry: Registry, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let state: AppState = Arc::new(Shared::new(registry, config.default_uri.clone(), config.allowed_uris.clone(), config.state_dir.clone()));
+    let mut shared = Shared::new(registry, config.default_uri.clone(), config.allowed_uris.clone(), config.state_dir.clone());
+    shared.fault_import_delay = config.fault_import_delay;
+    let state: AppState = Arc::new(shared);
     std::fs::create_dir_all(&config.state_dir)?;
     spawn_recovery(Arc::clone(&state));
     let app = router(Arc::clone(&state), &config);
@@ -169,17 +179,12 @@ pub async fn serve(config: Config, registry: Registry, shutdown: impl std::futur
 }
 
 /// Settles migrations a killed daemon left behind, retrying while a destination is unreachable.
+/// Only the journals present at start: later ones belong to migrations of this run.
 fn spawn_recovery(state: AppState) {
     let dir = tasks::journal_dir(&state.state_dir);
-    if !dir.is_dir() {
-        return;
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    let journals: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    if !journals.is_empty() {
+        tasks::spawn_recovery_of(state, journals);
     }
-    tokio::task::spawn_blocking(move || {
-        for _ in 0..600 {
-            if tasks::recover_journals(&state.registry, &dir, &state.tasks, &state.events) == 0 {
-                return;
-            }
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    });
 }

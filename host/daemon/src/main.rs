@@ -46,6 +46,9 @@ struct Args {
     /// Largest request body in bytes (imports have their own limit).
     #[arg(long, default_value_t = 1 << 20)]
     max_body: usize,
+    /// Fault injection for tests: tracked imports wait this many milliseconds before committing.
+    #[arg(long, hide = true, default_value_t = 0)]
+    fault_import_delay_ms: u64,
     /// Print the OpenAPI document and exit.
     #[arg(long)]
     print_openapi: bool,
@@ -75,6 +78,7 @@ fn config(args: Args) -> anyhow::Result<Config> {
     c.default_uri = args.default_uri;
     c.allowed_uris = args.uris;
     c.max_body = args.max_body;
+    c.fault_import_delay = std::time::Duration::from_millis(args.fault_import_delay_ms);
     if let (Some(addr), Some(cert), Some(key), Some(tokens)) = (args.listen, args.tls_cert, args.tls_key, args.tokens) {
         c.tls = Some(TlsSettings { addr, cert, key, tokens });
     }

@@ -32,12 +32,14 @@ use crate::{routes_domain, routes_snapshot, routes_tasks};
         routes_tasks::list,
         routes_tasks::get,
         routes_tasks::migrate,
+        routes_tasks::import_status,
+        routes_tasks::settle_import,
         routes_tasks::events,
     ),
     components(schemas(
         wire::ErrorBody, wire::PluginInfoJson, wire::CapsJson, wire::DomainJson, wire::SnapshotJson, wire::DefineRequest,
         wire::CreateRequest, wire::FlagsRequest, wire::NameResponse, wire::XmlResponse, wire::CurrentResponse,
-        wire::HierarchyJson, wire::ImportRequest, wire::MigrationRequest, wire::TaskState, wire::TaskStep, wire::TaskJson,
+        wire::HierarchyJson, wire::ImportRequest, wire::ImportStatusJson, wire::MigrationRequest, wire::TaskState, wire::TaskStep, wire::TaskJson,
         wire::EventJson,
     )),
     tags(

@@ -158,6 +158,27 @@ pub async fn export(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<HierarchyJson
 pub async fn import(ctx: Ctx, P(dom): P<String>, Q(q): Q<AsyncQuery>, J(req): J<ImportRequest>) -> ApiResult<Response> {
     let dry = req.flags & snapshot_import::DRY_RUN != 0;
     let count = req.xmls.len() as u64;
+    if let Some(id) = req.migration.clone().filter(|_| !dry) {
+        // Tracked: `running` is recorded before the transaction and the outcome after it, all
+        // on the blocking pool, so a client that disconnects cannot leave the record behind.
+        let (d, st) = (dom.clone(), std::sync::Arc::clone(&ctx.state));
+        let delay = st.fault_import_delay;
+        st.imports.begin(&id)?;
+        let result = ctx
+            .run(move |c| {
+                if !delay.is_zero() {
+                    std::thread::sleep(delay);
+                }
+                let result = c.snapshot_import(&d, &req.xmls, req.current.as_deref(), req.flags);
+                st.imports.end(&id, result.is_ok());
+                result
+            })
+            .await;
+        result?;
+        ctx.emit("snapshot.imported", &dom, None);
+        ctx.check_current(&dom).await;
+        return Ok(ok().into_response());
+    }
     if !q.run_async {
         let d = dom.clone();
         ctx.run(move |c| c.snapshot_import(&d, &req.xmls, req.current.as_deref(), req.flags)).await?;

@@ -17,8 +17,8 @@ use utoipa::IntoParams;
 use virtplug_host::{
     codes,
     remote::{
-        migrate::STEPS,
-        wire::{ErrorBody, EventJson, MigrationRequest, TaskJson},
+        migrate::{self, STEPS},
+        wire::{ErrorBody, EventJson, ImportStatusJson, MigrationRequest, TaskJson},
     },
 };
 
@@ -63,16 +63,43 @@ pub async fn migrate(ctx: Ctx, J(req): J<MigrationRequest>) -> ApiResult<Respons
         uri: ctx.uri.clone(),
         domain: req.domain.clone(),
         journal_dir: tasks::journal_dir(&st.state_dir),
-        journal_id: format!("task-{}-{}", std::process::id(), task.id),
+        journal_id: migrate::new_id(),
     };
     let from = ctx.uri.clone();
     tokio::task::spawn_blocking(move || {
-        tasks::run_migration(&st.registry, &from, &req.to, &req.domain, req.dry_run, &mut rep);
+        tasks::run_migration(&st, &from, &req.to, &req.domain, req.dry_run, &mut rep);
         if !req.dry_run {
             st.events.emit("snapshot.metadata_dropped", &from, Some(&req.domain), None, None);
         }
     });
     Ok(accepted(task))
+}
+
+/// What this daemon knows of the import tracked under migration `id` (`unknown` when nothing).
+#[utoipa::path(get, path = "/v1/imports/{id}", tag = "task",
+    params(("id" = String, Path, description = "migration id")),
+    responses((status = 200, body = ImportStatusJson), (status = "4XX", body = ErrorBody)))]
+pub async fn import_status(ctx: Ctx, P(id): P<String>) -> ApiResult<Json<ImportStatusJson>> {
+    let state = ctx.state.imports.get(&id);
+    Ok(Json(ImportStatusJson { migration: id, state }))
+}
+
+/// Settles the import tracked under migration `id`, for a supervisor about to finish or roll
+/// back: `running` (still in flight: ask again), `committed`, `failed`, `interrupted`, or
+/// `aborted` (it never started here, and an import under this id is refused from now on).
+#[utoipa::path(post, path = "/v1/imports/{id}/settle", tag = "task",
+    params(("id" = String, Path, description = "migration id")),
+    responses((status = 200, body = ImportStatusJson), (status = "4XX", body = ErrorBody)))]
+pub async fn settle_import(ctx: Ctx, P(id): P<String>) -> ApiResult<Json<ImportStatusJson>> {
+    if ctx.read_only {
+        return Err(virtplug_host::HostError::ReadOnly { function: "virDomainSnapshotCreateXML" }.into());
+    }
+    let st = Arc::clone(&ctx.state);
+    let key = id.clone();
+    let state = tokio::task::spawn_blocking(move || st.imports.settle(&key))
+        .await
+        .map_err(|e| ApiError::new(codes::INTERNAL_ERROR, format!("request handler failed: {e}")))??;
+    Ok(Json(ImportStatusJson { migration: id, state }))
 }
 
 /// `?since=N`: resume after sequence number N (the `Last-Event-ID` header does the same).

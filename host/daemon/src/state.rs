@@ -6,6 +6,7 @@ use std::{
     collections::HashMap,
     path::PathBuf,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use axum::{extract::FromRequestParts, http::request::Parts};
@@ -14,6 +15,7 @@ use virtplug_host::{Connection, HostError, Registry, codes, remote::wire};
 use crate::{
     error::{ApiError, ApiResult},
     events::EventLog,
+    imports::Imports,
     tasks::Tasks,
 };
 
@@ -45,6 +47,10 @@ pub struct Shared {
     pub events: Arc<EventLog>,
     /// Tasks.
     pub tasks: Arc<Tasks>,
+    /// Imports tracked by migration id.
+    pub imports: Imports,
+    /// Fault injection for tests: tracked imports wait this long before the plugin transaction.
+    pub fault_import_delay: Duration,
 }
 
 /// The router's state.
@@ -54,6 +60,8 @@ impl Shared {
     /// New state.
     pub fn new(registry: Registry, default_uri: Option<String>, allowed_uris: Vec<String>, state_dir: PathBuf) -> Self {
         Self {
+            imports: Imports::load(&state_dir),
+            fault_import_delay: Duration::ZERO,
             registry,
             default_uri,
             allowed_uris,

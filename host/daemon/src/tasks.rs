@@ -11,14 +11,14 @@ use std::{
 };
 
 use virtplug_host::{
-    HostError, Registry,
+    HostError,
     remote::{
         migrate::{self, Journal, Reporter, Side},
         wire::{TaskJson, TaskState, TaskStep},
     },
 };
 
-use crate::{error::ApiError, events::EventLog};
+use crate::{error::ApiError, events::EventLog, state::AppState};
 
 /// Every task of this daemon run.
 #[derive(Debug, Default)]
@@ -157,51 +157,74 @@ pub fn finish(rep: &TaskReporter, result: Result<serde_json::Value, HostError>) 
     });
 }
 
-/// Runs a migration task to the end (blocking).
-pub fn run_migration(registry: &Registry, from: &str, to: &str, dom: &str, dry_run: bool, rep: &mut TaskReporter) {
-    let result = Side::open(registry, from)
-        .and_then(|a| Side::open(registry, to).map(|b| (a, b)))
-        .and_then(|(a, b)| migrate::migrate(&a, &b, dom, dry_run, rep))
+/// Runs a migration task to the end (blocking). A migration that fails with its journal not
+/// settled (B unreachable while the import may still commit, or the source drop failing) leaves
+/// the journal to the recovery, which retries in the background.
+pub fn run_migration(state: &AppState, from: &str, to: &str, dom: &str, dry_run: bool, rep: &mut TaskReporter) {
+    let id = rep.journal_id.clone();
+    let result = Side::open(&state.registry, from)
+        .and_then(|a| Side::open(&state.registry, to).map(|b| (a, b)))
+        .and_then(|(a, b)| migrate::migrate(&a, &b, &id, dom, dry_run, rep))
         .map(|outcome| serde_json::to_value(outcome).unwrap_or_default());
+    let failed = result.is_err();
     finish(rep, result);
+    let journal = rep.journal_dir.join(format!("{}.json", rep.journal_id));
+    if failed && journal.is_file() {
+        spawn_recovery_of(Arc::clone(state), vec![journal]);
+    }
 }
 
-/// Finishes or rolls back the migrations a killed daemon left journals for, each as a task.
-/// Returns the journals it could not settle (the destination may be down; retried later).
-pub fn recover_journals(registry: &Registry, dir: &Path, tasks: &Arc<Tasks>, events: &Arc<EventLog>) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    let mut left = 0;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("json") {
-            continue;
-        }
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
-        let Ok(mut journal) = std::fs::read(&path).map_err(|_| ()).and_then(|b| serde_json::from_slice::<Journal>(&b).map_err(|_| ())) else {
-            tracing::warn!(path = %path.display(), "unreadable migration journal left in place");
-            left += 1;
-            continue;
-        };
-        let task = tasks.start("migrate_snapshots_recovery", &["recover"], events, &journal.from, Some(&journal.domain));
-        let mut rep = TaskReporter {
-            tasks: Arc::clone(tasks),
-            events: Arc::clone(events),
-            id: task.id,
-            uri: journal.from.clone(),
-            domain: journal.domain.clone(),
-            journal_dir: dir.to_owned(),
-            journal_id: stem,
-        };
-        rep.step("recover", "running", &format!("phase {}", journal.phase));
-        let result = migrate::recover(registry, &mut journal, &mut rep);
-        match &result {
-            Ok(phase) => rep.step("recover", "done", phase),
-            Err(e) => {
-                left += 1;
-                rep.step("recover", "failed", &e.to_string());
+/// Settles the migrations of `journals` in the background, each as a task, retrying every second
+/// (for up to ten minutes) those it cannot settle yet (a destination down).
+pub fn spawn_recovery_of(state: AppState, mut journals: Vec<PathBuf>) {
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..600 {
+            journals.retain(|path| !recover_journal(&state, path));
+            if journals.is_empty() {
+                return;
             }
+            std::thread::sleep(std::time::Duration::from_secs(1));
         }
-        finish(&rep, result.map(|phase| serde_json::json!({ "phase": phase })));
+        for path in journals {
+            tracing::error!(journal = %path.display(), "migration journal not settled; it is retried at the next start");
+        }
+    });
+}
+
+/// Finishes or rolls back the migration of one journal as a task. Returns whether it is settled
+/// (a journal already gone counts as settled).
+pub fn recover_journal(state: &AppState, path: &Path) -> bool {
+    let (tasks, events) = (&state.tasks, &state.events);
+    let Some(stem) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { return true };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+        Err(_) => return false,
+    };
+    let Ok(mut journal) = serde_json::from_slice::<Journal>(&bytes) else {
+        tracing::warn!(path = %path.display(), "unreadable migration journal left in place");
+        return true;
+    };
+    if journal.id.is_empty() {
+        journal.id.clone_from(&stem);
     }
-    left
+    let task = tasks.start("migrate_snapshots_recovery", &["recover"], events, &journal.from, Some(&journal.domain));
+    let mut rep = TaskReporter {
+        tasks: Arc::clone(tasks),
+        events: Arc::clone(events),
+        id: task.id,
+        uri: journal.from.clone(),
+        domain: journal.domain.clone(),
+        journal_dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+        journal_id: stem,
+    };
+    rep.step("recover", "running", &format!("phase {}", journal.phase));
+    let result = migrate::recover(&state.registry, &mut journal, &mut rep);
+    let settled = result.is_ok();
+    match &result {
+        Ok(phase) => rep.step("recover", "done", phase),
+        Err(e) => rep.step("recover", "failed", &e.to_string()),
+    }
+    finish(&rep, result.map(|phase| serde_json::json!({ "phase": phase })));
+    settled
 }

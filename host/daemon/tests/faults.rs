@@ -7,6 +7,7 @@ mod common;
 
 use std::{
     collections::BTreeSet,
+    path::Path,
     sync::{Arc, atomic::{AtomicBool, Ordering}},
     time::{Duration, Instant},
 };
@@ -14,7 +15,7 @@ use std::{
 use common::{Daemon, check_tree, create, plugin_dir};
 use virtplug_host::{
     flags::snapshot_list,
-    remote::{Client, wire::MigrationRequest},
+    remote::{Client, wire::{MigrationRequest, TaskState}},
 };
 
 const CLIENTS: usize = 16;
@@ -78,41 +79,120 @@ fn chain(conn: &virtplug_host::Connection, n: usize) {
     }
 }
 
+fn has_json(dir: &Path, state: Option<&str>) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        p.extension().is_some_and(|x| x == "json") && state.is_none_or(|s| std::fs::read_to_string(&p).is_ok_and(|t| t.contains(&format!("\"state\":\"{s}\""))))
+    })
+}
+
+/// Waits (bounded) until `cond` is false.
+fn wait_while(what: &str, d: &Daemon, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cond() {
+        assert!(Instant::now() < deadline, "{what} not settled within 30 s; log: {}", d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A's task has reached its import step (B is importing, or about to).
+fn wait_import_step(client: &Client, task: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = client.task(task).unwrap();
+        if t.steps.iter().any(|s| s.name == "import" && s.state != "pending") {
+            return;
+        }
+        assert!(Instant::now() < deadline && t.state == TaskState::Running, "the import step never started: {t:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Where a round kills a daemon.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    /// A, this long after the migration started (B imports at full speed).
+    AAfter(u64),
+    /// A, this long after its import step started, while B's import is held open.
+    AInImport(u64),
+    /// B, while its import is held open (A keeps running and must settle it).
+    BInImport,
+}
+
+/// Whether the mock and daemon states after settling are one whole side.
+fn outcome(round: usize, kill: Kill, a: &Daemon, b: &Daemon, n: usize, before: &[(String, Option<String>)]) -> &'static str {
+    let (ca, cb) = (a.connect(), b.connect());
+    let on_a = ca.snapshot_list("test", snapshot_list::METADATA).unwrap().len();
+    let tree_b = check_tree(&cb);
+    if on_a == n && tree_b.is_empty() {
+        assert_eq!(check_tree(&ca), before, "A untouched");
+        "rolled back"
+    } else if on_a == 0 && tree_b.len() == n {
+        assert_eq!(tree_b, before, "B complete");
+        "completed"
+    } else {
+        panic!("round {round} ({kill:?}): half done: A has {on_a} with metadata, B has {}", tree_b.len());
+    }
+}
+
 #[test]
 fn sigkill_during_migration_leaves_one_whole_side() {
     let Some(plugins) = plugin_dir() else { return };
     const N: usize = 300;
+    /// How long B holds a tracked import open in the in-import rounds.
+    const HOLD_MS: u64 = 1200;
+    let rounds = [
+        Kill::AAfter(0),
+        Kill::AAfter(10),
+        Kill::AAfter(40),
+        Kill::AAfter(150),
+        Kill::AAfter(600),
+        Kill::AAfter(3000),
+        // The race: A dies while B's import is in flight; restarted A must wait for B's outcome.
+        Kill::AInImport(0),
+        Kill::AInImport(300),
+        Kill::AInImport(HOLD_MS - 100),
+        Kill::BInImport,
+    ];
     let mut outcomes = Vec::new();
-    for (round, delay_ms) in [0u64, 10, 40, 150, 600, 3000].into_iter().enumerate() {
+    let started = Instant::now();
+    for (round, kill) in rounds.into_iter().enumerate() {
         let tmp = tempfile::tempdir().unwrap();
+        let hold = match kill {
+            Kill::AAfter(_) => vec![],
+            _ => vec!["--fault-import-delay-ms".to_owned(), HOLD_MS.to_string()],
+        };
         let mut a = Daemon::start(&tmp.path().join("a"), &plugins, &[]);
-        let b = Daemon::start(&tmp.path().join("b"), &plugins, &[]);
+        let mut b = Daemon::start(&tmp.path().join("b"), &plugins, &hold);
         chain(&a.connect(), N);
         let before = check_tree(&a.connect());
         let client = Client::from_uri(&a.uri(), false).unwrap();
-        client.start_migration(&MigrationRequest { domain: "test".into(), to: b.uri(), dry_run: false }).unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        a.kill_and_restart();
-        // The restarted daemon settles the journal (finish or roll back).
-        let journals = a.dir.join("state/migrations");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::fs::read_dir(&journals).map(|mut d| d.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json")))).unwrap_or(false) {
-            assert!(Instant::now() < deadline, "journal not settled; log: {}", a.log());
-            std::thread::sleep(Duration::from_millis(50));
+        let task = client.start_migration(&MigrationRequest { domain: "test".into(), to: b.uri(), dry_run: false }).unwrap();
+        match kill {
+            Kill::AAfter(ms) => {
+                std::thread::sleep(Duration::from_millis(ms));
+                a.kill_and_restart();
+            }
+            Kill::AInImport(ms) => {
+                wait_import_step(&client, task.id);
+                std::thread::sleep(Duration::from_millis(ms));
+                a.kill_and_restart();
+            }
+            Kill::BInImport => {
+                wait_import_step(&client, task.id);
+                std::thread::sleep(Duration::from_millis(200));
+                b.kill_and_restart();
+                // A's task settles B's import with the restarted B, then fails.
+                let done = client.wait_task(task.id, |_| {}).unwrap();
+                assert_eq!(done.state, TaskState::Failed, "{done:?}");
+            }
         }
-        let (ca, cb) = (a.connect(), b.connect());
-        let on_a = ca.snapshot_list("test", snapshot_list::METADATA).unwrap().len();
-        let tree_b = check_tree(&cb);
-        let outcome = if on_a == N && tree_b.is_empty() {
-            assert_eq!(check_tree(&ca), before, "A untouched");
-            "rolled back"
-        } else if on_a == 0 && tree_b.len() == N {
-            assert_eq!(tree_b, before, "B complete");
-            "completed"
-        } else {
-            panic!("round {round}: half done: A has {on_a} with metadata, B has {}", tree_b.len());
-        };
-        outcomes.push(outcome);
+        // The journal is settled (finished or rolled back) …
+        wait_while("A's journal", &a, || has_json(&a.dir.join("state/migrations"), None));
+        // … and no import is still in flight on B that could commit after the decision.
+        wait_while("B's import", &b, || has_json(&b.dir.join("state/imports"), Some("running")));
+        outcomes.push(outcome(round, kill, &a, &b, N, &before));
     }
-    eprintln!("sigkill outcomes: {outcomes:?}");
+    eprintln!("sigkill outcomes: {outcomes:?} in {:?}", started.elapsed());
 }

@@ -92,7 +92,7 @@ impl Backend for RemoteBackend {
         Ok(())
     }
     fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> model::Result<()> {
-        let body = ImportRequest { xmls: xmls.to_vec(), current: current.map(str::to_owned), flags };
+        let body = ImportRequest { xmls: xmls.to_vec(), current: current.map(str::to_owned), flags, migration: None };
         let _: serde_json::Value = self.0.send("POST", &format!("{}/snapshot-import", dom_path(dom)), &body)?;
         Ok(())
     }

@@ -8,7 +8,7 @@ use virtplug_plugin_api as abi;
 use super::{
     http::{HttpClient, encode_segment},
     io_error, parse_uri,
-    wire::{self, ErrorBody, HierarchyJson, MigrationRequest, PluginInfoJson, TaskJson, TaskState},
+    wire::{self, ErrorBody, HierarchyJson, ImportRequest, ImportStatusJson, MigrationRequest, PluginInfoJson, TaskJson, TaskState},
 };
 use crate::error::{HostError, Result};
 
@@ -89,6 +89,24 @@ impl Client {
     /// The whole hierarchy of `dom` (SECURE XML, topological, current marker) in one request.
     pub fn export(&self, dom: &str) -> model::Result<HierarchyJson> {
         self.get(&format!("/v1/domains/{}/snapshot-export", seg(dom)))
+    }
+
+    /// Imports a whole hierarchy (all or nothing) in one request, tracked under `request.migration`
+    /// when set.
+    pub fn import(&self, dom: &str, request: &ImportRequest) -> model::Result<()> {
+        let _: serde_json::Value = self.send("POST", &format!("/v1/domains/{}/snapshot-import", seg(dom)), request)?;
+        Ok(())
+    }
+
+    /// What the daemon knows of the import of migration `id` (`unknown` when nothing).
+    pub fn import_status(&self, id: &str) -> model::Result<ImportStatusJson> {
+        self.get(&format!("/v1/imports/{}", seg(id)))
+    }
+
+    /// Settles the import of migration `id`: one that never reached the daemon is refused from
+    /// now on (`aborted`); otherwise its recorded state (`running` while still in flight).
+    pub fn settle_import(&self, id: &str) -> model::Result<ImportStatusJson> {
+        self.send("POST", &format!("/v1/imports/{}/settle", seg(id)), &serde_json::json!({}))
     }
 
     /// Asks the daemon to migrate `dom`'s hierarchy to `to`; returns the task.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use virtplug_model as model;
 use virtplug_plugin_api::{codes, flags::{snapshot_delete, snapshot_import}};
 
-use super::{client::Client, wire::HierarchyJson};
+use super::{client::Client, wire::{HierarchyJson, ImportRequest}};
 use crate::{connection::Connection, error::{HostError, Result}, registry::Registry};
 
 /// One end of a migration: a connection, plus the daemon client when it is remote.
@@ -64,11 +64,67 @@ impl Side {
     fn import(&self, dom: &str, h: &HierarchyJson, flags: u32) -> Result<()> {
         self.conn.snapshot_import(dom, &h.xmls, h.current.as_deref(), flags)
     }
+
+    /// The real import, tracked on a remote side under migration `id` (the daemon records its
+    /// outcome durably, see [`Side::settle`]). A local side imports in this process: when this
+    /// process dies, so does the import, and nothing can be left in flight.
+    fn import_tracked(&self, dom: &str, h: &HierarchyJson, id: &str) -> Result<()> {
+        match &self.client {
+            Some(client) if !id.is_empty() => {
+                // The local checks first (the daemon runs them all again, XML included).
+                crate::connection::check_name("domain", dom)?;
+                self.conn.check(&crate::rules::SNAPSHOT_IMPORT, 0)?;
+                let request = ImportRequest { xmls: h.xmls.clone(), current: h.current.clone(), flags: 0, migration: Some(id.to_owned()) };
+                client.import(dom, &request).map_err(HostError::Driver)
+            }
+            _ => self.import(dom, h, 0),
+        }
+    }
+
+    /// Waits until the import of migration `id` on this side is no longer in flight and returns
+    /// its settled state: `committed`, `failed`, `interrupted` or `aborted` (it never started and
+    /// now never will). `None` for a local side (nothing can be in flight) or a daemon that does
+    /// not track imports. Fails when the daemon stays unreachable or the import keeps running
+    /// past [`SETTLE_TIMEOUT`] (the caller retries later).
+    pub fn settle(&self, id: &str) -> Result<Option<String>> {
+        let Some(client) = &self.client else { return Ok(None) };
+        if id.is_empty() {
+            return Ok(None);
+        }
+        let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            match client.settle_import(id) {
+                Ok(s) if s.state == "running" => {}
+                Ok(s) => return Ok(Some(s.state)),
+                Err(e) if e.code == codes::NO_SUPPORT => return Ok(None),
+                Err(e) if std::time::Instant::now() > deadline => return Err(HostError::Driver(e)),
+                Err(_) => {}
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(failed(format!("the import of migration {id} is still running on {}", self.conn.uri())));
+            }
+            std::thread::sleep(super::http::POLL_INTERVAL);
+        }
+    }
+}
+
+/// How long [`Side::settle`] waits for an import in flight (or an unreachable daemon).
+pub const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A fresh migration id: unique across daemons and restarts (time, process, counter).
+pub fn new_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("m{nanos:x}-{:x}-{n}", std::process::id())
 }
 
 /// Where a migration stands; written before each irreversible phase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
+    /// The migration id: the destination tracks its import under it.
+    #[serde(default)]
+    pub id: String,
     /// The domain.
     pub domain: String,
     /// Source URI.
@@ -155,8 +211,9 @@ fn drop_source(from: &Side, dom: &str, names: &HashSet<String>) -> Result<()> {
     Ok(())
 }
 
-/// Runs the whole migration of `dom` from `from` to `to`.
-pub fn migrate(from: &Side, to: &Side, dom: &str, dry_run: bool, rep: &mut dyn Reporter) -> Result<Outcome> {
+/// Runs the whole migration of `dom` from `from` to `to` under migration id `id` (see
+/// [`new_id`]).
+pub fn migrate(from: &Side, to: &Side, id: &str, dom: &str, dry_run: bool, rep: &mut dyn Reporter) -> Result<Outcome> {
     rep.step("export", "running", "");
     let a = from.export(dom)?;
     let total = a.names.len() as u64;
@@ -194,6 +251,7 @@ pub fn migrate(from: &Side, to: &Side, dom: &str, dry_run: bool, rep: &mut dyn R
     }
 
     let mut journal = Journal {
+        id: id.to_owned(),
         domain: dom.to_owned(),
         from: from.conn.uri().to_owned(),
         to: to.conn.uri().to_owned(),
@@ -203,8 +261,13 @@ pub fn migrate(from: &Side, to: &Side, dom: &str, dry_run: bool, rep: &mut dyn R
     };
     rep.journal(&journal)?;
     rep.step("import", "running", "");
-    if let Err(e) = to.import(dom, &a, 0) {
+    if let Err(e) = to.import_tracked(dom, &a, id) {
         rep.step("import", "failed", &e.to_string());
+        // A failed answer is not a failed import: the connection may have broken while the
+        // import goes on (or after it committed). Wait until B has settled it, then roll B back.
+        // When B cannot say, the journal stays at `importing` for the recovery to finish.
+        to.settle(id)?;
+        rollback(to, dom, &a.names, &preexisting)?;
         journal.phase = "rolled_back".into();
         rep.journal(&journal)?;
         return Err(e);
@@ -235,17 +298,23 @@ pub fn migrate(from: &Side, to: &Side, dom: &str, dry_run: bool, rep: &mut dyn R
     Ok(outcome)
 }
 
-/// Finishes or rolls back a migration found in `journal` after a crash: when B holds A's whole
-/// hierarchy, A's metadata is dropped; otherwise B is rolled back. Returns the final phase.
+/// Finishes or rolls back a migration found in `journal` after a crash. In phase `importing` it
+/// first waits until B has settled the import of this migration ([`Side::settle`]); then, when B
+/// holds A's whole hierarchy, A's metadata is dropped; otherwise B is rolled back. Returns the
+/// final phase.
 pub fn recover(registry: &Registry, journal: &mut Journal, rep: &mut dyn Reporter) -> Result<String> {
     let from = Side::open(registry, &journal.from)?;
     let to = Side::open(registry, &journal.to)?;
     let dom = journal.domain.clone();
     let names: HashSet<String> = journal.names.iter().cloned().collect();
     if journal.phase == "importing" {
+        // Never decide while B's import may still commit: wait until B has settled it (an
+        // import that never reached B is refused from now on).
+        let settled = to.settle(&journal.id)?;
+        let imported = !matches!(settled.as_deref(), Some("failed" | "aborted"));
         let a = from.export(&dom)?;
         let b = to.export(&dom)?;
-        if compare(&a, &b).is_ok() && a.names.len() == names.len() {
+        if imported && compare(&a, &b).is_ok() && a.names.len() == names.len() {
             journal.phase = "dropping".into();
         } else {
             let preexisting: HashSet<String> = journal.preexisting.iter().cloned().collect();

@@ -253,6 +253,25 @@ pub struct ImportRequest {
     /// `flags::snapshot_import` bits (DRY_RUN = 1).
     #[serde(default)]
     pub flags: u32,
+    /// The migration this import belongs to. The daemon records the import's outcome under this
+    /// id durably (see `/v1/imports/{id}`), so that a restarted supervisor can wait for an import
+    /// still in flight before it finishes or rolls back; an id that was settled as `aborted` is
+    /// refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<String>,
+}
+
+/// What a daemon knows of a tracked import (one per migration id): `running` (in flight: wait),
+/// `committed`, `failed` (nothing written), `interrupted` (the daemon died while it ran: the
+/// plugin transaction either committed whole or not at all; compare the trees), `aborted` (never
+/// started here, and now refused) or `unknown` (only from `GET`: no such import yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImportStatusJson {
+    /// The migration id.
+    pub migration: String,
+    /// `running`, `committed`, `failed`, `interrupted`, `aborted` or `unknown`.
+    pub state: String,
 }
 
 /// A supervised migration of one domain's snapshot hierarchy from this daemon to `to`.
