@@ -219,7 +219,9 @@ impl Ctx {
         let metadata_only = self.info.caps.snapshot_delete & snapshot_delete::METADATA_ONLY;
         for s in ours {
             let deleted = self.conn.snapshot_delete(dom, &s.name, 0).or_else(|e| {
-                if metadata_only != 0 && e.code() != codes::NO_DOMAIN_SNAPSHOT {
+                // Without metadata of the plugin's own, METADATA_ONLY is a no-op (esx) that would
+                // report success and leave the snapshot behind.
+                if metadata_only != 0 && s.has_metadata && e.code() != codes::NO_DOMAIN_SNAPSHOT {
                     self.conn.snapshot_delete(dom, &s.name, metadata_only)
                 } else {
                     Err(e)
@@ -247,6 +249,69 @@ impl Ctx {
             }
         }
         Ok(())
+    }
+}
+
+/// Who keeps a plugin's snapshot metadata (libvirt-snapshot-semantics.md §4.3): libvirt itself
+/// (qemu, test: `HasMetadata` 1) or the hypervisor (esx, vbox: `HasMetadata` 0, `NO_METADATA`
+/// trivially true, list `METADATA` → nothing, `DELETE_METADATA_ONLY` a no-op).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataModel {
+    /// The plugin keeps metadata of its own beside the hypervisor's snapshot (libvirt's qemu and
+    /// test drivers): every snapshot it creates reports `has_metadata`.
+    Plugin,
+    /// The hypervisor keeps the only record (libvirt's esx and vbox drivers): no snapshot reports
+    /// `has_metadata`, and there is nothing of the plugin's own to drop or redefine.
+    Hypervisor,
+}
+
+impl MetadataModel {
+    /// A phrase for notes and messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Plugin => "the plugin keeps snapshot metadata (libvirt qemu/test model)",
+            Self::Hypervisor => "the hypervisor keeps the snapshot metadata (libvirt esx/vbox model)",
+        }
+    }
+}
+
+impl Ctx {
+    /// The metadata model, decided from what the plugin reports for `sample` — a snapshot the
+    /// suite created (without NO_METADATA) — and cross-checked against the declared masks: snapshots
+    /// without metadata leave nothing for REDEFINE to recreate, so a plugin whose snapshots
+    /// carry none must not declare it (esx declares `NO_METADATA` without `REDEFINE`).
+    pub fn metadata_model(&self, sample: &str) -> Result<MetadataModel, Failure> {
+        let has = if self.has_op(ops::SNAPSHOT_LOOKUP) {
+            let by_lookup = self.lookup(sample)?.has_metadata;
+            if self.has_op(ops::SNAPSHOT_LIST) {
+                let listed = self.list(self.dom())?.into_iter().find(|s| s.name == sample).map(|s| s.has_metadata);
+                if listed != Some(by_lookup) {
+                    return Err(Failure::new(
+                        format!("has_metadata of {sample}: lookup and listing disagree"),
+                        format!("listed with has_metadata = {by_lookup}, as the lookup says"),
+                        format!("{listed:?}"),
+                    ));
+                }
+            }
+            by_lookup
+        } else {
+            self.list(self.dom())?
+                .into_iter()
+                .find(|s| s.name == sample)
+                .map(|s| s.has_metadata)
+                .ok_or_else(|| Failure::new(format!("snapshot {sample} is not listed"), format!("{sample} listed"), "absent"))?
+        };
+        if has {
+            return Ok(MetadataModel::Plugin);
+        }
+        if self.has_flag(CREATE_REDEFINE) {
+            return Err(Failure::new(
+                "a snapshot the suite created reports no metadata, yet snapshot_create declares REDEFINE",
+                "has_metadata true (the plugin keeps metadata it can redefine), or REDEFINE not declared (the hypervisor keeps it, as esx)",
+                format!("{sample}: has_metadata false; snapshot_create mask 0x{:x}", self.info.caps.snapshot_create),
+            ));
+        }
+        Ok(MetadataModel::Hypervisor)
     }
 }
 

@@ -7,7 +7,7 @@ use virtplug_plugin_api::flags::{domain_state as st, domain_undefine, ops, snaps
 
 use crate::{
     case::{Case, CaseResult, Failure, Level, Outcome},
-    ctx::{self, Ctx, PREFIX, check_eq, expect_error, list_flag, op_failed},
+    ctx::{self, Ctx, MetadataModel, PREFIX, check_eq, describe_host, expect_error, list_flag, op_failed},
 };
 
 /// A snapshot name for this case: the prefix, a short name, and the case process's id, so that
@@ -19,15 +19,31 @@ fn n(short: &str) -> String {
 
 /// Runs `body` between two clean-ups, restoring a foreign current snapshot afterwards.
 fn guarded(c: &Ctx, body: impl FnOnce(&Ctx) -> Result<(), Failure>) -> CaseResult {
+    guarded_note(c, |c| body(c).map(|()| None))
+}
+
+/// [`guarded`] for a body that returns a note for the pass (what the plugin chose where libvirt
+/// lets the driver or the hypervisor decide).
+fn guarded_note(c: &Ctx, body: impl FnOnce(&Ctx) -> Result<Option<String>, Failure>) -> CaseResult {
     c.cleanup()?;
     let before = if c.has_op(ops::SNAPSHOT_CURRENT) { c.current()? } else { None };
     let r = body(c);
     let cleaned = c.cleanup();
     let restored = c.restore_current(&before);
-    r?;
+    let note = r?;
     cleaned?;
     restored?;
-    Ok(Outcome::pass())
+    Ok(Outcome::Pass { note })
+}
+
+/// Accepts an error whose code and text match one of `allowed`.
+fn expect_error_any<T: std::fmt::Debug>(what: &str, r: Result<T, HostError>, allowed: &[(u32, String)]) -> Result<(), Failure> {
+    let expected = allowed.iter().map(|(code, text)| format!("{} ({code}): {text}", codes::name(*code))).collect::<Vec<_>>().join(" or ");
+    match r {
+        Ok(v) => Err(Failure::new(format!("{what} succeeded"), expected, format!("success: {v:?}"))),
+        Err(e) if allowed.iter().any(|(code, text)| e.code() == *code && e.to_string() == *text) => Ok(()),
+        Err(e) => Err(Failure::new(format!("{what}: wrong error"), expected, describe_host(&e))),
+    }
 }
 
 fn current_before(c: &Ctx) -> Result<Option<String>, Failure> {
@@ -35,7 +51,7 @@ fn current_before(c: &Ctx) -> Result<Option<String>, Failure> {
 }
 
 fn hierarchy(c: &Ctx) -> CaseResult {
-    guarded(c, |c| {
+    guarded_note(c, |c| {
         let before = current_before(c)?;
         for s in ["a", "b", "c"] {
             c.create(&n(s))?;
@@ -46,13 +62,23 @@ fn hierarchy(c: &Ctx) -> CaseResult {
         check_eq("current after three creates", Some(n("c")), c.current()?)?;
         let info = c.lookup(&n("c"))?;
         check_eq("vpconf-c reports itself current", true, info.current)?;
-        check_eq("vpconf-c has metadata", true, info.has_metadata)?;
-        expect_error(
-            "creating an existing name again",
-            c.conn.snapshot_create(c.dom(), &format!("<domainsnapshot><name>{}</name></domainsnapshot>", n("a")), 0),
-            codes::OPERATION_FAILED,
-            &format!("operation failed: domain moment {} already exists", n("a")),
-        )
+        // Either every snapshot carries the plugin's metadata (qemu, test) or none does (esx, vbox).
+        let model = c.metadata_model(&n("c"))?;
+        for s in ["a", "b"] {
+            check_eq(&format!("has_metadata of {} (the same as vpconf-c's)", n(s)), model == MetadataModel::Plugin, c.lookup(&n(s))?.has_metadata)?;
+        }
+        let dup = c.conn.snapshot_create(c.dom(), &format!("<domainsnapshot><name>{}</name></domainsnapshot>", n("a")), 0);
+        let generic = (codes::OPERATION_FAILED, format!("operation failed: domain moment {} already exists", n("a")));
+        match model {
+            MetadataModel::Plugin => expect_error("creating an existing name again", dup, generic.0, &generic.1)?,
+            // libvirt's esx driver checks the whole tree itself (esx_driver.c:4008-4029).
+            MetadataModel::Hypervisor => expect_error_any(
+                "creating an existing name again",
+                dup,
+                &[generic, (codes::OPERATION_INVALID, format!("Requested operation is not valid: Snapshot '{}' already exists", n("a")))],
+            )?,
+        }
+        Ok(Some(model.describe().to_owned()))
     })
 }
 
@@ -117,17 +143,38 @@ fn redefine_current(c: &Ctx) -> CaseResult {
 }
 
 fn no_metadata(c: &Ctx) -> CaseResult {
-    guarded(c, |c| {
-        let before = current_before(c)?;
+    guarded_note(c, |c| {
+        // A plain snapshot first: it tells who keeps the metadata, and is the current one.
+        c.create(&n("meta"))?;
+        let model = c.metadata_model(&n("meta"))?;
         let name = c.create_on(c.dom(), &n("nometa"), snapshot_create::NO_METADATA)?;
+        check_eq("name returned by a NO_METADATA create", n("nometa"), name.clone())?;
         let listed = c.list(c.dom())?;
-        if let Some(s) = listed.iter().find(|s| s.name == name && s.has_metadata) {
+        let record = listed.iter().find(|s| s.name == name);
+        if let Some(s) = record.filter(|s| s.has_metadata) {
             return Err(Failure::new("a NO_METADATA snapshot is listed with metadata", "not listed (or listed without metadata)", format!("{s:?}")));
         }
-        if c.has_op(ops::SNAPSHOT_CURRENT) {
-            check_eq("current after a NO_METADATA create (unchanged)", before, c.current()?)?;
+        match model {
+            MetadataModel::Plugin => {
+                check_eq("current after a NO_METADATA create (unchanged)", Some(n("meta")), c.current()?)?;
+                Ok(Some(format!("{}: the snapshot is taken, nothing listed with metadata, current unchanged", model.describe())))
+            }
+            // esx/vbox: "libvirt tracks no snapshot metadata so supporting that flag is trivial"
+            // (§4.3): the create is a plain one — the snapshot is on the host, a child of the
+            // current one, and becomes current, like any snapshot the hypervisor takes.
+            MetadataModel::Hypervisor => {
+                let Some(s) = record else {
+                    return Err(Failure::new(
+                        "the hypervisor keeps the metadata, yet the NO_METADATA snapshot is not on the host",
+                        format!("{name} listed (NO_METADATA is a no-op)"),
+                        "not listed",
+                    ));
+                };
+                check_eq("parent of the NO_METADATA snapshot (the previous current one)", Some(n("meta")), s.parent.clone())?;
+                check_eq("current after a NO_METADATA create (the new snapshot, as a plain create)", Some(name.clone()), c.current()?)?;
+                Ok(Some(format!("{}: NO_METADATA is a no-op, the snapshot is listed without metadata and is current", model.describe())))
+            }
         }
-        Ok(())
     })
 }
 
@@ -196,18 +243,28 @@ fn delete_children_only(c: &Ctx) -> CaseResult {
 }
 
 fn delete_metadata_only(c: &Ctx) -> CaseResult {
-    guarded(c, |c| {
+    guarded_note(c, |c| {
+        let before = current_before(c)?;
         c.create(&n("a"))?;
         c.create(&n("b"))?;
+        let model = c.metadata_model(&n("a"))?;
         c.conn.snapshot_delete(c.dom(), &n("a"), snapshot_delete::METADATA_ONLY).map_err(|e| op_failed("delete METADATA_ONLY", &e))?;
-        check_eq("our snapshots after delete METADATA_ONLY", set(&["b"]), sorted(c.list_ours(0)?))?;
-        let before_a = None::<String>;
-        let parent = c.parent_of(&n("b"))?;
-        if parent.as_deref() == Some(n("a").as_str()) {
-            return Err(Failure::new("the child still points at the dropped snapshot", "reparented to vpconf-a's parent", format!("{parent:?}")));
+        let ours = sorted(c.list_ours(0)?);
+        match model {
+            MetadataModel::Plugin => {}
+            // esx: "success without doing anything, once the snapshot is found" (§4.3): the
+            // snapshot stays, with its child and current untouched. (libvirt's vbox instead edits
+            // the .vbox file, which drops the snapshot: that is checked as for the other model.)
+            MetadataModel::Hypervisor if ours == set(&["a", "b"]) => {
+                check_eq("parent of vpconf-b after a no-op METADATA_ONLY delete of its parent", Some(n("a")), c.parent_of(&n("b"))?)?;
+                check_eq("current after a no-op METADATA_ONLY delete", Some(n("b")), c.current()?)?;
+                return Ok(Some(format!("{}: METADATA_ONLY is a no-op, the snapshot stays", model.describe())));
+            }
+            MetadataModel::Hypervisor => {}
         }
-        let _ = before_a;
-        Ok(())
+        check_eq("our snapshots after delete METADATA_ONLY", set(&["b"]), ours)?;
+        check_eq("parent of vpconf-b after its parent's metadata was dropped (vpconf-a's parent)", before, c.parent_of(&n("b"))?)?;
+        Ok(Some(format!("{}: METADATA_ONLY drops the snapshot from the tree", model.describe())))
     })
 }
 
@@ -218,6 +275,7 @@ fn list_filter(c: &Ctx, flags: u32) -> CaseResult {
     }
     guarded(c, |c| {
         let before = tree(c)?;
+        let model = c.metadata_model(&n("r"))?;
         let all = c.list(c.dom())?;
         let ours: Vec<_> = all.iter().filter(|s| s.name.starts_with(PREFIX)).collect();
         let group = |bits: u32| { let b = flags & bits; if b == bits { 0 } else { b } };
@@ -246,8 +304,10 @@ fn list_filter(c: &Ctx, flags: u32) -> CaseResult {
             f if f == fl::LEAVES => Some(set(&["l1", "l2"])),
             f if f == fl::NO_LEAVES => Some(set(&["m", "r"])),
             f if f == fl::LEAVES | fl::NO_LEAVES => Some(set(&["l1", "l2", "m", "r"])),
-            f if f == fl::METADATA => Some(set(&["l1", "l2", "m", "r"])),
-            f if f == fl::NO_METADATA => Some(vec![]),
+            // The plugin's metadata on every snapshot (qemu, test); none at all when the
+            // hypervisor keeps it: METADATA lists nothing (esx, vbox, §4.3), NO_METADATA all.
+            f if f == fl::METADATA => Some(if model == MetadataModel::Plugin { set(&["l1", "l2", "m", "r"]) } else { vec![] }),
+            f if f == fl::NO_METADATA => Some(if model == MetadataModel::Plugin { vec![] } else { set(&["l1", "l2", "m", "r"]) }),
             _ => None,
         };
         if let Some(structural) = structural {
@@ -287,25 +347,87 @@ fn domain_state(c: &Ctx) -> Result<u32, Failure> {
     Ok(c.conn.domain_lookup(c.dom()).map_err(|e| op_failed("domain_lookup", &e))?.state)
 }
 
+fn state_name(state: u32) -> &'static str {
+    match state {
+        st::RUNNING => "running",
+        st::PAUSED => "paused",
+        st::SHUTOFF => "shut off",
+        st::SHUTDOWN => "shutting down",
+        st::DISK_SNAPSHOT => "disk-snapshot",
+        _ => "another state",
+    }
+}
+
+fn destroy_if_active(c: &Ctx) -> Result<(), Failure> {
+    if domain_state(c)? != st::SHUTOFF {
+        c.conn.domain_destroy(c.dom()).map_err(|e| op_failed("domain_destroy", &e))?;
+    }
+    Ok(())
+}
+
+/// Flagless reverts when the hypervisor keeps the metadata (§4.5): esx calls
+/// `RevertToSnapshot_Task` and the power state is whatever ESX does; vbox refuses while the
+/// domain runs and otherwise restores. Asserted: a revert of a shut-off domain succeeds and
+/// sets current; to a shut-off snapshot it leaves the domain shut off (nothing starts it); a
+/// revert while running either succeeds or is refused with OPERATION_INVALID, changing nothing.
+/// The power state after reverting to a running snapshot is only reported.
+fn hypervisor_reverts(c: &Ctx, notes: &mut Vec<String>) -> Result<(), Failure> {
+    c.conn.snapshot_revert(c.dom(), &n("on"), 0).map_err(|e| op_failed("revert a shut-off domain to a running snapshot", &e))?;
+    check_eq("current after revert", Some(n("on")), c.current()?)?;
+    notes.push(format!("flagless revert to a running snapshot leaves the domain {} (the hypervisor decides)", state_name(domain_state(c)?)));
+    destroy_if_active(c)?;
+    c.conn.snapshot_revert(c.dom(), &n("off"), 0).map_err(|e| op_failed("revert a shut-off domain to a shut-off snapshot", &e))?;
+    check_eq("domain state after reverting a shut-off domain to a shut-off snapshot", st::SHUTOFF, domain_state(c)?)?;
+    check_eq("current after revert", Some(n("off")), c.current()?)?;
+    c.conn.domain_start(c.dom()).map_err(|e| op_failed("domain_start", &e))?;
+    match c.conn.snapshot_revert(c.dom(), &n("on"), 0) {
+        Ok(()) => {
+            check_eq("current after a revert while running", Some(n("on")), c.current()?)?;
+            notes.push(format!("a revert while running is accepted, leaving the domain {}", state_name(domain_state(c)?)));
+        }
+        Err(e) if e.code() == codes::OPERATION_INVALID => {
+            check_eq("current after a refused revert (unchanged)", Some(n("off")), c.current()?)?;
+            check_eq("domain state after a refused revert (unchanged)", st::RUNNING, domain_state(c)?)?;
+            notes.push(format!("a revert while running is refused ({e})"));
+            // Flagged reverts below may need a shut-off domain too.
+            destroy_if_active(c)?;
+        }
+        Err(e) => {
+            return Err(Failure::new(
+                "a revert while running: neither done nor refused as an invalid operation",
+                "success, or VIR_ERR_OPERATION_INVALID (55) as libvirt's vbox driver",
+                describe_host(&e),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn revert_state(c: &Ctx) -> CaseResult {
-    guarded(c, |c| {
+    guarded_note(c, |c| {
         let initial = domain_state(c)?;
         if initial != st::RUNNING {
             c.conn.domain_start(c.dom()).map_err(|e| op_failed("domain_start", &e))?;
         }
-        let body = || -> Result<(), Failure> {
+        let mut notes = Vec::new();
+        let mut body = || -> Result<(), Failure> {
             c.create(&n("on"))?;
             check_eq("state recorded in a snapshot of a running domain", st::RUNNING, c.lookup(&n("on"))?.state)?;
+            let model = c.metadata_model(&n("on"))?;
             c.conn.domain_destroy(c.dom()).map_err(|e| op_failed("domain_destroy", &e))?;
             check_eq("domain state after destroy", st::SHUTOFF, domain_state(c)?)?;
             c.create(&n("off"))?;
             check_eq("state recorded in a snapshot of a shut-off domain", st::SHUTOFF, c.lookup(&n("off"))?.state)?;
-            c.conn.snapshot_revert(c.dom(), &n("on"), 0).map_err(|e| op_failed("revert to a running snapshot", &e))?;
-            check_eq("domain state after reverting to a running snapshot", st::RUNNING, domain_state(c)?)?;
-            check_eq("current after revert", Some(n("on")), c.current()?)?;
-            c.conn.snapshot_revert(c.dom(), &n("off"), 0).map_err(|e| op_failed("revert to a shut-off snapshot", &e))?;
-            check_eq("domain state after reverting to a shut-off snapshot", st::SHUTOFF, domain_state(c)?)?;
-            check_eq("current after revert", Some(n("off")), c.current()?)?;
+            if model == MetadataModel::Hypervisor {
+                hypervisor_reverts(c, &mut notes)?;
+            } else {
+                c.conn.snapshot_revert(c.dom(), &n("on"), 0).map_err(|e| op_failed("revert to a running snapshot", &e))?;
+                check_eq("domain state after reverting to a running snapshot", st::RUNNING, domain_state(c)?)?;
+                check_eq("current after revert", Some(n("on")), c.current()?)?;
+                c.conn.snapshot_revert(c.dom(), &n("off"), 0).map_err(|e| op_failed("revert to a shut-off snapshot", &e))?;
+                check_eq("domain state after reverting to a shut-off snapshot", st::SHUTOFF, domain_state(c)?)?;
+                check_eq("current after revert", Some(n("off")), c.current()?)?;
+            }
             if c.has_flag(ctx::REVERT_PAUSED) {
                 c.conn.snapshot_revert(c.dom(), &n("on"), snapshot_revert::PAUSED).map_err(|e| op_failed("revert PAUSED", &e))?;
                 check_eq("domain state after revert PAUSED", st::PAUSED, domain_state(c)?)?;
@@ -317,6 +439,7 @@ fn revert_state(c: &Ctx) -> CaseResult {
             Ok(())
         };
         let r = body();
+        let note = (!notes.is_empty()).then(|| notes.join("; "));
         // Put the domain back the way it was.
         let now = domain_state(c)?;
         if now != st::SHUTOFF && initial == st::SHUTOFF {
@@ -331,7 +454,7 @@ fn revert_state(c: &Ctx) -> CaseResult {
                 let _ = c.conn.domain_start(c.dom());
             }
         }
-        r
+        r.map(|()| note)
     })
 }
 
@@ -354,11 +477,36 @@ fn halt(c: &Ctx) -> CaseResult {
 }
 
 fn disk_only(c: &Ctx) -> CaseResult {
-    guarded(c, |c| {
+    guarded_note(c, |c| {
+        let before = current_before(c)?;
+        let state_before = if c.has_op(ops::DOMAIN_LOOKUP) { Some(domain_state(c)?) } else { None };
         c.create_on(c.dom(), &n("disk"), snapshot_create::DISK_ONLY)?;
+        let model = c.metadata_model(&n("disk"))?;
         let info = c.lookup(&n("disk"))?;
-        check_eq("state of a DISK_ONLY snapshot", st::DISK_SNAPSHOT, info.state)?;
-        check_eq("disk_only of a DISK_ONLY snapshot", true, info.disk_only)
+        if model == MetadataModel::Plugin || info.state == st::DISK_SNAPSHOT {
+            check_eq("state of a DISK_ONLY snapshot", st::DISK_SNAPSHOT, info.state)?;
+            check_eq("disk_only of a DISK_ONLY snapshot", true, info.disk_only)?;
+            return Ok(None);
+        }
+        // esx (ESX `memory=false`): the state is the power state the hypervisor recorded; a
+        // snapshot without memory may record the domain as it was or as shut off.
+        let allowed: Vec<u32> = match state_before {
+            Some(s) => {
+                let mut v = vec![s, st::SHUTOFF];
+                v.dedup();
+                v
+            }
+            None => vec![st::RUNNING, st::PAUSED, st::SHUTOFF],
+        };
+        if !allowed.contains(&info.state) {
+            return Err(Failure::new(
+                "state of a DISK_ONLY snapshot taken by a hypervisor that keeps the metadata",
+                format!("disk-snapshot, or a power state the hypervisor recorded: {}", allowed.iter().map(|s| state_name(*s)).collect::<Vec<_>>().join(" or ")),
+                format!("{} ({})", state_name(info.state), info.state),
+            ));
+        }
+        check_eq("parent of the DISK_ONLY snapshot (the previous current one)", before, info.parent.clone())?;
+        Ok(Some(format!("{}: the DISK_ONLY snapshot records the power state '{}', disk_only {}", model.describe(), state_name(info.state), info.disk_only)))
     })
 }
 
