@@ -152,6 +152,10 @@ impl Store {
             Sync::Full => "FULL",
         };
         conn.pragma_update(None, "synchronous", level).map_err(db)?;
+        // A hierarchy of tens of thousands of snapshots outgrows SQLite's default 2 MiB page
+        // cache; keep up to 64 MiB of pages so large trees stay as cheap per operation as small
+        // ones (the memory is only used as the store grows).
+        conn.pragma_update(None, "cache_size", -65536).map_err(db)?;
         conn.set_prepared_statement_cache_capacity(64);
         let mut store = Self { conn, cache: Cache::default(), data_version: 0 };
         store.migrate(path)?;

@@ -78,8 +78,7 @@ impl Driver for VboxDriver {
     }
 
     fn domain_lookup_by_name(&self, name: &str) -> Result<DomainInfo> {
-        // libvirt's text for an unknown name, not VirtualBox's ("Could not find a registered machine…").
-        let m = Machine::info_only(&self.runner, name).map_err(|e| if e.code == codes::NO_DOMAIN { Error::no_domain(name) } else { e })?;
+        let m = Machine::info_only(&self.runner, name)?;
         if m.name != name {
             // VBoxManage resolves UUID-shaped arguments as UUIDs; a name lookup must match the name.
             return Err(Error::no_domain(name));
@@ -89,8 +88,7 @@ impl Driver for VboxDriver {
 
     fn domain_lookup_by_uuid(&self, uuid: &str) -> Result<DomainInfo> {
         let u = parse::parse_uuid(uuid).ok_or_else(|| Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{uuid}'")))?;
-        let m = Machine::info_only(&self.runner, &u)
-            .map_err(|e| if e.code == codes::NO_DOMAIN { Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{uuid}'")) } else { e })?;
+        let m = Machine::info_only(&self.runner, &u)?;
         Ok(m.domain_info(self.id_of(&m)?))
     }
 

@@ -58,7 +58,17 @@ pub fn libvirt_state(vmstate: &str) -> (u32, u32) {
 impl Machine {
     /// `showvminfo <vm> --machinereadable` (one invocation), without reading the settings file.
     pub fn info_only(runner: &Runner, vm: &str) -> Result<Self> {
-        let out = runner.check(&["showvminfo", vm, "--machinereadable"])?;
+        // An unknown machine gets libvirt's sentence, not VirtualBox's ("Could not find a
+        // registered machine named …"), whichever operation asked.
+        let out = runner.check(&["showvminfo", vm, "--machinereadable"]).map_err(|e| {
+            if e.code != codes::NO_DOMAIN {
+                e
+            } else if parse::parse_uuid(vm).is_some() {
+                Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{vm}'"))
+            } else {
+                Error::no_domain(vm)
+            }
+        })?;
         let info = parse::showvminfo(&out.stdout).map_err(|e| unparseable("showvminfo", &e))?;
         let uuid = info.get("UUID").and_then(parse::parse_uuid).unwrap_or_default();
         Ok(Self {

@@ -20,19 +20,6 @@ use serde_json::Value;
 /// Fewer passes than this means the behavioural level did not really run.
 const MIN_PASSED: u64 = 60;
 
-/// Plugin bugs the suite reports today, each pinned to its case and the exact `got` text, so
-/// that nothing else can hide behind it. They are printed on every run and tolerated only
-/// until the plugin is fixed (then the entry is reported as stale: remove it).
-/// (plugin label, case id, exact got)
-const KNOWN_PLUGIN_BUGS: &[(&str, &str, &str)] = &[
-    // snapshot_* on an unknown domain pass VirtualBox's sentence through, while the plugin's own
-    // domain_lookup already gives libvirt's (plugins/virtualbox/src/driver.rs, Machine::load).
-    (
-        "virtualbox",
-        "behaviour.error_unknown_domain",
-        "VIR_ERR_NO_DOMAIN (42): Domain not found: Could not find a registered machine named 'vpconf-nosuch-domain'",
-    ),
-];
 
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -81,21 +68,10 @@ fn passes(label: &str, plugin: &Path, uri: &str, domain: &str, env: &[(&str, &st
     let cases = report["cases"].as_array().cloned().unwrap_or_default();
     let count = |status: &str| cases.iter().filter(|c| c["status"] == status).count() as u64;
     let (passed, failed, skipped) = (count("pass"), count("fail"), count("skip"));
-    let known = |c: &Value| KNOWN_PLUGIN_BUGS.iter().any(|(l, id, got)| label.starts_with(l) && c["id"] == *id && c["got"] == *got);
     let describe = |c: &Value| format!("{}: {} (expected {}, got {})", c["id"], c["message"], c["expected"], c["got"]);
-    let failures: Vec<String> = cases.iter().filter(|c| c["status"] == "fail" && !known(c)).map(describe).collect();
+    let failures: Vec<String> = cases.iter().filter(|c| c["status"] == "fail").map(describe).collect();
     assert!(failures.is_empty(), "{label}: {} case(s) failed:\n{}", failures.len(), failures.join("\n"));
-    let tolerated: Vec<String> = cases.iter().filter(|c| c["status"] == "fail" && known(c)).map(describe).collect();
-    for t in &tolerated {
-        eprintln!("{label}: KNOWN PLUGIN BUG (tolerated, see KNOWN_PLUGIN_BUGS): {t}");
-    }
-    for (l, id, _) in KNOWN_PLUGIN_BUGS.iter().filter(|(l, _, _)| label.starts_with(l)) {
-        if !tolerated.iter().any(|t| t.starts_with(&format!("\"{id}\""))) {
-            eprintln!("{label}: stale KNOWN_PLUGIN_BUGS entry ({l}, {id}): the case no longer fails that way — remove the entry");
-        }
-    }
-    let expected_code = if tolerated.is_empty() { 0 } else { 1 };
-    assert_eq!(out.status.code(), Some(expected_code), "{label}: exit code; stderr: {stderr}");
+    assert_eq!(out.status.code(), Some(0), "{label}: exit code; stderr: {stderr}");
     assert!(passed >= MIN_PASSED, "{label}: only {passed} cases passed ({skipped} skipped); expected at least {MIN_PASSED}");
     eprintln!(
         "{label}: {passed} passed, {failed} failed, {skipped} skipped; static {} ms, behavioural {} ms, total {} ms (wall {} ms)",
