@@ -99,19 +99,29 @@ impl Runner {
             }
         }
         let mut child = attempt.map_err(|e| self.unusable(e))?;
-        let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        let (closed_tx, closed_rx) = std::sync::mpsc::channel::<()>();
+        let reader = |pipe: Option<Box<dyn Read + Send>>, closed: std::sync::mpsc::Sender<()>| {
             thread::spawn(move || {
                 let mut buf = Vec::new();
                 if let Some(mut p) = pipe {
                     let _ = p.read_to_end(&mut buf);
                 }
+                let _ = closed.send(());
                 String::from_utf8_lossy(&buf).into_owned()
             })
         };
-        let out = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-        let err = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let out = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), closed_tx.clone());
+        let err = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>), closed_tx);
         let start = Instant::now();
-        let mut pause = Duration::from_micros(200);
+        // Both pipes closing is how a finished VBoxManage shows itself: wait for that without
+        // polling (a poll interval would add up to its length to every call), bounded by the
+        // timeout; then reap below.
+        for _ in 0..2 {
+            if closed_rx.recv_timeout(self.timeout.saturating_sub(start.elapsed())).is_err() {
+                break;
+            }
+        }
+        let mut pause = Duration::from_micros(50);
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
