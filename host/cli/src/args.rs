@@ -84,6 +84,8 @@ pub enum Command {
     SnapshotExport(SnapshotExport),
     /// Redefine a whole snapshot hierarchy from a bundle in one transaction (virtplug)
     SnapshotImport(SnapshotImport),
+    /// Move a domain's snapshot hierarchy to another host, supervised: all or nothing (virtplug)
+    MigrateSnapshots(MigrateSnapshots),
 }
 
 /// `plugins`.
@@ -482,6 +484,26 @@ pub struct SnapshotImport {
     #[arg(long, value_name = "string")]
     pub libvirt_dir: Option<String>,
     /// check everything against this host and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `migrate-snapshots` (virtplug only).
+#[derive(Debug, Args)]
+#[command(override_usage = "virtplug migrate-snapshots [--domain] <string> --from <uri> --to <uri> [--dry-run] [--json]")]
+pub struct MigrateSnapshots {
+    /// domain name
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// source URI (a daemon URI such as mock+unix:///default?socket=PATH runs it as a task there)
+    #[arg(long, value_name = "uri")]
+    pub from: String,
+    /// destination URI
+    #[arg(long, value_name = "uri")]
+    pub to: String,
+    /// check everything on the destination and change nothing
     #[arg(long)]
     pub dry_run: bool,
     #[arg(hide = true)]

@@ -35,6 +35,12 @@ pub fn run(cli: Cli) -> Result<String> {
     let json = cli.json;
     let body = if let Command::Plugins(_) = cli.command {
         plugins::run(&registry, json)?
+    } else if let Command::MigrateSnapshots(a) = cli.command {
+        // Two connections of its own (--from, --to): -c is not used.
+        let mut words = commands::Positional::new("migrate-snapshots", a.args);
+        let dom = words.require(a.domain, "domain")?;
+        words.done()?;
+        commands::migrate::migrate_snapshots(&registry, &dom, &a.from, &a.to, a.dry_run, json)?
     } else {
         let uri = cli.connect.unwrap_or_else(default_uri);
         let conn = Connection::open(&registry, &uri, cli.readonly)
@@ -70,5 +76,6 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<String> {
         Command::SnapshotRevert(a) => snapshot::revert(ctx, a),
         Command::SnapshotExport(a) => bundle::export(ctx, a),
         Command::SnapshotImport(a) => bundle::import(ctx, a),
+        Command::MigrateSnapshots(_) => Err(CliError::msg("migrate-snapshots opens its own connections")),
     }
 }

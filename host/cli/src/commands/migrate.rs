@@ -1,37 +1,121 @@
 //! `migrate-snapshots DOM --from URI_A --to URI_B [--dry-run] [--json]`: the supervised
 //! migration of a snapshot hierarchy. When A is a daemon (`mock+unix://…`), daemon A runs it
-//! as a task (it survives this client) and this command follows the task; otherwise it runs
-//! here. Steps are reported on stderr as they change; stdout gets the result (or the final task
-//! as JSON with `--json`).
+//! as a task (it survives this client, and its journal lets a restarted daemon settle it) and
+//! this command follows the task; otherwise it runs here, under a fresh migration id.
 //!
-//! Wiring (CLI owner): `pub mod migrate;` in commands/mod.rs, and a clap subcommand
-//! `MigrateSnapshots { domain, #[arg(long)] from, #[arg(long)] to, #[arg(long)] dry_run,
-//! #[arg(long)] json }` dispatching to [`migrate_snapshots`] with the registry.
+//! Steps are reported on stderr as they change: one indicatif progress bar per step when stderr
+//! is a terminal, plain `step: state[: message]` lines otherwise. Stdout gets the result line,
+//! or with `--json` the final result (the finished task for a daemon, the outcome otherwise).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use virtplug_host::{
     HostError, Registry,
     remote::{
         self, Client,
-        migrate::{self, Journal, Outcome, Reporter, Side},
-        wire::{MigrationRequest, TaskJson, TaskState},
+        migrate::{self, Journal, Outcome, Reporter, STEPS, Side},
+        wire::{MigrationRequest, TaskState, TaskStep},
     },
 };
 
 use crate::error::{CliError, Result};
 
-/// Prints step changes to stderr.
-struct StderrReporter;
+/// Where step changes go: bars on a terminal, lines otherwise.
+enum Progress {
+    Bars { multi: MultiProgress, bars: Vec<(String, ProgressBar)> },
+    Lines { seen: Vec<(String, String)> },
+}
 
-impl Reporter for StderrReporter {
-    fn step(&mut self, name: &str, state: &str, message: &str) {
-        let _ = writeln!(std::io::stderr(), "{name}: {state}{}{message}", if message.is_empty() { "" } else { ": " });
+impl Progress {
+    fn new() -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Self::Lines { seen: Vec::new() };
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{spinner} {prefix:<12} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let bars = STEPS
+            .iter()
+            .map(|name| {
+                let bar = multi.add(ProgressBar::new(1).with_style(style.clone()).with_prefix((*name).to_owned()).with_message("pending"));
+                ((*name).to_owned(), bar)
+            })
+            .collect();
+        Self::Bars { multi, bars }
     }
-    fn progress(&mut self, _done: u64, _total: u64) {}
+
+    /// Step `name` is now `state` with `message`; `done`/`total` units overall.
+    fn step(&mut self, name: &str, state: &str, message: &str, done: u64, total: u64) {
+        match self {
+            Self::Lines { seen } => {
+                let key = (name.to_owned(), state.to_owned());
+                if state != "pending" && !seen.contains(&key) {
+                    let sep = if message.is_empty() { "" } else { ": " };
+                    let _ = writeln!(std::io::stderr(), "{name}: {state}{sep}{message}");
+                    seen.push(key);
+                }
+            }
+            Self::Bars { bars, .. } => {
+                let Some((_, bar)) = bars.iter().find(|(n, _)| n == name) else { return };
+                if bar.is_finished() {
+                    return;
+                }
+                bar.set_length(total.max(1));
+                let text = if message.is_empty() { state.to_owned() } else { format!("{state}: {message}") };
+                match state {
+                    "running" => {
+                        bar.set_position(done.min(total));
+                        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                        bar.set_message(text);
+                    }
+                    "done" | "skipped" => {
+                        bar.set_position(total.max(1));
+                        bar.finish_with_message(text);
+                    }
+                    "failed" => bar.abandon_with_message(text),
+                    _ => bar.set_message(text),
+                }
+            }
+        }
+    }
+
+    fn steps(&mut self, steps: &[TaskStep], done: u64, total: u64) {
+        for s in steps {
+            self.step(&s.name, &s.state, &s.message, done, total);
+        }
+    }
+
+    fn finish(self) {
+        if let Self::Bars { multi, bars } = self {
+            for (_, bar) in &bars {
+                if !bar.is_finished() {
+                    bar.abandon();
+                }
+            }
+            let _ = multi.clear();
+        }
+    }
+}
+
+/// An in-process run's reporter: progress on stderr, no journal.
+struct LocalReporter {
+    progress: Progress,
+    done: u64,
+    total: u64,
+}
+
+impl Reporter for LocalReporter {
+    fn step(&mut self, name: &str, state: &str, message: &str) {
+        self.progress.step(name, state, message, self.done, self.total);
+    }
+    fn progress(&mut self, done: u64, total: u64) {
+        (self.done, self.total) = (done, total);
+    }
     fn journal(&mut self, _journal: &Journal) -> std::result::Result<(), HostError> {
-        // In-process runs keep no journal: the command is the supervisor and a crash leaves
-        // the same states as a daemon's (A untouched or B complete).
+        // In-process runs keep no journal: this command is the supervisor, B's import runs
+        // synchronously under it, and a crash leaves A untouched or B complete.
         Ok(())
     }
 }
@@ -45,26 +129,24 @@ fn text(dom: &str, from: &str, to: &str, o: &Outcome) -> String {
     }
 }
 
-/// Runs the command; returns its stdout.
+fn pretty(text: serde_json::Result<String>) -> Result<String> {
+    let mut s = text.map_err(|e| CliError::msg(e.to_string()))?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// Runs the command; returns its stdout (without virsh's end-of-command newline for text).
 pub fn migrate_snapshots(registry: &Registry, dom: &str, from: &str, to: &str, dry_run: bool, json: bool) -> Result<String> {
     if remote::parse_uri(from, false).is_some() {
         let client = Client::from_uri(from, false)?;
         let request = MigrationRequest { domain: dom.to_owned(), to: to.to_owned(), dry_run };
         let task = client.start_migration(&request).map_err(HostError::Driver)?;
-        let mut last: Vec<(String, String)> = Vec::new();
-        let done: TaskJson = client
-            .wait_task(task.id, |t| {
-                for s in &t.steps {
-                    let key = (s.name.clone(), s.state.clone());
-                    if s.state != "pending" && !last.contains(&key) {
-                        let _ = writeln!(std::io::stderr(), "{}: {}{}{}", s.name, s.state, if s.message.is_empty() { "" } else { ": " }, s.message);
-                        last.push(key);
-                    }
-                }
-            })
-            .map_err(HostError::Driver)?;
+        let mut progress = Progress::new();
+        let done = client.wait_task(task.id, |t| progress.steps(&t.steps, t.done, t.total));
+        progress.finish();
+        let done = done.map_err(HostError::Driver)?;
         if json {
-            return serde_json::to_string_pretty(&done).map_err(|e| CliError::msg(e.to_string()));
+            return pretty(serde_json::to_string_pretty(&done));
         }
         return match (done.state, done.error) {
             (TaskState::Succeeded, _) => {
@@ -77,9 +159,12 @@ pub fn migrate_snapshots(registry: &Registry, dom: &str, from: &str, to: &str, d
     }
     let a = Side::open(registry, from)?;
     let b = Side::open(registry, to)?;
-    let outcome = migrate::migrate(&a, &b, dom, dry_run, &mut StderrReporter)?;
+    let mut rep = LocalReporter { progress: Progress::new(), done: 0, total: 0 };
+    let result = migrate::migrate(&a, &b, &migrate::new_id(), dom, dry_run, &mut rep);
+    rep.progress.finish();
+    let outcome = result?;
     if json {
-        return serde_json::to_string_pretty(&outcome).map_err(|e| CliError::msg(e.to_string()));
+        return pretty(serde_json::to_string_pretty(&outcome));
     }
     Ok(text(dom, from, to, &outcome))
 }

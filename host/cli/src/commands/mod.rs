@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod domain;
 pub mod edit;
+pub mod migrate;
 pub mod plugins;
 pub mod snapshot;
 pub mod snapshot_list;
