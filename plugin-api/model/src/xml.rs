@@ -580,7 +580,7 @@ pub fn validate_schema(xml: &str) -> Result<()> {
         "inactiveDomain", "cookie", "active",
     ];
     let root = xmltree::parse_document(xml, "domain_snapshot")?;
-    if let Some(e) = root.elements().find(|e| !KNOWN.contains(&e.name.as_str())) {
+    if let Some(e) = root.elements().find(|e| !KNOWN.contains(&e.name)) {
         return Err(Error::new(
             codes::XML_INVALID_SCHEMA,
             format!(

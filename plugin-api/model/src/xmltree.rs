@@ -1,16 +1,22 @@
 //! A minimal read-only XML element tree on top of quick-xml, with byte spans so that embedded
 //! documents (`<domain>`, `<cookie>`) can be kept verbatim. Crate-private.
+//!
+//! Names, attribute values and text borrow from the source (unescaped copies only where the
+//! source has entity references): a snapshot with its embedded domain is parsed on every
+//! create and redefine, so per-node allocations matter.
 
-use quick_xml::{Reader, events::Event};
+use std::borrow::Cow;
+
+use quick_xml::{Reader, escape::unescape, events::Event};
 
 use crate::{Error, Result, codes};
 
 /// One element: name, attributes (unescaped), children, and its byte span in the source.
 #[derive(Debug, Clone)]
-pub(crate) struct Element {
-    pub name: String,
-    pub attrs: Vec<(String, String)>,
-    pub children: Vec<Node>,
+pub(crate) struct Element<'a> {
+    pub name: &'a str,
+    pub attrs: Vec<(&'a str, Cow<'a, str>)>,
+    pub children: Vec<Node<'a>>,
     /// Byte offset of `<` of the start tag.
     pub start: usize,
     /// Byte offset just after the end tag's `>` (or the empty tag's `/>`).
@@ -19,22 +25,22 @@ pub(crate) struct Element {
 
 /// A child node.
 #[derive(Debug, Clone)]
-pub(crate) enum Node {
-    Elem(Element),
-    Text(String),
+pub(crate) enum Node<'a> {
+    Elem(Element<'a>),
+    Text(Cow<'a, str>),
 }
 
-impl Element {
+impl<'a> Element<'a> {
     /// The value of attribute `name`.
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.attrs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_ref())
     }
     /// The first child element named `name`.
-    pub fn child(&self, name: &str) -> Option<&Element> {
+    pub fn child(&self, name: &str) -> Option<&Element<'a>> {
         self.elements().find(|e| e.name == name)
     }
     /// Child elements in document order.
-    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+    pub fn elements(&self) -> impl Iterator<Item = &Element<'a>> {
         self.children.iter().filter_map(|n| match n {
             Node::Elem(e) => Some(e),
             Node::Text(_) => None,
@@ -56,7 +62,7 @@ impl Element {
         self.child(name).map(|c| c.text()).filter(|t| !t.is_empty())
     }
     /// The element's verbatim source text.
-    pub fn raw<'a>(&self, src: &'a str) -> &'a str {
+    pub fn raw<'s>(&self, src: &'s str) -> &'s str {
         src.get(self.start..self.end).unwrap_or("")
     }
 }
@@ -71,34 +77,47 @@ fn detail(what: &str, src: &str, pos: usize, msg: impl std::fmt::Display) -> Err
     Error::new(codes::XML_DETAIL, format!("({what}):{}: {one_line}", line_of(src, pos)))
 }
 
-fn element_from(
+/// The part of `src` that `bytes` is (quick-xml hands out slices of the source it reads from a
+/// `&str`), or `None` when `bytes` lies elsewhere.
+fn within<'a>(src: &'a str, bytes: &[u8]) -> Option<&'a str> {
+    let offset = (bytes.as_ptr() as usize).checked_sub(src.as_ptr() as usize)?;
+    src.get(offset..offset.checked_add(bytes.len())?)
+}
+
+/// `raw` unescaped, borrowed when it holds no entity reference.
+fn unescaped<'a>(raw: &'a str, what: &str, src: &str, pos: usize) -> Result<Cow<'a, str>> {
+    if raw.contains('&') { unescape(raw).map_err(|err| detail(what, src, pos, err)) } else { Ok(Cow::Borrowed(raw)) }
+}
+
+fn element_from<'a>(
     e: &quick_xml::events::BytesStart<'_>,
     start: usize,
     what: &str,
-    src: &str,
-) -> Result<Element> {
-    let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+    src: &'a str,
+) -> Result<Element<'a>> {
+    let not_utf8 = || detail(what, src, start, "element name is not in the document's text");
+    let name = within(src, e.name().as_ref()).ok_or_else(not_utf8)?;
     let mut attrs = Vec::new();
     for a in e.attributes() {
         let a = a.map_err(|err| detail(what, src, start, err))?;
-        let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
-        let value = a.unescape_value().map_err(|err| detail(what, src, start, err))?.into_owned();
-        attrs.push((key, value));
+        let key = within(src, a.key.as_ref()).ok_or_else(not_utf8)?;
+        let raw = within(src, &a.value).ok_or_else(not_utf8)?;
+        attrs.push((key, unescaped(raw, what, src, start)?));
     }
     Ok(Element { name, attrs, children: Vec::new(), start, end: start })
 }
 
 /// Parses a whole document and returns its root element. `what` names the document in
 /// parser-detail errors, like libvirt's `(domain_snapshot)`.
-pub(crate) fn parse_document(src: &str, what: &str) -> Result<Element> {
+pub(crate) fn parse_document<'a>(src: &'a str, what: &str) -> Result<Element<'a>> {
     let mut reader = Reader::from_str(src);
     let cfg = reader.config_mut();
     cfg.check_end_names = true;
     cfg.expand_empty_elements = false;
     cfg.trim_text_start = false;
     cfg.trim_text_end = false;
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
+    let mut stack: Vec<Element<'a>> = Vec::new();
+    let mut root: Option<Element<'a>> = None;
     loop {
         let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
         let ev = reader.read_event().map_err(|err| {
@@ -135,16 +154,17 @@ pub(crate) fn parse_document(src: &str, what: &str) -> Result<Element> {
                 }
             }
             Event::Text(t) => {
-                let text = t.unescape().map_err(|err| detail(what, src, before, err))?;
+                let raw = within(src, &t).ok_or_else(|| detail(what, src, before, "text is not in the document"))?;
+                let text = unescaped(raw, what, src, before)?;
                 if let Some(parent) = stack.last_mut() {
-                    parent.children.push(Node::Text(text.into_owned()));
+                    parent.children.push(Node::Text(text));
                 } else if !text.trim().is_empty() {
                     return Err(detail(what, src, before, "Start tag expected, '<' not found"));
                 }
             }
             Event::CData(t) => {
                 if let Some(parent) = stack.last_mut() {
-                    parent.children.push(Node::Text(String::from_utf8_lossy(&t).into_owned()));
+                    parent.children.push(Node::Text(Cow::Owned(String::from_utf8_lossy(&t).into_owned())));
                 }
             }
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
