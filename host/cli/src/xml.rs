@@ -3,23 +3,9 @@
 
 use quick_xml::{Reader, events::Event};
 
-use crate::error::{CliError, Result};
+pub use virtplug_host::model::xml::escape;
 
-/// libvirt's `virBufferEscapeString`: `<`, `>`, `&`, `'` and `"` become entities.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::error::{CliError, Result};
 
 /// virsh's `vshStringToArray`: comma-separated, `,,` is a literal comma.
 pub fn split_spec(s: &str) -> Vec<String> {

@@ -5,8 +5,11 @@
 use crate::{
     Error, Result, codes,
     flags::domain_state as st,
-    xmltree::{self, Element, column_of, dedent, escape, push_indented},
+    xmltree::{self, Element, column_of, dedent, push_indented},
 };
+
+/// libvirt's escaping of text and single-quoted attribute values, for anyone writing XML.
+pub use crate::xmltree::escape;
 
 /// Where a memory or disk snapshot lives (`snapshot='…'`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -188,7 +188,7 @@ pub(crate) fn parse_document<'a>(src: &'a str, what: &str) -> Result<Element<'a>
 }
 
 /// libvirt's `virBufferEscapeString` escaping, for text and single-quoted attribute values.
-pub(crate) fn escape(s: &str) -> String {
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -5,6 +5,7 @@
 //! varying prefixes). `xsi:type` is looked up by namespace URI, not by prefix: the simulator
 //! writes it as `XMLSchema-instance:type`, real servers as `xsi:type`.
 
+pub use virtplug_plugin_sdk::model::xml::escape;
 use quick_xml::{
     NsReader,
     events::Event,
@@ -129,22 +130,6 @@ fn close(stack: &mut Vec<Element>) -> Result<Option<Element>, String> {
         }
         None => Ok(Some(el)),
     }
-}
-
-/// Escapes text and attribute values for a request body.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
