@@ -152,7 +152,8 @@ mod tests {
 
     #[test]
     fn scheme_parsing() {
-        let cases: &[(&str, Option<(&str, Option<&str>)>)] = &[
+        type Parsed = Option<(&'static str, Option<&'static str>)>;
+        let cases: &[(&str, Parsed)] = &[
             ("mock:///default", Some(("mock", None))),
             ("qemu+unix:///system", Some(("qemu", Some("unix")))),
             ("vsphere://root@host/?no_verify=1", Some(("vsphere", None))),

@@ -48,15 +48,14 @@ fn check_trusted(path: &Path) -> Result<()> {
     if meta.permissions().mode() & 0o002 != 0 {
         return Err(refuse(path, "file is world-writable"));
     }
-    if let Some(dir) = path.parent() {
-        if let Ok(dmeta) = std::fs::metadata(dir) {
+    if let Some(dir) = path.parent()
+        && let Ok(dmeta) = std::fs::metadata(dir) {
             // A sticky world-writable directory (like /tmp) still protects files of other users.
             let mode = dmeta.permissions().mode();
             if mode & 0o002 != 0 && mode & 0o1000 == 0 {
                 return Err(refuse(path, "directory is world-writable"));
             }
         }
-    }
     Ok(())
 }
 
@@ -117,8 +116,8 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin> {
     let Some(theirs) = header.layout() else {
         return Err(refuse(path, "the plugin exports no layout to check"));
     };
-    if let Err(newer) = check_layout_compatibility(ours, theirs) {
-        if let Err(older) = check_layout_compatibility(theirs, ours) {
+    if let Err(newer) = check_layout_compatibility(ours, theirs)
+        && let Err(older) = check_layout_compatibility(theirs, ours) {
             tracing::debug!(path = %path.display(), newer = %newer, older = %older, "ABI layout mismatch");
             let first = newer
                 .errors
@@ -132,7 +131,6 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin> {
             let first = first.split_whitespace().collect::<Vec<_>>().join(" ");
             return Err(refuse(path, format!("ABI layout mismatch: {first}")));
         }
-    }
     // SAFETY: the layout of the plugin's root module was checked just above against ours, in
     // the direction that applies (plugin newer: its prefix is a superset; plugin older: ours is,
     // and the fields it lacks are reached only through accessors that return `None` or panic

@@ -48,11 +48,10 @@ impl PluginDirs {
             beside_executable.push(exe_dir.join("plugins"));
             beside_executable.push(exe_dir.clone());
             // `cargo test` binaries live in target/<profile>/deps; plugins one level up.
-            if exe_dir.ends_with("deps") {
-                if let Some(up) = exe_dir.parent() {
+            if exe_dir.ends_with("deps")
+                && let Some(up) = exe_dir.parent() {
                     beside_executable.push(up.to_owned());
                 }
-            }
         }
         Ok(Self { dirs, beside_executable })
     }

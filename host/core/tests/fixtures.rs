@@ -1,5 +1,6 @@
 //! The host against deliberately broken plugins: it refuses, survives, and never dispatches a
 //! call its checks rejected. Fixtures are built by `cargo build --workspace` into target/<profile>.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed expectation is the failure")]
 
 use std::path::{Path, PathBuf};
 

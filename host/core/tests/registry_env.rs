@@ -1,5 +1,6 @@
 //! Plugin directories from the environment and the config file. One test in its own binary,
 //! because it changes the process environment.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed expectation is the failure")]
 
 use std::path::{Path, PathBuf};
 

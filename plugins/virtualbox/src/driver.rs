@@ -128,7 +128,7 @@ impl Driver for VboxDriver {
         ))
     }
 
-    /// 1. `showvminfo` (UUID, existing names), 2. `snapshot <vm-uuid> take <name>
+    /// Invocations: (1) `showvminfo` (UUID, existing names), (2) `snapshot <vm-uuid> take <name>
     /// [--description=…]`. NO_METADATA and VALIDATE are no-ops (VirtualBox keeps its own
     /// metadata; the XML is validated by parsing). Never retried.
     fn snapshot_create(&self, dom: &str, xml_text: &str, _flags: u32) -> Result<String> {
@@ -170,32 +170,32 @@ impl Driver for VboxDriver {
         Ok(def.name)
     }
 
-    /// 1. `showvminfo` (+ the `.vbox` file).
+    /// Invocations: (1) `showvminfo` (+ the `.vbox` file).
     fn snapshot_xml(&self, dom: &str, snap: &str, _flags: u32) -> Result<String> {
         let m = Machine::load(&self.runner, dom)?;
         Ok(m.snapshot_xml(m.resolve(snap)?))
     }
 
-    /// 1. `showvminfo` (+ the `.vbox` file). Every snapshot; the host filters. LIST_METADATA
+    /// Invocations: (1) `showvminfo` (+ the `.vbox` file). Every snapshot; the host filters. LIST_METADATA
     /// therefore selects nothing and LIST_NO_METADATA everything.
     fn snapshot_list(&self, dom: &str, _flags: u32) -> Result<Vec<SnapshotInfo>> {
         let m = Machine::load(&self.runner, dom)?;
         Ok((0..m.snaps.len()).map(|i| m.snapshot_info(i)).collect())
     }
 
-    /// 1. `showvminfo` (+ the `.vbox` file).
+    /// Invocations: (1) `showvminfo` (+ the `.vbox` file).
     fn snapshot_lookup(&self, dom: &str, snap: &str) -> Result<SnapshotInfo> {
         let m = Machine::load(&self.runner, dom)?;
         Ok(m.snapshot_info(m.resolve(snap)?))
     }
 
-    /// 1. `showvminfo` (+ the `.vbox` file).
+    /// Invocations: (1) `showvminfo` (+ the `.vbox` file).
     fn snapshot_current(&self, dom: &str) -> Result<Option<SnapshotInfo>> {
         let m = Machine::load(&self.runner, dom)?;
         Ok(m.current.map(|i| m.snapshot_info(i)))
     }
 
-    /// 1. `showvminfo`, 2. `snapshot <vm-uuid> restore <snap-uuid>`. VirtualBox refuses while the
+    /// Invocations: (1) `showvminfo`, (2) `snapshot <vm-uuid> restore <snap-uuid>`. VirtualBox refuses while the
     /// machine is running (`Cannot delete the current state of the running machine …`,
     /// VBOX_E_INVALID_VM_STATE → OPERATION_INVALID with that text).
     fn snapshot_revert(&self, dom: &str, snap: &str, _flags: u32) -> Result<()> {
@@ -205,7 +205,7 @@ impl Driver for VboxDriver {
         self.runner.check(&["snapshot", &m.uuid, "restore", &m.snaps[i].uuid]).map(drop)
     }
 
-    /// 1. `showvminfo`, 2. `snapshot <vm-uuid> delete <snap-uuid>`; VirtualBox's refusals (two
+    /// Invocations: (1) `showvminfo`, (2) `snapshot <vm-uuid> delete <snap-uuid>`; VirtualBox's refusals (two
     /// children; current with one child) come back as OPERATION_INVALID with its sentence.
     /// METADATA_ONLY: only invocation 1 (the snapshot must exist); VirtualBox keeps no libvirt
     /// metadata, so there is nothing to delete (as libvirt's esx driver). CHILDREN: 1 + one

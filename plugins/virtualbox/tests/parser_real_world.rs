@@ -94,7 +94,7 @@ fn truncated_and_inconsistent_sections_are_errors() {
     }
     let cases = [
         format!("SnapshotName-1=\"orphan\"\nSnapshotUUID-1=\"{}\"\n", u(1)),
-        format!("SnapshotName=\"a\"\nSnapshotUUID=\"not-a-uuid\"\n"),
+        "SnapshotName=\"a\"\nSnapshotUUID=\"not-a-uuid\"\n".to_string(),
         format!("SnapshotName=\"a\"\nSnapshotUUID=\"{}\"\nCurrentSnapshotName=\"a\"\nCurrentSnapshotUUID=\"{}\"\nCurrentSnapshotNode=\"SnapshotName\"\n", u(1), u(2)),
         format!("SnapshotName=\"a\"\nSnapshotUUID=\"{}\"\nSnapshotName-1=\"b\"\nSnapshotUUID-1=\"{}\"\n", u(1), u(1)),
     ];

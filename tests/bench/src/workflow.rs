@@ -146,8 +146,8 @@ pub fn run(args: &[String]) -> Result<()> {
                 );
             }
         }
-        if let (Some(first), Some(last)) = (totals.first(), totals.last()) {
-            if last.0 > first.0 {
+        if let (Some(first), Some(last)) = (totals.first(), totals.last())
+            && last.0 > first.0 {
                 println!(
                     "{shape}: growth {} -> {}: {:.1}x the time for {:.0}x the snapshots (linear target: <= {:.0}x)",
                     first.0,
@@ -157,7 +157,6 @@ pub fn run(args: &[String]) -> Result<()> {
                     1.25 * last.0 as f64 / first.0 as f64
                 );
             }
-        }
     }
     println!();
     Ok(())

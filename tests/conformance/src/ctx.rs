@@ -243,11 +243,10 @@ impl Ctx {
 
     /// Restores `current` to `name` when it changed (so cases leave a foreign current alone).
     pub fn restore_current(&self, before: &Option<String>) -> Result<(), Failure> {
-        if let Some(name) = before {
-            if !name.starts_with(PREFIX) && self.current()?.as_ref() != Some(name) && self.exists(name)? {
+        if let Some(name) = before
+            && !name.starts_with(PREFIX) && self.current()?.as_ref() != Some(name) && self.exists(name)? {
                 self.make_current(name)?;
             }
-        }
         Ok(())
     }
 }

@@ -366,11 +366,10 @@ impl Runner {
         let mut reports = Vec::new();
         let (mut static_ms, mut behaviour_ms) = (0u64, 0u64);
         for case in cases::all(&info) {
-            if let Some(p) = &self.only {
-                if !cases::matches(&case.id, p) {
+            if let Some(p) = &self.only
+                && !cases::matches(&case.id, p) {
                     continue;
                 }
-            }
             let t = Instant::now();
             let outcome = if let Some(reason) = skip_reason(&case, &info, &self.opts) {
                 Outcome::Skip { reason }

@@ -27,7 +27,10 @@ const TEST_CAPS: Capabilities = Capabilities {
     domain_xml: 0x3,
 };
 
-fn check(op: OpRules, read_only: bool, caps: Capabilities, ops_declared: u64, flags: u32, expect: Option<(u32, &str)>) {
+/// The expected outcome: `None` = accepted, else libvirt's code and exact text.
+type Expect = Option<(u32, &'static str)>;
+
+fn check(op: OpRules, read_only: bool, caps: Capabilities, ops_declared: u64, flags: u32, expect: Expect) {
     let got = op.check(read_only, ops_declared, &caps, flags);
     match (got, expect) {
         (Ok(()), None) => {}
@@ -41,7 +44,7 @@ fn check(op: OpRules, read_only: bool, caps: Capabilities, ops_declared: u64, fl
 #[test]
 fn generic_rules_give_libvirt_codes_and_texts() {
     use snapshot_create as c;
-    let cases: &[(OpRules, bool, u32, Option<(u32, &str)>)] = &[
+    let cases: &[(OpRules, bool, u32, Expect)] = &[
         (SNAPSHOT_CREATE, false, 0, None),
         (SNAPSHOT_CREATE, false, c::REDEFINE | c::CURRENT, None),
         (SNAPSHOT_CREATE, true, 0, Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainSnapshotCreateXML"))),
@@ -82,7 +85,7 @@ fn generic_rules_give_libvirt_codes_and_texts() {
 #[test]
 fn plugin_mask_reports_only_rejected_bits() {
     use snapshot_create as c;
-    let cases: &[(OpRules, u32, Option<(u32, &str)>)] = &[
+    let cases: &[(OpRules, u32, Expect)] = &[
         (SNAPSHOT_CREATE, c::NO_METADATA, Some((codes::INVALID_ARG, "unsupported flags (0x4) in function snapshot_create"))),
         (SNAPSHOT_CREATE, c::DISK_ONLY | c::QUIESCE, Some((codes::INVALID_ARG, "unsupported flags (0x10) in function snapshot_create"))),
         (SNAPSHOT_CREATE, c::REDEFINE | c::CURRENT, None),

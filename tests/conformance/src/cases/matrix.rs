@@ -121,13 +121,12 @@ fn companions(op: &str, bit: u32) -> u32 {
 fn setup_probe(c: &Ctx, spec: &OpSpec) {
     // Through a second connection: if the plugin panics here, the connection under test stays
     // unpoisoned and the probe still shows what the plugin answers.
-    if spec.needs_probe && c.has_op(ops::SNAPSHOT_CREATE) {
-        if let Ok(other) = c.connect(false) {
+    if spec.needs_probe && c.has_op(ops::SNAPSHOT_CREATE)
+        && let Ok(other) = c.connect(false) {
             // A real create under the fixed probe name; removed again by the suite's cleanup.
             let xml = format!("<domainsnapshot><name>{PROBE}</name></domainsnapshot>");
             let _ = other.snapshot_create(c.dom(), &xml, 0);
         }
-    }
 }
 
 fn finish(c: &Ctx, r: CaseResult) -> CaseResult {
