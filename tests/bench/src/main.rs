@@ -8,13 +8,17 @@
 //!   libvirt's test driver driven from python3-libvirt;
 //! - `vsphere`: snapshot operations on the vSphere simulator, round trips and time, against
 //!   libvirt's esx driver from python3-libvirt;
-//! - `vbox`: snapshot operations on the VBoxManage simulator, invocations and time.
+//! - `vbox`: snapshot operations on the VBoxManage simulator, invocations and time;
+//! - `qemu`: snapshot create (shut off and running) and revert through the host, against the
+//!   bare `qemu-img` and QMP commands.
 //!
 //! This crate only measures; it holds no product logic.
 
 mod cold_start;
+mod daemon;
 mod load;
 mod proc;
+mod qemu;
 mod vbox;
 mod vsphere;
 mod workflow;
@@ -32,13 +36,16 @@ fn main() -> Result<()> {
         Some("vsphere") => vsphere::run(),
         Some("vsphere-one") => vsphere::one(&args[1..]),
         Some("vbox") => vbox::run(),
+        Some("qemu") => qemu::run(),
+        Some("daemon") => daemon::run(),
         None | Some("all") => {
             load::run()?;
             cold_start::run()?;
             workflow::run(&[])?;
             vsphere::run()?;
-            vbox::run()
+            vbox::run()?;
+            qemu::run()
         }
-        Some(other) => bail!("unknown section {other}: load | cold-start | workflow | vsphere | vbox | all"),
+        Some(other) => bail!("unknown section {other}: load | cold-start | workflow | vsphere | vbox | qemu | daemon | all"),
     }
 }
