@@ -10,7 +10,9 @@
 //!   libvirt's esx driver from python3-libvirt;
 //! - `vbox`: snapshot operations on the VBoxManage simulator, invocations and time;
 //! - `qemu`: snapshot create (shut off and running) and revert through the host, against the
-//!   bare `qemu-img` and QMP commands.
+//!   bare `qemu-img` and QMP commands;
+//! - `daemon`: 16 concurrent clients on virtplugd's unix socket, and a 16,000-snapshot
+//!   migration between two daemons.
 //!
 //! This crate only measures; it holds no product logic.
 
@@ -44,7 +46,8 @@ fn main() -> Result<()> {
             workflow::run(&[])?;
             vsphere::run()?;
             vbox::run()?;
-            qemu::run()
+            qemu::run()?;
+            daemon::run()
         }
         Some(other) => bail!("unknown section {other}: load | cold-start | workflow | vsphere | vbox | qemu | daemon | all"),
     }
