@@ -127,6 +127,25 @@ fn now() -> i64 {
 }
 
 /// Builds the complete definition of a plain (non-redefine) create from the domain's state.
+/// The disk targets of a domain definition. The definition changes rarely and every plain
+/// create needs its targets, so the last one parsed is remembered (per thread).
+fn disk_targets(domain_xml: &str) -> Vec<String> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(String, Vec<String>)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((xml, targets)) if xml == domain_xml => targets.clone(),
+            _ => {
+                let targets = DomainDef::parse(domain_xml).map(|x| x.disk_targets).unwrap_or_default();
+                *last = Some((domain_xml.to_owned(), targets.clone()));
+                targets
+            }
+        }
+    })
+}
+
 fn plain_def(d: &DomainRecord, xml_text: &str, flags: u32) -> Result<SnapshotDef> {
     let active = is_active(d.state);
     let disk_only = flags & cf::DISK_ONLY != 0;
@@ -148,7 +167,7 @@ fn plain_def(d: &DomainRecord, xml_text: &str, flags: u32) -> Result<SnapshotDef
     }
     let memory_external = def.memory.as_ref().is_some_and(|m| m.mode == SnapshotMode::External);
     let default_mode = if disk_only || memory_external { SnapshotMode::External } else { SnapshotMode::Internal };
-    let targets = DomainDef::parse(&d.xml).map(|x| x.disk_targets).unwrap_or_default();
+    let targets = disk_targets(&d.xml);
     align_disks(&mut def, &targets, default_mode)?;
     if disk_only && !def.disks.iter().any(|x| x.snapshot == Some(SnapshotMode::External)) {
         return Err(unsupported("disk-only snapshots require at least one disk to be selected for snapshot".into()));
