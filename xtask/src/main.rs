@@ -47,10 +47,7 @@ pub fn repo_root() -> PathBuf {
 
 /// `target/debug`, where the binaries and plugins are built.
 pub fn build_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"))
-        .join("debug")
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target")).join("debug")
 }
 
 fn cargo() -> Command {

@@ -28,7 +28,12 @@ pub fn violations(root: &Path) -> Vec<String> {
     files(root, &mut all);
     let mut problems = Vec::new();
     // Split so that this file does not trip its own check.
-    let hosts = [["crates", ".io"].concat(), ["pypi", ".org"].concat(), ["deb.debian", ".org"].concat(), ["npmjs", ".org"].concat()];
+    let hosts = [
+        ["crates", ".io"].concat(),
+        ["pypi", ".org"].concat(),
+        ["deb.debian", ".org"].concat(),
+        ["npmjs", ".org"].concat(),
+    ];
     let ignore_attr = ["#[", "ignore]"].concat();
     let should_panic_attr = ["#[", "should_panic"].concat();
     for path in all {
@@ -38,7 +43,10 @@ pub fn violations(root: &Path) -> Vec<String> {
         }
         let Ok(text) = std::fs::read_to_string(&path) else { continue };
         let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if (file_name == "lib.rs" || file_name == "main.rs") && path.parent().is_some_and(|p| p.ends_with("src")) && !text.trim_start().starts_with("//!") {
+        if (file_name == "lib.rs" || file_name == "main.rs")
+            && path.parent().is_some_and(|p| p.ends_with("src"))
+            && !text.trim_start().starts_with("//!")
+        {
             problems.push(format!("{rel}: crate root without a //! header"));
         }
         if path.extension().is_some_and(|e| e == "rs") {

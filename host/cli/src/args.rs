@@ -260,7 +260,9 @@ pub struct SnapshotCreateAs {
 
 /// `snapshot-current`.
 #[derive(Debug, Args)]
-#[command(override_usage = "virtplug snapshot-current [--domain] <string> [--name] [--security-info] [--snapshotname <string>]")]
+#[command(
+    override_usage = "virtplug snapshot-current [--domain] <string> [--name] [--security-info] [--snapshotname <string>]"
+)]
 pub struct SnapshotCurrent {
     /// domain name, id or uuid
     #[arg(long, value_name = "string")]
@@ -324,7 +326,9 @@ pub struct SnapshotDumpxml {
 
 /// `snapshot-edit`.
 #[derive(Debug, Args)]
-#[command(override_usage = "virtplug snapshot-edit [--domain] <string> [--snapshotname <string>] [--current] [--rename] [--clone]")]
+#[command(
+    override_usage = "virtplug snapshot-edit [--domain] <string> [--snapshotname <string>] [--current] [--rename] [--clone]"
+)]
 pub struct SnapshotEdit {
     /// domain name, id or uuid
     #[arg(long, value_name = "string")]
@@ -472,7 +476,9 @@ pub struct SnapshotExport {
 
 /// `snapshot-import` (virtplug only).
 #[derive(Debug, Args)]
-#[command(override_usage = "virtplug snapshot-import [--domain] <string> {[--bundle] <string> | --libvirt-dir <string>} [--dry-run]")]
+#[command(
+    override_usage = "virtplug snapshot-import [--domain] <string> {[--bundle] <string> | --libvirt-dir <string>} [--dry-run]"
+)]
 pub struct SnapshotImport {
     /// domain name, id or uuid
     #[arg(long, value_name = "string")]
@@ -492,7 +498,9 @@ pub struct SnapshotImport {
 
 /// `migrate-snapshots` (virtplug only).
 #[derive(Debug, Args)]
-#[command(override_usage = "virtplug migrate-snapshots [--domain] <string> --from <uri> --to <uri> [--dry-run] [--json]")]
+#[command(
+    override_usage = "virtplug migrate-snapshots [--domain] <string> --from <uri> --to <uri> [--dry-run] [--json]"
+)]
 pub struct MigrateSnapshots {
     /// domain name
     #[arg(long, value_name = "string")]

@@ -81,6 +81,5 @@ pub fn io_text(e: &std::io::Error) -> String {
 
 /// Reads a file the user named, with libvirt's message on failure.
 pub fn read_file(path: &str) -> Result<String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| CliError::msg(format!("Failed to open file '{path}': {}", io_text(&e))))
+    std::fs::read_to_string(path).map_err(|e| CliError::msg(format!("Failed to open file '{path}': {}", io_text(&e))))
 }

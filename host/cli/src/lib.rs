@@ -22,10 +22,7 @@ use crate::{
 
 /// The URI used without `-c`: `$VIRTPLUG_DEFAULT_URI`, else `mock:///default`.
 pub fn default_uri() -> String {
-    std::env::var("VIRTPLUG_DEFAULT_URI")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "mock:///default".to_owned())
+    std::env::var("VIRTPLUG_DEFAULT_URI").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "mock:///default".to_owned())
 }
 
 /// Runs one command and returns its complete stdout text (virsh's end-of-command newline

@@ -5,10 +5,7 @@
 //! (the one place where errors become exit codes). Commands live in the `virtplug_cli`
 //! library; it must not print or exit.
 
-use std::{
-    io::Write,
-    process::ExitCode,
-};
+use std::{io::Write, process::ExitCode};
 
 use clap::Parser;
 use virtplug_cli::{args::Cli, error::CliError};

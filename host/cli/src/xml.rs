@@ -66,12 +66,13 @@ pub fn diskspec(spec: &str) -> Result<String> {
     let Some((name, rest)) = items.split_first() else { return Err(bad(None)) };
     let (mut snapshot, mut driver, mut stype, mut file) = (None, None, None, None);
     for item in rest {
-        let slot = [("snapshot=", &mut snapshot), ("driver=", &mut driver), ("stype=", &mut stype), ("file=", &mut file)]
-            .into_iter()
-            .find_map(|(prefix, slot)| match (slot.is_none(), item.strip_prefix(prefix)) {
-                (true, Some(v)) => Some((slot, v.to_owned())),
-                _ => None,
-            });
+        let slot =
+            [("snapshot=", &mut snapshot), ("driver=", &mut driver), ("stype=", &mut stype), ("file=", &mut file)]
+                .into_iter()
+                .find_map(|(prefix, slot)| match (slot.is_none(), item.strip_prefix(prefix)) {
+                    (true, Some(v)) => Some((slot, v.to_owned())),
+                    _ => None,
+                });
         match slot {
             Some((slot, v)) => *slot = Some(v),
             None => return Err(bad(None)),

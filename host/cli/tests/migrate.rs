@@ -21,7 +21,11 @@ fn prerequisites(tmp: &Path) -> Option<(PathBuf, PathBuf)> {
     let dir = Path::new(BIN).parent()?;
     let (daemon, mock) = (dir.join("virtplugd"), dir.join("libvirtplug_plugin_mock.so"));
     if !daemon.is_file() || !mock.is_file() {
-        let what = format!("{} and {} must be built beside {BIN} (cargo build -p virtplug-daemon -p virtplug-plugin-mock)", daemon.display(), mock.display());
+        let what = format!(
+            "{} and {} must be built beside {BIN} (cargo build -p virtplug-daemon -p virtplug-plugin-mock)",
+            daemon.display(),
+            mock.display()
+        );
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{what}");
         }
@@ -59,7 +63,10 @@ impl Daemon {
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::os::unix::net::UnixStream::connect(d.dir.join("sock")).is_err() {
             if let Ok(Some(status)) = d.child.try_wait() {
-                panic!("virtplugd exited early: {status}; log: {}", std::fs::read_to_string(d.dir.join("log")).unwrap_or_default());
+                panic!(
+                    "virtplugd exited early: {status}; log: {}",
+                    std::fs::read_to_string(d.dir.join("log")).unwrap_or_default()
+                );
             }
             assert!(Instant::now() < deadline, "virtplugd did not listen within 20 s");
             std::thread::sleep(Duration::from_millis(20));

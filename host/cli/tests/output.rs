@@ -110,7 +110,10 @@ fn tree_rendering() {
         &[("1795681679", Some("s2")), ("s1", None), ("s2", Some("s1"))],
         "s1\n  |\n  +- s2\n      |\n      +- 1795681679\n        \n\n",
     );
-    check(&[("1795681679", Some("s1")), ("s1", None), ("s2", Some("s1"))], "s1\n  |\n  +- 1795681679\n  +- s2\n    \n\n");
+    check(
+        &[("1795681679", Some("s1")), ("s1", None), ("s2", Some("s1"))],
+        "s1\n  |\n  +- 1795681679\n  +- s2\n    \n\n",
+    );
     // Nothing to show: only virsh's end-of-command line.
     check(&[], "\n");
     // virtplug extension: an entry whose parent was filtered out is shown as a root.
@@ -194,7 +197,10 @@ fn create_as_xml() {
 </domainsnapshot>
 ";
     assert_eq!(doc, expected);
-    assert_eq!(xml::create_as(Some("s1"), None, None, &[]).unwrap(), "<domainsnapshot>\n  <name>s1</name>\n</domainsnapshot>\n");
+    assert_eq!(
+        xml::create_as(Some("s1"), None, None, &[]).unwrap(),
+        "<domainsnapshot>\n  <name>s1</name>\n</domainsnapshot>\n"
+    );
     assert_eq!(
         xml::create_as(Some("s<1>&"), Some("a<b>c&d'e\"f"), None, &[]).unwrap(),
         "<domainsnapshot>\n  <name>s&lt;1&gt;&amp;</name>\n  <description>a&lt;b&gt;c&amp;d&apos;e&quot;f</description>\n</domainsnapshot>\n"
@@ -223,7 +229,10 @@ fn specs() {
 fn snapshot_name_of_edited_xml() {
     let check = |doc: &str, expected: Option<&str>| assert_eq!(xml::snapshot_name(doc).as_deref(), expected, "{doc}");
     check("<domainsnapshot>\n  <name>s2</name>\n  <domain><name>test</name></domain>\n</domainsnapshot>\n", Some("s2"));
-    check("<domainsnapshot><description>x</description><domain><name>test</name></domain><name>a&amp;b</name></domainsnapshot>", Some("a&b"));
+    check(
+        "<domainsnapshot><description>x</description><domain><name>test</name></domain><name>a&amp;b</name></domainsnapshot>",
+        Some("a&b"),
+    );
     check("<domainsnapshot><domain><name>test</name></domain></domainsnapshot>", None);
     check("<snapshot><name>x</name></snapshot>", None);
     check("<domainsnapshot><name>x", None);

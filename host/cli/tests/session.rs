@@ -29,7 +29,9 @@ fn require_mock() -> Option<()> {
         return Some(());
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("the mock plugin libvirtplug_plugin_mock.so is not beside {BIN}; build it first (cargo build -p virtplug-plugin-mock)");
+        panic!(
+            "the mock plugin libvirtplug_plugin_mock.so is not beside {BIN}; build it first (cargo build -p virtplug-plugin-mock)"
+        );
     }
     static NOTE: Once = Once::new();
     NOTE.call_once(|| {
@@ -41,9 +43,8 @@ fn require_mock() -> Option<()> {
 /// Replaces every `YYYY-MM-DD HH:MM:SS +0000` by `<TIME>`.
 fn mask_times(s: &str) -> String {
     let shape = "dddd-dd-dd dd:dd:dd +0000";
-    let fits = |w: &[u8]| {
-        w.iter().zip(shape.bytes()).all(|(&c, p)| if p == b'd' { c.is_ascii_digit() } else { c == p })
-    };
+    let fits =
+        |w: &[u8]| w.iter().zip(shape.bytes()).all(|(&c, p)| if p == b'd' { c.is_ascii_digit() } else { c == p });
     let bytes = s.as_bytes();
     let mut out = String::new();
     let mut i = 0;
@@ -173,10 +174,16 @@ fn appendix_a_session() {
     s.ok("snapshot-list test --tree", &format!("s1\n  |\n  +- {n}\n    \n\n"));
     s.ok("snapshot-current test --name", &format!("{n}\n"));
 
-    s.ok(&format!("snapshot-create test {s2_xml} --redefine"), &format!("Domain snapshot s2 created from '{s2_xml}'\n"));
+    s.ok(
+        &format!("snapshot-create test {s2_xml} --redefine"),
+        &format!("Domain snapshot s2 created from '{s2_xml}'\n"),
+    );
     s.ok("snapshot-list test --tree", &format!("s1\n  |\n  +- {n}\n  +- s2\n    \n\n"));
     s.ok("snapshot-current test --name", &format!("{n}\n"));
-    s.ok(&format!("snapshot-create test {s2_xml} --redefine --current"), &format!("Domain snapshot s2 created from '{s2_xml}'\n"));
+    s.ok(
+        &format!("snapshot-create test {s2_xml} --redefine --current"),
+        &format!("Domain snapshot s2 created from '{s2_xml}'\n"),
+    );
     s.ok("snapshot-current test --name", "s2\n");
     s.ok(
         "snapshot-info test --current",
@@ -241,7 +248,10 @@ fn domain_lifecycle_and_undefine() {
     s.ok("list", " Id   Name   State\n----------------------\n 1    test   running\n\n");
     s.ok("list --name", "test\n\n");
     s.ok("snapshot-create-as test s1", "Domain snapshot s1 created\n");
-    s.err("-r snapshot-create-as test x", "error: operation forbidden: read only access prevents virDomainSnapshotCreateXML\n\n");
+    s.err(
+        "-r snapshot-create-as test x",
+        "error: operation forbidden: read only access prevents virDomainSnapshotCreateXML\n\n",
+    );
     s.ok("suspend test", "Domain 'test' suspended\n\n");
     s.ok("domstate test", "paused\n\n");
     s.ok("resume test", "Domain 'test' resumed\n\n");
@@ -329,14 +339,21 @@ fn snapshot_edit_is_atomic() {
     assert_eq!(triple(unchanged), ("Snapshot s2 XML configuration not changed.\n\n".into(), String::new(), 0));
 
     let describe = "sed -i 's#<name>s2</name>#<name>s2</name><description>edited</description>#'";
-    assert_eq!(triple(s.with_editor(describe, "snapshot-edit test s2")), ("Snapshot s2 edited.\n\n".into(), String::new(), 0));
+    assert_eq!(
+        triple(s.with_editor(describe, "snapshot-edit test s2")),
+        ("Snapshot s2 edited.\n\n".into(), String::new(), 0)
+    );
     assert!(s.run("snapshot-dumpxml test s2").stdout.contains("<description>edited</description>"));
 
     // A new name without --rename or --clone changes nothing (virsh would leave both behind).
     let rename = "sed -i 's#<name>s2</name>#<name>s3</name>#'";
     assert_eq!(
         triple(s.with_editor(rename, "snapshot-edit test s2")),
-        (String::new(), "error: Must use --rename or --clone to change s2 to s3\nerror: Failed to update s2\n\n".into(), 1)
+        (
+            String::new(),
+            "error: Must use --rename or --clone to change s2 to s3\nerror: Failed to update s2\n\n".into(),
+            1
+        )
     );
     s.ok("snapshot-list test --name", "s1\ns2\n\n");
 
@@ -345,7 +362,10 @@ fn snapshot_edit_is_atomic() {
     s.ok("snapshot-current test --name", "s3\n");
 
     let clone = "sed -i 's#<name>s3</name>#<name>s4</name>#'";
-    assert_eq!(triple(s.with_editor(clone, "snapshot-edit test s3 --clone")), ("Snapshot s3 cloned to s4.\n\n".into(), String::new(), 0));
+    assert_eq!(
+        triple(s.with_editor(clone, "snapshot-edit test s3 --clone")),
+        ("Snapshot s3 cloned to s4.\n\n".into(), String::new(), 0)
+    );
     s.ok("snapshot-list test --name", "s1\ns3\ns4\n\n");
     s.err("snapshot-edit test s3 --rename --clone", "error: Options --rename and --clone are mutually exclusive\n\n");
 }
@@ -362,7 +382,10 @@ fn export_import_and_halt_quirk() {
     assert_eq!((out.stderr.as_str(), out.code), ("", 0));
 
     let dst = Session::new();
-    dst.ok(&format!("snapshot-import test {bundle} --dry-run"), "Domain 'test': 2 snapshots can be imported (dry run, nothing changed)\n\n");
+    dst.ok(
+        &format!("snapshot-import test {bundle} --dry-run"),
+        "Domain 'test': 2 snapshots can be imported (dry run, nothing changed)\n\n",
+    );
     dst.ok("snapshot-list test --name", "\n");
     dst.ok(&format!("snapshot-import test {bundle}"), "Domain 'test': 2 snapshots imported\n\n");
     dst.ok("snapshot-list test --tree", "s1\n  |\n  +- s2\n    \n\n");
@@ -373,6 +396,9 @@ fn export_import_and_halt_quirk() {
     let xml = src.run("snapshot-dumpxml test s2 --security-info").stdout;
     std::fs::write(&s2, &xml[..xml.len() - 1]).unwrap();
     src.ok("domstate test", "running\n\n");
-    src.ok(&format!("snapshot-create test {s2} --redefine --halt"), &format!("Domain snapshot s2 created from '{s2}'\n"));
+    src.ok(
+        &format!("snapshot-create test {s2} --redefine --halt"),
+        &format!("Domain snapshot s2 created from '{s2}'\n"),
+    );
     src.ok("domstate test", "shut off\n\n");
 }

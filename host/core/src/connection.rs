@@ -111,7 +111,12 @@ impl Connection {
     }
 
     /// Runs the generic checks of `rules` for `flags`, then `call` on the backend.
-    pub(crate) fn dispatch<T>(&self, rules: &OpRules, flags: u32, call: impl FnOnce(&dyn Backend) -> model::Result<T>) -> Result<T> {
+    pub(crate) fn dispatch<T>(
+        &self,
+        rules: &OpRules,
+        flags: u32,
+        call: impl FnOnce(&dyn Backend) -> model::Result<T>,
+    ) -> Result<T> {
         self.check(rules, flags)?;
         self.call(call)
     }

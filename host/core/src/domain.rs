@@ -9,7 +9,10 @@ use crate::{
 };
 
 fn looks_like_uuid(s: &str) -> bool {
-    s.len() == 36 && s.chars().enumerate().all(|(i, c)| matches!(i, 8 | 13 | 18 | 23) == (c == '-') && (c == '-' || c.is_ascii_hexdigit()))
+    s.len() == 36
+        && s.chars()
+            .enumerate()
+            .all(|(i, c)| matches!(i, 8 | 13 | 18 | 23) == (c == '-') && (c == '-' || c.is_ascii_hexdigit()))
 }
 
 impl Connection {
@@ -28,9 +31,7 @@ impl Connection {
         let by_name = self.dispatch(&rules::DOMAIN_LOOKUP, 0, |d| d.domain_lookup_by_name(name_or_uuid));
         match (by_name, name_or_uuid.parse::<i32>()) {
             (Ok(info), _) => Ok(info),
-            (Err(e), Ok(id)) if id >= 0 => {
-                self.domain_list()?.into_iter().find(|d| d.id == id).ok_or(e)
-            }
+            (Err(e), Ok(id)) if id >= 0 => self.domain_list()?.into_iter().find(|d| d.id == id).ok_or(e),
             (Err(e), _) => Err(e),
         }
     }

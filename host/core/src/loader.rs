@@ -49,13 +49,14 @@ fn check_trusted(path: &Path) -> Result<()> {
         return Err(refuse(path, "file is world-writable"));
     }
     if let Some(dir) = path.parent()
-        && let Ok(dmeta) = std::fs::metadata(dir) {
-            // A sticky world-writable directory (like /tmp) still protects files of other users.
-            let mode = dmeta.permissions().mode();
-            if mode & 0o002 != 0 && mode & 0o1000 == 0 {
-                return Err(refuse(path, "directory is world-writable"));
-            }
+        && let Ok(dmeta) = std::fs::metadata(dir)
+    {
+        // A sticky world-writable directory (like /tmp) still protects files of other users.
+        let mode = dmeta.permissions().mode();
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            return Err(refuse(path, "directory is world-writable"));
         }
+    }
     Ok(())
 }
 
@@ -67,7 +68,9 @@ fn check_version(path: &Path, plugin_version: &str) -> Result<()> {
     if major(plugin_version) != major(host_version) {
         return Err(refuse(
             path,
-            format!("ABI version mismatch: host implements virtplug-plugin-api {host_version}, plugin was built against {plugin_version}"),
+            format!(
+                "ABI version mismatch: host implements virtplug-plugin-api {host_version}, plugin was built against {plugin_version}"
+            ),
         ));
     }
     Ok(())
@@ -117,20 +120,21 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin> {
         return Err(refuse(path, "the plugin exports no layout to check"));
     };
     if let Err(newer) = check_layout_compatibility(ours, theirs)
-        && let Err(older) = check_layout_compatibility(theirs, ours) {
-            tracing::debug!(path = %path.display(), newer = %newer, older = %older, "ABI layout mismatch");
-            let first = newer
-                .errors
-                .iter()
-                .flat_map(|e| {
-                    let place = e.stack_trace.last().map(|s| s.expected.to_string()).unwrap_or_default();
-                    e.errs.iter().map(move |err| format!("{err:?} at {place}"))
-                })
-                .next()
-                .unwrap_or_else(|| "layout differs".to_owned());
-            let first = first.split_whitespace().collect::<Vec<_>>().join(" ");
-            return Err(refuse(path, format!("ABI layout mismatch: {first}")));
-        }
+        && let Err(older) = check_layout_compatibility(theirs, ours)
+    {
+        tracing::debug!(path = %path.display(), newer = %newer, older = %older, "ABI layout mismatch");
+        let first = newer
+            .errors
+            .iter()
+            .flat_map(|e| {
+                let place = e.stack_trace.last().map(|s| s.expected.to_string()).unwrap_or_default();
+                e.errs.iter().map(move |err| format!("{err:?} at {place}"))
+            })
+            .next()
+            .unwrap_or_else(|| "layout differs".to_owned());
+        let first = first.split_whitespace().collect::<Vec<_>>().join(" ");
+        return Err(refuse(path, format!("ABI layout mismatch: {first}")));
+    }
     // SAFETY: the layout of the plugin's root module was checked just above against ours, in
     // the direction that applies (plugin newer: its prefix is a superset; plugin older: ours is,
     // and the fields it lacks are reached only through accessors that return `None` or panic

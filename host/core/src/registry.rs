@@ -33,7 +33,10 @@ impl PluginDirs {
             for dir in &dirs {
                 if !dir.is_dir() {
                     return Err(HostError::Config {
-                        message: format!("plugin directory {} (from VIRTPLUG_PLUGIN_DIR) does not exist", dir.display()),
+                        message: format!(
+                            "plugin directory {} (from VIRTPLUG_PLUGIN_DIR) does not exist",
+                            dir.display()
+                        ),
                     });
                 }
             }
@@ -49,9 +52,10 @@ impl PluginDirs {
             beside_executable.push(exe_dir.clone());
             // `cargo test` binaries live in target/<profile>/deps; plugins one level up.
             if exe_dir.ends_with("deps")
-                && let Some(up) = exe_dir.parent() {
-                    beside_executable.push(up.to_owned());
-                }
+                && let Some(up) = exe_dir.parent()
+            {
+                beside_executable.push(up.to_owned());
+            }
         }
         Ok(Self { dirs, beside_executable })
     }
@@ -71,9 +75,8 @@ fn config_file() -> Option<PathBuf> {
 /// Reads `plugin_dir = /path` lines; `#` starts a comment. Unknown keys are refused so that a
 /// typo is not silently ignored.
 fn read_config(path: &Path) -> Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string(path).map_err(|e| HostError::Config {
-        message: format!("cannot read config file {}: {e}", path.display()),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| HostError::Config { message: format!("cannot read config file {}: {e}", path.display()) })?;
     let mut dirs = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -85,7 +88,12 @@ fn read_config(path: &Path) -> Result<Vec<PathBuf>> {
                 let dir = PathBuf::from(dir);
                 if !dir.is_dir() {
                     return Err(HostError::Config {
-                        message: format!("plugin directory {} (from {}:{}) does not exist", dir.display(), path.display(), n + 1),
+                        message: format!(
+                            "plugin directory {} (from {}:{}) does not exist",
+                            dir.display(),
+                            path.display(),
+                            n + 1
+                        ),
                     });
                 }
                 dirs.push(dir);
@@ -114,13 +122,9 @@ impl Registry {
     pub fn discover(dirs: &PluginDirs) -> Self {
         let mut registry = Self::default();
         let mut seen = std::collections::BTreeSet::new();
-        let candidates = dirs
-            .dirs
-            .iter()
-            .flat_map(|d| so_files(d, |_| true))
-            .chain(dirs.beside_executable.iter().flat_map(|d| {
-                so_files(d, |name| name.starts_with("libvirtplug_plugin_"))
-            }));
+        let candidates = dirs.dirs.iter().flat_map(|d| so_files(d, |_| true)).chain(
+            dirs.beside_executable.iter().flat_map(|d| so_files(d, |name| name.starts_with("libvirtplug_plugin_"))),
+        );
         for path in candidates {
             let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
             if !seen.insert(key) {
@@ -172,8 +176,7 @@ fn so_files(dir: &Path, accept: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.extension().is_some_and(|e| e == "so")
-                && p.file_name().and_then(|n| n.to_str()).is_some_and(&accept)
+            p.extension().is_some_and(|e| e == "so") && p.file_name().and_then(|n| n.to_str()).is_some_and(&accept)
         })
         .collect();
     files.sort();

@@ -11,8 +11,8 @@
 use virtplug_plugin_api::{
     Capabilities,
     flags::{
-        domain_undefine, domain_xml, ops, snapshot_create, snapshot_delete, snapshot_import,
-        snapshot_list, snapshot_revert, snapshot_xml,
+        domain_undefine, domain_xml, ops, snapshot_create, snapshot_delete, snapshot_import, snapshot_list,
+        snapshot_revert, snapshot_xml,
     },
 };
 

@@ -34,20 +34,14 @@ impl Connection {
         if !def.name.is_empty() {
             check_name("snapshot", &def.name)?;
         }
-        self.call(|d| {
-            d.snapshot_create(dom, xml, flags)
-        })
-        
+        self.call(|d| d.snapshot_create(dom, xml, flags))
     }
 
     /// `snapshot_xml` with `flags::snapshot_xml` bits.
     pub fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> Result<String> {
         check_name("domain", dom)?;
         check_name("snapshot", snap)?;
-        self.dispatch(&rules::SNAPSHOT_XML, flags, |d| {
-            d.snapshot_xml(dom, snap, flags)
-        })
-        
+        self.dispatch(&rules::SNAPSHOT_XML, flags, |d| d.snapshot_xml(dom, snap, flags))
     }
 
     /// Every snapshot of `dom` as the plugin reports it, unfiltered.
@@ -74,14 +68,12 @@ impl Connection {
         check_name("domain", dom)?;
         check_name("snapshot", snap)?;
         self.dispatch(&rules::SNAPSHOT_LOOKUP, 0, |d| d.snapshot_lookup(dom, snap))
-            
     }
 
     /// `snapshot_current`: the current snapshot, or `None`.
     pub fn snapshot_current(&self, dom: &str) -> Result<Option<SnapshotInfo>> {
         check_name("domain", dom)?;
         self.dispatch(&rules::SNAPSHOT_CURRENT, 0, |d| d.snapshot_current(dom))
-
     }
 
     /// The parent's name; a root is `NO_DOMAIN_SNAPSHOT`, as libvirt's GetParent.
@@ -96,18 +88,14 @@ impl Connection {
     pub fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
         check_name("domain", dom)?;
         check_name("snapshot", snap)?;
-        self.dispatch(&rules::SNAPSHOT_REVERT, flags, |d| {
-            d.snapshot_revert(dom, snap, flags)
-        })
+        self.dispatch(&rules::SNAPSHOT_REVERT, flags, |d| d.snapshot_revert(dom, snap, flags))
     }
 
     /// `snapshot_delete` with `flags::snapshot_delete` bits.
     pub fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
         check_name("domain", dom)?;
         check_name("snapshot", snap)?;
-        self.dispatch(&rules::SNAPSHOT_DELETE, flags, |d| {
-            d.snapshot_delete(dom, snap, flags)
-        })
+        self.dispatch(&rules::SNAPSHOT_DELETE, flags, |d| d.snapshot_delete(dom, snap, flags))
     }
 
     /// `snapshot_edit`: redefines `snap` from `xml` (which may rename it) in one plugin
@@ -118,10 +106,7 @@ impl Connection {
         self.check(&rules::SNAPSHOT_EDIT, flags)?;
         let def = validate_snapshot_xml(xml, flags | snapshot_create::REDEFINE)?;
         check_name("snapshot", &def.name)?;
-        self.call(|d| {
-            d.snapshot_edit(dom, snap, xml, flags)
-        })
-        
+        self.call(|d| d.snapshot_edit(dom, snap, xml, flags))
     }
 
     /// `snapshot_import`: redefines every XML (parents first) and marks `current`, all or

@@ -39,26 +39,107 @@ fn lying_plugin_never_receives_calls_the_host_refused() {
     let ro = Connection::open(&registry, "lying:///", true).unwrap();
     use snapshot_create as c;
     let refused: Vec<(Result<(), HostError>, u32, &str)> = vec![
-        (conn.snapshot_create("test", "<domainsnapshot/>", c::NO_METADATA).map(drop), codes::INVALID_ARG, "unsupported flags (0x4) in function snapshot_create"),
-        (conn.snapshot_create("test", "<domainsnapshot/>", c::DISK_ONLY | c::HALT).map(drop), codes::INVALID_ARG, "unsupported flags (0x10) in function snapshot_create"),
-        (conn.snapshot_create("test", "<domainsnapshot/>", c::CURRENT).map(drop), codes::INVALID_ARG, "Flag 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' is required by flag 'VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT'"),
-        (conn.snapshot_create("test", "<domainsnapshot/>", 0x400).map(drop), codes::INVALID_ARG, "unsupported flags (0x400) in function snapshot_create"),
-        (ro.snapshot_create("test", "<domainsnapshot/>", 0).map(drop), codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainSnapshotCreateXML"),
-        (conn.snapshot_delete("test", "s1", snapshot_delete::METADATA_ONLY), codes::INVALID_ARG, "unsupported flags (0x2) in function snapshot_delete"),
-        (conn.snapshot_delete("test", "s1", snapshot_delete::CHILDREN | snapshot_delete::CHILDREN_ONLY), codes::INVALID_ARG, "Flags 'VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN' and 'VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY' are mutually exclusive"),
-        (conn.snapshot_revert("test", "s1", snapshot_revert::RESET_NVRAM), codes::INVALID_ARG, "unsupported flags (0x8) in function snapshot_revert"),
-        (conn.snapshot_revert("test", "s1", snapshot_revert::RUNNING | snapshot_revert::PAUSED), codes::INVALID_ARG, "Flags 'VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING' and 'VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED' are mutually exclusive"),
-        (ro.snapshot_xml("test", "s1", snapshot_xml::SECURE).map(drop), codes::OPERATION_DENIED, "operation forbidden: virDomainSnapshotGetXMLDesc with secure flag"),
-        (conn.snapshot_import("test", &[], None, 0), codes::INVALID_ARG, "unsupported flags (0x0) in function snapshot_import"),
-        (ro.domain_undefine("test", 0), codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainUndefineFlags"),
-        (conn.domain_undefine("test", domain_undefine::NVRAM), codes::INVALID_ARG, "unsupported flags (0x4) in function domain_undefine"),
+        (
+            conn.snapshot_create("test", "<domainsnapshot/>", c::NO_METADATA).map(drop),
+            codes::INVALID_ARG,
+            "unsupported flags (0x4) in function snapshot_create",
+        ),
+        (
+            conn.snapshot_create("test", "<domainsnapshot/>", c::DISK_ONLY | c::HALT).map(drop),
+            codes::INVALID_ARG,
+            "unsupported flags (0x10) in function snapshot_create",
+        ),
+        (
+            conn.snapshot_create("test", "<domainsnapshot/>", c::CURRENT).map(drop),
+            codes::INVALID_ARG,
+            "Flag 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' is required by flag 'VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT'",
+        ),
+        (
+            conn.snapshot_create("test", "<domainsnapshot/>", 0x400).map(drop),
+            codes::INVALID_ARG,
+            "unsupported flags (0x400) in function snapshot_create",
+        ),
+        (
+            ro.snapshot_create("test", "<domainsnapshot/>", 0).map(drop),
+            codes::OPERATION_DENIED,
+            "operation forbidden: read only access prevents virDomainSnapshotCreateXML",
+        ),
+        (
+            conn.snapshot_delete("test", "s1", snapshot_delete::METADATA_ONLY),
+            codes::INVALID_ARG,
+            "unsupported flags (0x2) in function snapshot_delete",
+        ),
+        (
+            conn.snapshot_delete("test", "s1", snapshot_delete::CHILDREN | snapshot_delete::CHILDREN_ONLY),
+            codes::INVALID_ARG,
+            "Flags 'VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN' and 'VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY' are mutually exclusive",
+        ),
+        (
+            conn.snapshot_revert("test", "s1", snapshot_revert::RESET_NVRAM),
+            codes::INVALID_ARG,
+            "unsupported flags (0x8) in function snapshot_revert",
+        ),
+        (
+            conn.snapshot_revert("test", "s1", snapshot_revert::RUNNING | snapshot_revert::PAUSED),
+            codes::INVALID_ARG,
+            "Flags 'VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING' and 'VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED' are mutually exclusive",
+        ),
+        (
+            ro.snapshot_xml("test", "s1", snapshot_xml::SECURE).map(drop),
+            codes::OPERATION_DENIED,
+            "operation forbidden: virDomainSnapshotGetXMLDesc with secure flag",
+        ),
+        (
+            conn.snapshot_import("test", &[], None, 0),
+            codes::INVALID_ARG,
+            "unsupported flags (0x0) in function snapshot_import",
+        ),
+        (
+            ro.domain_undefine("test", 0),
+            codes::OPERATION_DENIED,
+            "operation forbidden: read only access prevents virDomainUndefineFlags",
+        ),
+        (
+            conn.domain_undefine("test", domain_undefine::NVRAM),
+            codes::INVALID_ARG,
+            "unsupported flags (0x4) in function domain_undefine",
+        ),
         (conn.snapshot_create("test", "<domainsnapshot>", 0).map(drop), codes::XML_DETAIL, "@malformed"),
-        (conn.snapshot_create("test", "<snapshot/>", 0).map(drop), codes::XML_ERROR, "XML error: expecting root element of 'domainsnapshot', not 'snapshot'"),
-        (conn.snapshot_create("test", "<domainsnapshot/>", c::REDEFINE).map(drop), codes::XML_ERROR, "XML error: a redefined snapshot must have a name"),
-        (conn.snapshot_create("test", "<domainsnapshot><name>s</name><creationTime>1</creationTime></domainsnapshot>", c::REDEFINE).map(drop), codes::XML_ERROR, "XML error: missing state from existing snapshot"),
-        (conn.snapshot_lookup("test", "").map(drop), codes::INVALID_ARG, "invalid argument: snapshot name must not be empty"),
-        (conn.snapshot_lookup("test", &"x".repeat(10_000)).map(drop), codes::INVALID_ARG, "invalid argument: snapshot name is longer than 4096 bytes"),
-        (conn.snapshot_lookup("test", "a\nb").map(drop), codes::INVALID_ARG, "invalid argument: snapshot name must not contain control characters"),
+        (
+            conn.snapshot_create("test", "<snapshot/>", 0).map(drop),
+            codes::XML_ERROR,
+            "XML error: expecting root element of 'domainsnapshot', not 'snapshot'",
+        ),
+        (
+            conn.snapshot_create("test", "<domainsnapshot/>", c::REDEFINE).map(drop),
+            codes::XML_ERROR,
+            "XML error: a redefined snapshot must have a name",
+        ),
+        (
+            conn.snapshot_create(
+                "test",
+                "<domainsnapshot><name>s</name><creationTime>1</creationTime></domainsnapshot>",
+                c::REDEFINE,
+            )
+            .map(drop),
+            codes::XML_ERROR,
+            "XML error: missing state from existing snapshot",
+        ),
+        (
+            conn.snapshot_lookup("test", "").map(drop),
+            codes::INVALID_ARG,
+            "invalid argument: snapshot name must not be empty",
+        ),
+        (
+            conn.snapshot_lookup("test", &"x".repeat(10_000)).map(drop),
+            codes::INVALID_ARG,
+            "invalid argument: snapshot name is longer than 4096 bytes",
+        ),
+        (
+            conn.snapshot_lookup("test", "a\nb").map(drop),
+            codes::INVALID_ARG,
+            "invalid argument: snapshot name must not contain control characters",
+        ),
     ];
     for (i, (result, code, text)) in refused.into_iter().enumerate() {
         if code == codes::INVALID_ARG && text.contains("(0x0)") {
@@ -78,7 +159,8 @@ fn lying_plugin_never_receives_calls_the_host_refused() {
     }
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(logged, "snapshot_import 0x0\n", "only the accepted call reached the plugin");
-    let redefine = "<domainsnapshot><name>s1</name><state>running</state><creationTime>1</creationTime></domainsnapshot>";
+    let redefine =
+        "<domainsnapshot><name>s1</name><state>running</state><creationTime>1</creationTime></domainsnapshot>";
     conn.snapshot_create("test", redefine, c::REDEFINE | c::CURRENT).unwrap();
     let logged = std::fs::read_to_string(&log).unwrap();
     assert_eq!(logged, "snapshot_import 0x0\nsnapshot_create 0x3\n");
@@ -91,12 +173,18 @@ fn panicking_plugin_becomes_an_error_and_is_poisoned() {
     assert_eq!(conn.domain_list().unwrap(), vec![]);
     assert_eq!(
         err_of(conn.snapshot_create("test", "<domainsnapshot/>", 0)),
-        (codes::INTERNAL_ERROR, "internal error: plugin 'panicky' panicked in snapshot_create: driver bug in snapshot_create".to_owned())
+        (
+            codes::INTERNAL_ERROR,
+            "internal error: plugin 'panicky' panicked in snapshot_create: driver bug in snapshot_create".to_owned()
+        )
     );
     // The host survived; the connection is poisoned and runs no more plugin code.
     assert_eq!(
         err_of(conn.domain_list()),
-        (codes::INTERNAL_ERROR, "internal error: plugin 'panicky' is poisoned by an earlier panic and refuses further calls".to_owned())
+        (
+            codes::INTERNAL_ERROR,
+            "internal error: plugin 'panicky' is poisoned by an earlier panic and refuses further calls".to_owned()
+        )
     );
     // A fresh connection of the same plugin is not poisoned.
     let again = Connection::open(&registry, "panicky:///", false).unwrap();
@@ -104,7 +192,10 @@ fn panicking_plugin_becomes_an_error_and_is_poisoned() {
     // A panic in open() is an error too.
     assert_eq!(
         err_of(Connection::open(&registry, "panicky:///open", false)),
-        (codes::INTERNAL_ERROR, "internal error: plugin 'panicky' panicked in open: open refuses by panicking".to_owned())
+        (
+            codes::INTERNAL_ERROR,
+            "internal error: plugin 'panicky' panicked in open: open refuses by panicking".to_owned()
+        )
     );
     // Undeclared operations are refused by the host before dispatch.
     assert_eq!(
@@ -134,7 +225,10 @@ fn files_that_are_not_plugins_are_refused_in_one_line() {
     let garbage = dir.path().join("libgarbage.so");
     std::fs::write(&garbage, b"this is not an ELF file").unwrap();
     let e = load_plugin(&garbage).unwrap_err().to_string();
-    assert!(e.starts_with(&format!("cannot load plugin {}: not a loadable shared library (", garbage.display())), "{e}");
+    assert!(
+        e.starts_with(&format!("cannot load plugin {}: not a loadable shared library (", garbage.display())),
+        "{e}"
+    );
     assert!(!e.contains('\n'));
 
     // A real shared library without the root module: the test binary's own libc is one.
@@ -163,7 +257,8 @@ fn a_directory_scan_keeps_going_past_refused_files() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("libbroken.so"), b"nope").unwrap();
     std::fs::copy(fixture("panicky"), dir.path().join("libpanicky.so")).unwrap();
-    let registry = Registry::discover(&virtplug_host::PluginDirs { dirs: vec![dir.path().to_owned()], beside_executable: vec![] });
+    let registry =
+        Registry::discover(&virtplug_host::PluginDirs { dirs: vec![dir.path().to_owned()], beside_executable: vec![] });
     assert_eq!(registry.plugins().len(), 1);
     assert_eq!(registry.refused().len(), 1);
     assert!(registry.for_scheme("panicky").is_some());

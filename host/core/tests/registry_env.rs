@@ -8,7 +8,8 @@ use virtplug_host::{Connection, PluginDirs, Registry, codes};
 
 fn fixture(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let path = exe.parent().and_then(Path::parent).expect("target/<profile>").join(format!("libvirtplug_fixture_{name}.so"));
+    let path =
+        exe.parent().and_then(Path::parent).expect("target/<profile>").join(format!("libvirtplug_fixture_{name}.so"));
     assert!(path.is_file(), "fixture {} is not built: run `cargo build --workspace` first", path.display());
     path
 }
@@ -40,7 +41,10 @@ fn plugin_dirs_come_from_the_environment_or_the_config_file() {
     let e = PluginDirs::from_env().unwrap_err();
     assert_eq!(
         (e.code(), e.to_string()),
-        (codes::INTERNAL_ERROR, format!("plugin directory {} (from VIRTPLUG_PLUGIN_DIR) does not exist", missing.display()))
+        (
+            codes::INTERNAL_ERROR,
+            format!("plugin directory {} (from VIRTPLUG_PLUGIN_DIR) does not exist", missing.display())
+        )
     );
     set("VIRTPLUG_PLUGIN_DIR", None);
 
@@ -58,7 +62,10 @@ fn plugin_dirs_come_from_the_environment_or_the_config_file() {
 
     std::fs::write(&config, format!("plugin_dir = {}\n", missing.display())).unwrap();
     let e = PluginDirs::from_env().unwrap_err();
-    assert_eq!(e.to_string(), format!("plugin directory {} (from {}:1) does not exist", missing.display(), config.display()));
+    assert_eq!(
+        e.to_string(),
+        format!("plugin directory {} (from {}:1) does not exist", missing.display(), config.display())
+    );
 
     // A world-writable plugin file is refused: loading a plugin runs its code.
     std::fs::write(&config, format!("plugin_dir = {}\n", plugins.display())).unwrap();

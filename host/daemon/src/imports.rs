@@ -30,7 +30,10 @@ pub struct Imports {
 
 /// Whether `id` is acceptable as a migration id (it names a file).
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && !id.starts_with('.') && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 fn bad_id(id: &str) -> ApiError {
@@ -45,12 +48,24 @@ impl Imports {
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries.flatten() {
                 let path = entry.path();
-                let Some(id) = path.file_stem().and_then(|s| s.to_str()).filter(|s| valid_id(s)).map(str::to_owned) else { continue };
+                let Some(id) = path.file_stem().and_then(|s| s.to_str()).filter(|s| valid_id(s)).map(str::to_owned)
+                else {
+                    continue;
+                };
                 if path.extension().and_then(|e| e.to_str()) != Some("json") {
                     continue;
                 }
-                let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| SystemTime::now().duration_since(t).ok()).is_some_and(|age| age > KEEP);
-                let Some(mut state) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()).and_then(|v| v["state"].as_str().map(str::to_owned)) else {
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .is_some_and(|age| age > KEEP);
+                let Some(mut state) = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .and_then(|v| v["state"].as_str().map(str::to_owned))
+                else {
                     continue;
                 };
                 if old && state != "running" {
@@ -82,7 +97,10 @@ impl Imports {
         }
         let mut m = self.states.lock().map_err(|_| ApiError::new(codes::INTERNAL_ERROR, "import records poisoned"))?;
         if let Some(state) = m.get(id) {
-            return Err(ApiError::new(codes::OPERATION_INVALID, format!("the import of migration {id} was already {state} here")));
+            return Err(ApiError::new(
+                codes::OPERATION_INVALID,
+                format!("the import of migration {id} was already {state} here"),
+            ));
         }
         write(&self.dir, id, "running").map_err(ApiError::from)?;
         m.insert(id.to_owned(), "running".into());
@@ -121,10 +139,13 @@ impl Imports {
 /// Writes one record atomically and durably (temporary file, fsync, rename, fsync of the folder).
 fn write(dir: &Path, id: &str, state: &str) -> Result<(), HostError> {
     use std::io::Write;
-    let err = |e: std::io::Error| HostError::Config { message: format!("cannot write import record in {}: {e}", dir.display()) };
+    let err = |e: std::io::Error| HostError::Config {
+        message: format!("cannot write import record in {}: {e}", dir.display()),
+    };
     std::fs::create_dir_all(dir).map_err(err)?;
     let tmp = dir.join(format!(".{id}.tmp"));
-    let bytes = serde_json::to_vec(&serde_json::json!({ "migration": id, "state": state })).map_err(|e| err(std::io::Error::other(e)))?;
+    let bytes = serde_json::to_vec(&serde_json::json!({ "migration": id, "state": state }))
+        .map_err(|e| err(std::io::Error::other(e)))?;
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
     f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(err)?;
     std::fs::rename(&tmp, dir.join(format!("{id}.json"))).map_err(err)?;

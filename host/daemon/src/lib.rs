@@ -139,8 +139,13 @@ pub fn router(state: AppState, config: &Config) -> Router {
 }
 
 /// Runs the daemon until `shutdown` resolves.
-pub async fn serve(config: Config, registry: Registry, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let mut shared = Shared::new(registry, config.default_uri.clone(), config.allowed_uris.clone(), config.state_dir.clone());
+pub async fn serve(
+    config: Config,
+    registry: Registry,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut shared =
+        Shared::new(registry, config.default_uri.clone(), config.allowed_uris.clone(), config.state_dir.clone());
     shared.fault_import_delay = config.fault_import_delay;
     let state: AppState = Arc::new(shared);
     std::fs::create_dir_all(&config.state_dir)?;
@@ -149,14 +154,24 @@ pub async fn serve(config: Config, registry: Registry, shutdown: impl std::futur
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     let mut sockets = Vec::new();
-    for (path, mode, access) in [(&config.socket, config.socket_mode, Access::ReadWrite), (&config.ro_socket, config.ro_socket_mode, Access::ReadOnly)] {
+    for (path, mode, access) in [
+        (&config.socket, config.socket_mode, Access::ReadWrite),
+        (&config.ro_socket, config.ro_socket_mode, Access::ReadOnly),
+    ] {
         let Some(path) = path else { continue };
-        let listener = listen::bind_unix(path, mode).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+        let listener =
+            listen::bind_unix(path, mode).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
         sockets.push(path.clone());
         tracing::info!(socket = %path.display(), ?access, "listening");
         let app = app.clone().layer(Extension(access));
         let mut stop = stop_rx.clone();
-        servers.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(async move { let _ = stop.changed().await; }).await });
+        servers.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await
+        });
     }
     if let Some(tls) = &config.tls {
         let tokens = listen::Tokens::load(&tls.tokens).map_err(|e| anyhow::anyhow!("cannot read tokens: {e}"))?;
@@ -164,7 +179,13 @@ pub async fn serve(config: Config, registry: Registry, shutdown: impl std::futur
         tracing::info!(addr = %listener.local_addr(), "listening (TLS)");
         let app = app.clone().layer(axum::middleware::from_fn_with_state(tokens, listen::auth));
         let mut stop = stop_rx.clone();
-        servers.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(async move { let _ = stop.changed().await; }).await });
+        servers.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await
+        });
     }
     tokio::select! {
         () = shutdown => {}
@@ -183,7 +204,8 @@ pub async fn serve(config: Config, registry: Registry, shutdown: impl std::futur
 fn spawn_recovery(state: AppState) {
     let dir = tasks::journal_dir(&state.state_dir);
     let Ok(entries) = std::fs::read_dir(&dir) else { return };
-    let journals: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    let journals: Vec<PathBuf> =
+        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
     if !journals.is_empty() {
         tasks::spawn_recovery_of(state, journals);
     }

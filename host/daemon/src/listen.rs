@@ -28,7 +28,10 @@ use crate::{error::ApiError, state::Access};
 pub fn bind_unix(path: &Path, mode: u32) -> io::Result<UnixListener> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{} is in use by a running daemon", path.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{} is in use by a running daemon", path.display()),
+            ));
         }
         std::fs::remove_file(path)?;
     }
@@ -64,7 +67,12 @@ impl Tokens {
                 Some(("rw", t)) if !t.trim().is_empty() => (Access::ReadWrite, t.trim()),
                 Some(("ro", t)) if !t.trim().is_empty() => (Access::ReadOnly, t.trim()),
                 // The line number only: the line holds a secret.
-                _ => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}:{}: expected `rw TOKEN` or `ro TOKEN`", path.display(), n + 1))),
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}:{}: expected `rw TOKEN` or `ro TOKEN`", path.display(), n + 1),
+                    ));
+                }
             };
             out.push((access.0, access.1.as_bytes().to_vec()));
         }
@@ -89,7 +97,8 @@ impl Tokens {
 
 /// Middleware for TCP: a valid bearer token decides the access; otherwise 401.
 pub async fn auth(State(tokens): State<Tokens>, mut req: Request, next: Next) -> Response {
-    let given = req.headers().get(AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer ").map(<[u8]>::to_vec));
+    let given =
+        req.headers().get(AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer ").map(<[u8]>::to_vec));
     match given.and_then(|t| tokens.check(&t)) {
         Some(access) => {
             req.extensions_mut().insert(access);
@@ -113,7 +122,9 @@ impl TlsListener {
     /// Binds `addr` with the PEM certificate chain and key.
     pub async fn bind(addr: SocketAddr, cert: &Path, key: &Path) -> io::Result<Self> {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-        let pem_err = |p: &PathBuf, e: rustls::pki_types::pem::Error| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()));
+        let pem_err = |p: &PathBuf, e: rustls::pki_types::pem::Error| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
+        };
         let cert_path = cert.to_owned();
         let key_path = key.to_owned();
         let certs = CertificateDer::pem_file_iter(&cert_path)
@@ -138,7 +149,8 @@ impl TlsListener {
                 let _ = stream.set_nodelay(true);
                 let (acceptor, conn_tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await;
+                    let handshake =
+                        tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await;
                     match handshake {
                         Ok(Ok(tls)) => {
                             let _ = conn_tx.send((tls, peer)).await;

@@ -74,7 +74,8 @@ fn config(args: Args) -> anyhow::Result<Config> {
     if args.no_ro_socket {
         c.ro_socket = None;
     }
-    c.socket_mode = u32::from_str_radix(&args.socket_mode, 8).map_err(|_| anyhow::anyhow!("--socket-mode must be octal"))?;
+    c.socket_mode =
+        u32::from_str_radix(&args.socket_mode, 8).map_err(|_| anyhow::anyhow!("--socket-mode must be octal"))?;
     c.default_uri = args.default_uri;
     c.allowed_uris = args.uris;
     c.max_body = args.max_body;

@@ -76,7 +76,13 @@ pub async fn action(ctx: Ctx, P((dom, action)): P<(String, String)>) -> ApiResul
         "shutdown" | "destroy" => "domain.stopped",
         "suspend" => "domain.suspended",
         "resume" => "domain.resumed",
-        _ => return Err(crate::error::ApiError::http(StatusCode::NOT_FOUND, virtplug_host::codes::NO_SUPPORT, format!("POST /v1/domains/{{dom}}/{action}"))),
+        _ => {
+            return Err(crate::error::ApiError::http(
+                StatusCode::NOT_FOUND,
+                virtplug_host::codes::NO_SUPPORT,
+                format!("POST /v1/domains/{{dom}}/{action}"),
+            ));
+        }
     };
     ctx.run(move |c| match action.as_str() {
         "start" => c.domain_start(&d),

@@ -12,8 +12,8 @@ use utoipa::IntoParams;
 use virtplug_host::{
     flags::{snapshot_create, snapshot_delete, snapshot_import},
     remote::wire::{
-        CreateRequest, CurrentResponse, ErrorBody, FlagsRequest, HierarchyJson, ImportRequest, NameResponse, SnapshotJson, TaskJson, TaskState,
-        XmlResponse,
+        CreateRequest, CurrentResponse, ErrorBody, FlagsRequest, HierarchyJson, ImportRequest, NameResponse,
+        SnapshotJson, TaskJson, TaskState, XmlResponse,
     },
 };
 
@@ -62,7 +62,11 @@ pub async fn list(ctx: Ctx, P(dom): P<String>, Q(q): Q<ListQuery>) -> ApiResult<
 #[utoipa::path(post, path = "/v1/domains/{dom}/snapshots", tag = "snapshot", request_body = CreateRequest,
     params(("dom" = String, Path, description = "domain name")),
     responses((status = 201, body = NameResponse), (status = "4XX", body = ErrorBody)))]
-pub async fn create(ctx: Ctx, P(dom): P<String>, J(req): J<CreateRequest>) -> ApiResult<(StatusCode, Json<NameResponse>)> {
+pub async fn create(
+    ctx: Ctx,
+    P(dom): P<String>,
+    J(req): J<CreateRequest>,
+) -> ApiResult<(StatusCode, Json<NameResponse>)> {
     let d = dom.clone();
     let flags = req.flags;
     let name = ctx.run(move |c| c.snapshot_create(&d, &req.xml, req.flags)).await?;
@@ -84,7 +88,11 @@ pub async fn lookup(ctx: Ctx, P((dom, snap)): P<(String, String)>) -> ApiResult<
 #[utoipa::path(put, path = "/v1/domains/{dom}/snapshots/{snap}", tag = "snapshot", request_body = CreateRequest,
     params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name")),
     responses((status = 200, body = NameResponse), (status = "4XX", body = ErrorBody)))]
-pub async fn edit(ctx: Ctx, P((dom, snap)): P<(String, String)>, J(req): J<CreateRequest>) -> ApiResult<Json<NameResponse>> {
+pub async fn edit(
+    ctx: Ctx,
+    P((dom, snap)): P<(String, String)>,
+    J(req): J<CreateRequest>,
+) -> ApiResult<Json<NameResponse>> {
     let d = dom.clone();
     let name = ctx.run(move |c| c.snapshot_edit(&d, &snap, &req.xml, req.flags)).await?;
     ctx.emit("snapshot.redefined", &dom, Some(&name));
@@ -96,10 +104,15 @@ pub async fn edit(ctx: Ctx, P((dom, snap)): P<(String, String)>, J(req): J<Creat
 #[utoipa::path(delete, path = "/v1/domains/{dom}/snapshots/{snap}", tag = "snapshot",
     params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), FlagsQuery),
     responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
-pub async fn delete(ctx: Ctx, P((dom, snap)): P<(String, String)>, Q(q): Q<FlagsQuery>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn delete(
+    ctx: Ctx,
+    P((dom, snap)): P<(String, String)>,
+    Q(q): Q<FlagsQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
     let (d, s) = (dom.clone(), snap.clone());
     ctx.run(move |c| c.snapshot_delete(&d, &s, q.flags)).await?;
-    let kind = if q.flags & snapshot_delete::METADATA_ONLY != 0 { "snapshot.metadata_dropped" } else { "snapshot.deleted" };
+    let kind =
+        if q.flags & snapshot_delete::METADATA_ONLY != 0 { "snapshot.metadata_dropped" } else { "snapshot.deleted" };
     ctx.emit(kind, &dom, Some(&snap));
     ctx.check_current(&dom).await;
     Ok(ok())
@@ -117,7 +130,11 @@ pub async fn xml(ctx: Ctx, P((dom, snap)): P<(String, String)>, Q(q): Q<FlagsQue
 #[utoipa::path(get, path = "/v1/domains/{dom}/snapshots/{snap}/children", tag = "snapshot",
     params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), FlagsQuery),
     responses((status = 200, body = Vec<SnapshotJson>), (status = "4XX", body = ErrorBody)))]
-pub async fn children(ctx: Ctx, P((dom, snap)): P<(String, String)>, Q(q): Q<FlagsQuery>) -> ApiResult<Json<Vec<SnapshotJson>>> {
+pub async fn children(
+    ctx: Ctx,
+    P((dom, snap)): P<(String, String)>,
+    Q(q): Q<FlagsQuery>,
+) -> ApiResult<Json<Vec<SnapshotJson>>> {
     let v = ctx.run(move |c| c.snapshot_list_children(&dom, &snap, q.flags)).await?;
     Ok(Json(v.into_iter().map(Into::into).collect()))
 }
@@ -126,7 +143,11 @@ pub async fn children(ctx: Ctx, P((dom, snap)): P<(String, String)>, Q(q): Q<Fla
 #[utoipa::path(post, path = "/v1/domains/{dom}/snapshots/{snap}/revert", tag = "snapshot", request_body = FlagsRequest,
     params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name")),
     responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
-pub async fn revert(ctx: Ctx, P((dom, snap)): P<(String, String)>, J(req): J<FlagsRequest>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn revert(
+    ctx: Ctx,
+    P((dom, snap)): P<(String, String)>,
+    J(req): J<FlagsRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
     let (d, s) = (dom.clone(), snap.clone());
     ctx.run(move |c| c.snapshot_revert(&d, &s, req.flags)).await?;
     ctx.emit("snapshot.reverted", &dom, Some(&snap));
@@ -222,7 +243,8 @@ pub async fn import(ctx: Ctx, P(dom): P<String>, Q(q): Q<AsyncQuery>, J(req): J<
 
 /// 202 with the task and its `Location`.
 pub fn accepted(task: TaskJson) -> Response {
-    let location = HeaderValue::from_str(&format!("/v1/tasks/{}", task.id)).unwrap_or(HeaderValue::from_static("/v1/tasks"));
+    let location =
+        HeaderValue::from_str(&format!("/v1/tasks/{}", task.id)).unwrap_or(HeaderValue::from_static("/v1/tasks"));
     let mut headers = HeaderMap::new();
     headers.insert(LOCATION, location);
     (StatusCode::ACCEPTED, headers, Json(task)).into_response()

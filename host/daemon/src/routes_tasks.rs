@@ -42,7 +42,11 @@ pub async fn list(ctx: Ctx) -> Json<Vec<TaskJson>> {
     params(("id" = u64, Path, description = "task id")),
     responses((status = 200, body = TaskJson), (status = 404, body = ErrorBody)))]
 pub async fn get(ctx: Ctx, P(id): P<u64>) -> ApiResult<Json<TaskJson>> {
-    ctx.state.tasks.get(id).map(Json).ok_or_else(|| ApiError::http(StatusCode::NOT_FOUND, codes::INVALID_ARG, format!("no task with id {id}")))
+    ctx.state
+        .tasks
+        .get(id)
+        .map(Json)
+        .ok_or_else(|| ApiError::http(StatusCode::NOT_FOUND, codes::INVALID_ARG, format!("no task with id {id}")))
 }
 
 /// Starts a supervised migration of `domain`'s snapshot hierarchy from this daemon's URI to
@@ -114,7 +118,15 @@ fn sse_event(e: &EventJson) -> Event {
 }
 
 fn reset(log: &EventLog) -> EventJson {
-    EventJson { seq: log.last_seq(), kind: "reset".into(), uri: String::new(), domain: None, snapshot: None, task: None, time: 0 }
+    EventJson {
+        seq: log.last_seq(),
+        kind: "reset".into(),
+        uri: String::new(),
+        domain: None,
+        snapshot: None,
+        task: None,
+        time: 0,
+    }
 }
 
 /// Server-sent events: domain, snapshot and task events, each with its sequence number as the
@@ -122,7 +134,11 @@ fn reset(log: &EventLog) -> EventJson {
 /// missed; one further behind than the daemon keeps gets a `reset` event.
 #[utoipa::path(get, path = "/v1/events", tag = "event", params(SinceQuery),
     responses((status = 200, description = "text/event-stream of EventJson", body = EventJson)))]
-pub async fn events(ctx: Ctx, headers: HeaderMap, Q(q): Q<SinceQuery>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn events(
+    ctx: Ctx,
+    headers: HeaderMap,
+    Q(q): Q<SinceQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let log = Arc::clone(&ctx.state.events);
     let header = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let since = header.or(q.since).unwrap_or_else(|| log.last_seq());

@@ -115,8 +115,14 @@ impl FromRequestParts<AppState> for Ctx {
         let access = parts.extensions.get::<Access>().copied().unwrap_or(Access::ReadOnly);
         let asked_ro = parts.headers.get(wire::READ_ONLY_HEADER).is_some_and(|v| v.as_bytes() == b"1");
         let uri = match parts.headers.get(wire::URI_HEADER) {
-            Some(v) => v.to_str().map_err(|_| ApiError::new(codes::INVALID_ARG, "the virtplug-uri header is not valid text"))?.to_owned(),
-            None => state.default_uri.clone().ok_or_else(|| ApiError::new(codes::NO_CONNECT, "(no URI given and no default URI configured)"))?,
+            Some(v) => v
+                .to_str()
+                .map_err(|_| ApiError::new(codes::INVALID_ARG, "the virtplug-uri header is not valid text"))?
+                .to_owned(),
+            None => state
+                .default_uri
+                .clone()
+                .ok_or_else(|| ApiError::new(codes::NO_CONNECT, "(no URI given and no default URI configured)"))?,
         };
         if !state.allowed_uris.is_empty() && !state.allowed_uris.contains(&uri) {
             return Err(HostError::NoConnect { uri }.into());
@@ -127,7 +133,10 @@ impl FromRequestParts<AppState> for Ctx {
 
 impl Ctx {
     /// Runs `f` on this request's connection on the blocking pool.
-    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T, HostError> + Send + 'static) -> ApiResult<T> {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, HostError> + Send + 'static,
+    ) -> ApiResult<T> {
         let state = Arc::clone(&self.state);
         let (uri, ro) = (self.uri.clone(), self.read_only);
         tokio::task::spawn_blocking(move || {

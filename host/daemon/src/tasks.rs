@@ -38,21 +38,40 @@ impl Tasks {
                     state: TaskState::Running,
                     done: 0,
                     total: 0,
-                    steps: steps.iter().map(|s| TaskStep { name: (*s).to_owned(), state: "pending".into(), message: String::new() }).collect(),
+                    steps: steps
+                        .iter()
+                        .map(|s| TaskStep { name: (*s).to_owned(), state: "pending".into(), message: String::new() })
+                        .collect(),
                     result: None,
                     error: None,
                 };
                 inner.1.insert(task.id, task.clone());
                 task
             }
-            Err(_) => TaskJson { id: 0, kind: kind.into(), state: TaskState::Failed, done: 0, total: 0, steps: vec![], result: None, error: None },
+            Err(_) => TaskJson {
+                id: 0,
+                kind: kind.into(),
+                state: TaskState::Failed,
+                done: 0,
+                total: 0,
+                steps: vec![],
+                result: None,
+                error: None,
+            },
         };
         events.emit("task.progress", uri, domain, None, Some(task.clone()));
         task
     }
 
     /// Applies `change` to task `id` and publishes it.
-    pub fn update(&self, id: u64, events: &EventLog, uri: &str, domain: Option<&str>, change: impl FnOnce(&mut TaskJson)) {
+    pub fn update(
+        &self,
+        id: u64,
+        events: &EventLog,
+        uri: &str,
+        domain: Option<&str>,
+        change: impl FnOnce(&mut TaskJson),
+    ) {
         let snapshot = match self.inner.lock() {
             Ok(mut inner) => inner.1.get_mut(&id).map(|t| {
                 change(t);
@@ -85,7 +104,9 @@ pub fn journal_dir(state_dir: &Path) -> PathBuf {
 /// Writes `journal` atomically (temporary file, fsync, rename); `done`/`rolled_back` remove it.
 pub fn write_journal(dir: &Path, id: &str, journal: &Journal) -> Result<(), HostError> {
     use std::io::Write;
-    let err = |e: std::io::Error| HostError::Config { message: format!("cannot write migration journal in {}: {e}", dir.display()) };
+    let err = |e: std::io::Error| HostError::Config {
+        message: format!("cannot write migration journal in {}: {e}", dir.display()),
+    };
     let path = dir.join(format!("{id}.json"));
     if matches!(journal.phase.as_str(), "done" | "rolled_back") {
         return match std::fs::remove_file(&path) {

@@ -12,7 +12,10 @@ use common::{Daemon, create, plugin_dir, raw};
 use virtplug_host::{Connection, Registry, flags::snapshot_xml};
 
 fn post(path: &str, body: &str) -> String {
-    format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 fn get(path: &str) -> String {
@@ -27,17 +30,40 @@ fn errors_bad_input_and_read_only() {
     let sock = d.socket();
     let ro = std::path::PathBuf::from(format!("{}-ro", sock.display()));
     let cases: &[(&std::path::Path, String, u16, &str)] = &[
-        (&sock, post("/v1/domains/test/snapshots", r#"{"xml":"<domainsnapshot/>","flags":2}"#), 400,
-         r#""code":8,"name":"VIR_ERR_INVALID_ARG","message":"Flag 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' is required by flag 'VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT'""#),
+        (
+            &sock,
+            post("/v1/domains/test/snapshots", r#"{"xml":"<domainsnapshot/>","flags":2}"#),
+            400,
+            r#""code":8,"name":"VIR_ERR_INVALID_ARG","message":"Flag 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' is required by flag 'VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT'""#,
+        ),
         (&sock, post("/v1/domains/test/snapshots", "{not json"), 400, "malformed JSON request"),
-        (&sock, post("/v1/domains/test/snapshots", &format!(r#"{{"xml":"{}"}}"#, "x".repeat(8192))), 413, r#""code":8"#),
+        (
+            &sock,
+            post("/v1/domains/test/snapshots", &format!(r#"{{"xml":"{}"}}"#, "x".repeat(8192))),
+            413,
+            r#""code":8"#,
+        ),
         (&sock, get("/v1/nosuch"), 404, "no such route: /v1/nosuch"),
         (&sock, get("/v1/domains/nosuch"), 404, r#""code":42,"name":"VIR_ERR_NO_DOMAIN""#),
-        (&sock, get("/v1/domains/test/snapshots/nosuch"), 404, "Domain snapshot not found: no domain snapshot with matching name 'nosuch'"),
+        (
+            &sock,
+            get("/v1/domains/test/snapshots/nosuch"),
+            404,
+            "Domain snapshot not found: no domain snapshot with matching name 'nosuch'",
+        ),
         (&sock, get("/v1/domains/test/snapshots?flags=oops"), 400, "malformed query"),
-        (&ro, post("/v1/domains/test/snapshots", r#"{"xml":"<domainsnapshot/>"}"#), 403,
-         "operation forbidden: read only access prevents virDomainSnapshotCreateXML"),
-        (&ro, get("/v1/domains/test/snapshot-export"), 403, "operation forbidden: virDomainSnapshotGetXMLDesc with secure flag"),
+        (
+            &ro,
+            post("/v1/domains/test/snapshots", r#"{"xml":"<domainsnapshot/>"}"#),
+            403,
+            "operation forbidden: read only access prevents virDomainSnapshotCreateXML",
+        ),
+        (
+            &ro,
+            get("/v1/domains/test/snapshot-export"),
+            403,
+            "operation forbidden: virDomainSnapshotGetXMLDesc with secure flag",
+        ),
         (&ro, get("/v1/domains"), 200, r#""name":"test""#),
     ];
     for (socket, request, status, needle) in cases {
@@ -92,13 +118,25 @@ fn events_resume_from_the_last_id() {
     let first = read_events(&d.socket(), Some(0), 4);
     assert_eq!(
         first,
-        [(1, "snapshot.created".into()), (2, "snapshot.current_changed".into()), (3, "snapshot.created".into()), (4, "snapshot.current_changed".into())]
+        [
+            (1, "snapshot.created".into()),
+            (2, "snapshot.current_changed".into()),
+            (3, "snapshot.created".into()),
+            (4, "snapshot.current_changed".into())
+        ]
     );
     // Missed while disconnected: a revert and a metadata drop.
     conn.snapshot_revert("test", "s1", 0).unwrap();
     conn.snapshot_delete("test", "s2", virtplug_host::flags::snapshot_delete::METADATA_ONLY).unwrap();
     let resumed = read_events(&d.socket(), Some(4), 3);
-    assert_eq!(resumed, [(5, "snapshot.reverted".into()), (6, "snapshot.current_changed".into()), (7, "snapshot.metadata_dropped".into())]);
+    assert_eq!(
+        resumed,
+        [
+            (5, "snapshot.reverted".into()),
+            (6, "snapshot.current_changed".into()),
+            (7, "snapshot.metadata_dropped".into())
+        ]
+    );
     // A cursor from another daemon run gets `reset`.
     let reset = read_events(&d.socket(), Some(1_000_000), 1);
     assert_eq!(reset[0].1, "reset");

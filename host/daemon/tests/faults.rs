@@ -8,14 +8,20 @@ mod common;
 use std::{
     collections::BTreeSet,
     path::Path,
-    sync::{Arc, atomic::{AtomicBool, Ordering}},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use common::{Daemon, check_tree, create, plugin_dir};
 use virtplug_host::{
     flags::snapshot_list,
-    remote::{Client, wire::{MigrationRequest, TaskState}},
+    remote::{
+        Client,
+        wire::{MigrationRequest, TaskState},
+    },
 };
 
 const CLIENTS: usize = 16;
@@ -70,7 +76,10 @@ fn concurrent_clients_keep_the_tree_consistent() {
     let names: BTreeSet<String> = tree.into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, expected, "exactly the snapshots not deleted remain");
     assert!(conn.snapshot_current("test").unwrap().is_some());
-    eprintln!("stress: {CLIENTS} clients, {total_ops} create rounds in {STRESS_TIME:?}, {} snapshots left", names.len());
+    eprintln!(
+        "stress: {CLIENTS} clients, {total_ops} create rounds in {STRESS_TIME:?}, {} snapshots left",
+        names.len()
+    );
 }
 
 fn chain(conn: &virtplug_host::Connection, n: usize) {
@@ -83,7 +92,9 @@ fn has_json(dir: &Path, state: Option<&str>) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else { return false };
     entries.flatten().any(|e| {
         let p = e.path();
-        p.extension().is_some_and(|x| x == "json") && state.is_none_or(|s| std::fs::read_to_string(&p).is_ok_and(|t| t.contains(&format!("\"state\":\"{s}\""))))
+        p.extension().is_some_and(|x| x == "json")
+            && state
+                .is_none_or(|s| std::fs::read_to_string(&p).is_ok_and(|t| t.contains(&format!("\"state\":\"{s}\""))))
     })
 }
 
@@ -121,7 +132,14 @@ enum Kill {
 }
 
 /// Whether the mock and daemon states after settling are one whole side.
-fn outcome(round: usize, kill: Kill, a: &Daemon, b: &Daemon, n: usize, before: &[(String, Option<String>)]) -> &'static str {
+fn outcome(
+    round: usize,
+    kill: Kill,
+    a: &Daemon,
+    b: &Daemon,
+    n: usize,
+    before: &[(String, Option<String>)],
+) -> &'static str {
     let (ca, cb) = (a.connect(), b.connect());
     let on_a = ca.snapshot_list("test", snapshot_list::METADATA).unwrap().len();
     let tree_b = check_tree(&cb);
@@ -168,7 +186,8 @@ fn sigkill_during_migration_leaves_one_whole_side() {
         chain(&a.connect(), N);
         let before = check_tree(&a.connect());
         let client = Client::from_uri(&a.uri(), false).unwrap();
-        let task = client.start_migration(&MigrationRequest { domain: "test".into(), to: b.uri(), dry_run: false }).unwrap();
+        let task =
+            client.start_migration(&MigrationRequest { domain: "test".into(), to: b.uri(), dry_run: false }).unwrap();
         match kill {
             Kill::AAfter(ms) => {
                 std::thread::sleep(Duration::from_millis(ms));

@@ -7,7 +7,10 @@ mod common;
 use common::{Daemon, check_tree, create, plugin_dir};
 use virtplug_host::{
     flags::{snapshot_create, snapshot_list, snapshot_xml},
-    remote::{Client, wire::{MigrationRequest, TaskState}},
+    remote::{
+        Client,
+        wire::{MigrationRequest, TaskState},
+    },
 };
 
 fn build_tree(conn: &virtplug_host::Connection) {
@@ -54,7 +57,10 @@ fn two_daemons_migrate_a_hierarchy() {
     // Dry run: every step checked, nothing changed anywhere.
     let dry = migrate(&a, &b, true);
     assert_eq!(dry.state, TaskState::Succeeded, "{dry:?}");
-    assert_eq!(dry.steps.iter().map(|s| s.state.as_str()).collect::<Vec<_>>(), ["done", "done", "skipped", "skipped", "skipped"]);
+    assert_eq!(
+        dry.steps.iter().map(|s| s.state.as_str()).collect::<Vec<_>>(),
+        ["done", "done", "skipped", "skipped", "skipped"]
+    );
     assert_eq!(check_tree(&ca), tree_a);
     assert!(check_tree(&cb).is_empty());
 

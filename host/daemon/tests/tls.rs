@@ -21,13 +21,24 @@ fn tls_with_read_write_and_read_only_tokens() {
     std::fs::write(dir.join("bad.token"), "wrong-secret-9999\n").unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let extra: Vec<String> = vec![
-        "--listen".into(), format!("127.0.0.1:{port}"),
-        "--tls-cert".into(), dir.join("cert.pem").display().to_string(),
-        "--tls-key".into(), dir.join("key.pem").display().to_string(),
-        "--tokens".into(), dir.join("tokens").display().to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--tls-cert".into(),
+        dir.join("cert.pem").display().to_string(),
+        "--tls-key".into(),
+        dir.join("key.pem").display().to_string(),
+        "--tokens".into(),
+        dir.join("tokens").display().to_string(),
     ];
     let d = Daemon::start(&dir.join("d"), &plugins, &extra);
-    let uri = |token: &str| format!("mock+https://localhost:{port}{}?ca={}&token_file={}", d.host().display(), dir.join("cert.pem").display(), dir.join(token).display());
+    let uri = |token: &str| {
+        format!(
+            "mock+https://localhost:{port}{}?ca={}&token_file={}",
+            d.host().display(),
+            dir.join("cert.pem").display(),
+            dir.join(token).display()
+        )
+    };
     // The daemon may still be binding TCP right after the unix socket answers.
     let mut bad = Connection::open(&Registry::default(), &uri("bad.token"), false);
     for _ in 0..50 {

@@ -175,8 +175,7 @@ pub mod domain_xml {
     /// Every bit virtplug accepts.
     pub const ALL: u32 = 0x3;
     /// Public names of the bits.
-    pub const NAMES: &[(u32, &str)] =
-        &[(SECURE, "VIR_DOMAIN_XML_SECURE"), (INACTIVE, "VIR_DOMAIN_XML_INACTIVE")];
+    pub const NAMES: &[(u32, &str)] = &[(SECURE, "VIR_DOMAIN_XML_SECURE"), (INACTIVE, "VIR_DOMAIN_XML_INACTIVE")];
 }
 
 /// `virDomainState` values; snapshot states add [`domain_state::DISK_SNAPSHOT`].

@@ -8,7 +8,10 @@ use abi_stable::{
     std_types::{RResult, RStr},
 };
 
-use crate::{driver::DriverBox, types::{AbiError, PluginInfo}};
+use crate::{
+    driver::DriverBox,
+    types::{AbiError, PluginInfo},
+};
 
 /// ABI major version: plugins and host must agree.
 pub const ABI_MAJOR: u16 = 1;

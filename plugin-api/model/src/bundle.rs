@@ -50,10 +50,7 @@ fn order(snapshots: Vec<SnapshotDef>, current: Option<&str>) -> Result<Vec<Snaps
     let mut names = HashSet::new();
     for s in &snapshots {
         if !names.insert(s.name.as_str()) {
-            return Err(Error::new(
-                codes::OPERATION_FAILED,
-                format!("domain moment {} already exists", s.name),
-            ));
+            return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", s.name)));
         }
     }
     for s in &snapshots {
@@ -99,10 +96,7 @@ fn check_uuid(def: &SnapshotDef, uuid: &str) -> Result<()> {
         .or_else(|| def.legacy_uuid.clone());
     if let Some(u) = embedded {
         if domain::normalize_uuid(&u).as_deref() != Some(uuid) {
-            return Err(Error::invalid_arg(format!(
-                "definition for snapshot {} must use uuid {uuid}",
-                def.name
-            )));
+            return Err(Error::invalid_arg(format!("definition for snapshot {} must use uuid {uuid}", def.name)));
         }
     }
     Ok(())
@@ -140,13 +134,14 @@ impl Bundle {
             return Err(xml_error("snapshot bundle is truncated inside the checksum"));
         };
         if rest != CLOSE {
-            return Err(xml_error(format!("snapshot bundle is truncated or has trailing data after the checksum (expected {})", CLOSE.trim_end())));
+            return Err(xml_error(format!(
+                "snapshot bundle is truncated or has trailing data after the checksum (expected {})",
+                CLOSE.trim_end()
+            )));
         }
         let computed = hex_digest(body.as_bytes());
         if sum != computed {
-            return Err(xml_error(format!(
-                "snapshot bundle checksum mismatch: recorded {sum}, computed {computed}"
-            )));
+            return Err(xml_error(format!("snapshot bundle checksum mismatch: recorded {sum}, computed {computed}")));
         }
         let root = xmltree::parse_document(text, "snapshot_bundle")?;
         if root.name != ROOT {
@@ -180,9 +175,8 @@ impl Bundle {
     /// header and `<active>`): only `*.xml` files, each file's name must match its `<name>`,
     /// at most one `<active>1`, ordered by parent links (not by file name).
     pub fn from_libvirt_dir(path: &Path) -> Result<Self> {
-        let io = |e: std::io::Error| {
-            Error::new(codes::OPERATION_FAILED, format!("cannot read '{}': {e}", path.display()))
-        };
+        let io =
+            |e: std::io::Error| Error::new(codes::OPERATION_FAILED, format!("cannot read '{}': {e}", path.display()));
         let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
             .map_err(io)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -198,11 +192,7 @@ impl Bundle {
                 .map_err(|e| Error::new(e.code, format!("{}: {}", f.display(), e.message)))?;
             let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             if stem != def.name {
-                return Err(xml_error(format!(
-                    "file '{}' holds snapshot '{}', not '{stem}'",
-                    f.display(),
-                    def.name
-                )));
+                return Err(xml_error(format!("file '{}' holds snapshot '{}', not '{stem}'", f.display(), def.name)));
             }
             if def.active == Some(true) {
                 if let Some(c) = &current {
@@ -225,9 +215,8 @@ impl Bundle {
             def.active = None;
             defs.push(def);
         }
-        let uuid = uuid.ok_or_else(|| {
-            xml_error(format!("no snapshot in '{}' names its domain's uuid", path.display()))
-        })?;
+        let uuid =
+            uuid.ok_or_else(|| xml_error(format!("no snapshot in '{}' names its domain's uuid", path.display())))?;
         Self::new(&uuid, current.as_deref(), defs)
     }
 }

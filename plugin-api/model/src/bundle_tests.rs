@@ -58,21 +58,42 @@ fn refusals() {
     }
     let tampered = text.replacen("snap-2", "snap-X", 1);
     assert!(Bundle::parse(&tampered).unwrap_err().message.starts_with("snapshot bundle checksum mismatch: recorded "));
-    check(&reseal(&text.replace("  <current name='snap-1'/>\n", "  <current name='snap-1'/>\n  <current name='snap-2'/>\n")),
-        codes::XML_ERROR, "snapshot bundle has more than one current snapshot marker");
-    check(&reseal(&text.replace("<current name='snap-1'/>", "<current name='nosuch'/>")),
-        codes::INVALID_ARG, "current snapshot nosuch is not in the bundle");
-    check(&reseal(&text.replacen("<name>snap-1</name>\n    </parent>", "<name>gone</name>\n    </parent>", 1)),
-        codes::INVALID_ARG, "parent gone for moment snap-2 not found");
-    check(&reseal(&text.replacen("<name>snap-2</name>", "<name>snap-1</name>", 1)),
-        codes::OPERATION_FAILED, "domain moment snap-1 already exists");
+    check(
+        &reseal(
+            &text.replace("  <current name='snap-1'/>\n", "  <current name='snap-1'/>\n  <current name='snap-2'/>\n"),
+        ),
+        codes::XML_ERROR,
+        "snapshot bundle has more than one current snapshot marker",
+    );
+    check(
+        &reseal(&text.replace("<current name='snap-1'/>", "<current name='nosuch'/>")),
+        codes::INVALID_ARG,
+        "current snapshot nosuch is not in the bundle",
+    );
+    check(
+        &reseal(&text.replacen("<name>snap-1</name>\n    </parent>", "<name>gone</name>\n    </parent>", 1)),
+        codes::INVALID_ARG,
+        "parent gone for moment snap-2 not found",
+    );
+    check(
+        &reseal(&text.replacen("<name>snap-2</name>", "<name>snap-1</name>", 1)),
+        codes::OPERATION_FAILED,
+        "domain moment snap-1 already exists",
+    );
     let cyc = Bundle::new(VM, None, vec![snap("a", Some("b")), snap("b", Some("a")), snap("r", None)]).unwrap_err();
     assert_eq!((cyc.code, cyc.message.as_str()), (codes::INVALID_ARG, "parent b would create cycle to a"));
     let mut other = snap("x", None);
-    other.domain = Some(TEST_DOMAIN_XML.replace("6695eb01-f6a4-8304-79aa-97f2502e193f", "6695eb01-f6a4-8304-79aa-97f2502e1930"));
-    assert_eq!(Bundle::new(VM, None, vec![other]).unwrap_err().message,
-        "definition for snapshot x must use uuid 6695eb01-f6a4-8304-79aa-97f2502e193f");
-    check("<virtplugSnapshotBundle version='1'>\n", codes::XML_ERROR, "snapshot bundle is truncated: no checksum found");
+    other.domain =
+        Some(TEST_DOMAIN_XML.replace("6695eb01-f6a4-8304-79aa-97f2502e193f", "6695eb01-f6a4-8304-79aa-97f2502e1930"));
+    assert_eq!(
+        Bundle::new(VM, None, vec![other]).unwrap_err().message,
+        "definition for snapshot x must use uuid 6695eb01-f6a4-8304-79aa-97f2502e193f"
+    );
+    check(
+        "<virtplugSnapshotBundle version='1'>\n",
+        codes::XML_ERROR,
+        "snapshot bundle is truncated: no checksum found",
+    );
 }
 
 const HEADER: &str = "<!--\nWARNING: THIS IS AN AUTO-GENERATED FILE. CHANGES TO IT ARE LIKELY TO BE\nOVERWRITTEN AND LOST. Changes to this xml configuration should be made using:\n  virsh snapshot-edit\nor other application using the libvirt API.\n-->\n\n";
@@ -93,11 +114,19 @@ fn reads_libvirt_metadata_dir() {
     assert_eq!(names, (0..12).map(|i| format!("snap-{i}")).collect::<Vec<_>>());
     assert!(b.snapshots.iter().all(|s| s.active.is_none()));
 
-    let body = xml::format(&snap("extra", Some("snap-0")), Some(VM), FormatFlags { secure: true, internal: true, current: true });
+    let body = xml::format(
+        &snap("extra", Some("snap-0")),
+        Some(VM),
+        FormatFlags { secure: true, internal: true, current: true },
+    );
     std::fs::write(dir.path().join("extra.xml"), body.clone()).unwrap();
-    assert_eq!(Bundle::from_libvirt_dir(dir.path()).unwrap_err().message,
-        "more than one snapshot claims to be current ('extra' and 'snap-11')");
+    assert_eq!(
+        Bundle::from_libvirt_dir(dir.path()).unwrap_err().message,
+        "more than one snapshot claims to be current ('extra' and 'snap-11')"
+    );
     std::fs::remove_file(dir.path().join("extra.xml")).unwrap();
     std::fs::write(dir.path().join("renamed.xml"), body.replace("<active>1</active>", "<active>0</active>")).unwrap();
-    assert!(Bundle::from_libvirt_dir(dir.path()).unwrap_err().message.ends_with("holds snapshot 'extra', not 'renamed'"));
+    assert!(
+        Bundle::from_libvirt_dir(dir.path()).unwrap_err().message.ends_with("holds snapshot 'extra', not 'renamed'")
+    );
 }

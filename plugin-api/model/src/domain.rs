@@ -29,11 +29,7 @@ fn xml_error(msg: impl Into<String>) -> Error {
 }
 
 fn kib(el: &xmltree::Element, what: &str) -> Result<u64> {
-    let v: u64 = el
-        .text()
-        .trim()
-        .parse()
-        .map_err(|_| xml_error(format!("invalid value for '{what}'")))?;
+    let v: u64 = el.text().trim().parse().map_err(|_| xml_error(format!("invalid value for '{what}'")))?;
     let mult = match el.attr("unit").unwrap_or("KiB") {
         "b" | "bytes" => return Ok(v / 1024),
         "k" | "KiB" => 1,
@@ -79,8 +75,7 @@ impl DomainDef {
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty())
             .ok_or_else(|| Error::new(codes::XML_ERROR, "missing name information in domain"))?;
-        let uuid_text =
-            root.child_text("uuid").ok_or_else(|| xml_error("missing uuid element in domain"))?;
+        let uuid_text = root.child_text("uuid").ok_or_else(|| xml_error("missing uuid element in domain"))?;
         let uuid = normalize_uuid(&uuid_text)
             .ok_or_else(|| xml_error(format!("malformed uuid element '{}'", uuid_text.trim())))?;
         let max_memory_kib = match root.child("memory") {
@@ -176,11 +171,23 @@ mod tests {
             let e = DomainDef::parse(xml).unwrap_err();
             assert_eq!((e.code, e.message.as_str()), (code, msg), "{xml}");
         };
-        check("<domain type='test'><uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid><memory>1</memory></domain>", codes::XML_ERROR, "missing name information in domain");
+        check(
+            "<domain type='test'><uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid><memory>1</memory></domain>",
+            codes::XML_ERROR,
+            "missing name information in domain",
+        );
         check("<domain><name>a</name></domain>", codes::XML_ERROR, "missing domain type attribute");
         check("<dom/>", codes::XML_ERROR, "expecting root element of 'domain', not 'dom'");
-        check("<domain type='t'><name>a</name><uuid>zz</uuid></domain>", codes::XML_ERROR, "malformed uuid element 'zz'");
-        check("<domain type='t'><name>a</name><uuid>6695eb01f6a4830479aa97f2502e193f</uuid></domain>", codes::XML_ERROR, "missing memory element in domain");
+        check(
+            "<domain type='t'><name>a</name><uuid>zz</uuid></domain>",
+            codes::XML_ERROR,
+            "malformed uuid element 'zz'",
+        );
+        check(
+            "<domain type='t'><name>a</name><uuid>6695eb01f6a4830479aa97f2502e193f</uuid></domain>",
+            codes::XML_ERROR,
+            "missing memory element in domain",
+        );
         assert_eq!(DomainDef::parse("<domain").unwrap_err().code, codes::XML_DETAIL);
     }
 

@@ -43,10 +43,7 @@ impl Error {
     }
     /// `VIR_ERR_NO_DOMAIN_SNAPSHOT` for a name.
     pub fn no_snapshot(name: &str) -> Self {
-        Self::new(
-            codes::NO_DOMAIN_SNAPSHOT,
-            format!("no domain snapshot with matching name '{name}'"),
-        )
+        Self::new(codes::NO_DOMAIN_SNAPSHOT, format!("no domain snapshot with matching name '{name}'"))
     }
     /// `VIR_ERR_NO_DOMAIN_SNAPSHOT`: the domain has no current snapshot.
     pub fn no_current_snapshot() -> Self {

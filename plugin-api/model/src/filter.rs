@@ -23,15 +23,11 @@ fn active_bits(flags: u32, group: u32) -> u32 {
 
 fn matches(info: &SnapshotInfo, flags: u32, has_children: bool) -> bool {
     let m = active_bits(flags, METADATA_GROUP);
-    if m != 0
-        && !((m & fl::METADATA != 0 && info.has_metadata)
-            || (m & fl::NO_METADATA != 0 && !info.has_metadata))
-    {
+    if m != 0 && !((m & fl::METADATA != 0 && info.has_metadata) || (m & fl::NO_METADATA != 0 && !info.has_metadata)) {
         return false;
     }
     let l = active_bits(flags, LEAVES_GROUP);
-    if l != 0 && !((l & fl::LEAVES != 0 && !has_children) || (l & fl::NO_LEAVES != 0 && has_children))
-    {
+    if l != 0 && !((l & fl::LEAVES != 0 && !has_children) || (l & fl::NO_LEAVES != 0 && has_children)) {
         return false;
     }
     let s = active_bits(flags, STATUS_GROUP);
@@ -47,9 +43,7 @@ fn matches(info: &SnapshotInfo, flags: u32, has_children: bool) -> bool {
         }
     }
     let loc = active_bits(flags, LOCATION_GROUP);
-    if loc != 0
-        && !((loc & fl::INTERNAL != 0 && !info.external) || (loc & fl::EXTERNAL != 0 && info.external))
-    {
+    if loc != 0 && !((loc & fl::INTERNAL != 0 && !info.external) || (loc & fl::EXTERNAL != 0 && info.external)) {
         return false;
     }
     true
@@ -78,9 +72,7 @@ pub fn list_domain(all: &[SnapshotInfo], flags: u32) -> Vec<SnapshotInfo> {
     let known: HashSet<&str> = all.iter().map(|i| i.name.as_str()).collect();
     let selected = all
         .iter()
-        .filter(|i| {
-            flags & fl::ROOTS == 0 || i.parent.as_deref().is_none_or(|p| !known.contains(p))
-        })
+        .filter(|i| flags & fl::ROOTS == 0 || i.parent.as_deref().is_none_or(|p| !known.contains(p)))
         .filter(|i| matches(i, flags, parents.contains(i.name.as_str())))
         .cloned()
         .collect();
@@ -112,11 +104,8 @@ pub fn list_children(all: &[SnapshotInfo], from: &str, flags: u32) -> Result<Vec
             }
         }
     }
-    let selected = picked
-        .into_iter()
-        .filter(|i| matches(i, flags, kids.contains_key(i.name.as_str())))
-        .cloned()
-        .collect();
+    let selected =
+        picked.into_iter().filter(|i| matches(i, flags, kids.contains_key(i.name.as_str()))).cloned().collect();
     Ok(finish(selected, flags))
 }
 
@@ -233,7 +222,10 @@ mod tests {
             assert_eq!(names(&list_children(&all, from, *flags).unwrap()), *want, "{from} {flags:#x}");
         }
         let e = list_children(&all, "nosuch", 0).unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (crate::codes::NO_DOMAIN_SNAPSHOT, "no domain snapshot with matching name 'nosuch'"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (crate::codes::NO_DOMAIN_SNAPSHOT, "no domain snapshot with matching name 'nosuch'")
+        );
     }
 
     #[test]

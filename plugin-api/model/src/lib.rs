@@ -9,8 +9,8 @@
 #![warn(missing_docs)]
 
 mod error;
-mod types;
 mod sha256;
+mod types;
 mod xmltree;
 
 pub mod bundle;

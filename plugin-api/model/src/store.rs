@@ -25,8 +25,8 @@ use crate::{
     xml::{self, FormatFlags, SnapshotDef},
 };
 
-pub use crate::store_ops::Writer;
 use crate::store_ops::Cache;
+pub use crate::store_ops::Writer;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = 3;
@@ -140,10 +140,7 @@ impl Store {
     /// newer one.
     pub fn open(path: &Path, sync: Sync) -> Result<Self> {
         let conn = Connection::open(path).map_err(|e| {
-            Error::new(
-                codes::OPERATION_FAILED,
-                format!("cannot open metadata store '{}': {e}", path.display()),
-            )
+            Error::new(codes::OPERATION_FAILED, format!("cannot open metadata store '{}': {e}", path.display()))
         })?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
@@ -230,8 +227,7 @@ impl Store {
 
     fn run<T>(&mut self, f: impl FnOnce(&mut Writer<'_, '_>) -> Result<T>, commit: bool) -> Result<T> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-        let v: i64 =
-            tx.prepare_cached("PRAGMA data_version").map_err(db)?.query_row([], |r| r.get(0)).map_err(db)?;
+        let v: i64 = tx.prepare_cached("PRAGMA data_version").map_err(db)?.query_row([], |r| r.get(0)).map_err(db)?;
         if v != self.data_version {
             self.cache.clear();
             self.data_version = v;
@@ -267,9 +263,7 @@ impl Store {
     pub fn domains(&mut self) -> Result<Vec<DomainRecord>> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains ORDER BY name",
-            )
+            .prepare_cached("SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains ORDER BY name")
             .map_err(db)?;
         let rows = stmt.query_map([], domain_row).map_err(db)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db)
@@ -278,9 +272,7 @@ impl Store {
     /// The domain named `name`, or NO_DOMAIN.
     pub fn domain_by_name(&mut self, name: &str) -> Result<DomainRecord> {
         self.conn
-            .prepare_cached(
-                "SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains WHERE name = ?1",
-            )
+            .prepare_cached("SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains WHERE name = ?1")
             .map_err(db)?
             .query_row([name], domain_row)
             .optional()
@@ -291,16 +283,12 @@ impl Store {
     /// The domain with `uuid`, or NO_DOMAIN.
     pub fn domain_by_uuid(&mut self, uuid: &str) -> Result<DomainRecord> {
         self.conn
-            .prepare_cached(
-                "SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains WHERE uuid = ?1",
-            )
+            .prepare_cached("SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains WHERE uuid = ?1")
             .map_err(db)?
             .query_row([uuid], domain_row)
             .optional()
             .map_err(db)?
-            .ok_or_else(|| {
-                Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{uuid}'"))
-            })
+            .ok_or_else(|| Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{uuid}'")))
     }
 
     fn tree(&mut self, dom: &str) -> Result<&SnapshotTree> {

@@ -68,10 +68,7 @@ fn check_abi(old: &str, new: &str) -> Result<()> {
     if old.max_memory_kib != new.max_memory_kib {
         return Err(Error::new(
             codes::CONFIG_UNSUPPORTED,
-            format!(
-                "Target domain max memory {} does not match source {}",
-                new.max_memory_kib, old.max_memory_kib
-            ),
+            format!("Target domain max memory {} does not match source {}", new.max_memory_kib, old.max_memory_kib),
         ));
     }
     Ok(())
@@ -207,17 +204,13 @@ impl<'a, 'c> Writer<'a, 'c> {
                 }
                 Change::Current(name) => {
                     self.tx
-                        .prepare_cached(
-                            "UPDATE snapshots SET is_current = 0 WHERE dom_uuid = ?1 AND is_current = 1",
-                        )
+                        .prepare_cached("UPDATE snapshots SET is_current = 0 WHERE dom_uuid = ?1 AND is_current = 1")
                         .map_err(db)?
                         .execute(params![dom])
                         .map_err(db)?;
                     if let Some(n) = name {
                         self.tx
-                            .prepare_cached(
-                                "UPDATE snapshots SET is_current = 1 WHERE dom_uuid = ?1 AND name = ?2",
-                            )
+                            .prepare_cached("UPDATE snapshots SET is_current = 1 WHERE dom_uuid = ?1 AND name = ?2")
                             .map_err(db)?
                             .execute(params![dom, n])
                             .map_err(db)?;
@@ -261,9 +254,7 @@ impl<'a, 'c> Writer<'a, 'c> {
     /// The domain with `uuid`, or NO_DOMAIN.
     pub fn domain(&mut self, uuid: &str) -> Result<DomainRecord> {
         self.tx
-            .prepare_cached(
-                "SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains WHERE uuid = ?1",
-            )
+            .prepare_cached("SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains WHERE uuid = ?1")
             .map_err(db)?
             .query_row([uuid], |r| {
                 Ok(DomainRecord {
@@ -319,7 +310,9 @@ impl<'a, 'c> Writer<'a, 'c> {
     /// Sets a store setting.
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
         self.tx
-            .prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )
             .map_err(db)?
             .execute(params![key, value])
             .map_err(db)?;
@@ -343,11 +336,7 @@ impl<'a, 'c> Writer<'a, 'c> {
     /// Removes a domain and every snapshot row of it (no reparenting: O(n)).
     pub fn undefine_domain(&mut self, dom: &str) -> Result<()> {
         self.remove_all_snapshots(dom)?;
-        self.tx
-            .prepare_cached("DELETE FROM domains WHERE uuid = ?1")
-            .map_err(db)?
-            .execute([dom])
-            .map_err(db)?;
+        self.tx.prepare_cached("DELETE FROM domains WHERE uuid = ?1").map_err(db)?.execute([dom]).map_err(db)?;
         self.tx
             .prepare_cached(
                 "DELETE FROM snapshot_domains WHERE id NOT IN
@@ -362,11 +351,7 @@ impl<'a, 'c> Writer<'a, 'c> {
 
     /// Removes every snapshot of `dom` (undefine with SNAPSHOTS_METADATA).
     pub fn remove_all_snapshots(&mut self, dom: &str) -> Result<()> {
-        self.tx
-            .prepare_cached("DELETE FROM snapshots WHERE dom_uuid = ?1")
-            .map_err(db)?
-            .execute([dom])
-            .map_err(db)?;
+        self.tx.prepare_cached("DELETE FROM snapshots WHERE dom_uuid = ?1").map_err(db)?.execute([dom]).map_err(db)?;
         self.tree(dom)?.clear();
         Ok(())
     }
@@ -439,10 +424,7 @@ impl<'a, 'c> Writer<'a, 'c> {
         let mut by_name: HashMap<String, SnapshotDef> = HashMap::with_capacity(defs.len());
         for d in defs {
             if by_name.contains_key(&d.name) {
-                return Err(Error::new(
-                    codes::OPERATION_FAILED,
-                    format!("domain moment {} already exists", d.name),
-                ));
+                return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", d.name)));
             }
             by_name.insert(d.name.clone(), d);
         }

@@ -150,7 +150,10 @@ fn operations_mirror_the_tree() {
     let mut bad = snap("a", None);
     bad.domain = Some(TEST_DOMAIN_XML.replace("<vcpu placement='static'>2</vcpu>", "<vcpu>3</vcpu>"));
     let e = s.redefine(VM, bad, RedefineFlags::default()).unwrap_err();
-    assert_eq!((e.code, e.message.as_str()), (codes::CONFIG_UNSUPPORTED, "Target domain vCPU max 3 does not match source 2"));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (codes::CONFIG_UNSUPPORTED, "Target domain vCPU max 3 does not match source 2")
+    );
     assert_eq!(shape(&mut s), "a<-None a2<-a current=None");
 }
 

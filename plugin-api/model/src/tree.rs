@@ -107,11 +107,8 @@ impl SnapshotTree {
             t.next_seq = t.next_seq.max(seq + 1);
             t.nodes.insert(info.name.clone(), Node { info, children: BTreeSet::new(), seq });
         }
-        let links: Vec<(String, String)> = t
-            .nodes
-            .values()
-            .filter_map(|n| n.info.parent.clone().map(|p| (p, n.info.name.clone())))
-            .collect();
+        let links: Vec<(String, String)> =
+            t.nodes.values().filter_map(|n| n.info.parent.clone().map(|p| (p, n.info.name.clone()))).collect();
         for (parent, child) in links {
             if let Some(p) = t.nodes.get_mut(&parent) {
                 p.children.insert(child);
@@ -206,10 +203,7 @@ impl SnapshotTree {
     /// current. `def.parent` is ignored. Duplicate → OPERATION_FAILED.
     pub fn create(&mut self, def: &SnapshotDef) -> Result<Vec<Change>> {
         if self.nodes.contains_key(&def.name) {
-            return Err(Error::new(
-                codes::OPERATION_FAILED,
-                format!("domain moment {} already exists", def.name),
-            ));
+            return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", def.name)));
         }
         let mut info = info_from_def(def);
         info.parent = self.current.clone();
@@ -248,17 +242,16 @@ impl SnapshotTree {
                 return Err(Error::invalid_arg(format!("parent {parent} for moment {name} not found")));
             }
             // Only an existing snapshot with children that changes parent can create a cycle.
-            let may_cycle = self.nodes.get(name).is_some_and(|n| {
-                !n.children.is_empty() && n.info.parent.as_deref() != Some(parent.as_str())
-            });
+            let may_cycle = self
+                .nodes
+                .get(name)
+                .is_some_and(|n| !n.children.is_empty() && n.info.parent.as_deref() != Some(parent.as_str()));
             if may_cycle {
                 let mut cur = self.nodes.get(parent).and_then(|n| n.info.parent.as_ref());
                 let mut steps = 0usize;
                 while let Some(p) = cur {
                     if p == name {
-                        return Err(Error::invalid_arg(format!(
-                            "parent {parent} would create cycle to {name}"
-                        )));
+                        return Err(Error::invalid_arg(format!("parent {parent} would create cycle to {name}")));
                     }
                     steps += 1;
                     if steps > self.nodes.len() {
@@ -269,15 +262,11 @@ impl SnapshotTree {
             }
         }
         if flags.disk_only && def.state != st::DISK_SNAPSHOT {
-            return Err(Error::invalid_arg(format!(
-                "disk-only flag for snapshot {name} requires disk-snapshot state"
-            )));
+            return Err(Error::invalid_arg(format!("disk-only flag for snapshot {name} requires disk-snapshot state")));
         }
         if let Some(u) = def_domain_uuid {
             if !u.eq_ignore_ascii_case(vm_uuid) {
-                return Err(Error::invalid_arg(format!(
-                    "definition for snapshot {name} must use uuid {vm_uuid}"
-                )));
+                return Err(Error::invalid_arg(format!("definition for snapshot {name} must use uuid {vm_uuid}")));
             }
         }
         match self.nodes.get(name) {

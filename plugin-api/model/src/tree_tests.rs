@@ -18,11 +18,8 @@ fn redefine(t: &mut SnapshotTree, name: &str, parent: Option<&str>, current: boo
 
 /// The tree as libvirt's probes print it: `x<-parent` in topological order, then `current=`.
 fn show(t: &SnapshotTree) -> String {
-    let mut parts: Vec<String> = t
-        .list()
-        .iter()
-        .map(|i| format!("{}<-{}", i.name, i.parent.as_deref().unwrap_or("None")))
-        .collect();
+    let mut parts: Vec<String> =
+        t.list().iter().map(|i| format!("{}<-{}", i.name, i.parent.as_deref().unwrap_or("None"))).collect();
     parts.push(format!("current={}", t.current().unwrap_or("None")));
     parts.join(" ")
 }
@@ -92,24 +89,57 @@ fn delete_reparents_many_children() {
 #[test]
 fn redefine_errors() {
     let mut t = chain();
-    let check = |t: &mut SnapshotTree, d: SnapshotDef, uuid: Option<&str>, flags: RedefineFlags, code: u32, msg: &str| {
-        let e = t.redefine(&d, uuid, VM, flags).unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (code, msg));
-    };
+    let check =
+        |t: &mut SnapshotTree, d: SnapshotDef, uuid: Option<&str>, flags: RedefineFlags, code: u32, msg: &str| {
+            let e = t.redefine(&d, uuid, VM, flags).unwrap_err();
+            assert_eq!((e.code, e.message.as_str()), (code, msg));
+        };
     let f = RedefineFlags::default();
-    check(&mut t, def("b", Some("b"), st::RUNNING), None, f, codes::INVALID_ARG, "cannot set moment b as its own parent");
-    check(&mut t, def("b", Some("nosuch"), st::RUNNING), None, f, codes::INVALID_ARG, "parent nosuch for moment b not found");
+    check(
+        &mut t,
+        def("b", Some("b"), st::RUNNING),
+        None,
+        f,
+        codes::INVALID_ARG,
+        "cannot set moment b as its own parent",
+    );
+    check(
+        &mut t,
+        def("b", Some("nosuch"), st::RUNNING),
+        None,
+        f,
+        codes::INVALID_ARG,
+        "parent nosuch for moment b not found",
+    );
     check(&mut t, def("a", Some("c"), st::RUNNING), None, f, codes::INVALID_ARG, "parent c would create cycle to a");
-    check(&mut t, def("b", Some("a"), st::RUNNING), Some("6695eb01-f6a4-8304-79aa-97f2502e1930"), f, codes::INVALID_ARG,
-        "definition for snapshot b must use uuid 6695eb01-f6a4-8304-79aa-97f2502e193f");
-    check(&mut t, def("b", Some("a"), st::SHUTOFF), None, f, codes::INVALID_ARG,
-        "cannot change between online and offline snapshot state in snapshot b");
+    check(
+        &mut t,
+        def("b", Some("a"), st::RUNNING),
+        Some("6695eb01-f6a4-8304-79aa-97f2502e1930"),
+        f,
+        codes::INVALID_ARG,
+        "definition for snapshot b must use uuid 6695eb01-f6a4-8304-79aa-97f2502e193f",
+    );
+    check(
+        &mut t,
+        def("b", Some("a"), st::SHUTOFF),
+        None,
+        f,
+        codes::INVALID_ARG,
+        "cannot change between online and offline snapshot state in snapshot b",
+    );
     let mut off = def("off", None, st::SHUTOFF);
     t.redefine(&off, None, VM, f).unwrap();
     off.state = st::DISK_SNAPSHOT;
     check(&mut t, off, None, f, codes::INVALID_ARG, "cannot change between disk only and full system in snapshot off");
-    check(&mut t, def("n", None, st::RUNNING), None, RedefineFlags { current: false, disk_only: true }, codes::INVALID_ARG,
-        "disk-only flag for snapshot n requires disk-snapshot state");
+    check(
+        &mut t,
+        def("n", None, st::RUNNING),
+        None,
+        RedefineFlags { current: false, disk_only: true },
+        codes::INVALID_ARG,
+        "disk-only flag for snapshot n requires disk-snapshot state",
+    );
     let mut legacy = def("old", None, st::RUNNING);
     legacy.legacy_uuid = Some(VM.into());
     check(&mut t, legacy, None, f, codes::INTERNAL_ERROR, "missing domain in snapshot");
@@ -169,8 +199,14 @@ fn long_chain_redefine_is_linear() {
 #[test]
 fn from_records_round_trip() {
     let t = chain();
-    let records: Vec<(SnapshotInfo, u64)> =
-        t.list().into_iter().map(|i| { let s = t.seq(&i.name).unwrap(); (i, s) }).collect();
+    let records: Vec<(SnapshotInfo, u64)> = t
+        .list()
+        .into_iter()
+        .map(|i| {
+            let s = t.seq(&i.name).unwrap();
+            (i, s)
+        })
+        .collect();
     let back = SnapshotTree::from_records(records);
     assert_eq!(show(&back), show(&t));
 }

@@ -231,10 +231,7 @@ pub(crate) fn parse_stored(xml: &str) -> Result<SnapshotDef> {
 /// Parses an already-read `<domainsnapshot>` element of `src`.
 fn parse_element(src: &str, root: &Element, flags: ParseFlags, require_time: bool) -> Result<SnapshotDef> {
     if root.name != "domainsnapshot" {
-        return Err(xml_error(format!(
-            "expecting root element of 'domainsnapshot', not '{}'",
-            root.name
-        )));
+        return Err(xml_error(format!("expecting root element of 'domainsnapshot', not '{}'", root.name)));
     }
     let mut def = SnapshotDef::default();
     match root.child_text("name") {
@@ -247,9 +244,8 @@ fn parse_element(src: &str, root: &Element, flags: ParseFlags, require_time: boo
     if flags.redefine {
         match root.child_text("creationTime") {
             Some(time) => {
-                def.creation_time = time.trim().parse().map_err(|_| {
-                    Error::internal("missing creationTime from existing snapshot")
-                })?;
+                def.creation_time =
+                    time.trim().parse().map_err(|_| Error::internal("missing creationTime from existing snapshot"))?;
             }
             None if require_time => {
                 return Err(Error::internal("missing creationTime from existing snapshot"));
@@ -257,9 +253,7 @@ fn parse_element(src: &str, root: &Element, flags: ParseFlags, require_time: boo
             None => {}
         }
         def.parent = root.child("parent").and_then(|p| p.child_text("name"));
-        let state = root
-            .child_text("state")
-            .ok_or_else(|| xml_error("missing state from existing snapshot"))?;
+        let state = root.child_text("state").ok_or_else(|| xml_error("missing state from existing snapshot"))?;
         def.state = match state_from_name(&state) {
             Some(s) if s != st::NOSTATE && s != st::PMSUSPENDED => s,
             _ => {
@@ -307,14 +301,10 @@ fn parse_memory(root: &Element, offline: bool, def: &mut SnapshotDef) -> Result<
     let Some(mem) = root.child("memory") else { return Ok(()) };
     let mut mode = None;
     if let Some(s) = mem.attr("snapshot") {
-        let m = SnapshotMode::parse(s).ok_or_else(|| {
-            Error::new(codes::CONFIG_UNSUPPORTED, format!("unknown memory snapshot setting '{s}'"))
-        })?;
+        let m = SnapshotMode::parse(s)
+            .ok_or_else(|| Error::new(codes::CONFIG_UNSUPPORTED, format!("unknown memory snapshot setting '{s}'")))?;
         if m == SnapshotMode::Manual {
-            return Err(Error::new(
-                codes::CONFIG_UNSUPPORTED,
-                "'manual' memory snapshot mode not supported",
-            ));
+            return Err(Error::new(codes::CONFIG_UNSUPPORTED, "'manual' memory snapshot mode not supported"));
         }
         mode = Some(m);
     }
@@ -349,9 +339,10 @@ fn parse_disk(d: &Element) -> Result<DiskSpec> {
         .ok_or_else(|| xml_error("missing name from disk snapshot element"))?
         .to_owned();
     let snapshot = match d.attr("snapshot") {
-        Some(s) => Some(SnapshotMode::parse(s).ok_or_else(|| {
-            Error::new(codes::CONFIG_UNSUPPORTED, format!("unknown disk snapshot setting '{s}'"))
-        })?),
+        Some(s) => Some(
+            SnapshotMode::parse(s)
+                .ok_or_else(|| Error::new(codes::CONFIG_UNSUPPORTED, format!("unknown disk snapshot setting '{s}'")))?,
+        ),
         None => None,
     };
     let disk_type = match d.attr("type") {
@@ -360,10 +351,7 @@ fn parse_disk(d: &Element) -> Result<DiskSpec> {
         Some("block") => Some(DiskType::Block),
         Some("network") => Some(DiskType::Network),
         Some(other) => {
-            return Err(Error::new(
-                codes::CONFIG_UNSUPPORTED,
-                format!("unknown disk snapshot type '{other}'"),
-            ));
+            return Err(Error::new(codes::CONFIG_UNSUPPORTED, format!("unknown disk snapshot type '{other}'")));
         }
     };
     let mut disk = DiskSpec {
@@ -397,9 +385,7 @@ fn parse_disk(d: &Element) -> Result<DiskSpec> {
         if disk.disk_type != Some(DiskType::Network) {
             if let Some(path) = &disk.source {
                 if !path.starts_with('/') {
-                    return Err(xml_error(format!(
-                        "disk snapshot image path '{path}' must be absolute"
-                    )));
+                    return Err(xml_error(format!("disk snapshot image path '{path}' must be absolute")));
                 }
             }
         }
@@ -407,9 +393,11 @@ fn parse_disk(d: &Element) -> Result<DiskSpec> {
     if let Some(drv) = d.child("driver") {
         disk.driver_type = drv.attr("type").filter(|t| !t.is_empty()).map(str::to_owned);
         if let Some(max) = drv.child("metadata_cache").and_then(|m| m.child("max_size")) {
-            let value: u64 = max.text().trim().parse().map_err(|_| {
-                xml_error(format!("invalid metadata_cache max_size for disk '{}'", disk.name))
-            })?;
+            let value: u64 = max
+                .text()
+                .trim()
+                .parse()
+                .map_err(|_| xml_error(format!("invalid metadata_cache max_size for disk '{}'", disk.name)))?;
             let mult: u64 = match max.attr("unit").unwrap_or("bytes") {
                 "b" | "bytes" => 1,
                 "KB" => 1000,
@@ -531,12 +519,9 @@ fn format_disk(o: &mut String, d: &DiskSpec) {
                     o.push_str(">\n");
                     for h in &d.hosts {
                         o.push_str("        <host");
-                        for (k, v) in [
-                            ("name", &h.name),
-                            ("port", &h.port),
-                            ("transport", &h.transport),
-                            ("socket", &h.socket),
-                        ] {
+                        for (k, v) in
+                            [("name", &h.name), ("port", &h.port), ("transport", &h.transport), ("socket", &h.socket)]
+                        {
                             if let Some(v) = v {
                                 o.push_str(&format!(" {k}='{}'", escape(v)));
                             }
@@ -579,8 +564,17 @@ pub fn strip_secrets(dom: &str) -> String {
 /// `<domainsnapshot>` is refused with `XML_INVALID_SCHEMA` (92), message on one line.
 pub fn validate_schema(xml: &str) -> Result<()> {
     const KNOWN: &[&str] = &[
-        "name", "description", "state", "creationTime", "parent", "memory", "disks", "domain",
-        "inactiveDomain", "cookie", "active",
+        "name",
+        "description",
+        "state",
+        "creationTime",
+        "parent",
+        "memory",
+        "disks",
+        "domain",
+        "inactiveDomain",
+        "cookie",
+        "active",
     ];
     let root = xmltree::parse_document(xml, "domain_snapshot")?;
     if let Some(e) = root.elements().find(|e| !KNOWN.contains(&e.name)) {

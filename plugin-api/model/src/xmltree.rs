@@ -174,11 +174,7 @@ pub(crate) fn parse_document<'a>(src: &'a str, what: &str) -> Result<Element<'a>
                         what,
                         src,
                         src.trim_end().len(),
-                        format!(
-                            "Premature end of data in tag {} line {}",
-                            open.name,
-                            line_of(src, open.start)
-                        ),
+                        format!("Premature end of data in tag {} line {}", open.name, line_of(src, open.start)),
                     ));
                 }
                 return root.ok_or_else(|| detail(what, src, 0, "Document is empty"));

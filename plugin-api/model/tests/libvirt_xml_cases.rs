@@ -35,13 +35,62 @@ const U1: &str = "9d37b878-a7cc-9f9a-b78f-49b3abad25a8";
 const U2: &str = "c7a5fdbd-edaf-9455-926a-d65c16db1809";
 
 const CASES: &[Case] = &[
-    Case { name: "empty", input_dir: "in", mode: Mode::Create, uuid: Some(U1), creation_time: Some(1386166249), running: false },
-    Case { name: "noparent", input_dir: "in", mode: Mode::Create, uuid: Some(U1), creation_time: Some(1272917631), running: true },
-    Case { name: "external_vm", input_dir: "in", mode: Mode::Create, uuid: None, creation_time: Some(1555419243), running: false },
-    Case { name: "disk_snapshot", input_dir: "in", mode: Mode::Create, uuid: None, creation_time: Some(1555419243), running: false },
-    Case { name: "all_parameters", input_dir: "out", mode: Mode::RedefineInternal, uuid: Some(U1), creation_time: None, running: false },
-    Case { name: "full_domain", input_dir: "out", mode: Mode::RedefineInternal, uuid: Some(U2), creation_time: None, running: false },
-    Case { name: "metadata", input_dir: "out", mode: Mode::Redefine, uuid: Some(U2), creation_time: None, running: false },
+    Case {
+        name: "empty",
+        input_dir: "in",
+        mode: Mode::Create,
+        uuid: Some(U1),
+        creation_time: Some(1386166249),
+        running: false,
+    },
+    Case {
+        name: "noparent",
+        input_dir: "in",
+        mode: Mode::Create,
+        uuid: Some(U1),
+        creation_time: Some(1272917631),
+        running: true,
+    },
+    Case {
+        name: "external_vm",
+        input_dir: "in",
+        mode: Mode::Create,
+        uuid: None,
+        creation_time: Some(1555419243),
+        running: false,
+    },
+    Case {
+        name: "disk_snapshot",
+        input_dir: "in",
+        mode: Mode::Create,
+        uuid: None,
+        creation_time: Some(1555419243),
+        running: false,
+    },
+    Case {
+        name: "all_parameters",
+        input_dir: "out",
+        mode: Mode::RedefineInternal,
+        uuid: Some(U1),
+        creation_time: None,
+        running: false,
+    },
+    Case {
+        name: "full_domain",
+        input_dir: "out",
+        mode: Mode::RedefineInternal,
+        uuid: Some(U2),
+        creation_time: None,
+        running: false,
+    },
+    Case {
+        name: "metadata",
+        input_dir: "out",
+        mode: Mode::Redefine,
+        uuid: Some(U2),
+        creation_time: None,
+        running: false,
+    },
 ];
 
 fn run(case: &Case) -> String {
@@ -81,9 +130,11 @@ fn libvirt_cases_are_byte_identical() {
 fn round_trip_of_output_is_stable() {
     for case in CASES {
         let once = run(case);
-        let again = xml::parse(&once, ParseFlags { redefine: true, internal: once.contains("<active>"), ..Default::default() });
+        let again =
+            xml::parse(&once, ParseFlags { redefine: true, internal: once.contains("<active>"), ..Default::default() });
         if let Ok(def) = again {
-            let fflags = FormatFlags { secure: true, internal: def.active.is_some(), current: def.active == Some(true) };
+            let fflags =
+                FormatFlags { secure: true, internal: def.active.is_some(), current: def.active == Some(true) };
             assert_eq!(xml::format(&def, case.uuid, fflags), once, "{}", case.name);
         }
     }
@@ -113,25 +164,110 @@ fn parse_error_texts() {
     let redefine = ParseFlags { redefine: true, ..Default::default() };
     let plain = ParseFlags::default();
     check(&S2.replace("  <name>s2</name>\n", ""), redefine, codes::XML_ERROR, "a redefined snapshot must have a name");
-    check(&S2.replace("  <state>running</state>\n", ""), redefine, codes::XML_ERROR, "missing state from existing snapshot");
-    check(&S2.replace("  <creationTime>1795681679</creationTime>\n", ""), redefine, codes::INTERNAL_ERROR, "missing creationTime from existing snapshot");
-    check(&S2.replace("running", "bogus"), redefine, codes::CONFIG_UNSUPPORTED, "Invalid state 'bogus' in domain snapshot XML");
-    check(&S2.replace("running", "nostate"), redefine, codes::CONFIG_UNSUPPORTED, "Invalid state 'nostate' in domain snapshot XML");
-    check(&S2.replace("running", "pmsuspended"), redefine, codes::CONFIG_UNSUPPORTED, "Invalid state 'pmsuspended' in domain snapshot XML");
-    check(&S2.replace("running", "shutoff"), redefine, codes::XML_ERROR, "memory state cannot be saved with offline or disk-only snapshot");
-    check(&S2.replace("running", "disk-snapshot"), redefine, codes::XML_ERROR, "memory state cannot be saved with offline or disk-only snapshot");
-    check(S2, ParseFlags { offline: true, ..Default::default() }, codes::XML_ERROR, "memory state cannot be saved with offline or disk-only snapshot");
+    check(
+        &S2.replace("  <state>running</state>\n", ""),
+        redefine,
+        codes::XML_ERROR,
+        "missing state from existing snapshot",
+    );
+    check(
+        &S2.replace("  <creationTime>1795681679</creationTime>\n", ""),
+        redefine,
+        codes::INTERNAL_ERROR,
+        "missing creationTime from existing snapshot",
+    );
+    check(
+        &S2.replace("running", "bogus"),
+        redefine,
+        codes::CONFIG_UNSUPPORTED,
+        "Invalid state 'bogus' in domain snapshot XML",
+    );
+    check(
+        &S2.replace("running", "nostate"),
+        redefine,
+        codes::CONFIG_UNSUPPORTED,
+        "Invalid state 'nostate' in domain snapshot XML",
+    );
+    check(
+        &S2.replace("running", "pmsuspended"),
+        redefine,
+        codes::CONFIG_UNSUPPORTED,
+        "Invalid state 'pmsuspended' in domain snapshot XML",
+    );
+    check(
+        &S2.replace("running", "shutoff"),
+        redefine,
+        codes::XML_ERROR,
+        "memory state cannot be saved with offline or disk-only snapshot",
+    );
+    check(
+        &S2.replace("running", "disk-snapshot"),
+        redefine,
+        codes::XML_ERROR,
+        "memory state cannot be saved with offline or disk-only snapshot",
+    );
+    check(
+        S2,
+        ParseFlags { offline: true, ..Default::default() },
+        codes::XML_ERROR,
+        "memory state cannot be saved with offline or disk-only snapshot",
+    );
     check("<snapshot/>", plain, codes::XML_ERROR, "expecting root element of 'domainsnapshot', not 'snapshot'");
-    check("<domainsnapshot>", plain, codes::XML_DETAIL, "(domain_snapshot):1: Premature end of data in tag domainsnapshot line 1");
+    check(
+        "<domainsnapshot>",
+        plain,
+        codes::XML_DETAIL,
+        "(domain_snapshot):1: Premature end of data in tag domainsnapshot line 1",
+    );
     check("", plain, codes::XML_DETAIL, "(domain_snapshot):1: Document is empty");
-    check("<domainsnapshot><memory snapshot='internal' file='/m'/></domainsnapshot>", plain, codes::XML_ERROR, "memory filename '/m' requires external snapshot");
-    check("<domainsnapshot><memory snapshot='external'/></domainsnapshot>", plain, codes::XML_ERROR, "external memory snapshots require a filename");
-    check("<domainsnapshot><memory file='rel'/></domainsnapshot>", plain, codes::XML_ERROR, "memory snapshot file path (rel) must be absolute");
-    check("<domainsnapshot><memory snapshot='manual'/></domainsnapshot>", plain, codes::CONFIG_UNSUPPORTED, "'manual' memory snapshot mode not supported");
-    check("<domainsnapshot><disks><disk/></disks></domainsnapshot>", plain, codes::XML_ERROR, "missing name from disk snapshot element");
-    check("<domainsnapshot><disks><disk name='vda'><source file='x'/></disk></disks></domainsnapshot>", plain, codes::XML_ERROR, "disk snapshot image path 'x' must be absolute");
-    check(&S2.replace("</domainsnapshot>", ""), ParseFlags { redefine: true, internal: true, ..Default::default() }, codes::XML_DETAIL, "(domain_snapshot):11: Premature end of data in tag domainsnapshot line 1");
-    check(S2, ParseFlags { redefine: true, internal: true, ..Default::default() }, codes::INTERNAL_ERROR, "Could not find 'active' element");
+    check(
+        "<domainsnapshot><memory snapshot='internal' file='/m'/></domainsnapshot>",
+        plain,
+        codes::XML_ERROR,
+        "memory filename '/m' requires external snapshot",
+    );
+    check(
+        "<domainsnapshot><memory snapshot='external'/></domainsnapshot>",
+        plain,
+        codes::XML_ERROR,
+        "external memory snapshots require a filename",
+    );
+    check(
+        "<domainsnapshot><memory file='rel'/></domainsnapshot>",
+        plain,
+        codes::XML_ERROR,
+        "memory snapshot file path (rel) must be absolute",
+    );
+    check(
+        "<domainsnapshot><memory snapshot='manual'/></domainsnapshot>",
+        plain,
+        codes::CONFIG_UNSUPPORTED,
+        "'manual' memory snapshot mode not supported",
+    );
+    check(
+        "<domainsnapshot><disks><disk/></disks></domainsnapshot>",
+        plain,
+        codes::XML_ERROR,
+        "missing name from disk snapshot element",
+    );
+    check(
+        "<domainsnapshot><disks><disk name='vda'><source file='x'/></disk></disks></domainsnapshot>",
+        plain,
+        codes::XML_ERROR,
+        "disk snapshot image path 'x' must be absolute",
+    );
+    check(
+        &S2.replace("</domainsnapshot>", ""),
+        ParseFlags { redefine: true, internal: true, ..Default::default() },
+        codes::XML_DETAIL,
+        "(domain_snapshot):11: Premature end of data in tag domainsnapshot line 1",
+    );
+    check(
+        S2,
+        ParseFlags { redefine: true, internal: true, ..Default::default() },
+        codes::INTERNAL_ERROR,
+        "Could not find 'active' element",
+    );
     let bad = xml::parse("<domainsnapshot><name>a</name></bogus>", plain).unwrap_err();
     assert_eq!(bad.code, codes::XML_DETAIL);
     assert!(!bad.message.contains('\n'), "{}", bad.message);

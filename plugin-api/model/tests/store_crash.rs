@@ -168,9 +168,17 @@ fn sigkill_during_reparenting_delete() {
         let current = s.current(VM).unwrap().map(|c| c.name);
         if p_exists {
             assert!(!finished);
-            assert_eq!((under_p, under_r, current.as_deref()), (CHILDREN_N, 1, Some("p")), "round {round}: before state");
+            assert_eq!(
+                (under_p, under_r, current.as_deref()),
+                (CHILDREN_N, 1, Some("p")),
+                "round {round}: before state"
+            );
         } else {
-            assert_eq!((under_p, under_r, current.as_deref()), (0, CHILDREN_N, Some("r")), "round {round}: after state");
+            assert_eq!(
+                (under_p, under_r, current.as_deref()),
+                (0, CHILDREN_N, Some("r")),
+                "round {round}: after state"
+            );
         }
         assert_eq!(all.len(), CHILDREN_N + 1 + usize::from(p_exists));
         assert_consistent(&mut s);

@@ -18,8 +18,7 @@ use virtplug_plugin_api::{
 };
 
 use crate::{
-    Plugin,
-    convert,
+    Plugin, convert,
     driver::{Driver, PluginDescriptor},
 };
 
@@ -116,22 +115,48 @@ fn same<T>(v: T) -> T {
 
 impl abi::Driver for Guarded {
     fn domain_list(&self) -> RResult<RVec<abi::DomainInfo>, AbiError> {
-        self.call("domain_list", ops::DOMAIN_LIST, 0, 0, |d| d.domain_list(), |v| {
-            v.into_iter().map(convert::domain).collect()
-        })
+        self.call(
+            "domain_list",
+            ops::DOMAIN_LIST,
+            0,
+            0,
+            |d| d.domain_list(),
+            |v| v.into_iter().map(convert::domain).collect(),
+        )
     }
     fn domain_lookup_by_name(&self, name: RStr<'_>) -> RResult<abi::DomainInfo, AbiError> {
-        self.call("domain_lookup", ops::DOMAIN_LOOKUP, 0, 0, |d| d.domain_lookup_by_name(name.as_str()), convert::domain)
+        self.call(
+            "domain_lookup",
+            ops::DOMAIN_LOOKUP,
+            0,
+            0,
+            |d| d.domain_lookup_by_name(name.as_str()),
+            convert::domain,
+        )
     }
     fn domain_lookup_by_uuid(&self, uuid: RStr<'_>) -> RResult<abi::DomainInfo, AbiError> {
-        self.call("domain_lookup", ops::DOMAIN_LOOKUP, 0, 0, |d| d.domain_lookup_by_uuid(uuid.as_str()), convert::domain)
+        self.call(
+            "domain_lookup",
+            ops::DOMAIN_LOOKUP,
+            0,
+            0,
+            |d| d.domain_lookup_by_uuid(uuid.as_str()),
+            convert::domain,
+        )
     }
     fn domain_define(&self, xml: RStr<'_>) -> RResult<abi::DomainInfo, AbiError> {
         self.call("domain_define", ops::DOMAIN_DEFINE, 0, 0, |d| d.domain_define(xml.as_str()), convert::domain)
     }
     fn domain_undefine(&self, dom: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
         let mask = self.descriptor.caps.domain_undefine;
-        self.call("domain_undefine", ops::DOMAIN_UNDEFINE, flags, mask, |d| d.domain_undefine(dom.as_str(), flags), same)
+        self.call(
+            "domain_undefine",
+            ops::DOMAIN_UNDEFINE,
+            flags,
+            mask,
+            |d| d.domain_undefine(dom.as_str(), flags),
+            same,
+        )
     }
     fn domain_start(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
         self.call("domain_start", ops::DOMAIN_START, 0, 0, |d| d.domain_start(dom.as_str()), same)
@@ -154,41 +179,78 @@ impl abi::Driver for Guarded {
     }
     fn snapshot_create(&self, dom: RStr<'_>, xml: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
         let mask = self.descriptor.caps.snapshot_create;
-        self.call("snapshot_create", ops::SNAPSHOT_CREATE, flags, mask, |d| {
-            d.snapshot_create(dom.as_str(), xml.as_str(), flags)
-        }, RString::from)
+        self.call(
+            "snapshot_create",
+            ops::SNAPSHOT_CREATE,
+            flags,
+            mask,
+            |d| d.snapshot_create(dom.as_str(), xml.as_str(), flags),
+            RString::from,
+        )
     }
     fn snapshot_xml(&self, dom: RStr<'_>, snap: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
         let mask = self.descriptor.caps.snapshot_xml;
-        self.call("snapshot_xml", ops::SNAPSHOT_XML, flags, mask, |d| {
-            d.snapshot_xml(dom.as_str(), snap.as_str(), flags)
-        }, RString::from)
+        self.call(
+            "snapshot_xml",
+            ops::SNAPSHOT_XML,
+            flags,
+            mask,
+            |d| d.snapshot_xml(dom.as_str(), snap.as_str(), flags),
+            RString::from,
+        )
     }
     fn snapshot_list(&self, dom: RStr<'_>, flags: u32) -> RResult<RVec<abi::SnapshotInfo>, AbiError> {
         let mask = self.descriptor.caps.snapshot_list;
-        self.call("snapshot_list", ops::SNAPSHOT_LIST, flags, mask, |d| d.snapshot_list(dom.as_str(), flags), |v| {
-            v.into_iter().map(convert::snapshot).collect()
-        })
+        self.call(
+            "snapshot_list",
+            ops::SNAPSHOT_LIST,
+            flags,
+            mask,
+            |d| d.snapshot_list(dom.as_str(), flags),
+            |v| v.into_iter().map(convert::snapshot).collect(),
+        )
     }
     fn snapshot_lookup(&self, dom: RStr<'_>, snap: RStr<'_>) -> RResult<abi::SnapshotInfo, AbiError> {
-        self.call("snapshot_lookup", ops::SNAPSHOT_LOOKUP, 0, 0, |d| {
-            d.snapshot_lookup(dom.as_str(), snap.as_str())
-        }, convert::snapshot)
+        self.call(
+            "snapshot_lookup",
+            ops::SNAPSHOT_LOOKUP,
+            0,
+            0,
+            |d| d.snapshot_lookup(dom.as_str(), snap.as_str()),
+            convert::snapshot,
+        )
     }
     fn snapshot_current(&self, dom: RStr<'_>) -> RResult<ROption<abi::SnapshotInfo>, AbiError> {
-        self.call("snapshot_current", ops::SNAPSHOT_CURRENT, 0, 0, |d| d.snapshot_current(dom.as_str()), convert::option_snapshot)
+        self.call(
+            "snapshot_current",
+            ops::SNAPSHOT_CURRENT,
+            0,
+            0,
+            |d| d.snapshot_current(dom.as_str()),
+            convert::option_snapshot,
+        )
     }
     fn snapshot_revert(&self, dom: RStr<'_>, snap: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
         let mask = self.descriptor.caps.snapshot_revert;
-        self.call("snapshot_revert", ops::SNAPSHOT_REVERT, flags, mask, |d| {
-            d.snapshot_revert(dom.as_str(), snap.as_str(), flags)
-        }, same)
+        self.call(
+            "snapshot_revert",
+            ops::SNAPSHOT_REVERT,
+            flags,
+            mask,
+            |d| d.snapshot_revert(dom.as_str(), snap.as_str(), flags),
+            same,
+        )
     }
     fn snapshot_delete(&self, dom: RStr<'_>, snap: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
         let mask = self.descriptor.caps.snapshot_delete;
-        self.call("snapshot_delete", ops::SNAPSHOT_DELETE, flags, mask, |d| {
-            d.snapshot_delete(dom.as_str(), snap.as_str(), flags)
-        }, same)
+        self.call(
+            "snapshot_delete",
+            ops::SNAPSHOT_DELETE,
+            flags,
+            mask,
+            |d| d.snapshot_delete(dom.as_str(), snap.as_str(), flags),
+            same,
+        )
     }
     fn snapshot_import(
         &self,
@@ -200,20 +262,28 @@ impl abi::Driver for Guarded {
         let mask = self.descriptor.caps.snapshot_import;
         let xmls: Vec<String> = xmls.into_iter().map(String::from).collect();
         let current: Option<String> = current.into_option().map(String::from);
-        self.call("snapshot_import", ops::SNAPSHOT_IMPORT, flags, mask, |d| {
-            d.snapshot_import(dom.as_str(), &xmls, current.as_deref(), flags)
-        }, same)
+        self.call(
+            "snapshot_import",
+            ops::SNAPSHOT_IMPORT,
+            flags,
+            mask,
+            |d| d.snapshot_import(dom.as_str(), &xmls, current.as_deref(), flags),
+            same,
+        )
     }
     fn snapshot_edit(&self, dom: RStr<'_>, snap: RStr<'_>, xml: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
         let mask = self.descriptor.caps.snapshot_create;
-        self.call("snapshot_edit", ops::SNAPSHOT_EDIT, flags, mask, |d| {
-            d.snapshot_edit(dom.as_str(), snap.as_str(), xml.as_str(), flags)
-        }, RString::from)
+        self.call(
+            "snapshot_edit",
+            ops::SNAPSHOT_EDIT,
+            flags,
+            mask,
+            |d| d.snapshot_edit(dom.as_str(), snap.as_str(), xml.as_str(), flags),
+            RString::from,
+        )
     }
     fn selftest_panic(&self) -> RResult<(), AbiError> {
         // Declared by every SDK plugin: proves the wrapper turns a panic into an error.
-        self.call("selftest_panic", u64::MAX, 0, 0, |_| -> model::Result<()> {
-            panic!("selftest_panic probe")
-        }, same)
+        self.call("selftest_panic", u64::MAX, 0, 0, |_| -> model::Result<()> { panic!("selftest_panic probe") }, same)
     }
 }

@@ -11,9 +11,7 @@
 //! `virtplug-model`), and plugin crates never name `abi_stable` themselves.
 
 #[cfg(panic = "abort")]
-compile_error!(
-    "virtplug plugins must be built with panic = \"unwind\": the SDK converts panics into errors"
-);
+compile_error!("virtplug plugins must be built with panic = \"unwind\": the SDK converts panics into errors");
 
 mod convert;
 mod driver;
@@ -29,7 +27,7 @@ pub mod __private {
     pub use crate::guard::root_module;
     pub use virtplug_plugin_api::PluginMod_Ref;
     pub use virtplug_plugin_api::abi_stable::library::{
-        CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader,
+        __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
     };
 }
 

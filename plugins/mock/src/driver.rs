@@ -58,21 +58,14 @@ pub(crate) fn next_id(w: &mut Writer<'_, '_>) -> Result<i32> {
 
 /// Stops `dom`; a transient domain disappears with its snapshot metadata.
 pub(crate) fn stop(w: &mut Writer<'_, '_>, dom: &DomainRecord, why: u32) -> Result<()> {
-    if dom.persistent {
-        w.set_domain_state(&dom.uuid, st::SHUTOFF, why, -1)
-    } else {
-        w.undefine_domain(&dom.uuid)
-    }
+    if dom.persistent { w.set_domain_state(&dom.uuid, st::SHUTOFF, why, -1) } else { w.undefine_domain(&dom.uuid) }
 }
 
 impl MockDriver {
     /// Opens (creating if needed) the state in `dir`; a fresh store gets the domain `test`.
     pub fn open(dir: &Path, read_only: bool) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            Error::new(
-                codes::NO_CONNECT,
-                format!("mock state directory '{}' cannot be created: {e}", dir.display()),
-            )
+            Error::new(codes::NO_CONNECT, format!("mock state directory '{}' cannot be created: {e}", dir.display()))
         })?;
         let mut store = Store::open(&dir.join("mock.db"), crate::uri::sync_mode()?)?;
         store.write(|w| {
@@ -94,10 +87,7 @@ impl MockDriver {
     /// OPERATION_DENIED on a read-only connection, naming libvirt's public function.
     pub(crate) fn deny_read_only(&self, function: &str) -> Result<()> {
         if self.read_only {
-            return Err(Error::new(
-                codes::OPERATION_DENIED,
-                format!("read only access prevents {function}"),
-            ));
+            return Err(Error::new(codes::OPERATION_DENIED, format!("read only access prevents {function}")));
         }
         Ok(())
     }
@@ -154,9 +144,7 @@ impl Driver for MockDriver {
             }
             let n = w.snapshot_count(&d.uuid)?;
             if n > 0 && flags & domain_undefine::SNAPSHOTS_METADATA == 0 {
-                return Err(Error::operation_invalid(format!(
-                    "cannot delete inactive domain with {n} snapshots"
-                )));
+                return Err(Error::operation_invalid(format!("cannot delete inactive domain with {n} snapshots")));
             }
             w.undefine_domain(&d.uuid)
         })
@@ -216,10 +204,7 @@ impl Driver for MockDriver {
 
     fn domain_xml(&self, dom: &str, flags: u32) -> Result<String> {
         if self.read_only && flags & domain_xml::SECURE != 0 {
-            return Err(Error::new(
-                codes::OPERATION_DENIED,
-                "virDomainGetXMLDesc with secure flag",
-            ));
+            return Err(Error::new(codes::OPERATION_DENIED, "virDomainGetXMLDesc with secure flag"));
         }
         let d = self.store()?.domain_by_name(dom)?;
         let text = if flags & domain_xml::SECURE != 0 { d.xml } else { xml::strip_secrets(&d.xml) };
@@ -232,10 +217,7 @@ impl Driver for MockDriver {
 
     fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> Result<String> {
         if self.read_only && flags & snapshot_xml::SECURE != 0 {
-            return Err(Error::new(
-                codes::OPERATION_DENIED,
-                "virDomainSnapshotGetXMLDesc with secure flag",
-            ));
+            return Err(Error::new(codes::OPERATION_DENIED, "virDomainSnapshotGetXMLDesc with secure flag"));
         }
         let mut store = self.store()?;
         let d = store.domain_by_name(dom)?;

@@ -29,10 +29,7 @@ fn require(flags: u32, flag: u32, required: u32, flag_name: &str, required_name:
 
 fn exclusive(flags: u32, a: u32, b: u32, a_name: &str, b_name: &str) -> Result<()> {
     if flags & a != 0 && flags & b != 0 {
-        return Err(Error::new(
-            codes::INVALID_ARG,
-            format!("Flags '{a_name}' and '{b_name}' are mutually exclusive"),
-        ));
+        return Err(Error::new(codes::INVALID_ARG, format!("Flags '{a_name}' and '{b_name}' are mutually exclusive")));
     }
     Ok(())
 }
@@ -40,10 +37,28 @@ fn exclusive(flags: u32, a: u32, b: u32, a_name: &str, b_name: &str) -> Result<(
 /// The library's create rules (repeated here so the driver is safe without the host) and
 /// qemu's driver rules, in that order.
 fn check_create_flags(flags: u32) -> Result<()> {
-    require(flags, cf::CURRENT, cf::REDEFINE, "VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT", "VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE")?;
-    exclusive(flags, cf::REDEFINE, cf::NO_METADATA, "VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE", "VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA")?;
+    require(
+        flags,
+        cf::CURRENT,
+        cf::REDEFINE,
+        "VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT",
+        "VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE",
+    )?;
+    exclusive(
+        flags,
+        cf::REDEFINE,
+        cf::NO_METADATA,
+        "VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE",
+        "VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA",
+    )?;
     exclusive(flags, cf::REDEFINE, cf::HALT, "VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE", "VIR_DOMAIN_SNAPSHOT_CREATE_HALT")?;
-    require(flags, cf::QUIESCE, cf::DISK_ONLY, "VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE", "VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY")?;
+    require(
+        flags,
+        cf::QUIESCE,
+        cf::DISK_ONLY,
+        "VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE",
+        "VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY",
+    )?;
     exclusive(flags, cf::LIVE, cf::REDEFINE, "VIR_DOMAIN_SNAPSHOT_CREATE_LIVE", "VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE")
 }
 
@@ -53,10 +68,7 @@ fn check_name(name: &str, flags: u32) -> Result<()> {
         return Ok(());
     }
     if name.contains('/') {
-        return Err(Error::new(
-            codes::XML_DETAIL,
-            format!("invalid snapshot name '{name}': name can't contain '/'"),
-        ));
+        return Err(Error::new(codes::XML_DETAIL, format!("invalid snapshot name '{name}': name can't contain '/'")));
     }
     if name.starts_with('.') {
         return Err(Error::new(
@@ -152,9 +164,7 @@ fn plain_def(d: &DomainRecord, xml_text: &str, flags: u32) -> Result<SnapshotDef
     let mut def = xml::parse(xml_text, ParseFlags { offline: disk_only || !active, ..Default::default() })?;
     def.fill_defaults(now());
     check_name(&def.name, flags)?;
-    if flags & cf::LIVE != 0
-        && (!active || def.memory.as_ref().is_none_or(|m| m.mode != SnapshotMode::External))
-    {
+    if flags & cf::LIVE != 0 && (!active || def.memory.as_ref().is_none_or(|m| m.mode != SnapshotMode::External)) {
         return Err(Error::new(
             codes::OPERATION_UNSUPPORTED,
             "live snapshot creation is supported only during full system snapshots",
@@ -202,10 +212,7 @@ pub(crate) fn create(drv: &MockDriver, dom: &str, xml_text: &str, flags: u32) ->
         let def = plain_def(&d, xml_text, flags)?;
         if flags & cf::NO_METADATA != 0 {
             if w.snapshot(&d.uuid, &def.name).is_ok() {
-                return Err(Error::new(
-                    codes::OPERATION_FAILED,
-                    format!("domain moment {} already exists", def.name),
-                ));
+                return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", def.name)));
             }
         } else {
             w.create(&d.uuid, &def)?;
@@ -221,7 +228,13 @@ pub(crate) fn create(drv: &MockDriver, dom: &str, xml_text: &str, flags: u32) ->
 /// PAUSED override it) and its definition.
 pub(crate) fn revert(drv: &MockDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
     drv.deny_read_only("virDomainRevertToSnapshot")?;
-    exclusive(flags, rf::RUNNING, rf::PAUSED, "VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING", "VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED")?;
+    exclusive(
+        flags,
+        rf::RUNNING,
+        rf::PAUSED,
+        "VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING",
+        "VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED",
+    )?;
     drv.store()?.write(|w| {
         let d = w.domain_by_name(dom)?;
         let def = w.snapshot_def(&d.uuid, snap)?;
@@ -269,7 +282,8 @@ pub(crate) fn revert(drv: &MockDriver, dom: &str, snap: &str, flags: u32) -> Res
             }
             state => {
                 let id = if is_active(d.state) { d.id } else { next_id(w)? };
-                let why = if state == st::PAUSED { reason::PAUSED_FROM_SNAPSHOT } else { reason::RUNNING_FROM_SNAPSHOT };
+                let why =
+                    if state == st::PAUSED { reason::PAUSED_FROM_SNAPSHOT } else { reason::RUNNING_FROM_SNAPSHOT };
                 w.set_domain_state(&d.uuid, state, why, id)?;
             }
         }
@@ -281,7 +295,13 @@ pub(crate) fn revert(drv: &MockDriver, dom: &str, snap: &str, flags: u32) -> Res
 /// disk contents, so a full delete and a metadata-only delete have the same effect).
 pub(crate) fn delete(drv: &MockDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
     drv.deny_read_only("virDomainSnapshotDelete")?;
-    exclusive(flags, df::CHILDREN, df::CHILDREN_ONLY, "VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN", "VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY")?;
+    exclusive(
+        flags,
+        df::CHILDREN,
+        df::CHILDREN_ONLY,
+        "VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN",
+        "VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY",
+    )?;
     drv.store()?.write(|w| {
         let d = w.domain_by_name(dom)?;
         w.delete(&d.uuid, snap, flags)
@@ -313,10 +333,8 @@ pub(crate) fn import(drv: &MockDriver, dom: &str, xmls: &[String], current: Opti
 /// changed; create flags CURRENT and DISK_ONLY apply as in a redefine.
 pub(crate) fn edit(drv: &MockDriver, dom: &str, snap: &str, xml_text: &str, flags: u32) -> Result<String> {
     drv.deny_read_only("virDomainSnapshotCreateXML")?;
-    let def = xml::parse(
-        xml_text,
-        ParseFlags { redefine: true, offline: flags & cf::DISK_ONLY != 0, ..Default::default() },
-    )?;
+    let def =
+        xml::parse(xml_text, ParseFlags { redefine: true, offline: flags & cf::DISK_ONLY != 0, ..Default::default() })?;
     check_name(&def.name, 0)?;
     let name = def.name.clone();
     let rflags = RedefineFlags { current: flags & cf::CURRENT != 0, disk_only: flags & cf::DISK_ONLY != 0 };

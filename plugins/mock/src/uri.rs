@@ -28,9 +28,8 @@ pub fn state_dir(uri: &str) -> Result<PathBuf> {
         if let Some(d) = env_dir("XDG_STATE_HOME") {
             return Ok(d.join("virtplug/mock/default"));
         }
-        let home = env_dir("HOME").ok_or_else(|| {
-            Error::new(codes::NO_CONNECT, format!("{uri}: neither XDG_STATE_HOME nor HOME is set"))
-        })?;
+        let home = env_dir("HOME")
+            .ok_or_else(|| Error::new(codes::NO_CONNECT, format!("{uri}: neither XDG_STATE_HOME nor HOME is set")))?;
         return Ok(home.join(".local/state/virtplug/mock/default"));
     }
     Ok(PathBuf::from(path))
@@ -43,9 +42,8 @@ pub fn sync_mode() -> Result<Sync> {
     match std::env::var("VIRTPLUG_MOCK_SYNC").as_deref() {
         Err(_) | Ok("") | Ok("normal") => Ok(Sync::Normal),
         Ok("full") => Ok(Sync::Full),
-        Ok(other) => Err(Error::new(
-            codes::NO_CONNECT,
-            format!("VIRTPLUG_MOCK_SYNC must be 'normal' or 'full', not '{other}'"),
-        )),
+        Ok(other) => {
+            Err(Error::new(codes::NO_CONNECT, format!("VIRTPLUG_MOCK_SYNC must be 'normal' or 'full', not '{other}'")))
+        }
     }
 }

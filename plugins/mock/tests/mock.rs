@@ -6,8 +6,8 @@ use virtplug_plugin_mock::MockPlugin;
 use virtplug_plugin_sdk::{
     Driver, Error, Plugin, codes,
     flags::{
-        domain_state as st, domain_undefine, ops, snapshot_create as cf, snapshot_delete as df,
-        snapshot_import, snapshot_revert as rf, snapshot_xml,
+        domain_state as st, domain_undefine, ops, snapshot_create as cf, snapshot_delete as df, snapshot_import,
+        snapshot_revert as rf, snapshot_xml,
     },
     model::domain::TEST_DOMAIN_XML,
 };
@@ -59,7 +59,16 @@ fn descriptor_declares_everything() {
     assert_eq!(desc.schemes, &["mock"]);
     let c = desc.caps;
     assert_eq!(
-        (c.snapshot_create, c.snapshot_revert, c.snapshot_delete, c.snapshot_list, c.snapshot_xml, c.snapshot_import, c.domain_undefine, c.domain_xml),
+        (
+            c.snapshot_create,
+            c.snapshot_revert,
+            c.snapshot_delete,
+            c.snapshot_list,
+            c.snapshot_xml,
+            c.snapshot_import,
+            c.domain_undefine,
+            c.domain_xml
+        ),
         (0x3ff, 0xf, 0x7, 0x7ff, 0x1, 0x1, 0x7f, 0x3)
     );
 }
@@ -74,7 +83,10 @@ fn fresh_store_has_the_test_domain() {
     assert_eq!((t.max_memory_kib, t.memory_kib, t.vcpus, t.persistent), (8388608, 2097152, 2, true));
     assert_eq!(h.d.domain_xml("test", 0).unwrap(), format!("{TEST_DOMAIN_XML}\n"));
     assert_eq!(h.d.domain_lookup_by_uuid(UUID).unwrap().name, "test");
-    assert_eq!(err(h.d.domain_lookup_by_name("nosuch")), (codes::NO_DOMAIN, "no domain with matching name 'nosuch'".into()));
+    assert_eq!(
+        err(h.d.domain_lookup_by_name("nosuch")),
+        (codes::NO_DOMAIN, "no domain with matching name 'nosuch'".into())
+    );
 }
 
 #[test]
@@ -90,7 +102,15 @@ fn other_uris_are_refused() {
 fn appendix_a_session() {
     let h = host();
     let d = &*h.d;
-    assert_eq!(d.snapshot_create("test", "<domainsnapshot>\n  <name>s1</name>\n  <description>first</description>\n</domainsnapshot>\n", 0).unwrap(), "s1");
+    assert_eq!(
+        d.snapshot_create(
+            "test",
+            "<domainsnapshot>\n  <name>s1</name>\n  <description>first</description>\n</domainsnapshot>\n",
+            0
+        )
+        .unwrap(),
+        "s1"
+    );
     d.snapshot_create("test", &named("s2"), 0).unwrap();
     let auto = d.snapshot_create("test", "<domainsnapshot/>", 0).unwrap();
     assert!(auto.parse::<i64>().is_ok(), "{auto}");
@@ -98,9 +118,15 @@ fn appendix_a_session() {
     let x = d.snapshot_xml("test", "s2", 0).unwrap();
     let time = d.snapshot_lookup("test", "s2").unwrap().creation_time;
     let domain: String = TEST_DOMAIN_XML.lines().map(|l| format!("  {l}\n")).collect();
-    let want = format!("<domainsnapshot>\n  <name>s2</name>\n  <state>running</state>\n  <parent>\n    <name>s1</name>\n  </parent>\n  <creationTime>{time}</creationTime>\n  <memory snapshot='internal'/>\n  <disks>\n    <disk name='vda' snapshot='internal'/>\n  </disks>\n{domain}</domainsnapshot>\n");
+    let want = format!(
+        "<domainsnapshot>\n  <name>s2</name>\n  <state>running</state>\n  <parent>\n    <name>s1</name>\n  </parent>\n  <creationTime>{time}</creationTime>\n  <memory snapshot='internal'/>\n  <disks>\n    <disk name='vda' snapshot='internal'/>\n  </disks>\n{domain}</domainsnapshot>\n"
+    );
     assert_eq!(x, want);
-    assert!(d.snapshot_xml("test", "s1", 0).unwrap().contains("  <name>s1</name>\n  <description>first</description>\n  <state>running</state>\n"));
+    assert!(
+        d.snapshot_xml("test", "s1", 0)
+            .unwrap()
+            .contains("  <name>s1</name>\n  <description>first</description>\n  <state>running</state>\n")
+    );
     // plain delete reparents; redefine from the dump without CURRENT keeps current
     let s2 = d.snapshot_xml("test", "s2", snapshot_xml::SECURE).unwrap();
     d.snapshot_delete("test", "s2", 0).unwrap();
@@ -112,22 +138,61 @@ fn appendix_a_session() {
     // redefine validation errors (§7.3)
     let s1 = d.snapshot_xml("test", "s1", snapshot_xml::SECURE).unwrap();
     let cases: Vec<(String, u32, &str)> = vec![
-        (s2.replace(UUID, "6695eb01-f6a4-8304-79aa-97f2502e1930"), codes::INVALID_ARG, "definition for snapshot s2 must use uuid 6695eb01-f6a4-8304-79aa-97f2502e193f"),
-        (s2.replace("<name>s1</name>", "<name>nosuch</name>"), codes::INVALID_ARG, "parent nosuch for moment s2 not found"),
-        (s2.replace("<name>s1</name>", "<name>s2</name>"), codes::INVALID_ARG, "cannot set moment s2 as its own parent"),
-        (s1.replace("</state>\n", "</state>\n  <parent>\n    <name>s2</name>\n  </parent>\n"), codes::INVALID_ARG, "parent s2 would create cycle to s1"),
-        (s2.replace(&format!("  <creationTime>{time}</creationTime>\n"), ""), codes::INTERNAL_ERROR, "missing creationTime from existing snapshot"),
+        (
+            s2.replace(UUID, "6695eb01-f6a4-8304-79aa-97f2502e1930"),
+            codes::INVALID_ARG,
+            "definition for snapshot s2 must use uuid 6695eb01-f6a4-8304-79aa-97f2502e193f",
+        ),
+        (
+            s2.replace("<name>s1</name>", "<name>nosuch</name>"),
+            codes::INVALID_ARG,
+            "parent nosuch for moment s2 not found",
+        ),
+        (
+            s2.replace("<name>s1</name>", "<name>s2</name>"),
+            codes::INVALID_ARG,
+            "cannot set moment s2 as its own parent",
+        ),
+        (
+            s1.replace("</state>\n", "</state>\n  <parent>\n    <name>s2</name>\n  </parent>\n"),
+            codes::INVALID_ARG,
+            "parent s2 would create cycle to s1",
+        ),
+        (
+            s2.replace(&format!("  <creationTime>{time}</creationTime>\n"), ""),
+            codes::INTERNAL_ERROR,
+            "missing creationTime from existing snapshot",
+        ),
         (s2.replace("  <state>running</state>\n", ""), codes::XML_ERROR, "missing state from existing snapshot"),
-        (s2.replace("<state>running</state>", "<state>shutoff</state>"), codes::XML_ERROR, "memory state cannot be saved with offline or disk-only snapshot"),
-        (s2.replace("<state>running</state>", "<state>shutoff</state>").replace("<memory snapshot='internal'/>", "<memory snapshot='no'/>"), codes::INVALID_ARG, "cannot change between online and offline snapshot state in snapshot s2"),
-        (s2.replace("<vcpu placement='static'>2</vcpu>", "<vcpu placement='static'>3</vcpu>"), codes::CONFIG_UNSUPPORTED, "Target domain vCPU max 3 does not match source 2"),
+        (
+            s2.replace("<state>running</state>", "<state>shutoff</state>"),
+            codes::XML_ERROR,
+            "memory state cannot be saved with offline or disk-only snapshot",
+        ),
+        (
+            s2.replace("<state>running</state>", "<state>shutoff</state>")
+                .replace("<memory snapshot='internal'/>", "<memory snapshot='no'/>"),
+            codes::INVALID_ARG,
+            "cannot change between online and offline snapshot state in snapshot s2",
+        ),
+        (
+            s2.replace("<vcpu placement='static'>2</vcpu>", "<vcpu placement='static'>3</vcpu>"),
+            codes::CONFIG_UNSUPPORTED,
+            "Target domain vCPU max 3 does not match source 2",
+        ),
         (s2.replace("  <name>s2</name>\n", ""), codes::XML_ERROR, "a redefined snapshot must have a name"),
     ];
     for (xml, code, msg) in cases {
         assert_eq!(err(d.snapshot_create("test", &xml, cf::REDEFINE)), (code, msg.to_owned()));
     }
-    assert_eq!(err(d.snapshot_create("test", &named("s1"), 0)), (codes::OPERATION_FAILED, "domain moment s1 already exists".into()));
-    assert_eq!(err(d.snapshot_create("test", &s2, cf::REDEFINE | cf::DISK_ONLY)), (codes::INVALID_ARG, "disk-only flag for snapshot s2 requires disk-snapshot state".into()));
+    assert_eq!(
+        err(d.snapshot_create("test", &named("s1"), 0)),
+        (codes::OPERATION_FAILED, "domain moment s1 already exists".into())
+    );
+    assert_eq!(
+        err(d.snapshot_create("test", &s2, cf::REDEFINE | cf::DISK_ONLY)),
+        (codes::INVALID_ARG, "disk-only flag for snapshot s2 requires disk-snapshot state".into())
+    );
     // delete --children on the root removes everything
     d.snapshot_delete("test", "s1", df::CHILDREN).unwrap();
     assert_eq!(shape(d), "current=None");
@@ -138,21 +203,47 @@ fn create_flags() {
     let h = host();
     let d = &*h.d;
     let flag_errors: &[(u32, &str)] = &[
-        (cf::CURRENT, "Flag 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' is required by flag 'VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT'"),
-        (cf::REDEFINE | cf::NO_METADATA, "Flags 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' and 'VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA' are mutually exclusive"),
-        (cf::REDEFINE | cf::HALT, "Flags 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' and 'VIR_DOMAIN_SNAPSHOT_CREATE_HALT' are mutually exclusive"),
-        (cf::QUIESCE, "Flag 'VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY' is required by flag 'VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE'"),
-        (cf::LIVE | cf::REDEFINE, "Flags 'VIR_DOMAIN_SNAPSHOT_CREATE_LIVE' and 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' are mutually exclusive"),
+        (
+            cf::CURRENT,
+            "Flag 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' is required by flag 'VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT'",
+        ),
+        (
+            cf::REDEFINE | cf::NO_METADATA,
+            "Flags 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' and 'VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA' are mutually exclusive",
+        ),
+        (
+            cf::REDEFINE | cf::HALT,
+            "Flags 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' and 'VIR_DOMAIN_SNAPSHOT_CREATE_HALT' are mutually exclusive",
+        ),
+        (
+            cf::QUIESCE,
+            "Flag 'VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY' is required by flag 'VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE'",
+        ),
+        (
+            cf::LIVE | cf::REDEFINE,
+            "Flags 'VIR_DOMAIN_SNAPSHOT_CREATE_LIVE' and 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' are mutually exclusive",
+        ),
     ];
     for (flags, msg) in flag_errors {
         assert_eq!(err(d.snapshot_create("test", &named("x"), *flags)), (codes::INVALID_ARG, (*msg).to_owned()));
     }
-    assert_eq!(err(d.snapshot_create("test", &named("x"), cf::LIVE)),
-        (codes::OPERATION_UNSUPPORTED, "live snapshot creation is supported only during full system snapshots".into()));
-    assert_eq!(err(d.snapshot_create("test", &named("x/y"), 0)), (codes::XML_DETAIL, "invalid snapshot name 'x/y': name can't contain '/'".into()));
-    assert_eq!(err(d.snapshot_create("test", &named(".hidden"), 0)), (codes::XML_DETAIL, "invalid snapshot name '.hidden': name can't start with '.'".into()));
+    assert_eq!(
+        err(d.snapshot_create("test", &named("x"), cf::LIVE)),
+        (codes::OPERATION_UNSUPPORTED, "live snapshot creation is supported only during full system snapshots".into())
+    );
+    assert_eq!(
+        err(d.snapshot_create("test", &named("x/y"), 0)),
+        (codes::XML_DETAIL, "invalid snapshot name 'x/y': name can't contain '/'".into())
+    );
+    assert_eq!(
+        err(d.snapshot_create("test", &named(".hidden"), 0)),
+        (codes::XML_DETAIL, "invalid snapshot name '.hidden': name can't start with '.'".into())
+    );
     assert_eq!(err(d.snapshot_create("test", "<domainsnapshot><bogus/></domainsnapshot>", cf::VALIDATE)).0, 92);
-    assert_eq!(err(d.snapshot_create("test", "<snapshot/>", 0)), (codes::XML_ERROR, "expecting root element of 'domainsnapshot', not 'snapshot'".into()));
+    assert_eq!(
+        err(d.snapshot_create("test", "<snapshot/>", 0)),
+        (codes::XML_ERROR, "expecting root element of 'domainsnapshot', not 'snapshot'".into())
+    );
     // NO_METADATA: taken, nothing recorded, name rules skipped
     assert_eq!(d.snapshot_create("test", &named("x/y"), cf::NO_METADATA).unwrap(), "x/y");
     assert_eq!(shape(d), "current=None");
@@ -160,19 +251,34 @@ fn create_flags() {
     d.snapshot_create("test", &named("disk"), cf::DISK_ONLY | cf::QUIESCE | cf::ATOMIC | cf::REUSE_EXT).unwrap();
     let info = d.snapshot_lookup("test", "disk").unwrap();
     assert_eq!((info.state, info.disk_only, info.external), (st::DISK_SNAPSHOT, true, true));
-    assert!(d.snapshot_xml("test", "disk", 0).unwrap().contains("  <memory snapshot='no'/>\n  <disks>\n    <disk name='vda' snapshot='external'/>\n"));
+    assert!(
+        d.snapshot_xml("test", "disk", 0)
+            .unwrap()
+            .contains("  <memory snapshot='no'/>\n  <disks>\n    <disk name='vda' snapshot='external'/>\n")
+    );
     // LIVE with external memory on a running domain
-    d.snapshot_create("test", "<domainsnapshot><name>live</name><memory file='/m.img'/></domainsnapshot>", cf::LIVE).unwrap();
+    d.snapshot_create("test", "<domainsnapshot><name>live</name><memory file='/m.img'/></domainsnapshot>", cf::LIVE)
+        .unwrap();
     assert!(d.snapshot_lookup("test", "live").unwrap().external);
     assert_eq!(err(d.snapshot_create("test", "<domainsnapshot><name>mix</name><disks><disk name='vda' snapshot='internal'/></disks><memory file='/m.img'/></domainsnapshot>", 0)).1,
         "mixing internal and external targets for a snapshot is not yet supported");
-    assert_eq!(err(d.snapshot_create("test", "<domainsnapshot><name>u</name><disks><disk name='vdz'/></disks></domainsnapshot>", 0)).1, "no disk named 'vdz'");
+    assert_eq!(
+        err(d.snapshot_create(
+            "test",
+            "<domainsnapshot><name>u</name><disks><disk name='vdz'/></disks></domainsnapshot>",
+            0
+        ))
+        .1,
+        "no disk named 'vdz'"
+    );
     // HALT shuts the domain off; then memory state is refused (offline) like qemu
     d.snapshot_create("test", &named("halted"), cf::HALT).unwrap();
     assert_eq!(state(d), st::SHUTOFF);
     assert_eq!(d.snapshot_lookup("test", "halted").unwrap().state, st::RUNNING);
-    assert_eq!(err(d.snapshot_create("test", "<domainsnapshot><memory snapshot='internal'/></domainsnapshot>", 0)),
-        (codes::XML_ERROR, "memory state cannot be saved with offline or disk-only snapshot".into()));
+    assert_eq!(
+        err(d.snapshot_create("test", "<domainsnapshot><memory snapshot='internal'/></domainsnapshot>", 0)),
+        (codes::XML_ERROR, "memory state cannot be saved with offline or disk-only snapshot".into())
+    );
     d.snapshot_create("test", &named("off"), 0).unwrap();
     let off = d.snapshot_lookup("test", "off").unwrap();
     assert_eq!((off.state, off.parent.as_deref()), (st::SHUTOFF, Some("halted")));
@@ -201,7 +307,10 @@ fn reference_sequence_8_2_and_revert() {
     assert_eq!(shape(d), "a<-None a2<-a current=None");
     assert_eq!(err(d.snapshot_delete("test", "a", df::CHILDREN | df::CHILDREN_ONLY)),
         (codes::INVALID_ARG, "Flags 'VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN' and 'VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY' are mutually exclusive".into()));
-    assert_eq!(err(d.snapshot_delete("test", "nosuch", 0)), (codes::NO_DOMAIN_SNAPSHOT, "no domain snapshot with matching name 'nosuch'".into()));
+    assert_eq!(
+        err(d.snapshot_delete("test", "nosuch", 0)),
+        (codes::NO_DOMAIN_SNAPSHOT, "no domain snapshot with matching name 'nosuch'".into())
+    );
 
     // revert applies the snapshot's state
     d.domain_destroy("test").unwrap();
@@ -216,14 +325,27 @@ fn reference_sequence_8_2_and_revert() {
     d.snapshot_revert("test", "cold", rf::RUNNING).unwrap();
     assert_eq!(state(d), st::RUNNING);
     assert_eq!(d.snapshot_current("test").unwrap().unwrap().name, "cold");
-    assert_eq!(err(d.snapshot_revert("test", "a", rf::RUNNING | rf::PAUSED)),
-        (codes::INVALID_ARG, "Flags 'VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING' and 'VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED' are mutually exclusive".into()));
+    assert_eq!(
+        err(d.snapshot_revert("test", "a", rf::RUNNING | rf::PAUSED)),
+        (
+            codes::INVALID_ARG,
+            "Flags 'VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING' and 'VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED' are mutually exclusive"
+                .into()
+        )
+    );
     let nodom = "<domainsnapshot>\n  <name>nodom</name>\n  <state>running</state>\n  <creationTime>5</creationTime>\n</domainsnapshot>\n";
     d.snapshot_create("test", nodom, cf::REDEFINE).unwrap();
-    assert_eq!(err(d.snapshot_revert("test", "nodom", rf::FORCE)),
-        (codes::SNAPSHOT_REVERT_RISKY, "snapshot 'nodom' lacks domain 'test' rollback info".into()));
-    let legacy = format!("<domainsnapshot>\n  <name>old</name>\n  <state>running</state>\n  <creationTime>5</creationTime>\n  <domain>\n    <uuid>{UUID}</uuid>\n  </domain>\n</domainsnapshot>\n");
-    assert_eq!(err(d.snapshot_create("test", &legacy, cf::REDEFINE)), (codes::INTERNAL_ERROR, "missing domain in snapshot".into()));
+    assert_eq!(
+        err(d.snapshot_revert("test", "nodom", rf::FORCE)),
+        (codes::SNAPSHOT_REVERT_RISKY, "snapshot 'nodom' lacks domain 'test' rollback info".into())
+    );
+    let legacy = format!(
+        "<domainsnapshot>\n  <name>old</name>\n  <state>running</state>\n  <creationTime>5</creationTime>\n  <domain>\n    <uuid>{UUID}</uuid>\n  </domain>\n</domainsnapshot>\n"
+    );
+    assert_eq!(
+        err(d.snapshot_create("test", &legacy, cf::REDEFINE)),
+        (codes::INTERNAL_ERROR, "missing domain in snapshot".into())
+    );
     assert!(d.snapshot_lookup("test", "old").is_err());
 }
 
@@ -245,7 +367,10 @@ fn domain_operations_and_undefine_guard() {
         d.snapshot_create("test", &named(n), 0).unwrap();
     }
     d.domain_destroy("test").unwrap();
-    assert_eq!(err(d.domain_undefine("test", 0)), (codes::OPERATION_INVALID, "cannot delete inactive domain with 2 snapshots".into()));
+    assert_eq!(
+        err(d.domain_undefine("test", 0)),
+        (codes::OPERATION_INVALID, "cannot delete inactive domain with 2 snapshots".into())
+    );
     d.domain_undefine("test", domain_undefine::SNAPSHOTS_METADATA).unwrap();
     assert!(d.domain_list().unwrap().is_empty());
     let info = d.domain_define(TEST_DOMAIN_XML).unwrap();
@@ -258,14 +383,18 @@ fn read_only_connections_refuse_changes() {
     let h = host();
     h.d.snapshot_create("test", &named("a"), 0).unwrap();
     let ro = MockPlugin::open(&h.uri, true).unwrap();
-    let denied = |r: Result<(), Error>, f: &str| assert_eq!(err(r), (codes::OPERATION_DENIED, format!("read only access prevents {f}")));
+    let denied = |r: Result<(), Error>, f: &str| {
+        assert_eq!(err(r), (codes::OPERATION_DENIED, format!("read only access prevents {f}")))
+    };
     denied(ro.snapshot_create("test", &named("b"), 0).map(|_| ()), "virDomainSnapshotCreateXML");
     denied(ro.snapshot_revert("test", "a", 0), "virDomainRevertToSnapshot");
     denied(ro.snapshot_delete("test", "a", 0), "virDomainSnapshotDelete");
     denied(ro.domain_undefine("test", 0), "virDomainUndefineFlags");
     denied(ro.domain_destroy("test"), "virDomainDestroy");
-    assert_eq!(err(ro.snapshot_xml("test", "a", snapshot_xml::SECURE)),
-        (codes::OPERATION_DENIED, "virDomainSnapshotGetXMLDesc with secure flag".into()));
+    assert_eq!(
+        err(ro.snapshot_xml("test", "a", snapshot_xml::SECURE)),
+        (codes::OPERATION_DENIED, "virDomainSnapshotGetXMLDesc with secure flag".into())
+    );
     assert!(ro.snapshot_xml("test", "a", 0).is_ok());
     assert_eq!(ro.snapshot_list("test", 0).unwrap().len(), 1);
     ro.snapshot_import("test", &[], None, snapshot_import::DRY_RUN).unwrap();
@@ -305,7 +434,11 @@ fn import_and_edit() {
     dst.d.snapshot_import("test", &xmls, Some("snap-11"), 0).unwrap();
     assert_eq!(shape(&*dst.d), shape(&*src.d));
     let mut bad = xmls.clone();
-    bad.push(xmls[1].replace("<name>snap-1</name>", "<name>snap-99</name>").replace("<name>snap-0</name>", "<name>missing</name>"));
+    bad.push(
+        xmls[1]
+            .replace("<name>snap-1</name>", "<name>snap-99</name>")
+            .replace("<name>snap-0</name>", "<name>missing</name>"),
+    );
     let third = host();
     assert!(third.d.snapshot_import("test", &bad, None, 0).is_err());
     assert_eq!(shape(&*third.d), "current=None");
@@ -315,8 +448,10 @@ fn import_and_edit() {
     assert_eq!(dst.d.snapshot_edit("test", "snap-5", &renamed, 0).unwrap(), "five");
     assert_eq!(dst.d.snapshot_lookup("test", "snap-6").unwrap().parent.as_deref(), Some("five"));
     assert!(dst.d.snapshot_lookup("test", "snap-5").is_err());
-    assert_eq!(err(dst.d.snapshot_edit("test", "five", &renamed.replace("<name>five</name>", "<name>snap-1</name>"), 0)),
-        (codes::OPERATION_FAILED, "domain moment snap-1 already exists".into()));
+    assert_eq!(
+        err(dst.d.snapshot_edit("test", "five", &renamed.replace("<name>five</name>", "<name>snap-1</name>"), 0)),
+        (codes::OPERATION_FAILED, "domain moment snap-1 already exists".into())
+    );
 }
 
 #[test]
@@ -326,8 +461,10 @@ fn undefining_an_active_domain_makes_it_transient() {
     d.snapshot_create("test", &named("a"), 0).unwrap();
     d.domain_undefine("test", 0).unwrap();
     assert!(!d.domain_lookup_by_name("test").unwrap().persistent);
-    assert_eq!(err(d.snapshot_create("test", &named("h"), cf::HALT)),
-        (codes::OPERATION_INVALID, "cannot halt after transient domain snapshot".into()));
+    assert_eq!(
+        err(d.snapshot_create("test", &named("h"), cf::HALT)),
+        (codes::OPERATION_INVALID, "cannot halt after transient domain snapshot".into())
+    );
     d.domain_destroy("test").unwrap();
     assert!(d.domain_list().unwrap().is_empty(), "a transient domain disappears when it stops");
     assert_eq!(err(d.snapshot_list("test", 0)).0, codes::NO_DOMAIN);

@@ -132,7 +132,8 @@ pub fn parse_disks(xml: &str) -> Result<Vec<Disk>> {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
             Event::End(_) => {
-                if depth_path.pop().as_deref() == Some("disk") && depth_path.len() == 2
+                if depth_path.pop().as_deref() == Some("disk")
+                    && depth_path.len() == 2
                     && let Some(d) = cur.take().map(finish).transpose()?.flatten()
                 {
                     out.push(d);
@@ -160,7 +161,8 @@ pub fn parse_disks(xml: &str) -> Result<Vec<Disk>> {
             }
         }
         if empty {
-            if name == "disk" && depth_path.len() == 2
+            if name == "disk"
+                && depth_path.len() == 2
                 && let Some(d) = cur.take().map(finish).transpose()?.flatten()
             {
                 out.push(d);
@@ -234,7 +236,10 @@ impl QemuDef {
             "-S".into(),
             "-no-shutdown".into(),
             "-chardev".into(),
-            format!("socket,id=charmonitor,path={},server=on,wait=off", monitor.display().to_string().replace(',', ",,")),
+            format!(
+                "socket,id=charmonitor,path={},server=on,wait=off",
+                monitor.display().to_string().replace(',', ",,")
+            ),
             "-mon".into(),
             "chardev=charmonitor,id=monitor,mode=control".into(),
             "-pidfile".into(),
@@ -263,17 +268,24 @@ mod tests {
     use super::*;
 
     fn dom(disks: &str) -> String {
-        format!("<domain type='qemu'><name>d</name><uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid><memory unit='MiB'>64</memory><vcpu>1</vcpu><devices>{disks}</devices></domain>")
+        format!(
+            "<domain type='qemu'><name>d</name><uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid><memory unit='MiB'>64</memory><vcpu>1</vcpu><devices>{disks}</devices></domain>"
+        )
     }
 
     #[test]
     fn disks() {
-        let x = dom("<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/a.qcow2'/><target dev='vda' bus='virtio'/></disk>\
+        let x = dom(
+            "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/a.qcow2'/><target dev='vda' bus='virtio'/></disk>\
                      <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='/b.raw'/><target dev='vdb'/><readonly/></disk>\
-                     <disk type='file' device='cdrom'><target dev='hdc'/></disk>");
+                     <disk type='file' device='cdrom'><target dev='hdc'/></disk>",
+        );
         let q = QemuDef::parse(&x).unwrap();
         assert_eq!(q.disks.len(), 2);
-        assert_eq!(q.disks[0], Disk { target: "vda".into(), path: "/a.qcow2".into(), format: Format::Qcow2, readonly: false });
+        assert_eq!(
+            q.disks[0],
+            Disk { target: "vda".into(), path: "/a.qcow2".into(), format: Format::Qcow2, readonly: false }
+        );
         assert!(q.disks[1].readonly);
         assert!(q.check_internal_snapshot_possible().is_ok());
         assert_eq!(q.snapshot_disks().count(), 1);
@@ -285,14 +297,29 @@ mod tests {
             let e = QemuDef::parse(&dom(disks)).unwrap_err();
             assert_eq!((e.code, e.message.as_str()), (code, msg), "{disks}");
         };
-        check("<disk type='file' device='disk'><driver type='vmdk'/><source file='/a'/><target dev='vda'/></disk>",
-              codes::CONFIG_UNSUPPORTED, "unknown driver format value 'vmdk' for disk 'vda'");
-        check("<disk type='file' device='disk'><source file='/a'/><target dev='vda'/></disk>",
-              codes::CONFIG_UNSUPPORTED, "disk 'vda' has no explicit format (<driver type='qcow2|raw'/>); image formats are never probed");
-        check("<disk type='block' device='disk'><driver type='raw'/><source dev='/dev/x'/><target dev='vda'/></disk>",
-              codes::CONFIG_UNSUPPORTED, "disk 'vda': only file disks are supported, not 'block'");
-        let raw = QemuDef::parse(&dom("<disk type='file' device='disk'><driver type='raw'/><source file='/b.raw'/><target dev='vdb'/></disk>")).unwrap();
+        check(
+            "<disk type='file' device='disk'><driver type='vmdk'/><source file='/a'/><target dev='vda'/></disk>",
+            codes::CONFIG_UNSUPPORTED,
+            "unknown driver format value 'vmdk' for disk 'vda'",
+        );
+        check(
+            "<disk type='file' device='disk'><source file='/a'/><target dev='vda'/></disk>",
+            codes::CONFIG_UNSUPPORTED,
+            "disk 'vda' has no explicit format (<driver type='qcow2|raw'/>); image formats are never probed",
+        );
+        check(
+            "<disk type='block' device='disk'><driver type='raw'/><source dev='/dev/x'/><target dev='vda'/></disk>",
+            codes::CONFIG_UNSUPPORTED,
+            "disk 'vda': only file disks are supported, not 'block'",
+        );
+        let raw = QemuDef::parse(&dom(
+            "<disk type='file' device='disk'><driver type='raw'/><source file='/b.raw'/><target dev='vdb'/></disk>",
+        ))
+        .unwrap();
         let e = raw.check_internal_snapshot_possible().unwrap_err();
-        assert_eq!(e.to_string(), "unsupported configuration: internal snapshot for disk vdb unsupported for storage type raw");
+        assert_eq!(
+            e.to_string(),
+            "unsupported configuration: internal snapshot for disk vdb unsupported for storage type raw"
+        );
     }
 }

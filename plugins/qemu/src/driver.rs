@@ -66,10 +66,9 @@ pub(crate) fn not_running() -> Error {
 /// A QMP failure as a libvirt error for `dom`.
 pub(crate) fn qmp_error(dom: &str, what: &str, e: &QmpError) -> Error {
     match e {
-        QmpError::Timeout => Error::new(
-            codes::OPERATION_FAILED,
-            format!("{what}: QMP monitor of domain '{dom}' did not answer in time"),
-        ),
+        QmpError::Timeout => {
+            Error::new(codes::OPERATION_FAILED, format!("{what}: QMP monitor of domain '{dom}' did not answer in time"))
+        }
         QmpError::Gone(why) => Error::new(
             codes::OPERATION_FAILED,
             format!("{what}: QMP monitor of domain '{dom}' is gone ({why}); qemu exited"),
@@ -131,7 +130,8 @@ impl QemuDriver {
     pub(crate) fn qmp<'a>(&self, g: &'a mut Inner, d: &DomainRecord) -> Result<&'a mut Qmp> {
         if !g.qmp.contains_key(&d.uuid) {
             let rt = process::load(&self.cfg, &d.uuid).ok_or_else(not_running)?;
-            let q = Qmp::connect(&rt.socket, self.timeout()).map_err(|e| qmp_error(&d.name, "cannot connect to monitor", &e))?;
+            let q = Qmp::connect(&rt.socket, self.timeout())
+                .map_err(|e| qmp_error(&d.name, "cannot connect to monitor", &e))?;
             g.qmp.insert(d.uuid.clone(), q);
         }
         g.qmp.get_mut(&d.uuid).ok_or_else(|| Error::internal("QMP connection lost"))
@@ -154,7 +154,8 @@ impl QemuDriver {
             return Ok(d);
         }
         let alive = process::load(&self.cfg, &d.uuid).is_some_and(|rt| process::alive(rt.pid, &rt.uuid));
-        let status = if alive { self.qmp(g, &d).map(|q| q.status()) } else { Ok(Err(QmpError::Gone("no process".into()))) };
+        let status =
+            if alive { self.qmp(g, &d).map(|q| q.status()) } else { Ok(Err(QmpError::Gone("no process".into()))) };
         let (state, why) = match status {
             Ok(Ok(s)) => match s.as_str() {
                 "running" => (st::RUNNING, if d.state == st::RUNNING { d.reason } else { reason::RUNNING_UNPAUSED }),
@@ -166,8 +167,10 @@ impl QemuDriver {
             },
             Ok(Err(QmpError::Timeout)) | Err(_) if alive => {
                 g.qmp.remove(&d.uuid);
-                return Err(Error::new(codes::OPERATION_FAILED, format!(
-                    "QMP monitor of domain '{}' did not answer in time", d.name)));
+                return Err(Error::new(
+                    codes::OPERATION_FAILED,
+                    format!("QMP monitor of domain '{}' did not answer in time", d.name),
+                ));
             }
             _ => {
                 let shutdown = g.qmp.get(&d.uuid).is_some_and(Qmp::saw_shutdown);
@@ -228,7 +231,14 @@ impl QemuDriver {
     }
 
     /// Runs a simple QMP command on a running domain and records the new state.
-    fn simple(&self, function: &str, name: &str, cmd: &str, want: impl Fn(u32) -> Result<()>, new: (u32, u32)) -> Result<()> {
+    fn simple(
+        &self,
+        function: &str,
+        name: &str,
+        cmd: &str,
+        want: impl Fn(u32) -> Result<()>,
+        new: (u32, u32),
+    ) -> Result<()> {
         self.deny_read_only(function)?;
         let mut g = self.lock()?;
         let d = self.domain(&mut g, name)?;
@@ -356,7 +366,8 @@ impl Driver for QemuDriver {
     }
 
     fn domain_suspend(&self, dom: &str) -> Result<()> {
-        let paused = |s| if s == st::PAUSED { Err(Error::operation_invalid("domain is already paused")) } else { Ok(()) };
+        let paused =
+            |s| if s == st::PAUSED { Err(Error::operation_invalid("domain is already paused")) } else { Ok(()) };
         self.simple("virDomainSuspend", dom, "stop", paused, (st::PAUSED, reason::PAUSED_USER))
     }
 

@@ -38,10 +38,7 @@ fn be16(b: &[u8], at: usize) -> usize {
 
 /// A missing image, as libvirt reports it.
 pub fn missing(path: &Path, e: &std::io::Error) -> Error {
-    Error::new(
-        codes::OPERATION_INVALID,
-        format!("Cannot access storage file '{}': {e}", path.display()),
-    )
+    Error::new(codes::OPERATION_INVALID, format!("Cannot access storage file '{}': {e}", path.display()))
 }
 
 /// Reads the snapshot table of the qcow2 image at `path` (no locking, read-only). Not qcow2 →
@@ -54,7 +51,11 @@ pub fn snapshots(disk: &Disk) -> Result<Vec<ImageSnapshot>> {
     if n < 72 || &hdr[0..4] != b"QFI\xfb" {
         return Err(Error::new(
             codes::CONFIG_UNSUPPORTED,
-            format!("disk {} ('{}') is declared qcow2 but the image is not in qcow2 format", disk.target, path.display()),
+            format!(
+                "disk {} ('{}') is declared qcow2 but the image is not in qcow2 format",
+                disk.target,
+                path.display()
+            ),
         ));
     }
     let count = be32(&hdr, 60) as usize;
@@ -132,9 +133,7 @@ pub fn qemu_img() -> String {
 
 fn run(args: &[&str]) -> Result<String> {
     let bin = qemu_img();
-    let out = Command::new(&bin).args(args).output().map_err(|e| {
-        Error::internal(format!("cannot run {bin}: {e}"))
-    })?;
+    let out = Command::new(&bin).args(args).output().map_err(|e| Error::internal(format!("cannot run {bin}: {e}")))?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
@@ -162,8 +161,8 @@ pub fn info_tags(disk: &Disk, shared: bool) -> Result<Vec<String>> {
         args.insert(1, "-U");
     }
     let text = run(&args)?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::internal(format!("qemu-img info output unreadable: {e}")))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::internal(format!("qemu-img info output unreadable: {e}")))?;
     Ok(v.get("snapshots")
         .and_then(|s| s.as_array())
         .map(|a| a.iter().filter_map(|s| s.get("name")?.as_str().map(str::to_owned)).collect())

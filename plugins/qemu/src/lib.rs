@@ -21,8 +21,10 @@ pub mod uri;
 
 use virtplug_plugin_sdk::{
     Capabilities, Driver, Plugin, PluginDescriptor, Result, export_plugin,
-    flags::{domain_undefine, domain_xml, ops, snapshot_create as cf, snapshot_delete, snapshot_import,
-            snapshot_list, snapshot_revert, snapshot_xml},
+    flags::{
+        domain_undefine, domain_xml, ops, snapshot_create as cf, snapshot_delete, snapshot_import, snapshot_list,
+        snapshot_revert, snapshot_xml,
+    },
 };
 
 pub use driver::QemuDriver;

@@ -12,7 +12,11 @@ use std::{
 use serde_json::json;
 use virtplug_plugin_sdk::{Error, Result, codes};
 
-use crate::{domain::QemuDef, img, uri::{Accel, Config}};
+use crate::{
+    domain::QemuDef,
+    img,
+    uri::{Accel, Config},
+};
 
 /// The runtime record of a started domain.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,7 +34,10 @@ fn parse_redefinition(d: &DomainRecord, text: &str, flags: u32) -> Result<Snapsh
     if def.is_external() || def.state == st::DISK_SNAPSHOT {
         return Err(Error::new(
             codes::CONFIG_UNSUPPORTED,
-            format!("snapshot {} is external or disk-only; the qemu driver handles internal qcow2 snapshots only", def.name),
+            format!(
+                "snapshot {} is external or disk-only; the qemu driver handles internal qcow2 snapshots only",
+                def.name
+            ),
         ));
     }
     Ok(def)
@@ -75,11 +78,7 @@ pub fn import(drv: &QemuDriver, dom: &str, xmls: &[String], current: Option<&str
     let mut g = drv.lock()?;
     let d = drv.domain(&mut g, dom)?;
     let defs = xmls.iter().map(|x| prepare(&d, x, 0)).collect::<Result<Vec<_>>>()?;
-    if dry_run {
-        g.store.dry_run(|w| w.import(&d.uuid, defs, current))
-    } else {
-        g.store.import(&d.uuid, defs, current)
-    }
+    if dry_run { g.store.dry_run(|w| w.import(&d.uuid, defs, current)) } else { g.store.import(&d.uuid, defs, current) }
 }
 
 /// `snapshot_edit`: redefine `snap` from `text`. A rename is refused: qcow2 internal snapshot

@@ -34,17 +34,22 @@ fn check_images(qdef: &QemuDef, name: &str, vmstate: bool) -> Result<()> {
         match found.len() {
             0 => {
                 return Err(Error::operation_invalid(format!(
-                    "image of disk '{}' does not have internal snapshot '{name}'", disk.target)));
+                    "image of disk '{}' does not have internal snapshot '{name}'",
+                    disk.target
+                )));
             }
             1 => {}
             n => {
                 return Err(Error::operation_invalid(format!(
-                    "image of disk '{}' holds {n} snapshots named '{name}'; refusing an ambiguous revert", disk.target)));
+                    "image of disk '{}' holds {n} snapshots named '{name}'; refusing an ambiguous revert",
+                    disk.target
+                )));
             }
         }
         if vmstate && k == 0 && found[0].vm_state_size == 0 {
             return Err(Error::operation_invalid(format!(
-                "missing vmstate section when reverting active internal snapshot '{name}'")));
+                "missing vmstate section when reverting active internal snapshot '{name}'"
+            )));
         }
     }
     Ok(())
@@ -52,7 +57,9 @@ fn check_images(qdef: &QemuDef, name: &str, vmstate: bool) -> Result<()> {
 
 /// Whether a running qemu for `cur` can load a snapshot taken with `target`.
 fn same_machine(cur: &QemuDef, target: &QemuDef) -> bool {
-    cur.def.max_memory_kib == target.def.max_memory_kib && cur.def.vcpus == target.def.vcpus && cur.disks == target.disks
+    cur.def.max_memory_kib == target.def.max_memory_kib
+        && cur.def.vcpus == target.def.vcpus
+        && cur.disks == target.disks
 }
 
 fn load(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, qdef: &QemuDef, name: &str) -> Result<()> {
@@ -63,7 +70,10 @@ fn load(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, qdef: &QemuDef, name:
     let id = "virtplug-snapshot-load";
     let args = json!({ "job-id": id, "tag": name, "vmstate": first.node(),
                        "devices": disks.iter().map(|d| d.node()).collect::<Vec<_>>() });
-    let out = drv.qmp(g, d)?.run_job("snapshot-load", id, args).map_err(|e| qmp_error(&d.name, "snapshot-load job failed", &e))?;
+    let out = drv
+        .qmp(g, d)?
+        .run_job("snapshot-load", id, args)
+        .map_err(|e| qmp_error(&d.name, "snapshot-load job failed", &e))?;
     match out.error {
         None => Ok(()),
         Some(e) => Err(Error::new(codes::OPERATION_FAILED, format!("snapshot-load job failed: {e}"))),
@@ -77,7 +87,10 @@ pub fn revert(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()>
     let d = drv.domain(&mut g, dom)?;
     let sdef = g.store.snapshot_def(&d.uuid, snap)?;
     if sdef.domain.is_none() {
-        return Err(Error::new(codes::SNAPSHOT_REVERT_RISKY, format!("snapshot '{snap}' lacks domain '{dom}' rollback info")));
+        return Err(Error::new(
+            codes::SNAPSHOT_REVERT_RISKY,
+            format!("snapshot '{snap}' lacks domain '{dom}' rollback info"),
+        ));
     }
     let target = snapshot_qdef(&sdef, &d)?;
     let run_or_pause = flags & (rf::RUNNING | rf::PAUSED) != 0;
@@ -85,10 +98,14 @@ pub fn revert(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()>
     let offline = matches!(sdef.state, st::SHUTOFF | st::SHUTDOWN | st::CRASHED);
     if !online && !offline {
         return Err(Error::internal(format!(
-            "Invalid target domain state '{}'. Refusing snapshot reversion", state_name(sdef.state).unwrap_or("?"))));
+            "Invalid target domain state '{}'. Refusing snapshot reversion",
+            state_name(sdef.state).unwrap_or("?")
+        )));
     }
     if !d.persistent && offline && !run_or_pause {
-        return Err(Error::operation_invalid("transient domain needs to request run or pause to revert to inactive snapshot"));
+        return Err(Error::operation_invalid(
+            "transient domain needs to request run or pause to revert to inactive snapshot",
+        ));
     }
     target.check_internal_snapshot_possible()?;
     check_images(&target, snap, online)?;
@@ -99,8 +116,11 @@ pub fn revert(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()>
     if online {
         let in_place = active && same_machine(&cur, &target);
         if active && !in_place && flags & rf::FORCE == 0 {
-            return Err(Error::new(codes::SNAPSHOT_REVERT_RISKY,
-                "must respawn qemu to start inactive snapshot; snapshot configuration differs from the running domain".to_owned()));
+            return Err(Error::new(
+                codes::SNAPSHOT_REVERT_RISKY,
+                "must respawn qemu to start inactive snapshot; snapshot configuration differs from the running domain"
+                    .to_owned(),
+            ));
         }
         if !in_place {
             if active {
@@ -142,7 +162,11 @@ pub fn revert(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()>
     } else {
         let cmd = if want_running { "cont" } else { "stop" };
         drv.qmp(&mut g, &d)?.execute(cmd, None).map_err(|e| qmp_error(dom, cmd, &e))?;
-        if want_running { (st::RUNNING, reason::RUNNING_FROM_SNAPSHOT) } else { (st::PAUSED, reason::PAUSED_FROM_SNAPSHOT) }
+        if want_running {
+            (st::RUNNING, reason::RUNNING_FROM_SNAPSHOT)
+        } else {
+            (st::PAUSED, reason::PAUSED_FROM_SNAPSHOT)
+        }
     };
     let new_xml = sdef.domain.clone().filter(|x| *x != d.xml);
     g.store.write(|w| {

@@ -97,7 +97,10 @@ fn fault(name: &str) -> bool {
 fn online_create(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, qdef: &QemuDef, name: &str) -> Result<()> {
     let disks: Vec<&Disk> = qdef.snapshot_disks().collect();
     let Some(first) = disks.first() else {
-        return Err(Error::new(codes::CONFIG_UNSUPPORTED, "internal snapshot of a running VM needs a writable qcow2 disk for the VM state"));
+        return Err(Error::new(
+            codes::CONFIG_UNSUPPORTED,
+            "internal snapshot of a running VM needs a writable qcow2 disk for the VM state",
+        ));
     };
     let id = job_id("save");
     let args = json!({ "job-id": id, "tag": name, "vmstate": first.node(),
@@ -158,13 +161,26 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
     }
     check_name(&def.name)?;
     if def.is_external() {
-        return Err(Error::new(codes::CONFIG_UNSUPPORTED, "external snapshots are not supported by the qemu driver (internal qcow2 snapshots only)"));
+        return Err(Error::new(
+            codes::CONFIG_UNSUPPORTED,
+            "external snapshots are not supported by the qemu driver (internal qcow2 snapshots only)",
+        ));
     }
     if active && def.memory.as_ref().is_some_and(|m| m.mode == SnapshotMode::No) {
-        return Err(Error::new(codes::CONFIG_UNSUPPORTED, "internal snapshot of a running VM must include the memory state"));
+        return Err(Error::new(
+            codes::CONFIG_UNSUPPORTED,
+            "internal snapshot of a running VM must include the memory state",
+        ));
     }
-    if def.disks.iter().any(|s| s.snapshot == Some(SnapshotMode::No) && qdef.disks.iter().any(|q| q.target == s.name && !q.readonly)) {
-        return Err(Error::new(codes::CONFIG_UNSUPPORTED, "internal and full system snapshots require all disks to be selected for snapshot"));
+    if def
+        .disks
+        .iter()
+        .any(|s| s.snapshot == Some(SnapshotMode::No) && qdef.disks.iter().any(|q| q.target == s.name && !q.readonly))
+    {
+        return Err(Error::new(
+            codes::CONFIG_UNSUPPORTED,
+            "internal and full system snapshots require all disks to be selected for snapshot",
+        ));
     }
     qdef.check_internal_snapshot_possible()?;
     let metadata = flags & cf::NO_METADATA == 0;
@@ -174,7 +190,9 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
     for disk in qdef.snapshot_disks() {
         if img::tag_count(disk, &def.name)? > 0 {
             return Err(Error::operation_invalid(format!(
-                "disk {} already holds a snapshot named '{}'", disk.target, def.name)));
+                "disk {} already holds a snapshot named '{}'",
+                disk.target, def.name
+            )));
         }
     }
     def.state = match d.state {
@@ -183,12 +201,20 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
         _ => st::SHUTOFF,
     };
     def.memory = Some(MemorySpec { mode: if active { SnapshotMode::Internal } else { SnapshotMode::No }, file: None });
-    def.disks = qdef.disks.iter().map(|q| DiskSpec {
-        name: q.target.clone(),
-        snapshot: Some(if q.readonly { SnapshotMode::No } else { SnapshotMode::Internal }),
-        disk_type: None, source: None, protocol: None, hosts: Vec::new(), driver_type: None,
-        metadata_cache_max_size: None,
-    }).collect();
+    def.disks = qdef
+        .disks
+        .iter()
+        .map(|q| DiskSpec {
+            name: q.target.clone(),
+            snapshot: Some(if q.readonly { SnapshotMode::No } else { SnapshotMode::Internal }),
+            disk_type: None,
+            source: None,
+            protocol: None,
+            hosts: Vec::new(),
+            driver_type: None,
+            metadata_cache_max_size: None,
+        })
+        .collect();
     def.domain = Some(d.xml.clone());
     def.parent = None;
     if active {
@@ -196,9 +222,7 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
     } else {
         offline_create(&qdef, &def.name)?;
     }
-    if metadata
-        && let Err(e) = g.store.create(&d.uuid, &def)
-    {
+    if metadata && let Err(e) = g.store.create(&d.uuid, &def) {
         let disks: Vec<&Disk> = qdef.snapshot_disks().collect();
         if active {
             let _ = online_delete(drv, &mut g, &d, &qdef, &def.name);
@@ -215,7 +239,13 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
 }
 
 /// `snapshot-delete` of tag `name` on the running qemu of `d`, on the disks that hold it.
-pub(crate) fn online_delete(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, qdef: &QemuDef, name: &str) -> Result<()> {
+pub(crate) fn online_delete(
+    drv: &QemuDriver,
+    g: &mut Inner,
+    d: &DomainRecord,
+    qdef: &QemuDef,
+    name: &str,
+) -> Result<()> {
     let mut devices = Vec::new();
     for disk in qdef.snapshot_disks() {
         if img::tag_count(disk, name)? > 0 {

@@ -122,8 +122,15 @@ mod tests {
         assert_eq!((c.accel, c.qmp_timeout_ms), (Accel::Tcg, 500));
         let s = parse("qemu:///system").unwrap();
         assert_eq!(s.lib_dir, PathBuf::from("/var/lib/virtplug/qemu"));
-        for bad in ["qemu:///embed", "qemu:///embed?root=rel", "qemu:///other", "mock:///default",
-                    "qemu:///system?root=/x", "qemu:///session?accel=xen", "qemu:///session?x=1"] {
+        for bad in [
+            "qemu:///embed",
+            "qemu:///embed?root=rel",
+            "qemu:///other",
+            "mock:///default",
+            "qemu:///system?root=/x",
+            "qemu:///session?accel=xen",
+            "qemu:///session?x=1",
+        ] {
             assert_eq!(parse(bad).unwrap_err().code, codes::NO_CONNECT, "{bad}");
         }
     }

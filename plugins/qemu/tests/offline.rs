@@ -5,7 +5,10 @@
 mod common;
 
 use common::*;
-use virtplug_plugin_sdk::{codes, flags::{domain_undefine, snapshot_create as cf, snapshot_delete as df}};
+use virtplug_plugin_sdk::{
+    codes,
+    flags::{domain_undefine, snapshot_create as cf, snapshot_delete as df},
+};
 
 #[test]
 fn create_revert_delete_two_disks() {
@@ -35,7 +38,10 @@ fn create_revert_delete_two_disks() {
     assert_eq!(drv.snapshot_lookup("d", "s2").unwrap().parent, None);
     // undefine guard, then with SNAPSHOTS_METADATA
     let e = drv.domain_undefine("d", 0).unwrap_err();
-    assert_eq!((e.code, e.message.as_str()), (codes::OPERATION_INVALID, "cannot delete inactive domain with 1 snapshots"));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (codes::OPERATION_INVALID, "cannot delete inactive domain with 1 snapshots")
+    );
     drv.domain_undefine("d", domain_undefine::SNAPSHOTS_METADATA).unwrap();
     assert_eq!(names(&a), vec!["s2".to_owned()]);
 }
@@ -54,24 +60,40 @@ fn refusals_leave_images_and_metadata_alone() {
         let e = drv.snapshot_create("d", xml, flags).unwrap_err();
         assert_eq!((e.code, e.to_string().as_str()), (code, msg), "{xml}");
     };
-    check(&snap("s1"), 0, codes::CONFIG_UNSUPPORTED,
-          "unsupported configuration: internal snapshot for disk vdb unsupported for storage type raw");
+    check(
+        &snap("s1"),
+        0,
+        codes::CONFIG_UNSUPPORTED,
+        "unsupported configuration: internal snapshot for disk vdb unsupported for storage type raw",
+    );
     assert!(names(&a).is_empty());
     // read-only raw disks are exempt
     drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &raw, "raw", true)])).unwrap();
-    check(&snap("123"), 0, codes::XML_DETAIL,
-          "invalid snapshot name '123': all-digit names are refused because qemu resolves them as snapshot IDs");
+    check(
+        &snap("123"),
+        0,
+        codes::XML_DETAIL,
+        "invalid snapshot name '123': all-digit names are refused because qemu resolves them as snapshot IDs",
+    );
     check(&snap("a/b"), 0, codes::XML_DETAIL, "invalid snapshot name 'a/b': name can't contain '/'");
     check(&snap(".x"), 0, codes::XML_DETAIL, "invalid snapshot name '.x': name can't start with '.'");
     qemu_img(&["snapshot", "-c", "stray", a.to_str().unwrap()]);
-    check(&snap("stray"), cf::NO_METADATA, codes::OPERATION_INVALID,
-          "Requested operation is not valid: disk vda already holds a snapshot named 'stray'");
+    check(
+        &snap("stray"),
+        cf::NO_METADATA,
+        codes::OPERATION_INVALID,
+        "Requested operation is not valid: disk vda already holds a snapshot named 'stray'",
+    );
     assert_eq!(names(&a), vec!["stray".to_owned()]);
     drv.snapshot_create("d", &snap("ok"), 0).unwrap();
     check(&snap("ok"), 0, codes::OPERATION_FAILED, "operation failed: domain moment ok already exists");
     assert_eq!(list(&*drv, "d"), vec!["ok".to_owned()]);
     // unknown disk format at define
-    let e = drv.domain_define(&dom_xml("e", &[("vda", &a, "vmdk", false)]).replace(UUID, "6695eb01-f6a4-8304-79aa-97f2502e1930")).unwrap_err();
+    let e = drv
+        .domain_define(
+            &dom_xml("e", &[("vda", &a, "vmdk", false)]).replace(UUID, "6695eb01-f6a4-8304-79aa-97f2502e1930"),
+        )
+        .unwrap_err();
     assert_eq!(e.to_string(), "unsupported configuration: unknown driver format value 'vmdk' for disk 'vda'");
 }
 
@@ -136,8 +158,13 @@ fn metadata_flags_and_redefine_checks_images() {
     assert!(drv.snapshot_lookup("d", "s1").unwrap().current);
     let ghost = xml.replace("<name>s1</name>", "<name>ghost</name>");
     let e = drv.snapshot_create("d", &ghost, cf::REDEFINE).unwrap_err();
-    assert_eq!(e.to_string(), format!(
-        "Requested operation is not valid: image of disk 'vda' ('{}') does not have internal snapshot 'ghost'", a.display()));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "Requested operation is not valid: image of disk 'vda' ('{}') does not have internal snapshot 'ghost'",
+            a.display()
+        )
+    );
     qemu_img(&["snapshot", "-c", "half", a.to_str().unwrap()]);
     let half = xml.replace("<name>s1</name>", "<name>half</name>");
     let e = drv.snapshot_create("d", &half, cf::REDEFINE).unwrap_err();

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use virtplug_plugin_sdk::flags::{snapshot_revert as rf};
+use virtplug_plugin_sdk::flags::snapshot_revert as rf;
 
 const RUNNING: u32 = 1;
 const PAUSED: u32 = 3;

@@ -35,10 +35,8 @@ fn export_redefine_elsewhere_then_drop_metadata() {
     let mut all = one.snapshot_list("d", 0).unwrap();
     all.sort_by_key(|s| s.parent.is_some()); // roots first; list is parents-first already
     let current = one.snapshot_current("d").unwrap().unwrap().name;
-    let xmls: Vec<(String, String)> = all
-        .iter()
-        .map(|s| (s.name.clone(), one.snapshot_xml("d", &s.name, snapshot_xml::SECURE).unwrap()))
-        .collect();
+    let xmls: Vec<(String, String)> =
+        all.iter().map(|s| (s.name.clone(), one.snapshot_xml("d", &s.name, snapshot_xml::SECURE).unwrap())).collect();
 
     // the destination holds a copy of the image
     let dst = Root::new();

@@ -39,7 +39,8 @@ impl VboxDriver {
             return Ok(-1);
         }
         let out = self.runner.check(&["list", "vms"])?;
-        let vms = parse::list_vms(&out.stdout).map_err(|e| Error::internal(format!("VBoxManage printed unparseable output for list vms: {}", e.0)))?;
+        let vms = parse::list_vms(&out.stdout)
+            .map_err(|e| Error::internal(format!("VBoxManage printed unparseable output for list vms: {}", e.0)))?;
         Ok(vms.iter().position(|(_, u)| *u == m.uuid).map_or(-1, |i| i32::try_from(i + 1).unwrap_or(i32::MAX)))
     }
 
@@ -61,7 +62,8 @@ impl Driver for VboxDriver {
     /// `list vms`, then `showvminfo` per machine (inaccessible machines are skipped).
     fn domain_list(&self) -> Result<Vec<DomainInfo>> {
         let out = self.runner.check(&["list", "vms"])?;
-        let vms = parse::list_vms(&out.stdout).map_err(|e| Error::internal(format!("VBoxManage printed unparseable output for list vms: {}", e.0)))?;
+        let vms = parse::list_vms(&out.stdout)
+            .map_err(|e| Error::internal(format!("VBoxManage printed unparseable output for list vms: {}", e.0)))?;
         let mut list = Vec::new();
         for (i, (name, uuid)) in vms.iter().enumerate() {
             if name == "<inaccessible>" {
@@ -87,24 +89,43 @@ impl Driver for VboxDriver {
     }
 
     fn domain_lookup_by_uuid(&self, uuid: &str) -> Result<DomainInfo> {
-        let u = parse::parse_uuid(uuid).ok_or_else(|| Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{uuid}'")))?;
+        let u = parse::parse_uuid(uuid)
+            .ok_or_else(|| Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{uuid}'")))?;
         let m = Machine::info_only(&self.runner, &u)?;
         Ok(m.domain_info(self.id_of(&m)?))
     }
 
     /// `showvminfo`, then `startvm <uuid> --type headless`.
     fn domain_start(&self, dom: &str) -> Result<()> {
-        self.lifecycle(dom, "virDomainCreate", INACTIVE, "domain is already running", &["startvm", "--type", "headless"])
+        self.lifecycle(
+            dom,
+            "virDomainCreate",
+            INACTIVE,
+            "domain is already running",
+            &["startvm", "--type", "headless"],
+        )
     }
 
     /// `showvminfo`, then `controlvm <uuid> acpipowerbutton`.
     fn domain_shutdown(&self, dom: &str) -> Result<()> {
-        self.lifecycle(dom, "virDomainShutdown", &["running", "paused"], "domain is not running", &["controlvm", "acpipowerbutton"])
+        self.lifecycle(
+            dom,
+            "virDomainShutdown",
+            &["running", "paused"],
+            "domain is not running",
+            &["controlvm", "acpipowerbutton"],
+        )
     }
 
     /// `showvminfo`, then `controlvm <uuid> poweroff`.
     fn domain_destroy(&self, dom: &str) -> Result<()> {
-        self.lifecycle(dom, "virDomainDestroy", &["running", "paused", "gurumeditation"], "domain is not running", &["controlvm", "poweroff"])
+        self.lifecycle(
+            dom,
+            "virDomainDestroy",
+            &["running", "paused", "gurumeditation"],
+            "domain is not running",
+            &["controlvm", "poweroff"],
+        )
     }
 
     /// `showvminfo`, then `controlvm <uuid> pause`.
@@ -124,7 +145,11 @@ impl Driver for VboxDriver {
         let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
         Ok(format!(
             "<domain type='vbox'>\n  <name>{}</name>\n  <uuid>{}</uuid>\n  <memory unit='KiB'>{}</memory>\n  <currentMemory unit='KiB'>{}</currentMemory>\n  <vcpu placement='static'>{}</vcpu>\n</domain>\n",
-            esc(&d.name), d.uuid, d.max_memory_kib, d.memory_kib, d.vcpus
+            esc(&d.name),
+            d.uuid,
+            d.max_memory_kib,
+            d.memory_kib,
+            d.vcpus
         ))
     }
 
@@ -134,7 +159,8 @@ impl Driver for VboxDriver {
     fn snapshot_create(&self, dom: &str, xml_text: &str, _flags: u32) -> Result<String> {
         self.writable("virDomainSnapshotCreateXML")?;
         let mut def = xml::parse(xml_text, xml::ParseFlags::default())?;
-        let external = def.memory.as_ref().is_some_and(|m| matches!(m.mode, SnapshotMode::External | SnapshotMode::Manual));
+        let external =
+            def.memory.as_ref().is_some_and(|m| matches!(m.mode, SnapshotMode::External | SnapshotMode::Manual));
         if external || !def.disks.is_empty() {
             return Err(Error::new(
                 codes::CONFIG_UNSUPPORTED,

@@ -145,10 +145,15 @@ impl Config {
         let mut timeout = None;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v).ok_or_else(|| Error::invalid_arg(format!("invalid percent-encoding in URI parameter '{k}'")))?;
+            let v = percent_decode(v)
+                .ok_or_else(|| Error::invalid_arg(format!("invalid percent-encoding in URI parameter '{k}'")))?;
             match k {
                 "vboxmanage" if !v.is_empty() => program = Some(PathBuf::from(v)),
-                "timeout" => timeout = Some(parse_timeout(&v).ok_or_else(|| Error::invalid_arg(format!("invalid timeout '{v}' in URI")))?),
+                "timeout" => {
+                    timeout = Some(
+                        parse_timeout(&v).ok_or_else(|| Error::invalid_arg(format!("invalid timeout '{v}' in URI")))?,
+                    )
+                }
                 _ => return Err(Error::invalid_arg(format!("unsupported URI parameter '{k}' in '{uri}'"))),
             }
         }
@@ -158,7 +163,8 @@ impl Config {
         let timeout = match timeout {
             Some(t) => t,
             None => match std::env::var("VIRTPLUG_VBOXMANAGE_TIMEOUT") {
-                Ok(v) => parse_timeout(&v).ok_or_else(|| Error::invalid_arg(format!("invalid VIRTPLUG_VBOXMANAGE_TIMEOUT '{v}'")))?,
+                Ok(v) => parse_timeout(&v)
+                    .ok_or_else(|| Error::invalid_arg(format!("invalid VIRTPLUG_VBOXMANAGE_TIMEOUT '{v}'")))?,
                 Err(_) => DEFAULT_TIMEOUT,
             },
         };

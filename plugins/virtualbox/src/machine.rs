@@ -3,11 +3,7 @@
 //! current one) joined with the read-only `.vbox` file (timestamps, online flag,
 //! descriptions). Snapshot name resolution and the libvirt records live here too.
 
-use virtplug_plugin_sdk::{
-    DomainInfo, Error, Result, SnapshotInfo, codes,
-    flags::domain_state as st,
-    model::xml,
-};
+use virtplug_plugin_sdk::{DomainInfo, Error, Result, SnapshotInfo, codes, flags::domain_state as st, model::xml};
 
 use crate::{parse, runner::Runner, settings};
 
@@ -44,7 +40,9 @@ fn unparseable(what: &str, e: &parse::ParseError) -> Error {
 pub fn libvirt_state(vmstate: &str) -> (u32, u32) {
     match vmstate {
         "running" | "onlinesnapshotting" | "deletingsnapshotlive" => (st::RUNNING, 0),
-        "paused" | "teleporting" | "livesnapshotting" | "teleportingpausedvm" | "deletingsnapshotlivepaused" => (st::PAUSED, 0),
+        "paused" | "teleporting" | "livesnapshotting" | "teleportingpausedvm" | "deletingsnapshotlivepaused" => {
+            (st::PAUSED, 0)
+        }
         "gurumeditation" => (st::BLOCKED, 0),
         "stopping" => (st::SHUTDOWN, 0),
         // VIR_DOMAIN_SHUTOFF_SAVED = 5.
@@ -91,7 +89,9 @@ impl Machine {
         let mismatch = |why: String| {
             Error::new(
                 codes::OPERATION_FAILED,
-                format!("VBoxManage's snapshot list and the settings file '{cfg}' disagree ({why}); the output was truncated or the machine changed meanwhile"),
+                format!(
+                    "VBoxManage's snapshot list and the settings file '{cfg}' disagree ({why}); the output was truncated or the machine changed meanwhile"
+                ),
             )
         };
         if file.machine_uuid != m.uuid {
@@ -103,7 +103,8 @@ impl Machine {
         }
         let mut snaps: Vec<Snap> = Vec::with_capacity(tree.snaps.len());
         for c in &tree.snaps {
-            let f = file.snaps.get(&c.uuid).ok_or_else(|| mismatch(format!("snapshot {} is not in the file", c.uuid)))?;
+            let f =
+                file.snaps.get(&c.uuid).ok_or_else(|| mismatch(format!("snapshot {} is not in the file", c.uuid)))?;
             let parent_uuid = c.parent.map(|p| tree.snaps[p].uuid.clone());
             if f.parent != parent_uuid {
                 return Err(mismatch(format!("parent of snapshot {}", c.uuid)));
@@ -141,9 +142,10 @@ impl Machine {
     /// the exact name, which must be unique — an ambiguous name is an error listing the UUIDs.
     pub fn resolve(&self, arg: &str) -> Result<usize> {
         if let Some(u) = parse::parse_uuid(arg)
-            && let Some(i) = self.snaps.iter().position(|s| s.uuid == u) {
-                return Ok(i);
-            }
+            && let Some(i) = self.snaps.iter().position(|s| s.uuid == u)
+        {
+            return Ok(i);
+        }
         let hits: Vec<usize> = (0..self.snaps.len()).filter(|&i| self.snaps[i].name == arg).collect();
         match hits.as_slice() {
             [] => Err(Error::no_snapshot(arg)),

@@ -21,7 +21,9 @@ pub fn parse_uuid(s: &str) -> Option<String> {
     let t = s.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(s);
     let b = t.as_bytes();
     let ok = b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { *c == b'-' } else { c.is_ascii_hexdigit() });
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { *c == b'-' } else { c.is_ascii_hexdigit() });
     ok.then(|| t.to_ascii_lowercase())
 }
 
@@ -72,12 +74,18 @@ enum Key {
 
 /// Recognises the start of a snapshot-section line: key, suffix, and the raw rest after `="`.
 fn key_line(line: &str) -> Option<(Key, &str, &str)> {
-    for (prefix, key) in [("CurrentSnapshotName=\"", Key::CurName), ("CurrentSnapshotUUID=\"", Key::CurUuid), ("CurrentSnapshotNode=\"", Key::CurNode)] {
+    for (prefix, key) in [
+        ("CurrentSnapshotName=\"", Key::CurName),
+        ("CurrentSnapshotUUID=\"", Key::CurUuid),
+        ("CurrentSnapshotNode=\"", Key::CurNode),
+    ] {
         if let Some(rest) = line.strip_prefix(prefix) {
             return Some((key, "", rest));
         }
     }
-    for (prefix, key) in [("SnapshotName", Key::Name), ("SnapshotUUID", Key::Uuid), ("SnapshotDescription", Key::Description)] {
+    for (prefix, key) in
+        [("SnapshotName", Key::Name), ("SnapshotUUID", Key::Uuid), ("SnapshotDescription", Key::Description)]
+    {
         let Some(rest) = line.strip_prefix(prefix) else { continue };
         let eq = rest.find("=\"")?;
         let suffix = &rest[..eq];
@@ -128,7 +136,9 @@ impl Section {
             Key::Name => idle && !self.by_suffix.contains_key(suffix) && self.next_node_parent(suffix).is_some(),
             Key::Uuid => self.expect_uuid_for.as_deref() == Some(suffix),
             Key::Description => {
-                idle && !self.last_has_desc && self.tree.snaps.last().is_some_and(|s| s.suffix == suffix) && self.tree.current.is_none_or(|c| c + 1 != self.tree.snaps.len())
+                idle && !self.last_has_desc
+                    && self.tree.snaps.last().is_some_and(|s| s.suffix == suffix)
+                    && self.tree.current.is_none_or(|c| c + 1 != self.tree.snaps.len())
             }
             Key::CurName => idle && self.tree.current.is_none() && !self.tree.snaps.is_empty(),
             Key::CurUuid => self.cur_name.is_some() && self.cur_uuid.is_none(),
@@ -146,7 +156,13 @@ impl Section {
                 }
                 self.by_suffix.insert(suffix.to_owned(), self.tree.snaps.len());
                 self.children.push(0);
-                self.tree.snaps.push(CliSnap { name: String::new(), uuid: String::new(), parent, description: None, suffix: suffix.to_owned() });
+                self.tree.snaps.push(CliSnap {
+                    name: String::new(),
+                    uuid: String::new(),
+                    parent,
+                    description: None,
+                    suffix: suffix.to_owned(),
+                });
                 self.expect_uuid_for = Some(suffix.to_owned());
                 self.last_has_desc = false;
             }
@@ -182,7 +198,8 @@ impl Section {
                 let Some(i) = i else {
                     return perr(format!("CurrentSnapshotNode names an unknown node {value:?}"));
                 };
-                let uuid_ok = self.cur_uuid.as_deref().and_then(parse_uuid).is_some_and(|u| u == self.tree.snaps[i].uuid);
+                let uuid_ok =
+                    self.cur_uuid.as_deref().and_then(parse_uuid).is_some_and(|u| u == self.tree.snaps[i].uuid);
                 if !uuid_ok || self.cur_name.as_deref() != Some(self.tree.snaps[i].name.as_str()) {
                     return perr("CurrentSnapshotName/UUID do not match CurrentSnapshotNode");
                 }
@@ -211,19 +228,20 @@ pub fn snapshot_section(text: &str) -> Result<CliTree, ParseError> {
         let forced = matches!(&open, Some((Key::Name | Key::Description, _, v)) if !v.ends_with('"'));
         if !forced
             && let Some((key, suffix, rest)) = key_line(line)
-                && st.plausible(key, suffix) {
-                    if let Some((k, s, v)) = open.take() {
-                        st.finish(k, &s, &v)?;
-                    }
-                    st.begin(key, suffix);
-                    if matches!(key, Key::Name | Key::Description) {
-                        open = Some((key, suffix.to_owned(), rest.to_owned()));
-                    } else {
-                        // UUIDs and the Current* lines are single-line values.
-                        st.finish(key, suffix, rest)?;
-                    }
-                    continue;
-                }
+            && st.plausible(key, suffix)
+        {
+            if let Some((k, s, v)) = open.take() {
+                st.finish(k, &s, &v)?;
+            }
+            st.begin(key, suffix);
+            if matches!(key, Key::Name | Key::Description) {
+                open = Some((key, suffix.to_owned(), rest.to_owned()));
+            } else {
+                // UUIDs and the Current* lines are single-line values.
+                st.finish(key, suffix, rest)?;
+            }
+            continue;
+        }
         if let Some((_, _, v)) = &mut open {
             v.push('\n');
             v.push_str(line);

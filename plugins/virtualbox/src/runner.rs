@@ -48,7 +48,9 @@ pub fn error_lines(stderr: &str) -> VboxError {
     let mut text = None;
     let mut code = None;
     for line in stderr.lines() {
-        let Some(rest) = line.strip_prefix("VBoxManage").and_then(|r| r.strip_prefix(".exe").or(Some(r))) else { continue };
+        let Some(rest) = line.strip_prefix("VBoxManage").and_then(|r| r.strip_prefix(".exe").or(Some(r))) else {
+            continue;
+        };
         let Some(msg) = rest.strip_prefix(": error: ") else { continue };
         if let Some(d) = msg.strip_prefix("Details: code ") {
             if code.is_none() {
@@ -187,7 +189,9 @@ pub fn map_failure(args: &[&str], out: &Output, e: &VboxError) -> Error {
     if text.starts_with("Could not find a registered machine") {
         return Error::new(codes::NO_DOMAIN, text);
     }
-    if text.starts_with("Could not find a snapshot") || (text == "This machine does not have any snapshots" && e.text.is_some()) {
+    if text.starts_with("Could not find a snapshot")
+        || (text == "This machine does not have any snapshots" && e.text.is_some())
+    {
         return Error::new(codes::NO_DOMAIN_SNAPSHOT, text);
     }
     match code {

@@ -33,7 +33,14 @@ pub struct Settings {
 /// `YYYY-MM-DDTHH:MM:SS[.fff]Z` → epoch seconds.
 pub fn parse_stamp(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || !s.ends_with('Z') {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || !s.ends_with('Z')
+    {
         return None;
     }
     let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
@@ -83,14 +90,32 @@ pub fn parse(path: &str, text: &str) -> Result<Settings> {
             match name.as_str() {
                 "Machine" => {
                     saw_machine = true;
-                    s.machine_uuid = attrs.get("uuid").and_then(|u| parse_uuid(u)).ok_or_else(|| malformed(path, "Machine without a valid uuid"))?;
+                    s.machine_uuid = attrs
+                        .get("uuid")
+                        .and_then(|u| parse_uuid(u))
+                        .ok_or_else(|| malformed(path, "Machine without a valid uuid"))?;
                     s.current = attrs.get("currentSnapshot").and_then(|u| parse_uuid(u));
                 }
                 "Snapshot" => {
-                    let uuid = attrs.get("uuid").and_then(|u| parse_uuid(u)).ok_or_else(|| malformed(path, "Snapshot without a valid uuid"))?;
-                    let sname = attrs.get("name").cloned().ok_or_else(|| malformed(path, format!("snapshot {uuid} without a name")))?;
-                    let time = attrs.get("timeStamp").and_then(|t| parse_stamp(t)).ok_or_else(|| malformed(path, format!("snapshot {uuid} without a valid timeStamp")))?;
-                    let snap = FileSnap { name: sname, parent: stack.last().cloned(), time, online: attrs.contains_key("stateFile"), description: String::new() };
+                    let uuid = attrs
+                        .get("uuid")
+                        .and_then(|u| parse_uuid(u))
+                        .ok_or_else(|| malformed(path, "Snapshot without a valid uuid"))?;
+                    let sname = attrs
+                        .get("name")
+                        .cloned()
+                        .ok_or_else(|| malformed(path, format!("snapshot {uuid} without a name")))?;
+                    let time = attrs
+                        .get("timeStamp")
+                        .and_then(|t| parse_stamp(t))
+                        .ok_or_else(|| malformed(path, format!("snapshot {uuid} without a valid timeStamp")))?;
+                    let snap = FileSnap {
+                        name: sname,
+                        parent: stack.last().cloned(),
+                        time,
+                        online: attrs.contains_key("stateFile"),
+                        description: String::new(),
+                    };
                     if s.snaps.insert(uuid.clone(), snap).is_some() {
                         return Err(malformed(path, format!("snapshot {uuid} appears twice")));
                     }
@@ -131,9 +156,10 @@ pub fn parse(path: &str, text: &str) -> Result<Settings> {
             }
             Event::CData(t) => {
                 if let Some(u) = &in_desc
-                    && let Some(snap) = s.snaps.get_mut(u) {
-                        snap.description.push_str(&String::from_utf8_lossy(&t));
-                    }
+                    && let Some(snap) = s.snaps.get_mut(u)
+                {
+                    snap.description.push_str(&String::from_utf8_lossy(&t));
+                }
             }
             Event::Eof => break,
             _ => {}

@@ -23,7 +23,13 @@ fn u(n: u32) -> String {
 fn packer_style_tree_with_current_in_the_middle_and_duplicate_names() {
     let text = format!(
         "SnapshotName=\"Imported\"\nSnapshotUUID=\"{}\"\nSnapshotName-1=\"Snapshot 1\"\nSnapshotUUID-1=\"{}\"\nSnapshotName-1-1=\"Snapshot 2\"\nSnapshotUUID-1-1=\"{}\"\nSnapshotName-1-2=\"Snapshot 2\"\nSnapshotUUID-1-2=\"{}\"\nCurrentSnapshotName=\"Snapshot 2\"\nCurrentSnapshotUUID=\"{}\"\nCurrentSnapshotNode=\"SnapshotName-1-2\"\nSnapshotName-1-2-1=\"Snapshot 3\"\nSnapshotUUID-1-2-1=\"{}\"\nSnapshotName-2=\"Snapshot 4\"\nSnapshotUUID-2=\"{}\"\n",
-        u(1), u(2), u(3), u(4), u(4), u(5), u(6)
+        u(1),
+        u(2),
+        u(3),
+        u(4),
+        u(4),
+        u(5),
+        u(6)
     );
     let t = parse::snapshot_section(&text).unwrap();
     assert_eq!(t.current, Some(3));
@@ -31,14 +37,17 @@ fn packer_style_tree_with_current_in_the_middle_and_duplicate_names() {
     let (nodes, cur) = shape(&text);
     assert_eq!(cur.as_deref(), Some("Snapshot 2"));
     let p = |s: &str| Some(s.to_owned());
-    assert_eq!(nodes, vec![
-        ("Imported".into(), None),
-        ("Snapshot 1".into(), p("Imported")),
-        ("Snapshot 2".into(), p("Snapshot 1")),
-        ("Snapshot 2".into(), p("Snapshot 1")),
-        ("Snapshot 3".into(), p("Snapshot 2")),
-        ("Snapshot 4".into(), p("Imported")),
-    ]);
+    assert_eq!(
+        nodes,
+        vec![
+            ("Imported".into(), None),
+            ("Snapshot 1".into(), p("Imported")),
+            ("Snapshot 2".into(), p("Snapshot 1")),
+            ("Snapshot 2".into(), p("Snapshot 1")),
+            ("Snapshot 3".into(), p("Snapshot 2")),
+            ("Snapshot 4".into(), p("Imported")),
+        ]
+    );
 }
 
 /// Packer's pattern `-[1-9]+` drops `-10`; ours must not.
@@ -75,7 +84,9 @@ fn depth_twenty_chain() {
 fn raw_names_and_multi_line_descriptions() {
     let text = format!(
         "SnapshotName=\"say \"hi\" = ok\"\nSnapshotUUID=\"{}\"\nSnapshotDescription=\"first line\nSnapshotName-1=\"fake\"\nlast \"line\"\"\nSnapshotName-1=\"Ünïcødé 快照\"\nSnapshotUUID-1=\"{}\"\nSnapshotDescription-1=\"one\"\nCurrentSnapshotName=\"Ünïcødé 快照\"\nCurrentSnapshotUUID=\"{}\"\nCurrentSnapshotNode=\"SnapshotName-1\"\n",
-        u(1), u(2), u(2)
+        u(1),
+        u(2),
+        u(2)
     );
     let t = parse::snapshot_section(&text).unwrap();
     assert_eq!(t.snaps.len(), 2);
@@ -88,14 +99,19 @@ fn raw_names_and_multi_line_descriptions() {
 /// Truncated or inconsistent output is an error, never a guess.
 #[test]
 fn truncated_and_inconsistent_sections_are_errors() {
-    let good = format!("SnapshotName=\"a\"\nSnapshotUUID=\"{}\"\nSnapshotName-1=\"b\"\nSnapshotUUID-1=\"{}\"\n", u(1), u(2));
+    let good =
+        format!("SnapshotName=\"a\"\nSnapshotUUID=\"{}\"\nSnapshotName-1=\"b\"\nSnapshotUUID-1=\"{}\"\n", u(1), u(2));
     for cut in [good.find("SnapshotUUID-1").unwrap(), good.len() - 10, 14] {
         assert!(parse::snapshot_section(&good[..cut]).is_err(), "cut at {cut}: {:?}", &good[..cut]);
     }
     let cases = [
         format!("SnapshotName-1=\"orphan\"\nSnapshotUUID-1=\"{}\"\n", u(1)),
         "SnapshotName=\"a\"\nSnapshotUUID=\"not-a-uuid\"\n".to_string(),
-        format!("SnapshotName=\"a\"\nSnapshotUUID=\"{}\"\nCurrentSnapshotName=\"a\"\nCurrentSnapshotUUID=\"{}\"\nCurrentSnapshotNode=\"SnapshotName\"\n", u(1), u(2)),
+        format!(
+            "SnapshotName=\"a\"\nSnapshotUUID=\"{}\"\nCurrentSnapshotName=\"a\"\nCurrentSnapshotUUID=\"{}\"\nCurrentSnapshotNode=\"SnapshotName\"\n",
+            u(1),
+            u(2)
+        ),
         format!("SnapshotName=\"a\"\nSnapshotUUID=\"{}\"\nSnapshotName-1=\"b\"\nSnapshotUUID-1=\"{}\"\n", u(1), u(1)),
     ];
     for c in &cases {
@@ -103,13 +119,17 @@ fn truncated_and_inconsistent_sections_are_errors() {
     }
     // Skipped indices are not the next pre-order node: they end up in the previous raw value
     // and the entry is then missing its UUID line — still an error.
-    let gap = format!("SnapshotName=\"a\"\nSnapshotUUID=\"{}\"\nSnapshotName-2=\"b\"\nSnapshotUUID-2=\"{}\"\n", u(1), u(2));
+    let gap =
+        format!("SnapshotName=\"a\"\nSnapshotUUID=\"{}\"\nSnapshotName-2=\"b\"\nSnapshotUUID-2=\"{}\"\n", u(1), u(2));
     assert!(parse::snapshot_section(&gap).is_err());
 }
 
 #[test]
 fn no_snapshots_message_is_an_empty_tree() {
-    assert_eq!(parse::snapshot_list(1, "This machine does not have any snapshots\n"), Some(Ok(parse::CliTree::default())));
+    assert_eq!(
+        parse::snapshot_list(1, "This machine does not have any snapshots\n"),
+        Some(Ok(parse::CliTree::default()))
+    );
     assert_eq!(parse::snapshot_list(1, "something else\n"), None);
     assert_eq!(parse::snapshot_list(0, "").map(|r| r.map(|t| t.snaps.len())), Some(Ok(0)));
 }
@@ -118,7 +138,9 @@ fn no_snapshots_message_is_an_empty_tree() {
 fn showvminfo_with_encryption_line_escapes_and_snapshots() {
     let text = format!(
         "name=\"my \\\"vm\\\"\"\nEncryption:     disabled\ngroups=\"/\"\nostype=\"Ubuntu (64-bit)\"\nUUID=\"{}\"\nCfgFile=\"/home/u/VirtualBox VMs/my vm/my vm.vbox\"\nmemory=2048\nVMState=\"running\"\nVMStateChangeTime=\"2024-03-25T13:40:44.123456789Z\"\ndescription=\"two\nlines \\\\ with backslash\"\n\"key=with=eq\"=\"v\"\nSnapshotName=\"s\"\nSnapshotUUID=\"{}\"\nCurrentSnapshotName=\"s\"\nCurrentSnapshotUUID=\"{}\"\nCurrentSnapshotNode=\"SnapshotName\"\n",
-        u(7), u(8), u(8)
+        u(7),
+        u(8),
+        u(8)
     );
     let info = parse::showvminfo(&text).unwrap();
     assert_eq!(info.get("name"), Some("my \"vm\""));
@@ -126,14 +148,20 @@ fn showvminfo_with_encryption_line_escapes_and_snapshots() {
     assert_eq!(info.get("memory"), Some("2048"));
     assert_eq!(info.get("description"), Some("two\nlines \\ with backslash"));
     assert_eq!(info.tree.current, Some(0));
-    for bad in ["", "\u{1}garbage\n", "name=\"x\"\nUUID=\"nope\"\nCfgFile=\"/x\"\nVMState=\"poweroff\"\n", "name=\"unterminated\n"] {
+    for bad in [
+        "",
+        "\u{1}garbage\n",
+        "name=\"x\"\nUUID=\"nope\"\nCfgFile=\"/x\"\nVMState=\"poweroff\"\n",
+        "name=\"unterminated\n",
+    ] {
         assert!(parse::showvminfo(bad).is_err(), "{bad:?}");
     }
 }
 
 #[test]
 fn list_vms_names_are_not_escaped() {
-    let text = format!("\"plain\" {{{}}}\n\"with \"quotes\" {{x}}\" {{{}}}\n\"<inaccessible>\" {{{}}}\n", u(1), u(2), u(3));
+    let text =
+        format!("\"plain\" {{{}}}\n\"with \"quotes\" {{x}}\" {{{}}}\n\"<inaccessible>\" {{{}}}\n", u(1), u(2), u(3));
     let vms = parse::list_vms(&text).unwrap();
     assert_eq!(vms[1], ("with \"quotes\" {x}".to_owned(), u(2)));
     assert_eq!(vms[2].0, "<inaccessible>");
@@ -176,7 +204,10 @@ line 2 &lt;x&gt;</Description>
     let s = settings::parse("old.vbox", text).unwrap();
     assert_eq!(s.current.as_deref(), Some(u(3).as_str()));
     let a = &s.snaps[&u(2)];
-    assert_eq!((a.name.as_str(), a.description.as_str(), a.time, a.online), ("a & \"b\"", "line 1\nline 2 <x>", 1_388_631_845, false));
+    assert_eq!(
+        (a.name.as_str(), a.description.as_str(), a.time, a.online),
+        ("a & \"b\"", "line 1\nline 2 <x>", 1_388_631_845, false)
+    );
     let c = &s.snaps[&u(3)];
     assert_eq!((c.parent.as_deref(), c.online, c.description.as_str()), (Some(u(2).as_str()), true, ""));
     assert!(settings::parse("x", "<VirtualBox><Machine uuid=\"{bad}\"/></VirtualBox>").is_err());

@@ -146,7 +146,10 @@ impl Connection {
             let rest: Vec<&str> = path[1..].iter().map(String::as_str).collect();
             let inv = format!("{dc}/host/{}", rest.join("/"));
             self.container = find(&inv)?.ok_or_else(|| {
-                Error::invalid_arg(format!("compute resource or host '{}' not found in datacenter '{dc}'", rest.join("/")))
+                Error::invalid_arg(format!(
+                    "compute resource or host '{}' not found in datacenter '{dc}'",
+                    rest.join("/")
+                ))
             })?;
         }
         Ok(())
@@ -239,7 +242,12 @@ impl Connection {
         all.extend(paths.iter().filter(|p| **p != "name"));
         for attempt in 0..2 {
             let vm = self.cached(dom)?;
-            let res = vim::retrieve(&self.soap, self.pc(), &[PropSpec { kind: "VirtualMachine", paths: &all }], &[ObjSpec::Obj(&vm.moref)]);
+            let res = vim::retrieve(
+                &self.soap,
+                self.pc(),
+                &[PropSpec { kind: "VirtualMachine", paths: &all }],
+                &[ObjSpec::Obj(&vm.moref)],
+            );
             let stale = match res {
                 Ok(mut objs) => match objs.pop() {
                     Some(o) if o.text("name").map(unescape_vm_name).as_deref() == Some(dom) => return Ok((vm, o)),
@@ -282,8 +290,13 @@ impl Connection {
                 return Err(not_found());
             }
         }
-        let objs = vim::retrieve(&self.soap, self.pc(), &[PropSpec { kind: "VirtualMachine", paths: VM_PATHS }], &[ObjSpec::Obj(&vm)])
-            .map_err(|e| e.into_error("RetrievePropertiesEx", Subject::None))?;
+        let objs = vim::retrieve(
+            &self.soap,
+            self.pc(),
+            &[PropSpec { kind: "VirtualMachine", paths: VM_PATHS }],
+            &[ObjSpec::Obj(&vm)],
+        )
+        .map_err(|e| e.into_error("RetrievePropertiesEx", Subject::None))?;
         let info = objs.first().map(domain_info).ok_or_else(not_found)?;
         lock(&self.vms).insert(info.name.clone(), VmRef { moref: vm, uuid: info.uuid.clone() });
         Ok(info)
@@ -300,7 +313,9 @@ impl Connection {
                 lock(&self.vms).remove(dom);
                 let vm = self.cached(dom)?;
                 let body = format!(r#"<{method} xmlns="urn:vim25">{}</{method}>"#, vm.moref.xml("_this"));
-                vim::run_task(&self.soap, self.pc(), method, &body, None).map(|_| ()).map_err(|e| e.into_error(method, Subject::Domain(dom)))
+                vim::run_task(&self.soap, self.pc(), method, &body, None)
+                    .map(|_| ())
+                    .map_err(|e| e.into_error(method, Subject::Domain(dom)))
             }
             Err(e) => Err(e.into_error(method, Subject::Domain(dom))),
         }
@@ -309,7 +324,9 @@ impl Connection {
     /// Power operation on a VM already resolved (revert's RUNNING / PAUSED).
     pub(crate) fn power_moref(&self, dom: &str, vm: &MoRef, method: &str) -> Result<()> {
         let body = format!(r#"<{method} xmlns="urn:vim25">{}</{method}>"#, vm.xml("_this"));
-        vim::run_task(&self.soap, self.pc(), method, &body, None).map(|_| ()).map_err(|e| e.into_error(method, Subject::Domain(dom)))
+        vim::run_task(&self.soap, self.pc(), method, &body, None)
+            .map(|_| ())
+            .map_err(|e| e.into_error(method, Subject::Domain(dom)))
     }
 
     /// `domain_start`: `PowerOnVM_Task`.
@@ -338,7 +355,10 @@ impl Connection {
         self.check_writable("virDomainShutdown")?;
         let vm = self.cached(dom)?;
         let body = format!(r#"<ShutdownGuest xmlns="urn:vim25">{}</ShutdownGuest>"#, vm.moref.xml("_this"));
-        self.soap.call("ShutdownGuest", &body).map(|_| ()).map_err(|e| e.into_error("ShutdownGuest", Subject::Domain(dom)))
+        self.soap
+            .call("ShutdownGuest", &body)
+            .map(|_| ())
+            .map_err(|e| e.into_error("ShutdownGuest", Subject::Domain(dom)))
     }
 
     /// `domain_xml`: name, uuid, memory, vcpus.

@@ -72,11 +72,15 @@ pub fn to_error(method: &str, f: &Fault, subject: Subject<'_>) -> Error {
     };
     match f.kind.as_str() {
         "InvalidLogin" => Error::new(codes::AUTH_FAILED, text),
-        "NotAuthenticated" => Error::new(codes::AUTH_FAILED, format!("{text} (the session expired and logging in again did not help)")),
+        "NotAuthenticated" => {
+            Error::new(codes::AUTH_FAILED, format!("{text} (the session expired and logging in again did not help)"))
+        }
         "NoPermission" => Error::new(ACCESS_DENIED, format!("access denied: {text}")),
         "ManagedObjectNotFound" => match subject {
             Subject::Domain(d) => Error::new(codes::NO_DOMAIN, format!("no domain with matching name '{d}' ({text})")),
-            Subject::Snapshot(s) => Error::new(codes::NO_DOMAIN_SNAPSHOT, format!("no domain snapshot with matching name '{s}' ({text})")),
+            Subject::Snapshot(s) => {
+                Error::new(codes::NO_DOMAIN_SNAPSHOT, format!("no domain snapshot with matching name '{s}' ({text})"))
+            }
             Subject::None => Error::internal(text),
         },
         "NotFound" => match subject {
@@ -149,7 +153,8 @@ mod tests {
         assert_eq!(Fault::from_soap(&soap), Fault { kind: "InvalidLogin".into(), message: "Login failure".into() });
         let task = xmldom::parse(r#"<val xmlns:XMLSchema-instance="http://www.w3.org/2001/XMLSchema-instance" XMLSchema-instance:type="LocalizedMethodFault"><fault XMLSchema-instance:type="InvalidPowerState"><requestedState>poweredOff</requestedState></fault><localizedMessage>*types.InvalidPowerState</localizedMessage></val>"#).unwrap();
         assert_eq!(Fault::from_task_error(&task).kind, "InvalidPowerState");
-        let bare = xmldom::parse(r#"<Fault><faultstring>x</faultstring><detail><NotFoundFault/></detail></Fault>"#).unwrap();
+        let bare =
+            xmldom::parse(r#"<Fault><faultstring>x</faultstring><detail><NotFoundFault/></detail></Fault>"#).unwrap();
         assert_eq!(Fault::from_soap(&bare).kind, "NotFound");
     }
 }

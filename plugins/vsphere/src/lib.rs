@@ -25,7 +25,10 @@ pub use fault::{Fault, Subject, to_error};
 
 use virtplug_plugin_sdk::{
     Capabilities, DomainInfo, Driver, Plugin, PluginDescriptor, Result, SnapshotInfo, export_plugin,
-    flags::{domain_xml, ops, snapshot_create as cf, snapshot_delete as df, snapshot_list, snapshot_revert as rf, snapshot_xml},
+    flags::{
+        domain_xml, ops, snapshot_create as cf, snapshot_delete as df, snapshot_list, snapshot_revert as rf,
+        snapshot_xml,
+    },
 };
 
 /// Flags `snapshot_create` accepts: libvirt's esx mask (0x254). REDEFINE and CURRENT are

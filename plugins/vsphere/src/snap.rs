@@ -38,12 +38,16 @@ impl Connection {
     /// esx driver. NO_METADATA is trivially true (virtplug keeps no metadata for vSphere).
     pub fn snapshot_create(&self, dom: &str, xml_text: &str, flags: u32) -> Result<String> {
         self.check_writable("virDomainSnapshotCreateXML")?;
-        let mut def = xml::parse(xml_text, ParseFlags { offline: flags & cf::DISK_ONLY != 0, ..ParseFlags::default() })?;
+        let mut def =
+            xml::parse(xml_text, ParseFlags { offline: flags & cf::DISK_ONLY != 0, ..ParseFlags::default() })?;
         if !def.disks.is_empty() {
             return Err(Error::new(codes::CONFIG_UNSUPPORTED, "disk snapshots not supported yet"));
         }
         if def.memory.as_ref().is_some_and(|m| m.mode == SnapshotMode::External) {
-            return Err(Error::new(codes::CONFIG_UNSUPPORTED, "external memory snapshots are not supported by vSphere"));
+            return Err(Error::new(
+                codes::CONFIG_UNSUPPORTED,
+                "external memory snapshots are not supported by vSphere",
+            ));
         }
         def.fill_defaults(now());
         let (vm, _, tree) = self.tree(dom)?;
@@ -51,7 +55,8 @@ impl Connection {
             return Err(Error::operation_invalid(format!("Snapshot '{}' already exists", def.name)));
         }
         let memory = flags & cf::DISK_ONLY == 0 && def.memory.as_ref().is_none_or(|m| m.mode != SnapshotMode::No);
-        let description = def.description.as_deref().map(|d| format!("<description>{}</description>", escape(d))).unwrap_or_default();
+        let description =
+            def.description.as_deref().map(|d| format!("<description>{}</description>", escape(d))).unwrap_or_default();
         let body = format!(
             r#"<CreateSnapshot_Task xmlns="urn:vim25">{}<name>{}</name>{description}<memory>{memory}</memory><quiesce>{}</quiesce></CreateSnapshot_Task>"#,
             vm.xml("_this"),
@@ -139,11 +144,17 @@ impl Connection {
         let tasks = if flags & df::CHILDREN_ONLY != 0 {
             let mut tasks = Vec::new();
             for c in &tree.nodes[idx].children {
-                tasks.push(remove(&tree.nodes[*c].moid, true).map_err(|e| e.into_error("RemoveSnapshot_Task", Subject::Snapshot(snap)))?);
+                tasks.push(
+                    remove(&tree.nodes[*c].moid, true)
+                        .map_err(|e| e.into_error("RemoveSnapshot_Task", Subject::Snapshot(snap)))?,
+                );
             }
             tasks
         } else {
-            vec![remove(&tree.nodes[idx].moid, flags & df::CHILDREN != 0).map_err(|e| e.into_error("RemoveSnapshot_Task", Subject::Snapshot(snap)))?]
+            vec![
+                remove(&tree.nodes[idx].moid, flags & df::CHILDREN != 0)
+                    .map_err(|e| e.into_error("RemoveSnapshot_Task", Subject::Snapshot(snap)))?,
+            ]
         };
         if tasks.is_empty() {
             return Ok(());

@@ -141,16 +141,28 @@ impl Soap {
         if let Some(c) = cause.strip_prefix("certificate: ") {
             return Error::new(
                 codes::AUTH_FAILED,
-                format!("TLS certificate of {} does not verify ({c}); add no_verify=1 to the URI to skip the check", self.authority),
+                format!(
+                    "TLS certificate of {} does not verify ({c}); add no_verify=1 to the URI to skip the check",
+                    self.authority
+                ),
             );
         }
         if e.is_timeout() {
-            return Error::new(codes::OPERATION_FAILED, format!("operation failed: no answer from {} to '{method}' in time", self.authority));
+            return Error::new(
+                codes::OPERATION_FAILED,
+                format!("operation failed: no answer from {} to '{method}' in time", self.authority),
+            );
         }
         if e.is_connect() {
-            return Error::new(codes::OPERATION_FAILED, format!("operation failed: cannot connect to {}: {cause}", self.authority));
+            return Error::new(
+                codes::OPERATION_FAILED,
+                format!("operation failed: cannot connect to {}: {cause}", self.authority),
+            );
         }
-        Error::new(codes::OPERATION_FAILED, format!("operation failed: connection to {} failed during '{method}': {cause}", self.authority))
+        Error::new(
+            codes::OPERATION_FAILED,
+            format!("operation failed: connection to {} failed during '{method}': {cause}", self.authority),
+        )
     }
 
     /// One HTTP request, no retry. Returns the response element (the Body's child) and the
@@ -176,7 +188,9 @@ impl Soap {
         self.trips.fetch_add(1, Ordering::Relaxed);
         let result = req.send().map_err(|e| self.transport_error(method, &e)).and_then(|resp| {
             for v in resp.headers().get_all("set-cookie") {
-                if let Some(val) = v.to_str().ok().and_then(|s| s.trim().strip_prefix(COOKIE_NAME)).and_then(|s| s.strip_prefix('=')) {
+                if let Some(val) =
+                    v.to_str().ok().and_then(|s| s.trim().strip_prefix(COOKIE_NAME)).and_then(|s| s.strip_prefix('='))
+                {
                     let val = val.split(';').next().unwrap_or("").trim().to_owned();
                     lock(&self.session).cookie = Some(val);
                 }
@@ -218,7 +232,8 @@ impl Soap {
         }
         // Simulator quirk F.6 #6: without a session, RetrievePropertiesEx answers 200 with a
         // missingSet carrying NotAuthenticated instead of a fault.
-        let is_retrieve = inner.name.starts_with("RetrievePropertiesEx") || inner.name.starts_with("ContinueRetrievePropertiesEx");
+        let is_retrieve =
+            inner.name.starts_with("RetrievePropertiesEx") || inner.name.starts_with("ContinueRetrievePropertiesEx");
         if let Some(rv) = inner.child("returnval").filter(|_| is_retrieve) {
             for ms in rv.children_named("objects").flat_map(|o| o.children_named("missingSet")) {
                 if let Some(f) = ms.child("fault").and_then(|f| f.child("fault")) {
@@ -275,14 +290,22 @@ impl Soap {
             Ok(_) => {
                 let mut s = lock(&self.session);
                 if s.cookie.is_none() {
-                    return Err(Error::new(codes::AUTH_FAILED, format!("{} sent no session cookie after Login", self.authority)));
+                    return Err(Error::new(
+                        codes::AUTH_FAILED,
+                        format!("{} sent no session cookie after Login", self.authority),
+                    ));
                 }
                 s.login = Some((session_manager.to_owned(), creds.clone()));
                 Ok(())
             }
             Err(CallError::Fault(f)) if f.is("InvalidLogin") => Err(Error::new(
                 codes::AUTH_FAILED,
-                format!("cannot log in to {} as '{}': {}", self.authority, creds.user, if f.message.is_empty() { "Login failure" } else { &f.message }),
+                format!(
+                    "cannot log in to {} as '{}': {}",
+                    self.authority,
+                    creds.user,
+                    if f.message.is_empty() { "Login failure" } else { &f.message }
+                ),
             )),
             Err(e) => Err(e.into_error("Login", Subject::None)),
         }
@@ -299,7 +322,8 @@ impl Soap {
             sm
         };
         if let Some(sm) = sm {
-            let body = format!(r#"<Logout xmlns="urn:vim25"><_this type="SessionManager">{}</_this></Logout>"#, escape(&sm));
+            let body =
+                format!(r#"<Logout xmlns="urn:vim25"><_this type="SessionManager">{}</_this></Logout>"#, escape(&sm));
             let _ = self.invoke_once("Logout", &body);
         }
         lock(&self.session).cookie = None;
@@ -310,7 +334,8 @@ impl Soap {
     pub fn expire_session_for_tests(&self) {
         let sm = lock(&self.session).login.as_ref().map(|(sm, _)| sm.clone());
         if let Some(sm) = sm {
-            let body = format!(r#"<Logout xmlns="urn:vim25"><_this type="SessionManager">{}</_this></Logout>"#, escape(&sm));
+            let body =
+                format!(r#"<Logout xmlns="urn:vim25"><_this type="SessionManager">{}</_this></Logout>"#, escape(&sm));
             let _ = self.invoke_once("Logout", &body);
         }
     }

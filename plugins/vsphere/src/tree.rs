@@ -196,7 +196,10 @@ mod tests {
     fn tree_from_reference_b16() {
         let tree = Tree::parse(Some(&xmldom::parse(B16).unwrap()));
         let names: Vec<_> = tree.nodes.iter().map(|n| (n.moid.as_str(), n.name.as_str(), n.parent)).collect();
-        assert_eq!(names, [("snapshot-69", "s1", None), ("snapshot-71", "s2", Some(0)), ("snapshot-74", "s1", Some(0))]);
+        assert_eq!(
+            names,
+            [("snapshot-69", "s1", None), ("snapshot-71", "s2", Some(0)), ("snapshot-74", "s1", Some(0))]
+        );
         assert_eq!(tree.current, Some(2));
         assert_eq!(tree.nodes[1].state, st::SHUTOFF);
         assert_eq!(tree.nodes[2].state, st::PAUSED);

@@ -108,14 +108,22 @@ pub fn parse(uri: &str) -> Result<Target> {
                 https = match v {
                     "https" => true,
                     "http" => false,
-                    _ => return Err(bad_uri(format!("query parameter 'transport' has unexpected value '{v}' (should be http|https)"))),
+                    _ => {
+                        return Err(bad_uri(format!(
+                            "query parameter 'transport' has unexpected value '{v}' (should be http|https)"
+                        )));
+                    }
                 }
             }
             "no_verify" => {
                 no_verify = match v {
                     "0" => false,
                     "1" => true,
-                    _ => return Err(bad_uri(format!("query parameter 'no_verify' has unexpected value '{v}' (should be 0 or 1)"))),
+                    _ => {
+                        return Err(bad_uri(format!(
+                            "query parameter 'no_verify' has unexpected value '{v}' (should be 0 or 1)"
+                        )));
+                    }
                 }
             }
             // libvirt ignores unknown parameters (auto_answer, proxy, …); so do we.
@@ -127,11 +135,7 @@ pub fn parse(uri: &str) -> Result<Target> {
         None if https => 443,
         None => 80,
     };
-    let path = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect::<Result<Vec<_>>>()?;
+    let path = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect::<Result<Vec<_>>>()?;
     Ok(Target { user, host, port, https, no_verify, path })
 }
 

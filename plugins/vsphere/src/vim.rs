@@ -175,7 +175,12 @@ fn parse_objects(rv: &Element, out: &mut Vec<ObjectContent>) {
 }
 
 /// `PropertyCollector.RetrievePropertiesEx`, following paging tokens.
-pub fn retrieve(soap: &Soap, pc: &MoRef, props: &[PropSpec<'_>], objs: &[ObjSpec<'_>]) -> CallResult<Vec<ObjectContent>> {
+pub fn retrieve(
+    soap: &Soap,
+    pc: &MoRef,
+    props: &[PropSpec<'_>],
+    objs: &[ObjSpec<'_>],
+) -> CallResult<Vec<ObjectContent>> {
     let resp = soap.call("RetrievePropertiesEx", &retrieve_body(pc, props, objs))?;
     let mut out = Vec::new();
     let Some(mut rv) = resp.child("returnval").cloned() else { return Ok(out) };
@@ -289,7 +294,8 @@ fn watch_until_done(soap: &Soap, pc: &MoRef, tasks: &[MoRef]) -> CallResult<()> 
     let body = format!(r#"<CreatePropertyCollector xmlns="urn:vim25">{}</CreatePropertyCollector>"#, pc.xml("_this"));
     let own = call_moref(soap, "CreatePropertyCollector", &body)?.ok_or_else(|| missing("property collector"))?;
     let result = watch_with(soap, &own, tasks);
-    let body = format!(r#"<DestroyPropertyCollector xmlns="urn:vim25">{}</DestroyPropertyCollector>"#, own.xml("_this"));
+    let body =
+        format!(r#"<DestroyPropertyCollector xmlns="urn:vim25">{}</DestroyPropertyCollector>"#, own.xml("_this"));
     let _ = soap.call("DestroyPropertyCollector", &body);
     result
 }
@@ -331,7 +337,13 @@ fn watch_with(soap: &Soap, own: &MoRef, tasks: &[MoRef]) -> CallResult<()> {
 }
 
 /// Starts a `*_Task` method and waits for it; `extra` as in [`wait_tasks`].
-pub fn run_task(soap: &Soap, pc: &MoRef, method: &str, body: &str, extra: Option<(&MoRef, &[&str])>) -> CallResult<TaskDone> {
+pub fn run_task(
+    soap: &Soap,
+    pc: &MoRef,
+    method: &str,
+    body: &str,
+    extra: Option<(&MoRef, &[&str])>,
+) -> CallResult<TaskDone> {
     let task = call_moref(soap, method, body)?.ok_or_else(|| missing("task reference"))?;
     let mut done = wait_tasks(soap, pc, std::slice::from_ref(&task), extra)?;
     done.pop().ok_or_else(|| missing("task result"))

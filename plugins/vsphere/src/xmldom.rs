@@ -5,12 +5,12 @@
 //! varying prefixes). `xsi:type` is looked up by namespace URI, not by prefix: the simulator
 //! writes it as `XMLSchema-instance:type`, real servers as `xsi:type`.
 
-pub use virtplug_plugin_sdk::model::xml::escape;
 use quick_xml::{
     NsReader,
     events::Event,
     name::{Namespace, ResolveResult},
 };
+pub use virtplug_plugin_sdk::model::xml::escape;
 
 /// The XML Schema instance namespace (`xsi`).
 pub const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";

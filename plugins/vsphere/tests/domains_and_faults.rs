@@ -58,7 +58,8 @@ fn power_operations() {
 fn wrong_password_is_auth_failed_without_the_secret() {
     for m in common::MODELS {
         let Some(sim) = Sim::start(m) else { return };
-        let e = Connection::open_with(&sim.target("", ""), &Credentials::new(USER, "hunter2-wrong"), false).err().unwrap();
+        let e =
+            Connection::open_with(&sim.target("", ""), &Credentials::new(USER, "hunter2-wrong"), false).err().unwrap();
         assert_eq!(e.code, codes::AUTH_FAILED, "{e}");
         assert!(!e.to_string().contains("hunter2") && !e.to_string().contains('\n'), "{e}");
         assert!(e.to_string().starts_with("authentication failed: cannot log in to 127.0.0.1:"), "{e}");

@@ -135,7 +135,9 @@ fn duplicate_names_made_elsewhere_are_ambiguous_and_ids_still_work() {
         let (vm, _) = m.vm();
         c.snapshot_create(vm, &xml("twin", ""), 0).unwrap();
         let moid = c.vm_moid_for_tests(vm).unwrap();
-        let body = format!(r#"<CreateSnapshot_Task xmlns="urn:vim25"><_this type="VirtualMachine">{moid}</_this><name>twin</name><memory>false</memory><quiesce>false</quiesce></CreateSnapshot_Task>"#);
+        let body = format!(
+            r#"<CreateSnapshot_Task xmlns="urn:vim25"><_this type="VirtualMachine">{moid}</_this><name>twin</name><memory>false</memory><quiesce>false</quiesce></CreateSnapshot_Task>"#
+        );
         c.raw_call_for_tests("CreateSnapshot_Task", &body).unwrap();
         let e = c.snapshot_lookup(vm, "twin").unwrap_err();
         assert_eq!(e.code, codes::INVALID_ARG);
@@ -143,7 +145,8 @@ fn duplicate_names_made_elsewhere_are_ambiguous_and_ids_still_work() {
         assert_eq!(c.snapshot_revert(vm, "twin", 0).unwrap_err().code, codes::INVALID_ARG);
         assert_eq!(c.snapshot_delete(vm, "twin", 0).unwrap_err().code, codes::INVALID_ARG);
         // Each twin stays addressable by its id.
-        let id = e.message.split("snapshot-").nth(2).and_then(|r| r.split(|ch: char| !ch.is_ascii_digit()).next()).unwrap();
+        let id =
+            e.message.split("snapshot-").nth(2).and_then(|r| r.split(|ch: char| !ch.is_ascii_digit()).next()).unwrap();
         c.snapshot_delete(vm, &format!("snapshot-{id}"), 0).unwrap();
         assert_eq!(c.snapshot_lookup(vm, "twin").unwrap().name, "twin");
     });
@@ -174,7 +177,9 @@ fn unknown_domain_and_snapshot() {
         assert_eq!(c.snapshot_list("nosuch").unwrap_err().code, codes::NO_DOMAIN);
         assert_eq!(c.snapshot_revert(vm, "nosuch", 0).unwrap_err().code, codes::NO_DOMAIN_SNAPSHOT);
         assert_eq!(c.snapshot_xml(vm, "nosuch").unwrap_err().code, codes::NO_DOMAIN_SNAPSHOT);
-        let e = c.snapshot_create(vm, "<domainsnapshot><name>x</name><disks><disk name='sda'/></disks></domainsnapshot>", 0).unwrap_err();
+        let e = c
+            .snapshot_create(vm, "<domainsnapshot><name>x</name><disks><disk name='sda'/></disks></domainsnapshot>", 0)
+            .unwrap_err();
         assert_eq!(e.code, codes::CONFIG_UNSUPPORTED);
     });
 }

@@ -19,7 +19,10 @@ use std::{
 use anyhow::{Context, Result, bail};
 use virtplug_host::{
     Connection, Registry,
-    remote::{Client, wire::{MigrationRequest, TaskState}},
+    remote::{
+        Client,
+        wire::{MigrationRequest, TaskState},
+    },
 };
 
 use crate::proc::ms;
@@ -92,7 +95,11 @@ fn populate(registry: &Registry, dir: &Path, n: usize) -> Result<()> {
 
 /// Runs `op(connection, client, i)` `calls` times on each of [`CLIENTS`] threads, each with its
 /// own connection, all starting together. Returns every latency and the wall time.
-fn concurrent(uri: &str, calls: usize, op: impl Fn(&Connection, usize, usize) -> Result<()> + Send + Sync + 'static) -> Result<(Vec<Duration>, Duration)> {
+fn concurrent(
+    uri: &str,
+    calls: usize,
+    op: impl Fn(&Connection, usize, usize) -> Result<()> + Send + Sync + 'static,
+) -> Result<(Vec<Duration>, Duration)> {
     let op = Arc::new(op);
     let barrier = Arc::new(Barrier::new(CLIENTS + 1));
     let workers: Vec<_> = (0..CLIENTS)
@@ -133,7 +140,13 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 fn row(what: &str, lat: &[Duration], wall: Duration, target: &str) {
     let rate = lat.len() as f64 / wall.as_secs_f64();
-    println!("{what:<34} {CLIENTS:>7} {:>6} {:>9.0} {:>10} {:>10}  {target}", lat.len(), rate, ms(pct(lat, 0.5)), ms(pct(lat, 0.99)));
+    println!(
+        "{what:<34} {CLIENTS:>7} {:>6} {:>9.0} {:>10} {:>10}  {target}",
+        lat.len(),
+        rate,
+        ms(pct(lat, 0.5)),
+        ms(pct(lat, 0.99))
+    );
 }
 
 /// The `daemon` section.
@@ -152,7 +165,9 @@ pub fn run() -> Result<()> {
 }
 
 fn sections(registry: &Registry, bin: &Path, tmp: &Path) -> Result<()> {
-    println!("## virtplugd: {CLIENTS} concurrent clients on the unix socket, mock plugin (durable store), release build");
+    println!(
+        "## virtplugd: {CLIENTS} concurrent clients on the unix socket, mock plugin (durable store), release build"
+    );
     println!("{:<34} {:>7} {:>6} {:>9} {:>10} {:>10}  target", "operation", "clients", "ops", "ops/s", "p50", "p99");
 
     // snapshot-list of a 1,000-snapshot tree.
@@ -168,7 +183,12 @@ fn sections(registry: &Registry, bin: &Path, tmp: &Path) -> Result<()> {
         }
         Ok(())
     })?;
-    row(&format!("snapshot-list ({LIST_TREE}-snapshot tree)"), &lat, wall, if pct(&lat, 0.99) <= Duration::from_millis(5) { "p99 <= 5 ms: met" } else { "p99 <= 5 ms: MISSED" });
+    row(
+        &format!("snapshot-list ({LIST_TREE}-snapshot tree)"),
+        &lat,
+        wall,
+        if pct(&lat, 0.99) <= Duration::from_millis(5) { "p99 <= 5 ms: met" } else { "p99 <= 5 ms: MISSED" },
+    );
     drop(d);
 
     // snapshot-create then snapshot-delete, all clients on one domain.
@@ -218,9 +238,21 @@ fn sections(registry: &Registry, bin: &Path, tmp: &Path) -> Result<()> {
         bail!("B holds {on_b} snapshots after the migration, expected {MIGRATE_TREE}");
     }
     let verdict = if total < Duration::from_secs(2) { "< 2 s: met" } else { "< 2 s: MISSED" };
-    println!("{:<34} {:>7} {:>6} {:>9} {:>10} {:>10}  {verdict}; libvirt: no peer", format!("migrate-snapshots ({MIGRATE_TREE}, 2 daemons)"), 1, 1, "-", ms(total), "-");
+    println!(
+        "{:<34} {:>7} {:>6} {:>9} {:>10} {:>10}  {verdict}; libvirt: no peer",
+        format!("migrate-snapshots ({MIGRATE_TREE}, 2 daemons)"),
+        1,
+        1,
+        "-",
+        ms(total),
+        "-"
+    );
     // When each step was seen done, as the polling client saw it (50 ms poll).
-    let steps: Vec<String> = marks.iter().filter(|(_, st, _)| st != "running").map(|(n, st, at)| format!("{n} {st} at {}", ms(*at))).collect();
+    let steps: Vec<String> = marks
+        .iter()
+        .filter(|(_, st, _)| st != "running")
+        .map(|(n, st, at)| format!("{n} {st} at {}", ms(*at)))
+        .collect();
     println!("  steps: {}", steps.join(", "));
     Ok(())
 }

@@ -1,7 +1,11 @@
 //! Plugin load time: each plugin beside this executable, loaded in 25 fresh processes.
 //! Target (issue 2): at most 1 ms per plugin.
 
-use std::{path::PathBuf, process::Command, time::{Duration, Instant}};
+use std::{
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, Result};
 
@@ -11,7 +15,11 @@ fn plugins() -> Result<Vec<PathBuf>> {
     let dir = std::env::current_exe()?.parent().context("exe dir")?.to_owned();
     let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libvirtplug_plugin_") && n.ends_with(".so")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libvirtplug_plugin_") && n.ends_with(".so"))
+        })
         .collect();
     found.sort();
     Ok(found)
@@ -38,7 +46,11 @@ pub fn run() -> Result<()> {
         }
         let median = proc::median(&mut samples);
         let name = plugin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        println!("{name:<40} {:>10}   {}", proc::ms(median), if median <= Duration::from_millis(1) { "within target" } else { "OVER target" });
+        println!(
+            "{name:<40} {:>10}   {}",
+            proc::ms(median),
+            if median <= Duration::from_millis(1) { "within target" } else { "OVER target" }
+        );
     }
     println!();
     Ok(())

@@ -49,6 +49,8 @@ fn main() -> Result<()> {
             qemu::run()?;
             daemon::run()
         }
-        Some(other) => bail!("unknown section {other}: load | cold-start | workflow | vsphere | vbox | qemu | daemon | all"),
+        Some(other) => {
+            bail!("unknown section {other}: load | cold-start | workflow | vsphere | vbox | qemu | daemon | all")
+        }
     }
 }

@@ -91,8 +91,12 @@ fn ratio(ours: Duration, bare: Duration) -> String {
 
 /// Prints the comparison; says so and returns when qemu is not installed.
 pub fn run() -> Result<()> {
-    println!("## QEMU snapshots: virtplug (host API, qemu plugin) vs the bare commands (64 MiB qcow2, TCG, n = {N}, median)");
-    if Command::new("qemu-system-x86_64").arg("--version").output().is_err() || Command::new("qemu-img").arg("--version").output().is_err() {
+    println!(
+        "## QEMU snapshots: virtplug (host API, qemu plugin) vs the bare commands (64 MiB qcow2, TCG, n = {N}, median)"
+    );
+    if Command::new("qemu-system-x86_64").arg("--version").output().is_err()
+        || Command::new("qemu-img").arg("--version").output().is_err()
+    {
         println!("qemu-img / qemu-system-x86_64: absent (install qemu-utils and qemu-system-x86)\n");
         return Ok(());
     }
@@ -111,7 +115,8 @@ fn measure(dir: &Path) -> Result<()> {
     let ours_img = dir.join("ours.qcow2");
     img(&["create", "-q", "-f", "qcow2", &ours_img.display().to_string(), "64M"])?;
     let registry = Registry::from_env()?;
-    let conn = Connection::open(&registry, &format!("qemu:///embed?root={}&accel=tcg", dir.join("root").display()), false)?;
+    let conn =
+        Connection::open(&registry, &format!("qemu:///embed?root={}&accel=tcg", dir.join("root").display()), false)?;
     conn.domain_define(&domain_xml(&ours_img))?;
 
     // Shut off: interleaved, each snapshot removed again so the image stays the same size.
@@ -119,11 +124,20 @@ fn measure(dir: &Path) -> Result<()> {
     for i in 0..N {
         bare.push(timed(|| img(&["snapshot", "-c", &format!("b{i}"), &bare_path]))?);
         img(&["snapshot", "-d", &format!("b{i}"), &bare_path])?;
-        ours.push(timed(|| Ok(conn.snapshot_create("bench", &format!("<domainsnapshot><name>o{i}</name></domainsnapshot>"), 0).map(drop)?))?);
+        ours.push(timed(|| {
+            Ok(conn
+                .snapshot_create("bench", &format!("<domainsnapshot><name>o{i}</name></domainsnapshot>"), 0)
+                .map(drop)?)
+        })?);
         conn.snapshot_delete("bench", &format!("o{i}"), 0)?;
     }
     let (bare, ours) = (median(&mut bare), median(&mut ours));
-    println!("shut off  qemu-img snapshot -c {:>10}   host snapshot_create {:>10}   {}", ms(bare), ms(ours), ratio(ours, bare));
+    println!(
+        "shut off  qemu-img snapshot -c {:>10}   host snapshot_create {:>10}   {}",
+        ms(bare),
+        ms(ours),
+        ratio(ours, bare)
+    );
 
     // Running: a bare qemu with its own QMP socket, and the plugin's domain.
     let sock = dir.join("bare.sock");
@@ -145,20 +159,37 @@ fn measure(dir: &Path) -> Result<()> {
         bare.push(timed(|| {
             qmp.job(&format!(r#"{{"execute":"snapshot-save","arguments":{{"job-id":"s{i}","tag":"r{i}","vmstate":"d0","devices":["d0"]}}}}"#), &format!("s{i}"))
         })?);
-        qmp.job(&format!(r#"{{"execute":"snapshot-delete","arguments":{{"job-id":"d{i}","tag":"r{i}","devices":["d0"]}}}}"#), &format!("d{i}"))?;
-        ours.push(timed(|| Ok(conn.snapshot_create("bench", &format!("<domainsnapshot><name>r{i}</name></domainsnapshot>"), 0).map(drop)?))?);
+        qmp.job(
+            &format!(
+                r#"{{"execute":"snapshot-delete","arguments":{{"job-id":"d{i}","tag":"r{i}","devices":["d0"]}}}}"#
+            ),
+            &format!("d{i}"),
+        )?;
+        ours.push(timed(|| {
+            Ok(conn
+                .snapshot_create("bench", &format!("<domainsnapshot><name>r{i}</name></domainsnapshot>"), 0)
+                .map(drop)?)
+        })?);
         conn.snapshot_delete("bench", &format!("r{i}"), 0)?;
     }
     qmp.cmd(r#"{"execute":"quit"}"#)?;
     let (bare, ours) = (median(&mut bare), median(&mut ours));
-    println!("running   QMP snapshot-save job  {:>10}   host snapshot_create {:>10}   {}", ms(bare), ms(ours), ratio(ours, bare));
+    println!(
+        "running   QMP snapshot-save job  {:>10}   host snapshot_create {:>10}   {}",
+        ms(bare),
+        ms(ours),
+        ratio(ours, bare)
+    );
 
     conn.snapshot_create("bench", "<domainsnapshot><name>keep</name></domainsnapshot>", 0)?;
     let mut reverts = Vec::new();
     for _ in 0..N {
         reverts.push(timed(|| Ok(conn.snapshot_revert("bench", "keep", 0)?))?);
     }
-    println!("running   revert in place (qemu not restarted; libvirt 9.0 restarts it, about 1.8 s): {}", ms(median(&mut reverts)));
+    println!(
+        "running   revert in place (qemu not restarted; libvirt 9.0 restarts it, about 1.8 s): {}",
+        ms(median(&mut reverts))
+    );
     conn.domain_destroy("bench")?;
     println!();
     Ok(())

@@ -50,7 +50,9 @@ fn shape(line: &str) -> String {
 
 /// Prints the table.
 pub fn run() -> Result<()> {
-    println!("## VirtualBox snapshots: virtplug (host API, virtualbox plugin) on the VBoxManage simulator (n = {N}, median; target <= 2 invocations)");
+    println!(
+        "## VirtualBox snapshots: virtplug (host API, virtualbox plugin) on the VBoxManage simulator (n = {N}, median; target <= 2 invocations)"
+    );
     let Some(sim) = sim_binary() else {
         println!("VBoxManage simulator not built (cargo build -p vboxmanage-sim)");
         println!();
@@ -84,12 +86,15 @@ fn measure(sim: &Path, dir: &Path) -> Result<()> {
 
     let mut raw = Vec::new();
     for _ in 0..N {
-        raw.push(proc::run(Command::new(&wrapper).args(["showvminfo", VM, "--machinereadable"]).env("LC_ALL", "C"))?.wall);
+        raw.push(
+            proc::run(Command::new(&wrapper).args(["showvminfo", VM, "--machinereadable"]).env("LC_ALL", "C"))?.wall,
+        );
     }
 
     let registry = Registry::from_env()?;
     let conn = Connection::open(&registry, &format!("vbox:///session?vboxmanage={}", wrapper.display()), false)?;
-    let create = |name: &str| conn.snapshot_create(VM, &format!("<domainsnapshot><name>{name}</name></domainsnapshot>"), 0);
+    let create =
+        |name: &str| conn.snapshot_create(VM, &format!("<domainsnapshot><name>{name}</name></domainsnapshot>"), 0);
     for name in ["base", "p1", "p2", "p3", "p4"] {
         create(name)?;
     }
@@ -136,8 +141,15 @@ fn measure(sim: &Path, dir: &Path) -> Result<()> {
         let inv = if min == max { min.to_string() } else { format!("{min}-{max}") };
         let median = proc::median(times.get_mut(op).context("no samples")?);
         let verdict = if max <= 2 { "ok" } else { "MISSED" };
-        println!("{op:<9} {inv:>11} {:>10}   {verdict:<8} {}", proc::ms(median), which.get(op).map(|w| w.join(", ")).unwrap_or_default());
+        println!(
+            "{op:<9} {inv:>11} {:>10}   {verdict:<8} {}",
+            proc::ms(median),
+            which.get(op).map(|w| w.join(", ")).unwrap_or_default()
+        );
     }
-    println!("one bare invocation (showvminfo --machinereadable via the wrapper): {}", proc::ms(proc::median(&mut raw)));
+    println!(
+        "one bare invocation (showvminfo --machinereadable via the wrapper): {}",
+        proc::ms(proc::median(&mut raw))
+    );
     Ok(())
 }

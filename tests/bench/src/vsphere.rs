@@ -162,7 +162,8 @@ fn read_body(r: &mut impl BufRead, headers: &[(String, String)], to_eof: bool) -
         loop {
             let mut size = String::new();
             r.read_line(&mut size)?;
-            let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or("").trim(), 16).context("chunk size")?;
+            let size =
+                usize::from_str_radix(size.trim().split(';').next().unwrap_or("").trim(), 16).context("chunk size")?;
             if size == 0 {
                 // Trailers, up to the empty line.
                 loop {
@@ -298,7 +299,10 @@ fn serve(client: TcpStream, upstream_port: u16, count: &AtomicU64) -> Result<()>
         count.fetch_add(1, Ordering::SeqCst);
         let mut req = format!("{start}\r\nHost: 127.0.0.1:{upstream_port}\r\n");
         for (k, v) in &headers {
-            if !["host", "content-length", "connection", "expect", "transfer-encoding"].iter().any(|h| k.eq_ignore_ascii_case(h)) {
+            if !["host", "content-length", "connection", "expect", "transfer-encoding"]
+                .iter()
+                .any(|h| k.eq_ignore_ascii_case(h))
+            {
                 req.push_str(&format!("{k}: {v}\r\n"));
             }
         }
@@ -419,7 +423,8 @@ pub fn one(args: &[String]) -> Result<()> {
         })?;
     }
     let conn = Connection::open(&registry, &uri, false)?;
-    let create = |name: &str| conn.snapshot_create(VM, &format!("<domainsnapshot><name>{name}</name></domainsnapshot>"), 0);
+    let create =
+        |name: &str| conn.snapshot_create(VM, &format!("<domainsnapshot><name>{name}</name></domainsnapshot>"), 0);
     for name in ["base", "p1", "p2", "p3", "p4"] {
         create(name)?;
     }
@@ -491,7 +496,9 @@ fn side(sim_bin: &PathBuf, cmd: impl Fn(u16, u16) -> Command, proxied: bool) -> 
 /// Parent side: the table.
 pub fn run() -> Result<()> {
     println!("## vSphere snapshots: virtplug (host API, vsphere plugin) vs libvirt 9.0 esx driver (python3-libvirt)");
-    println!("govmomi 0.24.2 simulator, ESX model, VM {VM}, HTTP on loopback; n = {N}, median ms; round trips = HTTP requests counted by a loopback proxy");
+    println!(
+        "govmomi 0.24.2 simulator, ESX model, VM {VM}, HTTP on loopback; n = {N}, median ms; round trips = HTTP requests counted by a loopback proxy"
+    );
     let sim_bin = sim_path();
     if !sim_bin.is_file() {
         println!("simulator not built ({}): run tests/vsphere-sim/build.sh", sim_bin.display());
@@ -509,7 +516,9 @@ pub fn run() -> Result<()> {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peer_esx.py");
     let peer_cmd = |port: u16, count: u16| {
         let mut c = Command::new("/usr/bin/python3");
-        c.arg(&script).args([port.to_string(), count.to_string(), N.to_string(), VM.to_owned()]).env("BENCH_ESX_PASSWORD", PASSWORD);
+        c.arg(&script)
+            .args([port.to_string(), count.to_string(), N.to_string(), VM.to_owned()])
+            .env("BENCH_ESX_PASSWORD", PASSWORD);
         c
     };
     let theirs = match side(&sim_bin, peer_cmd, true) {
@@ -542,7 +551,9 @@ pub fn run() -> Result<()> {
         let live = ratio(t.map(|t| t.0), o.map(|o| o.0));
         let vs_issue = ratio(issue, o.map(|o| o.0));
         let trips_verdict = match (target, o) {
-            (Some(limit), Some(&(_, _, max))) if max >= 0 => format!("<= {limit} {}", if max as u64 <= limit { "ok" } else { "MISSED" }),
+            (Some(limit), Some(&(_, _, max))) if max >= 0 => {
+                format!("<= {limit} {}", if max as u64 <= limit { "ok" } else { "MISSED" })
+            }
             _ => "-".to_owned(),
         };
         println!(
@@ -560,8 +571,12 @@ pub fn run() -> Result<()> {
             speed_text(vs_issue),
         );
     }
-    println!("ms: both sides through the same proxy (libvirt cannot connect without it); \"direct\" = virtplug straight to the simulator.");
-    println!("libvirt list = snapshotListNames, tree = that + getParent per snapshot; \"issue ms\" = libvirt-python figures of issue 6 / reference §H.");
+    println!(
+        "ms: both sides through the same proxy (libvirt cannot connect without it); \"direct\" = virtplug straight to the simulator."
+    );
+    println!(
+        "libvirt list = snapshotListNames, tree = that + getParent per snapshot; \"issue ms\" = libvirt-python figures of issue 6 / reference §H."
+    );
     println!();
     Ok(())
 }

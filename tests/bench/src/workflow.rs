@@ -108,24 +108,41 @@ fn peer_available() -> bool {
 
 /// Parent side: the table. `args` may restrict sizes, e.g. `1000 4000`.
 pub fn run(args: &[String]) -> Result<()> {
-    let sizes: Vec<usize> = if args.is_empty() { vec![1000, 4000, 16000] } else { args.iter().filter_map(|a| a.parse().ok()).collect() };
+    let sizes: Vec<usize> =
+        if args.is_empty() { vec![1000, 4000, 16000] } else { args.iter().filter_map(|a| a.parse().ok()).collect() };
     let exe = std::env::current_exe()?;
     let peer = peer_available();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peer_libvirt.py");
-    println!("## Founding workflow: virtplug (host API, mock, durable SQLite store) vs libvirt 9.0 test driver (in memory)");
+    println!(
+        "## Founding workflow: virtplug (host API, mock, durable SQLite store) vs libvirt 9.0 test driver (in memory)"
+    );
     if !peer {
         println!("libvirt peer: absent (install python3-libvirt to measure it in the same run)");
     }
-    println!("{:<6} {:>6} {:<8} {}  {:>9} | {:>8} | {:>9} {:>7}", "shape", "N", "sync", PHASES.map(|p| format!("{p:>8}")).join(" "), "total s", "import s", "libvirt s", "ratio");
+    println!(
+        "{:<6} {:>6} {:<8} {}  {:>9} | {:>8} | {:>9} {:>7}",
+        "shape",
+        "N",
+        "sync",
+        PHASES.map(|p| format!("{p:>8}")).join(" "),
+        "total s",
+        "import s",
+        "libvirt s",
+        "ratio"
+    );
     for shape in ["chain", "tree"] {
         let mut totals: Vec<(usize, f64)> = Vec::new();
         for &n in &sizes {
             for sync in ["normal", "full"] {
-                let ours = proc::run(Command::new(&exe).args(["workflow-one", &n.to_string(), shape]).env("VIRTPLUG_MOCK_SYNC", sync))?;
+                let ours = proc::run(
+                    Command::new(&exe).args(["workflow-one", &n.to_string(), shape]).env("VIRTPLUG_MOCK_SYNC", sync),
+                )?;
                 let ours = parse(&ours.stdout);
                 let total: f64 = PHASES.iter().map(|p| ours.get(*p).copied().unwrap_or(0.0)).sum();
                 let theirs = if peer && sync == "normal" {
-                    let out = proc::run(Command::new("/usr/bin/python3").arg(&script).args([n.to_string(), shape.to_owned()]))?;
+                    let out = proc::run(
+                        Command::new("/usr/bin/python3").arg(&script).args([n.to_string(), shape.to_owned()]),
+                    )?;
                     Some(PHASES.iter().map(|p| parse(&out.stdout).get(*p).copied().unwrap_or(0.0)).sum::<f64>())
                 } else {
                     None
@@ -147,16 +164,17 @@ pub fn run(args: &[String]) -> Result<()> {
             }
         }
         if let (Some(first), Some(last)) = (totals.first(), totals.last())
-            && last.0 > first.0 {
-                println!(
-                    "{shape}: growth {} -> {}: {:.1}x the time for {:.0}x the snapshots (linear target: <= {:.0}x)",
-                    first.0,
-                    last.0,
-                    last.1 / first.1.max(1e-9),
-                    last.0 as f64 / first.0 as f64,
-                    1.25 * last.0 as f64 / first.0 as f64
-                );
-            }
+            && last.0 > first.0
+        {
+            println!(
+                "{shape}: growth {} -> {}: {:.1}x the time for {:.0}x the snapshots (linear target: <= {:.0}x)",
+                first.0,
+                last.0,
+                last.1 / first.1.max(1e-9),
+                last.0 as f64 / first.0 as f64,
+                1.25 * last.0 as f64 / first.0 as f64
+            );
+        }
     }
     println!();
     Ok(())

@@ -124,8 +124,7 @@ impl Needs {
     pub fn missing(&self, info: &PluginInfo) -> Option<String> {
         let missing_ops = self.ops & !info.ops;
         if missing_ops != 0 {
-            let names: Vec<&str> =
-                ops::NAMES.iter().filter(|(b, _)| missing_ops & b != 0).map(|(_, n)| *n).collect();
+            let names: Vec<&str> = ops::NAMES.iter().filter(|(b, _)| missing_ops & b != 0).map(|(_, n)| *n).collect();
             return Some(format!("operation not declared: {}", names.join(", ")));
         }
         for f in &self.flags {

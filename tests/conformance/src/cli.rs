@@ -96,7 +96,9 @@ pub fn main() -> ExitCode {
         opts: args.opts,
         only: args.only,
         timeout: args.timeout,
-        progress: text.then(|| -> Box<dyn Fn(&runner::CaseReport)> { Box::new(|c| println!("{}", report::text_line(&c.id, &c.outcome, c.millis))) }),
+        progress: text.then(|| -> Box<dyn Fn(&runner::CaseReport)> {
+            Box::new(|c| println!("{}", report::text_line(&c.id, &c.outcome, c.millis)))
+        }),
     };
     match runner.run() {
         Err(reason) => {

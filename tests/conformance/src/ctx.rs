@@ -1,7 +1,10 @@
 //! The context a case runs in (one child process): the loaded plugin, a read-write connection,
 //! the domain under test, and helpers that keep cases short.
 
-use std::{path::{Path, PathBuf}, time::{Duration, Instant}};
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
 
 use virtplug_host::{Connection, HostError, LoadedPlugin, PluginInfo, Registry, SnapshotInfo, codes, load_plugin};
 use virtplug_plugin_api::{
@@ -129,7 +132,9 @@ impl Ctx {
 
     /// Creates `name` on `dom` with `flags`; returns the name the plugin reports.
     pub fn create_on(&self, dom: &str, name: &str, flags: u32) -> Result<String, Failure> {
-        let xml = format!("<domainsnapshot><name>{name}</name><description>virtplug conformance</description></domainsnapshot>");
+        let xml = format!(
+            "<domainsnapshot><name>{name}</name><description>virtplug conformance</description></domainsnapshot>"
+        );
         self.conn.snapshot_create(dom, &xml, flags).map_err(|e| op_failed(&format!("snapshot_create {name}"), &e))
     }
 
@@ -170,7 +175,8 @@ impl Ctx {
     /// Makes `name` current: a redefine with CURRENT of its own XML when declared, else a revert.
     pub fn make_current(&self, name: &str) -> Result<(), Failure> {
         if self.has_flag(CREATE_REDEFINE) && self.has_flag(CREATE_CURRENT) && self.has_op(ops::SNAPSHOT_XML) {
-            let xml = self.conn.snapshot_xml(self.dom(), name, self.secure()).map_err(|e| op_failed("snapshot_xml", &e))?;
+            let xml =
+                self.conn.snapshot_xml(self.dom(), name, self.secure()).map_err(|e| op_failed("snapshot_xml", &e))?;
             self.conn
                 .snapshot_create(self.dom(), &xml, snapshot_create::REDEFINE | snapshot_create::CURRENT)
                 .map_err(|e| op_failed("snapshot_create REDEFINE|CURRENT", &e))?;
@@ -179,7 +185,9 @@ impl Ctx {
         if self.has_op(ops::SNAPSHOT_REVERT) && !self.opts.live {
             return self.conn.snapshot_revert(self.dom(), name, 0).map_err(|e| op_failed("snapshot_revert", &e));
         }
-        Err(Failure::msg("cannot make a snapshot current: needs REDEFINE|CURRENT with snapshot_xml, or snapshot_revert"))
+        Err(Failure::msg(
+            "cannot make a snapshot current: needs REDEFINE|CURRENT with snapshot_xml, or snapshot_revert",
+        ))
     }
 
     /// `SECURE` when declared, else 0.
@@ -244,9 +252,12 @@ impl Ctx {
     /// Restores `current` to `name` when it changed (so cases leave a foreign current alone).
     pub fn restore_current(&self, before: &Option<String>) -> Result<(), Failure> {
         if let Some(name) = before
-            && !name.starts_with(PREFIX) && self.current()?.as_ref() != Some(name) && self.exists(name)? {
-                self.make_current(name)?;
-            }
+            && !name.starts_with(PREFIX)
+            && self.current()?.as_ref() != Some(name)
+            && self.exists(name)?
+        {
+            self.make_current(name)?;
+        }
         Ok(())
     }
 }
@@ -294,11 +305,9 @@ impl Ctx {
             }
             by_lookup
         } else {
-            self.list(self.dom())?
-                .into_iter()
-                .find(|s| s.name == sample)
-                .map(|s| s.has_metadata)
-                .ok_or_else(|| Failure::new(format!("snapshot {sample} is not listed"), format!("{sample} listed"), "absent"))?
+            self.list(self.dom())?.into_iter().find(|s| s.name == sample).map(|s| s.has_metadata).ok_or_else(|| {
+                Failure::new(format!("snapshot {sample} is not listed"), format!("{sample} listed"), "absent")
+            })?
         };
         if has {
             return Ok(MetadataModel::Plugin);
@@ -349,7 +358,12 @@ pub fn s(v: &str) -> RStr<'_> {
 }
 
 /// Asserts a host error with `code` and the exact `text`.
-pub fn expect_error<T: std::fmt::Debug>(what: &str, r: Result<T, HostError>, code: u32, text: &str) -> Result<(), Failure> {
+pub fn expect_error<T: std::fmt::Debug>(
+    what: &str,
+    r: Result<T, HostError>,
+    code: u32,
+    text: &str,
+) -> Result<(), Failure> {
     let expected = format!("{} ({code}): {text}", codes::name(code));
     match r {
         Ok(v) => Err(Failure::new(format!("{what} succeeded"), expected, format!("success: {v:?}"))),
@@ -360,11 +374,7 @@ pub fn expect_error<T: std::fmt::Debug>(what: &str, r: Result<T, HostError>, cod
 
 /// Compares two values.
 pub fn check_eq<T: PartialEq + std::fmt::Debug>(what: &str, expected: T, got: T) -> Result<(), Failure> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(Failure::new(what, format!("{expected:?}"), format!("{got:?}")))
-    }
+    if expected == got { Ok(()) } else { Err(Failure::new(what, format!("{expected:?}"), format!("{got:?}"))) }
 }
 
 macro_rules! flag_need {
@@ -395,5 +405,10 @@ flag_need!(UNDEFINE_SNAPSHOTS_METADATA, "domain_undefine", domain_undefine, SNAP
 /// A list flag need for `bit`.
 pub fn list_flag(bit: u32) -> FlagNeed {
     let name = snapshot_list::NAMES.iter().find(|(b, _)| *b == bit).map_or("?", |(_, n)| n);
-    FlagNeed { op: "snapshot_list", bit, name: name.trim_start_matches("VIR_DOMAIN_SNAPSHOT_LIST_"), mask: |c| c.snapshot_list }
+    FlagNeed {
+        op: "snapshot_list",
+        bit,
+        name: name.trim_start_matches("VIR_DOMAIN_SNAPSHOT_LIST_"),
+        mask: |c| c.snapshot_list,
+    }
 }

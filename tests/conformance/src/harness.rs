@@ -2,9 +2,17 @@
 //! The test binary is re-executed once per case (`--exact <test> --nocapture`) with the case
 //! named in the environment, so crash containment is the same as with the CLI.
 
-use std::{path::{Path, PathBuf}, process::Command, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
-use crate::{ctx::Options, report, runner::{self, Runner}};
+use crate::{
+    ctx::Options,
+    report,
+    runner::{self, Runner},
+};
 
 const CASE_VAR: &str = "VIRTPLUG_CONFORMANCE_CASE";
 const RESULT_VAR: &str = "VIRTPLUG_CONFORMANCE_RESULT";
@@ -57,7 +65,8 @@ pub fn run_test(lib_name: &str, uri: &str, module_path: &str, test_fn: &str) {
     };
     let text = report::render(&report, report::Format::Text);
     eprintln!("{text}");
-    let failed: Vec<&str> = report.cases.iter().filter(|c| c.outcome.status() == "fail").map(|c| c.id.as_str()).collect();
+    let failed: Vec<&str> =
+        report.cases.iter().filter(|c| c.outcome.status() == "fail").map(|c| c.id.as_str()).collect();
     assert!(failed.is_empty(), "{} conformance case(s) failed: {}", failed.len(), failed.join(", "));
 }
 

@@ -112,10 +112,17 @@ pub fn render(r: &Report, format: Format) -> String {
             ];
             for c in &r.cases {
                 let (class, name) = c.id.rsplit_once('.').unwrap_or(("", &c.id));
-                let open = format!(r#"  <testcase classname="{}" name="{}" time="{:.3}""#, xml_escape(class), xml_escape(name), c.millis as f64 / 1000.0);
+                let open = format!(
+                    r#"  <testcase classname="{}" name="{}" time="{:.3}""#,
+                    xml_escape(class),
+                    xml_escape(name),
+                    c.millis as f64 / 1000.0
+                );
                 match &c.outcome {
                     Outcome::Pass { .. } => out.push(format!("{open}/>")),
-                    Outcome::Skip { reason } => out.push(format!("{open}><skipped message=\"{}\"/></testcase>", xml_escape(reason))),
+                    Outcome::Skip { reason } => {
+                        out.push(format!("{open}><skipped message=\"{}\"/></testcase>", xml_escape(reason)))
+                    }
                     Outcome::Fail { message, expected, got } => out.push(format!(
                         "{open}><failure message=\"{}\">expected: {}\ngot: {}</failure></testcase>",
                         xml_escape(message),

@@ -12,7 +12,10 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use virtplug_host::PluginInfo;
-use virtplug_plugin_api::{Capabilities, abi_stable::std_types::{RString, RVec}};
+use virtplug_plugin_api::{
+    Capabilities,
+    abi_stable::std_types::{RString, RVec},
+};
 
 use crate::{
     case::{Level, Outcome},
@@ -62,13 +65,31 @@ impl InfoRecord {
             abi_minor: i.abi_minor,
             schemes: i.schemes.iter().map(|s| s.to_string()).collect(),
             ops: i.ops,
-            caps: [c.snapshot_create, c.snapshot_revert, c.snapshot_delete, c.snapshot_list, c.snapshot_xml, c.snapshot_import, c.domain_undefine, c.domain_xml],
+            caps: [
+                c.snapshot_create,
+                c.snapshot_revert,
+                c.snapshot_delete,
+                c.snapshot_list,
+                c.snapshot_xml,
+                c.snapshot_import,
+                c.domain_undefine,
+                c.domain_xml,
+            ],
         }
     }
 
     /// Back to the ABI record.
     pub fn to_info(&self) -> PluginInfo {
-        let [snapshot_create, snapshot_revert, snapshot_delete, snapshot_list, snapshot_xml, snapshot_import, domain_undefine, domain_xml] = self.caps;
+        let [
+            snapshot_create,
+            snapshot_revert,
+            snapshot_delete,
+            snapshot_list,
+            snapshot_xml,
+            snapshot_import,
+            domain_undefine,
+            domain_xml,
+        ] = self.caps;
         PluginInfo {
             name: self.name.as_str().into(),
             version: self.version.as_str().into(),
@@ -76,7 +97,16 @@ impl InfoRecord {
             abi_minor: self.abi_minor,
             schemes: self.schemes.iter().map(|s| RString::from(s.as_str())).collect::<RVec<_>>(),
             ops: self.ops,
-            caps: Capabilities { snapshot_create, snapshot_revert, snapshot_delete, snapshot_list, snapshot_xml, snapshot_import, domain_undefine, domain_xml },
+            caps: Capabilities {
+                snapshot_create,
+                snapshot_revert,
+                snapshot_delete,
+                snapshot_list,
+                snapshot_xml,
+                snapshot_import,
+                domain_undefine,
+                domain_xml,
+            },
         }
     }
 }
@@ -142,15 +172,27 @@ pub fn run_one(opts: &Options, case_id: &str, result: &Path) -> i32 {
         return 0;
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| run_case(opts, case_id))).unwrap_or_else(|p| {
-        let what = p.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
-        Outcome::Fail { message: format!("the case panicked in the host or the suite: {what}"), expected: None, got: None }
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Outcome::Fail {
+            message: format!("the case panicked in the host or the suite: {what}"),
+            expected: None,
+            got: None,
+        }
     });
     let printed = capture.map(StdoutCapture::finish).unwrap_or_default();
     let _ = std::fs::remove_file(&capture_path);
     let outcome = if case_id == "static.no_stdout" && !printed.is_empty() && !matches!(outcome, Outcome::Fail { .. }) {
         let text = String::from_utf8_lossy(&printed);
         let first: String = text.chars().take(120).collect();
-        Outcome::fail("the plugin wrote to stdout (which belongs to the host's user)", "no output", format!("{} bytes: {first:?}", printed.len()))
+        Outcome::fail(
+            "the plugin wrote to stdout (which belongs to the host's user)",
+            "no output",
+            format!("{} bytes: {first:?}", printed.len()),
+        )
     } else {
         outcome
     };
@@ -161,7 +203,13 @@ pub fn run_one(opts: &Options, case_id: &str, result: &Path) -> i32 {
 fn run_case(opts: &Options, case_id: &str) -> Outcome {
     let ctx = match Ctx::open(opts) {
         Ok(c) => c,
-        Err(CannotRun(reason)) => return Outcome::Fail { message: format!("could not open the plugin: {reason}"), expected: None, got: None },
+        Err(CannotRun(reason)) => {
+            return Outcome::Fail {
+                message: format!("could not open the plugin: {reason}"),
+                expected: None,
+                got: None,
+            };
+        }
     };
     let all = cases::all(&ctx.info);
     let Some(case) = all.iter().find(|c| c.id == case_id) else {
@@ -367,9 +415,10 @@ impl Runner {
         let (mut static_ms, mut behaviour_ms) = (0u64, 0u64);
         for case in cases::all(&info) {
             if let Some(p) = &self.only
-                && !cases::matches(&case.id, p) {
-                    continue;
-                }
+                && !cases::matches(&case.id, p)
+            {
+                continue;
+            }
             let t = Instant::now();
             let outcome = if let Some(reason) = skip_reason(&case, &info, &self.opts) {
                 Outcome::Skip { reason }
@@ -383,7 +432,11 @@ impl Runner {
                         "no answer (child killed)",
                     ),
                     (None, ChildEnd::Exited(status)) => {
-                        let got = format!("{}{}", describe_status(&status), if stderr.is_empty() { String::new() } else { format!(": {stderr}") });
+                        let got = format!(
+                            "{}{}",
+                            describe_status(&status),
+                            if stderr.is_empty() { String::new() } else { format!(": {stderr}") }
+                        );
                         match case.on_crash {
                             Some(diagnosis) => Outcome::fail(diagnosis, "an error returned to the host", got),
                             None => Outcome::fail("the plugin crashed the process", "an answer", got),
@@ -396,7 +449,8 @@ impl Runner {
                 Level::Static => static_ms += millis,
                 Level::Behaviour => behaviour_ms += millis,
             }
-            let report = CaseReport { id: case.id.clone(), title: case.title.clone(), level: case.level, outcome, millis };
+            let report =
+                CaseReport { id: case.id.clone(), title: case.title.clone(), level: case.level, outcome, millis };
             if let Some(p) = &self.progress {
                 p(&report);
             }

@@ -20,7 +20,6 @@ use serde_json::Value;
 /// Fewer passes than this means the behavioural level did not really run.
 const MIN_PASSED: u64 = 60;
 
-
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
@@ -64,7 +63,8 @@ fn passes(label: &str, plugin: &Path, uri: &str, domain: &str, env: &[(&str, &st
         .expect("run virtplug-conformance");
     let text = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{label}: not JSON ({e}): {text}\nstderr: {stderr}"));
+    let report: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{label}: not JSON ({e}): {text}\nstderr: {stderr}"));
     let cases = report["cases"].as_array().cloned().unwrap_or_default();
     let count = |status: &str| cases.iter().filter(|c| c["status"] == status).count() as u64;
     let (passed, failed, skipped) = (count("pass"), count("fail"), count("skip"));
@@ -72,7 +72,10 @@ fn passes(label: &str, plugin: &Path, uri: &str, domain: &str, env: &[(&str, &st
     let failures: Vec<String> = cases.iter().filter(|c| c["status"] == "fail").map(describe).collect();
     assert!(failures.is_empty(), "{label}: {} case(s) failed:\n{}", failures.len(), failures.join("\n"));
     assert_eq!(out.status.code(), Some(0), "{label}: exit code; stderr: {stderr}");
-    assert!(passed >= MIN_PASSED, "{label}: only {passed} cases passed ({skipped} skipped); expected at least {MIN_PASSED}");
+    assert!(
+        passed >= MIN_PASSED,
+        "{label}: only {passed} cases passed ({skipped} skipped); expected at least {MIN_PASSED}"
+    );
     eprintln!(
         "{label}: {passed} passed, {failed} failed, {skipped} skipped; static {} ms, behavioural {} ms, total {} ms (wall {} ms)",
         report["static_millis"],
@@ -105,7 +108,11 @@ struct QemuRoot {
 impl Drop for QemuRoot {
     fn drop(&mut self) {
         let Ok(rd) = std::fs::read_dir(self.dir.path().join("r/run/qemu")) else { return };
-        for pid in rd.flatten().filter_map(|e| std::fs::read_to_string(e.path().join("qemu.pid")).ok()).filter_map(|s| s.trim().parse::<i32>().ok()) {
+        for pid in rd
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("qemu.pid")).ok())
+            .filter_map(|s| s.trim().parse::<i32>().ok())
+        {
             // SAFETY: signals to a pid the embed root recorded for a qemu it started.
             unsafe {
                 libc::kill(pid, libc::SIGCONT);
@@ -119,14 +126,26 @@ impl Drop for QemuRoot {
 fn qemu_with_a_real_qcow2_image() {
     let missing: Vec<&str> = ["qemu-img", "qemu-system-x86_64"].into_iter().filter(|b| !runs(b)).collect();
     if !missing.is_empty() {
-        return unavailable(&format!("{} not found on PATH (install qemu-utils and qemu-system-x86)", missing.join(" and "))).unwrap_or(());
+        return unavailable(&format!(
+            "{} not found on PATH (install qemu-utils and qemu-system-x86)",
+            missing.join(" and ")
+        ))
+        .unwrap_or(());
     }
     let Some(so) = plugin("virtplug_plugin_qemu") else { return };
     let root = QemuRoot { dir: tempfile::tempdir().expect("tempdir") };
     let image = root.dir.path().join("test.qcow2");
-    let img = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&image).arg("64M").output().expect("qemu-img");
+    let img = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&image)
+        .arg("64M")
+        .output()
+        .expect("qemu-img");
     assert!(img.status.success(), "qemu-img create: {}", String::from_utf8_lossy(&img.stderr));
-    let uri = format!("qemu:///embed?root={}&accel=tcg&qmp_timeout_ms=20000&shutdown_timeout_ms=300", root.dir.path().join("r").display());
+    let uri = format!(
+        "qemu:///embed?root={}&accel=tcg&qmp_timeout_ms=20000&shutdown_timeout_ms=300",
+        root.dir.path().join("r").display()
+    );
     // Define the domain through the host, as `virtplug define` would.
     let xml = format!(
         "<domain type='qemu'>\n  <name>test</name>\n  <uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid>\n  <memory unit='MiB'>64</memory>\n  <vcpu>1</vcpu>\n  <devices>\n    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='{}'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>\n  </devices>\n</domain>",
@@ -140,7 +159,17 @@ fn qemu_with_a_real_qcow2_image() {
         conn.domain_define(&xml).expect("define domain test");
     }
     let report = passes("qemu", &so, &uri, "test", &[]);
-    ran("qemu", &report, &["behaviour.create_hierarchy", "behaviour.redefine_roundtrip", "behaviour.no_metadata", "behaviour.revert_state", "behaviour.undefine_guard"]);
+    ran(
+        "qemu",
+        &report,
+        &[
+            "behaviour.create_hierarchy",
+            "behaviour.redefine_roundtrip",
+            "behaviour.no_metadata",
+            "behaviour.revert_state",
+            "behaviour.undefine_guard",
+        ],
+    );
 }
 
 // --- vSphere -----------------------------------------------------------------------------------
@@ -170,7 +199,10 @@ fn sim_path() -> PathBuf {
 fn start_sim(model: &str) -> Option<Sim> {
     let path = sim_path();
     if !path.is_file() {
-        return unavailable(&format!("vSphere simulator not built ({}): run tests/vsphere-sim/build.sh", path.display()));
+        return unavailable(&format!(
+            "vSphere simulator not built ({}): run tests/vsphere-sim/build.sh",
+            path.display()
+        ));
     }
     let mut child = Command::new(&path)
         .args(["-model", model, "-l", "127.0.0.1:0", "-u", "root:pw", "-stdin"])
@@ -186,12 +218,18 @@ fn start_sim(model: &str) -> Option<Sim> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(port) = line.strip_prefix("SDK=http://127.0.0.1:").and_then(|r| r.strip_suffix("/sdk")).and_then(|p| p.parse::<u16>().ok()) {
+            if let Some(port) = line
+                .strip_prefix("SDK=http://127.0.0.1:")
+                .and_then(|r| r.strip_suffix("/sdk"))
+                .and_then(|p| p.parse::<u16>().ok())
+            {
                 let _ = tx.send(port);
             }
         }
     });
-    sim.port = rx.recv_timeout(Duration::from_secs(60)).expect("the simulator did not print SDK=http://127.0.0.1:PORT/sdk within 60 s");
+    sim.port = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the simulator did not print SDK=http://127.0.0.1:PORT/sdk within 60 s");
     Some(sim)
 }
 
@@ -204,7 +242,14 @@ fn vsphere(model: &str, domain: &str) {
     ran(
         &label,
         &report,
-        &["behaviour.create_hierarchy", "behaviour.no_metadata", "behaviour.delete_metadata_only", "behaviour.revert_state", "behaviour.create_disk_only", "behaviour.list.METADATA"],
+        &[
+            "behaviour.create_hierarchy",
+            "behaviour.no_metadata",
+            "behaviour.delete_metadata_only",
+            "behaviour.revert_state",
+            "behaviour.create_disk_only",
+            "behaviour.list.METADATA",
+        ],
     );
     drop(sim);
 }
@@ -225,23 +270,42 @@ fn vsphere_vcenter_against_the_simulator() {
 fn virtualbox_against_the_vboxmanage_simulator() {
     let sim = target_dir().join("VBoxManage");
     if !sim.is_file() {
-        return unavailable(&format!("VBoxManage simulator not built ({}): run `cargo build --workspace`", sim.display())).unwrap_or(());
+        return unavailable(&format!(
+            "VBoxManage simulator not built ({}): run `cargo build --workspace`",
+            sim.display()
+        ))
+        .unwrap_or(());
     }
     let Some(so) = plugin("virtplug_plugin_virtualbox") else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("vbox");
     std::fs::create_dir_all(&home).expect("mkdir");
-    let created = Command::new(&sim).args(["--sim-control", "create-vm", "test"]).env("VBOXSIM_HOME", &home).output().expect("VBoxManage --sim-control");
+    let created = Command::new(&sim)
+        .args(["--sim-control", "create-vm", "test"])
+        .env("VBOXSIM_HOME", &home)
+        .output()
+        .expect("VBoxManage --sim-control");
     assert!(created.status.success(), "create-vm: {}", String::from_utf8_lossy(&created.stderr));
     // The plugin runs VBoxManage with an argv only: a wrapper carries the simulator's home.
     let wrapper = dir.path().join("VBoxManage-wrapper");
     let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
-    std::fs::write(&wrapper, format!("#!/bin/sh\nVBOXSIM_HOME={} exec {} \"$@\"\n", quote(&home), quote(&sim))).expect("write wrapper");
+    std::fs::write(&wrapper, format!("#!/bin/sh\nVBOXSIM_HOME={} exec {} \"$@\"\n", quote(&home), quote(&sim)))
+        .expect("write wrapper");
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     let uri = format!("vbox:///session?vboxmanage={}", wrapper.display());
     let report = passes("virtualbox", &so, &uri, "test", &[]);
-    ran("virtualbox", &report, &["behaviour.create_hierarchy", "behaviour.no_metadata", "behaviour.delete_metadata_only", "behaviour.revert_state", "behaviour.list.NO_METADATA"]);
+    ran(
+        "virtualbox",
+        &report,
+        &[
+            "behaviour.create_hierarchy",
+            "behaviour.no_metadata",
+            "behaviour.delete_metadata_only",
+            "behaviour.revert_state",
+            "behaviour.list.NO_METADATA",
+        ],
+    );
 }

@@ -42,12 +42,16 @@ fn json_report(plugin: &Path, uri: &str, extra: &[&str]) -> (i32, Value) {
     args.extend_from_slice(extra);
     let out = run(plugin, uri, &args);
     let text = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}\nstderr: {}", String::from_utf8_lossy(&out.stderr)));
+    let report: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}\nstderr: {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code().unwrap_or(-1), report)
 }
 
 fn case<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["cases"].as_array().and_then(|cs| cs.iter().find(|c| c["id"] == id)).unwrap_or_else(|| panic!("no case {id} in the report"))
+    report["cases"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["id"] == id))
+        .unwrap_or_else(|| panic!("no case {id} in the report"))
 }
 
 /// Checks one case's status, and for failures the message (and optionally a fragment of `got`).
@@ -64,7 +68,13 @@ fn check(report: &Value, id: &str, status: &str, message: Option<&str>, got_cont
 }
 
 fn failed_ids(report: &Value) -> Vec<String> {
-    report["cases"].as_array().into_iter().flatten().filter(|c| c["status"] == "fail").map(|c| c["id"].as_str().unwrap_or_default().to_owned()).collect()
+    report["cases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 fn one_line_exit_2(out: &Output) -> String {
@@ -84,7 +94,8 @@ fn the_mock_passes_everything_it_declares() {
     assert_eq!(failed_ids(&report), Vec::<String>::new());
     assert_eq!(code, 0);
     // The mock declares every operation and flag: nothing is skipped, and the semantic cases ran.
-    let skipped: Vec<&Value> = report["cases"].as_array().into_iter().flatten().filter(|c| c["status"] == "skip").collect();
+    let skipped: Vec<&Value> =
+        report["cases"].as_array().into_iter().flatten().filter(|c| c["status"] == "skip").collect();
     assert!(skipped.is_empty(), "{skipped:?}");
     for id in [
         "static.panic_probe",
@@ -138,7 +149,13 @@ fn the_lying_plugin_is_caught_accepting_undeclared_flags() {
         Some("called directly with the undeclared flag METADATA_ONLY (0x2), the plugin silently accepted it"),
         None,
     );
-    check(&report, "static.panic_probe", "fail", Some("selftest_panic returned success: the plugin's entry points do not panic inside a guard"), None);
+    check(
+        &report,
+        "static.panic_probe",
+        "fail",
+        Some("selftest_panic returned success: the plugin's entry points do not panic inside a guard"),
+        None,
+    );
     check(&report, "static.read_only_direct", "fail", Some("a read-only connection created a snapshot"), None);
     check(&report, "behaviour.create_hierarchy", "fail", None, None);
 }
@@ -180,7 +197,9 @@ fn a_panic_that_kills_the_process_is_reported_as_panic_abort() {
         &report,
         "static.panic_probe",
         "fail",
-        Some("the process died when the plugin panicked: the plugin was built with panic = \"abort\" (or lets a panic cross the ABI), so any bug in it kills the host"),
+        Some(
+            "the process died when the plugin panicked: the plugin was built with panic = \"abort\" (or lets a panic cross the ABI), so any bug in it kills the host",
+        ),
         Some("killed by SIGABRT"),
     );
     // The suite itself survived and ran the rest.
@@ -216,7 +235,13 @@ fn plugins_that_cannot_run_give_one_line_and_exit_2() {
     let garbage = dir.path().join("libgarbage.so");
     std::fs::write(&garbage, b"this is not an ELF file").expect("write");
     let line = one_line_exit_2(&run(&garbage, "x:///", &[]));
-    assert!(line.starts_with(&format!("virtplug-conformance: cannot run: cannot load plugin {}: not a loadable shared library (", garbage.display())), "{line}");
+    assert!(
+        line.starts_with(&format!(
+            "virtplug-conformance: cannot run: cannot load plugin {}: not a loadable shared library (",
+            garbage.display()
+        )),
+        "{line}"
+    );
     // A shared library without the root module.
     let libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6", "/lib64/libm.so.6"]
         .iter()
@@ -249,11 +274,18 @@ fn every_format_renders() {
     assert!(tap.starts_with("TAP version 13\n1..2\nok 1 - static.load\nok 2 - static.abi_version\n"), "{tap}");
     let junit = run(&mock, &uri, &[&["--format", "junit"][..], &only[..]].concat());
     let junit = String::from_utf8_lossy(&junit.stdout);
-    assert!(junit.contains(r#"<testsuite name="virtplug-conformance mock" tests="2" failures="0" skipped="0""#), "{junit}");
+    assert!(
+        junit.contains(r#"<testsuite name="virtplug-conformance mock" tests="2" failures="0" skipped="0""#),
+        "{junit}"
+    );
     let text = run(&mock, &uri, &only);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.starts_with("PASS static.load ("), "{text}");
-    assert!(text.contains("mock 0.1.0 at mock://") && text.contains("2 passed, 0 failed, 0 skipped\ntimings: static level "), "{text}");
+    assert!(
+        text.contains("mock 0.1.0 at mock://")
+            && text.contains("2 passed, 0 failed, 0 skipped\ntimings: static level "),
+        "{text}"
+    );
 }
 
 /// Compatibility: the mock as built from ABI 1.0 (the only ABI so far, so today's build is the

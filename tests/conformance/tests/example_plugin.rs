@@ -55,7 +55,11 @@ fn the_example_plugin_builds_out_of_tree_and_passes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let example = third_party_copy(dir.path());
     let build = cargo(&example, &["build", "--quiet"]);
-    assert!(build.status.success(), "cargo build of examples/hello-plugin failed:\n{}", String::from_utf8_lossy(&build.stderr));
+    assert!(
+        build.status.success(),
+        "cargo build of examples/hello-plugin failed:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
     let so = example_target_dir().join("debug/libhello_plugin.so");
     assert!(so.is_file(), "{} not built", so.display());
 
@@ -68,7 +72,11 @@ fn the_example_plugin_builds_out_of_tree_and_passes() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(!text.contains("\nFAIL "), "{text}");
-    assert!(text.contains("PASS behaviour.delete_reparent") && text.contains("PASS behaviour.list.LEAVES_NO_LEAVES_full_group"), "{text}");
+    assert!(
+        text.contains("PASS behaviour.delete_reparent")
+            && text.contains("PASS behaviour.list.LEAVES_NO_LEAVES_full_group"),
+        "{text}"
+    );
     assert!(text.contains("SKIP behaviour.redefine_roundtrip: flag not declared: snapshot_create REDEFINE"), "{text}");
 
     // Its own tests/conformance.rs (one line: test_plugin!) under `cargo test`.

@@ -36,7 +36,10 @@ pub fn run(home: &Home, args: &[String], out: &mut Out) -> Result<u8, String> {
             };
             let p = home.dir.join("sim-faults");
             let mut text = std::fs::read_to_string(&p).unwrap_or_default();
-            text.push_str(&format!("{cmd}\t{kind}\t{}\n", rest.get(2).map_or(String::new(), |a| a.replace('\n', "\\n"))));
+            text.push_str(&format!(
+                "{cmd}\t{kind}\t{}\n",
+                rest.get(2).map_or(String::new(), |a| a.replace('\n', "\\n"))
+            ));
             std::fs::write(&p, text).map_err(|e| e.to_string())?;
             Ok(0)
         }

@@ -28,7 +28,9 @@ pub fn new_uuid() -> String {
     let mut b = [0u8; 16];
     let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).is_ok();
     if !ok {
-        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0) ^ u128::from(std::process::id());
+        let seed =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+                ^ u128::from(std::process::id());
         b = seed.to_le_bytes();
     }
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -43,14 +45,17 @@ pub fn parse_uuid(s: &str) -> Option<String> {
     let t = s.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(s);
     let b = t.as_bytes();
     let shape = b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { *c == b'-' } else { c.is_ascii_hexdigit() });
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { *c == b'-' } else { c.is_ascii_hexdigit() });
     let l = t.to_ascii_lowercase();
     (shape && l != "00000000-0000-0000-0000-000000000000").then_some(l)
 }
 
 impl Home {
     pub fn from_env() -> Result<Self, String> {
-        let dir = std::env::var_os("VBOXSIM_HOME").ok_or("VBOXSIM_HOME is not set (vboxmanage-sim needs a state directory)")?;
+        let dir = std::env::var_os("VBOXSIM_HOME")
+            .ok_or("VBOXSIM_HOME is not set (vboxmanage-sim needs a state directory)")?;
         let dir = PathBuf::from(dir);
         std::fs::create_dir_all(&dir).map_err(|e| io(e, &dir))?;
         Ok(Self { dir })
@@ -82,9 +87,15 @@ impl Home {
     }
 
     pub fn save_entries(&self, entries: &[Entry]) -> Result<(), String> {
-        let mut o = String::from("<?xml version=\"1.0\"?>\n<VirtualBox xmlns=\"http://www.virtualbox.org/\" version=\"1.12-linux\">\n  <Global>\n    <MachineRegistry>\n");
+        let mut o = String::from(
+            "<?xml version=\"1.0\"?>\n<VirtualBox xmlns=\"http://www.virtualbox.org/\" version=\"1.12-linux\">\n  <Global>\n    <MachineRegistry>\n",
+        );
         for e in entries {
-            o.push_str(&format!("      <MachineEntry uuid=\"{{{}}}\" src=\"{}\"/>\n", e.uuid, vbox::esc_attr(&e.path.display().to_string())));
+            o.push_str(&format!(
+                "      <MachineEntry uuid=\"{{{}}}\" src=\"{}\"/>\n",
+                e.uuid,
+                vbox::esc_attr(&e.path.display().to_string())
+            ));
         }
         o.push_str("    </MachineRegistry>\n  </Global>\n</VirtualBox>\n");
         let p = self.registry_path();
@@ -110,7 +121,8 @@ impl Home {
     pub fn set_runtime(&self, uuid: &str, state: Option<(&str, i64)>) -> Result<(), String> {
         let p = self.runtime_path();
         let text = std::fs::read_to_string(&p).unwrap_or_default();
-        let mut lines: Vec<String> = text.lines().filter(|l| l.split(' ').next() != Some(uuid)).map(str::to_owned).collect();
+        let mut lines: Vec<String> =
+            text.lines().filter(|l| l.split(' ').next() != Some(uuid)).map(str::to_owned).collect();
         if let Some((s, t)) = state {
             lines.push(format!("{uuid} {s} {t}"));
         }
@@ -121,7 +133,13 @@ impl Home {
 
     /// `IVirtualBox::FindMachine` (checklist item 1): UUID if the argument parses as one, else
     /// exact case-sensitive name, else settings-file path.
-    pub fn find(&self, arg: &str, context: &'static str, line: u32, file: &'static str) -> Result<Result<(Entry, Machine), Com>, String> {
+    pub fn find(
+        &self,
+        arg: &str,
+        context: &'static str,
+        line: u32,
+        file: &'static str,
+    ) -> Result<Result<(Entry, Machine), Com>, String> {
         let entries = self.entries()?;
         let not_found = |text: String| Com {
             text,
@@ -206,10 +224,29 @@ pub fn stringify(short: &str) -> &'static str {
 
 /// All state short names, in `MachineState` order (PoweredOff = 1 … Snapshotting = 23).
 pub const STATES: [&str; 23] = [
-    "poweroff", "saved", "teleported", "aborted", "aborted-saved", "running", "paused", "gurumeditation",
-    "teleporting", "livesnapshotting", "starting", "stopping", "saving", "restoring", "teleportingpausedvm",
-    "teleportingin", "deletingsnapshotlive", "deletingsnapshotlivepaused", "onlinesnapshotting",
-    "restoringsnapshot", "deletingsnapshot", "settingup", "snapshotting",
+    "poweroff",
+    "saved",
+    "teleported",
+    "aborted",
+    "aborted-saved",
+    "running",
+    "paused",
+    "gurumeditation",
+    "teleporting",
+    "livesnapshotting",
+    "starting",
+    "stopping",
+    "saving",
+    "restoring",
+    "teleportingpausedvm",
+    "teleportingin",
+    "deletingsnapshotlive",
+    "deletingsnapshotlivepaused",
+    "onlinesnapshotting",
+    "restoringsnapshot",
+    "deletingsnapshot",
+    "settingup",
+    "snapshotting",
 ];
 
 /// `MachineState` number of a short name (1-based).

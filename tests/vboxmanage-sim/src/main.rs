@@ -84,10 +84,11 @@ fn run(args: &[String], out: &mut Out) -> Result<u8, String> {
         }
         Some("vanish") => {
             if let Some(vm) = args.get(1)
-                && let Ok(Ok((e, _))) = home.find(vm, "", 0, "sim") {
-                    let left: Vec<_> = home.entries()?.into_iter().filter(|x| x.uuid != e.uuid).collect();
-                    home.save_entries(&left)?;
-                }
+                && let Ok(Ok((e, _))) = home.find(vm, "", 0, "sim")
+            {
+                let left: Vec<_> = home.entries()?.into_iter().filter(|x| x.uuid != e.uuid).collect();
+                home.save_entries(&left)?;
+            }
         }
         _ => {}
     }

@@ -61,7 +61,10 @@ impl Out {
             e.component,
             e.interface
         ));
-        self.stderr.push_str(&format!("VBoxManage: error: Context: \"{}\" at line {} of file {}\n", e.context, e.line, e.file));
+        self.stderr.push_str(&format!(
+            "VBoxManage: error: Context: \"{}\" at line {} of file {}\n",
+            e.context, e.line, e.file
+        ));
         1
     }
     /// `errorSyntax`: logo, error, empty line, usage, all on stderr.

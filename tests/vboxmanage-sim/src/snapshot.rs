@@ -44,7 +44,14 @@ pub fn human_lines(m: &Machine) -> String {
     o
 }
 
-fn com(text: String, code: &'static str, component: &'static str, interface: &'static str, context: &'static str, line: u32) -> Com {
+fn com(
+    text: String,
+    code: &'static str,
+    component: &'static str,
+    interface: &'static str,
+    context: &'static str,
+    line: u32,
+) -> Com {
     Com { text, code, component, interface, context, line, file: FILE }
 }
 
@@ -54,7 +61,14 @@ fn find<'a>(m: &'a Machine, arg: &str) -> Result<&'a Snap, Com> {
     let uuid = parse_uuid(arg);
     let Some(root) = &m.root else {
         let code = if uuid.is_some() || arg.is_empty() { "NS_ERROR_FAILURE" } else { "VBOX_E_OBJECT_NOT_FOUND" };
-        return Err(com("This machine does not have any snapshots".to_owned(), code, "SessionMachine", "IMachine", CTX, 537));
+        return Err(com(
+            "This machine does not have any snapshots".to_owned(),
+            code,
+            "SessionMachine",
+            "IMachine",
+            CTX,
+            537,
+        ));
     };
     if arg.is_empty() {
         return Ok(root);
@@ -62,11 +76,25 @@ fn find<'a>(m: &'a Machine, arg: &str) -> Result<&'a Snap, Com> {
     let all = m.preorder();
     if let Some(u) = uuid {
         return all.into_iter().map(|(s, _, _)| s).find(|s| s.uuid == u).ok_or_else(|| {
-            com(format!("Could not find a snapshot with UUID {{{u}}}"), "NS_ERROR_FAILURE", "SessionMachine", "IMachine", CTX, 537)
+            com(
+                format!("Could not find a snapshot with UUID {{{u}}}"),
+                "NS_ERROR_FAILURE",
+                "SessionMachine",
+                "IMachine",
+                CTX,
+                537,
+            )
         });
     }
     all.into_iter().map(|(s, _, _)| s).find(|s| s.name == arg).ok_or_else(|| {
-        com(format!("Could not find a snapshot named '{arg}'"), "VBOX_E_OBJECT_NOT_FOUND", "SessionMachine", "IMachine", CTX, 537)
+        com(
+            format!("Could not find a snapshot named '{arg}'"),
+            "VBOX_E_OBJECT_NOT_FOUND",
+            "SessionMachine",
+            "IMachine",
+            CTX,
+            537,
+        )
     })
 }
 
@@ -80,10 +108,11 @@ pub fn handle(home: &Home, args: &[String], out: &mut Out) -> Result<u8, String>
         out.syntax("Not enough parameters", SNAPSHOT_USAGE);
         return Ok(2);
     }
-    let (entry, mut m) = match home.find(&args[0], "FindMachine(Bstr(a->argv[0]).raw(), pMachine.asOutParam())", 344, FILE)? {
-        Ok(x) => x,
-        Err(e) => return Ok(out.com(&e)),
-    };
+    let (entry, mut m) =
+        match home.find(&args[0], "FindMachine(Bstr(a->argv[0]).raw(), pMachine.asOutParam())", 344, FILE)? {
+            Ok(x) => x,
+            Err(e) => return Ok(out.com(&e)),
+        };
     let state = home.state(&m);
     let rest = &args[2..];
     let before = m.clone();
@@ -125,7 +154,10 @@ pub fn handle(home: &Home, args: &[String], out: &mut Out) -> Result<u8, String>
                 match find(&m, &rest[0]) {
                     // Human-readable snapshot VM info: not specified by the reference [U].
                     Ok(s) => {
-                        out.out(&format!("Name:                        {}\nUUID:                        {}\n", m.name, m.uuid));
+                        out.out(&format!(
+                            "Name:                        {}\nUUID:                        {}\n",
+                            m.name, m.uuid
+                        ));
                         out.out(&format!("Snapshot:                    {} ({})\n", s.name, s.uuid));
                         0
                     }
@@ -241,15 +273,15 @@ fn take(home: &Home, m: &mut Machine, state: &str, rest: &[String], out: &mut Ou
         }
     }
     if is_transient(state) {
-        let text = format!("Cannot take a snapshot of the machine while it is changing the state (machine state: {})", stringify(state));
+        let text = format!(
+            "Cannot take a snapshot of the machine while it is changing the state (machine state: {})",
+            stringify(state)
+        );
         return Ok(out.com(&com(text, "VBOX_E_INVALID_VM_STATE", "SessionMachine", "IMachine", CTX, 487)));
     }
     let online = is_online(state);
-    let state_file = if online {
-        Some(format!("Snapshots/{}.sav", crate::time::file_stamp(now)))
-    } else {
-        m.state_file.clone()
-    };
+    let state_file =
+        if online { Some(format!("Snapshots/{}.sav", crate::time::file_stamp(now))) } else { m.state_file.clone() };
     let uuid = crate::home::new_uuid();
     let snap = Snap { uuid: uuid.clone(), name, time: now, state_file, description: desc, children: Vec::new() };
     let current = m.current.clone().filter(|c| m.find(c).is_some());
@@ -284,17 +316,38 @@ fn delete(m: &mut Machine, state: &str, rest: &[String], out: &mut Out) -> u8 {
     const CTX: &str = "DeleteSnapshot(bstrSnapGuid.raw(), pProgress.asOutParam())";
     let refuse = |out: &mut Out, text: String, code| out.com(&com(text, code, "SessionMachine", "IMachine", CTX, 554));
     if is_transient(state) {
-        return refuse(out, format!("Cannot delete a snapshot of the machine while it is changing the state (machine state: {})", stringify(state)), "VBOX_E_INVALID_VM_STATE");
+        return refuse(
+            out,
+            format!(
+                "Cannot delete a snapshot of the machine while it is changing the state (machine state: {})",
+                stringify(state)
+            ),
+            "VBOX_E_INVALID_VM_STATE",
+        );
     }
     if is_online(state) && state != "running" && state != "paused" {
         return refuse(out, format!("Invalid machine state: {}", stringify(state)), "VBOX_E_INVALID_VM_STATE");
     }
     if nchildren > 1 {
-        return refuse(out, format!("Snapshot '{name}' of the machine '{}' cannot be deleted, because it has {nchildren} child snapshots, which is more than the one snapshot allowed for deletion", m.name), "VBOX_E_INVALID_OBJECT_STATE");
+        return refuse(
+            out,
+            format!(
+                "Snapshot '{name}' of the machine '{}' cannot be deleted, because it has {nchildren} child snapshots, which is more than the one snapshot allowed for deletion",
+                m.name
+            ),
+            "VBOX_E_INVALID_OBJECT_STATE",
+        );
     }
     let is_current = m.current.as_deref() == Some(uuid.as_str());
     if is_current && nchildren == 1 {
-        return refuse(out, format!("Snapshot '{name}' of the machine '{}' cannot be deleted, because it is the current snapshot and has one child snapshot", m.name), "VBOX_E_INVALID_OBJECT_STATE");
+        return refuse(
+            out,
+            format!(
+                "Snapshot '{name}' of the machine '{}' cannot be deleted, because it is the current snapshot and has one child snapshot",
+                m.name
+            ),
+            "VBOX_E_INVALID_OBJECT_STATE",
+        );
     }
     let parent = m.parent_of(&uuid);
     let removed = match &parent {
@@ -325,8 +378,16 @@ fn restore(home: &Home, m: &mut Machine, state: &str, uuid: &str, out: &mut Out)
     let Some(s) = m.find(uuid).cloned() else { return Ok(1) };
     out.out(&format!("Restoring snapshot '{}' ({})\n", s.name, s.uuid));
     if is_online(state) || is_transient(state) {
-        let text = format!("Cannot delete the current state of the running machine (machine state: {})", stringify(state));
-        return Ok(out.com(&com(text, "VBOX_E_INVALID_VM_STATE", "SessionMachine", "IMachine", "RestoreSnapshot(pSnapshot, pProgress.asOutParam())", 560)));
+        let text =
+            format!("Cannot delete the current state of the running machine (machine state: {})", stringify(state));
+        return Ok(out.com(&com(
+            text,
+            "VBOX_E_INVALID_VM_STATE",
+            "SessionMachine",
+            "IMachine",
+            "RestoreSnapshot(pSnapshot, pProgress.asOutParam())",
+            560,
+        )));
     }
     m.current = Some(s.uuid.clone());
     m.state_file = s.state_file.clone();
@@ -367,7 +428,14 @@ fn edit(m: &mut Machine, rest: &[String], out: &mut Out) -> u8 {
                 };
                 let is_name = matches!(k, "--name" | "-name" | "-newname");
                 if is_name && parse_uuid(&v).is_some() {
-                    let e = com("A machine cannot have a UUID as its name".to_owned(), "NS_ERROR_INVALID_ARG", "Snapshot", "ISnapshot", "pSnapshot->COMSETTER(Name)(Bstr(ValueUnion.psz).raw())", 610);
+                    let e = com(
+                        "A machine cannot have a UUID as its name".to_owned(),
+                        "NS_ERROR_INVALID_ARG",
+                        "Snapshot",
+                        "ISnapshot",
+                        "pSnapshot->COMSETTER(Name)(Bstr(ValueUnion.psz).raw())",
+                        610,
+                    );
                     return out.com(&e);
                 }
                 if let Some(s) = m.find_mut(&t) {

@@ -63,7 +63,14 @@ pub fn file_stamp(t: i64) -> String {
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z`.
 pub fn parse_vbox_stamp(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || !s.ends_with('Z') {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || !s.ends_with('Z')
+    {
         return None;
     }
     let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
@@ -74,7 +81,11 @@ pub fn parse_vbox_stamp(s: &str) -> Option<i64> {
 mod tests {
     #[test]
     fn round_trip() {
-        for (t, s) in [(0, "1970-01-01T00:00:00Z"), (1_711_374_044, "2024-03-25T13:40:44Z"), (951_782_400, "2000-02-29T00:00:00Z")] {
+        for (t, s) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (1_711_374_044, "2024-03-25T13:40:44Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+        ] {
             assert_eq!(super::vbox_stamp(t), s);
             assert_eq!(super::parse_vbox_stamp(s), Some(t));
         }

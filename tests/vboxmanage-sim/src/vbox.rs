@@ -60,7 +60,12 @@ impl Machine {
 
     /// Pre-order walk: (node, parent uuid, suffix like `-1-2`).
     pub fn preorder(&self) -> Vec<(&Snap, Option<&str>, String)> {
-        fn walk<'a>(s: &'a Snap, parent: Option<&'a str>, suffix: String, out: &mut Vec<(&'a Snap, Option<&'a str>, String)>) {
+        fn walk<'a>(
+            s: &'a Snap,
+            parent: Option<&'a str>,
+            suffix: String,
+            out: &mut Vec<(&'a Snap, Option<&'a str>, String)>,
+        ) {
             out.push((s, parent, suffix.clone()));
             for (i, c) in s.children.iter().enumerate() {
                 walk(c, Some(&s.uuid), format!("{suffix}-{}", i + 1), out);
@@ -155,14 +160,20 @@ fn snapshot_xml(o: &mut String, m: &Machine, s: &Snap, ind: &str) {
 pub fn to_xml(m: &Machine) -> String {
     let mut o = String::from(HEADER);
     o.push_str("<VirtualBox xmlns=\"http://www.virtualbox.org/\" version=\"1.19-linux\">\n");
-    o.push_str(&format!("  <Machine uuid=\"{{{}}}\" name=\"{}\" OSType=\"{}\"", m.uuid, esc_attr(&m.name), esc_attr(&m.os_type)));
+    o.push_str(&format!(
+        "  <Machine uuid=\"{{{}}}\" name=\"{}\" OSType=\"{}\"",
+        m.uuid,
+        esc_attr(&m.name),
+        esc_attr(&m.os_type)
+    ));
     if let Some(f) = &m.state_file {
         o.push_str(&format!(" stateFile=\"{}\"", esc_attr(f)));
     }
     if m.root.is_some()
-        && let Some(c) = &m.current {
-            o.push_str(&format!(" currentSnapshot=\"{{{c}}}\""));
-        }
+        && let Some(c) = &m.current
+    {
+        o.push_str(&format!(" currentSnapshot=\"{{{c}}}\""));
+    }
     o.push_str(" snapshotFolder=\"Snapshots\"");
     if !m.current_state_modified {
         o.push_str(" currentStateModified=\"false\"");

@@ -33,13 +33,19 @@ pub fn list(home: &Home, args: &[String], out: &mut Out) -> Result<u8, String> {
             "--long" | "-l" => {}
             "vms" | "runningvms" => what = Some(a.as_str()),
             other => {
-                out.syntax(&format!("Unknown subcommand '{other}'"), "Usage:\n\nVBoxManage list [--long] [--sorted] vms|runningvms\n");
+                out.syntax(
+                    &format!("Unknown subcommand '{other}'"),
+                    "Usage:\n\nVBoxManage list [--long] [--sorted] vms|runningvms\n",
+                );
                 return Ok(2);
             }
         }
     }
     let Some(what) = what else {
-        out.syntax("Missing subcommand for \"list\" command.", "Usage:\n\nVBoxManage list [--long] [--sorted] vms|runningvms\n");
+        out.syntax(
+            "Missing subcommand for \"list\" command.",
+            "Usage:\n\nVBoxManage list [--long] [--sorted] vms|runningvms\n",
+        );
         return Ok(2);
     };
     let mut rows = Vec::new();
@@ -47,7 +53,8 @@ pub fn list(home: &Home, args: &[String], out: &mut Out) -> Result<u8, String> {
         match vbox::load(&e.path) {
             Ok(m) => {
                 let st = home.state(&m);
-                let running = ["running", "teleporting", "livesnapshotting", "paused", "teleportingpausedvm"].contains(&st.as_str());
+                let running = ["running", "teleporting", "livesnapshotting", "paused", "teleportingpausedvm"]
+                    .contains(&st.as_str());
                 if what == "vms" || running {
                     rows.push((m.name.clone(), e.uuid.clone()));
                 }
@@ -75,20 +82,34 @@ pub fn showvminfo(home: &Home, args: &[String], out: &mut Out) -> Result<u8, Str
             s if s.starts_with("--log") => log = true,
             s if vm.is_none() => vm = Some(s.to_owned()),
             s => {
-                out.syntax(&format!("Invalid parameter '{s}'"), "Usage:\n\nVBoxManage showvminfo <uuid|vmname> [--details] [--machinereadable]\n");
+                out.syntax(
+                    &format!("Invalid parameter '{s}'"),
+                    "Usage:\n\nVBoxManage showvminfo <uuid|vmname> [--details] [--machinereadable]\n",
+                );
                 return Ok(2);
             }
         }
     }
     if log && (mr || details) {
-        out.syntax("Option --log is exclusive", "Usage:\n\nVBoxManage showvminfo <uuid|vmname> [--details] [--machinereadable]\n");
+        out.syntax(
+            "Option --log is exclusive",
+            "Usage:\n\nVBoxManage showvminfo <uuid|vmname> [--details] [--machinereadable]\n",
+        );
         return Ok(2);
     }
     let Some(vm) = vm else {
-        out.syntax("VM name or UUID required", "Usage:\n\nVBoxManage showvminfo <uuid|vmname> [--details] [--machinereadable]\n");
+        out.syntax(
+            "VM name or UUID required",
+            "Usage:\n\nVBoxManage showvminfo <uuid|vmname> [--details] [--machinereadable]\n",
+        );
         return Ok(2);
     };
-    let (entry, m) = match home.find(&vm, "FindMachine(Bstr(VMNameOrUuid).raw(), machine.asOutParam())", 3137, "VBoxManageInfo.cpp")? {
+    let (entry, m) = match home.find(
+        &vm,
+        "FindMachine(Bstr(VMNameOrUuid).raw(), machine.asOutParam())",
+        3137,
+        "VBoxManageInfo.cpp",
+    )? {
         Ok(x) => x,
         Err(e) => return Ok(out.com(&e)),
     };
@@ -120,7 +141,11 @@ pub fn showvminfo(home: &Home, args: &[String], out: &mut Out) -> Result<u8, Str
         out.out(&format!("UUID:                        {}\n", m.uuid));
         out.out(&format!("Config file:                 {}\n", entry.path.display()));
         out.out(&format!("Memory size:                 {}MB\n", m.memory_mb));
-        out.out(&format!("State:                       {} (since {})\n", stringify(&st).to_lowercase(), crate::time::state_change_time(home.state_time(&m))));
+        out.out(&format!(
+            "State:                       {} (since {})\n",
+            stringify(&st).to_lowercase(),
+            crate::time::state_change_time(home.state_time(&m))
+        ));
         if m.root.is_some() {
             out.out("* Snapshots:\n");
             out.out(&human_lines(&m));
@@ -196,10 +221,11 @@ pub fn unregistervm(home: &Home, args: &[String], out: &mut Out) -> Result<u8, S
         out.syntax("VM name required", "Usage:\n\nVBoxManage unregistervm <uuid|vmname> [--delete]\n");
         return Ok(2);
     };
-    let (entry, _) = match home.find(vm, "FindMachine(Bstr(VMName).raw(), machine.asOutParam())", 164, "VBoxManageMisc.cpp")? {
-        Ok(x) => x,
-        Err(e) => return Ok(out.com(&e)),
-    };
+    let (entry, _) =
+        match home.find(vm, "FindMachine(Bstr(VMName).raw(), machine.asOutParam())", 164, "VBoxManageMisc.cpp")? {
+            Ok(x) => x,
+            Err(e) => return Ok(out.com(&e)),
+        };
     let entries: Vec<_> = home.entries()?.into_iter().filter(|e| e.uuid != entry.uuid).collect();
     home.save_entries(&entries)?;
     home.set_runtime(&entry.uuid, None)?;
@@ -214,7 +240,15 @@ pub fn unregistervm(home: &Home, args: &[String], out: &mut Out) -> Result<u8, S
 
 fn lifecycle_error(m: &Machine, text: String, code: &'static str) -> Com {
     let _ = m;
-    Com { text, code, component: "SessionMachine", interface: "IMachine", context: "LockMachine(a->session, LockType_Shared)", line: 0, file: "VBoxManageControlVM.cpp" }
+    Com {
+        text,
+        code,
+        component: "SessionMachine",
+        interface: "IMachine",
+        context: "LockMachine(a->session, LockType_Shared)",
+        line: 0,
+        file: "VBoxManageControlVM.cpp",
+    }
 }
 
 /// `startvm <vm> [--type headless|gui|separate]`. Output texts [U].
@@ -223,13 +257,18 @@ pub fn startvm(home: &Home, args: &[String], out: &mut Out) -> Result<u8, String
         out.syntax("VM name required", "Usage:\n\nVBoxManage startvm <uuid|vmname> [--type=gui|headless|separate]\n");
         return Ok(2);
     };
-    let (entry, mut m) = match home.find(vm, "FindMachine(Bstr(VMName).raw(), machine.asOutParam())", 0, "VBoxManageMisc.cpp")? {
-        Ok(x) => x,
-        Err(e) => return Ok(out.com(&e)),
-    };
+    let (entry, mut m) =
+        match home.find(vm, "FindMachine(Bstr(VMName).raw(), machine.asOutParam())", 0, "VBoxManageMisc.cpp")? {
+            Ok(x) => x,
+            Err(e) => return Ok(out.com(&e)),
+        };
     let st = home.state(&m);
     if is_online(&st) || crate::home::is_transient(&st) {
-        return Ok(out.com(&lifecycle_error(&m, format!("The machine '{}' is already locked for a session (or being unlocked)", m.name), "VBOX_E_INVALID_OBJECT_STATE")));
+        return Ok(out.com(&lifecycle_error(
+            &m,
+            format!("The machine '{}' is already locked for a session (or being unlocked)", m.name),
+            "VBOX_E_INVALID_OBJECT_STATE",
+        )));
     }
     out.out(&format!("Waiting for VM \"{}\" to power on...\n", m.name));
     let now = crate::time::now();
@@ -244,10 +283,18 @@ pub fn startvm(home: &Home, args: &[String], out: &mut Out) -> Result<u8, String
 /// `controlvm <vm> pause|resume|poweroff|acpipowerbutton|savestate`. Texts [U].
 pub fn controlvm(home: &Home, args: &[String], out: &mut Out) -> Result<u8, String> {
     let (Some(vm), Some(action)) = (args.first(), args.get(1)) else {
-        out.syntax("Not enough parameters", "Usage:\n\nVBoxManage controlvm <uuid|vmname> pause|resume|poweroff|acpipowerbutton|savestate\n");
+        out.syntax(
+            "Not enough parameters",
+            "Usage:\n\nVBoxManage controlvm <uuid|vmname> pause|resume|poweroff|acpipowerbutton|savestate\n",
+        );
         return Ok(2);
     };
-    let (entry, mut m) = match home.find(vm, "FindMachine(Bstr(a->argv[0]).raw(), machine.asOutParam())", 0, "VBoxManageControlVM.cpp")? {
+    let (entry, mut m) = match home.find(
+        vm,
+        "FindMachine(Bstr(a->argv[0]).raw(), machine.asOutParam())",
+        0,
+        "VBoxManageControlVM.cpp",
+    )? {
         Ok(x) => x,
         Err(e) => return Ok(out.com(&e)),
     };
@@ -257,7 +304,9 @@ pub fn controlvm(home: &Home, args: &[String], out: &mut Out) -> Result<u8, Stri
         return Ok(1);
     }
     let now = crate::time::now();
-    let invalid = |out: &mut Out, m: &Machine| out.com(&lifecycle_error(m, format!("Invalid machine state: {}", stringify(&st)), "VBOX_E_INVALID_VM_STATE"));
+    let invalid = |out: &mut Out, m: &Machine| {
+        out.com(&lifecycle_error(m, format!("Invalid machine state: {}", stringify(&st)), "VBOX_E_INVALID_VM_STATE"))
+    };
     match action.as_str() {
         "pause" if st == "running" => home.set_runtime(&m.uuid, Some(("paused", now)))?,
         "resume" if st == "paused" => home.set_runtime(&m.uuid, Some(("running", now)))?,
@@ -274,7 +323,10 @@ pub fn controlvm(home: &Home, args: &[String], out: &mut Out) -> Result<u8, Stri
             }
         }
         other => {
-            out.syntax(&format!("Invalid parameter '{other}'"), "Usage:\n\nVBoxManage controlvm <uuid|vmname> pause|resume|poweroff|acpipowerbutton|savestate\n");
+            out.syntax(
+                &format!("Invalid parameter '{other}'"),
+                "Usage:\n\nVBoxManage controlvm <uuid|vmname> pause|resume|poweroff|acpipowerbutton|savestate\n",
+            );
             return Ok(2);
         }
     }

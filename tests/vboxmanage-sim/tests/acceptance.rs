@@ -61,7 +61,12 @@ fn delete_of_a_snapshot_with_two_children_is_refused() {
     assert_eq!(current(&*d, &vm).as_deref(), Some("C"));
     let (code, msg) = err(d.snapshot_delete(&vm, "A", 0));
     assert_eq!(code, codes::OPERATION_INVALID);
-    assert_eq!(msg, format!("Snapshot 'A' of the machine '{vm}' cannot be deleted, because it has 2 child snapshots, which is more than the one snapshot allowed for deletion"));
+    assert_eq!(
+        msg,
+        format!(
+            "Snapshot 'A' of the machine '{vm}' cannot be deleted, because it has 2 child snapshots, which is more than the one snapshot allowed for deletion"
+        )
+    );
     assert_eq!(d.snapshot_list(&vm, 0).unwrap().len(), 3);
 }
 
@@ -76,7 +81,12 @@ fn delete_of_the_current_snapshot_with_one_child_is_refused() {
     assert_eq!(current(&*d, &vm).as_deref(), Some("A"));
     let (code, msg) = err(d.snapshot_delete(&vm, "A", 0));
     assert_eq!(code, codes::OPERATION_INVALID);
-    assert_eq!(msg, format!("Snapshot 'A' of the machine '{vm}' cannot be deleted, because it is the current snapshot and has one child snapshot"));
+    assert_eq!(
+        msg,
+        format!(
+            "Snapshot 'A' of the machine '{vm}' cannot be deleted, because it is the current snapshot and has one child snapshot"
+        )
+    );
 }
 
 #[test]
@@ -113,7 +123,12 @@ fn duplicate_names_are_ambiguous_for_the_plugin_and_dfs_first_for_virtualbox() {
     let d = env.driver();
     let (code, msg) = err(d.snapshot_lookup(&vm, "dup"));
     assert_eq!(code, codes::INVALID_ARG);
-    assert_eq!(msg, format!("snapshot name 'dup' is ambiguous: 2 snapshots of domain '{vm}' have it ({deep}, {shallow}); name one by its UUID"));
+    assert_eq!(
+        msg,
+        format!(
+            "snapshot name 'dup' is ambiguous: 2 snapshots of domain '{vm}' have it ({deep}, {shallow}); name one by its UUID"
+        )
+    );
     assert_eq!(err(d.snapshot_delete(&vm, "dup", 0)).0, codes::INVALID_ARG);
     // Each is reachable by UUID (braces allowed).
     assert_eq!(d.snapshot_lookup(&vm, &deep).unwrap().parent.as_deref(), Some("X"));
@@ -206,7 +221,10 @@ fn awkward_names_and_multi_line_descriptions() {
     let d = env.driver();
     let names = ["with \"quotes\"", "spaces  and\ttab", "Ünïcødé ✓ 快照", "-dash", "a=b\"c"];
     for n in names {
-        let x = format!("<domainsnapshot><name>{}</name><description>line one\nSnapshotName-9=\"not a key\"\n\"quoted\" &amp; done</description></domainsnapshot>", n.replace('"', "&quot;"));
+        let x = format!(
+            "<domainsnapshot><name>{}</name><description>line one\nSnapshotName-9=\"not a key\"\n\"quoted\" &amp; done</description></domainsnapshot>",
+            n.replace('"', "&quot;")
+        );
         assert_eq!(d.snapshot_create(&vm, &x, 0).unwrap(), n);
     }
     for n in names {
@@ -245,7 +263,11 @@ fn missing_or_unusable_vboxmanage_is_one_clear_error() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o755);
     std::fs::set_permissions(&exit126, p).unwrap();
     let e = open(&format!("vbox:///session?vboxmanage={}", exit126.display()));
-    assert!(e.message.contains("not found or not executable") && e.message.contains("exit status 126"), "{}", e.message);
+    assert!(
+        e.message.contains("not found or not executable") && e.message.contains("exit status 126"),
+        "{}",
+        e.message
+    );
     let e = open("vbox:///system");
     assert_eq!(e.code, codes::NO_CONNECT);
     let e = open("vbox:///session?bogus=1");

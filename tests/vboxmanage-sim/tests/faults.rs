@@ -40,12 +40,20 @@ fn faults_are_clear_errors_and_nothing_is_retried() {
     assert!(e.code == codes::INTERNAL_ERROR || e.code == codes::OPERATION_FAILED, "{e:?}");
 
     // unknown non-zero exit
-    fault(&env, "snapshot", "exit", "1 VBoxManage: error: Something odd happened\nVBoxManage: error: Details: code NS_ERROR_UNEXPECTED (0x8000ffff), component X, interface Y");
+    fault(
+        &env,
+        "snapshot",
+        "exit",
+        "1 VBoxManage: error: Something odd happened\nVBoxManage: error: Details: code NS_ERROR_UNEXPECTED (0x8000ffff), component X, interface Y",
+    );
     let uuid = uuid_of(&env, "f");
     let before = env.invocations();
     let e = d.snapshot_create("f", &xml("s2"), 0).unwrap_err();
     assert_eq!(e.code, codes::OPERATION_FAILED);
-    assert_eq!(e.message, format!("VBoxManage snapshot {uuid} take exited with status 1: Something odd happened (NS_ERROR_UNEXPECTED)"));
+    assert_eq!(
+        e.message,
+        format!("VBoxManage snapshot {uuid} take exited with status 1: Something odd happened (NS_ERROR_UNEXPECTED)")
+    );
     assert_eq!(env.invocations() - before, 2, "no retry");
     assert_eq!(d.snapshot_list("f", 0).unwrap().len(), 1, "no snapshot taken");
 
@@ -55,7 +63,11 @@ fn faults_are_clear_errors_and_nothing_is_retried() {
 
     // hung VBoxManage: killed after the timeout
     let fast: Box<dyn virtplug_plugin_sdk::Driver> =
-        <virtplug_plugin_virtualbox::VirtualBox as virtplug_plugin_sdk::Plugin>::open(&format!("vbox:///session?vboxmanage={}&timeout=0.5", env.wrapper.display()), false).unwrap();
+        <virtplug_plugin_virtualbox::VirtualBox as virtplug_plugin_sdk::Plugin>::open(
+            &format!("vbox:///session?vboxmanage={}&timeout=0.5", env.wrapper.display()),
+            false,
+        )
+        .unwrap();
     fault(&env, "showvminfo", "hang", "");
     let t = std::time::Instant::now();
     let e = fast.snapshot_current("f").unwrap_err();
@@ -129,7 +141,10 @@ fn domains_list_lookup_and_lifecycle() {
     let vm = env.create_vm("life");
     let d = env.driver();
     let info = d.domain_lookup_by_name(&vm).unwrap();
-    assert_eq!((info.state, info.id, info.memory_kib > 0), (virtplug_plugin_sdk::flags::domain_state::SHUTOFF, -1, true));
+    assert_eq!(
+        (info.state, info.id, info.memory_kib > 0),
+        (virtplug_plugin_sdk::flags::domain_state::SHUTOFF, -1, true)
+    );
     assert_eq!(d.domain_lookup_by_uuid(&info.uuid).unwrap().name, vm);
     assert_eq!(d.domain_lookup_by_name("no-such-vm").unwrap_err().code, codes::NO_DOMAIN);
     assert!(d.domain_list().unwrap().iter().any(|x| x.name == vm));
@@ -172,10 +187,19 @@ fn host_refuses_undeclared_flags_before_dispatch() {
         (c::REDEFINE | c::CURRENT, "unsupported flags (0x3) in function snapshot_create"),
         (c::DISK_ONLY, "unsupported flags (0x10) in function snapshot_create"),
     ] {
-        let e = conn.snapshot_create(&vm, "<domainsnapshot><name>x</name><state>shutoff</state><creationTime>1</creationTime></domainsnapshot>", flags).unwrap_err();
+        let e = conn
+            .snapshot_create(
+                &vm,
+                "<domainsnapshot><name>x</name><state>shutoff</state><creationTime>1</creationTime></domainsnapshot>",
+                flags,
+            )
+            .unwrap_err();
         assert_eq!((e.code(), e.to_string()), (codes::INVALID_ARG, text.to_owned()));
     }
-    assert_eq!(conn.snapshot_revert(&vm, "x", 1).unwrap_err().to_string(), "unsupported flags (0x1) in function snapshot_revert");
+    assert_eq!(
+        conn.snapshot_revert(&vm, "x", 1).unwrap_err().to_string(),
+        "unsupported flags (0x1) in function snapshot_revert"
+    );
     assert_eq!(env.invocations(), before, "nothing dispatched");
     // NO_METADATA is accepted and a no-op; LIST_METADATA then selects nothing, NO_METADATA all.
     conn.snapshot_create(&vm, "<domainsnapshot><name>nm</name></domainsnapshot>", c::NO_METADATA).unwrap();

@@ -126,7 +126,12 @@ struct Lifecycle {
 
 const LIFECYCLE: &[Lifecycle] = &[
     Lifecycle { command: "start", call: |c, d| c.domain_start(d), fail_verb: "start", done: "started" },
-    Lifecycle { command: "shutdown", call: |c, d| c.domain_shutdown(d), fail_verb: "shutdown", done: "is being shutdown" },
+    Lifecycle {
+        command: "shutdown",
+        call: |c, d| c.domain_shutdown(d),
+        fail_verb: "shutdown",
+        done: "is being shutdown",
+    },
     Lifecycle { command: "destroy", call: |c, d| c.domain_destroy(d), fail_verb: "destroy", done: "destroyed" },
     Lifecycle { command: "suspend", call: |c, d| c.domain_suspend(d), fail_verb: "suspend", done: "suspended" },
     Lifecycle { command: "resume", call: |c, d| c.domain_resume(d), fail_verb: "resume", done: "resumed" },

@@ -51,7 +51,8 @@ fn edit_text(text: &str) -> Result<String> {
     if !status.success() {
         return Err(fail(format!("{editor} {}: command failed: {status}", path.display())));
     }
-    std::fs::read_to_string(&path).map_err(|e| fail(format!("Failed to open file '{}': {}", path.display(), io_text(&e))))
+    std::fs::read_to_string(&path)
+        .map_err(|e| fail(format!("Failed to open file '{}': {}", path.display(), io_text(&e))))
 }
 
 /// `snapshot-edit`.
@@ -69,7 +70,8 @@ pub fn run(ctx: &Ctx, a: SnapshotEdit) -> Result<String> {
     let d = ctx.domain(&dom)?;
     let info = ctx.lookup_snapshot(&d.name, "snapshotname", snap.as_deref(), a.current, false)?;
     let name = info.name;
-    let update_failed = |cause: CliError| CliError::Then { cause: Box::new(cause), then: format!("Failed to update {name}") };
+    let update_failed =
+        |cause: CliError| CliError::Then { cause: Box::new(cause), then: format!("Failed to update {name}") };
 
     let original = ctx.conn.snapshot_xml(&d.name, &name, snapshot_xml::SECURE).map_err(|e| update_failed(e.into()))?;
     let edited = edit_text(&original).map_err(update_failed)?;
@@ -89,7 +91,9 @@ pub fn run(ctx: &Ctx, a: SnapshotEdit) -> Result<String> {
         return Ok(format!("Snapshot {name} cloned to {created}.\n"));
     }
     if !a.rename {
-        return Err(update_failed(CliError::msg(format!("Must use --rename or --clone to change {name} to {new_name}"))));
+        return Err(update_failed(CliError::msg(format!(
+            "Must use --rename or --clone to change {name} to {new_name}"
+        ))));
     }
     ctx.conn.snapshot_edit(&d.name, &name, &edited, flags).map_err(|e| update_failed(e.into()))?;
     // virsh prints nothing after a rename.

@@ -39,7 +39,12 @@ impl Progress {
         let bars = STEPS
             .iter()
             .map(|name| {
-                let bar = multi.add(ProgressBar::new(1).with_style(style.clone()).with_prefix((*name).to_owned()).with_message("pending"));
+                let bar = multi.add(
+                    ProgressBar::new(1)
+                        .with_style(style.clone())
+                        .with_prefix((*name).to_owned())
+                        .with_message("pending"),
+                );
                 ((*name).to_owned(), bar)
             })
             .collect();
@@ -136,7 +141,14 @@ fn pretty(text: serde_json::Result<String>) -> Result<String> {
 }
 
 /// Runs the command; returns its stdout (without virsh's end-of-command newline for text).
-pub fn migrate_snapshots(registry: &Registry, dom: &str, from: &str, to: &str, dry_run: bool, json: bool) -> Result<String> {
+pub fn migrate_snapshots(
+    registry: &Registry,
+    dom: &str,
+    from: &str,
+    to: &str,
+    dry_run: bool,
+    json: bool,
+) -> Result<String> {
     if remote::parse_uri(from, false).is_some() {
         let client = Client::from_uri(from, false)?;
         let request = MigrationRequest { domain: dom.to_owned(), to: to.to_owned(), dry_run };

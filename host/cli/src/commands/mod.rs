@@ -47,8 +47,7 @@ impl Positional {
 
     /// Like [`Positional::take`], but the option is required.
     pub fn require(&mut self, named: Option<String>, option: &str) -> Result<String> {
-        self.take(named)
-            .ok_or_else(|| CliError::msg(format!("command '{}' requires <{option}> option", self.command)))
+        self.take(named).ok_or_else(|| CliError::msg(format!("command '{}' requires <{option}> option", self.command)))
     }
 
     /// The words left over (an `ARGV` option such as `--diskspec` takes them).
@@ -85,9 +84,7 @@ impl Ctx {
 
     /// The current snapshot, or virsh's "has no current snapshot" error.
     pub fn current_snapshot(&self, dom: &str) -> Result<SnapshotInfo> {
-        self.conn
-            .snapshot_current(dom)?
-            .ok_or_else(|| CliError::msg(format!("domain '{dom}' has no current snapshot")))
+        self.conn.snapshot_current(dom)?.ok_or_else(|| CliError::msg(format!("domain '{dom}' has no current snapshot")))
     }
 
     /// virsh's `virshLookupSnapshot`: `--<arg> NAME` or `--current`; with `exclusive`,

@@ -9,7 +9,10 @@ use virtplug_host::{
 
 use super::{Ctx, Positional, exclusive, flags_of, is_no_support, json_text};
 use crate::{
-    args::{CreateFlags, SnapshotCreate, SnapshotCreateAs, SnapshotCurrent, SnapshotDelete, SnapshotDumpxml, SnapshotRevert, SnapshotTarget},
+    args::{
+        CreateFlags, SnapshotCreate, SnapshotCreateAs, SnapshotCurrent, SnapshotDelete, SnapshotDumpxml,
+        SnapshotRevert, SnapshotTarget,
+    },
     error::{CliError, Result, failed, read_file},
     output::{domain_is_active, info, snapshot_state, time},
     xml,
@@ -160,7 +163,10 @@ pub fn delete(ctx: &Ctx, a: SnapshotDelete) -> Result<String> {
         (a.children_only, del::CHILDREN_ONLY),
         (a.metadata, del::METADATA_ONLY),
     ]);
-    failed(|| format!("Failed to delete snapshot {}", info.name), ctx.conn.snapshot_delete(&d.name, &info.name, flags))?;
+    failed(
+        || format!("Failed to delete snapshot {}", info.name),
+        ctx.conn.snapshot_delete(&d.name, &info.name, flags),
+    )?;
     if flags & del::CHILDREN_ONLY != 0 {
         return Ok(format!("Domain snapshot {} children deleted\n", info.name));
     }
@@ -249,4 +255,3 @@ pub fn revert(ctx: &Ctx, a: SnapshotRevert) -> Result<String> {
     failed(|| format!("Failed to revert snapshot {}", info.name), result)?;
     Ok(format!("Domain snapshot {} reverted\n", info.name))
 }
-

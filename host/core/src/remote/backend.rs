@@ -7,7 +7,10 @@ use virtplug_model::{self as model, DomainInfo, SnapshotInfo};
 
 use super::{
     client::{Client, seg},
-    wire::{CreateRequest, CurrentResponse, DefineRequest, DomainJson, FlagsRequest, ImportRequest, NameResponse, SnapshotJson, XmlResponse},
+    wire::{
+        CreateRequest, CurrentResponse, DefineRequest, DomainJson, FlagsRequest, ImportRequest, NameResponse,
+        SnapshotJson, XmlResponse,
+    },
 };
 use crate::backend::Backend;
 
@@ -24,7 +27,8 @@ fn snap_path(dom: &str, snap: &str) -> String {
 
 impl RemoteBackend {
     fn action(&self, dom: &str, action: &str) -> model::Result<()> {
-        let _: serde_json::Value = self.0.send("POST", &format!("{}/{action}", dom_path(dom)), &FlagsRequest::default())?;
+        let _: serde_json::Value =
+            self.0.send("POST", &format!("{}/{action}", dom_path(dom)), &FlagsRequest::default())?;
         Ok(())
     }
 }
@@ -84,7 +88,8 @@ impl Backend for RemoteBackend {
         self.0.get::<CurrentResponse>(&format!("{}/current-snapshot", dom_path(dom))).map(|r| r.current.map(Into::into))
     }
     fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
-        let _: serde_json::Value = self.0.send("POST", &format!("{}/revert", snap_path(dom, snap)), &FlagsRequest { flags })?;
+        let _: serde_json::Value =
+            self.0.send("POST", &format!("{}/revert", snap_path(dom, snap)), &FlagsRequest { flags })?;
         Ok(())
     }
     fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {

@@ -8,7 +8,10 @@ use virtplug_plugin_api as abi;
 use super::{
     http::{HttpClient, encode_segment},
     io_error, parse_uri,
-    wire::{self, ErrorBody, HierarchyJson, ImportRequest, ImportStatusJson, MigrationRequest, PluginInfoJson, TaskJson, TaskState},
+    wire::{
+        self, ErrorBody, HierarchyJson, ImportRequest, ImportStatusJson, MigrationRequest, PluginInfoJson, TaskJson,
+        TaskState,
+    },
 };
 use crate::error::{HostError, Result};
 
@@ -32,13 +35,16 @@ impl Client {
         let token = match &parsed.token_file {
             Some(path) => Some(
                 std::fs::read_to_string(path)
-                    .map_err(|e| HostError::Driver(io_error(&format!("cannot read token file {}", path.display()), &e)))?
+                    .map_err(|e| {
+                        HostError::Driver(io_error(&format!("cannot read token file {}", path.display()), &e))
+                    })?
                     .trim()
                     .to_owned(),
             ),
             None => std::env::var("VIRTPLUG_TOKEN").ok().filter(|t| !t.is_empty()),
         };
-        let http = HttpClient::new(parsed.endpoint, token).map_err(|e| HostError::Driver(io_error("cannot set up TLS", &e)))?;
+        let http = HttpClient::new(parsed.endpoint, token)
+            .map_err(|e| HostError::Driver(io_error("cannot set up TLS", &e)))?;
         Ok(Self { http, driver_uri: parsed.driver_uri, read_only })
     }
 
@@ -56,11 +62,14 @@ impl Client {
             .map_err(|e| io_error("cannot talk to virtplugd", &e))?;
         if (200..300).contains(&resp.status) {
             let body = if resp.body.is_empty() { b"null".as_slice() } else { &resp.body };
-            return serde_json::from_slice(body).map_err(|e| model::Error::internal(format!("malformed daemon response: {e}")));
+            return serde_json::from_slice(body)
+                .map_err(|e| model::Error::internal(format!("malformed daemon response: {e}")));
         }
         match serde_json::from_slice::<ErrorBody>(&resp.body) {
             Ok(err) => Err(model::Error::new(err.code, err.detail)),
-            Err(_) => Err(model::Error::internal(format!("daemon answered HTTP {} without an error body", resp.status))),
+            Err(_) => {
+                Err(model::Error::internal(format!("daemon answered HTTP {} without an error body", resp.status)))
+            }
         }
     }
 
@@ -70,8 +79,14 @@ impl Client {
     }
 
     /// `method path` with a JSON body.
-    pub(crate) fn send<T: DeserializeOwned, B: Serialize>(&self, method: &str, path: &str, body: &B) -> model::Result<T> {
-        let bytes = serde_json::to_vec(body).map_err(|e| model::Error::internal(format!("cannot encode request: {e}")))?;
+    pub(crate) fn send<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &B,
+    ) -> model::Result<T> {
+        let bytes =
+            serde_json::to_vec(body).map_err(|e| model::Error::internal(format!("cannot encode request: {e}")))?;
         self.call(method, path, Some(bytes))
     }
 

@@ -57,7 +57,9 @@ fn tls_config(ca: Option<&PathBuf>) -> io::Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     let path = ca.cloned().or_else(|| std::env::var_os("VIRTPLUG_CA_FILE").map(PathBuf::from));
     let path = path.unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
-    for cert in CertificateDer::pem_file_iter(&path).map_err(|e| io::Error::other(format!("{}: {e}", path.display())))? {
+    for cert in
+        CertificateDer::pem_file_iter(&path).map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?
+    {
         let cert = cert.map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
         roots.add(cert).map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
     }
@@ -95,7 +97,10 @@ impl HttpClient {
 
     fn connect(&self) -> io::Result<BufReader<Box<dyn Stream>>> {
         let stream: Box<dyn Stream> = match &self.endpoint {
-            Endpoint::Unix(path) => Box::new(UnixStream::connect(path).map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {}: {e}", path.display())))?),
+            Endpoint::Unix(path) => Box::new(
+                UnixStream::connect(path)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {}: {e}", path.display())))?,
+            ),
             Endpoint::Tcp { host, port } => {
                 let s = TcpStream::connect((host.as_str(), *port))?;
                 s.set_nodelay(true)?;
@@ -115,7 +120,13 @@ impl HttpClient {
 
     /// Sends one request and reads the response. A reused connection that turns out to be
     /// closed before any response byte arrived is replaced once.
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> io::Result<Response> {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> io::Result<Response> {
         let mut guard = self.conn.lock().map_err(|_| io::Error::other("connection lock poisoned"))?;
         for attempt in 0..2 {
             let reused = guard.is_some();
@@ -162,11 +173,17 @@ impl HttpClient {
         }
         head.push_str("\r\n");
         let stream = conn.get_mut();
-        let write = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body)).and_then(|()| stream.flush());
+        let write =
+            stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body)).and_then(|()| stream.flush());
         write.map_err(Failure::BeforeResponse)?;
         let mut line = String::new();
         match conn.read_line(&mut line) {
-            Ok(0) => return Err(Failure::BeforeResponse(io::Error::new(io::ErrorKind::UnexpectedEof, "daemon closed the connection"))),
+            Ok(0) => {
+                return Err(Failure::BeforeResponse(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "daemon closed the connection",
+                )));
+            }
             Ok(_) => {}
             Err(e) => return Err(Failure::BeforeResponse(e)),
         }
@@ -213,7 +230,8 @@ fn read_rest(conn: &mut BufReader<Box<dyn Stream>>, status_line: &str) -> io::Re
         loop {
             let mut size = String::new();
             conn.read_line(&mut size)?;
-            let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16).map_err(|_| bad("bad chunk size"))?;
+            let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| bad("bad chunk size"))?;
             if size == 0 {
                 let mut end = String::new();
                 conn.read_line(&mut end)?;

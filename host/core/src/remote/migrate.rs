@@ -7,14 +7,27 @@
 //! The engine talks to two [`Side`]s, each a local or remote [`Connection`]; remote sides move
 //! the hierarchy in one request each way.
 
-use std::{collections::{HashMap, HashSet}, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use serde::{Deserialize, Serialize};
 use virtplug_model as model;
-use virtplug_plugin_api::{codes, flags::{snapshot_delete, snapshot_import}};
+use virtplug_plugin_api::{
+    codes,
+    flags::{snapshot_delete, snapshot_import},
+};
 
-use super::{client::Client, wire::{HierarchyJson, ImportRequest}};
-use crate::{connection::Connection, error::{HostError, Result}, registry::Registry};
+use super::{
+    client::Client,
+    wire::{HierarchyJson, ImportRequest},
+};
+use crate::{
+    connection::Connection,
+    error::{HostError, Result},
+    registry::Registry,
+};
 
 /// One end of a migration: a connection, plus the daemon client when it is remote.
 pub struct Side {
@@ -53,7 +66,8 @@ impl Side {
         match &self.client {
             Some(client) => {
                 // The local checks first, as for every remote call; then the daemon's.
-                self.conn.check(&crate::rules::SNAPSHOT_LIST, virtplug_plugin_api::flags::snapshot_list::TOPOLOGICAL)?;
+                self.conn
+                    .check(&crate::rules::SNAPSHOT_LIST, virtplug_plugin_api::flags::snapshot_list::TOPOLOGICAL)?;
                 self.conn.check(&crate::rules::SNAPSHOT_XML, virtplug_plugin_api::flags::snapshot_xml::SECURE)?;
                 client.export(dom).map_err(HostError::Driver)
             }
@@ -68,7 +82,8 @@ impl Side {
             Some(client) => {
                 crate::connection::check_name("domain", dom)?;
                 self.conn.check(&crate::rules::SNAPSHOT_IMPORT, flags)?;
-                let request = ImportRequest { xmls: h.xmls.clone(), current: h.current.clone(), flags, migration: None };
+                let request =
+                    ImportRequest { xmls: h.xmls.clone(), current: h.current.clone(), flags, migration: None };
                 client.import(dom, &request).map_err(HostError::Driver)
             }
             None => self.conn.snapshot_import(dom, &h.xmls, h.current.as_deref(), flags),
@@ -84,7 +99,12 @@ impl Side {
                 // The local checks first (the daemon runs them all again, XML included).
                 crate::connection::check_name("domain", dom)?;
                 self.conn.check(&crate::rules::SNAPSHOT_IMPORT, 0)?;
-                let request = ImportRequest { xmls: h.xmls.clone(), current: h.current.clone(), flags: 0, migration: Some(id.to_owned()) };
+                let request = ImportRequest {
+                    xmls: h.xmls.clone(),
+                    current: h.current.clone(),
+                    flags: 0,
+                    migration: Some(id.to_owned()),
+                };
                 client.import(dom, &request).map_err(HostError::Driver)
             }
             _ => self.import(dom, h, 0),
@@ -180,13 +200,17 @@ fn failed(message: String) -> HostError {
 
 /// Compares B's export with A's on A's names: parents, current, XML.
 fn compare(a: &HierarchyJson, b: &HierarchyJson) -> std::result::Result<(), String> {
-    let on_b: HashMap<&str, (usize, &Option<String>)> = b.names.iter().zip(&b.parents).enumerate().map(|(i, (n, p))| (n.as_str(), (i, p))).collect();
+    let on_b: HashMap<&str, (usize, &Option<String>)> =
+        b.names.iter().zip(&b.parents).enumerate().map(|(i, (n, p))| (n.as_str(), (i, p))).collect();
     for (i, name) in a.names.iter().enumerate() {
         let Some(&(j, parent)) = on_b.get(name.as_str()) else {
             return Err(format!("snapshot {name} is missing on the destination"));
         };
         if *parent != a.parents[i] {
-            return Err(format!("snapshot {name} has parent {parent:?} on the destination, {:?} on the source", a.parents[i]));
+            return Err(format!(
+                "snapshot {name} has parent {parent:?} on the destination, {:?} on the source",
+                a.parents[i]
+            ));
         }
         if b.xmls[j] != a.xmls[i] {
             return Err(format!("snapshot {name} has a different XML on the destination"));
@@ -237,7 +261,8 @@ pub fn migrate(from: &Side, to: &Side, id: &str, dom: &str, dry_run: bool, rep: 
     // identical one (a re-run after a crash) may already be there.
     if a.names.iter().any(|n| preexisting.contains(n)) {
         let b = to.export(dom)?;
-        let on_b: HashMap<&str, &str> = b.names.iter().map(String::as_str).zip(b.xmls.iter().map(String::as_str)).collect();
+        let on_b: HashMap<&str, &str> =
+            b.names.iter().map(String::as_str).zip(b.xmls.iter().map(String::as_str)).collect();
         for (name, xml) in a.names.iter().zip(&a.xmls) {
             if on_b.get(name.as_str()).is_some_and(|x| *x != xml.as_str()) {
                 let e = HostError::Driver(model::Error::operation_invalid(format!(

@@ -21,7 +21,10 @@ use virtplug_model as model;
 
 pub use client::Client;
 
-use crate::{connection::Connection, error::{HostError, Result}};
+use crate::{
+    connection::Connection,
+    error::{HostError, Result},
+};
 
 /// libvirt's `VIR_ERR_SYSTEM_ERROR`, used for socket-level failures ("Failed to connect socket …").
 pub const SYSTEM_ERROR: u32 = 38;
@@ -88,8 +91,15 @@ pub fn parse_uri(uri: &str, read_only: bool) -> Option<RemoteUri> {
             let explicit = socket.or_else(|| std::env::var_os("VIRTPLUGD_SOCKET").map(PathBuf::from));
             http::Endpoint::Unix(explicit.unwrap_or_else(|| default_socket(read_only)))
         }
-        "https" | "tls" => http::Endpoint::Tls { host: if host.is_empty() { "localhost".into() } else { host }, port: port.unwrap_or(16514), ca },
-        "tcp" => http::Endpoint::Tcp { host: if host.is_empty() { "localhost".into() } else { host }, port: port.unwrap_or(16509) },
+        "https" | "tls" => http::Endpoint::Tls {
+            host: if host.is_empty() { "localhost".into() } else { host },
+            port: port.unwrap_or(16514),
+            ca,
+        },
+        "tcp" => http::Endpoint::Tcp {
+            host: if host.is_empty() { "localhost".into() } else { host },
+            port: port.unwrap_or(16509),
+        },
         _ => return None,
     };
     let mut driver_uri = format!("{driver}://{path}");

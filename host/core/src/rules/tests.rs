@@ -47,33 +47,165 @@ fn generic_rules_give_libvirt_codes_and_texts() {
     let cases: &[(OpRules, bool, u32, Expect)] = &[
         (SNAPSHOT_CREATE, false, 0, None),
         (SNAPSHOT_CREATE, false, c::REDEFINE | c::CURRENT, None),
-        (SNAPSHOT_CREATE, true, 0, Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainSnapshotCreateXML"))),
-        (SNAPSHOT_CREATE, true, c::CURRENT, Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainSnapshotCreateXML"))),
-        (SNAPSHOT_CREATE, false, 0x400, Some((codes::INVALID_ARG, "unsupported flags (0x400) in function snapshot_create"))),
-        (SNAPSHOT_CREATE, false, 0xc00 | c::REDEFINE, Some((codes::INVALID_ARG, "unsupported flags (0xc00) in function snapshot_create"))),
-        (SNAPSHOT_CREATE, false, c::CURRENT, Some((codes::INVALID_ARG, "Flag 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' is required by flag 'VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT'"))),
+        (
+            SNAPSHOT_CREATE,
+            true,
+            0,
+            Some((
+                codes::OPERATION_DENIED,
+                "operation forbidden: read only access prevents virDomainSnapshotCreateXML",
+            )),
+        ),
+        (
+            SNAPSHOT_CREATE,
+            true,
+            c::CURRENT,
+            Some((
+                codes::OPERATION_DENIED,
+                "operation forbidden: read only access prevents virDomainSnapshotCreateXML",
+            )),
+        ),
+        (
+            SNAPSHOT_CREATE,
+            false,
+            0x400,
+            Some((codes::INVALID_ARG, "unsupported flags (0x400) in function snapshot_create")),
+        ),
+        (
+            SNAPSHOT_CREATE,
+            false,
+            0xc00 | c::REDEFINE,
+            Some((codes::INVALID_ARG, "unsupported flags (0xc00) in function snapshot_create")),
+        ),
+        (
+            SNAPSHOT_CREATE,
+            false,
+            c::CURRENT,
+            Some((
+                codes::INVALID_ARG,
+                "Flag 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' is required by flag 'VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT'",
+            )),
+        ),
         // libvirt checks REQUIRE before EXCLUSIVE, so CURRENT|NO_METADATA reports the require rule.
-        (SNAPSHOT_CREATE, false, c::CURRENT | c::NO_METADATA, Some((codes::INVALID_ARG, "Flag 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' is required by flag 'VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT'"))),
-        (SNAPSHOT_CREATE, false, c::REDEFINE | c::NO_METADATA, Some((codes::INVALID_ARG, "Flags 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' and 'VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA' are mutually exclusive"))),
-        (SNAPSHOT_CREATE, false, c::REDEFINE | c::HALT, Some((codes::INVALID_ARG, "Flags 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' and 'VIR_DOMAIN_SNAPSHOT_CREATE_HALT' are mutually exclusive"))),
-        (SNAPSHOT_REVERT, false, snapshot_revert::RUNNING | snapshot_revert::PAUSED, Some((codes::INVALID_ARG, "Flags 'VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING' and 'VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED' are mutually exclusive"))),
-        (SNAPSHOT_REVERT, true, 0, Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainRevertToSnapshot"))),
-        (SNAPSHOT_REVERT, false, 0x10, Some((codes::INVALID_ARG, "unsupported flags (0x10) in function snapshot_revert"))),
-        (SNAPSHOT_DELETE, false, snapshot_delete::CHILDREN | snapshot_delete::CHILDREN_ONLY, Some((codes::INVALID_ARG, "Flags 'VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN' and 'VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY' are mutually exclusive"))),
-        (SNAPSHOT_DELETE, true, 0, Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainSnapshotDelete"))),
+        (
+            SNAPSHOT_CREATE,
+            false,
+            c::CURRENT | c::NO_METADATA,
+            Some((
+                codes::INVALID_ARG,
+                "Flag 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' is required by flag 'VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT'",
+            )),
+        ),
+        (
+            SNAPSHOT_CREATE,
+            false,
+            c::REDEFINE | c::NO_METADATA,
+            Some((
+                codes::INVALID_ARG,
+                "Flags 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' and 'VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA' are mutually exclusive",
+            )),
+        ),
+        (
+            SNAPSHOT_CREATE,
+            false,
+            c::REDEFINE | c::HALT,
+            Some((
+                codes::INVALID_ARG,
+                "Flags 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE' and 'VIR_DOMAIN_SNAPSHOT_CREATE_HALT' are mutually exclusive",
+            )),
+        ),
+        (
+            SNAPSHOT_REVERT,
+            false,
+            snapshot_revert::RUNNING | snapshot_revert::PAUSED,
+            Some((
+                codes::INVALID_ARG,
+                "Flags 'VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING' and 'VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED' are mutually exclusive",
+            )),
+        ),
+        (
+            SNAPSHOT_REVERT,
+            true,
+            0,
+            Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainRevertToSnapshot")),
+        ),
+        (
+            SNAPSHOT_REVERT,
+            false,
+            0x10,
+            Some((codes::INVALID_ARG, "unsupported flags (0x10) in function snapshot_revert")),
+        ),
+        (
+            SNAPSHOT_DELETE,
+            false,
+            snapshot_delete::CHILDREN | snapshot_delete::CHILDREN_ONLY,
+            Some((
+                codes::INVALID_ARG,
+                "Flags 'VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN' and 'VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY' are mutually exclusive",
+            )),
+        ),
+        (
+            SNAPSHOT_DELETE,
+            true,
+            0,
+            Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainSnapshotDelete")),
+        ),
         (SNAPSHOT_DELETE, false, snapshot_delete::CHILDREN | snapshot_delete::METADATA_ONLY, None),
         (SNAPSHOT_XML, true, 0, None),
-        (SNAPSHOT_XML, true, snapshot_xml::SECURE, Some((codes::OPERATION_DENIED, "operation forbidden: virDomainSnapshotGetXMLDesc with secure flag"))),
+        (
+            SNAPSHOT_XML,
+            true,
+            snapshot_xml::SECURE,
+            Some((codes::OPERATION_DENIED, "operation forbidden: virDomainSnapshotGetXMLDesc with secure flag")),
+        ),
         (SNAPSHOT_XML, false, 0x4, Some((codes::INVALID_ARG, "unsupported flags (0x4) in function snapshot_xml"))),
-        (DOMAIN_XML, true, domain_xml::SECURE, Some((codes::OPERATION_DENIED, "operation forbidden: virDomainGetXMLDesc with secure flag"))),
+        (
+            DOMAIN_XML,
+            true,
+            domain_xml::SECURE,
+            Some((codes::OPERATION_DENIED, "operation forbidden: virDomainGetXMLDesc with secure flag")),
+        ),
         (SNAPSHOT_LIST, true, snapshot_list::LEAVES | snapshot_list::NO_LEAVES, None),
-        (SNAPSHOT_LIST, false, 0x800, Some((codes::INVALID_ARG, "unsupported flags (0x800) in function snapshot_list"))),
-        (DOMAIN_UNDEFINE, true, 0, Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainUndefineFlags"))),
+        (
+            SNAPSHOT_LIST,
+            false,
+            0x800,
+            Some((codes::INVALID_ARG, "unsupported flags (0x800) in function snapshot_list")),
+        ),
+        (
+            DOMAIN_UNDEFINE,
+            true,
+            0,
+            Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainUndefineFlags")),
+        ),
         (DOMAIN_UNDEFINE, false, domain_undefine::SNAPSHOTS_METADATA, None),
-        (DOMAIN_START, true, 0, Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainCreate"))),
-        (DOMAIN_DESTROY, true, 0, Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainDestroy"))),
-        (DOMAIN_DEFINE, true, 0, Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainDefineXML"))),
-        (SNAPSHOT_IMPORT, true, 0, Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virtplugDomainSnapshotImport"))),
+        (
+            DOMAIN_START,
+            true,
+            0,
+            Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainCreate")),
+        ),
+        (
+            DOMAIN_DESTROY,
+            true,
+            0,
+            Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainDestroy")),
+        ),
+        (
+            DOMAIN_DEFINE,
+            true,
+            0,
+            Some((codes::OPERATION_DENIED, "operation forbidden: read only access prevents virDomainDefineXML")),
+        ),
+        (
+            SNAPSHOT_IMPORT,
+            true,
+            0,
+            Some((
+                codes::OPERATION_DENIED,
+                "operation forbidden: read only access prevents virtplugDomainSnapshotImport",
+            )),
+        ),
         (SNAPSHOT_LOOKUP, true, 0, None),
         (SNAPSHOT_CURRENT, true, 0, None),
     ];
@@ -86,12 +218,32 @@ fn generic_rules_give_libvirt_codes_and_texts() {
 fn plugin_mask_reports_only_rejected_bits() {
     use snapshot_create as c;
     let cases: &[(OpRules, u32, Expect)] = &[
-        (SNAPSHOT_CREATE, c::NO_METADATA, Some((codes::INVALID_ARG, "unsupported flags (0x4) in function snapshot_create"))),
-        (SNAPSHOT_CREATE, c::DISK_ONLY | c::QUIESCE, Some((codes::INVALID_ARG, "unsupported flags (0x10) in function snapshot_create"))),
+        (
+            SNAPSHOT_CREATE,
+            c::NO_METADATA,
+            Some((codes::INVALID_ARG, "unsupported flags (0x4) in function snapshot_create")),
+        ),
+        (
+            SNAPSHOT_CREATE,
+            c::DISK_ONLY | c::QUIESCE,
+            Some((codes::INVALID_ARG, "unsupported flags (0x10) in function snapshot_create")),
+        ),
         (SNAPSHOT_CREATE, c::REDEFINE | c::CURRENT, None),
-        (SNAPSHOT_REVERT, snapshot_revert::RESET_NVRAM | snapshot_revert::FORCE, Some((codes::INVALID_ARG, "unsupported flags (0x8) in function snapshot_revert"))),
-        (SNAPSHOT_DELETE, snapshot_delete::METADATA_ONLY, Some((codes::INVALID_ARG, "unsupported flags (0x2) in function snapshot_delete"))),
-        (SNAPSHOT_IMPORT, 0, Some((codes::NO_SUPPORT, "this function is not supported by the connection driver: snapshot_import"))),
+        (
+            SNAPSHOT_REVERT,
+            snapshot_revert::RESET_NVRAM | snapshot_revert::FORCE,
+            Some((codes::INVALID_ARG, "unsupported flags (0x8) in function snapshot_revert")),
+        ),
+        (
+            SNAPSHOT_DELETE,
+            snapshot_delete::METADATA_ONLY,
+            Some((codes::INVALID_ARG, "unsupported flags (0x2) in function snapshot_delete")),
+        ),
+        (
+            SNAPSHOT_IMPORT,
+            0,
+            Some((codes::NO_SUPPORT, "this function is not supported by the connection driver: snapshot_import")),
+        ),
     ];
     let declared = ops::ALL & !ops::SNAPSHOT_IMPORT;
     for &(op, flags, expect) in cases {
@@ -123,7 +275,9 @@ fn every_pair_of_defined_flags_follows_libvirts_rules() {
             for &b in &bits {
                 let flags = a | b;
                 match op.check_generic(false, flags) {
-                    Ok(()) => assert!(!refused_by_libvirt(op.operation, flags), "{} 0x{flags:x} accepted", op.operation),
+                    Ok(()) => {
+                        assert!(!refused_by_libvirt(op.operation, flags), "{} 0x{flags:x} accepted", op.operation)
+                    }
                     Err(HostError::FlagRule { .. }) => {
                         assert!(refused_by_libvirt(op.operation, flags), "{} 0x{flags:x} refused", op.operation)
                     }

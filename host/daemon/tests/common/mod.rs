@@ -61,7 +61,12 @@ impl Daemon {
     }
     pub fn start(dir: &Path, plugins: &Path, extra: &[String]) -> Self {
         std::fs::create_dir_all(dir.join("host")).unwrap();
-        let mut d = Self { dir: dir.to_owned(), child: spawn(dir, plugins, extra), plugins: plugins.to_owned(), extra: extra.to_vec() };
+        let mut d = Self {
+            dir: dir.to_owned(),
+            child: spawn(dir, plugins, extra),
+            plugins: plugins.to_owned(),
+            extra: extra.to_vec(),
+        };
         d.wait_ready();
         d
     }
@@ -72,7 +77,10 @@ impl Daemon {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("virtplugd exited early: {status}; log: {}", std::fs::read_to_string(self.dir.join("log")).unwrap_or_default());
+                panic!(
+                    "virtplugd exited early: {status}; log: {}",
+                    std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -23,7 +23,10 @@ pub fn backend() -> bool {
         return true;
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but {} missing (install qemu-utils and qemu-system-x86: .ci/install-deps)", missing.join(" and "));
+        panic!(
+            "CI=true but {} missing (install qemu-utils and qemu-system-x86: .ci/install-deps)",
+            missing.join(" and ")
+        );
     }
     SKIP_NOTE.call_once(|| eprintln!("skipping qemu plugin tests: {} not found", missing.join(" and ")));
     false
@@ -85,7 +88,9 @@ pub fn tags(img: &Path) -> Vec<(String, u64)> {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     v["snapshots"]
         .as_array()
-        .map(|a| a.iter().map(|s| (s["name"].as_str().unwrap().to_owned(), s["vm-state-size"].as_u64().unwrap())).collect())
+        .map(|a| {
+            a.iter().map(|s| (s["name"].as_str().unwrap().to_owned(), s["vm-state-size"].as_u64().unwrap())).collect()
+        })
         .unwrap_or_default()
 }
 
@@ -123,7 +128,9 @@ pub fn dom_xml(name: &str, disks: &[(&str, &Path, &str, bool)]) -> String {
             if *ro { "\n      <readonly/>" } else { "" }
         ));
     }
-    format!("<domain type='qemu'>\n  <name>{name}</name>\n  <uuid>{UUID}</uuid>\n  <memory unit='MiB'>64</memory>\n  <vcpu>1</vcpu>\n  <devices>\n{d}  </devices>\n</domain>")
+    format!(
+        "<domain type='qemu'>\n  <name>{name}</name>\n  <uuid>{UUID}</uuid>\n  <memory unit='MiB'>64</memory>\n  <vcpu>1</vcpu>\n  <devices>\n{d}  </devices>\n</domain>"
+    )
 }
 
 pub fn snap(name: &str) -> String {

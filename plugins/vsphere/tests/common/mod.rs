@@ -92,7 +92,8 @@ impl Sim {
         if tls {
             cmd.arg("-tls");
         }
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start simulator");
+        let mut child =
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start simulator");
         let stdin = child.stdin.take().expect("stdin");
         let mut out = BufReader::new(child.stdout.take().expect("stdout"));
         let mut sdk = String::new();
@@ -157,7 +158,10 @@ pub fn fake_http(status: &'static str, ctype: &'static str, body: &'static str, 
         for s in l.incoming().take(requests) {
             let Ok(mut s) = s else { continue };
             read_request(&mut s);
-            let resp = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
             let _ = s.write_all(resp.as_bytes());
         }
     });
@@ -177,7 +181,9 @@ pub fn read_request(s: &mut impl Read) -> String {
     let head = String::from_utf8_lossy(&buf).into_owned();
     let len = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+        .find_map(|l| {
+            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        })
         .unwrap_or(0);
     let mut body = vec![0u8; len];
     let _ = s.read_exact(&mut body);

@@ -3,7 +3,9 @@
 //! `vpconf-` snapshots and removes them before and after.
 
 use virtplug_host::{HostError, codes};
-use virtplug_plugin_api::flags::{domain_state as st, domain_undefine, ops, snapshot_create, snapshot_delete, snapshot_list as fl, snapshot_revert};
+use virtplug_plugin_api::flags::{
+    domain_state as st, domain_undefine, ops, snapshot_create, snapshot_delete, snapshot_list as fl, snapshot_revert,
+};
 
 use crate::{
     case::{Case, CaseResult, Failure, Level, Outcome},
@@ -37,8 +39,16 @@ fn guarded_note(c: &Ctx, body: impl FnOnce(&Ctx) -> Result<Option<String>, Failu
 }
 
 /// Accepts an error whose code and text match one of `allowed`.
-fn expect_error_any<T: std::fmt::Debug>(what: &str, r: Result<T, HostError>, allowed: &[(u32, String)]) -> Result<(), Failure> {
-    let expected = allowed.iter().map(|(code, text)| format!("{} ({code}): {text}", codes::name(*code))).collect::<Vec<_>>().join(" or ");
+fn expect_error_any<T: std::fmt::Debug>(
+    what: &str,
+    r: Result<T, HostError>,
+    allowed: &[(u32, String)],
+) -> Result<(), Failure> {
+    let expected = allowed
+        .iter()
+        .map(|(code, text)| format!("{} ({code}): {text}", codes::name(*code)))
+        .collect::<Vec<_>>()
+        .join(" or ");
     match r {
         Ok(v) => Err(Failure::new(format!("{what} succeeded"), expected, format!("success: {v:?}"))),
         Err(e) if allowed.iter().any(|(code, text)| e.code() == *code && e.to_string() == *text) => Ok(()),
@@ -65,9 +75,14 @@ fn hierarchy(c: &Ctx) -> CaseResult {
         // Either every snapshot carries the plugin's metadata (qemu, test) or none does (esx, vbox).
         let model = c.metadata_model(&n("c"))?;
         for s in ["a", "b"] {
-            check_eq(&format!("has_metadata of {} (the same as vpconf-c's)", n(s)), model == MetadataModel::Plugin, c.lookup(&n(s))?.has_metadata)?;
+            check_eq(
+                &format!("has_metadata of {} (the same as vpconf-c's)", n(s)),
+                model == MetadataModel::Plugin,
+                c.lookup(&n(s))?.has_metadata,
+            )?;
         }
-        let dup = c.conn.snapshot_create(c.dom(), &format!("<domainsnapshot><name>{}</name></domainsnapshot>", n("a")), 0);
+        let dup =
+            c.conn.snapshot_create(c.dom(), &format!("<domainsnapshot><name>{}</name></domainsnapshot>", n("a")), 0);
         let generic = (codes::OPERATION_FAILED, format!("operation failed: domain moment {} already exists", n("a")));
         match model {
             MetadataModel::Plugin => expect_error("creating an existing name again", dup, generic.0, &generic.1)?,
@@ -75,7 +90,13 @@ fn hierarchy(c: &Ctx) -> CaseResult {
             MetadataModel::Hypervisor => expect_error_any(
                 "creating an existing name again",
                 dup,
-                &[generic, (codes::OPERATION_INVALID, format!("Requested operation is not valid: Snapshot '{}' already exists", n("a")))],
+                &[
+                    generic,
+                    (
+                        codes::OPERATION_INVALID,
+                        format!("Requested operation is not valid: Snapshot '{}' already exists", n("a")),
+                    ),
+                ],
             )?,
         }
         Ok(Some(model.describe().to_owned()))
@@ -84,9 +105,13 @@ fn hierarchy(c: &Ctx) -> CaseResult {
 
 fn create_plain(c: &Ctx) -> CaseResult {
     if c.opts.live && !c.has_op(ops::SNAPSHOT_DELETE) {
-        return Ok(Outcome::Skip { reason: "--live: snapshot_delete is not declared, so the snapshot could not be removed".to_owned() });
+        return Ok(Outcome::Skip {
+            reason: "--live: snapshot_delete is not declared, so the snapshot could not be removed".to_owned(),
+        });
     }
-    let r = c.create_on(c.dom(), &n("plain"), 0).and_then(|got| check_eq("name returned by snapshot_create", n("plain"), got));
+    let r = c
+        .create_on(c.dom(), &n("plain"), 0)
+        .and_then(|got| check_eq("name returned by snapshot_create", n("plain"), got));
     c.cleanup()?;
     r.map(|()| Outcome::pass())
 }
@@ -96,7 +121,9 @@ fn branchable(c: &Ctx) -> Option<Outcome> {
     let redefine = c.has_flag(ctx::CREATE_REDEFINE) && c.has_flag(ctx::CREATE_CURRENT) && c.has_op(ops::SNAPSHOT_XML);
     let revert = c.has_op(ops::SNAPSHOT_REVERT) && !c.opts.live;
     (!redefine && !revert).then(|| Outcome::Skip {
-        reason: "needs snapshot_create REDEFINE|CURRENT with snapshot_xml, or snapshot_revert, to build a branching tree".to_owned(),
+        reason:
+            "needs snapshot_create REDEFINE|CURRENT with snapshot_xml, or snapshot_revert, to build a branching tree"
+                .to_owned(),
     })
 }
 
@@ -115,13 +142,17 @@ fn redefine_roundtrip(c: &Ctx) -> CaseResult {
         c.conn.snapshot_delete(c.dom(), &n("a"), md).map_err(|e| op_failed("snapshot_delete METADATA_ONLY", &e))?;
         check_eq("vpconf-a listed after its metadata was dropped", false, c.exists(&n("a"))?)?;
         for x in [&xa, &xb] {
-            c.conn.snapshot_create(c.dom(), x, snapshot_create::REDEFINE).map_err(|e| op_failed("redefine from the dumped XML", &e))?;
+            c.conn
+                .snapshot_create(c.dom(), x, snapshot_create::REDEFINE)
+                .map_err(|e| op_failed("redefine from the dumped XML", &e))?;
         }
         check_eq("XML of vpconf-a after the round trip", xa.clone(), dump(c, &n("a"))?)?;
         check_eq("XML of vpconf-b after the round trip", xb.clone(), dump(c, &n("b"))?)?;
         check_eq("parent of vpconf-b after the round trip", Some(n("a")), c.parent_of(&n("b"))?)?;
         // Redefining the identical XML again is accepted and changes nothing.
-        c.conn.snapshot_create(c.dom(), &xb, snapshot_create::REDEFINE).map_err(|e| op_failed("identical re-redefine", &e))?;
+        c.conn
+            .snapshot_create(c.dom(), &xb, snapshot_create::REDEFINE)
+            .map_err(|e| op_failed("identical re-redefine", &e))?;
         check_eq("XML after an identical re-redefine", xb, dump(c, &n("b"))?)
     })
 }
@@ -136,7 +167,9 @@ fn redefine_current(c: &Ctx) -> CaseResult {
             .snapshot_create(c.dom(), &xa, snapshot_create::REDEFINE | snapshot_create::CURRENT)
             .map_err(|e| op_failed("redefine REDEFINE|CURRENT", &e))?;
         check_eq("current after a redefine with CURRENT", Some(n("a")), c.current()?)?;
-        c.conn.snapshot_create(c.dom(), &xb, snapshot_create::REDEFINE).map_err(|e| op_failed("redefine without CURRENT", &e))?;
+        c.conn
+            .snapshot_create(c.dom(), &xb, snapshot_create::REDEFINE)
+            .map_err(|e| op_failed("redefine without CURRENT", &e))?;
         check_eq("current after a redefine without CURRENT (unchanged)", Some(n("a")), c.current()?)?;
         check_eq("vpconf-b reports itself not current", false, c.lookup(&n("b"))?.current)
     })
@@ -152,12 +185,19 @@ fn no_metadata(c: &Ctx) -> CaseResult {
         let listed = c.list(c.dom())?;
         let record = listed.iter().find(|s| s.name == name);
         if let Some(s) = record.filter(|s| s.has_metadata) {
-            return Err(Failure::new("a NO_METADATA snapshot is listed with metadata", "not listed (or listed without metadata)", format!("{s:?}")));
+            return Err(Failure::new(
+                "a NO_METADATA snapshot is listed with metadata",
+                "not listed (or listed without metadata)",
+                format!("{s:?}"),
+            ));
         }
         match model {
             MetadataModel::Plugin => {
                 check_eq("current after a NO_METADATA create (unchanged)", Some(n("meta")), c.current()?)?;
-                Ok(Some(format!("{}: the snapshot is taken, nothing listed with metadata, current unchanged", model.describe())))
+                Ok(Some(format!(
+                    "{}: the snapshot is taken, nothing listed with metadata, current unchanged",
+                    model.describe()
+                )))
             }
             // esx/vbox: "libvirt tracks no snapshot metadata so supporting that flag is trivial"
             // (§4.3): the create is a plain one — the snapshot is on the host, a child of the
@@ -170,9 +210,20 @@ fn no_metadata(c: &Ctx) -> CaseResult {
                         "not listed",
                     ));
                 };
-                check_eq("parent of the NO_METADATA snapshot (the previous current one)", Some(n("meta")), s.parent.clone())?;
-                check_eq("current after a NO_METADATA create (the new snapshot, as a plain create)", Some(name.clone()), c.current()?)?;
-                Ok(Some(format!("{}: NO_METADATA is a no-op, the snapshot is listed without metadata and is current", model.describe())))
+                check_eq(
+                    "parent of the NO_METADATA snapshot (the previous current one)",
+                    Some(n("meta")),
+                    s.parent.clone(),
+                )?;
+                check_eq(
+                    "current after a NO_METADATA create (the new snapshot, as a plain create)",
+                    Some(name.clone()),
+                    c.current()?,
+                )?;
+                Ok(Some(format!(
+                    "{}: NO_METADATA is a no-op, the snapshot is listed without metadata and is current",
+                    model.describe()
+                )))
             }
         }
     })
@@ -224,7 +275,9 @@ fn delete_children(c: &Ctx) -> CaseResult {
     }
     guarded(c, |c| {
         let before = tree(c)?;
-        c.conn.snapshot_delete(c.dom(), &n("r"), snapshot_delete::CHILDREN).map_err(|e| op_failed("delete CHILDREN", &e))?;
+        c.conn
+            .snapshot_delete(c.dom(), &n("r"), snapshot_delete::CHILDREN)
+            .map_err(|e| op_failed("delete CHILDREN", &e))?;
         check_eq("our snapshots after delete CHILDREN of the root", Vec::<String>::new(), c.list_ours(0)?)?;
         check_eq("current after delete CHILDREN removed the current one", before, c.current()?)
     })
@@ -236,7 +289,9 @@ fn delete_children_only(c: &Ctx) -> CaseResult {
     }
     guarded(c, |c| {
         tree(c)?;
-        c.conn.snapshot_delete(c.dom(), &n("r"), snapshot_delete::CHILDREN_ONLY).map_err(|e| op_failed("delete CHILDREN_ONLY", &e))?;
+        c.conn
+            .snapshot_delete(c.dom(), &n("r"), snapshot_delete::CHILDREN_ONLY)
+            .map_err(|e| op_failed("delete CHILDREN_ONLY", &e))?;
         check_eq("our snapshots after delete CHILDREN_ONLY of the root", set(&["r"]), sorted(c.list_ours(0)?))?;
         check_eq("current after delete CHILDREN_ONLY removed the current one", Some(n("r")), c.current()?)
     })
@@ -248,7 +303,9 @@ fn delete_metadata_only(c: &Ctx) -> CaseResult {
         c.create(&n("a"))?;
         c.create(&n("b"))?;
         let model = c.metadata_model(&n("a"))?;
-        c.conn.snapshot_delete(c.dom(), &n("a"), snapshot_delete::METADATA_ONLY).map_err(|e| op_failed("delete METADATA_ONLY", &e))?;
+        c.conn
+            .snapshot_delete(c.dom(), &n("a"), snapshot_delete::METADATA_ONLY)
+            .map_err(|e| op_failed("delete METADATA_ONLY", &e))?;
         let ours = sorted(c.list_ours(0)?);
         match model {
             MetadataModel::Plugin => {}
@@ -256,14 +313,22 @@ fn delete_metadata_only(c: &Ctx) -> CaseResult {
             // snapshot stays, with its child and current untouched. (libvirt's vbox instead edits
             // the .vbox file, which drops the snapshot: that is checked as for the other model.)
             MetadataModel::Hypervisor if ours == set(&["a", "b"]) => {
-                check_eq("parent of vpconf-b after a no-op METADATA_ONLY delete of its parent", Some(n("a")), c.parent_of(&n("b"))?)?;
+                check_eq(
+                    "parent of vpconf-b after a no-op METADATA_ONLY delete of its parent",
+                    Some(n("a")),
+                    c.parent_of(&n("b"))?,
+                )?;
                 check_eq("current after a no-op METADATA_ONLY delete", Some(n("b")), c.current()?)?;
                 return Ok(Some(format!("{}: METADATA_ONLY is a no-op, the snapshot stays", model.describe())));
             }
             MetadataModel::Hypervisor => {}
         }
         check_eq("our snapshots after delete METADATA_ONLY", set(&["b"]), ours)?;
-        check_eq("parent of vpconf-b after its parent's metadata was dropped (vpconf-a's parent)", before, c.parent_of(&n("b"))?)?;
+        check_eq(
+            "parent of vpconf-b after its parent's metadata was dropped (vpconf-a's parent)",
+            before,
+            c.parent_of(&n("b"))?,
+        )?;
         Ok(Some(format!("{}: METADATA_ONLY drops the snapshot from the tree", model.describe())))
     })
 }
@@ -278,7 +343,10 @@ fn list_filter(c: &Ctx, flags: u32) -> CaseResult {
         let model = c.metadata_model(&n("r"))?;
         let all = c.list(c.dom())?;
         let ours: Vec<_> = all.iter().filter(|s| s.name.starts_with(PREFIX)).collect();
-        let group = |bits: u32| { let b = flags & bits; if b == bits { 0 } else { b } };
+        let group = |bits: u32| {
+            let b = flags & bits;
+            if b == bits { 0 } else { b }
+        };
         let expected: Vec<String> = ours
             .iter()
             .filter(|s| {
@@ -291,9 +359,14 @@ fn list_filter(c: &Ctx, flags: u32) -> CaseResult {
                 let stt = group(fl::INACTIVE | fl::ACTIVE | fl::DISK_ONLY);
                 let loc = group(fl::INTERNAL | fl::EXTERNAL);
                 (flags & fl::ROOTS == 0 || is_root)
-                    && (m == 0 || (m & fl::METADATA != 0 && s.has_metadata) || (m & fl::NO_METADATA != 0 && !s.has_metadata))
+                    && (m == 0
+                        || (m & fl::METADATA != 0 && s.has_metadata)
+                        || (m & fl::NO_METADATA != 0 && !s.has_metadata))
                     && (l == 0 || (l & fl::LEAVES != 0 && !has_children) || (l & fl::NO_LEAVES != 0 && has_children))
-                    && (stt == 0 || (stt & fl::INACTIVE != 0 && inactive) || (stt & fl::DISK_ONLY != 0 && disk) || (stt & fl::ACTIVE != 0 && !inactive && !disk))
+                    && (stt == 0
+                        || (stt & fl::INACTIVE != 0 && inactive)
+                        || (stt & fl::DISK_ONLY != 0 && disk)
+                        || (stt & fl::ACTIVE != 0 && !inactive && !disk))
                     && (loc == 0 || (loc & fl::INTERNAL != 0 && !s.external) || (loc & fl::EXTERNAL != 0 && s.external))
             })
             .map(|s| s.name.clone())
@@ -306,12 +379,20 @@ fn list_filter(c: &Ctx, flags: u32) -> CaseResult {
             f if f == fl::LEAVES | fl::NO_LEAVES => Some(set(&["l1", "l2", "m", "r"])),
             // The plugin's metadata on every snapshot (qemu, test); none at all when the
             // hypervisor keeps it: METADATA lists nothing (esx, vbox, §4.3), NO_METADATA all.
-            f if f == fl::METADATA => Some(if model == MetadataModel::Plugin { set(&["l1", "l2", "m", "r"]) } else { vec![] }),
-            f if f == fl::NO_METADATA => Some(if model == MetadataModel::Plugin { vec![] } else { set(&["l1", "l2", "m", "r"]) }),
+            f if f == fl::METADATA => {
+                Some(if model == MetadataModel::Plugin { set(&["l1", "l2", "m", "r"]) } else { vec![] })
+            }
+            f if f == fl::NO_METADATA => {
+                Some(if model == MetadataModel::Plugin { vec![] } else { set(&["l1", "l2", "m", "r"]) })
+            }
             _ => None,
         };
         if let Some(structural) = structural {
-            check_eq("the plugin's records do not describe the tree that was built", structural, sorted(expected.clone()))?;
+            check_eq(
+                "the plugin's records do not describe the tree that was built",
+                structural,
+                sorted(expected.clone()),
+            )?;
         }
         let got = c.list_ours(flags)?;
         check_eq(&format!("snapshot_list with flags 0x{flags:x}"), sorted(expected), sorted(got.clone()))?;
@@ -319,7 +400,11 @@ fn list_filter(c: &Ctx, flags: u32) -> CaseResult {
             let pos = |s: &str| got.iter().position(|g| g == &n(s));
             for (p, ch) in [("r", "m"), ("m", "l1"), ("r", "l2")] {
                 if pos(p) > pos(ch) {
-                    return Err(Failure::new("TOPOLOGICAL listed a child before its parent", format!("{} before {}", n(p), n(ch)), format!("{got:?}")));
+                    return Err(Failure::new(
+                        "TOPOLOGICAL listed a child before its parent",
+                        format!("{} before {}", n(p), n(ch)),
+                        format!("{got:?}"),
+                    ));
                 }
             }
         }
@@ -336,8 +421,15 @@ fn list_children(c: &Ctx) -> CaseResult {
         let kids = c.conn.snapshot_list_children(c.dom(), &n("r"), 0).map_err(|e| op_failed("list children", &e))?;
         check_eq("children of vpconf-r", set(&["l2", "m"]), sorted(kids.into_iter().map(|s| s.name).collect()))?;
         if c.has_flag(list_flag(fl::DESCENDANTS)) {
-            let all = c.conn.snapshot_list_children(c.dom(), &n("r"), fl::DESCENDANTS).map_err(|e| op_failed("list DESCENDANTS", &e))?;
-            check_eq("descendants of vpconf-r", set(&["l1", "l2", "m"]), sorted(all.into_iter().map(|s| s.name).collect()))?;
+            let all = c
+                .conn
+                .snapshot_list_children(c.dom(), &n("r"), fl::DESCENDANTS)
+                .map_err(|e| op_failed("list DESCENDANTS", &e))?;
+            check_eq(
+                "descendants of vpconf-r",
+                set(&["l1", "l2", "m"]),
+                sorted(all.into_iter().map(|s| s.name).collect()),
+            )?;
         }
         Ok(())
     })
@@ -372,18 +464,28 @@ fn destroy_if_active(c: &Ctx) -> Result<(), Failure> {
 /// revert while running either succeeds or is refused with OPERATION_INVALID, changing nothing.
 /// The power state after reverting to a running snapshot is only reported.
 fn hypervisor_reverts(c: &Ctx, notes: &mut Vec<String>) -> Result<(), Failure> {
-    c.conn.snapshot_revert(c.dom(), &n("on"), 0).map_err(|e| op_failed("revert a shut-off domain to a running snapshot", &e))?;
+    c.conn
+        .snapshot_revert(c.dom(), &n("on"), 0)
+        .map_err(|e| op_failed("revert a shut-off domain to a running snapshot", &e))?;
     check_eq("current after revert", Some(n("on")), c.current()?)?;
-    notes.push(format!("flagless revert to a running snapshot leaves the domain {} (the hypervisor decides)", state_name(domain_state(c)?)));
+    notes.push(format!(
+        "flagless revert to a running snapshot leaves the domain {} (the hypervisor decides)",
+        state_name(domain_state(c)?)
+    ));
     destroy_if_active(c)?;
-    c.conn.snapshot_revert(c.dom(), &n("off"), 0).map_err(|e| op_failed("revert a shut-off domain to a shut-off snapshot", &e))?;
+    c.conn
+        .snapshot_revert(c.dom(), &n("off"), 0)
+        .map_err(|e| op_failed("revert a shut-off domain to a shut-off snapshot", &e))?;
     check_eq("domain state after reverting a shut-off domain to a shut-off snapshot", st::SHUTOFF, domain_state(c)?)?;
     check_eq("current after revert", Some(n("off")), c.current()?)?;
     c.conn.domain_start(c.dom()).map_err(|e| op_failed("domain_start", &e))?;
     match c.conn.snapshot_revert(c.dom(), &n("on"), 0) {
         Ok(()) => {
             check_eq("current after a revert while running", Some(n("on")), c.current()?)?;
-            notes.push(format!("a revert while running is accepted, leaving the domain {}", state_name(domain_state(c)?)));
+            notes.push(format!(
+                "a revert while running is accepted, leaving the domain {}",
+                state_name(domain_state(c)?)
+            ));
         }
         Err(e) if e.code() == codes::OPERATION_INVALID => {
             check_eq("current after a refused revert (unchanged)", Some(n("off")), c.current()?)?;
@@ -421,19 +523,27 @@ fn revert_state(c: &Ctx) -> CaseResult {
             if model == MetadataModel::Hypervisor {
                 hypervisor_reverts(c, &mut notes)?;
             } else {
-                c.conn.snapshot_revert(c.dom(), &n("on"), 0).map_err(|e| op_failed("revert to a running snapshot", &e))?;
+                c.conn
+                    .snapshot_revert(c.dom(), &n("on"), 0)
+                    .map_err(|e| op_failed("revert to a running snapshot", &e))?;
                 check_eq("domain state after reverting to a running snapshot", st::RUNNING, domain_state(c)?)?;
                 check_eq("current after revert", Some(n("on")), c.current()?)?;
-                c.conn.snapshot_revert(c.dom(), &n("off"), 0).map_err(|e| op_failed("revert to a shut-off snapshot", &e))?;
+                c.conn
+                    .snapshot_revert(c.dom(), &n("off"), 0)
+                    .map_err(|e| op_failed("revert to a shut-off snapshot", &e))?;
                 check_eq("domain state after reverting to a shut-off snapshot", st::SHUTOFF, domain_state(c)?)?;
                 check_eq("current after revert", Some(n("off")), c.current()?)?;
             }
             if c.has_flag(ctx::REVERT_PAUSED) {
-                c.conn.snapshot_revert(c.dom(), &n("on"), snapshot_revert::PAUSED).map_err(|e| op_failed("revert PAUSED", &e))?;
+                c.conn
+                    .snapshot_revert(c.dom(), &n("on"), snapshot_revert::PAUSED)
+                    .map_err(|e| op_failed("revert PAUSED", &e))?;
                 check_eq("domain state after revert PAUSED", st::PAUSED, domain_state(c)?)?;
             }
             if c.has_flag(ctx::REVERT_RUNNING) {
-                c.conn.snapshot_revert(c.dom(), &n("off"), snapshot_revert::RUNNING).map_err(|e| op_failed("revert RUNNING", &e))?;
+                c.conn
+                    .snapshot_revert(c.dom(), &n("off"), snapshot_revert::RUNNING)
+                    .map_err(|e| op_failed("revert RUNNING", &e))?;
                 check_eq("domain state after revert RUNNING to a shut-off snapshot", st::RUNNING, domain_state(c)?)?;
             }
             Ok(())
@@ -501,12 +611,20 @@ fn disk_only(c: &Ctx) -> CaseResult {
         if !allowed.contains(&info.state) {
             return Err(Failure::new(
                 "state of a DISK_ONLY snapshot taken by a hypervisor that keeps the metadata",
-                format!("disk-snapshot, or a power state the hypervisor recorded: {}", allowed.iter().map(|s| state_name(*s)).collect::<Vec<_>>().join(" or ")),
+                format!(
+                    "disk-snapshot, or a power state the hypervisor recorded: {}",
+                    allowed.iter().map(|s| state_name(*s)).collect::<Vec<_>>().join(" or ")
+                ),
                 format!("{} ({})", state_name(info.state), info.state),
             ));
         }
         check_eq("parent of the DISK_ONLY snapshot (the previous current one)", before, info.parent.clone())?;
-        Ok(Some(format!("{}: the DISK_ONLY snapshot records the power state '{}', disk_only {}", model.describe(), state_name(info.state), info.disk_only)))
+        Ok(Some(format!(
+            "{}: the DISK_ONLY snapshot records the power state '{}', disk_only {}",
+            model.describe(),
+            state_name(info.state),
+            info.disk_only
+        )))
     })
 }
 
@@ -530,7 +648,9 @@ fn undefine_guard(c: &Ctx) -> CaseResult {
             "Requested operation is not valid: cannot delete inactive domain with 1 snapshots",
         )?;
         if c.has_flag(ctx::UNDEFINE_SNAPSHOTS_METADATA) {
-            c.conn.domain_undefine(&dom, domain_undefine::SNAPSHOTS_METADATA).map_err(|e| op_failed("undefine SNAPSHOTS_METADATA", &e))?;
+            c.conn
+                .domain_undefine(&dom, domain_undefine::SNAPSHOTS_METADATA)
+                .map_err(|e| op_failed("undefine SNAPSHOTS_METADATA", &e))?;
             if c.has_op(ops::DOMAIN_LOOKUP) {
                 expect_error(
                     "lookup of the undefined domain",
@@ -563,13 +683,28 @@ fn unknown_domain(c: &Ctx) -> CaseResult {
     let d = crate::cases::matrix::NOSUCH_DOMAIN;
     let text = format!("Domain not found: no domain with matching name '{d}'");
     if c.has_op(ops::DOMAIN_LOOKUP) {
-        expect_error("domain_lookup of an unknown domain", c.conn.domain_lookup(d).map(|x| x.name), codes::NO_DOMAIN, &text)?;
+        expect_error(
+            "domain_lookup of an unknown domain",
+            c.conn.domain_lookup(d).map(|x| x.name),
+            codes::NO_DOMAIN,
+            &text,
+        )?;
     }
     if c.has_op(ops::SNAPSHOT_LIST) {
-        expect_error("snapshot_list of an unknown domain", c.conn.snapshot_list(d, 0).map(|l| l.len()), codes::NO_DOMAIN, &text)?;
+        expect_error(
+            "snapshot_list of an unknown domain",
+            c.conn.snapshot_list(d, 0).map(|l| l.len()),
+            codes::NO_DOMAIN,
+            &text,
+        )?;
     }
     if c.has_op(ops::SNAPSHOT_CURRENT) {
-        expect_error("snapshot_current of an unknown domain", c.conn.snapshot_current(d).map(|x| x.map(|s| s.name)), codes::NO_DOMAIN, &text)?;
+        expect_error(
+            "snapshot_current of an unknown domain",
+            c.conn.snapshot_current(d).map(|x| x.map(|s| s.name)),
+            codes::NO_DOMAIN,
+            &text,
+        )?;
     }
     if c.has_op(ops::SNAPSHOT_CREATE) {
         expect_error("snapshot_create on an unknown domain", c.create_raw(d), codes::NO_DOMAIN, &text)?;
@@ -582,7 +717,12 @@ fn unknown_snapshot(c: &Ctx) -> CaseResult {
     let text = format!("Domain snapshot not found: no domain snapshot with matching name '{s}'");
     let code = codes::NO_DOMAIN_SNAPSHOT;
     if c.has_op(ops::SNAPSHOT_LOOKUP) {
-        expect_error("snapshot_lookup of an unknown snapshot", c.conn.snapshot_lookup(c.dom(), &s).map(|x| x.name), code, &text)?;
+        expect_error(
+            "snapshot_lookup of an unknown snapshot",
+            c.conn.snapshot_lookup(c.dom(), &s).map(|x| x.name),
+            code,
+            &text,
+        )?;
     }
     if c.has_op(ops::SNAPSHOT_XML) {
         expect_error("snapshot_xml of an unknown snapshot", c.conn.snapshot_xml(c.dom(), &s, 0), code, &text)?;
@@ -594,7 +734,12 @@ fn unknown_snapshot(c: &Ctx) -> CaseResult {
         expect_error("snapshot_revert to an unknown snapshot", c.conn.snapshot_revert(c.dom(), &s, 0), code, &text)?;
     }
     if c.has_op(ops::SNAPSHOT_LIST) {
-        expect_error("listing the children of an unknown snapshot", c.conn.snapshot_list_children(c.dom(), &s, 0).map(|l| l.len()), code, &text)?;
+        expect_error(
+            "listing the children of an unknown snapshot",
+            c.conn.snapshot_list_children(c.dom(), &s, 0).map(|l| l.len()),
+            code,
+            &text,
+        )?;
     }
     Ok(Outcome::pass())
 }
@@ -605,9 +750,13 @@ fn import(c: &Ctx) -> CaseResult {
         c.create(&n("b"))?;
         let (xa, xb) = (dump(c, &n("a"))?, dump(c, &n("b"))?);
         for s in ["b", "a"] {
-            c.conn.snapshot_delete(c.dom(), &n(s), snapshot_delete::METADATA_ONLY).map_err(|e| op_failed("delete METADATA_ONLY", &e))?;
+            c.conn
+                .snapshot_delete(c.dom(), &n(s), snapshot_delete::METADATA_ONLY)
+                .map_err(|e| op_failed("delete METADATA_ONLY", &e))?;
         }
-        c.conn.snapshot_import(c.dom(), &[xa.clone(), xb.clone()], Some(&n("b")), 0).map_err(|e| op_failed("snapshot_import", &e))?;
+        c.conn
+            .snapshot_import(c.dom(), &[xa.clone(), xb.clone()], Some(&n("b")), 0)
+            .map_err(|e| op_failed("snapshot_import", &e))?;
         check_eq("parent of vpconf-b after import", Some(n("a")), c.parent_of(&n("b"))?)?;
         check_eq("current after import", Some(n("b")), c.current()?)?;
         check_eq("XML of vpconf-a after import", xa, dump(c, &n("a"))?)
@@ -646,41 +795,124 @@ impl Ctx {
     }
 }
 
-const CREATE_READ: u64 = ops::SNAPSHOT_CREATE | ops::SNAPSHOT_LOOKUP | ops::SNAPSHOT_CURRENT | ops::SNAPSHOT_LIST | ops::SNAPSHOT_DELETE;
+const CREATE_READ: u64 =
+    ops::SNAPSHOT_CREATE | ops::SNAPSHOT_LOOKUP | ops::SNAPSHOT_CURRENT | ops::SNAPSHOT_LIST | ops::SNAPSHOT_DELETE;
 
 /// Every behavioural case.
 pub fn cases() -> Vec<Case> {
     let b = Level::Behaviour;
     let mut v = vec![
-        Case::new("behaviour.create_plain", b, "a plain create with a name succeeds and returns that name", create_plain).ops(ops::SNAPSHOT_CREATE),
-        Case::new("behaviour.create_hierarchy", b, "plain creates chain: parent = previous current; the new one becomes current; duplicate names refused", hierarchy).ops(CREATE_READ),
-        Case::new("behaviour.redefine_roundtrip", b, "dump, drop metadata, redefine: identical XML and hierarchy", redefine_roundtrip)
-            .ops(CREATE_READ | ops::SNAPSHOT_XML).flag(ctx::CREATE_REDEFINE).flag(ctx::DELETE_METADATA_ONLY),
-        Case::new("behaviour.redefine_current", b, "REDEFINE|CURRENT makes current; REDEFINE alone leaves current alone", redefine_current)
-            .ops(CREATE_READ | ops::SNAPSHOT_XML).flag(ctx::CREATE_REDEFINE).flag(ctx::CREATE_CURRENT),
-        Case::new("behaviour.no_metadata", b, "NO_METADATA: the snapshot is taken, nothing listed, current unchanged", no_metadata)
-            .ops(CREATE_READ).flag(ctx::CREATE_NO_METADATA),
-        Case::new("behaviour.delete_reparent", b, "delete reparents children and moves current to the parent", delete_reparent).ops(CREATE_READ),
+        Case::new(
+            "behaviour.create_plain",
+            b,
+            "a plain create with a name succeeds and returns that name",
+            create_plain,
+        )
+        .ops(ops::SNAPSHOT_CREATE),
+        Case::new(
+            "behaviour.create_hierarchy",
+            b,
+            "plain creates chain: parent = previous current; the new one becomes current; duplicate names refused",
+            hierarchy,
+        )
+        .ops(CREATE_READ),
+        Case::new(
+            "behaviour.redefine_roundtrip",
+            b,
+            "dump, drop metadata, redefine: identical XML and hierarchy",
+            redefine_roundtrip,
+        )
+        .ops(CREATE_READ | ops::SNAPSHOT_XML)
+        .flag(ctx::CREATE_REDEFINE)
+        .flag(ctx::DELETE_METADATA_ONLY),
+        Case::new(
+            "behaviour.redefine_current",
+            b,
+            "REDEFINE|CURRENT makes current; REDEFINE alone leaves current alone",
+            redefine_current,
+        )
+        .ops(CREATE_READ | ops::SNAPSHOT_XML)
+        .flag(ctx::CREATE_REDEFINE)
+        .flag(ctx::CREATE_CURRENT),
+        Case::new(
+            "behaviour.no_metadata",
+            b,
+            "NO_METADATA: the snapshot is taken, nothing listed, current unchanged",
+            no_metadata,
+        )
+        .ops(CREATE_READ)
+        .flag(ctx::CREATE_NO_METADATA),
+        Case::new(
+            "behaviour.delete_reparent",
+            b,
+            "delete reparents children and moves current to the parent",
+            delete_reparent,
+        )
+        .ops(CREATE_READ),
         Case::new("behaviour.delete_children", b, "delete CHILDREN removes the whole subtree", delete_children)
-            .ops(CREATE_READ).flag(ctx::DELETE_CHILDREN),
-        Case::new("behaviour.delete_children_only", b, "delete CHILDREN_ONLY keeps the snapshot, current moves to it", delete_children_only)
-            .ops(CREATE_READ).flag(ctx::DELETE_CHILDREN_ONLY),
-        Case::new("behaviour.delete_metadata_only", b, "delete METADATA_ONLY drops the snapshot from the tree and reparents", delete_metadata_only)
-            .ops(CREATE_READ).flag(ctx::DELETE_METADATA_ONLY),
+            .ops(CREATE_READ)
+            .flag(ctx::DELETE_CHILDREN),
+        Case::new(
+            "behaviour.delete_children_only",
+            b,
+            "delete CHILDREN_ONLY keeps the snapshot, current moves to it",
+            delete_children_only,
+        )
+        .ops(CREATE_READ)
+        .flag(ctx::DELETE_CHILDREN_ONLY),
+        Case::new(
+            "behaviour.delete_metadata_only",
+            b,
+            "delete METADATA_ONLY drops the snapshot from the tree and reparents",
+            delete_metadata_only,
+        )
+        .ops(CREATE_READ)
+        .flag(ctx::DELETE_METADATA_ONLY),
         Case::new("behaviour.list_children", b, "children and DESCENDANTS listings", list_children).ops(CREATE_READ),
-        Case::new("behaviour.revert_state", b, "revert restores the recorded domain state and sets current", revert_state)
-            .ops(CREATE_READ | ops::SNAPSHOT_REVERT | ops::DOMAIN_LOOKUP | ops::DOMAIN_START | ops::DOMAIN_DESTROY).touches_domain(),
+        Case::new(
+            "behaviour.revert_state",
+            b,
+            "revert restores the recorded domain state and sets current",
+            revert_state,
+        )
+        .ops(CREATE_READ | ops::SNAPSHOT_REVERT | ops::DOMAIN_LOOKUP | ops::DOMAIN_START | ops::DOMAIN_DESTROY)
+        .touches_domain(),
         Case::new("behaviour.create_halt", b, "create HALT stops the domain after the snapshot", halt)
-            .ops(CREATE_READ | ops::DOMAIN_LOOKUP | ops::DOMAIN_START | ops::DOMAIN_DESTROY).flag(ctx::CREATE_HALT).touches_domain(),
-        Case::new("behaviour.create_disk_only", b, "create DISK_ONLY records a disk-snapshot", disk_only).ops(CREATE_READ).flag(ctx::CREATE_DISK_ONLY),
-        Case::new("behaviour.undefine_guard", b, "undefining an inactive domain with snapshots is refused unless SNAPSHOTS_METADATA", undefine_guard)
-            .ops(ops::DOMAIN_DEFINE | ops::DOMAIN_UNDEFINE | ops::SNAPSHOT_CREATE),
-        Case::new("behaviour.error_unknown_domain", b, "every operation names an unknown domain with NO_DOMAIN", unknown_domain),
-        Case::new("behaviour.error_unknown_snapshot", b, "every operation names an unknown snapshot with NO_DOMAIN_SNAPSHOT", unknown_snapshot),
+            .ops(CREATE_READ | ops::DOMAIN_LOOKUP | ops::DOMAIN_START | ops::DOMAIN_DESTROY)
+            .flag(ctx::CREATE_HALT)
+            .touches_domain(),
+        Case::new("behaviour.create_disk_only", b, "create DISK_ONLY records a disk-snapshot", disk_only)
+            .ops(CREATE_READ)
+            .flag(ctx::CREATE_DISK_ONLY),
+        Case::new(
+            "behaviour.undefine_guard",
+            b,
+            "undefining an inactive domain with snapshots is refused unless SNAPSHOTS_METADATA",
+            undefine_guard,
+        )
+        .ops(ops::DOMAIN_DEFINE | ops::DOMAIN_UNDEFINE | ops::SNAPSHOT_CREATE),
+        Case::new(
+            "behaviour.error_unknown_domain",
+            b,
+            "every operation names an unknown domain with NO_DOMAIN",
+            unknown_domain,
+        ),
+        Case::new(
+            "behaviour.error_unknown_snapshot",
+            b,
+            "every operation names an unknown snapshot with NO_DOMAIN_SNAPSHOT",
+            unknown_snapshot,
+        ),
         Case::new("behaviour.snapshot_import", b, "import redefines a hierarchy in one step and marks current", import)
-            .ops(CREATE_READ | ops::SNAPSHOT_XML | ops::SNAPSHOT_IMPORT).flag(ctx::DELETE_METADATA_ONLY),
-        Case::new("behaviour.snapshot_edit_rename", b, "edit renames a snapshot and keeps its children attached", edit_rename)
-            .ops(CREATE_READ | ops::SNAPSHOT_XML | ops::SNAPSHOT_EDIT),
+            .ops(CREATE_READ | ops::SNAPSHOT_XML | ops::SNAPSHOT_IMPORT)
+            .flag(ctx::DELETE_METADATA_ONLY),
+        Case::new(
+            "behaviour.snapshot_edit_rename",
+            b,
+            "edit renames a snapshot and keeps its children attached",
+            edit_rename,
+        )
+        .ops(CREATE_READ | ops::SNAPSHOT_XML | ops::SNAPSHOT_EDIT),
     ];
     let filters: &[(u32, &str)] = &[
         (fl::ROOTS, "ROOTS"),
@@ -701,8 +933,13 @@ pub fn cases() -> Vec<Case> {
         (fl::ROOTS | fl::LEAVES, "ROOTS_LEAVES"),
     ];
     for &(flags, name) in filters {
-        let mut case = Case::new(format!("behaviour.list.{name}"), b, format!("snapshot_list filter {name} (documented group rule)"), move |c| list_filter(c, flags))
-            .ops(CREATE_READ);
+        let mut case = Case::new(
+            format!("behaviour.list.{name}"),
+            b,
+            format!("snapshot_list filter {name} (documented group rule)"),
+            move |c| list_filter(c, flags),
+        )
+        .ops(CREATE_READ);
         let mut bits = flags;
         while bits != 0 {
             let bit = bits & bits.wrapping_neg();

@@ -9,7 +9,10 @@ use virtplug_host::{HostError, codes};
 use virtplug_plugin_api::{
     AbiError, Capabilities,
     abi_stable::std_types::{ROption, RString, RVec},
-    flags::{domain_undefine, domain_xml, ops, snapshot_create, snapshot_delete, snapshot_import, snapshot_list, snapshot_revert, snapshot_xml},
+    flags::{
+        domain_undefine, domain_xml, ops, snapshot_create, snapshot_delete, snapshot_import, snapshot_list,
+        snapshot_revert, snapshot_xml,
+    },
 };
 
 use crate::{
@@ -52,63 +55,227 @@ fn redefine_xml(name: &str) -> String {
 
 fn create_xml(flags: u32) -> String {
     let name = format!("{PREFIX}probe-0x{flags:x}-{}", std::process::id());
-    if flags & snapshot_create::REDEFINE != 0 { redefine_xml(&name) } else { format!("<domainsnapshot><name>{name}</name></domainsnapshot>") }
+    if flags & snapshot_create::REDEFINE != 0 {
+        redefine_xml(&name)
+    } else {
+        format!("<domainsnapshot><name>{name}</name></domainsnapshot>")
+    }
 }
 
 /// Every operation (in `ops::NAMES` order).
 pub static OPS: &[OpSpec] = &[
-    OpSpec { name: "domain_list", bit: ops::DOMAIN_LIST, defined: 0, names: &[], mask: none, needs_probe: false,
-        host: |c, _| c.conn.domain_list().map(drop), direct: |c, _| raw(c.raw().domain_list()).map(drop) },
-    OpSpec { name: "domain_lookup", bit: ops::DOMAIN_LOOKUP, defined: 0, names: &[], mask: none, needs_probe: false,
-        host: |c, _| c.conn.domain_lookup(c.dom()).map(drop), direct: |c, _| raw(c.raw().domain_lookup_by_name(s(c.dom()))).map(drop) },
-    OpSpec { name: "domain_define", bit: ops::DOMAIN_DEFINE, defined: 0, names: &[], mask: none, needs_probe: false,
-        host: |c, _| c.conn.domain_define(&probe_domain_xml()).map(drop), direct: |c, _| raw(c.raw().domain_define(s(&probe_domain_xml()))).map(drop) },
-    OpSpec { name: "domain_undefine", bit: ops::DOMAIN_UNDEFINE, defined: domain_undefine::ALL, names: domain_undefine::NAMES, mask: |c| c.domain_undefine, needs_probe: false,
-        host: |c, f| c.conn.domain_undefine(NOSUCH_DOMAIN, f), direct: |c, f| raw(c.raw().domain_undefine(s(NOSUCH_DOMAIN), f)) },
-    OpSpec { name: "domain_start", bit: ops::DOMAIN_START, defined: 0, names: &[], mask: none, needs_probe: false,
-        host: |c, _| c.conn.domain_start(NOSUCH_DOMAIN), direct: |c, _| raw(c.raw().domain_start(s(NOSUCH_DOMAIN))) },
-    OpSpec { name: "domain_shutdown", bit: ops::DOMAIN_SHUTDOWN, defined: 0, names: &[], mask: none, needs_probe: false,
-        host: |c, _| c.conn.domain_shutdown(NOSUCH_DOMAIN), direct: |c, _| raw(c.raw().domain_shutdown(s(NOSUCH_DOMAIN))) },
-    OpSpec { name: "domain_destroy", bit: ops::DOMAIN_DESTROY, defined: 0, names: &[], mask: none, needs_probe: false,
-        host: |c, _| c.conn.domain_destroy(NOSUCH_DOMAIN), direct: |c, _| raw(c.raw().domain_destroy(s(NOSUCH_DOMAIN))) },
-    OpSpec { name: "domain_suspend", bit: ops::DOMAIN_SUSPEND, defined: 0, names: &[], mask: none, needs_probe: false,
-        host: |c, _| c.conn.domain_suspend(NOSUCH_DOMAIN), direct: |c, _| raw(c.raw().domain_suspend(s(NOSUCH_DOMAIN))) },
-    OpSpec { name: "domain_resume", bit: ops::DOMAIN_RESUME, defined: 0, names: &[], mask: none, needs_probe: false,
-        host: |c, _| c.conn.domain_resume(NOSUCH_DOMAIN), direct: |c, _| raw(c.raw().domain_resume(s(NOSUCH_DOMAIN))) },
-    OpSpec { name: "domain_xml", bit: ops::DOMAIN_XML, defined: domain_xml::ALL, names: domain_xml::NAMES, mask: |c| c.domain_xml, needs_probe: false,
-        host: |c, f| c.conn.domain_xml(c.dom(), f).map(drop), direct: |c, f| raw(c.raw().domain_xml(s(c.dom()), f)).map(drop) },
-    OpSpec { name: "snapshot_create", bit: ops::SNAPSHOT_CREATE, defined: snapshot_create::ALL, names: snapshot_create::NAMES, mask: |c| c.snapshot_create, needs_probe: false,
+    OpSpec {
+        name: "domain_list",
+        bit: ops::DOMAIN_LIST,
+        defined: 0,
+        names: &[],
+        mask: none,
+        needs_probe: false,
+        host: |c, _| c.conn.domain_list().map(drop),
+        direct: |c, _| raw(c.raw().domain_list()).map(drop),
+    },
+    OpSpec {
+        name: "domain_lookup",
+        bit: ops::DOMAIN_LOOKUP,
+        defined: 0,
+        names: &[],
+        mask: none,
+        needs_probe: false,
+        host: |c, _| c.conn.domain_lookup(c.dom()).map(drop),
+        direct: |c, _| raw(c.raw().domain_lookup_by_name(s(c.dom()))).map(drop),
+    },
+    OpSpec {
+        name: "domain_define",
+        bit: ops::DOMAIN_DEFINE,
+        defined: 0,
+        names: &[],
+        mask: none,
+        needs_probe: false,
+        host: |c, _| c.conn.domain_define(&probe_domain_xml()).map(drop),
+        direct: |c, _| raw(c.raw().domain_define(s(&probe_domain_xml()))).map(drop),
+    },
+    OpSpec {
+        name: "domain_undefine",
+        bit: ops::DOMAIN_UNDEFINE,
+        defined: domain_undefine::ALL,
+        names: domain_undefine::NAMES,
+        mask: |c| c.domain_undefine,
+        needs_probe: false,
+        host: |c, f| c.conn.domain_undefine(NOSUCH_DOMAIN, f),
+        direct: |c, f| raw(c.raw().domain_undefine(s(NOSUCH_DOMAIN), f)),
+    },
+    OpSpec {
+        name: "domain_start",
+        bit: ops::DOMAIN_START,
+        defined: 0,
+        names: &[],
+        mask: none,
+        needs_probe: false,
+        host: |c, _| c.conn.domain_start(NOSUCH_DOMAIN),
+        direct: |c, _| raw(c.raw().domain_start(s(NOSUCH_DOMAIN))),
+    },
+    OpSpec {
+        name: "domain_shutdown",
+        bit: ops::DOMAIN_SHUTDOWN,
+        defined: 0,
+        names: &[],
+        mask: none,
+        needs_probe: false,
+        host: |c, _| c.conn.domain_shutdown(NOSUCH_DOMAIN),
+        direct: |c, _| raw(c.raw().domain_shutdown(s(NOSUCH_DOMAIN))),
+    },
+    OpSpec {
+        name: "domain_destroy",
+        bit: ops::DOMAIN_DESTROY,
+        defined: 0,
+        names: &[],
+        mask: none,
+        needs_probe: false,
+        host: |c, _| c.conn.domain_destroy(NOSUCH_DOMAIN),
+        direct: |c, _| raw(c.raw().domain_destroy(s(NOSUCH_DOMAIN))),
+    },
+    OpSpec {
+        name: "domain_suspend",
+        bit: ops::DOMAIN_SUSPEND,
+        defined: 0,
+        names: &[],
+        mask: none,
+        needs_probe: false,
+        host: |c, _| c.conn.domain_suspend(NOSUCH_DOMAIN),
+        direct: |c, _| raw(c.raw().domain_suspend(s(NOSUCH_DOMAIN))),
+    },
+    OpSpec {
+        name: "domain_resume",
+        bit: ops::DOMAIN_RESUME,
+        defined: 0,
+        names: &[],
+        mask: none,
+        needs_probe: false,
+        host: |c, _| c.conn.domain_resume(NOSUCH_DOMAIN),
+        direct: |c, _| raw(c.raw().domain_resume(s(NOSUCH_DOMAIN))),
+    },
+    OpSpec {
+        name: "domain_xml",
+        bit: ops::DOMAIN_XML,
+        defined: domain_xml::ALL,
+        names: domain_xml::NAMES,
+        mask: |c| c.domain_xml,
+        needs_probe: false,
+        host: |c, f| c.conn.domain_xml(c.dom(), f).map(drop),
+        direct: |c, f| raw(c.raw().domain_xml(s(c.dom()), f)).map(drop),
+    },
+    OpSpec {
+        name: "snapshot_create",
+        bit: ops::SNAPSHOT_CREATE,
+        defined: snapshot_create::ALL,
+        names: snapshot_create::NAMES,
+        mask: |c| c.snapshot_create,
+        needs_probe: false,
         host: |c, f| c.conn.snapshot_create(c.dom(), &create_xml(f), f).map(drop),
-        direct: |c, f| raw(c.raw().snapshot_create(s(c.dom()), s(&create_xml(f)), f)).map(drop) },
-    OpSpec { name: "snapshot_xml", bit: ops::SNAPSHOT_XML, defined: snapshot_xml::ALL, names: snapshot_xml::NAMES, mask: |c| c.snapshot_xml, needs_probe: true,
-        host: |c, f| c.conn.snapshot_xml(c.dom(), PROBE, f).map(drop), direct: |c, f| raw(c.raw().snapshot_xml(s(c.dom()), s(PROBE), f)).map(drop) },
-    OpSpec { name: "snapshot_list", bit: ops::SNAPSHOT_LIST, defined: snapshot_list::ALL, names: snapshot_list::NAMES, mask: |c| c.snapshot_list, needs_probe: false,
-        host: |c, f| c.conn.snapshot_list(c.dom(), f).map(drop), direct: |c, f| raw(c.raw().snapshot_list(s(c.dom()), f)).map(drop) },
-    OpSpec { name: "snapshot_lookup", bit: ops::SNAPSHOT_LOOKUP, defined: 0, names: &[], mask: none, needs_probe: true,
-        host: |c, _| c.conn.snapshot_lookup(c.dom(), PROBE).map(drop), direct: |c, _| raw(c.raw().snapshot_lookup(s(c.dom()), s(PROBE))).map(drop) },
-    OpSpec { name: "snapshot_current", bit: ops::SNAPSHOT_CURRENT, defined: 0, names: &[], mask: none, needs_probe: false,
-        host: |c, _| c.conn.snapshot_current(c.dom()).map(drop), direct: |c, _| raw(c.raw().snapshot_current(s(c.dom()))).map(drop) },
-    OpSpec { name: "snapshot_revert", bit: ops::SNAPSHOT_REVERT, defined: snapshot_revert::ALL, names: snapshot_revert::NAMES, mask: |c| c.snapshot_revert, needs_probe: true,
-        host: |c, f| c.conn.snapshot_revert(c.dom(), PROBE, f), direct: |c, f| raw(c.raw().snapshot_revert(s(c.dom()), s(PROBE), f)) },
-    OpSpec { name: "snapshot_delete", bit: ops::SNAPSHOT_DELETE, defined: snapshot_delete::ALL, names: snapshot_delete::NAMES, mask: |c| c.snapshot_delete, needs_probe: true,
-        host: |c, f| c.conn.snapshot_delete(c.dom(), PROBE, f), direct: |c, f| raw(c.raw().snapshot_delete(s(c.dom()), s(PROBE), f)) },
-    OpSpec { name: "snapshot_import", bit: ops::SNAPSHOT_IMPORT, defined: snapshot_import::ALL, names: snapshot_import::NAMES, mask: |c| c.snapshot_import, needs_probe: false,
+        direct: |c, f| raw(c.raw().snapshot_create(s(c.dom()), s(&create_xml(f)), f)).map(drop),
+    },
+    OpSpec {
+        name: "snapshot_xml",
+        bit: ops::SNAPSHOT_XML,
+        defined: snapshot_xml::ALL,
+        names: snapshot_xml::NAMES,
+        mask: |c| c.snapshot_xml,
+        needs_probe: true,
+        host: |c, f| c.conn.snapshot_xml(c.dom(), PROBE, f).map(drop),
+        direct: |c, f| raw(c.raw().snapshot_xml(s(c.dom()), s(PROBE), f)).map(drop),
+    },
+    OpSpec {
+        name: "snapshot_list",
+        bit: ops::SNAPSHOT_LIST,
+        defined: snapshot_list::ALL,
+        names: snapshot_list::NAMES,
+        mask: |c| c.snapshot_list,
+        needs_probe: false,
+        host: |c, f| c.conn.snapshot_list(c.dom(), f).map(drop),
+        direct: |c, f| raw(c.raw().snapshot_list(s(c.dom()), f)).map(drop),
+    },
+    OpSpec {
+        name: "snapshot_lookup",
+        bit: ops::SNAPSHOT_LOOKUP,
+        defined: 0,
+        names: &[],
+        mask: none,
+        needs_probe: true,
+        host: |c, _| c.conn.snapshot_lookup(c.dom(), PROBE).map(drop),
+        direct: |c, _| raw(c.raw().snapshot_lookup(s(c.dom()), s(PROBE))).map(drop),
+    },
+    OpSpec {
+        name: "snapshot_current",
+        bit: ops::SNAPSHOT_CURRENT,
+        defined: 0,
+        names: &[],
+        mask: none,
+        needs_probe: false,
+        host: |c, _| c.conn.snapshot_current(c.dom()).map(drop),
+        direct: |c, _| raw(c.raw().snapshot_current(s(c.dom()))).map(drop),
+    },
+    OpSpec {
+        name: "snapshot_revert",
+        bit: ops::SNAPSHOT_REVERT,
+        defined: snapshot_revert::ALL,
+        names: snapshot_revert::NAMES,
+        mask: |c| c.snapshot_revert,
+        needs_probe: true,
+        host: |c, f| c.conn.snapshot_revert(c.dom(), PROBE, f),
+        direct: |c, f| raw(c.raw().snapshot_revert(s(c.dom()), s(PROBE), f)),
+    },
+    OpSpec {
+        name: "snapshot_delete",
+        bit: ops::SNAPSHOT_DELETE,
+        defined: snapshot_delete::ALL,
+        names: snapshot_delete::NAMES,
+        mask: |c| c.snapshot_delete,
+        needs_probe: true,
+        host: |c, f| c.conn.snapshot_delete(c.dom(), PROBE, f),
+        direct: |c, f| raw(c.raw().snapshot_delete(s(c.dom()), s(PROBE), f)),
+    },
+    OpSpec {
+        name: "snapshot_import",
+        bit: ops::SNAPSHOT_IMPORT,
+        defined: snapshot_import::ALL,
+        names: snapshot_import::NAMES,
+        mask: |c| c.snapshot_import,
+        needs_probe: false,
         host: |c, f| c.conn.snapshot_import(c.dom(), &[], None, f),
-        direct: |c, f| raw(c.raw().snapshot_import(s(c.dom()), RVec::<RString>::new(), ROption::RNone, f)) },
-    OpSpec { name: "snapshot_edit", bit: ops::SNAPSHOT_EDIT, defined: 0, names: &[], mask: none, needs_probe: true,
+        direct: |c, f| raw(c.raw().snapshot_import(s(c.dom()), RVec::<RString>::new(), ROption::RNone, f)),
+    },
+    OpSpec {
+        name: "snapshot_edit",
+        bit: ops::SNAPSHOT_EDIT,
+        defined: 0,
+        names: &[],
+        mask: none,
+        needs_probe: true,
         host: |c, _| c.conn.snapshot_edit(c.dom(), PROBE, &redefine_xml(PROBE), 0).map(drop),
-        direct: |c, _| raw(c.raw().snapshot_edit(s(c.dom()), s(PROBE), s(&redefine_xml(PROBE)), 0)).map(drop) },
+        direct: |c, _| raw(c.raw().snapshot_edit(s(c.dom()), s(PROBE), s(&redefine_xml(PROBE)), 0)).map(drop),
+    },
 ];
 
 /// A minimal domain the probes may define (never expected to succeed).
 pub fn probe_domain_xml() -> String {
-    format!("<domain type='test'><name>{NOSUCH_DOMAIN}</name><uuid>00000000-0000-4000-8000-00000000c0f1</uuid><memory>1024</memory></domain>")
+    format!(
+        "<domain type='test'><name>{NOSUCH_DOMAIN}</name><uuid>00000000-0000-4000-8000-00000000c0f1</uuid><memory>1024</memory></domain>"
+    )
 }
 
 /// The short public name of a bit (`NO_METADATA`).
 fn short(names: &[(u32, &'static str)], bit: u32) -> &'static str {
     let full = names.iter().find(|(b, _)| *b == bit).map_or("?", |(_, n)| n);
-    let cut = ["VIR_DOMAIN_SNAPSHOT_CREATE_", "VIR_DOMAIN_SNAPSHOT_LIST_", "VIR_DOMAIN_SNAPSHOT_REVERT_", "VIR_DOMAIN_SNAPSHOT_DELETE_", "VIR_DOMAIN_SNAPSHOT_XML_", "VIR_DOMAIN_UNDEFINE_", "VIR_DOMAIN_XML_", "VIRTPLUG_SNAPSHOT_IMPORT_"];
+    let cut = [
+        "VIR_DOMAIN_SNAPSHOT_CREATE_",
+        "VIR_DOMAIN_SNAPSHOT_LIST_",
+        "VIR_DOMAIN_SNAPSHOT_REVERT_",
+        "VIR_DOMAIN_SNAPSHOT_DELETE_",
+        "VIR_DOMAIN_SNAPSHOT_XML_",
+        "VIR_DOMAIN_UNDEFINE_",
+        "VIR_DOMAIN_XML_",
+        "VIRTPLUG_SNAPSHOT_IMPORT_",
+    ];
     cut.iter().find_map(|p| full.strip_prefix(p)).unwrap_or(full)
 }
 
@@ -121,12 +288,14 @@ fn companions(op: &str, bit: u32) -> u32 {
 fn setup_probe(c: &Ctx, spec: &OpSpec) {
     // Through a second connection: if the plugin panics here, the connection under test stays
     // unpoisoned and the probe still shows what the plugin answers.
-    if spec.needs_probe && c.has_op(ops::SNAPSHOT_CREATE)
-        && let Ok(other) = c.connect(false) {
-            // A real create under the fixed probe name; removed again by the suite's cleanup.
-            let xml = format!("<domainsnapshot><name>{PROBE}</name></domainsnapshot>");
-            let _ = other.snapshot_create(c.dom(), &xml, 0);
-        }
+    if spec.needs_probe
+        && c.has_op(ops::SNAPSHOT_CREATE)
+        && let Ok(other) = c.connect(false)
+    {
+        // A real create under the fixed probe name; removed again by the suite's cleanup.
+        let xml = format!("<domainsnapshot><name>{PROBE}</name></domainsnapshot>");
+        let _ = other.snapshot_create(c.dom(), &xml, 0);
+    }
 }
 
 fn finish(c: &Ctx, r: CaseResult) -> CaseResult {
@@ -172,9 +341,13 @@ fn declared_flag_accepted(c: &Ctx, spec: &OpSpec, bit: u32) -> CaseResult {
     let flags = bit | companions(spec.name, bit);
     let r = (spec.host)(c, flags);
     let verdict = match r {
-        Err(HostError::Driver(e)) if e.code == codes::INVALID_ARG && e.message.starts_with("unsupported flags") => Err(
-            Failure::new(format!("{} refuses a flag it declares", spec.name), "the flag accepted", format!("{}: {}", codes::name(e.code), e.message)),
-        ),
+        Err(HostError::Driver(e)) if e.code == codes::INVALID_ARG && e.message.starts_with("unsupported flags") => {
+            Err(Failure::new(
+                format!("{} refuses a flag it declares", spec.name),
+                "the flag accepted",
+                format!("{}: {}", codes::name(e.code), e.message),
+            ))
+        }
         Err(HostError::Driver(e)) if e.code == codes::NO_SUPPORT => Err(Failure::new(
             format!("{} answers NO_SUPPORT for a flag it declares", spec.name),
             "the flag accepted",
@@ -189,7 +362,9 @@ fn declared_flag_accepted(c: &Ctx, spec: &OpSpec, bit: u32) -> CaseResult {
 /// Whether a declared-flag probe is safe to run: it must not change a domain's state.
 fn safe_to_accept(op: &str, bit: u32) -> bool {
     match op {
-        "snapshot_create" => !matches!(bit, snapshot_create::HALT | snapshot_create::REDEFINE | snapshot_create::CURRENT),
+        "snapshot_create" => {
+            !matches!(bit, snapshot_create::HALT | snapshot_create::REDEFINE | snapshot_create::CURRENT)
+        }
         "snapshot_list" | "snapshot_xml" | "domain_xml" | "snapshot_delete" => true,
         "snapshot_import" => bit == snapshot_import::DRY_RUN,
         _ => false,

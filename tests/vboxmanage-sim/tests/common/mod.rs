@@ -38,7 +38,11 @@ fn binary() -> Option<(PathBuf, bool)> {
     if sim.is_file() {
         return Some((sim, false));
     }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "the VBoxManage simulator {} is missing (CI=true: failing, not skipping)", sim.display());
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "the VBoxManage simulator {} is missing (CI=true: failing, not skipping)",
+        sim.display()
+    );
     None
 }
 
@@ -53,8 +57,13 @@ impl Env {
         let home = dir.path().join("home");
         let log = dir.path().join("invocations.log");
         let wrapper = dir.path().join("VBoxManage");
-        let env = if real { String::new() } else { format!("VBOXSIM_HOME='{}' VBOXSIM_NOW=1711374044 ", home.display()) };
-        std::fs::write(&wrapper, format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n{env}exec '{}' \"$@\"\n", log.display(), bin.display())).unwrap();
+        let env =
+            if real { String::new() } else { format!("VBOXSIM_HOME='{}' VBOXSIM_NOW=1711374044 ", home.display()) };
+        std::fs::write(
+            &wrapper,
+            format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n{env}exec '{}' \"$@\"\n", log.display(), bin.display()),
+        )
+        .unwrap();
         let mut perm = std::fs::metadata(&wrapper).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
         std::fs::set_permissions(&wrapper, perm).unwrap();
@@ -83,7 +92,11 @@ impl Env {
             }
         }
         let o = o.unwrap();
-        Run { code: o.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&o.stdout).into_owned(), stderr: String::from_utf8_lossy(&o.stderr).into_owned() }
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
     }
 
     /// Runs and requires exit 0.
@@ -103,7 +116,14 @@ impl Env {
     pub fn create_vm(&self, name: &str) -> String {
         if self.real {
             let unique = format!("virtplug-it-{}-{name}", std::process::id());
-            self.ok(&["createvm", "--name", &unique, "--register", "--basefolder", &self.dir.path().display().to_string()]);
+            self.ok(&[
+                "createvm",
+                "--name",
+                &unique,
+                "--register",
+                "--basefolder",
+                &self.dir.path().display().to_string(),
+            ]);
             self.created.borrow_mut().push(unique.clone());
             unique
         } else {
@@ -144,7 +164,11 @@ impl Env {
     /// `VMState=` of showvminfo.
     pub fn vm_state(&self, vm: &str) -> String {
         let r = self.ok(&["showvminfo", vm, "--machinereadable"]);
-        r.stdout.lines().find_map(|l| l.strip_prefix("VMState=\"")).map(|s| s.trim_end_matches('"').to_owned()).unwrap_or_default()
+        r.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("VMState=\""))
+            .map(|s| s.trim_end_matches('"').to_owned())
+            .unwrap_or_default()
     }
 
     /// The machine's `.vbox` path.
