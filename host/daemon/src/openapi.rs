@@ -37,7 +37,7 @@ use crate::{routes_domain, routes_snapshot, routes_tasks};
         routes_tasks::events,
     ),
     components(schemas(
-        wire::ErrorBody, wire::PluginInfoJson, wire::CapsJson, wire::DomainJson, wire::SnapshotJson, wire::DefineRequest,
+        wire::ErrorBody, wire::PluginInfoJson, wire::CapsJson, wire::DomainInfo, wire::SnapshotInfo, wire::DefineRequest,
         wire::CreateRequest, wire::FlagsRequest, wire::NameResponse, wire::XmlResponse, wire::CurrentResponse,
         wire::HierarchyJson, wire::ImportRequest, wire::ImportStatusJson, wire::MigrationRequest, wire::TaskState, wire::TaskStep, wire::TaskJson,
         wire::EventJson,

@@ -5,7 +5,7 @@
 use axum::{Json, http::StatusCode};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use virtplug_host::remote::wire::{DefineRequest, DomainJson, ErrorBody, FlagsRequest, PluginInfoJson, XmlResponse};
+use virtplug_host::remote::wire::{DefineRequest, DomainInfo, ErrorBody, FlagsRequest, PluginInfoJson, XmlResponse};
 
 use crate::{
     error::ApiResult,
@@ -30,26 +30,26 @@ pub async fn info(ctx: Ctx) -> ApiResult<Json<PluginInfoJson>> {
 
 /// `domain_list`.
 #[utoipa::path(get, path = "/v1/domains", tag = "domain",
-    responses((status = 200, body = Vec<DomainJson>), (status = "4XX", body = ErrorBody)))]
-pub async fn list(ctx: Ctx) -> ApiResult<Json<Vec<DomainJson>>> {
-    ctx.run(|c| c.domain_list()).await.map(|v| Json(v.into_iter().map(Into::into).collect()))
+    responses((status = 200, body = Vec<DomainInfo>), (status = "4XX", body = ErrorBody)))]
+pub async fn list(ctx: Ctx) -> ApiResult<Json<Vec<DomainInfo>>> {
+    ctx.run(|c| c.domain_list()).await.map(|v| Json(v.into_iter().collect()))
 }
 
 /// `domain_lookup` by name, UUID or id.
 #[utoipa::path(get, path = "/v1/domains/{dom}", tag = "domain",
     params(("dom" = String, Path, description = "domain name, UUID or id")),
-    responses((status = 200, body = DomainJson), (status = "4XX", body = ErrorBody)))]
-pub async fn lookup(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<DomainJson>> {
-    ctx.run(move |c| c.domain_lookup(&dom)).await.map(|d| Json(d.into()))
+    responses((status = 200, body = DomainInfo), (status = "4XX", body = ErrorBody)))]
+pub async fn lookup(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<DomainInfo>> {
+    ctx.run(move |c| c.domain_lookup(&dom)).await.map(Json)
 }
 
 /// `domain_define` from domain XML.
 #[utoipa::path(post, path = "/v1/domains", tag = "domain", request_body = DefineRequest,
-    responses((status = 201, body = DomainJson), (status = "4XX", body = ErrorBody)))]
-pub async fn define(ctx: Ctx, J(req): J<DefineRequest>) -> ApiResult<(StatusCode, Json<DomainJson>)> {
+    responses((status = 201, body = DomainInfo), (status = "4XX", body = ErrorBody)))]
+pub async fn define(ctx: Ctx, J(req): J<DefineRequest>) -> ApiResult<(StatusCode, Json<DomainInfo>)> {
     let d = ctx.run(move |c| c.domain_define(&req.xml)).await?;
     ctx.emit("domain.defined", &d.name, None);
-    Ok((StatusCode::CREATED, Json(d.into())))
+    Ok((StatusCode::CREATED, Json(d)))
 }
 
 /// `domain_undefine` with `flags::domain_undefine` bits.

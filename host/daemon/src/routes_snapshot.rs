@@ -13,7 +13,7 @@ use virtplug_host::{
     flags::{snapshot_create, snapshot_delete, snapshot_import},
     remote::wire::{
         CreateRequest, CurrentResponse, ErrorBody, FlagsRequest, HierarchyJson, ImportRequest, NameResponse,
-        SnapshotJson, TaskJson, TaskState, XmlResponse,
+        SnapshotInfo, TaskJson, TaskState, XmlResponse,
     },
 };
 
@@ -50,12 +50,12 @@ fn ok() -> Json<serde_json::Value> {
 /// `snapshot_list` at domain level, filtered by the documented group rule.
 #[utoipa::path(get, path = "/v1/domains/{dom}/snapshots", tag = "snapshot",
     params(("dom" = String, Path, description = "domain name"), ListQuery),
-    responses((status = 200, body = Vec<SnapshotJson>), (status = "4XX", body = ErrorBody)))]
-pub async fn list(ctx: Ctx, P(dom): P<String>, Q(q): Q<ListQuery>) -> ApiResult<Json<Vec<SnapshotJson>>> {
+    responses((status = 200, body = Vec<SnapshotInfo>), (status = "4XX", body = ErrorBody)))]
+pub async fn list(ctx: Ctx, P(dom): P<String>, Q(q): Q<ListQuery>) -> ApiResult<Json<Vec<SnapshotInfo>>> {
     let v = ctx
         .run(move |c| if q.raw { c.snapshot_list_unfiltered(&dom, q.flags) } else { c.snapshot_list(&dom, q.flags) })
         .await?;
-    Ok(Json(v.into_iter().map(Into::into).collect()))
+    Ok(Json(v.into_iter().collect()))
 }
 
 /// `snapshot_create`: creates (or with REDEFINE, redefines) a snapshot from XML.
@@ -79,9 +79,9 @@ pub async fn create(
 /// `snapshot_lookup` by name.
 #[utoipa::path(get, path = "/v1/domains/{dom}/snapshots/{snap}", tag = "snapshot",
     params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name")),
-    responses((status = 200, body = SnapshotJson), (status = "4XX", body = ErrorBody)))]
-pub async fn lookup(ctx: Ctx, P((dom, snap)): P<(String, String)>) -> ApiResult<Json<SnapshotJson>> {
-    ctx.run(move |c| c.snapshot_lookup(&dom, &snap)).await.map(|s| Json(s.into()))
+    responses((status = 200, body = SnapshotInfo), (status = "4XX", body = ErrorBody)))]
+pub async fn lookup(ctx: Ctx, P((dom, snap)): P<(String, String)>) -> ApiResult<Json<SnapshotInfo>> {
+    ctx.run(move |c| c.snapshot_lookup(&dom, &snap)).await.map(Json)
 }
 
 /// `snapshot_edit`: redefines `snap` from XML (possibly renamed) atomically.
@@ -129,14 +129,14 @@ pub async fn xml(ctx: Ctx, P((dom, snap)): P<(String, String)>, Q(q): Q<FlagsQue
 /// `snapshot_list` of a snapshot's children (bit 0 = DESCENDANTS).
 #[utoipa::path(get, path = "/v1/domains/{dom}/snapshots/{snap}/children", tag = "snapshot",
     params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), FlagsQuery),
-    responses((status = 200, body = Vec<SnapshotJson>), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, body = Vec<SnapshotInfo>), (status = "4XX", body = ErrorBody)))]
 pub async fn children(
     ctx: Ctx,
     P((dom, snap)): P<(String, String)>,
     Q(q): Q<FlagsQuery>,
-) -> ApiResult<Json<Vec<SnapshotJson>>> {
+) -> ApiResult<Json<Vec<SnapshotInfo>>> {
     let v = ctx.run(move |c| c.snapshot_list_children(&dom, &snap, q.flags)).await?;
-    Ok(Json(v.into_iter().map(Into::into).collect()))
+    Ok(Json(v.into_iter().collect()))
 }
 
 /// `snapshot_revert` with `flags::snapshot_revert` bits.
@@ -160,7 +160,7 @@ pub async fn revert(
     params(("dom" = String, Path, description = "domain name")),
     responses((status = 200, body = CurrentResponse), (status = "4XX", body = ErrorBody)))]
 pub async fn current(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<CurrentResponse>> {
-    ctx.run(move |c| c.snapshot_current(&dom)).await.map(|s| Json(CurrentResponse { current: s.map(Into::into) }))
+    ctx.run(move |c| c.snapshot_current(&dom)).await.map(|s| Json(CurrentResponse { current: s }))
 }
 
 /// The whole hierarchy: SECURE XML, parents first, current marker (read-write channel only).

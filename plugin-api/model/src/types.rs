@@ -1,7 +1,11 @@
-//! Native records for domains and snapshots, as the SDK, the host and the filters use them.
+//! Native records for domains and snapshots, as the SDK, the host and the filters use them, and
+//! as the daemon's API sends them (serde; OpenAPI schemas with the `openapi` feature).
+
+use serde::{Deserialize, Serialize};
 
 /// One domain as listed or looked up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DomainInfo {
     /// Domain name.
     pub name: String,
@@ -24,7 +28,8 @@ pub struct DomainInfo {
 }
 
 /// One snapshot as listed: what list filters and tree queries need, without XML.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SnapshotInfo {
     /// Snapshot name.
     pub name: String,

@@ -7,10 +7,7 @@ use virtplug_model::{self as model, DomainInfo, SnapshotInfo};
 
 use super::{
     client::{Client, seg},
-    wire::{
-        CreateRequest, CurrentResponse, DefineRequest, DomainJson, FlagsRequest, ImportRequest, NameResponse,
-        SnapshotJson, XmlResponse,
-    },
+    wire::{CreateRequest, CurrentResponse, DefineRequest, FlagsRequest, ImportRequest, NameResponse, XmlResponse},
 };
 use crate::backend::Backend;
 
@@ -35,17 +32,16 @@ impl RemoteBackend {
 
 impl Backend for RemoteBackend {
     fn domain_list(&self) -> model::Result<Vec<DomainInfo>> {
-        let v: Vec<DomainJson> = self.0.get("/v1/domains")?;
-        Ok(v.into_iter().map(Into::into).collect())
+        self.0.get("/v1/domains")
     }
     fn domain_lookup_by_name(&self, name: &str) -> model::Result<DomainInfo> {
-        self.0.get::<DomainJson>(&dom_path(name)).map(Into::into)
+        self.0.get::<DomainInfo>(&dom_path(name))
     }
     fn domain_lookup_by_uuid(&self, uuid: &str) -> model::Result<DomainInfo> {
-        self.0.get::<DomainJson>(&dom_path(uuid)).map(Into::into)
+        self.0.get::<DomainInfo>(&dom_path(uuid))
     }
     fn domain_define(&self, xml: &str) -> model::Result<DomainInfo> {
-        self.0.send::<DomainJson, _>("POST", "/v1/domains", &DefineRequest { xml: xml.to_owned() }).map(Into::into)
+        self.0.send::<DomainInfo, _>("POST", "/v1/domains", &DefineRequest { xml: xml.to_owned() })
     }
     fn domain_undefine(&self, dom: &str, flags: u32) -> model::Result<()> {
         let _: serde_json::Value = self.0.delete(&format!("{}?flags={flags}", dom_path(dom)))?;
@@ -78,14 +74,13 @@ impl Backend for RemoteBackend {
     }
     fn snapshot_list(&self, dom: &str, flags: u32) -> model::Result<Vec<SnapshotInfo>> {
         // Unfiltered: the local Connection filters, as it does for a local plugin.
-        let v: Vec<SnapshotJson> = self.0.get(&format!("{}/snapshots?flags={flags}&raw=true", dom_path(dom)))?;
-        Ok(v.into_iter().map(Into::into).collect())
+        self.0.get(&format!("{}/snapshots?flags={flags}&raw=true", dom_path(dom)))
     }
     fn snapshot_lookup(&self, dom: &str, snap: &str) -> model::Result<SnapshotInfo> {
-        self.0.get::<SnapshotJson>(&snap_path(dom, snap)).map(Into::into)
+        self.0.get::<SnapshotInfo>(&snap_path(dom, snap))
     }
     fn snapshot_current(&self, dom: &str) -> model::Result<Option<SnapshotInfo>> {
-        self.0.get::<CurrentResponse>(&format!("{}/current-snapshot", dom_path(dom))).map(|r| r.current.map(Into::into))
+        self.0.get::<CurrentResponse>(&format!("{}/current-snapshot", dom_path(dom))).map(|r| r.current)
     }
     fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
         let _: serde_json::Value =

@@ -3,7 +3,6 @@
 //! them). One definition, so the two sides cannot drift apart.
 
 use serde::{Deserialize, Serialize};
-use virtplug_model as model;
 use virtplug_plugin_api::{
     self as abi,
     abi_stable::std_types::{RString, RVec},
@@ -115,64 +114,8 @@ impl From<&PluginInfoJson> for abi::PluginInfo {
     }
 }
 
-/// One domain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[allow(missing_docs, reason = "the fields of virtplug_model::DomainInfo")]
-pub struct DomainJson {
-    pub name: String,
-    pub uuid: String,
-    pub id: i32,
-    pub state: u32,
-    pub reason: u32,
-    pub max_memory_kib: u64,
-    pub memory_kib: u64,
-    pub vcpus: u32,
-    pub persistent: bool,
-}
-
-impl From<model::DomainInfo> for DomainJson {
-    fn from(d: model::DomainInfo) -> Self {
-        let model::DomainInfo { name, uuid, id, state, reason, max_memory_kib, memory_kib, vcpus, persistent } = d;
-        Self { name, uuid, id, state, reason, max_memory_kib, memory_kib, vcpus, persistent }
-    }
-}
-
-impl From<DomainJson> for model::DomainInfo {
-    fn from(d: DomainJson) -> Self {
-        let DomainJson { name, uuid, id, state, reason, max_memory_kib, memory_kib, vcpus, persistent } = d;
-        Self { name, uuid, id, state, reason, max_memory_kib, memory_kib, vcpus, persistent }
-    }
-}
-
-/// One snapshot as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[allow(missing_docs, reason = "the fields of virtplug_model::SnapshotInfo")]
-pub struct SnapshotJson {
-    pub name: String,
-    pub parent: Option<String>,
-    pub creation_time: i64,
-    pub state: u32,
-    pub current: bool,
-    pub has_metadata: bool,
-    pub external: bool,
-    pub disk_only: bool,
-}
-
-impl From<model::SnapshotInfo> for SnapshotJson {
-    fn from(s: model::SnapshotInfo) -> Self {
-        let model::SnapshotInfo { name, parent, creation_time, state, current, has_metadata, external, disk_only } = s;
-        Self { name, parent, creation_time, state, current, has_metadata, external, disk_only }
-    }
-}
-
-impl From<SnapshotJson> for model::SnapshotInfo {
-    fn from(s: SnapshotJson) -> Self {
-        let SnapshotJson { name, parent, creation_time, state, current, has_metadata, external, disk_only } = s;
-        Self { name, parent, creation_time, state, current, has_metadata, external, disk_only }
-    }
-}
+/// The domain and snapshot records travel as the model defines them.
+pub use virtplug_model::{DomainInfo, SnapshotInfo};
 
 /// A domain definition to define.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -223,7 +166,7 @@ pub struct XmlResponse {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct CurrentResponse {
     /// The current snapshot, or null.
-    pub current: Option<SnapshotJson>,
+    pub current: Option<SnapshotInfo>,
 }
 
 /// A whole hierarchy: every snapshot's SECURE XML, parents before children, and the current
