@@ -44,22 +44,23 @@ impl Connection {
         self.dispatch(&rules::SNAPSHOT_XML, flags, |d| d.snapshot_xml(dom, snap, flags))
     }
 
-    /// Every snapshot of `dom` as the plugin reports it, unfiltered.
-    fn snapshot_all(&self, dom: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
+    /// `snapshot_list` as the plugin reports it, unfiltered (the checks for `flags` run). A
+    /// remote client filters the result itself, as a local connection does.
+    pub fn snapshot_list_unfiltered(&self, dom: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
         check_name("domain", dom)?;
         self.dispatch(&rules::SNAPSHOT_LIST, flags, |d| d.snapshot_list(dom, flags))
     }
 
     /// `snapshot_list` at domain level (bit 0 = ROOTS), filtered by the documented group rule.
     pub fn snapshot_list(&self, dom: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
-        let all = self.snapshot_all(dom, flags)?;
+        let all = self.snapshot_list_unfiltered(dom, flags)?;
         Ok(filter::list_domain(&all, flags))
     }
 
     /// `snapshot_list` of `snap`'s children (bit 0 = DESCENDANTS).
     pub fn snapshot_list_children(&self, dom: &str, snap: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
         check_name("snapshot", snap)?;
-        let all = self.snapshot_all(dom, flags)?;
+        let all = self.snapshot_list_unfiltered(dom, flags)?;
         Ok(filter::list_children(&all, snap, flags)?)
     }
 

@@ -55,7 +55,7 @@ pub async fn list(ctx: Ctx, P(dom): P<String>, Q(q): Q<ListQuery>) -> ApiResult<
     let v = ctx
         .run(move |c| if q.raw { c.snapshot_list_unfiltered(&dom, q.flags) } else { c.snapshot_list(&dom, q.flags) })
         .await?;
-    Ok(Json(v.into_iter().collect()))
+    Ok(Json(v))
 }
 
 /// `snapshot_create`: creates (or with REDEFINE, redefines) a snapshot from XML.
@@ -136,7 +136,7 @@ pub async fn children(
     Q(q): Q<FlagsQuery>,
 ) -> ApiResult<Json<Vec<SnapshotInfo>>> {
     let v = ctx.run(move |c| c.snapshot_list_children(&dom, &snap, q.flags)).await?;
-    Ok(Json(v.into_iter().collect()))
+    Ok(Json(v))
 }
 
 /// `snapshot_revert` with `flags::snapshot_revert` bits.

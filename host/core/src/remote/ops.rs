@@ -1,8 +1,6 @@
-//! Connection entry points the daemon and the migration need beyond the per-call API: the
-//! unfiltered snapshot list (what a remote client filters itself) and a whole-hierarchy export.
-//! Both run the same generic checks as every other entry point.
+//! The whole-hierarchy export the daemon and the migration use beyond the per-call API; it runs
+//! the same generic checks as every other entry point.
 
-use virtplug_model::SnapshotInfo;
 use virtplug_plugin_api::flags::{snapshot_list, snapshot_xml};
 
 use super::wire::HierarchyJson;
@@ -13,13 +11,6 @@ use crate::{
 };
 
 impl Connection {
-    /// `snapshot_list` as the plugin reports it, unfiltered (the checks for `flags` run). A
-    /// remote client filters the result itself, as a local connection does.
-    pub fn snapshot_list_unfiltered(&self, dom: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
-        check_name("domain", dom)?;
-        self.dispatch(&rules::SNAPSHOT_LIST, flags, |d| d.snapshot_list(dom, flags))
-    }
-
     /// Every snapshot of `dom` with its SECURE XML, parents before children, and the current
     /// marker. Needs what `snapshot_list(TOPOLOGICAL)` and `snapshot_xml(SECURE)` need (a
     /// read-write connection).
