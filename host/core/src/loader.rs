@@ -12,7 +12,7 @@ use virtplug_plugin_api::{
     ABI_MAJOR, PluginInfo, PluginMod_Ref, ROOT_MODULE_SYMBOL,
     abi_stable::{
         StableAbi,
-        abi_stability::abi_checking::check_layout_compatibility,
+        abi_stability::abi_checking::{AbiInstability, check_layout_compatibility},
         library::{LibraryError, RootModule, lib_header_from_path},
     },
 };
@@ -123,7 +123,12 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin> {
         && let Err(older) = check_layout_compatibility(theirs, ours)
     {
         tracing::debug!(path = %path.display(), newer = %newer, older = %older, "ABI layout mismatch");
-        let first = newer
+        // A plugin older than the host always fails the host→plugin check with field-count
+        // mismatches on the prefix types it predates; its real break is then in the reverse check.
+        let only_counts =
+            newer.errors.iter().all(|e| e.errs.iter().all(|x| matches!(x, AbiInstability::FieldCountMismatch(_))));
+        let telling = if only_counts { &older } else { &newer };
+        let first = telling
             .errors
             .iter()
             .flat_map(|e| {
