@@ -24,8 +24,9 @@ use virtplug_host::{
     },
 };
 
-const CLIENTS: usize = 16;
-const STRESS_TIME: Duration = Duration::from_secs(6);
+/// The load: 64 clients creating, deleting and reverting on one domain for a minute.
+const CLIENTS: usize = 64;
+const STRESS_TIME: Duration = Duration::from_secs(60);
 
 #[test]
 fn concurrent_clients_keep_the_tree_consistent() {
