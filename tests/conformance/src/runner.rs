@@ -294,6 +294,9 @@ impl Report {
 /// How to start one child for a case: given the case id and the result file, a command.
 pub type Spawner = Box<dyn Fn(&str, &Path) -> Command>;
 
+/// Called after each case with its report (the CLI prints progress with it).
+pub type Progress = Box<dyn Fn(&CaseReport)>;
+
 /// Parent-side settings.
 pub struct Runner {
     /// Plugin, URI, domain, live.
@@ -305,7 +308,7 @@ pub struct Runner {
     /// Starts a child.
     pub spawn: Spawner,
     /// Called after each case (progress output).
-    pub progress: Option<Box<dyn Fn(&CaseReport)>>,
+    pub progress: Option<Progress>,
 }
 
 impl std::fmt::Debug for Runner {

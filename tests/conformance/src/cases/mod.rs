@@ -1,6 +1,7 @@
 //! Every case, in run order: static level, the capability matrix, then the behavioural level.
 
 pub mod behaviour;
+mod lifecycle;
 pub mod matrix;
 pub mod static_level;
 
