@@ -50,7 +50,7 @@ fn stored_xml(def: &SnapshotDef) -> String {
 
 /// The UUID inside a full `<domain>` element, if readable.
 fn embedded_uuid(dom_xml: &str) -> Option<String> {
-    let root = crate::xmltree::parse_document(dom_xml, "domain_definition").ok()?;
+    let root = crate::xmltree::parse_document_with(dom_xml, "domain_definition", |e| e.name != "uuid").ok()?;
     root.child_text("uuid").map(|u| domain::normalize_uuid(&u).unwrap_or(u))
 }
 

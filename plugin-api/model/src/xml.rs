@@ -217,15 +217,22 @@ impl SnapshotDef {
 /// Plain create ignores `<state>`, `<parent>`, `<creationTime>`, `<domain>`, `<inactiveDomain>`
 /// and `<active>`. Unknown elements are ignored (no schema validation).
 pub fn parse(xml: &str, flags: ParseFlags) -> Result<SnapshotDef> {
-    let root = xmltree::parse_document(xml, "domain_snapshot")?;
+    let root = xmltree::parse_document_with(xml, "domain_snapshot", verbatim_child)?;
     parse_element(xml, &root, flags, true)
 }
 
 /// Parses the store's own redefine-form XML, where a creation time of 0 was (as libvirt does)
 /// not written: a missing `<creationTime>` reads as 0 instead of failing.
 pub(crate) fn parse_stored(xml: &str) -> Result<SnapshotDef> {
-    let root = xmltree::parse_document(xml, "domain_snapshot")?;
+    let root = xmltree::parse_document_with(xml, "domain_snapshot", verbatim_child)?;
     parse_element(xml, &root, ParseFlags { redefine: true, ..Default::default() }, false)
+}
+
+/// The children of `<domainsnapshot>` kept verbatim, whose content needs no tree: a full
+/// `<domain>` (an old-style one holds only the `<uuid>` that is read), `<inactiveDomain>`,
+/// `<cookie>`.
+fn verbatim_child(e: &Element<'_>) -> bool {
+    matches!(e.name, "inactiveDomain" | "cookie") || (e.name == "domain" && e.attr("type").is_some())
 }
 
 /// Parses an already-read `<domainsnapshot>` element of `src`.

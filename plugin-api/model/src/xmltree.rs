@@ -110,6 +110,17 @@ fn element_from<'a>(
 /// Parses a whole document and returns its root element. `what` names the document in
 /// parser-detail errors, like libvirt's `(domain_snapshot)`.
 pub(crate) fn parse_document<'a>(src: &'a str, what: &str) -> Result<Element<'a>> {
+    parse_document_with(src, what, |_| false)
+}
+
+/// [`parse_document`], except that the root's children for which `opaque` is true are only
+/// checked (well-formed, attributes and entities valid) and kept as a span: their content is not
+/// built. Embedded documents that are kept verbatim (`<domain>`, `<cookie>`) need no tree.
+pub(crate) fn parse_document_with<'a>(
+    src: &'a str,
+    what: &str,
+    opaque: impl Fn(&Element<'a>) -> bool,
+) -> Result<Element<'a>> {
     let mut reader = Reader::from_str(src);
     let cfg = reader.config_mut();
     cfg.check_end_names = true;
@@ -118,6 +129,8 @@ pub(crate) fn parse_document<'a>(src: &'a str, what: &str) -> Result<Element<'a>
     cfg.trim_text_end = false;
     let mut stack: Vec<Element<'a>> = Vec::new();
     let mut root: Option<Element<'a>> = None;
+    // Depth inside an opaque element (0: building the tree).
+    let mut skip = 0usize;
     loop {
         let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
         let ev = reader.read_event().map_err(|err| {
@@ -125,12 +138,41 @@ pub(crate) fn parse_document<'a>(src: &'a str, what: &str) -> Result<Element<'a>
             detail(what, src, pos, err)
         })?;
         let after = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        if skip > 0 {
+            match &ev {
+                Event::Start(e) | Event::Empty(e) => {
+                    for a in e.attributes() {
+                        a.map_err(|err| detail(what, src, before, err))?;
+                    }
+                    if matches!(ev, Event::Start(_)) {
+                        skip += 1;
+                    }
+                    continue;
+                }
+                Event::Text(t) => {
+                    let raw = within(src, t).ok_or_else(|| detail(what, src, before, "text is not in the document"))?;
+                    unescaped(raw, what, src, before)?;
+                    continue;
+                }
+                Event::End(_) if skip > 1 => {
+                    skip -= 1;
+                    continue;
+                }
+                Event::End(_) => skip = 0,
+                Event::Eof => {}
+                _ => continue,
+            }
+        }
         match ev {
             Event::Start(e) => {
                 if root.is_some() && stack.is_empty() {
                     return Err(detail(what, src, before, "Extra content at the end of the document"));
                 }
-                stack.push(element_from(&e, before, what, src)?);
+                let el = element_from(&e, before, what, src)?;
+                if stack.len() == 1 && opaque(&el) {
+                    skip = 1;
+                }
+                stack.push(el);
             }
             Event::Empty(e) => {
                 if root.is_some() && stack.is_empty() {

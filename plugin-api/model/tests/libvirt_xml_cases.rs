@@ -297,3 +297,20 @@ fn secure_parts_only_with_secure() {
     let public = xml::format(&def, None, FormatFlags::default());
     assert!(!public.contains("s3cret") && public.contains("<graphics type='vnc' port='-1'/>"), "{public}");
 }
+
+#[test]
+fn malformed_embedded_domain_is_refused_though_kept_verbatim() {
+    // The embedded <domain> is kept as text, not built as a tree, but it is still read through:
+    // a broken end tag, an unquoted attribute or a bad entity inside it is the document's error.
+    let redefine = ParseFlags { redefine: true, ..Default::default() };
+    let with_domain = |inner: &str| {
+        S2.replace("</domainsnapshot>", &format!("  <domain type='kvm'>\n    {inner}\n  </domain>\n</domainsnapshot>"))
+    };
+    let ok = xml::parse(&with_domain("<name>x</name><devices><disk type='file'/></devices>"), redefine).unwrap();
+    assert!(ok.domain.as_deref().is_some_and(|d| d.contains("<disk type='file'/>")));
+    for broken in ["<name>x</nam>", "<devices><disk type=file/></devices>", "<name>a &bogus; b</name>", "<name>x"] {
+        let e = xml::parse(&with_domain(broken), redefine).unwrap_err();
+        assert_eq!(e.code, codes::XML_DETAIL, "{broken}: {e}");
+        assert!(e.message.starts_with("(domain_snapshot):"), "{broken}: {e}");
+    }
+}
