@@ -24,7 +24,7 @@ pub fn backend() -> bool {
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!(
-            "CI=true but {} missing (install qemu-utils and qemu-system-x86: .ci/install-deps)",
+            "CI=true but {} missing (install qemu-utils and qemu-system-x86: .ci/run installs them)",
             missing.join(" and ")
         );
     }
