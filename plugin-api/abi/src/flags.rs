@@ -200,6 +200,29 @@ pub mod domain_state {
     pub const DISK_SNAPSHOT: u32 = 8;
 }
 
+/// libvirt's state reasons (`virDomainRunningReason`, `virDomainPausedReason`,
+/// `virDomainShutoffReason`) that drivers report with a state; named by state.
+pub mod domain_state_reason {
+    /// `VIR_DOMAIN_RUNNING_BOOTED`.
+    pub const RUNNING_BOOTED: u32 = 1;
+    /// `VIR_DOMAIN_RUNNING_FROM_SNAPSHOT`.
+    pub const RUNNING_FROM_SNAPSHOT: u32 = 4;
+    /// `VIR_DOMAIN_RUNNING_UNPAUSED`.
+    pub const RUNNING_UNPAUSED: u32 = 5;
+    /// `VIR_DOMAIN_PAUSED_USER`.
+    pub const PAUSED_USER: u32 = 1;
+    /// `VIR_DOMAIN_PAUSED_FROM_SNAPSHOT`.
+    pub const PAUSED_FROM_SNAPSHOT: u32 = 7;
+    /// `VIR_DOMAIN_SHUTOFF_SHUTDOWN`.
+    pub const SHUTOFF_SHUTDOWN: u32 = 1;
+    /// `VIR_DOMAIN_SHUTOFF_DESTROYED`.
+    pub const SHUTOFF_DESTROYED: u32 = 2;
+    /// `VIR_DOMAIN_SHUTOFF_CRASHED`.
+    pub const SHUTOFF_CRASHED: u32 = 3;
+    /// `VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT`.
+    pub const SHUTOFF_FROM_SNAPSHOT: u32 = 7;
+}
+
 /// Operation bits for [`crate::PluginInfo::ops`]: which operations a plugin implements at all.
 /// Append only; a bit is never reused.
 pub mod ops {

@@ -18,25 +18,7 @@ use virtplug_plugin_sdk::{
 
 use crate::snapshot;
 
-/// libvirt's state reasons used by the mock.
-pub(crate) mod reason {
-    /// `VIR_DOMAIN_RUNNING_BOOTED`.
-    pub const RUNNING_BOOTED: u32 = 1;
-    /// `VIR_DOMAIN_RUNNING_FROM_SNAPSHOT`.
-    pub const RUNNING_FROM_SNAPSHOT: u32 = 4;
-    /// `VIR_DOMAIN_RUNNING_UNPAUSED`.
-    pub const RUNNING_UNPAUSED: u32 = 5;
-    /// `VIR_DOMAIN_PAUSED_USER`.
-    pub const PAUSED_USER: u32 = 1;
-    /// `VIR_DOMAIN_PAUSED_FROM_SNAPSHOT`.
-    pub const PAUSED_FROM_SNAPSHOT: u32 = 7;
-    /// `VIR_DOMAIN_SHUTOFF_SHUTDOWN`.
-    pub const SHUTOFF_SHUTDOWN: u32 = 1;
-    /// `VIR_DOMAIN_SHUTOFF_DESTROYED`.
-    pub const SHUTOFF_DESTROYED: u32 = 2;
-    /// `VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT`.
-    pub const SHUTOFF_FROM_SNAPSHOT: u32 = 7;
-}
+pub(crate) use virtplug_plugin_sdk::flags::domain_state_reason as reason;
 
 /// One open `mock:` connection.
 #[derive(Debug)]

@@ -27,18 +27,7 @@ use crate::{
     uri::Config,
 };
 
-/// libvirt's state reasons.
-pub(crate) mod reason {
-    pub const RUNNING_BOOTED: u32 = 1;
-    pub const RUNNING_FROM_SNAPSHOT: u32 = 4;
-    pub const RUNNING_UNPAUSED: u32 = 5;
-    pub const PAUSED_USER: u32 = 1;
-    pub const PAUSED_FROM_SNAPSHOT: u32 = 7;
-    pub const SHUTOFF_SHUTDOWN: u32 = 1;
-    pub const SHUTOFF_DESTROYED: u32 = 2;
-    pub const SHUTOFF_CRASHED: u32 = 3;
-    pub const SHUTOFF_FROM_SNAPSHOT: u32 = 7;
-}
+pub(crate) use virtplug_plugin_sdk::flags::domain_state_reason as reason;
 
 /// Mutable connection state: the metadata store and open QMP connections by domain UUID.
 #[derive(Debug)]
