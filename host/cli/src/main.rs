@@ -1,8 +1,8 @@
 //! `virtplug`: the virsh-compatible command-line client of virtplug.
 //!
 //! This file owns process concerns only: parsing argv, printing the command's output, and
-//! mapping every error to `error: …` lines plus an empty line on stderr and exit status 1
-//! (the one place where errors become exit codes). Commands live in the `virtplug_cli`
+//! mapping every error to `error: …` lines on stderr, the empty line virsh then prints on
+//! stdout, and exit status 1 (the one place where errors become exit codes). Commands live in the `virtplug_cli`
 //! library; it must not print or exit.
 
 use std::{io::Write, process::ExitCode};
@@ -52,7 +52,8 @@ fn report(e: &anyhow::Error) -> ExitCode {
         text.push_str(&line);
         text.push('\n');
     }
-    text.push('\n');
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    // virsh ends every command with an empty line on stdout, a failed one too.
+    let _ = std::io::stdout().lock().write_all(b"\n");
     ExitCode::from(EXIT_FAILURE)
 }
