@@ -4,7 +4,7 @@
 use virtplug_model::{self as model, SnapshotInfo, bundle::Bundle, filter, xml};
 use virtplug_plugin_api::{
     codes,
-    flags::{snapshot_create, snapshot_import, snapshot_list, snapshot_xml},
+    flags::{snapshot_create, snapshot_import},
 };
 
 use crate::{
@@ -130,15 +130,10 @@ impl Connection {
     /// (secure XML), like libvirt's replication workflow.
     pub fn snapshot_export(&self, dom: &str) -> Result<Bundle> {
         let domain = self.domain_lookup(dom)?;
-        let order = self.snapshot_list(&domain.name, snapshot_list::TOPOLOGICAL)?;
-        let current = order.iter().find(|s| s.current).map(|s| s.name.clone());
+        let hierarchy = self.snapshot_export_hierarchy(&domain.name)?;
         let redefine = xml::ParseFlags { redefine: true, ..Default::default() };
-        let mut defs = Vec::with_capacity(order.len());
-        for info in &order {
-            let text = self.snapshot_xml(&domain.name, &info.name, snapshot_xml::SECURE)?;
-            defs.push(xml::parse(&text, redefine)?);
-        }
-        Ok(Bundle::new(&domain.uuid, current.as_deref(), defs)?)
+        let defs = hierarchy.xmls.iter().map(|text| xml::parse(text, redefine)).collect::<model::Result<Vec<_>>>()?;
+        Ok(Bundle::new(&domain.uuid, hierarchy.current.as_deref(), defs)?)
     }
 
     /// `snapshot_import` of a whole bundle: the bundle must be for this domain's UUID; then every

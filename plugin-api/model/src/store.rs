@@ -380,7 +380,7 @@ impl Store {
     }
 }
 
-fn domain_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DomainRecord> {
+pub(crate) fn domain_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DomainRecord> {
     Ok(DomainRecord {
         name: r.get(0)?,
         uuid: r.get(1)?,

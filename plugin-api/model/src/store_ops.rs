@@ -256,17 +256,7 @@ impl<'a, 'c> Writer<'a, 'c> {
         self.tx
             .prepare_cached("SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains WHERE uuid = ?1")
             .map_err(db)?
-            .query_row([uuid], |r| {
-                Ok(DomainRecord {
-                    name: r.get(0)?,
-                    uuid: r.get(1)?,
-                    xml: r.get(2)?,
-                    state: r.get(3)?,
-                    reason: r.get(4)?,
-                    id: r.get(5)?,
-                    persistent: r.get(6)?,
-                })
-            })
+            .query_row([uuid], crate::store::domain_row)
             .optional()
             .map_err(db)?
             .ok_or_else(|| Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{uuid}'")))

@@ -90,7 +90,7 @@ pub struct MemorySpec {
 }
 
 /// One `<disk>` of `<disks>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DiskSpec {
     /// Target name (`vda`) or absolute path.
     pub name: String,
@@ -361,16 +361,7 @@ fn parse_disk(d: &Element) -> Result<DiskSpec> {
             return Err(Error::new(codes::CONFIG_UNSUPPORTED, format!("unknown disk snapshot type '{other}'")));
         }
     };
-    let mut disk = DiskSpec {
-        name,
-        snapshot,
-        disk_type,
-        source: None,
-        protocol: None,
-        hosts: Vec::new(),
-        driver_type: None,
-        metadata_cache_max_size: None,
-    };
+    let mut disk = DiskSpec { name, snapshot, disk_type, ..Default::default() };
     if let Some(src) = d.child("source") {
         match disk.disk_type.unwrap_or(DiskType::File) {
             DiskType::File => disk.source = src.attr("file").map(str::to_owned),

@@ -102,16 +102,7 @@ fn align_disks(def: &mut SnapshotDef, targets: &[String], default_mode: Snapshot
         let pos = given.iter().position(|d| d.name == *t);
         let mut d = match pos {
             Some(p) => given.remove(p),
-            None => DiskSpec {
-                name: t.clone(),
-                snapshot: None,
-                disk_type: None,
-                source: None,
-                protocol: None,
-                hosts: Vec::new(),
-                driver_type: None,
-                metadata_cache_max_size: None,
-            },
+            None => DiskSpec { name: t.clone(), ..Default::default() },
         };
         let mode = *d.snapshot.get_or_insert(default_mode);
         if let Some(src) = &d.source {

@@ -207,12 +207,7 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
         .map(|q| DiskSpec {
             name: q.target.clone(),
             snapshot: Some(if q.readonly { SnapshotMode::No } else { SnapshotMode::Internal }),
-            disk_type: None,
-            source: None,
-            protocol: None,
-            hosts: Vec::new(),
-            driver_type: None,
-            metadata_cache_max_size: None,
+            ..Default::default()
         })
         .collect();
     def.domain = Some(d.xml.clone());
