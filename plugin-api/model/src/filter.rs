@@ -5,8 +5,18 @@
 //! libvirt 9.0 deviates for `LEAVES|NO_LEAVES` (it returns nothing, because it converts the two
 //! bits before clearing full groups); virtplug deliberately follows the documented rule and
 //! returns everything (reference §5.1/§5.2).
+//!
+//! Order, as libvirt's `virDomainMomentObjListGetNames` walks its children lists: the input's
+//! order is taken as the driver's sibling order (a store lists each snapshot's children newest
+//! first, see [`crate::tree`]), and
+//! - ROOTS (with or without TOPOLOGICAL): the roots in that order (the metaroot's children);
+//! - a snapshot's children: in that order; DESCENDANTS (with or without TOPOLOGICAL): depth
+//!   first, pre-order, siblings in that order;
+//! - every snapshot with TOPOLOGICAL: the same walk from the roots;
+//! - every snapshot without TOPOLOGICAL: libvirt's order is its hash table's (unspecified), so
+//!   virtplug sorts by name.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use crate::{Error, Result, SnapshotInfo, flags::domain_state as st, flags::snapshot_list as fl};
 
@@ -53,91 +63,91 @@ fn parents_with_children(all: &[SnapshotInfo]) -> HashSet<&str> {
     all.iter().filter_map(|i| i.parent.as_deref()).collect()
 }
 
-fn finish(mut selected: Vec<SnapshotInfo>, flags: u32) -> Vec<SnapshotInfo> {
-    if flags & fl::TOPOLOGICAL != 0 {
-        topological(&selected)
-    } else {
-        selected.sort_by(|a, b| a.name.cmp(&b.name));
-        selected
-    }
-}
-
-/// Domain-level listing (bit 0 = ROOTS: only snapshots without a parent). Without TOPOLOGICAL
-/// the result is sorted by name; with it, parents come before children.
+/// Domain-level listing (bit 0 = ROOTS: only snapshots without a parent). ROOTS keeps the
+/// input's order; otherwise TOPOLOGICAL gives [`topological`] order and no TOPOLOGICAL sorts by
+/// name (see the module docs).
 ///
 /// Group rule: within a group bits OR, groups AND, an empty or full group does not filter —
 /// so `LEAVES|NO_LEAVES` returns everything (libvirt 9.0 returns nothing; see module docs).
 pub fn list_domain(all: &[SnapshotInfo], flags: u32) -> Vec<SnapshotInfo> {
     let parents = parents_with_children(all);
-    let known: HashSet<&str> = all.iter().map(|i| i.name.as_str()).collect();
-    let selected = all
-        .iter()
-        .filter(|i| flags & fl::ROOTS == 0 || i.parent.as_deref().is_none_or(|p| !known.contains(p)))
-        .filter(|i| matches(i, flags, parents.contains(i.name.as_str())))
-        .cloned()
-        .collect();
-    finish(selected, flags)
+    let keep = |i: &SnapshotInfo| matches(i, flags, parents.contains(i.name.as_str()));
+    if flags & fl::ROOTS != 0 {
+        let known: HashSet<&str> = all.iter().map(|i| i.name.as_str()).collect();
+        return all
+            .iter()
+            .filter(|i| i.parent.as_deref().is_none_or(|p| !known.contains(p) || p == i.name))
+            .filter(|i| keep(i))
+            .cloned()
+            .collect();
+    }
+    if flags & fl::TOPOLOGICAL != 0 {
+        return topological(all).into_iter().filter(|i| keep(i)).collect();
+    }
+    let mut selected: Vec<SnapshotInfo> = all.iter().filter(|i| keep(i)).cloned().collect();
+    selected.sort_by(|a, b| a.name.cmp(&b.name));
+    selected
 }
 
-/// Snapshot-level listing of `from`'s children (bit 0 = DESCENDANTS: all descendants), with the
-/// same group rule and ordering as [`list_domain`]. `from` missing → NO_DOMAIN_SNAPSHOT.
-pub fn list_children(all: &[SnapshotInfo], from: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
-    if !all.iter().any(|i| i.name == from) {
-        return Err(Error::no_snapshot(from));
-    }
+/// Each name's children in the input's order (a self-parent is no link).
+fn children_map(all: &[SnapshotInfo]) -> HashMap<&str, Vec<&SnapshotInfo>> {
     let mut kids: HashMap<&str, Vec<&SnapshotInfo>> = HashMap::new();
     for i in all {
-        if let Some(p) = &i.parent {
-            kids.entry(p.as_str()).or_default().push(i);
+        if let Some(p) = i.parent.as_deref().filter(|p| *p != i.name) {
+            kids.entry(p).or_default().push(i);
         }
     }
-    let mut picked: Vec<&SnapshotInfo> = Vec::new();
-    let mut stack: Vec<&str> = vec![from];
-    let mut seen: HashSet<&str> = HashSet::from([from]);
-    while let Some(n) = stack.pop() {
-        for c in kids.get(n).map(Vec::as_slice).unwrap_or_default() {
-            if seen.insert(c.name.as_str()) {
-                picked.push(c);
-                if flags & fl::DESCENDANTS != 0 {
-                    stack.push(c.name.as_str());
-                }
-            }
-        }
-    }
-    let selected =
-        picked.into_iter().filter(|i| matches(i, flags, kids.contains_key(i.name.as_str()))).cloned().collect();
-    Ok(finish(selected, flags))
+    kids
 }
 
-/// Parents before children, siblings by name (pre-order from the roots, roots by name). A
-/// record whose parent is not in `all` counts as a root. O(n log n).
-pub fn topological(all: &[SnapshotInfo]) -> Vec<SnapshotInfo> {
-    let names: HashSet<&str> = all.iter().map(|i| i.name.as_str()).collect();
-    let mut kids: HashMap<&str, BTreeMap<&str, &SnapshotInfo>> = HashMap::new();
-    let mut roots: BTreeMap<&str, &SnapshotInfo> = BTreeMap::new();
-    for i in all {
-        match i.parent.as_deref().filter(|p| names.contains(p) && *p != i.name) {
-            Some(p) => {
-                kids.entry(p).or_default().insert(i.name.as_str(), i);
-            }
-            None => {
-                roots.insert(i.name.as_str(), i);
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(all.len());
-    let mut seen: HashSet<&str> = HashSet::new();
-    let mut stack: Vec<&SnapshotInfo> = roots.values().rev().copied().collect();
+/// Depth first, pre-order from `start` (siblings in the given order); each record once.
+fn walk<'a>(
+    start: &[&'a SnapshotInfo],
+    kids: &HashMap<&str, Vec<&'a SnapshotInfo>>,
+    deep: bool,
+    seen: &mut HashSet<&'a str>,
+) -> Vec<&'a SnapshotInfo> {
+    let mut out = Vec::new();
+    let mut stack: Vec<&SnapshotInfo> = start.iter().rev().copied().collect();
     while let Some(i) = stack.pop() {
         if !seen.insert(i.name.as_str()) {
             continue;
         }
-        out.push(i.clone());
-        if let Some(k) = kids.get(i.name.as_str()) {
-            stack.extend(k.values().rev().copied());
+        out.push(i);
+        if deep {
+            if let Some(k) = kids.get(i.name.as_str()) {
+                stack.extend(k.iter().rev().copied());
+            }
         }
     }
     out
+}
+
+/// Snapshot-level listing of `from`'s children (bit 0 = DESCENDANTS: all descendants, depth
+/// first, pre-order), siblings in the input's order whatever TOPOLOGICAL says, as libvirt walks
+/// its children lists; same group rule as [`list_domain`]. `from` missing → NO_DOMAIN_SNAPSHOT.
+pub fn list_children(all: &[SnapshotInfo], from: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
+    if !all.iter().any(|i| i.name == from) {
+        return Err(Error::no_snapshot(from));
+    }
+    let kids = children_map(all);
+    let start = kids.get(from).cloned().unwrap_or_default();
+    let mut seen = HashSet::from([from]);
+    let picked = walk(&start, &kids, flags & fl::DESCENDANTS != 0, &mut seen);
+    Ok(picked.into_iter().filter(|i| matches(i, flags, kids.contains_key(i.name.as_str()))).cloned().collect())
+}
+
+/// libvirt's topological walk: from the roots, depth first, pre-order, siblings (roots too) in
+/// the input's order, so that a driver's newest-first children lists come out as libvirt lists
+/// them. A record whose parent is not in `all` (or is itself) counts as a root; records on a
+/// parent cycle are never reached and are left out. O(n).
+pub fn topological(all: &[SnapshotInfo]) -> Vec<SnapshotInfo> {
+    let names: HashSet<&str> = all.iter().map(|i| i.name.as_str()).collect();
+    let roots: Vec<&SnapshotInfo> =
+        all.iter().filter(|i| i.parent.as_deref().is_none_or(|p| !names.contains(p) || p == i.name)).collect();
+    let kids = children_map(all);
+    let mut seen = HashSet::new();
+    walk(&roots, &kids, true, &mut seen).into_iter().cloned().collect()
 }
 
 #[cfg(test)]
@@ -158,7 +168,9 @@ mod tests {
         }
     }
 
-    /// s1 → {1795681679, s2}; off (shutoff, root) → ext (disk-only, external, no metadata).
+    /// s1 → {1795681679, s2}; off (shutoff, root) → ext (disk-only, external, no metadata). The
+    /// driver's sibling order is the relative order here: s2 is s1's newest child and s1 the
+    /// newest root (as in the reference's §5.3 session), though children come before parents.
     fn data() -> Vec<SnapshotInfo> {
         vec![
             info("s2", Some("s1"), st::RUNNING, false, true),
@@ -178,7 +190,8 @@ mod tests {
         let all = data();
         let table: &[(u32, &str)] = &[
             (0, "1795681679,ext,off,s1,s2"),
-            (fl::ROOTS, "off,s1"),
+            (fl::ROOTS, "s1,off"),
+            (fl::ROOTS | fl::TOPOLOGICAL, "s1,off"),
             (fl::LEAVES, "1795681679,ext,s2"),
             (fl::NO_LEAVES, "off,s1"),
             // documented rule: a full group does not filter (libvirt 9.0 returns nothing here)
@@ -196,8 +209,10 @@ mod tests {
             (fl::EXTERNAL, "ext"),
             (fl::INTERNAL | fl::EXTERNAL, "1795681679,ext,off,s1,s2"),
             (fl::LEAVES | fl::INTERNAL, "1795681679,s2"),
-            (fl::TOPOLOGICAL, "off,ext,s1,1795681679,s2"),
-            (fl::TOPOLOGICAL | fl::LEAVES, "1795681679,ext,s2"),
+            // reference §5.3: `--topological --name` printed s1, s2, 1795681679
+            (fl::TOPOLOGICAL, "s1,s2,1795681679,off,ext"),
+            (fl::TOPOLOGICAL | fl::LEAVES, "s2,1795681679,ext"),
+            (fl::TOPOLOGICAL | fl::NO_LEAVES, "s1,off"),
             (fl::ROOTS | fl::ACTIVE | fl::TOPOLOGICAL, "s1"),
         ];
         for (flags, want) in table {
@@ -210,11 +225,13 @@ mod tests {
         let mut all = data();
         all.push(info("deep", Some("s2"), st::RUNNING, false, true));
         let table: &[(&str, u32, &str)] = &[
-            ("s1", 0, "1795681679,s2"),
-            ("s1", fl::DESCENDANTS, "1795681679,deep,s2"),
-            ("s1", fl::DESCENDANTS | fl::TOPOLOGICAL, "1795681679,s2,deep"),
-            ("s1", fl::DESCENDANTS | fl::LEAVES, "1795681679,deep"),
-            ("s1", fl::DESCENDANTS | fl::LEAVES | fl::NO_LEAVES, "1795681679,deep,s2"),
+            // libvirt walks the children lists (newest first) with or without TOPOLOGICAL
+            ("s1", 0, "s2,1795681679"),
+            ("s1", fl::TOPOLOGICAL, "s2,1795681679"),
+            ("s1", fl::DESCENDANTS, "s2,deep,1795681679"),
+            ("s1", fl::DESCENDANTS | fl::TOPOLOGICAL, "s2,deep,1795681679"),
+            ("s1", fl::DESCENDANTS | fl::LEAVES, "deep,1795681679"),
+            ("s1", fl::DESCENDANTS | fl::LEAVES | fl::NO_LEAVES, "s2,deep,1795681679"),
             ("off", fl::DESCENDANTS | fl::EXTERNAL, "ext"),
             ("deep", fl::DESCENDANTS, ""),
         ];
@@ -226,6 +243,28 @@ mod tests {
             (e.code, e.message.as_str()),
             (crate::codes::NO_DOMAIN_SNAPSHOT, "no domain snapshot with matching name 'nosuch'")
         );
+    }
+
+    /// Sibling order is the input's, at every level; parents still come first.
+    #[test]
+    fn topological_keeps_the_drivers_sibling_order() {
+        let r = st::RUNNING;
+        let all = vec![
+            info("c", Some("b"), r, false, true),
+            info("z", None, r, false, true),
+            info("b", None, r, false, true),
+            info("y", Some("b"), r, false, true),
+            info("a", None, r, false, true),
+            info("x", Some("y"), r, false, true),
+            info("w", Some("y"), r, false, true),
+            info("self", Some("self"), r, false, true),
+        ];
+        assert_eq!(names(&topological(&all)), "z,b,c,y,x,w,a,self");
+        assert_eq!(names(&list_domain(&all, fl::ROOTS)), "z,b,a,self");
+        assert_eq!(names(&list_children(&all, "b", fl::DESCENDANTS).unwrap()), "c,y,x,w");
+        // a parent cycle is never reached from a root
+        let cyc = vec![info("p", Some("q"), r, false, true), info("q", Some("p"), r, false, true)];
+        assert_eq!(names(&topological(&cyc)), "");
     }
 
     #[test]

@@ -162,10 +162,12 @@ impl<'a, 'c> Writer<'a, 'c> {
                             ])
                             .map_err(db)?;
                     } else {
+                        // a redefine re-links the snapshot as its parent's newest child (tree.rs)
+                        let seq = self.tree(dom)?.seq(name).unwrap_or(0);
                         self.tx
                             .prepare_cached(
                                 "UPDATE snapshots SET xml = ?3, creation_time = ?4, state = ?5, external = ?6,
-                                 disk_only = ?7, domain_id = ?8 WHERE dom_uuid = ?1 AND name = ?2",
+                                 disk_only = ?7, domain_id = ?8, seq = ?9 WHERE dom_uuid = ?1 AND name = ?2",
                             )
                             .map_err(db)?
                             .execute(params![
@@ -176,7 +178,8 @@ impl<'a, 'c> Writer<'a, 'c> {
                                 info.state,
                                 info.external,
                                 info.disk_only,
-                                domain_id
+                                domain_id,
+                                i64::try_from(seq).unwrap_or(i64::MAX)
                             ])
                             .map_err(db)?;
                     }
@@ -189,10 +192,12 @@ impl<'a, 'c> Writer<'a, 'c> {
                         .map_err(db)?;
                 }
                 Change::Reparent { name, parent } => {
+                    // moved children take new seqs (libvirt's order, tree.rs)
+                    let seq = self.tree(dom)?.seq(name).unwrap_or(0);
                     self.tx
-                        .prepare_cached("UPDATE snapshots SET parent = ?3 WHERE dom_uuid = ?1 AND name = ?2")
+                        .prepare_cached("UPDATE snapshots SET parent = ?3, seq = ?4 WHERE dom_uuid = ?1 AND name = ?2")
                         .map_err(db)?
-                        .execute(params![dom, name, parent])
+                        .execute(params![dom, name, parent, i64::try_from(seq).unwrap_or(i64::MAX)])
                         .map_err(db)?;
                 }
                 Change::Rename { from, to } => {
@@ -406,31 +411,85 @@ impl<'a, 'c> Writer<'a, 'c> {
         self.apply(dom, &changes, &HashMap::new())
     }
 
-    /// Redefines a whole hierarchy (ordered parents-first here, whatever the input order) and
-    /// marks `current`; all or nothing. Replaying the same import is idempotent.
+    /// Imports a hierarchy (libvirt's replication workflow, in this one transaction): every
+    /// definition is redefined parents first (whatever the input order), all or nothing. An
+    /// import never replaces anything:
+    /// - a name that already exists with other content — another parent, or another stored
+    ///   definition (description, state, creation time, memory, disks, `<domain>` …) — refuses
+    ///   the whole import with libvirt's duplicate-name error, OPERATION_FAILED `domain moment
+    ///   NAME already exists`; every name is checked before anything is written, so a dry run
+    ///   reports the same refusal;
+    /// - a name that already exists with the same content is left exactly as it is (not
+    ///   redefined, not re-linked, its current status kept), so replaying an import changes
+    ///   nothing;
+    /// - `current` must name one of `defs` (INVALID_ARG otherwise); it becomes current only when
+    ///   this import creates it: a retried import leaves the current snapshot where it is;
+    /// - order: each sibling list (the roots' too) ends up listed in the order `defs` gives it,
+    ///   as an export lists it (newest first), so export → import keeps the listing identical.
     pub fn import(&mut self, dom: &str, defs: Vec<SnapshotDef>, current: Option<&str>) -> Result<()> {
-        let infos: Vec<SnapshotInfo> = defs.iter().map(info_from_def).collect();
-        let order = crate::filter::topological(&infos);
-        let mut by_name: HashMap<String, SnapshotDef> = HashMap::with_capacity(defs.len());
-        for d in defs {
-            if by_name.contains_key(&d.name) {
-                return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", d.name)));
-            }
-            by_name.insert(d.name.clone(), d);
+        let defs = Self::import_order(defs)?;
+        if let Some(c) = current.filter(|c| !defs.iter().any(|d| d.name == *c)) {
+            return Err(Error::invalid_arg(format!("current snapshot {c} is not in the bundle")));
         }
-        for info in order {
-            if let Some(def) = by_name.remove(&info.name) {
-                self.redefine(dom, def, RedefineFlags::default())?;
+        let mut fresh = Vec::with_capacity(defs.len());
+        for def in defs {
+            if !self.tree(dom)?.contains(&def.name) {
+                fresh.push(def);
+            } else if !self.same_as_stored(dom, &def)? {
+                return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", def.name)));
             }
         }
-        if let Some(leftover) = by_name.keys().next() {
-            // only a parent cycle inside the batch leaves definitions unordered
-            return Err(Error::invalid_arg(format!("snapshot {leftover} is part of a parent cycle")));
-        }
-        if let Some(c) = current {
-            self.set_current(dom, c)?;
+        for def in fresh {
+            let flags = RedefineFlags { current: current == Some(def.name.as_str()), disk_only: false };
+            self.redefine(dom, def, flags)?;
         }
         Ok(())
+    }
+
+    /// The redefine order of an import: parents before children, and within each sibling list
+    /// (the import's roots too) the last-listed first, so that the list ends up newest first in the
+    /// order `defs` gave it (tree.rs: the most recently linked child is listed first). A duplicate
+    /// name is libvirt's duplicate-name error; a parent cycle inside `defs` is INVALID_ARG.
+    fn import_order(defs: Vec<SnapshotDef>) -> Result<Vec<SnapshotDef>> {
+        let mut index: HashMap<&str, usize> = HashMap::with_capacity(defs.len());
+        for (i, d) in defs.iter().enumerate() {
+            if index.insert(d.name.as_str(), i).is_some() {
+                return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", d.name)));
+            }
+        }
+        let mut kids: Vec<Vec<usize>> = vec![Vec::new(); defs.len()];
+        let mut stack: Vec<usize> = Vec::new();
+        for (i, d) in defs.iter().enumerate() {
+            // a self-parent stays a root here so that the redefine reports libvirt's own error
+            match d.parent.as_deref().filter(|p| *p != d.name).and_then(|p| index.get(p)) {
+                Some(&p) => kids[p].push(i),
+                None => stack.push(i),
+            }
+        }
+        let mut order = Vec::with_capacity(defs.len());
+        while let Some(i) = stack.pop() {
+            order.push(i);
+            stack.extend(kids[i].iter().copied());
+        }
+        let mut slots: Vec<Option<SnapshotDef>> = defs.into_iter().map(Some).collect();
+        let out: Vec<SnapshotDef> = order.into_iter().filter_map(|i| slots[i].take()).collect();
+        if let Some(stuck) = slots.into_iter().flatten().next() {
+            // only a parent cycle inside the batch leaves definitions unreached
+            return Err(Error::invalid_arg(format!("snapshot {} is part of a parent cycle", stuck.name)));
+        }
+        Ok(out)
+    }
+
+    /// Whether redefining `def` over the existing snapshot of its name would leave what the
+    /// store keeps unchanged: the same parent and the same stored definition (the old
+    /// `<domain>` counts when `def` has none, because a redefine keeps it).
+    fn same_as_stored(&mut self, dom: &str, def: &SnapshotDef) -> Result<bool> {
+        if self.tree(dom)?.get(&def.name)?.parent != def.parent {
+            return Ok(false);
+        }
+        let old = read_def(self.tx, dom, &def.name)?;
+        let domain = def.domain.as_ref().or(old.domain.as_ref());
+        Ok(domain == old.domain.as_ref() && stored_xml(def) == stored_xml(&old))
     }
 
     /// Atomic edit: redefines `old` from `def`, renaming it when `def.name` differs (children

@@ -60,7 +60,8 @@ fn newer_schema_is_refused_older_is_migrated() {
     }
     let e = Store::open(&p, Sync::Normal).unwrap_err();
     assert_eq!(e.code, codes::OPERATION_FAILED);
-    assert!(e.message.contains("schema version 99, newer than the supported version 3"), "{}", e.message);
+    let want = format!("schema version 99, newer than the supported version {SCHEMA_VERSION}");
+    assert!(e.message.contains(&want), "{}", e.message);
 
     let old = dir.path().join("old.db");
     {
@@ -74,7 +75,7 @@ fn newer_schema_is_refused_older_is_migrated() {
         c.pragma_update(None, "user_version", 1).unwrap();
     }
     let mut s = Store::open(&old, Sync::Normal).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
     assert!(s.domain_by_name("test").unwrap().persistent);
 
     let v2 = dir.path().join("v2.db");
@@ -97,7 +98,7 @@ fn newer_schema_is_refused_older_is_migrated() {
         c.pragma_update(None, "user_version", 2).unwrap();
     }
     let mut s = Store::open(&v2, Sync::Normal).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(s.snapshot_def(VM, "old").unwrap().domain.as_deref(), Some(TEST_DOMAIN_XML));
     assert_eq!(s.current(VM).unwrap().unwrap().name, "old");
 
@@ -134,13 +135,13 @@ fn operations_mirror_the_tree() {
     let mut moved = snap("b", Some("r"));
     moved.domain = None;
     s.redefine(VM, moved, RedefineFlags::default()).unwrap();
-    assert_eq!(shape(&mut s), "r<-None a<-r b<-r c<-b current=c");
+    assert_eq!(shape(&mut s), "r<-None b<-r c<-b a<-r current=c");
     assert!(s.snapshot_def(VM, "b").unwrap().domain.is_some(), "old <domain> kept");
     s.set_current(VM, "a").unwrap();
     s.create(VM, &snap("a2", None)).unwrap();
     s.set_current(VM, "c").unwrap();
     s.delete(VM, "b", snapshot_delete::CHILDREN_ONLY).unwrap();
-    assert_eq!(shape(&mut s), "r<-None a<-r a2<-a b<-r current=b");
+    assert_eq!(shape(&mut s), "r<-None b<-r a<-r a2<-a current=b");
     s.delete(VM, "b", snapshot_delete::METADATA_ONLY).unwrap();
     assert_eq!(shape(&mut s), "r<-None a<-r a2<-a current=r");
     s.delete(VM, "r", 0).unwrap();
@@ -240,4 +241,127 @@ fn undefine_removes_metadata() {
     s.define_domain(&DomainDef::parse(TEST_DOMAIN_XML).unwrap(), st::SHUTOFF, 0, -1).unwrap();
     s.create(VM, &snap("y", None)).unwrap();
     assert_eq!(s.snapshot_def(VM, "y").unwrap().domain.as_deref(), Some(TEST_DOMAIN_XML));
+}
+
+/// Everything an import may not change: the listing (order, parents, current) and every
+/// snapshot's secure XML as libvirt's internal format prints it (with `<active>`).
+fn everything(s: &mut Store) -> (String, Vec<String>) {
+    let flags = FormatFlags { secure: true, internal: true, current: false };
+    let names: Vec<String> = s.snapshots(VM).unwrap().into_iter().map(|i| i.name).collect();
+    (shape(s), names.iter().map(|n| s.snapshot_xml(VM, n, flags).unwrap()).collect())
+}
+
+/// A hierarchy as `(name, parent)` pairs, redefined in that order.
+fn host_with(links: &[(&str, Option<&str>)], current: Option<&str>) -> (tempfile::TempDir, Store) {
+    let (d, mut s) = fresh();
+    for (n, p) in links {
+        s.redefine(VM, snap(n, *p), RedefineFlags { current: current == Some(*n), disk_only: false }).unwrap();
+    }
+    (d, s)
+}
+
+fn defs_of(links: &[(&str, Option<&str>)]) -> Vec<SnapshotDef> {
+    links.iter().map(|(n, p)| snap(n, *p)).collect()
+}
+
+/// Issue 11.2: host s0→s1→s2→s3, bundle b0→b1→b2→s1→b4: the bundle's s1 is another snapshot
+/// (other parent, or other content under the same parent): refused, dry run and real run
+/// alike, with libvirt's duplicate-name error, and nothing changes.
+#[test]
+fn import_never_replaces_a_different_snapshot() {
+    let host = [("s0", None), ("s1", Some("s0")), ("s2", Some("s1")), ("s3", Some("s2"))];
+    let (_d, mut s) = host_with(&host, Some("s3"));
+    let before = everything(&mut s);
+    let mut bundle =
+        defs_of(&[("b0", None), ("b1", Some("b0")), ("b2", Some("b1")), ("s1", Some("b2")), ("b4", Some("s1"))]);
+    bundle[3].description = Some("the other host's s1".into());
+    let mut same_parent_other_text = defs_of(&[("s0", None), ("s1", Some("s0")), ("n", Some("s1"))]);
+    same_parent_other_text[1].description = Some("other".into());
+    let mut other_parent_only = defs_of(&[("b0", None), ("s1", Some("b0"))]);
+    other_parent_only.reverse();
+    let mut other_domain = defs_of(&[("s0", None), ("s1", Some("s0"))]);
+    other_domain[1].domain = Some(TEST_DOMAIN_XML.replace("<memory unit='KiB'>", "<memory unit='KiB'>1"));
+    let mut other_time = defs_of(&[("s0", None), ("s1", Some("s0"))]);
+    other_time[1].creation_time = 0;
+    for (k, defs) in
+        [bundle, same_parent_other_text, other_parent_only, other_domain, other_time].into_iter().enumerate()
+    {
+        for dry in [true, false] {
+            let e = if dry {
+                s.dry_run(|w| w.import(VM, defs.clone(), Some(&defs[defs.len() - 1].name))).unwrap_err()
+            } else {
+                s.import(VM, defs.clone(), None).unwrap_err()
+            };
+            assert_eq!(
+                (e.code, e.to_string().as_str()),
+                (codes::OPERATION_FAILED, "operation failed: domain moment s1 already exists"),
+                "case {k} dry {dry}"
+            );
+            assert_eq!(everything(&mut s), before, "case {k} dry {dry}");
+        }
+    }
+}
+
+/// Replaying an import changes nothing, not even which snapshot is current; an overlap with
+/// identical content imports only what is new.
+#[test]
+fn import_is_retry_safe_and_merges_identical_overlap() {
+    let links = [("s0", None), ("s1", Some("s0")), ("a", Some("s1")), ("b", Some("s1")), ("s2", Some("b"))];
+    let (_d, mut s) = fresh();
+    s.import(VM, defs_of(&links), Some("s2")).unwrap();
+    let once = everything(&mut s);
+    assert_eq!(once.0, "s0<-None s1<-s0 a<-s1 b<-s1 s2<-b current=s2");
+    s.import(VM, defs_of(&links), Some("s2")).unwrap();
+    s.dry_run(|w| w.import(VM, defs_of(&links), Some("s2"))).unwrap();
+    assert_eq!(everything(&mut s), once);
+    // the host moved on (revert); a retry leaves its current snapshot where it is
+    s.set_current(VM, "a").unwrap();
+    let reverted = everything(&mut s);
+    s.import(VM, defs_of(&links), Some("s2")).unwrap();
+    assert_eq!(everything(&mut s), reverted);
+    // identical overlap plus new snapshots: only the new ones are added, the new current applies
+    let more =
+        [("s1", Some("s0")), ("s0", None), ("c", Some("s1")), ("s3", Some("s2")), ("s2", Some("b")), ("b", Some("s1"))];
+    s.import(VM, defs_of(&more), Some("s3")).unwrap();
+    assert_eq!(shape(&mut s), "s0<-None s1<-s0 c<-s1 a<-s1 b<-s1 s2<-b s3<-s2 current=s3");
+    // an import whose current already exists identically does not move current
+    s.set_current(VM, "c").unwrap();
+    s.import(VM, defs_of(&[("s0", None), ("z", Some("s0"))]), Some("s0")).unwrap();
+    assert_eq!(s.current(VM).unwrap().unwrap().name, "c");
+    // a definition without <domain> matches the stored one (a redefine would keep it)
+    let mut bare = snap("z", Some("s0"));
+    bare.domain = None;
+    s.import(VM, vec![bare], None).unwrap();
+    let e = s.import(VM, defs_of(&[("s0", None)]), Some("nosuch")).unwrap_err();
+    assert_eq!((e.code, e.message.as_str()), (codes::INVALID_ARG, "current snapshot nosuch is not in the bundle"));
+}
+
+/// Export order in, same listing out: the destination lists siblings in the bundle's order.
+#[test]
+fn import_keeps_the_listing_order() {
+    let links = [("r", None), ("a", Some("r")), ("b", Some("r")), ("b1", Some("b")), ("c", Some("r")), ("q", None)];
+    let (_d, mut src) = host_with(&links, Some("b1"));
+    let listing = src.snapshots(VM).unwrap();
+    assert_eq!(shape(&mut src), "q<-None r<-None c<-r b<-r b1<-b a<-r current=b1");
+    let defs: Vec<SnapshotDef> = listing.iter().map(|i| src.snapshot_def(VM, &i.name).unwrap()).collect();
+    let (_d2, mut dst) = fresh();
+    dst.import(VM, defs, Some("b1")).unwrap();
+    assert_eq!(everything(&mut dst), everything(&mut src));
+}
+
+/// libvirt's order survives a reopen: redefine and delete store the new seqs they assign.
+#[test]
+fn listing_order_is_stored() {
+    let (dir, mut s) = fresh();
+    for (n, p) in [("R", None), ("x", Some("R")), ("p", Some("R")), ("k0", Some("p")), ("k1", Some("p")), ("A", None)] {
+        s.redefine(VM, snap(n, p), RedefineFlags::default()).unwrap();
+    }
+    s.redefine(VM, snap("x", Some("R")), RedefineFlags::default()).unwrap();
+    s.delete(VM, "p", 0).unwrap();
+    s.redefine(VM, snap("R", None), RedefineFlags::default()).unwrap();
+    let want = "R<-None k1<-R k0<-R x<-R A<-None current=None";
+    assert_eq!(shape(&mut s), want);
+    drop(s);
+    let mut s = Store::open(&dir.path().join("m.db"), Sync::Normal).unwrap();
+    assert_eq!(shape(&mut s), want);
 }

@@ -6,6 +6,20 @@
 //! Every mutating operation validates first and mutates only on success, and returns the list
 //! of [`Change`]s it made so that a store can persist exactly those rows.
 //!
+//! Order (libvirt's `virdomainmomentobjlist.c`): each snapshot's children are kept NEWEST
+//! FIRST, because `virDomainMomentSetParent` prepends to `first_child`, and every walk is depth
+//! first (a node, then its whole subtree, then its next sibling); the roots are the children of
+//! a hidden metaroot and follow the same rule. "Newest" means most recently linked to its
+//! parent, which the insertion sequence number `seq` records:
+//! - create, and a redefine of a new name: a new seq (`virDomainSnapshotAssignDef` + link);
+//! - a redefine of an existing name gets a new seq even when its parent does not change
+//!   (`virDomainSnapshotReplaceDef` drops the parent link, `virDomainSnapshotLinkParent`
+//!   prepends it again), and it keeps its children in their order;
+//! - a delete that reparents moves the children as one block, in their order, in front of the
+//!   new parent's (or the metaroot's) existing children (`virDomainMomentMoveChildren`): they
+//!   get new seqs, oldest first;
+//! - revert, rename and the removal of other snapshots leave every seq alone.
+//!
 //! Complexity: lookups are O(1); the cycle check walks from the proposed parent to its root only
 //! when the redefined snapshot already exists, has children *and* changes parent (a new
 //! snapshot or a leaf cannot be an ancestor of anything, and an unchanged link cannot add a
@@ -59,7 +73,8 @@ pub struct RedefineFlags {
 #[derive(Debug, Clone)]
 struct Node {
     info: SnapshotInfo,
-    children: BTreeSet<String>,
+    /// `(seq, name)` of the children: iterated in reverse, newest first (libvirt's order).
+    children: BTreeSet<(u64, String)>,
     seq: u64,
 }
 
@@ -107,11 +122,11 @@ impl SnapshotTree {
             t.next_seq = t.next_seq.max(seq + 1);
             t.nodes.insert(info.name.clone(), Node { info, children: BTreeSet::new(), seq });
         }
-        let links: Vec<(String, String)> =
-            t.nodes.values().filter_map(|n| n.info.parent.clone().map(|p| (p, n.info.name.clone()))).collect();
-        for (parent, child) in links {
+        let links: Vec<(String, u64, String)> =
+            t.nodes.values().filter_map(|n| n.info.parent.clone().map(|p| (p, n.seq, n.info.name.clone()))).collect();
+        for (parent, seq, child) in links {
             if let Some(p) = t.nodes.get_mut(&parent) {
-                p.children.insert(child);
+                p.children.insert((seq, child));
             }
         }
         t
@@ -146,50 +161,64 @@ impl SnapshotTree {
         Ok(info)
     }
 
-    /// Direct children of `name`, sorted by name.
+    /// Direct children of `name`, newest first (libvirt's `first_child` list).
     pub fn children(&self, name: &str) -> Result<Vec<String>> {
         let n = self.nodes.get(name).ok_or_else(|| Error::no_snapshot(name))?;
-        Ok(n.children.iter().cloned().collect())
+        Ok(n.children.iter().rev().map(|(_, c)| c.clone()).collect())
     }
 
-    /// Every descendant of `name`, parents before children.
+    /// Every descendant of `name` in libvirt's walk: depth first, pre-order, newest child first.
     pub fn descendants(&self, name: &str) -> Result<Vec<String>> {
         let n = self.nodes.get(name).ok_or_else(|| Error::no_snapshot(name))?;
         let mut out = Vec::new();
-        let mut stack: Vec<&String> = n.children.iter().rev().collect();
-        while let Some(c) = stack.pop() {
-            out.push(c.clone());
-            if let Some(cn) = self.nodes.get(c) {
-                stack.extend(cn.children.iter().rev());
-            }
-        }
+        self.walk(n.children.iter().map(|(_, c)| c), &mut out);
         Ok(out)
     }
 
-    /// Every record, in topological order (parents first, siblings by name).
+    /// Pre-order from `oldest_first` (a sibling list, oldest first): the newest sibling and its
+    /// subtree come first. Iterative, so a 16,000-deep chain needs no deep stack.
+    fn walk<'t>(&'t self, oldest_first: impl Iterator<Item = &'t String>, out: &mut Vec<String>) {
+        let mut stack: Vec<&String> = oldest_first.collect();
+        while let Some(name) = stack.pop() {
+            out.push(name.clone());
+            if let Some(n) = self.nodes.get(name) {
+                stack.extend(n.children.iter().map(|(_, c)| c));
+            }
+        }
+    }
+
+    /// Every record, in libvirt's topological order (see [`SnapshotTree::topological_names`]).
     pub fn list(&self) -> Vec<SnapshotInfo> {
         self.topological_names().iter().filter_map(|n| self.get(n).ok()).collect()
     }
 
-    /// Names in topological order: roots by name, each followed by its subtree (pre-order,
-    /// siblings by name). O(n log n).
+    /// Names in libvirt's `LIST_TOPOLOGICAL` order: the walk from the metaroot, depth first,
+    /// pre-order, siblings (roots too) newest first. A snapshot whose parent is missing counts
+    /// as a root. O(n log n).
     pub fn topological_names(&self) -> Vec<String> {
-        let mut roots: Vec<&String> = self
+        let mut roots: Vec<(u64, &String)> = self
             .nodes
             .values()
             .filter(|n| n.info.parent.as_ref().is_none_or(|p| !self.nodes.contains_key(p)))
-            .map(|n| &n.info.name)
+            .map(|n| (n.seq, &n.info.name))
             .collect();
         roots.sort();
         let mut out = Vec::with_capacity(self.nodes.len());
-        let mut stack: Vec<&String> = roots.into_iter().rev().collect();
-        while let Some(name) = stack.pop() {
-            out.push(name.clone());
-            if let Some(n) = self.nodes.get(name) {
-                stack.extend(n.children.iter().rev());
-            }
-        }
+        self.walk(roots.into_iter().map(|(_, n)| n), &mut out);
         out
+    }
+
+    /// Gives `name` the next seq and links it as the newest child of its recorded parent.
+    fn relink(&mut self, name: &str) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let Some(node) = self.nodes.get_mut(name) else { return };
+        let old = std::mem::replace(&mut node.seq, seq);
+        let parent = node.info.parent.clone();
+        if let Some(p) = parent.as_ref().and_then(|p| self.nodes.get_mut(p)) {
+            p.children.remove(&(old, name.to_owned()));
+            p.children.insert((seq, name.to_owned()));
+        }
     }
 
     fn set_current(&mut self, name: Option<String>, changes: &mut Vec<Change>) {
@@ -215,11 +244,11 @@ impl SnapshotTree {
     }
 
     fn insert(&mut self, info: SnapshotInfo) {
-        if let Some(p) = info.parent.as_ref().and_then(|p| self.nodes.get_mut(p)) {
-            p.children.insert(info.name.clone());
-        }
         let seq = self.next_seq;
         self.next_seq += 1;
+        if let Some(p) = info.parent.as_ref().and_then(|p| self.nodes.get_mut(p)) {
+            p.children.insert((seq, info.name.clone()));
+        }
         self.nodes.insert(info.name.clone(), Node { info, children: BTreeSet::new(), seq });
     }
 
@@ -292,7 +321,8 @@ impl SnapshotTree {
     }
 
     /// Redefines `def` (see [`SnapshotTree::check_redefine`]): an existing snapshot keeps its
-    /// children (a new parent moves the whole subtree); the current snapshot changes only with
+    /// children (a new parent moves the whole subtree) and becomes its parent's newest child,
+    /// as in libvirt even when the parent is unchanged; the current snapshot changes only with
     /// `flags.current`.
     pub fn redefine(
         &mut self,
@@ -312,15 +342,20 @@ impl SnapshotTree {
         let name = info.name.clone();
         if let Some(node) = self.nodes.get_mut(&name) {
             let old_parent = node.info.parent.clone();
+            let seq = node.seq;
             node.info = info;
-            changes.push(Change::Update(name.clone()));
             if old_parent != def.parent {
                 if let Some(p) = old_parent.as_ref().and_then(|p| self.nodes.get_mut(p)) {
-                    p.children.remove(&name);
+                    p.children.remove(&(seq, name.clone()));
                 }
                 if let Some(p) = def.parent.as_ref().and_then(|p| self.nodes.get_mut(p)) {
-                    p.children.insert(name.clone());
+                    p.children.insert((seq, name.clone()));
                 }
+            }
+            // ReplaceDef drops the parent link and LinkParent prepends it again: newest child
+            self.relink(&name);
+            changes.push(Change::Update(name.clone()));
+            if old_parent != def.parent {
                 changes.push(Change::Reparent { name: name.clone(), parent: def.parent.clone() });
             }
         } else {
@@ -375,14 +410,14 @@ impl SnapshotTree {
             }
             return Ok(changes);
         }
-        let children = self.nodes.get(name).map(|n| n.children.clone()).unwrap_or_default();
-        for c in &children {
+        // virDomainMomentMoveChildren: the children move as one block, in their order, in front
+        // of the new parent's children; linking them oldest first with new seqs does exactly that.
+        let children = self.nodes.get_mut(name).map(|n| std::mem::take(&mut n.children)).unwrap_or_default();
+        for (_, c) in &children {
             if let Some(cn) = self.nodes.get_mut(c) {
                 cn.info.parent = parent.clone();
             }
-            if let Some(p) = parent.as_ref().and_then(|p| self.nodes.get_mut(p)) {
-                p.children.insert(c.clone());
-            }
+            self.relink(c);
             changes.push(Change::Reparent { name: c.clone(), parent: parent.clone() });
         }
         let was_current = self.current.as_deref() == Some(name);
@@ -395,9 +430,9 @@ impl SnapshotTree {
     }
 
     fn unlink(&mut self, name: &str, parent: &Option<String>) {
-        self.nodes.remove(name);
+        let Some(node) = self.nodes.remove(name) else { return };
         if let Some(p) = parent.as_ref().and_then(|p| self.nodes.get_mut(p)) {
-            p.children.remove(name);
+            p.children.remove(&(node.seq, name.to_owned()));
         }
     }
 
@@ -414,10 +449,10 @@ impl SnapshotTree {
         node.info.name = to.to_owned();
         let mut changes = vec![Change::Rename { from: from.to_owned(), to: to.to_owned() }];
         if let Some(p) = node.info.parent.as_ref().and_then(|p| self.nodes.get_mut(p)) {
-            p.children.remove(from);
-            p.children.insert(to.to_owned());
+            p.children.remove(&(node.seq, from.to_owned()));
+            p.children.insert((node.seq, to.to_owned()));
         }
-        for c in &node.children {
+        for (_, c) in &node.children {
             if let Some(cn) = self.nodes.get_mut(c) {
                 cn.info.parent = Some(to.to_owned());
             }

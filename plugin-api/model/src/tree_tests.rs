@@ -41,17 +41,19 @@ fn create_links_to_current_and_becomes_current() {
     assert_eq!((e.code, e.message.as_str()), (codes::OPERATION_FAILED, "domain moment a already exists"));
 }
 
+/// The reference's §8.2 python session, printed in libvirt's topological order.
 #[test]
 fn reference_sequence_8_2() {
     let mut t = chain();
     redefine(&mut t, "b", Some("r"), false).unwrap();
-    assert_eq!(show(&t), "r<-None a<-r b<-r c<-b current=c");
+    assert_eq!(show(&t), "r<-None b<-r c<-b a<-r current=c");
     t.revert("a").unwrap();
-    assert_eq!(show(&t), "r<-None a<-r b<-r c<-b current=a");
+    assert_eq!(show(&t), "r<-None b<-r c<-b a<-r current=a");
     t.create(&def("a2", None, st::RUNNING)).unwrap();
+    assert_eq!(show(&t), "r<-None b<-r c<-b a<-r a2<-a current=a2");
     t.revert("c").unwrap();
     t.delete("b", snapshot_delete::CHILDREN_ONLY).unwrap();
-    assert_eq!(show(&t), "r<-None a<-r a2<-a b<-r current=b");
+    assert_eq!(show(&t), "r<-None b<-r a<-r a2<-a current=b");
     t.delete("b", 0).unwrap();
     assert_eq!(show(&t), "r<-None a<-r a2<-a current=r");
     t.delete("r", 0).unwrap();
@@ -144,6 +146,7 @@ fn redefine_errors() {
     legacy.legacy_uuid = Some(VM.into());
     check(&mut t, legacy, None, f, codes::INTERNAL_ERROR, "missing domain in snapshot");
     assert!(!t.contains("old") && !t.contains("n"));
+    // "off" was redefined last: the newest root
     assert_eq!(show(&t), "off<-None r<-None a<-r b<-a c<-b current=c");
 }
 
@@ -198,10 +201,15 @@ fn long_chain_redefine_is_linear() {
 
 #[test]
 fn from_records_round_trip() {
-    let t = chain();
+    let mut t = chain();
+    for (n, p) in [("x", Some("r")), ("y", Some("r")), ("a", Some("r")), ("q", None)] {
+        redefine(&mut t, n, p, false).unwrap();
+    }
+    assert_eq!(show(&t), "q<-None r<-None a<-r b<-a c<-b y<-r x<-r current=c");
     let records: Vec<(SnapshotInfo, u64)> = t
         .list()
         .into_iter()
+        .rev()
         .map(|i| {
             let s = t.seq(&i.name).unwrap();
             (i, s)
@@ -209,4 +217,122 @@ fn from_records_round_trip() {
         .collect();
     let back = SnapshotTree::from_records(records);
     assert_eq!(show(&back), show(&t));
+}
+
+/// One step of an ordering scenario.
+enum Op {
+    Create(&'static str),
+    Redefine(&'static str, Option<&'static str>),
+    Delete(&'static str, u32),
+    Revert(&'static str),
+    Rename(&'static str, &'static str),
+}
+
+/// Runs `ops` on an empty tree and checks the topological listing (names only) after each
+/// step that has an expectation.
+fn check_order(ops: &[(Op, &str)]) {
+    let mut t = SnapshotTree::new();
+    for (k, (op, want)) in ops.iter().enumerate() {
+        match op {
+            Op::Create(n) => drop(t.create(&def(n, None, st::RUNNING)).unwrap()),
+            Op::Redefine(n, p) => drop(redefine(&mut t, n, *p, false).unwrap()),
+            Op::Delete(n, f) => drop(t.delete(n, *f).unwrap()),
+            Op::Revert(n) => drop(t.revert(n).unwrap()),
+            Op::Rename(a, b) => drop(t.rename(a, b).unwrap()),
+        }
+        if !want.is_empty() {
+            assert_eq!(t.topological_names().join(" "), *want, "after step {k}");
+        }
+    }
+}
+
+/// libvirt keeps children newest first and walks depth first (reference §5.2 "Order").
+#[test]
+fn libvirt_orders() {
+    use Op::*;
+    // Appendix A: chain s1 -> s2 -> N; delete s2 moves N under s1; redefining s2 makes it
+    // s1's newest child: `--topological --name` printed s1, s2, 1795681679.
+    check_order(&[
+        (Create("s1"), ""),
+        (Create("s2"), ""),
+        (Create("1795681679"), "s1 s2 1795681679"),
+        (Delete("s2", 0), "s1 1795681679"),
+        (Redefine("s2", Some("s1")), "s1 s2 1795681679"),
+        (Redefine("s2", Some("s1")), "s1 s2 1795681679"),
+    ]);
+    // §12.3: A listed s1, s2, s1a, s1a1 (s2 newer than s1a); B redefined in that order lists
+    // s1, s1a, s1a1, s2 — the founding workflow reverses siblings, as libvirt does.
+    check_order(&[
+        (Redefine("s1", None), ""),
+        (Redefine("s2", Some("s1")), ""),
+        (Redefine("s1a", Some("s1")), ""),
+        (Redefine("s1a1", Some("s1a")), "s1 s1a s1a1 s2"),
+    ]);
+    // A redefine of an existing snapshot re-links it as the newest child even when its parent
+    // does not change (ReplaceDef + LinkParent), subtree included; roots behave alike.
+    check_order(&[
+        (Redefine("r", None), ""),
+        (Redefine("a", Some("r")), ""),
+        (Redefine("b", Some("r")), ""),
+        (Redefine("c", Some("r")), "r c b a"),
+        (Redefine("a1", Some("a")), "r c b a a1"),
+        (Redefine("a", Some("r")), "r a a1 c b"),
+        (Redefine("q", None), "q r a a1 c b"),
+        (Redefine("r", None), "r a a1 c b q"),
+        (Revert("c"), "r a a1 c b q"),
+        (Rename("b", "bee"), "r a a1 c bee q"),
+    ]);
+    // virDomainMomentMoveChildren: a delete moves the children as one block, in their order,
+    // in front of the new parent's children; a deleted root's children become the newest roots.
+    check_order(&[
+        (Redefine("R", None), ""),
+        (Redefine("x", Some("R")), ""),
+        (Redefine("p", Some("R")), ""),
+        (Redefine("k0", Some("p")), ""),
+        (Redefine("k1", Some("p")), ""),
+        (Redefine("k1c", Some("k1")), ""),
+        (Redefine("k2", Some("p")), "R p k2 k1 k1c k0 x"),
+        (Redefine("y", Some("R")), "R y p k2 k1 k1c k0 x"),
+        (Delete("p", 0), "R k2 k1 k1c k0 y x"),
+        (Redefine("A", None), "A R k2 k1 k1c k0 y x"),
+        (Delete("R", snapshot_delete::METADATA_ONLY), "k2 k1 k1c k0 y x A"),
+        (Delete("k1", snapshot_delete::CHILDREN_ONLY), "k2 k1 k0 y x A"),
+        (Delete("y", snapshot_delete::CHILDREN), "k2 k1 k0 x A"),
+    ]);
+    // plain creates: each new snapshot is the newest child of the current one
+    check_order(&[
+        (Create("r"), ""),
+        (Create("a"), ""),
+        (Revert("r"), ""),
+        (Create("b"), ""),
+        (Revert("r"), ""),
+        (Create("c"), "r c b a"),
+    ]);
+}
+
+#[test]
+fn children_and_descendants_are_newest_first_depth_first() {
+    let mut t = SnapshotTree::new();
+    for (n, p) in [("r", None), ("a", Some("r")), ("a1", Some("a")), ("b", Some("r")), ("a2", Some("a"))] {
+        redefine(&mut t, n, p, false).unwrap();
+    }
+    assert_eq!(t.children("r").unwrap(), ["b", "a"]);
+    assert_eq!(t.children("a").unwrap(), ["a2", "a1"]);
+    assert_eq!(t.descendants("r").unwrap(), ["b", "a", "a2", "a1"]);
+    assert_eq!(t.list().iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["r", "b", "a", "a2", "a1"]);
+}
+
+#[test]
+fn seq_changes_are_reported_as_updates_and_reparents() {
+    let mut t = SnapshotTree::new();
+    for (n, p) in [("r", None), ("p", Some("r")), ("k", Some("p"))] {
+        redefine(&mut t, n, p, false).unwrap();
+    }
+    let before = t.seq("k").unwrap();
+    let ch = t.delete("p", 0).unwrap();
+    assert!(t.seq("k").unwrap() > before);
+    assert_eq!(ch[0], Change::Reparent { name: "k".into(), parent: Some("r".into()) });
+    let before = t.seq("r").unwrap();
+    assert_eq!(redefine(&mut t, "r", None, false).unwrap(), [Change::Update("r".into())]);
+    assert!(t.seq("r").unwrap() > before);
 }
