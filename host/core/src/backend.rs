@@ -114,4 +114,10 @@ impl Backend for AbiBackend {
     fn snapshot_edit(&self, dom: &str, snap: &str, xml: &str, flags: u32) -> model::Result<String> {
         native(self.0.snapshot_edit(s(dom), s(snap), s(xml), flags), RString::into_string)
     }
+    fn domain_job_begin(&self, dom: &str, job: &str) -> model::Result<String> {
+        native(self.0.domain_job_begin(s(dom), s(job), 0), RString::into_string)
+    }
+    fn domain_job_end(&self, dom: &str, job: &str) -> model::Result<()> {
+        native(self.0.domain_job_end(s(dom), s(job), 0), |()| ())
+    }
 }

@@ -82,6 +82,23 @@ impl Connection {
         check_name("domain", dom)?;
         self.dispatch(&rules::DOMAIN_XML, flags, |d| d.domain_xml(dom, flags))
     }
+
+    /// `domain_job_begin`: holds `dom` for the multi-step job described by `job` (e.g.
+    /// `migration m1 to qemu+unix:///system`) and returns the job id. Until
+    /// [`Connection::domain_job_end`], or until this connection is dropped, every change to the
+    /// domain through another connection or process is refused with `OPERATION_TIMEOUT`
+    /// naming this job; a job whose process died is taken over by the next one. `NO_SUPPORT`
+    /// from a plugin that keeps no job record.
+    pub fn domain_job_begin(&self, dom: &str, job: &str) -> Result<String> {
+        check_name("domain", dom)?;
+        self.dispatch(&rules::DOMAIN_JOB, 0, |d| d.domain_job_begin(dom, job))
+    }
+
+    /// `domain_job_end`: releases job `id` on `dom`.
+    pub fn domain_job_end(&self, dom: &str, id: &str) -> Result<()> {
+        check_name("domain", dom)?;
+        self.dispatch(&rules::DOMAIN_JOB, 0, |d| d.domain_job_end(dom, id))
+    }
 }
 
 #[cfg(test)]

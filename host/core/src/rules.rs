@@ -210,6 +210,9 @@ simple_op!(DOMAIN_SUSPEND, "domain_suspend", "virDomainSuspend", ops::DOMAIN_SUS
 simple_op!(DOMAIN_RESUME, "domain_resume", "virDomainResume", ops::DOMAIN_RESUME, true);
 simple_op!(SNAPSHOT_LOOKUP, "snapshot_lookup", "virDomainSnapshotLookupByName", ops::SNAPSHOT_LOOKUP, false);
 simple_op!(SNAPSHOT_CURRENT, "snapshot_current", "virDomainSnapshotCurrent", ops::SNAPSHOT_CURRENT, false);
+// A domain job changes who may write the domain, so a read-only connection may not hold one.
+// libvirt has no public function for it (its jobs are internal); the refusal names ours.
+simple_op!(DOMAIN_JOB, "domain_job", "virtplugDomainJobBegin", ops::DOMAIN_JOB, true);
 
 /// Every table, for tests, documentation and the CLI's `plugins` listing.
 pub const ALL: &[OpRules] = &[
@@ -232,6 +235,7 @@ pub const ALL: &[OpRules] = &[
     DOMAIN_RESUME,
     SNAPSHOT_LOOKUP,
     SNAPSHOT_CURRENT,
+    DOMAIN_JOB,
 ];
 
 impl OpRules {

@@ -59,6 +59,16 @@ pub async fn migrate(ctx: Ctx, J(req): J<MigrationRequest>) -> ApiResult<Respons
         return Err(virtplug_host::HostError::ReadOnly { function: "virDomainSnapshotDelete" }.into());
     }
     let st = Arc::clone(&ctx.state);
+    let journal_id = migrate::new_id();
+    // The source is held before the answer: a second migration, or any change of the domain,
+    // is refused at once while this one runs.
+    let source = {
+        let (st, from, to, dom, id) =
+            (Arc::clone(&st), ctx.uri.clone(), req.to.clone(), req.domain.clone(), journal_id.clone());
+        tokio::task::spawn_blocking(move || tasks::open_source(&st, &from, &to, &dom, &id, req.dry_run))
+            .await
+            .map_err(|e| ApiError::new(codes::INTERNAL_ERROR, format!("request handler failed: {e}")))??
+    };
     let task = st.tasks.start("migrate_snapshots", STEPS, &st.events, &ctx.uri, Some(&req.domain));
     let mut rep = TaskReporter {
         tasks: Arc::clone(&st.tasks),
@@ -67,12 +77,13 @@ pub async fn migrate(ctx: Ctx, J(req): J<MigrationRequest>) -> ApiResult<Respons
         uri: ctx.uri.clone(),
         domain: req.domain.clone(),
         journal_dir: tasks::journal_dir(&st.state_dir),
-        journal_id: migrate::new_id(),
+        journal_id,
     };
     let from = ctx.uri.clone();
     tokio::task::spawn_blocking(move || {
-        tasks::run_migration(&st, &from, &req.to, &req.domain, req.dry_run, &mut rep);
-        if !req.dry_run {
+        let succeeded = tasks::run_migration(&st, source, &req.to, &req.domain, req.dry_run, &mut rep);
+        // Only what happened: a failed or dry-run migration left the source's metadata in place.
+        if succeeded && !req.dry_run {
             st.events.emit("snapshot.metadata_dropped", &from, Some(&req.domain), None, None);
         }
     });

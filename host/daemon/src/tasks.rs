@@ -178,21 +178,33 @@ pub fn finish(rep: &TaskReporter, result: Result<serde_json::Value, HostError>) 
     });
 }
 
-/// Runs a migration task to the end (blocking). A migration that fails with its journal not
-/// settled (B unreachable while the import may still commit, or the source drop failing) leaves
-/// the journal to the recovery, which retries in the background.
-pub fn run_migration(state: &AppState, from: &str, to: &str, dom: &str, dry_run: bool, rep: &mut TaskReporter) {
+/// Opens the source side of a migration and, unless it is a dry run, holds `dom` on it for
+/// migration `id`: a second migration or any other change of the domain is refused from here
+/// on (`OPERATION_TIMEOUT`), before the request is answered.
+pub fn open_source(state: &AppState, from: &str, to: &str, dom: &str, id: &str, dry_run: bool) -> Result<Side, HostError> {
+    let side = Side::open(&state.registry, from)?;
+    if !dry_run {
+        side.hold(dom, &format!("migration {id} to {to}"))?;
+    }
+    Ok(side)
+}
+
+/// Runs a migration task to the end (blocking) and says whether it succeeded. A migration that
+/// fails with its journal not settled (B unreachable while the import may still commit, or the
+/// source drop failing) leaves the journal to the recovery, which retries in the background.
+pub fn run_migration(state: &AppState, from: Side, to: &str, dom: &str, dry_run: bool, rep: &mut TaskReporter) -> bool {
     let id = rep.journal_id.clone();
-    let result = Side::open(&state.registry, from)
-        .and_then(|a| Side::open(&state.registry, to).map(|b| (a, b)))
-        .and_then(|(a, b)| migrate::migrate(&a, &b, &id, dom, dry_run, rep))
+    let result = Side::open(&state.registry, to)
+        .and_then(|b| migrate::migrate(&from, &b, &id, dom, dry_run, rep))
         .map(|outcome| serde_json::to_value(outcome).unwrap_or_default());
+    from.release();
     let failed = result.is_err();
     finish(rep, result);
     let journal = rep.journal_dir.join(format!("{}.json", rep.journal_id));
     if failed && journal.is_file() {
         spawn_recovery_of(Arc::clone(state), vec![journal]);
     }
+    !failed
 }
 
 /// Settles the migrations of `journals` in the background, each as a task, retrying every second

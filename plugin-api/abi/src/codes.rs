@@ -28,6 +28,8 @@ pub const AUTH_FAILED: u32 = 45;
 pub const OPERATION_INVALID: u32 = 55;
 /// Unsupported configuration.
 pub const CONFIG_UNSUPPORTED: u32 = 67;
+/// The domain is busy: another job holds it (`cannot acquire state change lock`).
+pub const OPERATION_TIMEOUT: u32 = 68;
 /// Invalid snapshot object.
 pub const INVALID_DOMAIN_SNAPSHOT: u32 = 71;
 /// Snapshot not found.
@@ -54,6 +56,7 @@ pub fn prefix(code: u32) -> &'static str {
         AUTH_FAILED => "authentication failed: ",
         OPERATION_INVALID => "Requested operation is not valid: ",
         CONFIG_UNSUPPORTED => "unsupported configuration: ",
+        OPERATION_TIMEOUT => "Timed out during operation: ",
         INVALID_DOMAIN_SNAPSHOT => "Invalid domain snapshot: ",
         NO_DOMAIN_SNAPSHOT => "Domain snapshot not found: ",
         SNAPSHOT_REVERT_RISKY => "revert requires force: ",
@@ -80,6 +83,7 @@ pub fn name(code: u32) -> &'static str {
         AUTH_FAILED => "VIR_ERR_AUTH_FAILED",
         OPERATION_INVALID => "VIR_ERR_OPERATION_INVALID",
         CONFIG_UNSUPPORTED => "VIR_ERR_CONFIG_UNSUPPORTED",
+        OPERATION_TIMEOUT => "VIR_ERR_OPERATION_TIMEOUT",
         INVALID_DOMAIN_SNAPSHOT => "VIR_ERR_INVALID_DOMAIN_SNAPSHOT",
         NO_DOMAIN_SNAPSHOT => "VIR_ERR_NO_DOMAIN_SNAPSHOT",
         SNAPSHOT_REVERT_RISKY => "VIR_ERR_SNAPSHOT_REVERT_RISKY",

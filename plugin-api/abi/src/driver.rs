@@ -69,4 +69,19 @@ pub trait Driver: Send + Sync {
     /// must return `INTERNAL_ERROR`. Since 1.0.
     #[sabi(last_prefix_field)]
     fn selftest_panic(&self) -> RResult<(), AbiError>;
+    /// `domain_job_begin`: holds `dom` for a multi-step job described by `job` (e.g.
+    /// `migration m1`) on behalf of this connection; every change to the domain through any
+    /// other connection or process is refused (`OPERATION_TIMEOUT`) until `domain_job_end` or
+    /// until this connection closes. Returns the job id. Appended to 1.0: a plugin built
+    /// before it has no vtable entry, and the host gets this default body.
+    fn domain_job_begin(&self, dom: RStr<'_>, job: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
+        let _ = (dom, job, flags);
+        RResult::RErr(AbiError::new(crate::codes::NO_SUPPORT, "domain_job"))
+    }
+    /// `domain_job_end`: releases the job `job` (an id from `domain_job_begin`) on `dom`.
+    /// Appended to 1.0, like `domain_job_begin`.
+    fn domain_job_end(&self, dom: RStr<'_>, job: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
+        let _ = (dom, job, flags);
+        RResult::RErr(AbiError::new(crate::codes::NO_SUPPORT, "domain_job"))
+    }
 }

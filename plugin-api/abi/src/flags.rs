@@ -264,8 +264,11 @@ pub mod ops {
     pub const SNAPSHOT_IMPORT: u64 = 1 << 17;
     /// `snapshot_edit`: redefine under a possibly new name, atomically.
     pub const SNAPSHOT_EDIT: u64 = 1 << 18;
+    /// `domain_job_begin` and `domain_job_end`: hold a domain for a multi-step job (see the
+    /// `Driver` methods); appended to 1.0, a plugin built before them answers `NO_SUPPORT`.
+    pub const DOMAIN_JOB: u64 = 1 << 19;
     /// Every operation bit of ABI 1.0.
-    pub const ALL: u64 = (1 << 19) - 1;
+    pub const ALL: u64 = (1 << 20) - 1;
     /// Operation names, as used everywhere (ABI, host, CLI, conformance).
     pub const NAMES: &[(u64, &str)] = &[
         (DOMAIN_LIST, "domain_list"),
@@ -287,6 +290,7 @@ pub mod ops {
         (SNAPSHOT_DELETE, "snapshot_delete"),
         (SNAPSHOT_IMPORT, "snapshot_import"),
         (SNAPSHOT_EDIT, "snapshot_edit"),
+        (DOMAIN_JOB, "domain_job"),
     ];
 }
 

@@ -110,4 +110,16 @@ pub trait Driver: Send + Sync {
     fn snapshot_edit(&self, dom: &str, snap: &str, xml: &str, flags: u32) -> Result<String> {
         Err(Error::no_support("snapshot_edit"))
     }
+    /// `domain_job_begin`: holds `dom` for the multi-step job described by `job` on behalf of
+    /// this connection and returns the job id; until `domain_job_end` (or until this
+    /// connection is dropped) every change to `dom` through another connection or process must
+    /// fail with `OPERATION_TIMEOUT`. Plugins on the model's store get this from
+    /// `Store::job_begin`.
+    fn domain_job_begin(&self, dom: &str, job: &str) -> Result<String> {
+        Err(Error::no_support("domain_job"))
+    }
+    /// `domain_job_end`: releases job `job` (an id from `domain_job_begin`) on `dom`.
+    fn domain_job_end(&self, dom: &str, job: &str) -> Result<()> {
+        Err(Error::no_support("domain_job"))
+    }
 }

@@ -421,4 +421,17 @@ impl Driver for QemuDriver {
     fn snapshot_edit(&self, dom: &str, snap: &str, xml_text: &str, flags: u32) -> Result<String> {
         snapshot::edit(self, dom, snap, xml_text, flags)
     }
+
+    fn domain_job_begin(&self, dom: &str, job: &str) -> Result<String> {
+        self.deny_read_only("virtplugDomainJobBegin")?;
+        let mut g = self.lock()?;
+        let d = g.store.domain_by_name(dom)?;
+        g.store.job_begin(&d.uuid, job)
+    }
+
+    fn domain_job_end(&self, dom: &str, job: &str) -> Result<()> {
+        let mut g = self.lock()?;
+        let d = g.store.domain_by_name(dom)?;
+        g.store.job_end(&d.uuid, job)
+    }
 }

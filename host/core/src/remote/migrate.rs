@@ -1,8 +1,15 @@
 //! Supervised migration of one domain's snapshot hierarchy (the founding use case): export from
 //! A (SECURE XML, topological, current marker), dry-run import on B, import on B in one
-//! transaction, verify that B's tree equals A's (names, parents, current, XML), then drop the
-//! metadata on A with METADATA_ONLY. A failure before the drop leaves A untouched and rolls B
-//! back; a [`Journal`] written at each phase lets a restarted supervisor finish or roll back.
+//! transaction, verify that B's tree equals A's (names, parents, current, XML), check that A
+//! still holds exactly what was exported, then drop the metadata on A with METADATA_ONLY. A
+//! failure before the drop leaves A untouched and rolls B back; a [`Journal`] written at each
+//! phase lets a restarted supervisor finish or roll back.
+//!
+//! The whole run holds the domain on A (and on B when B is local) with a domain job, so no other
+//! writer — another client of the same daemon, a CLI process on the same store, a second
+//! migration — can change it meanwhile: they are refused at once with `OPERATION_TIMEOUT`. For a
+//! plugin that keeps no job record, the drop deletes exactly the exported snapshots one by one
+//! (children first), so that a snapshot created meanwhile is never taken with them.
 //!
 //! The engine talks to two [`Side`]s, each a local or remote [`Connection`]; remote sides move
 //! the hierarchy in one request each way.
@@ -34,6 +41,8 @@ pub struct Side {
     /// The connection (every call runs the generic checks).
     pub conn: Connection,
     client: Option<Arc<Client>>,
+    /// The domain job this side holds: (domain, job id).
+    job: std::sync::Mutex<Option<(String, String)>>,
 }
 
 impl std::fmt::Debug for Side {
@@ -50,15 +59,52 @@ impl Side {
                 let client = Arc::new(Client::from_uri(uri, false)?);
                 let info = client.plugin_info().map_err(HostError::Driver)?;
                 let backend = super::backend::RemoteBackend(Arc::clone(&client));
-                Ok(Self { conn: Connection::from_backend(uri, false, info, Box::new(backend)), client: Some(client) })
+                Ok(Self {
+                    conn: Connection::from_backend(uri, false, info, Box::new(backend)),
+                    client: Some(client),
+                    job: Default::default(),
+                })
             }
-            None => Ok(Self { conn: Connection::open(registry, uri, false)?, client: None }),
+            None => Ok(Self { conn: Connection::open(registry, uri, false)?, client: None, job: Default::default() }),
         }
     }
 
     /// A side over an already open connection (local).
     pub fn local(conn: Connection) -> Self {
-        Self { conn, client: None }
+        Self { conn, client: None, job: Default::default() }
+    }
+
+    /// Holds `dom` on this side for `what` (a domain job), unless already held. `Ok(false)` when
+    /// the backend keeps no job record (a remote side, or a plugin without `domain_job`);
+    /// `OPERATION_TIMEOUT` when another job holds the domain.
+    pub fn hold(&self, dom: &str, what: &str) -> Result<bool> {
+        let mut job = self.job.lock().map_err(|_| failed("migration job lock poisoned".into()))?;
+        if job.as_ref().is_some_and(|(d, _)| d == dom) {
+            return Ok(true);
+        }
+        match self.conn.domain_job_begin(dom, what) {
+            Ok(id) => {
+                *job = Some((dom.to_owned(), id));
+                Ok(true)
+            }
+            Err(e) if e.code() == codes::NO_SUPPORT => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether this side holds a job on `dom`.
+    pub fn holds(&self, dom: &str) -> bool {
+        self.job.lock().ok().is_some_and(|j| j.as_ref().is_some_and(|(d, _)| d == dom))
+    }
+
+    /// Releases the job this side holds, if any (closing the connection releases it too).
+    pub fn release(&self) {
+        let held = self.job.lock().ok().and_then(|mut j| j.take());
+        if let Some((dom, id)) = held
+            && let Err(e) = self.conn.domain_job_end(&dom, &id)
+        {
+            tracing::warn!(error = %e, domain = %dom, "cannot end the migration's domain job");
+        }
     }
 
     /// The whole hierarchy, in one request when remote.
@@ -233,14 +279,37 @@ fn rollback(to: &Side, dom: &str, names: &[String], preexisting: &HashSet<String
     Ok(())
 }
 
-/// Drops A's metadata: each remaining root with CHILDREN|METADATA_ONLY (one transaction per root).
-fn drop_source(from: &Side, dom: &str, names: &HashSet<String>) -> Result<()> {
+/// Whether A still holds exactly what was exported: the same names, parents, XML and current.
+fn unchanged(a: &HierarchyJson, now: &HierarchyJson) -> std::result::Result<(), String> {
+    if now.names.len() != a.names.len() {
+        return Err(format!("the source now has {} snapshots, {} were exported", now.names.len(), a.names.len()));
+    }
+    compare(a, now).map_err(|e| format!("the source changed during the migration: {e}"))?;
+    if now.current != a.current {
+        return Err("the source changed during the migration: its current snapshot moved".into());
+    }
+    Ok(())
+}
+
+/// Drops A's metadata of exactly the exported `names` (`names` parents first). Under a job (A
+/// verified unchanged and held), each exported root goes with its subtree in one transaction;
+/// otherwise every snapshot goes alone, children first, so that a snapshot someone created
+/// meanwhile under an exported one is reparented and kept, never taken along.
+fn drop_source(from: &Side, dom: &str, names: &[String], held: bool) -> Result<()> {
     let list = from.conn.snapshot_list_unfiltered(dom, 0)?;
-    for s in list.iter().filter(|s| names.contains(&s.name)) {
-        let parent_moved = s.parent.as_ref().is_some_and(|p| names.contains(p));
-        if !parent_moved && s.has_metadata {
-            from.conn.snapshot_delete(dom, &s.name, snapshot_delete::CHILDREN | snapshot_delete::METADATA_ONLY)?;
+    let set: HashSet<&str> = names.iter().map(String::as_str).collect();
+    if held {
+        for s in list.iter().filter(|s| set.contains(s.name.as_str())) {
+            let parent_moved = s.parent.as_deref().is_some_and(|p| set.contains(p));
+            if !parent_moved && s.has_metadata {
+                from.conn.snapshot_delete(dom, &s.name, snapshot_delete::CHILDREN | snapshot_delete::METADATA_ONLY)?;
+            }
         }
+        return Ok(());
+    }
+    let present: HashSet<&str> = list.iter().map(|s| s.name.as_str()).collect();
+    for name in names.iter().rev().filter(|n| present.contains(n.as_str())) {
+        from.conn.snapshot_delete(dom, name, snapshot_delete::METADATA_ONLY)?;
     }
     Ok(())
 }
@@ -248,6 +317,26 @@ fn drop_source(from: &Side, dom: &str, names: &HashSet<String>) -> Result<()> {
 /// Runs the whole migration of `dom` from `from` to `to` under migration id `id` (see
 /// [`new_id`]).
 pub fn migrate(from: &Side, to: &Side, id: &str, dom: &str, dry_run: bool, rep: &mut dyn Reporter) -> Result<Outcome> {
+    let result = hold_both(from, to, id, dom, dry_run).and_then(|()| run(from, to, id, dom, dry_run, rep));
+    from.release();
+    to.release();
+    result
+}
+
+/// Holds `dom` on A (and on B when B keeps job records locally) for migration `id`; a dry run
+/// changes nothing and holds nothing.
+fn hold_both(from: &Side, to: &Side, id: &str, dom: &str, dry_run: bool) -> Result<()> {
+    if dry_run {
+        return Ok(());
+    }
+    from.hold(dom, &format!("migration {id} to {}", to.conn.uri()))?;
+    if to.client.is_none() {
+        to.hold(dom, &format!("migration {id} from {}", from.conn.uri()))?;
+    }
+    Ok(())
+}
+
+fn run(from: &Side, to: &Side, id: &str, dom: &str, dry_run: bool, rep: &mut dyn Reporter) -> Result<Outcome> {
     rep.step("export", "running", "");
     let a = from.export(dom)?;
     let total = a.names.len() as u64;
@@ -319,13 +408,22 @@ pub fn migrate(from: &Side, to: &Side, id: &str, dom: &str, dry_run: bool, rep: 
         rep.journal(&journal)?;
         return Err(e);
     }
-    rep.step("verify", "done", "names, parents, current and XML match");
+    // The drop removes what was exported: only if A still holds exactly that (a writer that
+    // does not honour jobs, or a plugin that keeps none, may have changed it).
+    let verified = from.export(dom).and_then(|now| unchanged(&a, &now).map_err(failed));
+    if let Err(e) = verified {
+        rep.step("verify", "failed", &e.to_string());
+        rollback(to, dom, &a.names, &preexisting)?;
+        journal.phase = "rolled_back".into();
+        rep.journal(&journal)?;
+        return Err(e);
+    }
+    rep.step("verify", "done", "names, parents, current and XML match; the source is unchanged");
 
     journal.phase = "dropping".into();
     rep.journal(&journal)?;
     rep.step("drop_source", "running", "");
-    let names: HashSet<String> = a.names.iter().cloned().collect();
-    drop_source(from, dom, &names)?;
+    drop_source(from, dom, &a.names, from.holds(dom))?;
     rep.progress(total, total);
     rep.step("drop_source", "done", "metadata dropped on the source");
     journal.phase = "done".into();
@@ -341,7 +439,16 @@ pub fn recover(registry: &Registry, journal: &mut Journal, rep: &mut dyn Reporte
     let from = Side::open(registry, &journal.from)?;
     let to = Side::open(registry, &journal.to)?;
     let dom = journal.domain.clone();
-    let names: HashSet<String> = journal.names.iter().cloned().collect();
+    // The crashed run's job died with its process: take the domain over for the recovery.
+    hold_both(&from, &to, &journal.id, &dom, false)?;
+    let result = settle(&from, &to, &dom, journal, rep);
+    from.release();
+    to.release();
+    result
+}
+
+fn settle(from: &Side, to: &Side, dom: &str, journal: &mut Journal, rep: &mut dyn Reporter) -> Result<String> {
+    let (from, to, dom) = (from, to, dom.to_owned());
     if journal.phase == "importing" {
         // Never decide while B's import may still commit: wait until B has settled it (an
         // import that never reached B is refused from now on).
@@ -349,17 +456,17 @@ pub fn recover(registry: &Registry, journal: &mut Journal, rep: &mut dyn Reporte
         let imported = !matches!(settled.as_deref(), Some("failed" | "aborted"));
         let a = from.export(&dom)?;
         let b = to.export(&dom)?;
-        if imported && compare(&a, &b).is_ok() && a.names.len() == names.len() {
+        if imported && compare(&a, &b).is_ok() && a.names.len() == journal.names.len() {
             journal.phase = "dropping".into();
         } else {
             let preexisting: HashSet<String> = journal.preexisting.iter().cloned().collect();
-            rollback(&to, &dom, &journal.names, &preexisting)?;
+            rollback(to, &dom, &journal.names, &preexisting)?;
             journal.phase = "rolled_back".into();
         }
         rep.journal(journal)?;
     }
     if journal.phase == "dropping" {
-        drop_source(&from, &dom, &names)?;
+        drop_source(from, &dom, &journal.names, from.holds(&dom))?;
         journal.phase = "done".into();
         rep.journal(journal)?;
     }

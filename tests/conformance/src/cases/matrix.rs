@@ -254,6 +254,16 @@ pub static OPS: &[OpSpec] = &[
         host: |c, _| c.conn.snapshot_edit(c.dom(), PROBE, &redefine_xml(PROBE), 0).map(drop),
         direct: |c, _| raw(c.raw().snapshot_edit(s(c.dom()), s(PROBE), s(&redefine_xml(PROBE)), 0)).map(drop),
     },
+    OpSpec {
+        name: "domain_job",
+        bit: ops::DOMAIN_JOB,
+        defined: 0,
+        names: &[],
+        mask: none,
+        needs_probe: false,
+        host: |c, _| c.conn.domain_job_begin(NOSUCH_DOMAIN, "conformance probe").map(drop),
+        direct: |c, _| raw(c.raw().domain_job_begin(s(NOSUCH_DOMAIN), s("conformance probe"), 0)).map(drop),
+    },
 ];
 
 /// A minimal domain the probes may define (never expected to succeed).
