@@ -25,11 +25,12 @@ use crate::{
     xml::{self, FormatFlags, SnapshotDef},
 };
 
-use crate::store_ops::Cache;
+use crate::{store_jobs::Jobs, store_ops::Cache};
+pub use crate::store_jobs::JobRecord;
 pub use crate::store_ops::Writer;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Durability of commits (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,9 +87,16 @@ pub(crate) fn db(e: rusqlite::Error) -> Error {
 /// An open metadata store.
 #[derive(Debug)]
 pub struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
     cache: Cache,
     data_version: i64,
+    pub(crate) jobs: Jobs,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.release_jobs();
+    }
 }
 
 const SCHEMA_V1: &str = "
@@ -154,10 +162,49 @@ impl Store {
         // ones (the memory is only used as the store grows).
         conn.pragma_update(None, "cache_size", -65536).map_err(db)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let mut store = Self { conn, cache: Cache::default(), data_version: 0 };
+        let mut store = Self { conn, cache: Cache::default(), data_version: 0, jobs: Jobs::default() };
         store.migrate(path)?;
         store.data_version = store.read_data_version()?;
         Ok(store)
+    }
+
+    /// Opens the store at `path` for reading only: creates no directory and no database,
+    /// migrates nothing, and every write transaction fails. `Ok(None)` when there is no store
+    /// there yet (no file, or a file whose schema was never written). A store of another schema
+    /// version is refused, since only a read-write open may migrate it. SQLite may still create
+    /// the `-wal` and `-shm` files beside an existing database, as any WAL reader does.
+    pub fn open_read_only(path: &Path) -> Result<Option<Self>> {
+        use rusqlite::OpenFlags;
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+            Error::new(codes::OPERATION_FAILED, format!("cannot open metadata store '{}': {e}", path.display()))
+        })?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
+        if version == 0 {
+            let tables: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+                .map_err(db)?;
+            if tables == 0 {
+                return Ok(None);
+            }
+        }
+        if version != SCHEMA_VERSION {
+            return Err(Error::new(
+                codes::OPERATION_FAILED,
+                format!(
+                    "metadata store '{}' has schema version {version}, not {SCHEMA_VERSION}; a read-only connection cannot migrate it",
+                    path.display()
+                ),
+            ));
+        }
+        let mut store = Self { conn, cache: Cache::default(), data_version: 0, jobs: Jobs::default() };
+        store.data_version = store.read_data_version()?;
+        Ok(Some(store))
     }
 
     fn migrate(&mut self, path: &Path) -> Result<()> {
@@ -190,7 +237,10 @@ impl Store {
         if version < 2 {
             tx.execute_batch(MIGRATE_V1_V2).map_err(db)?;
         }
-        tx.execute_batch(MIGRATE_V2_V3).map_err(db)?;
+        if version < 3 {
+            tx.execute_batch(MIGRATE_V2_V3).map_err(db)?;
+        }
+        tx.execute_batch(crate::store_jobs::MIGRATE_V3_V4).map_err(db)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db)?;
         tx.commit().map_err(db)
     }
@@ -232,9 +282,17 @@ impl Store {
             self.cache.clear();
             self.data_version = v;
         }
-        let result = {
+        let (result, touched) = {
             let mut w = Writer::new(&tx, &mut self.cache);
-            f(&mut w)
+            let result = f(&mut w);
+            (result, w.into_touched())
+        };
+        // Every domain the transaction changed must not be held by someone else's job; checked
+        // last, inside the transaction, so that nothing commits past a job (a dry run commits
+        // nothing and is not checked).
+        let result = match result {
+            Ok(value) if commit => self.jobs.check(&tx, &touched).map(|()| value),
+            other => other,
         };
         match result {
             Ok(value) if commit => match tx.commit() {

@@ -40,6 +40,8 @@ impl Cache {
 pub struct Writer<'a, 'c> {
     tx: &'a Transaction<'c>,
     cache: &'a mut Cache,
+    /// Domains (uuids) this transaction reads or changes: the job check runs on them.
+    touched: Vec<String>,
 }
 
 /// The stored form of a definition: secure XML without `<parent>`, `<active>` and `<domain>`.
@@ -76,10 +78,22 @@ fn check_abi(old: &str, new: &str) -> Result<()> {
 
 impl<'a, 'c> Writer<'a, 'c> {
     pub(crate) fn new(tx: &'a Transaction<'c>, cache: &'a mut Cache) -> Self {
-        Self { tx, cache }
+        Self { tx, cache, touched: Vec::new() }
+    }
+
+    /// The domains this transaction touched (see [`crate::store::Store::write`]).
+    pub(crate) fn into_touched(self) -> Vec<String> {
+        self.touched
+    }
+
+    fn touch(&mut self, dom: &str) {
+        if !self.touched.iter().any(|d| d == dom) {
+            self.touched.push(dom.to_owned());
+        }
     }
 
     fn tree(&mut self, dom: &str) -> Result<&mut SnapshotTree> {
+        self.touch(dom);
         if !self.cache.trees.contains_key(dom) {
             let t = load_tree(self.tx, dom)?;
             self.cache.trees.insert(dom.to_owned(), t);
@@ -231,6 +245,7 @@ impl<'a, 'c> Writer<'a, 'c> {
     /// Defines a domain, or updates the definition of the domain with the same UUID (its name
     /// may not be taken by another domain: OPERATION_FAILED).
     pub fn define_domain(&mut self, def: &DomainDef, state: u32, reason: u32, id: i32) -> Result<DomainRecord> {
+        self.touch(&def.uuid);
         let clash: Option<String> = self
             .tx
             .prepare_cached("SELECT uuid FROM domains WHERE name = ?1")
@@ -284,6 +299,7 @@ impl<'a, 'c> Writer<'a, 'c> {
 
     /// Marks a domain persistent or transient.
     pub fn set_domain_persistent(&mut self, dom: &str, persistent: bool) -> Result<()> {
+        self.touch(dom);
         self.tx
             .prepare_cached("UPDATE domains SET persistent = ?2 WHERE uuid = ?1")
             .map_err(db)?
@@ -316,6 +332,7 @@ impl<'a, 'c> Writer<'a, 'c> {
 
     /// Sets a domain's state, reason and id.
     pub fn set_domain_state(&mut self, dom: &str, state: u32, reason: u32, id: i32) -> Result<()> {
+        self.touch(dom);
         let n = self
             .tx
             .prepare_cached("UPDATE domains SET state = ?2, reason = ?3, dom_id = ?4 WHERE uuid = ?1")
