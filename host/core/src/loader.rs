@@ -1,10 +1,15 @@
-//! Loading one plugin file: dlopen through abi_stable, our own layout check accepted in either
-//! direction, explicit initialisation, and a one-line reason when a file is refused.
+//! Loading one plugin file: ownership and permission rules ([`trust`]), the ELF headers against
+//! the file's size ([`elf_check`]), dlopen through abi_stable of that same open file, our own
+//! layout check accepted in either direction, explicit initialisation, and a one-line reason
+//! when a file is refused.
 //!
 //! The one `unsafe` call of the host lives in [`load_plugin`].
 
+mod elf_check;
+mod trust;
+
 use std::{
-    os::unix::fs::PermissionsExt,
+    os::fd::{AsRawFd, IntoRawFd},
     path::{Path, PathBuf},
 };
 
@@ -39,25 +44,17 @@ fn refuse(path: &Path, reason: impl Into<String>) -> HostError {
     HostError::Load { path: path.to_owned(), reason: reason.into() }
 }
 
-/// Refuses files that anyone could have replaced: loading a plugin runs its code.
-fn check_trusted(path: &Path) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|e| refuse(path, format!("cannot read file: {e}")))?;
-    if !meta.is_file() {
-        return Err(refuse(path, "not a regular file"));
+/// The name to dlopen: the checked open file itself through `/proc/self/fd`, so the file cannot
+/// be swapped between the checks and the mapping; its real path where `/proc` is not mounted
+/// (the trust rules then still guarantee that only root or this user could swap it).
+fn load_path(opened: &trust::Opened) -> PathBuf {
+    let fds = Path::new("/proc/self/fd");
+    if fds.is_dir() {
+        fds.join(opened.file.as_raw_fd().to_string())
+    } else {
+        tracing::debug!(path = %opened.real.display(), "no /proc/self/fd: loading by path");
+        opened.real.clone()
     }
-    if meta.permissions().mode() & 0o002 != 0 {
-        return Err(refuse(path, "file is world-writable"));
-    }
-    if let Some(dir) = path.parent()
-        && let Ok(dmeta) = std::fs::metadata(dir)
-    {
-        // A sticky world-writable directory (like /tmp) still protects files of other users.
-        let mode = dmeta.permissions().mode();
-        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
-            return Err(refuse(path, "directory is world-writable"));
-        }
-    }
-    Ok(())
 }
 
 /// Same ABI major as the host (abi_stable would say so too, but only after its layout check,
@@ -104,14 +101,23 @@ fn summarize(err: &LibraryError) -> String {
 
 /// Loads and checks one plugin file.
 ///
-/// Checks, in order: the file is a regular file nobody else can write; dlopen; the root module
-/// symbol; abi_stable's header; the ABI crate version (same major); the root module's layout,
-/// accepted when the plugin is newer *or* older than the host (methods appended later have
-/// default bodies); the plugin's own `info()` ABI major.
+/// Checks, in order: the file, its directory and every parent pass the ownership and permission
+/// rules of [`trust`] (symbolic links resolved) and the file is opened once; its ELF headers fit
+/// its size ([`elf_check`]); dlopen of that open file; the root module symbol; abi_stable's
+/// header; the ABI crate version (same major); the root module's layout, accepted when the
+/// plugin is newer *or* older than the host (methods appended later have default bodies); the
+/// plugin's own `info()` ABI major.
 pub fn load_plugin(path: &Path) -> Result<LoadedPlugin> {
-    check_trusted(path)?;
-    let header = lib_header_from_path(path).map_err(|e| {
-        tracing::debug!(path = %path.display(), error = %e, "plugin refused");
+    let opened = trust::open_trusted(path).map_err(|reason| refuse(path, reason))?;
+    elf_check::check(&opened.file, opened.len).map_err(|reason| refuse(path, reason))?;
+    let header = lib_header_from_path(&load_path(&opened));
+    // The dynamic loader knows the library by the name it was opened under; were the descriptor
+    // closed, its number (so that name) could come back for another file, and dlopen would
+    // hand out the library already loaded under it. Libraries are never unloaded, so neither is
+    // the descriptor (one per plugin file seen; it also lets a backtrace read the file's symbols).
+    let _kept_open = opened.file.into_raw_fd();
+    let header = header.map_err(|e| {
+        tracing::debug!(path = %path.display(), real = %opened.real.display(), error = %e, "plugin refused");
         refuse(path, summarize(&e))
     })?;
     check_version(path, header.version_strings().version.as_str())?;

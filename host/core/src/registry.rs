@@ -133,7 +133,7 @@ impl Registry {
             match load_plugin(&path) {
                 Ok(plugin) => registry.add(plugin),
                 Err(e) => {
-                    tracing::warn!("{e}");
+                    tracing::warn!("{}", one_line(&e.to_string()));
                     registry.refused.push(e);
                 }
             }
@@ -169,6 +169,11 @@ impl Registry {
     pub fn for_scheme(&self, scheme: &str) -> Option<&Arc<LoadedPlugin>> {
         self.by_scheme.get(scheme)
     }
+}
+
+/// A refusal as one log line: control characters (a newline in a file name) shown escaped.
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 fn so_files(dir: &Path, accept: impl Fn(&str) -> bool) -> Vec<PathBuf> {

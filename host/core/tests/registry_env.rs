@@ -74,6 +74,12 @@ fn plugin_dirs_come_from_the_environment_or_the_config_file() {
     let registry = Registry::from_env().unwrap();
     assert!(registry.for_scheme("panicky").is_none());
     let refused: Vec<String> = registry.refused().iter().map(ToString::to_string).collect();
-    assert!(refused.contains(&format!("cannot load plugin {}: file is world-writable", so.display())), "{refused:?}");
+    assert!(
+        refused.contains(&format!(
+            "cannot load plugin {}: group- and world-writable (mode 0666); a plugin must not be writable by group or others",
+            so.display()
+        )),
+        "{refused:?}"
+    );
     set("VIRTPLUG_CONFIG", None);
 }

@@ -44,6 +44,15 @@ fn refused_parts(e: &HostError) -> (Option<String>, String) {
     }
 }
 
+/// A refusal stays one line of text: a file name may hold a newline or other control
+/// characters, shown escaped (`\n`). (JSON output escapes them itself.)
+fn one_line(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 /// `plugins`.
 pub fn run(registry: &Registry, as_json: bool) -> Result<String> {
     if as_json {
@@ -92,8 +101,8 @@ pub fn run(registry: &Registry, as_json: bool) -> Result<String> {
     }
     for e in registry.refused() {
         match refused_parts(e) {
-            (Some(file), reason) => out.push_str(&format!("Refused {file}: {reason}\n")),
-            (None, reason) => out.push_str(&format!("Refused: {reason}\n")),
+            (Some(file), reason) => out.push_str(&format!("Refused {}: {}\n", one_line(&file), one_line(&reason))),
+            (None, reason) => out.push_str(&format!("Refused: {}\n", one_line(&reason))),
         }
     }
     Ok(out)
