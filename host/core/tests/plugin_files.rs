@@ -147,6 +147,42 @@ fn truncated_plugins_are_refused_before_they_are_mapped() {
     assert_eq!(listed, want);
 }
 
+#[test]
+fn elf_files_for_another_host_are_refused_before_they_are_mapped() {
+    let whole = std::fs::read(mock()).unwrap();
+    let patched = |at: usize, bytes: &[u8]| {
+        let mut copy = whole.clone();
+        copy[at..at + bytes.len()].copy_from_slice(bytes);
+        copy
+    };
+    let mut cases = vec![
+        ("class", patched(4, &[1]), "not built for this host: 32-bit ELF, this host runs 64-bit".to_owned()),
+        ("order", patched(5, &[2]), "not built for this host: big-endian ELF, this host is little-endian".to_owned()),
+        ("type", patched(0x10, &[2, 0]), "not a shared library: ELF type 2, a plugin has type ET_DYN (3)".to_owned()),
+        ("no-phdrs", patched(0x38, &[0, 0]), "not a shared library: no program headers".to_owned()),
+    ];
+    if cfg!(target_arch = "x86_64") {
+        cases.push((
+            "machine",
+            patched(0x12, &[183, 0]),
+            "not built for this host: ELF machine 183, this host is x86_64 (machine 62)".to_owned(),
+        ));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (name, bytes, reason) in cases {
+        let dir = mkdir(&tmp.path().join(name), 0o755);
+        let path = dir.join("libx.so");
+        std::fs::write(&path, bytes).unwrap();
+        let got = scan(&dir);
+        let want = (vec![], vec![format!("cannot load plugin {}: {reason}", path.display())]);
+        if got != want {
+            failures.push(format!("{name}: got {got:?}, expected {want:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// One layout: the directory to scan, and the reason its one plugin file is refused (`None`:
 /// it loads).
 struct Case {
