@@ -74,16 +74,19 @@ impl EventLog {
     pub fn durable(state_dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(state_dir)?;
         let file = state_dir.join("event-seq");
-        let last_reserved = match std::fs::read_to_string(&file) {
-            Ok(text) => text.trim().parse::<u64>().map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", file.display()))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        let next = match std::fs::read_to_string(&file) {
+            // One number skipped past everything the last run may have handed out: its last
+            // cursor is then always older than our first event.
+            Ok(text) => {
+                let last_reserved = text.trim().parse::<u64>().map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", file.display()))
+                })?;
+                last_reserved + 2
+            }
+            // The first run on this state directory.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
             Err(e) => return Err(e),
         };
-        // One number skipped past everything the last run may have handed out: its last cursor
-        // is then always older than our first event.
-        let next = last_reserved + 2;
         let reserved = next + SEQ_BLOCK;
         reserve(&file, reserved)?;
         let ring = Ring { next, events: VecDeque::new(), reserved, file: Some(file) };

@@ -26,7 +26,7 @@ fn get(path: &str) -> String {
 fn errors_bad_input_and_read_only() {
     let Some(plugins) = plugin_dir() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let d = Daemon::start(&tmp.path().join("d"), &plugins, &["--max-body".into(), "4096".into()]);
+    let d = Daemon::start(&tmp.path().join("d"), &plugins, &["--max-xml-body".into(), "4096".into()]);
     let sock = d.socket();
     let ro = std::path::PathBuf::from(format!("{}-ro", sock.display()));
     let cases: &[(&std::path::Path, String, u16, &str)] = &[
@@ -140,4 +140,88 @@ fn events_resume_from_the_last_id() {
     // A cursor from another daemon run gets `reset`.
     let reset = read_events(&d.socket(), Some(1_000_000), 1);
     assert_eq!(reset[0].1, "reset");
+}
+
+/// Event numbers continue across daemon runs: a cursor from the previous run gets `reset`, never
+/// this run's events under numbers it has seen; this run's own cursors resume as usual.
+#[test]
+fn events_resume_across_a_restart_gets_reset() {
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(&tmp.path().join("d"), &plugins, &[]);
+    create(&d.connect(), "s1");
+    let before = read_events(&d.socket(), Some(0), 2);
+    assert_eq!(before, [(1, "snapshot.created".into()), (2, "snapshot.current_changed".into())]);
+    d.kill_and_restart();
+    let conn = d.connect();
+    create(&conn, "s2");
+    create(&conn, "s3");
+    for old in [0, 1, 2] {
+        assert_eq!(read_events(&d.socket(), Some(old), 1)[0].1, "reset", "cursor {old} of the previous run");
+    }
+    // This run's numbers start past the previous run's reservation, and resume among themselves.
+    let first = read_events(&d.socket(), Some(u64::MAX), 1);
+    assert_eq!(first[0].1, "reset");
+    let reserved: u64 = std::fs::read_to_string(d.dir.join("state/event-seq")).unwrap().trim().parse().unwrap();
+    assert!(reserved > 2);
+    let ours = (reserved - virtplug_daemon::events::SEQ_BLOCK)..reserved;
+    let base = ours.start;
+    assert_eq!(
+        read_events(&d.socket(), Some(base - 1), 4),
+        [
+            (base, "snapshot.created".into()),
+            (base + 1, "snapshot.current_changed".into()),
+            (base + 2, "snapshot.created".into()),
+            (base + 3, "snapshot.current_changed".into())
+        ]
+    );
+    assert_eq!(read_events(&d.socket(), Some(base + 1), 2), [(base + 2, "snapshot.created".into()), (base + 3, "snapshot.current_changed".into())]);
+}
+
+/// Reads events after `since` until one of kind `until` arrives; returns their kinds.
+fn kinds_until(socket: &std::path::Path, since: u64, until: &str) -> Vec<String> {
+    let mut kinds = Vec::new();
+    let mut n = 1;
+    loop {
+        let got = read_events(socket, Some(since), n);
+        if let Some(last) = got.last()
+            && last.1 == until
+        {
+            kinds = got.into_iter().map(|(_, k)| k).collect();
+            break;
+        }
+        n += 1;
+        assert!(n < 200, "no {until} event: {kinds:?}");
+    }
+    kinds
+}
+
+/// `snapshot.metadata_dropped` only when the source's metadata was really dropped.
+#[test]
+fn a_failed_migration_emits_no_metadata_dropped() {
+    use virtplug_host::remote::{Client, wire::{MigrationRequest, TaskState}};
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Daemon::start(&tmp.path().join("a"), &plugins, &[]);
+    let b = Daemon::start(&tmp.path().join("b"), &plugins, &[]);
+    create(&a.connect(), "s1");
+    // B holds another `s1` (another description): the import is refused, A keeps everything.
+    b.connect()
+        .snapshot_create("test", "<domainsnapshot><name>s1</name><description>other</description></domainsnapshot>", 0)
+        .unwrap();
+    let client = Client::from_uri(&a.uri(), false).unwrap();
+    let cursor = read_events(&a.socket(), Some(0), 2).last().unwrap().0;
+    let request = MigrationRequest { domain: "test".into(), to: b.uri(), dry_run: false };
+    let task = client.start_migration(&request).unwrap();
+    assert_eq!(client.wait_task(task.id, |_| {}).unwrap().state, TaskState::Failed);
+    let kinds = kinds_until(&a.socket(), cursor, "task.finished");
+    assert!(!kinds.iter().any(|k| k == "snapshot.metadata_dropped"), "{kinds:?}");
+    assert_eq!(a.connect().snapshot_list("test", 0).unwrap().len(), 1);
+
+    // Once B no longer conflicts, the same migration drops A's metadata and says so.
+    b.connect().snapshot_delete("test", "s1", 0).unwrap();
+    let task = client.start_migration(&request).unwrap();
+    assert_eq!(client.wait_task(task.id, |_| {}).unwrap().state, TaskState::Succeeded);
+    let kinds = kinds_until(&a.socket(), cursor, "snapshot.metadata_dropped");
+    assert_eq!(kinds.iter().filter(|k| *k == "task.finished").count(), 2, "{kinds:?}");
 }
