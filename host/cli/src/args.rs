@@ -3,10 +3,21 @@
 //! Like virsh, a string option may also be given positionally: the words that are not
 //! options fill the command's string options in declaration order, skipping those given by
 //! name (`snapshot-revert test s1` = `snapshot-revert --domain test --snapshotname s1`).
-//! Each command therefore collects its positional words in `args`, and
-//! [`crate::commands::Positional`] assigns them.
+//! The `virtplug` binary applies virsh's grammar first ([`crate::argv`]), which names every
+//! option before clap parses; each command still collects positional words in `args` (argv
+//! parsed by clap directly, as in tests), and [`crate::commands::Positional`] assigns them.
 
 use clap::{Args, Parser, Subcommand};
+
+/// String options a bare word never fills (virsh's `VSH_OFLAG_REQ_OPT`), by command. Options
+/// clap requires (`--from`/`--to` of `migrate-snapshots`) are named-only too.
+pub const NAMED_ONLY: &[(&str, &str)] = &[("snapshot-create-as", "memspec"), ("snapshot-import", "libvirt-dir")];
+
+/// Whether virsh requires the option before the command runs (`VSH_OFLAG_REQ`): the domain of
+/// every command that has one, `define`'s file and `snapshot-dumpxml`'s snapshot name.
+pub fn is_required(command: &str, option: &str) -> bool {
+    matches!((command, option), (_, "domain") | ("define", "file") | ("snapshot-dumpxml", "snapshotname"))
+}
 
 /// virtplug: manage hypervisor domains and their snapshots through driver plugins, with
 /// virsh's commands and output.
@@ -17,7 +28,8 @@ Connection URI: -c/--connect, else $VIRTPLUG_DEFAULT_URI, else mock:///default.
 JSON: --json (before or after the command) prints the result of a read command as JSON:
   plugins, list, dominfo, domstate, dumpxml, snapshot-current, snapshot-dumpxml,
   snapshot-info, snapshot-list, snapshot-parent. Other commands refuse it.
-Errors: `error: <message>` lines and an empty line on stderr, exit status 1.")]
+Errors: `error: <message>` lines on stderr and exit status 1, as virsh; a command that ran
+  also ends with virsh's empty line on stdout. A closed stdout ends a command quietly.")]
 pub struct Cli {
     /// hypervisor connection URI
     #[arg(short = 'c', long = "connect", value_name = "URI", global = true)]
@@ -31,6 +43,10 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+    /// An option given an empty value (see [`crate::argv::Parsed::Run`]): refused once
+    /// connected, as virsh does when the command reads it.
+    #[arg(skip)]
+    pub empty_option: Option<String>,
 }
 
 /// Every command.

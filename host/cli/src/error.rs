@@ -79,7 +79,46 @@ pub fn io_text(e: &std::io::Error) -> String {
     }
 }
 
-/// Reads a file the user named, with libvirt's message on failure.
+/// The most an XML file named on the command line may hold: virsh's `VSH_MAX_XML_FILE`
+/// (10 MiB). A local constant until `virtplug_model::limits` carries the shared one.
+pub const MAX_XML_FILE_BYTES: u64 = 10 << 20;
+
+/// The most a snapshot bundle file may hold: the daemon's import body limit (512 MiB), so that
+/// whatever one host can export through the daemon, another can import from a file. A local
+/// constant until `virtplug_model::limits` carries the shared one.
+pub const MAX_BUNDLE_FILE_BYTES: u64 = 512 << 20;
+
+/// strerror(EOVERFLOW): what libvirt's `virFileReadAll` reports for a file over its limit.
+const TOO_LARGE: &str = "Value too large for defined data type";
+
+/// strerror(EILSEQ): the text is not UTF-8, so it cannot be XML we accept.
+const NOT_UTF8: &str = "Invalid or incomplete multibyte or wide character";
+
+/// Reads an XML file the user named (`--xmlfile`, `define --file`), at most
+/// [`MAX_XML_FILE_BYTES`], with virsh's messages on failure.
 pub fn read_file(path: &str) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| CliError::msg(format!("Failed to open file '{path}': {}", io_text(&e))))
+    read_limited(path, MAX_XML_FILE_BYTES)
+}
+
+/// Reads the file at `path` (a device or `/dev/stdin` too) as UTF-8 text of at most `limit`
+/// bytes, without ever buffering more than `limit + 1`: `/dev/zero` fails at once instead of
+/// exhausting memory. Errors are virsh's one line: `Failed to open file '…': …` when it cannot
+/// be opened, `Failed to read file '…': …` when reading fails or the file is too large.
+pub fn read_limited(path: &str, limit: u64) -> Result<String> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| CliError::msg(format!("Failed to open file '{path}': {}", io_text(&e))))?;
+    read_bounded(file, path, limit)
+}
+
+/// [`read_limited`] for an open reader (stdin, say); `name` is what the message calls it.
+pub fn read_bounded(reader: impl std::io::Read, name: &str, limit: u64) -> Result<String> {
+    use std::io::Read;
+    let failed = |why: &str| CliError::msg(format!("Failed to read file '{name}': {why}"));
+    let mut bytes = Vec::new();
+    // One byte past the limit tells "exactly at the limit" from "over it", as virFileReadLimFD.
+    reader.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| failed(&io_text(&e)))?;
+    if bytes.len() as u64 > limit {
+        return Err(failed(TOO_LARGE));
+    }
+    String::from_utf8(bytes).map_err(|_| failed(NOT_UTF8))
 }

@@ -7,6 +7,7 @@
 //! The library part exists so that the pure formatting can be tested without a plugin.
 
 pub mod args;
+pub mod argv;
 pub mod commands;
 pub mod error;
 pub mod output;
@@ -30,9 +31,15 @@ pub fn default_uri() -> String {
 pub fn run(cli: Cli) -> Result<String> {
     let registry = Registry::from_env()?;
     let json = cli.json;
+    // virsh refuses an empty option value when the command reads it, after connecting.
+    let empty =
+        cli.empty_option.map(|name| CliError::msg(format!("Failed to get option '{name}': Option argument is empty")));
     let body = if let Command::Plugins(_) = cli.command {
         plugins::run(&registry, json)?
     } else if let Command::MigrateSnapshots(a) = cli.command {
+        if let Some(e) = empty {
+            return Err(e);
+        }
         // Two connections of its own (--from, --to): -c is not used.
         let mut words = commands::Positional::new("migrate-snapshots", a.args);
         let dom = words.require(a.domain, "domain")?;
@@ -42,6 +49,9 @@ pub fn run(cli: Cli) -> Result<String> {
         let uri = cli.connect.unwrap_or_else(default_uri);
         let conn = Connection::open(&registry, &uri, cli.readonly)
             .map_err(|cause| CliError::Failed { what: "failed to connect to the hypervisor".to_owned(), cause })?;
+        if let Some(e) = empty {
+            return Err(e);
+        }
         dispatch(&Ctx { conn, json }, cli.command)?
     };
     Ok(if json { body } else { output::finish(&body) })

@@ -1,11 +1,8 @@
 //! The exported side: the root module's thunks and the guarded driver wrapper. Every call runs
-//! inside `catch_unwind`; a panic poisons the connection.
+//! inside `catch_unwind` (`panics::guarded`, which keeps the panic text off stderr); a panic
+//! poisons the connection.
 
-use std::{
-    any::Any,
-    panic::{AssertUnwindSafe, catch_unwind},
-    sync::atomic::{AtomicBool, Ordering},
-};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use virtplug_model::{self as model, codes, flags::ops};
 use virtplug_plugin_api::{
@@ -20,6 +17,7 @@ use virtplug_plugin_api::{
 use crate::{
     Plugin, convert,
     driver::{Driver, PluginDescriptor},
+    panics::{self, Caught},
 };
 
 /// Builds the root module for `P`; called once per loaded library by abi_stable.
@@ -42,22 +40,20 @@ extern "C" fn info<P: Plugin>() -> abi::PluginInfo {
 
 extern "C" fn open<P: Plugin>(uri: RStr<'_>, read_only: bool) -> RResult<DriverBox, AbiError> {
     let descriptor = P::DESCRIPTOR;
-    match catch_unwind(AssertUnwindSafe(|| P::open(uri.as_str(), read_only))) {
+    match panics::guarded(|| P::open(uri.as_str(), read_only)) {
         Ok(Ok(inner)) => {
             let guarded = Guarded { descriptor, inner, poisoned: AtomicBool::new(false) };
             RResult::ROk(DriverBox::from_value(guarded, TD_Opaque))
         }
         Ok(Err(e)) => RResult::RErr(convert::error(e)),
-        Err(payload) => RResult::RErr(panicked(descriptor.name, "open", &payload)),
+        Err(caught) => RResult::RErr(panicked(descriptor.name, "open", &caught)),
     }
 }
 
-fn panicked(plugin: &str, operation: &str, payload: &Box<dyn Any + Send>) -> AbiError {
-    let what = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_owned());
+/// The error for a caught panic (its message only: location and backtrace go to the log).
+fn panicked(plugin: &str, operation: &str, caught: &Caught) -> AbiError {
+    panics::log(plugin, operation, caught);
+    let what = panics::payload_text(caught.payload.as_ref());
     AbiError::new(codes::INTERNAL_ERROR, format!("plugin '{plugin}' panicked in {operation}: {what}"))
 }
 
@@ -98,12 +94,12 @@ impl Guarded {
                 format!("unsupported flags (0x{unsupported:x}) in function {operation}"),
             ));
         }
-        match catch_unwind(AssertUnwindSafe(|| call(self.inner.as_ref()))) {
+        match panics::guarded(|| call(self.inner.as_ref())) {
             Ok(Ok(value)) => RResult::ROk(convert(value)),
             Ok(Err(e)) => RResult::RErr(convert::error(e)),
-            Err(payload) => {
+            Err(caught) => {
                 self.poisoned.store(true, Ordering::Release);
-                RResult::RErr(panicked(name, operation, &payload))
+                RResult::RErr(panicked(name, operation, &caught))
             }
         }
     }

@@ -3,9 +3,10 @@
 //!
 //! Every entry point the macro exports runs inside `catch_unwind`: a panic becomes
 //! `INTERNAL_ERROR` naming the plugin, and the connection that panicked is poisoned (every later
-//! call fails without running plugin code). Flags outside the plugin's declared mask are refused
-//! here too (`unsupported flags (0x…) in function …`), so a plugin never sees them even when
-//! called without the host's checks.
+//! call fails without running plugin code). The plugin's panic hook keeps the panic text off
+//! stderr; it is logged there only under `VIRTPLUG_PLUGIN_LOG=stderr` (see `panics.rs`). Flags
+//! outside the plugin's declared mask are refused here too (`unsupported flags (0x…) in
+//! function …`), so a plugin never sees them even when called without the host's checks.
 //!
 //! This crate must not contain hypervisor logic or generic snapshot semantics (those live in
 //! `virtplug-model`), and plugin crates never name `abi_stable` themselves.
@@ -16,6 +17,7 @@ compile_error!("virtplug plugins must be built with panic = \"unwind\": the SDK 
 mod convert;
 mod driver;
 mod guard;
+mod panics;
 
 pub use driver::{Driver, Plugin, PluginDescriptor};
 pub use virtplug_model::{self as model, DomainInfo, Error, Result, SnapshotInfo, codes, flags};
