@@ -96,28 +96,54 @@ const NOT_UTF8: &str = "Invalid or incomplete multibyte or wide character";
 
 /// Reads an XML file the user named (`--xmlfile`, `define --file`), at most
 /// [`MAX_XML_FILE_BYTES`], with virsh's messages on failure.
-pub fn read_file(path: &str) -> Result<String> {
+pub fn read_xml_file(path: &str) -> Result<String> {
     read_limited(path, MAX_XML_FILE_BYTES)
 }
 
+/// Reads a snapshot bundle file, at most [`MAX_BUNDLE_FILE_BYTES`] (the largest input the CLI
+/// reads), with virsh's messages on failure.
+pub fn read_file(path: &str) -> Result<String> {
+    read_limited(path, MAX_BUNDLE_FILE_BYTES)
+}
+
 /// Reads the file at `path` (a device or `/dev/stdin` too) as UTF-8 text of at most `limit`
-/// bytes, without ever buffering more than `limit + 1`: `/dev/zero` fails at once instead of
-/// exhausting memory. Errors are virsh's one line: `Failed to open file '…': …` when it cannot
-/// be opened, `Failed to read file '…': …` when reading fails or the file is too large.
+/// bytes, never holding more than `limit + 1`: `/dev/zero` fails once past the limit instead of
+/// exhausting memory, and a regular file larger than the limit fails before it is read.
+/// Errors are virsh's one line: `Failed to open file '…': …` when it cannot be opened,
+/// `Failed to read file '…': …` when reading fails or the file is too large.
 pub fn read_limited(path: &str, limit: u64) -> Result<String> {
     let file = std::fs::File::open(path)
         .map_err(|e| CliError::msg(format!("Failed to open file '{path}': {}", io_text(&e))))?;
+    if file.metadata().is_ok_and(|m| m.is_file() && m.len() > limit) {
+        return Err(CliError::msg(format!("Failed to read file '{path}': {TOO_LARGE}")));
+    }
     read_bounded(file, path, limit)
 }
 
 /// [`read_limited`] for an open reader (stdin, say); `name` is what the message calls it.
-pub fn read_bounded(reader: impl std::io::Read, name: &str, limit: u64) -> Result<String> {
-    use std::io::Read;
+pub fn read_bounded(mut reader: impl std::io::Read, name: &str, limit: u64) -> Result<String> {
     let failed = |why: &str| CliError::msg(format!("Failed to read file '{name}': {why}"));
-    let mut bytes = Vec::new();
     // One byte past the limit tells "exactly at the limit" from "over it", as virFileReadLimFD.
-    reader.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| failed(&io_text(&e)))?;
-    if bytes.len() as u64 > limit {
+    let most = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    while bytes.len() < most {
+        let want = chunk.len().min(most - bytes.len());
+        let n = match reader.read(&mut chunk[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(failed(&io_text(&e))),
+        };
+        // Grow by doubling, but never past `most`: a stream at the limit holds limit + 1
+        // bytes, not twice that.
+        if bytes.capacity() - bytes.len() < n {
+            let grow = bytes.len().max(n).min(most - bytes.len());
+            bytes.reserve_exact(grow);
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    if bytes.len() >= most {
         return Err(failed(TOO_LARGE));
     }
     String::from_utf8(bytes).map_err(|_| failed(NOT_UTF8))

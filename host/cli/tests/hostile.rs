@@ -15,7 +15,7 @@ use std::{
     sync::Once,
 };
 
-use virtplug_cli::error::{MAX_XML_FILE_BYTES, read_bounded, read_limited};
+use virtplug_cli::error::{MAX_BUNDLE_FILE_BYTES, MAX_XML_FILE_BYTES, read_bounded, read_limited};
 
 const BIN: &str = env!("CARGO_BIN_EXE_virtplug");
 
@@ -96,7 +96,7 @@ fn reads_stop_at_the_limit() {
         read_limited(&latin1, 100).map_err(|e| e.lines()),
         Err(vec![format!("Failed to read file '{latin1}': Invalid or incomplete multibyte or wide character")])
     );
-    assert_eq!(MAX_XML_FILE_BYTES, 10 * 1024 * 1024);
+    assert_eq!((MAX_XML_FILE_BYTES, MAX_BUNDLE_FILE_BYTES), (10 << 20, 512 << 20));
 }
 
 #[test]
@@ -131,6 +131,14 @@ fn endless_and_oversized_xml_files_are_refused_in_one_line() {
     for (args, stderr) in cases {
         assert_eq!(output(virtplug(dir.path(), args).output().unwrap()), failed(stderr), "{args:?}");
     }
+    // A bundle larger than its limit (a sparse file: nothing is written or read).
+    let huge = dir.path().join("huge.bundle");
+    std::fs::File::create(&huge).unwrap().set_len(MAX_BUNDLE_FILE_BYTES + 1).unwrap();
+    let huge = huge.display().to_string();
+    assert_eq!(
+        output(virtplug(dir.path(), &["snapshot-import", "test", &huge]).output().unwrap()),
+        failed(&format!("error: Failed to read file '{huge}': Value too large for defined data type\n"))
+    );
     // Standard input without end, through /dev/stdin.
     let mut child = virtplug(dir.path(), &["snapshot-create", "test", "/dev/stdin"])
         .stdin(Stdio::piped())

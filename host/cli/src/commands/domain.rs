@@ -7,7 +7,7 @@ use virtplug_host::{DomainInfo, HostError, flags::domain_undefine as undef, flag
 use super::{Ctx, Positional, exclusive, flags_of, json_text};
 use crate::{
     args::{Define, DomOnly, Dumpxml, List, Undefine},
-    error::{CliError, Result, failed, read_file},
+    error::{CliError, Result, failed, read_xml_file},
     output::{domain_is_active, domain_state, info, table},
 };
 
@@ -92,7 +92,7 @@ pub fn define(ctx: &Ctx, a: Define) -> Result<String> {
     let mut pos = Positional::new("define", a.args);
     let file = pos.require(a.file, "file")?;
     pos.done()?;
-    let xml = read_file(&file)?;
+    let xml = read_xml_file(&file)?;
     let d = failed(|| format!("Failed to define domain from {file}"), ctx.conn.domain_define(&xml))?;
     Ok(format!("Domain '{}' defined from {file}\n", d.name))
 }

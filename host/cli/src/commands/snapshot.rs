@@ -13,7 +13,7 @@ use crate::{
         CreateFlags, SnapshotCreate, SnapshotCreateAs, SnapshotCurrent, SnapshotDelete, SnapshotDumpxml,
         SnapshotRevert, SnapshotTarget,
     },
-    error::{CliError, Result, failed, read_file},
+    error::{CliError, Result, failed, read_xml_file},
     output::{domain_is_active, info, snapshot_state, time},
     xml,
 };
@@ -85,7 +85,7 @@ pub fn create(ctx: &Ctx, a: SnapshotCreate) -> Result<String> {
     pos.done()?;
     let d = ctx.domain(&dom)?;
     let xml = match &file {
-        Some(f) => read_file(f)?,
+        Some(f) => read_xml_file(f)?,
         None => "<domainsnapshot/>".to_owned(),
     };
     create_and_report(ctx, &d.name, &xml, flags, file.as_deref())
