@@ -219,6 +219,20 @@ impl Store {
         Ok(())
     }
 
+    /// Fails with `OPERATION_TIMEOUT` when another live job holds domain `dom` (uuid). For
+    /// plugins whose operation does hypervisor work before its store transaction: check first,
+    /// so that a change the transaction would refuse is not half done. (The transaction checks
+    /// again; this is no substitute.)
+    pub fn job_check(&mut self, dom: &str) -> Result<()> {
+        let me = self.jobs.me().clone();
+        match read_job(&self.conn, dom)? {
+            Some((record, holder)) if self.jobs.held.get(dom) != Some(&record.id) && holder.may_be_alive(&me) => {
+                Err(record.busy_error())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The job holding domain `dom` (uuid), if any (a dead holder's job included, until the
     /// next writer takes it over).
     pub fn job(&mut self, dom: &str) -> Result<Option<JobRecord>> {

@@ -182,6 +182,15 @@ impl QemuDriver {
         self.refresh(g, d)
     }
 
+    /// [`QemuDriver::domain`] for an operation that changes it: refused at once while another
+    /// job holds the domain, before any image or QMP work that its metadata commit would then
+    /// be refused to record.
+    pub(crate) fn domain_for_change(&self, g: &mut Inner, name: &str) -> Result<DomainRecord> {
+        let d = self.domain(g, name)?;
+        g.store.job_check(&d.uuid)?;
+        Ok(d)
+    }
+
     /// Ends qemu: `quit`, else SIGTERM/SIGKILL; waits until the process (and its image locks)
     /// are gone.
     pub(crate) fn stop_process(&self, g: &mut Inner, d: &DomainRecord) {
@@ -230,7 +239,7 @@ impl QemuDriver {
     ) -> Result<()> {
         self.deny_read_only(function)?;
         let mut g = self.lock()?;
-        let d = self.domain(&mut g, name)?;
+        let d = self.domain_for_change(&mut g, name)?;
         if !is_active(d.state) {
             return Err(not_running());
         }
@@ -290,7 +299,7 @@ impl Driver for QemuDriver {
     fn domain_undefine(&self, dom: &str, flags: u32) -> Result<()> {
         self.deny_read_only("virDomainUndefineFlags")?;
         let mut g = self.lock()?;
-        let d = self.domain(&mut g, dom)?;
+        let d = self.domain_for_change(&mut g, dom)?;
         g.store.write(|w| {
             if is_active(d.state) {
                 return w.set_domain_persistent(&d.uuid, false);
@@ -306,7 +315,7 @@ impl Driver for QemuDriver {
     fn domain_start(&self, dom: &str) -> Result<()> {
         self.deny_read_only("virDomainCreate")?;
         let mut g = self.lock()?;
-        let d = self.domain(&mut g, dom)?;
+        let d = self.domain_for_change(&mut g, dom)?;
         if is_active(d.state) {
             return Err(Error::operation_invalid("domain is already running"));
         }
@@ -325,7 +334,7 @@ impl Driver for QemuDriver {
     fn domain_shutdown(&self, dom: &str) -> Result<()> {
         self.deny_read_only("virDomainShutdown")?;
         let mut g = self.lock()?;
-        let d = self.domain(&mut g, dom)?;
+        let d = self.domain_for_change(&mut g, dom)?;
         if !is_active(d.state) {
             return Err(not_running());
         }
@@ -346,7 +355,7 @@ impl Driver for QemuDriver {
     fn domain_destroy(&self, dom: &str) -> Result<()> {
         self.deny_read_only("virDomainDestroy")?;
         let mut g = self.lock()?;
-        let d = self.domain(&mut g, dom)?;
+        let d = self.domain_for_change(&mut g, dom)?;
         if !is_active(d.state) {
             return Err(not_running());
         }

@@ -76,7 +76,7 @@ pub fn import(drv: &QemuDriver, dom: &str, xmls: &[String], current: Option<&str
         drv.deny_read_only("virDomainSnapshotCreateXML")?;
     }
     let mut g = drv.lock()?;
-    let d = drv.domain(&mut g, dom)?;
+    let d = drv.domain_for_change(&mut g, dom)?;
     let defs = xmls.iter().map(|x| prepare(&d, x, 0)).collect::<Result<Vec<_>>>()?;
     if dry_run { g.store.dry_run(|w| w.import(&d.uuid, defs, current)) } else { g.store.import(&d.uuid, defs, current) }
 }
@@ -87,7 +87,7 @@ pub fn import(drv: &QemuDriver, dom: &str, xmls: &[String], current: Option<&str
 pub fn edit(drv: &QemuDriver, dom: &str, snap: &str, text: &str, flags: u32) -> Result<String> {
     drv.deny_read_only("virDomainSnapshotCreateXML")?;
     let mut g = drv.lock()?;
-    let d = drv.domain(&mut g, dom)?;
+    let d = drv.domain_for_change(&mut g, dom)?;
     let def = parse_redefinition(&d, text, flags)?;
     if def.name != snap {
         return Err(Error::new(

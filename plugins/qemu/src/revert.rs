@@ -84,7 +84,7 @@ fn load(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, qdef: &QemuDef, name:
 pub fn revert(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
     drv.deny_read_only("virDomainRevertToSnapshot")?;
     let mut g = drv.lock()?;
-    let d = drv.domain(&mut g, dom)?;
+    let d = drv.domain_for_change(&mut g, dom)?;
     let sdef = g.store.snapshot_def(&d.uuid, snap)?;
     if sdef.domain.is_none() {
         return Err(Error::new(

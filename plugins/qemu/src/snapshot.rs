@@ -145,7 +145,7 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
         xml::validate_schema(text)?;
     }
     let mut g = drv.lock()?;
-    let d = drv.domain(&mut g, dom)?;
+    let d = drv.domain_for_change(&mut g, dom)?;
     if flags & cf::REDEFINE != 0 {
         return crate::redefine::redefine(drv, &mut g, &d, text, flags);
     }
@@ -276,7 +276,7 @@ fn offline_delete(qdef: &QemuDef, name: &str) -> Result<()> {
 pub fn delete(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
     drv.deny_read_only("virDomainSnapshotDelete")?;
     let mut g = drv.lock()?;
-    let d = drv.domain(&mut g, dom)?;
+    let d = drv.domain_for_change(&mut g, dom)?;
     g.store.snapshot(&d.uuid, snap)?;
     if flags & df::METADATA_ONLY != 0 {
         return g.store.delete(&d.uuid, snap, flags);

@@ -171,3 +171,33 @@ fn metadata_flags_and_redefine_checks_images() {
     assert!(e.message.contains("disk 'vdb'"), "{e}");
     assert_eq!(list(&*drv, "d"), vec!["s1".to_owned()]);
 }
+
+/// A domain held by a job on one connection: another connection's create, delete and revert are
+/// refused before qemu-img runs, so the images keep exactly the holder's snapshots.
+#[test]
+fn a_held_domain_refuses_image_work_from_other_connections() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let a = r.image("a.qcow2", "qcow2");
+    let holder = r.open();
+    holder.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    holder.snapshot_create("d", &snap("s1"), 0).unwrap();
+    let job = holder.domain_job_begin("d", "migration m1 to qemu:///elsewhere").unwrap();
+    let other = r.open();
+    for e in [
+        other.snapshot_create("d", &snap("s2"), 0).map(drop).unwrap_err(),
+        other.snapshot_delete("d", "s1", 0).unwrap_err(),
+        other.snapshot_revert("d", "s1", 0).unwrap_err(),
+        other.domain_start("d").unwrap_err(),
+    ] {
+        assert_eq!(e.code, codes::OPERATION_TIMEOUT, "{e}");
+        assert!(e.message.contains(&format!("held by job '{job}': migration m1 to qemu:///elsewhere")), "{e}");
+    }
+    assert_eq!(names(&a), vec!["s1".to_owned()]);
+    holder.snapshot_create("d", &snap("s2"), 0).unwrap();
+    holder.domain_job_end("d", &job).unwrap();
+    other.snapshot_delete("d", "s2", 0).unwrap();
+    assert_eq!(names(&a), vec!["s1".to_owned()]);
+}

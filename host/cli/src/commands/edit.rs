@@ -6,6 +6,10 @@
 //! - new name with `--rename` → `snapshot_edit` (atomic rename);
 //! - new name with `--clone` → `snapshot_create` with REDEFINE (the original stays);
 //! - new name without either → refused, nothing changed.
+//!
+//! The domain is held by a domain job from the dump to the redefine (on connections whose
+//! plugin keeps job records), so no other writer changes the snapshot while the editor runs;
+//! a domain already held by another job is refused at once.
 
 use std::{io::Write, process::Command};
 
@@ -55,6 +59,33 @@ fn edit_text(text: &str) -> Result<String> {
         .map_err(|e| fail(format!("Failed to open file '{}': {}", path.display(), io_text(&e))))
 }
 
+/// The edit's domain job, ended when dropped (the connection's end would end it too).
+struct Held<'a> {
+    ctx: &'a Ctx,
+    dom: String,
+    id: Option<String>,
+}
+
+impl<'a> Held<'a> {
+    /// Holds `dom` for editing `snap`; holds nothing where the plugin keeps no job record.
+    fn new(ctx: &'a Ctx, dom: &str, snap: &str) -> Result<Self> {
+        let id = match ctx.conn.domain_job_begin(dom, &format!("snapshot-edit of {snap} (virtplug CLI)")) {
+            Ok(id) => Some(id),
+            Err(e) if e.code() == virtplug_host::codes::NO_SUPPORT => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Self { ctx, dom: dom.to_owned(), id })
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let _ = self.ctx.conn.domain_job_end(&self.dom, &id);
+        }
+    }
+}
+
 /// `snapshot-edit`.
 pub fn run(ctx: &Ctx, a: SnapshotEdit) -> Result<String> {
     ctx.no_json("snapshot-edit")?;
@@ -73,6 +104,7 @@ pub fn run(ctx: &Ctx, a: SnapshotEdit) -> Result<String> {
     let update_failed =
         |cause: CliError| CliError::Then { cause: Box::new(cause), then: format!("Failed to update {name}") };
 
+    let _held = Held::new(ctx, &d.name, &name)?;
     let original = ctx.conn.snapshot_xml(&d.name, &name, snapshot_xml::SECURE).map_err(|e| update_failed(e.into()))?;
     let edited = edit_text(&original).map_err(update_failed)?;
     if edited == original && flags & create::CURRENT == 0 {
