@@ -53,6 +53,8 @@ impl Daemon {
             .arg(dir.join("sock"))
             .arg("--state-dir")
             .arg(dir.join("state"))
+            .arg("--default-uri")
+            .arg(format!("mock://{}", dir.join("host").display()))
             .env("VIRTPLUG_PLUGIN_DIR", plugins)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

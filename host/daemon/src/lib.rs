@@ -62,22 +62,42 @@ pub struct Config {
     pub tls: Option<TlsSettings>,
     /// State directory (migration journals).
     pub state_dir: PathBuf,
-    /// Driver URI for requests that name none.
+    /// Driver URI for requests that name none; always served.
     pub default_uri: Option<String>,
-    /// When not empty, the only driver URIs served.
+    /// Further driver URIs served (`--allow-uri`). A request naming any other URI in the
+    /// `virtplug-uri` header is refused before anything is opened.
     pub allowed_uris: Vec<String>,
-    /// Largest request body on ordinary routes.
+    /// Largest request body on small JSON routes (flags, migrations).
     pub max_body: usize,
+    /// Largest request body on routes carrying one XML document (define, snapshot create and
+    /// edit).
+    pub max_xml_body: usize,
     /// Largest request body on hierarchy import.
     pub max_import_body: usize,
+    /// Connection limits and timeouts, per listener.
+    pub conn: listen::ConnLimits,
+    /// A request body that sends nothing for this long is answered 408.
+    pub body_timeout: Duration,
     /// Fault injection for tests (`--fault-import-delay-ms`): imports tracked by a migration id
     /// wait this long after recording `running` and before the plugin transaction, which widens
     /// the window in which a supervisor can be killed mid-import.
     pub fault_import_delay: Duration,
 }
 
+/// Default largest body on small JSON routes: 1 MiB.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+/// Default largest body on one-document routes: twice the model's largest XML document (JSON
+/// escaping doubles a text made of quotes or backslashes, so every document the parser would
+/// take reaches it and is judged by its own limit) plus 64 KiB for the JSON around it.
+pub const DEFAULT_MAX_XML_BODY: usize = 2 * virtplug_host::model::limits::MAX_XML_BYTES + (64 << 10);
+/// Default largest hierarchy import body: the model's largest bundle (512 MiB).
+pub const DEFAULT_MAX_IMPORT_BODY: usize = virtplug_host::model::limits::MAX_BUNDLE_BYTES;
+/// Default request-body inactivity timeout.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Config {
-    /// Defaults: the standard sockets, 1 MiB bodies, 512 MiB imports.
+    /// Defaults: the standard sockets, the body limits and timeouts above and in
+    /// [`listen::ConnLimits::default`].
     pub fn new(state_dir: PathBuf) -> Self {
         Self {
             socket: Some(virtplug_host::remote::default_socket(false)),
@@ -88,10 +108,24 @@ impl Config {
             state_dir,
             default_uri: None,
             allowed_uris: Vec::new(),
-            max_body: 1 << 20,
-            max_import_body: 512 << 20,
+            max_body: DEFAULT_MAX_BODY,
+            max_xml_body: DEFAULT_MAX_XML_BODY,
+            max_import_body: DEFAULT_MAX_IMPORT_BODY,
+            conn: listen::ConnLimits::default(),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
             fault_import_delay: Duration::ZERO,
         }
+    }
+
+    /// Every driver URI this daemon serves: the default one, then the allow-list.
+    pub fn served_uris(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.default_uri.iter().cloned().collect();
+        for uri in &self.allowed_uris {
+            if !out.contains(uri) {
+                out.push(uri.clone());
+            }
+        }
+        out
     }
 }
 
@@ -103,12 +137,19 @@ async fn openapi_json() -> ([(axum::http::HeaderName, &'static str); 1], String)
     ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi::document())
 }
 
-/// The routes, without access decision (each listener adds its own).
+/// The routes, without access decision (each listener adds its own). Every matched request
+/// passes [`extract::guard`] first: a read-only principal's write is refused and the body is
+/// capped by its route before a byte of it is read.
 pub fn router(state: AppState, config: &Config) -> Router {
     use routes_domain as d;
     use routes_snapshot as s;
     use routes_tasks as t;
-    let big = DefaultBodyLimit::max(config.max_import_body);
+    let limits = extract::BodyLimits {
+        small: config.max_body,
+        xml: config.max_xml_body,
+        import: config.max_import_body,
+        timeout: config.body_timeout,
+    };
     Router::new()
         .route("/openapi.json", get(openapi_json))
         .route("/v1/info", get(d::info))
@@ -123,18 +164,20 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/domains/{dom}/snapshots/{snap}/revert", post(s::revert))
         .route("/v1/domains/{dom}/current-snapshot", get(s::current))
         .route("/v1/domains/{dom}/snapshot-export", get(s::export))
-        .route("/v1/domains/{dom}/snapshot-import", post(s::import).layer(big))
+        .route("/v1/domains/{dom}/snapshot-import", post(s::import))
         .route("/v1/imports/{id}", get(t::import_status))
         .route("/v1/imports/{id}/settle", post(t::settle_import))
         .route("/v1/tasks", get(t::list))
         .route("/v1/tasks/{id}", get(t::get))
         .route("/v1/migrations", post(t::migrate))
         .route("/v1/events", get(t::events))
+        .route_layer(axum::middleware::from_fn_with_state(limits, extract::guard))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {
             ApiError::http(StatusCode::METHOD_NOT_ALLOWED, codes::NO_SUPPORT, "method not allowed on this route")
         })
-        .layer(DefaultBodyLimit::max(config.max_body))
+        // The guard enforces each route's own limit while the body streams in.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -144,8 +187,11 @@ pub async fn serve(
     registry: Registry,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let mut shared =
-        Shared::new(registry, config.default_uri.clone(), config.allowed_uris.clone(), config.state_dir.clone());
+    let served = config.served_uris();
+    if served.is_empty() {
+        anyhow::bail!("no driver URI to serve: give --default-uri URI (and --allow-uri URI for more)");
+    }
+    let mut shared = Shared::new(registry, config.default_uri.clone(), served, config.state_dir.clone());
     shared.fault_import_delay = config.fault_import_delay;
     let state: AppState = Arc::new(shared);
     std::fs::create_dir_all(&config.state_dir)?;
@@ -164,28 +210,17 @@ pub async fn serve(
         sockets.push(path.clone());
         tracing::info!(socket = %path.display(), ?access, "listening");
         let app = app.clone().layer(Extension(access));
-        let mut stop = stop_rx.clone();
-        servers.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await
-        });
+        let name = path.display().to_string();
+        servers.spawn(listen::serve(name, listener, listen::plain, app, config.conn, stop_rx.clone()));
     }
     if let Some(tls) = &config.tls {
         let tokens = listen::Tokens::load(&tls.tokens).map_err(|e| anyhow::anyhow!("cannot read tokens: {e}"))?;
-        let listener = listen::TlsListener::bind(tls.addr, &tls.cert, &tls.key).await?;
-        tracing::info!(addr = %listener.local_addr(), "listening (TLS)");
+        let (listener, acceptor) = listen::bind_tls(tls.addr, &tls.cert, &tls.key).await?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "listening (TLS)");
         let app = app.clone().layer(axum::middleware::from_fn_with_state(tokens, listen::auth));
-        let mut stop = stop_rx.clone();
-        servers.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await
-        });
+        let handshake = listen::tls_handshake(acceptor, config.conn.header_timeout);
+        servers.spawn(listen::serve(addr.to_string(), listener, handshake, app, config.conn, stop_rx.clone()));
     }
     tokio::select! {
         () = shutdown => {}

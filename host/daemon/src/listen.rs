@@ -1,26 +1,42 @@
-//! Listeners: unix sockets (access decided by their file permissions; one read-write, one
-//! read-only) and TCP with TLS (rustls), whose handshakes run concurrently off the accept loop.
+//! Listeners and the connection loop. Unix sockets (access decided by their file permissions;
+//! one read-write, one read-only) and TCP with TLS (rustls, handshakes off the accept loop).
 //! Bearer tokens for TCP are checked by [`auth`]; a token never reaches a log line.
+//!
+//! Every listener runs [`serve`]: at most [`ConnLimits::max_connections`] connections at once
+//! (further ones wait in the kernel's backlog, as libvirtd's `max_clients` does), an accept loop
+//! that backs off when accepting fails (file descriptors exhausted: EMFILE/ENFILE) instead of
+//! spinning, and per connection a watchdog for the header and idle timeouts. axum's own `serve`
+//! offers none of these, so connections are driven by hyper directly.
 
 use std::{
+    future::Future,
     io,
     net::SocketAddr,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    sync::Arc,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
 };
 
 use axum::{
+    Router,
     extract::{Request, State},
     http::header::AUTHORIZATION,
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, UnixListener},
-    sync::mpsc,
+    sync::{Semaphore, watch},
 };
-use tokio_rustls::{TlsAcceptor, server::TlsStream};
+use tokio_rustls::TlsAcceptor;
 
 use crate::{error::ApiError, state::Access};
 
@@ -111,83 +127,418 @@ pub async fn auth(State(tokens): State<Tokens>, mut req: Request, next: Next) ->
     }
 }
 
-/// A TLS listener for `axum::serve`: TCP accepts and TLS handshakes run in a background task;
-/// finished streams arrive here.
-pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, SocketAddr)>,
-    local: SocketAddr,
+/// Binds TCP at `addr` and loads the PEM certificate chain and key for TLS.
+pub async fn bind_tls(addr: SocketAddr, cert: &Path, key: &Path) -> io::Result<(TcpListener, TlsAcceptor)> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let pem_err = |p: &PathBuf, e: rustls::pki_types::pem::Error| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
+    };
+    let cert_path = cert.to_owned();
+    let key_path = key.to_owned();
+    let certs = CertificateDer::pem_file_iter(&cert_path)
+        .map_err(|e| pem_err(&cert_path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_err(&cert_path, e))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| pem_err(&key_path, e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(io::Error::other)?;
+    Ok((TcpListener::bind(addr).await?, TlsAcceptor::from(Arc::new(config))))
 }
 
-impl TlsListener {
-    /// Binds `addr` with the PEM certificate chain and key.
-    pub async fn bind(addr: SocketAddr, cert: &Path, key: &Path) -> io::Result<Self> {
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-        let pem_err = |p: &PathBuf, e: rustls::pki_types::pem::Error| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
-        };
-        let cert_path = cert.to_owned();
-        let key_path = key.to_owned();
-        let certs = CertificateDer::pem_file_iter(&cert_path)
-            .map_err(|e| pem_err(&cert_path, e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| pem_err(&cert_path, e))?;
-        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| pem_err(&key_path, e))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(io::Error::other)?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(io::Error::other)?;
-        let acceptor = TlsAcceptor::from(Arc::new(config));
-        let tcp = TcpListener::bind(addr).await?;
-        let local = tcp.local_addr()?;
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, peer)) = tcp.accept().await else { continue };
-                let _ = stream.set_nodelay(true);
-                let (acceptor, conn_tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let handshake =
-                        tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await;
-                    match handshake {
-                        Ok(Ok(tls)) => {
-                            let _ = conn_tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-                if tx.is_closed() {
-                    return;
+/// Connection limits and timeouts of one listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// A request head (request line and headers) must be complete within this time of its first
+    /// byte; a TLS handshake within this time of the accept.
+    pub header_timeout: Duration,
+    /// A connection with no request in progress (no handler running, no response streaming)
+    /// that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// Most connections served at once; further ones wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ConnLimits {
+    /// 30 s for a request head, 60 s idle, 256 connections per listener.
+    fn default() -> Self {
+        Self { header_timeout: Duration::from_secs(30), idle_timeout: Duration::from_secs(60), max_connections: 256 }
+    }
+}
+
+/// A listening socket [`serve`] accepts from.
+pub trait Accept: Send + 'static {
+    /// An accepted connection.
+    type Stream: Send + 'static;
+    /// The next connection.
+    fn accept_one(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+impl Accept for UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept_one(&self) -> io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+impl Accept for TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept_one(&self) -> io::Result<Self::Stream> {
+        let (s, _) = self.accept().await?;
+        let _ = s.set_nodelay(true);
+        Ok(s)
+    }
+}
+
+/// The stream as accepted (unix sockets).
+pub async fn plain<S>(stream: S) -> Option<S> {
+    Some(stream)
+}
+
+/// The TLS handshake, bounded by `timeout`; a failed handshake drops the connection.
+pub fn tls_handshake(
+    acceptor: TlsAcceptor,
+    timeout: Duration,
+) -> impl Fn(
+    tokio::net::TcpStream,
+) -> Pin<Box<dyn Future<Output = Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move |stream| {
+        let acceptor = acceptor.clone();
+        Box::pin(async move {
+            let peer = stream.peer_addr().ok();
+            match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => Some(tls),
+                Ok(Err(e)) => {
+                    tracing::debug!(?peer, "TLS handshake failed: {e}");
+                    None
+                }
+                Err(_) => {
+                    tracing::debug!(?peer, "TLS handshake timed out");
+                    None
                 }
             }
-        });
-        Ok(Self { rx, local })
-    }
-
-    /// The bound address (port 0 resolved).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        })
     }
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
+/// Resolves once `stop` says true (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            if let Some(conn) = self.rx.recv().await {
-                return conn;
+/// Back-off of the accept loop after a failed accept.
+#[derive(Debug, Default)]
+struct Backoff {
+    delay: Duration,
+    last_logged: Option<Instant>,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MOST: Duration = Duration::from_secs(1);
+    /// The failure repeats on every retry (and again whenever a freed descriptor lets one
+    /// accept through): log it at most this often.
+    const LOG_EVERY: Duration = Duration::from_secs(60);
+
+    /// After a failed accept: how long to wait before the next one. A connection that died in
+    /// the backlog is no reason to wait; anything else (EMFILE, ENFILE, ENOBUFS, ENOMEM, …)
+    /// persists while the listener stays readable, so retrying at once would spin a core.
+    fn failed(&mut self, listener: &str, e: &io::Error) -> Option<Duration> {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+        ) {
+            return None;
+        }
+        if self.last_logged.is_none_or(|t| t.elapsed() >= Self::LOG_EVERY) {
+            tracing::error!(
+                listener,
+                "accepting a connection failed: {e}; backing off (up to 1 s between attempts; logged once a minute)"
+            );
+            self.last_logged = Some(Instant::now());
+        }
+        self.delay = (self.delay * 2).clamp(Self::FIRST, Self::MOST);
+        Some(self.delay)
+    }
+
+    fn succeeded(&mut self) {
+        self.delay = Duration::ZERO;
+    }
+}
+
+/// Serves `app` on `listener` until `stop` says true, then waits for the open connections to
+/// finish (they are asked to close after their current request). `prepare` turns an accepted
+/// stream into the connection (a TLS handshake) or drops it.
+pub async fn serve<L, P, F, Io>(
+    name: String,
+    listener: L,
+    prepare: P,
+    app: Router,
+    limits: ConnLimits,
+    stop: watch::Receiver<bool>,
+) -> io::Result<()>
+where
+    L: Accept,
+    P: Fn(L::Stream) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Option<Io>> + Send + 'static,
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let slots = Arc::new(Semaphore::new(max));
+    let mut backoff = Backoff::default();
+    let mut full = false;
+    loop {
+        let permit = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(permit) => {
+                full = false;
+                permit
             }
-            // The accept task ended (listener error): wait instead of spinning.
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            Err(_) => {
+                // Once while the listener stays at its limit.
+                if !full {
+                    tracing::warn!(listener = name, max, "connection limit reached; new connections wait");
+                    full = true;
+                }
+                tokio::select! {
+                    permit = Arc::clone(&slots).acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    () = stopped(stop.clone()) => break,
+                }
+            }
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept_one() => accepted,
+            () = stopped(stop.clone()) => break,
+        };
+        match accepted {
+            Ok(stream) => {
+                backoff.succeeded();
+                let (prepare, app, stop) = (prepare.clone(), app.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Some(io) = prepare(stream).await {
+                        serve_connection(io, app, limits, stop).await;
+                    }
+                });
+            }
+            Err(e) => {
+                drop(permit);
+                if let Some(delay) = backoff.failed(&name, &e) {
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = stopped(stop.clone()) => break,
+                    }
+                }
+            }
+        }
+    }
+    // Every permit back: every connection has ended (the caller bounds this wait).
+    let _ = slots.acquire_many(u32::try_from(max).unwrap_or(u32::MAX)).await;
+    Ok(())
+}
+
+/// What a connection's watchdog looks at: when bytes last arrived, when the current request
+/// head started, and how many requests are in progress (handler running or response
+/// streaming). Times are milliseconds since the connection began, plus one (0 = never).
+#[derive(Debug)]
+struct Activity {
+    origin: Instant,
+    last_read: AtomicU64,
+    head_started: AtomicU64,
+    in_flight: AtomicUsize,
+    /// Wakes the watchdog when a request head starts (its deadline moves closer).
+    changed: tokio::sync::Notify,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            last_read: AtomicU64::new(1),
+            head_started: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
+    fn now(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    /// Bytes arrived: outside a request they start (or continue) a request head.
+    fn read(&self) {
+        let now = self.now();
+        self.last_read.store(now, Ordering::Relaxed);
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self.head_started.compare_exchange(0, now, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        {
+            self.changed.notify_one();
+        }
+    }
+
+    /// A request head is complete and its handler starts.
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.head_started.store(0, Ordering::Release);
+        self.last_read.store(self.now(), Ordering::Relaxed);
+        InFlight(Arc::clone(self))
+    }
+
+    /// Resolves with the reason when the connection is to be closed.
+    async fn watchdog(&self, limits: ConnLimits) -> &'static str {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 4);
+        let (header, idle) = (ms(limits.header_timeout), ms(limits.idle_timeout));
+        loop {
+            let now = self.now();
+            let wait = if self.in_flight.load(Ordering::Acquire) > 0 {
+                header.min(idle)
+            } else {
+                let head = self.head_started.load(Ordering::Acquire);
+                let (due, why) = if head != 0 {
+                    (head.saturating_add(header), "request head not complete within the header timeout")
+                } else {
+                    (self.last_read.load(Ordering::Relaxed).saturating_add(idle), "idle timeout")
+                };
+                if now >= due {
+                    return why;
+                }
+                due - now
+            };
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(wait.max(1))) => {}
+                () = self.changed.notified() => {}
+            }
+        }
+    }
+}
+
+/// One request in progress; dropped when its response has been sent (or abandoned).
+#[derive(Debug)]
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.last_read.store(self.0.now(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request counted as in progress until it is finished (an
+/// event stream is not an idle connection).
+struct Tracked {
+    body: axum::body::Body,
+    _in_flight: InFlight,
+}
+
+impl HttpBody for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The connection's stream, telling [`Activity`] when bytes arrive.
+struct Watched<Io> {
+    io: Io,
+    activity: Arc<Activity>,
+}
+
+impl<Io: AsyncRead + Unpin> AsyncRead for Watched<Io> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.read();
+        }
+        result
+    }
+}
+
+impl<Io: AsyncWrite + Unpin> AsyncWrite for Watched<Io> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until the client closes it, a timeout closes it, or the
+/// daemon stops (then after the request in progress).
+async fn serve_connection<Io>(io: Io, app: Router, limits: ConnLimits, stop: watch::Receiver<bool>)
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::new());
+    let io = hyper_util::rt::TokioIo::new(Watched { io, activity: Arc::clone(&activity) });
+    let app = hyper_util::service::TowerToHyperService::new(app);
+    let counter = Arc::clone(&activity);
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let in_flight = counter.begin();
+        let response = hyper::service::Service::call(&app, req);
+        async move {
+            let response = response.await?;
+            Ok::<_, std::convert::Infallible>(response.map(|body| Tracked { body, _in_flight: in_flight }))
+        }
+    });
+    // The header timeout is the watchdog's (hyper's own would also cover idle keep-alive).
+    let conn =
+        hyper::server::conn::http1::Builder::new().header_read_timeout(None::<Duration>).serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!("connection ended: {e}");
+            }
+        }
+        why = activity.watchdog(limits) => tracing::debug!("connection closed: {why}"),
+        () = stopped(stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }

@@ -1,10 +1,10 @@
 //! `virtplugd`: parses options, sets up logging and runs the daemon until SIGINT or SIGTERM.
 //! Everything else lives in the `virtplug_daemon` library.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Parser;
-use virtplug_daemon::{Config, TlsSettings};
+use virtplug_daemon::{Config, TlsSettings, listen::ConnLimits};
 
 /// virtplug's management daemon.
 #[derive(Debug, Parser)]
@@ -25,12 +25,12 @@ struct Args {
     /// State directory (migration journals).
     #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// Driver URI served when a request names none; repeat `--uri` to restrict the URIs served.
+    /// Driver URI served when a request names none (always served).
     #[arg(long)]
     default_uri: Option<String>,
-    /// Only serve these driver URIs (repeatable).
-    #[arg(long = "uri")]
-    uris: Vec<String>,
+    /// Also serve this driver URI (repeatable). Requests naming any other URI are refused.
+    #[arg(long = "allow-uri", alias = "uri", value_name = "URI")]
+    allow_uris: Vec<String>,
     /// Listen on TCP with TLS at this address.
     #[arg(long, requires_all = ["tls_cert", "tls_key", "tokens"])]
     listen: Option<SocketAddr>,
@@ -43,9 +43,27 @@ struct Args {
     /// Bearer tokens file: `rw TOKEN` or `ro TOKEN` per line.
     #[arg(long)]
     tokens: Option<PathBuf>,
-    /// Largest request body in bytes (imports have their own limit).
-    #[arg(long, default_value_t = 1 << 20)]
+    /// Largest request body in bytes on small JSON routes.
+    #[arg(long, default_value_t = virtplug_daemon::DEFAULT_MAX_BODY)]
     max_body: usize,
+    /// Largest request body in bytes on routes carrying one XML document.
+    #[arg(long, default_value_t = virtplug_daemon::DEFAULT_MAX_XML_BODY)]
+    max_xml_body: usize,
+    /// Largest request body in bytes on hierarchy import.
+    #[arg(long, default_value_t = virtplug_daemon::DEFAULT_MAX_IMPORT_BODY)]
+    max_import_body: usize,
+    /// Seconds a request head may take from its first byte (and a TLS handshake from accept).
+    #[arg(long, default_value_t = ConnLimits::default().header_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a request body may send nothing before the request fails (408).
+    #[arg(long, default_value_t = virtplug_daemon::DEFAULT_BODY_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout: u64,
+    /// Seconds a connection with no request in progress may stay silent before it is closed.
+    #[arg(long, default_value_t = ConnLimits::default().idle_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
+    /// Most connections served at once per listener; more wait until one closes.
+    #[arg(long, default_value_t = ConnLimits::default().max_connections, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
     /// Fault injection for tests: tracked imports wait this many milliseconds before committing.
     #[arg(long, hide = true, default_value_t = 0)]
     fault_import_delay_ms: u64,
@@ -77,9 +95,17 @@ fn config(args: Args) -> anyhow::Result<Config> {
     c.socket_mode =
         u32::from_str_radix(&args.socket_mode, 8).map_err(|_| anyhow::anyhow!("--socket-mode must be octal"))?;
     c.default_uri = args.default_uri;
-    c.allowed_uris = args.uris;
+    c.allowed_uris = args.allow_uris;
     c.max_body = args.max_body;
-    c.fault_import_delay = std::time::Duration::from_millis(args.fault_import_delay_ms);
+    c.max_xml_body = args.max_xml_body;
+    c.max_import_body = args.max_import_body;
+    c.body_timeout = Duration::from_secs(args.body_timeout);
+    c.conn = ConnLimits {
+        header_timeout: Duration::from_secs(args.header_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        max_connections: args.max_connections,
+    };
+    c.fault_import_delay = Duration::from_millis(args.fault_import_delay_ms);
     if let (Some(addr), Some(cert), Some(key), Some(tokens)) = (args.listen, args.tls_cert, args.tls_key, args.tokens) {
         c.tls = Some(TlsSettings { addr, cert, key, tokens });
     }

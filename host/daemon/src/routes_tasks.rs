@@ -58,6 +58,10 @@ pub async fn migrate(ctx: Ctx, J(req): J<MigrationRequest>) -> ApiResult<Respons
     if ctx.read_only {
         return Err(virtplug_host::HostError::ReadOnly { function: "virDomainSnapshotDelete" }.into());
     }
+    // A destination opened here (no transport) is a URI this daemon serves, like any other.
+    if virtplug_host::remote::parse_uri(&req.to, false).is_none() {
+        ctx.state.check_served(&req.to)?;
+    }
     let st = Arc::clone(&ctx.state);
     let journal_id = migrate::new_id();
     // The source is held before the answer: a second migration, or any change of the domain,

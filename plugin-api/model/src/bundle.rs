@@ -18,7 +18,7 @@
 use std::{collections::HashSet, fmt, path::Path};
 
 use crate::{
-    Error, Result, SnapshotInfo, codes, domain, filter,
+    Error, Result, SnapshotInfo, codes, domain, filter, limits,
     sha256::hex_digest,
     tree::info_from_def,
     xml::{self, FormatFlags, ParseFlags, SnapshotDef},
@@ -42,6 +42,24 @@ pub struct Bundle {
 
 fn xml_error(msg: impl Into<String>) -> Error {
     Error::new(codes::XML_ERROR, msg)
+}
+
+/// XML's whitespace (`S` in the grammar).
+fn is_xml_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+/// A metadata file's text, refused past libvirt's own 1 MiB limit before it is read whole.
+fn read_metadata_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let limit = limits::MAX_LIBVIRT_METADATA_FILE_BYTES;
+    let mut text = String::new();
+    // One byte more than the limit tells an oversized file from one exactly at it.
+    std::fs::File::open(path)?.take(limit as u64 + 1).read_to_string(&mut text)?;
+    if text.len() > limit {
+        return Err(std::io::Error::other(format!("file is larger than {limit} bytes")));
+    }
+    Ok(text)
 }
 
 /// Checks names, parents, cycles and the current marker, and returns the definitions in
@@ -123,8 +141,19 @@ impl Bundle {
     }
 
     /// Parses and verifies a bundle: refuses truncated input, a bad checksum, two current
-    /// markers, duplicates, missing parents and cycles.
+    /// markers, duplicates, missing parents and cycles. A leading byte order mark and XML
+    /// whitespace after the root element are accepted (an editor or a shell may add them);
+    /// the bundle obeys [`limits::MAX_BUNDLE_BYTES`] and each snapshot in it the per-document
+    /// limits.
     pub fn parse(text: &str) -> Result<Self> {
+        let text = xmltree::strip_bom(text);
+        if text.len() > limits::MAX_BUNDLE_BYTES {
+            return Err(xml_error(format!(
+                "snapshot bundle too large: {} bytes, more than {}",
+                text.len(),
+                limits::MAX_BUNDLE_BYTES
+            )));
+        }
         let Some(pos) = text.rfind(&format!("\n{CHECKSUM_OPEN}")) else {
             return Err(xml_error("snapshot bundle is truncated: no checksum found"));
         };
@@ -133,7 +162,9 @@ impl Bundle {
         let Some((sum, rest)) = tail.split_once("</checksum>\n") else {
             return Err(xml_error("snapshot bundle is truncated inside the checksum"));
         };
-        if rest != CLOSE {
+        // XML allows whitespace after the root element; `> file` of the CLI's stdout once added
+        // a newline.
+        if rest.trim_end_matches(is_xml_space) != CLOSE.trim_end() {
             return Err(xml_error(format!(
                 "snapshot bundle is truncated or has trailing data after the checksum (expected {})",
                 CLOSE.trim_end()
@@ -143,7 +174,11 @@ impl Bundle {
         if sum != computed {
             return Err(xml_error(format!("snapshot bundle checksum mismatch: recorded {sum}, computed {computed}")));
         }
-        let root = xmltree::parse_document(text, "snapshot_bundle")?;
+        // The snapshots are only checked here (kept as spans), then parsed one by one with the
+        // per-document limits.
+        let root = xmltree::parse_document_limited(text, "snapshot_bundle", xmltree::Limits::BUNDLE, |e| {
+            e.name == "domainsnapshot"
+        })?;
         if root.name != ROOT {
             return Err(xml_error(format!("expecting root element of '{ROOT}', not '{}'", root.name)));
         }
@@ -187,7 +222,8 @@ impl Bundle {
         let mut current: Option<String> = None;
         let mut uuid: Option<String> = None;
         for f in files {
-            let text = std::fs::read_to_string(&f).map_err(io)?;
+            let text = read_metadata_file(&f)
+                .map_err(|e| Error::new(codes::OPERATION_FAILED, format!("cannot read '{}': {e}", f.display())))?;
             let def = xml::parse(&text, ParseFlags { redefine: true, internal: true, offline: false })
                 .map_err(|e| Error::new(e.code, format!("{}: {}", f.display(), e.message)))?;
             let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();

@@ -51,7 +51,8 @@ fn round_trip_orders_by_parent_links() {
 #[test]
 fn refusals() {
     let text = Bundle::new(VM, Some("snap-1"), chain(3)).unwrap().to_string();
-    for cut in [10, text.len() / 2, text.len() - 30, text.len() - 1] {
+    // Cutting the final newline only leaves a complete document (see trailing_whitespace).
+    for cut in [10, text.len() / 2, text.len() - 30, text.len() - 2] {
         let e = Bundle::parse(&text[..cut]).unwrap_err();
         assert_eq!(e.code, codes::XML_ERROR);
         assert!(e.message.contains("truncated"), "{cut}: {}", e.message);
@@ -128,5 +129,79 @@ fn reads_libvirt_metadata_dir() {
     std::fs::write(dir.path().join("renamed.xml"), body.replace("<active>1</active>", "<active>0</active>")).unwrap();
     assert!(
         Bundle::from_libvirt_dir(dir.path()).unwrap_err().message.ends_with("holds snapshot 'extra', not 'renamed'")
+    );
+}
+
+#[test]
+fn trailing_whitespace_after_the_root_is_accepted() {
+    let b = Bundle::new(VM, Some("snap-1"), chain(3)).unwrap();
+    let text = b.to_string();
+    // `snapshot-export DOM > file` once added a newline; editors add or remove final ones.
+    for tail in ["\n", "\n\n", " \t\r\n", ""] {
+        let edited = format!("{}{tail}", text.strip_suffix('\n').unwrap());
+        assert_eq!(Bundle::parse(&edited).unwrap(), b, "{tail:?}");
+    }
+    for tail in ["x", "\n<!-- -->", "\n\u{a0}"] {
+        let e = Bundle::parse(&format!("{text}{tail}")).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                codes::XML_ERROR,
+                "snapshot bundle is truncated or has trailing data after the checksum (expected </virtplugSnapshotBundle>)"
+            ),
+            "{tail:?}"
+        );
+    }
+}
+
+/// A 16,000-snapshot hierarchy is larger than one document may be, and still imports; each
+/// snapshot in it obeys the per-document limits.
+#[test]
+fn bundle_limits_are_per_hierarchy_and_per_snapshot() {
+    let defs: Vec<SnapshotDef> = (0..16_000)
+        .map(|i| SnapshotDef {
+            name: format!("s{i}"),
+            parent: (i > 0).then(|| format!("s{}", i - 1)),
+            description: Some("d".repeat(700)),
+            state: st::SHUTOFF,
+            creation_time: 1,
+            ..Default::default()
+        })
+        .collect();
+    let b = Bundle::new(VM, Some("s15999"), defs).unwrap();
+    let text = b.to_string();
+    assert!(text.len() > crate::limits::MAX_XML_BYTES, "{}", text.len());
+    assert_eq!(Bundle::parse(&text).unwrap().snapshots.len(), 16_000);
+
+    let one = Bundle::new(VM, None, vec![snap("x", None)]).unwrap().to_string();
+    let check = |inserted: &str, msg: &str| {
+        let e = Bundle::parse(&reseal(&one.replacen("<name>x</name>", &format!("<name>x</name>{inserted}"), 1)))
+            .unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (codes::XML_DETAIL, msg));
+    };
+    // Each snapshot alone: 100,001 elements are more than one document may hold.
+    check(
+        &format!("<description>{}</description>", "<a/>".repeat(crate::limits::MAX_XML_ELEMENTS)),
+        "(domain_snapshot):2: too many elements in document: more than 100000",
+    );
+    // Depth is bounded while the bundle is read (its root is one level more).
+    check(
+        &format!("<description>{}x{}</description>", "<a>".repeat(300), "</a>".repeat(300)),
+        "(snapshot_bundle):4: Excessive depth in document: more than 257 nested elements",
+    );
+}
+
+#[test]
+fn libvirt_metadata_files_over_a_mebibyte_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut def = snap("big", None);
+    def.description = Some("d".repeat(crate::limits::MAX_LIBVIRT_METADATA_FILE_BYTES));
+    let body = xml::format(&def, Some(VM), FormatFlags { secure: true, internal: true, current: true });
+    let path = dir.path().join("big.xml");
+    std::fs::write(&path, body).unwrap();
+    let e = Bundle::from_libvirt_dir(dir.path()).unwrap_err();
+    assert_eq!(
+        (e.code, e.message),
+        (codes::OPERATION_FAILED, format!("cannot read '{}': file is larger than 1048576 bytes", path.display()))
     );
 }

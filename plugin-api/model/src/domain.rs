@@ -58,9 +58,12 @@ pub fn normalize_uuid(s: &str) -> Option<String> {
 }
 
 impl DomainDef {
-    /// Parses a `<domain>` document. A missing `<uuid>` is an error here (the caller generates
-    /// one before parsing if it wants libvirt's behaviour).
+    /// Parses a `<domain>` document within the bounds of [`crate::limits`]; a leading byte
+    /// order mark is skipped. A missing `<uuid>` is an error here (the caller generates one
+    /// before parsing if it wants libvirt's behaviour).
     pub fn parse(xml: &str) -> Result<Self> {
+        // Without the byte order mark, so the kept text never carries one into a snapshot.
+        let xml = xmltree::strip_bom(xml);
         let root = xmltree::parse_document(xml, "domain_definition")?;
         if root.name != "domain" {
             return Err(xml_error(format!("expecting root element of 'domain', not '{}'", root.name)));

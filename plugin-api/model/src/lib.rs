@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod secrets;
 mod sha256;
 mod types;
 mod xmltree;
@@ -16,6 +17,7 @@ mod xmltree;
 pub mod bundle;
 pub mod domain;
 pub mod filter;
+pub mod limits;
 pub mod store;
 mod store_ops;
 pub mod tree;

@@ -5,6 +5,7 @@
 use crate::{
     Error, Result, codes,
     flags::domain_state as st,
+    limits,
     xmltree::{self, Element, column_of, dedent, push_indented},
 };
 
@@ -108,6 +109,13 @@ pub struct DiskSpec {
     pub driver_type: Option<String>,
     /// `<driver><metadata_cache><max_size unit='bytes'>N</max_size>` in bytes.
     pub metadata_cache_max_size: Option<u64>,
+    /// The other children of `<source>` that libvirt keeps and formats (`<seclabel>`,
+    /// `<auth>`, `<encryption>`, `<reservations>`, `<slices>`; for network sources also
+    /// `<snapshot>`, `<config>`, `<initiator>`, `<ssl>`, `<readahead>`, `<timeout>`,
+    /// `<identity>`), in libvirt's output order, each as one element in libvirt's formatting
+    /// without indentation. Set by the parser only when the disk has a source path or driver
+    /// (libvirt formats `<source>` only then).
+    pub source_children: Vec<String>,
 }
 
 /// A parsed `<domainsnapshot>`. Strings are unescaped; `state` and `creation_time` are 0 when
@@ -212,27 +220,36 @@ impl SnapshotDef {
     }
 }
 
-/// Parses a `<domainsnapshot>` document with libvirt's rules for `flags`.
+/// Parses a `<domainsnapshot>` document with libvirt's rules for `flags`, within the bounds
+/// of [`crate::limits`]. A leading byte order mark is skipped.
 ///
 /// Plain create ignores `<state>`, `<parent>`, `<creationTime>`, `<domain>`, `<inactiveDomain>`
 /// and `<active>`. Unknown elements are ignored (no schema validation).
 pub fn parse(xml: &str, flags: ParseFlags) -> Result<SnapshotDef> {
+    let xml = xmltree::strip_bom(xml);
     let root = xmltree::parse_document_with(xml, "domain_snapshot", verbatim_child)?;
     parse_element(xml, &root, flags, true)
 }
 
-/// Parses the store's own redefine-form XML, where a creation time of 0 was (as libvirt does)
-/// not written: a missing `<creationTime>` reads as 0 instead of failing.
+/// Parses the store's own redefine-form XML, where older versions did not write a creation
+/// time of 0: a missing `<creationTime>` reads as 0 instead of failing.
 pub(crate) fn parse_stored(xml: &str) -> Result<SnapshotDef> {
+    let xml = xmltree::strip_bom(xml);
     let root = xmltree::parse_document_with(xml, "domain_snapshot", verbatim_child)?;
     parse_element(xml, &root, ParseFlags { redefine: true, ..Default::default() }, false)
+}
+
+/// Whether `<domain>` is a full definition: libvirt reads `string(./domain/@type)`, and an
+/// empty string counts as absent (an old-style `<domain><uuid>` only).
+fn is_full_domain(e: &Element<'_>) -> bool {
+    e.name == "domain" && e.attr("type").is_some_and(|t| !t.is_empty())
 }
 
 /// The children of `<domainsnapshot>` kept verbatim, whose content needs no tree: a full
 /// `<domain>` (an old-style one holds only the `<uuid>` that is read), `<inactiveDomain>`,
 /// `<cookie>`.
 fn verbatim_child(e: &Element<'_>) -> bool {
-    matches!(e.name, "inactiveDomain" | "cookie") || (e.name == "domain" && e.attr("type").is_some())
+    matches!(e.name, "inactiveDomain" | "cookie") || is_full_domain(e)
 }
 
 /// Parses an already-read `<domainsnapshot>` element of `src`.
@@ -247,6 +264,15 @@ fn parse_element(src: &str, root: &Element, flags: ParseFlags, require_time: boo
         None => {}
     }
     def.description = root.child_text("description");
+    if let Some(d) = &def.description {
+        if d.len() > limits::MAX_DESCRIPTION_BYTES {
+            return Err(xml_error(format!(
+                "snapshot description too long: {} bytes, more than {}",
+                d.len(),
+                limits::MAX_DESCRIPTION_BYTES
+            )));
+        }
+    }
     let mut offline = flags.offline;
     if flags.redefine {
         match root.child_text("creationTime") {
@@ -273,7 +299,7 @@ fn parse_element(src: &str, root: &Element, flags: ParseFlags, require_time: boo
         // libvirt assigns here: on redefine the state alone decides (PARSE_OFFLINE is ignored)
         offline = matches!(def.state, st::SHUTOFF | st::DISK_SNAPSHOT);
         if let Some(dom) = root.child("domain") {
-            if dom.attr("type").is_some() {
+            if is_full_domain(dom) {
                 def.domain = Some(dedent(dom.raw(src), column_of(src, dom.start)));
             } else {
                 def.legacy_uuid = dom.child_text("uuid").map(|u| u.trim().to_owned());
@@ -362,7 +388,8 @@ fn parse_disk(d: &Element) -> Result<DiskSpec> {
         }
     };
     let mut disk = DiskSpec { name, snapshot, disk_type, ..Default::default() };
-    if let Some(src) = d.child("source") {
+    let source = d.child("source");
+    if let Some(src) = source {
         match disk.disk_type.unwrap_or(DiskType::File) {
             DiskType::File => disk.source = src.attr("file").map(str::to_owned),
             DiskType::Block => disk.source = src.attr("dev").map(str::to_owned),
@@ -391,11 +418,8 @@ fn parse_disk(d: &Element) -> Result<DiskSpec> {
     if let Some(drv) = d.child("driver") {
         disk.driver_type = drv.attr("type").filter(|t| !t.is_empty()).map(str::to_owned);
         if let Some(max) = drv.child("metadata_cache").and_then(|m| m.child("max_size")) {
-            let value: u64 = max
-                .text()
-                .trim()
-                .parse()
-                .map_err(|_| xml_error(format!("invalid metadata_cache max_size for disk '{}'", disk.name)))?;
+            let invalid = || xml_error(format!("invalid metadata_cache max_size for disk '{}'", disk.name));
+            let value: u64 = max.text().trim().parse().map_err(|_| invalid())?;
             let mult: u64 = match max.attr("unit").unwrap_or("bytes") {
                 "b" | "bytes" => 1,
                 "KB" => 1000,
@@ -406,18 +430,68 @@ fn parse_disk(d: &Element) -> Result<DiskSpec> {
                 "G" | "GiB" => 1 << 30,
                 u => return Err(xml_error(format!("unknown unit '{u}'"))),
             };
-            disk.metadata_cache_max_size = value.checked_mul(mult);
+            // libvirt formats the cache size only when it is positive.
+            disk.metadata_cache_max_size = Some(value.checked_mul(mult).ok_or_else(invalid)?).filter(|n| *n > 0);
         }
     }
     if disk.source.is_some() || disk.driver_type.is_some() {
         if disk.snapshot.is_none() {
             disk.snapshot = Some(SnapshotMode::External);
         }
-        if disk.disk_type.is_none() {
-            disk.disk_type = Some(DiskType::File);
+        let ty = *disk.disk_type.get_or_insert(DiskType::File);
+        if let Some(src) = source {
+            disk.source_children = source_children(src, ty, disk.protocol.as_deref());
         }
+    } else {
+        // libvirt formats the type, the driver and the source only for a disk with a path or
+        // a format: what it would drop is not kept, so a dump parses back to the same disk.
+        disk.disk_type = None;
+        disk.protocol = None;
+        disk.hosts.clear();
+        disk.metadata_cache_max_size = None;
     }
     Ok(disk)
+}
+
+/// The children of a snapshot disk's `<source>` that libvirt's storage-source parser reads and
+/// its formatter writes back (`virDomainStorageSourceParse`, `virDomainDiskSourceFormat` with
+/// the snapshot formatter's flags 0), in the formatter's order; `(name, all occurrences)`.
+/// Network-only ones apply to the listed protocols (none listed: every protocol). `<cookies>`
+/// is formatted only with SECURE, which the snapshot formatter never passes, and `<seclabel>`
+/// never for network sources: libvirt drops both, and so does this.
+const NETWORK_SOURCE_CHILDREN: &[(&str, &[&str])] = &[
+    ("identity", &["nfs"]),
+    ("snapshot", &[]),
+    ("config", &[]),
+    ("initiator", &[]),
+    ("ssl", &["https", "ftps"]),
+    ("readahead", &["http", "https", "ftp", "ftps"]),
+    ("timeout", &["http", "https", "ftp", "ftps"]),
+];
+/// The children every source type keeps, after the network ones; `true`: every occurrence.
+const SOURCE_CHILDREN: &[(&str, bool)] =
+    &[("slices", false), ("seclabel", true), ("auth", false), ("encryption", false), ("reservations", false)];
+
+fn source_children(src: &Element, ty: DiskType, protocol: Option<&str>) -> Vec<String> {
+    let mut names: Vec<(&str, bool)> = Vec::new();
+    if ty == DiskType::Network {
+        for (name, protocols) in NETWORK_SOURCE_CHILDREN {
+            if protocols.is_empty() || protocol.is_some_and(|p| protocols.contains(&p)) {
+                names.push((name, false));
+            }
+        }
+    }
+    names.extend(SOURCE_CHILDREN.iter().copied().filter(|(n, _)| ty != DiskType::Network || *n != "seclabel"));
+    let mut out = Vec::new();
+    for (name, every) in names {
+        for child in src.elements().filter(|e| e.name == name).take(if every { usize::MAX } else { 1 }) {
+            let mut text = String::new();
+            child.write_canonical(0, &mut text);
+            text.truncate(text.trim_end().len());
+            out.push(text);
+        }
+    }
+    out
 }
 
 /// Formats `def` exactly as libvirt's `virDomainSnapshotDefFormat`. `domain_uuid` is printed as
@@ -435,7 +509,9 @@ pub fn format(def: &SnapshotDef, domain_uuid: Option<&str>, flags: FormatFlags) 
     if let Some(p) = &def.parent {
         o.push_str(&format!("  <parent>\n    <name>{}</name>\n  </parent>\n", escape(p)));
     }
-    if def.creation_time != 0 {
+    // libvirt omits a zero creation time, but redefine requires the element: a snapshot that
+    // has a state (every stored or redefined one) always gets it, so its dump redefines it.
+    if def.creation_time != 0 || def.state != 0 {
         o.push_str(&format!("  <creationTime>{}</creationTime>\n", def.creation_time));
     }
     if let Some(m) = &def.memory {
@@ -458,7 +534,7 @@ pub fn format(def: &SnapshotDef, domain_uuid: Option<&str>, flags: FormatFlags) 
         } else {
             push_indented(&mut o, &strip_secrets(dom), "  ");
         }
-    } else if let Some(uuid) = domain_uuid {
+    } else if let Some(uuid) = domain_uuid.or(def.legacy_uuid.as_deref()) {
         o.push_str(&format!("  <domain>\n    <uuid>{}</uuid>\n  </domain>\n", escape(uuid)));
     }
     if let Some(dom) = &def.inactive_domain {
@@ -489,73 +565,62 @@ fn format_disk(o: &mut String, d: &DiskSpec) {
     }
     let ty = d.disk_type.unwrap_or(DiskType::File);
     o.push_str(&format!(" type='{}'>\n", ty.as_str()));
-    if d.driver_type.is_some() || d.metadata_cache_max_size.is_some() {
+    let cache = d.metadata_cache_max_size.filter(|n| *n > 0);
+    if d.driver_type.is_some() || cache.is_some() {
         o.push_str("      <driver");
         if let Some(t) = &d.driver_type {
             o.push_str(&format!(" type='{}'", escape(t)));
         }
-        match d.metadata_cache_max_size {
+        match cache {
             Some(n) => o.push_str(&format!(
                 ">\n        <metadata_cache>\n          <max_size unit='bytes'>{n}</max_size>\n        </metadata_cache>\n      </driver>\n"
             )),
             None => o.push_str("/>\n"),
         }
     }
-    if let Some(src) = &d.source {
-        match ty {
-            DiskType::File => o.push_str(&format!("      <source file='{}'/>\n", escape(src))),
-            DiskType::Block => o.push_str(&format!("      <source dev='{}'/>\n", escape(src))),
-            DiskType::Network => {
-                o.push_str("      <source");
-                if let Some(p) = &d.protocol {
-                    o.push_str(&format!(" protocol='{}'", escape(p)));
-                }
-                o.push_str(&format!(" name='{}'", escape(src)));
-                if d.hosts.is_empty() {
-                    o.push_str("/>\n");
-                } else {
-                    o.push_str(">\n");
-                    for h in &d.hosts {
-                        o.push_str("        <host");
-                        for (k, v) in
-                            [("name", &h.name), ("port", &h.port), ("transport", &h.transport), ("socket", &h.socket)]
-                        {
-                            if let Some(v) = v {
-                                o.push_str(&format!(" {k}='{}'", escape(v)));
-                            }
-                        }
-                        o.push_str("/>\n");
+    // As virXMLFormatElement: <source> only when it has an attribute or a child.
+    let mut attrs = String::new();
+    let mut children = String::new();
+    let path = d.source.as_deref().map(escape);
+    match ty {
+        DiskType::File => path.iter().for_each(|p| attrs.push_str(&format!(" file='{p}'"))),
+        DiskType::Block => path.iter().for_each(|p| attrs.push_str(&format!(" dev='{p}'"))),
+        DiskType::Network => {
+            if let Some(p) = &d.protocol {
+                attrs.push_str(&format!(" protocol='{}'", escape(p)));
+            }
+            path.iter().for_each(|p| attrs.push_str(&format!(" name='{p}'")));
+            for h in &d.hosts {
+                children.push_str("        <host");
+                for (k, v) in [("name", &h.name), ("port", &h.port), ("transport", &h.transport), ("socket", &h.socket)]
+                {
+                    if let Some(v) = v {
+                        children.push_str(&format!(" {k}='{}'", escape(v)));
                     }
-                    o.push_str("      </source>\n");
                 }
+                children.push_str("/>\n");
             }
         }
+    }
+    for child in &d.source_children {
+        push_indented(&mut children, child, "        ");
+    }
+    if children.is_empty() {
+        if !attrs.is_empty() {
+            o.push_str(&format!("      <source{attrs}/>\n"));
+        }
+    } else {
+        o.push_str(&format!("      <source{attrs}>\n{children}      </source>\n"));
     }
     o.push_str("    </disk>\n");
 }
 
-/// Removes security-sensitive attributes (`passwd='…'`) from a verbatim domain definition, as a
-/// non-secure dump does.
+/// Removes what libvirt shows only with `VIR_DOMAIN_XML_SECURE` from a domain definition, as a
+/// non-secure dump does: every `passwd` attribute (however it is spaced, quoted or escaped)
+/// and the `<cookies>` of disk sources. Read with the XML parser; the rest of the text is kept
+/// byte for byte (a leading byte order mark aside).
 pub fn strip_secrets(dom: &str) -> String {
-    let mut out = String::with_capacity(dom.len());
-    let mut rest = dom;
-    while let Some(i) = rest.find(" passwd=") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + " passwd=".len()..];
-        let Some(q) = after.chars().next().filter(|c| *c == '\'' || *c == '"') else {
-            out.push_str(" passwd=");
-            rest = after;
-            continue;
-        };
-        match after[1..].find(q) {
-            Some(end) => rest = &after[end + 2..],
-            None => {
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::secrets::strip_secrets(dom)
 }
 
 /// A light stand-in for libvirt's RNG validation (`CREATE_VALIDATE`): an unknown child of
@@ -574,7 +639,7 @@ pub fn validate_schema(xml: &str) -> Result<()> {
         "cookie",
         "active",
     ];
-    let root = xmltree::parse_document(xml, "domain_snapshot")?;
+    let root = xmltree::parse_document(xmltree::strip_bom(xml), "domain_snapshot")?;
     if let Some(e) = root.elements().find(|e| !KNOWN.contains(&e.name)) {
         return Err(Error::new(
             codes::XML_INVALID_SCHEMA,

@@ -5,14 +5,21 @@
 //! source has entity references): a snapshot with its embedded domain is parsed on every
 //! create and redefine, so per-node allocations matter.
 
-use std::borrow::Cow;
+use std::{
+    borrow::Cow,
+    collections::{HashMap, hash_map::Entry},
+};
 
-use quick_xml::{Reader, escape::unescape, events::Event};
+use quick_xml::{
+    Reader,
+    escape::unescape,
+    events::{Event, attributes::AttrError},
+};
 
-use crate::{Error, Result, codes};
+use crate::{Error, Result, codes, limits};
 
 /// One element: name, attributes (unescaped), children, and its byte span in the source.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Element<'a> {
     pub name: &'a str,
     pub attrs: Vec<(&'a str, Cow<'a, str>)>,
@@ -24,10 +31,23 @@ pub(crate) struct Element<'a> {
 }
 
 /// A child node.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Node<'a> {
     Elem(Element<'a>),
     Text(Cow<'a, str>),
+}
+
+impl Drop for Element<'_> {
+    /// Tears the tree down with a heap stack: the derived, recursive drop would need one stack
+    /// frame per level of nesting.
+    fn drop(&mut self) {
+        let mut pending = std::mem::take(&mut self.children);
+        while let Some(node) = pending.pop() {
+            if let Node::Elem(mut e) = node {
+                pending.append(&mut e.children);
+            }
+        }
+    }
 }
 
 impl<'a> Element<'a> {
@@ -65,6 +85,42 @@ impl<'a> Element<'a> {
     pub fn raw<'s>(&self, src: &'s str) -> &'s str {
         src.get(self.start..self.end).unwrap_or("")
     }
+    /// The element as libvirt formats its own elements, `indent` spaces in and ending with a
+    /// newline: attributes in document order, single-quoted and escaped; no content gives
+    /// `<x/>`; only text gives `<x>text</x>`; child elements one per line, two spaces further
+    /// in (text between them dropped). Formatting the result again gives the same text.
+    pub fn write_canonical(&self, indent: usize, out: &mut String) {
+        let pad = " ".repeat(indent);
+        out.push_str(&pad);
+        out.push('<');
+        out.push_str(self.name);
+        for (k, v) in &self.attrs {
+            out.push(' ');
+            out.push_str(k);
+            out.push_str("='");
+            out.push_str(&escape(v));
+            out.push('\'');
+        }
+        if self.elements().next().is_some() {
+            out.push_str(">\n");
+            // Recursion is bounded by the parser's depth limit.
+            for child in self.elements() {
+                child.write_canonical(indent + 2, out);
+            }
+            out.push_str(&pad);
+        } else {
+            let text = self.text();
+            if text.trim().is_empty() {
+                out.push_str("/>\n");
+                return;
+            }
+            out.push('>');
+            out.push_str(&escape(&text));
+        }
+        out.push_str("</");
+        out.push_str(self.name);
+        out.push_str(">\n");
+    }
 }
 
 fn line_of(src: &str, pos: usize) -> usize {
@@ -89,19 +145,106 @@ fn unescaped<'a>(raw: &'a str, what: &str, src: &str, pos: usize) -> Result<Cow<
     if raw.contains('&') { unescape(raw).map_err(|err| detail(what, src, pos, err)) } else { Ok(Cow::Borrowed(raw)) }
 }
 
+/// `src` without a leading UTF-8 byte order mark. Every entry point that keeps text of the
+/// document (spans, the stored domain XML, the bundle checksum) strips it first, so that all
+/// positions index one and the same string.
+pub(crate) fn strip_bom(src: &str) -> &str {
+    src.strip_prefix('\u{feff}').unwrap_or(src)
+}
+
+/// The bounds one parse enforces ([`crate::limits`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Document size in bytes.
+    pub bytes: usize,
+    /// Element nesting; the root is at depth 1.
+    pub depth: usize,
+    /// Attributes on one element.
+    pub attributes: usize,
+    /// Elements in the document, those of verbatim (opaque) children included.
+    pub elements: usize,
+}
+
+impl Limits {
+    /// One snapshot or domain document.
+    pub const DOCUMENT: Self = Self {
+        bytes: limits::MAX_XML_BYTES,
+        depth: limits::MAX_XML_DEPTH,
+        attributes: limits::MAX_XML_ATTRIBUTES,
+        elements: limits::MAX_XML_ELEMENTS,
+    };
+    /// A whole export bundle: each snapshot in it is then parsed with [`Limits::DOCUMENT`], so
+    /// the bundle allows one level more than a snapshot at the depth limit needs.
+    pub const BUNDLE: Self = Self {
+        bytes: limits::MAX_BUNDLE_BYTES,
+        depth: limits::MAX_XML_DEPTH + 1,
+        elements: limits::MAX_BUNDLE_ELEMENTS,
+        ..Self::DOCUMENT
+    };
+}
+
+/// Below this many attributes duplicates are found by a scan; from here on by a hash map, so
+/// that one element with many attributes costs linear, not quadratic, time.
+const HASHED_ATTRIBUTES: usize = 16;
+
+/// The raw (still escaped) attributes of a start tag, checked: well-formed, no duplicate
+/// (quick-xml's own message, with its positions), at most `max` of them.
+fn raw_attributes<'a>(
+    e: &quick_xml::events::BytesStart<'_>,
+    pos: usize,
+    what: &str,
+    src: &'a str,
+    max: usize,
+) -> Result<Vec<(&'a str, &'a str)>> {
+    let not_utf8 = || detail(what, src, pos, "attribute is not in the document's text");
+    let tag: &[u8] = e;
+    // Offset of a key in the tag, as quick-xml reports positions.
+    let at = |key: &str| (key.as_ptr() as usize).saturating_sub(tag.as_ptr() as usize);
+    let mut out: Vec<(&'a str, &'a str)> = Vec::new();
+    let mut seen: Option<HashMap<&'a str, usize>> = None;
+    let mut attrs = e.attributes();
+    // quick-xml's duplicate check compares each attribute with every earlier one.
+    attrs.with_checks(false);
+    for a in attrs {
+        let a = a.map_err(|err| detail(what, src, pos, err))?;
+        let key = within(src, a.key.as_ref()).ok_or_else(not_utf8)?;
+        let raw = within(src, &a.value).ok_or_else(not_utf8)?;
+        let previous = match &mut seen {
+            Some(map) => match map.entry(key) {
+                Entry::Occupied(o) => Some(*o.get()),
+                Entry::Vacant(v) => {
+                    v.insert(at(key));
+                    None
+                }
+            },
+            None => out.iter().find(|(k, _)| *k == key).map(|(k, _)| at(k)),
+        };
+        if let Some(previous) = previous {
+            return Err(detail(what, src, pos, AttrError::Duplicated(at(key), previous)));
+        }
+        if out.len() == max {
+            let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+            return Err(detail(what, src, pos, format!("too many attributes on element {name}: more than {max}")));
+        }
+        out.push((key, raw));
+        if seen.is_none() && out.len() == HASHED_ATTRIBUTES {
+            seen = Some(out.iter().map(|(k, _)| (*k, at(k))).collect());
+        }
+    }
+    Ok(out)
+}
+
 fn element_from<'a>(
     e: &quick_xml::events::BytesStart<'_>,
     start: usize,
     what: &str,
     src: &'a str,
+    limits: Limits,
 ) -> Result<Element<'a>> {
     let not_utf8 = || detail(what, src, start, "element name is not in the document's text");
     let name = within(src, e.name().as_ref()).ok_or_else(not_utf8)?;
     let mut attrs = Vec::new();
-    for a in e.attributes() {
-        let a = a.map_err(|err| detail(what, src, start, err))?;
-        let key = within(src, a.key.as_ref()).ok_or_else(not_utf8)?;
-        let raw = within(src, &a.value).ok_or_else(not_utf8)?;
+    for (key, raw) in raw_attributes(e, start, what, src, limits.attributes)? {
         attrs.push((key, unescaped(raw, what, src, start)?));
     }
     Ok(Element { name, attrs, children: Vec::new(), start, end: start })
@@ -110,7 +253,7 @@ fn element_from<'a>(
 /// Parses a whole document and returns its root element. `what` names the document in
 /// parser-detail errors, like libvirt's `(domain_snapshot)`.
 pub(crate) fn parse_document<'a>(src: &'a str, what: &str) -> Result<Element<'a>> {
-    parse_document_with(src, what, |_| false)
+    parse_document_limited(src, what, Limits::DOCUMENT, |_| false)
 }
 
 /// [`parse_document`], except that the root's children for which `opaque` is true are only
@@ -121,28 +264,74 @@ pub(crate) fn parse_document_with<'a>(
     what: &str,
     opaque: impl Fn(&Element<'a>) -> bool,
 ) -> Result<Element<'a>> {
-    let mut reader = Reader::from_str(src);
+    parse_document_limited(src, what, Limits::DOCUMENT, opaque)
+}
+
+/// [`parse_document_with`] under explicit bounds. A leading byte order mark is skipped; spans
+/// still index `src`.
+pub(crate) fn parse_document_limited<'a>(
+    src: &'a str,
+    what: &str,
+    limits: Limits,
+    opaque: impl Fn(&Element<'a>) -> bool,
+) -> Result<Element<'a>> {
+    if src.len() > limits.bytes {
+        return Err(detail(
+            what,
+            src,
+            0,
+            format!("document too large: {} bytes, more than {}", src.len(), limits.bytes),
+        ));
+    }
+    // quick-xml drops a leading byte order mark without counting it in its positions: hand it
+    // the text after the mark and shift every position back onto `src`.
+    let body = strip_bom(src);
+    let shift = src.len() - body.len();
+    if body.starts_with('\u{feff}') {
+        return Err(detail(what, src, 0, "Start tag expected, '<' not found"));
+    }
+    let mut reader = Reader::from_str(body);
     let cfg = reader.config_mut();
     cfg.check_end_names = true;
     cfg.expand_empty_elements = false;
     cfg.trim_text_start = false;
     cfg.trim_text_end = false;
+    let at = |p: u64| usize::try_from(p).map_or(usize::MAX, |p| p.saturating_add(shift));
     let mut stack: Vec<Element<'a>> = Vec::new();
     let mut root: Option<Element<'a>> = None;
     // Depth inside an opaque element (0: building the tree).
     let mut skip = 0usize;
+    let mut elements = 0usize;
     loop {
-        let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
-        let ev = reader.read_event().map_err(|err| {
-            let pos = usize::try_from(reader.error_position()).unwrap_or(before);
-            detail(what, src, pos, err)
-        })?;
-        let after = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        let before = at(reader.buffer_position());
+        let ev = reader.read_event().map_err(|err| detail(what, src, at(reader.error_position()), err))?;
+        let after = at(reader.buffer_position());
+        if let Event::Start(_) | Event::Empty(_) = &ev {
+            elements += 1;
+            if elements > limits.elements {
+                return Err(detail(
+                    what,
+                    src,
+                    before,
+                    format!("too many elements in document: more than {}", limits.elements),
+                ));
+            }
+            // The new element's depth: one below the open element (or, inside an opaque
+            // element, `skip` levels below the opaque one on the stack).
+            if stack.len() + skip.max(1) > limits.depth {
+                return Err(detail(
+                    what,
+                    src,
+                    before,
+                    format!("Excessive depth in document: more than {} nested elements", limits.depth),
+                ));
+            }
+        }
         if skip > 0 {
             match &ev {
                 Event::Start(e) | Event::Empty(e) => {
-                    for a in e.attributes() {
-                        a.map_err(|err| detail(what, src, before, err))?;
+                    for (_, raw) in raw_attributes(e, before, what, src, limits.attributes)? {
+                        unescaped(raw, what, src, before)?;
                     }
                     if matches!(ev, Event::Start(_)) {
                         skip += 1;
@@ -168,7 +357,7 @@ pub(crate) fn parse_document_with<'a>(
                 if root.is_some() && stack.is_empty() {
                     return Err(detail(what, src, before, "Extra content at the end of the document"));
                 }
-                let el = element_from(&e, before, what, src)?;
+                let el = element_from(&e, before, what, src, limits)?;
                 if stack.len() == 1 && opaque(&el) {
                     skip = 1;
                 }
@@ -178,7 +367,7 @@ pub(crate) fn parse_document_with<'a>(
                 if root.is_some() && stack.is_empty() {
                     return Err(detail(what, src, before, "Extra content at the end of the document"));
                 }
-                let mut el = element_from(&e, before, what, src)?;
+                let mut el = element_from(&e, before, what, src, limits)?;
                 el.end = after;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(Node::Elem(el)),
@@ -273,5 +462,55 @@ pub(crate) fn push_indented(out: &mut String, block: &str, indent: &str) {
         }
         out.push_str(line);
         out.push('\n');
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+mod tests {
+    use super::*;
+
+    fn leaf(name: &str) -> Element<'_> {
+        Element { name, attrs: Vec::new(), children: Vec::new(), start: 0, end: 0 }
+    }
+
+    /// A tree far deeper than the parser allows (built by hand) is dropped without recursion:
+    /// the derived drop overflowed the stack at this depth (the CLI aborted at 200,000 levels).
+    #[test]
+    fn deep_tree_teardown_is_iterative() {
+        let mut root = leaf("a");
+        for _ in 0..1_000_000 {
+            let mut parent = leaf("a");
+            parent.children.push(Node::Elem(root));
+            root = parent;
+        }
+        drop(root);
+    }
+
+    #[test]
+    fn spans_index_the_given_text_after_a_byte_order_mark() {
+        let src = "\u{feff}<r>\n  <d type='x'><a/></d>\n</r>";
+        let root = parse_document_with(src, "t", |e| e.name == "d").unwrap();
+        assert_eq!(root.raw(src), &src[3..]);
+        assert_eq!(root.child("d").unwrap().raw(src), "<d type='x'><a/></d>");
+        let twice = parse_document("\u{feff}\u{feff}<r/>", "t").unwrap_err();
+        assert_eq!(twice.message, "(t):1: Start tag expected, '<' not found");
+    }
+
+    #[test]
+    fn canonical_form_is_stable() {
+        let src = "<s a=\"1\" b='x&apos;y'>\n  <c>  t&lt; </c><e>\n</e>text<f g='&amp;'><h/></f></s>";
+        let root = parse_document(src, "t").unwrap();
+        let mut once = String::new();
+        root.write_canonical(2, &mut once);
+        assert_eq!(
+            once,
+            "  <s a='1' b='x&apos;y'>\n    <c>  t&lt; </c>\n    <e/>\n    <f g='&amp;'>\n      <h/>\n    </f>\n  </s>\n"
+        );
+        let again_src = once.trim_start().to_owned();
+        let again = parse_document(&again_src, "t").unwrap();
+        let mut twice = String::new();
+        again.write_canonical(2, &mut twice);
+        assert_eq!(twice, once);
     }
 }

@@ -47,6 +47,8 @@ impl Daemon {
             .arg(dir.join("sock"))
             .arg("--state-dir")
             .arg(dir.join("state"))
+            .arg("--default-uri")
+            .arg(format!("mock://{}", dir.join("host").display()))
             .env("VIRTPLUGD_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -22,7 +22,11 @@ pub fn export(ctx: &Ctx, a: SnapshotExport) -> Result<String> {
     let d = ctx.domain(&dom)?;
     let bundle = ctx.conn.snapshot_export(&d.name)?;
     let text = bundle.to_string();
-    let Some(file) = file else { return Ok(text) };
+    let Some(file) = file else {
+        // The caller ends every command's output with virsh's newline; the bundle already
+        // ends with one, so stdout carries exactly the bytes --file writes.
+        return Ok(text.strip_suffix('\n').unwrap_or(&text).to_owned());
+    };
     write_private(Path::new(&file), &text)
         .map_err(|e| CliError::msg(format!("Failed to write file '{file}': {}", io_text(&e))))?;
     Ok(format!("Domain '{}' snapshots exported to {file} ({} snapshots)\n", d.name, bundle.snapshots.len()))

@@ -1,0 +1,448 @@
+//! Hostile clients (issue 12): the daemon serves only its configured URIs and opens nothing
+//! else; a read-only principal writes nothing anywhere; bodies are capped by route and principal
+//! before they are read; header, body and idle timeouts; the per-listener connection limit; an
+//! accept loop that backs off when file descriptors run out.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use common::{BIN, Daemon, plugin_dir, raw};
+use virtplug_host::{Connection, PluginDirs, Registry, codes};
+
+/// The read-only socket, once it listens (`Daemon::start` waits for the read-write one only).
+fn ro_socket(d: &Daemon) -> PathBuf {
+    let path = PathBuf::from(format!("{}-ro", d.socket().display()));
+    for _ in 0..400 {
+        if UnixStream::connect(&path).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    path
+}
+
+fn get_with_uri(uri: &str) -> String {
+    format!("GET /v1/domains HTTP/1.1\r\nHost: x\r\nvirtplug-uri: {uri}\r\nConnection: close\r\n\r\n")
+}
+
+/// The response head and body read from `s` (Content-Length bodies only), or the I/O error.
+fn read_response(s: &mut UnixStream) -> std::io::Result<(u16, String)> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let len = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[test]
+fn only_configured_uris_are_served_and_nothing_else_is_opened() {
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let other = tmp.path().join("other");
+    let d =
+        Daemon::start(&tmp.path().join("d"), &plugins, &["--allow-uri".into(), format!("mock://{}", other.display())]);
+    let fresh = tmp.path().join("fresh");
+    let fresh_uri = format!("mock://{}", fresh.display());
+    let refusal = format!(
+        r#"{{"code":29,"name":"VIR_ERR_OPERATION_DENIED","message":"operation forbidden: URI '{fresh_uri}' is not served by this daemon","#
+    );
+    for socket in [d.socket(), ro_socket(&d)] {
+        let (status, body) = raw(&socket, &get_with_uri(&fresh_uri));
+        assert_eq!(status, 403, "{body}");
+        assert!(body.starts_with(&refusal), "{body}");
+        // A write with a body is refused the same way, on the read-write socket too.
+        let xml = r#"{"xml":"<domainsnapshot/>"}"#;
+        let post = format!(
+            "POST /v1/domains/test/snapshots HTTP/1.1\r\nHost: x\r\nvirtplug-uri: {fresh_uri}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+            xml.len()
+        );
+        let (status, body) = raw(&socket, &post);
+        assert_eq!(status, 403, "{body}");
+    }
+    // Nor as the local destination of a migration.
+    let req = format!(r#"{{"domain":"test","to":"{fresh_uri}","dry_run":false}}"#);
+    let post = format!(
+        "POST /v1/migrations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{req}",
+        req.len()
+    );
+    let (status, body) = raw(&d.socket(), &post);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.starts_with(&refusal), "{body}");
+    // Through the remote client: libvirt's error, nothing created.
+    let e = Connection::open(
+        &Registry::default(),
+        &format!("mock+unix://{}?socket={}", fresh.display(), d.socket().display()),
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), codes::OPERATION_DENIED);
+    assert_eq!(e.to_string(), format!("operation forbidden: URI '{fresh_uri}' is not served by this daemon"));
+    assert!(!fresh.exists(), "a refused URI created {}", fresh.display());
+    // The default URI and the allowed one work.
+    let (status, body) = raw(&d.socket(), &get_with_uri(&format!("mock://{}", other.display())));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""name":"test""#), "{body}");
+    assert_eq!(d.connect().domain_list().unwrap().len(), 1);
+}
+
+#[test]
+fn a_daemon_with_no_uri_to_serve_does_not_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--socket")
+        .arg(tmp.path().join("sock"))
+        .arg("--state-dir")
+        .arg(tmp.path().join("state"))
+        .env("VIRTPLUG_PLUGIN_DIR", tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default(),
+        "virtplugd: no driver URI to serve: give --default-uri URI (and --allow-uri URI for more)"
+    );
+}
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[test]
+fn read_only_opens_create_no_state() {
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // In process, as `virtplug -r -c mock:///<dir> list` opens it.
+    let registry = Registry::discover(&PluginDirs { dirs: vec![plugins.clone()], beside_executable: Vec::new() });
+    let fresh = tmp.path().join("fresh/state");
+    let conn = Connection::open(&registry, &format!("mock://{}", fresh.display()), true).unwrap();
+    let domains = conn.domain_list().unwrap();
+    assert_eq!(domains.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["test"]);
+    assert!(conn.snapshot_list("test", 0).unwrap().is_empty());
+    let e = conn.snapshot_create("test", "<domainsnapshot><name>s</name></domainsnapshot>", 0).unwrap_err();
+    assert_eq!(e.to_string(), "operation forbidden: read only access prevents virDomainSnapshotCreateXML");
+    drop(conn);
+    assert!(!tmp.path().join("fresh").exists(), "a read-only open created its state directory");
+
+    // Through the daemon's read-only socket, before any read-write client created the state.
+    let d = Daemon::start(&tmp.path().join("d"), &plugins, &[]);
+    let get = "GET /v1/domains/test/snapshots HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (status, body) = raw(&ro_socket(&d), get);
+    assert_eq!((status, body.as_str()), (200, "[]"));
+    let (status, body) = raw(&d.socket(), &get.replace("Host: x", "Host: x\r\nvirtplug-read-only: 1"));
+    assert_eq!((status, body.as_str()), (200, "[]"));
+    assert_eq!(files_under(&d.host()), Vec::<String>::new(), "a read-only request wrote state");
+    // Once a read-write client has created it, read-only connections see the real store.
+    common::create(&d.connect(), "s1");
+    let (status, body) = raw(&ro_socket(&d), get);
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""name":"s1""#), "{body}");
+}
+
+/// VmHWM (peak resident set) of `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn bodies_are_capped_by_route_and_principal_before_they_are_read() {
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        &tmp.path().join("d"),
+        &plugins,
+        &["--max-body".into(), "1024".into(), "--body-timeout".into(), "1".into()],
+    );
+    let head = |path: &str, len: u64, extra: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n{extra}\r\n"
+        )
+    };
+    // A read-only principal's write: answered at once, before any body byte is sent, and the
+    // daemon does not grow while the client goes on sending.
+    let before = peak_rss_kib(d.child.id());
+    for (socket, extra) in [(ro_socket(&d), ""), (d.socket(), "virtplug-read-only: 1\r\n")] {
+        let mut s = UnixStream::connect(&socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(head("/v1/domains/test/snapshot-import", 300 << 20, extra).as_bytes()).unwrap();
+        let (status, body) = read_response(&mut s).unwrap();
+        assert_eq!(status, 403, "{body}");
+        assert!(
+            body.contains(r#""message":"operation forbidden: read only access prevents virtplugDomainSnapshotImport""#),
+            "{body}"
+        );
+        let chunk = vec![b' '; 1 << 20];
+        for _ in 0..64 {
+            if s.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    }
+    let grown = peak_rss_kib(d.child.id()).saturating_sub(before);
+    assert!(grown < 32 << 10, "the daemon grew by {grown} KiB reading refused bodies");
+
+    // Declared lengths over the route's limit: 413 at once, on the read-write socket.
+    let cases: &[(&str, u64, &str)] = &[
+        ("/v1/domains/test/snapshots/s/revert", 1025, "1024"),
+        ("/v1/migrations", 1 << 30, "1024"),
+        (
+            "/v1/domains/test/snapshots",
+            virtplug_daemon::DEFAULT_MAX_XML_BODY as u64 + 1,
+            &virtplug_daemon::DEFAULT_MAX_XML_BODY.to_string(),
+        ),
+        (
+            "/v1/domains/test/snapshot-import",
+            virtplug_daemon::DEFAULT_MAX_IMPORT_BODY as u64 + 1,
+            &virtplug_daemon::DEFAULT_MAX_IMPORT_BODY.to_string(),
+        ),
+    ];
+    for (path, len, limit) in cases {
+        let mut s = UnixStream::connect(d.socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(head(path, *len, "").as_bytes()).unwrap();
+        let (status, body) = read_response(&mut s).unwrap();
+        assert_eq!(status, 413, "{path}: {body}");
+        let text = format!(
+            r#""message":"invalid argument: request body is larger than the {limit} bytes this route accepts""#
+        );
+        assert!(body.contains(&text), "{path}: {body}");
+    }
+    // A body without a declared length is counted as it arrives.
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let chunked = format!(
+        "POST /v1/domains/test/snapshots/s/revert HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n{}\r\n800\r\n{}\r\n0\r\n\r\n",
+        " ".repeat(0x800),
+        " ".repeat(0x800)
+    );
+    s.write_all(chunked.as_bytes()).unwrap();
+    let (status, body) = read_response(&mut s).unwrap();
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("request body is larger than the 1024 bytes this route accepts"), "{body}");
+    // A body that stalls: 408 after the body timeout.
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(format!("{}{{\"flags\":", head("/v1/domains/test/snapshots/s/revert", 100, "")).as_bytes()).unwrap();
+    let (status, body) = read_response(&mut s).unwrap();
+    assert_eq!(status, 408, "{body}");
+    assert!(body.contains(r#""message":"invalid argument: request body stalled: nothing received for 1 s""#), "{body}");
+}
+
+/// Whether the daemon closed `s`: a read returns end of file (or the connection was reset).
+fn closed_by_peer(s: &mut UnixStream) -> bool {
+    let mut b = [0u8; 256];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn slow_headers_and_idle_connections_are_closed() {
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let args = |header: &str, idle: &str| -> Vec<String> {
+        vec!["--header-timeout".into(), header.into(), "--idle-timeout".into(), idle.into()]
+    };
+    // One header line every half second, against a 2 s header timeout (idle would wait 600 s).
+    let d = Daemon::start(&tmp.path().join("h"), &plugins, &args("2", "600"));
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    s.write_all(b"GET /v1/domains HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut sent = 0;
+    while sent < 60 {
+        std::thread::sleep(Duration::from_millis(500));
+        if s.write_all(format!("X-Slow-{sent}: 1\r\n").as_bytes()).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(sent < 60, "a request head sent one line at a time was never cut off");
+    drop(d);
+
+    // Silent connections, fresh or after a request, are closed after the idle timeout; an
+    // event stream is a request in progress, not idle.
+    let d = Daemon::start(&tmp.path().join("i"), &plugins, &args("600", "2"));
+    let mut fresh = UnixStream::connect(d.socket()).unwrap();
+    fresh.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert!(closed_by_peer(&mut fresh), "an idle connection stayed open");
+    let mut used = UnixStream::connect(d.socket()).unwrap();
+    used.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    used.write_all(b"GET /v1/domains HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut used).unwrap().0, 200);
+    assert!(closed_by_peer(&mut used), "an idle keep-alive connection stayed open");
+    let mut events = UnixStream::connect(d.socket()).unwrap();
+    events.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    events.write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    common::create(&d.connect(), "s1");
+    let mut seen = String::new();
+    let mut b = [0u8; 4096];
+    while !seen.contains("event: snapshot.created") {
+        let n = events.read(&mut b).unwrap();
+        assert!(n > 0, "the event stream was closed: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&b[..n]));
+    }
+}
+
+#[test]
+fn the_connection_limit_makes_further_connections_wait() {
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&tmp.path().join("d"), &plugins, &["--max-connections".into(), "2".into()]);
+    let first = UnixStream::connect(d.socket()).unwrap();
+    let mut second = UnixStream::connect(d.socket()).unwrap();
+    second.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    second.write_all(b"GET /v1/domains HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut second).unwrap().0, 200);
+    // Two connections open: a third is queued, unanswered.
+    let mut third = UnixStream::connect(d.socket()).unwrap();
+    third.write_all(b"GET /v1/domains HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    third.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    let mut b = [0u8; 1];
+    let e = third.read(&mut b).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "the third connection was served");
+    // One closes: the third is served.
+    drop(first);
+    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(read_response(&mut third).unwrap().0, 200);
+    assert_eq!(d.log().matches("connection limit reached").count(), 1, "{}", d.log());
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn the_accept_loop_backs_off_when_file_descriptors_run_out() {
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("host")).unwrap();
+    let log = std::fs::File::create(dir.join("log")).unwrap();
+    // A daemon allowed 24 descriptors (it needs about 17 once its store is open).
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -n 24 && exec "$0" "$@""#)
+        .arg(BIN)
+        .arg("--socket")
+        .arg(dir.join("sock"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--default-uri")
+        .arg(format!("mock://{}", dir.join("host").display()))
+        .env("VIRTPLUG_PLUGIN_DIR", &plugins)
+        .env("VIRTPLUGD_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = child.id();
+    let _guard = Kill(&mut child);
+    let sock = dir.join("sock");
+    let read_log = || std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    let mut ready = false;
+    for _ in 0..400 {
+        if UnixStream::connect(&sock).is_ok() {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ready, "virtplugd did not start: {}", read_log());
+    // Open the store first (it needs descriptors of its own), then hold connections until the
+    // daemon cannot accept more.
+    let (status, _) = raw(&sock, "GET /v1/domains HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200);
+    let held: Vec<UnixStream> = (0..32).map(|_| UnixStream::connect(&sock).unwrap()).collect();
+    let mut failing = false;
+    for _ in 0..400 {
+        if read_log().contains("accepting a connection failed") {
+            failing = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(failing, "the daemon never ran out of descriptors: {}", read_log());
+    // A spinning loop burns a core: about 100 ticks a second.
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_ticks(pid) - before;
+    assert!(used < 30, "the accept loop used {used} ticks of CPU in 3 s while out of descriptors");
+    assert_eq!(read_log().matches("accepting a connection failed").count(), 1, "{}", read_log());
+    // Descriptors back: the queued connections are served again.
+    drop(held);
+    let (status, _) = raw(&sock, "GET /v1/domains HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200);
+}
+
+/// Every documented route that may change something or read a body has its line in the body
+/// guard's table; nothing in the table is undocumented.
+#[test]
+fn every_write_route_has_a_body_rule() {
+    use virtplug_daemon::extract::{ROUTES, Size, Writes, rule};
+    let doc: serde_json::Value = serde_json::from_str(&virtplug_daemon::openapi::document()).unwrap();
+    let mut documented = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            let method = method.to_ascii_uppercase();
+            if method != "GET" {
+                documented.push((method, path.clone()));
+            }
+        }
+    }
+    documented.sort();
+    let mut table: Vec<(String, String)> = ROUTES.iter().map(|(m, p, ..)| ((*m).to_owned(), (*p).to_owned())).collect();
+    table.sort();
+    assert_eq!(documented, table);
+    for (method, path) in &documented {
+        let (size, writes) = rule(&method.parse().unwrap(), path);
+        assert_ne!(writes, Writes::No, "{method} {path}");
+        assert!(method == "DELETE" || size != Size::Empty, "{method} {path}");
+    }
+    assert_eq!(rule(&axum::http::Method::GET, "/v1/domains"), (Size::Empty, Writes::No));
+}
