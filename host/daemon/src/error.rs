@@ -10,6 +10,8 @@ use axum::{
 };
 use virtplug_host::{HostError, codes, remote::wire::ErrorBody};
 
+use crate::extract::BodyError;
+
 /// An error response.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -23,7 +25,11 @@ pub struct ApiError {
 pub fn status_for(code: u32) -> StatusCode {
     match code {
         codes::OPERATION_DENIED => StatusCode::FORBIDDEN,
-        codes::AUTH_FAILED => StatusCode::UNAUTHORIZED,
+        // A backend refusing the daemon's credentials (a hypervisor's wrong password) is a
+        // failure upstream, not the client's: 502, without `WWW-Authenticate`, so that no
+        // client takes it for its own bearer token failing. The daemon's own token check
+        // answers 401 ([`ApiError::unauthorized`]).
+        codes::AUTH_FAILED => StatusCode::BAD_GATEWAY,
         codes::NO_DOMAIN | codes::NO_DOMAIN_SNAPSHOT => StatusCode::NOT_FOUND,
         codes::NO_SUPPORT | codes::OPERATION_UNSUPPORTED => StatusCode::NOT_IMPLEMENTED,
         codes::OPERATION_INVALID | codes::OPERATION_FAILED | codes::SNAPSHOT_REVERT_RISKY => StatusCode::CONFLICT,
@@ -52,9 +58,10 @@ impl ApiError {
         Self { status, ..Self::new(code, detail) }
     }
 
-    /// Authentication missing or wrong. The token is never part of the text.
+    /// The daemon's own authentication missing or wrong: 401 with `WWW-Authenticate: Bearer`.
+    /// The token is never part of the text.
     pub fn unauthorized() -> Self {
-        Self::new(codes::AUTH_FAILED, "a valid bearer token is required")
+        Self::http(StatusCode::UNAUTHORIZED, codes::AUTH_FAILED, "a valid bearer token is required")
     }
 }
 
@@ -70,8 +77,27 @@ impl From<HostError> for ApiError {
     }
 }
 
+impl From<BodyError> for ApiError {
+    /// 413 for a body over its route's limit, 408 for a stalled one.
+    fn from(e: BodyError) -> Self {
+        let status = match e {
+            BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
+        };
+        Self::http(status, codes::INVALID_ARG, e.to_string())
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
+        // The body guard's verdict, when reading stopped there.
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&r);
+        while let Some(e) = cause {
+            if let Some(body) = e.downcast_ref::<BodyError>() {
+                return (*body).into();
+            }
+            cause = e.source();
+        }
         let status = r.status();
         let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {
             "request body is larger than the daemon accepts".to_owned()
@@ -107,3 +133,59 @@ impl IntoResponse for ApiError {
 
 /// Result with [`ApiError`].
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use axum::http::header::WWW_AUTHENTICATE;
+    use virtplug_host::model;
+
+    use super::*;
+
+    /// (error, status, `WWW-Authenticate`, code, message)
+    fn check(e: ApiError, status: u16, www: Option<&str>, code: u32, message: &str) {
+        assert_eq!((e.body.code, e.body.message.as_str()), (code, message));
+        let resp = e.into_response();
+        assert_eq!(resp.status().as_u16(), status, "{message}");
+        assert_eq!(resp.headers().get(WWW_AUTHENTICATE).map(|v| v.to_str().unwrap()), www, "{message}");
+    }
+
+    #[test]
+    fn a_backend_refusing_its_credentials_is_not_the_clients_token_failing() {
+        let wrong_password = "Cannot complete login due to an incorrect user name or password.";
+        check(
+            HostError::Driver(model::Error::new(codes::AUTH_FAILED, wrong_password)).into(),
+            502,
+            None,
+            codes::AUTH_FAILED,
+            &format!("authentication failed: {wrong_password}"),
+        );
+        check(
+            ApiError::unauthorized(),
+            401,
+            Some("Bearer"),
+            codes::AUTH_FAILED,
+            "authentication failed: a valid bearer token is required",
+        );
+        check(
+            HostError::ReadOnly { function: "virDomainSnapshotCreateXML" }.into(),
+            403,
+            None,
+            codes::OPERATION_DENIED,
+            "operation forbidden: read only access prevents virDomainSnapshotCreateXML",
+        );
+        check(
+            BodyError::TooLarge(1024).into(),
+            413,
+            None,
+            codes::INVALID_ARG,
+            "invalid argument: request body is larger than the 1024 bytes this route accepts",
+        );
+        check(
+            BodyError::TimedOut(30).into(),
+            408,
+            None,
+            codes::INVALID_ARG,
+            "invalid argument: request body stalled: nothing received for 30 s",
+        );
+    }
+}

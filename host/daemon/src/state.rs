@@ -35,7 +35,7 @@ pub struct Shared {
     pub registry: Registry,
     /// URI used when a request names none.
     pub default_uri: Option<String>,
-    /// When not empty, the only driver URIs served.
+    /// The driver URIs served (the default one and the allow-list); no other is ever opened.
     pub allowed_uris: Vec<String>,
     /// State directory (journals).
     pub state_dir: PathBuf,
@@ -86,6 +86,18 @@ impl Shared {
         Ok(conn)
     }
 
+    /// Refuses a driver URI this daemon does not serve, before anything is opened: opening a
+    /// URI can create state (`mock:///<any directory>`), so only the configured ones are.
+    /// OPERATION_DENIED (29) as for any other forbidden operation; 403.
+    pub fn check_served(&self, uri: &str) -> Result<(), ApiError> {
+        if self.allowed_uris.iter().any(|u| u == uri) {
+            return Ok(());
+        }
+        // The URI is the client's own text; keep the answer one short line.
+        let shown: String = uri.chars().take(200).collect();
+        Err(ApiError::new(codes::OPERATION_DENIED, format!("URI '{shown}' is not served by this daemon")))
+    }
+
     /// Records `dom`'s current snapshot; returns true when it changed since last seen.
     pub fn current_changed(&self, uri: &str, dom: &str, current: Option<String>) -> bool {
         let Ok(mut m) = self.currents.lock() else { return false };
@@ -124,9 +136,7 @@ impl FromRequestParts<AppState> for Ctx {
                 .clone()
                 .ok_or_else(|| ApiError::new(codes::NO_CONNECT, "(no URI given and no default URI configured)"))?,
         };
-        if !state.allowed_uris.is_empty() && !state.allowed_uris.contains(&uri) {
-            return Err(HostError::NoConnect { uri }.into());
-        }
+        state.check_served(&uri)?;
         Ok(Self { uri, read_only: access == Access::ReadOnly || asked_ro, state: Arc::clone(state) })
     }
 }

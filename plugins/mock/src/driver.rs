@@ -2,7 +2,7 @@
 //! helpers; every mutating call is one store transaction.
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Mutex, MutexGuard},
 };
 
@@ -25,6 +25,9 @@ pub(crate) use virtplug_plugin_sdk::flags::domain_state_reason as reason;
 pub struct MockDriver {
     store: Mutex<Store>,
     read_only: bool,
+    /// A read-only connection opened before its state existed: the database it serves as soon
+    /// as one appears there (a fresh in-memory store until then).
+    awaiting: Mutex<Option<PathBuf>>,
 }
 
 pub(crate) fn is_active(state: u32) -> bool {
@@ -43,27 +46,53 @@ pub(crate) fn stop(w: &mut Writer<'_, '_>, dom: &DomainRecord, why: u32) -> Resu
     if dom.persistent { w.set_domain_state(&dom.uuid, st::SHUTOFF, why, -1) } else { w.undefine_domain(&dom.uuid) }
 }
 
+/// Gives a store that was never initialised the domain `test` (running, id 1), in one transaction.
+fn fresh(mut store: Store) -> Result<Store> {
+    store.write(|w| {
+        if w.meta("initialised")?.is_none() {
+            let def = DomainDef::parse(TEST_DOMAIN_XML)?;
+            w.define_domain(&def, st::RUNNING, reason::RUNNING_BOOTED, 1)?;
+            w.set_meta("initialised", "1")?;
+            w.set_meta("next_id", "2")?;
+        }
+        Ok(())
+    })?;
+    Ok(store)
+}
+
 impl MockDriver {
     /// Opens (creating if needed) the state in `dir`; a fresh store gets the domain `test`.
+    ///
+    /// A read-only connection creates nothing: it opens an existing store read-only, and where
+    /// there is none yet it serves what a fresh one would hold (the domain `test`) from memory,
+    /// switching to the database once a read-write connection has created it.
     pub fn open(dir: &Path, read_only: bool) -> Result<Self> {
+        let sync = crate::uri::sync_mode()?;
+        let path = dir.join("mock.db");
+        if read_only {
+            let (store, awaiting) = match Store::open_read_only(&path)? {
+                Some(store) => (store, None),
+                None => (fresh(Store::open(Path::new(":memory:"), sync)?)?, Some(path)),
+            };
+            return Ok(Self { store: Mutex::new(store), read_only, awaiting: Mutex::new(awaiting) });
+        }
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::new(codes::NO_CONNECT, format!("mock state directory '{}' cannot be created: {e}", dir.display()))
         })?;
-        let mut store = Store::open(&dir.join("mock.db"), crate::uri::sync_mode()?)?;
-        store.write(|w| {
-            if w.meta("initialised")?.is_none() {
-                let def = DomainDef::parse(TEST_DOMAIN_XML)?;
-                w.define_domain(&def, st::RUNNING, reason::RUNNING_BOOTED, 1)?;
-                w.set_meta("initialised", "1")?;
-                w.set_meta("next_id", "2")?;
-            }
-            Ok(())
-        })?;
-        Ok(Self { store: Mutex::new(store), read_only })
+        let store = fresh(Store::open(&path, sync)?)?;
+        Ok(Self { store: Mutex::new(store), read_only, awaiting: Mutex::new(None) })
     }
 
     pub(crate) fn store(&self) -> Result<MutexGuard<'_, Store>> {
-        self.store.lock().map_err(|_| Error::internal("mock store lock poisoned"))
+        let mut store = self.store.lock().map_err(|_| Error::internal("mock store lock poisoned"))?;
+        let mut awaiting = self.awaiting.lock().map_err(|_| Error::internal("mock store lock poisoned"))?;
+        if let Some(path) = awaiting.as_deref()
+            && let Some(opened) = Store::open_read_only(path)?
+        {
+            *store = opened;
+            *awaiting = None;
+        }
+        Ok(store)
     }
 
     /// OPERATION_DENIED on a read-only connection, naming libvirt's public function.
