@@ -132,7 +132,8 @@ fn appendix_a_session() {
     d.snapshot_delete("test", "s2", 0).unwrap();
     assert_eq!(shape(d), format!("s1<-None {auto}<-s1 current={auto}"));
     d.snapshot_create("test", &s2, cf::REDEFINE).unwrap();
-    assert_eq!(shape(d), format!("s1<-None {auto}<-s1 s2<-s1 current={auto}"));
+    // s2, redefined last, is s1's newest child: libvirt lists it first (reference §5.3)
+    assert_eq!(shape(d), format!("s1<-None s2<-s1 {auto}<-s1 current={auto}"));
     d.snapshot_create("test", &s2, cf::REDEFINE | cf::CURRENT).unwrap();
     assert_eq!(d.snapshot_current("test").unwrap().unwrap().name, "s2");
     // redefine validation errors (§7.3)
@@ -294,13 +295,14 @@ fn reference_sequence_8_2_and_revert() {
     }
     let b = d.snapshot_xml("test", "b", snapshot_xml::SECURE).unwrap();
     d.snapshot_create("test", &b.replace("<name>a</name>", "<name>r</name>"), cf::REDEFINE).unwrap();
-    assert_eq!(shape(d), "r<-None a<-r b<-r c<-b current=c");
+    // libvirt's order: b, re-linked by the redefine, is r's newest child (reference §8.2)
+    assert_eq!(shape(d), "r<-None b<-r c<-b a<-r current=c");
     d.snapshot_revert("test", "a", 0).unwrap();
-    assert_eq!(shape(d), "r<-None a<-r b<-r c<-b current=a");
+    assert_eq!(shape(d), "r<-None b<-r c<-b a<-r current=a");
     d.snapshot_create("test", &named("a2"), 0).unwrap();
     d.snapshot_revert("test", "c", 0).unwrap();
     d.snapshot_delete("test", "b", df::CHILDREN_ONLY).unwrap();
-    assert_eq!(shape(d), "r<-None a<-r a2<-a b<-r current=b");
+    assert_eq!(shape(d), "r<-None b<-r a<-r a2<-a current=b");
     d.snapshot_delete("test", "b", df::METADATA_ONLY).unwrap();
     assert_eq!(shape(d), "r<-None a<-r a2<-a current=r");
     d.snapshot_delete("test", "r", 0).unwrap();
