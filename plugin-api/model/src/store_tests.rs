@@ -366,3 +366,23 @@ fn listing_order_is_stored() {
     let mut s = Store::open(&dir.path().join("m.db"), Sync::Normal).unwrap();
     assert_eq!(shape(&mut s), want);
 }
+
+/// An edit is a redefine: the edited snapshot becomes its parent's newest child (renamed or
+/// not), its children keep their order.
+#[test]
+fn edit_relinks_like_a_redefine() {
+    let (_d, mut s) = fresh();
+    for (n, p) in [("r", None), ("a", Some("r")), ("a1", Some("a")), ("a2", Some("a")), ("b", Some("r"))] {
+        s.redefine(VM, snap(n, p), RedefineFlags::default()).unwrap();
+    }
+    assert_eq!(shape(&mut s), "r<-None b<-r a<-r a2<-a a1<-a current=None");
+    let mut d = s.snapshot_def(VM, "a").unwrap();
+    d.description = Some("edited".into());
+    s.edit(VM, "a", d.clone(), RedefineFlags::default()).unwrap();
+    assert_eq!(shape(&mut s), "r<-None a<-r a2<-a a1<-a b<-r current=None");
+    let b = s.snapshot_def(VM, "b").unwrap();
+    s.edit(VM, "b", b, RedefineFlags::default()).unwrap();
+    d.name = "aa".into();
+    s.edit(VM, "a", d, RedefineFlags::default()).unwrap();
+    assert_eq!(shape(&mut s), "r<-None aa<-r a2<-aa a1<-aa b<-r current=None");
+}
