@@ -32,7 +32,11 @@ pub fn status_for(code: u32) -> StatusCode {
         codes::AUTH_FAILED => StatusCode::BAD_GATEWAY,
         codes::NO_DOMAIN | codes::NO_DOMAIN_SNAPSHOT => StatusCode::NOT_FOUND,
         codes::NO_SUPPORT | codes::OPERATION_UNSUPPORTED => StatusCode::NOT_IMPLEMENTED,
-        codes::OPERATION_INVALID | codes::OPERATION_FAILED | codes::SNAPSHOT_REVERT_RISKY => StatusCode::CONFLICT,
+        // OPERATION_TIMEOUT: another job holds the domain (refused at once, retry later).
+        codes::OPERATION_INVALID
+        | codes::OPERATION_FAILED
+        | codes::SNAPSHOT_REVERT_RISKY
+        | codes::OPERATION_TIMEOUT => StatusCode::CONFLICT,
         codes::INVALID_ARG
         | codes::XML_ERROR
         | codes::XML_DETAIL

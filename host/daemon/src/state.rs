@@ -59,6 +59,10 @@ pub type AppState = Arc<Shared>;
 impl Shared {
     /// New state.
     pub fn new(registry: Registry, default_uri: Option<String>, allowed_uris: Vec<String>, state_dir: PathBuf) -> Self {
+        let events = Arc::new(EventLog::durable(&state_dir).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "event numbers cannot be made durable: a client resuming from an earlier run may miss `reset`");
+            EventLog::default()
+        }));
         Self {
             imports: Imports::load(&state_dir),
             fault_import_delay: Duration::ZERO,
@@ -68,7 +72,7 @@ impl Shared {
             state_dir,
             conns: Mutex::default(),
             currents: Mutex::default(),
-            events: Arc::default(),
+            events,
             tasks: Arc::default(),
         }
     }

@@ -282,4 +282,17 @@ impl abi::Driver for Guarded {
         // Declared by every SDK plugin: proves the wrapper turns a panic into an error.
         self.call("selftest_panic", u64::MAX, 0, 0, |_| -> model::Result<()> { panic!("selftest_panic probe") }, same)
     }
+    fn domain_job_begin(&self, dom: RStr<'_>, job: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
+        self.call(
+            "domain_job",
+            ops::DOMAIN_JOB,
+            flags,
+            0,
+            |d| d.domain_job_begin(dom.as_str(), job.as_str()),
+            RString::from,
+        )
+    }
+    fn domain_job_end(&self, dom: RStr<'_>, job: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
+        self.call("domain_job", ops::DOMAIN_JOB, flags, 0, |d| d.domain_job_end(dom.as_str(), job.as_str()), same)
+    }
 }

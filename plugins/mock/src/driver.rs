@@ -269,4 +269,17 @@ impl Driver for MockDriver {
     fn snapshot_edit(&self, dom: &str, snap: &str, xml_text: &str, flags: u32) -> Result<String> {
         snapshot::edit(self, dom, snap, xml_text, flags)
     }
+
+    fn domain_job_begin(&self, dom: &str, job: &str) -> Result<String> {
+        self.deny_read_only("virtplugDomainJobBegin")?;
+        let mut store = self.store()?;
+        let d = store.domain_by_name(dom)?;
+        store.job_begin(&d.uuid, job)
+    }
+
+    fn domain_job_end(&self, dom: &str, job: &str) -> Result<()> {
+        let mut store = self.store()?;
+        let d = store.domain_by_name(dom)?;
+        store.job_end(&d.uuid, job)
+    }
 }
