@@ -1,7 +1,7 @@
 //! The CLI's error: what virsh prints as one or more `error: …` lines. The binary turns it
 //! into stderr text and an exit code in one place (`main.rs`).
 
-use virtplug_host::HostError;
+use virtplug_host::{HostError, model::limits};
 
 /// A failed command.
 #[derive(Debug, thiserror::Error)]
@@ -80,13 +80,12 @@ pub fn io_text(e: &std::io::Error) -> String {
 }
 
 /// The most an XML file named on the command line may hold: virsh's `VSH_MAX_XML_FILE`
-/// (10 MiB). A local constant until `virtplug_model::limits` carries the shared one.
-pub const MAX_XML_FILE_BYTES: u64 = 10 << 20;
+/// (10 MiB), the model's [`limits::MAX_XML_BYTES`].
+pub const MAX_XML_FILE_BYTES: u64 = limits::MAX_XML_BYTES as u64;
 
-/// The most a snapshot bundle file may hold: the daemon's import body limit (512 MiB), so that
-/// whatever one host can export through the daemon, another can import from a file. A local
-/// constant until `virtplug_model::limits` carries the shared one.
-pub const MAX_BUNDLE_FILE_BYTES: u64 = 512 << 20;
+/// The most a snapshot bundle file may hold: the model's [`limits::MAX_BUNDLE_BYTES`] (512 MiB,
+/// the daemon's import body limit), so what one host exports another can import from a file.
+pub const MAX_BUNDLE_FILE_BYTES: u64 = limits::MAX_BUNDLE_BYTES as u64;
 
 /// strerror(EOVERFLOW): what libvirt's `virFileReadAll` reports for a file over its limit.
 const TOO_LARGE: &str = "Value too large for defined data type";
