@@ -128,6 +128,12 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
+    // A plugin logs a caught panic (location, backtrace) on stderr only when asked, so that the
+    // CLI's user sees one error line; the daemon's log is its stderr, so it asks.
+    if std::env::var_os("VIRTPLUG_PLUGIN_LOG").is_none() {
+        // SAFETY: no other thread exists yet; the runtime and the plugins start below.
+        unsafe { std::env::set_var("VIRTPLUG_PLUGIN_LOG", "stderr") };
+    }
     let args = Args::parse();
     if args.print_openapi {
         print!("{}", virtplug_daemon::openapi::document());
