@@ -5,6 +5,11 @@
 //! status mapping ([`error::status_for`]). Also: the OpenAPI document, a resumable SSE event
 //! stream, tasks with progress, and supervised migration of snapshot hierarchies.
 //!
+//! Hostile clients: only the default URI and the `--allow-uri` ones are ever opened; a
+//! read-only principal's write is refused, and every body capped by its route, before a byte of
+//! the body is read ([`extract::guard`]); header, body and idle timeouts, a connection limit per
+//! listener and an accept loop that backs off when descriptors run out ([`listen::serve`]).
+//!
 //! It owns socket I/O only; host semantics stay in `virtplug-host`.
 
 pub mod error;
