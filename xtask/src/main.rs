@@ -9,6 +9,7 @@
 //! This crate only orchestrates cargo and the built binaries; it holds no product logic.
 
 mod demo;
+mod fuzz;
 mod tidy;
 
 use std::{
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         Some("test") => build().and_then(|()| test(&args[1..])),
         Some("tidy") => tidy::run(&repo_root()),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask <build-plugins|demo|test|bench [section]|tidy>");
             return ExitCode::from(2);

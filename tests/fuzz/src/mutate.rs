@@ -131,7 +131,25 @@ const TOKENS: &[&str] = &[
     "\\ud800",
     "\\\"",
     "1e999",
+    // Whitespace and characters that escaping and re-indentation must carry unchanged.
+    "\r",
+    "\r\n",
+    "\t",
+    "&#13;",
+    "&#9;",
+    "&#10;",
+    "&#x20;",
+    "&quot;",
+    "&apos;",
+    "&gt;",
+    "]]>",
+    "\u{85}",
+    "\u{2028}",
+    "\u{1F600}",
 ];
+
+/// Replacements for a run of whitespace (re-indentation of verbatim subtrees depends on it).
+const SPACES: &[&str] = &["", " ", "\t", "\n", "\n\n", "\r\n", "\n\t ", "        ", "\n  \n    "];
 
 /// Replacements for a run of digits.
 const NUMBERS: &[&str] = &[
@@ -203,7 +221,7 @@ impl<'a> Mutator<'a> {
     }
 
     fn mutate_once(&mut self, buf: &mut Vec<u8>) {
-        match self.rng.below(13) {
+        match self.rng.below(14) {
             0 if !buf.is_empty() => {
                 let i = self.rng.below(buf.len());
                 buf[i] ^= 1 << self.rng.below(8);
@@ -249,6 +267,7 @@ impl<'a> Mutator<'a> {
                 buf.truncate(at);
             }
             11 => self.number(buf),
+            12 => self.whitespace(buf),
             _ => {
                 let at = self.pos(buf);
                 let b = *self.rng.pick(BYTES);
@@ -291,6 +310,15 @@ impl<'a> Mutator<'a> {
             .and_then(|s| buf[s..].iter().position(|b| !b.is_ascii_alphanumeric()).map(|n| s + n))
             .unwrap_or(from);
         Self::insert(buf, at, piece.as_bytes());
+    }
+
+    /// Replaces a run of whitespace (or the empty run at a position) with other whitespace.
+    fn whitespace(&mut self, buf: &mut Vec<u8>) {
+        let from = self.rng.below(buf.len() + 1);
+        let start = buf[from..].iter().position(u8::is_ascii_whitespace).map_or(from, |i| from + i);
+        let len = buf[start..].iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let with = self.rng.pick(SPACES).as_bytes();
+        buf.splice(start..start + len, with.iter().copied());
     }
 
     /// Replaces a run of digits with an extreme number.

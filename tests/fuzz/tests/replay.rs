@@ -320,8 +320,9 @@ fn parent() -> ExitCode {
         .map(|_| {
             let (queue, results) = (Arc::clone(&queue), Arc::clone(&results));
             thread::spawn(move || {
-                loop {
-                    let Some(t) = queue.lock().ok().and_then(|mut q| q.pop_front()) else { break };
+                // The guard lives inside the closure: the queue is not held while a target runs.
+                let next = || queue.lock().ok().and_then(|mut q| q.pop_front());
+                while let Some(t) = next() {
                     let outcome = run_target(t);
                     if let Ok(mut r) = results.lock() {
                         r.push(outcome);
