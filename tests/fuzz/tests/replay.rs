@@ -13,7 +13,8 @@
 //! 0x5eed; decimal or 0x-hex), `FUZZ_TARGETS` (comma-separated names, default all), `FUZZ_JOBS`
 //! (children at once, default the CPU count), `FUZZ_STACK_KIB` (each child's fuzzing thread,
 //! default 2048: the daemon serves requests on tokio worker threads, which have 2 MiB stacks),
-//! `FUZZ_INPUT` (replay only this file, e.g. an artifact, through the selected targets).
+//! `FUZZ_INPUT` (replay only this file, e.g. an artifact, through the selected targets),
+//! `FUZZ_HANG_SECS` (one input running longer is reported as a hang, default 300).
 
 use std::{
     collections::VecDeque,
@@ -22,9 +23,9 @@ use std::{
     panic::{self, AssertUnwindSafe},
     path::{Path, PathBuf},
     process::{Command, ExitCode, Stdio},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, mpsc},
     thread,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use virtplug_fuzz::{
@@ -36,6 +37,9 @@ const CHILD_ENV: &str = "VIRTPLUG_FUZZ_CHILD";
 const RESUME_ENV: &str = "VIRTPLUG_FUZZ_RESUME";
 const DEFAULT_ITERS: usize = 4000;
 const DEFAULT_SEED: u64 = 0x5eed;
+/// One input running this long is a hang (an endless loop), not a slow input: the slowest seen
+/// in a debug build under load takes a few seconds.
+const DEFAULT_HANG_SECS: u64 = 300;
 /// Mutated inputs are clipped here: big enough for deep nesting and many attributes.
 const MAX_LEN: usize = 1 << 20;
 /// Panics reported per target before the child stops (one bug tends to fire again and again).
@@ -208,6 +212,7 @@ fn run_target(target: &'static Target) -> Outcome {
         secs: 0.0,
         log: String::new(),
     };
+    let hang = Duration::from_secs(env_num("FUZZ_HANG_SECS", DEFAULT_HANG_SECS));
     let mut from = 0;
     loop {
         let exe =
@@ -237,16 +242,35 @@ fn run_target(target: &'static Target) -> Outcome {
         });
         let mut last_step = None;
         let mut done = false;
+        let mut hung = false;
+        // Lines arrive through a channel so that an input that never finishes (an endless loop)
+        // is noticed: a watchdog, not a speed check — the limit is minutes per single input.
+        let (tx, rx) = mpsc::channel();
         if let Some(stdout) = child.stdout.take() {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(n) = line.strip_prefix("step ") {
-                    last_step = n.parse::<usize>().ok();
-                } else if line.starts_with("panic ") {
-                    out.panics += 1;
-                } else if line == "done" {
-                    done = true;
+            thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
                 }
+            });
+        }
+        loop {
+            let line = match rx.recv_timeout(hang) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    hung = true;
+                    let _ = child.kill();
+                    break;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            if let Some(n) = line.strip_prefix("step ") {
+                last_step = n.parse::<usize>().ok();
+            } else if line.starts_with("panic ") {
+                out.panics += 1;
+            } else if line == "done" {
+                done = true;
             }
         }
         let status = child.wait();
@@ -258,10 +282,14 @@ fn run_target(target: &'static Target) -> Outcome {
         // The child died on an input: regenerate it from the step number and report it.
         out.crashes += 1;
         let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-        let why = format!("the child process died ({status}); its last words: {}", tail(&stderr));
+        let (kind, why) = if hung {
+            ("hang", format!("one input ran for more than {} s; the child was killed", hang.as_secs()))
+        } else {
+            ("crash", format!("the child process died ({status}); its last words: {}", tail(&stderr)))
+        };
         match last_step.and_then(|s| plan.inputs(s).next()) {
             Some((step, data, origin)) => {
-                out.log.push_str(&report(target.name, "crash", &origin, &data, &why));
+                out.log.push_str(&report(target.name, kind, &origin, &data, &why));
                 from = step + 1;
             }
             None => {
@@ -307,12 +335,15 @@ fn parent() -> ExitCode {
     }
     let cpus = thread::available_parallelism().map_or(1, usize::from) as u64;
     let jobs = usize::try_from(env_num("FUZZ_JOBS", cpus)).unwrap_or(1).max(1);
-    println!(
-        "fuzz: {} targets, {} mutations each, seed {:#x}, {jobs} at a time",
-        queue.len(),
-        iters(),
-        env_num("FUZZ_SEED", DEFAULT_SEED)
-    );
+    match std::env::var_os("FUZZ_INPUT") {
+        Some(input) => println!("fuzz: replaying {} through {} targets", Path::new(&input).display(), queue.len()),
+        None => println!(
+            "fuzz: {} targets, {} mutations each, seed {:#x}, {jobs} at a time",
+            queue.len(),
+            iters(),
+            env_num("FUZZ_SEED", DEFAULT_SEED)
+        ),
+    }
     let started = Instant::now();
     let queue = Arc::new(Mutex::new(queue));
     let results = Arc::new(Mutex::new(Vec::new()));
