@@ -9,7 +9,7 @@ use crate::{routes_domain, routes_snapshot, routes_tasks};
 /// virtplugd's API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "virtplugd", description = "virtplug's management API: one route per host API operation, libvirt's error codes and texts, events and tasks. Every request may name its driver URI in the `virtplug-uri` header and ask for read-only access with `virtplug-read-only: 1`."),
+    info(title = "virtplugd", description = "virtplug's management API: one route per host API operation, libvirt's error codes and texts, events and tasks. Every request may name its driver URI in the `virtplug-uri` header (one of the URIs the daemon serves: its default URI and those given with `--allow-uri`) and ask for read-only access with `virtplug-read-only: 1`."),
     paths(
         routes_domain::info,
         routes_domain::list,

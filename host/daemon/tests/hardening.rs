@@ -476,3 +476,28 @@ fn every_write_route_has_a_body_rule() {
     }
     assert_eq!(rule(&axum::http::Method::GET, "/v1/domains"), (Size::Empty, Writes::No));
 }
+
+/// A read-write client that talks to the read-only socket with a large body still gets the
+/// daemon's refusal, not a broken pipe: the daemon answers before reading the body and closes,
+/// and the client reads that answer after its write fails.
+#[test]
+fn a_refused_large_body_still_gets_its_answer() {
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&tmp.path().join("d"), &plugins, &[]);
+    let uri = format!("mock+unix://{}?socket={}", d.host().display(), ro_socket(&d).display());
+    let conn = Connection::open(&Registry::default(), &uri, false).unwrap();
+    let padding = "x".repeat(64 * 1024);
+    let xmls: Vec<String> = (0..300)
+        .map(|i| {
+            format!(
+                "<domainsnapshot><name>s{i}</name><description>{padding}</description><state>running</state>\
+                 <creationTime>1</creationTime>{}</domainsnapshot>",
+                virtplug_host::model::domain::TEST_DOMAIN_XML
+            )
+        })
+        .collect();
+    let e = conn.snapshot_import("test", &xmls, None, 0).unwrap_err();
+    assert_eq!(e.code(), codes::OPERATION_DENIED, "{e}");
+    assert!(e.to_string().starts_with("operation forbidden: read only access prevents "), "{e}");
+}

@@ -33,7 +33,10 @@ fn kib(el: &xmltree::Element, what: &str) -> Result<u64> {
     let mult = match el.attr("unit").unwrap_or("KiB") {
         "b" | "bytes" => return Ok(v / 1024),
         "k" | "KiB" => 1,
-        "KB" => return Ok(v * 1000 / 1024),
+        "KB" => {
+            let bytes = v.checked_mul(1000).ok_or_else(|| xml_error(format!("value too large for '{what}'")))?;
+            return Ok(bytes / 1024);
+        }
         "M" | "MiB" => 1024,
         "G" | "GiB" => 1024 * 1024,
         "T" | "TiB" => 1024 * 1024 * 1024,

@@ -120,3 +120,14 @@ fn document_size() {
     let e = DomainDef::parse(&" ".repeat(MAX_XML_BYTES + 1)).unwrap_err();
     assert_eq!(e.code, codes::XML_DETAIL);
 }
+
+/// A memory size in KB (1000 bytes) that overflows is refused, not wrapped (found by fuzzing).
+#[test]
+fn memory_in_kb_that_overflows_is_refused() {
+    let xml = "<domain type='test'><name>d</name><uuid>00000000-0000-4000-8000-000000000001</uuid>\
+               <memory unit='KB'>18446744073709551615</memory></domain>";
+    let e = virtplug_model::domain::DomainDef::parse(xml).unwrap_err();
+    assert_eq!((e.code, e.message.as_str()), (virtplug_model::codes::XML_ERROR, "value too large for 'memory'"));
+    let ok = xml.replace("18446744073709551615", "2048");
+    assert_eq!(virtplug_model::domain::DomainDef::parse(&ok).unwrap().max_memory_kib, 2000);
+}

@@ -175,7 +175,18 @@ impl HttpClient {
         let stream = conn.get_mut();
         let write =
             stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body)).and_then(|()| stream.flush());
-        write.map_err(Failure::BeforeResponse)?;
+        if let Err(e) = write {
+            // The daemon may refuse a request before reading its body (read-only socket, body
+            // over the route's limit) and close: its answer is still waiting to be read.
+            let mut line = String::new();
+            if matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
+                && conn.read_line(&mut line).is_ok_and(|n| n > 0)
+                && line.starts_with("HTTP/")
+            {
+                return read_rest(conn, &line).map(|(resp, _)| (resp, false)).map_err(Failure::During);
+            }
+            return Err(Failure::BeforeResponse(e));
+        }
         let mut line = String::new();
         match conn.read_line(&mut line) {
             Ok(0) => {
