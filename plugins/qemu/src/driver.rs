@@ -80,13 +80,26 @@ fn random_uuid() -> String {
 impl QemuDriver {
     /// Opens the store under `cfg.lib_dir` and reconnects to every domain the store believes
     /// active: live ones get their state from QMP, dead ones are marked shut off (crashed).
+    /// A read-only connection creates nothing: it reads an existing store, or serves an empty
+    /// host (no store yet means no domain) from memory.
     pub fn open(cfg: Config, read_only: bool) -> Result<Self> {
-        for d in [&cfg.lib_dir, &cfg.run_dir] {
-            fs::create_dir_all(d).map_err(|e| {
-                Error::new(codes::NO_CONNECT, format!("qemu state directory '{}' cannot be created: {e}", d.display()))
-            })?;
-        }
-        let store = Store::open(&cfg.lib_dir.join("virtplug-qemu.db"), Sync::Normal)?;
+        let db = cfg.lib_dir.join("virtplug-qemu.db");
+        let store = if read_only {
+            match Store::open_read_only(&db)? {
+                Some(store) => store,
+                None => Store::open(std::path::Path::new(":memory:"), Sync::Normal)?,
+            }
+        } else {
+            for d in [&cfg.lib_dir, &cfg.run_dir] {
+                fs::create_dir_all(d).map_err(|e| {
+                    Error::new(
+                        codes::NO_CONNECT,
+                        format!("qemu state directory '{}' cannot be created: {e}", d.display()),
+                    )
+                })?;
+            }
+            Store::open(&db, Sync::Normal)?
+        };
         let drv = Self { cfg, read_only, inner: Mutex::new(Inner { store, qmp: HashMap::new() }) };
         {
             let mut g = drv.lock()?;

@@ -201,3 +201,22 @@ fn a_held_domain_refuses_image_work_from_other_connections() {
     other.snapshot_delete("d", "s2", 0).unwrap();
     assert_eq!(names(&a), vec!["s1".to_owned()]);
 }
+
+/// A read-only connection creates no state: on a fresh root it sees an empty host and leaves the
+/// root empty; once a read-write connection has defined a domain, a new read-only one sees it.
+#[test]
+fn read_only_opens_create_nothing() {
+    if !backend() {
+        return;
+    }
+    use virtplug_plugin_sdk::Plugin;
+    let r = Root::new();
+    let ro = virtplug_plugin_qemu::QemuPlugin::open(&r.uri(), true).unwrap();
+    assert!(ro.domain_list().unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(r.path()).unwrap().count(), 0, "a read-only open created files");
+    let a = r.image("a.qcow2", "qcow2");
+    r.open().domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    let ro = virtplug_plugin_qemu::QemuPlugin::open(&r.uri(), true).unwrap();
+    assert_eq!(ro.domain_list().unwrap().len(), 1);
+    assert_eq!(ro.snapshot_create("d", &snap("s1"), 0).unwrap_err().code, codes::OPERATION_DENIED);
+}
