@@ -181,7 +181,14 @@ pub fn finish(rep: &TaskReporter, result: Result<serde_json::Value, HostError>) 
 /// Opens the source side of a migration and, unless it is a dry run, holds `dom` on it for
 /// migration `id`: a second migration or any other change of the domain is refused from here
 /// on (`OPERATION_TIMEOUT`), before the request is answered.
-pub fn open_source(state: &AppState, from: &str, to: &str, dom: &str, id: &str, dry_run: bool) -> Result<Side, HostError> {
+pub fn open_source(
+    state: &AppState,
+    from: &str,
+    to: &str,
+    dom: &str,
+    id: &str,
+    dry_run: bool,
+) -> Result<Side, HostError> {
     let side = Side::open(&state.registry, from)?;
     if !dry_run {
         side.hold(dom, &format!("migration {id} to {to}"))?;

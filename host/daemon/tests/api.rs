@@ -175,7 +175,10 @@ fn events_resume_across_a_restart_gets_reset() {
             (base + 3, "snapshot.current_changed".into())
         ]
     );
-    assert_eq!(read_events(&d.socket(), Some(base + 1), 2), [(base + 2, "snapshot.created".into()), (base + 3, "snapshot.current_changed".into())]);
+    assert_eq!(
+        read_events(&d.socket(), Some(base + 1), 2),
+        [(base + 2, "snapshot.created".into()), (base + 3, "snapshot.current_changed".into())]
+    );
 }
 
 /// Reads events after `since` until one of kind `until` arrives; returns their kinds.
@@ -199,7 +202,10 @@ fn kinds_until(socket: &std::path::Path, since: u64, until: &str) -> Vec<String>
 /// `snapshot.metadata_dropped` only when the source's metadata was really dropped.
 #[test]
 fn a_failed_migration_emits_no_metadata_dropped() {
-    use virtplug_host::remote::{Client, wire::{MigrationRequest, TaskState}};
+    use virtplug_host::remote::{
+        Client,
+        wire::{MigrationRequest, TaskState},
+    };
     let Some(plugins) = plugin_dir() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let a = Daemon::start(&tmp.path().join("a"), &plugins, &[]);

@@ -82,7 +82,8 @@ fn migrate_and_wait(from: &Daemon, to: &Daemon) -> Duration {
 fn settled(a: &Daemon, b: &Daemon, expected: &[(String, Option<String>, bool, String)], round: u64) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (ha, hb) = (try_hierarchy(&a.connect()).unwrap_or_default(), try_hierarchy(&b.connect()).unwrap_or_default());
+        let (ha, hb) =
+            (try_hierarchy(&a.connect()).unwrap_or_default(), try_hierarchy(&b.connect()).unwrap_or_default());
         if pending_journals(a) == 0 && pending_journals(b) == 0 {
             if ha == expected && hb.is_empty() {
                 return true;
@@ -126,14 +127,20 @@ fn killed_migrations_settle_whole_on_one_side() {
     for round in 1..=ROUNDS {
         let (src, dst) = if on_a { (&mut a, &mut b) } else { (&mut b, &mut a) };
         let client = Client::from_uri(&src.uri(), false).unwrap();
-        client
-            .start_migration(&MigrationRequest { domain: "test".into(), to: dst.uri(), dry_run: false })
-            .unwrap();
+        client.start_migration(&MigrationRequest { domain: "test".into(), to: dst.uri(), dry_run: false }).unwrap();
         std::thread::sleep(took.mul_f64(jitter(round)));
         // Mostly the supervisor; every fourth round the destination.
-        if round % 4 == 0 { dst.kill_and_restart() } else { src.kill_and_restart() }
+        if round % 4 == 0 {
+            dst.kill_and_restart()
+        } else {
+            src.kill_and_restart()
+        }
         let now_on_a = settled(&a, &b, &expected, round);
-        if now_on_a == on_a { rolled_back += 1 } else { done += 1 }
+        if now_on_a == on_a {
+            rolled_back += 1
+        } else {
+            done += 1
+        }
         on_a = now_on_a;
         check_tree(&a.connect());
         check_tree(&b.connect());

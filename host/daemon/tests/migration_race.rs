@@ -112,7 +112,8 @@ fn cli_writer(host: &Path, plugins: &Path, stop: &AtomicBool) -> Acked {
             acked.created.push(name);
         } else {
             assert!(
-                stderr.starts_with("error: Timed out during operation: cannot acquire state change lock (held by job '"),
+                stderr
+                    .starts_with("error: Timed out during operation: cannot acquire state change lock (held by job '"),
                 "{stderr}"
             );
             acked.busy += 1;

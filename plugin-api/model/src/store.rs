@@ -25,9 +25,9 @@ use crate::{
     xml::{self, FormatFlags, SnapshotDef},
 };
 
-use crate::{store_jobs::Jobs, store_ops::Cache};
 pub use crate::store_jobs::JobRecord;
 pub use crate::store_ops::Writer;
+use crate::{store_jobs::Jobs, store_ops::Cache};
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = 4;

@@ -11,35 +11,18 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+mod store_common;
+
+use store_common::{VM, new_store, snap};
 use virtplug_model::{
-    domain::{DomainDef, TEST_DOMAIN_XML},
-    flags::domain_state as st,
     store::{Store, Sync},
     tree::RedefineFlags,
     xml::SnapshotDef,
 };
 
-const VM: &str = "6695eb01-f6a4-8304-79aa-97f2502e193f";
 const CHILD_ENV: &str = "VIRTPLUG_STORE_CRASH_CHILD";
 const IMPORT_N: usize = 10_000;
 const CHILDREN_N: usize = 5_000;
-
-fn snap(name: &str, parent: Option<&str>) -> SnapshotDef {
-    SnapshotDef {
-        name: name.into(),
-        parent: parent.map(Into::into),
-        state: st::RUNNING,
-        creation_time: 1_700_000_000,
-        domain: Some(TEST_DOMAIN_XML.into()),
-        ..Default::default()
-    }
-}
-
-fn new_store(path: &Path) -> Store {
-    let mut s = Store::open(path, Sync::Normal).unwrap();
-    s.define_domain(&DomainDef::parse(TEST_DOMAIN_XML).unwrap(), st::RUNNING, 1, 1).unwrap();
-    s
-}
 
 /// The child side: does nothing unless started by the tests below.
 #[test]

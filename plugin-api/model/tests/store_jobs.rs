@@ -10,32 +10,21 @@ use std::{
     process::{Command, Stdio},
 };
 
+mod store_common;
+
+use store_common::{VM, snap};
 use virtplug_model::{
     codes,
-    domain::{DomainDef, TEST_DOMAIN_XML},
     flags::domain_state as st,
     store::{Store, Sync},
     tree::RedefineFlags,
-    xml::SnapshotDef,
 };
 
-const VM: &str = "6695eb01-f6a4-8304-79aa-97f2502e193f";
 const CHILD_ENV: &str = "VIRTPLUG_STORE_JOB_CHILD";
 
-fn snap(name: &str, parent: Option<&str>) -> SnapshotDef {
-    SnapshotDef {
-        name: name.into(),
-        parent: parent.map(Into::into),
-        state: st::RUNNING,
-        creation_time: 1_700_000_000,
-        domain: Some(TEST_DOMAIN_XML.into()),
-        ..Default::default()
-    }
-}
-
+/// The test domain with one snapshot, `s0`.
 fn new_store(path: &Path) -> Store {
-    let mut s = Store::open(path, Sync::Normal).unwrap();
-    s.define_domain(&DomainDef::parse(TEST_DOMAIN_XML).unwrap(), st::RUNNING, 1, 1).unwrap();
+    let mut s = store_common::new_store(path);
     s.create(VM, &snap("s0", None)).unwrap();
     s
 }
@@ -64,7 +53,10 @@ fn a_held_domain_refuses_every_other_writer_and_accepts_the_holder() {
     let mut other = Store::open(&path, Sync::Normal).unwrap();
     let id = holder.job_begin(VM, "migration m1 to mock:///b").unwrap();
     let rec = other.job(VM).unwrap().unwrap();
-    assert_eq!((rec.id.as_str(), rec.description.as_str(), rec.pid), (id.as_str(), "migration m1 to mock:///b", std::process::id()));
+    assert_eq!(
+        (rec.id.as_str(), rec.description.as_str(), rec.pid),
+        (id.as_str(), "migration m1 to mock:///b", std::process::id())
+    );
 
     let desc = "migration m1 to mock:///b";
     assert_busy(other.create(VM, &snap("x", Some("s0"))), &id, desc);

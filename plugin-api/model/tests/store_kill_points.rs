@@ -14,30 +14,24 @@ use std::{
     time::Duration,
 };
 
+mod store_common;
+
+use store_common::{VM, new_store, snap};
 use virtplug_model::{
-    domain::{DomainDef, TEST_DOMAIN_XML},
     flags::{domain_state as st, snapshot_delete},
     store::{Store, Sync},
     tree::RedefineFlags,
     xml::{FormatFlags, SnapshotDef},
 };
 
-const VM: &str = "6695eb01-f6a4-8304-79aa-97f2502e193f";
 const CHILD_ENV: &str = "VIRTPLUG_KILL_POINT_CHILD";
 const ROUNDS: u64 = 1_000;
 /// Above this many snapshots the sequence prunes instead of growing.
 const PRUNE_ABOVE: usize = 300;
 
-fn snap(name: &str, parent: Option<&str>, description: Option<String>) -> SnapshotDef {
-    SnapshotDef {
-        name: name.into(),
-        parent: parent.map(Into::into),
-        description,
-        state: st::RUNNING,
-        creation_time: 1_700_000_000,
-        domain: Some(TEST_DOMAIN_XML.into()),
-        ..Default::default()
-    }
+/// [`snap`] with a description.
+fn described(name: &str, parent: Option<&str>, description: Option<String>) -> SnapshotDef {
+    SnapshotDef { description, ..snap(name, parent) }
 }
 
 /// A small deterministic generator (SplitMix64) keyed by the step number.
@@ -60,11 +54,11 @@ fn apply(s: &mut Store, k: u64) {
         kind = 5;
     }
     let _ = match kind {
-        0..=2 => s.create(VM, &snap(&format!("c{k}"), current.as_deref(), None)),
+        0..=2 => s.create(VM, &snap(&format!("c{k}"), current.as_deref())),
         3 => match pick(1) {
             Some(n) => {
                 let parent = list.iter().find(|i| i.name == n).and_then(|i| i.parent.clone());
-                s.redefine(VM, snap(n, parent.as_deref(), Some(format!("d{k}"))), RedefineFlags::default())
+                s.redefine(VM, described(n, parent.as_deref(), Some(format!("d{k}"))), RedefineFlags::default())
             }
             None => Ok(()),
         },
@@ -75,7 +69,7 @@ fn apply(s: &mut Store, k: u64) {
             let defs = (0..80)
                 .map(|j| {
                     let parent = if j == 0 { base.clone() } else { Some(format!("i{k}-{}", j - 1)) };
-                    snap(&format!("i{k}-{j}"), parent.as_deref(), None)
+                    snap(&format!("i{k}-{j}"), parent.as_deref())
                 })
                 .collect();
             s.import(VM, defs, Some(&format!("i{k}-79")))
@@ -84,7 +78,7 @@ fn apply(s: &mut Store, k: u64) {
         8 => match pick(6) {
             Some(n) => {
                 let parent = list.iter().find(|i| i.name == n).and_then(|i| i.parent.clone());
-                s.edit(VM, n, snap(&format!("e{k}"), parent.as_deref(), None), RedefineFlags::default())
+                s.edit(VM, n, snap(&format!("e{k}"), parent.as_deref()), RedefineFlags::default())
             }
             None => Ok(()),
         },
@@ -107,12 +101,6 @@ fn digest(s: &mut Store) -> String {
         out.push_str(&format!("{} {:?} {}\n{xml}", i.name, i.parent, i.current));
     }
     out
-}
-
-fn new_store(path: &Path) -> Store {
-    let mut s = Store::open(path, Sync::Normal).unwrap();
-    s.define_domain(&DomainDef::parse(TEST_DOMAIN_XML).unwrap(), st::RUNNING, 1, 1).unwrap();
-    s
 }
 
 /// The child side: applies steps from `start` on until killed (or 10,000 steps).

@@ -400,17 +400,14 @@ fn run(from: &Side, to: &Side, id: &str, dom: &str, dry_run: bool, rep: &mut dyn
     rep.step("import", "done", "one transaction");
 
     rep.step("verify", "running", "");
-    let verified = to.export(dom).and_then(|b| compare(&a, &b).map_err(failed));
-    if let Err(e) = verified {
-        rep.step("verify", "failed", &e.to_string());
-        rollback(to, dom, &a.names, &preexisting)?;
-        journal.phase = "rolled_back".into();
-        rep.journal(&journal)?;
-        return Err(e);
-    }
-    // The drop removes what was exported: only if A still holds exactly that (a writer that
-    // does not honour jobs, or a plugin that keeps none, may have changed it).
-    let verified = from.export(dom).and_then(|now| unchanged(&a, &now).map_err(failed));
+    // B holds what was exported, and — since the drop removes exactly that — A still holds
+    // exactly that too (a writer that does not honour jobs, or a plugin that keeps none, may
+    // have changed it).
+    let verified = to
+        .export(dom)
+        .and_then(|b| compare(&a, &b).map_err(failed))
+        .and_then(|()| from.export(dom))
+        .and_then(|now| unchanged(&a, &now).map_err(failed));
     if let Err(e) = verified {
         rep.step("verify", "failed", &e.to_string());
         rollback(to, dom, &a.names, &preexisting)?;

@@ -1,0 +1,34 @@
+//! Shared by the store's process-level tests (crashes, kill points, jobs): the test domain and
+//! snapshot definitions on it.
+#![allow(dead_code, reason = "each test file uses a subset")]
+
+use std::path::Path;
+
+use virtplug_model::{
+    domain::{DomainDef, TEST_DOMAIN_XML},
+    flags::domain_state as st,
+    store::{Store, Sync},
+    xml::SnapshotDef,
+};
+
+/// The UUID of the test domain.
+pub const VM: &str = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+
+/// A running snapshot `name` under `parent`, with the test domain embedded.
+pub fn snap(name: &str, parent: Option<&str>) -> SnapshotDef {
+    SnapshotDef {
+        name: name.into(),
+        parent: parent.map(Into::into),
+        state: st::RUNNING,
+        creation_time: 1_700_000_000,
+        domain: Some(TEST_DOMAIN_XML.into()),
+        ..Default::default()
+    }
+}
+
+/// A store at `path` holding the test domain.
+pub fn new_store(path: &Path) -> Store {
+    let mut s = Store::open(path, Sync::Normal).unwrap();
+    s.define_domain(&DomainDef::parse(TEST_DOMAIN_XML).unwrap(), st::RUNNING, 1, 1).unwrap();
+    s
+}
