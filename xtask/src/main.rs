@@ -2,7 +2,8 @@
 //!
 //! - `build-plugins`: build the workspace (binaries and every plugin `.so`, fixtures included);
 //! - `demo`: the founding workflow on two mock hosts, shown as a transcript;
-//! - `test`: build everything, then run every test of the workspace;
+//! - `test`: build everything, check formatting (`cargo fmt --check`) and lints (`cargo clippy
+//!   -D warnings`), then run every test of the workspace;
 //! - `bench`: side-by-side measurements (see `bench.rs`);
 //! - `tidy`: project rules (`//!` headers, no ignored tests, no registry host names).
 //!
@@ -86,6 +87,13 @@ fn bench(extra: &[String]) -> Result<()> {
 
 fn test(extra: &[String]) -> Result<()> {
     tidy::run(&repo_root())?;
+    // Formatting and lints are part of the test: a warning fails the run as a test would.
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    run(fmt)?;
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]);
+    run(clippy)?;
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--no-fail-fast"]).args(extra);
     run(cmd)

@@ -1,5 +1,6 @@
 //! The HTTP surface: libvirt codes and texts in JSON errors, read-only socket, bad input (413,
 //! malformed JSON, unknown route), the served OpenAPI document, and the event stream's resume.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
 

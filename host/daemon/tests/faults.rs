@@ -2,6 +2,7 @@
 //! stays consistent), and a daemon killed with SIGKILL during a migration (after restart: A
 //! untouched and B without the hierarchy, or B complete and A without metadata; never both
 //! partial). Loopback only, bounded in count and time.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
 

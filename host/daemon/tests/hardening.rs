@@ -2,6 +2,7 @@
 //! else; a read-only principal writes nothing anywhere; bodies are capped by route and principal
 //! before they are read; header, body and idle timeouts; the per-listener connection limit; an
 //! accept loop that backs off when file descriptors run out.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Two daemons on this machine (different sockets and state dirs): the supervised migration of
 //! a snapshot hierarchy end to end on the mock, its dry run, and a refused migration that must
 //! leave both hosts as they were.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
 

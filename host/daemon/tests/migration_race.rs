@@ -3,6 +3,7 @@
 //! local CLI process does the same on A's store. Afterwards every acknowledged change holds
 //! (an acknowledged create exists on A or on B, an acknowledged delete on neither), nothing
 //! exists on both, and a second migration of the domain started meanwhile was refused at once.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The checked-in OpenAPI document equals the one generated from the code (and served at
 //! `/openapi.json`). Regenerate with `UPDATE_OPENAPI=1 cargo test -p virtplug-daemon --test openapi`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 #[test]
 fn checked_in_openapi_matches_the_code() {

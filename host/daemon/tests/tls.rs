@@ -1,6 +1,7 @@
 //! TCP with TLS and bearer tokens: no or a wrong token is 401 (and the token never appears in
 //! the log), a read-only token lists but cannot change anything nor read secure XML, a
 //! read-write token can. Loopback only.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
 

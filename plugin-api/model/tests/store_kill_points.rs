@@ -144,7 +144,8 @@ fn a_thousand_kill_points_leave_the_state_before_or_after() {
         let mut rest = String::new();
         while out.read_line(&mut rest).unwrap_or(0) > 0 {}
         child.wait().unwrap();
-        let last_end = rest.lines().filter_map(|l| l.split("end ").nth(1)).filter_map(|n| n.trim().parse().ok()).last();
+        let last_end =
+            rest.lines().filter_map(|l| l.split("end ").nth(1)).filter_map(|n| n.trim().parse().ok()).next_back();
         let last_end: u64 = last_end.unwrap_or(at);
         for k in at + 1..=last_end {
             apply(&mut reference, k);

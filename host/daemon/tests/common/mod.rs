@@ -1,6 +1,6 @@
 //! Test helpers: run `virtplugd` as a child process on its own sockets and state directory, with
 //! the mock plugin (required under `CI=true`; elsewhere the tests are skipped with one note).
-
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 #![allow(dead_code, reason = "each test file uses a subset")]
 
 use std::{
