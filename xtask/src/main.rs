@@ -4,8 +4,10 @@
 //! - `demo`: the founding workflow on two mock hosts, shown as a transcript;
 //! - `test`: build everything, check formatting (`cargo fmt --check`) and lints (`cargo clippy
 //!   -D warnings`), then run every test of the workspace;
-//! - `bench`: side-by-side measurements (see `bench.rs`);
-//! - `tidy`: project rules (`//!` headers, no ignored tests, no registry host names).
+//! - `bench [section]`: release build, then the side-by-side measurements of `tests/bench`;
+//! - `fuzz [target…]`: a long mutation hunt with the fuzz driver of `tests/fuzz` (see `fuzz.rs`);
+//! - `tidy`: project rules (a `//!` header on every `.rs` file, no ignored tests, no registry host
+//!   names; see `tidy.rs`).
 //!
 //! This crate only orchestrates cargo and the built binaries; it holds no product logic.
 
@@ -30,7 +32,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <build-plugins|demo|test|bench [section]|tidy>");
+            eprintln!("usage: cargo xtask <build-plugins|demo|test|bench [section]|fuzz [target…]|tidy>");
             return ExitCode::from(2);
         }
     };

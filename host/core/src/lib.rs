@@ -3,8 +3,9 @@
 //! checks (read-only, libvirt's flag rules, the plugin's declared mask, input validation) before
 //! it dispatches to the plugin.
 //!
-//! It never names a concrete driver and does no terminal or socket I/O for users: it returns
-//! data and typed [`HostError`]s. Only the loader touches abi_stable, through the ABI crate.
+//! It never names a concrete driver, does no terminal I/O and serves no socket (its remote client
+//! only connects to a daemon): it returns data and typed [`HostError`]s. It reaches abi_stable only
+//! through the ABI crate's re-export (the loader, and the ABI types crossing the backend boundary).
 
 mod backend;
 mod connection;

@@ -2,7 +2,8 @@
 //! `/v1/tasks/{id}` and published on the event stream (`task.progress`, `task.finished`). A task
 //! runs on the blocking pool independently of the request that started it, so a client that
 //! disconnects does not stop it. Migration tasks persist a journal under the state directory,
-//! which a restarted daemon uses to finish or roll back ([`recover_journals`]).
+//! which a restarted daemon uses to finish or roll back ([`spawn_recovery_of`], one task per
+//! journal through [`recover_journal`], retrying while a destination is down).
 
 use std::{
     collections::BTreeMap,

@@ -1,3 +1,5 @@
+//! Unit tests of the hierarchy bundle: round trips in parent order, refusals with their exact texts,
+//! libvirt metadata directories, and the per-hierarchy and per-snapshot size limits.
 use super::*;
 use crate::{domain::TEST_DOMAIN_XML, flags::domain_state as st};
 

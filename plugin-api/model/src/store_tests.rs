@@ -1,3 +1,5 @@
+//! Unit tests of the SQLite metadata store: schema versions, operations that mirror the tree,
+//! imports and edits that are all-or-nothing, and connections that share one store.
 use super::*;
 use crate::xml::ParseFlags;
 use crate::{

@@ -1,3 +1,5 @@
+//! Unit tests of the snapshot tree: libvirt's create, delete, redefine and rename rules, and the
+//! orders libvirt lists snapshots in.
 use super::*;
 
 const VM: &str = "6695eb01-f6a4-8304-79aa-97f2502e193f";
