@@ -60,7 +60,9 @@ impl Connection {
         let (scheme, transport) = scheme_of(uri).ok_or_else(no_connect)?;
         if transport.is_some() {
             // Remote transports (`mock+unix://`, `qemu+https://`) reach a virtplugd daemon.
-            return crate::remote::open(uri, read_only);
+            let remote = crate::remote::open(uri, read_only)?;
+            let info = remote.info().clone();
+            return Ok(Self::from_backend(uri, read_only, info, Box::new(remote)));
         }
         let plugin = registry.for_scheme(scheme).ok_or_else(no_connect)?;
         let driver = match (plugin.module.open())(RStr::from_str(uri), read_only) {
@@ -124,7 +126,7 @@ impl Connection {
     /// Steps 1–6 of `rules` (read-only, flag rules, the plugin's mask and operations).
     pub(crate) fn check(&self, rules: &OpRules, flags: u32) -> Result<()> {
         tracing::debug!(op = rules.operation, flags, uri = %self.uri, "check");
-        rules.check(self.read_only, self.info.ops, &self.info.caps, flags)
+        crate::rules::check(rules, self.read_only, self.info.ops, &self.info.caps, flags)
     }
 
     /// Calls the backend; only after [`Connection::check`] passed for this operation.

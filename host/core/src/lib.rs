@@ -12,6 +12,7 @@ mod connection;
 mod domain;
 mod error;
 mod loader;
+pub mod migrate;
 mod registry;
 pub mod remote;
 pub mod rules;

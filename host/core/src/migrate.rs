@@ -26,14 +26,13 @@ use virtplug_plugin_api::{
     flags::{snapshot_delete, snapshot_import},
 };
 
-use super::{
-    client::Client,
-    wire::{HierarchyJson, ImportRequest},
-};
+use virtplug_wire::{HierarchyJson, ImportRequest};
+
 use crate::{
     connection::Connection,
     error::{HostError, Result},
     registry::Registry,
+    remote::{self, Client},
 };
 
 /// One end of a migration: a connection, plus the daemon client when it is remote.
@@ -54,11 +53,11 @@ impl std::fmt::Debug for Side {
 impl Side {
     /// Opens `uri` read-write: a local plugin, or a daemon for URIs with a transport.
     pub fn open(registry: &Registry, uri: &str) -> Result<Self> {
-        match super::parse_uri(uri, false) {
+        match remote::parse_uri(uri, false) {
             Some(_) => {
-                let client = Arc::new(Client::from_uri(uri, false)?);
-                let info = client.plugin_info().map_err(HostError::Driver)?;
-                let backend = super::backend::RemoteBackend(Arc::clone(&client));
+                let backend = remote::open(uri, false)?;
+                let client = Arc::clone(backend.client());
+                let info = backend.info().clone();
                 Ok(Self {
                     conn: Connection::from_backend(uri, false, info, Box::new(backend)),
                     client: Some(client),
@@ -179,7 +178,7 @@ impl Side {
             if std::time::Instant::now() > deadline {
                 return Err(failed(format!("the import of migration {id} is still running on {}", self.conn.uri())));
             }
-            std::thread::sleep(super::http::POLL_INTERVAL);
+            std::thread::sleep(remote::http::POLL_INTERVAL);
         }
     }
 }

@@ -4,24 +4,19 @@
 //! the newcomer included.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
-use std::{
-    path::{Path, PathBuf},
-    sync::atomic::{AtomicUsize, Ordering},
-};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use virtplug_test_support::{MOCK, target_dir};
 
 use virtplug_host::{
-    Backend, Connection, HostError, PluginDirs, Registry, SnapshotInfo, codes, model,
-    remote::migrate::{self, Journal, Reporter, Side},
+    Backend, Connection, HostError, PluginDirs, Registry, SnapshotInfo, codes,
+    migrate::{self, Journal, Reporter, Side},
+    model,
 };
 
 fn registry() -> Registry {
-    let exe = std::env::current_exe().unwrap();
-    let dir: PathBuf = exe.parent().and_then(Path::parent).unwrap().to_owned();
-    assert!(
-        dir.join("libvirtplug_plugin_mock.so").is_file(),
-        "build the mock plugin first (cargo build -p virtplug-plugin-mock)"
-    );
-    Registry::discover(&PluginDirs { dirs: vec![dir], beside_executable: vec![] })
+    MOCK.built();
+    Registry::discover(&PluginDirs { dirs: vec![target_dir()], beside_executable: vec![] })
 }
 
 fn native<T>(r: Result<T, HostError>) -> model::Result<T> {

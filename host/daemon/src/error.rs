@@ -8,7 +8,8 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use virtplug_host::{HostError, codes, remote::wire::ErrorBody};
+use virtplug_host::{HostError, codes};
+use virtplug_wire::ErrorBody;
 
 use crate::extract::BodyError;
 

@@ -15,7 +15,7 @@ use std::{
 };
 
 use tokio::sync::broadcast;
-use virtplug_host::remote::wire::{EventJson, TaskJson};
+use virtplug_wire::{EventJson, TaskJson};
 
 /// Events kept for resuming clients.
 pub const RING: usize = 65_536;

@@ -13,7 +13,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures_util::StreamExt;
-use virtplug_host::{HostError, remote::wire, rules};
+use virtplug_host::{HostError, rules};
+use virtplug_wire as wire;
 
 use crate::{error::ApiError, state::Access};
 

@@ -17,6 +17,7 @@ pub mod events;
 pub mod extract;
 pub mod imports;
 pub mod listen;
+pub mod migrations;
 pub mod openapi;
 pub mod routes_domain;
 pub mod routes_snapshot;
@@ -247,6 +248,6 @@ fn spawn_recovery(state: AppState) {
     let journals: Vec<PathBuf> =
         entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
     if !journals.is_empty() {
-        tasks::spawn_recovery_of(state, journals);
+        migrations::spawn_recovery_of(state, journals);
     }
 }

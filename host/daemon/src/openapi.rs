@@ -1,8 +1,8 @@
 //! The OpenAPI document, generated from the route and type annotations. It is served at
-//! `/openapi.json` and checked in as `host/daemon/openapi.json` (a test compares the two).
+//! `/openapi.json` and checked in beside the wire types as `host/wire/openapi.json` (a test compares the two).
 
 use utoipa::OpenApi;
-use virtplug_host::remote::wire;
+use virtplug_wire as wire;
 
 use crate::{routes_domain, routes_snapshot, routes_tasks};
 

@@ -5,7 +5,7 @@
 use axum::{Json, http::StatusCode};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use virtplug_host::remote::wire::{DefineRequest, DomainInfo, ErrorBody, FlagsRequest, PluginInfoJson, XmlResponse};
+use virtplug_wire::{DefineRequest, DomainInfo, ErrorBody, FlagsRequest, PluginInfoJson, XmlResponse};
 
 use crate::{
     error::ApiResult,

@@ -9,12 +9,10 @@ use axum::{
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
-use virtplug_host::{
-    flags::{snapshot_create, snapshot_delete, snapshot_import},
-    remote::wire::{
-        CreateRequest, CurrentResponse, ErrorBody, FlagsRequest, HierarchyJson, ImportRequest, NameResponse,
-        SnapshotInfo, TaskJson, TaskState, XmlResponse,
-    },
+use virtplug_host::flags::{snapshot_create, snapshot_delete, snapshot_import};
+use virtplug_wire::{
+    CreateRequest, CurrentResponse, ErrorBody, FlagsRequest, HierarchyJson, ImportRequest, NameResponse, SnapshotInfo,
+    TaskJson, TaskState, XmlResponse,
 };
 
 use crate::{

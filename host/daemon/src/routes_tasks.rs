@@ -16,16 +16,15 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 use virtplug_host::{
     codes,
-    remote::{
-        migrate::{self, STEPS},
-        wire::{ErrorBody, EventJson, ImportStatusJson, MigrationRequest, TaskJson},
-    },
+    migrate::{self, STEPS},
 };
+use virtplug_wire::{ErrorBody, EventJson, ImportStatusJson, MigrationRequest, TaskJson};
 
 use crate::{
     error::{ApiError, ApiResult},
     events::EventLog,
     extract::{J, P, Q},
+    migrations,
     routes_snapshot::accepted,
     state::Ctx,
     tasks::{self, TaskReporter},
@@ -69,7 +68,7 @@ pub async fn migrate(ctx: Ctx, J(req): J<MigrationRequest>) -> ApiResult<Respons
     let source = {
         let (st, from, to, dom, id) =
             (Arc::clone(&st), ctx.uri.clone(), req.to.clone(), req.domain.clone(), journal_id.clone());
-        tokio::task::spawn_blocking(move || tasks::open_source(&st, &from, &to, &dom, &id, req.dry_run))
+        tokio::task::spawn_blocking(move || migrations::open_source(&st, &from, &to, &dom, &id, req.dry_run))
             .await
             .map_err(|e| ApiError::new(codes::INTERNAL_ERROR, format!("request handler failed: {e}")))??
     };
@@ -85,7 +84,7 @@ pub async fn migrate(ctx: Ctx, J(req): J<MigrationRequest>) -> ApiResult<Respons
     };
     let from = ctx.uri.clone();
     tokio::task::spawn_blocking(move || {
-        let succeeded = tasks::run_migration(&st, source, &req.to, &req.domain, req.dry_run, &mut rep);
+        let succeeded = migrations::run_migration(&st, source, &req.to, &req.domain, req.dry_run, &mut rep);
         // Only what happened: a failed or dry-run migration left the source's metadata in place.
         if succeeded && !req.dry_run {
             st.events.emit("snapshot.metadata_dropped", &from, Some(&req.domain), None, None);

@@ -10,7 +10,8 @@ use std::{
 };
 
 use axum::{extract::FromRequestParts, http::request::Parts};
-use virtplug_host::{Connection, HostError, Registry, codes, remote::wire};
+use virtplug_host::{Connection, HostError, Registry, codes};
+use virtplug_wire as wire;
 
 use crate::{
     error::{ApiError, ApiResult},

@@ -4,7 +4,7 @@
 
 #[test]
 fn checked_in_openapi_matches_the_code() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wire/openapi.json");
     let generated = virtplug_daemon::openapi::document();
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
         std::fs::write(&path, &generated).unwrap();
@@ -12,7 +12,7 @@ fn checked_in_openapi_matches_the_code() {
     let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         checked_in == generated,
-        "host/daemon/openapi.json differs from the code; run UPDATE_OPENAPI=1 cargo test -p virtplug-daemon --test openapi and commit it"
+        "host/wire/openapi.json differs from the code; run UPDATE_OPENAPI=1 cargo test -p virtplug-daemon --test openapi and commit it"
     );
     let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
     let paths = doc["paths"].as_object().unwrap();

@@ -1,6 +1,9 @@
-//! The JSON shapes of virtplugd's HTTP API, shared by the daemon (which serves them and derives
-//! their OpenAPI schemas with the `openapi` feature) and the remote client (which sends and reads
-//! them). One definition, so the two sides cannot drift apart.
+//! virtplug-wire: the JSON shapes of virtplugd's HTTP API, shared by the daemon (which serves them
+//! and derives their OpenAPI schemas with the `openapi` feature) and the host's remote client
+//! (which sends and reads them). One definition, so the two sides cannot drift apart.
+//!
+//! The OpenAPI document generated from the daemon's routes over these types is checked in beside
+//! them, as `openapi.json` in this crate's folder (the daemon's `openapi` test compares the two).
 
 use serde::{Deserialize, Serialize};
 use virtplug_plugin_api::{

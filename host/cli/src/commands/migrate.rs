@@ -12,12 +12,10 @@ use std::io::{IsTerminal, Write};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use virtplug_host::{
     HostError, Registry,
-    remote::{
-        self, Client,
-        migrate::{self, Journal, Outcome, Reporter, STEPS, Side},
-        wire::{MigrationRequest, TaskState, TaskStep},
-    },
+    migrate::{self, Journal, Outcome, Reporter, STEPS, Side},
+    remote::{self, Client},
 };
+use virtplug_wire::{MigrationRequest, TaskState, TaskStep};
 
 use crate::error::{CliError, Result};
 

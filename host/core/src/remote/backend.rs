@@ -1,18 +1,45 @@
-//! [`RemoteBackend`]: the native driver interface implemented by HTTP calls to virtplugd.
-//! One method, one route (see the daemon's OpenAPI document).
+//! [`RemoteBackend`]: the host's backend interface implemented by HTTP calls to virtplugd.
+//! One method, one route (see the OpenAPI document in the wire crate).
 
 use std::sync::Arc;
 
 use virtplug_model::{self as model, DomainInfo, SnapshotInfo};
-
-use super::{
-    client::{Client, seg},
-    wire::{CreateRequest, CurrentResponse, DefineRequest, FlagsRequest, ImportRequest, NameResponse, XmlResponse},
+use virtplug_plugin_api as abi;
+use virtplug_wire::{
+    CreateRequest, CurrentResponse, DefineRequest, FlagsRequest, ImportRequest, NameResponse, XmlResponse,
 };
+
+use super::client::{Client, seg};
 use crate::backend::Backend;
 
-/// A daemon seen as a backend.
-pub(crate) struct RemoteBackend(pub(crate) Arc<Client>);
+/// A daemon seen as a backend, with the remote plugin's self-description (whose masks drive the
+/// local checks).
+pub struct RemoteBackend {
+    client: Arc<Client>,
+    info: abi::PluginInfo,
+}
+
+impl std::fmt::Debug for RemoteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteBackend").field("client", &self.client).field("plugin", &self.info.name).finish()
+    }
+}
+
+impl RemoteBackend {
+    pub(crate) fn new(client: Arc<Client>, info: abi::PluginInfo) -> Self {
+        Self { client, info }
+    }
+
+    /// The daemon client (for the whole-hierarchy requests beyond the per-call API).
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    /// The remote plugin's self-description.
+    pub fn info(&self) -> &abi::PluginInfo {
+        &self.info
+    }
+}
 
 fn dom_path(dom: &str) -> String {
     format!("/v1/domains/{}", seg(dom))
@@ -25,26 +52,26 @@ fn snap_path(dom: &str, snap: &str) -> String {
 impl RemoteBackend {
     fn action(&self, dom: &str, action: &str) -> model::Result<()> {
         let _: serde_json::Value =
-            self.0.send("POST", &format!("{}/{action}", dom_path(dom)), &FlagsRequest::default())?;
+            self.client.send("POST", &format!("{}/{action}", dom_path(dom)), &FlagsRequest::default())?;
         Ok(())
     }
 }
 
 impl Backend for RemoteBackend {
     fn domain_list(&self) -> model::Result<Vec<DomainInfo>> {
-        self.0.get("/v1/domains")
+        self.client.get("/v1/domains")
     }
     fn domain_lookup_by_name(&self, name: &str) -> model::Result<DomainInfo> {
-        self.0.get::<DomainInfo>(&dom_path(name))
+        self.client.get::<DomainInfo>(&dom_path(name))
     }
     fn domain_lookup_by_uuid(&self, uuid: &str) -> model::Result<DomainInfo> {
-        self.0.get::<DomainInfo>(&dom_path(uuid))
+        self.client.get::<DomainInfo>(&dom_path(uuid))
     }
     fn domain_define(&self, xml: &str) -> model::Result<DomainInfo> {
-        self.0.send::<DomainInfo, _>("POST", "/v1/domains", &DefineRequest { xml: xml.to_owned() })
+        self.client.send::<DomainInfo, _>("POST", "/v1/domains", &DefineRequest { xml: xml.to_owned() })
     }
     fn domain_undefine(&self, dom: &str, flags: u32) -> model::Result<()> {
-        let _: serde_json::Value = self.0.delete(&format!("{}?flags={flags}", dom_path(dom)))?;
+        let _: serde_json::Value = self.client.delete(&format!("{}?flags={flags}", dom_path(dom)))?;
         Ok(())
     }
     fn domain_start(&self, dom: &str) -> model::Result<()> {
@@ -63,41 +90,41 @@ impl Backend for RemoteBackend {
         self.action(dom, "resume")
     }
     fn domain_xml(&self, dom: &str, flags: u32) -> model::Result<String> {
-        self.0.get::<XmlResponse>(&format!("{}/xml?flags={flags}", dom_path(dom))).map(|r| r.xml)
+        self.client.get::<XmlResponse>(&format!("{}/xml?flags={flags}", dom_path(dom))).map(|r| r.xml)
     }
     fn snapshot_create(&self, dom: &str, xml: &str, flags: u32) -> model::Result<String> {
         let body = CreateRequest { xml: xml.to_owned(), flags };
-        self.0.send::<NameResponse, _>("POST", &format!("{}/snapshots", dom_path(dom)), &body).map(|r| r.name)
+        self.client.send::<NameResponse, _>("POST", &format!("{}/snapshots", dom_path(dom)), &body).map(|r| r.name)
     }
     fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> model::Result<String> {
-        self.0.get::<XmlResponse>(&format!("{}/xml?flags={flags}", snap_path(dom, snap))).map(|r| r.xml)
+        self.client.get::<XmlResponse>(&format!("{}/xml?flags={flags}", snap_path(dom, snap))).map(|r| r.xml)
     }
     fn snapshot_list(&self, dom: &str, flags: u32) -> model::Result<Vec<SnapshotInfo>> {
         // Unfiltered: the local Connection filters, as it does for a local plugin.
-        self.0.get(&format!("{}/snapshots?flags={flags}&raw=true", dom_path(dom)))
+        self.client.get(&format!("{}/snapshots?flags={flags}&raw=true", dom_path(dom)))
     }
     fn snapshot_lookup(&self, dom: &str, snap: &str) -> model::Result<SnapshotInfo> {
-        self.0.get::<SnapshotInfo>(&snap_path(dom, snap))
+        self.client.get::<SnapshotInfo>(&snap_path(dom, snap))
     }
     fn snapshot_current(&self, dom: &str) -> model::Result<Option<SnapshotInfo>> {
-        self.0.get::<CurrentResponse>(&format!("{}/current-snapshot", dom_path(dom))).map(|r| r.current)
+        self.client.get::<CurrentResponse>(&format!("{}/current-snapshot", dom_path(dom))).map(|r| r.current)
     }
     fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
         let _: serde_json::Value =
-            self.0.send("POST", &format!("{}/revert", snap_path(dom, snap)), &FlagsRequest { flags })?;
+            self.client.send("POST", &format!("{}/revert", snap_path(dom, snap)), &FlagsRequest { flags })?;
         Ok(())
     }
     fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
-        let _: serde_json::Value = self.0.delete(&format!("{}?flags={flags}", snap_path(dom, snap)))?;
+        let _: serde_json::Value = self.client.delete(&format!("{}?flags={flags}", snap_path(dom, snap)))?;
         Ok(())
     }
     fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> model::Result<()> {
         let body = ImportRequest { xmls: xmls.to_vec(), current: current.map(str::to_owned), flags, migration: None };
-        let _: serde_json::Value = self.0.send("POST", &format!("{}/snapshot-import", dom_path(dom)), &body)?;
+        let _: serde_json::Value = self.client.send("POST", &format!("{}/snapshot-import", dom_path(dom)), &body)?;
         Ok(())
     }
     fn snapshot_edit(&self, dom: &str, snap: &str, xml: &str, flags: u32) -> model::Result<String> {
         let body = CreateRequest { xml: xml.to_owned(), flags };
-        self.0.send::<NameResponse, _>("PUT", &snap_path(dom, snap), &body).map(|r| r.name)
+        self.client.send::<NameResponse, _>("PUT", &snap_path(dom, snap), &body).map(|r| r.name)
     }
 }

@@ -4,14 +4,14 @@
 use serde::{Serialize, de::DeserializeOwned};
 use virtplug_model as model;
 use virtplug_plugin_api as abi;
+use virtplug_wire::{
+    self as wire, ErrorBody, HierarchyJson, ImportRequest, ImportStatusJson, MigrationRequest, PluginInfoJson,
+    TaskJson, TaskState,
+};
 
 use super::{
     http::{HttpClient, encode_segment},
-    io_error, parse_uri,
-    wire::{
-        self, ErrorBody, HierarchyJson, ImportRequest, ImportStatusJson, MigrationRequest, PluginInfoJson, TaskJson,
-        TaskState,
-    },
+    uri::{io_error, parse_uri},
 };
 use crate::error::{HostError, Result};
 
