@@ -7,19 +7,9 @@
 
 use std::{path::Path, process::Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_virtplug");
+use virtplug_test_support::{MOCK, require};
 
-fn mock_built() -> bool {
-    if Path::new(BIN).parent().is_some_and(|d| d.join("libvirtplug_plugin_mock.so").is_file()) {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "the mock plugin libvirtplug_plugin_mock.so is not beside {BIN}; build it first (cargo build -p virtplug-plugin-mock)"
-    );
-    eprintln!("note: skipping the bundle byte test: libvirtplug_plugin_mock.so is not built beside {BIN}");
-    false
-}
+const BIN: &str = env!("CARGO_BIN_EXE_virtplug");
 
 /// Runs `virtplug -c mock://<dir> args…` and returns stdout; fails on a non-zero exit.
 fn virtplug(dir: &Path, config: &Path, args: &[&str]) -> Vec<u8> {
@@ -40,9 +30,7 @@ fn virtplug(dir: &Path, config: &Path, args: &[&str]) -> Vec<u8> {
 
 #[test]
 fn stdout_and_file_exports_are_the_same_bytes_and_both_import() {
-    if !mock_built() {
-        return;
-    }
+    require!(MOCK.require("the bundle byte test"));
     let (source, target, config) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let src = source.path();

@@ -6,15 +6,9 @@
 
 use std::{path::Path, process::Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_virtplug");
+use virtplug_test_support::{MOCK, require};
 
-fn mock_built() -> bool {
-    let built = Path::new(BIN).with_file_name("libvirtplug_plugin_mock.so").is_file();
-    if !built && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("the mock plugin libvirtplug_plugin_mock.so is not beside {BIN}; build it first");
-    }
-    built
-}
+const BIN: &str = env!("CARGO_BIN_EXE_virtplug");
 
 fn virtplug(uri: &str, args: &[&str], editor: Option<&Path>) -> (i32, String, String) {
     let mut cmd = Command::new(BIN);
@@ -32,9 +26,7 @@ fn virtplug(uri: &str, args: &[&str], editor: Option<&Path>) -> (i32, String, St
 
 #[test]
 fn another_writer_is_refused_while_the_editor_runs() {
-    if !mock_built() {
-        return;
-    }
+    require!(MOCK.require("the snapshot-edit job test"));
     let tmp = tempfile::tempdir().unwrap();
     let uri = format!("mock://{}", tmp.path().join("host").display());
     assert_eq!(virtplug(&uri, &["snapshot-create-as", "test", "s1", "first"], None).0, 0);

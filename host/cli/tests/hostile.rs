@@ -12,24 +12,12 @@ use std::{
     io::Write,
     path::Path,
     process::{Command, Stdio},
-    sync::Once,
 };
 
 use virtplug_cli::error::{MAX_BUNDLE_FILE_BYTES, MAX_XML_FILE_BYTES, read_bounded, read_limited};
+use virtplug_test_support::{MOCK, fixture, require};
 
 const BIN: &str = env!("CARGO_BIN_EXE_virtplug");
-
-/// `false` when a test that needs `file` (built beside the binary) must be skipped.
-fn built(file: &str, build: &str) -> bool {
-    let dir = Path::new(BIN).parent().expect("target/<profile>");
-    if dir.join(file).is_file() {
-        return true;
-    }
-    assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{file} is not beside {BIN}; build it first ({build})");
-    static NOTE: Once = Once::new();
-    NOTE.call_once(|| eprintln!("note: skipping virtplug cases that need {file}: not built beside {BIN}"));
-    false
-}
 
 #[derive(Debug, PartialEq, Eq)]
 struct Out {
@@ -101,9 +89,7 @@ fn reads_stop_at_the_limit() {
 
 #[test]
 fn endless_and_oversized_xml_files_are_refused_in_one_line() {
-    if !built("libvirtplug_plugin_mock.so", "cargo build -p virtplug-plugin-mock") {
-        return;
-    }
+    require!(MOCK.require("virtplug cases that need the mock"));
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.xml");
     std::fs::write(&big, vec![b' '; (MAX_XML_FILE_BYTES + 1) as usize]).unwrap();
@@ -161,13 +147,10 @@ fn endless_and_oversized_xml_files_are_refused_in_one_line() {
 /// and its record (location, backtrace) goes to stderr only under VIRTPLUG_PLUGIN_LOG=stderr.
 #[test]
 fn a_plugin_panic_is_one_error_line() {
-    if !built("libvirtplug_fixture_panicky.so", "cargo build -p virtplug-fixture-panicky") {
-        return;
-    }
+    let so = require!(fixture("panicky").require("virtplug cases that need the panicky fixture"));
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
-    let so = Path::new(BIN).parent().unwrap().join("libvirtplug_fixture_panicky.so");
     std::fs::copy(so, plugins.join("libpanicky.so")).unwrap();
     let run = |log: Option<&str>| {
         let mut cmd = Command::new(BIN);
@@ -195,9 +178,7 @@ fn a_plugin_panic_is_one_error_line() {
 /// virsh does with SIGPIPE ignored.
 #[test]
 fn a_closed_stdout_ends_quietly() {
-    if !built("libvirtplug_plugin_mock.so", "cargo build -p virtplug-plugin-mock") {
-        return;
-    }
+    require!(MOCK.require("virtplug cases that need the mock"));
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         let (reader, writer) = std::io::pipe().unwrap();

@@ -3,88 +3,27 @@
 //! migration prints its result line, moves the whole tree (names, parents, current) to B and
 //! leaves A without metadata.
 //!
-//! `virtplugd` and the mock plugin are found beside the `virtplug` binary (target/<profile>).
+//! `virtplugd` and the mock plugin are found in target/<profile> (the shared test support).
 //! Without them this test fails under `CI=true` and is skipped with a note otherwise.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on an unexpected value")]
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Stdio},
 };
+
+use virtplug_test_support::{Daemon, MOCK, VIRTPLUGD, private_plugin_dir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_virtplug");
 
-/// (virtplugd, a folder holding only the mock plugin), or `None` (skip) outside CI.
-fn prerequisites(tmp: &Path) -> Option<(PathBuf, PathBuf)> {
-    let dir = Path::new(BIN).parent()?;
-    let (daemon, mock) = (dir.join("virtplugd"), dir.join("libvirtplug_plugin_mock.so"));
-    if !daemon.is_file() || !mock.is_file() {
-        let what = format!(
-            "{} and {} must be built beside {BIN} (cargo build -p virtplug-daemon -p virtplug-plugin-mock)",
-            daemon.display(),
-            mock.display()
-        );
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{what}");
-        }
-        eprintln!("note: skipping the migrate-snapshots session test: {what}");
-        return None;
-    }
-    let plugins = tmp.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(&mock, plugins.join("libvirtplug_plugin_mock.so")).unwrap();
-    Some((daemon, plugins))
-}
-
-/// One daemon on its own socket, state and host folders; killed on drop.
-struct Daemon {
-    dir: PathBuf,
-    child: Child,
-}
-
-impl Daemon {
-    fn start(bin: &Path, plugins: &Path, dir: &Path) -> Self {
-        std::fs::create_dir_all(dir.join("host")).unwrap();
-        let log = std::fs::File::create(dir.join("log")).unwrap();
-        let child = Command::new(bin)
-            .arg("--socket")
-            .arg(dir.join("sock"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .arg("--default-uri")
-            .arg(format!("mock://{}", dir.join("host").display()))
-            .env("VIRTPLUG_PLUGIN_DIR", plugins)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut d = Self { dir: dir.to_owned(), child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(d.dir.join("sock")).is_err() {
-            if let Ok(Some(status)) = d.child.try_wait() {
-                panic!(
-                    "virtplugd exited early: {status}; log: {}",
-                    std::fs::read_to_string(d.dir.join("log")).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < deadline, "virtplugd did not listen within 20 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        d
-    }
-    fn uri(&self) -> String {
-        format!("mock+unix://{}?socket={}", self.dir.join("host").display(), self.dir.join("sock").display())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A private folder holding only the mock plugin, or `None` (skip) outside CI when `virtplugd`
+/// or the mock is not built.
+fn prerequisites(tmp: &Path) -> Option<PathBuf> {
+    const AREA: &str = "the migrate-snapshots session test";
+    VIRTPLUGD.require(AREA)?;
+    MOCK.require(AREA)?;
+    Some(private_plugin_dir(&tmp.join("plugins"), &[&MOCK]))
 }
 
 /// Runs `virtplug ARGS` (stderr not a terminal: plain step lines); (status, stdout, stderr).
@@ -109,9 +48,9 @@ fn state(plugins: &Path, uri: &str) -> (String, String) {
 #[test]
 fn migrate_snapshots_between_two_daemons() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some((bin, plugins)) = prerequisites(tmp.path()) else { return };
-    let a = Daemon::start(&bin, &plugins, &tmp.path().join("a"));
-    let b = Daemon::start(&bin, &plugins, &tmp.path().join("b"));
+    let Some(plugins) = prerequisites(tmp.path()) else { return };
+    let a = Daemon::start(&tmp.path().join("a"), &plugins, &[]);
+    let b = Daemon::start(&tmp.path().join("b"), &plugins, &[]);
     let (ua, ub) = (a.uri(), b.uri());
 
     // s1 ─┬─ s1a ── s1a1

@@ -9,33 +9,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on an unexpected value")]
 
-use std::{
-    path::Path,
-    process::{Command, Stdio},
-    sync::Once,
-};
+use std::process::{Command, Stdio};
+
+use virtplug_test_support::{MOCK, require};
 
 const BIN: &str = env!("CARGO_BIN_EXE_virtplug");
-
-/// The directory the binary and the plugins are built into (target/<profile>).
-fn target_dir() -> &'static Path {
-    Path::new(BIN).parent().expect("target/<profile>")
-}
-
-/// `false` when a test that needs `plugin` must be skipped (outside CI, not built).
-fn built(plugin: &str, build: &str) -> bool {
-    if target_dir().join(plugin).is_file() {
-        return true;
-    }
-    assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{plugin} is not beside {BIN}; build it first ({build})");
-    static NOTE: Once = Once::new();
-    NOTE.call_once(|| eprintln!("note: skipping virtplug misuse cases that need {plugin}: not built beside {BIN}"));
-    false
-}
-
-fn mock_built() -> bool {
-    built("libvirtplug_plugin_mock.so", "cargo build -p virtplug-plugin-mock")
-}
 
 #[derive(Debug, PartialEq, Eq)]
 struct Out {
@@ -168,9 +146,7 @@ fn command_line_misuse_is_one_line_in_virsh_words() {
 /// Refused once the command runs, after connecting: virsh's empty line follows on stdout.
 #[test]
 fn option_checks_of_a_running_command() {
-    if !mock_built() {
-        return;
-    }
+    require!(MOCK.require("virtplug misuse cases that need the mock"));
     let env = Env::new();
     let c = |rest: &'static [&'static str]| -> Vec<&'static str> { [&["-c", "URI"][..], rest].concat() };
     let cases: Vec<(Vec<&str>, &str, &str)> = vec![
@@ -246,9 +222,7 @@ fn option_checks_of_a_running_command() {
 /// look like options, `--opt=value`, `--` and bare words in declaration order.
 #[test]
 fn well_formed_lines_still_run() {
-    if !mock_built() {
-        return;
-    }
+    require!(MOCK.require("virtplug misuse cases that need the mock"));
     let env = Env::new();
     let xml = "<domainsnapshot>\n  <name>n</name>\n  <description>-d</description>\n  <memory file='/m'/>\n  \
                <disks>\n    <disk name='a'/>\n    <disk name='b'/>\n  </disks>\n</domainsnapshot>\n\n\n";

@@ -9,36 +9,11 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on an unexpected value")]
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    sync::Once,
-};
+use std::process::Command;
+
+use virtplug_test_support::{MOCK, require};
 
 const BIN: &str = env!("CARGO_BIN_EXE_virtplug");
-
-fn mock_plugin() -> Option<PathBuf> {
-    let dir = Path::new(BIN).parent()?;
-    let so = dir.join("libvirtplug_plugin_mock.so");
-    so.is_file().then_some(so)
-}
-
-/// `None` when the tests must be skipped (outside CI, no mock plugin built).
-fn require_mock() -> Option<()> {
-    if mock_plugin().is_some() {
-        return Some(());
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "the mock plugin libvirtplug_plugin_mock.so is not beside {BIN}; build it first (cargo build -p virtplug-plugin-mock)"
-        );
-    }
-    static NOTE: Once = Once::new();
-    NOTE.call_once(|| {
-        eprintln!("note: skipping virtplug CLI session tests: libvirtplug_plugin_mock.so is not built beside {BIN}")
-    });
-    None
-}
 
 /// Replaces every `YYYY-MM-DD HH:MM:SS +0000` by `<TIME>`.
 fn mask_times(s: &str) -> String {
@@ -130,7 +105,7 @@ impl Session {
 
 #[test]
 fn appendix_a_session() {
-    let Some(()) = require_mock() else { return };
+    require!(MOCK.require("virtplug CLI session tests"));
     let s = Session::new();
     s.ok("snapshot-list test", " Name   Creation Time   State\n-------------------------------\n\n");
     s.ok("snapshot-create-as test s1 --description first", "Domain snapshot s1 created\n");
@@ -244,7 +219,7 @@ fn appendix_a_session() {
 
 #[test]
 fn domain_lifecycle_and_undefine() {
-    let Some(()) = require_mock() else { return };
+    require!(MOCK.require("virtplug CLI session tests"));
     let s = Session::new();
     s.ok("domstate test", "running\n\n");
     s.ok("list", " Id   Name   State\n----------------------\n 1    test   running\n\n");
@@ -271,7 +246,7 @@ fn domain_lifecycle_and_undefine() {
 
 #[test]
 fn print_xml_json_and_usage_errors() {
-    let Some(()) = require_mock() else { return };
+    require!(MOCK.require("virtplug CLI session tests"));
     let s = Session::new();
     s.ok(
         "snapshot-create-as test --print-xml --name x --description d --disk-only --diskspec vda,snapshot=external,file=/path/to/x.qcow2 --memspec file=/path/to/m.img,snapshot=external",
@@ -334,7 +309,7 @@ impl Session {
 
 #[test]
 fn snapshot_edit_is_atomic() {
-    let Some(()) = require_mock() else { return };
+    require!(MOCK.require("virtplug CLI session tests"));
     let s = Session::new();
     s.ok("snapshot-create-as test s1", "Domain snapshot s1 created\n");
     s.ok("snapshot-create-as test s2", "Domain snapshot s2 created\n");
@@ -373,7 +348,7 @@ fn snapshot_edit_is_atomic() {
 
 #[test]
 fn export_import_and_halt_quirk() {
-    let Some(()) = require_mock() else { return };
+    require!(MOCK.require("virtplug CLI session tests"));
     let src = Session::new();
     src.ok("snapshot-create-as test s1", "Domain snapshot s1 created\n");
     src.ok("snapshot-create-as test s2", "Domain snapshot s2 created\n");

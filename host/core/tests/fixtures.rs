@@ -2,24 +2,14 @@
 //! call its checks rejected. Fixtures are built by `cargo build --workspace` into target/<profile>.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed expectation is the failure")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use virtplug_host::{Connection, HostError, Registry, codes, flags::*, load_plugin};
-
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
-}
-
-fn fixture(name: &str) -> PathBuf {
-    let path = target_dir().join(format!("libvirtplug_fixture_{name}.so"));
-    assert!(path.is_file(), "fixture {} is not built: run `cargo build --workspace` first", path.display());
-    path
-}
+use virtplug_test_support::fixture;
 
 fn registry_with(name: &str) -> Registry {
     let mut registry = Registry::default();
-    registry.add(load_plugin(&fixture(name)).expect("fixture loads"));
+    registry.add(load_plugin(&fixture(name).built()).expect("fixture loads"));
     registry
 }
 
@@ -206,7 +196,7 @@ fn panicking_plugin_becomes_an_error_and_is_poisoned() {
 
 #[test]
 fn incompatible_abi_is_refused_in_one_line() {
-    let path = fixture("abi_v2");
+    let path = fixture("abi_v2").built();
     let e = load_plugin(&path).unwrap_err();
     let text = e.to_string();
     assert_eq!(
@@ -256,7 +246,7 @@ fn files_that_are_not_plugins_are_refused_in_one_line() {
 fn a_directory_scan_keeps_going_past_refused_files() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("libbroken.so"), b"nope").unwrap();
-    std::fs::copy(fixture("panicky"), dir.path().join("libpanicky.so")).unwrap();
+    std::fs::copy(fixture("panicky").built(), dir.path().join("libpanicky.so")).unwrap();
     let registry =
         Registry::discover(&virtplug_host::PluginDirs { dirs: vec![dir.path().to_owned()], beside_executable: vec![] });
     assert_eq!(registry.plugins().len(), 1);

@@ -13,25 +13,7 @@ use std::{
 };
 
 use virtplug_host::{PluginDirs, Registry};
-
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
-}
-
-fn built(file: &str) -> PathBuf {
-    let path = target_dir().join(file);
-    assert!(
-        path.is_file(),
-        "{} is not built: run `cargo build -p virtplug-plugin-mock -p virtplug-cli` first",
-        path.display()
-    );
-    path
-}
-
-fn mock() -> PathBuf {
-    built("libvirtplug_plugin_mock.so")
-}
+use virtplug_test_support::{MOCK, VIRTPLUG};
 
 /// Loads every `*.so` of `dir`: (names of the plugins loaded, one line per refusal).
 fn scan(dir: &Path) -> (Vec<String>, Vec<String>) {
@@ -72,7 +54,7 @@ fn field(bytes: &[u8], at: usize, width: usize) -> u64 {
 
 #[test]
 fn truncated_plugins_are_refused_before_they_are_mapped() {
-    let whole = std::fs::read(mock()).unwrap();
+    let whole = std::fs::read(MOCK.built()).unwrap();
     let (phoff, shoff) = (field(&whole, 0x20, 8), field(&whole, 0x28, 8));
     let (phentsize, phnum, shentsize, shnum) =
         (field(&whole, 0x36, 2), field(&whole, 0x38, 2), field(&whole, 0x3a, 2), field(&whole, 0x3c, 2));
@@ -123,7 +105,7 @@ fn truncated_plugins_are_refused_before_they_are_mapped() {
     ];
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::copy(mock(), dir.join("libwhole.so")).unwrap();
+    std::fs::copy(MOCK.built(), dir.join("libwhole.so")).unwrap();
     let mut expected = Vec::new();
     for (name, len, reason) in &cuts {
         let path = dir.join(format!("libcut-{name}.so"));
@@ -139,7 +121,7 @@ fn truncated_plugins_are_refused_before_they_are_mapped() {
     assert_eq!(refused, want);
 
     // `virtplug plugins` lists them and exits 0 (before the check it died of SIGBUS).
-    let out = Command::new(built("virtplug")).arg("plugins").env("VIRTPLUG_PLUGIN_DIR", dir).output().unwrap();
+    let out = Command::new(VIRTPLUG.built()).arg("plugins").env("VIRTPLUG_PLUGIN_DIR", dir).output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     let listed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("Refused ")).collect();
@@ -149,7 +131,7 @@ fn truncated_plugins_are_refused_before_they_are_mapped() {
 
 #[test]
 fn elf_files_for_another_host_are_refused_before_they_are_mapped() {
-    let whole = std::fs::read(mock()).unwrap();
+    let whole = std::fs::read(MOCK.built()).unwrap();
     let patched = |at: usize, bytes: &[u8]| {
         let mut copy = whole.clone();
         copy[at..at + bytes.len()].copy_from_slice(bytes);
@@ -195,7 +177,7 @@ struct Case {
 fn layouts(root: &Path, uid: u32) -> Vec<Case> {
     let so = |dir: &Path, name: &str, mode: u32| {
         let path = dir.join(name);
-        std::fs::copy(mock(), &path).unwrap();
+        std::fs::copy(MOCK.built(), &path).unwrap();
         chmod(&path, mode);
         path
     };
@@ -347,13 +329,13 @@ fn refusals_are_listed_by_virtplug_plugins() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = mkdir(&tmp.path().join("plugins"), 0o755);
     let so = dir.join("libg.so");
-    std::fs::copy(mock(), &so).unwrap();
+    std::fs::copy(MOCK.built(), &so).unwrap();
     chmod(&so, 0o664);
     // A newline in a file name is shown escaped: one refusal, one line.
     let odd = dir.join("lib\nx.so");
-    std::fs::copy(mock(), &odd).unwrap();
+    std::fs::copy(MOCK.built(), &odd).unwrap();
     chmod(&odd, 0o666);
-    let out = Command::new(built("virtplug")).arg("plugins").env("VIRTPLUG_PLUGIN_DIR", &dir).output().unwrap();
+    let out = Command::new(VIRTPLUG.built()).arg("plugins").env("VIRTPLUG_PLUGIN_DIR", &dir).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),

@@ -2,17 +2,10 @@
 //! because it changes the process environment.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed expectation is the failure")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use virtplug_host::{Connection, PluginDirs, Registry, codes};
-
-fn fixture(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let path =
-        exe.parent().and_then(Path::parent).expect("target/<profile>").join(format!("libvirtplug_fixture_{name}.so"));
-    assert!(path.is_file(), "fixture {} is not built: run `cargo build --workspace` first", path.display());
-    path
-}
+use virtplug_test_support::fixture;
 
 fn set(key: &str, value: Option<&Path>) {
     // SAFETY: this binary holds a single test, so no other thread reads the environment.
@@ -29,7 +22,7 @@ fn plugin_dirs_come_from_the_environment_or_the_config_file() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(fixture("panicky"), plugins.join("libpanicky.so")).unwrap();
+    std::fs::copy(fixture("panicky").built(), plugins.join("libpanicky.so")).unwrap();
 
     // VIRTPLUG_PLUGIN_DIR: only those directories, each must exist.
     set("VIRTPLUG_PLUGIN_DIR", Some(&plugins));

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Daemon, create, plugin_dir, raw};
+use common::{Connect, Daemon, create, plugin_dir, raw};
 use virtplug_host::{Connection, Registry, flags::snapshot_xml};
 
 fn post(path: &str, body: &str) -> String {

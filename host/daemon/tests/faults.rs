@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Daemon, check_tree, create, plugin_dir};
+use common::{Connect, Daemon, check_tree, create, plugin_dir};
 use virtplug_host::{
     flags::snapshot_list,
     remote::{

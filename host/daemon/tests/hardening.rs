@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use common::{BIN, Daemon, plugin_dir, raw};
+use common::{BIN, Connect, Daemon, plugin_dir, raw};
 use virtplug_host::{Connection, PluginDirs, Registry, codes};
 
 /// The read-only socket, once it listens (`Daemon::start` waits for the read-write one only).

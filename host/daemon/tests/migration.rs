@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Daemon, check_tree, create, plugin_dir};
+use common::{Connect, Daemon, check_tree, create, plugin_dir};
 use virtplug_host::{
     flags::{snapshot_create, snapshot_list, snapshot_xml},
     remote::{

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Daemon, check_tree, plugin_dir};
+use common::{Connect, Daemon, check_tree, plugin_dir};
 use virtplug_host::{
     Connection,
     flags::{snapshot_list, snapshot_xml},

@@ -17,7 +17,7 @@ use std::{
     },
 };
 
-use common::{BIN, Daemon, check_tree, plugin_dir};
+use common::{Connect, Daemon, check_tree, plugin_dir};
 use virtplug_host::{
     codes,
     flags::{snapshot_create, snapshot_xml},
@@ -94,8 +94,7 @@ fn api_writer(a_uri: &str, stop: &AtomicBool) -> Acked {
 
 /// CLI writer: `virtplug -c mock:///<A's host dir> snapshot-create-as test cli-N` processes.
 fn cli_writer(host: &Path, plugins: &Path, stop: &AtomicBool) -> Acked {
-    let cli = Path::new(BIN).with_file_name("virtplug");
-    assert!(cli.is_file(), "the virtplug CLI must be built beside {BIN}");
+    let cli = virtplug_test_support::VIRTPLUG.built();
     let uri = format!("mock://{}", host.display());
     let mut acked = Acked::default();
     let mut i = 0;

@@ -1,130 +1,34 @@
-//! Test helpers: run `virtplugd` as a child process on its own sockets and state directory, with
-//! the mock plugin (required under `CI=true`; elsewhere the tests are skipped with one note).
+//! Test helpers: `virtplugd` runs through the shared support crate's [`Daemon`] with a private
+//! folder holding the mock plugin (required under `CI=true`; elsewhere the tests are skipped with
+//! one note); the tree checks and raw HTTP below are the daemon's own.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 #![allow(dead_code, reason = "each test file uses a subset")]
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::path::{Path, PathBuf};
 
 use virtplug_host::{Connection, Registry};
+pub use virtplug_test_support::Daemon;
+use virtplug_test_support::{MOCK, private_plugin_dir};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_virtplugd");
 
-/// The folder holding the mock plugin, or `None` (skip) outside CI.
+/// A folder (0700) holding only the mock plugin, shared by this process's tests, or `None`
+/// (skip) outside CI when the mock is not built.
 pub fn plugin_dir() -> Option<PathBuf> {
-    let dir = Path::new(BIN).parent()?.to_owned();
-    if dir.join("libvirtplug_plugin_mock.so").is_file() {
-        // Only the mock: other plugins in the build folder are not needed here.
-        let only = std::env::temp_dir().join(format!("virtplugd-test-plugins-{}", std::process::id()));
-        std::fs::create_dir_all(&only).ok()?;
-        let target = only.join("libvirtplug_plugin_mock.so");
-        if !target.exists() {
-            // Tests run in parallel threads: copy under a unique name, then rename atomically.
-            let tmp = only.join(format!(".mock-{:?}.so", std::thread::current().id()));
-            std::fs::copy(dir.join("libvirtplug_plugin_mock.so"), &tmp).ok()?;
-            std::fs::rename(&tmp, &target).ok()?;
-        }
-        return Some(only);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("libvirtplug_plugin_mock.so is not beside {BIN}; build it first (cargo build -p virtplug-plugin-mock)");
-    }
-    eprintln!("note: skipping virtplugd tests: libvirtplug_plugin_mock.so is not built beside {BIN}");
-    None
+    MOCK.require("virtplugd tests")?;
+    let only = std::env::temp_dir().join(format!("virtplugd-test-plugins-{}", std::process::id()));
+    Some(private_plugin_dir(&only, &[&MOCK]))
 }
 
-/// One daemon: its folder, sockets and host state.
-pub struct Daemon {
-    pub dir: PathBuf,
-    pub child: Child,
-    pub plugins: PathBuf,
-    pub extra: Vec<String>,
+/// A client connection to a test daemon (the support crate knows no host types).
+pub trait Connect {
+    fn connect(&self) -> Connection;
 }
 
-impl Daemon {
-    pub fn socket(&self) -> PathBuf {
-        self.dir.join("sock")
-    }
-    /// The mock host directory this daemon serves.
-    pub fn host(&self) -> PathBuf {
-        self.dir.join("host")
-    }
-    /// The remote URI a client uses.
-    pub fn uri(&self) -> String {
-        format!("mock+unix://{}?socket={}", self.host().display(), self.socket().display())
-    }
-    pub fn ro_uri(&self) -> String {
-        format!("mock+unix://{}?socket={}-ro", self.host().display(), self.socket().display())
-    }
-    pub fn start(dir: &Path, plugins: &Path, extra: &[String]) -> Self {
-        std::fs::create_dir_all(dir.join("host")).unwrap();
-        let mut d = Self {
-            dir: dir.to_owned(),
-            child: spawn(dir, plugins, extra),
-            plugins: plugins.to_owned(),
-            extra: extra.to_vec(),
-        };
-        d.wait_ready();
-        d
-    }
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok() {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "virtplugd exited early: {status}; log: {}",
-                    std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("virtplugd did not listen within 20 s");
-    }
-    /// SIGKILL, then start again on the same sockets and state.
-    pub fn kill_and_restart(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        self.child = spawn(&self.dir, &self.plugins, &self.extra);
-        self.wait_ready();
-    }
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
-    }
-    pub fn connect(&self) -> Connection {
+impl Connect for Daemon {
+    fn connect(&self) -> Connection {
         Connection::open(&Registry::default(), &self.uri(), false).unwrap()
     }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(dir: &Path, plugins: &Path, extra: &[String]) -> Child {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("log")).unwrap();
-    Command::new(BIN)
-        .arg("--socket")
-        .arg(dir.join("sock"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--default-uri")
-        .arg(format!("mock://{}", dir.join("host").display()))
-        .args(extra)
-        .env("VIRTPLUG_PLUGIN_DIR", plugins)
-        .env("VIRTPLUGD_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
 }
 
 /// A snapshot XML to redefine: `name` under `parent`, with the mock's `test` domain.

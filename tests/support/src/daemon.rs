@@ -1,0 +1,106 @@
+//! A `virtplugd` child process on its own socket, state and mock host folders, killed on drop.
+//! Used by the daemon's own tests and by the CLI's daemon-to-daemon tests; it speaks only paths
+//! and URIs, so this crate needs no host types (connecting is the caller's business).
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// How long a daemon may take to listen before the test fails.
+const READY: Duration = Duration::from_secs(20);
+
+/// One daemon: its folder (socket `sock`, `state`, mock `host`, `log`), process and arguments.
+pub struct Daemon {
+    pub dir: PathBuf,
+    pub child: Child,
+    pub plugins: PathBuf,
+    pub extra: Vec<String>,
+}
+
+impl Daemon {
+    /// Starts the built `virtplugd` (see [`crate::VIRTPLUGD`]) in `dir` with `VIRTPLUG_PLUGIN_DIR=plugins`
+    /// and `extra` arguments, serving `mock://<dir>/host` by default; returns once it listens.
+    pub fn start(dir: &Path, plugins: &Path, extra: &[String]) -> Self {
+        std::fs::create_dir_all(dir.join("host")).unwrap_or_else(|e| panic!("creating {}/host: {e}", dir.display()));
+        let mut d = Self {
+            dir: dir.to_owned(),
+            child: spawn(dir, plugins, extra),
+            plugins: plugins.to_owned(),
+            extra: extra.to_vec(),
+        };
+        d.wait_ready();
+        d
+    }
+    /// The unix socket (read-write; the read-only one is `<socket>-ro`).
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("sock")
+    }
+    /// The mock host directory this daemon serves.
+    pub fn host(&self) -> PathBuf {
+        self.dir.join("host")
+    }
+    /// The remote URI a client uses.
+    pub fn uri(&self) -> String {
+        format!("mock+unix://{}?socket={}", self.host().display(), self.socket().display())
+    }
+    /// The remote URI of the read-only socket.
+    pub fn ro_uri(&self) -> String {
+        format!("mock+unix://{}?socket={}-ro", self.host().display(), self.socket().display())
+    }
+    /// SIGKILL, then start again on the same sockets and state.
+    pub fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap_or_else(|e| panic!("killing virtplugd: {e}"));
+        self.child.wait().unwrap_or_else(|e| panic!("reaping virtplugd: {e}"));
+        self.child = spawn(&self.dir, &self.plugins, &self.extra);
+        self.wait_ready();
+    }
+    /// The daemon's log so far (stderr, `VIRTPLUGD_LOG=info`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY;
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("virtplugd exited early: {status}; log: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("virtplugd did not listen within 20 s");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(dir: &Path, plugins: &Path, extra: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("log"))
+        .unwrap_or_else(|e| panic!("opening {}/log: {e}", dir.display()));
+    Command::new(crate::VIRTPLUGD.built())
+        .arg("--socket")
+        .arg(dir.join("sock"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--default-uri")
+        .arg(format!("mock://{}", dir.join("host").display()))
+        .args(extra)
+        .env("VIRTPLUG_PLUGIN_DIR", plugins)
+        .env("VIRTPLUGD_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting virtplugd: {e}"))
+}
