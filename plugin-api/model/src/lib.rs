@@ -21,6 +21,7 @@ pub mod limits;
 pub mod store;
 mod store_jobs;
 mod store_ops;
+mod store_rows;
 pub mod tree;
 pub mod xml;
 

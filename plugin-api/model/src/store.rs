@@ -16,10 +16,10 @@
 
 use std::{path::Path, time::Duration};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::{
-    DomainInfo, Error, Result, SnapshotInfo, codes,
+    Error, Result, SnapshotInfo, codes,
     domain::DomainDef,
     tree::SnapshotTree,
     xml::{self, FormatFlags, SnapshotDef},
@@ -27,7 +27,12 @@ use crate::{
 
 pub use crate::store_jobs::JobRecord;
 pub use crate::store_ops::Writer;
-use crate::{store_jobs::Jobs, store_ops::Cache};
+pub use crate::store_rows::DomainRecord;
+use crate::{
+    store_jobs::Jobs,
+    store_ops::Cache,
+    store_rows::{db, domain_row, load_tree, read_def},
+};
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = 4;
@@ -42,48 +47,6 @@ pub enum Sync {
     Full,
 }
 
-/// One domain row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DomainRecord {
-    /// Name.
-    pub name: String,
-    /// UUID (lower-case, dashed).
-    pub uuid: String,
-    /// The domain XML as defined.
-    pub xml: String,
-    /// `flags::domain_state` value.
-    pub state: u32,
-    /// State reason.
-    pub reason: u32,
-    /// Hypervisor id while active, -1 otherwise.
-    pub id: i32,
-    /// Persistent definition.
-    pub persistent: bool,
-}
-
-impl DomainRecord {
-    /// The list record (memory and vcpus from the XML; zero when it cannot be read).
-    pub fn info(&self) -> DomainInfo {
-        let def = DomainDef::parse(&self.xml).ok();
-        DomainInfo {
-            name: self.name.clone(),
-            uuid: self.uuid.clone(),
-            id: self.id,
-            state: self.state,
-            reason: self.reason,
-            max_memory_kib: def.as_ref().map_or(0, |d| d.max_memory_kib),
-            memory_kib: def.as_ref().map_or(0, |d| d.memory_kib),
-            vcpus: def.as_ref().map_or(0, |d| d.vcpus),
-            persistent: self.persistent,
-        }
-    }
-}
-
-/// An SQLite error as a model error (OPERATION_FAILED, one line).
-pub(crate) fn db(e: rusqlite::Error) -> Error {
-    Error::new(codes::OPERATION_FAILED, format!("metadata store: {}", e.to_string().replace('\n', " ")))
-}
-
 /// An open metadata store.
 #[derive(Debug)]
 pub struct Store {
@@ -95,7 +58,7 @@ pub struct Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        self.release_jobs();
+        self.jobs.release(&self.conn);
     }
 }
 
@@ -436,66 +399,33 @@ impl Store {
     pub fn edit(&mut self, dom: &str, old: &str, def: SnapshotDef, flags: crate::tree::RedefineFlags) -> Result<()> {
         self.write(|w| w.edit(dom, old, def, flags))
     }
-}
 
-pub(crate) fn domain_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DomainRecord> {
-    Ok(DomainRecord {
-        name: r.get(0)?,
-        uuid: r.get(1)?,
-        xml: r.get(2)?,
-        state: r.get(3)?,
-        reason: r.get(4)?,
-        id: r.get(5)?,
-        persistent: r.get(6)?,
-    })
-}
-
-/// Reads a domain's hierarchy.
-pub(crate) fn load_tree(conn: &Connection, dom: &str) -> Result<SnapshotTree> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT name, parent, creation_time, state, external, disk_only, is_current, seq
-             FROM snapshots WHERE dom_uuid = ?1",
-        )
-        .map_err(db)?;
-    let rows = stmt
-        .query_map(params![dom], |r| {
-            Ok((
-                SnapshotInfo {
-                    name: r.get(0)?,
-                    parent: r.get(1)?,
-                    creation_time: r.get(2)?,
-                    state: r.get(3)?,
-                    current: r.get(6)?,
-                    has_metadata: true,
-                    external: r.get(4)?,
-                    disk_only: r.get(5)?,
-                },
-                r.get::<_, i64>(7).map(|s| u64::try_from(s).unwrap_or(0))?,
-            ))
-        })
-        .map_err(db)?;
-    let records = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db)?;
-    Ok(SnapshotTree::from_records(records))
-}
-
-/// Reads and parses one stored snapshot definition (without parent).
-pub(crate) fn read_def(conn: &Connection, dom: &str, name: &str) -> Result<SnapshotDef> {
-    let (text, domain): (String, Option<String>) = conn
-        .prepare_cached(
-            "SELECT s.xml, d.xml FROM snapshots s LEFT JOIN snapshot_domains d ON d.id = s.domain_id
-             WHERE s.dom_uuid = ?1 AND s.name = ?2",
-        )
-        .map_err(db)?
-        .query_row(params![dom, name], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
-        .map_err(db)?
-        .ok_or_else(|| Error::no_snapshot(name))?;
-    let mut def = xml::parse_stored(&text)?;
-    if domain.is_some() {
-        def.domain = domain;
+    /// Begins a job on domain `dom` (uuid) described by `description` and returns its id.
+    /// Refused with `OPERATION_TIMEOUT` when another live job holds the domain (this
+    /// connection's own included: jobs do not nest); a dead holder's job is taken over.
+    pub fn job_begin(&mut self, dom: &str, description: &str) -> Result<String> {
+        self.jobs.begin(&mut self.conn, dom, description)
     }
-    Ok(def)
+
+    /// Ends job `id` on domain `dom` (uuid). `OPERATION_INVALID` when this connection does not
+    /// hold that job (it ended, or a take-over replaced it after this process was judged dead).
+    pub fn job_end(&mut self, dom: &str, id: &str) -> Result<()> {
+        self.jobs.end(&self.conn, dom, id)
+    }
+
+    /// Fails with `OPERATION_TIMEOUT` when another live job holds domain `dom` (uuid). For
+    /// plugins whose operation does hypervisor work before its store transaction: check first,
+    /// so that a change the transaction would refuse is not half done. (The transaction checks
+    /// again; this is no substitute.)
+    pub fn job_check(&mut self, dom: &str) -> Result<()> {
+        self.jobs.check_free(&self.conn, dom)
+    }
+
+    /// The job holding domain `dom` (uuid), if any (a dead holder's job included, until the
+    /// next writer takes it over).
+    pub fn job(&mut self, dom: &str) -> Result<Option<JobRecord>> {
+        Jobs::holding(&self.conn, dom)
+    }
 }
 
 #[cfg(test)]

@@ -11,12 +11,9 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use crate::{
-    Error, Result, codes,
-    store::{Store, db},
-};
+use crate::{Error, Result, codes, store_rows::db};
 
 /// The `jobs` table (schema v4): at most one job per domain.
 pub(crate) const MIGRATE_V3_V4: &str = "
@@ -168,13 +165,13 @@ fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-impl Store {
-    /// Begins a job on domain `dom` (uuid) described by `description` and returns its id.
-    /// Refused with `OPERATION_TIMEOUT` when another live job holds the domain (this
-    /// connection's own included: jobs do not nest); a dead holder's job is taken over.
-    pub fn job_begin(&mut self, dom: &str, description: &str) -> Result<String> {
-        let me = self.jobs.me().clone();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+/// The job operations of a [`Store`](crate::store::Store), which delegates to them with its
+/// SQLite connection (see the public `job_*` methods there for what each guarantees).
+impl Jobs {
+    /// Begins a job on `dom` (uuid); see `Store::job_begin`.
+    pub(crate) fn begin(&mut self, conn: &mut Connection, dom: &str, description: &str) -> Result<String> {
+        let me = self.me().clone();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
         let exists: bool = tx
             .prepare_cached("SELECT 1 FROM domains WHERE uuid = ?1")
             .map_err(db)?
@@ -186,7 +183,7 @@ impl Store {
             return Err(Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{dom}'")));
         }
         if let Some((record, holder)) = read_job(&tx, dom)? {
-            if self.jobs.held.get(dom) == Some(&record.id) || holder.may_be_alive(&me) {
+            if self.held.get(dom) == Some(&record.id) || holder.may_be_alive(&me) {
                 return Err(record.busy_error());
             }
             // A dead holder's job: replaced below, in this transaction.
@@ -200,49 +197,43 @@ impl Store {
         .execute(params![dom, id, description, me.host, me.boot_id, me.pid, me.pid_start, now()])
         .map_err(db)?;
         tx.commit().map_err(db)?;
-        self.jobs.held.insert(dom.to_owned(), id.clone());
+        self.held.insert(dom.to_owned(), id.clone());
         Ok(id)
     }
 
-    /// Ends job `id` on domain `dom` (uuid). `OPERATION_INVALID` when this connection does not
-    /// hold that job (it ended, or a take-over replaced it after this process was judged dead).
-    pub fn job_end(&mut self, dom: &str, id: &str) -> Result<()> {
-        if self.jobs.held.get(dom).map(String::as_str) != Some(id) {
+    /// Ends job `id` on `dom` (uuid); see `Store::job_end`.
+    pub(crate) fn end(&mut self, conn: &Connection, dom: &str, id: &str) -> Result<()> {
+        if self.held.get(dom).map(String::as_str) != Some(id) {
             return Err(Error::operation_invalid(format!("job '{id}' is not held by this connection")));
         }
-        self.jobs.held.remove(dom);
-        self.conn
-            .prepare_cached("DELETE FROM jobs WHERE dom_uuid = ?1 AND id = ?2")
+        self.held.remove(dom);
+        conn.prepare_cached("DELETE FROM jobs WHERE dom_uuid = ?1 AND id = ?2")
             .map_err(db)?
             .execute(params![dom, id])
             .map_err(db)?;
         Ok(())
     }
 
-    /// Fails with `OPERATION_TIMEOUT` when another live job holds domain `dom` (uuid). For
-    /// plugins whose operation does hypervisor work before its store transaction: check first,
-    /// so that a change the transaction would refuse is not half done. (The transaction checks
-    /// again; this is no substitute.)
-    pub fn job_check(&mut self, dom: &str) -> Result<()> {
-        let me = self.jobs.me().clone();
-        match read_job(&self.conn, dom)? {
-            Some((record, holder)) if self.jobs.held.get(dom) != Some(&record.id) && holder.may_be_alive(&me) => {
+    /// Fails when another live job holds `dom` (uuid); see `Store::job_check`.
+    pub(crate) fn check_free(&mut self, conn: &Connection, dom: &str) -> Result<()> {
+        let me = self.me().clone();
+        match read_job(conn, dom)? {
+            Some((record, holder)) if self.held.get(dom) != Some(&record.id) && holder.may_be_alive(&me) => {
                 Err(record.busy_error())
             }
             _ => Ok(()),
         }
     }
 
-    /// The job holding domain `dom` (uuid), if any (a dead holder's job included, until the
-    /// next writer takes it over).
-    pub fn job(&mut self, dom: &str) -> Result<Option<JobRecord>> {
-        Ok(read_job(&self.conn, dom)?.map(|(r, _)| r))
+    /// The job holding `dom` (uuid), if any; see `Store::job`.
+    pub(crate) fn holding(conn: &Connection, dom: &str) -> Result<Option<JobRecord>> {
+        Ok(read_job(conn, dom)?.map(|(r, _)| r))
     }
 
     /// Releases every job this connection holds (best effort; called on drop).
-    pub(crate) fn release_jobs(&mut self) {
-        for (dom, id) in std::mem::take(&mut self.jobs.held) {
-            if let Ok(mut stmt) = self.conn.prepare_cached("DELETE FROM jobs WHERE dom_uuid = ?1 AND id = ?2") {
+    pub(crate) fn release(&mut self, conn: &Connection) {
+        for (dom, id) in std::mem::take(&mut self.held) {
+            if let Ok(mut stmt) = conn.prepare_cached("DELETE FROM jobs WHERE dom_uuid = ?1 AND id = ?2") {
                 let _ = stmt.execute(params![dom, id]);
             }
         }

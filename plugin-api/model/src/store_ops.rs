@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use crate::{
     Error, Result, SnapshotInfo, codes,
     domain::{self, DomainDef},
-    store::{DomainRecord, db, load_tree, read_def},
+    store_rows::{DomainRecord, db, domain_row, load_tree, read_def},
     tree::{Change, RedefineFlags, SnapshotTree, info_from_def},
     xml::{self, FormatFlags, SnapshotDef},
 };
@@ -276,7 +276,7 @@ impl<'a, 'c> Writer<'a, 'c> {
         self.tx
             .prepare_cached("SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains WHERE uuid = ?1")
             .map_err(db)?
-            .query_row([uuid], crate::store::domain_row)
+            .query_row([uuid], domain_row)
             .optional()
             .map_err(db)?
             .ok_or_else(|| Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{uuid}'")))

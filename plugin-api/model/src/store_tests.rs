@@ -1,5 +1,7 @@
 //! Unit tests of the SQLite metadata store: schema versions, operations that mirror the tree,
 //! imports and edits that are all-or-nothing, and connections that share one store.
+use rusqlite::params;
+
 use super::*;
 use crate::xml::ParseFlags;
 use crate::{
