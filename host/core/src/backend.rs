@@ -1,13 +1,111 @@
-//! The native driver interface a connection talks to: the SDK's `Driver` trait, implemented here
-//! for a plugin's ABI driver object (local connections); a remote client implements the same
-//! trait. Conversions between ABI and native records live here, once.
+//! The host's backend interface: what a [`Connection`](crate::Connection) calls after its checks
+//! passed. Implemented here for a plugin's ABI driver object (local connections) and in
+//! `remote/` for a daemon client. Conversions between ABI and native records live here, once.
+//!
+//! The trait is the host's own, not the SDK's `Driver` (which plugins implement): the two have
+//! the same methods today, but the host's side can grow (a remote-only call, a different error
+//! split) without touching the plugin-facing API.
 
 use virtplug_model::{self as model, DomainInfo, SnapshotInfo};
 use virtplug_plugin_api::{
     self as abi, AbiError, DriverBox,
     abi_stable::std_types::{ROption, RResult, RStr, RString, RVec},
 };
-pub use virtplug_plugin_sdk::Driver as Backend;
+
+/// One serving side of a connection, called only after the generic checks passed. Every method
+/// defaults to `NO_SUPPORT` naming the operation, so a partial backend (a test double, a future
+/// transport) implements only what it serves. Errors are what the serving side reported.
+#[allow(unused_variables, reason = "default bodies ignore their arguments")]
+pub trait Backend: Send + Sync {
+    /// `domain_list`.
+    fn domain_list(&self) -> model::Result<Vec<DomainInfo>> {
+        Err(model::Error::no_support("domain_list"))
+    }
+    /// `domain_lookup` by name.
+    fn domain_lookup_by_name(&self, name: &str) -> model::Result<DomainInfo> {
+        Err(model::Error::no_support("domain_lookup"))
+    }
+    /// `domain_lookup` by UUID.
+    fn domain_lookup_by_uuid(&self, uuid: &str) -> model::Result<DomainInfo> {
+        Err(model::Error::no_support("domain_lookup"))
+    }
+    /// `domain_define` from XML.
+    fn domain_define(&self, xml: &str) -> model::Result<DomainInfo> {
+        Err(model::Error::no_support("domain_define"))
+    }
+    /// `domain_undefine` with `flags::domain_undefine` bits.
+    fn domain_undefine(&self, dom: &str, flags: u32) -> model::Result<()> {
+        Err(model::Error::no_support("domain_undefine"))
+    }
+    /// `domain_start`.
+    fn domain_start(&self, dom: &str) -> model::Result<()> {
+        Err(model::Error::no_support("domain_start"))
+    }
+    /// `domain_shutdown`.
+    fn domain_shutdown(&self, dom: &str) -> model::Result<()> {
+        Err(model::Error::no_support("domain_shutdown"))
+    }
+    /// `domain_destroy`.
+    fn domain_destroy(&self, dom: &str) -> model::Result<()> {
+        Err(model::Error::no_support("domain_destroy"))
+    }
+    /// `domain_suspend`.
+    fn domain_suspend(&self, dom: &str) -> model::Result<()> {
+        Err(model::Error::no_support("domain_suspend"))
+    }
+    /// `domain_resume`.
+    fn domain_resume(&self, dom: &str) -> model::Result<()> {
+        Err(model::Error::no_support("domain_resume"))
+    }
+    /// `domain_xml` with `flags::domain_xml` bits.
+    fn domain_xml(&self, dom: &str, flags: u32) -> model::Result<String> {
+        Err(model::Error::no_support("domain_xml"))
+    }
+    /// `snapshot_create`; returns the snapshot's name.
+    fn snapshot_create(&self, dom: &str, xml: &str, flags: u32) -> model::Result<String> {
+        Err(model::Error::no_support("snapshot_create"))
+    }
+    /// `snapshot_xml` with `flags::snapshot_xml` bits.
+    fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> model::Result<String> {
+        Err(model::Error::no_support("snapshot_xml"))
+    }
+    /// `snapshot_list`, unfiltered (the connection filters).
+    fn snapshot_list(&self, dom: &str, flags: u32) -> model::Result<Vec<SnapshotInfo>> {
+        Err(model::Error::no_support("snapshot_list"))
+    }
+    /// `snapshot_lookup`.
+    fn snapshot_lookup(&self, dom: &str, snap: &str) -> model::Result<SnapshotInfo> {
+        Err(model::Error::no_support("snapshot_lookup"))
+    }
+    /// `snapshot_current`.
+    fn snapshot_current(&self, dom: &str) -> model::Result<Option<SnapshotInfo>> {
+        Err(model::Error::no_support("snapshot_current"))
+    }
+    /// `snapshot_revert` with `flags::snapshot_revert` bits.
+    fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
+        Err(model::Error::no_support("snapshot_revert"))
+    }
+    /// `snapshot_delete` with `flags::snapshot_delete` bits.
+    fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
+        Err(model::Error::no_support("snapshot_delete"))
+    }
+    /// `snapshot_import`: a whole hierarchy, parents first, in one transaction.
+    fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> model::Result<()> {
+        Err(model::Error::no_support("snapshot_import"))
+    }
+    /// `snapshot_edit`: an atomic rename/redefine; returns the resulting name.
+    fn snapshot_edit(&self, dom: &str, snap: &str, xml: &str, flags: u32) -> model::Result<String> {
+        Err(model::Error::no_support("snapshot_edit"))
+    }
+    /// `domain_job_begin`: holds `dom` for `job`; returns the job id.
+    fn domain_job_begin(&self, dom: &str, job: &str) -> model::Result<String> {
+        Err(model::Error::no_support("domain_job"))
+    }
+    /// `domain_job_end`: releases job `job` on `dom`.
+    fn domain_job_end(&self, dom: &str, job: &str) -> model::Result<()> {
+        Err(model::Error::no_support("domain_job"))
+    }
+}
 
 /// A loaded plugin's driver object seen through the native trait.
 pub(crate) struct AbiBackend(pub(crate) DriverBox);
