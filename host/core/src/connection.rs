@@ -4,12 +4,11 @@ use virtplug_model as model;
 use virtplug_plugin_api::{
     self as abi, DriverBox,
     abi_stable::std_types::{RResult, RStr},
-    codes,
 };
 
 use crate::{
     backend::{AbiBackend, Backend, native_error},
-    error::{HostError, Result},
+    error::{HostError, MAX_NAME_BYTES, NameProblem, Result},
     registry::Registry,
     rules::OpRules,
 };
@@ -135,22 +134,18 @@ impl Connection {
     }
 }
 
-/// Names (domain and snapshot) are data: any UTF-8 without control characters, not empty,
-/// at most this many bytes.
-pub const MAX_NAME_BYTES: usize = 4096;
-
 /// Validates a name the caller gave before it reaches a plugin.
-pub(crate) fn check_name(kind: &str, name: &str) -> Result<()> {
-    let message = if name.is_empty() {
-        format!("{kind} name must not be empty")
+pub(crate) fn check_name(kind: &'static str, name: &str) -> Result<()> {
+    let problem = if name.is_empty() {
+        NameProblem::Empty
     } else if name.len() > MAX_NAME_BYTES {
-        format!("{kind} name is longer than {MAX_NAME_BYTES} bytes")
+        NameProblem::TooLong
     } else if name.chars().any(char::is_control) {
-        format!("{kind} name must not contain control characters")
+        NameProblem::ControlCharacter
     } else {
         return Ok(());
     };
-    Err(HostError::Driver(model::Error::new(codes::INVALID_ARG, message)))
+    Err(HostError::InvalidName { kind, problem })
 }
 
 #[cfg(test)]

@@ -1,10 +1,19 @@
 //! The host's error type. Every variant carries libvirt's error code ([`HostError::code`]) and
-//! prints exactly the message libvirt would print.
+//! prints exactly the message libvirt would print. The variant says who refused: the host itself
+//! (every variant but [`HostError::Driver`]) or the serving plugin ([`HostError::Driver`]).
 
 use std::path::PathBuf;
 
 use virtplug_model as model;
 use virtplug_plugin_api::codes;
+
+/// libvirt's `VIR_ERR_SYSTEM_ERROR`, used for socket-level failures ("Failed to connect socket …");
+/// it has no message prefix.
+pub const SYSTEM_ERROR: u32 = 38;
+
+/// Names (domain and snapshot) are data: any UTF-8 without control characters, not empty,
+/// at most this many bytes.
+pub const MAX_NAME_BYTES: usize = 4096;
 
 /// Result with [`HostError`].
 pub type Result<T, E = HostError> = std::result::Result<T, E>;
@@ -65,10 +74,77 @@ pub enum HostError {
         /// One line naming the path.
         message: String,
     },
-    /// Input refused by the host's validation (names, XML, bundles) or an error reported by
-    /// the plugin; printed with libvirt's prefix for its code.
+    /// A domain or snapshot name the caller gave, refused before it reached a plugin.
+    #[error("invalid argument: {kind} name {problem}")]
+    InvalidName {
+        /// `domain` or `snapshot`.
+        kind: &'static str,
+        /// What is wrong with it.
+        problem: NameProblem,
+    },
+    /// Input refused by the host's own validation with the model's parsers and rules (snapshot
+    /// XML, bundles); printed with libvirt's prefix for its code.
+    #[error("{0}")]
+    Invalid(#[source] model::Error),
+    /// A bundle for another domain than the one it is imported into.
+    #[error(
+        "invalid argument: snapshot bundle is for domain uuid {bundle_uuid}, but domain '{domain}' has uuid {domain_uuid}"
+    )]
+    BundleDomainMismatch {
+        /// The UUID the bundle names.
+        bundle_uuid: String,
+        /// The domain imported into.
+        domain: String,
+        /// Its UUID.
+        domain_uuid: String,
+    },
+    /// A root snapshot asked for its parent (libvirt's GetParent).
+    #[error("Domain snapshot not found: snapshot '{snapshot}' does not have a parent")]
+    NoParent {
+        /// The root snapshot.
+        snapshot: String,
+    },
+    /// The migration engine stopped: a step the host runs (verify, wait for an import, its own
+    /// lock) failed; the sentence says which.
+    #[error("operation failed: {message}")]
+    MigrationFailed {
+        /// One line.
+        message: String,
+    },
+    /// The destination already holds a same-named snapshot with another definition.
+    #[error(
+        "Requested operation is not valid: snapshot {snapshot} already exists on the destination with a different definition"
+    )]
+    MigrationConflict {
+        /// The snapshot's name.
+        snapshot: String,
+    },
+    /// The remote client could not be set up (a token file, TLS); libvirt's system error.
+    #[error("{what}: {reason}")]
+    ClientSetup {
+        /// What was being done, e.g. `cannot set up TLS`.
+        what: String,
+        /// The I/O error's text.
+        reason: String,
+    },
+    /// An error reported by the serving plugin (in this process, or behind a daemon); printed
+    /// with libvirt's prefix for its code.
     #[error("{0}")]
     Driver(#[source] model::Error),
+}
+
+/// What is wrong with a name (see [`HostError::InvalidName`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameProblem {
+    /// The empty string.
+    #[error("must not be empty")]
+    Empty,
+    /// Longer than [`MAX_NAME_BYTES`](MAX_NAME_BYTES).
+    #[error("is longer than {} bytes", MAX_NAME_BYTES)]
+    TooLong,
+    /// A control character anywhere.
+    #[error("must not contain control characters")]
+    ControlCharacter,
 }
 
 impl HostError {
@@ -80,13 +156,88 @@ impl HostError {
             Self::NoSupport { .. } => codes::NO_SUPPORT,
             Self::NoConnect { .. } => codes::NO_CONNECT,
             Self::Load { .. } | Self::Config { .. } => codes::INTERNAL_ERROR,
-            Self::Driver(e) => e.code,
+            Self::InvalidName { .. } | Self::BundleDomainMismatch { .. } => codes::INVALID_ARG,
+            Self::NoParent { .. } => codes::NO_DOMAIN_SNAPSHOT,
+            Self::MigrationFailed { .. } => codes::OPERATION_FAILED,
+            Self::MigrationConflict { .. } => codes::OPERATION_INVALID,
+            Self::ClientSetup { .. } => SYSTEM_ERROR,
+            Self::Invalid(e) | Self::Driver(e) => e.code,
         }
     }
 }
 
+/// A model error met inside the host (its parsers and rules, run before any plugin call) is the
+/// host's refusal; what a backend returns becomes [`HostError::Driver`] explicitly, in
+/// `Connection::call`.
 impl From<model::Error> for HostError {
     fn from(e: model::Error) -> Self {
-        Self::Driver(e)
+        Self::Invalid(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HostError, NameProblem, SYSTEM_ERROR};
+    use virtplug_model as model;
+    use virtplug_plugin_api::codes;
+
+    /// Every host-raised variant prints and numbers exactly what the model error it replaced
+    /// (`HostError::Driver(model::Error::new(code, detail))`) printed and numbered.
+    #[test]
+    fn host_variants_keep_libvirt_texts_and_codes() {
+        let s = |v: &str| v.to_owned();
+        let cases: Vec<(HostError, u32, String)> = vec![
+            (
+                HostError::InvalidName { kind: "domain", problem: NameProblem::Empty },
+                codes::INVALID_ARG,
+                s("domain name must not be empty"),
+            ),
+            (
+                HostError::InvalidName { kind: "snapshot", problem: NameProblem::TooLong },
+                codes::INVALID_ARG,
+                s("snapshot name is longer than 4096 bytes"),
+            ),
+            (
+                HostError::InvalidName { kind: "domain", problem: NameProblem::ControlCharacter },
+                codes::INVALID_ARG,
+                s("domain name must not contain control characters"),
+            ),
+            (
+                HostError::BundleDomainMismatch { bundle_uuid: s("u1"), domain: s("vm"), domain_uuid: s("u2") },
+                codes::INVALID_ARG,
+                s("snapshot bundle is for domain uuid u1, but domain 'vm' has uuid u2"),
+            ),
+            (
+                HostError::NoParent { snapshot: s("s1") },
+                codes::NO_DOMAIN_SNAPSHOT,
+                s("snapshot 's1' does not have a parent"),
+            ),
+            (HostError::MigrationFailed { message: s("it broke") }, codes::OPERATION_FAILED, s("it broke")),
+            (
+                HostError::MigrationConflict { snapshot: s("s1") },
+                codes::OPERATION_INVALID,
+                s("snapshot s1 already exists on the destination with a different definition"),
+            ),
+            (
+                HostError::ClientSetup { what: s("cannot set up TLS"), reason: s("no roots") },
+                SYSTEM_ERROR,
+                s("cannot set up TLS: no roots"),
+            ),
+        ];
+        for (e, code, detail) in cases {
+            let before = model::Error::new(code, detail);
+            assert_eq!(e.to_string(), before.to_string(), "{e:?}");
+            assert_eq!(e.code(), code, "{e:?}");
+        }
+    }
+
+    /// Who refused: a model error met in the host is the host's; only backend results are the
+    /// plugin's.
+    #[test]
+    fn model_errors_in_the_host_are_the_hosts() {
+        let e = HostError::from(model::Error::invalid_arg("bad xml"));
+        assert!(matches!(e, HostError::Invalid(_)), "{e:?}");
+        assert_eq!(e.to_string(), "invalid argument: bad xml");
+        assert_eq!(e.code(), codes::INVALID_ARG);
     }
 }

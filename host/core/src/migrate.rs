@@ -20,7 +20,6 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use virtplug_model as model;
 use virtplug_plugin_api::{
     codes,
     flags::{snapshot_delete, snapshot_import},
@@ -240,7 +239,7 @@ pub struct Outcome {
 }
 
 fn failed(message: String) -> HostError {
-    HostError::Driver(model::Error::new(codes::OPERATION_FAILED, message))
+    HostError::MigrationFailed { message }
 }
 
 /// Compares B's export with A's on A's names: parents, current, XML.
@@ -353,9 +352,7 @@ fn run(from: &Side, to: &Side, id: &str, dom: &str, dry_run: bool, rep: &mut dyn
             b.names.iter().map(String::as_str).zip(b.xmls.iter().map(String::as_str)).collect();
         for (name, xml) in a.names.iter().zip(&a.xmls) {
             if on_b.get(name.as_str()).is_some_and(|x| *x != xml.as_str()) {
-                let e = HostError::Driver(model::Error::operation_invalid(format!(
-                    "snapshot {name} already exists on the destination with a different definition"
-                )));
+                let e = HostError::MigrationConflict { snapshot: name.clone() };
                 rep.step("dry_run", "failed", &e.to_string());
                 return Err(e);
             }

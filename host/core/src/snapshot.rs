@@ -2,15 +2,12 @@
 //! rule table (read-only, flag rules, plugin mask), validate input, dispatch.
 
 use virtplug_model::{self as model, SnapshotInfo, bundle::Bundle, filter, xml};
-use virtplug_plugin_api::{
-    codes,
-    flags::{snapshot_create, snapshot_import, snapshot_list, snapshot_xml},
-};
+use virtplug_plugin_api::flags::{snapshot_create, snapshot_import, snapshot_list, snapshot_xml};
 use virtplug_wire::HierarchyJson;
 
 use crate::{
     connection::{Connection, check_name},
-    error::Result,
+    error::{HostError, Result},
     rules,
 };
 
@@ -81,9 +78,7 @@ impl Connection {
     /// The parent's name; a root is `NO_DOMAIN_SNAPSHOT`, as libvirt's GetParent.
     pub fn snapshot_parent(&self, dom: &str, snap: &str) -> Result<String> {
         let info = self.snapshot_lookup(dom, snap)?;
-        info.parent.ok_or_else(|| {
-            model::Error::new(codes::NO_DOMAIN_SNAPSHOT, format!("snapshot '{snap}' does not have a parent")).into()
-        })
+        info.parent.ok_or_else(|| HostError::NoParent { snapshot: snap.to_owned() })
     }
 
     /// `snapshot_revert` with `flags::snapshot_revert` bits.
@@ -146,11 +141,11 @@ impl Connection {
         self.check(&rules::SNAPSHOT_IMPORT, flags)?;
         let domain = self.domain_lookup(dom)?;
         if domain.uuid != bundle.domain_uuid {
-            return Err(model::Error::invalid_arg(format!(
-                "snapshot bundle is for domain uuid {}, but domain '{}' has uuid {}",
-                bundle.domain_uuid, domain.name, domain.uuid
-            ))
-            .into());
+            return Err(HostError::BundleDomainMismatch {
+                bundle_uuid: bundle.domain_uuid.clone(),
+                domain: domain.name,
+                domain_uuid: domain.uuid,
+            });
         }
         self.snapshot_import(&domain.name, &bundle.snapshot_xmls(), bundle.current.as_deref(), flags)
     }

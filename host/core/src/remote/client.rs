@@ -35,8 +35,9 @@ impl Client {
         let token = match &parsed.token_file {
             Some(path) => Some(
                 std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        HostError::Driver(io_error(&format!("cannot read token file {}", path.display()), &e))
+                    .map_err(|e| HostError::ClientSetup {
+                        what: format!("cannot read token file {}", path.display()),
+                        reason: e.to_string(),
                     })?
                     .trim()
                     .to_owned(),
@@ -44,7 +45,7 @@ impl Client {
             None => std::env::var("VIRTPLUG_TOKEN").ok().filter(|t| !t.is_empty()),
         };
         let http = HttpClient::new(parsed.endpoint, token)
-            .map_err(|e| HostError::Driver(io_error("cannot set up TLS", &e)))?;
+            .map_err(|e| HostError::ClientSetup { what: "cannot set up TLS".into(), reason: e.to_string() })?;
         Ok(Self { http, driver_uri: parsed.driver_uri, read_only })
     }
 

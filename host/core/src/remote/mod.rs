@@ -17,7 +17,9 @@ pub use virtplug_wire as wire;
 
 pub use backend::RemoteBackend;
 pub use client::Client;
-pub use uri::{RemoteUri, SYSTEM_ERROR, default_socket, parse_uri};
+pub use uri::{RemoteUri, default_socket, parse_uri};
+
+pub use crate::error::SYSTEM_ERROR;
 
 use crate::error::{HostError, Result};
 

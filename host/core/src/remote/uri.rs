@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use virtplug_model as model;
 
 use super::http;
-
-/// libvirt's `VIR_ERR_SYSTEM_ERROR`, used for socket-level failures ("Failed to connect socket …").
-pub const SYSTEM_ERROR: u32 = 38;
+use crate::error::SYSTEM_ERROR;
 
 /// The daemon's default unix socket for read-write (`read_only == false`) or read-only access.
 pub fn default_socket(read_only: bool) -> PathBuf {
