@@ -10,21 +10,9 @@ use std::{
 
 use serde_json::Value;
 
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
-}
-
 /// The built plugin `lib<name>.so`, or `None` (outside CI) when it is not built.
 fn plugin(name: &str) -> Option<PathBuf> {
-    let path = target_dir().join(format!("lib{name}.so"));
-    if path.is_file() {
-        return Some(path);
-    }
-    let hint = format!("{} is not built: run `cargo build --workspace` first", path.display());
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{hint}");
-    eprintln!("skipping: {hint}");
-    None
+    virtplug_test_support::plugin(name).require("a conformance CLI test")
 }
 
 fn run(plugin: &Path, uri: &str, extra: &[&str]) -> Output {

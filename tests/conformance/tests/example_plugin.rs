@@ -14,10 +14,8 @@ fn repo_root() -> PathBuf {
 }
 
 fn example_target_dir() -> PathBuf {
-    // The workspace target dir (target/<profile>/deps/<test> → target), then a folder of its own.
-    let exe = std::env::current_exe().expect("test executable path");
-    let target = exe.ancestors().nth(3).expect("target dir").to_owned();
-    target.join("hello-plugin")
+    // The workspace target dir, then a folder of its own.
+    virtplug_test_support::target_root().join("hello-plugin")
 }
 
 /// A copy of the example in a directory of its own, its SDK paths made absolute: a third party's

@@ -8,6 +8,7 @@ mod common;
 
 use common::Env;
 use virtplug_plugin_sdk::{codes, flags::snapshot_delete as del};
+use virtplug_test_support::VIRTUALBOX;
 
 fn xml(name: &str) -> String {
     format!("<domainsnapshot><name>{name}</name><description>d</description></domainsnapshot>")
@@ -169,13 +170,7 @@ fn domains_list_lookup_and_lifecycle() {
 #[test]
 fn host_refuses_undeclared_flags_before_dispatch() {
     let Some(env) = Env::new() else { return };
-    let exe = std::env::current_exe().unwrap();
-    let so = exe.parent().and_then(|p| p.parent()).unwrap().join("libvirtplug_plugin_virtualbox.so");
-    if !so.is_file() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{} not built (CI=true: failing)", so.display());
-        eprintln!("skipping: {} not built (cargo build -p virtplug-plugin-virtualbox)", so.display());
-        return;
-    }
+    let so = virtplug_test_support::require!(VIRTUALBOX.require("the host-through VirtualBox test"));
     let vm = env.create_vm("host");
     let mut registry = virtplug_host::Registry::default();
     registry.add(virtplug_host::load_plugin(&so).unwrap());

@@ -7,13 +7,10 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    sync::Once,
 };
 
 use virtplug_plugin_qemu::QemuPlugin;
 use virtplug_plugin_sdk::{Driver, Plugin};
-
-static SKIP_NOTE: Once = Once::new();
 
 /// Whether qemu-img and qemu-system-x86_64 run. Under CI=true a missing one is a failure.
 pub fn backend() -> bool {
@@ -22,14 +19,9 @@ pub fn backend() -> bool {
     if missing.is_empty() {
         return true;
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "CI=true but {} missing (install qemu-utils and qemu-system-x86: .ci/run installs them)",
-            missing.join(" and ")
-        );
-    }
-    SKIP_NOTE.call_once(|| eprintln!("skipping qemu plugin tests: {} not found", missing.join(" and ")));
-    false
+    let what =
+        format!("{} missing (install qemu-utils and qemu-system-x86: .ci/run installs them)", missing.join(" and "));
+    virtplug_test_support::missing::<()>("qemu plugin tests", what).is_some()
 }
 
 /// One `qemu:///embed` root; dropping it kills every qemu it started.

@@ -1,0 +1,14 @@
+//! The daemon's integration tests, one test binary (linking the daemon and host once instead of
+//! seven times): each module is one former test file, `common` their shared helpers; `cargo test
+//! -p virtplug-daemon --test daemon <module>::` runs one of them. `openapi.rs` stays its own
+//! binary because its regenerate command names it.
+
+mod common;
+
+mod api;
+mod faults;
+mod hardening;
+mod migration;
+mod migration_kill_points;
+mod migration_race;
+mod tls;
