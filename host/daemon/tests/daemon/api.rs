@@ -2,14 +2,12 @@
 //! malformed JSON, unknown route), the served OpenAPI document, and the event stream's resume.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
-mod common;
-
 use std::{
     io::{BufRead, BufReader, Write},
     time::Duration,
 };
 
-use common::{Connect, Daemon, create, plugin_dir, raw};
+use crate::common::{Connect, Daemon, create, plugin_dir, raw};
 use virtplug_host::{Connection, Registry, flags::snapshot_xml};
 
 fn post(path: &str, body: &str) -> String {

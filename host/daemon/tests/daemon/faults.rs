@@ -4,8 +4,6 @@
 //! partial). Loopback only, bounded in count and time.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
-mod common;
-
 use std::{
     collections::BTreeSet,
     path::Path,
@@ -16,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Connect, Daemon, check_tree, create, plugin_dir};
+use crate::common::{Connect, Daemon, check_tree, create, plugin_dir};
 use virtplug_host::{
     flags::snapshot_list,
     remote::{

@@ -4,8 +4,6 @@
 //! accept loop that backs off when file descriptors run out.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
-mod common;
-
 use std::{
     io::{Read, Write},
     os::unix::net::UnixStream,
@@ -14,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use common::{BIN, Connect, Daemon, plugin_dir, raw};
+use crate::common::{BIN, Connect, Daemon, create, plugin_dir, raw};
 use virtplug_host::{Connection, PluginDirs, Registry, codes};
 
 /// The read-only socket, once it listens (`Daemon::start` waits for the read-write one only).
@@ -157,7 +155,7 @@ fn read_only_opens_create_no_state() {
     assert_eq!((status, body.as_str()), (200, "[]"));
     assert_eq!(files_under(&d.host()), Vec::<String>::new(), "a read-only request wrote state");
     // Once a read-write client has created it, read-only connections see the real store.
-    common::create(&d.connect(), "s1");
+    create(&d.connect(), "s1");
     let (status, body) = raw(&ro_socket(&d), get);
     assert_eq!(status, 200);
     assert!(body.contains(r#""name":"s1""#), "{body}");
@@ -307,7 +305,7 @@ fn slow_headers_and_idle_connections_are_closed() {
     events.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     events.write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     std::thread::sleep(Duration::from_secs(4));
-    common::create(&d.connect(), "s1");
+    create(&d.connect(), "s1");
     let mut seen = String::new();
     let mut b = [0u8; 4096];
     while !seen.contains("event: snapshot.created") {

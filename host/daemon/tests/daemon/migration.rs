@@ -3,9 +3,7 @@
 //! leave both hosts as they were.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
-mod common;
-
-use common::{Connect, Daemon, check_tree, create, plugin_dir};
+use crate::common::{Connect, Daemon, check_tree, create, plugin_dir};
 use virtplug_host::{
     flags::{snapshot_create, snapshot_list, snapshot_xml},
     remote::{

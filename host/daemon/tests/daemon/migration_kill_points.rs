@@ -6,14 +6,12 @@
 //! other side.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
-mod common;
-
 use std::{
     path::Path,
     time::{Duration, Instant},
 };
 
-use common::{Connect, Daemon, check_tree, plugin_dir};
+use crate::common::{Connect, Daemon, check_tree, plugin_dir};
 use virtplug_host::{
     Connection,
     flags::{snapshot_list, snapshot_xml},

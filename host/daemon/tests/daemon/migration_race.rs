@@ -5,8 +5,6 @@
 //! exists on both, and a second migration of the domain started meanwhile was refused at once.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
-mod common;
-
 use std::{
     collections::HashSet,
     path::Path,
@@ -17,7 +15,7 @@ use std::{
     },
 };
 
-use common::{Connect, Daemon, check_tree, plugin_dir};
+use crate::common::{Connect, Daemon, check_tree, plugin_dir};
 use virtplug_host::{
     codes,
     flags::{snapshot_create, snapshot_xml},

@@ -3,9 +3,7 @@
 //! read-write token can. Loopback only.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
-mod common;
-
-use common::{Daemon, plugin_dir};
+use crate::common::{Daemon, plugin_dir};
 use virtplug_host::{Connection, Registry, flags::snapshot_xml};
 
 #[test]
