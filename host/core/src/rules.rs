@@ -1,5 +1,7 @@
-//! The generic checks every public entry point runs before dispatch, as data: one [`OpRules`]
-//! table per operation, checked in libvirt's order by [`check`]:
+//! The generic checks every public entry point runs before dispatch. The operation table is data
+//! in the ABI crate (`virtplug_plugin_api::rules`: one [`OpRules`] per operation) and the checks
+//! are one function in the SDK (`virtplug_plugin_sdk::rules::check`), which every SDK plugin's
+//! guard runs too; here they are re-exported and their refusal becomes a [`HostError`]:
 //!
 //! 1. read-only connection → `OPERATION_DENIED` (`read only access prevents <function>`);
 //! 2. SECURE on a read-only connection → `OPERATION_DENIED` (`<function> with secure flag`);
@@ -8,297 +10,33 @@
 //! 5. the plugin's declared mask → `unsupported flags (0x…) in function <op>`, rejected bits only;
 //! 6. the plugin does not implement the operation → `NO_SUPPORT`.
 
-use virtplug_plugin_api::{
-    Capabilities,
-    flags::{
-        domain_undefine, domain_xml, ops, snapshot_create, snapshot_delete, snapshot_import, snapshot_list,
-        snapshot_revert, snapshot_xml,
-    },
+use virtplug_plugin_api::Capabilities;
+use virtplug_plugin_sdk::rules::Refusal;
+pub use virtplug_plugin_sdk::rules::{
+    ALL, DOMAIN_DEFINE, DOMAIN_DESTROY, DOMAIN_JOB, DOMAIN_LIST, DOMAIN_LOOKUP, DOMAIN_RESUME, DOMAIN_SHUTDOWN,
+    DOMAIN_START, DOMAIN_SUSPEND, DOMAIN_UNDEFINE, DOMAIN_XML, OpRules, Rule, SNAPSHOT_CREATE, SNAPSHOT_CURRENT,
+    SNAPSHOT_DELETE, SNAPSHOT_EDIT, SNAPSHOT_IMPORT, SNAPSHOT_LIST, SNAPSHOT_LOOKUP, SNAPSHOT_REVERT, SNAPSHOT_XML,
+    name_of,
 };
 
 use crate::error::{HostError, Result};
 
-/// A relationship between two flags of one operation.
-#[derive(Debug, Clone, Copy)]
-pub enum Rule {
-    /// `flag` may only be given together with `required`.
-    Requires {
-        /// The dependent flag.
-        flag: u32,
-        /// The flag it needs.
-        required: u32,
-    },
-    /// `a` and `b` may not be given together.
-    Exclusive {
-        /// First flag.
-        a: u32,
-        /// Second flag.
-        b: u32,
-    },
+impl From<Refusal> for HostError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::ReadOnly { function } => Self::ReadOnly { function },
+            Refusal::SecureOnReadOnly { function } => Self::SecureOnReadOnly { function },
+            Refusal::UnsupportedFlags { flags, operation } => Self::UnsupportedFlags { flags, operation },
+            Refusal::FlagRule { message } => Self::FlagRule { message },
+            Refusal::NoSupport { operation } => Self::NoSupport { operation },
+        }
+    }
 }
 
-/// The generic rules of one operation.
-#[derive(Debug, Clone, Copy)]
-pub struct OpRules {
-    /// The operation name used everywhere (`snapshot_create`).
-    pub operation: &'static str,
-    /// libvirt's public function, named in read-only refusals.
-    pub function: &'static str,
-    /// The operation's bit in [`ops`].
-    pub op_bit: u64,
-    /// Whether a read-only connection is refused.
-    pub refused_read_only: bool,
-    /// The flag a read-only connection may not use (SECURE), if any.
-    pub secure_flag: u32,
-    /// Every bit libvirt defines for the operation.
-    pub defined: u32,
-    /// Public names of the bits.
-    pub names: &'static [(u32, &'static str)],
-    /// Relationship rules, checked in order.
-    pub rules: &'static [Rule],
-    /// The plugin's declared mask for this operation.
-    pub mask: fn(&Capabilities) -> u32,
-}
-
-const fn no_flags(_: &Capabilities) -> u32 {
-    0
-}
-
-macro_rules! simple_op {
-    ($name:ident, $op:literal, $function:literal, $bit:expr, $ro:literal) => {
-        /// Rules of the flag-less operation `
-        #[doc = $op]
-        /// `.
-        pub const $name: OpRules = OpRules {
-            operation: $op,
-            function: $function,
-            op_bit: $bit,
-            refused_read_only: $ro,
-            secure_flag: 0,
-            defined: 0,
-            names: &[],
-            rules: &[],
-            mask: no_flags,
-        };
-    };
-}
-
-/// `snapshot_create` (virDomainSnapshotCreateXML).
-pub const SNAPSHOT_CREATE: OpRules = OpRules {
-    operation: "snapshot_create",
-    function: "virDomainSnapshotCreateXML",
-    op_bit: ops::SNAPSHOT_CREATE,
-    refused_read_only: true,
-    secure_flag: 0,
-    defined: snapshot_create::ALL,
-    names: snapshot_create::NAMES,
-    rules: &[
-        Rule::Requires { flag: snapshot_create::CURRENT, required: snapshot_create::REDEFINE },
-        Rule::Exclusive { a: snapshot_create::REDEFINE, b: snapshot_create::NO_METADATA },
-        Rule::Exclusive { a: snapshot_create::REDEFINE, b: snapshot_create::HALT },
-    ],
-    mask: |c| c.snapshot_create,
-};
-
-/// `snapshot_edit`: a redefine under a possibly new name; create's flags and rules.
-pub const SNAPSHOT_EDIT: OpRules = OpRules {
-    operation: "snapshot_edit",
-    function: "virDomainSnapshotCreateXML",
-    op_bit: ops::SNAPSHOT_EDIT,
-    ..SNAPSHOT_CREATE
-};
-
-/// `snapshot_revert` (virDomainRevertToSnapshot).
-pub const SNAPSHOT_REVERT: OpRules = OpRules {
-    operation: "snapshot_revert",
-    function: "virDomainRevertToSnapshot",
-    op_bit: ops::SNAPSHOT_REVERT,
-    refused_read_only: true,
-    secure_flag: 0,
-    defined: snapshot_revert::ALL,
-    names: snapshot_revert::NAMES,
-    rules: &[Rule::Exclusive { a: snapshot_revert::RUNNING, b: snapshot_revert::PAUSED }],
-    mask: |c| c.snapshot_revert,
-};
-
-/// `snapshot_delete` (virDomainSnapshotDelete).
-pub const SNAPSHOT_DELETE: OpRules = OpRules {
-    operation: "snapshot_delete",
-    function: "virDomainSnapshotDelete",
-    op_bit: ops::SNAPSHOT_DELETE,
-    refused_read_only: true,
-    secure_flag: 0,
-    defined: snapshot_delete::ALL,
-    names: snapshot_delete::NAMES,
-    rules: &[Rule::Exclusive { a: snapshot_delete::CHILDREN, b: snapshot_delete::CHILDREN_ONLY }],
-    mask: |c| c.snapshot_delete,
-};
-
-/// `snapshot_xml` (virDomainSnapshotGetXMLDesc).
-pub const SNAPSHOT_XML: OpRules = OpRules {
-    operation: "snapshot_xml",
-    function: "virDomainSnapshotGetXMLDesc",
-    op_bit: ops::SNAPSHOT_XML,
-    refused_read_only: false,
-    secure_flag: snapshot_xml::SECURE,
-    defined: snapshot_xml::ALL,
-    names: snapshot_xml::NAMES,
-    rules: &[],
-    mask: |c| c.snapshot_xml,
-};
-
-/// `snapshot_list` (virDomainListAllSnapshots / virDomainSnapshotListAllChildren).
-pub const SNAPSHOT_LIST: OpRules = OpRules {
-    operation: "snapshot_list",
-    function: "virDomainListAllSnapshots",
-    op_bit: ops::SNAPSHOT_LIST,
-    refused_read_only: false,
-    secure_flag: 0,
-    defined: snapshot_list::ALL,
-    names: snapshot_list::NAMES,
-    rules: &[],
-    mask: |c| c.snapshot_list,
-};
-
-/// `snapshot_import`: a whole hierarchy redefined in one transaction (virtplug only). A bundle
-/// holds secure XML, so it needs a read-write connection.
-pub const SNAPSHOT_IMPORT: OpRules = OpRules {
-    operation: "snapshot_import",
-    function: "virtplugDomainSnapshotImport",
-    op_bit: ops::SNAPSHOT_IMPORT,
-    refused_read_only: true,
-    secure_flag: 0,
-    defined: snapshot_import::ALL,
-    names: snapshot_import::NAMES,
-    rules: &[],
-    mask: |c| c.snapshot_import,
-};
-
-/// `domain_undefine` (virDomainUndefineFlags).
-pub const DOMAIN_UNDEFINE: OpRules = OpRules {
-    operation: "domain_undefine",
-    function: "virDomainUndefineFlags",
-    op_bit: ops::DOMAIN_UNDEFINE,
-    refused_read_only: true,
-    secure_flag: 0,
-    defined: domain_undefine::ALL,
-    names: domain_undefine::NAMES,
-    rules: &[],
-    mask: |c| c.domain_undefine,
-};
-
-/// `domain_xml` (virDomainGetXMLDesc).
-pub const DOMAIN_XML: OpRules = OpRules {
-    operation: "domain_xml",
-    function: "virDomainGetXMLDesc",
-    op_bit: ops::DOMAIN_XML,
-    refused_read_only: false,
-    secure_flag: domain_xml::SECURE,
-    defined: domain_xml::ALL,
-    names: domain_xml::NAMES,
-    rules: &[],
-    mask: |c| c.domain_xml,
-};
-
-simple_op!(DOMAIN_LIST, "domain_list", "virConnectListAllDomains", ops::DOMAIN_LIST, false);
-simple_op!(DOMAIN_LOOKUP, "domain_lookup", "virDomainLookupByName", ops::DOMAIN_LOOKUP, false);
-simple_op!(DOMAIN_DEFINE, "domain_define", "virDomainDefineXML", ops::DOMAIN_DEFINE, true);
-simple_op!(DOMAIN_START, "domain_start", "virDomainCreate", ops::DOMAIN_START, true);
-simple_op!(DOMAIN_SHUTDOWN, "domain_shutdown", "virDomainShutdown", ops::DOMAIN_SHUTDOWN, true);
-simple_op!(DOMAIN_DESTROY, "domain_destroy", "virDomainDestroy", ops::DOMAIN_DESTROY, true);
-simple_op!(DOMAIN_SUSPEND, "domain_suspend", "virDomainSuspend", ops::DOMAIN_SUSPEND, true);
-simple_op!(DOMAIN_RESUME, "domain_resume", "virDomainResume", ops::DOMAIN_RESUME, true);
-simple_op!(SNAPSHOT_LOOKUP, "snapshot_lookup", "virDomainSnapshotLookupByName", ops::SNAPSHOT_LOOKUP, false);
-simple_op!(SNAPSHOT_CURRENT, "snapshot_current", "virDomainSnapshotCurrent", ops::SNAPSHOT_CURRENT, false);
-// A domain job changes who may write the domain, so a read-only connection may not hold one.
-// libvirt has no public function for it (its jobs are internal); the refusal names ours.
-simple_op!(DOMAIN_JOB, "domain_job", "virtplugDomainJobBegin", ops::DOMAIN_JOB, true);
-
-/// Every table, for tests, documentation and the CLI's `plugins` listing.
-pub const ALL: &[OpRules] = &[
-    SNAPSHOT_CREATE,
-    SNAPSHOT_EDIT,
-    SNAPSHOT_REVERT,
-    SNAPSHOT_DELETE,
-    SNAPSHOT_XML,
-    SNAPSHOT_LIST,
-    SNAPSHOT_IMPORT,
-    DOMAIN_UNDEFINE,
-    DOMAIN_XML,
-    DOMAIN_LIST,
-    DOMAIN_LOOKUP,
-    DOMAIN_DEFINE,
-    DOMAIN_START,
-    DOMAIN_SHUTDOWN,
-    DOMAIN_DESTROY,
-    DOMAIN_SUSPEND,
-    DOMAIN_RESUME,
-    SNAPSHOT_LOOKUP,
-    SNAPSHOT_CURRENT,
-    DOMAIN_JOB,
-];
-
-impl OpRules {
-    /// The public name of one bit (`VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE`).
-    pub fn name_of(&self, bit: u32) -> &'static str {
-        self.names.iter().find(|(b, _)| *b == bit).map_or("?", |(_, n)| n)
-    }
-
-    /// Steps 1–4: what every connection checks, whatever the plugin.
-    pub fn check_generic(&self, read_only: bool, flags: u32) -> Result<()> {
-        if read_only && self.refused_read_only {
-            return Err(HostError::ReadOnly { function: self.function });
-        }
-        if read_only && flags & self.secure_flag != 0 {
-            return Err(HostError::SecureOnReadOnly { function: self.function });
-        }
-        let unknown = flags & !self.defined;
-        if unknown != 0 {
-            return Err(HostError::UnsupportedFlags { flags: unknown, operation: self.operation });
-        }
-        for rule in self.rules {
-            match *rule {
-                Rule::Requires { flag, required } if flags & flag != 0 && flags & required == 0 => {
-                    return Err(HostError::FlagRule {
-                        message: format!(
-                            "Flag '{}' is required by flag '{}'",
-                            self.name_of(required),
-                            self.name_of(flag)
-                        ),
-                    });
-                }
-                Rule::Exclusive { a, b } if flags & a != 0 && flags & b != 0 => {
-                    return Err(HostError::FlagRule {
-                        message: format!(
-                            "Flags '{}' and '{}' are mutually exclusive",
-                            self.name_of(a),
-                            self.name_of(b)
-                        ),
-                    });
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Steps 5–6: what this plugin declared.
-    pub fn check_plugin(&self, ops_declared: u64, caps: &Capabilities, flags: u32) -> Result<()> {
-        let rejected = flags & !(self.mask)(caps);
-        if rejected != 0 {
-            return Err(HostError::UnsupportedFlags { flags: rejected, operation: self.operation });
-        }
-        if ops_declared & self.op_bit == 0 {
-            return Err(HostError::NoSupport { operation: self.operation });
-        }
-        Ok(())
-    }
-
-    /// All six steps, in order.
-    pub fn check(&self, read_only: bool, ops_declared: u64, caps: &Capabilities, flags: u32) -> Result<()> {
-        self.check_generic(read_only, flags)?;
-        self.check_plugin(ops_declared, caps, flags)
-    }
+/// All six steps of `op`, in order, for a connection that is `read_only` to a plugin declaring
+/// `ops_declared` and `caps`.
+pub fn check(op: &OpRules, read_only: bool, ops_declared: u64, caps: &Capabilities, flags: u32) -> Result<()> {
+    Ok(virtplug_plugin_sdk::rules::check(op, read_only, ops_declared, caps, flags)?)
 }
 
 #[cfg(test)]

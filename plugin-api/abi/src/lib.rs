@@ -2,7 +2,8 @@
 //!
 //! It owns the root module ([`PluginMod`]), the [`Driver`] trait object, the flag constants
 //! (libvirt's names and bit values), the capability masks a plugin declares, and the ABI-stable
-//! error ([`AbiError`]). It holds no logic and depends on no other workspace crate.
+//! error ([`AbiError`]), and the operation table the generic checks read ([`rules`]). It holds
+//! no logic and depends on no other workspace crate.
 //!
 //! Evolution rules (abi_stable 0.11.3, pinned exactly):
 //! - fields of [`PluginMod`] and methods of [`Driver`] are only ever appended, after the
@@ -15,6 +16,7 @@
 
 pub mod codes;
 pub mod flags;
+pub mod rules;
 
 mod driver;
 mod root;

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use virtplug_model::{self as model, codes, flags::ops};
+use virtplug_model::{self as model, codes};
 use virtplug_plugin_api::{
     self as abi, AbiError, DriverBox, PluginMod, PluginMod_Ref,
     abi_stable::{
@@ -18,6 +18,7 @@ use crate::{
     Plugin, convert,
     driver::{Driver, PluginDescriptor},
     panics::{self, Caught},
+    rules::{self, OpRules},
 };
 
 /// Builds the root module for `P`; called once per loaded library by abi_stable.
@@ -42,7 +43,7 @@ extern "C" fn open<P: Plugin>(uri: RStr<'_>, read_only: bool) -> RResult<DriverB
     let descriptor = P::DESCRIPTOR;
     match panics::guarded(|| P::open(uri.as_str(), read_only)) {
         Ok(Ok(inner)) => {
-            let guarded = Guarded { descriptor, inner, poisoned: AtomicBool::new(false) };
+            let guarded = Guarded { descriptor, read_only, inner, poisoned: AtomicBool::new(false) };
             RResult::ROk(DriverBox::from_value(guarded, TD_Opaque))
         }
         Ok(Err(e)) => RResult::RErr(convert::error(e)),
@@ -57,23 +58,38 @@ fn panicked(plugin: &str, operation: &str, caught: &Caught) -> AbiError {
     AbiError::new(codes::INTERNAL_ERROR, format!("plugin '{plugin}' panicked in {operation}: {what}"))
 }
 
-/// A plugin's connection as exported: checks the declared operation and mask, then calls the
-/// native driver inside `catch_unwind`.
+/// A plugin's connection as exported: runs the host's generic checks, then calls the native
+/// driver inside `catch_unwind`.
 struct Guarded {
     descriptor: PluginDescriptor,
+    /// As given to `open`: the read-only refusals of the rule table apply.
+    read_only: bool,
     inner: Box<dyn Driver>,
     poisoned: AtomicBool,
 }
 
+/// The operation the panic probe runs under: declared by every plugin that declares anything,
+/// no flags, allowed on a read-only connection.
+const SELFTEST_PANIC: OpRules = OpRules {
+    operation: "selftest_panic",
+    function: "selftest_panic",
+    op_bit: u64::MAX,
+    refused_read_only: false,
+    secure_flag: 0,
+    defined: 0,
+    names: &[],
+    rules: &[],
+    mask: |_| 0,
+};
+
 impl Guarded {
-    /// Runs `call` for `operation` if the plugin declares it (`op`) and every flag bit is inside
-    /// `mask`; converts the result and any panic.
+    /// Runs `call` if the host's generic checks of `op` pass for `flags` on this connection
+    /// (`rules::check`: read-only, SECURE, unknown bits, relationship rules, the declared mask,
+    /// the declared operation); converts the result and any panic.
     fn call<T, R>(
         &self,
-        operation: &str,
-        op: u64,
+        op: &OpRules,
         flags: u32,
-        mask: u32,
         call: impl FnOnce(&dyn Driver) -> model::Result<T>,
         convert: impl FnOnce(T) -> R,
     ) -> RResult<R, AbiError> {
@@ -84,22 +100,15 @@ impl Guarded {
                 format!("plugin '{name}' is poisoned by an earlier panic and refuses further calls"),
             ));
         }
-        if self.descriptor.ops & op == 0 {
-            return RResult::RErr(AbiError::new(codes::NO_SUPPORT, operation));
-        }
-        let unsupported = flags & !mask;
-        if unsupported != 0 {
-            return RResult::RErr(AbiError::new(
-                codes::INVALID_ARG,
-                format!("unsupported flags (0x{unsupported:x}) in function {operation}"),
-            ));
+        if let Err(refusal) = rules::check(op, self.read_only, self.descriptor.ops, &self.descriptor.caps, flags) {
+            return RResult::RErr(convert::error(refusal.into()));
         }
         match panics::guarded(|| call(self.inner.as_ref())) {
             Ok(Ok(value)) => RResult::ROk(convert(value)),
             Ok(Err(e)) => RResult::RErr(convert::error(e)),
             Err(caught) => {
                 self.poisoned.store(true, Ordering::Release);
-                RResult::RErr(panicked(name, operation, &caught))
+                RResult::RErr(panicked(name, op.operation, &caught))
             }
         }
     }
@@ -111,142 +120,68 @@ fn same<T>(v: T) -> T {
 
 impl abi::Driver for Guarded {
     fn domain_list(&self) -> RResult<RVec<abi::DomainInfo>, AbiError> {
-        self.call(
-            "domain_list",
-            ops::DOMAIN_LIST,
-            0,
-            0,
-            |d| d.domain_list(),
-            |v| v.into_iter().map(convert::domain).collect(),
-        )
+        self.call(&rules::DOMAIN_LIST, 0, |d| d.domain_list(), |v| v.into_iter().map(convert::domain).collect())
     }
     fn domain_lookup_by_name(&self, name: RStr<'_>) -> RResult<abi::DomainInfo, AbiError> {
-        self.call(
-            "domain_lookup",
-            ops::DOMAIN_LOOKUP,
-            0,
-            0,
-            |d| d.domain_lookup_by_name(name.as_str()),
-            convert::domain,
-        )
+        self.call(&rules::DOMAIN_LOOKUP, 0, |d| d.domain_lookup_by_name(name.as_str()), convert::domain)
     }
     fn domain_lookup_by_uuid(&self, uuid: RStr<'_>) -> RResult<abi::DomainInfo, AbiError> {
-        self.call(
-            "domain_lookup",
-            ops::DOMAIN_LOOKUP,
-            0,
-            0,
-            |d| d.domain_lookup_by_uuid(uuid.as_str()),
-            convert::domain,
-        )
+        self.call(&rules::DOMAIN_LOOKUP, 0, |d| d.domain_lookup_by_uuid(uuid.as_str()), convert::domain)
     }
     fn domain_define(&self, xml: RStr<'_>) -> RResult<abi::DomainInfo, AbiError> {
-        self.call("domain_define", ops::DOMAIN_DEFINE, 0, 0, |d| d.domain_define(xml.as_str()), convert::domain)
+        self.call(&rules::DOMAIN_DEFINE, 0, |d| d.domain_define(xml.as_str()), convert::domain)
     }
     fn domain_undefine(&self, dom: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
-        let mask = self.descriptor.caps.domain_undefine;
-        self.call(
-            "domain_undefine",
-            ops::DOMAIN_UNDEFINE,
-            flags,
-            mask,
-            |d| d.domain_undefine(dom.as_str(), flags),
-            same,
-        )
+        self.call(&rules::DOMAIN_UNDEFINE, flags, |d| d.domain_undefine(dom.as_str(), flags), same)
     }
     fn domain_start(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
-        self.call("domain_start", ops::DOMAIN_START, 0, 0, |d| d.domain_start(dom.as_str()), same)
+        self.call(&rules::DOMAIN_START, 0, |d| d.domain_start(dom.as_str()), same)
     }
     fn domain_shutdown(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
-        self.call("domain_shutdown", ops::DOMAIN_SHUTDOWN, 0, 0, |d| d.domain_shutdown(dom.as_str()), same)
+        self.call(&rules::DOMAIN_SHUTDOWN, 0, |d| d.domain_shutdown(dom.as_str()), same)
     }
     fn domain_destroy(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
-        self.call("domain_destroy", ops::DOMAIN_DESTROY, 0, 0, |d| d.domain_destroy(dom.as_str()), same)
+        self.call(&rules::DOMAIN_DESTROY, 0, |d| d.domain_destroy(dom.as_str()), same)
     }
     fn domain_suspend(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
-        self.call("domain_suspend", ops::DOMAIN_SUSPEND, 0, 0, |d| d.domain_suspend(dom.as_str()), same)
+        self.call(&rules::DOMAIN_SUSPEND, 0, |d| d.domain_suspend(dom.as_str()), same)
     }
     fn domain_resume(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
-        self.call("domain_resume", ops::DOMAIN_RESUME, 0, 0, |d| d.domain_resume(dom.as_str()), same)
+        self.call(&rules::DOMAIN_RESUME, 0, |d| d.domain_resume(dom.as_str()), same)
     }
     fn domain_xml(&self, dom: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
-        let mask = self.descriptor.caps.domain_xml;
-        self.call("domain_xml", ops::DOMAIN_XML, flags, mask, |d| d.domain_xml(dom.as_str(), flags), RString::from)
+        self.call(&rules::DOMAIN_XML, flags, |d| d.domain_xml(dom.as_str(), flags), RString::from)
     }
     fn snapshot_create(&self, dom: RStr<'_>, xml: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
-        let mask = self.descriptor.caps.snapshot_create;
         self.call(
-            "snapshot_create",
-            ops::SNAPSHOT_CREATE,
+            &rules::SNAPSHOT_CREATE,
             flags,
-            mask,
             |d| d.snapshot_create(dom.as_str(), xml.as_str(), flags),
             RString::from,
         )
     }
     fn snapshot_xml(&self, dom: RStr<'_>, snap: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
-        let mask = self.descriptor.caps.snapshot_xml;
-        self.call(
-            "snapshot_xml",
-            ops::SNAPSHOT_XML,
-            flags,
-            mask,
-            |d| d.snapshot_xml(dom.as_str(), snap.as_str(), flags),
-            RString::from,
-        )
+        self.call(&rules::SNAPSHOT_XML, flags, |d| d.snapshot_xml(dom.as_str(), snap.as_str(), flags), RString::from)
     }
     fn snapshot_list(&self, dom: RStr<'_>, flags: u32) -> RResult<RVec<abi::SnapshotInfo>, AbiError> {
-        let mask = self.descriptor.caps.snapshot_list;
         self.call(
-            "snapshot_list",
-            ops::SNAPSHOT_LIST,
+            &rules::SNAPSHOT_LIST,
             flags,
-            mask,
             |d| d.snapshot_list(dom.as_str(), flags),
             |v| v.into_iter().map(convert::snapshot).collect(),
         )
     }
     fn snapshot_lookup(&self, dom: RStr<'_>, snap: RStr<'_>) -> RResult<abi::SnapshotInfo, AbiError> {
-        self.call(
-            "snapshot_lookup",
-            ops::SNAPSHOT_LOOKUP,
-            0,
-            0,
-            |d| d.snapshot_lookup(dom.as_str(), snap.as_str()),
-            convert::snapshot,
-        )
+        self.call(&rules::SNAPSHOT_LOOKUP, 0, |d| d.snapshot_lookup(dom.as_str(), snap.as_str()), convert::snapshot)
     }
     fn snapshot_current(&self, dom: RStr<'_>) -> RResult<ROption<abi::SnapshotInfo>, AbiError> {
-        self.call(
-            "snapshot_current",
-            ops::SNAPSHOT_CURRENT,
-            0,
-            0,
-            |d| d.snapshot_current(dom.as_str()),
-            convert::option_snapshot,
-        )
+        self.call(&rules::SNAPSHOT_CURRENT, 0, |d| d.snapshot_current(dom.as_str()), convert::option_snapshot)
     }
     fn snapshot_revert(&self, dom: RStr<'_>, snap: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
-        let mask = self.descriptor.caps.snapshot_revert;
-        self.call(
-            "snapshot_revert",
-            ops::SNAPSHOT_REVERT,
-            flags,
-            mask,
-            |d| d.snapshot_revert(dom.as_str(), snap.as_str(), flags),
-            same,
-        )
+        self.call(&rules::SNAPSHOT_REVERT, flags, |d| d.snapshot_revert(dom.as_str(), snap.as_str(), flags), same)
     }
     fn snapshot_delete(&self, dom: RStr<'_>, snap: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
-        let mask = self.descriptor.caps.snapshot_delete;
-        self.call(
-            "snapshot_delete",
-            ops::SNAPSHOT_DELETE,
-            flags,
-            mask,
-            |d| d.snapshot_delete(dom.as_str(), snap.as_str(), flags),
-            same,
-        )
+        self.call(&rules::SNAPSHOT_DELETE, flags, |d| d.snapshot_delete(dom.as_str(), snap.as_str(), flags), same)
     }
     fn snapshot_import(
         &self,
@@ -255,44 +190,34 @@ impl abi::Driver for Guarded {
         current: ROption<RString>,
         flags: u32,
     ) -> RResult<(), AbiError> {
-        let mask = self.descriptor.caps.snapshot_import;
         let xmls: Vec<String> = xmls.into_iter().map(String::from).collect();
         let current: Option<String> = current.into_option().map(String::from);
         self.call(
-            "snapshot_import",
-            ops::SNAPSHOT_IMPORT,
+            &rules::SNAPSHOT_IMPORT,
             flags,
-            mask,
             |d| d.snapshot_import(dom.as_str(), &xmls, current.as_deref(), flags),
             same,
         )
     }
     fn snapshot_edit(&self, dom: RStr<'_>, snap: RStr<'_>, xml: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
-        let mask = self.descriptor.caps.snapshot_create;
         self.call(
-            "snapshot_edit",
-            ops::SNAPSHOT_EDIT,
+            &rules::SNAPSHOT_EDIT,
             flags,
-            mask,
             |d| d.snapshot_edit(dom.as_str(), snap.as_str(), xml.as_str(), flags),
             RString::from,
         )
     }
     fn selftest_panic(&self) -> RResult<(), AbiError> {
         // Declared by every SDK plugin: proves the wrapper turns a panic into an error.
-        self.call("selftest_panic", u64::MAX, 0, 0, |_| -> model::Result<()> { panic!("selftest_panic probe") }, same)
+        self.call(&SELFTEST_PANIC, 0, |_| -> model::Result<()> { panic!("selftest_panic probe") }, same)
     }
     fn domain_job_begin(&self, dom: RStr<'_>, job: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
-        self.call(
-            "domain_job",
-            ops::DOMAIN_JOB,
-            flags,
-            0,
-            |d| d.domain_job_begin(dom.as_str(), job.as_str()),
-            RString::from,
-        )
+        self.call(&rules::DOMAIN_JOB, flags, |d| d.domain_job_begin(dom.as_str(), job.as_str()), RString::from)
     }
     fn domain_job_end(&self, dom: RStr<'_>, job: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
-        self.call("domain_job", ops::DOMAIN_JOB, flags, 0, |d| d.domain_job_end(dom.as_str(), job.as_str()), same)
+        self.call(&rules::DOMAIN_JOB, flags, |d| d.domain_job_end(dom.as_str(), job.as_str()), same)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,8 +5,10 @@
 //! `INTERNAL_ERROR` naming the plugin, and the connection that panicked is poisoned (every later
 //! call fails without running plugin code). The plugin's panic hook keeps the panic text off
 //! stderr; it is logged there only under `VIRTPLUG_PLUGIN_LOG=stderr` (see `panics.rs`). Flags
-//! outside the plugin's declared mask are refused here too (`unsupported flags (0x…) in
-//! function …`), so a plugin never sees them even when called without the host's checks.
+//! and operations are checked here too with the host's own rule table and function
+//! ([`rules::check`]: read-only refusals, SECURE on read-only, undefined bits, libvirt's flag
+//! relationships, the declared masks and operations), so a plugin never sees a call the host
+//! would refuse, even when called without the host.
 //!
 //! This crate must not contain hypervisor logic or generic snapshot semantics (those live in
 //! `virtplug-model`), and plugin crates never name `abi_stable` themselves.
@@ -14,11 +16,14 @@
 #[cfg(panic = "abort")]
 compile_error!("virtplug plugins must be built with panic = \"unwind\": the SDK converts panics into errors");
 
+mod clock;
 mod convert;
 mod driver;
 mod guard;
 mod panics;
+pub mod rules;
 
+pub use clock::now;
 pub use driver::{Driver, Plugin, PluginDescriptor};
 pub use virtplug_model::{self as model, DomainInfo, Error, Result, SnapshotInfo, codes, flags};
 pub use virtplug_plugin_api::Capabilities;

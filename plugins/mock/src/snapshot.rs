@@ -2,8 +2,6 @@
 //! DISK_ONLY, LIVE excludes REDEFINE, memory and disk alignment), then the model's tree rules
 //! inside one store transaction together with the domain state change.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use virtplug_plugin_sdk::{
     Error, Result, codes,
     flags::{domain_state as st, snapshot_create as cf, snapshot_delete as df, snapshot_revert as rf},
@@ -125,10 +123,6 @@ fn align_disks(def: &mut SnapshotDef, targets: &[String], default_mode: Snapshot
     Ok(())
 }
 
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-}
-
 /// Builds the complete definition of a plain (non-redefine) create from the domain's state.
 /// The disk targets of a domain definition. The definition changes rarely and every plain
 /// create needs its targets, so the last one parsed is remembered (per thread).
@@ -153,7 +147,7 @@ fn plain_def(d: &DomainRecord, xml_text: &str, flags: u32) -> Result<SnapshotDef
     let active = is_active(d.state);
     let disk_only = flags & cf::DISK_ONLY != 0;
     let mut def = xml::parse(xml_text, ParseFlags { offline: disk_only || !active, ..Default::default() })?;
-    def.fill_defaults(now());
+    def.fill_defaults(virtplug_plugin_sdk::now());
     check_name(&def.name, flags)?;
     if flags & cf::LIVE != 0 && (!active || def.memory.as_ref().is_none_or(|m| m.mode != SnapshotMode::External)) {
         return Err(Error::new(

@@ -10,8 +10,6 @@
 //! - Before touching an image, the name is checked (all digits, `/`, leading `.`) and every
 //!   image's snapshot table is read natively to refuse a tag that already exists.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::json;
 use virtplug_plugin_sdk::{
     Error, Result, codes,
@@ -45,10 +43,6 @@ pub fn check_name(name: &str) -> Result<()> {
         return bad("all-digit names are refused because qemu resolves them as snapshot IDs");
     }
     Ok(())
-}
-
-pub(crate) fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
 /// The disks a snapshot's own `<domain>` names (else the domain's current ones).
@@ -154,10 +148,10 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
     let mut def = xml::parse(text, ParseFlags { offline: !active, ..Default::default() })?;
     if def.name.is_empty() {
         // libvirt names it after the creation time, an all-digit name qemu would read as an ID
-        def.creation_time = now();
+        def.creation_time = virtplug_plugin_sdk::now();
         def.name = format!("snapshot-{}", def.creation_time);
     } else {
-        def.fill_defaults(now());
+        def.fill_defaults(virtplug_plugin_sdk::now());
     }
     check_name(&def.name)?;
     if def.is_external() {

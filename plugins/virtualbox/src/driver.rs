@@ -17,13 +17,6 @@ pub struct VboxDriver {
     pub read_only: bool,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
-        .unwrap_or(0)
-}
-
 impl VboxDriver {
     fn writable(&self, function: &str) -> Result<()> {
         if self.read_only {
@@ -168,7 +161,7 @@ impl Driver for VboxDriver {
             ));
         }
         if def.name.is_empty() {
-            def.fill_defaults(now());
+            def.fill_defaults(virtplug_plugin_sdk::now());
         }
         if parse::parse_uuid(&def.name).is_some() {
             return Err(Error::new(

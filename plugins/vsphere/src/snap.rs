@@ -18,13 +18,6 @@ use crate::{
     xmldom::escape,
 };
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 impl Connection {
     /// The VM's moid, BIOS uuid and snapshot tree, in one call.
     pub(crate) fn tree(&self, dom: &str) -> Result<(MoRef, String, Tree)> {
@@ -49,7 +42,7 @@ impl Connection {
                 "external memory snapshots are not supported by vSphere",
             ));
         }
-        def.fill_defaults(now());
+        def.fill_defaults(virtplug_plugin_sdk::now());
         let (vm, _, tree) = self.tree(dom)?;
         if tree.has_name(&def.name) {
             return Err(Error::operation_invalid(format!("Snapshot '{}' already exists", def.name)));

@@ -29,7 +29,7 @@ pub fn operations(plugin: &LoadedPlugin) -> Vec<Operation> {
                 .find(|r| r.op_bit == bit)
                 .map(|r| {
                     let accepted = (r.mask)(&info.caps) & r.defined;
-                    (0..32).map(|i| 1u32 << i).filter(|b| accepted & b != 0).map(|b| r.name_of(b)).collect()
+                    (0..32).map(|i| 1u32 << i).filter(|b| accepted & b != 0).map(|b| rules::name_of(r, b)).collect()
                 })
                 .unwrap_or_default();
             Operation { name, flags }
