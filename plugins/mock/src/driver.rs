@@ -16,9 +16,10 @@ use virtplug_plugin_sdk::{
     },
 };
 
-use crate::snapshot;
-
-pub(crate) use virtplug_plugin_sdk::flags::domain_state_reason as reason;
+use crate::{
+    snapshot,
+    state::{Conn, is_active, next_id, reason, stop},
+};
 
 /// One open `mock:` connection.
 #[derive(Debug)]
@@ -28,22 +29,6 @@ pub struct MockDriver {
     /// A read-only connection opened before its state existed: the database it serves as soon
     /// as one appears there (a fresh in-memory store until then).
     awaiting: Mutex<Option<PathBuf>>,
-}
-
-pub(crate) fn is_active(state: u32) -> bool {
-    state != st::SHUTOFF && state != st::NOSTATE
-}
-
-/// Allocates the next hypervisor id (like the test driver's counter).
-pub(crate) fn next_id(w: &mut Writer<'_, '_>) -> Result<i32> {
-    let id: i32 = w.meta("next_id")?.and_then(|v| v.parse().ok()).unwrap_or(2);
-    w.set_meta("next_id", &(id + 1).to_string())?;
-    Ok(id)
-}
-
-/// Stops `dom`; a transient domain disappears with its snapshot metadata.
-pub(crate) fn stop(w: &mut Writer<'_, '_>, dom: &DomainRecord, why: u32) -> Result<()> {
-    if dom.persistent { w.set_domain_state(&dom.uuid, st::SHUTOFF, why, -1) } else { w.undefine_domain(&dom.uuid) }
 }
 
 /// Gives a store that was never initialised the domain `test` (running, id 1), in one transaction.
@@ -114,6 +99,15 @@ impl MockDriver {
             let d = w.domain_by_name(dom)?;
             f(w, d)
         })
+    }
+}
+
+impl Conn for MockDriver {
+    fn store(&self) -> Result<MutexGuard<'_, Store>> {
+        MockDriver::store(self)
+    }
+    fn deny_read_only(&self, function: &str) -> Result<()> {
+        MockDriver::deny_read_only(self, function)
     }
 }
 

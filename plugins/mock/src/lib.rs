@@ -15,6 +15,7 @@
 
 mod driver;
 mod snapshot;
+mod state;
 mod uri;
 
 use virtplug_plugin_sdk::{

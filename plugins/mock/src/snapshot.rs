@@ -13,7 +13,7 @@ use virtplug_plugin_sdk::{
     },
 };
 
-use crate::driver::{MockDriver, is_active, next_id, reason, stop};
+use crate::state::{Conn, is_active, next_id, reason, stop};
 
 fn require(flags: u32, flag: u32, required: u32, flag_name: &str, required_name: &str) -> Result<()> {
     if flags & flag != 0 && flags & required == 0 {
@@ -172,7 +172,7 @@ fn plain_def(d: &DomainRecord, xml_text: &str, flags: u32) -> Result<SnapshotDef
 }
 
 /// `snapshot_create`: plain create, NO_METADATA, HALT, DISK_ONLY, or REDEFINE [+ CURRENT].
-pub(crate) fn create(drv: &MockDriver, dom: &str, xml_text: &str, flags: u32) -> Result<String> {
+pub(crate) fn create(drv: &impl Conn, dom: &str, xml_text: &str, flags: u32) -> Result<String> {
     drv.deny_read_only("virDomainSnapshotCreateXML")?;
     check_create_flags(flags)?;
     if flags & cf::VALIDATE != 0 {
@@ -211,7 +211,7 @@ pub(crate) fn create(drv: &MockDriver, dom: &str, xml_text: &str, flags: u32) ->
 
 /// `snapshot_revert`: the snapshot becomes current and the domain takes its state (RUNNING or
 /// PAUSED override it) and its definition.
-pub(crate) fn revert(drv: &MockDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
+pub(crate) fn revert(drv: &impl Conn, dom: &str, snap: &str, flags: u32) -> Result<()> {
     drv.deny_read_only("virDomainRevertToSnapshot")?;
     exclusive(
         flags,
@@ -278,7 +278,7 @@ pub(crate) fn revert(drv: &MockDriver, dom: &str, snap: &str, flags: u32) -> Res
 
 /// `snapshot_delete`: reparenting, CHILDREN, CHILDREN_ONLY, METADATA_ONLY (the mock has no
 /// disk contents, so a full delete and a metadata-only delete have the same effect).
-pub(crate) fn delete(drv: &MockDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
+pub(crate) fn delete(drv: &impl Conn, dom: &str, snap: &str, flags: u32) -> Result<()> {
     drv.deny_read_only("virDomainSnapshotDelete")?;
     exclusive(
         flags,
@@ -301,7 +301,7 @@ fn parse_redefine(xml_text: &str) -> Result<SnapshotDef> {
 
 /// `snapshot_import`: redefines a whole hierarchy and marks `current`, in one transaction
 /// (rolled back afterwards with `dry_run`).
-pub(crate) fn import(drv: &MockDriver, dom: &str, xmls: &[String], current: Option<&str>, dry_run: bool) -> Result<()> {
+pub(crate) fn import(drv: &impl Conn, dom: &str, xmls: &[String], current: Option<&str>, dry_run: bool) -> Result<()> {
     if !dry_run {
         drv.deny_read_only("virDomainSnapshotCreateXML")?;
     }
@@ -316,7 +316,7 @@ pub(crate) fn import(drv: &MockDriver, dom: &str, xmls: &[String], current: Opti
 
 /// `snapshot_edit`: redefines `snap` from `xml_text`, renaming it atomically when the name
 /// changed; create flags CURRENT and DISK_ONLY apply as in a redefine.
-pub(crate) fn edit(drv: &MockDriver, dom: &str, snap: &str, xml_text: &str, flags: u32) -> Result<String> {
+pub(crate) fn edit(drv: &impl Conn, dom: &str, snap: &str, xml_text: &str, flags: u32) -> Result<String> {
     drv.deny_read_only("virDomainSnapshotCreateXML")?;
     let def =
         xml::parse(xml_text, ParseFlags { redefine: true, offline: flags & cf::DISK_ONLY != 0, ..Default::default() })?;

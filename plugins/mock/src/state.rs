@@ -1,0 +1,39 @@
+//! Leaf helpers of the mock connection shared by the domain operations (`driver.rs`) and the
+//! snapshot operations (`snapshot.rs`): domain state, hypervisor ids, and [`Conn`], what a
+//! snapshot operation needs from its connection — so that `snapshot.rs` never imports
+//! `driver.rs`.
+
+use std::sync::MutexGuard;
+
+use virtplug_plugin_sdk::{
+    Result,
+    flags::domain_state as st,
+    model::store::{DomainRecord, Store, Writer},
+};
+
+pub(crate) use virtplug_plugin_sdk::flags::domain_state_reason as reason;
+
+/// What the snapshot operations need from a mock connection.
+pub(crate) trait Conn {
+    /// The connection's store, locked.
+    fn store(&self) -> Result<MutexGuard<'_, Store>>;
+    /// OPERATION_DENIED on a read-only connection, naming libvirt's public function.
+    fn deny_read_only(&self, function: &str) -> Result<()>;
+}
+
+/// Whether a domain in `state` is running (or paused, or otherwise not shut off).
+pub(crate) fn is_active(state: u32) -> bool {
+    state != st::SHUTOFF && state != st::NOSTATE
+}
+
+/// Allocates the next hypervisor id (like the test driver's counter).
+pub(crate) fn next_id(w: &mut Writer<'_, '_>) -> Result<i32> {
+    let id: i32 = w.meta("next_id")?.and_then(|v| v.parse().ok()).unwrap_or(2);
+    w.set_meta("next_id", &(id + 1).to_string())?;
+    Ok(id)
+}
+
+/// Stops `dom`; a transient domain disappears with its snapshot metadata.
+pub(crate) fn stop(w: &mut Writer<'_, '_>, dom: &DomainRecord, why: u32) -> Result<()> {
+    if dom.persistent { w.set_domain_state(&dom.uuid, st::SHUTOFF, why, -1) } else { w.undefine_domain(&dom.uuid) }
+}
