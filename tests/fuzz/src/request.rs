@@ -1,5 +1,6 @@
-//! The daemon's request decoding: every JSON body type it deserialises (`remote::wire`, read by
-//! axum's `Json` extractor, i.e. `serde_json::from_slice`), followed by the validation the host
+//! The daemon's request decoding: every JSON body type it deserialises (the `virtplug-wire` types,
+//! reached as `virtplug_host::remote::wire`, read by axum's `Json` extractor, i.e.
+//! `serde_json::from_slice`), followed by the validation the host
 //! runs on a decoded body before any plugin sees it (the XML parse of `snapshot_create`,
 //! `snapshot_import` and `define`).
 
