@@ -1,6 +1,8 @@
-//! The qemu connection: domain life cycle and state tracking. Snapshot operations are in
-//! [`crate::snapshot`]. One operation at a time per connection (one mutex), so a snapshot job
-//! never races a state change.
+//! The qemu connection's state: the store, QMP connections, domain state tracking and the
+//! helpers every operation shares. The operations are in [`crate::connection`] (the `Driver`
+//! impl), [`crate::snapshot`], [`crate::redefine`] and [`crate::revert`], which import this
+//! module and never the other way round. One operation at a time per connection (one mutex), so
+//! a snapshot job never races a state change.
 
 use std::{
     collections::HashMap,
@@ -10,12 +12,11 @@ use std::{
 };
 
 use virtplug_plugin_sdk::{
-    DomainInfo, Driver, Error, Result, SnapshotInfo, codes,
-    flags::{domain_state as st, domain_undefine, domain_xml, snapshot_import, snapshot_xml},
+    Error, Result, codes,
+    flags::domain_state as st,
     model::{
         domain::normalize_uuid,
         store::{DomainRecord, Store, Sync},
-        xml::{self, FormatFlags},
     },
 };
 
@@ -23,7 +24,6 @@ use crate::{
     domain::QemuDef,
     process::{self, Runtime},
     qmp::{Qmp, QmpError},
-    snapshot,
     uri::Config,
 };
 
@@ -40,7 +40,7 @@ pub(crate) struct Inner {
 #[derive(Debug)]
 pub struct QemuDriver {
     pub(crate) cfg: Config,
-    read_only: bool,
+    pub(crate) read_only: bool,
     inner: Mutex<Inner>,
 }
 
@@ -66,7 +66,7 @@ pub(crate) fn qmp_error(dom: &str, what: &str, e: &QmpError) -> Error {
     }
 }
 
-fn random_uuid() -> String {
+pub(crate) fn random_uuid() -> String {
     let mut b = [0u8; 16];
     if let Ok(mut f) = fs::File::open("/dev/urandom") {
         let _ = std::io::Read::read_exact(&mut f, &mut b);
@@ -242,7 +242,7 @@ impl QemuDriver {
     }
 
     /// Runs a simple QMP command on a running domain and records the new state.
-    fn simple(
+    pub(crate) fn simple(
         &self,
         function: &str,
         name: &str,
@@ -259,201 +259,5 @@ impl QemuDriver {
         want(d.state)?;
         self.qmp(&mut g, &d)?.execute(cmd, None).map_err(|e| qmp_error(name, cmd, &e))?;
         g.store.set_domain_state(&d.uuid, new.0, new.1, d.id)
-    }
-}
-
-impl Driver for QemuDriver {
-    fn domain_list(&self) -> Result<Vec<DomainInfo>> {
-        let mut g = self.lock()?;
-        let mut out = Vec::new();
-        for d in g.store.domains()? {
-            let d = if self.read_only { d } else { self.refresh(&mut g, d.clone()).unwrap_or(d) };
-            out.push(d.info());
-        }
-        Ok(out)
-    }
-
-    fn domain_lookup_by_name(&self, name: &str) -> Result<DomainInfo> {
-        let mut g = self.lock()?;
-        if self.read_only {
-            return Ok(g.store.domain_by_name(name)?.info());
-        }
-        Ok(self.domain(&mut g, name)?.info())
-    }
-
-    fn domain_lookup_by_uuid(&self, uuid: &str) -> Result<DomainInfo> {
-        let norm = normalize_uuid(uuid).unwrap_or_else(|| uuid.to_owned());
-        let mut g = self.lock()?;
-        let d = g.store.domain_by_uuid(&norm)?;
-        if self.read_only {
-            return Ok(d.info());
-        }
-        Ok(self.refresh(&mut g, d)?.info())
-    }
-
-    fn domain_define(&self, xml_text: &str) -> Result<DomainInfo> {
-        self.deny_read_only("virDomainDefineXML")?;
-        let text = if xml_text.contains("<uuid>") {
-            xml_text.to_owned()
-        } else {
-            xml_text.replacen("</name>", &format!("</name>\n  <uuid>{}</uuid>", random_uuid()), 1)
-        };
-        let def = QemuDef::parse(&text)?;
-        let mut g = self.lock()?;
-        g.store.write(|w| {
-            let existing = w.domain(&def.def.uuid).ok();
-            let (state, why, id) = existing.as_ref().map_or((st::SHUTOFF, 0, -1), |d| (d.state, d.reason, d.id));
-            let rec = w.define_domain(&def.def, state, why, id)?;
-            w.set_domain_persistent(&rec.uuid, true)?;
-            Ok(DomainRecord { persistent: true, ..rec }.info())
-        })
-    }
-
-    fn domain_undefine(&self, dom: &str, flags: u32) -> Result<()> {
-        self.deny_read_only("virDomainUndefineFlags")?;
-        let mut g = self.lock()?;
-        let d = self.domain_for_change(&mut g, dom)?;
-        g.store.write(|w| {
-            if is_active(d.state) {
-                return w.set_domain_persistent(&d.uuid, false);
-            }
-            let n = w.snapshot_count(&d.uuid)?;
-            if n > 0 && flags & domain_undefine::SNAPSHOTS_METADATA == 0 {
-                return Err(Error::operation_invalid(format!("cannot delete inactive domain with {n} snapshots")));
-            }
-            w.undefine_domain(&d.uuid)
-        })
-    }
-
-    fn domain_start(&self, dom: &str) -> Result<()> {
-        self.deny_read_only("virDomainCreate")?;
-        let mut g = self.lock()?;
-        let d = self.domain_for_change(&mut g, dom)?;
-        if is_active(d.state) {
-            return Err(Error::operation_invalid("domain is already running"));
-        }
-        let def = QemuDef::parse(&d.xml)?;
-        self.launch(&mut g, &def)?;
-        let started = self.qmp(&mut g, &d)?.execute("cont", None);
-        if let Err(e) = started {
-            self.stop_process(&mut g, &d);
-            process::clear(&self.cfg, &d.uuid);
-            return Err(qmp_error(dom, "cont", &e));
-        }
-        let id = Self::next_id(&mut g)?;
-        g.store.set_domain_state(&d.uuid, st::RUNNING, reason::RUNNING_BOOTED, id)
-    }
-
-    fn domain_shutdown(&self, dom: &str) -> Result<()> {
-        self.deny_read_only("virDomainShutdown")?;
-        let mut g = self.lock()?;
-        let d = self.domain_for_change(&mut g, dom)?;
-        if !is_active(d.state) {
-            return Err(not_running());
-        }
-        let grace = Duration::from_millis(self.cfg.shutdown_timeout_ms);
-        let q = self.qmp(&mut g, &d)?;
-        q.execute("system_powerdown", None).map_err(|e| qmp_error(dom, "system_powerdown", &e))?;
-        let end = std::time::Instant::now() + grace;
-        while !q.saw_shutdown() && std::time::Instant::now() < end {
-            if q.status().is_err() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.stop_process(&mut g, &d);
-        self.mark_stopped(&mut g, &d, reason::SHUTOFF_SHUTDOWN)
-    }
-
-    fn domain_destroy(&self, dom: &str) -> Result<()> {
-        self.deny_read_only("virDomainDestroy")?;
-        let mut g = self.lock()?;
-        let d = self.domain_for_change(&mut g, dom)?;
-        if !is_active(d.state) {
-            return Err(not_running());
-        }
-        self.stop_process(&mut g, &d);
-        self.mark_stopped(&mut g, &d, reason::SHUTOFF_DESTROYED)
-    }
-
-    fn domain_suspend(&self, dom: &str) -> Result<()> {
-        let paused =
-            |s| if s == st::PAUSED { Err(Error::operation_invalid("domain is already paused")) } else { Ok(()) };
-        self.simple("virDomainSuspend", dom, "stop", paused, (st::PAUSED, reason::PAUSED_USER))
-    }
-
-    fn domain_resume(&self, dom: &str) -> Result<()> {
-        let paused = |s| if s == st::PAUSED { Ok(()) } else { Err(Error::operation_invalid("domain is not paused")) };
-        self.simple("virDomainResume", dom, "cont", paused, (st::RUNNING, reason::RUNNING_UNPAUSED))
-    }
-
-    fn domain_xml(&self, dom: &str, flags: u32) -> Result<String> {
-        if self.read_only && flags & domain_xml::SECURE != 0 {
-            return Err(Error::new(codes::OPERATION_DENIED, "virDomainGetXMLDesc with secure flag"));
-        }
-        let d = self.lock()?.store.domain_by_name(dom)?;
-        let text = if flags & domain_xml::SECURE != 0 { d.xml } else { xml::strip_secrets(&d.xml) };
-        Ok(format!("{}\n", text.trim_end()))
-    }
-
-    fn snapshot_create(&self, dom: &str, xml_text: &str, flags: u32) -> Result<String> {
-        snapshot::create(self, dom, xml_text, flags)
-    }
-
-    fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> Result<String> {
-        if self.read_only && flags & snapshot_xml::SECURE != 0 {
-            return Err(Error::new(codes::OPERATION_DENIED, "virDomainSnapshotGetXMLDesc with secure flag"));
-        }
-        let mut g = self.lock()?;
-        let d = g.store.domain_by_name(dom)?;
-        let secure = flags & snapshot_xml::SECURE != 0;
-        g.store.snapshot_xml(&d.uuid, snap, FormatFlags { secure, ..Default::default() })
-    }
-
-    fn snapshot_list(&self, dom: &str, _flags: u32) -> Result<Vec<SnapshotInfo>> {
-        let mut g = self.lock()?;
-        let d = g.store.domain_by_name(dom)?;
-        g.store.snapshots(&d.uuid)
-    }
-
-    fn snapshot_lookup(&self, dom: &str, snap: &str) -> Result<SnapshotInfo> {
-        let mut g = self.lock()?;
-        let d = g.store.domain_by_name(dom)?;
-        g.store.snapshot(&d.uuid, snap)
-    }
-
-    fn snapshot_current(&self, dom: &str) -> Result<Option<SnapshotInfo>> {
-        let mut g = self.lock()?;
-        let d = g.store.domain_by_name(dom)?;
-        g.store.current(&d.uuid)
-    }
-
-    fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
-        snapshot::revert(self, dom, snap, flags)
-    }
-
-    fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
-        snapshot::delete(self, dom, snap, flags)
-    }
-
-    fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> Result<()> {
-        snapshot::import(self, dom, xmls, current, flags & snapshot_import::DRY_RUN != 0)
-    }
-
-    fn snapshot_edit(&self, dom: &str, snap: &str, xml_text: &str, flags: u32) -> Result<String> {
-        snapshot::edit(self, dom, snap, xml_text, flags)
-    }
-
-    fn domain_job_begin(&self, dom: &str, job: &str) -> Result<String> {
-        self.deny_read_only("virtplugDomainJobBegin")?;
-        let mut g = self.lock()?;
-        let d = g.store.domain_by_name(dom)?;
-        g.store.job_begin(&d.uuid, job)
-    }
-
-    fn domain_job_end(&self, dom: &str, job: &str) -> Result<()> {
-        let mut g = self.lock()?;
-        let d = g.store.domain_by_name(dom)?;
-        g.store.job_end(&d.uuid, job)
     }
 }

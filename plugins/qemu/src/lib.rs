@@ -9,6 +9,7 @@
 //! Depends on the SDK only (no abi_stable); does no terminal I/O. Image formats are always
 //! stated, never probed.
 
+mod connection;
 mod domain;
 mod driver;
 mod img;
@@ -16,6 +17,7 @@ mod process;
 mod qmp;
 mod redefine;
 mod revert;
+mod snapdef;
 mod snapshot;
 pub mod uri;
 

@@ -16,7 +16,7 @@ use virtplug_plugin_sdk::{
 use crate::{
     driver::{Inner, QemuDriver, is_active},
     img,
-    snapshot::{check_name, snapshot_qdef},
+    snapdef::{check_name, snapshot_qdef},
 };
 
 /// Parses a redefinition and checks it against the images.

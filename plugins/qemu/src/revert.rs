@@ -22,7 +22,7 @@ use crate::{
     domain::QemuDef,
     driver::{Inner, QemuDriver, is_active, qmp_error, reason},
     img::{self, Action},
-    snapshot::snapshot_qdef,
+    snapdef::snapshot_qdef,
 };
 
 /// Checks that every internal disk of `qdef` holds `name` once; with `vmstate`, that the first

@@ -16,39 +16,18 @@ use virtplug_plugin_sdk::{
     flags::{domain_state as st, snapshot_create as cf, snapshot_delete as df},
     model::{
         store::DomainRecord,
-        xml::{self, DiskSpec, MemorySpec, ParseFlags, SnapshotDef, SnapshotMode},
+        xml::{self, DiskSpec, MemorySpec, ParseFlags, SnapshotMode},
     },
 };
 
-pub use crate::redefine::{edit, import};
-pub use crate::revert::revert;
 use crate::{
     domain::{Disk, QemuDef},
     driver::{Inner, QemuDriver, is_active, qmp_error, reason},
     img::{self, Action},
     process,
     qmp::QmpError,
+    snapdef::{check_name, snapshot_qdef},
 };
-
-/// libvirt's name rules for qemu plus the all-digit rule (qemu resolves digits as IDs).
-pub fn check_name(name: &str) -> Result<()> {
-    let bad = |why: &str| Err(Error::new(codes::XML_DETAIL, format!("invalid snapshot name '{name}': {why}")));
-    if name.contains('/') {
-        return bad("name can't contain '/'");
-    }
-    if name.starts_with('.') {
-        return bad("name can't start with '.'");
-    }
-    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
-        return bad("all-digit names are refused because qemu resolves them as snapshot IDs");
-    }
-    Ok(())
-}
-
-/// The disks a snapshot's own `<domain>` names (else the domain's current ones).
-pub(crate) fn snapshot_qdef(sdef: &SnapshotDef, d: &DomainRecord) -> Result<QemuDef> {
-    QemuDef::parse(sdef.domain.as_deref().unwrap_or(&d.xml))
-}
 
 /// Job ids must be identifiers; snapshot names need not be.
 fn job_id(kind: &str) -> String {
