@@ -11,8 +11,6 @@ use axum::{
 use virtplug_host::{HostError, codes};
 use virtplug_wire::ErrorBody;
 
-use crate::extract::BodyError;
-
 /// An error response.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -80,6 +78,17 @@ impl From<HostError> for ApiError {
         };
         Self { status: status_for(code), body: ErrorBody { code, name: codes::name(code).into(), message, detail } }
     }
+}
+
+/// Why reading a request body stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// More bytes than the route accepts.
+    #[error("request body is larger than the {0} bytes this route accepts")]
+    TooLarge(usize),
+    /// Nothing arrived for the body timeout.
+    #[error("request body stalled: nothing received for {0} s")]
+    TimedOut(u64),
 }
 
 impl From<BodyError> for ApiError {

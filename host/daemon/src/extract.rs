@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use virtplug_host::{HostError, rules};
 use virtplug_wire as wire;
 
+pub use crate::error::BodyError;
 use crate::{error::ApiError, state::Access};
 
 /// Path parameters, percent-decoded.
@@ -115,17 +116,6 @@ fn action_function(action: &str) -> Option<&'static str> {
         "resume" => rules::DOMAIN_RESUME.function,
         _ => return None,
     })
-}
-
-/// Why reading a request body stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum BodyError {
-    /// More bytes than the route accepts.
-    #[error("request body is larger than the {0} bytes this route accepts")]
-    TooLarge(usize),
-    /// Nothing arrived for the body timeout.
-    #[error("request body stalled: nothing received for {0} s")]
-    TimedOut(u64),
 }
 
 /// Whether the request comes from a read-only principal (socket, token or the
