@@ -70,12 +70,11 @@ impl Plugin for VirtualBox {
         },
     };
 
-    // Read-only needs no code here: the SDK refuses every change on a read-only connection.
-    fn open(uri: &str, _read_only: bool) -> Result<Box<dyn Driver>> {
+    fn open(uri: &str, read_only: bool) -> Result<Box<dyn Driver>> {
         let config = Config::from_uri(uri)?;
         let runner = Runner { program: config.program, timeout: config.timeout, count: AtomicU64::new(0) };
         probe(&runner)?;
-        Ok(Box::new(VboxDriver { runner }))
+        Ok(Box::new(VboxDriver { runner, read_only }))
     }
 }
 
