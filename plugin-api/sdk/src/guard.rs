@@ -15,7 +15,9 @@ use virtplug_plugin_api::{
 };
 
 use crate::{
-    Plugin, convert,
+    Plugin,
+    checked::Checked,
+    convert,
     driver::{Driver, PluginDescriptor},
     panics::{self, Caught},
     rules::{self, OpRules},
@@ -43,7 +45,8 @@ extern "C" fn open<P: Plugin>(uri: RStr<'_>, read_only: bool) -> RResult<DriverB
     let descriptor = P::DESCRIPTOR;
     match panics::guarded(|| P::open(uri.as_str(), read_only)) {
         Ok(Ok(inner)) => {
-            let guarded = Guarded { descriptor, read_only, inner, poisoned: AtomicBool::new(false) };
+            let inner = Checked::new(descriptor, read_only, inner);
+            let guarded = Guarded { descriptor, inner, poisoned: AtomicBool::new(false) };
             RResult::ROk(DriverBox::from_value(guarded, TD_Opaque))
         }
         Ok(Err(e)) => RResult::RErr(convert::error(e)),
@@ -58,13 +61,11 @@ fn panicked(plugin: &str, operation: &str, caught: &Caught) -> AbiError {
     AbiError::new(codes::INTERNAL_ERROR, format!("plugin '{plugin}' panicked in {operation}: {what}"))
 }
 
-/// A plugin's connection as exported: runs the host's generic checks, then calls the native
-/// driver inside `catch_unwind`.
+/// A plugin's connection as exported: calls the checked native driver (`Checked`: the host's
+/// generic checks, then the plugin's code) inside `catch_unwind`.
 struct Guarded {
     descriptor: PluginDescriptor,
-    /// As given to `open`: the read-only refusals of the rule table apply.
-    read_only: bool,
-    inner: Box<dyn Driver>,
+    inner: Checked,
     poisoned: AtomicBool,
 }
 
@@ -83,14 +84,14 @@ const SELFTEST_PANIC: OpRules = OpRules {
 };
 
 impl Guarded {
-    /// Runs `call` if the host's generic checks of `op` pass for `flags` on this connection
+    /// Runs `call` on the checked driver, whose methods run the host's generic checks
     /// (`rules::check`: read-only, SECURE, unknown bits, relationship rules, the declared mask,
-    /// the declared operation); converts the result and any panic.
+    /// the declared operation) before the plugin's code; `op` names the operation in a panic's
+    /// error. Converts the result and any panic.
     fn call<T, R>(
         &self,
         op: &OpRules,
-        flags: u32,
-        call: impl FnOnce(&dyn Driver) -> model::Result<T>,
+        call: impl FnOnce(&Checked) -> model::Result<T>,
         convert: impl FnOnce(T) -> R,
     ) -> RResult<R, AbiError> {
         let name = self.descriptor.name;
@@ -100,10 +101,7 @@ impl Guarded {
                 format!("plugin '{name}' is poisoned by an earlier panic and refuses further calls"),
             ));
         }
-        if let Err(refusal) = rules::check(op, self.read_only, self.descriptor.ops, &self.descriptor.caps, flags) {
-            return RResult::RErr(convert::error(refusal.into()));
-        }
-        match panics::guarded(|| call(self.inner.as_ref())) {
+        match panics::guarded(|| call(&self.inner)) {
             Ok(Ok(value)) => RResult::ROk(convert(value)),
             Ok(Err(e)) => RResult::RErr(convert::error(e)),
             Err(caught) => {
@@ -120,68 +118,62 @@ fn same<T>(v: T) -> T {
 
 impl abi::Driver for Guarded {
     fn domain_list(&self) -> RResult<RVec<abi::DomainInfo>, AbiError> {
-        self.call(&rules::DOMAIN_LIST, 0, |d| d.domain_list(), |v| v.into_iter().map(convert::domain).collect())
+        self.call(&rules::DOMAIN_LIST, |d| d.domain_list(), |v| v.into_iter().map(convert::domain).collect())
     }
     fn domain_lookup_by_name(&self, name: RStr<'_>) -> RResult<abi::DomainInfo, AbiError> {
-        self.call(&rules::DOMAIN_LOOKUP, 0, |d| d.domain_lookup_by_name(name.as_str()), convert::domain)
+        self.call(&rules::DOMAIN_LOOKUP, |d| d.domain_lookup_by_name(name.as_str()), convert::domain)
     }
     fn domain_lookup_by_uuid(&self, uuid: RStr<'_>) -> RResult<abi::DomainInfo, AbiError> {
-        self.call(&rules::DOMAIN_LOOKUP, 0, |d| d.domain_lookup_by_uuid(uuid.as_str()), convert::domain)
+        self.call(&rules::DOMAIN_LOOKUP, |d| d.domain_lookup_by_uuid(uuid.as_str()), convert::domain)
     }
     fn domain_define(&self, xml: RStr<'_>) -> RResult<abi::DomainInfo, AbiError> {
-        self.call(&rules::DOMAIN_DEFINE, 0, |d| d.domain_define(xml.as_str()), convert::domain)
+        self.call(&rules::DOMAIN_DEFINE, |d| d.domain_define(xml.as_str()), convert::domain)
     }
     fn domain_undefine(&self, dom: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
-        self.call(&rules::DOMAIN_UNDEFINE, flags, |d| d.domain_undefine(dom.as_str(), flags), same)
+        self.call(&rules::DOMAIN_UNDEFINE, |d| d.domain_undefine(dom.as_str(), flags), same)
     }
     fn domain_start(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
-        self.call(&rules::DOMAIN_START, 0, |d| d.domain_start(dom.as_str()), same)
+        self.call(&rules::DOMAIN_START, |d| d.domain_start(dom.as_str()), same)
     }
     fn domain_shutdown(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
-        self.call(&rules::DOMAIN_SHUTDOWN, 0, |d| d.domain_shutdown(dom.as_str()), same)
+        self.call(&rules::DOMAIN_SHUTDOWN, |d| d.domain_shutdown(dom.as_str()), same)
     }
     fn domain_destroy(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
-        self.call(&rules::DOMAIN_DESTROY, 0, |d| d.domain_destroy(dom.as_str()), same)
+        self.call(&rules::DOMAIN_DESTROY, |d| d.domain_destroy(dom.as_str()), same)
     }
     fn domain_suspend(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
-        self.call(&rules::DOMAIN_SUSPEND, 0, |d| d.domain_suspend(dom.as_str()), same)
+        self.call(&rules::DOMAIN_SUSPEND, |d| d.domain_suspend(dom.as_str()), same)
     }
     fn domain_resume(&self, dom: RStr<'_>) -> RResult<(), AbiError> {
-        self.call(&rules::DOMAIN_RESUME, 0, |d| d.domain_resume(dom.as_str()), same)
+        self.call(&rules::DOMAIN_RESUME, |d| d.domain_resume(dom.as_str()), same)
     }
     fn domain_xml(&self, dom: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
-        self.call(&rules::DOMAIN_XML, flags, |d| d.domain_xml(dom.as_str(), flags), RString::from)
+        self.call(&rules::DOMAIN_XML, |d| d.domain_xml(dom.as_str(), flags), RString::from)
     }
     fn snapshot_create(&self, dom: RStr<'_>, xml: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
-        self.call(
-            &rules::SNAPSHOT_CREATE,
-            flags,
-            |d| d.snapshot_create(dom.as_str(), xml.as_str(), flags),
-            RString::from,
-        )
+        self.call(&rules::SNAPSHOT_CREATE, |d| d.snapshot_create(dom.as_str(), xml.as_str(), flags), RString::from)
     }
     fn snapshot_xml(&self, dom: RStr<'_>, snap: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
-        self.call(&rules::SNAPSHOT_XML, flags, |d| d.snapshot_xml(dom.as_str(), snap.as_str(), flags), RString::from)
+        self.call(&rules::SNAPSHOT_XML, |d| d.snapshot_xml(dom.as_str(), snap.as_str(), flags), RString::from)
     }
     fn snapshot_list(&self, dom: RStr<'_>, flags: u32) -> RResult<RVec<abi::SnapshotInfo>, AbiError> {
         self.call(
             &rules::SNAPSHOT_LIST,
-            flags,
             |d| d.snapshot_list(dom.as_str(), flags),
             |v| v.into_iter().map(convert::snapshot).collect(),
         )
     }
     fn snapshot_lookup(&self, dom: RStr<'_>, snap: RStr<'_>) -> RResult<abi::SnapshotInfo, AbiError> {
-        self.call(&rules::SNAPSHOT_LOOKUP, 0, |d| d.snapshot_lookup(dom.as_str(), snap.as_str()), convert::snapshot)
+        self.call(&rules::SNAPSHOT_LOOKUP, |d| d.snapshot_lookup(dom.as_str(), snap.as_str()), convert::snapshot)
     }
     fn snapshot_current(&self, dom: RStr<'_>) -> RResult<ROption<abi::SnapshotInfo>, AbiError> {
-        self.call(&rules::SNAPSHOT_CURRENT, 0, |d| d.snapshot_current(dom.as_str()), convert::option_snapshot)
+        self.call(&rules::SNAPSHOT_CURRENT, |d| d.snapshot_current(dom.as_str()), convert::option_snapshot)
     }
     fn snapshot_revert(&self, dom: RStr<'_>, snap: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
-        self.call(&rules::SNAPSHOT_REVERT, flags, |d| d.snapshot_revert(dom.as_str(), snap.as_str(), flags), same)
+        self.call(&rules::SNAPSHOT_REVERT, |d| d.snapshot_revert(dom.as_str(), snap.as_str(), flags), same)
     }
     fn snapshot_delete(&self, dom: RStr<'_>, snap: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
-        self.call(&rules::SNAPSHOT_DELETE, flags, |d| d.snapshot_delete(dom.as_str(), snap.as_str(), flags), same)
+        self.call(&rules::SNAPSHOT_DELETE, |d| d.snapshot_delete(dom.as_str(), snap.as_str(), flags), same)
     }
     fn snapshot_import(
         &self,
@@ -192,30 +184,31 @@ impl abi::Driver for Guarded {
     ) -> RResult<(), AbiError> {
         let xmls: Vec<String> = xmls.into_iter().map(String::from).collect();
         let current: Option<String> = current.into_option().map(String::from);
-        self.call(
-            &rules::SNAPSHOT_IMPORT,
-            flags,
-            |d| d.snapshot_import(dom.as_str(), &xmls, current.as_deref(), flags),
-            same,
-        )
+        self.call(&rules::SNAPSHOT_IMPORT, |d| d.snapshot_import(dom.as_str(), &xmls, current.as_deref(), flags), same)
     }
     fn snapshot_edit(&self, dom: RStr<'_>, snap: RStr<'_>, xml: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
         self.call(
             &rules::SNAPSHOT_EDIT,
-            flags,
             |d| d.snapshot_edit(dom.as_str(), snap.as_str(), xml.as_str(), flags),
             RString::from,
         )
     }
     fn selftest_panic(&self) -> RResult<(), AbiError> {
         // Declared by every SDK plugin: proves the wrapper turns a panic into an error.
-        self.call(&SELFTEST_PANIC, 0, |_| -> model::Result<()> { panic!("selftest_panic probe") }, same)
+        self.call(
+            &SELFTEST_PANIC,
+            |d| -> model::Result<()> {
+                d.check(&SELFTEST_PANIC, 0)?;
+                panic!("selftest_panic probe")
+            },
+            same,
+        )
     }
     fn domain_job_begin(&self, dom: RStr<'_>, job: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
-        self.call(&rules::DOMAIN_JOB, flags, |d| d.domain_job_begin(dom.as_str(), job.as_str()), RString::from)
+        self.call(&rules::DOMAIN_JOB, |d| d.job_begin(dom.as_str(), job.as_str(), flags), RString::from)
     }
     fn domain_job_end(&self, dom: RStr<'_>, job: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
-        self.call(&rules::DOMAIN_JOB, flags, |d| d.domain_job_end(dom.as_str(), job.as_str()), same)
+        self.call(&rules::DOMAIN_JOB, |d| d.job_end(dom.as_str(), job.as_str(), flags), same)
     }
 }
 

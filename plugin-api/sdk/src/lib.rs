@@ -8,7 +8,8 @@
 //! and operations are checked here too with the host's own rule table and function
 //! ([`rules::check`]: read-only refusals, SECURE on read-only, undefined bits, libvirt's flag
 //! relationships, the declared masks and operations), so a plugin never sees a call the host
-//! would refuse, even when called without the host.
+//! would refuse, even when called without the host. [`open_checked`] applies the same checks
+//! to a native connection, for a plugin's own tests.
 //!
 //! This crate must not contain hypervisor logic or generic snapshot semantics (those live in
 //! `virtplug-model`), and plugin crates never name `abi_stable` themselves.
@@ -16,6 +17,7 @@
 #[cfg(panic = "abort")]
 compile_error!("virtplug plugins must be built with panic = \"unwind\": the SDK converts panics into errors");
 
+mod checked;
 mod clock;
 mod convert;
 mod driver;
@@ -23,6 +25,7 @@ mod guard;
 mod panics;
 pub mod rules;
 
+pub use checked::open_checked;
 pub use clock::now;
 pub use driver::{Driver, Plugin, PluginDescriptor};
 pub use virtplug_model::{self as model, DomainInfo, Error, Result, SnapshotInfo, codes, flags};
