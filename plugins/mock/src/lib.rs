@@ -51,6 +51,10 @@ impl Plugin for MockPlugin {
         },
     };
 
+    // The generic refusals (read-only, SECURE on read-only, libvirt's flag rules) are not
+    // repeated in the driver: the host only ever calls it through the SDK's guard, which applies
+    // the rule table first. Called raw (without the guard or `open_checked`), a read-only
+    // connection is not refused writes by these checks.
     fn open(uri: &str, read_only: bool) -> Result<Box<dyn Driver>> {
         let dir = uri::state_dir(uri)?;
         Ok(Box::new(MockDriver::open(&dir, read_only)?))

@@ -4,7 +4,7 @@
 
 use virtplug_plugin_sdk::{
     Error, Result, codes,
-    flags::{domain_state as st, snapshot_create as cf, snapshot_delete as df, snapshot_revert as rf},
+    flags::{domain_state as st, snapshot_create as cf, snapshot_revert as rf},
     model::{
         domain::DomainDef,
         store::{DomainRecord, Writer},
@@ -32,24 +32,10 @@ fn exclusive(flags: u32, a: u32, b: u32, a_name: &str, b_name: &str) -> Result<(
     Ok(())
 }
 
-/// The library's create rules (repeated here so the driver is safe without the host) and
-/// qemu's driver rules, in that order.
+/// qemu's driver rules for create flags. The library's rules (CURRENT requires REDEFINE,
+/// REDEFINE excludes NO_METADATA and HALT) come first, from the SDK's rule table, which every
+/// call from the host passes through.
 fn check_create_flags(flags: u32) -> Result<()> {
-    require(
-        flags,
-        cf::CURRENT,
-        cf::REDEFINE,
-        "VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT",
-        "VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE",
-    )?;
-    exclusive(
-        flags,
-        cf::REDEFINE,
-        cf::NO_METADATA,
-        "VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE",
-        "VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA",
-    )?;
-    exclusive(flags, cf::REDEFINE, cf::HALT, "VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE", "VIR_DOMAIN_SNAPSHOT_CREATE_HALT")?;
     require(
         flags,
         cf::QUIESCE,
@@ -173,7 +159,6 @@ fn plain_def(d: &DomainRecord, xml_text: &str, flags: u32) -> Result<SnapshotDef
 
 /// `snapshot_create`: plain create, NO_METADATA, HALT, DISK_ONLY, or REDEFINE [+ CURRENT].
 pub(crate) fn create(drv: &impl Conn, dom: &str, xml_text: &str, flags: u32) -> Result<String> {
-    drv.deny_read_only("virDomainSnapshotCreateXML")?;
     check_create_flags(flags)?;
     if flags & cf::VALIDATE != 0 {
         xml::validate_schema(xml_text)?;
@@ -212,14 +197,6 @@ pub(crate) fn create(drv: &impl Conn, dom: &str, xml_text: &str, flags: u32) -> 
 /// `snapshot_revert`: the snapshot becomes current and the domain takes its state (RUNNING or
 /// PAUSED override it) and its definition.
 pub(crate) fn revert(drv: &impl Conn, dom: &str, snap: &str, flags: u32) -> Result<()> {
-    drv.deny_read_only("virDomainRevertToSnapshot")?;
-    exclusive(
-        flags,
-        rf::RUNNING,
-        rf::PAUSED,
-        "VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING",
-        "VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED",
-    )?;
     drv.store()?.write(|w| {
         let d = w.domain_by_name(dom)?;
         let def = w.snapshot_def(&d.uuid, snap)?;
@@ -279,14 +256,6 @@ pub(crate) fn revert(drv: &impl Conn, dom: &str, snap: &str, flags: u32) -> Resu
 /// `snapshot_delete`: reparenting, CHILDREN, CHILDREN_ONLY, METADATA_ONLY (the mock has no
 /// disk contents, so a full delete and a metadata-only delete have the same effect).
 pub(crate) fn delete(drv: &impl Conn, dom: &str, snap: &str, flags: u32) -> Result<()> {
-    drv.deny_read_only("virDomainSnapshotDelete")?;
-    exclusive(
-        flags,
-        df::CHILDREN,
-        df::CHILDREN_ONLY,
-        "VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN",
-        "VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY",
-    )?;
     drv.store()?.write(|w| {
         let d = w.domain_by_name(dom)?;
         w.delete(&d.uuid, snap, flags)
@@ -317,7 +286,6 @@ pub(crate) fn import(drv: &impl Conn, dom: &str, xmls: &[String], current: Optio
 /// `snapshot_edit`: redefines `snap` from `xml_text`, renaming it atomically when the name
 /// changed; create flags CURRENT and DISK_ONLY apply as in a redefine.
 pub(crate) fn edit(drv: &impl Conn, dom: &str, snap: &str, xml_text: &str, flags: u32) -> Result<String> {
-    drv.deny_read_only("virDomainSnapshotCreateXML")?;
     let def =
         xml::parse(xml_text, ParseFlags { redefine: true, offline: flags & cf::DISK_ONLY != 0, ..Default::default() })?;
     check_name(&def.name, 0)?;
