@@ -58,6 +58,10 @@ impl Plugin for QemuPlugin {
         },
     };
 
+    // The generic refusals (read-only, SECURE on read-only, libvirt's flag rules) are not
+    // repeated in the driver: the host only ever calls it through the SDK's guard, which applies
+    // the rule table first. Called raw (without the guard or `open_checked`), a read-only
+    // connection is not refused writes by these checks.
     fn open(uri: &str, read_only: bool) -> Result<Box<dyn Driver>> {
         let cfg = uri::parse(uri)?;
         Ok(Box::new(QemuDriver::open(cfg, read_only)?))

@@ -82,7 +82,6 @@ fn load(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, qdef: &QemuDef, name:
 
 /// `snapshot_revert`.
 pub fn revert(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
-    drv.deny_read_only("virDomainRevertToSnapshot")?;
     let mut g = drv.lock()?;
     let d = drv.domain_for_change(&mut g, dom)?;
     let sdef = g.store.snapshot_def(&d.uuid, snap)?;

@@ -209,14 +209,14 @@ fn read_only_opens_create_nothing() {
     if !backend() {
         return;
     }
-    use virtplug_plugin_sdk::Plugin;
+    use virtplug_plugin_sdk::open_checked;
     let r = Root::new();
-    let ro = virtplug_plugin_qemu::QemuPlugin::open(&r.uri(), true).unwrap();
+    let ro = open_checked::<virtplug_plugin_qemu::QemuPlugin>(&r.uri(), true).unwrap();
     assert!(ro.domain_list().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(r.path()).unwrap().count(), 0, "a read-only open created files");
     let a = r.image("a.qcow2", "qcow2");
     r.open().domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
-    let ro = virtplug_plugin_qemu::QemuPlugin::open(&r.uri(), true).unwrap();
+    let ro = open_checked::<virtplug_plugin_qemu::QemuPlugin>(&r.uri(), true).unwrap();
     assert_eq!(ro.domain_list().unwrap().len(), 1);
     assert_eq!(ro.snapshot_create("d", &snap("s1"), 0).unwrap_err().code, codes::OPERATION_DENIED);
 }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use virtplug_plugin_qemu::QemuPlugin;
-use virtplug_plugin_sdk::{Driver, Plugin};
+use virtplug_plugin_sdk::Driver;
 
 /// Whether qemu-img and qemu-system-x86_64 run. Under CI=true a missing one is a failure.
 pub fn backend() -> bool {
@@ -41,7 +41,8 @@ impl Root {
         format!("qemu:///embed?root={}&accel=tcg{}", self.path().display(), self.extra)
     }
     pub fn open(&self) -> Box<dyn Driver> {
-        QemuPlugin::open(&self.uri(), false).unwrap()
+        // Behind the SDK's checks, as the host calls it.
+        virtplug_plugin_sdk::open_checked::<QemuPlugin>(&self.uri(), false).unwrap()
     }
     /// A fresh 64 MiB image in the root.
     pub fn image(&self, name: &str, fmt: &str) -> PathBuf {
