@@ -15,7 +15,13 @@ use crate::{
 /// Opens `P`'s connection for `uri` with the generic checks applied, as the exported guard
 /// applies them (without its panic handling: a panic in the plugin unwinds to the caller).
 pub fn open_checked<P: Plugin>(uri: &str, read_only: bool) -> Result<Box<dyn Driver>> {
-    Ok(Box::new(Checked::new(P::DESCRIPTOR, read_only, P::open(uri, read_only)?)))
+    Ok(with_checks::<P>(P::open(uri, read_only)?, read_only))
+}
+
+/// Puts the generic checks in front of a connection of `P` opened some other way (e.g. with
+/// explicit credentials instead of `P::open`'s); `read_only` must be what it was opened with.
+pub fn with_checks<P: Plugin>(inner: Box<dyn Driver>, read_only: bool) -> Box<dyn Driver> {
+    Box::new(Checked::new(P::DESCRIPTOR, read_only, inner))
 }
 
 /// A native driver behind the rule table: every method checks, then delegates.

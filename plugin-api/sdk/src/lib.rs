@@ -25,7 +25,7 @@ mod guard;
 mod panics;
 pub mod rules;
 
-pub use checked::open_checked;
+pub use checked::{open_checked, with_checks};
 pub use clock::now;
 pub use driver::{Driver, Plugin, PluginDescriptor};
 pub use virtplug_model::{self as model, DomainInfo, Error, Result, SnapshotInfo, codes, flags};

@@ -37,7 +37,6 @@ pub struct Connection {
     datacenter: Option<MoRef>,
     view: Mutex<Option<String>>,
     vms: Mutex<HashMap<String, VmRef>>,
-    read_only: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,8 +96,10 @@ impl Connection {
         Self::open_with(&target, &creds, read_only)
     }
 
-    /// Connects with explicit credentials.
-    pub fn open_with(target: &uri::Target, creds: &Credentials, read_only: bool) -> Result<Self> {
+    /// Connects with explicit credentials. `read_only` is not enforced here: the SDK's rule
+    /// table refuses changes on a read-only connection before they reach this connection (the
+    /// host always calls through the SDK's guard; tests through `open_checked`/`with_checks`).
+    pub fn open_with(target: &uri::Target, creds: &Credentials, _read_only: bool) -> Result<Self> {
         let soap = Soap::new(target)?;
         let sc = vim::service_content(&soap).map_err(|e| e.into_error("RetrieveServiceContent", Subject::None))?;
         if sc.api_type != "HostAgent" && sc.api_type != "VirtualCenter" {
@@ -119,7 +120,6 @@ impl Connection {
             sc,
             view: Mutex::new(None),
             vms: Mutex::new(HashMap::new()),
-            read_only,
         };
         if let Err(e) = conn.resolve_scope(&target.path) {
             conn.soap.logout();
@@ -181,13 +181,6 @@ impl Connection {
 
     pub(crate) fn pc(&self) -> &MoRef {
         &self.sc.property_collector
-    }
-
-    pub(crate) fn check_writable(&self, function: &str) -> Result<()> {
-        if self.read_only {
-            return Err(Error::new(codes::OPERATION_DENIED, format!("read only access prevents {function}")));
-        }
-        Ok(())
     }
 
     fn view(&self) -> Result<String> {
@@ -303,8 +296,7 @@ impl Connection {
     }
 
     /// Runs a power task on the VM named `dom`.
-    fn power(&self, dom: &str, method: &str, function: &str) -> Result<()> {
-        self.check_writable(function)?;
+    fn power(&self, dom: &str, method: &str) -> Result<()> {
         let vm = self.cached(dom)?;
         let body = format!(r#"<{method} xmlns="urn:vim25">{}</{method}>"#, vm.moref.xml("_this"));
         match vim::run_task(&self.soap, self.pc(), method, &body, None) {
@@ -331,19 +323,18 @@ impl Connection {
 
     /// `domain_start`: `PowerOnVM_Task`.
     pub fn domain_start(&self, dom: &str) -> Result<()> {
-        self.power(dom, "PowerOnVM_Task", "virDomainCreate")
+        self.power(dom, "PowerOnVM_Task")
     }
     /// `domain_destroy`: `PowerOffVM_Task`.
     pub fn domain_destroy(&self, dom: &str) -> Result<()> {
-        self.power(dom, "PowerOffVM_Task", "virDomainDestroy")
+        self.power(dom, "PowerOffVM_Task")
     }
     /// `domain_suspend`: `SuspendVM_Task`.
     pub fn domain_suspend(&self, dom: &str) -> Result<()> {
-        self.power(dom, "SuspendVM_Task", "virDomainSuspend")
+        self.power(dom, "SuspendVM_Task")
     }
     /// `domain_resume`: `PowerOnVM_Task` from the suspended state.
     pub fn domain_resume(&self, dom: &str) -> Result<()> {
-        self.check_writable("virDomainResume")?;
         let (vm, o) = self.read_vm(dom, &["runtime.powerState"])?;
         if o.text("runtime.powerState") != Some("suspended") {
             return Err(Error::operation_invalid("domain is not suspended"));
@@ -352,7 +343,6 @@ impl Connection {
     }
     /// `domain_shutdown`: `ShutdownGuest` (needs VMware Tools in the guest; not a task).
     pub fn domain_shutdown(&self, dom: &str) -> Result<()> {
-        self.check_writable("virDomainShutdown")?;
         let vm = self.cached(dom)?;
         let body = format!(r#"<ShutdownGuest xmlns="urn:vim25">{}</ShutdownGuest>"#, vm.moref.xml("_this"));
         self.soap

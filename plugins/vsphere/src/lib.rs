@@ -77,6 +77,10 @@ impl Plugin for Vsphere {
         },
     };
 
+    // The generic refusals (read-only, SECURE on read-only, libvirt's flag rules) are not
+    // repeated in the connection: the host only ever calls it through the SDK's guard, which
+    // applies the rule table first. Called raw (without the guard or `open_checked`), a read-only
+    // connection is not refused writes.
     fn open(uri: &str, read_only: bool) -> Result<Box<dyn Driver>> {
         Ok(Box::new(Connection::open(uri, read_only)?))
     }

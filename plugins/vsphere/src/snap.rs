@@ -30,7 +30,6 @@ impl Connection {
     /// quiesce = QUIESCE)`. A name already used anywhere in the tree is refused, like libvirt's
     /// esx driver. NO_METADATA is trivially true (virtplug keeps no metadata for vSphere).
     pub fn snapshot_create(&self, dom: &str, xml_text: &str, flags: u32) -> Result<String> {
-        self.check_writable("virDomainSnapshotCreateXML")?;
         let mut def =
             xml::parse(xml_text, ParseFlags { offline: flags & cf::DISK_ONLY != 0, ..ParseFlags::default() })?;
         if !def.disks.is_empty() {
@@ -89,7 +88,6 @@ impl Connection {
     /// powered on or suspended as needed (the power state is read in the same call that reads
     /// the task's outcome). libvirt's esx driver accepts no revert flags.
     pub fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
-        self.check_writable("virDomainRevertToSnapshot")?;
         let (vm, _, tree) = self.tree(dom)?;
         let node = &tree.nodes[tree.resolve(snap)?];
         let target = MoRef::new("VirtualMachineSnapshot", &node.moid);
@@ -120,7 +118,6 @@ impl Connection {
     /// removes each child's subtree (all tasks started, then their outcomes read in one call);
     /// METADATA_ONLY only checks that the snapshot exists: vSphere keeps the metadata itself.
     pub fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
-        self.check_writable("virDomainSnapshotDelete")?;
         let (_, _, tree) = self.tree(dom)?;
         let idx = tree.resolve(snap)?;
         if flags & df::METADATA_ONLY != 0 {

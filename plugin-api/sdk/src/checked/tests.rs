@@ -9,7 +9,7 @@ use virtplug_model::{
 use virtplug_plugin_api::Capabilities;
 
 use super::*;
-use crate::open_checked;
+use crate::{open_checked, with_checks};
 
 /// Accepts everything, so any refusal comes from the wrapper.
 struct Yes;
@@ -77,6 +77,11 @@ fn read_only_connection_refuses_changes_and_secure_reads() {
         (codes::OPERATION_DENIED, "virDomainSnapshotGetXMLDesc with secure flag".into())
     );
     assert_eq!(ro.snapshot_xml("d", "s", 0).unwrap(), "<domainsnapshot/>");
+    let wrapped = with_checks::<Yes>(Box::new(Yes), true);
+    assert_eq!(
+        refusal(wrapped.domain_start("d")),
+        (codes::OPERATION_DENIED, "read only access prevents virDomainCreate".into())
+    );
 }
 
 #[test]
