@@ -14,17 +14,9 @@ use crate::{machine::Machine, parse, runner::Runner};
 #[derive(Debug)]
 pub struct VboxDriver {
     pub runner: Runner,
-    pub read_only: bool,
 }
 
 impl VboxDriver {
-    fn writable(&self, function: &str) -> Result<()> {
-        if self.read_only {
-            return Err(Error::new(codes::OPERATION_DENIED, format!("read only access prevents {function}")));
-        }
-        Ok(())
-    }
-
     /// The domain's id: its 1-based position in `list vms` (as libvirt's vbox driver numbers
     /// running machines); one more invocation, only for active machines.
     fn id_of(&self, m: &Machine) -> Result<i32> {
@@ -37,8 +29,7 @@ impl VboxDriver {
         Ok(vms.iter().position(|(_, u)| *u == m.uuid).map_or(-1, |i| i32::try_from(i + 1).unwrap_or(i32::MAX)))
     }
 
-    fn lifecycle(&self, dom: &str, function: &str, allowed: &[&str], refusal: &str, args: &[&str]) -> Result<()> {
-        self.writable(function)?;
+    fn lifecycle(&self, dom: &str, allowed: &[&str], refusal: &str, args: &[&str]) -> Result<()> {
         let m = Machine::info_only(&self.runner, dom)?;
         if !allowed.contains(&m.state.as_str()) {
             return Err(Error::operation_invalid(refusal.to_owned()));
@@ -90,31 +81,18 @@ impl Driver for VboxDriver {
 
     /// `showvminfo`, then `startvm <uuid> --type headless`.
     fn domain_start(&self, dom: &str) -> Result<()> {
-        self.lifecycle(
-            dom,
-            "virDomainCreate",
-            INACTIVE,
-            "domain is already running",
-            &["startvm", "--type", "headless"],
-        )
+        self.lifecycle(dom, INACTIVE, "domain is already running", &["startvm", "--type", "headless"])
     }
 
     /// `showvminfo`, then `controlvm <uuid> acpipowerbutton`.
     fn domain_shutdown(&self, dom: &str) -> Result<()> {
-        self.lifecycle(
-            dom,
-            "virDomainShutdown",
-            &["running", "paused"],
-            "domain is not running",
-            &["controlvm", "acpipowerbutton"],
-        )
+        self.lifecycle(dom, &["running", "paused"], "domain is not running", &["controlvm", "acpipowerbutton"])
     }
 
     /// `showvminfo`, then `controlvm <uuid> poweroff`.
     fn domain_destroy(&self, dom: &str) -> Result<()> {
         self.lifecycle(
             dom,
-            "virDomainDestroy",
             &["running", "paused", "gurumeditation"],
             "domain is not running",
             &["controlvm", "poweroff"],
@@ -123,12 +101,12 @@ impl Driver for VboxDriver {
 
     /// `showvminfo`, then `controlvm <uuid> pause`.
     fn domain_suspend(&self, dom: &str) -> Result<()> {
-        self.lifecycle(dom, "virDomainSuspend", &["running"], "domain is not running", &["controlvm", "pause"])
+        self.lifecycle(dom, &["running"], "domain is not running", &["controlvm", "pause"])
     }
 
     /// `showvminfo`, then `controlvm <uuid> resume`.
     fn domain_resume(&self, dom: &str) -> Result<()> {
-        self.lifecycle(dom, "virDomainResume", &["paused"], "domain is not paused", &["controlvm", "resume"])
+        self.lifecycle(dom, &["paused"], "domain is not paused", &["controlvm", "resume"])
     }
 
     /// `showvminfo`: a minimal `<domain type='vbox'>` (name, uuid, memory, vcpu).
@@ -150,7 +128,6 @@ impl Driver for VboxDriver {
     /// [--description=…]`. NO_METADATA and VALIDATE are no-ops (VirtualBox keeps its own
     /// metadata; the XML is validated by parsing). Never retried.
     fn snapshot_create(&self, dom: &str, xml_text: &str, _flags: u32) -> Result<String> {
-        self.writable("virDomainSnapshotCreateXML")?;
         let mut def = xml::parse(xml_text, xml::ParseFlags::default())?;
         let external =
             def.memory.as_ref().is_some_and(|m| matches!(m.mode, SnapshotMode::External | SnapshotMode::Manual));
@@ -218,7 +195,6 @@ impl Driver for VboxDriver {
     /// machine is running (`Cannot delete the current state of the running machine …`,
     /// VBOX_E_INVALID_VM_STATE → OPERATION_INVALID with that text).
     fn snapshot_revert(&self, dom: &str, snap: &str, _flags: u32) -> Result<()> {
-        self.writable("virDomainRevertToSnapshot")?;
         let m = Machine::load(&self.runner, dom)?;
         let i = m.resolve(snap)?;
         self.runner.check(&["snapshot", &m.uuid, "restore", &m.snaps[i].uuid]).map(drop)
@@ -230,7 +206,6 @@ impl Driver for VboxDriver {
     /// metadata, so there is nothing to delete (as libvirt's esx driver). CHILDREN: 1 + one
     /// `delete` per snapshot of the subtree, leaves first, so each deleted snapshot is a leaf.
     fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
-        self.writable("virDomainSnapshotDelete")?;
         let m = Machine::load(&self.runner, dom)?;
         let i = m.resolve(snap)?;
         if flags & snapshot_delete::METADATA_ONLY != 0 {

@@ -70,11 +70,15 @@ impl Plugin for VirtualBox {
         },
     };
 
-    fn open(uri: &str, read_only: bool) -> Result<Box<dyn Driver>> {
+    // The generic refusals (read-only, libvirt's flag rules) are not repeated in the driver:
+    // the host only ever calls it through the SDK's guard, which applies the rule table first.
+    // Called raw (without the guard or `open_checked`), a read-only connection is not refused
+    // writes, so `read_only` is unused here.
+    fn open(uri: &str, _read_only: bool) -> Result<Box<dyn Driver>> {
         let config = Config::from_uri(uri)?;
         let runner = Runner { program: config.program, timeout: config.timeout, count: AtomicU64::new(0) };
         probe(&runner)?;
-        Ok(Box::new(VboxDriver { runner, read_only }))
+        Ok(Box::new(VboxDriver { runner }))
     }
 }
 
