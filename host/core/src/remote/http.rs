@@ -15,7 +15,7 @@ use std::{
 };
 
 /// Where the daemon listens.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     /// A unix socket path.
     Unix(PathBuf),

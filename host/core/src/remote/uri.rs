@@ -28,13 +28,6 @@ pub struct RemoteUri {
     pub token_file: Option<PathBuf>,
 }
 
-impl PartialEq for http::Endpoint {
-    fn eq(&self, other: &Self) -> bool {
-        format!("{self:?}") == format!("{other:?}")
-    }
-}
-impl Eq for http::Endpoint {}
-
 /// Splits `driver+transport://[user@]host[:port]/path[?query]`. `None` when malformed.
 pub fn parse_uri(uri: &str, read_only: bool) -> Option<RemoteUri> {
     let (scheme, rest) = uri.split_once("://")?;
