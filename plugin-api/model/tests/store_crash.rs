@@ -5,15 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::{
-    io::{BufRead, BufReader},
+    io::BufRead,
     path::Path,
-    process::{Command, Stdio},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 mod store_common;
 
-use store_common::{VM, new_store, snap};
+use store_common::{VM, new_store, snap, start_child};
 use virtplug_model::{
     store::{Store, Sync},
     tree::RedefineFlags,
@@ -57,19 +56,7 @@ fn jitter(round: u64) -> f64 {
 /// Runs the child task; with `kill_after`, SIGKILLs it that long after it reported "ready".
 /// Returns whether it reported "done" and how long it ran after "ready".
 fn run_child(task: &str, path: &Path, kill_after: Option<Duration>) -> (bool, Duration) {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{task}:{}", path.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while out.read_line(&mut line).unwrap() > 0 && !line.contains("ready") {
-        line.clear();
-    }
+    let (mut child, mut out) = start_child("crash_child", CHILD_ENV, &format!("{task}:{}", path.display()));
     let t0 = Instant::now();
     if let Some(delay) = kill_after {
         std::thread::sleep(delay);

@@ -7,16 +7,11 @@
 //! operation in flight; the next child continues from there.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
-use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{io::BufRead, path::Path, time::Duration};
 
 mod store_common;
 
-use store_common::{VM, new_store, snap};
+use store_common::{VM, new_store, snap, start_child};
 use virtplug_model::{
     flags::{domain_state as st, snapshot_delete},
     store::{Store, Sync},
@@ -124,21 +119,9 @@ fn a_thousand_kill_points_leave_the_state_before_or_after() {
     let path = dir.path().join("killed.db");
     let mut reference = new_store(&dir.path().join("reference.db"));
     drop(new_store(&path));
-    let exe = std::env::current_exe().unwrap();
     let (mut at, mut before, mut after) = (0u64, 0u64, 0u64);
     for round in 0..ROUNDS {
-        let mut child = Command::new(&exe)
-            .args(["kill_point_child", "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, format!("{at}:{}", path.display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        while out.read_line(&mut line).unwrap() > 0 && !line.contains("ready") {
-            line.clear();
-        }
+        let (mut child, mut out) = start_child("kill_point_child", CHILD_ENV, &format!("{at}:{}", path.display()));
         std::thread::sleep(Duration::from_micros(rng(round, 99) % 20_000));
         child.kill().unwrap();
         let mut rest = String::new();

@@ -17,22 +17,9 @@ use std::{
 use virtplug_cli::error::{MAX_BUNDLE_FILE_BYTES, MAX_XML_FILE_BYTES, read_bounded, read_limited};
 use virtplug_test_support::{MOCK, fixture, require};
 
+use super::{Out, output};
+
 const BIN: &str = env!("CARGO_BIN_EXE_virtplug");
-
-#[derive(Debug, PartialEq, Eq)]
-struct Out {
-    code: i32,
-    stderr: String,
-    stdout: String,
-}
-
-fn output(out: std::process::Output) -> Out {
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-    }
-}
 
 /// `virtplug -c mock://<dir>/state ARGS` in a clean environment.
 fn virtplug(dir: &Path, args: &[&str]) -> Command {

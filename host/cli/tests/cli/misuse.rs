@@ -13,14 +13,9 @@ use std::process::{Command, Stdio};
 
 use virtplug_test_support::{MOCK, require};
 
-const BIN: &str = env!("CARGO_BIN_EXE_virtplug");
+use super::{Out, output};
 
-#[derive(Debug, PartialEq, Eq)]
-struct Out {
-    code: i32,
-    stderr: String,
-    stdout: String,
-}
+const BIN: &str = env!("CARGO_BIN_EXE_virtplug");
 
 /// A fresh mock state (`mock:///<dir>`, domain `test`) and a clean environment.
 struct Env {
@@ -51,14 +46,6 @@ impl Env {
     /// Runs `argv` (`URI` in a word stands for the mock state's URI).
     fn run(&self, argv: &[&str]) -> Out {
         output(self.command(argv).output().unwrap())
-    }
-}
-
-fn output(out: std::process::Output) -> Out {
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-        stdout: String::from_utf8(out.stdout).unwrap(),
     }
 }
 

@@ -2,7 +2,11 @@
 //! snapshot definitions on it.
 #![allow(dead_code, reason = "each test file uses a subset")]
 
-use std::path::Path;
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, ChildStdout, Command, Stdio},
+};
 
 use virtplug_model::{
     domain::{DomainDef, TEST_DOMAIN_XML},
@@ -31,4 +35,24 @@ pub fn new_store(path: &Path) -> Store {
     let mut s = Store::open(path, Sync::Normal).unwrap();
     s.define_domain(&DomainDef::parse(TEST_DOMAIN_XML).unwrap(), st::RUNNING, 1, 1).unwrap();
     s
+}
+
+/// Starts this test binary again running only the test `child_test`, with `env` set to `value`,
+/// and returns once the child has printed `ready` (libtest may print its own words before it on
+/// the same line): the child and the rest of its output.
+pub fn start_child(child_test: &str, env: &str, value: &str) -> (Child, BufReader<ChildStdout>) {
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(exe)
+        .args([child_test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, value)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 && !line.contains("ready") {
+        line.clear();
+    }
+    (child, out)
 }
