@@ -384,10 +384,16 @@ fn run(from: &Side, to: &Side, id: &str, dom: &str, dry_run: bool, rep: &mut dyn
     if let Err(e) = to.import_tracked(dom, &a, id) {
         rep.step("import", "failed", &e.to_string());
         // A failed answer is not a failed import: the connection may have broken while the
-        // import goes on (or after it committed). Wait until B has settled it, then roll B back.
-        // When B cannot say, the journal stays at `importing` for the recovery to finish.
-        to.settle(id)?;
-        rollback(to, dom, &a.names, &preexisting)?;
+        // import goes on (or after it committed). Wait until B has settled it; roll B back only
+        // when the import may have committed. An import that committed nothing (a local one, or
+        // one B reports failed or aborted) leaves nothing to undo — and a rollback by name would
+        // take a snapshot of that name someone else created on B meanwhile. When B cannot say,
+        // the journal stays at `importing` for the recovery to finish.
+        let settled = to.settle(id)?;
+        let nothing_committed = to.client.is_none() || matches!(settled.as_deref(), Some("failed" | "aborted"));
+        if !nothing_committed {
+            rollback(to, dom, &a.names, &preexisting)?;
+        }
         journal.phase = "rolled_back".into();
         rep.journal(&journal)?;
         return Err(e);
@@ -452,8 +458,12 @@ fn settle(from: &Side, to: &Side, dom: &str, journal: &mut Journal, rep: &mut dy
         if imported && compare(&a, &b).is_ok() && a.names.len() == journal.names.len() {
             journal.phase = "dropping".into();
         } else {
-            let preexisting: HashSet<String> = journal.preexisting.iter().cloned().collect();
-            rollback(to, &dom, &journal.names, &preexisting)?;
+            // An import B reports failed or aborted added nothing: no rollback by name, which
+            // could take a snapshot someone else created on B since.
+            if imported {
+                let preexisting: HashSet<String> = journal.preexisting.iter().cloned().collect();
+                rollback(to, &dom, &journal.names, &preexisting)?;
+            }
             journal.phase = "rolled_back".into();
         }
         rep.journal(journal)?;

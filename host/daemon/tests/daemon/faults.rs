@@ -108,7 +108,7 @@ fn wait_while(what: &str, d: &Daemon, mut cond: impl FnMut() -> bool) {
 }
 
 /// A's task has reached its import step (B is importing, or about to).
-fn wait_import_step(client: &Client, task: u64) {
+pub(crate) fn wait_import_step(client: &Client, task: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let t = client.task(task).unwrap();

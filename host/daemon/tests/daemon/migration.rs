@@ -101,3 +101,29 @@ fn a_refused_migration_changes_nothing() {
     assert_eq!(check_tree(&ca), tree_a, "A untouched");
     assert_eq!(check_tree(&cb), tree_b, "B as before");
 }
+
+/// A snapshot someone creates on B while B's import waits is theirs: the import fails on the
+/// name (it committed nothing), and the migration must not "roll back" their snapshot by name.
+#[test]
+fn a_failed_import_leaves_what_others_created_on_b() {
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Daemon::start(&tmp.path().join("a"), &plugins, &[]);
+    let b = Daemon::start(&tmp.path().join("b"), &plugins, &["--fault-import-delay-ms".into(), "1500".into()]);
+    let (ca, cb) = (a.connect(), b.connect());
+    build_tree(&ca);
+    let tree_a = check_tree(&ca);
+    let client = Client::from_uri(&a.uri(), false).unwrap();
+    let task =
+        client.start_migration(&MigrationRequest { domain: "test".into(), to: b.uri(), dry_run: false }).unwrap();
+    crate::faults::wait_import_step(&client, task.id);
+    // B's import is held open: another client of B creates one of the migrating names.
+    let mine = "<domainsnapshot><name>s1a1</name><description>mine</description></domainsnapshot>";
+    cb.snapshot_create("test", mine, 0).unwrap();
+    let failed = client.wait_task(task.id, |_| {}).unwrap();
+    assert_eq!(failed.state, TaskState::Failed, "{failed:?}");
+    assert_eq!(check_tree(&ca), tree_a, "A untouched");
+    assert_eq!(check_tree(&cb), [("s1a1".to_owned(), None)], "B keeps the acknowledged s1a1");
+    let x = cb.snapshot_xml("test", "s1a1", 0).unwrap();
+    assert!(x.contains("<description>mine</description>"), "{x}");
+}
