@@ -292,6 +292,19 @@ pub mod ops {
         (SNAPSHOT_EDIT, "snapshot_edit"),
         (DOMAIN_JOB, "domain_job"),
     ];
+
+    /// The name of operation `bit` in [`NAMES`], the one place operation names are written
+    /// (`rules::OpRules::operation` is built with it); `None` for a bit that has no name.
+    pub const fn name(bit: u64) -> Option<&'static str> {
+        let mut i = 0;
+        while i < NAMES.len() {
+            if NAMES[i].0 == bit {
+                return Some(NAMES[i].1);
+            }
+            i += 1;
+        }
+        None
+    }
 }
 
 /// virtplug's `snapshot_import` flags (no libvirt equivalent: libvirt has no hierarchy import).

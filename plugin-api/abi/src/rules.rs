@@ -1,4 +1,5 @@
-//! The operation table: one [`OpRules`] per operation, as data. For each operation: its name,
+//! The operation table: one [`OpRules`] per operation, as data. For each operation: its name
+//! (taken from `flags::ops::NAMES`, where each operation name is written once),
 //! libvirt's public function (named in read-only refusals), whether a read-only connection is
 //! refused, the SECURE flag a read-only connection may not use, every defined bit with its public
 //! name, the relationship rules between flags, and where the plugin's declared mask is.
@@ -37,7 +38,8 @@ pub enum Rule {
 /// The generic rules of one operation.
 #[derive(Debug, Clone, Copy)]
 pub struct OpRules {
-    /// The operation name used everywhere (`snapshot_create`).
+    /// The operation name used everywhere (`snapshot_create`): `ops::NAMES`' entry for
+    /// [`OpRules::op_bit`], never written here.
     pub operation: &'static str,
     /// libvirt's public function, named in read-only refusals.
     pub function: &'static str,
@@ -61,13 +63,23 @@ const fn no_flags(_: &Capabilities) -> u32 {
     0
 }
 
+/// The operation name of `bit`, taken from `ops::NAMES` so that a name is written once. Only
+/// called in the `const` tables below, where a bit without a name stops the build (the panic is
+/// evaluated by the compiler, never at run time).
+const fn op_name(bit: u64) -> &'static str {
+    match ops::name(bit) {
+        Some(name) => name,
+        None => panic!("operation bit without a name in ops::NAMES"),
+    }
+}
+
 macro_rules! simple_op {
-    ($name:ident, $op:literal, $function:literal, $bit:expr, $ro:literal) => {
-        /// Rules of the flag-less operation `
-        #[doc = $op]
-        /// `.
+    ($name:ident, $function:literal, $bit:expr, $ro:literal) => {
+        /// Rules of a flag-less operation (libvirt's `
+        #[doc = $function]
+        /// `).
         pub const $name: OpRules = OpRules {
-            operation: $op,
+            operation: op_name($bit),
             function: $function,
             op_bit: $bit,
             refused_read_only: $ro,
@@ -82,7 +94,7 @@ macro_rules! simple_op {
 
 /// `snapshot_create` (virDomainSnapshotCreateXML).
 pub const SNAPSHOT_CREATE: OpRules = OpRules {
-    operation: "snapshot_create",
+    operation: op_name(ops::SNAPSHOT_CREATE),
     function: "virDomainSnapshotCreateXML",
     op_bit: ops::SNAPSHOT_CREATE,
     refused_read_only: true,
@@ -99,7 +111,7 @@ pub const SNAPSHOT_CREATE: OpRules = OpRules {
 
 /// `snapshot_edit`: a redefine under a possibly new name; create's flags and rules.
 pub const SNAPSHOT_EDIT: OpRules = OpRules {
-    operation: "snapshot_edit",
+    operation: op_name(ops::SNAPSHOT_EDIT),
     function: "virDomainSnapshotCreateXML",
     op_bit: ops::SNAPSHOT_EDIT,
     ..SNAPSHOT_CREATE
@@ -107,7 +119,7 @@ pub const SNAPSHOT_EDIT: OpRules = OpRules {
 
 /// `snapshot_revert` (virDomainRevertToSnapshot).
 pub const SNAPSHOT_REVERT: OpRules = OpRules {
-    operation: "snapshot_revert",
+    operation: op_name(ops::SNAPSHOT_REVERT),
     function: "virDomainRevertToSnapshot",
     op_bit: ops::SNAPSHOT_REVERT,
     refused_read_only: true,
@@ -120,7 +132,7 @@ pub const SNAPSHOT_REVERT: OpRules = OpRules {
 
 /// `snapshot_delete` (virDomainSnapshotDelete).
 pub const SNAPSHOT_DELETE: OpRules = OpRules {
-    operation: "snapshot_delete",
+    operation: op_name(ops::SNAPSHOT_DELETE),
     function: "virDomainSnapshotDelete",
     op_bit: ops::SNAPSHOT_DELETE,
     refused_read_only: true,
@@ -133,7 +145,7 @@ pub const SNAPSHOT_DELETE: OpRules = OpRules {
 
 /// `snapshot_xml` (virDomainSnapshotGetXMLDesc).
 pub const SNAPSHOT_XML: OpRules = OpRules {
-    operation: "snapshot_xml",
+    operation: op_name(ops::SNAPSHOT_XML),
     function: "virDomainSnapshotGetXMLDesc",
     op_bit: ops::SNAPSHOT_XML,
     refused_read_only: false,
@@ -146,7 +158,7 @@ pub const SNAPSHOT_XML: OpRules = OpRules {
 
 /// `snapshot_list` (virDomainListAllSnapshots / virDomainSnapshotListAllChildren).
 pub const SNAPSHOT_LIST: OpRules = OpRules {
-    operation: "snapshot_list",
+    operation: op_name(ops::SNAPSHOT_LIST),
     function: "virDomainListAllSnapshots",
     op_bit: ops::SNAPSHOT_LIST,
     refused_read_only: false,
@@ -160,7 +172,7 @@ pub const SNAPSHOT_LIST: OpRules = OpRules {
 /// `snapshot_import`: a whole hierarchy redefined in one transaction (virtplug only). A bundle
 /// holds secure XML, so it needs a read-write connection.
 pub const SNAPSHOT_IMPORT: OpRules = OpRules {
-    operation: "snapshot_import",
+    operation: op_name(ops::SNAPSHOT_IMPORT),
     function: "virtplugDomainSnapshotImport",
     op_bit: ops::SNAPSHOT_IMPORT,
     refused_read_only: true,
@@ -173,7 +185,7 @@ pub const SNAPSHOT_IMPORT: OpRules = OpRules {
 
 /// `domain_undefine` (virDomainUndefineFlags).
 pub const DOMAIN_UNDEFINE: OpRules = OpRules {
-    operation: "domain_undefine",
+    operation: op_name(ops::DOMAIN_UNDEFINE),
     function: "virDomainUndefineFlags",
     op_bit: ops::DOMAIN_UNDEFINE,
     refused_read_only: true,
@@ -186,7 +198,7 @@ pub const DOMAIN_UNDEFINE: OpRules = OpRules {
 
 /// `domain_xml` (virDomainGetXMLDesc).
 pub const DOMAIN_XML: OpRules = OpRules {
-    operation: "domain_xml",
+    operation: op_name(ops::DOMAIN_XML),
     function: "virDomainGetXMLDesc",
     op_bit: ops::DOMAIN_XML,
     refused_read_only: false,
@@ -197,19 +209,19 @@ pub const DOMAIN_XML: OpRules = OpRules {
     mask: |c| c.domain_xml,
 };
 
-simple_op!(DOMAIN_LIST, "domain_list", "virConnectListAllDomains", ops::DOMAIN_LIST, false);
-simple_op!(DOMAIN_LOOKUP, "domain_lookup", "virDomainLookupByName", ops::DOMAIN_LOOKUP, false);
-simple_op!(DOMAIN_DEFINE, "domain_define", "virDomainDefineXML", ops::DOMAIN_DEFINE, true);
-simple_op!(DOMAIN_START, "domain_start", "virDomainCreate", ops::DOMAIN_START, true);
-simple_op!(DOMAIN_SHUTDOWN, "domain_shutdown", "virDomainShutdown", ops::DOMAIN_SHUTDOWN, true);
-simple_op!(DOMAIN_DESTROY, "domain_destroy", "virDomainDestroy", ops::DOMAIN_DESTROY, true);
-simple_op!(DOMAIN_SUSPEND, "domain_suspend", "virDomainSuspend", ops::DOMAIN_SUSPEND, true);
-simple_op!(DOMAIN_RESUME, "domain_resume", "virDomainResume", ops::DOMAIN_RESUME, true);
-simple_op!(SNAPSHOT_LOOKUP, "snapshot_lookup", "virDomainSnapshotLookupByName", ops::SNAPSHOT_LOOKUP, false);
-simple_op!(SNAPSHOT_CURRENT, "snapshot_current", "virDomainSnapshotCurrent", ops::SNAPSHOT_CURRENT, false);
+simple_op!(DOMAIN_LIST, "virConnectListAllDomains", ops::DOMAIN_LIST, false);
+simple_op!(DOMAIN_LOOKUP, "virDomainLookupByName", ops::DOMAIN_LOOKUP, false);
+simple_op!(DOMAIN_DEFINE, "virDomainDefineXML", ops::DOMAIN_DEFINE, true);
+simple_op!(DOMAIN_START, "virDomainCreate", ops::DOMAIN_START, true);
+simple_op!(DOMAIN_SHUTDOWN, "virDomainShutdown", ops::DOMAIN_SHUTDOWN, true);
+simple_op!(DOMAIN_DESTROY, "virDomainDestroy", ops::DOMAIN_DESTROY, true);
+simple_op!(DOMAIN_SUSPEND, "virDomainSuspend", ops::DOMAIN_SUSPEND, true);
+simple_op!(DOMAIN_RESUME, "virDomainResume", ops::DOMAIN_RESUME, true);
+simple_op!(SNAPSHOT_LOOKUP, "virDomainSnapshotLookupByName", ops::SNAPSHOT_LOOKUP, false);
+simple_op!(SNAPSHOT_CURRENT, "virDomainSnapshotCurrent", ops::SNAPSHOT_CURRENT, false);
 // A domain job changes who may write the domain, so a read-only connection may not hold one.
 // libvirt has no public function for it (its jobs are internal); the refusal names ours.
-simple_op!(DOMAIN_JOB, "domain_job", "virtplugDomainJobBegin", ops::DOMAIN_JOB, true);
+simple_op!(DOMAIN_JOB, "virtplugDomainJobBegin", ops::DOMAIN_JOB, true);
 
 /// Every table, for tests, documentation and the CLI's `plugins` listing.
 pub const ALL: &[OpRules] = &[
@@ -234,3 +246,40 @@ pub const ALL: &[OpRules] = &[
     SNAPSHOT_CURRENT,
     DOMAIN_JOB,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::{ALL, ops};
+
+    /// Every operation bit of `ops::ALL` has exactly one name, every name is one declared bit,
+    /// and no name is used twice.
+    #[test]
+    fn every_operation_bit_has_exactly_one_name() {
+        for shift in 0..64 {
+            let bit = 1u64 << shift;
+            let named = ops::NAMES.iter().filter(|(b, _)| *b == bit).count();
+            let expected = usize::from(ops::ALL & bit != 0);
+            assert_eq!(named, expected, "bit 1 << {shift}: {named} names in ops::NAMES");
+        }
+        for (i, (bit, name)) in ops::NAMES.iter().enumerate() {
+            assert!(bit.is_power_of_two() && ops::ALL & bit != 0, "{name}: 0x{bit:x} is not one declared bit");
+            assert!(ops::NAMES[..i].iter().all(|(_, n)| n != name), "{name} is named twice");
+            assert_eq!(ops::name(*bit), Some(*name));
+        }
+        assert_eq!(ops::name(0), None);
+    }
+
+    /// Every rule table names one declared bit, carries that bit's name, and every declared bit
+    /// has exactly one table.
+    #[test]
+    fn every_rule_names_a_declared_bit() {
+        for op in ALL {
+            assert!(op.op_bit.is_power_of_two() && ops::ALL & op.op_bit != 0, "{}: 0x{:x}", op.operation, op.op_bit);
+            assert_eq!(ops::name(op.op_bit), Some(op.operation), "{}", op.function);
+        }
+        for (bit, name) in ops::NAMES {
+            let tables = ALL.iter().filter(|op| op.op_bit == *bit).count();
+            assert_eq!(tables, 1, "{name}: {tables} rule tables");
+        }
+    }
+}
