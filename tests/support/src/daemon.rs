@@ -8,6 +8,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// virtplugd's option for libvirt's RPC protocol.
+const LIBVIRT_SOCKET: &str = "--libvirt-socket";
+
 /// How long a daemon may take to listen before the test fails.
 const READY: Duration = Duration::from_secs(20);
 
@@ -32,6 +35,30 @@ impl Daemon {
         };
         d.wait_ready();
         d
+    }
+    /// Starts like [`Daemon::start`] with `--libvirt-socket <dir>/libvirt-sock` added (libvirt's RPC
+    /// protocol, issue 14); returns once the HTTP and both libvirt sockets listen.
+    pub fn start_libvirt(dir: &Path, plugins: &Path, extra: &[String]) -> Self {
+        let mut all = vec![LIBVIRT_SOCKET.to_owned(), dir.join("libvirt-sock").display().to_string()];
+        all.extend_from_slice(extra);
+        Self::start(dir, plugins, &all)
+    }
+    /// The libvirt RPC socket (read-write; the read-only one is `<it>-ro`), when started with
+    /// [`Daemon::start_libvirt`].
+    pub fn libvirt_socket(&self) -> PathBuf {
+        self.dir.join("libvirt-sock")
+    }
+    /// The name a libvirt client sends in CONNECT_OPEN for this daemon's mock host.
+    pub fn libvirt_name(&self) -> String {
+        format!("mock://{}", self.host().display())
+    }
+    /// The libvirt client URI of the mock host on the read-write libvirt socket.
+    pub fn libvirt_uri(&self) -> String {
+        format!("mock+unix://{}?socket={}", self.host().display(), self.libvirt_socket().display())
+    }
+    /// The libvirt client URI of the mock host on the read-only libvirt socket.
+    pub fn libvirt_ro_uri(&self) -> String {
+        format!("mock+unix://{}?socket={}-ro", self.host().display(), self.libvirt_socket().display())
     }
     /// The unix socket (read-write; the read-only one is `<socket>-ro`).
     pub fn socket(&self) -> PathBuf {
@@ -63,7 +90,7 @@ impl Daemon {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY;
         while Instant::now() < deadline {
-            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok() {
+            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok() && self.libvirt_ready() {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -72,6 +99,12 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("virtplugd did not listen within 20 s");
+    }
+    /// Whether the libvirt sockets listen, when asked for (`--libvirt-socket` among the arguments).
+    fn libvirt_ready(&self) -> bool {
+        let Some(at) = self.extra.iter().position(|a| a == LIBVIRT_SOCKET) else { return true };
+        let Some(path) = self.extra.get(at + 1) else { return true };
+        std::os::unix::net::UnixStream::connect(path).is_ok() && Path::new(&format!("{path}-ro")).exists()
     }
 }
 

@@ -8,6 +8,7 @@ mod common;
 mod api;
 mod faults;
 mod hardening;
+mod libvirt_clients;
 mod migration;
 mod migration_kill_points;
 mod migration_race;
