@@ -12,98 +12,102 @@ use virtplug_plugin_api::{
     abi_stable::std_types::{ROption, RResult, RStr, RString, RVec},
 };
 
+use crate::error::{BackendError, BackendResult};
+
 /// One serving side of a connection, called only after the generic checks passed. Every method
 /// defaults to `NO_SUPPORT` naming the operation, so a partial backend (a test double, a future
-/// transport) implements only what it serves. Errors are what the serving side reported.
+/// transport) implements only what it serves. Errors are what the serving side reported
+/// ([`BackendError::Driver`]) or, for a remote backend, a failure of the way there
+/// ([`BackendError::Remote`]).
 #[allow(unused_variables, reason = "default bodies ignore their arguments")]
 pub trait Backend: Send + Sync {
     /// `domain_list`.
-    fn domain_list(&self) -> model::Result<Vec<DomainInfo>> {
-        Err(model::Error::no_support("domain_list"))
+    fn domain_list(&self) -> BackendResult<Vec<DomainInfo>> {
+        Err(model::Error::no_support("domain_list").into())
     }
     /// `domain_lookup` by name.
-    fn domain_lookup_by_name(&self, name: &str) -> model::Result<DomainInfo> {
-        Err(model::Error::no_support("domain_lookup"))
+    fn domain_lookup_by_name(&self, name: &str) -> BackendResult<DomainInfo> {
+        Err(model::Error::no_support("domain_lookup").into())
     }
     /// `domain_lookup` by UUID.
-    fn domain_lookup_by_uuid(&self, uuid: &str) -> model::Result<DomainInfo> {
-        Err(model::Error::no_support("domain_lookup"))
+    fn domain_lookup_by_uuid(&self, uuid: &str) -> BackendResult<DomainInfo> {
+        Err(model::Error::no_support("domain_lookup").into())
     }
     /// `domain_define` from XML.
-    fn domain_define(&self, xml: &str) -> model::Result<DomainInfo> {
-        Err(model::Error::no_support("domain_define"))
+    fn domain_define(&self, xml: &str) -> BackendResult<DomainInfo> {
+        Err(model::Error::no_support("domain_define").into())
     }
     /// `domain_undefine` with `flags::domain_undefine` bits.
-    fn domain_undefine(&self, dom: &str, flags: u32) -> model::Result<()> {
-        Err(model::Error::no_support("domain_undefine"))
+    fn domain_undefine(&self, dom: &str, flags: u32) -> BackendResult<()> {
+        Err(model::Error::no_support("domain_undefine").into())
     }
     /// `domain_start`.
-    fn domain_start(&self, dom: &str) -> model::Result<()> {
-        Err(model::Error::no_support("domain_start"))
+    fn domain_start(&self, dom: &str) -> BackendResult<()> {
+        Err(model::Error::no_support("domain_start").into())
     }
     /// `domain_shutdown`.
-    fn domain_shutdown(&self, dom: &str) -> model::Result<()> {
-        Err(model::Error::no_support("domain_shutdown"))
+    fn domain_shutdown(&self, dom: &str) -> BackendResult<()> {
+        Err(model::Error::no_support("domain_shutdown").into())
     }
     /// `domain_destroy`.
-    fn domain_destroy(&self, dom: &str) -> model::Result<()> {
-        Err(model::Error::no_support("domain_destroy"))
+    fn domain_destroy(&self, dom: &str) -> BackendResult<()> {
+        Err(model::Error::no_support("domain_destroy").into())
     }
     /// `domain_suspend`.
-    fn domain_suspend(&self, dom: &str) -> model::Result<()> {
-        Err(model::Error::no_support("domain_suspend"))
+    fn domain_suspend(&self, dom: &str) -> BackendResult<()> {
+        Err(model::Error::no_support("domain_suspend").into())
     }
     /// `domain_resume`.
-    fn domain_resume(&self, dom: &str) -> model::Result<()> {
-        Err(model::Error::no_support("domain_resume"))
+    fn domain_resume(&self, dom: &str) -> BackendResult<()> {
+        Err(model::Error::no_support("domain_resume").into())
     }
     /// `domain_xml` with `flags::domain_xml` bits.
-    fn domain_xml(&self, dom: &str, flags: u32) -> model::Result<String> {
-        Err(model::Error::no_support("domain_xml"))
+    fn domain_xml(&self, dom: &str, flags: u32) -> BackendResult<String> {
+        Err(model::Error::no_support("domain_xml").into())
     }
     /// `snapshot_create`; returns the snapshot's name.
-    fn snapshot_create(&self, dom: &str, xml: &str, flags: u32) -> model::Result<String> {
-        Err(model::Error::no_support("snapshot_create"))
+    fn snapshot_create(&self, dom: &str, xml: &str, flags: u32) -> BackendResult<String> {
+        Err(model::Error::no_support("snapshot_create").into())
     }
     /// `snapshot_xml` with `flags::snapshot_xml` bits.
-    fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> model::Result<String> {
-        Err(model::Error::no_support("snapshot_xml"))
+    fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> BackendResult<String> {
+        Err(model::Error::no_support("snapshot_xml").into())
     }
     /// `snapshot_list`, unfiltered (the connection filters).
-    fn snapshot_list(&self, dom: &str, flags: u32) -> model::Result<Vec<SnapshotInfo>> {
-        Err(model::Error::no_support("snapshot_list"))
+    fn snapshot_list(&self, dom: &str, flags: u32) -> BackendResult<Vec<SnapshotInfo>> {
+        Err(model::Error::no_support("snapshot_list").into())
     }
     /// `snapshot_lookup`.
-    fn snapshot_lookup(&self, dom: &str, snap: &str) -> model::Result<SnapshotInfo> {
-        Err(model::Error::no_support("snapshot_lookup"))
+    fn snapshot_lookup(&self, dom: &str, snap: &str) -> BackendResult<SnapshotInfo> {
+        Err(model::Error::no_support("snapshot_lookup").into())
     }
     /// `snapshot_current`.
-    fn snapshot_current(&self, dom: &str) -> model::Result<Option<SnapshotInfo>> {
-        Err(model::Error::no_support("snapshot_current"))
+    fn snapshot_current(&self, dom: &str) -> BackendResult<Option<SnapshotInfo>> {
+        Err(model::Error::no_support("snapshot_current").into())
     }
     /// `snapshot_revert` with `flags::snapshot_revert` bits.
-    fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
-        Err(model::Error::no_support("snapshot_revert"))
+    fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> BackendResult<()> {
+        Err(model::Error::no_support("snapshot_revert").into())
     }
     /// `snapshot_delete` with `flags::snapshot_delete` bits.
-    fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
-        Err(model::Error::no_support("snapshot_delete"))
+    fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> BackendResult<()> {
+        Err(model::Error::no_support("snapshot_delete").into())
     }
     /// `snapshot_import`: a whole hierarchy, parents first, in one transaction.
-    fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> model::Result<()> {
-        Err(model::Error::no_support("snapshot_import"))
+    fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> BackendResult<()> {
+        Err(model::Error::no_support("snapshot_import").into())
     }
     /// `snapshot_edit`: an atomic rename/redefine; returns the resulting name.
-    fn snapshot_edit(&self, dom: &str, snap: &str, xml: &str, flags: u32) -> model::Result<String> {
-        Err(model::Error::no_support("snapshot_edit"))
+    fn snapshot_edit(&self, dom: &str, snap: &str, xml: &str, flags: u32) -> BackendResult<String> {
+        Err(model::Error::no_support("snapshot_edit").into())
     }
     /// `domain_job_begin`: holds `dom` for `job`; returns the job id.
-    fn domain_job_begin(&self, dom: &str, job: &str) -> model::Result<String> {
-        Err(model::Error::no_support("domain_job"))
+    fn domain_job_begin(&self, dom: &str, job: &str) -> BackendResult<String> {
+        Err(model::Error::no_support("domain_job").into())
     }
     /// `domain_job_end`: releases job `job` on `dom`.
-    fn domain_job_end(&self, dom: &str, job: &str) -> model::Result<()> {
-        Err(model::Error::no_support("domain_job"))
+    fn domain_job_end(&self, dom: &str, job: &str) -> BackendResult<()> {
+        Err(model::Error::no_support("domain_job").into())
     }
 }
 
@@ -114,8 +118,8 @@ pub(crate) fn native_error(e: AbiError) -> model::Error {
     model::Error::new(e.code, e.message.into_string())
 }
 
-fn native<T, U>(r: RResult<T, AbiError>, f: impl FnOnce(T) -> U) -> model::Result<U> {
-    r.into_result().map(f).map_err(native_error)
+fn native<T, U>(r: RResult<T, AbiError>, f: impl FnOnce(T) -> U) -> BackendResult<U> {
+    r.into_result().map(f).map_err(|e| BackendError::Driver(native_error(e)))
 }
 
 pub(crate) fn native_domain(d: abi::DomainInfo) -> DomainInfo {
@@ -150,72 +154,72 @@ fn s(v: &str) -> RStr<'_> {
 }
 
 impl Backend for AbiBackend {
-    fn domain_list(&self) -> model::Result<Vec<DomainInfo>> {
+    fn domain_list(&self) -> BackendResult<Vec<DomainInfo>> {
         native(self.0.domain_list(), |v| v.into_iter().map(native_domain).collect())
     }
-    fn domain_lookup_by_name(&self, name: &str) -> model::Result<DomainInfo> {
+    fn domain_lookup_by_name(&self, name: &str) -> BackendResult<DomainInfo> {
         native(self.0.domain_lookup_by_name(s(name)), native_domain)
     }
-    fn domain_lookup_by_uuid(&self, uuid: &str) -> model::Result<DomainInfo> {
+    fn domain_lookup_by_uuid(&self, uuid: &str) -> BackendResult<DomainInfo> {
         native(self.0.domain_lookup_by_uuid(s(uuid)), native_domain)
     }
-    fn domain_define(&self, xml: &str) -> model::Result<DomainInfo> {
+    fn domain_define(&self, xml: &str) -> BackendResult<DomainInfo> {
         native(self.0.domain_define(s(xml)), native_domain)
     }
-    fn domain_undefine(&self, dom: &str, flags: u32) -> model::Result<()> {
+    fn domain_undefine(&self, dom: &str, flags: u32) -> BackendResult<()> {
         native(self.0.domain_undefine(s(dom), flags), |()| ())
     }
-    fn domain_start(&self, dom: &str) -> model::Result<()> {
+    fn domain_start(&self, dom: &str) -> BackendResult<()> {
         native(self.0.domain_start(s(dom)), |()| ())
     }
-    fn domain_shutdown(&self, dom: &str) -> model::Result<()> {
+    fn domain_shutdown(&self, dom: &str) -> BackendResult<()> {
         native(self.0.domain_shutdown(s(dom)), |()| ())
     }
-    fn domain_destroy(&self, dom: &str) -> model::Result<()> {
+    fn domain_destroy(&self, dom: &str) -> BackendResult<()> {
         native(self.0.domain_destroy(s(dom)), |()| ())
     }
-    fn domain_suspend(&self, dom: &str) -> model::Result<()> {
+    fn domain_suspend(&self, dom: &str) -> BackendResult<()> {
         native(self.0.domain_suspend(s(dom)), |()| ())
     }
-    fn domain_resume(&self, dom: &str) -> model::Result<()> {
+    fn domain_resume(&self, dom: &str) -> BackendResult<()> {
         native(self.0.domain_resume(s(dom)), |()| ())
     }
-    fn domain_xml(&self, dom: &str, flags: u32) -> model::Result<String> {
+    fn domain_xml(&self, dom: &str, flags: u32) -> BackendResult<String> {
         native(self.0.domain_xml(s(dom), flags), RString::into_string)
     }
-    fn snapshot_create(&self, dom: &str, xml: &str, flags: u32) -> model::Result<String> {
+    fn snapshot_create(&self, dom: &str, xml: &str, flags: u32) -> BackendResult<String> {
         native(self.0.snapshot_create(s(dom), s(xml), flags), RString::into_string)
     }
-    fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> model::Result<String> {
+    fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> BackendResult<String> {
         native(self.0.snapshot_xml(s(dom), s(snap), flags), RString::into_string)
     }
-    fn snapshot_list(&self, dom: &str, flags: u32) -> model::Result<Vec<SnapshotInfo>> {
+    fn snapshot_list(&self, dom: &str, flags: u32) -> BackendResult<Vec<SnapshotInfo>> {
         native(self.0.snapshot_list(s(dom), flags), |v| v.into_iter().map(native_snapshot).collect())
     }
-    fn snapshot_lookup(&self, dom: &str, snap: &str) -> model::Result<SnapshotInfo> {
+    fn snapshot_lookup(&self, dom: &str, snap: &str) -> BackendResult<SnapshotInfo> {
         native(self.0.snapshot_lookup(s(dom), s(snap)), native_snapshot)
     }
-    fn snapshot_current(&self, dom: &str) -> model::Result<Option<SnapshotInfo>> {
+    fn snapshot_current(&self, dom: &str) -> BackendResult<Option<SnapshotInfo>> {
         native(self.0.snapshot_current(s(dom)), |c| c.into_option().map(native_snapshot))
     }
-    fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
+    fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> BackendResult<()> {
         native(self.0.snapshot_revert(s(dom), s(snap), flags), |()| ())
     }
-    fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
+    fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> BackendResult<()> {
         native(self.0.snapshot_delete(s(dom), s(snap), flags), |()| ())
     }
-    fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> model::Result<()> {
+    fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> BackendResult<()> {
         let xmls: RVec<RString> = xmls.iter().map(|x| RString::from(x.as_str())).collect();
         let current: ROption<RString> = current.map(RString::from).into();
         native(self.0.snapshot_import(s(dom), xmls, current, flags), |()| ())
     }
-    fn snapshot_edit(&self, dom: &str, snap: &str, xml: &str, flags: u32) -> model::Result<String> {
+    fn snapshot_edit(&self, dom: &str, snap: &str, xml: &str, flags: u32) -> BackendResult<String> {
         native(self.0.snapshot_edit(s(dom), s(snap), s(xml), flags), RString::into_string)
     }
-    fn domain_job_begin(&self, dom: &str, job: &str) -> model::Result<String> {
+    fn domain_job_begin(&self, dom: &str, job: &str) -> BackendResult<String> {
         native(self.0.domain_job_begin(s(dom), s(job), 0), RString::into_string)
     }
-    fn domain_job_end(&self, dom: &str, job: &str) -> model::Result<()> {
+    fn domain_job_end(&self, dom: &str, job: &str) -> BackendResult<()> {
         native(self.0.domain_job_end(s(dom), s(job), 0), |()| ())
     }
 }

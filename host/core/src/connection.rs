@@ -1,6 +1,5 @@
 //! A connection to one plugin instance, and the dispatch step shared by every entry point.
 
-use virtplug_model as model;
 use virtplug_plugin_api::{
     self as abi, DriverBox,
     abi_stable::std_types::{RResult, RStr},
@@ -8,7 +7,7 @@ use virtplug_plugin_api::{
 
 use crate::{
     backend::{AbiBackend, Backend, native_error},
-    error::{HostError, MAX_NAME_BYTES, NameProblem, Result},
+    error::{BackendResult, HostError, MAX_NAME_BYTES, NameProblem, Result},
     registry::Registry,
     rules::OpRules,
 };
@@ -116,7 +115,7 @@ impl Connection {
         &self,
         rules: &OpRules,
         flags: u32,
-        call: impl FnOnce(&dyn Backend) -> model::Result<T>,
+        call: impl FnOnce(&dyn Backend) -> BackendResult<T>,
     ) -> Result<T> {
         self.check(rules, flags)?;
         self.call(call)
@@ -128,9 +127,10 @@ impl Connection {
         crate::rules::check(rules, self.read_only, self.info.ops, &self.info.caps, flags)
     }
 
-    /// Calls the backend; only after [`Connection::check`] passed for this operation.
-    pub(crate) fn call<T>(&self, call: impl FnOnce(&dyn Backend) -> model::Result<T>) -> Result<T> {
-        call(self.backend()).map_err(HostError::Driver)
+    /// Calls the backend; only after [`Connection::check`] passed for this operation. What the
+    /// plugin refused stays the plugin's (`Driver`), a transport failure is `Remote`.
+    pub(crate) fn call<T>(&self, call: impl FnOnce(&dyn Backend) -> BackendResult<T>) -> Result<T> {
+        call(self.backend()).map_err(HostError::from)
     }
 }
 

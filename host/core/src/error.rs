@@ -1,15 +1,17 @@
 //! The host's error type. Every variant carries libvirt's error code ([`HostError::code`]) and
-//! prints exactly the message libvirt would print. The variant says who refused: the host itself
-//! (every variant but [`HostError::Driver`]) or the serving plugin ([`HostError::Driver`]).
+//! prints exactly the message libvirt would print. The variant says who refused: the serving
+//! plugin ([`HostError::Driver`]), the way to a remote plugin ([`HostError::Remote`]: socket,
+//! HTTP, the daemon's JSON), or the host itself (every other variant). Backends report with
+//! [`BackendError`], which keeps the first two apart.
 
 use std::path::PathBuf;
 
 use virtplug_model as model;
 use virtplug_plugin_api::codes;
 
-/// libvirt's `VIR_ERR_SYSTEM_ERROR`, used for socket-level failures ("Failed to connect socket …");
-/// it has no message prefix.
-pub const SYSTEM_ERROR: u32 = 38;
+/// libvirt's `VIR_ERR_SYSTEM_ERROR` (socket-level failures, "Failed to connect socket …"), now in
+/// the ABI's code table; re-exported here for existing callers (`remote::SYSTEM_ERROR`).
+pub use codes::SYSTEM_ERROR;
 
 /// Names (domain and snapshot) are data: any UTF-8 without control characters, not empty,
 /// at most this many bytes.
@@ -127,10 +129,73 @@ pub enum HostError {
         /// The I/O error's text.
         reason: String,
     },
+    /// The way to a remote plugin failed: the socket or TLS stream (libvirt's system error), the
+    /// HTTP exchange, or the daemon's answer (not JSON, or no error body); printed with
+    /// libvirt's prefix for its code. Not a refusal of the plugin behind the daemon.
+    #[error("{}{message}", codes::prefix(*code))]
+    Remote {
+        /// libvirt's code: [`SYSTEM_ERROR`] for the socket and HTTP, `INTERNAL_ERROR` for an
+        /// answer the client cannot read.
+        code: u32,
+        /// The detail, without the code's prefix.
+        message: String,
+    },
     /// An error reported by the serving plugin (in this process, or behind a daemon); printed
     /// with libvirt's prefix for its code.
     #[error("{0}")]
     Driver(#[source] model::Error),
+}
+
+/// Result of a [`Backend`](crate::Backend) call.
+pub type BackendResult<T> = std::result::Result<T, BackendError>;
+
+/// What a [`Backend`](crate::Backend) reports: the serving plugin's refusal, or (remote backends)
+/// a failure of the way to it. `Connection` turns it into [`HostError::Driver`] or
+/// [`HostError::Remote`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The serving plugin refused (in this process, or a daemon reported its plugin's error).
+    #[error("{0}")]
+    Driver(#[source] model::Error),
+    /// The transport to a daemon failed; see [`HostError::Remote`].
+    #[error("{}{message}", codes::prefix(*code))]
+    Remote {
+        /// libvirt's code.
+        code: u32,
+        /// The detail, without the code's prefix.
+        message: String,
+    },
+}
+
+impl BackendError {
+    /// A transport failure with libvirt's `code` and `message` (without the code's prefix).
+    pub fn remote(code: u32, message: impl Into<String>) -> Self {
+        Self::Remote { code, message: message.into() }
+    }
+
+    /// libvirt's `virErrorNumber` for this error.
+    pub fn code(&self) -> u32 {
+        match self {
+            Self::Driver(e) => e.code,
+            Self::Remote { code, .. } => *code,
+        }
+    }
+}
+
+/// What a plugin returns is its refusal.
+impl From<model::Error> for BackendError {
+    fn from(e: model::Error) -> Self {
+        Self::Driver(e)
+    }
+}
+
+impl From<BackendError> for HostError {
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::Driver(e) => Self::Driver(e),
+            BackendError::Remote { code, message } => Self::Remote { code, message },
+        }
+    }
 }
 
 /// What is wrong with a name (see [`HostError::InvalidName`]).
@@ -161,14 +226,15 @@ impl HostError {
             Self::MigrationFailed { .. } => codes::OPERATION_FAILED,
             Self::MigrationConflict { .. } => codes::OPERATION_INVALID,
             Self::ClientSetup { .. } => SYSTEM_ERROR,
+            Self::Remote { code, .. } => *code,
             Self::Invalid(e) | Self::Driver(e) => e.code,
         }
     }
 }
 
 /// A model error met inside the host (its parsers and rules, run before any plugin call) is the
-/// host's refusal; what a backend returns becomes [`HostError::Driver`] explicitly, in
-/// `Connection::call`.
+/// host's refusal; what a backend returns becomes [`HostError::Driver`] or [`HostError::Remote`]
+/// explicitly, from its [`BackendError`], in `Connection::call`.
 impl From<model::Error> for HostError {
     fn from(e: model::Error) -> Self {
         Self::Invalid(e)
@@ -177,7 +243,7 @@ impl From<model::Error> for HostError {
 
 #[cfg(test)]
 mod tests {
-    use super::{HostError, NameProblem, SYSTEM_ERROR};
+    use super::{BackendError, HostError, NameProblem, SYSTEM_ERROR};
     use virtplug_model as model;
     use virtplug_plugin_api::codes;
 
@@ -223,6 +289,16 @@ mod tests {
                 SYSTEM_ERROR,
                 s("cannot set up TLS: no roots"),
             ),
+            (
+                HostError::Remote { code: SYSTEM_ERROR, message: s("cannot talk to virtplugd: refused") },
+                SYSTEM_ERROR,
+                s("cannot talk to virtplugd: refused"),
+            ),
+            (
+                HostError::Remote { code: codes::INTERNAL_ERROR, message: s("malformed daemon response: eof") },
+                codes::INTERNAL_ERROR,
+                s("malformed daemon response: eof"),
+            ),
         ];
         for (e, code, detail) in cases {
             let before = model::Error::new(code, detail);
@@ -232,12 +308,16 @@ mod tests {
     }
 
     /// Who refused: a model error met in the host is the host's; only backend results are the
-    /// plugin's.
+    /// plugin's, and a backend's transport failure is neither.
     #[test]
     fn model_errors_in_the_host_are_the_hosts() {
         let e = HostError::from(model::Error::invalid_arg("bad xml"));
         assert!(matches!(e, HostError::Invalid(_)), "{e:?}");
         assert_eq!(e.to_string(), "invalid argument: bad xml");
         assert_eq!(e.code(), codes::INVALID_ARG);
+        let e = HostError::from(BackendError::from(model::Error::invalid_arg("bad xml")));
+        assert!(matches!(e, HostError::Driver(_)), "{e:?}");
+        let e = HostError::from(BackendError::remote(SYSTEM_ERROR, "cannot talk to virtplugd: refused"));
+        assert_eq!(e, HostError::Remote { code: SYSTEM_ERROR, message: "cannot talk to virtplugd: refused".into() });
     }
 }

@@ -20,7 +20,7 @@ mod snapshot;
 
 pub use backend::Backend;
 pub use connection::Connection;
-pub use error::{HostError, MAX_NAME_BYTES, NameProblem, Result};
+pub use error::{BackendError, BackendResult, HostError, MAX_NAME_BYTES, NameProblem, Result};
 pub use loader::{LoadedPlugin, load_plugin};
 pub use registry::{PluginDirs, Registry};
 pub use virtplug_model::{self as model, DomainInfo, SnapshotInfo};

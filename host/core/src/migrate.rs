@@ -113,7 +113,7 @@ impl Side {
                 self.conn
                     .check(&crate::rules::SNAPSHOT_LIST, virtplug_plugin_api::flags::snapshot_list::TOPOLOGICAL)?;
                 self.conn.check(&crate::rules::SNAPSHOT_XML, virtplug_plugin_api::flags::snapshot_xml::SECURE)?;
-                client.export(dom).map_err(HostError::Driver)
+                client.export(dom).map_err(HostError::from)
             }
             None => self.conn.snapshot_export_hierarchy(dom),
         }
@@ -128,7 +128,7 @@ impl Side {
                 self.conn.check(&crate::rules::SNAPSHOT_IMPORT, flags)?;
                 let request =
                     ImportRequest { xmls: h.xmls.clone(), current: h.current.clone(), flags, migration: None };
-                client.import(dom, &request).map_err(HostError::Driver)
+                client.import(dom, &request).map_err(HostError::from)
             }
             None => self.conn.snapshot_import(dom, &h.xmls, h.current.as_deref(), flags),
         }
@@ -149,7 +149,7 @@ impl Side {
                     flags: 0,
                     migration: Some(id.to_owned()),
                 };
-                client.import(dom, &request).map_err(HostError::Driver)
+                client.import(dom, &request).map_err(HostError::from)
             }
             _ => self.import(dom, h, 0),
         }
@@ -170,8 +170,8 @@ impl Side {
             match client.settle_import(id) {
                 Ok(s) if s.state == "running" => {}
                 Ok(s) => return Ok(Some(s.state)),
-                Err(e) if e.code == codes::NO_SUPPORT => return Ok(None),
-                Err(e) if std::time::Instant::now() > deadline => return Err(HostError::Driver(e)),
+                Err(e) if e.code() == codes::NO_SUPPORT => return Ok(None),
+                Err(e) if std::time::Instant::now() > deadline => return Err(HostError::from(e)),
                 Err(_) => {}
             }
             if std::time::Instant::now() > deadline {

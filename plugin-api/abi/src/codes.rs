@@ -20,6 +20,12 @@ pub const XML_ERROR: u32 = 27;
 pub const OPERATION_DENIED: u32 = 29;
 /// XML parser detail.
 pub const XML_DETAIL: u32 = 35;
+/// A system call failed (`VIR_ERR_SYSTEM_ERROR`, no message prefix): the remote client's
+/// socket-level failures (libvirt's `Failed to connect socket …`) and its setup (token file,
+/// TLS). Raised by the host only. [`name`] does not map it yet (it reports `VIR_ERR_UNKNOWN`, as
+/// before the code moved here): naming it changes the daemon's JSON, left to an issue that
+/// changes error output.
+pub const SYSTEM_ERROR: u32 = 38;
 /// Domain not found.
 pub const NO_DOMAIN: u32 = 42;
 /// Authentication failed.

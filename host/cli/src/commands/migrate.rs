@@ -150,11 +150,11 @@ pub fn migrate_snapshots(
     if remote::parse_uri(from, false).is_some() {
         let client = Client::from_uri(from, false)?;
         let request = MigrationRequest { domain: dom.to_owned(), to: to.to_owned(), dry_run };
-        let task = client.start_migration(&request).map_err(HostError::Driver)?;
+        let task = client.start_migration(&request).map_err(HostError::from)?;
         let mut progress = Progress::new();
         let done = client.wait_task(task.id, |t| progress.steps(&t.steps, t.done, t.total));
         progress.finish();
-        let done = done.map_err(HostError::Driver)?;
+        let done = done.map_err(HostError::from)?;
         if json {
             return pretty(serde_json::to_string_pretty(&done));
         }

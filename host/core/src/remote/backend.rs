@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use virtplug_model::{self as model, DomainInfo, SnapshotInfo};
+use virtplug_model::{DomainInfo, SnapshotInfo};
 use virtplug_plugin_api as abi;
 use virtplug_wire::{
     CreateRequest, CurrentResponse, DefineRequest, FlagsRequest, ImportRequest, NameResponse, XmlResponse,
 };
 
 use super::client::{Client, seg};
-use crate::backend::Backend;
+use crate::{backend::Backend, error::BackendResult};
 
 /// A daemon seen as a backend, with the remote plugin's self-description (whose masks drive the
 /// local checks).
@@ -50,7 +50,7 @@ fn snap_path(dom: &str, snap: &str) -> String {
 }
 
 impl RemoteBackend {
-    fn action(&self, dom: &str, action: &str) -> model::Result<()> {
+    fn action(&self, dom: &str, action: &str) -> BackendResult<()> {
         let _: serde_json::Value =
             self.client.send("POST", &format!("{}/{action}", dom_path(dom)), &FlagsRequest::default())?;
         Ok(())
@@ -58,72 +58,72 @@ impl RemoteBackend {
 }
 
 impl Backend for RemoteBackend {
-    fn domain_list(&self) -> model::Result<Vec<DomainInfo>> {
+    fn domain_list(&self) -> BackendResult<Vec<DomainInfo>> {
         self.client.get("/v1/domains")
     }
-    fn domain_lookup_by_name(&self, name: &str) -> model::Result<DomainInfo> {
+    fn domain_lookup_by_name(&self, name: &str) -> BackendResult<DomainInfo> {
         self.client.get::<DomainInfo>(&dom_path(name))
     }
-    fn domain_lookup_by_uuid(&self, uuid: &str) -> model::Result<DomainInfo> {
+    fn domain_lookup_by_uuid(&self, uuid: &str) -> BackendResult<DomainInfo> {
         self.client.get::<DomainInfo>(&dom_path(uuid))
     }
-    fn domain_define(&self, xml: &str) -> model::Result<DomainInfo> {
+    fn domain_define(&self, xml: &str) -> BackendResult<DomainInfo> {
         self.client.send::<DomainInfo, _>("POST", "/v1/domains", &DefineRequest { xml: xml.to_owned() })
     }
-    fn domain_undefine(&self, dom: &str, flags: u32) -> model::Result<()> {
+    fn domain_undefine(&self, dom: &str, flags: u32) -> BackendResult<()> {
         let _: serde_json::Value = self.client.delete(&format!("{}?flags={flags}", dom_path(dom)))?;
         Ok(())
     }
-    fn domain_start(&self, dom: &str) -> model::Result<()> {
+    fn domain_start(&self, dom: &str) -> BackendResult<()> {
         self.action(dom, "start")
     }
-    fn domain_shutdown(&self, dom: &str) -> model::Result<()> {
+    fn domain_shutdown(&self, dom: &str) -> BackendResult<()> {
         self.action(dom, "shutdown")
     }
-    fn domain_destroy(&self, dom: &str) -> model::Result<()> {
+    fn domain_destroy(&self, dom: &str) -> BackendResult<()> {
         self.action(dom, "destroy")
     }
-    fn domain_suspend(&self, dom: &str) -> model::Result<()> {
+    fn domain_suspend(&self, dom: &str) -> BackendResult<()> {
         self.action(dom, "suspend")
     }
-    fn domain_resume(&self, dom: &str) -> model::Result<()> {
+    fn domain_resume(&self, dom: &str) -> BackendResult<()> {
         self.action(dom, "resume")
     }
-    fn domain_xml(&self, dom: &str, flags: u32) -> model::Result<String> {
+    fn domain_xml(&self, dom: &str, flags: u32) -> BackendResult<String> {
         self.client.get::<XmlResponse>(&format!("{}/xml?flags={flags}", dom_path(dom))).map(|r| r.xml)
     }
-    fn snapshot_create(&self, dom: &str, xml: &str, flags: u32) -> model::Result<String> {
+    fn snapshot_create(&self, dom: &str, xml: &str, flags: u32) -> BackendResult<String> {
         let body = CreateRequest { xml: xml.to_owned(), flags };
         self.client.send::<NameResponse, _>("POST", &format!("{}/snapshots", dom_path(dom)), &body).map(|r| r.name)
     }
-    fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> model::Result<String> {
+    fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> BackendResult<String> {
         self.client.get::<XmlResponse>(&format!("{}/xml?flags={flags}", snap_path(dom, snap))).map(|r| r.xml)
     }
-    fn snapshot_list(&self, dom: &str, flags: u32) -> model::Result<Vec<SnapshotInfo>> {
+    fn snapshot_list(&self, dom: &str, flags: u32) -> BackendResult<Vec<SnapshotInfo>> {
         // Unfiltered: the local Connection filters, as it does for a local plugin.
         self.client.get(&format!("{}/snapshots?flags={flags}&raw=true", dom_path(dom)))
     }
-    fn snapshot_lookup(&self, dom: &str, snap: &str) -> model::Result<SnapshotInfo> {
+    fn snapshot_lookup(&self, dom: &str, snap: &str) -> BackendResult<SnapshotInfo> {
         self.client.get::<SnapshotInfo>(&snap_path(dom, snap))
     }
-    fn snapshot_current(&self, dom: &str) -> model::Result<Option<SnapshotInfo>> {
+    fn snapshot_current(&self, dom: &str) -> BackendResult<Option<SnapshotInfo>> {
         self.client.get::<CurrentResponse>(&format!("{}/current-snapshot", dom_path(dom))).map(|r| r.current)
     }
-    fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
+    fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> BackendResult<()> {
         let _: serde_json::Value =
             self.client.send("POST", &format!("{}/revert", snap_path(dom, snap)), &FlagsRequest { flags })?;
         Ok(())
     }
-    fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
+    fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> BackendResult<()> {
         let _: serde_json::Value = self.client.delete(&format!("{}?flags={flags}", snap_path(dom, snap)))?;
         Ok(())
     }
-    fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> model::Result<()> {
+    fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> BackendResult<()> {
         let body = ImportRequest { xmls: xmls.to_vec(), current: current.map(str::to_owned), flags, migration: None };
         let _: serde_json::Value = self.client.send("POST", &format!("{}/snapshot-import", dom_path(dom)), &body)?;
         Ok(())
     }
-    fn snapshot_edit(&self, dom: &str, snap: &str, xml: &str, flags: u32) -> model::Result<String> {
+    fn snapshot_edit(&self, dom: &str, snap: &str, xml: &str, flags: u32) -> BackendResult<String> {
         let body = CreateRequest { xml: xml.to_owned(), flags };
         self.client.send::<NameResponse, _>("PUT", &snap_path(dom, snap), &body).map(|r| r.name)
     }

@@ -1,5 +1,6 @@
 //! The daemon client: JSON requests for one driver URI over [`HttpClient`], errors turned back
-//! into libvirt's codes and texts.
+//! into libvirt's codes and texts: what the daemon reports is [`BackendError::Driver`], a failure
+//! of the socket, the HTTP exchange or the answer's JSON is [`BackendError::Remote`].
 
 use serde::{Serialize, de::DeserializeOwned};
 use virtplug_model as model;
@@ -13,7 +14,7 @@ use super::{
     http::{HttpClient, encode_segment},
     uri::{io_error, parse_uri},
 };
-use crate::error::{HostError, Result};
+use crate::error::{BackendError, BackendResult, HostError, Result};
 
 /// A client of one daemon for one driver URI.
 #[derive(Debug)]
@@ -54,7 +55,7 @@ impl Client {
         &self.driver_uri
     }
 
-    fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> model::Result<T> {
+    fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> BackendResult<T> {
         let ro = if self.read_only { "1" } else { "0" };
         let headers = [(wire::URI_HEADER, self.driver_uri.as_str()), (wire::READ_ONLY_HEADER, ro)];
         let resp = self
@@ -63,19 +64,21 @@ impl Client {
             .map_err(|e| io_error("cannot talk to virtplugd", &e))?;
         if (200..300).contains(&resp.status) {
             let body = if resp.body.is_empty() { b"null".as_slice() } else { &resp.body };
-            return serde_json::from_slice(body)
-                .map_err(|e| model::Error::internal(format!("malformed daemon response: {e}")));
+            return serde_json::from_slice(body).map_err(|e| {
+                BackendError::remote(abi::codes::INTERNAL_ERROR, format!("malformed daemon response: {e}"))
+            });
         }
         match serde_json::from_slice::<ErrorBody>(&resp.body) {
-            Ok(err) => Err(model::Error::new(err.code, err.detail)),
-            Err(_) => {
-                Err(model::Error::internal(format!("daemon answered HTTP {} without an error body", resp.status)))
-            }
+            Ok(err) => Err(BackendError::Driver(model::Error::new(err.code, err.detail))),
+            Err(_) => Err(BackendError::remote(
+                abi::codes::INTERNAL_ERROR,
+                format!("daemon answered HTTP {} without an error body", resp.status),
+            )),
         }
     }
 
     /// `GET path`.
-    pub(crate) fn get<T: DeserializeOwned>(&self, path: &str) -> model::Result<T> {
+    pub(crate) fn get<T: DeserializeOwned>(&self, path: &str) -> BackendResult<T> {
         self.call("GET", path, None)
     }
 
@@ -85,58 +88,58 @@ impl Client {
         method: &str,
         path: &str,
         body: &B,
-    ) -> model::Result<T> {
-        let bytes =
-            serde_json::to_vec(body).map_err(|e| model::Error::internal(format!("cannot encode request: {e}")))?;
+    ) -> BackendResult<T> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| BackendError::remote(abi::codes::INTERNAL_ERROR, format!("cannot encode request: {e}")))?;
         self.call(method, path, Some(bytes))
     }
 
     /// `DELETE path`.
-    pub(crate) fn delete<T: DeserializeOwned>(&self, path: &str) -> model::Result<T> {
+    pub(crate) fn delete<T: DeserializeOwned>(&self, path: &str) -> BackendResult<T> {
         self.call("DELETE", path, None)
     }
 
     /// The remote plugin's self-description.
-    pub fn plugin_info(&self) -> model::Result<abi::PluginInfo> {
+    pub fn plugin_info(&self) -> BackendResult<abi::PluginInfo> {
         let info: PluginInfoJson = self.get("/v1/info")?;
         Ok(abi::PluginInfo::from(&info))
     }
 
     /// The whole hierarchy of `dom` (SECURE XML, topological, current marker) in one request.
-    pub fn export(&self, dom: &str) -> model::Result<HierarchyJson> {
+    pub fn export(&self, dom: &str) -> BackendResult<HierarchyJson> {
         self.get(&format!("/v1/domains/{}/snapshot-export", seg(dom)))
     }
 
     /// Imports a whole hierarchy (all or nothing) in one request, tracked under `request.migration`
     /// when set.
-    pub fn import(&self, dom: &str, request: &ImportRequest) -> model::Result<()> {
+    pub fn import(&self, dom: &str, request: &ImportRequest) -> BackendResult<()> {
         let _: serde_json::Value = self.send("POST", &format!("/v1/domains/{}/snapshot-import", seg(dom)), request)?;
         Ok(())
     }
 
     /// What the daemon knows of the import of migration `id` (`unknown` when nothing).
-    pub fn import_status(&self, id: &str) -> model::Result<ImportStatusJson> {
+    pub fn import_status(&self, id: &str) -> BackendResult<ImportStatusJson> {
         self.get(&format!("/v1/imports/{}", seg(id)))
     }
 
     /// Settles the import of migration `id`: one that never reached the daemon is refused from
     /// now on (`aborted`); otherwise its recorded state (`running` while still in flight).
-    pub fn settle_import(&self, id: &str) -> model::Result<ImportStatusJson> {
+    pub fn settle_import(&self, id: &str) -> BackendResult<ImportStatusJson> {
         self.send("POST", &format!("/v1/imports/{}/settle", seg(id)), &serde_json::json!({}))
     }
 
     /// Asks the daemon to migrate `dom`'s hierarchy to `to`; returns the task.
-    pub fn start_migration(&self, request: &MigrationRequest) -> model::Result<TaskJson> {
+    pub fn start_migration(&self, request: &MigrationRequest) -> BackendResult<TaskJson> {
         self.send("POST", "/v1/migrations", request)
     }
 
     /// One task's state.
-    pub fn task(&self, id: u64) -> model::Result<TaskJson> {
+    pub fn task(&self, id: u64) -> BackendResult<TaskJson> {
         self.get(&format!("/v1/tasks/{id}"))
     }
 
     /// Polls task `id` until it finishes, calling `progress` on every change.
-    pub fn wait_task(&self, id: u64, mut progress: impl FnMut(&TaskJson)) -> model::Result<TaskJson> {
+    pub fn wait_task(&self, id: u64, mut progress: impl FnMut(&TaskJson)) -> BackendResult<TaskJson> {
         let mut last: Option<TaskJson> = None;
         loop {
             let task = self.task(id)?;

@@ -27,6 +27,29 @@ use crate::error::{HostError, Result};
 /// the remote masks. `Connection::open` calls it for URIs with a transport.
 pub fn open(uri: &str, read_only: bool) -> Result<RemoteBackend> {
     let client = Client::from_uri(uri, read_only)?;
-    let info = client.plugin_info().map_err(HostError::Driver)?;
+    let info = client.plugin_info().map_err(HostError::from)?;
     Ok(RemoteBackend::new(std::sync::Arc::new(client), info))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::{SYSTEM_ERROR, open};
+    use crate::error::HostError;
+
+    /// A daemon that cannot be reached is a failure of the way there (`Remote`, libvirt's system
+    /// error), not a refusal of the remote plugin (`Driver`); the text is the client's as before.
+    #[test]
+    fn an_unreachable_daemon_is_a_remote_error() {
+        let dir = std::env::temp_dir().join(format!("virtplug-no-daemon-{}", std::process::id()));
+        let socket = dir.join("sock");
+        let err = open(&format!("mock+unix:///default?socket={}", socket.display()), false).map(|_| ()).unwrap_err();
+        let message = format!(
+            "cannot talk to virtplugd: cannot connect to {}: No such file or directory (os error 2)",
+            socket.display()
+        );
+        assert_eq!(err, HostError::Remote { code: SYSTEM_ERROR, message: message.clone() });
+        assert_eq!(err.code(), 38);
+        assert_eq!(err.to_string(), message);
+    }
 }

@@ -3,10 +3,8 @@
 
 use std::path::PathBuf;
 
-use virtplug_model as model;
-
 use super::http;
-use crate::error::SYSTEM_ERROR;
+use crate::error::{BackendError, SYSTEM_ERROR};
 
 /// The daemon's default unix socket for read-write (`read_only == false`) or read-only access.
 pub fn default_socket(read_only: bool) -> PathBuf {
@@ -82,9 +80,10 @@ pub fn parse_uri(uri: &str, read_only: bool) -> Option<RemoteUri> {
     Some(RemoteUri { driver_uri, endpoint, token_file })
 }
 
-/// Converts an I/O failure talking to the daemon into libvirt's system error.
-pub(crate) fn io_error(what: &str, e: &std::io::Error) -> model::Error {
-    model::Error::new(SYSTEM_ERROR, format!("{what}: {e}"))
+/// Converts an I/O failure talking to the daemon into libvirt's system error, a transport
+/// failure (not the remote plugin's refusal).
+pub(crate) fn io_error(what: &str, e: &std::io::Error) -> BackendError {
+    BackendError::remote(SYSTEM_ERROR, format!("{what}: {e}"))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use virtplug_test_support::{MOCK, target_dir};
 
 use virtplug_host::{
-    Backend, Connection, HostError, PluginDirs, Registry, SnapshotInfo, codes,
+    Backend, BackendResult, Connection, HostError, PluginDirs, Registry, SnapshotInfo, codes,
     migrate::{self, Journal, Reporter, Side},
     model,
 };
@@ -19,8 +19,8 @@ fn registry() -> Registry {
     Registry::discover(&PluginDirs { dirs: vec![target_dir()], beside_executable: vec![] })
 }
 
-fn native<T>(r: Result<T, HostError>) -> model::Result<T> {
-    r.map_err(|e| model::Error::new(e.code(), e.to_string()))
+fn native<T>(r: Result<T, HostError>) -> BackendResult<T> {
+    r.map_err(|e| model::Error::new(e.code(), e.to_string()).into())
 }
 
 /// The mock seen through a backend that keeps no job record and, on the source's second listing
@@ -31,19 +31,19 @@ struct Racing {
 }
 
 impl Backend for Racing {
-    fn domain_lookup_by_name(&self, name: &str) -> model::Result<virtplug_host::DomainInfo> {
+    fn domain_lookup_by_name(&self, name: &str) -> BackendResult<virtplug_host::DomainInfo> {
         native(self.inner.domain_lookup(name))
     }
-    fn snapshot_list(&self, dom: &str, flags: u32) -> model::Result<Vec<SnapshotInfo>> {
+    fn snapshot_list(&self, dom: &str, flags: u32) -> BackendResult<Vec<SnapshotInfo>> {
         if self.lists.fetch_add(1, Ordering::SeqCst) == 1 {
             native(self.inner.snapshot_create(dom, "<domainsnapshot><name>newcomer</name></domainsnapshot>", 0))?;
         }
         native(self.inner.snapshot_list_unfiltered(dom, flags))
     }
-    fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> model::Result<String> {
+    fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> BackendResult<String> {
         native(self.inner.snapshot_xml(dom, snap, flags))
     }
-    fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> model::Result<()> {
+    fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> BackendResult<()> {
         native(self.inner.snapshot_delete(dom, snap, flags))
     }
 }

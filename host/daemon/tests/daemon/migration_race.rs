@@ -157,7 +157,7 @@ fn a_migration_under_concurrent_writers_loses_nothing_acknowledged() {
     let task = client.start_migration(&request).unwrap();
     // A second migration of the same domain while the first runs: refused at once.
     let second = client.start_migration(&request).unwrap_err();
-    assert_eq!(second.code, codes::OPERATION_TIMEOUT, "{second:?}");
+    assert_eq!(second.code(), codes::OPERATION_TIMEOUT, "{second:?}");
     assert!(second.to_string().contains("cannot acquire state change lock (held by job '"), "{second}");
     assert!(second.to_string().contains(": migration m"), "{second}");
     let done = client.wait_task(task.id, |_| {}).unwrap();
