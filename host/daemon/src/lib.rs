@@ -10,12 +10,16 @@
 //! the body is read ([`extract::guard`]); header, body and idle timeouts, a connection limit per
 //! listener and an accept loop that backs off when descriptors run out ([`listen::serve`]).
 //!
+//! With `--libvirt-socket`, it also speaks libvirt's own RPC protocol ([`libvirt`]), so libvirt's
+//! clients drive it unchanged.
+//!
 //! It owns socket I/O only; host semantics stay in `virtplug-host`.
 
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod imports;
+pub mod libvirt;
 pub mod listen;
 pub mod migrations;
 pub mod openapi;
@@ -66,6 +70,8 @@ pub struct Config {
     pub ro_socket_mode: u32,
     /// TCP with TLS.
     pub tls: Option<TlsSettings>,
+    /// libvirt's RPC protocol on this unix socket (read-write, 0600) and `<path>-ro`.
+    pub libvirt_socket: Option<PathBuf>,
     /// State directory (migration journals).
     pub state_dir: PathBuf,
     /// Driver URI for requests that name none; always served.
@@ -111,6 +117,7 @@ impl Config {
             socket_mode: 0o600,
             ro_socket_mode: 0o666,
             tls: None,
+            libvirt_socket: None,
             state_dir,
             default_uri: None,
             allowed_uris: Vec::new(),
@@ -218,6 +225,11 @@ pub async fn serve(
         let app = app.clone().layer(Extension(access));
         let name = path.display().to_string();
         servers.spawn(listen::serve(name, listener, listen::plain, app, config.conn, stop_rx.clone()));
+    }
+    if let Some(path) = &config.libvirt_socket {
+        let bound = libvirt::spawn(path, &state, &stop_rx)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+        sockets.extend(bound);
     }
     if let Some(tls) = &config.tls {
         let tokens = listen::Tokens::load(&tls.tokens).map_err(|e| anyhow::anyhow!("cannot read tokens: {e}"))?;

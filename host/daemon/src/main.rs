@@ -31,6 +31,10 @@ struct Args {
     /// Also serve this driver URI (repeatable). Requests naming any other URI are refused.
     #[arg(long = "allow-uri", alias = "uri", value_name = "URI")]
     allow_uris: Vec<String>,
+    /// Also serve libvirt's RPC protocol on this unix socket (mode 0600) and a read-only twin
+    /// `PATH-ro`: libvirt clients connect with `DRIVER+unix:///…?socket=PATH`.
+    #[arg(long, value_name = "PATH")]
+    libvirt_socket: Option<PathBuf>,
     /// Listen on TCP with TLS at this address.
     #[arg(long, requires_all = ["tls_cert", "tls_key", "tokens"])]
     listen: Option<SocketAddr>,
@@ -95,6 +99,7 @@ fn config(args: Args) -> anyhow::Result<Config> {
     c.socket_mode =
         u32::from_str_radix(&args.socket_mode, 8).map_err(|_| anyhow::anyhow!("--socket-mode must be octal"))?;
     c.default_uri = args.default_uri;
+    c.libvirt_socket = args.libvirt_socket;
     c.allowed_uris = args.allow_uris;
     c.max_body = args.max_body;
     c.max_xml_body = args.max_xml_body;

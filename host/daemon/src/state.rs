@@ -52,6 +52,10 @@ pub struct Shared {
     pub imports: Imports,
     /// Fault injection for tests: tracked imports wait this long before the plugin transaction.
     pub fault_import_delay: Duration,
+    /// Domain lifecycle changes, for libvirt clients' event callbacks.
+    pub lifecycle: tokio::sync::broadcast::Sender<crate::libvirt::Lifecycle>,
+    /// The next libvirt event callback id (unique daemon-wide, as libvirtd's).
+    pub next_callback_id: std::sync::atomic::AtomicI32,
 }
 
 /// The router's state.
@@ -75,6 +79,8 @@ impl Shared {
             currents: Mutex::default(),
             events,
             tasks: Arc::default(),
+            lifecycle: tokio::sync::broadcast::channel(1024).0,
+            next_callback_id: std::sync::atomic::AtomicI32::new(0),
         }
     }
 

@@ -80,6 +80,16 @@ pub fn reply(call: &Header, ret: &impl Xdr) -> Vec<u8> {
     encode(&h, ret)
 }
 
+/// A successful reply to `call` whose payload is already encoded.
+pub fn reply_encoded(call: &Header, payload: &[u8]) -> Vec<u8> {
+    let h = Header { type_: VIR_NET_REPLY, status: VIR_NET_OK, ..call.clone() };
+    let mut bytes = encode(&h, &());
+    bytes.extend_from_slice(payload);
+    let len = bytes.len() as u32;
+    bytes[..LEN_BYTES].copy_from_slice(&len.to_be_bytes());
+    bytes
+}
+
 /// An error reply to `call`.
 pub fn reply_error(call: &Header, err: &RemoteError) -> Vec<u8> {
     let h = Header { type_: VIR_NET_REPLY, status: VIR_NET_ERROR, ..call.clone() };

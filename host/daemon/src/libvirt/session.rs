@@ -1,0 +1,265 @@
+//! One libvirt client connection: what it opened (driver URI, read-only or not), its event
+//! callbacks, and the dispatch of each call to the handlers in `calls_domain` and
+//! `calls_snapshot`. Host errors become libvirt error replies here, with libvirt's code, error
+//! domain and text.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use tokio::sync::mpsc;
+use virtplug_host::{Connection, HostError, codes};
+use virtplug_libvirt_rpc::{
+    packet::{self, Header},
+    proto::*,
+    xdr::{self, Xdr, XdrError},
+};
+
+use super::{Out, lifecycle::Callback};
+use crate::state::AppState;
+
+/// libvirt's error domains (`virErrorDomain`) this server reports.
+pub mod from {
+    pub const NONE: i32 = 0;
+    pub const XML: i32 = 5;
+    pub const RPC: i32 = 7;
+    pub const QEMU: i32 = 10;
+    pub const TEST: i32 = 12;
+    pub const DOMAIN: i32 = 20;
+    pub const VBOX: i32 = 25;
+    pub const ESX: i32 = 28;
+    pub const DOMAIN_SNAPSHOT: i32 = 35;
+}
+
+/// libvirt's `VIR_ERR_RPC`.
+pub const ERR_RPC: i32 = 39;
+
+/// A failed call: the error reply's body.
+#[derive(Debug)]
+pub struct Fail(pub RemoteError);
+
+/// What a handler returns: the encoded reply payload, or the error.
+pub type Reply = Result<Vec<u8>, Fail>;
+
+/// Encodes a reply payload.
+pub fn ok<T: Xdr>(v: &T) -> Reply {
+    Ok(xdr::to_bytes(v))
+}
+
+/// An error with `code`'s libvirt prefix before `detail`.
+pub fn fail(code: u32, domain: i32, detail: &str) -> Fail {
+    Fail(packet::error(code as i32, domain, format!("{}{detail}", codes::prefix(code))))
+}
+
+impl From<XdrError> for Fail {
+    fn from(_: XdrError) -> Self {
+        // libvirtd's text for any payload its XDR routines refuse.
+        Fail(packet::error(ERR_RPC, from::RPC, "Unable to decode message payload"))
+    }
+}
+
+/// What CONNECT_OPEN opened.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub uri: String,
+    pub conn: Arc<Connection>,
+    /// The plugin's error domain.
+    pub from: i32,
+}
+
+/// One client connection.
+pub struct Session {
+    pub state: AppState,
+    /// Came in on the read-only socket.
+    socket_read_only: bool,
+    opened: Mutex<Option<Opened>>,
+    /// Event callbacks by callback id.
+    pub callbacks: Mutex<HashMap<i32, Callback>>,
+    pub out: mpsc::Sender<Out>,
+    events: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Session {
+    pub fn new(state: AppState, socket_read_only: bool, out: mpsc::Sender<Out>) -> Arc<Self> {
+        Arc::new(Self {
+            state,
+            socket_read_only,
+            opened: Mutex::new(None),
+            callbacks: Mutex::default(),
+            out,
+            events: Mutex::new(None),
+        })
+    }
+
+    /// Stops the event forwarder.
+    pub fn close(&self) {
+        if let Some(task) = self.events.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
+        }
+    }
+
+    /// The opened connection, or libvirtd's "connection not open".
+    pub fn opened(&self) -> Result<Opened, Fail> {
+        self.opened
+            .lock()
+            .ok()
+            .and_then(|o| o.clone())
+            .ok_or_else(|| fail(codes::INTERNAL_ERROR, from::RPC, "connection not open"))
+    }
+
+    /// Runs `f` on the opened connection on the blocking pool; host errors become replies.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, HostError> + Send + 'static,
+    ) -> Result<T, Fail> {
+        let o = self.opened()?;
+        let conn = Arc::clone(&o.conn);
+        match tokio::task::spawn_blocking(move || f(&conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(host_error(&e, o.from)),
+            Err(e) => Err(fail(codes::INTERNAL_ERROR, from::RPC, &format!("call handler failed: {e}"))),
+        }
+    }
+
+    /// Answers one call (never fails: errors become error replies).
+    pub async fn call(self: &Arc<Self>, h: &Header, payload: &[u8]) -> Vec<u8> {
+        let result = match h.proc_ {
+            REMOTE_PROC_AUTH_LIST => ok(&RemoteAuthListRet { types: vec![REMOTE_AUTH_NONE] }),
+            REMOTE_PROC_CONNECT_SUPPORTS_FEATURE => self.supports_feature(payload),
+            REMOTE_PROC_CONNECT_OPEN => self.open(payload).await,
+            REMOTE_PROC_CONNECT_CLOSE => {
+                self.close();
+                ok(&())
+            }
+            p => match self.opened() {
+                Err(e) => Err(e),
+                Ok(o) => super::calls_domain::call(self, &o, p, payload).await,
+            },
+        };
+        match result {
+            Ok(bytes) => packet::reply_encoded(h, &bytes),
+            Err(Fail(err)) => packet::reply_error(h, &err),
+        }
+    }
+
+    fn supports_feature(&self, payload: &[u8]) -> Reply {
+        let a: RemoteConnectSupportsFeatureArgs = packet::args(payload)?;
+        // 10 PROGRAM_KEEPALIVE (answered before open), 14 REMOTE_EVENT_CALLBACK and
+        // 15 REMOTE_CLOSE_CALLBACK; FD passing, typed string params and migration are not served.
+        const PROGRAM_KEEPALIVE: i32 = 10;
+        const REMOTE_EVENT_CALLBACK: i32 = 14;
+        const REMOTE_CLOSE_CALLBACK: i32 = 15;
+        if a.feature != PROGRAM_KEEPALIVE {
+            self.opened().map_err(|_| fail(codes::INTERNAL_ERROR, from::RPC, "hypervisor connection not open"))?;
+        }
+        let yes = matches!(a.feature, PROGRAM_KEEPALIVE | REMOTE_EVENT_CALLBACK | REMOTE_CLOSE_CALLBACK);
+        ok(&RemoteConnectSupportsFeatureRet { supported: i32::from(yes) })
+    }
+
+    async fn open(self: &Arc<Self>, payload: &[u8]) -> Reply {
+        let a: RemoteConnectOpenArgs = packet::args(payload)?;
+        if self.opened().is_ok() {
+            return Err(fail(codes::INTERNAL_ERROR, from::RPC, "connection already open"));
+        }
+        // `remote+unix:///…` sends an empty name: the daemon's default URI.
+        let uri =
+            match a.name.as_deref() {
+                None | Some("") => self.state.default_uri.clone().ok_or_else(|| {
+                    fail(codes::NO_CONNECT, from::NONE, "(no URI given and no default URI configured)")
+                })?,
+                Some(n) => n.to_owned(),
+            };
+        // The same allow-list as the HTTP API: nothing else is ever opened.
+        if let Err(e) = self.state.check_served(&uri) {
+            return Err(Fail(packet::error(e.body.code as i32, from::NONE, e.body.message)));
+        }
+        // Bit 0 is VIR_CONNECT_RO; the client's other bits (USER, AUTOSTART) mean nothing here.
+        let read_only = self.socket_read_only || a.flags & 1 != 0;
+        let state = Arc::clone(&self.state);
+        let u = uri.clone();
+        let conn = tokio::task::spawn_blocking(move || state.connection(&u, read_only))
+            .await
+            .map_err(|e| fail(codes::INTERNAL_ERROR, from::RPC, &format!("open failed: {e}")))?
+            .map_err(|e| host_error(&e, from::NONE))?;
+        let from = plugin_domain(&conn.plugin_info().name);
+        let opened = Opened { uri: uri.clone(), conn, from };
+        if let Ok(mut o) = self.opened.lock() {
+            if o.is_some() {
+                return Err(fail(codes::INTERNAL_ERROR, from::RPC, "connection already open"));
+            }
+            *o = Some(opened);
+        }
+        let task = super::lifecycle::forward(Arc::clone(self), uri);
+        if let Ok(mut t) = self.events.lock() {
+            *t = Some(task);
+        }
+        ok(&())
+    }
+}
+
+/// The error domain of a plugin's own errors: the libvirt driver it stands for.
+fn plugin_domain(plugin: &str) -> i32 {
+    match plugin {
+        // The mock is virtplug's counterpart of libvirt's test driver.
+        "mock" => from::TEST,
+        "qemu" => from::QEMU,
+        "vsphere" => from::ESX,
+        "virtualbox" | "vbox" => from::VBOX,
+        _ => from::NONE,
+    }
+}
+
+/// A host error as libvirt reports it: read-only refusals in the public API's domain, XML
+/// errors in the XML domain, everything else in the driver's.
+pub fn host_error(e: &HostError, driver: i32) -> Fail {
+    let domain = match e {
+        HostError::ReadOnly { function } | HostError::SecureOnReadOnly { function } => {
+            if function.starts_with("virDomainSnapshot") {
+                from::DOMAIN_SNAPSHOT
+            } else if function.starts_with("virDomain") {
+                from::DOMAIN
+            } else {
+                from::NONE
+            }
+        }
+        HostError::NoConnect { .. } => from::NONE,
+        _ if e.code() == codes::XML_ERROR => from::XML,
+        _ => driver,
+    };
+    Fail(packet::error(e.code() as i32, domain, e.to_string()))
+}
+
+/// A domain handle from the host's view of a domain.
+pub fn domain_handle(d: &virtplug_host::model::DomainInfo) -> RemoteNonnullDomain {
+    RemoteNonnullDomain { name: d.name.clone(), uuid: uuid_bytes(&d.uuid), id: d.id }
+}
+
+/// `6695eb01-f6a4-…` → 16 bytes (zeros where the text is not hex: plugins report valid UUIDs).
+pub fn uuid_bytes(uuid: &str) -> [u8; 16] {
+    let hex: Vec<u8> = uuid.bytes().filter(u8::is_ascii_hexdigit).collect();
+    let mut out = [0u8; 16];
+    for (i, pair) in hex.chunks(2).take(16).enumerate() {
+        let s = std::str::from_utf8(pair).unwrap_or("0");
+        out[i] = u8::from_str_radix(s, 16).unwrap_or(0);
+    }
+    out
+}
+
+/// 16 bytes → the lower-case dashed form.
+pub fn uuid_text(b: &[u8; 16]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_round_trip() {
+        let u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+        assert_eq!(uuid_bytes(u)[..4], [0x66, 0x95, 0xeb, 0x01]);
+        assert_eq!(uuid_text(&uuid_bytes(u)), u);
+    }
+}
