@@ -110,6 +110,12 @@ func main() {
 		fail("DomainGetState", err)
 	}
 	fmt.Printf("state %s reason %d\n", states[state], reason)
+	// libvirt gives the domain a new id whenever a revert (re)starts it.
+	again, err := l.DomainLookupByName("test")
+	if err != nil {
+		fail("DomainLookupByName test", err)
+	}
+	fmt.Printf("domain %s id %d\n", again.Name, again.ID)
 
 	if _, err := l.DomainSnapshotLookupByName(dom, "nosuch", 0); err == nil {
 		fail("DomainSnapshotLookupByName nosuch", errors.New("succeeded"))

@@ -267,7 +267,7 @@ fn workflow_py_on_virtplugd() {
 }
 
 /// What the go client prints (both servers: a fresh `test` is running with id 1; a revert to a
-/// running snapshot restarts it, reason 4 = RUNNING_FROM_SNAPSHOT).
+/// running snapshot restarts it with a new id, reason 4 = RUNNING_FROM_SNAPSHOT).
 const GO: &str = "\
 domains: 1
 domain test uuid 6695eb01-f6a4-8304-79aa-97f2502e193f id 1
@@ -281,6 +281,7 @@ snapshot g3 parent g2 current 1
 reverted to g1
 current g1
 state running reason 4
+domain test id 2
 lookup nosuch: code 72: Domain snapshot not found: no domain snapshot with matching name 'nosuch'
 done
 ";
