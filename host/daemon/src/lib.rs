@@ -213,6 +213,12 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     let mut sockets = Vec::new();
+    // Before the HTTP sockets: a supervisor that waits for those finds these listening too.
+    if let Some(path) = &config.libvirt_socket {
+        let bound = libvirt::spawn(path, &state, &stop_rx)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+        sockets.extend(bound);
+    }
     for (path, mode, access) in [
         (&config.socket, config.socket_mode, Access::ReadWrite),
         (&config.ro_socket, config.ro_socket_mode, Access::ReadOnly),
@@ -225,11 +231,6 @@ pub async fn serve(
         let app = app.clone().layer(Extension(access));
         let name = path.display().to_string();
         servers.spawn(listen::serve(name, listener, listen::plain, app, config.conn, stop_rx.clone()));
-    }
-    if let Some(path) = &config.libvirt_socket {
-        let bound = libvirt::spawn(path, &state, &stop_rx)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
-        sockets.extend(bound);
     }
     if let Some(tls) = &config.tls {
         let tokens = listen::Tokens::load(&tls.tokens).map_err(|e| anyhow::anyhow!("cannot read tokens: {e}"))?;

@@ -9,6 +9,7 @@ mod api;
 mod faults;
 mod hardening;
 mod libvirt_clients;
+mod libvirt_wire;
 mod migration;
 mod migration_kill_points;
 mod migration_race;
