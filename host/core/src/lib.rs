@@ -23,5 +23,6 @@ pub use connection::Connection;
 pub use error::{BackendError, BackendResult, HostError, MAX_NAME_BYTES, NameProblem, Result};
 pub use loader::{LoadedPlugin, load_plugin};
 pub use registry::{PluginDirs, Registry};
+pub use snapshot::SnapshotHierarchy;
 pub use virtplug_model::{self as model, DomainInfo, SnapshotInfo};
 pub use virtplug_plugin_api::{Capabilities, PluginInfo, codes, flags};

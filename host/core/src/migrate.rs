@@ -25,13 +25,14 @@ use virtplug_plugin_api::{
     flags::{snapshot_delete, snapshot_import},
 };
 
-use virtplug_wire::{HierarchyJson, ImportRequest};
+use virtplug_wire::ImportRequest;
 
 use crate::{
     connection::Connection,
     error::{HostError, Result},
     registry::Registry,
     remote::{self, Client},
+    snapshot::SnapshotHierarchy,
 };
 
 /// One end of a migration: a connection, plus the daemon client when it is remote.
@@ -106,20 +107,20 @@ impl Side {
     }
 
     /// The whole hierarchy, in one request when remote.
-    pub fn export(&self, dom: &str) -> Result<HierarchyJson> {
+    pub fn export(&self, dom: &str) -> Result<SnapshotHierarchy> {
         match &self.client {
             Some(client) => {
                 // The local checks first, as for every remote call; then the daemon's.
                 self.conn
                     .check(&crate::rules::SNAPSHOT_LIST, virtplug_plugin_api::flags::snapshot_list::TOPOLOGICAL)?;
                 self.conn.check(&crate::rules::SNAPSHOT_XML, virtplug_plugin_api::flags::snapshot_xml::SECURE)?;
-                client.export(dom).map_err(HostError::from)
+                client.export(dom).map(SnapshotHierarchy::from).map_err(HostError::from)
             }
             None => self.conn.snapshot_export_hierarchy(dom),
         }
     }
 
-    fn import(&self, dom: &str, h: &HierarchyJson, flags: u32) -> Result<()> {
+    fn import(&self, dom: &str, h: &SnapshotHierarchy, flags: u32) -> Result<()> {
         match &self.client {
             // As for export: the flag and name checks here, the XML checks in the daemon (which
             // parses every XML anyway; parsing 16,000 of them here too cost a third of the run).
@@ -137,7 +138,7 @@ impl Side {
     /// The real import, tracked on a remote side under migration `id` (the daemon records its
     /// outcome durably, see [`Side::settle`]). A local side imports in this process: when this
     /// process dies, so does the import, and nothing can be left in flight.
-    fn import_tracked(&self, dom: &str, h: &HierarchyJson, id: &str) -> Result<()> {
+    fn import_tracked(&self, dom: &str, h: &SnapshotHierarchy, id: &str) -> Result<()> {
         match &self.client {
             Some(client) if !id.is_empty() => {
                 // The local checks first (the daemon runs them all again, XML included).
@@ -243,7 +244,7 @@ fn failed(message: String) -> HostError {
 }
 
 /// Compares B's export with A's on A's names: parents, current, XML.
-fn compare(a: &HierarchyJson, b: &HierarchyJson) -> std::result::Result<(), String> {
+fn compare(a: &SnapshotHierarchy, b: &SnapshotHierarchy) -> std::result::Result<(), String> {
     let on_b: HashMap<&str, (usize, &Option<String>)> =
         b.names.iter().zip(&b.parents).enumerate().map(|(i, (n, p))| (n.as_str(), (i, p))).collect();
     for (i, name) in a.names.iter().enumerate() {
@@ -278,7 +279,7 @@ fn rollback(to: &Side, dom: &str, names: &[String], preexisting: &HashSet<String
 }
 
 /// Whether A still holds exactly what was exported: the same names, parents, XML and current.
-fn unchanged(a: &HierarchyJson, now: &HierarchyJson) -> std::result::Result<(), String> {
+fn unchanged(a: &SnapshotHierarchy, now: &SnapshotHierarchy) -> std::result::Result<(), String> {
     if now.names.len() != a.names.len() {
         return Err(format!("the source now has {} snapshots, {} were exported", now.names.len(), a.names.len()));
     }

@@ -3,13 +3,28 @@
 
 use virtplug_model::{self as model, SnapshotInfo, bundle::Bundle, filter, xml};
 use virtplug_plugin_api::flags::{snapshot_create, snapshot_import, snapshot_list, snapshot_xml};
-use virtplug_wire::HierarchyJson;
 
 use crate::{
     connection::{Connection, check_name},
     error::{HostError, Result},
     rules,
 };
+
+/// A domain's whole snapshot hierarchy as the daemon's export and the migration move it: every
+/// snapshot's SECURE XML, parents before children, with its name, its parent and the current
+/// marker. The host's own type: the HTTP form (`virtplug_wire::HierarchyJson`) is converted to
+/// and from it at the remote boundary (`remote/`), so callers of the host see no wire type.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SnapshotHierarchy {
+    /// Snapshot XMLs (SECURE) in topological order.
+    pub xmls: Vec<String>,
+    /// The snapshots' names, in the same order.
+    pub names: Vec<String>,
+    /// Each snapshot's parent (same order), `None` for roots.
+    pub parents: Vec<Option<String>>,
+    /// The current snapshot's name.
+    pub current: Option<String>,
+}
 
 /// Step 4 of every create: the XML must parse under the mode the flags ask for (REDEFINE needs
 /// name, state and creationTime; cross-field rules), before the plugin sees it.
@@ -154,11 +169,11 @@ impl Connection {
     /// every snapshot of `dom` with its SECURE XML, parents before children, and the current
     /// marker. Needs what `snapshot_list(TOPOLOGICAL)` and `snapshot_xml(SECURE)` need (a
     /// read-write connection).
-    pub fn snapshot_export_hierarchy(&self, dom: &str) -> Result<HierarchyJson> {
+    pub fn snapshot_export_hierarchy(&self, dom: &str) -> Result<SnapshotHierarchy> {
         check_name("domain", dom)?;
         self.check(&rules::SNAPSHOT_XML, snapshot_xml::SECURE)?;
         let list = self.snapshot_list(dom, snapshot_list::TOPOLOGICAL)?;
-        let mut out = HierarchyJson::default();
+        let mut out = SnapshotHierarchy::default();
         for info in list {
             let xml = self.call(|d| d.snapshot_xml(dom, &info.name, snapshot_xml::SECURE))?;
             if info.current {

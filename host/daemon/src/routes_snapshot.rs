@@ -166,7 +166,7 @@ pub async fn current(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<CurrentRespo
     params(("dom" = String, Path, description = "domain name")),
     responses((status = 200, body = HierarchyJson), (status = "4XX", body = ErrorBody)))]
 pub async fn export(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<HierarchyJson>> {
-    ctx.run(move |c| c.snapshot_export_hierarchy(&dom)).await.map(Json)
+    ctx.run(move |c| c.snapshot_export_hierarchy(&dom)).await.map(|h| Json(HierarchyJson::from(h)))
 }
 
 /// `snapshot_import`: redefines a whole hierarchy all or nothing (`flags` DRY_RUN = 1 checks only).

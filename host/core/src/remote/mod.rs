@@ -21,7 +21,26 @@ pub use uri::{RemoteUri, default_socket, parse_uri};
 
 pub use crate::error::SYSTEM_ERROR;
 
-use crate::error::{HostError, Result};
+use crate::{
+    error::{HostError, Result},
+    snapshot::SnapshotHierarchy,
+};
+
+/// The hierarchy as the daemon sends it, for the host's callers.
+impl From<wire::HierarchyJson> for SnapshotHierarchy {
+    fn from(h: wire::HierarchyJson) -> Self {
+        let wire::HierarchyJson { xmls, names, parents, current } = h;
+        Self { xmls, names, parents, current }
+    }
+}
+
+/// The hierarchy as the daemon's export route answers it.
+impl From<SnapshotHierarchy> for wire::HierarchyJson {
+    fn from(h: SnapshotHierarchy) -> Self {
+        let SnapshotHierarchy { xmls, names, parents, current } = h;
+        Self { xmls, names, parents, current }
+    }
+}
 
 /// Opens `uri` through a daemon: fetches the remote plugin's info so that the local checks use
 /// the remote masks. `Connection::open` calls it for URIs with a transport.
@@ -34,8 +53,27 @@ pub fn open(uri: &str, read_only: bool) -> Result<RemoteBackend> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
-    use super::{SYSTEM_ERROR, open};
-    use crate::error::HostError;
+    use super::{SYSTEM_ERROR, open, wire};
+    use crate::{error::HostError, snapshot::SnapshotHierarchy};
+
+    /// The host's hierarchy and the wire's carry the same fields, unchanged both ways.
+    #[test]
+    fn a_hierarchy_crosses_the_wire_unchanged() {
+        let host = SnapshotHierarchy {
+            xmls: vec!["<a/>".into(), "<b/>".into()],
+            names: vec!["a".into(), "b".into()],
+            parents: vec![None, Some("a".into())],
+            current: Some("b".into()),
+        };
+        let json = wire::HierarchyJson::from(host.clone());
+        assert_eq!(
+            serde_json::to_value(&json).unwrap(),
+            serde_json::json!({
+                "xmls": ["<a/>", "<b/>"], "names": ["a", "b"], "parents": [null, "a"], "current": "b"
+            })
+        );
+        assert_eq!(SnapshotHierarchy::from(json), host);
+    }
 
     /// A daemon that cannot be reached is a failure of the way there (`Remote`, libvirt's system
     /// error), not a refusal of the remote plugin (`Driver`); the text is the client's as before.
