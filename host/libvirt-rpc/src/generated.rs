@@ -999,6 +999,66 @@ pub const REMOTE_PROCEDURES: &[(i32, &str)] = &[
     (443, "DOMAIN_FD_ASSOCIATE"),
 ];
 
+/// Decodes `payload` as the arguments of `procedure` (a served one; others have none to
+/// decode): what the daemon's decoders accept, for the fuzz target.
+pub fn decode_args(procedure: i32, payload: &[u8]) -> Result<(), XdrError> {
+    match procedure {
+        REMOTE_PROC_CONNECT_OPEN => crate::xdr::from_bytes::<RemoteConnectOpenArgs>(payload).map(drop),
+        REMOTE_PROC_CONNECT_SUPPORTS_FEATURE => crate::xdr::from_bytes::<RemoteConnectSupportsFeatureArgs>(payload).map(drop),
+        REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS => crate::xdr::from_bytes::<RemoteConnectListAllDomainsArgs>(payload).map(drop),
+        REMOTE_PROC_CONNECT_LIST_DOMAINS => crate::xdr::from_bytes::<RemoteConnectListDomainsArgs>(payload).map(drop),
+        REMOTE_PROC_CONNECT_LIST_DEFINED_DOMAINS => crate::xdr::from_bytes::<RemoteConnectListDefinedDomainsArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME => crate::xdr::from_bytes::<RemoteDomainLookupByNameArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_LOOKUP_BY_UUID => crate::xdr::from_bytes::<RemoteDomainLookupByUuidArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_LOOKUP_BY_ID => crate::xdr::from_bytes::<RemoteDomainLookupByIdArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_GET_INFO => crate::xdr::from_bytes::<RemoteDomainGetInfoArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_GET_STATE => crate::xdr::from_bytes::<RemoteDomainGetStateArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_GET_XML_DESC => crate::xdr::from_bytes::<RemoteDomainGetXmlDescArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_DEFINE_XML => crate::xdr::from_bytes::<RemoteDomainDefineXmlArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_DEFINE_XML_FLAGS => crate::xdr::from_bytes::<RemoteDomainDefineXmlFlagsArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_UNDEFINE => crate::xdr::from_bytes::<RemoteDomainUndefineArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_UNDEFINE_FLAGS => crate::xdr::from_bytes::<RemoteDomainUndefineFlagsArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_CREATE => crate::xdr::from_bytes::<RemoteDomainCreateArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_CREATE_WITH_FLAGS => crate::xdr::from_bytes::<RemoteDomainCreateWithFlagsArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SHUTDOWN => crate::xdr::from_bytes::<RemoteDomainShutdownArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SHUTDOWN_FLAGS => crate::xdr::from_bytes::<RemoteDomainShutdownFlagsArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_DESTROY => crate::xdr::from_bytes::<RemoteDomainDestroyArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_DESTROY_FLAGS => crate::xdr::from_bytes::<RemoteDomainDestroyFlagsArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SUSPEND => crate::xdr::from_bytes::<RemoteDomainSuspendArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_RESUME => crate::xdr::from_bytes::<RemoteDomainResumeArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_IS_ACTIVE => crate::xdr::from_bytes::<RemoteDomainIsActiveArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_IS_PERSISTENT => crate::xdr::from_bytes::<RemoteDomainIsPersistentArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_IS_UPDATED => crate::xdr::from_bytes::<RemoteDomainIsUpdatedArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_GET_OS_TYPE => crate::xdr::from_bytes::<RemoteDomainGetOsTypeArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_GET_AUTOSTART => crate::xdr::from_bytes::<RemoteDomainGetAutostartArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_GET_MAX_MEMORY => crate::xdr::from_bytes::<RemoteDomainGetMaxMemoryArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_HAS_MANAGED_SAVE_IMAGE => crate::xdr::from_bytes::<RemoteDomainHasManagedSaveImageArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_GET_SECURITY_LABEL => crate::xdr::from_bytes::<RemoteDomainGetSecurityLabelArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_GET_MESSAGES => crate::xdr::from_bytes::<RemoteDomainGetMessagesArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SNAPSHOT_CREATE_XML => crate::xdr::from_bytes::<RemoteDomainSnapshotCreateXmlArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SNAPSHOT_GET_XML_DESC => crate::xdr::from_bytes::<RemoteDomainSnapshotGetXmlDescArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SNAPSHOT_NUM => crate::xdr::from_bytes::<RemoteDomainSnapshotNumArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_NAMES => crate::xdr::from_bytes::<RemoteDomainSnapshotListNamesArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_LIST_ALL_SNAPSHOTS => crate::xdr::from_bytes::<RemoteDomainListAllSnapshotsArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_ALL_CHILDREN => crate::xdr::from_bytes::<RemoteDomainSnapshotListAllChildrenArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SNAPSHOT_NUM_CHILDREN => crate::xdr::from_bytes::<RemoteDomainSnapshotNumChildrenArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_CHILDREN_NAMES => crate::xdr::from_bytes::<RemoteDomainSnapshotListChildrenNamesArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SNAPSHOT_LOOKUP_BY_NAME => crate::xdr::from_bytes::<RemoteDomainSnapshotLookupByNameArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_HAS_CURRENT_SNAPSHOT => crate::xdr::from_bytes::<RemoteDomainHasCurrentSnapshotArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SNAPSHOT_CURRENT => crate::xdr::from_bytes::<RemoteDomainSnapshotCurrentArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SNAPSHOT_GET_PARENT => crate::xdr::from_bytes::<RemoteDomainSnapshotGetParentArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_REVERT_TO_SNAPSHOT => crate::xdr::from_bytes::<RemoteDomainRevertToSnapshotArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SNAPSHOT_DELETE => crate::xdr::from_bytes::<RemoteDomainSnapshotDeleteArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SNAPSHOT_IS_CURRENT => crate::xdr::from_bytes::<RemoteDomainSnapshotIsCurrentArgs>(payload).map(drop),
+        REMOTE_PROC_DOMAIN_SNAPSHOT_HAS_METADATA => crate::xdr::from_bytes::<RemoteDomainSnapshotHasMetadataArgs>(payload).map(drop),
+        REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY => crate::xdr::from_bytes::<RemoteConnectDomainEventCallbackRegisterAnyArgs>(payload).map(drop),
+        REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY => crate::xdr::from_bytes::<RemoteConnectDomainEventCallbackDeregisterAnyArgs>(payload).map(drop),
+        REMOTE_PROC_CONNECT_DOMAIN_EVENT_REGISTER_ANY => crate::xdr::from_bytes::<RemoteConnectDomainEventRegisterAnyArgs>(payload).map(drop),
+        REMOTE_PROC_CONNECT_DOMAIN_EVENT_DEREGISTER_ANY => crate::xdr::from_bytes::<RemoteConnectDomainEventDeregisterAnyArgs>(payload).map(drop),
+        _ => crate::xdr::from_bytes::<()>(payload),
+    }
+}
+
 /// `remote_auth_list_ret` (remote_protocol.x).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RemoteAuthListRet {

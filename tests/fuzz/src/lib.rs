@@ -1,5 +1,6 @@
 //! virtplug's fuzz targets: one plain `fn target(data: &[u8])` per parser that reads untrusted
-//! input (snapshot XML, domain XML, hierarchy bundles, the daemon's JSON request bodies) and a
+//! input (snapshot XML, domain XML, hierarchy bundles, the daemon's JSON request bodies and libvirt RPC
+//! packets) and a
 //! dump -> redefine round trip.
 //!
 //! A target returns normally for every input, valid or not (an `Err` from the parser is a correct
@@ -14,6 +15,7 @@ use std::borrow::Cow;
 
 pub mod bundle;
 pub mod domain_xml;
+pub mod libvirt_packet;
 pub mod mutate;
 pub mod request;
 pub mod roundtrip;
@@ -35,6 +37,7 @@ pub const TARGETS: &[Target] = &[
     Target { name: "bundle", run: bundle::target },
     Target { name: "request", run: request::target },
     Target { name: "roundtrip", run: roundtrip::target },
+    Target { name: "libvirt_packet", run: libvirt_packet::target },
 ];
 
 /// The target called `name`.
