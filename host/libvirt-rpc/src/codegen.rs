@@ -581,7 +581,10 @@ pub fn generate(files: &[(&str, &str)]) -> Result<String, String> {
             let s = format!("remote_{}_{suffix}", p.to_ascii_lowercase());
             if spec.structs.contains_key(&s) {
                 if suffix == "args" {
-                    decoders += &format!("        REMOTE_PROC_{p} => crate::xdr::from_bytes::<{}>(payload).map(drop),\n", camel(&s));
+                    decoders += &format!(
+                        "        REMOTE_PROC_{p} => crate::xdr::from_bytes::<{}>(payload).map(drop),\n",
+                        camel(&s)
+                    );
                 }
                 roots.push(s);
             }

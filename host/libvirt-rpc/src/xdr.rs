@@ -22,7 +22,7 @@ pub enum XdrError {
     /// A string that is not UTF-8.
     #[error("XDR string is not valid UTF-8")]
     NotUtf8,
-    /// A boolean, optional marker or narrow integer outside its range, or non-zero padding.
+    /// A narrow integer outside its range, or non-zero padding.
     #[error("XDR value {0} out of range")]
     Range(i64),
     /// Bytes left over after the last field.
@@ -147,10 +147,11 @@ impl<'a> Reader<'a> {
 
     /// `T *x`.
     pub fn option<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, XdrError>) -> Result<Option<T>, XdrError> {
+        // Any non-zero word is "present", as libvirt's own decoder (xdr_pointer, xdr_bool)
+        // reads it: go-libvirt sends CONNECT_OPEN's name marker as 0x01000000.
         match i32::decode(self)? {
             0 => Ok(None),
-            1 => f(self).map(Some),
-            n => Err(XdrError::Range(i64::from(n))),
+            _ => f(self).map(Some),
         }
     }
 }
@@ -316,12 +317,9 @@ impl Xdr for bool {
     fn encode(&self, w: &mut Writer) {
         i32::from(*self).encode(w);
     }
+    /// Any non-zero word is true, as libvirt's `xdr_bool` reads it.
     fn decode(r: &mut Reader<'_>) -> Result<Self, XdrError> {
-        match i32::decode(r)? {
-            0 => Ok(false),
-            1 => Ok(true),
-            n => Err(XdrError::Range(i64::from(n))),
-        }
+        Ok(i32::decode(r)? != 0)
     }
 }
 
@@ -367,7 +365,10 @@ mod tests {
     fn narrow_integers_take_a_word_and_are_range_checked() {
         assert_eq!(to_bytes(&2u16), vec![0, 0, 0, 2]);
         assert_eq!(from_bytes::<u8>(&[0, 0, 1, 0]), Err(XdrError::Range(256)));
-        assert_eq!(from_bytes::<bool>(&[0, 0, 0, 2]), Err(XdrError::Range(2)));
+        // libvirt's decoder takes any non-zero word as true and as "pointer present".
+        assert_eq!(from_bytes::<bool>(&[0, 0, 0, 2]), Ok(true));
+        let go_libvirt_open = [1, 0, 0, 0, 0, 0, 0, 1, b'x', 0, 0, 0];
+        assert_eq!(Reader::new(&go_libvirt_open).option(|r| r.string(10)), Ok(Some("x".to_owned())));
     }
 
     #[test]

@@ -36,7 +36,8 @@ fn fresh(mut store: Store) -> Result<Store> {
     store.write(|w| {
         if w.meta("initialised")?.is_none() {
             let def = DomainDef::parse(TEST_DOMAIN_XML)?;
-            w.define_domain(&def, st::RUNNING, reason::RUNNING_BOOTED, 1)?;
+            // Reason 0 (VIR_DOMAIN_RUNNING_UNKNOWN), as libvirt's test driver reports its default domain.
+            w.define_domain(&def, st::RUNNING, 0, 1)?;
             w.set_meta("initialised", "1")?;
             w.set_meta("next_id", "2")?;
         }

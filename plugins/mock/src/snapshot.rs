@@ -243,7 +243,9 @@ pub(crate) fn revert(drv: &impl Conn, dom: &str, snap: &str, flags: u32) -> Resu
                 }
             }
             state => {
-                let id = if is_active(d.state) { d.id } else { next_id(w)? };
+                // As libvirt's test driver: an active domain is stopped and started again from
+                // the snapshot, so every revert to a running or paused state gives a new id.
+                let id = next_id(w)?;
                 let why =
                     if state == st::PAUSED { reason::PAUSED_FROM_SNAPSHOT } else { reason::RUNNING_FROM_SNAPSHOT };
                 w.set_domain_state(&d.uuid, state, why, id)?;

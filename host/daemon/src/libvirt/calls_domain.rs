@@ -228,9 +228,9 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Reply
             lookup(s, a.dom).await?;
             ok(&RemoteDomainGetMessagesRet::default())
         }
-        _ => super::calls_snapshot::call(s, o, p, payload)
-            .await
-            .unwrap_or_else(|| Err(Fail(packet::error(ERR_RPC, from::RPC, format!("unknown procedure: {p}"))))),
+        _ => super::calls_snapshot::call(s, o, p, payload).await.unwrap_or_else(|| {
+            Err(Fail::from_error(packet::error(ERR_RPC, from::RPC, format!("unknown procedure: {p}"))))
+        }),
     }
 }
 
@@ -330,7 +330,7 @@ async fn list_all(s: &Session, payload: &[u8]) -> Reply {
 /// A client's `maxids`/`maxnames`, bounded as libvirtd bounds it.
 pub fn list_max(n: i32, what: &str) -> Result<usize, Fail> {
     if n < 0 || n as u32 > REMOTE_DOMAIN_LIST_MAX {
-        return Err(Fail(packet::error(ERR_RPC, from::RPC, format!("{what} > REMOTE_DOMAIN_LIST_MAX"))));
+        return Err(Fail::from_error(packet::error(ERR_RPC, from::RPC, format!("{what} > REMOTE_DOMAIN_LIST_MAX"))));
     }
     Ok(n as usize)
 }

@@ -19,7 +19,7 @@ fn handle(name: String, dom: &RemoteNonnullDomain) -> RemoteNonnullDomainSnapsho
 /// A client's `maxnames`, bounded as libvirtd bounds it.
 fn names_max(n: i32) -> Result<usize, Fail> {
     if n < 0 || n as u32 > REMOTE_DOMAIN_SNAPSHOT_LIST_MAX {
-        return Err(Fail(packet::error(ERR_RPC, from::RPC, "maxnames > REMOTE_DOMAIN_SNAPSHOT_LIST_MAX")));
+        return Err(Fail::from_error(packet::error(ERR_RPC, from::RPC, "maxnames > REMOTE_DOMAIN_SNAPSHOT_LIST_MAX")));
     }
     Ok(n as usize)
 }
@@ -28,7 +28,7 @@ fn names_max(n: i32) -> Result<usize, Fail> {
 fn listed(list: Vec<SnapshotInfo>) -> Result<Vec<SnapshotInfo>, Fail> {
     if list.len() > REMOTE_DOMAIN_SNAPSHOT_LIST_MAX as usize {
         let text = format!("Too many domain snapshots '{}' for limit '{REMOTE_DOMAIN_SNAPSHOT_LIST_MAX}'", list.len());
-        return Err(Fail(packet::error(ERR_RPC, from::RPC, text)));
+        return Err(Fail::from_error(packet::error(ERR_RPC, from::RPC, text)));
     }
     Ok(list)
 }

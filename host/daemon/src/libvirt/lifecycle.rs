@@ -36,31 +36,40 @@ pub enum LifecycleEvent {
     Shutdown,
     /// STOPPED / DESTROYED.
     Destroyed,
-    /// A revert changed the domain's state: STARTED, SUSPENDED or STOPPED with FROM_SNAPSHOT.
+    /// A revert that left the domain in this state (`flags::domain_state`).
     RevertedTo(u32),
 }
 
 impl LifecycleEvent {
-    /// The wire pair (event, detail), or `None` when a revert left the state as it was.
-    fn wire(self, before: u32) -> Option<(i32, i32)> {
-        const RUNNING: u32 = 1;
+    /// The wire pairs (event, detail) for a domain whose state before the change was `before`.
+    /// A revert is what libvirt's test driver raises: an active domain is stopped and started
+    /// again from the snapshot (STOPPED, then STARTED, FROM_SNAPSHOT), then paused if the
+    /// snapshot was (SUSPENDED FROM_SNAPSHOT); reverting to a shut-off snapshot only stops it.
+    fn wire(self, before: u32) -> Vec<(i32, i32)> {
         const PAUSED: u32 = 3;
-        const SHUTOFF: u32 = 5;
-        Some(match self {
-            Self::Defined => (0, 0),
-            Self::Undefined => (1, 0),
-            Self::Started => (2, 0),
-            Self::Suspended => (3, 0),
-            Self::Resumed => (4, 0),
-            Self::Shutdown => (5, 0),
-            Self::Destroyed => (5, 1),
-            Self::RevertedTo(after) if after == before => return None,
-            Self::RevertedTo(RUNNING) if before == PAUSED => (4, 2),
-            Self::RevertedTo(RUNNING) => (2, 3),
-            Self::RevertedTo(PAUSED) => (3, 5),
-            Self::RevertedTo(SHUTOFF) => (5, 6),
-            Self::RevertedTo(_) => return None,
-        })
+        let active = |s: u32| (1..=3).contains(&s);
+        match self {
+            Self::Defined => vec![(0, 0)],
+            Self::Undefined => vec![(1, 0)],
+            Self::Started => vec![(2, 0)],
+            Self::Suspended => vec![(3, 0)],
+            Self::Resumed => vec![(4, 0)],
+            Self::Shutdown => vec![(5, 0)],
+            Self::Destroyed => vec![(5, 1)],
+            Self::RevertedTo(after) => {
+                let mut out = Vec::new();
+                if active(before) {
+                    out.push((5, 6));
+                }
+                if active(after) {
+                    out.push((2, 3));
+                }
+                if after == PAUSED {
+                    out.push((3, 5));
+                }
+                out
+            }
+        }
     }
 }
 
@@ -78,8 +87,8 @@ pub struct Lifecycle {
 
 /// Publishes `what` for `dom` (whose state before the change was `before`).
 pub fn publish(session: &Session, uri: &str, dom: RemoteNonnullDomain, what: LifecycleEvent, before: u32) {
-    if let Some((event, detail)) = what.wire(before) {
-        let _ = session.state.lifecycle.send(Lifecycle { uri: uri.to_owned(), dom, event, detail });
+    for (event, detail) in what.wire(before) {
+        let _ = session.state.lifecycle.send(Lifecycle { uri: uri.to_owned(), dom: dom.clone(), event, detail });
     }
 }
 

@@ -37,7 +37,14 @@ pub const ERR_RPC: i32 = 39;
 
 /// A failed call: the error reply's body.
 #[derive(Debug)]
-pub struct Fail(pub RemoteError);
+pub struct Fail(pub Box<RemoteError>);
+
+impl Fail {
+    /// Wraps an error body.
+    pub fn from_error(e: RemoteError) -> Self {
+        Self(Box::new(e))
+    }
+}
 
 /// What a handler returns: the encoded reply payload, or the error.
 pub type Reply = Result<Vec<u8>, Fail>;
@@ -49,13 +56,13 @@ pub fn ok<T: Xdr>(v: &T) -> Reply {
 
 /// An error with `code`'s libvirt prefix before `detail`.
 pub fn fail(code: u32, domain: i32, detail: &str) -> Fail {
-    Fail(packet::error(code as i32, domain, format!("{}{detail}", codes::prefix(code))))
+    Fail::from_error(packet::error(code as i32, domain, format!("{}{detail}", codes::prefix(code))))
 }
 
 impl From<XdrError> for Fail {
     fn from(_: XdrError) -> Self {
         // libvirtd's text for any payload its XDR routines refuse.
-        Fail(packet::error(ERR_RPC, from::RPC, "Unable to decode message payload"))
+        Fail::from_error(packet::error(ERR_RPC, from::RPC, "Unable to decode message payload"))
     }
 }
 
@@ -172,7 +179,7 @@ impl Session {
             };
         // The same allow-list as the HTTP API: nothing else is ever opened.
         if let Err(e) = self.state.check_served(&uri) {
-            return Err(Fail(packet::error(e.body.code as i32, from::NONE, e.body.message)));
+            return Err(Fail::from_error(packet::error(e.body.code as i32, from::NONE, e.body.message)));
         }
         // Bit 0 is VIR_CONNECT_RO; the client's other bits (USER, AUTOSTART) mean nothing here.
         let read_only = self.socket_read_only || a.flags & 1 != 0;
@@ -227,7 +234,7 @@ pub fn host_error(e: &HostError, driver: i32) -> Fail {
         _ if e.code() == codes::XML_ERROR => from::XML,
         _ => driver,
     };
-    Fail(packet::error(e.code() as i32, domain, e.to_string()))
+    Fail::from_error(packet::error(e.code() as i32, domain, e.to_string()))
 }
 
 /// A domain handle from the host's view of a domain.

@@ -2,7 +2,12 @@
 //! error replies (unknown procedure or program, undecodable payloads, the allow-list,
 //! read-only), keepalive, pipelining, and hostile framing — which closes only the offending
 //! connection while other clients keep being served.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::result_large_err,
+    reason = "tests fail loudly on unexpected errors; RemoteError is the error they inspect"
+)]
 
 use std::{
     io::{Read, Write},
