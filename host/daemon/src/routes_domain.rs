@@ -49,6 +49,8 @@ pub async fn lookup(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<DomainInfo>> 
 pub async fn define(ctx: Ctx, J(req): J<DefineRequest>) -> ApiResult<(StatusCode, Json<DomainInfo>)> {
     let d = ctx.run(move |c| c.domain_define(&req.xml)).await?;
     ctx.emit("domain.defined", &d.name, None);
+    let handle = crate::libvirt::domain_handle(&d);
+    crate::libvirt::publish(&ctx.state, &ctx.uri, handle, crate::libvirt::LifecycleEvent::Defined, d.state);
     Ok((StatusCode::CREATED, Json(d)))
 }
 
@@ -58,8 +60,11 @@ pub async fn define(ctx: Ctx, J(req): J<DefineRequest>) -> ApiResult<(StatusCode
     responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
 pub async fn undefine(ctx: Ctx, P(dom): P<String>, Q(q): Q<FlagsQuery>) -> ApiResult<Json<serde_json::Value>> {
     let d = dom.clone();
-    ctx.run(move |c| c.domain_undefine(&d, q.flags)).await?;
+    let gone =
+        ctx.run(move |c| c.domain_lookup(&d).and_then(|info| c.domain_undefine(&d, q.flags).map(|()| info))).await?;
     ctx.emit("domain.undefined", &dom, None);
+    let handle = crate::libvirt::domain_handle(&gone);
+    crate::libvirt::publish(&ctx.state, &ctx.uri, handle, crate::libvirt::LifecycleEvent::Undefined, gone.state);
     Ok(Json(serde_json::json!({})))
 }
 
@@ -84,7 +89,15 @@ pub async fn action(ctx: Ctx, P((dom, action)): P<(String, String)>) -> ApiResul
             ));
         }
     };
-    ctx.run(move |c| match action.as_str() {
+    use crate::libvirt::LifecycleEvent as L;
+    let what = match action.as_str() {
+        "start" => L::Started,
+        "shutdown" => L::Shutdown,
+        "destroy" => L::Destroyed,
+        "suspend" => L::Suspended,
+        _ => L::Resumed,
+    };
+    ctx.run_lifecycle(&dom, what, move |c| match action.as_str() {
         "start" => c.domain_start(&d),
         "shutdown" => c.domain_shutdown(&d),
         "destroy" => c.domain_destroy(&d),

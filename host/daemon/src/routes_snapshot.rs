@@ -147,7 +147,8 @@ pub async fn revert(
     J(req): J<FlagsRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let (d, s) = (dom.clone(), snap.clone());
-    ctx.run(move |c| c.snapshot_revert(&d, &s, req.flags)).await?;
+    let revert = crate::libvirt::LifecycleEvent::RevertedTo(0);
+    ctx.run_lifecycle(&dom, revert, move |c| c.snapshot_revert(&d, &s, req.flags)).await?;
     ctx.emit("snapshot.reverted", &dom, Some(&snap));
     ctx.check_current(&dom).await;
     Ok(ok())

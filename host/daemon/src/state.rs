@@ -174,6 +174,34 @@ impl Ctx {
         self.state.events.emit(kind, &self.uri, Some(dom), snap, None);
     }
 
+    /// Runs a domain change `f` and tells libvirt clients' lifecycle callbacks about it (the
+    /// domain's state is read before and after, so a revert's events follow its effect).
+    pub async fn run_lifecycle(
+        &self,
+        dom: &str,
+        what: crate::libvirt::LifecycleEvent,
+        f: impl FnOnce(&Connection) -> Result<(), HostError> + Send + 'static,
+    ) -> ApiResult<()> {
+        let d = dom.to_owned();
+        let (before, after) = self
+            .run(move |c| {
+                let before = c.domain_lookup(&d).map(|i| i.state).unwrap_or(0);
+                f(c)?;
+                Ok((before, c.domain_lookup(&d).ok()))
+            })
+            .await?;
+        if let Some(after) = after {
+            let what = match what {
+                crate::libvirt::LifecycleEvent::RevertedTo(_) => {
+                    crate::libvirt::LifecycleEvent::RevertedTo(after.state)
+                }
+                w => w,
+            };
+            crate::libvirt::publish(&self.state, &self.uri, crate::libvirt::domain_handle(&after), what, before);
+        }
+        Ok(())
+    }
+
     /// After a snapshot change: publishes `snapshot.current_changed` if `dom`'s current moved.
     pub async fn check_current(&self, dom: &str) {
         let d = dom.to_owned();

@@ -115,7 +115,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Reply
             let d = s.run(move |c| c.domain_define(&xml)).await?;
             let h = domain_handle(&d);
             s.state.events.emit("domain.defined", &o.uri, Some(&d.name), None, None);
-            lifecycle::publish(s, &o.uri, h.clone(), LifecycleEvent::Defined, d.state);
+            lifecycle::publish(&s.state, &o.uri, h.clone(), LifecycleEvent::Defined, d.state);
             ok(&RemoteDomainDefineXmlRet { dom: h })
         }
         REMOTE_PROC_DOMAIN_UNDEFINE | REMOTE_PROC_DOMAIN_UNDEFINE_FLAGS => {
@@ -128,7 +128,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Reply
             let name = dom.name.clone();
             s.run(move |c| c.domain_undefine(&name, flags)).await?;
             s.state.events.emit("domain.undefined", &o.uri, Some(&dom.name), None, None);
-            lifecycle::publish(s, &o.uri, dom, LifecycleEvent::Undefined, 0);
+            lifecycle::publish(&s.state, &o.uri, dom, LifecycleEvent::Undefined, 0);
             ok(&())
         }
         REMOTE_PROC_DOMAIN_CREATE | REMOTE_PROC_DOMAIN_CREATE_WITH_FLAGS => {
@@ -270,7 +270,7 @@ async fn change(
     let after = s.run(move |c| f(c, &name).and_then(|()| c.domain_lookup(&name))).await?;
     let h = domain_handle(&after);
     s.state.events.emit(kind, &o.uri, Some(&after.name), None, None);
-    lifecycle::publish(s, &o.uri, h.clone(), what, after.state);
+    lifecycle::publish(&s.state, &o.uri, h.clone(), what, after.state);
     Ok(h)
 }
 

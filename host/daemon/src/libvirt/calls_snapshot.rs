@@ -213,6 +213,6 @@ async fn revert(s: &Arc<Session>, o: &Opened, payload: &[u8]) -> Reply {
         })
         .await?;
     s.state.events.emit("snapshot.reverted", &o.uri, Some(&a.snap.dom.name), Some(&a.snap.name), None);
-    lifecycle::publish(s, &o.uri, domain_handle(&after), LifecycleEvent::RevertedTo(after.state), before.state);
+    lifecycle::publish(&s.state, &o.uri, domain_handle(&after), LifecycleEvent::RevertedTo(after.state), before.state);
     ok(&())
 }

@@ -10,6 +10,8 @@ use tokio::sync::broadcast::error::RecvError;
 use virtplug_host::codes;
 use virtplug_libvirt_rpc::{packet, proto::*};
 
+use crate::state::Shared;
+
 use super::{
     Out,
     session::{Fail, Reply, Session, fail, from, ok},
@@ -85,10 +87,11 @@ pub struct Lifecycle {
     pub detail: i32,
 }
 
-/// Publishes `what` for `dom` (whose state before the change was `before`).
-pub fn publish(session: &Session, uri: &str, dom: RemoteNonnullDomain, what: LifecycleEvent, before: u32) {
+/// Publishes `what` for `dom` (whose state before the change was `before`) to every libvirt
+/// client's callbacks; the HTTP routes publish their changes here too.
+pub fn publish(state: &Shared, uri: &str, dom: RemoteNonnullDomain, what: LifecycleEvent, before: u32) {
     for (event, detail) in what.wire(before) {
-        let _ = session.state.lifecycle.send(Lifecycle { uri: uri.to_owned(), dom: dom.clone(), event, detail });
+        let _ = state.lifecycle.send(Lifecycle { uri: uri.to_owned(), dom: dom.clone(), event, detail });
     }
 }
 

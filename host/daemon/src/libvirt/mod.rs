@@ -31,7 +31,8 @@ use virtplug_libvirt_rpc::{
     },
 };
 
-pub use lifecycle::{Lifecycle, LifecycleEvent};
+pub use lifecycle::{Lifecycle, LifecycleEvent, publish};
+pub use session::domain_handle;
 
 use crate::state::AppState;
 

@@ -341,3 +341,86 @@ fn hostile_framing_closes_only_that_connection() {
     let r: RemoteConnectNumOfDomainsRet = good.call(REMOTE_PROC_CONNECT_NUM_OF_DOMAINS, &()).unwrap();
     assert_eq!(r.num, 1);
 }
+
+/// The next lifecycle event packet: (callback id, domain name, event, detail).
+fn next_event(c: &mut Client) -> (i32, String, i32, i32) {
+    let (h, payload) = c.read().expect("an event");
+    assert_eq!(
+        (h.prog, h.proc_, h.type_, h.status),
+        (REMOTE_PROGRAM, REMOTE_PROC_DOMAIN_EVENT_CALLBACK_LIFECYCLE, VIR_NET_MESSAGE, VIR_NET_OK)
+    );
+    let m: RemoteDomainEventCallbackLifecycleMsg = xdr::from_bytes(&payload).unwrap();
+    (m.callback_id, m.msg.dom.name, m.msg.event, m.msg.detail)
+}
+
+#[test]
+fn lifecycle_events_reach_callbacks_from_both_apis() {
+    let Some((_tmp, d)) = daemon() else { return };
+    let mut listener = Client::connect(&d.libvirt_socket());
+    listener.open(&d.libvirt_name(), 0).unwrap();
+    let register = |c: &mut Client, event_id: i32| -> Result<i32, RemoteError> {
+        c.call::<RemoteConnectDomainEventCallbackRegisterAnyRet>(
+            REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
+            &RemoteConnectDomainEventCallbackRegisterAnyArgs { event_id, dom: None },
+        )
+        .map(|r| r.callback_id)
+    };
+    let lifecycle = register(&mut listener, 0).unwrap();
+    let reboot = register(&mut listener, 1).unwrap();
+    assert_ne!(lifecycle, reboot, "the server picks distinct ids");
+    assert_eq!(text(&register(&mut listener, 27).unwrap_err()), (1, 7, "internal error: unsupported event ID 27"));
+    // A change through libvirt's protocol on another connection…
+    let mut actor = Client::connect(&d.libvirt_socket());
+    actor.open(&d.libvirt_name(), 0).unwrap();
+    let dom = test_domain(&mut actor);
+    actor.call::<()>(REMOTE_PROC_DOMAIN_SUSPEND, &RemoteDomainSuspendArgs { dom: dom.clone() }).unwrap();
+    assert_eq!(next_event(&mut listener), (lifecycle, "test".into(), 3, 0), "Suspended Paused");
+    // …and through the HTTP API.
+    let post = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        )
+    };
+    let (status, body) = crate::common::raw(&d.socket(), &post("/v1/domains/test/resume"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(next_event(&mut listener), (lifecycle, "test".into(), 4, 0), "Resumed Unpaused");
+    // A revert of a running domain to a running snapshot: stopped, then started, from snapshot.
+    let created: RemoteDomainSnapshotCreateXmlRet = actor
+        .call(
+            REMOTE_PROC_DOMAIN_SNAPSHOT_CREATE_XML,
+            &RemoteDomainSnapshotCreateXmlArgs {
+                dom,
+                xml_desc: "<domainsnapshot><name>s1</name></domainsnapshot>".into(),
+                flags: 0,
+            },
+        )
+        .unwrap();
+    actor
+        .call::<()>(
+            REMOTE_PROC_DOMAIN_REVERT_TO_SNAPSHOT,
+            &RemoteDomainRevertToSnapshotArgs { snap: created.snap, flags: 2 },
+        )
+        .unwrap();
+    assert_eq!(next_event(&mut listener), (lifecycle, "test".into(), 5, 6), "Stopped Snapshot");
+    assert_eq!(next_event(&mut listener), (lifecycle, "test".into(), 2, 3), "Started Snapshot");
+    assert_eq!(next_event(&mut listener), (lifecycle, "test".into(), 3, 5), "Suspended Snapshot");
+    // Deregistered: no more events; an unknown id is refused.
+    listener
+        .call::<()>(
+            REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY,
+            &RemoteConnectDomainEventCallbackDeregisterAnyArgs { callback_id: lifecycle },
+        )
+        .unwrap();
+    let e = listener
+        .call::<()>(
+            REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY,
+            &RemoteConnectDomainEventCallbackDeregisterAnyArgs { callback_id: lifecycle },
+        )
+        .unwrap_err();
+    assert_eq!(text(&e), (1, 7, &*format!("internal error: domain event callback {lifecycle} not registered")));
+    let (status, _) = crate::common::raw(&d.socket(), &post("/v1/domains/test/destroy"));
+    assert_eq!(status, 200);
+    // The next packet on the listener is the reply to this call, not an event.
+    let r: RemoteConnectNumOfDomainsRet = listener.call(REMOTE_PROC_CONNECT_NUM_OF_DOMAINS, &()).unwrap();
+    assert_eq!(r.num, 0);
+}
