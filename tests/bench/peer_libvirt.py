@@ -1,74 +1,133 @@
 #!/usr/bin/python3
-"""libvirt's side of the founding-workflow benchmark, on the test driver (in memory).
+"""libvirt's side of the founding-workflow benchmark, through python3-libvirt.
 
 Same phases and shapes as workflow.rs; prints "phase seconds" lines.
-Usage: peer_libvirt.py N chain|tree
+Usage:
+  peer_libvirt.py N chain|tree [URI]     the workflow (URI defaults to libvirt's in-process
+                                         test driver, test:///default; the libvirt-wire section
+                                         passes a server's URI: libvirtd's test driver or virtplugd)
+  peer_libvirt.py lookup S CALLS URI     S snapshots (a chain), then CALLS snapshotLookupByName
+                                         round trips; prints "lookup_us <microseconds per call>"
+Each run checks the snapshot count after every phase (outside the timings), so a server that
+skips work fails the run instead of looking fast.
 """
+import os
 import sys
 import time
 
 import libvirt
 
-n = int(sys.argv[1])
-tree = sys.argv[2] == "tree"
-conn = libvirt.open("test:///default")
-dom = conn.lookupByName("test")
-times = {}
-
-
-def phase(name, fn):
-    start = time.perf_counter()
-    value = fn()
-    times[name] = time.perf_counter() - start
-    return value
-
-
-def create():
-    for i in range(n):
-        dom.snapshotCreateXML("<domainsnapshot><name>s%d</name></domainsnapshot>" % i, 0)
-        if tree and i % 4 == 3:
-            dom.revertToSnapshot(dom.snapshotLookupByName("s%d" % (i // 2)), 0)
-
-
-def dump():
-    snaps = dom.listAllSnapshots(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL)
-    return [(s.getName(), s.getXMLDesc(libvirt.VIR_DOMAIN_SNAPSHOT_XML_SECURE), s.isCurrent()) for s in snaps]
-
-
-def drop():
-    # The test driver has no METADATA_ONLY; its plain delete only touches in-memory metadata.
-    for root in dom.listAllSnapshots(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_ROOTS):
-        root.delete(libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN)
-
-
-def redefine(dumped):
-    for name, xml, current in dumped:
-        flags = libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE
-        if current:
-            flags |= libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT
-        dom.snapshotCreateXML(xml, flags)
-
-
-def walk(dumped):
-    for name, _, _ in dumped:
-        snap = dom.snapshotLookupByName(name)
-        try:
-            snap.getParent()
-        except libvirt.libvirtError:
-            pass
-
-
-def delete():
-    for root in dom.listAllSnapshots(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_ROOTS):
-        root.delete(libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN)
-
-
 libvirt.registerErrorHandler(lambda ctx, err: None, None)
-phase("create", create)
-dumped = phase("dump", dump)
-phase("drop", drop)
-phase("redefine", lambda: redefine(dumped))
-phase("walk", lambda: walk(dumped))
-phase("delete", delete)
-for name, seconds in times.items():
-    print(name, seconds)
+# The libvirt-wire section names the server's process so each phase also reports the server's CPU.
+SERVER_PID = os.environ.get("VIRTPLUG_BENCH_SERVER_PID")
+
+
+def server_cpu():
+    """The server's user + system CPU seconds so far (0 when no server is named)."""
+    if not SERVER_PID:
+        return 0.0
+    with open("/proc/%s/stat" % SERVER_PID) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def expect(dom, n, what):
+    got = dom.snapshotNum(0)
+    if got != n:
+        sys.exit("after %s: %d snapshots, expected %d" % (what, got, n))
+
+
+def lookup(snapshots, calls, uri):
+    conn = libvirt.open(uri)
+    dom = conn.lookupByName("test")
+    for i in range(snapshots):
+        dom.snapshotCreateXML("<domainsnapshot><name>s%d</name></domainsnapshot>" % i, 0)
+    expect(dom, snapshots, "create")
+    names = ["s%d" % (i % snapshots) for i in range(calls)]
+    for name in names[:100]:  # warm-up
+        dom.snapshotLookupByName(name)
+    start, start_cpu, start_server = time.perf_counter(), time.process_time(), server_cpu()
+    for name in names:
+        dom.snapshotLookupByName(name)
+    print("lookup_us", (time.perf_counter() - start) / calls * 1e6)
+    print("client_cpu", time.process_time() - start_cpu)
+    print("server_cpu", server_cpu() - start_server)
+    conn.close()
+
+
+def workflow(n, tree, uri):
+    conn = libvirt.open(uri)
+    dom = conn.lookupByName("test")
+    times = {}
+
+    cpu = [0.0]
+
+    server = {}
+
+    def phase(name, fn):
+        start, start_cpu, start_server = time.perf_counter(), time.process_time(), server_cpu()
+        value = fn()
+        times[name] = time.perf_counter() - start
+        cpu[0] += time.process_time() - start_cpu
+        server[name] = server_cpu() - start_server
+        return value
+
+    def create():
+        for i in range(n):
+            dom.snapshotCreateXML("<domainsnapshot><name>s%d</name></domainsnapshot>" % i, 0)
+            if tree and i % 4 == 3:
+                dom.revertToSnapshot(dom.snapshotLookupByName("s%d" % (i // 2)), 0)
+
+    def dump():
+        snaps = dom.listAllSnapshots(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL)
+        return [(s.getName(), s.getXMLDesc(libvirt.VIR_DOMAIN_SNAPSHOT_XML_SECURE), s.isCurrent()) for s in snaps]
+
+    def drop():
+        # The test driver has no METADATA_ONLY; its plain delete only touches in-memory metadata.
+        for root in dom.listAllSnapshots(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_ROOTS):
+            root.delete(libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN)
+
+    def redefine(dumped):
+        for name, xml, current in dumped:
+            flags = libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE
+            if current:
+                flags |= libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT
+            dom.snapshotCreateXML(xml, flags)
+
+    def walk(dumped):
+        for name, _, _ in dumped:
+            snap = dom.snapshotLookupByName(name)
+            try:
+                snap.getParent()
+            except libvirt.libvirtError:
+                pass
+
+    def delete():
+        for root in dom.listAllSnapshots(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_ROOTS):
+            root.delete(libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN)
+
+    phase("create", create)
+    expect(dom, n, "create")
+    dumped = phase("dump", dump)
+    if len(dumped) != n:
+        sys.exit("dump listed %d snapshots, expected %d" % (len(dumped), n))
+    phase("drop", drop)
+    expect(dom, 0, "drop")
+    phase("redefine", lambda: redefine(dumped))
+    expect(dom, n, "redefine")
+    phase("walk", lambda: walk(dumped))
+    phase("delete", delete)
+    expect(dom, 0, "delete")
+    conn.close()
+    for name, seconds in times.items():
+        print(name, seconds)
+    print("client_cpu", cpu[0])
+    if SERVER_PID:
+        for name, seconds in server.items():
+            print("server_" + name, seconds)
+
+
+if sys.argv[1] == "lookup":
+    lookup(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+else:
+    workflow(int(sys.argv[1]), sys.argv[2] == "tree", sys.argv[3] if len(sys.argv) > 3 else "test:///default")

@@ -12,12 +12,16 @@
 //! - `qemu`: snapshot create (shut off and running) and revert through the host, against the
 //!   bare `qemu-img` and QMP commands;
 //! - `daemon`: 16 concurrent clients on virtplugd's unix socket, and a 16,000-snapshot
-//!   migration between two daemons.
+//!   migration between two daemons;
+//! - `libvirt-wire`: python3-libvirt's founding workflow and snapshot lookups over libvirt's RPC
+//!   protocol, against virtplugd (`--libvirt-socket`, mock) and libvirtd (test driver) in the same
+//!   run (options `--sizes 1000,4000`, `--shapes chain`, `--lookup-only`, `--no-lookup`).
 //!
 //! This crate only measures; it holds no product logic.
 
 mod cold_start;
 mod daemon;
+mod libvirt_wire;
 mod load;
 mod proc;
 mod qemu;
@@ -40,6 +44,7 @@ fn main() -> Result<()> {
         Some("vbox") => vbox::run(),
         Some("qemu") => qemu::run(),
         Some("daemon") => daemon::run(),
+        Some("libvirt-wire") => libvirt_wire::run(&args[1..]),
         None | Some("all") => {
             load::run()?;
             cold_start::run()?;
@@ -47,10 +52,13 @@ fn main() -> Result<()> {
             vsphere::run()?;
             vbox::run()?;
             qemu::run()?;
-            daemon::run()
+            daemon::run()?;
+            libvirt_wire::run(&[])
         }
         Some(other) => {
-            bail!("unknown section {other}: load | cold-start | workflow | vsphere | vbox | qemu | daemon | all")
+            bail!(
+                "unknown section {other}: load | cold-start | workflow | vsphere | vbox | qemu | daemon | libvirt-wire | all"
+            )
         }
     }
 }
