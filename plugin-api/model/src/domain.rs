@@ -60,6 +60,29 @@ pub fn normalize_uuid(s: &str) -> Option<String> {
     Some(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]))
 }
 
+/// A random (version 4) UUID in the lower-case dashed form.
+pub fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    // /dev/urandom cannot run dry; should it be unreadable, the zeros below still make a valid
+    // version-4 UUID and the store refuses a duplicate, so nothing is silently merged.
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// A domain definition for `define`: as given, or with a random `<uuid>` after `<name>` when it
+/// has none, as libvirt generates one ("If omitted, a random UUID is generated").
+pub fn with_uuid(xml: &str) -> String {
+    if xml.contains("<uuid") || !xml.contains("</name>") {
+        return xml.to_owned();
+    }
+    xml.replacen("</name>", &format!("</name>\n  <uuid>{}</uuid>", random_uuid()), 1)
+}
+
 impl DomainDef {
     /// Parses a `<domain>` document within the bounds of [`crate::limits`]; a leading byte
     /// order mark is skipped. A missing `<uuid>` is an error here (the caller generates one
@@ -160,6 +183,15 @@ pub const TEST_DOMAIN_XML: &str = "<domain type='test'>
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn define_without_uuid_gets_a_random_one() {
+        let xml = "<domain type='test'><name>ro1</name><memory>65536</memory></domain>";
+        let (a, b) = (DomainDef::parse(&with_uuid(xml)).unwrap(), DomainDef::parse(&with_uuid(xml)).unwrap());
+        assert!(is_valid_uuid(&a.uuid) && a.uuid != b.uuid, "{} {}", a.uuid, b.uuid);
+        assert_eq!(&a.uuid[14..15], "4");
+        assert_eq!(with_uuid(TEST_DOMAIN_XML), TEST_DOMAIN_XML);
+    }
 
     #[test]
     fn parses_test_domain() {

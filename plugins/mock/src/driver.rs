@@ -128,7 +128,7 @@ impl Driver for MockDriver {
     }
 
     fn domain_define(&self, xml_text: &str) -> Result<DomainInfo> {
-        let def = DomainDef::parse(xml_text)?;
+        let def = DomainDef::parse(&virtplug_plugin_sdk::model::domain::with_uuid(xml_text))?;
         self.store()?.write(|w| {
             let existing = w.domain(&def.uuid).ok();
             let (state, why, id) = existing.as_ref().map_or((st::SHUTOFF, 0, -1), |d| (d.state, d.reason, d.id));

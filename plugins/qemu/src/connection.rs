@@ -16,7 +16,7 @@ use virtplug_plugin_sdk::{
 
 use crate::{
     domain::QemuDef,
-    driver::{QemuDriver, is_active, not_running, qmp_error, random_uuid, reason},
+    driver::{QemuDriver, is_active, not_running, qmp_error, reason},
     process, redefine, revert, snapshot,
 };
 
@@ -50,11 +50,7 @@ impl Driver for QemuDriver {
     }
 
     fn domain_define(&self, xml_text: &str) -> Result<DomainInfo> {
-        let text = if xml_text.contains("<uuid>") {
-            xml_text.to_owned()
-        } else {
-            xml_text.replacen("</name>", &format!("</name>\n  <uuid>{}</uuid>", random_uuid()), 1)
-        };
+        let text = virtplug_plugin_sdk::model::domain::with_uuid(xml_text);
         let def = QemuDef::parse(&text)?;
         let mut g = self.lock()?;
         g.store.write(|w| {

@@ -14,10 +14,7 @@ use std::{
 use virtplug_plugin_sdk::{
     Error, Result, codes,
     flags::domain_state as st,
-    model::{
-        domain::normalize_uuid,
-        store::{DomainRecord, Store, Sync},
-    },
+    model::store::{DomainRecord, Store, Sync},
 };
 
 use crate::{
@@ -64,17 +61,6 @@ pub(crate) fn qmp_error(dom: &str, what: &str, e: &QmpError) -> Error {
         ),
         QmpError::Command(d) => Error::new(codes::OPERATION_FAILED, format!("{what}: {d}")),
     }
-}
-
-pub(crate) fn random_uuid() -> String {
-    let mut b = [0u8; 16];
-    if let Ok(mut f) = fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut b);
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    normalize_uuid(&h).unwrap_or(h)
 }
 
 impl QemuDriver {

@@ -426,3 +426,94 @@ fn normalise_keeps_columns_and_hides_only_times() {
     assert_eq!(normalise("Domain snapshot 1796589421 created\n"), "Domain snapshot 1796589421 created\n");
     assert_eq!(diff("a\nb\nc\n", "a\nx\nc\n"), "  a\n- b\n+ x\n  c\n");
 }
+
+/// What `virsh event --all --loop` prints while another virsh changes the domain: the
+/// listener's lines after a synchronising suspend/resume pair (which proves its callbacks are
+/// registered), until `want` more event lines arrived or 30 s passed.
+fn events_during(virsh: &Path, uri: &str, actions: &str, want: usize) -> String {
+    use std::sync::{Arc, Mutex};
+    let mut listener = Command::new(virsh)
+        .args(["-c", uri, "event", "--all", "--loop"])
+        .env("LC_ALL", "C")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let out = listener.stdout.take().unwrap();
+    let sink = Arc::clone(&lines);
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let count = || lines.lock().unwrap().len();
+    let mut synced = false;
+    for _ in 0..50 {
+        virsh_session(virsh, uri, "suspend test\nresume test\n", "true");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while std::time::Instant::now() < deadline && count() < 2 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if count() >= 2 {
+            synced = true;
+            break;
+        }
+    }
+    assert!(synced, "the event listener on {uri} never saw the synchronising events");
+    // Both lines of each synchronising pair have arrived once the count is even and stable.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let start = count();
+    virsh_session(virsh, uri, actions, "true");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline && count() < start + want {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = listener.kill();
+    let _ = listener.wait();
+    reader.join().unwrap();
+    let all = lines.lock().unwrap();
+    all[start..].iter().map(|l| format!("{l}\n")).collect()
+}
+
+#[test]
+fn lifecycle_events_match_libvirtd() {
+    let virsh = require!(virsh());
+    let s = require!(servers());
+    let actions = "\
+snapshot-create-as test e1
+snapshot-revert test e1
+suspend test
+resume test
+snapshot-revert test e1 --paused
+destroy test
+snapshot-revert test e1
+shutdown test
+start test
+define domain-ro.xml
+undefine ro1
+";
+    let reference = events_during(&virsh, &s.libvirtd.uri(), actions, 13);
+    assert_eq!(
+        reference,
+        "\
+event 'lifecycle' for domain 'test': Stopped Snapshot
+event 'lifecycle' for domain 'test': Started Snapshot
+event 'lifecycle' for domain 'test': Suspended Paused
+event 'lifecycle' for domain 'test': Resumed Unpaused
+event 'lifecycle' for domain 'test': Stopped Snapshot
+event 'lifecycle' for domain 'test': Started Snapshot
+event 'lifecycle' for domain 'test': Suspended Snapshot
+event 'lifecycle' for domain 'test': Stopped Destroyed
+event 'lifecycle' for domain 'test': Started Snapshot
+event 'lifecycle' for domain 'test': Stopped Shutdown
+event 'lifecycle' for domain 'test': Started Booted
+event 'lifecycle' for domain 'ro1': Defined Added
+event 'lifecycle' for domain 'ro1': Undefined Removed
+",
+        "the reference sequence"
+    );
+    let d = s.virtplugd();
+    let ours = events_during(&virsh, &d.libvirt_uri(), actions, 13);
+    assert_same("lifecycle events", &reference, &ours);
+}
