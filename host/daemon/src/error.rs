@@ -53,7 +53,10 @@ impl ApiError {
     pub fn new(code: u32, detail: impl Into<String>) -> Self {
         let detail = detail.into();
         let message = format!("{}{detail}", codes::prefix(code));
-        Self { status: status_for(code), body: ErrorBody { code, name: codes::name(code).into(), message, detail } }
+        Self {
+            status: status_for(code),
+            body: ErrorBody { code, name: codes::name(code).into(), message, detail, request_id: None },
+        }
     }
 
     /// An HTTP-layer rejection: `status` stays, the body says it in libvirt's terms.
@@ -76,7 +79,10 @@ impl From<HostError> for ApiError {
             HostError::Driver(inner) => inner.message.clone(),
             _ => message.strip_prefix(codes::prefix(code)).unwrap_or(&message).to_owned(),
         };
-        Self { status: status_for(code), body: ErrorBody { code, name: codes::name(code).into(), message, detail } }
+        Self {
+            status: status_for(code),
+            body: ErrorBody { code, name: codes::name(code).into(), message, detail, request_id: None },
+        }
     }
 }
 
@@ -135,7 +141,11 @@ impl From<PathRejection> for ApiError {
 }
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        // The request being answered (none outside one, e.g. in a unit test).
+        if self.body.request_id.is_none() {
+            self.body.request_id = crate::observe::current_request_id();
+        }
         let mut resp = (self.status, Json(self.body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()

@@ -5,6 +5,10 @@
 //! status mapping ([`error::status_for`]). Also: the OpenAPI document, a resumable SSE event
 //! stream, tasks with progress, and supervised migration of snapshot hierarchies.
 //!
+//! For operators ([`observe`]): `/healthz`, `/readyz` and `/metrics` on every listener, a
+//! request id on every response, error body, task record and log line, and one access line per
+//! request.
+//!
 //! Hostile clients: only the default URI and the `--allow-uri` ones are ever opened; a
 //! read-only principal's write is refused, and every body capped by its route, before a byte of
 //! the body is read ([`extract::guard`]); header, body and idle timeouts, a connection limit per
@@ -22,6 +26,9 @@ pub mod imports;
 pub mod libvirt;
 pub mod listen;
 pub mod migrations;
+pub mod observe;
+pub mod observe_metrics;
+pub mod observe_probes;
 pub mod openapi;
 pub mod routes_domain;
 pub mod routes_snapshot;
@@ -165,6 +172,9 @@ pub fn router(state: AppState, config: &Config) -> Router {
     };
     Router::new()
         .route("/openapi.json", get(openapi_json))
+        .route("/healthz", get(observe_probes::healthz))
+        .route("/readyz", get(observe_probes::readyz))
+        .route("/metrics", get(observe_metrics::handler))
         .route("/v1/info", get(d::info))
         .route("/v1/domains", get(d::list).post(d::define))
         .route("/v1/domains/{dom}", get(d::lookup).delete(d::undefine))
@@ -191,6 +201,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         })
         // The guard enforces each route's own limit while the body streams in.
         .layer(DefaultBodyLimit::disable())
+        // Outside every listener's access decision: tells [`observe::track`] what it was.
+        .layer(axum::middleware::from_fn(observe::mark))
         .with_state(state)
 }
 
@@ -228,7 +240,7 @@ pub async fn serve(
             listen::bind_unix(path, mode).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
         sockets.push(path.clone());
         tracing::info!(socket = %path.display(), ?access, "listening");
-        let app = app.clone().layer(Extension(access));
+        let app = observed(app.clone().layer(Extension(access)), observe::Channel::Unix);
         let name = path.display().to_string();
         servers.spawn(listen::serve(name, listener, listen::plain, app, config.conn, stop_rx.clone()));
     }
@@ -237,7 +249,10 @@ pub async fn serve(
         let (listener, acceptor) = listen::bind_tls(tls.addr, &tls.cert, &tls.key).await?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening (TLS)");
-        let app = app.clone().layer(axum::middleware::from_fn_with_state(tokens, listen::auth));
+        let app = observed(
+            app.clone().layer(axum::middleware::from_fn_with_state(tokens, listen::auth)),
+            observe::Channel::Token,
+        );
         let handshake = listen::tls_handshake(acceptor, config.conn.header_timeout);
         servers.spawn(listen::serve(addr.to_string(), listener, handshake, app, config.conn, stop_rx.clone()));
     }
@@ -251,6 +266,12 @@ pub async fn serve(
         let _ = std::fs::remove_file(path);
     }
     Ok(())
+}
+
+/// `app` with request ids, the access log and request metrics around everything a listener adds
+/// (the token check included, so that a refused request is logged and answered with an id too).
+pub fn observed(app: Router, channel: observe::Channel) -> Router {
+    app.layer(axum::middleware::from_fn_with_state(channel, observe::track))
 }
 
 /// Settles migrations a killed daemon left behind, retrying while a destination is unreachable.

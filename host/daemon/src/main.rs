@@ -71,9 +71,22 @@ struct Args {
     /// Fault injection for tests: tracked imports wait this many milliseconds before committing.
     #[arg(long, hide = true, default_value_t = 0)]
     fault_import_delay_ms: u64,
+    /// Log line format on stderr: `text` (one readable line per event) or `json` (one JSON object
+    /// per line, for log collectors).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Print the OpenAPI document and exit.
     #[arg(long)]
     print_openapi: bool,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 fn state_dir() -> PathBuf {
@@ -144,10 +157,13 @@ fn main() -> ExitCode {
         print!("{}", virtplug_daemon::openapi::document());
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VIRTPLUGD_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logger.init(),
+        LogFormat::Json => logger.json().init(),
+    }
     let result = (|| -> anyhow::Result<()> {
         let config = config(args)?;
         let registry = virtplug_host::Registry::from_env()?;

@@ -35,6 +35,9 @@ use crate::{routes_domain, routes_snapshot, routes_tasks};
         routes_tasks::import_status,
         routes_tasks::settle_import,
         routes_tasks::events,
+        crate::observe_probes::healthz,
+        crate::observe_probes::readyz,
+        crate::observe_metrics::handler,
     ),
     components(schemas(
         wire::ErrorBody, wire::PluginInfoJson, wire::CapsJson, wire::DomainInfo, wire::SnapshotInfo, wire::DefineRequest,

@@ -160,9 +160,12 @@ impl Ctx {
     ) -> ApiResult<T> {
         let state = Arc::clone(&self.state);
         let (uri, ro) = (self.uri.clone(), self.read_only);
+        // The request's span (its id) follows the call onto the blocking pool.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _request = span.enter();
             let conn = state.connection(&uri, ro)?;
-            f(&conn)
+            crate::observe::plugin_call("http", &conn, f)
         })
         .await
         .map_err(|e| ApiError::new(codes::INTERNAL_ERROR, format!("request handler failed: {e}")))?

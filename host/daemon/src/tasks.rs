@@ -42,6 +42,7 @@ impl Tasks {
                         .collect(),
                     result: None,
                     error: None,
+                    request_id: crate::observe::current_request_id(),
                 };
                 inner.1.insert(task.id, task.clone());
                 task
@@ -55,6 +56,7 @@ impl Tasks {
                 steps: vec![],
                 result: None,
                 error: None,
+                request_id: None,
             },
         };
         events.emit("task.progress", uri, domain, None, Some(task.clone()));

@@ -32,6 +32,11 @@ pub struct ErrorBody {
     pub message: String,
     /// The detail text without the prefix (what the plugin reported).
     pub detail: String,
+    /// The id of the request answered with this error (its `X-Request-Id`), when it came from
+    /// a request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub request_id: Option<String>,
 }
 
 /// Flag masks per operation a plugin accepts.
@@ -282,6 +287,11 @@ pub struct TaskJson {
     /// The error when failed.
     #[serde(default)]
     pub error: Option<ErrorBody>,
+    /// The id of the request that started the task (its `X-Request-Id`); none for a task the
+    /// daemon started itself (a recovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub request_id: Option<String>,
 }
 
 /// One event on `/v1/events`.

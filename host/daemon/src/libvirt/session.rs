@@ -122,7 +122,7 @@ impl Session {
     ) -> Result<T, Fail> {
         let o = self.opened()?;
         let conn = Arc::clone(&o.conn);
-        match tokio::task::spawn_blocking(move || f(&conn)).await {
+        match tokio::task::spawn_blocking(move || crate::observe::plugin_call("libvirt", &conn, f)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(host_error(&e, o.from)),
             Err(e) => Err(fail(codes::INTERNAL_ERROR, from::RPC, &format!("call handler failed: {e}"))),

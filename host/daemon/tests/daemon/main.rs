@@ -13,4 +13,5 @@ mod libvirt_wire;
 mod migration;
 mod migration_kill_points;
 mod migration_race;
+mod observe;
 mod tls;
