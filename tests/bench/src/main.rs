@@ -15,7 +15,8 @@
 //!   migration between two daemons;
 //! - `libvirt-wire`: python3-libvirt's founding workflow and snapshot lookups over libvirt's RPC
 //!   protocol, against virtplugd (`--libvirt-socket`, mock) and libvirtd (test driver) in the same
-//!   run (options `--sizes 1000,4000`, `--shapes chain`, `--lookup-only`, `--no-lookup`).
+//!   run (options `--sizes 1000,4000`, `--shapes chain`, `--repeat 3`, `--lookup-only`,
+//!   `--no-lookup`).
 //!
 //! This crate only measures; it holds no product logic.
 
