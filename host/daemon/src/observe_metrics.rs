@@ -157,7 +157,7 @@ fn task_state(s: TaskState) -> &'static str {
 
 /// Prometheus metrics of this daemon (OpenMetrics text).
 #[utoipa::path(get, path = "/metrics", tag = "observe", operation_id = "daemon_metrics",
-    responses((status = 200, description = "OpenMetrics 1.0 text exposition", content_type = "application/openmetrics-text", body = String)))]
+    responses((status = 200, description = "OpenMetrics 1.0 text exposition", content_type = "application/openmetrics-text", body = String), crate::openapi::ProbeErrors))]
 pub async fn handler(State(state): State<AppState>) -> Response {
     let m = metrics();
     let mut counts = [(TaskState::Running, 0_i64), (TaskState::Succeeded, 0), (TaskState::Failed, 0)];

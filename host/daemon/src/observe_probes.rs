@@ -49,7 +49,7 @@ pub struct CheckJson {
 }
 
 /// Liveness: the daemon answers.
-#[utoipa::path(get, path = "/healthz", tag = "observe", operation_id = "daemon_health", responses((status = 200, body = HealthJson)))]
+#[utoipa::path(get, path = "/healthz", tag = "observe", operation_id = "daemon_health", responses((status = 200, body = HealthJson), crate::openapi::ProbeErrors))]
 pub async fn healthz() -> Json<HealthJson> {
     Json(HealthJson { status: "ok".into() })
 }
@@ -71,7 +71,7 @@ async fn check_uri(state: &AppState, uri: String) -> CheckJson {
 /// Readiness: plugins are loaded, and every served URI opens and answers `domain_list` within
 /// 2 s. 503 names each failing check.
 #[utoipa::path(get, path = "/readyz", tag = "observe", operation_id = "daemon_readiness",
-    responses((status = 200, body = ReadyJson), (status = 503, description = "a check failed", body = ReadyJson)))]
+    responses((status = 200, body = ReadyJson), (status = 503, description = "a check failed", body = ReadyJson), crate::openapi::ProbeErrors))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ReadyJson>) {
     let loaded = state.registry.plugins().len();
     let mut checks = vec![CheckJson {

@@ -1,15 +1,150 @@
 //! The OpenAPI document, generated from the route and type annotations. It is served at
-//! `/openapi.json` and checked in beside the wire types as `host/wire/openapi.json` (a test compares the two).
+//! `/openapi.json` and checked in beside the wire types as `host/wire/openapi.json` (a test compares the two;
+//! `.ci/run` validates it with `openapi-spec-validator` and drives every operation through a client generated
+//! from it with `openapi-python-client`).
+//!
+//! Conventions every route annotation follows, so the contract stays valid and stable:
+//! - operationId: `<object>_<verb>`, the object being what the route acts on (`connection`, `domain`,
+//!   `snapshot`, `task`, `migration`, `import`, `event`, `daemon`) and the verb the host API's (`domain_list`,
+//!   `snapshot_children`, `snapshot_export`, `task_get`, `migration_start`, `import_settle`, `event_stream`,
+//!   `daemon_health`). A generated client names its functions after them: never rename one.
+//! - Query parameters come from `IntoParams` structs with `parameter_in = Query`; path parameters are
+//!   tuples naming `Path`.
+//! - Every operation that builds a [`crate::state::Ctx`] lists [`Headers`] (`virtplug-uri`,
+//!   `virtplug-read-only`) and [`BaseErrors`]; one that runs a host operation adds [`HostErrors`]; one that
+//!   reads a JSON body adds [`BodyErrors`]. The statuses are those of [`crate::error::status_for`] (the one
+//!   mapping from libvirt codes) and of the HTTP-layer rejections in `error.rs` and `extract.rs`. The operator
+//!   routes (`observe_*.rs`) read no header and list [`ProbeErrors`].
+//! - A response in a content type the client generator does not know (`/metrics`'s OpenMetrics text) is
+//!   mapped for it in `tests/http-client/client.yaml`, never misdeclared here.
 
-use utoipa::OpenApi;
-use virtplug_wire as wire;
+use utoipa::{
+    IntoParams, IntoResponses, Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use virtplug_wire::{self as wire, ErrorBody};
 
 use crate::{routes_domain, routes_snapshot, routes_tasks};
+
+/// The request headers every operation reads (through [`crate::state::Ctx`]).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header, rename_all = "kebab-case")]
+pub struct Headers {
+    /// The driver URI the request is for: the daemon's default URI when absent; any URI the daemon does not
+    /// serve (its default and those given with `--allow-uri`) is refused with 403 before anything is opened.
+    #[param(nullable = false)]
+    pub virtplug_uri: Option<String>,
+    /// `1` asks for a read-only connection on a read-write channel (writes then answer 403); any other value
+    /// is ignored.
+    #[param(nullable = false)]
+    pub virtplug_read_only: Option<String>,
+}
+
+/// The errors every operation can answer: the request context, the token and the body guard.
+#[derive(Debug, IntoResponses)]
+pub enum BaseErrors {
+    /// `VIR_ERR_INVALID_ARG` (8): a malformed path parameter, query or JSON body, or a `virtplug-uri` header
+    /// that is not text; `VIR_ERR_NO_CONNECT` (5): no URI given and no default configured; and every other
+    /// code mapped to 400.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// `VIR_ERR_AUTH_FAILED` (45): over TCP, the bearer token is missing or wrong (`WWW-Authenticate:
+    /// Bearer`). Never on the unix sockets.
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "`Bearer`")))]
+    Unauthorized(ErrorBody),
+    /// `VIR_ERR_OPERATION_DENIED` (29): the `virtplug-uri` is not served by this daemon, or a read-only
+    /// principal (read-only socket or token, or `virtplug-read-only: 1`) asked for a change.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// `VIR_ERR_INVALID_ARG` (8): the body is larger than the route accepts (a route without a body
+    /// accepts none); refused before it is read.
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorBody),
+    /// `VIR_ERR_INTERNAL_ERROR` (1) and every code the mapping does not name.
+    #[response(status = 500)]
+    Internal(ErrorBody),
+}
+
+/// The errors of the operator routes (`/healthz`, `/readyz`, `/metrics`): they need no `virtplug-uri` and
+/// run nothing of the host API, so only the listener's token check and the body guard can refuse them.
+#[derive(Debug, IntoResponses)]
+pub enum ProbeErrors {
+    /// `VIR_ERR_AUTH_FAILED` (45): over TCP, the bearer token is missing or wrong (`WWW-Authenticate:
+    /// Bearer`). Never on the unix sockets.
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "`Bearer`")))]
+    Unauthorized(ErrorBody),
+    /// `VIR_ERR_INVALID_ARG` (8): the request carries a body (these routes accept none).
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorBody),
+}
+
+/// The errors of an operation that runs the host API: whatever libvirt code it fails with, with its
+/// status from the one mapping (`error::status_for`).
+#[derive(Debug, IntoResponses)]
+pub enum HostErrors {
+    /// `VIR_ERR_NO_DOMAIN` (42) or `VIR_ERR_NO_DOMAIN_SNAPSHOT` (72); `VIR_ERR_NO_SUPPORT` (3) for an unknown
+    /// domain action.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// `VIR_ERR_OPERATION_INVALID` (55), `VIR_ERR_OPERATION_FAILED` (9), `VIR_ERR_SNAPSHOT_REVERT_RISKY` (77)
+    /// or `VIR_ERR_OPERATION_TIMEOUT` (68, another job holds the domain: retry later).
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// `VIR_ERR_NO_SUPPORT` (3) or `VIR_ERR_OPERATION_UNSUPPORTED` (84): the serving plugin does not do this.
+    #[response(status = 501)]
+    NotImplemented(ErrorBody),
+    /// `VIR_ERR_AUTH_FAILED` (45) from a backend: the hypervisor refused the daemon's credentials (no
+    /// `WWW-Authenticate`: the client's token is not in question).
+    #[response(status = 502)]
+    BadGateway(ErrorBody),
+}
+
+/// The errors of an operation that reads a JSON body.
+#[derive(Debug, IntoResponses)]
+pub enum BodyErrors {
+    /// `VIR_ERR_INVALID_ARG` (8): the body stalled (nothing received for the body timeout).
+    #[response(status = 408)]
+    RequestTimeout(ErrorBody),
+    /// `VIR_ERR_INVALID_ARG` (8): the body is not declared `Content-Type: application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+    /// `VIR_ERR_INVALID_ARG` (8): the body is JSON but not of the request's shape (a missing field, a
+    /// wrong type).
+    #[response(status = 422)]
+    UnprocessableEntity(ErrorBody),
+}
+
+/// The bearer scheme of the TCP listener.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "Over TCP (TLS, `--listen`): a token from the daemon's tokens file (`rw TOKEN` or `ro TOKEN` \
+                 lines) as `Authorization: Bearer TOKEN`; a missing or wrong one answers 401. The unix sockets \
+                 need none: the socket's file permissions decide access (the `-ro` socket is read-only).",
+            ))
+            .build();
+        doc.components.get_or_insert_with(Default::default).add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
 
 /// virtplugd's API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "virtplugd", description = "virtplug's management API: one route per host API operation, libvirt's error codes and texts, events and tasks. Every request may name its driver URI in the `virtplug-uri` header (one of the URIs the daemon serves: its default URI and those given with `--allow-uri`) and ask for read-only access with `virtplug-read-only: 1`."),
+    info(title = "virtplugd", description = "virtplug's management API: one route per host API operation, libvirt's error codes and texts, events and tasks. Every request may name its driver URI in the `virtplug-uri` header (one of the URIs the daemon serves: its default URI and those given with `--allow-uri`) and ask for read-only access with `virtplug-read-only: 1`. Served on a read-write and a read-only unix socket (no authentication: file permissions decide) and, when configured, on TCP with TLS and bearer tokens. See docs/api.md."),
+    servers(
+        (url = "http://localhost", description = "The unix sockets (`--socket PATH`, read-write, and `PATH-ro`, read-only): an HTTP client that connects over a unix socket; the host name is ignored."),
+        (url = "https://{host}:{port}", description = "TCP with TLS (`--listen ADDR:PORT --tls-cert --tls-key --tokens`): bearer token required.",
+            variables(
+                ("host" = (default = "localhost", description = "the daemon's host name (as in its certificate)")),
+                ("port" = (default = "8443", description = "the port given with `--listen`")),
+            )),
+    ),
+    security((), ("bearer" = [])),
+    modifiers(&BearerAuth),
     paths(
         routes_domain::info,
         routes_domain::list,
@@ -51,6 +186,7 @@ use crate::{routes_domain, routes_snapshot, routes_tasks};
         (name = "snapshot", description = "snapshot operations"),
         (name = "task", description = "long operations"),
         (name = "event", description = "the event stream"),
+        (name = "observe", description = "health, readiness and metrics for operators"),
     )
 )]
 pub struct ApiDoc;

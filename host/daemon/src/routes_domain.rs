@@ -5,16 +5,18 @@
 use axum::{Json, http::StatusCode};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use virtplug_wire::{DefineRequest, DomainInfo, ErrorBody, FlagsRequest, PluginInfoJson, XmlResponse};
+use virtplug_wire::{DefineRequest, DomainInfo, FlagsRequest, PluginInfoJson, XmlResponse};
 
 use crate::{
     error::ApiResult,
     extract::{J, P, Q},
+    openapi::{BaseErrors, BodyErrors, Headers, HostErrors},
     state::Ctx,
 };
 
 /// `?flags=N`: the operation's flag bits.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FlagsQuery {
     /// The operation's flag bits (libvirt's values).
     #[serde(default)]
@@ -22,30 +24,31 @@ pub struct FlagsQuery {
 }
 
 /// The serving plugin's self-description (its masks drive a remote client's local checks).
-#[utoipa::path(get, path = "/v1/info", tag = "connection",
-    responses((status = 200, body = PluginInfoJson), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/info", tag = "connection", operation_id = "connection_info", params(Headers),
+    responses((status = 200, description = "the plugin's self-description", body = PluginInfoJson), BaseErrors, HostErrors))]
 pub async fn info(ctx: Ctx) -> ApiResult<Json<PluginInfoJson>> {
     ctx.run(|c| Ok(PluginInfoJson::from(c.plugin_info()))).await.map(Json)
 }
 
 /// `domain_list`.
-#[utoipa::path(get, path = "/v1/domains", tag = "domain",
-    responses((status = 200, body = Vec<DomainInfo>), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/domains", tag = "domain", operation_id = "domain_list", params(Headers),
+    responses((status = 200, description = "every domain", body = Vec<DomainInfo>), BaseErrors, HostErrors))]
 pub async fn list(ctx: Ctx) -> ApiResult<Json<Vec<DomainInfo>>> {
     ctx.run(|c| c.domain_list()).await.map(|v| Json(v.into_iter().collect()))
 }
 
 /// `domain_lookup` by name, UUID or id.
-#[utoipa::path(get, path = "/v1/domains/{dom}", tag = "domain",
-    params(("dom" = String, Path, description = "domain name, UUID or id")),
-    responses((status = 200, body = DomainInfo), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/domains/{dom}", tag = "domain", operation_id = "domain_lookup",
+    params(("dom" = String, Path, description = "domain name, UUID or id"), Headers),
+    responses((status = 200, description = "the domain", body = DomainInfo), BaseErrors, HostErrors))]
 pub async fn lookup(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<DomainInfo>> {
     ctx.run(move |c| c.domain_lookup(&dom)).await.map(Json)
 }
 
 /// `domain_define` from domain XML.
-#[utoipa::path(post, path = "/v1/domains", tag = "domain", request_body = DefineRequest,
-    responses((status = 201, body = DomainInfo), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/domains", tag = "domain", operation_id = "domain_define", request_body = DefineRequest,
+    params(Headers),
+    responses((status = 201, description = "the defined domain", body = DomainInfo), BaseErrors, HostErrors, BodyErrors))]
 pub async fn define(ctx: Ctx, J(req): J<DefineRequest>) -> ApiResult<(StatusCode, Json<DomainInfo>)> {
     let d = ctx.run(move |c| c.domain_define(&req.xml)).await?;
     ctx.emit("domain.defined", &d.name, None);
@@ -55,9 +58,9 @@ pub async fn define(ctx: Ctx, J(req): J<DefineRequest>) -> ApiResult<(StatusCode
 }
 
 /// `domain_undefine` with `flags::domain_undefine` bits.
-#[utoipa::path(delete, path = "/v1/domains/{dom}", tag = "domain",
-    params(("dom" = String, Path, description = "domain name"), FlagsQuery),
-    responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/domains/{dom}", tag = "domain", operation_id = "domain_undefine",
+    params(("dom" = String, Path, description = "domain name"), FlagsQuery, Headers),
+    responses((status = 200, description = "undefined: an empty object", body = Object), BaseErrors, HostErrors))]
 pub async fn undefine(ctx: Ctx, P(dom): P<String>, Q(q): Q<FlagsQuery>) -> ApiResult<Json<serde_json::Value>> {
     let d = dom.clone();
     let gone =
@@ -69,11 +72,12 @@ pub async fn undefine(ctx: Ctx, P(dom): P<String>, Q(q): Q<FlagsQuery>) -> ApiRe
 }
 
 /// A lifecycle action: `start`, `shutdown`, `destroy`, `suspend` or `resume`.
-#[utoipa::path(post, path = "/v1/domains/{dom}/{action}", tag = "domain",
+#[utoipa::path(post, path = "/v1/domains/{dom}/{action}", tag = "domain", operation_id = "domain_action",
     params(("dom" = String, Path, description = "domain name"),
-           ("action" = String, Path, description = "start, shutdown, destroy, suspend or resume")),
+           ("action" = String, Path, description = "start, shutdown, destroy, suspend or resume (any other: 404)"),
+           Headers),
     request_body = FlagsRequest,
-    responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "done: an empty object", body = Object), BaseErrors, HostErrors, BodyErrors))]
 pub async fn action(ctx: Ctx, P((dom, action)): P<(String, String)>) -> ApiResult<Json<serde_json::Value>> {
     let d = dom.clone();
     let kind = match action.as_str() {
@@ -110,9 +114,9 @@ pub async fn action(ctx: Ctx, P((dom, action)): P<(String, String)>) -> ApiResul
 }
 
 /// `domain_xml` with `flags::domain_xml` bits (SECURE needs a read-write channel).
-#[utoipa::path(get, path = "/v1/domains/{dom}/xml", tag = "domain",
-    params(("dom" = String, Path, description = "domain name"), FlagsQuery),
-    responses((status = 200, body = XmlResponse), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/domains/{dom}/xml", tag = "domain", operation_id = "domain_xml",
+    params(("dom" = String, Path, description = "domain name"), FlagsQuery, Headers),
+    responses((status = 200, description = "the domain XML", body = XmlResponse), BaseErrors, HostErrors))]
 pub async fn xml(ctx: Ctx, P(dom): P<String>, Q(q): Q<FlagsQuery>) -> ApiResult<Json<XmlResponse>> {
     ctx.run(move |c| c.domain_xml(&dom, q.flags)).await.map(|xml| Json(XmlResponse { xml }))
 }

@@ -11,19 +11,21 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use virtplug_host::flags::{snapshot_create, snapshot_delete, snapshot_import};
 use virtplug_wire::{
-    CreateRequest, CurrentResponse, ErrorBody, FlagsRequest, HierarchyJson, ImportRequest, NameResponse, SnapshotInfo,
-    TaskJson, TaskState, XmlResponse,
+    CreateRequest, CurrentResponse, FlagsRequest, HierarchyJson, ImportRequest, NameResponse, SnapshotInfo, TaskJson,
+    TaskState, XmlResponse,
 };
 
 use crate::{
     error::ApiResult,
     extract::{J, P, Q},
+    openapi::{BaseErrors, BodyErrors, Headers, HostErrors},
     routes_domain::FlagsQuery,
     state::Ctx,
 };
 
 /// `?flags=N&raw=true`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `flags::snapshot_list` bits.
     #[serde(default)]
@@ -35,6 +37,7 @@ pub struct ListQuery {
 
 /// `?async=true`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AsyncQuery {
     /// Run as a task: answer 202 with the task at once.
     #[serde(default, rename = "async")]
@@ -46,9 +49,9 @@ fn ok() -> Json<serde_json::Value> {
 }
 
 /// `snapshot_list` at domain level, filtered by the documented group rule.
-#[utoipa::path(get, path = "/v1/domains/{dom}/snapshots", tag = "snapshot",
-    params(("dom" = String, Path, description = "domain name"), ListQuery),
-    responses((status = 200, body = Vec<SnapshotInfo>), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/domains/{dom}/snapshots", tag = "snapshot", operation_id = "snapshot_list",
+    params(("dom" = String, Path, description = "domain name"), ListQuery, Headers),
+    responses((status = 200, description = "the snapshots", body = Vec<SnapshotInfo>), BaseErrors, HostErrors))]
 pub async fn list(ctx: Ctx, P(dom): P<String>, Q(q): Q<ListQuery>) -> ApiResult<Json<Vec<SnapshotInfo>>> {
     let v = ctx
         .run(move |c| if q.raw { c.snapshot_list_unfiltered(&dom, q.flags) } else { c.snapshot_list(&dom, q.flags) })
@@ -57,9 +60,9 @@ pub async fn list(ctx: Ctx, P(dom): P<String>, Q(q): Q<ListQuery>) -> ApiResult<
 }
 
 /// `snapshot_create`: creates (or with REDEFINE, redefines) a snapshot from XML.
-#[utoipa::path(post, path = "/v1/domains/{dom}/snapshots", tag = "snapshot", request_body = CreateRequest,
-    params(("dom" = String, Path, description = "domain name")),
-    responses((status = 201, body = NameResponse), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/domains/{dom}/snapshots", tag = "snapshot", operation_id = "snapshot_create",
+    request_body = CreateRequest, params(("dom" = String, Path, description = "domain name"), Headers),
+    responses((status = 201, description = "the new snapshot's name", body = NameResponse), BaseErrors, HostErrors, BodyErrors))]
 pub async fn create(
     ctx: Ctx,
     P(dom): P<String>,
@@ -75,17 +78,17 @@ pub async fn create(
 }
 
 /// `snapshot_lookup` by name.
-#[utoipa::path(get, path = "/v1/domains/{dom}/snapshots/{snap}", tag = "snapshot",
-    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name")),
-    responses((status = 200, body = SnapshotInfo), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/domains/{dom}/snapshots/{snap}", tag = "snapshot", operation_id = "snapshot_lookup",
+    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), Headers),
+    responses((status = 200, description = "the snapshot", body = SnapshotInfo), BaseErrors, HostErrors))]
 pub async fn lookup(ctx: Ctx, P((dom, snap)): P<(String, String)>) -> ApiResult<Json<SnapshotInfo>> {
     ctx.run(move |c| c.snapshot_lookup(&dom, &snap)).await.map(Json)
 }
 
 /// `snapshot_edit`: redefines `snap` from XML (possibly renamed) atomically.
-#[utoipa::path(put, path = "/v1/domains/{dom}/snapshots/{snap}", tag = "snapshot", request_body = CreateRequest,
-    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name")),
-    responses((status = 200, body = NameResponse), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/domains/{dom}/snapshots/{snap}", tag = "snapshot", operation_id = "snapshot_edit",
+    request_body = CreateRequest, params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), Headers),
+    responses((status = 200, description = "the snapshot's (new) name", body = NameResponse), BaseErrors, HostErrors, BodyErrors))]
 pub async fn edit(
     ctx: Ctx,
     P((dom, snap)): P<(String, String)>,
@@ -99,9 +102,9 @@ pub async fn edit(
 }
 
 /// `snapshot_delete` with `flags::snapshot_delete` bits.
-#[utoipa::path(delete, path = "/v1/domains/{dom}/snapshots/{snap}", tag = "snapshot",
-    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), FlagsQuery),
-    responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/domains/{dom}/snapshots/{snap}", tag = "snapshot", operation_id = "snapshot_delete",
+    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), FlagsQuery, Headers),
+    responses((status = 200, description = "deleted: an empty object", body = Object), BaseErrors, HostErrors))]
 pub async fn delete(
     ctx: Ctx,
     P((dom, snap)): P<(String, String)>,
@@ -117,17 +120,17 @@ pub async fn delete(
 }
 
 /// `snapshot_xml` with `flags::snapshot_xml` bits (SECURE needs a read-write channel).
-#[utoipa::path(get, path = "/v1/domains/{dom}/snapshots/{snap}/xml", tag = "snapshot",
-    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), FlagsQuery),
-    responses((status = 200, body = XmlResponse), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/domains/{dom}/snapshots/{snap}/xml", tag = "snapshot", operation_id = "snapshot_xml",
+    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), FlagsQuery, Headers),
+    responses((status = 200, description = "the snapshot XML", body = XmlResponse), BaseErrors, HostErrors))]
 pub async fn xml(ctx: Ctx, P((dom, snap)): P<(String, String)>, Q(q): Q<FlagsQuery>) -> ApiResult<Json<XmlResponse>> {
     ctx.run(move |c| c.snapshot_xml(&dom, &snap, q.flags)).await.map(|xml| Json(XmlResponse { xml }))
 }
 
 /// `snapshot_list` of a snapshot's children (bit 0 = DESCENDANTS).
-#[utoipa::path(get, path = "/v1/domains/{dom}/snapshots/{snap}/children", tag = "snapshot",
-    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), FlagsQuery),
-    responses((status = 200, body = Vec<SnapshotInfo>), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/domains/{dom}/snapshots/{snap}/children", tag = "snapshot", operation_id = "snapshot_children",
+    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), FlagsQuery, Headers),
+    responses((status = 200, description = "the children (or descendants)", body = Vec<SnapshotInfo>), BaseErrors, HostErrors))]
 pub async fn children(
     ctx: Ctx,
     P((dom, snap)): P<(String, String)>,
@@ -138,9 +141,9 @@ pub async fn children(
 }
 
 /// `snapshot_revert` with `flags::snapshot_revert` bits.
-#[utoipa::path(post, path = "/v1/domains/{dom}/snapshots/{snap}/revert", tag = "snapshot", request_body = FlagsRequest,
-    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name")),
-    responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/domains/{dom}/snapshots/{snap}/revert", tag = "snapshot", operation_id = "snapshot_revert",
+    request_body = FlagsRequest, params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), Headers),
+    responses((status = 200, description = "reverted: an empty object", body = Object), BaseErrors, HostErrors, BodyErrors))]
 pub async fn revert(
     ctx: Ctx,
     P((dom, snap)): P<(String, String)>,
@@ -155,26 +158,29 @@ pub async fn revert(
 }
 
 /// `snapshot_current`: the current snapshot or null.
-#[utoipa::path(get, path = "/v1/domains/{dom}/current-snapshot", tag = "snapshot",
-    params(("dom" = String, Path, description = "domain name")),
-    responses((status = 200, body = CurrentResponse), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/domains/{dom}/current-snapshot", tag = "snapshot", operation_id = "snapshot_current",
+    params(("dom" = String, Path, description = "domain name"), Headers),
+    responses((status = 200, description = "the current snapshot or null", body = CurrentResponse), BaseErrors, HostErrors))]
 pub async fn current(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<CurrentResponse>> {
     ctx.run(move |c| c.snapshot_current(&dom)).await.map(|s| Json(CurrentResponse { current: s }))
 }
 
 /// The whole hierarchy: SECURE XML, parents first, current marker (read-write channel only).
-#[utoipa::path(get, path = "/v1/domains/{dom}/snapshot-export", tag = "snapshot",
-    params(("dom" = String, Path, description = "domain name")),
-    responses((status = 200, body = HierarchyJson), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/domains/{dom}/snapshot-export", tag = "snapshot", operation_id = "snapshot_export",
+    params(("dom" = String, Path, description = "domain name"), Headers),
+    responses((status = 200, description = "the whole hierarchy", body = HierarchyJson), BaseErrors, HostErrors))]
 pub async fn export(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<HierarchyJson>> {
     ctx.run(move |c| c.snapshot_export_hierarchy(&dom)).await.map(|h| Json(HierarchyJson::from(h)))
 }
 
 /// `snapshot_import`: redefines a whole hierarchy all or nothing (`flags` DRY_RUN = 1 checks only).
 /// With `?async=true` it runs as a task and answers 202 at once.
-#[utoipa::path(post, path = "/v1/domains/{dom}/snapshot-import", tag = "snapshot", request_body = ImportRequest,
-    params(("dom" = String, Path, description = "domain name"), AsyncQuery),
-    responses((status = 200, body = Object), (status = 202, body = TaskJson), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/domains/{dom}/snapshot-import", tag = "snapshot", operation_id = "snapshot_import",
+    request_body = ImportRequest, params(("dom" = String, Path, description = "domain name"), AsyncQuery, Headers),
+    responses((status = 200, description = "imported (or checked, with DRY_RUN): an empty object", body = Object),
+              (status = 202, description = "with `async=true`: the task, also at `Location`", body = TaskJson,
+               headers(("Location" = String, description = "`/v1/tasks/{id}`"))),
+              BaseErrors, HostErrors, BodyErrors))]
 pub async fn import(ctx: Ctx, P(dom): P<String>, Q(q): Q<AsyncQuery>, J(req): J<ImportRequest>) -> ApiResult<Response> {
     let dry = req.flags & snapshot_import::DRY_RUN != 0;
     let count = req.xmls.len() as u64;

@@ -25,21 +25,25 @@ use crate::{
     events::EventLog,
     extract::{J, P, Q},
     migrations,
+    openapi::{BaseErrors, BodyErrors, Headers, HostErrors},
     routes_snapshot::accepted,
     state::Ctx,
     tasks::{self, TaskReporter},
 };
 
 /// Every task of this daemon run.
-#[utoipa::path(get, path = "/v1/tasks", tag = "task", responses((status = 200, body = Vec<TaskJson>)))]
+#[utoipa::path(get, path = "/v1/tasks", tag = "task", operation_id = "task_list", params(Headers),
+    responses((status = 200, description = "every task of this run", body = Vec<TaskJson>), BaseErrors))]
 pub async fn list(ctx: Ctx) -> Json<Vec<TaskJson>> {
     Json(ctx.state.tasks.all())
 }
 
 /// One task: state, steps, progress, result or error.
-#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "task",
-    params(("id" = u64, Path, description = "task id")),
-    responses((status = 200, body = TaskJson), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "task", operation_id = "task_get",
+    params(("id" = u64, Path, description = "task id"), Headers),
+    responses((status = 200, description = "the task", body = TaskJson),
+              (status = 404, description = "`VIR_ERR_INVALID_ARG` (8): no task with this id", body = ErrorBody),
+              BaseErrors))]
 pub async fn get(ctx: Ctx, P(id): P<u64>) -> ApiResult<Json<TaskJson>> {
     ctx.state
         .tasks
@@ -51,8 +55,11 @@ pub async fn get(ctx: Ctx, P(id): P<u64>) -> ApiResult<Json<TaskJson>> {
 /// Starts a supervised migration of `domain`'s snapshot hierarchy from this daemon's URI to
 /// `to`: export, dry-run import, import in one transaction, verify, drop the source metadata.
 /// Answers 202 with the task; the task goes on if the client disconnects.
-#[utoipa::path(post, path = "/v1/migrations", tag = "task", request_body = MigrationRequest,
-    responses((status = 202, body = TaskJson), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/migrations", tag = "task", operation_id = "migration_start",
+    request_body = MigrationRequest, params(Headers),
+    responses((status = 202, description = "the migration task, also at `Location`", body = TaskJson,
+               headers(("Location" = String, description = "`/v1/tasks/{id}`"))),
+              BaseErrors, HostErrors, BodyErrors))]
 pub async fn migrate(ctx: Ctx, J(req): J<MigrationRequest>) -> ApiResult<Response> {
     if ctx.read_only {
         return Err(virtplug_host::HostError::ReadOnly { function: "virDomainSnapshotDelete" }.into());
@@ -94,9 +101,9 @@ pub async fn migrate(ctx: Ctx, J(req): J<MigrationRequest>) -> ApiResult<Respons
 }
 
 /// What this daemon knows of the import tracked under migration `id` (`unknown` when nothing).
-#[utoipa::path(get, path = "/v1/imports/{id}", tag = "task",
-    params(("id" = String, Path, description = "migration id")),
-    responses((status = 200, body = ImportStatusJson), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/imports/{id}", tag = "task", operation_id = "import_status",
+    params(("id" = String, Path, description = "migration id"), Headers),
+    responses((status = 200, description = "the import's state", body = ImportStatusJson), BaseErrors))]
 pub async fn import_status(ctx: Ctx, P(id): P<String>) -> ApiResult<Json<ImportStatusJson>> {
     let state = ctx.state.imports.get(&id);
     Ok(Json(ImportStatusJson { migration: id, state }))
@@ -105,9 +112,9 @@ pub async fn import_status(ctx: Ctx, P(id): P<String>) -> ApiResult<Json<ImportS
 /// Settles the import tracked under migration `id`, for a supervisor about to finish or roll
 /// back: `running` (still in flight: ask again), `committed`, `failed`, `interrupted`, or
 /// `aborted` (it never started here, and an import under this id is refused from now on).
-#[utoipa::path(post, path = "/v1/imports/{id}/settle", tag = "task",
-    params(("id" = String, Path, description = "migration id")),
-    responses((status = 200, body = ImportStatusJson), (status = "4XX", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/imports/{id}/settle", tag = "task", operation_id = "import_settle",
+    params(("id" = String, Path, description = "migration id"), Headers),
+    responses((status = 200, description = "the import's settled state", body = ImportStatusJson), BaseErrors))]
 pub async fn settle_import(ctx: Ctx, P(id): P<String>) -> ApiResult<Json<ImportStatusJson>> {
     if ctx.read_only {
         return Err(virtplug_host::HostError::ReadOnly { function: "virDomainSnapshotCreateXML" }.into());
@@ -122,8 +129,10 @@ pub async fn settle_import(ctx: Ctx, P(id): P<String>) -> ApiResult<Json<ImportS
 
 /// `?since=N`: resume after sequence number N (the `Last-Event-ID` header does the same).
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SinceQuery {
     /// The last sequence number seen.
+    #[param(nullable = false)]
     pub since: Option<u64>,
 }
 
@@ -146,8 +155,13 @@ fn reset(log: &EventLog) -> EventJson {
 /// Server-sent events: domain, snapshot and task events, each with its sequence number as the
 /// SSE id. A client that reconnects with `Last-Event-ID` (or `?since=`) first gets what it
 /// missed; one further behind than the daemon keeps gets a `reset` event.
-#[utoipa::path(get, path = "/v1/events", tag = "event", params(SinceQuery),
-    responses((status = 200, description = "text/event-stream of EventJson", body = EventJson)))]
+#[utoipa::path(get, path = "/v1/events", tag = "event", operation_id = "event_stream",
+    params(SinceQuery,
+           ("Last-Event-ID" = Option<String>, Header, nullable = false, description = "resume after this sequence number (decimal; wins over `since`)"),
+           Headers),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+               description = "Server-sent events, never ending: each has `id: <seq>`, `event: <kind>` and `data: <one EventJson as JSON>` (schema `EventJson`); a comment line every 15 s keeps the connection alive."),
+              BaseErrors))]
 pub async fn events(
     ctx: Ctx,
     headers: HeaderMap,

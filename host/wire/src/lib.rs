@@ -280,9 +280,9 @@ pub struct TaskJson {
     pub total: u64,
     /// The steps, in order.
     pub steps: Vec<TaskStep>,
-    /// The result when succeeded.
+    /// The result when succeeded (null before).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub result: Option<serde_json::Value>,
     /// The error when failed.
     #[serde(default)]

@@ -8,6 +8,7 @@ mod common;
 mod api;
 mod faults;
 mod hardening;
+mod http_client;
 mod libvirt_clients;
 mod libvirt_wire;
 mod migration;
