@@ -19,6 +19,7 @@ pub mod domain;
 pub mod filter;
 pub mod limits;
 pub mod store;
+mod store_gen;
 mod store_jobs;
 mod store_ops;
 mod store_rows;

@@ -12,7 +12,9 @@
 //!   embedded `<domain>` texts are stored once each (`snapshot_domains`, keyed by SHA-256);
 //! - snapshot names are data (bound parameters), never paths;
 //! - each domain's hierarchy is cached in memory as a [`SnapshotTree`] and re-read when
-//!   another connection has committed (`PRAGMA data_version`) or after a failed operation.
+//!   another connection has committed (`PRAGMA data_version`) or after a failed operation;
+//! - each domain has a generation that every committed write to it changes to a value never
+//!   seen before ([`Store::generation`], `store_gen.rs`).
 
 use std::{path::Path, time::Duration};
 
@@ -35,7 +37,7 @@ use crate::{
 };
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Durability of commits (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,7 +64,7 @@ impl Drop for Store {
     }
 }
 
-const SCHEMA_V1: &str = "
+pub(crate) const SCHEMA_V1: &str = "
 CREATE TABLE domains (
     uuid TEXT PRIMARY KEY NOT NULL,
     name TEXT NOT NULL UNIQUE,
@@ -86,7 +88,7 @@ CREATE TABLE snapshots (
 ) WITHOUT ROWID;
 ";
 
-const MIGRATE_V1_V2: &str = "
+pub(crate) const MIGRATE_V1_V2: &str = "
 ALTER TABLE domains ADD COLUMN persistent INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX snapshots_parent ON snapshots (dom_uuid, parent);
 CREATE UNIQUE INDEX snapshots_one_current ON snapshots (dom_uuid) WHERE is_current = 1;
@@ -96,7 +98,7 @@ CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
 /// v3: embedded `<domain>` definitions are stored once per distinct text (a chain of snapshots
 /// of one domain shares one row), keyed by SHA-256; the parent index goes (hierarchies are
 /// walked in memory, and every index page is written again on each commit).
-const MIGRATE_V2_V3: &str = "
+pub(crate) const MIGRATE_V2_V3: &str = "
 CREATE TABLE snapshot_domains (
     id INTEGER PRIMARY KEY,
     digest TEXT NOT NULL UNIQUE,
@@ -203,7 +205,10 @@ impl Store {
         if version < 3 {
             tx.execute_batch(MIGRATE_V2_V3).map_err(db)?;
         }
-        tx.execute_batch(crate::store_jobs::MIGRATE_V3_V4).map_err(db)?;
+        if version < 4 {
+            tx.execute_batch(crate::store_jobs::MIGRATE_V3_V4).map_err(db)?;
+        }
+        tx.execute_batch(crate::store_gen::MIGRATE_V4_V5).map_err(db)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db)?;
         tx.commit().map_err(db)
     }
@@ -245,16 +250,20 @@ impl Store {
             self.cache.clear();
             self.data_version = v;
         }
-        let (result, touched) = {
+        let (result, touched, changed) = {
             let mut w = Writer::new(&tx, &mut self.cache);
             let result = f(&mut w);
-            (result, w.into_touched())
+            let (touched, changed) = w.into_domains();
+            (result, touched, changed)
         };
         // Every domain the transaction changed must not be held by someone else's job; checked
         // last, inside the transaction, so that nothing commits past a job (a dry run commits
-        // nothing and is not checked).
+        // nothing and is not checked). Then the changed domains take a new generation, in the
+        // same transaction, so that a refusal or a rollback leaves their generations unchanged.
         let result = match result {
-            Ok(value) if commit => self.jobs.check(&tx, &touched).map(|()| value),
+            Ok(value) if commit => {
+                self.jobs.check(&tx, &touched).and_then(|()| crate::store_gen::bump(&tx, &changed)).map(|()| value)
+            }
             other => other,
         };
         match result {
@@ -359,6 +368,16 @@ impl Store {
         def.parent = info.parent;
         let flags = FormatFlags { current: info.current, ..flags };
         Ok(xml::format(&def, Some(dom), flags))
+    }
+
+    /// Domain `dom`'s (uuid) generation, or NO_DOMAIN: one primary-key read. It changes with
+    /// every committed write to the domain's row or its snapshot rows (create, redefine, edit,
+    /// delete, revert, import, a metadata drop, state changes, a redefinition), through any
+    /// connection or process, and never takes a value it (or any domain) had before, also
+    /// across reopens and after an undefine and a new define. Reads, rolled-back writes, dry
+    /// runs and write transactions that changed nothing leave it as it is.
+    pub fn generation(&mut self, dom: &str) -> Result<u64> {
+        crate::store_gen::read(&self.conn, dom)
     }
 
     // ----- single-operation writes (each one transaction) -----

@@ -42,6 +42,8 @@ pub struct Writer<'a, 'c> {
     cache: &'a mut Cache,
     /// Domains (uuids) this transaction reads or changes: the job check runs on them.
     touched: Vec<String>,
+    /// Domains (uuids) whose rows this transaction wrote: they take a new generation.
+    changed: Vec<String>,
 }
 
 /// The stored form of a definition: secure XML without `<parent>`, `<active>` and `<domain>`.
@@ -78,12 +80,21 @@ fn check_abi(old: &str, new: &str) -> Result<()> {
 
 impl<'a, 'c> Writer<'a, 'c> {
     pub(crate) fn new(tx: &'a Transaction<'c>, cache: &'a mut Cache) -> Self {
-        Self { tx, cache, touched: Vec::new() }
+        Self { tx, cache, touched: Vec::new(), changed: Vec::new() }
     }
 
-    /// The domains this transaction touched (see [`crate::store::Store::write`]).
-    pub(crate) fn into_touched(self) -> Vec<String> {
-        self.touched
+    /// The domains this transaction touched, and those it changed (see
+    /// [`crate::store::Store::write`]).
+    pub(crate) fn into_domains(self) -> (Vec<String>, Vec<String>) {
+        (self.touched, self.changed)
+    }
+
+    /// Records that `dom`'s rows were written (and so that it was touched).
+    fn mark_changed(&mut self, dom: &str) {
+        self.touch(dom);
+        if !self.changed.iter().any(|d| d == dom) {
+            self.changed.push(dom.to_owned());
+        }
     }
 
     fn touch(&mut self, dom: &str) {
@@ -140,6 +151,9 @@ impl<'a, 'c> Writer<'a, 'c> {
 
     /// Writes the rows for `changes`; `defs` supplies the definition of inserted/updated names.
     fn apply(&mut self, dom: &str, changes: &[Change], defs: &HashMap<&str, &SnapshotDef>) -> Result<()> {
+        if !changes.is_empty() {
+            self.mark_changed(dom);
+        }
         for ch in changes {
             match ch {
                 Change::Insert(name) | Change::Update(name) => {
@@ -245,7 +259,7 @@ impl<'a, 'c> Writer<'a, 'c> {
     /// Defines a domain, or updates the definition of the domain with the same UUID (its name
     /// may not be taken by another domain: OPERATION_FAILED).
     pub fn define_domain(&mut self, def: &DomainDef, state: u32, reason: u32, id: i32) -> Result<DomainRecord> {
-        self.touch(&def.uuid);
+        self.mark_changed(&def.uuid);
         let clash: Option<String> = self
             .tx
             .prepare_cached("SELECT uuid FROM domains WHERE name = ?1")
@@ -299,7 +313,7 @@ impl<'a, 'c> Writer<'a, 'c> {
 
     /// Marks a domain persistent or transient.
     pub fn set_domain_persistent(&mut self, dom: &str, persistent: bool) -> Result<()> {
-        self.touch(dom);
+        self.mark_changed(dom);
         self.tx
             .prepare_cached("UPDATE domains SET persistent = ?2 WHERE uuid = ?1")
             .map_err(db)?
@@ -332,7 +346,7 @@ impl<'a, 'c> Writer<'a, 'c> {
 
     /// Sets a domain's state, reason and id.
     pub fn set_domain_state(&mut self, dom: &str, state: u32, reason: u32, id: i32) -> Result<()> {
-        self.touch(dom);
+        self.mark_changed(dom);
         let n = self
             .tx
             .prepare_cached("UPDATE domains SET state = ?2, reason = ?3, dom_id = ?4 WHERE uuid = ?1")
@@ -363,6 +377,7 @@ impl<'a, 'c> Writer<'a, 'c> {
 
     /// Removes every snapshot of `dom` (undefine with SNAPSHOTS_METADATA).
     pub fn remove_all_snapshots(&mut self, dom: &str) -> Result<()> {
+        self.mark_changed(dom);
         self.tx.prepare_cached("DELETE FROM snapshots WHERE dom_uuid = ?1").map_err(db)?.execute([dom]).map_err(db)?;
         self.tree(dom)?.clear();
         Ok(())

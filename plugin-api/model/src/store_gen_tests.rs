@@ -1,0 +1,207 @@
+//! Unit tests of the per-domain generations: every kind of write takes a new value, reads and
+//! writes that do not commit keep it, other connections see it, and no value comes back —
+//! across reopens, after undefine and define, after a migration from schema v4.
+use std::path::Path;
+
+use rusqlite::{Connection, params};
+
+use crate::{
+    codes,
+    domain::{DomainDef, TEST_DOMAIN_XML},
+    flags::{domain_state as st, snapshot_delete},
+    store::{SCHEMA_VERSION, Store, Sync},
+    tree::RedefineFlags,
+    xml::{FormatFlags, SnapshotDef},
+};
+
+const VM: &str = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+const OTHER_XML: &str = "<domain type='test'><name>other</name><uuid>11111111-2222-4333-8444-555555555555</uuid>\
+<memory>1024</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>";
+const OTHER: &str = "11111111-2222-4333-8444-555555555555";
+
+fn snap(name: &str, parent: Option<&str>) -> SnapshotDef {
+    SnapshotDef {
+        name: name.into(),
+        parent: parent.map(Into::into),
+        state: st::RUNNING,
+        creation_time: 1_700_000_000,
+        domain: Some(TEST_DOMAIN_XML.into()),
+        ..Default::default()
+    }
+}
+
+fn test_def() -> DomainDef {
+    DomainDef::parse(TEST_DOMAIN_XML).unwrap()
+}
+
+fn open(path: &Path) -> Store {
+    Store::open(path, Sync::Normal).unwrap()
+}
+
+/// Records each generation read and checks it against the ones before: `moved` says whether
+/// the last step was a committed write (a strictly larger value never seen) or not (the same).
+struct Seen(Vec<u64>);
+
+impl Seen {
+    fn step(&mut self, s: &mut Store, moved: bool, what: &str) {
+        let g = s.generation(VM).unwrap();
+        let last = *self.0.last().unwrap();
+        if moved {
+            assert!(g > last, "{what}: {g} after {last}");
+            assert!(!self.0.contains(&g), "{what}: {g} repeats");
+            self.0.push(g);
+        } else {
+            assert_eq!(g, last, "{what}");
+        }
+    }
+}
+
+#[test]
+fn every_kind_of_write_takes_a_new_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir.path().join("m.db"));
+    s.define_domain(&test_def(), st::RUNNING, 1, 1).unwrap();
+    // a fresh store's counter starts at 1; the define's transaction takes 2
+    assert_eq!(s.generation(VM).unwrap(), 2);
+    let mut seen = Seen(vec![2]);
+    s.create(VM, &snap("a", None)).unwrap();
+    assert_eq!(s.generation(VM).unwrap(), 3);
+    seen.0.push(3);
+    s.create(VM, &snap("b", None)).unwrap();
+    seen.step(&mut s, true, "create");
+    let mut redefined = snap("b", Some("a"));
+    redefined.description = Some("redefined".into());
+    s.redefine(VM, redefined, RedefineFlags::default()).unwrap();
+    seen.step(&mut s, true, "redefine");
+    s.edit(VM, "b", snap("b2", Some("a")), RedefineFlags::default()).unwrap();
+    seen.step(&mut s, true, "edit (rename)");
+    s.set_current(VM, "a").unwrap();
+    seen.step(&mut s, true, "revert (current moves)");
+    s.import(VM, vec![snap("i1", None), snap("i2", Some("i1"))], Some("i2")).unwrap();
+    seen.step(&mut s, true, "import");
+    s.delete(VM, "i2", snapshot_delete::METADATA_ONLY).unwrap();
+    seen.step(&mut s, true, "delete");
+    s.set_domain_state(VM, st::PAUSED, 1, 1).unwrap();
+    seen.step(&mut s, true, "state change");
+    s.write(|w| w.remove_all_snapshots(VM)).unwrap();
+    seen.step(&mut s, true, "metadata drop");
+    s.create(VM, &snap("c", None)).unwrap();
+    seen.step(&mut s, true, "create after the drop");
+    s.undefine_domain(VM).unwrap();
+    let e = s.generation(VM).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (codes::NO_DOMAIN, format!("no domain with matching uuid '{VM}'").as_str())
+    );
+    s.define_domain(&test_def(), st::SHUTOFF, 0, -1).unwrap();
+    seen.step(&mut s, true, "undefine, then define again");
+    // one transaction, one new value, however many writes it made
+    let before = s.generation(VM).unwrap();
+    s.write(|w| {
+        w.create(VM, &snap("x", None))?;
+        w.create(VM, &snap("y", None))?;
+        w.delete(VM, "x", 0)
+    })
+    .unwrap();
+    assert_eq!(s.generation(VM).unwrap(), before + 1);
+}
+
+#[test]
+fn reads_and_writes_that_do_not_commit_keep_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let mut s = open(&path);
+    s.define_domain(&test_def(), st::RUNNING, 1, 1).unwrap();
+    s.create(VM, &snap("a", None)).unwrap();
+    let mut seen = Seen(vec![s.generation(VM).unwrap()]);
+
+    s.snapshots(VM).unwrap();
+    s.snapshot(VM, "a").unwrap();
+    s.current(VM).unwrap();
+    s.snapshot_xml(VM, "a", FormatFlags::default()).unwrap();
+    s.domain_by_uuid(VM).unwrap();
+    seen.step(&mut s, false, "reads");
+    s.write(|w| w.snapshot_count(VM).map(drop)).unwrap();
+    seen.step(&mut s, false, "a write transaction that only read");
+    assert_eq!(s.delete(VM, "nosuch", 0).unwrap_err().code, codes::NO_DOMAIN_SNAPSHOT);
+    seen.step(&mut s, false, "a refused delete");
+    let e = s
+        .write(|w| {
+            w.create(VM, &snap("b", None))?;
+            w.delete(VM, "nosuch", 0)
+        })
+        .unwrap_err();
+    assert_eq!(e.code, codes::NO_DOMAIN_SNAPSHOT);
+    assert_eq!(s.snapshot_count(VM).unwrap(), 1, "rolled back");
+    seen.step(&mut s, false, "a rolled-back transaction that had created");
+    s.dry_run(|w| w.import(VM, vec![snap("d", None)], None)).unwrap();
+    seen.step(&mut s, false, "a dry run");
+    s.import(VM, vec![snap("a", None)], None).unwrap();
+    seen.step(&mut s, false, "an import that changes nothing");
+
+    // another connection's job refuses this connection's write: nothing commits
+    let mut holder = open(&path);
+    let id = holder.job_begin(VM, "migration m1").unwrap();
+    let e = s.create(VM, &snap("b", None)).unwrap_err();
+    assert_eq!(e.code, codes::OPERATION_TIMEOUT);
+    seen.step(&mut s, false, "a write refused by a job");
+    // the holder's own write goes through, and this connection sees its new value
+    holder.create(VM, &snap("h", None)).unwrap();
+    seen.step(&mut s, true, "another connection's create");
+    holder.job_end(VM, &id).unwrap();
+
+    // another domain's writes leave this one's generation alone
+    s.define_domain(&DomainDef::parse(OTHER_XML).unwrap(), st::SHUTOFF, 0, -1).unwrap();
+    let other = s.generation(OTHER).unwrap();
+    assert!(other > *seen.0.last().unwrap());
+    s.set_domain_state(OTHER, st::RUNNING, 1, 2).unwrap();
+    seen.step(&mut s, false, "another domain's writes");
+    assert_eq!(s.generation(OTHER).unwrap(), other + 1);
+}
+
+#[test]
+fn values_never_repeat_across_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        let mut s = open(&path);
+        if round == 0 {
+            s.define_domain(&test_def(), st::RUNNING, 1, 1).unwrap();
+        } else {
+            assert_eq!(s.generation(VM).unwrap(), *seen.last().unwrap(), "kept across the reopen");
+        }
+        s.create(VM, &snap(&format!("s{round}"), None)).unwrap();
+        seen.push(s.generation(VM).unwrap());
+        // undefine and define again: the new row takes a value the old one never had
+        s.write(|w| w.undefine_domain(VM)).unwrap();
+        s.define_domain(&test_def(), st::SHUTOFF, 0, -1).unwrap();
+        seen.push(s.generation(VM).unwrap());
+    }
+    assert_eq!(seen, [3, 5, 6, 8, 9, 11]);
+}
+
+#[test]
+fn a_v4_store_is_migrated_with_generation_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(crate::store::SCHEMA_V1).unwrap();
+        c.execute_batch(crate::store::MIGRATE_V1_V2).unwrap();
+        c.execute_batch(crate::store::MIGRATE_V2_V3).unwrap();
+        c.execute_batch(crate::store_jobs::MIGRATE_V3_V4).unwrap();
+        c.execute(
+            "INSERT INTO domains (uuid, name, xml, state, reason, dom_id) VALUES (?1, 'test', ?2, 5, 0, -1)",
+            params![VM, TEST_DOMAIN_XML],
+        )
+        .unwrap();
+        c.pragma_update(None, "user_version", 4).unwrap();
+    }
+    let mut s = open(&path);
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(s.generation(VM).unwrap(), 1);
+    s.create(VM, &snap("a", None)).unwrap();
+    assert_eq!(s.generation(VM).unwrap(), 2);
+}
