@@ -109,6 +109,11 @@ pub trait Backend: Send + Sync {
     fn domain_job_end(&self, dom: &str, job: &str) -> BackendResult<()> {
         Err(model::Error::no_support("domain_job").into())
     }
+    /// `snapshot_generation`: `dom`'s snapshot tree generation. The daemon client keeps the
+    /// default (`NO_SUPPORT`) for now: the HTTP API does not carry it yet.
+    fn snapshot_generation(&self, dom: &str) -> BackendResult<u64> {
+        Err(model::Error::no_support("snapshot_generation").into())
+    }
 }
 
 /// A loaded plugin's driver object seen through the native trait.
@@ -221,5 +226,8 @@ impl Backend for AbiBackend {
     }
     fn domain_job_end(&self, dom: &str, job: &str) -> BackendResult<()> {
         native(self.0.domain_job_end(s(dom), s(job), 0), |()| ())
+    }
+    fn snapshot_generation(&self, dom: &str) -> BackendResult<u64> {
+        native(self.0.snapshot_generation(s(dom), 0), |g| g)
     }
 }

@@ -90,6 +90,21 @@ impl Connection {
         self.dispatch(&rules::SNAPSHOT_CURRENT, 0, |d| d.snapshot_current(dom))
     }
 
+    /// `snapshot_generation`: `dom`'s snapshot tree generation, a number that changes with
+    /// every committed change to its snapshot metadata (by any connection or process) and never
+    /// repeats a value the domain had before, so answers about the tree can be cached keyed by
+    /// it. `Ok(None)` when the backend keeps none: a plugin that does not declare the operation
+    /// or answers `NO_SUPPORT`, and for now every remote connection; callers then read the tree
+    /// itself. Other errors are the plugin's (e.g. `NO_DOMAIN`).
+    pub fn snapshot_generation(&self, dom: &str) -> Result<Option<u64>> {
+        check_name("domain", dom)?;
+        match self.dispatch(&rules::SNAPSHOT_GENERATION, 0, |d| d.snapshot_generation(dom)) {
+            Ok(generation) => Ok(Some(generation)),
+            Err(e) if e.code() == crate::codes::NO_SUPPORT => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The parent's name; a root is `NO_DOMAIN_SNAPSHOT`, as libvirt's GetParent.
     pub fn snapshot_parent(&self, dom: &str, snap: &str) -> Result<String> {
         let info = self.snapshot_lookup(dom, snap)?;

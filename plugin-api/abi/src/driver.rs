@@ -84,4 +84,13 @@ pub trait Driver: Send + Sync {
         let _ = (dom, job, flags);
         RResult::RErr(AbiError::new(crate::codes::NO_SUPPORT, "domain_job"))
     }
+    /// `snapshot_generation`: a number that changes with every committed change to `dom`'s
+    /// snapshot metadata (create, redefine, edit, delete, revert, import, a metadata drop, an
+    /// undefine), by any connection or process, and never repeats a value `dom` had before (also
+    /// across restarts, and after an undefine and a new define); callers cache answers about the
+    /// snapshot tree keyed by it. `flags` must be 0. Appended to 1.0, like `domain_job_begin`.
+    fn snapshot_generation(&self, dom: RStr<'_>, flags: u32) -> RResult<u64, AbiError> {
+        let _ = (dom, flags);
+        RResult::RErr(AbiError::new(crate::codes::NO_SUPPORT, "snapshot_generation"))
+    }
 }

@@ -267,8 +267,11 @@ pub mod ops {
     /// `domain_job_begin` and `domain_job_end`: hold a domain for a multi-step job (see the
     /// `Driver` methods); appended to 1.0, a plugin built before them answers `NO_SUPPORT`.
     pub const DOMAIN_JOB: u64 = 1 << 19;
+    /// `snapshot_generation`: the domain's snapshot tree generation (see the `Driver` method);
+    /// appended to 1.0, a plugin built before it answers `NO_SUPPORT`.
+    pub const SNAPSHOT_GENERATION: u64 = 1 << 20;
     /// Every operation bit of ABI 1.0.
-    pub const ALL: u64 = (1 << 20) - 1;
+    pub const ALL: u64 = (1 << 21) - 1;
     /// Operation names, as used everywhere (ABI, host, CLI, conformance).
     pub const NAMES: &[(u64, &str)] = &[
         (DOMAIN_LIST, "domain_list"),
@@ -291,6 +294,7 @@ pub mod ops {
         (SNAPSHOT_IMPORT, "snapshot_import"),
         (SNAPSHOT_EDIT, "snapshot_edit"),
         (DOMAIN_JOB, "domain_job"),
+        (SNAPSHOT_GENERATION, "snapshot_generation"),
     ];
 
     /// The name of operation `bit` in [`NAMES`], the one place operation names are written

@@ -222,6 +222,8 @@ simple_op!(SNAPSHOT_CURRENT, "virDomainSnapshotCurrent", ops::SNAPSHOT_CURRENT, 
 // A domain job changes who may write the domain, so a read-only connection may not hold one.
 // libvirt has no public function for it (its jobs are internal); the refusal names ours.
 simple_op!(DOMAIN_JOB, "virtplugDomainJobBegin", ops::DOMAIN_JOB, true);
+// Only reads the store; named after virtplug, since libvirt has no such function.
+simple_op!(SNAPSHOT_GENERATION, "virtplugDomainSnapshotGeneration", ops::SNAPSHOT_GENERATION, false);
 
 /// Every table, for tests, documentation and the CLI's `plugins` listing.
 pub const ALL: &[OpRules] = &[
@@ -245,6 +247,7 @@ pub const ALL: &[OpRules] = &[
     SNAPSHOT_LOOKUP,
     SNAPSHOT_CURRENT,
     DOMAIN_JOB,
+    SNAPSHOT_GENERATION,
 ];
 
 #[cfg(test)]

@@ -54,6 +54,12 @@ impl Checked {
         self.check(&rules::DOMAIN_JOB, flags)?;
         self.inner.domain_job_end(dom, job)
     }
+
+    /// `snapshot_generation` with the ABI's flags.
+    pub(crate) fn generation(&self, dom: &str, flags: u32) -> Result<u64> {
+        self.check(&rules::SNAPSHOT_GENERATION, flags)?;
+        self.inner.snapshot_generation(dom)
+    }
 }
 
 impl Driver for Checked {
@@ -142,6 +148,9 @@ impl Driver for Checked {
     }
     fn domain_job_end(&self, dom: &str, job: &str) -> Result<()> {
         self.job_end(dom, job, 0)
+    }
+    fn snapshot_generation(&self, dom: &str) -> Result<u64> {
+        self.generation(dom, 0)
     }
 }
 

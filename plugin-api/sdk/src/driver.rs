@@ -122,4 +122,11 @@ pub trait Driver: Send + Sync {
     fn domain_job_end(&self, dom: &str, job: &str) -> Result<()> {
         Err(Error::no_support("domain_job"))
     }
+    /// `snapshot_generation`: a number that changes with every committed change to `dom`'s
+    /// snapshot metadata, by any connection or process, and never repeats a value `dom` had
+    /// before (also across restarts, and after an undefine and a new define). Plugins on the
+    /// model's store get this from `Store::generation`.
+    fn snapshot_generation(&self, dom: &str) -> Result<u64> {
+        Err(Error::no_support("snapshot_generation"))
+    }
 }

@@ -210,6 +210,9 @@ impl abi::Driver for Guarded {
     fn domain_job_end(&self, dom: RStr<'_>, job: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
         self.call(&rules::DOMAIN_JOB, |d| d.job_end(dom.as_str(), job.as_str(), flags), same)
     }
+    fn snapshot_generation(&self, dom: RStr<'_>, flags: u32) -> RResult<u64, AbiError> {
+        self.call(&rules::SNAPSHOT_GENERATION, |d| d.generation(dom.as_str(), flags), same)
+    }
 }
 
 #[cfg(test)]

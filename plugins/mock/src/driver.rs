@@ -266,4 +266,10 @@ impl Driver for MockDriver {
         let d = store.domain_by_name(dom)?;
         store.job_end(&d.uuid, job)
     }
+
+    fn snapshot_generation(&self, dom: &str) -> Result<u64> {
+        let mut store = self.store()?;
+        let d = store.domain_by_name(dom)?;
+        store.generation(&d.uuid)
+    }
 }

@@ -475,3 +475,58 @@ fn undefining_an_active_domain_makes_it_transient() {
     assert!(d.domain_list().unwrap().is_empty(), "a transient domain disappears when it stops");
     assert_eq!(err(d.snapshot_list("test", 0)).0, codes::NO_DOMAIN);
 }
+
+/// The generation moves with every committed change to the snapshot metadata — through this
+/// connection or another one — to a value never seen before, and stays put for reads and
+/// refused changes; it is per domain, and a domain defined again never reuses a value.
+#[test]
+fn snapshot_generation_follows_every_write() {
+    let h = host();
+    let d = &*h.d;
+    let other = MockPlugin::open(&h.uri, false).unwrap();
+    let ro = virtplug_plugin_sdk::open_checked::<MockPlugin>(&h.uri, true).unwrap();
+    let mut seen = vec![d.snapshot_generation("test").unwrap()];
+    let mut step = |moved: bool, what: &str| {
+        let g = d.snapshot_generation("test").unwrap();
+        assert_eq!(ro.snapshot_generation("test").unwrap(), g, "{what}: the same for every connection");
+        let last = *seen.last().unwrap();
+        if moved {
+            assert!(g > last && !seen.contains(&g), "{what}: {g} after {seen:?}");
+            seen.push(g);
+        } else {
+            assert_eq!(g, last, "{what}");
+        }
+    };
+    d.snapshot_create("test", &named("a"), 0).unwrap();
+    step(true, "create");
+    d.snapshot_list("test", 0).unwrap();
+    d.snapshot_xml("test", "a", 0).unwrap();
+    step(false, "reads");
+    other.snapshot_create("test", &named("b"), 0).unwrap();
+    step(true, "another connection's create");
+    assert_eq!(err(d.snapshot_delete("test", "nosuch", 0)).0, codes::NO_DOMAIN_SNAPSHOT);
+    step(false, "a refused delete");
+    d.snapshot_create("test", &named("nometa"), cf::NO_METADATA).unwrap();
+    step(false, "a create without metadata");
+    d.snapshot_revert("test", "a", 0).unwrap();
+    step(true, "revert");
+    let x = d.snapshot_xml("test", "b", snapshot_xml::SECURE).unwrap();
+    d.snapshot_edit("test", "b", &x.replace("<name>b</name>", "<name>b2</name>"), 0).unwrap();
+    step(true, "edit");
+    d.snapshot_import("test", std::slice::from_ref(&x), None, snapshot_import::DRY_RUN).unwrap();
+    step(false, "a dry-run import");
+    d.snapshot_import("test", &[x], None, 0).unwrap();
+    step(true, "import");
+    d.snapshot_delete("test", "b", df::METADATA_ONLY).unwrap();
+    step(true, "delete");
+    d.domain_destroy("test").unwrap();
+    step(true, "destroy (a domain-row write)");
+    d.domain_undefine("test", domain_undefine::SNAPSHOTS_METADATA).unwrap();
+    assert_eq!(err(d.snapshot_generation("test")), (codes::NO_DOMAIN, "no domain with matching name 'test'".into()));
+    d.domain_define(TEST_DOMAIN_XML).unwrap();
+    step(true, "undefine, then define again");
+    assert_eq!(
+        err(d.snapshot_generation("nosuch")),
+        (codes::NO_DOMAIN, "no domain with matching name 'nosuch'".into())
+    );
+}

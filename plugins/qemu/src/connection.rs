@@ -198,4 +198,10 @@ impl Driver for QemuDriver {
         let d = g.store.domain_by_name(dom)?;
         g.store.job_end(&d.uuid, job)
     }
+
+    fn snapshot_generation(&self, dom: &str) -> Result<u64> {
+        let mut g = self.lock()?;
+        let d = g.store.domain_by_name(dom)?;
+        g.store.generation(&d.uuid)
+    }
 }

@@ -4,5 +4,6 @@
 //! environment, so it must be alone in its process.
 
 mod fixtures;
+mod generation;
 mod migrate_verify;
 mod plugin_files;

@@ -100,3 +100,35 @@ fn flag_rules_apply_in_the_hosts_order() {
     assert_eq!(rw.snapshot_create(s("d"), s("<domainsnapshot/>"), 0).into_result().unwrap().as_str(), "created");
     assert_eq!(refusal(rw.domain_suspend(s("d"))), (codes::NO_SUPPORT, "domain_suspend".into()));
 }
+
+/// Serves only `snapshot_generation`.
+struct Generation;
+
+impl Driver for Generation {
+    fn snapshot_generation(&self, _dom: &str) -> model::Result<u64> {
+        Ok(7)
+    }
+}
+
+impl Plugin for Generation {
+    const DESCRIPTOR: PluginDescriptor =
+        PluginDescriptor { name: "gen", schemes: &["gen"], ops: ops::SNAPSHOT_GENERATION, ..Yes::DESCRIPTOR };
+    fn open(_uri: &str, _read_only: bool) -> model::Result<Box<dyn Driver>> {
+        Ok(Box::new(Generation))
+    }
+}
+
+#[test]
+fn snapshot_generation_is_a_flagless_read() {
+    let ro = open::<Generation>(s("gen:///"), true).into_result().unwrap();
+    assert_eq!(ro.snapshot_generation(s("d"), 0).into_result().unwrap(), 7);
+    assert_eq!(
+        refusal(ro.snapshot_generation(s("d"), 1)),
+        (codes::INVALID_ARG, "unsupported flags (0x1) in function snapshot_generation".into())
+    );
+    // a plugin that does not declare the bit answers NO_SUPPORT, which hosts take as "no generation"
+    assert_eq!(
+        refusal(connect(true).snapshot_generation(s("d"), 0)),
+        (codes::NO_SUPPORT, "snapshot_generation".into())
+    );
+}
