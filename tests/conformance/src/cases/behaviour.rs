@@ -6,7 +6,7 @@ use virtplug_host::{HostError, codes};
 use virtplug_plugin_api::flags::{domain_state as st, ops, snapshot_create, snapshot_delete, snapshot_list as fl};
 
 use super::lifecycle::{
-    disk_only, edit_rename, halt, import, revert_state, undefine_guard, unknown_domain, unknown_snapshot,
+    disk_only, edit_rename, generation, halt, import, revert_state, undefine_guard, unknown_domain, unknown_snapshot,
 };
 use crate::{
     case::{Case, CaseResult, Failure, Level, Outcome},
@@ -560,6 +560,13 @@ pub fn cases() -> Vec<Case> {
             edit_rename,
         )
         .ops(CREATE_READ | ops::SNAPSHOT_XML | ops::SNAPSHOT_EDIT),
+        Case::new(
+            "behaviour.snapshot_generation",
+            b,
+            "the snapshot tree generation is stable across reads and changes after a create and after a delete",
+            generation,
+        )
+        .ops(ops::SNAPSHOT_GENERATION | ops::SNAPSHOT_CREATE | ops::SNAPSHOT_DELETE),
     ];
     let filters: &[(u32, &str)] = &[
         (fl::ROOTS, "ROOTS"),

@@ -366,3 +366,43 @@ pub(super) fn edit_rename(c: &Ctx) -> CaseResult {
         (result, _) => result,
     }
 }
+
+/// The domain's snapshot tree generation: the same across two reads without a change, a new
+/// value after a create, and after a delete one that neither earlier read gave (values never
+/// repeat).
+pub(super) fn generation(c: &Ctx) -> CaseResult {
+    guarded(c, |c| {
+        let read = |what: &str| -> Result<u64, Failure> {
+            match c.conn.snapshot_generation(c.dom()) {
+                Ok(Some(g)) => Ok(g),
+                Ok(None) => Err(Failure::new(
+                    format!("snapshot_generation {what}: the plugin declares it but answered NO_SUPPORT"),
+                    "a generation",
+                    "none",
+                )),
+                Err(e) => Err(op_failed(&format!("snapshot_generation {what}"), &e)),
+            }
+        };
+        let before = read("before any change")?;
+        check_eq("the generation read twice without a change", before, read("read again")?)?;
+        c.create(&n("gen"))?;
+        let created = read("after a create")?;
+        if created == before {
+            return Err(Failure::new(
+                "the generation did not change after a create",
+                format!("not {before}"),
+                created.to_string(),
+            ));
+        }
+        c.conn.snapshot_delete(c.dom(), &n("gen"), 0).map_err(|e| op_failed("snapshot_delete", &e))?;
+        let deleted = read("after a delete")?;
+        if deleted == created || deleted == before {
+            return Err(Failure::new(
+                "the generation after a delete repeats an earlier value",
+                format!("neither {before} nor {created}"),
+                deleted.to_string(),
+            ));
+        }
+        Ok(())
+    })
+}

@@ -264,6 +264,22 @@ pub static OPS: &[OpSpec] = &[
         host: |c, _| c.conn.domain_job_begin(NOSUCH_DOMAIN, "conformance probe").map(drop),
         direct: |c, _| raw(c.raw().domain_job_begin(s(NOSUCH_DOMAIN), s("conformance probe"), 0)).map(drop),
     },
+    OpSpec {
+        name: "snapshot_generation",
+        bit: ops::SNAPSHOT_GENERATION,
+        defined: 0,
+        names: &[],
+        mask: none,
+        needs_probe: false,
+        // The host answers `None` for NO_SUPPORT (callers fall back to reading the tree); the
+        // matrix wants the refusal itself, which is the host's own for an undeclared operation
+        // (it checks before calling) and the plugin's answer in the direct probe.
+        host: |c, _| match c.conn.snapshot_generation(c.dom()) {
+            Ok(None) => Err(HostError::NoSupport { operation: "snapshot_generation" }),
+            other => other.map(drop),
+        },
+        direct: |c, _| raw(c.raw().snapshot_generation(s(c.dom()), 0)).map(drop),
+    },
 ];
 
 /// A minimal domain the probes may define (never expected to succeed).
