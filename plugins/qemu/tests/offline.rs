@@ -220,3 +220,45 @@ fn read_only_opens_create_nothing() {
     assert_eq!(ro.domain_list().unwrap().len(), 1);
     assert_eq!(ro.snapshot_create("d", &snap("s1"), 0).unwrap_err().code, codes::OPERATION_DENIED);
 }
+
+/// The snapshot tree generation comes from the store: a new value after each create, revert
+/// and delete (through any connection), the same across reads and after a refused create, and
+/// NO_DOMAIN once the domain is undefined.
+#[test]
+fn the_snapshot_generation_follows_the_store() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let a = r.image("a.qcow2", "qcow2");
+    let drv = r.open();
+    let other = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    let mut seen = vec![drv.snapshot_generation("d").unwrap()];
+    let mut step = |moved: bool, what: &str| {
+        let g = drv.snapshot_generation("d").unwrap();
+        assert_eq!(other.snapshot_generation("d").unwrap(), g, "{what}: the same for another connection");
+        let last = *seen.last().unwrap();
+        if moved {
+            assert!(g > last && !seen.contains(&g), "{what}: {g} after {seen:?}");
+            seen.push(g);
+        } else {
+            assert_eq!(g, last, "{what}");
+        }
+    };
+    drv.snapshot_create("d", &snap("s1"), 0).unwrap();
+    step(true, "create");
+    drv.snapshot_list("d", 0).unwrap();
+    step(false, "a read");
+    assert_eq!(drv.snapshot_create("d", &snap("s1"), 0).unwrap_err().code, codes::OPERATION_FAILED);
+    step(false, "a refused create");
+    other.snapshot_create("d", &snap("s2"), 0).unwrap();
+    step(true, "another connection's create");
+    drv.snapshot_revert("d", "s1", 0).unwrap();
+    step(true, "revert");
+    drv.snapshot_delete("d", "s2", 0).unwrap();
+    step(true, "delete");
+    drv.domain_undefine("d", domain_undefine::SNAPSHOTS_METADATA).unwrap();
+    let e = drv.snapshot_generation("d").unwrap_err();
+    assert_eq!((e.code, e.message.as_str()), (codes::NO_DOMAIN, "no domain with matching name 'd'"));
+}
