@@ -201,7 +201,10 @@ fn options(args: &[String]) -> Result<Options> {
         match arg.as_str() {
             "--sizes" => {
                 let list = it.next().context("--sizes needs a list, e.g. 1000,4000")?;
-                o.sizes = list.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
+                o.sizes = list
+                    .split(',')
+                    .map(|s| s.trim().parse().with_context(|| format!("--sizes: {s:?} is not a count")))
+                    .collect::<Result<_>>()?;
             }
             "--shapes" => {
                 let list = it.next().context("--shapes needs a list, e.g. chain,tree")?;
@@ -210,7 +213,10 @@ fn options(args: &[String]) -> Result<Options> {
                     bail!("unknown shape {bad}: chain | tree");
                 }
             }
-            "--repeat" => o.repeat = it.next().context("--repeat needs a count")?.parse()?,
+            "--repeat" => {
+                let k = it.next().context("--repeat needs a count")?;
+                o.repeat = k.parse().with_context(|| format!("--repeat: {k:?} is not a count"))?;
+            }
             "--lookup-only" => o.workflow = false,
             "--no-lookup" => o.lookup = false,
             other => bail!(
