@@ -115,18 +115,15 @@ impl Session {
             .ok_or_else(|| fail(codes::INTERNAL_ERROR, from::RPC, "connection not open"))
     }
 
-    /// Runs `f` on the opened connection on the blocking pool; host errors become replies.
+    /// Runs `f` on the opened connection; host errors become replies. Calls already run on a
+    /// thread of their own (see the module `conn`), so the host call runs right here: no hand-off
+    /// to another thread per call.
     pub async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, HostError> + Send + 'static,
     ) -> Result<T, Fail> {
         let o = self.opened()?;
-        let conn = Arc::clone(&o.conn);
-        match tokio::task::spawn_blocking(move || crate::observe::plugin_call("libvirt", &conn, f)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(host_error(&e, o.from)),
-            Err(e) => Err(fail(codes::INTERNAL_ERROR, from::RPC, &format!("call handler failed: {e}"))),
-        }
+        crate::observe::plugin_call("libvirt", &o.conn, f).map_err(|e| host_error(&e, o.from))
     }
 
     /// Answers one call (never fails: errors become error replies).
