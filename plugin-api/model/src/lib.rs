@@ -1,6 +1,6 @@
 //! virtplug's snapshot and domain model: native (non-ABI) types, the `<domainsnapshot>` XML
 //! parser and formatter ([`xml`]), the domain XML subset ([`domain`]), the snapshot tree with
-//! libvirt's rules ([`tree`]), list filters ([`filter`]), the SQLite metadata store ([`store`])
+//! libvirt's rules ([`tree`]), list filters ([`filter`]), the SQLite metadata store (`store`, feature `sqlite`)
 //! and the hierarchy export/import bundle ([`bundle`]).
 //!
 //! Pure library: no ABI types cross this crate (it uses only the ABI crate's numeric
@@ -18,10 +18,17 @@ pub mod bundle;
 pub mod domain;
 pub mod filter;
 pub mod limits;
+// The SQLite store is a feature (on by default) so that a plugin keeping its metadata elsewhere
+// does not compile SQLite; the SDK leaves it off unless the plugin asks for `sqlite`.
+#[cfg(feature = "sqlite")]
 pub mod store;
+#[cfg(feature = "sqlite")]
 mod store_gen;
+#[cfg(feature = "sqlite")]
 mod store_jobs;
+#[cfg(feature = "sqlite")]
 mod store_ops;
+#[cfg(feature = "sqlite")]
 mod store_rows;
 pub mod tree;
 pub mod xml;

@@ -233,6 +233,7 @@ pub fn parse(xml: &str, flags: ParseFlags) -> Result<SnapshotDef> {
 
 /// Parses the store's own redefine-form XML, where older versions did not write a creation
 /// time of 0: a missing `<creationTime>` reads as 0 instead of failing.
+#[cfg(feature = "sqlite")]
 pub(crate) fn parse_stored(xml: &str) -> Result<SnapshotDef> {
     let xml = xmltree::strip_bom(xml);
     let root = xmltree::parse_document_with(xml, "domain_snapshot", verbatim_child)?;

@@ -117,6 +117,8 @@ pub struct Needs {
     /// The case changes domain state or defines domains: under `--live` it needs a domain the
     /// suite defined itself.
     pub touches_domain: bool,
+    /// The case asks the author's `--probe` hook what the hypervisor holds.
+    pub probe: bool,
 }
 
 impl Needs {
@@ -181,6 +183,11 @@ impl Case {
     /// Marks the case as changing domain state.
     pub fn touches_domain(mut self) -> Self {
         self.needs.touches_domain = true;
+        self
+    }
+    /// Marks the case as needing the `--probe` hook.
+    pub fn probe(mut self) -> Self {
+        self.needs.probe = true;
         self
     }
     /// Sets the diagnosis used when the child dies.

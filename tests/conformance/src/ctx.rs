@@ -29,6 +29,9 @@ pub struct Options {
     pub domain: String,
     /// The URI is a real host: never change the state of a domain the suite did not define.
     pub live: bool,
+    /// The author's `--probe` command: run as `CMD <uri> <domain> <snapshot>`, it prints
+    /// `present` or `absent` (whether the hypervisor still holds that snapshot's payload).
+    pub probe: Option<String>,
 }
 
 /// One case's world.
@@ -193,6 +196,37 @@ impl Ctx {
     /// `SECURE` when declared, else 0.
     pub fn secure(&self) -> u32 {
         self.info.caps.snapshot_xml & virtplug_plugin_api::flags::snapshot_xml::SECURE
+    }
+
+    /// Asks the `--probe` hook whether the hypervisor still holds the payload of `snap` (the
+    /// domain under test): `true` for `present`, `false` for `absent`, a failure for anything
+    /// else (another answer, a non-zero exit, no hook).
+    pub fn probe(&self, snap: &str) -> Result<bool, Failure> {
+        let Some(cmd) = &self.opts.probe else { return Err(Failure::msg("no --probe hook was given")) };
+        crate::trace::note(&format!("the --probe hook for {snap}"));
+        // `sh -c 'CMD "$@"'`: the author's command may carry its own arguments ("python3 p.py").
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{cmd} \"$@\""))
+            .arg("sh")
+            .args([self.opts.uri.as_str(), self.dom(), snap])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| Failure::msg(format!("cannot run the --probe hook '{cmd}': {e}")))?;
+        let answer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        match (out.status.success(), answer.as_str()) {
+            (true, "present") => Ok(true),
+            (true, "absent") => Ok(false),
+            _ => Err(Failure::new(
+                format!("the --probe hook gave no answer for {snap}"),
+                "`present` or `absent` on stdout, exit code 0",
+                format!(
+                    "{answer:?}, {}; stderr: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("")
+                ),
+            )),
+        }
     }
 
     /// Deletes every snapshot of `dom` whose name starts with [`PREFIX`], leaves first; never

@@ -28,18 +28,130 @@ pub fn find_cdylib(lib_name: &str) -> PathBuf {
     dir.join(file)
 }
 
+/// The plugin crate `test_plugin!` was expanded in: its package name and manifest directory.
+#[derive(Debug, Clone)]
+pub struct Crate {
+    /// `CARGO_PKG_NAME` of the plugin crate.
+    pub package: &'static str,
+    /// `CARGO_MANIFEST_DIR` of the plugin crate.
+    pub manifest_dir: &'static str,
+}
+
+/// The cargo arguments that build the plugin's library into the target dir and profile of the
+/// running test binary (`<target>/[<triple>/]<profile>/deps/<test>-<hash>`), so the `.so` the
+/// suite loads is the one cargo just built from the current sources.
+fn build_args(krate: &Crate, exe: &Path) -> Vec<String> {
+    let manifest = Path::new(krate.manifest_dir).join("Cargo.toml");
+    let mut args: Vec<String> = vec![
+        "build".into(),
+        "--lib".into(),
+        "--quiet".into(),
+        "--manifest-path".into(),
+        manifest.display().to_string(),
+        "-p".into(),
+        krate.package.into(),
+    ];
+    let deps = exe.parent().unwrap_or(Path::new("."));
+    let profile_dir = if deps.ends_with("deps") { deps.parent().unwrap_or(deps) } else { deps };
+    let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+    match profile {
+        "debug" => {}
+        "release" => args.push("--release".into()),
+        other => args.extend(["--profile".into(), other.into()]),
+    }
+    // Cargo marks its target root with CACHEDIR.TAG; one level further up means `--target`.
+    if let Some(up) = profile_dir.parent() {
+        if up.join("CACHEDIR.TAG").is_file() {
+            args.extend(["--target-dir".into(), up.display().to_string()]);
+        } else if let (Some(root), Some(triple)) = (up.parent(), up.file_name().and_then(|n| n.to_str())) {
+            args.extend(["--target-dir".into(), root.display().to_string(), "--target".into(), triple.into()]);
+        }
+    }
+    args
+}
+
+/// Builds the plugin's `cdylib` (cargo does not build it for an integration test: a `cdylib` is
+/// not linked into the test), so `cargo test` never tests a `.so` left by an earlier build.
+/// `Err` is what to print: cargo's own errors, or why cargo could not run.
+pub fn build_cdylib(krate: &Crate) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the test binary: {e}"))?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let args = build_args(krate, &exe);
+    let out = Command::new(&cargo)
+        .args(&args)
+        .output()
+        .map_err(|e| format!("cannot run {} to build the plugin: {e}", Path::new(&cargo).display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`cargo {}` failed ({}):\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ))
+    }
+}
+
+/// The newest modification time among the crate's sources (`Cargo.toml`, `build.rs`, `src/**`).
+fn newest_source(manifest_dir: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut stack = vec![manifest_dir.join("src"), manifest_dir.join("Cargo.toml"), manifest_dir.join("build.rs")];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+            }
+        } else if let Ok(modified) = meta.modified()
+            && newest.as_ref().is_none_or(|(t, _)| modified > *t)
+        {
+            newest = Some((modified, path));
+        }
+    }
+    newest
+}
+
+/// Refuses a `.so` that is missing or older than one of the crate's sources, with a one-line
+/// hint (the last line of defence when the build step was skipped).
+pub fn check_fresh(plugin: &Path, manifest_dir: &Path) -> Result<(), String> {
+    let built = std::fs::metadata(plugin)
+        .and_then(|m| m.modified())
+        .map_err(|_| format!("{} does not exist: build the plugin first (`cargo build --lib`)", plugin.display()))?;
+    match newest_source(manifest_dir) {
+        Some((t, source)) if t > built => Err(format!(
+            "{} is older than {}: rebuild it (`cargo build --lib`) so the suite does not test a stale build",
+            plugin.display(),
+            source.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Runs the suite for the plugin library `lib_name` (as in `[lib] name`) at `uri`. `test_path`
 /// is the test function's path inside the test crate (from `module_path!()` and the name).
 /// Panics (fails the test) when a case fails or the suite cannot run, listing every failure.
-pub fn run_test(lib_name: &str, uri: &str, module_path: &str, test_fn: &str) {
+///
+/// The parent first builds the plugin's library with cargo ([`build_cdylib`]; set
+/// `VIRTPLUG_CONFORMANCE_NO_BUILD` to skip that) and refuses a `.so` older than the sources.
+pub fn run_test(krate: &Crate, lib_name: &str, uri: &str, module_path: &str, test_fn: &str) {
     let plugin = find_cdylib(lib_name);
     let domain = std::env::var("VIRTPLUG_CONFORMANCE_DOMAIN").unwrap_or_else(|_| "test".to_owned());
     let live = std::env::var_os("VIRTPLUG_CONFORMANCE_LIVE").is_some();
-    let opts = Options { plugin, uri: uri.to_owned(), domain, live };
+    let probe = std::env::var("VIRTPLUG_CONFORMANCE_PROBE").ok().filter(|p| !p.is_empty());
+    let opts = Options { plugin, uri: uri.to_owned(), domain, live, probe };
     if let (Ok(case), Ok(result)) = (std::env::var(CASE_VAR), std::env::var(RESULT_VAR)) {
         // The child: one case, verdict to the file, then leave without running anything else.
         let code = runner::run_one(&opts, &case, Path::new(&result));
         std::process::exit(code);
+    }
+    if std::env::var_os("VIRTPLUG_CONFORMANCE_NO_BUILD").is_none()
+        && let Err(e) = build_cdylib(krate)
+    {
+        panic!("virtplug-conformance: cannot build the plugin: {e}");
+    }
+    if let Err(e) = check_fresh(&opts.plugin, Path::new(krate.manifest_dir)) {
+        panic!("virtplug-conformance: {e}");
     }
     let test_name = match module_path.split_once("::") {
         Some((_, rest)) => format!("{rest}::{test_fn}"),
@@ -61,7 +173,7 @@ pub fn run_test(lib_name: &str, uri: &str, module_path: &str, test_fn: &str) {
     };
     let report = match runner.run() {
         Ok(r) => r,
-        Err(reason) => panic!("virtplug-conformance: cannot run: {reason}"),
+        Err(e) => panic!("virtplug-conformance: {e}"),
     };
     let text = report::render(&report, report::Format::Text);
     eprintln!("{text}");
@@ -77,15 +189,18 @@ pub fn run_test(lib_name: &str, uri: &str, module_path: &str, test_fn: &str) {
 /// virtplug_conformance::test_plugin!("hello_plugin", "hello:///");
 /// ```
 ///
-/// The plugin's `.so` is found beside the test binary (cargo builds the `cdylib` first).
-/// `VIRTPLUG_CONFORMANCE_DOMAIN`, `VIRTPLUG_CONFORMANCE_LIVE` and `VIRTPLUG_CONFORMANCE_ONLY`
-/// tune the run.
+/// The test builds the plugin's `cdylib` first (`cargo build --lib` into the test binary's target
+/// dir and profile), then finds its `.so` beside the test binary.
+/// `VIRTPLUG_CONFORMANCE_DOMAIN`, `VIRTPLUG_CONFORMANCE_LIVE`, `VIRTPLUG_CONFORMANCE_ONLY` and
+/// `VIRTPLUG_CONFORMANCE_PROBE` tune the run like the CLI's options.
 #[macro_export]
 macro_rules! test_plugin {
     ($lib:expr, $uri:expr $(,)?) => {
         #[test]
         fn conformance() {
-            $crate::harness::run_test($lib, $uri, module_path!(), "conformance");
+            let krate =
+                $crate::harness::Crate { package: env!("CARGO_PKG_NAME"), manifest_dir: env!("CARGO_MANIFEST_DIR") };
+            $crate::harness::run_test(&krate, $lib, $uri, module_path!(), "conformance");
         }
     };
 }

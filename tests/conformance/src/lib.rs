@@ -17,6 +17,7 @@ pub mod ctx;
 pub mod harness;
 pub mod report;
 pub mod runner;
+pub mod trace;
 
 pub use case::{Level, Outcome};
 pub use ctx::{Options, PREFIX};

@@ -158,6 +158,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) {
 /// The child's side: run one case (or the preflight) and write the verdict to `result`.
 /// Returns the process exit code (0: a verdict was written).
 pub fn run_one(opts: &Options, case_id: &str, result: &Path) -> i32 {
+    crate::trace::install(crate::trace::op_file(result));
     let capture_path = result.with_extension("stdout");
     let capture = StdoutCapture::start(&capture_path);
     if case_id == PREFLIGHT {
@@ -228,10 +229,70 @@ fn skip_reason(case: &crate::case::Case, info: &PluginInfo, opts: &Options) -> O
     if let Some(m) = case.needs.missing(info) {
         return Some(m);
     }
+    if case.needs.probe && opts.probe.is_none() {
+        return Some(NO_PROBE.to_owned());
+    }
     if case.needs.touches_domain && opts.live {
         return Some(format!("--live: changes the state of domain '{}', which the suite did not create", opts.domain));
     }
     None
+}
+
+/// The skip reason of a `--probe` case when no hook was given.
+pub const NO_PROBE: &str = "no --probe hook given: only the plugin's author can say what the hypervisor holds (run as `CMD <uri> <domain> <snapshot>`, printing present or absent)";
+
+/// Why a run did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    /// The plugin could not be loaded or opened (one line).
+    CannotRun(String),
+    /// A part of the `--only` pattern matches no case id (one line, with a suggestion).
+    UnknownCase(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::CannotRun(reason) => write!(f, "cannot run: {reason}"),
+            Self::UnknownCase(text) => f.write_str(text),
+        }
+    }
+}
+
+/// What the parent learnt from one child.
+struct ChildRun {
+    end: ChildEnd,
+    verdict: Option<String>,
+    /// The last three non-empty lines of its stderr, joined.
+    stderr_tail: String,
+    /// Its whole stderr.
+    stderr: String,
+    /// The last operation it started.
+    op: Option<String>,
+}
+
+/// The first panic a plugin's guard logged (`VIRTPLUG_PLUGIN_LOG=stderr`) in a child's stderr.
+fn first_panic(stderr: &str) -> Option<&str> {
+    stderr.lines().find(|l| l.starts_with("ERROR virtplug plugin '") && l.contains("' panicked in "))
+}
+
+/// A failure that only says "poisoned by an earlier panic" is the echo of a panic the case did
+/// not report (a best-effort call that swallowed it): name that panic instead, so one panic
+/// reads as one failure with its message.
+fn name_the_panic(outcome: Outcome, stderr: &str) -> Outcome {
+    let Outcome::Fail { message, expected, got } = outcome else { return outcome };
+    let poisoned = |t: &Option<String>| t.as_deref().is_some_and(|t| t.contains("poisoned by an earlier panic"));
+    match first_panic(stderr) {
+        Some(line) if poisoned(&got) || message.contains("poisoned by an earlier panic") => {
+            let record = line.trim_start_matches("ERROR virtplug ");
+            Outcome::Fail {
+                message: format!("{record} (later calls were refused: the connection is poisoned)"),
+                expected: Some("no panic".to_owned()),
+                got: got.or(expected),
+            }
+        }
+        _ => Outcome::Fail { message, expected, got },
+    }
 }
 
 /// One case's line in the report.
@@ -341,17 +402,29 @@ fn describe_status(status: &ExitStatus) -> String {
 }
 
 impl Runner {
-    fn child(&self, case_id: &str, dir: &Path) -> (ChildEnd, Option<String>, String) {
+    fn child(&self, case_id: &str, dir: &Path) -> ChildRun {
         let result = dir.join(format!("{}.json", case_id.replace(['/', '@'], "_")));
         let stderr_path = result.with_extension("stderr");
         let _ = std::fs::remove_file(&result);
+        let _ = std::fs::remove_file(crate::trace::op_file(&result));
         let mut cmd = (self.spawn)(case_id, &result);
+        // The SDK's guard then logs each caught panic with its message (see `name_the_panic`).
+        cmd.env("VIRTPLUG_PLUGIN_LOG", "stderr");
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
         if let Ok(f) = std::fs::File::create(&stderr_path) {
             cmd.stderr(Stdio::from(f));
         }
         let end = match cmd.spawn() {
-            Err(e) => return (ChildEnd::TimedOut, None, format!("cannot start the child process: {e}")),
+            Err(e) => {
+                let why = format!("cannot start the child process: {e}");
+                return ChildRun {
+                    end: ChildEnd::TimedOut,
+                    verdict: None,
+                    stderr_tail: why.clone(),
+                    stderr: why,
+                    op: None,
+                };
+            }
             Ok(mut child) => {
                 let deadline = Instant::now() + self.timeout;
                 let mut sleep = Duration::from_millis(1);
@@ -375,14 +448,16 @@ impl Runner {
         let verdict = std::fs::read_to_string(&result).ok();
         let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
         let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        let tail = tail[tail.len().saturating_sub(3)..].join(" | ");
-        (end, verdict, tail)
+        let stderr_tail = tail[tail.len().saturating_sub(3)..].join(" | ");
+        let op = crate::trace::last(&result);
+        let _ = std::fs::remove_file(crate::trace::op_file(&result));
+        ChildRun { end, verdict, stderr_tail, stderr, op }
     }
 
     /// Loads the plugin and opens the URI in a child: its info, or the one-line reason the
     /// suite cannot run.
     pub fn preflight(&self, dir: &Path) -> Result<PluginInfo, String> {
-        let (end, verdict, stderr) = self.child(PREFLIGHT, dir);
+        let ChildRun { end, verdict, stderr_tail: stderr, .. } = self.child(PREFLIGHT, dir);
         match (verdict.and_then(|v| serde_json::from_str::<Preflight>(&v).ok()), end) {
             (Some(Preflight::Ok { info }), _) => Ok(info.to_info()),
             (Some(Preflight::Refused { reason }), _) => Err(reason),
@@ -402,21 +477,30 @@ impl Runner {
     }
 
     /// Runs every applicable case. `Err` is the one-line reason the suite could not run.
-    pub fn run(&self) -> Result<Report, String> {
+    pub fn run(&self) -> Result<Report, RunError> {
         let t0 = Instant::now();
         let dir = std::env::temp_dir().join(format!("vpconf-run-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RunError::CannotRun(format!("cannot create {}: {e}", dir.display())))?;
         let info = self.preflight(&dir);
         let info = match info {
             Ok(i) => i,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
+                return Err(RunError::CannotRun(e));
             }
         };
+        let all = cases::all(&info);
+        if let Some(pattern) = &self.only {
+            let ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
+            if let Err(e) = cases::check_only(pattern, &ids) {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(RunError::UnknownCase(e));
+            }
+        }
         let mut reports = Vec::new();
         let (mut static_ms, mut behaviour_ms) = (0u64, 0u64);
-        for case in cases::all(&info) {
+        for case in all {
             if let Some(p) = &self.only
                 && !cases::matches(&case.id, p)
             {
@@ -426,19 +510,23 @@ impl Runner {
             let outcome = if let Some(reason) = skip_reason(&case, &info, &self.opts) {
                 Outcome::Skip { reason }
             } else {
-                let (end, verdict, stderr) = self.child(&case.id, &dir);
+                let ChildRun { end, verdict, stderr_tail, stderr: whole, op } = self.child(&case.id, &dir);
+                let during = op.as_deref().map(|op| format!(" in {op}")).unwrap_or_default();
                 match (verdict.and_then(|v| serde_json::from_str::<Outcome>(&v).ok()), end) {
-                    (Some(o), _) => o,
+                    (Some(o), _) => name_the_panic(o, &whole),
                     (None, ChildEnd::TimedOut) => Outcome::fail(
-                        format!("the case did not finish within {} s: the plugin hangs", self.timeout.as_secs()),
+                        format!(
+                            "the case did not finish within {} s: the plugin hangs{during}",
+                            self.timeout.as_secs()
+                        ),
                         "an answer",
                         "no answer (child killed)",
                     ),
                     (None, ChildEnd::Exited(status)) => {
                         let got = format!(
-                            "{}{}",
+                            "{}{during}{}",
                             describe_status(&status),
-                            if stderr.is_empty() { String::new() } else { format!(": {stderr}") }
+                            if stderr_tail.is_empty() { String::new() } else { format!(": {stderr_tail}") }
                         );
                         match case.on_crash {
                             Some(diagnosis) => Outcome::fail(diagnosis, "an error returned to the host", got),
@@ -483,6 +571,37 @@ pub fn cli_spawner(exe: PathBuf, opts: &Options) -> Spawner {
         if opts.live {
             cmd.arg("--live");
         }
+        if let Some(probe) = &opts.probe {
+            cmd.arg("--probe").arg(probe);
+        }
         cmd
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POISONED: &str = "VIR_ERR_INTERNAL_ERROR (1): internal error: plugin 'toy' is poisoned by an earlier panic and refuses further calls";
+
+    #[test]
+    fn a_poisoned_failure_names_the_panic_that_poisoned_the_connection() {
+        let stderr = "noise\nERROR virtplug plugin 'toy' panicked in snapshot_delete at src/lib.rs:9:5: index out of bounds\n\
+                      ERROR virtplug plugin 'toy' panicked in snapshot_list at src/lib.rs:1:1: later\n";
+        let failed = Outcome::fail("snapshot_list failed", "success", POISONED);
+        assert_eq!(
+            name_the_panic(failed, stderr),
+            Outcome::Fail {
+                message: "plugin 'toy' panicked in snapshot_delete at src/lib.rs:9:5: index out of bounds (later calls were refused: the connection is poisoned)".into(),
+                expected: Some("no panic".into()),
+                got: Some(POISONED.into()),
+            }
+        );
+        // Without a logged panic, or for any other failure, the outcome is left as it was.
+        let failed = Outcome::fail("snapshot_list failed", "success", POISONED);
+        assert_eq!(name_the_panic(failed.clone(), "noise\n"), failed);
+        let other = Outcome::fail("wrong parent", "a", "b");
+        assert_eq!(name_the_panic(other.clone(), stderr), other);
+        assert_eq!(name_the_panic(Outcome::pass(), stderr), Outcome::pass());
+    }
 }

@@ -78,13 +78,26 @@ fn the_mock_passes_everything_it_declares() {
     let Some(mock) = plugin("virtplug_plugin_mock") else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let uri = format!("mock://{}", dir.path().display());
-    let (code, report) = json_report(&mock, &uri, &[]);
+    let probe = format!("sh {}/probes/mock.sh", env!("CARGO_MANIFEST_DIR"));
+    let (code, report) = json_report(&mock, &uri, &["--probe", &probe]);
     assert_eq!(failed_ids(&report), Vec::<String>::new());
     assert_eq!(code, 0);
-    // The mock declares every operation and flag: nothing is skipped, and the semantic cases ran.
-    let skipped: Vec<&Value> =
-        report["cases"].as_array().into_iter().flatten().filter(|c| c["status"] == "skip").collect();
-    assert!(skipped.is_empty(), "{skipped:?}");
+    // The mock declares every operation and flag: nothing is skipped but the two payload cases
+    // (its probe says `absent`: the mock keeps no payload), and the semantic cases ran.
+    let skipped: Vec<(&str, &str)> = report["cases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["status"] == "skip")
+        .map(|c| (c["id"].as_str().unwrap_or_default(), c["reason"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        skipped,
+        vec![
+            ("behaviour.probe.delete_removes_payload", virtplug_conformance::cases::probe::NO_PAYLOAD),
+            ("behaviour.probe.metadata_only_keeps_payload", virtplug_conformance::cases::probe::NO_PAYLOAD),
+        ]
+    );
     for id in [
         "static.panic_probe",
         "static.poison_after_panic",
@@ -178,7 +191,7 @@ fn the_panicking_plugin_is_reported_with_the_panic() {
 
 #[test]
 fn a_panic_that_kills_the_process_is_reported_as_panic_abort() {
-    let Some(p) = plugin("vpconf_fixture_misbehaving") else { return };
+    let Some(p) = plugin("virtplug_fixture_misbehaving") else { return };
     let (code, report) = json_report(&p, "misbehaving:///abort", &["--only", "static.*"]);
     assert_eq!(code, 1);
     check(
@@ -208,7 +221,7 @@ fn plugins_that_cannot_run_give_one_line_and_exit_2() {
         );
     }
     // A plugin whose open() never returns.
-    if let Some(p) = plugin("vpconf_fixture_misbehaving") {
+    if let Some(p) = plugin("virtplug_fixture_misbehaving") {
         let line = one_line_exit_2(&run(&p, "misbehaving:///hang", &["--timeout", "2"]));
         assert_eq!(
             line,

@@ -48,18 +48,29 @@ fn cargo(example: &Path, args: &[&str]) -> std::process::Output {
         .expect("run cargo")
 }
 
+/// `cargo test` alone, on a target dir without the plugin's `.so`: `test_plugin!` builds the
+/// `cdylib` itself. The target dir is shared between runs to keep this fast (a fresh one would
+/// rebuild every dependency); deleting the `.so` gives the same starting point for the plugin.
 #[test]
 fn the_example_plugin_builds_out_of_tree_and_passes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let example = third_party_copy(dir.path());
-    let build = cargo(&example, &["build", "--quiet"]);
-    assert!(
-        build.status.success(),
-        "cargo build of examples/hello-plugin failed:\n{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
     let so = example_target_dir().join("debug/libhello_plugin.so");
-    assert!(so.is_file(), "{} not built", so.display());
+    match std::fs::remove_file(&so) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("cannot remove {}: {e}", so.display()),
+    }
+
+    // Its own tests/conformance.rs (one line: test_plugin!) under `cargo test`, no `cargo build` first.
+    let test = cargo(&example, &["test", "--quiet"]);
+    assert!(
+        test.status.success(),
+        "cargo test of examples/hello-plugin failed:\n{}\n{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+    assert!(so.is_file(), "{} not built by cargo test", so.display());
 
     let out = Command::new(env!("CARGO_BIN_EXE_virtplug-conformance"))
         .arg("--plugin")
@@ -77,12 +88,10 @@ fn the_example_plugin_builds_out_of_tree_and_passes() {
     );
     assert!(text.contains("SKIP behaviour.redefine_roundtrip: flag not declared: snapshot_create REDEFINE"), "{text}");
 
-    // Its own tests/conformance.rs (one line: test_plugin!) under `cargo test`.
-    let test = cargo(&example, &["test", "--quiet"]);
-    assert!(
-        test.status.success(),
-        "cargo test of examples/hello-plugin failed:\n{}\n{}",
-        String::from_utf8_lossy(&test.stdout),
-        String::from_utf8_lossy(&test.stderr)
-    );
+    // A plugin that keeps no metadata in SQLite does not compile it (nor do the suite's crates).
+    let tree = cargo(&example, &["tree", "--quiet", "-e", "normal,dev,build"]);
+    let tree_text = String::from_utf8_lossy(&tree.stdout);
+    assert!(tree.status.success(), "cargo tree: {}", String::from_utf8_lossy(&tree.stderr));
+    assert!(tree_text.contains("virtplug-plugin-sdk"), "{tree_text}");
+    assert!(!tree_text.contains("rusqlite"), "the example compiles SQLite:\n{tree_text}");
 }

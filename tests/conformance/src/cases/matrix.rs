@@ -345,6 +345,7 @@ fn host_refuses(c: &Ctx, spec: &OpSpec, flags: u32, expected: HostError) -> Case
 
 fn direct_refuses(c: &Ctx, spec: &OpSpec, flags: u32, what: &str) -> CaseResult {
     setup_probe(c, spec);
+    crate::trace::note(&format!("{} (flags 0x{flags:x}) called directly", spec.name));
     let r = (spec.direct)(c, flags);
     let verdict = match r {
         Err(e) if e.code == codes::NO_SUPPORT || e.code == codes::INVALID_ARG => Ok(Outcome::pass()),
