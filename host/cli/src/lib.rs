@@ -47,14 +47,30 @@ pub fn run(cli: Cli) -> Result<String> {
         commands::migrate::migrate_snapshots(&registry, &dom, &a.from, &a.to, a.dry_run, json)?
     } else {
         let uri = cli.connect.unwrap_or_else(default_uri);
-        let conn = Connection::open(&registry, &uri, cli.readonly)
-            .map_err(|cause| CliError::Failed { what: "failed to connect to the hypervisor".to_owned(), cause })?;
+        let conn = Connection::open(&registry, &uri, cli.readonly).map_err(|cause| CliError::Failed {
+            what: "failed to connect to the hypervisor".to_owned(),
+            cause: name_refused_plugin(&registry, cause),
+        })?;
         if let Some(e) = empty {
             return Err(e);
         }
         dispatch(&Ctx { conn, json }, cli.command)?
     };
     Ok(if json { body } else { output::finish(&body) })
+}
+
+/// "No connection driver" while a plugin file for that scheme was refused at load: say which
+/// file and why, not only in `virtplug plugins`.
+fn name_refused_plugin(registry: &Registry, cause: virtplug_host::HostError) -> virtplug_host::HostError {
+    use virtplug_host::HostError;
+    let HostError::NoConnect { uri } = &cause else { return cause };
+    let scheme = uri.split([':', '+']).next().unwrap_or("");
+    match registry.refused_for_scheme(scheme) {
+        Some(HostError::Load { path, reason }) => {
+            HostError::NoConnect { uri: format!("{uri} (plugin {} was refused: {reason})", path.display()) }
+        }
+        _ => cause,
+    }
 }
 
 fn dispatch(ctx: &Ctx, command: Command) -> Result<String> {

@@ -65,7 +65,7 @@ impl Connection {
         let plugin = registry.for_scheme(scheme).ok_or_else(no_connect)?;
         let driver = match (plugin.module.open())(RStr::from_str(uri), read_only) {
             RResult::ROk(d) => d,
-            RResult::RErr(e) => return Err(HostError::Driver(native_error(e))),
+            RResult::RErr(e) => return Err(HostError::Driver(open_refused(uri, native_error(e)))),
         };
         let info = plugin.info.clone();
         Ok(Self { uri: uri.to_owned(), read_only, info, transport: Transport::Local(AbiBackend(driver)) })
@@ -132,6 +132,16 @@ impl Connection {
     pub(crate) fn call<T>(&self, call: impl FnOnce(&dyn Backend) -> BackendResult<T>) -> Result<T> {
         call(self.backend()).map_err(HostError::from)
     }
+}
+
+/// libvirt's NO_CONNECT text is "no connection driver available for <uri>": a plugin's detail
+/// that does not start with the URI goes in parentheses after it, so the prefix never runs
+/// into the plugin's own sentence ("… available for toyvmm URIs are …").
+fn open_refused(uri: &str, mut e: virtplug_model::Error) -> virtplug_model::Error {
+    if e.code == virtplug_plugin_api::codes::NO_CONNECT && !e.message.starts_with(uri) {
+        e.message = format!("{uri} ({})", e.message);
+    }
+    e
 }
 
 /// Validates a name the caller gave before it reaches a plugin.

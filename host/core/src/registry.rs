@@ -11,12 +11,21 @@ use crate::{
     loader::{LoadedPlugin, load_plugin},
 };
 
+/// The file-name prefix of the plugins the host finds beside its executable.
+pub const PLUGIN_PREFIX: &str = "libvirtplug_plugin_";
+
+/// The file-name prefix of the project's test fixtures (plugins that lie, panic or hang on
+/// purpose): never loaded from a directory, only by path from their tests.
+pub const FIXTURE_PREFIX: &str = "libvirtplug_fixture_";
+
 /// Where plugins are looked for, in order.
 #[derive(Debug, Clone, Default)]
 pub struct PluginDirs {
-    /// Directories whose every `*.so` must be a plugin.
+    /// Plugin directories: every `*.so` in them is loaded (whatever its name; a file without
+    /// the root module is refused and listed by `virtplug plugins`), except test fixtures
+    /// ([`FIXTURE_PREFIX`]).
     pub dirs: Vec<PathBuf>,
-    /// Directories where only `libvirtplug_plugin_*.so` files are considered (the folder beside
+    /// Directories where only `libvirtplug_plugin_*.so` files are considered (the folder of
     /// the executable, which also holds other build products).
     pub beside_executable: Vec<PathBuf>,
 }
@@ -26,7 +35,9 @@ impl PluginDirs {
     /// - `VIRTPLUG_PLUGIN_DIR` (colon-separated) when set: only those, each must exist;
     /// - else the `plugin_dir = …` lines of the config file (`VIRTPLUG_CONFIG`, else
     ///   `$XDG_CONFIG_HOME/virtplug/virtplug.conf` or `~/.config/virtplug/virtplug.conf`,
-    ///   else `/etc/virtplug/virtplug.conf`), plus the executable's folder and its `plugins/`.
+    ///   else `/etc/virtplug/virtplug.conf`), then the plugin directories of the executable
+    ///   (`<exe dir>/plugins/` and the install layout's `<exe dir>/../lib/virtplug/plugins/`),
+    ///   then the `libvirtplug_plugin_*.so` files of the executable's own folder.
     pub fn from_env() -> Result<Self> {
         if let Some(value) = std::env::var_os("VIRTPLUG_PLUGIN_DIR") {
             let dirs: Vec<PathBuf> = std::env::split_paths(&value).filter(|p| !p.as_os_str().is_empty()).collect();
@@ -48,7 +59,14 @@ impl PluginDirs {
         }
         let mut beside_executable = Vec::new();
         if let Some(exe_dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_owned)) {
-            beside_executable.push(exe_dir.join("plugins"));
+            // `cargo xtask install --prefix DIR` puts the programs in DIR/bin and the plugins in
+            // DIR/lib/virtplug/plugins.
+            let installed = exe_dir.parent().map(|prefix| prefix.join("lib/virtplug/plugins"));
+            for dir in [Some(exe_dir.join("plugins")), installed].into_iter().flatten() {
+                if dir.is_dir() {
+                    dirs.push(dir);
+                }
+            }
             beside_executable.push(exe_dir.clone());
             // `cargo test` binaries live in target/<profile>/deps; plugins one level up.
             if exe_dir.ends_with("deps")
@@ -122,9 +140,11 @@ impl Registry {
     pub fn discover(dirs: &PluginDirs) -> Self {
         let mut registry = Self::default();
         let mut seen = std::collections::BTreeSet::new();
-        let candidates = dirs.dirs.iter().flat_map(|d| so_files(d, |_| true)).chain(
-            dirs.beside_executable.iter().flat_map(|d| so_files(d, |name| name.starts_with("libvirtplug_plugin_"))),
-        );
+        let candidates = dirs
+            .dirs
+            .iter()
+            .flat_map(|d| so_files(d, |name| !name.starts_with(FIXTURE_PREFIX)))
+            .chain(dirs.beside_executable.iter().flat_map(|d| so_files(d, |name| name.starts_with(PLUGIN_PREFIX))));
         for path in candidates {
             let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
             if !seen.insert(key) {
@@ -163,6 +183,20 @@ impl Registry {
     /// Files that were refused, each with its one-line reason.
     pub fn refused(&self) -> &[HostError] {
         &self.refused
+    }
+
+    /// The refusal of a plugin file whose name says it serves `scheme`
+    /// (`libvirtplug_plugin_<scheme>.so` or `lib<scheme>.so`, `-` written `_`): what a command
+    /// that found no plugin for the scheme reports.
+    pub fn refused_for_scheme(&self, scheme: &str) -> Option<&HostError> {
+        let ident = scheme.replace('-', "_");
+        let names = [format!("{PLUGIN_PREFIX}{ident}.so"), format!("lib{ident}.so")];
+        self.refused.iter().find(|e| match e {
+            HostError::Load { path, .. } => {
+                path.file_name().and_then(|n| n.to_str()).is_some_and(|n| names.iter().any(|w| w == n))
+            }
+            _ => false,
+        })
     }
 
     /// The plugin for a URI scheme (the part before `:` or `+`).
