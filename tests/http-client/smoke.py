@@ -151,11 +151,22 @@ def main():
         "test", client=client, body=CreateRequest(xml="<domainsnapshot><name>a</name></domainsnapshot>")
     )
     expect("snapshot_create", "name", check("snapshot_create", r, 201).name, "a")
-    # A second snapshot, `b` under `a` (create is the only way to make one; counted once above).
-    b = snapshot_create.sync_detailed(
-        "test", client=client, body=CreateRequest(xml="<domainsnapshot><name>b</name></domainsnapshot>")
-    )
+    # A second snapshot, `b` under `a` (create is the only way to make one; counted once above),
+    # with an Idempotency-Key and a request id, then retried: the first answer comes back, the
+    # first request's id with it, and no second snapshot is made.
+    def create_b(request_id):
+        return snapshot_create.sync_detailed(
+            "test", client=client, body=CreateRequest(xml="<domainsnapshot><name>b</name></domainsnapshot>"),
+            idempotency_key="smoke-create-b", x_request_id=request_id,
+        )
+    b = create_b("smoke-create-b-1")
     expect("snapshot_create", "second status", int(b.status_code), 201)
+    expect("snapshot_create", "X-Request-Id", b.headers.get("x-request-id"), "smoke-create-b-1")
+    expect("snapshot_create", "Idempotent-Replayed", b.headers.get("idempotent-replayed"), None)
+    again = create_b("smoke-create-b-2")
+    expect("snapshot_create", "retry (status, name)", (int(again.status_code), again.parsed.name), (201, "b"))
+    expect("snapshot_create", "retry Idempotent-Replayed", again.headers.get("idempotent-replayed"), "true")
+    expect("snapshot_create", "retry X-Request-Id", again.headers.get("x-request-id"), "smoke-create-b-1")
 
     lst = check("snapshot_list", snapshot_list.sync_detailed("test", client=client), 200, list)
     expect("snapshot_list", "(name, parent, current)", sorted((s.name, s.parent, s.current) for s in lst),
@@ -265,7 +276,8 @@ def main():
     text = check("daemon_metrics", resp, 200, str)
     expect("daemon_metrics", "content type", resp.headers.get("content-type"),
            "application/openmetrics-text; version=1.0.0; charset=utf-8")
-    for line in ('virtplugd_http_requests_total{method="POST",route="/v1/domains/{dom}/snapshots",status="201"} 2',
+    # Three creates answered 201: `a`, `b` and `b`'s replayed retry (every answer is counted).
+    for line in ('virtplugd_http_requests_total{method="POST",route="/v1/domains/{dom}/snapshots",status="201"} 3',
                  'virtplugd_http_requests_total{method="GET",route="/healthz",status="200"} 1'):
         if line not in text.splitlines():
             raise AssertionError(f"daemon_metrics: no line {line!r}")

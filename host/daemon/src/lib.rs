@@ -9,6 +9,9 @@
 //! request id on every response, error body, task record and log line, and one access line per
 //! request.
 //!
+//! Retries are safe: a POST or PUT with an `Idempotency-Key` runs once and its retries get the
+//! first answer ([`idempotency`]).
+//!
 //! Hostile clients: only the default URI and the `--allow-uri` ones are ever opened; a
 //! read-only principal's write is refused, and every body capped by its route, before a byte of
 //! the body is read ([`extract::guard`]); header, body and idle timeouts, a connection limit per
@@ -22,6 +25,7 @@
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod idempotency;
 pub mod imports;
 pub mod libvirt;
 pub mod listen;
@@ -170,6 +174,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         import: config.max_import_body,
         timeout: config.body_timeout,
     };
+    let idempotent = Arc::new(idempotency::Store::load(&config.state_dir, idempotency::Limits::default()));
     Router::new()
         .route("/openapi.json", get(openapi_json))
         .route("/healthz", get(observe_probes::healthz))
@@ -194,6 +199,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/tasks/{id}", get(t::get))
         .route("/v1/migrations", post(t::migrate))
         .route("/v1/events", get(t::events))
+        // Inside the guard: a keyed request's body is bounded before it is buffered.
+        .route_layer(axum::middleware::from_fn_with_state(idempotent, idempotency::layer))
         .route_layer(axum::middleware::from_fn_with_state(limits, extract::guard))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {

@@ -49,6 +49,15 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(|id| id.to_string()).ok()
 }
 
+/// `fut` under the id of the request being answered, for work spawned off the request's task
+/// (a task-local does not follow `tokio::spawn`).
+pub fn in_current_request<F: std::future::Future>(fut: F) -> impl std::future::Future<Output = F::Output> {
+    match REQUEST_ID.try_with(Arc::clone) {
+        Ok(id) => futures_util::future::Either::Left(REQUEST_ID.scope(id, fut)),
+        Err(_) => futures_util::future::Either::Right(fut),
+    }
+}
+
 /// The client's id when acceptable (1 to [`MAX_REQUEST_ID`] visible ASCII characters).
 pub fn accepted_request_id(given: Option<&HeaderValue>) -> Option<&str> {
     let v = given?.to_str().ok()?;
@@ -117,7 +126,10 @@ pub async fn track(State(channel): State<Channel>, req: Request, next: Next) -> 
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
     let access = resp.extensions().get::<Access>().copied().or(request_access);
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    // An answer replayed for an `Idempotency-Key` already carries its first request's id.
+    if !resp.headers().contains_key(&REQUEST_ID_HEADER)
+        && let Ok(v) = HeaderValue::from_str(&id)
+    {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     let labels = RequestLabels { method: method.as_str().to_owned(), route, status };

@@ -15,12 +15,21 @@
 //!   reads a JSON body adds [`BodyErrors`]. The statuses are those of [`crate::error::status_for`] (the one
 //!   mapping from libvirt codes) and of the HTTP-layer rejections in `error.rs` and `extract.rs`. The operator
 //!   routes (`observe_*.rs`) read no header and list [`ProbeErrors`].
+//! - `X-Request-Id` (every operation and answer) and `Idempotency-Key` (every POST and PUT, with its 409 and
+//!   422) are added by one modifier (`SharedHeaders`), never written in a route's annotation.
 //! - A response in a content type the client generator does not know (`/metrics`'s OpenMetrics text) is
 //!   mapped for it in `tests/http-client/client.yaml`, never misdeclared here.
 
 use utoipa::{
     IntoParams, IntoResponses, Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        ContentBuilder, Ref, RefOr, Required, ResponseBuilder,
+        header::HeaderBuilder,
+        path::{Operation, Parameter, ParameterBuilder, ParameterIn},
+        response::Response,
+        schema::{ObjectBuilder, Type},
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
 };
 use virtplug_wire::{self as wire, ErrorBody};
 
@@ -131,6 +140,121 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The headers every operation shares, added to each after generation so that none can miss them:
+/// `X-Request-Id` (an optional request header on every operation, a response header on every
+/// response, see `observe.rs`) and, on every POST and PUT, `Idempotency-Key` with the answers it adds
+/// (see `idempotency.rs`).
+struct SharedHeaders;
+
+impl SharedHeaders {
+    fn request_id() -> Parameter {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(crate::observe::MAX_REQUEST_ID))
+            .pattern(Some("^[!-~]+$"));
+        ParameterBuilder::new()
+            .name("X-Request-Id")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "The request's id, echoed in `X-Request-Id`, error bodies, task records and log lines: 1 to 128 \
+                 visible ASCII characters; any other value (or none) is replaced by a fresh UUID v4.",
+            ))
+            .schema(Some(schema))
+            .build()
+    }
+
+    fn idempotency_key() -> Parameter {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(crate::idempotency::MAX_KEY))
+            .pattern(Some("^[!-~]+$"));
+        ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Makes a retry safe: a request repeated with the same key (same principal, method, path, query, \
+                 `virtplug-*` headers and body) within 24 h is not run again; it gets the first answer (status, \
+                 body, `Location`, `ETag`, the first `X-Request-Id`) with `Idempotent-Replayed: true`. 1 to 255 \
+                 visible ASCII characters (else 400). See docs/api.md, \"Idempotency\".",
+            ))
+            .schema(Some(schema))
+            .build()
+    }
+
+    fn error(description: &str) -> RefOr<Response> {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+        RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
+    }
+
+    /// Adds `sentence` to the description of `status`'s answer, or adds that answer.
+    fn answer(op: &mut Operation, status: &str, sentence: &str) {
+        match op.responses.responses.get_mut(status) {
+            Some(RefOr::T(r)) => {
+                r.description.push(' ');
+                r.description.push_str(sentence);
+            }
+            Some(RefOr::Ref(_)) => {}
+            None => {
+                op.responses.responses.insert(status.to_owned(), Self::error(sentence));
+            }
+        }
+    }
+}
+
+impl Modify for SharedHeaders {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let id_header = || {
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some("The request's id: the client's when acceptable, a fresh UUID v4 otherwise."))
+                .build()
+        };
+        for item in doc.paths.paths.values_mut() {
+            let keyed = [&mut item.post, &mut item.put];
+            for op in keyed.into_iter().flatten() {
+                op.parameters.get_or_insert_with(Vec::new).push(Self::idempotency_key());
+                Self::answer(
+                    op,
+                    "400",
+                    "`VIR_ERR_INVALID_ARG` (8) also for an `Idempotency-Key` that is not 1 to 255 visible ASCII characters.",
+                );
+                Self::answer(
+                    op,
+                    "409",
+                    "`VIR_ERR_OPERATION_INVALID` (55): a request with this `Idempotency-Key` is in progress (retry later).",
+                );
+                Self::answer(
+                    op,
+                    "422",
+                    "`VIR_ERR_INVALID_ARG` (8): this `Idempotency-Key` was already used with a different request.",
+                );
+                for response in op.responses.responses.values_mut() {
+                    if let RefOr::T(r) = response {
+                        let replayed = HeaderBuilder::new()
+                            .schema(ObjectBuilder::new().schema_type(Type::String))
+                            .description(Some("`true` on an answer replayed for an `Idempotency-Key`."))
+                            .build();
+                        r.headers.insert("Idempotent-Replayed".to_owned(), replayed);
+                    }
+                }
+            }
+            let all = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+            for op in all.into_iter().flatten() {
+                op.parameters.get_or_insert_with(Vec::new).push(Self::request_id());
+                for response in op.responses.responses.values_mut() {
+                    if let RefOr::T(r) = response {
+                        r.headers.insert("X-Request-Id".to_owned(), id_header());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// virtplugd's API.
 #[derive(OpenApi)]
 #[openapi(
@@ -144,7 +268,7 @@ impl Modify for BearerAuth {
             )),
     ),
     security((), ("bearer" = [])),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SharedHeaders),
     paths(
         routes_domain::info,
         routes_domain::list,

@@ -107,14 +107,20 @@ struct LocalReporter {
     progress: Progress,
     done: u64,
     total: u64,
+    /// The step running now, whose bar follows the unit count.
+    running: Option<String>,
 }
 
 impl Reporter for LocalReporter {
     fn step(&mut self, name: &str, state: &str, message: &str) {
+        self.running = (state == "running").then(|| name.to_owned());
         self.progress.step(name, state, message, self.done, self.total);
     }
     fn progress(&mut self, done: u64, total: u64) {
         (self.done, self.total) = (done, total);
+        if let Some(name) = &self.running {
+            self.progress.step(name, "running", "", done, total);
+        }
     }
     fn journal(&mut self, _journal: &Journal) -> std::result::Result<(), HostError> {
         // In-process runs keep no journal: this command is the supervisor, B's import runs
@@ -169,7 +175,7 @@ pub fn migrate_snapshots(
     }
     let a = Side::open(registry, from)?;
     let b = Side::open(registry, to)?;
-    let mut rep = LocalReporter { progress: Progress::new(), done: 0, total: 0 };
+    let mut rep = LocalReporter { progress: Progress::new(), done: 0, total: 0, running: None };
     let result = migrate::migrate(&a, &b, &migrate::new_id(), dom, dry_run, &mut rep);
     rep.progress.finish();
     let outcome = result?;

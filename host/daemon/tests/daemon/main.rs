@@ -9,6 +9,7 @@ mod api;
 mod faults;
 mod hardening;
 mod http_client;
+mod idempotency;
 mod libvirt_clients;
 mod libvirt_wire;
 mod migration;
