@@ -6,6 +6,10 @@
 //!   -D warnings`), then run every test of the workspace;
 //! - `bench [section]`: release build, then the side-by-side measurements of `tests/bench`;
 //! - `fuzz [target…]`: a long mutation hunt with the fuzz driver of `tests/fuzz` (see `fuzz.rs`);
+//! - `new-plugin NAME [--dir DIR]`: scaffold an out-of-tree plugin crate that passes the
+//!   conformance suite as generated (see `scaffold.rs`);
+//! - `install --prefix DIR`: release build of the CLI, the daemon and the four real plugins,
+//!   installed as DIR/bin and DIR/lib/virtplug/plugins (see `install.rs`);
 //! - `tidy`: project rules (a `//!` header on every `.rs` file, no ignored tests, no registry host
 //!   names; see `tidy.rs`).
 //!
@@ -13,6 +17,8 @@
 
 mod demo;
 mod fuzz;
+mod install;
+mod scaffold;
 mod tidy;
 
 use std::{
@@ -31,8 +37,12 @@ fn main() -> ExitCode {
         Some("tidy") => tidy::run(&repo_root()),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("new-plugin") => scaffold::run(&args[1..], &repo_root()),
+        Some("install") => install::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <build-plugins|demo|test|bench [section]|fuzz [target…]|tidy>");
+            eprintln!(
+                "usage: cargo xtask <build-plugins|demo|test|bench [section]|fuzz [target…]|new-plugin NAME [--dir DIR]|install --prefix DIR|tidy>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -52,7 +62,12 @@ pub fn repo_root() -> PathBuf {
 
 /// `target/debug`, where the binaries and plugins are built.
 pub fn build_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target")).join("debug")
+    target_dir().join("debug")
+}
+
+/// The workspace's target dir (`CARGO_TARGET_DIR`, else `target/`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
 }
 
 fn cargo() -> Command {
