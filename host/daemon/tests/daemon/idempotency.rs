@@ -264,3 +264,33 @@ fn a_migration_reports_progress_per_snapshot_during_import_and_verify() {
     assert!(within("verify", 301, total) >= 40, "{:?}", rec.reports);
     assert!(rec.reports.len() <= 110, "throttled: {} reports", rec.reports.len());
 }
+
+#[test]
+fn a_keyed_body_over_its_limit_is_refused_as_without_a_key_and_keeps_nothing() {
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&tmp.path().join("d"), &plugins, &["--max-body".into(), "1024".into()]);
+    // No declared length: the body guard counts it as it arrives, under the key's buffering.
+    let chunked = format!(
+        "POST /v1/domains/test/snapshots/s/revert HTTP/1.1\r\nHost: x\r\nConnection: close\r\nIdempotency-Key: big\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n{}\r\n0\r\n\r\n",
+        " ".repeat(0x800)
+    );
+    let text = {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+        s.write_all(chunked.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+    assert!(
+        text.contains(r#""message":"invalid argument: request body is larger than the 1024 bytes this route accepts""#),
+        "{text}"
+    );
+    // The key was never taken: another request with it runs (and its refusal is kept).
+    let r = http(&d.socket(), "POST", "/v1/domains/test/snapshots/s/revert", &["Idempotency-Key: big"], "{}");
+    assert_eq!(r.status, 404, "{r:?}");
+    let again = http(&d.socket(), "POST", "/v1/domains/test/snapshots/s/revert", &["Idempotency-Key: big"], "{}");
+    assert_eq!((again.status, again.header("idempotent-replayed")), (404, Some("true")));
+}
