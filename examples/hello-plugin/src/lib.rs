@@ -55,7 +55,8 @@ impl Plugin for Hello {
     // (and SECURE reads) before it calls the driver, with libvirt's text.
     fn open(uri: &str, _read_only: bool) -> Result<Box<dyn Driver>> {
         if uri != "hello:///" {
-            return Err(Error::new(codes::NO_CONNECT, format!("hello serves only hello:///, not {uri}")));
+            // The host prints "no connection driver available for " first: start with the URI.
+            return Err(Error::new(codes::NO_CONNECT, format!("{uri} (hello serves only hello:///)")));
         }
         Ok(Box::new(HelloDriver))
     }
