@@ -134,6 +134,17 @@ def main():
     expect("domain_define", "name", d.name, "smoke")
     expect("domain_define", "persistent", d.persistent, True)
 
+    # Paging: one domain per page (name order), the next page's token in X-Next-Page-Token and Link.
+    r = domain_list.sync_detailed(client=client, limit=1)
+    expect("domain_list", "first page", [x.name for x in check("domain_list", r, 200, list)], ["smoke"])
+    token = r.headers.get("x-next-page-token")
+    expect("domain_list", "Link", r.headers.get("link"), f'</v1/domains?limit=1&page_token={token}>; rel="next"')
+    r = domain_list.sync_detailed(client=client, limit=1, page_token=token)
+    expect("domain_list", "second page", [x.name for x in check("domain_list", r, 200, list)], ["test"])
+    expect("domain_list", "token after the last page", r.headers.get("x-next-page-token"), None)
+    bad = domain_list.sync_detailed(client=client, page_token="not-a-token")
+    expect("domain_list", "bad token (status, code)", (int(bad.status_code), bad.parsed.code), (400, 8))
+
     d = check("domain_lookup", domain_lookup.sync_detailed("smoke", client=client), 200)
     expect("domain_lookup", "uuid", d.uuid, "2f6a3c1e-8a0b-4c55-9d1e-5a2b7c9e0f11")
     expect("domain_lookup", "state (shut off)", d.state, 5)
@@ -172,12 +183,34 @@ def main():
     expect("snapshot_list", "(name, parent, current)", sorted((s.name, s.parent, s.current) for s in lst),
            [("a", None, False), ("b", "a", True)])
 
-    s = check("snapshot_lookup", snapshot_lookup.sync_detailed("test", "b", client=client), 200)
+    # Conditional reads: the ETag comes back, If-None-Match with it answers 304 with no body.
+    r = snapshot_list.sync_detailed("test", client=client)
+    tag = r.headers.get("etag")
+    if not tag or not tag.startswith('"g'):
+        raise AssertionError(f"snapshot_list: ETag {tag!r}")
+    check("snapshot_list", snapshot_list.sync_detailed("test", client=client, if_none_match=tag), 304)
+    # Paging: one snapshot per page (name order).
+    r = snapshot_list.sync_detailed("test", client=client, limit=1)
+    expect("snapshot_list", "first page", [x.name for x in check("snapshot_list", r, 200, list)], ["a"])
+    r = snapshot_list.sync_detailed("test", client=client, limit=1, page_token=r.headers.get("x-next-page-token"))
+    expect("snapshot_list", "second page", [x.name for x in check("snapshot_list", r, 200, list)], ["b"])
+    expect("snapshot_list", "token after the last page", r.headers.get("x-next-page-token"), None)
+
+    r = snapshot_lookup.sync_detailed("test", "b", client=client)
+    s = check("snapshot_lookup", r, 200)
     expect("snapshot_lookup", "(name, parent)", (s.name, s.parent), ("b", "a"))
+    r = snapshot_lookup.sync_detailed("test", "b", client=client, if_none_match=r.headers.get("etag"))
+    check("snapshot_lookup", r, 304)
 
     kids = check("snapshot_children",
                  snapshot_children.sync_detailed("test", "a", client=client, flags=SNAPSHOT_LIST_DESCENDANTS), 200)
     expect("snapshot_children", "names", [k.name for k in kids], ["b"])
+    r = snapshot_children.sync_detailed("test", "a", client=client, flags=SNAPSHOT_LIST_DESCENDANTS, limit=1)
+    expect("snapshot_children", "one page", ([k.name for k in check("snapshot_children", r, 200)],
+                                             r.headers.get("x-next-page-token")), (["b"], None))
+    r = snapshot_children.sync_detailed("test", "a", client=client, flags=SNAPSHOT_LIST_DESCENDANTS,
+                                        if_none_match=r.headers.get("etag"))
+    expect("snapshot_children", "another query's ETag", int(r.status_code), 200)
 
     x = check("snapshot_xml", snapshot_xml.sync_detailed("test", "a", client=client, flags=SNAPSHOT_XML_SECURE), 200)
     if "<name>a</name>" not in x.xml:
@@ -189,8 +222,11 @@ def main():
     expect("snapshot_edit", "name", check("snapshot_edit", r, 200).name, "a")
 
     check("snapshot_revert", snapshot_revert.sync_detailed("test", "a", client=client, body=FlagsRequest()), 200)
-    cur = check("snapshot_current", snapshot_current.sync_detailed("test", client=client), 200)
+    r = snapshot_current.sync_detailed("test", client=client)
+    cur = check("snapshot_current", r, 200)
     expect("snapshot_current", "name", cur.current.name, "a")
+    check("snapshot_current", snapshot_current.sync_detailed("test", client=client,
+                                                             if_none_match=r.headers.get("etag")), 304)
 
     h = check("snapshot_export", snapshot_export.sync_detailed("test", client=client), 200)
     expect("snapshot_export", "(names, parents, current)", (h.names, h.parents, h.current), (["a", "b"], [None, "a"], "a"))
@@ -229,6 +265,10 @@ def main():
     tasks = check("task_list", task_list.sync_detailed(client=client), 200, list)
     expect("task_list", "(id, kind)", [(t.id, t.kind) for t in tasks],
            [(task.id, "snapshot_import"), (mig.id, "migrate_snapshots")])
+    r = task_list.sync_detailed(client=client, limit=1)
+    expect("task_list", "first page", [t.id for t in check("task_list", r, 200, list)], [task.id])
+    r = task_list.sync_detailed(client=client, limit=1, page_token=r.headers.get("x-next-page-token"))
+    expect("task_list", "second page", [t.id for t in check("task_list", r, 200, list)], [mig.id])
 
     st = check("import_status", import_status.sync_detailed("smoke-migration-1", client=client), 200)
     expect("import_status", "(migration, state)", (st.migration, st.state), ("smoke-migration-1", "unknown"))

@@ -22,6 +22,7 @@
 //!
 //! It owns socket I/O only; host semantics stay in `virtplug-host`.
 
+pub mod cache;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -34,6 +35,7 @@ pub mod observe;
 pub mod observe_metrics;
 pub mod observe_probes;
 pub mod openapi;
+pub mod paging;
 pub mod routes_domain;
 pub mod routes_snapshot;
 pub mod routes_tasks;

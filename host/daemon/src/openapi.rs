@@ -49,6 +49,16 @@ pub struct Headers {
     pub virtplug_read_only: Option<String>,
 }
 
+/// The conditional-read header of the cached snapshot reads (list, children, lookup, current).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct Conditional {
+    /// The `ETag` of an answer the client holds (several, comma-separated, or `*`): 304 with no body when
+    /// the answer is still that one.
+    #[param(rename = "If-None-Match", nullable = false)]
+    pub if_none_match: Option<String>,
+}
+
 /// The errors every operation can answer: the request context, the token and the body guard.
 #[derive(Debug, IntoResponses)]
 pub enum BaseErrors {

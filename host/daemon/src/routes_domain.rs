@@ -2,7 +2,11 @@
 //! operation: it runs on the request's [`Connection`](virtplug_host::Connection), so the generic
 //! checks run here exactly as in-process.
 
-use axum::{Json, http::StatusCode};
+use axum::{
+    Json,
+    http::{StatusCode, Uri},
+    response::{IntoResponse, Response},
+};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use virtplug_wire::{DefineRequest, DomainInfo, FlagsRequest, PluginInfoJson, XmlResponse};
@@ -11,6 +15,7 @@ use crate::{
     error::ApiResult,
     extract::{J, P, Q},
     openapi::{BaseErrors, BodyErrors, Headers, HostErrors},
+    paging::PageQuery,
     state::Ctx,
 };
 
@@ -30,11 +35,21 @@ pub async fn info(ctx: Ctx) -> ApiResult<Json<PluginInfoJson>> {
     ctx.run(|c| Ok(PluginInfoJson::from(c.plugin_info()))).await.map(Json)
 }
 
-/// `domain_list`.
-#[utoipa::path(get, path = "/v1/domains", tag = "domain", operation_id = "domain_list", params(Headers),
-    responses((status = 200, description = "every domain", body = Vec<DomainInfo>), BaseErrors, HostErrors))]
-pub async fn list(ctx: Ctx) -> ApiResult<Json<Vec<DomainInfo>>> {
-    ctx.run(|c| c.domain_list()).await.map(|v| Json(v.into_iter().collect()))
+/// `domain_list`; paged (see [`crate::paging`]).
+#[utoipa::path(get, path = "/v1/domains", tag = "domain", operation_id = "domain_list", params(PageQuery, Headers),
+    responses((status = 200, description = "every domain (one page of them with `limit` or `page_token`)", body = Vec<DomainInfo>,
+               headers(("X-Next-Page-Token" = String, description = "the `page_token` of the next page; absent on the last page"),
+                       ("Link" = String, description = "`<this path and query with page_token=…>; rel=\"next\"`; absent on the last page"))),
+              BaseErrors, HostErrors))]
+pub async fn list(ctx: Ctx, uri: Uri, Q(pq): Q<PageQuery>) -> ApiResult<Response> {
+    let page = pq.check()?;
+    let all = ctx.run(|c| c.domain_list()).await?;
+    let (v, next) = page.cut(all, |d| d.name.clone(), None)?;
+    let mut resp = Json(v).into_response();
+    if let Some(next) = next {
+        crate::paging::next_headers(resp.headers_mut(), uri.path(), uri.query(), &next);
+    }
+    Ok(resp)
 }
 
 /// `domain_lookup` by name, UUID or id.

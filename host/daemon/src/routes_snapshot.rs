@@ -4,7 +4,10 @@
 
 use axum::{
     Json,
-    http::{HeaderMap, HeaderValue, StatusCode, header::LOCATION},
+    http::{
+        HeaderMap, HeaderValue, StatusCode, Uri,
+        header::{CONTENT_TYPE, LOCATION},
+    },
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
@@ -16,9 +19,11 @@ use virtplug_wire::{
 };
 
 use crate::{
+    cache,
     error::ApiResult,
     extract::{J, P, Q},
-    openapi::{BaseErrors, BodyErrors, Headers, HostErrors},
+    openapi::{BaseErrors, BodyErrors, Conditional, Headers, HostErrors},
+    paging::PageQuery,
     routes_domain::FlagsQuery,
     state::Ctx,
 };
@@ -48,15 +53,34 @@ fn ok() -> Json<serde_json::Value> {
     Json(serde_json::json!({}))
 }
 
-/// `snapshot_list` at domain level, filtered by the documented group rule.
+/// `snapshot_list` at domain level, filtered by the documented group rule; paged and conditional
+/// (see [`crate::cache`] and [`crate::paging`]).
 #[utoipa::path(get, path = "/v1/domains/{dom}/snapshots", tag = "snapshot", operation_id = "snapshot_list",
-    params(("dom" = String, Path, description = "domain name"), ListQuery, Headers),
-    responses((status = 200, description = "the snapshots", body = Vec<SnapshotInfo>), BaseErrors, HostErrors))]
-pub async fn list(ctx: Ctx, P(dom): P<String>, Q(q): Q<ListQuery>) -> ApiResult<Json<Vec<SnapshotInfo>>> {
-    let v = ctx
-        .run(move |c| if q.raw { c.snapshot_list_unfiltered(&dom, q.flags) } else { c.snapshot_list(&dom, q.flags) })
-        .await?;
-    Ok(Json(v))
+    params(("dom" = String, Path, description = "domain name"), ListQuery, PageQuery, Conditional, Headers),
+    responses((status = 200, description = "the snapshots (one page of them with `limit` or `page_token`)",
+               body = Vec<SnapshotInfo>, headers(("ETag" = String, description = "`\"g<generation>-<variant>\"`: changes whenever the answer may (see docs/api.md, Conditional reads)"),
+                 ("X-Next-Page-Token" = String, description = "the `page_token` of the next page; absent on the last page"),
+                 ("Link" = String, description = "`<this path and query with page_token=…>; rel=\"next\"`; absent on the last page"))),
+              (status = 304, description = "Not modified: the `If-None-Match` ETag is current; no body", headers(("ETag" = String, description = "`\"g<generation>-<variant>\"`: changes whenever the answer may (see docs/api.md, Conditional reads)"))),
+              BaseErrors, HostErrors))]
+pub async fn list(
+    ctx: Ctx,
+    uri: Uri,
+    headers: HeaderMap,
+    P(dom): P<String>,
+    Q(q): Q<ListQuery>,
+    Q(pq): Q<PageQuery>,
+) -> ApiResult<Response> {
+    let page = pq.check()?;
+    let variant = cache::variant(&["snapshot_list", &q.flags.to_string(), &q.raw.to_string(), &page.variant()]);
+    let d = dom.clone();
+    let answer = cache::read(&ctx, &headers, dom, variant, move |c, g| {
+        let v = if q.raw { c.snapshot_list_unfiltered(&d, q.flags) } else { c.snapshot_list(&d, q.flags) }?;
+        let (v, next) = page.cut(v, |s| s.name.clone(), g)?;
+        cache::json(&v, next)
+    })
+    .await?;
+    Ok(answer.respond(uri.path(), uri.query()))
 }
 
 /// `snapshot_create`: creates (or with REDEFINE, redefines) a snapshot from XML.
@@ -77,12 +101,24 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(NameResponse { name })))
 }
 
-/// `snapshot_lookup` by name.
+/// `snapshot_lookup` by name; conditional (see [`crate::cache`]).
 #[utoipa::path(get, path = "/v1/domains/{dom}/snapshots/{snap}", tag = "snapshot", operation_id = "snapshot_lookup",
-    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), Headers),
-    responses((status = 200, description = "the snapshot", body = SnapshotInfo), BaseErrors, HostErrors))]
-pub async fn lookup(ctx: Ctx, P((dom, snap)): P<(String, String)>) -> ApiResult<Json<SnapshotInfo>> {
-    ctx.run(move |c| c.snapshot_lookup(&dom, &snap)).await.map(Json)
+    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), Conditional, Headers),
+    responses((status = 200, description = "the snapshot", body = SnapshotInfo, headers(("ETag" = String, description = "`\"g<generation>-<variant>\"`: changes whenever the answer may (see docs/api.md, Conditional reads)"))),
+              (status = 304, description = "Not modified: the `If-None-Match` ETag is current; no body", headers(("ETag" = String, description = "`\"g<generation>-<variant>\"`: changes whenever the answer may (see docs/api.md, Conditional reads)"))),
+              BaseErrors, HostErrors))]
+pub async fn lookup(
+    ctx: Ctx,
+    uri: Uri,
+    headers: HeaderMap,
+    P((dom, snap)): P<(String, String)>,
+) -> ApiResult<Response> {
+    let variant = cache::variant(&["snapshot_lookup", &snap]);
+    let d = dom.clone();
+    let answer =
+        cache::read(&ctx, &headers, dom, variant, move |c, _| cache::json(&c.snapshot_lookup(&d, &snap)?, None))
+            .await?;
+    Ok(answer.respond(uri.path(), uri.query()))
 }
 
 /// `snapshot_edit`: redefines `snap` from XML (possibly renamed) atomically.
@@ -127,17 +163,34 @@ pub async fn xml(ctx: Ctx, P((dom, snap)): P<(String, String)>, Q(q): Q<FlagsQue
     ctx.run(move |c| c.snapshot_xml(&dom, &snap, q.flags)).await.map(|xml| Json(XmlResponse { xml }))
 }
 
-/// `snapshot_list` of a snapshot's children (bit 0 = DESCENDANTS).
+/// `snapshot_list` of a snapshot's children (bit 0 = DESCENDANTS); paged and conditional (see
+/// [`crate::cache`] and [`crate::paging`]).
 #[utoipa::path(get, path = "/v1/domains/{dom}/snapshots/{snap}/children", tag = "snapshot", operation_id = "snapshot_children",
-    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), FlagsQuery, Headers),
-    responses((status = 200, description = "the children (or descendants)", body = Vec<SnapshotInfo>), BaseErrors, HostErrors))]
+    params(("dom" = String, Path, description = "domain name"), ("snap" = String, Path, description = "snapshot name"), FlagsQuery, PageQuery, Conditional, Headers),
+    responses((status = 200, description = "the children (or descendants; one page of them with `limit` or `page_token`)",
+               body = Vec<SnapshotInfo>, headers(("ETag" = String, description = "`\"g<generation>-<variant>\"`: changes whenever the answer may (see docs/api.md, Conditional reads)"),
+                 ("X-Next-Page-Token" = String, description = "the `page_token` of the next page; absent on the last page"),
+                 ("Link" = String, description = "`<this path and query with page_token=…>; rel=\"next\"`; absent on the last page"))),
+              (status = 304, description = "Not modified: the `If-None-Match` ETag is current; no body", headers(("ETag" = String, description = "`\"g<generation>-<variant>\"`: changes whenever the answer may (see docs/api.md, Conditional reads)"))),
+              BaseErrors, HostErrors))]
 pub async fn children(
     ctx: Ctx,
+    uri: Uri,
+    headers: HeaderMap,
     P((dom, snap)): P<(String, String)>,
     Q(q): Q<FlagsQuery>,
-) -> ApiResult<Json<Vec<SnapshotInfo>>> {
-    let v = ctx.run(move |c| c.snapshot_list_children(&dom, &snap, q.flags)).await?;
-    Ok(Json(v))
+    Q(pq): Q<PageQuery>,
+) -> ApiResult<Response> {
+    let page = pq.check()?;
+    let variant = cache::variant(&["snapshot_children", &snap, &q.flags.to_string(), &page.variant()]);
+    let d = dom.clone();
+    let answer = cache::read(&ctx, &headers, dom, variant, move |c, g| {
+        let v = c.snapshot_list_children(&d, &snap, q.flags)?;
+        let (v, next) = page.cut(v, |s| s.name.clone(), g)?;
+        cache::json(&v, next)
+    })
+    .await?;
+    Ok(answer.respond(uri.path(), uri.query()))
 }
 
 /// `snapshot_revert` with `flags::snapshot_revert` bits.
@@ -157,20 +210,33 @@ pub async fn revert(
     Ok(ok())
 }
 
-/// `snapshot_current`: the current snapshot or null.
+/// `snapshot_current`: the current snapshot or null; conditional (see [`crate::cache`]).
 #[utoipa::path(get, path = "/v1/domains/{dom}/current-snapshot", tag = "snapshot", operation_id = "snapshot_current",
-    params(("dom" = String, Path, description = "domain name"), Headers),
-    responses((status = 200, description = "the current snapshot or null", body = CurrentResponse), BaseErrors, HostErrors))]
-pub async fn current(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<CurrentResponse>> {
-    ctx.run(move |c| c.snapshot_current(&dom)).await.map(|s| Json(CurrentResponse { current: s }))
+    params(("dom" = String, Path, description = "domain name"), Conditional, Headers),
+    responses((status = 200, description = "the current snapshot or null", body = CurrentResponse, headers(("ETag" = String, description = "`\"g<generation>-<variant>\"`: changes whenever the answer may (see docs/api.md, Conditional reads)"))),
+              (status = 304, description = "Not modified: the `If-None-Match` ETag is current; no body", headers(("ETag" = String, description = "`\"g<generation>-<variant>\"`: changes whenever the answer may (see docs/api.md, Conditional reads)"))),
+              BaseErrors, HostErrors))]
+pub async fn current(ctx: Ctx, uri: Uri, headers: HeaderMap, P(dom): P<String>) -> ApiResult<Response> {
+    let variant = cache::variant(&["snapshot_current"]);
+    let d = dom.clone();
+    let answer = cache::read(&ctx, &headers, dom, variant, move |c, _| {
+        cache::json(&CurrentResponse { current: c.snapshot_current(&d)? }, None)
+    })
+    .await?;
+    Ok(answer.respond(uri.path(), uri.query()))
 }
 
 /// The whole hierarchy: SECURE XML, parents first, current marker (read-write channel only).
+/// Streamed: the JSON is written as the snapshots are serialised, never held whole (the bytes are
+/// those of one `serde_json` serialisation of [`HierarchyJson`]; a test compares them).
 #[utoipa::path(get, path = "/v1/domains/{dom}/snapshot-export", tag = "snapshot", operation_id = "snapshot_export",
     params(("dom" = String, Path, description = "domain name"), Headers),
     responses((status = 200, description = "the whole hierarchy", body = HierarchyJson), BaseErrors, HostErrors))]
-pub async fn export(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<HierarchyJson>> {
-    ctx.run(move |c| c.snapshot_export_hierarchy(&dom)).await.map(|h| Json(HierarchyJson::from(h)))
+pub async fn export(ctx: Ctx, P(dom): P<String>) -> ApiResult<Response> {
+    let h = ctx.run(move |c| c.snapshot_export_hierarchy(&dom)).await.map(HierarchyJson::from)?;
+    let mut resp = Response::new(axum::body::Body::from_stream(crate::cache::stream_hierarchy(h)));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
 }
 
 /// `snapshot_import`: redefines a whole hierarchy all or nothing (`flags` DRY_RUN = 1 checks only).

@@ -26,16 +26,26 @@ use crate::{
     extract::{J, P, Q},
     migrations,
     openapi::{BaseErrors, BodyErrors, Headers, HostErrors},
+    paging::PageQuery,
     routes_snapshot::accepted,
     state::Ctx,
     tasks::{self, TaskReporter},
 };
 
-/// Every task of this daemon run.
-#[utoipa::path(get, path = "/v1/tasks", tag = "task", operation_id = "task_list", params(Headers),
-    responses((status = 200, description = "every task of this run", body = Vec<TaskJson>), BaseErrors))]
-pub async fn list(ctx: Ctx) -> Json<Vec<TaskJson>> {
-    Json(ctx.state.tasks.all())
+/// Every task of this daemon run, oldest first; paged (see [`crate::paging`]).
+#[utoipa::path(get, path = "/v1/tasks", tag = "task", operation_id = "task_list", params(PageQuery, Headers),
+    responses((status = 200, description = "every task of this run (one page of them with `limit` or `page_token`)", body = Vec<TaskJson>,
+               headers(("X-Next-Page-Token" = String, description = "the `page_token` of the next page; absent on the last page"),
+                       ("Link" = String, description = "`<this path and query with page_token=…>; rel=\"next\"`; absent on the last page"))),
+              BaseErrors))]
+pub async fn list(ctx: Ctx, uri: axum::http::Uri, Q(pq): Q<PageQuery>) -> ApiResult<Response> {
+    let page = pq.check()?;
+    let (v, next) = page.cut(ctx.state.tasks.all(), |t| t.id.to_string(), None)?;
+    let mut resp = axum::response::IntoResponse::into_response(Json(v));
+    if let Some(next) = next {
+        crate::paging::next_headers(resp.headers_mut(), uri.path(), uri.query(), &next);
+    }
+    Ok(resp)
 }
 
 /// One task: state, steps, progress, result or error.

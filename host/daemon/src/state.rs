@@ -56,6 +56,8 @@ pub struct Shared {
     pub lifecycle: tokio::sync::broadcast::Sender<crate::libvirt::Lifecycle>,
     /// The next libvirt event callback id (unique daemon-wide, as libvirtd's).
     pub next_callback_id: std::sync::atomic::AtomicI32,
+    /// Serialised snapshot read answers by (URI, domain, generation, variant).
+    pub answers: crate::cache::AnswerCache,
 }
 
 /// The router's state.
@@ -81,6 +83,7 @@ impl Shared {
             tasks: Arc::default(),
             lifecycle: tokio::sync::broadcast::channel(1024).0,
             next_callback_id: std::sync::atomic::AtomicI32::new(0),
+            answers: crate::cache::AnswerCache::default(),
         }
     }
 

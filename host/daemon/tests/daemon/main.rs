@@ -16,4 +16,5 @@ mod migration;
 mod migration_kill_points;
 mod migration_race;
 mod observe;
+mod paging_etag;
 mod tls;
