@@ -37,12 +37,13 @@ fn runs(bin: &str) -> bool {
 
 /// Runs the CLI with `--format json`; checks exit code 0, no failure, at least
 /// [`MIN_PASSED`] passes; prints the counts and timings.
-fn passes(label: &str, plugin: &Path, uri: &str, domain: &str, env: &[(&str, &str)]) -> Value {
+fn passes(label: &str, plugin: &Path, uri: &str, domain: &str, env: &[(&str, &str)], extra: &[&str]) -> Value {
     let t = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_virtplug-conformance"))
         .arg("--plugin")
         .arg(plugin)
         .args(["--uri", uri, "--domain", domain, "--format", "json", "--timeout", "60"])
+        .args(extra)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
@@ -144,11 +145,25 @@ fn qemu_with_a_real_qcow2_image() {
         let conn = virtplug_host::Connection::open(&registry, &uri, false).expect("open the embed root");
         conn.domain_define(&xml).expect("define domain test");
     }
-    let report = passes("qemu", &so, &uri, "test", &[]);
+    // The --probe hook: is the snapshot's internal tag still in the qcow2 image (-U: the
+    // domain's qemu may hold the image open)?
+    let probe = root.dir.path().join("probe.sh");
+    std::fs::write(
+        &probe,
+        format!(
+            "if qemu-img snapshot -l -U '{}' | awk 'NR > 2 {{ print $2 }}' | grep -qxF \"$3\"; then echo present; else echo absent; fi\n",
+            image.display()
+        ),
+    )
+    .expect("write the probe");
+    let probe = format!("sh {}", probe.display());
+    let report = passes("qemu", &so, &uri, "test", &[], &["--probe", &probe]);
     ran(
         "qemu",
         &report,
         &[
+            "behaviour.probe.delete_removes_payload",
+            "behaviour.probe.metadata_only_keeps_payload",
             "behaviour.create_hierarchy",
             "behaviour.redefine_roundtrip",
             "behaviour.no_metadata",
@@ -224,7 +239,7 @@ fn vsphere(model: &str, domain: &str) {
     let Some(sim) = start_sim(model) else { return };
     let uri = format!("vsphere://root@127.0.0.1:{}/?transport=http", sim.port);
     let label = format!("vsphere ({model})");
-    let report = passes(&label, &so, &uri, domain, &[("VIRTPLUG_VSPHERE_PASSWORD", "pw")]);
+    let report = passes(&label, &so, &uri, domain, &[("VIRTPLUG_VSPHERE_PASSWORD", "pw")], &[]);
     ran(
         &label,
         &report,
@@ -282,7 +297,7 @@ fn virtualbox_against_the_vboxmanage_simulator() {
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     let uri = format!("vbox:///session?vboxmanage={}", wrapper.display());
-    let report = passes("virtualbox", &so, &uri, "test", &[]);
+    let report = passes("virtualbox", &so, &uri, "test", &[], &[]);
     ran(
         "virtualbox",
         &report,
