@@ -198,3 +198,21 @@ fn a_missing_or_stale_so_is_refused_with_a_hint() {
         ))
     );
 }
+
+/// `domain_list` panics once; the case's later calls are refused as poisoned. The report names
+/// the panic (message and location), not the poisoning it caused.
+#[test]
+fn a_poisoned_failure_is_reported_as_the_panic_that_caused_it() {
+    let Some(p) = plugin("virtplug_fixture_misbehaving") else { return };
+    let p = p.to_str().expect("utf-8 path");
+    let out =
+        run(&["--plugin", p, "--uri", "misbehaving:///panic-list", "--only", "static.concurrency", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let c = case(&report(&out), "static.concurrency").clone();
+    assert_eq!(
+        c["message"],
+        "plugin 'misbehaving' panicked in domain_list at tests/conformance/fixtures/misbehaving/src/lib.rs:60:9: domain table corrupted (later calls were refused: the connection is poisoned)"
+    );
+    assert_eq!(c["expected"], "no panic");
+    assert!(c["got"].as_str().unwrap_or_default().contains("is poisoned by an earlier panic"), "{c}");
+}
