@@ -70,6 +70,7 @@ impl Shared {
             tracing::error!(error = %e, "event numbers cannot be made durable: a client resuming from an earlier run may miss `reset`");
             EventLog::default()
         }));
+        let tasks = Arc::new(Tasks::after(events.last_seq()));
         Self {
             imports: Imports::load(&state_dir),
             fault_import_delay: Duration::ZERO,
@@ -80,7 +81,7 @@ impl Shared {
             conns: Mutex::default(),
             currents: Mutex::default(),
             events,
-            tasks: Arc::default(),
+            tasks,
             lifecycle: tokio::sync::broadcast::channel(1024).0,
             next_callback_id: std::sync::atomic::AtomicI32::new(0),
             answers: crate::cache::AnswerCache::default(),
@@ -217,5 +218,24 @@ impl Ctx {
                 self.emit("snapshot.current_changed", dom, name.as_deref());
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_never_repeat_across_daemon_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = || Shared::new(Registry::default(), None, vec![], dir.path().to_owned());
+        let first = run();
+        let a = first.tasks.start("t", &[], &first.events, "u", None).id;
+        let b = first.tasks.start("t", &[], &first.events, "u", None).id;
+        drop(first);
+        let second = run();
+        let c = second.tasks.start("t", &[], &second.events, "u", None).id;
+        assert!(a < b && b < c, "{a} {b} {c}");
     }
 }

@@ -25,6 +25,14 @@ pub struct Tasks {
 }
 
 impl Tasks {
+    /// Task ids after `last`. The daemon passes its event log's last sequence number: every
+    /// task emits an event, so a run's task ids stay below the next run's first sequence
+    /// number, and a task id never names another run's task (a retried request replayed
+    /// after a restart names its own task, never a newer one).
+    pub fn after(last: u64) -> Self {
+        Self { inner: Mutex::new((last, BTreeMap::new())) }
+    }
+
     /// Registers a running task with `steps`.
     pub fn start(&self, kind: &str, steps: &[&str], events: &EventLog, uri: &str, domain: Option<&str>) -> TaskJson {
         let task = match self.inner.lock() {
