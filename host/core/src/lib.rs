@@ -12,6 +12,7 @@ mod connection;
 mod domain;
 mod error;
 mod loader;
+mod import_fallback;
 pub mod migrate;
 mod registry;
 pub mod remote;

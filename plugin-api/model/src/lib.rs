@@ -16,6 +16,7 @@ mod xmltree;
 
 pub mod bundle;
 pub mod domain;
+pub mod import_order;
 pub mod filter;
 pub mod limits;
 // The SQLite store is a feature (on by default) so that a plugin keeping its metadata elsewhere

@@ -115,12 +115,15 @@ pub fn check(op: &OpRules, read_only: bool, ops_declared: u64, caps: &Capabiliti
             _ => {}
         }
     }
+    // An operation the plugin does not declare is refused by name, before its (empty) flag
+    // mask could turn the refusal into "unsupported flags": libvirt reports a missing driver
+    // function as NO_SUPPORT before any driver-side flag check.
+    if ops_declared & op.op_bit == 0 {
+        return Err(Refusal::NoSupport { operation: op.operation });
+    }
     let rejected = flags & !(op.mask)(caps);
     if rejected != 0 {
         return Err(Refusal::UnsupportedFlags { flags: rejected, operation: op.operation });
-    }
-    if ops_declared & op.op_bit == 0 {
-        return Err(Refusal::NoSupport { operation: op.operation });
     }
     Ok(())
 }

@@ -5,5 +5,6 @@
 
 mod fixtures;
 mod generation;
+mod import_fallback;
 mod migrate_verify;
 mod plugin_files;
