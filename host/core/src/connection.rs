@@ -1,8 +1,13 @@
 //! A connection to one plugin instance, and the dispatch step shared by every entry point.
 
+use std::sync::Arc;
+
 use virtplug_plugin_api::{
-    self as abi, DriverBox,
-    abi_stable::std_types::{RResult, RStr},
+    self as abi, DriverBox, HostServicesBox,
+    abi_stable::{
+        sabi_trait::TD_Opaque,
+        std_types::{RResult, RStr},
+    },
 };
 
 use crate::{
@@ -10,6 +15,7 @@ use crate::{
     error::{BackendResult, HostError, MAX_NAME_BYTES, NameProblem, Result},
     registry::Registry,
     rules::OpRules,
+    services::{Progress, ProgressSlot, Services},
 };
 
 /// Who serves a connection: a plugin loaded in this process, or another backend (a daemon
@@ -25,6 +31,9 @@ pub struct Connection {
     read_only: bool,
     info: abi::PluginInfo,
     transport: Transport,
+    /// The reporter of the running long call ([`Connection::with_progress`]), which the
+    /// plugin's progress reports and cancellation checks reach through its host services.
+    progress: Arc<ProgressSlot>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -63,18 +72,51 @@ impl Connection {
             return Ok(Self::from_backend(uri, read_only, info, Box::new(remote)));
         }
         let plugin = registry.for_scheme(scheme).ok_or_else(no_connect)?;
-        let driver = match (plugin.module.open())(RStr::from_str(uri), read_only) {
+        let progress = Arc::new(ProgressSlot::default());
+        // ABI 1.1 plugins get the host's services; a 1.0 plugin has no `open_with_host` field
+        // (its accessor is `None`) and is opened as before, without them.
+        let opened = match plugin.module.open_with_host() {
+            Some(open_with_host) => {
+                let services = Services {
+                    plugin: plugin.info.name.to_string(),
+                    uri: uri.to_owned(),
+                    events: Arc::clone(registry.event_slot()),
+                    progress: Arc::clone(&progress),
+                };
+                open_with_host(RStr::from_str(uri), read_only, HostServicesBox::from_value(services, TD_Opaque))
+            }
+            None => (plugin.module.open())(RStr::from_str(uri), read_only),
+        };
+        let driver = match opened {
             RResult::ROk(d) => d,
             RResult::RErr(e) => return Err(HostError::Driver(open_refused(uri, native_error(e)))),
         };
         let info = plugin.info.clone();
-        Ok(Self { uri: uri.to_owned(), read_only, info, transport: Transport::Local(AbiBackend(driver)) })
+        Ok(Self { uri: uri.to_owned(), read_only, info, transport: Transport::Local(AbiBackend(driver)), progress })
+    }
+
+    /// Runs `call` with `reporter` receiving the plugin's progress reports and answering its
+    /// cancellation checks; the reporter is this connection's until `call` returns (a concurrent
+    /// long call on the same connection replaces it: give each its own connection). Connections
+    /// not served by a plugin in this process report nothing.
+    pub fn with_progress<R>(&self, reporter: Arc<dyn Progress>, call: impl FnOnce(&Self) -> R) -> R {
+        struct Clear<'a>(&'a ProgressSlot, Option<Arc<dyn Progress>>);
+        impl Drop for Clear<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut slot) = self.0.lock() {
+                    *slot = self.1.take();
+                }
+            }
+        }
+        let previous = self.progress.lock().ok().and_then(|mut slot| slot.replace(reporter));
+        let _clear = Clear(&self.progress, previous);
+        call(self)
     }
 
     /// A connection served by `backend` (e.g. a daemon client) that declares `info`. Every
     /// entry point still runs the generic checks here, before the backend is called.
     pub fn from_backend(uri: &str, read_only: bool, info: abi::PluginInfo, backend: Box<dyn Backend>) -> Self {
-        Self { uri: uri.to_owned(), read_only, info, transport: Transport::Other(backend) }
+        Self { uri: uri.to_owned(), read_only, info, transport: Transport::Other(backend), progress: Arc::default() }
     }
 
     /// The URI this connection was opened with.

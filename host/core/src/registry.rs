@@ -9,6 +9,7 @@ use std::{
 use crate::{
     error::{HostError, Result},
     loader::{LoadedPlugin, load_plugin},
+    services::{EventSink, EventSlot},
 };
 
 /// The file-name prefix of the plugins the host finds beside its executable.
@@ -132,6 +133,8 @@ pub struct Registry {
     plugins: Vec<Arc<LoadedPlugin>>,
     by_scheme: BTreeMap<String, Arc<LoadedPlugin>>,
     refused: Vec<HostError>,
+    /// Where plugin events go (shared with every connection opened through this registry).
+    events: Arc<EventSlot>,
 }
 
 impl Registry {
@@ -197,6 +200,17 @@ impl Registry {
             }
             _ => false,
         })
+    }
+
+    /// Sets (or with `None` removes) the subscriber of the events that plugins report through
+    /// connections opened from this registry, including connections opened before this call.
+    /// The sink runs on the plugin's thread: it must only hand the event on.
+    pub fn set_event_sink(&self, sink: Option<EventSink>) {
+        self.events.set(sink);
+    }
+
+    pub(crate) fn event_slot(&self) -> &Arc<EventSlot> {
+        &self.events
     }
 
     /// The plugin for a URI scheme (the part before `:` or `+`).

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use virtplug_model::{self as model, codes};
 use virtplug_plugin_api::{
-    self as abi, AbiError, DriverBox, PluginMod, PluginMod_Ref,
+    self as abi, AbiError, DriverBox, HostServicesBox, PluginMod, PluginMod_Ref,
     abi_stable::{
         prefix_type::PrefixTypeTrait,
         sabi_trait::TD_Opaque,
@@ -19,13 +19,14 @@ use crate::{
     checked::Checked,
     convert,
     driver::{Driver, PluginDescriptor},
+    host::{self, Host, Level},
     panics::{self, Caught},
     rules::{self, OpRules},
 };
 
 /// Builds the root module for `P`; called once per loaded library by abi_stable.
 pub fn root_module<P: Plugin>() -> PluginMod_Ref {
-    PluginMod { info: info::<P>, open: open::<P> }.leak_into_prefix()
+    PluginMod { info: info::<P>, open: open::<P>, open_with_host: open_with_host::<P> }.leak_into_prefix()
 }
 
 extern "C" fn info<P: Plugin>() -> abi::PluginInfo {
@@ -41,23 +42,40 @@ extern "C" fn info<P: Plugin>() -> abi::PluginInfo {
     }
 }
 
+/// `open` from a 1.0 host: the connection has no host services ([`Host::none`]).
 extern "C" fn open<P: Plugin>(uri: RStr<'_>, read_only: bool) -> RResult<DriverBox, AbiError> {
+    open_guarded::<P>(uri, read_only, Host::none())
+}
+
+/// `open_with_host` (ABI 1.1): the connection keeps the host's services.
+extern "C" fn open_with_host<P: Plugin>(
+    uri: RStr<'_>,
+    read_only: bool,
+    services: HostServicesBox,
+) -> RResult<DriverBox, AbiError> {
+    open_guarded::<P>(uri, read_only, Host::from_abi(services))
+}
+
+fn open_guarded<P: Plugin>(uri: RStr<'_>, read_only: bool, host: Host) -> RResult<DriverBox, AbiError> {
     let descriptor = P::DESCRIPTOR;
-    match panics::guarded(|| P::open(uri.as_str(), read_only)) {
+    match panics::guarded(|| host::enter(&host, || P::open(uri.as_str(), read_only))) {
         Ok(Ok(inner)) => {
             let inner = Checked::new(descriptor, read_only, inner);
-            let guarded = Guarded { descriptor, inner, poisoned: AtomicBool::new(false) };
+            let guarded = Guarded { descriptor, inner, poisoned: AtomicBool::new(false), host };
             RResult::ROk(DriverBox::from_value(guarded, TD_Opaque))
         }
         Ok(Err(e)) => RResult::RErr(convert::error(e)),
-        Err(caught) => RResult::RErr(panicked(descriptor.name, "open", &caught)),
+        Err(caught) => RResult::RErr(panicked(descriptor.name, "open", &caught, &host)),
     }
 }
 
-/// The error for a caught panic (its message only: location and backtrace go to the log).
-fn panicked(plugin: &str, operation: &str, caught: &Caught) -> AbiError {
+/// The error for a caught panic (its message only: location and backtrace go to the log, and
+/// to the host's log when it offered one).
+fn panicked(plugin: &str, operation: &str, caught: &Caught, host: &Host) -> AbiError {
     panics::log(plugin, operation, caught);
     let what = panics::payload_text(caught.payload.as_ref());
+    let record = caught.record.as_deref().unwrap_or(&what);
+    host.log(Level::Error, "virtplug_plugin_sdk::panic", &format!("panicked in {operation} {record}"));
     AbiError::new(codes::INTERNAL_ERROR, format!("plugin '{plugin}' panicked in {operation}: {what}"))
 }
 
@@ -67,6 +85,8 @@ struct Guarded {
     descriptor: PluginDescriptor,
     inner: Checked,
     poisoned: AtomicBool,
+    /// The host's services for this connection (none from a 1.0 host); current during calls.
+    host: Host,
 }
 
 /// The operation the panic probe runs under: declared by every plugin that declares anything,
@@ -101,12 +121,12 @@ impl Guarded {
                 format!("plugin '{name}' is poisoned by an earlier panic and refuses further calls"),
             ));
         }
-        match panics::guarded(|| call(&self.inner)) {
+        match panics::guarded(|| host::enter(&self.host, || call(&self.inner))) {
             Ok(Ok(value)) => RResult::ROk(convert(value)),
             Ok(Err(e)) => RResult::RErr(convert::error(e)),
             Err(caught) => {
                 self.poisoned.store(true, Ordering::Release);
-                RResult::RErr(panicked(name, op.operation, &caught))
+                RResult::RErr(panicked(name, op.operation, &caught, &self.host))
             }
         }
     }

@@ -11,6 +11,9 @@
 //! would refuse, even when called without the host. [`open_checked`] applies the same checks
 //! to a native connection, for a plugin's own tests.
 //!
+//! [`host`] gives a plugin the host's services (ABI 1.1): logging, events, progress and
+//! cancellation; they are no-ops in a 1.0 host, which opens connections without them.
+//!
 //! This crate must not contain hypervisor logic or generic snapshot semantics (those live in
 //! `virtplug-model`), and plugin crates never name `abi_stable` themselves.
 
@@ -22,6 +25,7 @@ mod clock;
 mod convert;
 mod driver;
 mod guard;
+pub mod host;
 mod panics;
 pub mod rules;
 

@@ -215,7 +215,7 @@ fn plugins_that_cannot_run_give_one_line_and_exit_2() {
         assert_eq!(
             line,
             format!(
-                "virtplug-conformance: cannot run: cannot load plugin {}: ABI version mismatch: host implements virtplug-plugin-api 1.0.0, plugin was built against 2.0.0",
+                "virtplug-conformance: cannot run: cannot load plugin {}: ABI version mismatch: host implements virtplug-plugin-api 1.1.0, plugin was built against 2.0.0",
                 v2.display()
             )
         );

@@ -202,7 +202,7 @@ fn incompatible_abi_is_refused_in_one_line() {
     assert_eq!(
         text,
         format!(
-            "cannot load plugin {}: ABI version mismatch: host implements virtplug-plugin-api 1.0.0, plugin was built against 2.0.0",
+            "cannot load plugin {}: ABI version mismatch: host implements virtplug-plugin-api 1.1.0, plugin was built against 2.0.0",
             path.display()
         )
     );
