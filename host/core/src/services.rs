@@ -219,3 +219,6 @@ pub(crate) fn emit_log(plugin: &str, level: u8, module: &str, message: &str) {
         dispatch.event(&Event::new(meta, &set));
     });
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! The mock connection: domain operations here, snapshot semantics in [`crate::snapshot`]
-//! helpers; every mutating call is one store transaction.
+//! helpers; every mutating call is one store transaction, logged at debug level through the
+//! host's log sink when it committed (ABI 1.1 host services; nothing in a 1.0 host).
 
 use std::{
     path::{Path, PathBuf},
@@ -109,6 +110,14 @@ impl Conn for MockDriver {
     }
 }
 
+/// Logs a committed change (`create snapshot s1 of test`) through the host; passes `result` on.
+fn logged<T>(result: Result<T>, change: impl FnOnce(&T) -> String) -> Result<T> {
+    if let Ok(value) = &result {
+        virtplug_plugin_sdk::plugin_log!(Debug, "{}", change(value));
+    }
+    result
+}
+
 fn not_running() -> Error {
     Error::operation_invalid("domain is not running")
 }
@@ -128,80 +137,104 @@ impl Driver for MockDriver {
     }
 
     fn domain_define(&self, xml_text: &str) -> Result<DomainInfo> {
-        let def = DomainDef::parse(&virtplug_plugin_sdk::model::domain::with_uuid(xml_text))?;
-        self.store()?.write(|w| {
-            let existing = w.domain(&def.uuid).ok();
-            let (state, why, id) = existing.as_ref().map_or((st::SHUTOFF, 0, -1), |d| (d.state, d.reason, d.id));
-            let rec = w.define_domain(&def, state, why, id)?;
-            w.set_domain_persistent(&rec.uuid, true)?;
-            Ok(DomainRecord { persistent: true, ..rec }.info())
-        })
+        logged(
+            {
+                let def = DomainDef::parse(&virtplug_plugin_sdk::model::domain::with_uuid(xml_text))?;
+                self.store()?.write(|w| {
+                    let existing = w.domain(&def.uuid).ok();
+                    let (state, why, id) =
+                        existing.as_ref().map_or((st::SHUTOFF, 0, -1), |d| (d.state, d.reason, d.id));
+                    let rec = w.define_domain(&def, state, why, id)?;
+                    w.set_domain_persistent(&rec.uuid, true)?;
+                    Ok(DomainRecord { persistent: true, ..rec }.info())
+                })
+            },
+            |d| format!("define domain {}", d.name),
+        )
     }
 
     fn domain_undefine(&self, dom: &str, flags: u32) -> Result<()> {
-        self.domain_change(dom, |w, d| {
-            if is_active(d.state) {
-                // libvirt: an active domain becomes transient and keeps its metadata until it stops
-                return w.set_domain_persistent(&d.uuid, false);
-            }
-            let n = w.snapshot_count(&d.uuid)?;
-            if n > 0 && flags & domain_undefine::SNAPSHOTS_METADATA == 0 {
-                return Err(Error::operation_invalid(format!("cannot delete inactive domain with {n} snapshots")));
-            }
-            w.undefine_domain(&d.uuid)
-        })
+        logged(
+            self.domain_change(dom, |w, d| {
+                if is_active(d.state) {
+                    // libvirt: an active domain becomes transient and keeps its metadata until it stops
+                    return w.set_domain_persistent(&d.uuid, false);
+                }
+                let n = w.snapshot_count(&d.uuid)?;
+                if n > 0 && flags & domain_undefine::SNAPSHOTS_METADATA == 0 {
+                    return Err(Error::operation_invalid(format!("cannot delete inactive domain with {n} snapshots")));
+                }
+                w.undefine_domain(&d.uuid)
+            }),
+            |_| format!("undefine domain {dom}"),
+        )
     }
 
     fn domain_start(&self, dom: &str) -> Result<()> {
-        self.domain_change(dom, |w, d| {
-            if is_active(d.state) {
-                return Err(Error::operation_invalid("domain is already running"));
-            }
-            let id = next_id(w)?;
-            w.set_domain_state(&d.uuid, st::RUNNING, reason::RUNNING_BOOTED, id)
-        })
+        logged(
+            self.domain_change(dom, |w, d| {
+                if is_active(d.state) {
+                    return Err(Error::operation_invalid("domain is already running"));
+                }
+                let id = next_id(w)?;
+                w.set_domain_state(&d.uuid, st::RUNNING, reason::RUNNING_BOOTED, id)
+            }),
+            |_| format!("start domain {dom}"),
+        )
     }
 
     fn domain_shutdown(&self, dom: &str) -> Result<()> {
-        self.domain_change(dom, |w, d| {
-            if !is_active(d.state) {
-                return Err(not_running());
-            }
-            stop(w, &d, reason::SHUTOFF_SHUTDOWN)
-        })
+        logged(
+            self.domain_change(dom, |w, d| {
+                if !is_active(d.state) {
+                    return Err(not_running());
+                }
+                stop(w, &d, reason::SHUTOFF_SHUTDOWN)
+            }),
+            |_| format!("shutdown domain {dom}"),
+        )
     }
 
     fn domain_destroy(&self, dom: &str) -> Result<()> {
-        self.domain_change(dom, |w, d| {
-            if !is_active(d.state) {
-                return Err(not_running());
-            }
-            stop(w, &d, reason::SHUTOFF_DESTROYED)
-        })
+        logged(
+            self.domain_change(dom, |w, d| {
+                if !is_active(d.state) {
+                    return Err(not_running());
+                }
+                stop(w, &d, reason::SHUTOFF_DESTROYED)
+            }),
+            |_| format!("destroy domain {dom}"),
+        )
     }
 
     fn domain_suspend(&self, dom: &str) -> Result<()> {
-        self.domain_change(dom, |w, d| {
-            if !is_active(d.state) {
-                return Err(not_running());
-            }
-            if d.state == st::PAUSED {
-                return Err(Error::operation_invalid("domain is already paused"));
-            }
-            w.set_domain_state(&d.uuid, st::PAUSED, reason::PAUSED_USER, d.id)
-        })
+        logged(
+            self.domain_change(dom, |w, d| {
+                if !is_active(d.state) {
+                    return Err(not_running());
+                }
+                if d.state == st::PAUSED {
+                    return Err(Error::operation_invalid("domain is already paused"));
+                }
+                w.set_domain_state(&d.uuid, st::PAUSED, reason::PAUSED_USER, d.id)
+            }),
+            |_| format!("suspend domain {dom}"),
+        )
     }
 
     fn domain_resume(&self, dom: &str) -> Result<()> {
-        self.domain_change(dom, |w, d| {
-            if !is_active(d.state) {
-                return Err(not_running());
-            }
-            if d.state != st::PAUSED {
-                return Err(Error::operation_invalid("domain is not paused"));
-            }
-            w.set_domain_state(&d.uuid, st::RUNNING, reason::RUNNING_UNPAUSED, d.id)
-        })
+        logged(
+            self.domain_change(dom, |w, d| {
+                if !is_active(d.state) {
+                    return Err(not_running());
+                }
+                if d.state != st::PAUSED {
+                    return Err(Error::operation_invalid("domain is not paused"));
+                }
+                w.set_domain_state(&d.uuid, st::RUNNING, reason::RUNNING_UNPAUSED, d.id)
+            }),
+            |_| format!("resume domain {dom}"),
+        )
     }
 
     fn domain_xml(&self, dom: &str, flags: u32) -> Result<String> {
@@ -211,7 +244,9 @@ impl Driver for MockDriver {
     }
 
     fn snapshot_create(&self, dom: &str, xml_text: &str, flags: u32) -> Result<String> {
-        snapshot::create(self, dom, xml_text, flags)
+        logged(snapshot::create(self, dom, xml_text, flags), |name| {
+            format!("create snapshot {name} of {dom} (flags 0x{flags:x})")
+        })
     }
 
     fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> Result<String> {
@@ -240,19 +275,27 @@ impl Driver for MockDriver {
     }
 
     fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
-        snapshot::revert(self, dom, snap, flags)
+        logged(snapshot::revert(self, dom, snap, flags), |_| {
+            format!("revert {dom} to snapshot {snap} (flags 0x{flags:x})")
+        })
     }
 
     fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
-        snapshot::delete(self, dom, snap, flags)
+        logged(snapshot::delete(self, dom, snap, flags), |_| {
+            format!("delete snapshot {snap} of {dom} (flags 0x{flags:x})")
+        })
     }
 
     fn snapshot_import(&self, dom: &str, xmls: &[String], current: Option<&str>, flags: u32) -> Result<()> {
-        snapshot::import(self, dom, xmls, current, flags & snapshot_import::DRY_RUN != 0)
+        logged(snapshot::import(self, dom, xmls, current, flags & snapshot_import::DRY_RUN != 0), |_| {
+            format!("import {} snapshots of {dom} (flags 0x{flags:x})", xmls.len())
+        })
     }
 
     fn snapshot_edit(&self, dom: &str, snap: &str, xml_text: &str, flags: u32) -> Result<String> {
-        snapshot::edit(self, dom, snap, xml_text, flags)
+        logged(snapshot::edit(self, dom, snap, xml_text, flags), |name| {
+            format!("edit snapshot {snap} of {dom} as {name}")
+        })
     }
 
     fn domain_job_begin(&self, dom: &str, job: &str) -> Result<String> {
