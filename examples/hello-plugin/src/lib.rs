@@ -1,18 +1,23 @@
 //! hello-plugin: the smallest useful virtplug plugin. It serves `hello:///` with one running
-//! domain, `test`, and keeps its snapshots in memory (they last as long as the process).
+//! domain, `test`, and keeps its snapshot metadata in a directory of files (one per snapshot),
+//! so snapshots survive restarts: `$HELLO_STATE_DIR`, else `$XDG_STATE_HOME/virtplug-hello`,
+//! else `~/.local/state/virtplug-hello`.
 //!
-//! The snapshot rules (parent = current, reparenting on delete, CHILDREN, CHILDREN_ONLY) come
-//! from `virtplug_plugin_sdk::model`; the host filters and orders listings, and the SDK refuses
-//! every operation and flag this plugin does not declare, and every change on a read-only
-//! connection.
+//! The snapshot rules (parent = current, reparenting on delete, CHILDREN, CHILDREN_ONLY,
+//! libvirt's listing order) come with the SDK's metadata store; the host filters listings, and
+//! the SDK refuses every operation and flag this plugin does not declare, and every change on a
+//! read-only connection.
 
-use std::sync::{Mutex, MutexGuard};
+use std::{
+    path::PathBuf,
+    sync::{Mutex, MutexGuard},
+};
 
 use virtplug_plugin_sdk::{
-    Capabilities, DomainInfo, Driver, Error, Plugin, PluginDescriptor, Result, SnapshotInfo, codes, export_plugin,
+    Capabilities, DirBackend, DomainInfo, Driver, Error, Metadata, MetadataStore, Plugin, PluginDescriptor, Result,
+    SnapshotInfo, codes, export_plugin,
     flags::{domain_state, ops, snapshot_delete, snapshot_list},
-    model::{tree::SnapshotTree, xml},
-    now,
+    metadata::DomainSnapshotSource,
 };
 
 const DOMAIN: &str = "test";
@@ -58,22 +63,38 @@ impl Plugin for Hello {
             // The host prints "no connection driver available for " first: start with the URI.
             return Err(Error::new(codes::NO_CONNECT, format!("{uri} (hello serves only hello:///)")));
         }
+        let mut store = store();
+        if store.is_none() {
+            *store = Some(Metadata::new(DirBackend::new(state_dir(uri)?)));
+        }
         Ok(Box::new(HelloDriver))
     }
 }
 
-/// Snapshots (tree and definitions), shared by every connection of the process.
-#[derive(Default)]
-struct State {
-    tree: SnapshotTree,
-    defs: Vec<xml::SnapshotDef>,
+/// Where the metadata lives.
+fn state_dir(uri: &str) -> Result<PathBuf> {
+    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = env("HELLO_STATE_DIR") {
+        return Ok(dir);
+    }
+    let base = env("XDG_STATE_HOME").or_else(|| env("HOME").map(|h| h.join(".local/state")));
+    let base =
+        base.ok_or_else(|| Error::new(codes::NO_CONNECT, format!("{uri} (neither XDG_STATE_HOME nor HOME is set)")))?;
+    Ok(base.join("virtplug-hello"))
 }
 
-static STATE: Mutex<Option<State>> = Mutex::new(None);
+/// The metadata store, shared by every connection of the process (one writer per commit across
+/// processes too: the directory backend locks).
+static STORE: Mutex<Option<Metadata<DirBackend>>> = Mutex::new(None);
 
-fn state() -> MutexGuard<'static, Option<State>> {
+fn store() -> MutexGuard<'static, Option<Metadata<DirBackend>>> {
     // A poisoned lock only means an earlier call panicked; the SDK already reported it.
-    STATE.lock().unwrap_or_else(|e| e.into_inner())
+    STORE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `f` on the store that `open` created.
+fn with_store<T>(f: impl FnOnce(&mut Metadata<DirBackend>) -> Result<T>) -> Result<T> {
+    store().as_mut().map_or_else(|| Err(Error::internal("hello: no connection is open")), f)
 }
 
 struct HelloDriver;
@@ -115,60 +136,42 @@ impl Driver for HelloDriver {
         }
     }
 
-    fn snapshot_create(&self, dom: &str, text: &str, _flags: u32) -> Result<String> {
+    fn snapshot_create(&self, dom: &str, text: &str, flags: u32) -> Result<String> {
         self.domain(dom)?;
-        let mut def = xml::parse(text, xml::ParseFlags::default())?;
-        def.fill_defaults(now());
-        def.state = domain_state::RUNNING;
-        let mut guard = state();
-        let st = guard.get_or_insert_with(State::default);
-        st.tree.create(&def)?;
-        def.parent = st.tree.get(&def.name)?.parent;
-        let name = def.name.clone();
-        st.defs.push(def);
-        Ok(name)
+        // The store fills libvirt's defaults (name, creation time, state, memory), links the
+        // snapshot under the current one and makes it current, in one commit.
+        let source = DomainSnapshotSource { uuid: UUID, state: domain_state::RUNNING, xml: None };
+        with_store(|s| s.create(&source, text, flags)).map(|def| def.name)
     }
 
-    fn snapshot_xml(&self, dom: &str, snap: &str, _flags: u32) -> Result<String> {
+    fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> Result<String> {
         self.domain(dom)?;
-        let mut guard = state();
-        let st = guard.get_or_insert_with(State::default);
-        let info = st.tree.get(snap)?;
-        let mut def = st.defs.iter().find(|d| d.name == snap).cloned().ok_or_else(|| Error::no_snapshot(snap))?;
-        def.parent = info.parent;
-        Ok(xml::format(&def, Some(UUID), xml::FormatFlags::default()))
+        with_store(|s| s.xml(UUID, snap, flags))
     }
 
     fn snapshot_list(&self, dom: &str, _flags: u32) -> Result<Vec<SnapshotInfo>> {
         self.domain(dom)?;
-        Ok(state().get_or_insert_with(State::default).tree.list())
+        with_store(|s| s.list(UUID))
     }
 
     fn snapshot_lookup(&self, dom: &str, snap: &str) -> Result<SnapshotInfo> {
         self.domain(dom)?;
-        state().get_or_insert_with(State::default).tree.get(snap)
+        with_store(|s| s.lookup(UUID, snap))
     }
 
     fn snapshot_current(&self, dom: &str) -> Result<Option<SnapshotInfo>> {
         self.domain(dom)?;
-        let mut guard = state();
-        let st = guard.get_or_insert_with(State::default);
-        st.tree.current().map(str::to_owned).map(|c| st.tree.get(&c)).transpose()
+        with_store(|s| s.current(UUID))
     }
 
     fn snapshot_revert(&self, dom: &str, snap: &str, _flags: u32) -> Result<()> {
         self.domain(dom)?;
-        state().get_or_insert_with(State::default).tree.revert(snap).map(drop)
+        with_store(|s| s.set_current(UUID, snap))
     }
 
     fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
         self.domain(dom)?;
-        let mut guard = state();
-        let st = guard.get_or_insert_with(State::default);
-        st.tree.delete(snap, flags)?;
-        let tree = &st.tree;
-        st.defs.retain(|d| tree.contains(&d.name));
-        Ok(())
+        with_store(|s| s.delete(UUID, snap, flags))
     }
 }
 

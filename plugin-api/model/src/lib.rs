@@ -16,9 +16,10 @@ mod xmltree;
 
 pub mod bundle;
 pub mod domain;
-pub mod import_order;
 pub mod filter;
+pub mod import_order;
 pub mod limits;
+pub mod redefine;
 // The SQLite store is a feature (on by default) so that a plugin keeping its metadata elsewhere
 // does not compile SQLite; the SDK leaves it off unless the plugin asks for `sqlite`.
 #[cfg(feature = "sqlite")]

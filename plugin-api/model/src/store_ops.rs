@@ -7,10 +7,11 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::{
     Error, Result, SnapshotInfo, codes,
-    domain::{self, DomainDef},
+    domain::DomainDef,
+    redefine,
     store_rows::{DomainRecord, db, domain_row, load_tree, read_def},
     tree::{Change, RedefineFlags, SnapshotTree, info_from_def},
-    xml::{self, FormatFlags, SnapshotDef},
+    xml::SnapshotDef,
 };
 
 /// In-memory caches of a store connection, dropped after a rollback or a foreign commit.
@@ -44,38 +45,6 @@ pub struct Writer<'a, 'c> {
     touched: Vec<String>,
     /// Domains (uuids) whose rows this transaction wrote: they take a new generation.
     changed: Vec<String>,
-}
-
-/// The stored form of a definition: secure XML without `<parent>`, `<active>` and `<domain>`.
-fn stored_xml(def: &SnapshotDef) -> String {
-    let d = SnapshotDef { parent: None, active: None, domain: None, ..def.clone() };
-    xml::format(&d, None, FormatFlags { secure: true, internal: false, current: false })
-}
-
-/// The UUID inside a full `<domain>` element, if readable.
-fn embedded_uuid(dom_xml: &str) -> Option<String> {
-    let root = crate::xmltree::parse_document_with(dom_xml, "domain_definition", |e| e.name != "uuid").ok()?;
-    root.child_text("uuid").map(|u| domain::normalize_uuid(&u).unwrap_or(u))
-}
-
-/// libvirt's ABI-stability subset for redefine: vCPU count and maximum memory must match.
-fn check_abi(old: &str, new: &str) -> Result<()> {
-    let (Ok(old), Ok(new)) = (DomainDef::parse(old), DomainDef::parse(new)) else {
-        return Ok(());
-    };
-    if old.vcpus != new.vcpus {
-        return Err(Error::new(
-            codes::CONFIG_UNSUPPORTED,
-            format!("Target domain vCPU max {} does not match source {}", new.vcpus, old.vcpus),
-        ));
-    }
-    if old.max_memory_kib != new.max_memory_kib {
-        return Err(Error::new(
-            codes::CONFIG_UNSUPPORTED,
-            format!("Target domain max memory {} does not match source {}", new.max_memory_kib, old.max_memory_kib),
-        ));
-    }
-    Ok(())
 }
 
 impl<'a, 'c> Writer<'a, 'c> {
@@ -141,7 +110,7 @@ impl<'a, 'c> Writer<'a, 'c> {
         if let Some(u) = self.cache.domain_uuids.get(xml) {
             return u.clone();
         }
-        let u = embedded_uuid(xml);
+        let u = redefine::embedded_uuid(xml);
         if self.cache.domain_uuids.len() >= MEMO_LIMIT {
             self.cache.domain_uuids.clear();
         }
@@ -161,7 +130,7 @@ impl<'a, 'c> Writer<'a, 'c> {
                         .get(name.as_str())
                         .ok_or_else(|| Error::internal(format!("no definition for snapshot {name}")))?;
                     let info = info_from_def(def);
-                    let xml = stored_xml(def);
+                    let xml = redefine::stored_xml(def);
                     let domain_id = match &def.domain {
                         Some(d) => Some(self.domain_text_id(d)?),
                         None => None,
@@ -420,11 +389,7 @@ impl<'a, 'c> Writer<'a, 'c> {
         self.tree(dom)?.check_redefine(&def, uuid.as_deref(), dom, flags)?;
         if self.tree(dom)?.contains(&def.name) {
             let old = read_def(self.tx, dom, &def.name)?;
-            match (&old.domain, &def.domain) {
-                (Some(o), Some(n)) => check_abi(o, n)?,
-                (Some(o), None) => def.domain = Some(o.clone()),
-                _ => {}
-            }
+            redefine::merge_domain(&old, &mut def)?;
         }
         let changes = self.tree(dom)?.apply_redefine(&def, flags);
         self.apply(dom, &changes, &HashMap::from([(def.name.as_str(), &def)]))
@@ -460,9 +425,7 @@ impl<'a, 'c> Writer<'a, 'c> {
     ///   as an export lists it (newest first), so export → import keeps the listing identical.
     pub fn import(&mut self, dom: &str, defs: Vec<SnapshotDef>, current: Option<&str>) -> Result<()> {
         let defs = crate::import_order::order(defs)?;
-        if let Some(c) = current.filter(|c| !defs.iter().any(|d| d.name == *c)) {
-            return Err(Error::invalid_arg(format!("current snapshot {c} is not in the bundle")));
-        }
+        redefine::check_import_current(&defs, current)?;
         let mut fresh = Vec::with_capacity(defs.len());
         for def in defs {
             if !self.tree(dom)?.contains(&def.name) {
@@ -482,12 +445,9 @@ impl<'a, 'c> Writer<'a, 'c> {
     /// store keeps unchanged: the same parent and the same stored definition (the old
     /// `<domain>` counts when `def` has none, because a redefine keeps it).
     fn same_as_stored(&mut self, dom: &str, def: &SnapshotDef) -> Result<bool> {
-        if self.tree(dom)?.get(&def.name)?.parent != def.parent {
-            return Ok(false);
-        }
+        let parent = self.tree(dom)?.get(&def.name)?.parent;
         let old = read_def(self.tx, dom, &def.name)?;
-        let domain = def.domain.as_ref().or(old.domain.as_ref());
-        Ok(domain == old.domain.as_ref() && stored_xml(def) == stored_xml(&old))
+        Ok(redefine::same_as_stored(def, &old, parent.as_deref()))
     }
 
     /// Atomic edit: redefines `old` from `def`, renaming it when `def.name` differs (children

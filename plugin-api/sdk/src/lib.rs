@@ -26,12 +26,20 @@ mod convert;
 mod driver;
 mod guard;
 pub mod host;
+pub mod metadata;
+pub mod metadata_dir;
+#[cfg(feature = "sqlite")]
+pub mod metadata_sqlite;
 mod panics;
 pub mod rules;
 
 pub use checked::{open_checked, with_checks};
 pub use clock::now;
 pub use driver::{Driver, Plugin, PluginDescriptor};
+pub use metadata::{Metadata, MetadataBackend, MetadataStore};
+pub use metadata_dir::DirBackend;
+#[cfg(feature = "sqlite")]
+pub use metadata_sqlite::SqliteMetadata;
 pub use virtplug_model::{self as model, DomainInfo, Error, Result, SnapshotInfo, codes, flags};
 pub use virtplug_plugin_api::Capabilities;
 
