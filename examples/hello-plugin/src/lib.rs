@@ -22,6 +22,9 @@ use virtplug_plugin_sdk::{
 
 const DOMAIN: &str = "test";
 const UUID: &str = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+/// The domain's definition, embedded in every snapshot: a snapshot dumped here and redefined
+/// elsewhere needs it (libvirt refuses a new snapshot that names its domain by UUID only).
+const DOMAIN_XML: &str = "<domain type='hello'>\n  <name>test</name>\n  <uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid>\n  <memory unit='KiB'>1048576</memory>\n  <vcpu>1</vcpu>\n</domain>";
 
 struct Hello;
 
@@ -140,7 +143,7 @@ impl Driver for HelloDriver {
         self.domain(dom)?;
         // The store fills libvirt's defaults (name, creation time, state, memory), links the
         // snapshot under the current one and makes it current, in one commit.
-        let source = DomainSnapshotSource { uuid: UUID, state: domain_state::RUNNING, xml: None };
+        let source = DomainSnapshotSource { uuid: UUID, state: domain_state::RUNNING, xml: Some(DOMAIN_XML) };
         with_store(|s| s.create(&source, text, flags)).map(|def| def.name)
     }
 
