@@ -36,6 +36,7 @@ pub mod observe_metrics;
 pub mod observe_probes;
 pub mod openapi;
 pub mod paging;
+pub mod plugin_events;
 pub mod routes_domain;
 pub mod routes_snapshot;
 pub mod routes_tasks;
@@ -228,6 +229,7 @@ pub async fn serve(
     let mut shared = Shared::new(registry, config.default_uri.clone(), served, config.state_dir.clone());
     shared.fault_import_delay = config.fault_import_delay;
     let state: AppState = Arc::new(shared);
+    plugin_events::install(&state);
     std::fs::create_dir_all(&config.state_dir)?;
     spawn_recovery(Arc::clone(&state));
     let app = router(Arc::clone(&state), &config);

@@ -7,7 +7,7 @@
 use std::{
     collections::HashMap,
     fs,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
@@ -38,7 +38,8 @@ pub(crate) struct Inner {
 pub struct QemuDriver {
     pub(crate) cfg: Config,
     pub(crate) read_only: bool,
-    inner: Mutex<Inner>,
+    /// Shared with the connection's watcher (`watch.rs`), which holds it only while it looks.
+    pub(crate) inner: Arc<Mutex<Inner>>,
 }
 
 pub(crate) fn is_active(state: u32) -> bool {
@@ -86,7 +87,7 @@ impl QemuDriver {
             }
             Store::open(&db, Sync::Normal)?
         };
-        let drv = Self { cfg, read_only, inner: Mutex::new(Inner { store, qmp: HashMap::new() }) };
+        let drv = Self { cfg, read_only, inner: Arc::new(Mutex::new(Inner { store, qmp: HashMap::new() })) };
         {
             let mut g = drv.lock()?;
             for d in g.store.domains()? {
@@ -95,6 +96,9 @@ impl QemuDriver {
                     let _ = drv.refresh(&mut g, d);
                 }
             }
+        }
+        if !read_only {
+            crate::watch::spawn(&drv);
         }
         Ok(drv)
     }

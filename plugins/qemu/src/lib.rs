@@ -20,6 +20,7 @@ mod revert;
 mod snapdef;
 mod snapshot;
 pub mod uri;
+mod watch;
 
 use virtplug_plugin_sdk::{
     Capabilities, Driver, Plugin, PluginDescriptor, Result, export_plugin,

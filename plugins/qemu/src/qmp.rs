@@ -1,11 +1,13 @@
 //! A minimal synchronous QMP client: greeting and capability negotiation, commands with their
 //! replies, events buffered as they arrive, and job-style commands (`snapshot-save`/`-load`/
-//! `-delete`) run to conclusion with their error and progress taken from `query-jobs`.
+//! `-delete`) run to conclusion with their error and progress taken from `query-jobs` (and
+//! reported to the host's progress handle). Between commands, [`Qmp::pending_events`] reads
+//! the events qemu sent meanwhile without waiting (the connection's watcher, `watch.rs`).
 //! Every read is bounded by the connection's timeout; a silent peer is an error, never a hang.
 
 use std::{
     io::{BufRead, BufReader, ErrorKind, Write},
-    os::unix::net::UnixStream,
+    os::{fd::AsRawFd, unix::net::UnixStream},
     path::Path,
     time::{Duration, Instant},
 };
@@ -169,9 +171,40 @@ impl Qmp {
             }),
             error: job.as_ref().and_then(|j| j["error"].as_str().map(str::to_owned)),
         };
+        virtplug_plugin_sdk::host::progress(outcome.progress.0, outcome.progress.1);
         self.execute("job-dismiss", Some(json!({ "id": id })))?;
         self.events.retain(|e| e["data"]["id"].as_str() != Some(id));
         Ok(outcome)
+    }
+
+    /// Whether qemu has sent something not yet read (buffered here or waiting in the socket).
+    fn readable(&self) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return true;
+        }
+        let mut fd = libc::pollfd { fd: self.reader.get_ref().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for a socket this connection owns; a zero timeout never blocks.
+        let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+        ready > 0 && fd.revents != 0
+    }
+
+    /// The events qemu sent since the last exchange, read without waiting for more (none is in
+    /// flight: only called between commands); a `SHUTDOWN` is also kept in [`Qmp::events`] (for
+    /// [`Qmp::saw_shutdown`]), the others are not, so a watched connection does not grow. qemu writes each
+    /// message as one line, so a readable socket holds whole messages. `Gone` when qemu closed
+    /// the monitor (it exited).
+    pub fn pending_events(&mut self) -> Result<Vec<Value>, QmpError> {
+        let mut out = Vec::new();
+        while self.readable() {
+            let v = self.read_msg()?;
+            if v.get("event").and_then(Value::as_str) == Some("SHUTDOWN") {
+                self.events.push(v.clone());
+            }
+            if v.get("event").is_some() {
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 
     /// Whether a `SHUTDOWN` event has been seen on this connection.

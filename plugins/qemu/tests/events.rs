@@ -1,0 +1,124 @@
+//! What a qemu guest does on its own reaches an SSE client of virtplugd as an event (ABI 1.1
+//! host services; the connection's watcher, `src/watch.rs`): a guest that powers itself off
+//! becomes `domain.stopped` on `/v1/events` and the domain is shut off (reason shutdown).
+//!
+//! The guest is a boot sector that writes the ACPI sleep command to the `pc` machine's PM1a
+//! control port (0x604 ← 0x2000), so qemu reports `SHUTDOWN` with `guest: true`. Needs qemu,
+//! the built plugin and the built daemon (`cargo build -p virtplug-daemon`); under CI=true a
+//! missing qemu is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+/// How long the guest may take to boot and power off before the test fails.
+const GIVE_UP: Duration = Duration::from_secs(60);
+
+use common::{Root, backend, dom_xml, qemu_img};
+use virtplug_test_support::{Daemon, QEMU};
+
+/// `mov dx, 0x604; mov ax, 0x2000; out dx, ax; hlt; jmp hlt`, then the boot signature.
+fn boot_image(root: &Root) -> PathBuf {
+    let mut sector = vec![0u8; 512];
+    let code = [0xBA, 0x04, 0x06, 0xB8, 0x00, 0x20, 0xEF, 0xF4, 0xEB, 0xFD];
+    sector[..code.len()].copy_from_slice(&code);
+    sector[510] = 0x55;
+    sector[511] = 0xAA;
+    sector.resize(1 << 20, 0);
+    let raw = root.path().join("poweroff.raw");
+    std::fs::write(&raw, &sector).unwrap();
+    let img = root.path().join("poweroff.qcow2");
+    qemu_img(&["convert", "-q", "-f", "raw", "-O", "qcow2", raw.to_str().unwrap(), img.to_str().unwrap()]);
+    img
+}
+
+/// One HTTP/1.1 request on the daemon's socket for `uri`: (status, body).
+fn request(socket: &Path, method: &str, path: &str, uri: &str, body: Option<&str>) -> (u16, String) {
+    let mut s = UnixStream::connect(socket).unwrap();
+    let body = body.unwrap_or("");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nVirtplug-Uri: {uri}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// Follows `/v1/events` until an event of `kind` for `domain`; returns every (kind, domain) seen.
+/// The stream sends keep-alives, so a missing event would never end it: after [`GIVE_UP`] the
+/// test fails instead of hanging (a bound on a failure, not a measurement).
+fn follow_until(socket: &Path, kind: &str, domain: &str) -> Vec<(String, String)> {
+    let give_up = Instant::now() + GIVE_UP;
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    s.write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 0\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(s);
+    let mut seen = Vec::new();
+    let mut current = String::new();
+    let mut line = String::new();
+    loop {
+        assert!(Instant::now() < give_up, "no event {kind} for {domain} within {GIVE_UP:?}; saw {seen:?}");
+        match reader.read_line(&mut line) {
+            Ok(0) => panic!("the event stream ended; saw {seen:?}"),
+            Ok(_) if line.ends_with('\n') => {}
+            // A timeout: keep what was read of the line and look again.
+            Ok(_) | Err(_) => continue,
+        }
+        let text = std::mem::take(&mut line);
+        if let Some(k) = text.strip_prefix("event: ") {
+            current = k.trim().to_owned();
+        } else if let Some(data) = text.strip_prefix("data: ") {
+            let v: serde_json::Value = serde_json::from_str(data.trim()).unwrap();
+            let dom = v["domain"].as_str().unwrap_or("").to_owned();
+            seen.push((current.clone(), dom.clone()));
+            if current == kind && dom == domain {
+                return seen;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_guest_initiated_shutdown_reaches_an_sse_client() {
+    if !backend() {
+        return;
+    }
+    let root = Root::new();
+    let img = boot_image(&root);
+    let plugins = root.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(QEMU.built(), plugins.join("libvirtplug_plugin_qemu.so")).unwrap();
+    let uri = root.uri();
+    let daemon = Daemon::start(&root.path().join("daemon"), &plugins, &["--allow-uri".into(), uri.clone()]);
+    let socket = daemon.socket();
+
+    let xml = dom_xml("poweroff", &[("vda", &img, "qcow2", false)]);
+    let define = serde_json::json!({ "xml": xml }).to_string();
+    let (status, body) = request(&socket, "POST", "/v1/domains", &uri, Some(&define));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = request(&socket, "POST", "/v1/domains/poweroff/start", &uri, None);
+    assert!((200..300).contains(&status), "{status} {body}");
+
+    // Nobody asks the daemon anything now: the guest powers itself off and the event arrives.
+    let seen = follow_until(&socket, "domain.stopped", "poweroff");
+    let kinds: Vec<&str> = seen.iter().filter(|(_, d)| d == "poweroff").map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["domain.defined", "domain.started", "domain.stopped"], "{}", daemon.log());
+    assert!(daemon.log().contains("guest shutdown"), "the plugin's detail is logged: {}", daemon.log());
+
+    let (status, body) = request(&socket, "GET", "/v1/domains/poweroff", &uri, None);
+    assert_eq!(status, 200, "{body}");
+    let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+    // libvirt's VIR_DOMAIN_SHUTOFF (5), VIR_DOMAIN_SHUTOFF_SHUTDOWN (1).
+    assert_eq!((d["state"].as_u64(), d["reason"].as_u64()), (Some(5), Some(1)), "{body}");
+}
