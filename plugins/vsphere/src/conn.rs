@@ -4,17 +4,18 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
 use virtplug_plugin_sdk::{DomainInfo, Error, Result, codes, flags::domain_state as st};
 
 use crate::{
     fault::Subject,
-    soap::{CallError, Soap},
+    soap::{CallError, CallResult, Soap},
     tree::power_state,
     uri::{self, Credentials},
     vim::{self, MoRef, ObjSpec, ObjectContent, PropSpec, ServiceContent},
+    watch,
     xmldom::escape,
 };
 
@@ -37,6 +38,8 @@ pub struct Connection {
     datacenter: Option<MoRef>,
     view: Mutex<Option<String>>,
     vms: Mutex<HashMap<String, VmRef>>,
+    /// Shared with the connection's watcher (`watch.rs`), when one runs.
+    watch: Option<Arc<watch::Shared>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -44,7 +47,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// libvirt's `virVMXUnescapeHexPercent` for VM names (`%2f` → `/`, `%25` → `%`, `%5c` → `\`).
-fn unescape_vm_name(s: &str) -> String {
+pub(crate) fn unescape_vm_name(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(pos) = rest.find('%') {
@@ -90,10 +93,16 @@ pub(crate) fn domain_info(o: &ObjectContent) -> DomainInfo {
 impl Connection {
     /// Connects and logs in: `RetrieveServiceContent` + `Login` (plus one `FindByInventoryPath`
     /// per URI path level on vCenter).
+    /// A read-write connection opened by a host that offers services (ABI 1.1) also starts its
+    /// watcher (`watch.rs`), which reports power state changes made elsewhere as events.
     pub fn open(uri_text: &str, read_only: bool) -> Result<Self> {
         let target = uri::parse(uri_text)?;
         let creds = uri::credentials(&target)?;
-        Self::open_with(&target, &creds, read_only)
+        let mut conn = Self::open_with(&target, &creds, read_only)?;
+        if !read_only {
+            conn.watch = watch::start(&target, &creds, &conn.container);
+        }
+        Ok(conn)
     }
 
     /// Connects with explicit credentials. `read_only` is not enforced here: the SDK's rule
@@ -120,6 +129,7 @@ impl Connection {
             sc,
             view: Mutex::new(None),
             vms: Mutex::new(HashMap::new()),
+            watch: None,
         };
         if let Err(e) = conn.resolve_scope(&target.path) {
             conn.soap.logout();
@@ -295,19 +305,34 @@ impl Connection {
         Ok(info)
     }
 
+    /// Runs `call`, which brings `vm` to the power state `method` leads to, telling the watcher
+    /// first so that it does not report this connection's own change.
+    fn own_change<T>(&self, vm: &MoRef, method: &str, call: impl FnOnce() -> CallResult<T>) -> CallResult<T> {
+        let expect = self.watch.as_ref().zip(watch::target_state(method));
+        if let Some((w, state)) = expect {
+            w.expect(vm, state);
+        }
+        let result = call();
+        if let (Some((w, state)), Err(_)) = (expect, &result) {
+            w.forget(vm, state);
+        }
+        result
+    }
+
+    fn power_task(&self, vm: &MoRef, method: &str) -> CallResult<()> {
+        let body = format!(r#"<{method} xmlns="urn:vim25">{}</{method}>"#, vm.xml("_this"));
+        self.own_change(vm, method, || vim::run_task(&self.soap, self.pc(), method, &body, None).map(drop))
+    }
+
     /// Runs a power task on the VM named `dom`.
     fn power(&self, dom: &str, method: &str) -> Result<()> {
         let vm = self.cached(dom)?;
-        let body = format!(r#"<{method} xmlns="urn:vim25">{}</{method}>"#, vm.moref.xml("_this"));
-        match vim::run_task(&self.soap, self.pc(), method, &body, None) {
-            Ok(_) => Ok(()),
+        match self.power_task(&vm.moref, method) {
+            Ok(()) => Ok(()),
             Err(CallError::Fault(f)) if f.is("ManagedObjectNotFound") => {
                 lock(&self.vms).remove(dom);
                 let vm = self.cached(dom)?;
-                let body = format!(r#"<{method} xmlns="urn:vim25">{}</{method}>"#, vm.moref.xml("_this"));
-                vim::run_task(&self.soap, self.pc(), method, &body, None)
-                    .map(|_| ())
-                    .map_err(|e| e.into_error(method, Subject::Domain(dom)))
+                self.power_task(&vm.moref, method).map_err(|e| e.into_error(method, Subject::Domain(dom)))
             }
             Err(e) => Err(e.into_error(method, Subject::Domain(dom))),
         }
@@ -315,10 +340,7 @@ impl Connection {
 
     /// Power operation on a VM already resolved (revert's RUNNING / PAUSED).
     pub(crate) fn power_moref(&self, dom: &str, vm: &MoRef, method: &str) -> Result<()> {
-        let body = format!(r#"<{method} xmlns="urn:vim25">{}</{method}>"#, vm.xml("_this"));
-        vim::run_task(&self.soap, self.pc(), method, &body, None)
-            .map(|_| ())
-            .map_err(|e| e.into_error(method, Subject::Domain(dom)))
+        self.power_task(vm, method).map_err(|e| e.into_error(method, Subject::Domain(dom)))
     }
 
     /// `domain_start`: `PowerOnVM_Task`.
@@ -345,9 +367,7 @@ impl Connection {
     pub fn domain_shutdown(&self, dom: &str) -> Result<()> {
         let vm = self.cached(dom)?;
         let body = format!(r#"<ShutdownGuest xmlns="urn:vim25">{}</ShutdownGuest>"#, vm.moref.xml("_this"));
-        self.soap
-            .call("ShutdownGuest", &body)
-            .map(|_| ())
+        self.own_change(&vm.moref, "ShutdownGuest", || self.soap.call("ShutdownGuest", &body).map(drop))
             .map_err(|e| e.into_error("ShutdownGuest", Subject::Domain(dom)))
     }
 
@@ -366,8 +386,11 @@ impl Connection {
 }
 
 impl Drop for Connection {
-    /// Logs out (best effort).
+    /// Logs out (best effort) and ends the watcher.
     fn drop(&mut self) {
+        if let Some(w) = &self.watch {
+            w.stop();
+        }
         self.soap.logout();
     }
 }

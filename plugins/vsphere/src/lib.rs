@@ -18,6 +18,7 @@ mod soap;
 mod tree;
 pub mod uri;
 mod vim;
+mod watch;
 mod xmldom;
 
 pub use conn::Connection;

@@ -118,6 +118,22 @@ pub enum ObjSpec<'a> {
     View(&'a str),
 }
 
+/// Writes one `<objectSet>` of a property filter spec (a view's objects through its `view`).
+pub(crate) fn object_set(b: &mut String, o: &ObjSpec<'_>) {
+    match o {
+        ObjSpec::Obj(m) => {
+            b.push_str("<objectSet>");
+            b.push_str(&m.xml("obj"));
+            b.push_str("</objectSet>");
+        }
+        ObjSpec::View(v) => {
+            b.push_str("<objectSet>");
+            b.push_str(&MoRef::new("ContainerView", v).xml("obj"));
+            b.push_str(r#"<skip>true</skip><selectSet xsi:type="TraversalSpec"><name>traverseEntities</name><type>ContainerView</type><path>view</path><skip>false</skip></selectSet></objectSet>"#);
+        }
+    }
+}
+
 fn retrieve_body(pc: &MoRef, props: &[PropSpec<'_>], objs: &[ObjSpec<'_>]) -> String {
     let mut b = String::with_capacity(512);
     b.push_str(r#"<RetrievePropertiesEx xmlns="urn:vim25">"#);
@@ -135,18 +151,7 @@ fn retrieve_body(pc: &MoRef, props: &[PropSpec<'_>], objs: &[ObjSpec<'_>]) -> St
         b.push_str("</propSet>");
     }
     for o in objs {
-        match o {
-            ObjSpec::Obj(m) => {
-                b.push_str("<objectSet>");
-                b.push_str(&m.xml("obj"));
-                b.push_str("</objectSet>");
-            }
-            ObjSpec::View(v) => {
-                b.push_str("<objectSet>");
-                b.push_str(&MoRef::new("ContainerView", v).xml("obj"));
-                b.push_str(r#"<skip>true</skip><selectSet xsi:type="TraversalSpec"><name>traverseEntities</name><type>ContainerView</type><path>view</path><skip>false</skip></selectSet></objectSet>"#);
-            }
-        }
+        object_set(&mut b, o);
     }
     b.push_str("</specSet><options><maxObjects>1000</maxObjects></options></RetrievePropertiesEx>");
     b
