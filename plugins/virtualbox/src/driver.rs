@@ -2,18 +2,31 @@
 //! its comment; none takes more than two, except DELETE_CHILDREN, which VirtualBox can only do
 //! one snapshot at a time (`deleteSnapshotAndAllChildren` is E_NOTIMPL).
 
+use std::sync::Arc;
+
 use virtplug_plugin_sdk::{
     DomainInfo, Driver, Error, Result, SnapshotInfo, codes,
-    flags::snapshot_delete,
+    flags::{domain_state as st, snapshot_delete},
     model::xml::{self, SnapshotMode},
 };
 
-use crate::{machine::Machine, parse, runner::Runner};
+use crate::{machine::Machine, parse, runner::Runner, watch};
 
 /// One open `vbox:///session` connection.
 #[derive(Debug)]
 pub struct VboxDriver {
     pub runner: Runner,
+    /// Shared with the connection's watcher (`watch.rs`), when one runs.
+    pub watch: Option<Arc<watch::Shared>>,
+}
+
+impl Drop for VboxDriver {
+    /// Ends the watcher.
+    fn drop(&mut self) {
+        if let Some(w) = &self.watch {
+            w.stop();
+        }
+    }
 }
 
 impl VboxDriver {
@@ -29,14 +42,24 @@ impl VboxDriver {
         Ok(vms.iter().position(|(_, u)| *u == m.uuid).map_or(-1, |i| i32::try_from(i + 1).unwrap_or(i32::MAX)))
     }
 
-    fn lifecycle(&self, dom: &str, allowed: &[&str], refusal: &str, args: &[&str]) -> Result<()> {
+    /// Runs `args` on `dom` (its UUID after the first word) when its state is in `allowed`; the
+    /// watcher is told first that the machine is going to the libvirt state `to`, so that it
+    /// does not report this connection's own change.
+    fn lifecycle(&self, dom: &str, allowed: &[&str], refusal: &str, to: u32, args: &[&str]) -> Result<()> {
         let m = Machine::info_only(&self.runner, dom)?;
         if !allowed.contains(&m.state.as_str()) {
             return Err(Error::operation_invalid(refusal.to_owned()));
         }
         let mut argv = vec![args[0], m.uuid.as_str()];
         argv.extend_from_slice(&args[1..]);
-        self.runner.check(&argv).map(drop)
+        if let Some(w) = &self.watch {
+            w.expect(&m.uuid, to);
+        }
+        let result = self.runner.check(&argv).map(drop);
+        if let (Some(w), Err(_)) = (&self.watch, &result) {
+            w.forget(&m.uuid, to);
+        }
+        result
     }
 }
 
@@ -81,12 +104,18 @@ impl Driver for VboxDriver {
 
     /// `showvminfo`, then `startvm <uuid> --type headless`.
     fn domain_start(&self, dom: &str) -> Result<()> {
-        self.lifecycle(dom, INACTIVE, "domain is already running", &["startvm", "--type", "headless"])
+        self.lifecycle(dom, INACTIVE, "domain is already running", st::RUNNING, &["startvm", "--type", "headless"])
     }
 
     /// `showvminfo`, then `controlvm <uuid> acpipowerbutton`.
     fn domain_shutdown(&self, dom: &str) -> Result<()> {
-        self.lifecycle(dom, &["running", "paused"], "domain is not running", &["controlvm", "acpipowerbutton"])
+        self.lifecycle(
+            dom,
+            &["running", "paused"],
+            "domain is not running",
+            st::SHUTOFF,
+            &["controlvm", "acpipowerbutton"],
+        )
     }
 
     /// `showvminfo`, then `controlvm <uuid> poweroff`.
@@ -95,18 +124,19 @@ impl Driver for VboxDriver {
             dom,
             &["running", "paused", "gurumeditation"],
             "domain is not running",
+            st::SHUTOFF,
             &["controlvm", "poweroff"],
         )
     }
 
     /// `showvminfo`, then `controlvm <uuid> pause`.
     fn domain_suspend(&self, dom: &str) -> Result<()> {
-        self.lifecycle(dom, &["running"], "domain is not running", &["controlvm", "pause"])
+        self.lifecycle(dom, &["running"], "domain is not running", st::PAUSED, &["controlvm", "pause"])
     }
 
     /// `showvminfo`, then `controlvm <uuid> resume`.
     fn domain_resume(&self, dom: &str) -> Result<()> {
-        self.lifecycle(dom, &["paused"], "domain is not paused", &["controlvm", "resume"])
+        self.lifecycle(dom, &["paused"], "domain is not paused", st::RUNNING, &["controlvm", "resume"])
     }
 
     /// `showvminfo`: a minimal `<domain type='vbox'>` (name, uuid, memory, vcpu).

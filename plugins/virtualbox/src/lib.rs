@@ -18,6 +18,7 @@ pub mod machine;
 pub mod parse;
 pub mod runner;
 pub mod settings;
+pub mod watch;
 
 use std::{path::PathBuf, sync::atomic::AtomicU64, time::Duration};
 
@@ -73,12 +74,14 @@ impl Plugin for VirtualBox {
     // The generic refusals (read-only, libvirt's flag rules) are not repeated in the driver:
     // the host only ever calls it through the SDK's guard, which applies the rule table first.
     // Called raw (without the guard or `open_checked`), a read-only connection is not refused
-    // writes, so `read_only` is unused here.
-    fn open(uri: &str, _read_only: bool) -> Result<Box<dyn Driver>> {
+    // writes; `read_only` only decides whether the connection is watched (`watch.rs`: a
+    // read-write connection of a host that offers services reports what its polling sees).
+    fn open(uri: &str, read_only: bool) -> Result<Box<dyn Driver>> {
         let config = Config::from_uri(uri)?;
         let runner = Runner { program: config.program, timeout: config.timeout, count: AtomicU64::new(0) };
         probe(&runner)?;
-        Ok(Box::new(VboxDriver { runner }))
+        let watch = if read_only { None } else { watch::start(&runner.program, runner.timeout) };
+        Ok(Box::new(VboxDriver { runner, watch }))
     }
 }
 

@@ -61,18 +61,20 @@ impl Shared {
     }
     /// Forgets an expectation whose call failed.
     pub(crate) fn forget(&self, vm: &MoRef, state: &str) {
-        self.take(&vm.value, state);
-    }
-    /// Whether the change of `moid` to `state` was this connection's (consumes the record).
-    fn take(&self, moid: &str, state: &str) -> bool {
         let mut own = lock(&self.own);
-        match own.iter().position(|(m, s)| m == moid && s == state) {
-            Some(i) => {
-                own.remove(i);
-                true
-            }
-            None => false,
+        if let Some(i) = own.iter().position(|(m, s)| *m == vm.value && s == state) {
+            own.remove(i);
         }
+    }
+    /// The power state this connection last brought `moid` to, if it did since the last
+    /// change seen (consumes the records): what a change is compared from, so that the
+    /// connection's own change is not reported, and a change made elsewhere right after it
+    /// (coalesced in one update) is reported from there.
+    fn settle(&self, moid: &str) -> Option<String> {
+        let mut own = lock(&self.own);
+        let last = own.iter().rev().find(|(m, _)| m == moid).map(|(_, s)| s.clone());
+        own.retain(|(m, _)| m != moid);
+        last
     }
     /// Ends the watcher (the connection is gone).
     pub(crate) fn stop(&self) {
@@ -315,10 +317,11 @@ impl Watcher {
             self.known.insert(u.moid.clone(), (name.clone(), state.clone()));
             // A VM seen for the first time has nothing to compare with.
             let Some((_, was)) = before else { continue };
-            if was == state || self.shared.take(&u.moid, &state) {
+            if was == state {
                 continue;
             }
-            if let Some((kind, detail)) = transition(&was, &state) {
+            let from = self.shared.settle(&u.moid).unwrap_or(was);
+            if let Some((kind, detail)) = transition(&from, &state) {
                 let dom = crate::conn::unescape_vm_name(&name);
                 self.host.log(Level::Info, module_path!(), &format!("domain {dom}: {kind} ({detail})"));
                 self.host.event(Event::new(kind, dom).detail(detail));
@@ -367,15 +370,15 @@ mod tests {
     }
 
     #[test]
-    fn own_changes_are_consumed_once() {
+    fn own_changes_settle_once() {
         let s = Shared::default();
-        let vm = MoRef::new("VirtualMachine", "vm-7");
-        s.expect(&vm, "poweredOff");
-        assert!(!s.take("vm-7", "poweredOn"));
-        assert!(s.take("vm-7", "poweredOff"));
-        assert!(!s.take("vm-7", "poweredOff"));
-        s.expect(&vm, "suspended");
-        s.forget(&vm, "suspended");
-        assert!(!s.take("vm-7", "suspended"));
+        let (a, b) = (MoRef::new("VirtualMachine", "vm-7"), MoRef::new("VirtualMachine", "vm-8"));
+        s.expect(&a, "poweredOn");
+        s.expect(&b, "poweredOff");
+        s.expect(&a, "suspended");
+        assert_eq!(s.settle("vm-7").as_deref(), Some("suspended"));
+        assert_eq!(s.settle("vm-7"), None);
+        s.forget(&b, "poweredOff");
+        assert_eq!(s.settle("vm-8"), None);
     }
 }

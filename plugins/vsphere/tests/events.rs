@@ -106,12 +106,16 @@ impl Events {
 
     /// The kinds of events for `domain` read until (and with) the next `kind` for it; fails
     /// after [`GIVE_UP`] (the stream's keep-alives would otherwise never end it).
-    fn until(&mut self, kind: &str, domain: &str) -> Vec<String> {
+    fn until(&mut self, kind: &str, domain: &str, daemon: &Daemon) -> Vec<String> {
         let give_up = Instant::now() + GIVE_UP;
         let mut seen = Vec::new();
         let mut line = String::new();
         loop {
-            assert!(Instant::now() < give_up, "no event {kind} for {domain} within {GIVE_UP:?}; saw {seen:?}");
+            assert!(
+                Instant::now() < give_up,
+                "no event {kind} for {domain} within {GIVE_UP:?}; saw {seen:?}; daemon log: {}",
+                daemon.log()
+            );
             match self.reader.read_line(&mut line) {
                 Ok(0) => panic!("the event stream ended; saw {seen:?}"),
                 Ok(_) if line.ends_with('\n') => {}
@@ -158,7 +162,7 @@ fn an_out_of_band_power_off_reaches_an_sse_client() {
     let mut events = Events::open(&socket);
 
     outside.power(&moid, "PowerOffVM_Task");
-    assert_eq!(events.until("domain.stopped", vm), ["domain.stopped"], "{}", daemon.log());
+    assert_eq!(events.until("domain.stopped", vm, &daemon), ["domain.stopped"], "{}", daemon.log());
     let (status, body) = request(&socket, "GET", &format!("/v1/domains/{vm}"), &uri);
     let d: serde_json::Value = serde_json::from_str(&body).unwrap();
     // libvirt's VIR_DOMAIN_SHUTOFF.
@@ -168,8 +172,13 @@ fn an_out_of_band_power_off_reaches_an_sse_client() {
     let (status, body) = request(&socket, "POST", &format!("/v1/domains/{vm}/start"), &uri);
     assert!((200..300).contains(&status), "{status} {body}");
     outside.power(&moid, "SuspendVM_Task");
-    assert_eq!(events.until("domain.suspended", vm), ["domain.started", "domain.suspended"], "{}", daemon.log());
+    assert_eq!(
+        events.until("domain.suspended", vm, &daemon),
+        ["domain.started", "domain.suspended"],
+        "{}",
+        daemon.log()
+    );
     outside.power(&moid, "PowerOffVM_Task");
-    assert_eq!(events.until("domain.stopped", vm), ["domain.stopped"], "{}", daemon.log());
+    assert_eq!(events.until("domain.stopped", vm, &daemon), ["domain.stopped"], "{}", daemon.log());
     assert!(daemon.log().contains("powered off"), "the plugin's detail is logged: {}", daemon.log());
 }
