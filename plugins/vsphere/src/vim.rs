@@ -308,7 +308,7 @@ fn watch_until_done(soap: &Soap, pc: &MoRef, tasks: &[MoRef]) -> CallResult<()> 
 fn watch_with(soap: &Soap, own: &MoRef, tasks: &[MoRef]) -> CallResult<()> {
     let objs: String = tasks.iter().map(|t| format!("<objectSet>{}</objectSet>", t.xml("obj"))).collect();
     let body = format!(
-        r#"<CreateFilter xmlns="urn:vim25">{}<spec><propSet><type>Task</type><pathSet>info.state</pathSet></propSet>{objs}</spec><partialUpdates>false</partialUpdates></CreateFilter>"#,
+        r#"<CreateFilter xmlns="urn:vim25">{}<spec><propSet><type>Task</type><pathSet>info.state</pathSet><pathSet>info.progress</pathSet></propSet>{objs}</spec><partialUpdates>false</partialUpdates></CreateFilter>"#,
         own.xml("_this")
     );
     soap.call("CreateFilter", &body)?;
@@ -328,6 +328,11 @@ fn watch_with(soap: &Soap, own: &MoRef, tasks: &[MoRef]) -> CallResult<()> {
         for fs in rv.children_named("filterSet") {
             for os in fs.children_named("objectSet") {
                 let Some(obj) = os.child("obj").and_then(MoRef::from_element) else { continue };
+                // One task's percentage goes to the caller's progress reporter (ABI 1.1; a no-op
+                // without host services). Several tasks have no single percentage.
+                if let (Some(p), [_]) = (progress_of(os), tasks) {
+                    virtplug_plugin_sdk::host::progress(p, 100);
+                }
                 let done = os.children_named("changeSet").any(|c| {
                     c.child_text("name") == Some("info.state")
                         && matches!(c.child("val").map(|v| v.text.as_str()), Some("success" | "error"))
@@ -341,6 +346,14 @@ fn watch_with(soap: &Soap, own: &MoRef, tasks: &[MoRef]) -> CallResult<()> {
     Ok(())
 }
 
+/// A task's `info.progress` (percent) in one object update, if it changed.
+fn progress_of(os: &Element) -> Option<u64> {
+    os.children_named("changeSet")
+        .filter(|c| c.child_text("name") == Some("info.progress"))
+        .find_map(|c| c.child("val")?.text.trim().parse::<u64>().ok())
+        .map(|p| p.min(100))
+}
+
 /// Starts a `*_Task` method and waits for it; `extra` as in [`wait_tasks`].
 pub fn run_task(
     soap: &Soap,
@@ -352,4 +365,30 @@ pub fn run_task(
     let task = call_moref(soap, method, body)?.ok_or_else(|| missing("task reference"))?;
     let mut done = wait_tasks(soap, pc, std::slice::from_ref(&task), extra)?;
     done.pop().ok_or_else(|| missing("task result"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_progress_is_read_from_an_update() {
+        let os = |body: &str| {
+            crate::xmldom::parse(&format!(
+                "<objectSet><kind>modify</kind><obj type=\"Task\">task-1</obj>{body}</objectSet>"
+            ))
+            .unwrap()
+        };
+        let progress = "<changeSet><name>info.progress</name><op>assign</op><val>42</val></changeSet>";
+        let state = "<changeSet><name>info.state</name><op>assign</op><val>running</val></changeSet>";
+        assert_eq!(progress_of(&os(&format!("{state}{progress}"))), Some(42));
+        assert_eq!(progress_of(&os(state)), None);
+        // Unset (the task has not reported any) or out of range.
+        assert_eq!(progress_of(&os("<changeSet><name>info.progress</name><op>assign</op></changeSet>")), None);
+        assert_eq!(
+            progress_of(&os("<changeSet><name>info.progress</name><op>assign</op><val>250</val></changeSet>")),
+            Some(100)
+        );
+    }
 }
