@@ -60,6 +60,10 @@ impl EventSlot {
         }
     }
 
+    fn is_set(&self) -> bool {
+        self.0.read().map(|s| s.is_some()).unwrap_or(false)
+    }
+
     fn send(&self, event: HostEvent) {
         let sink = self.0.read().ok().and_then(|s| s.clone());
         match sink {
@@ -122,6 +126,12 @@ impl HostServices for Services {
 
     fn cancelled(&self) -> bool {
         self.reporter().is_some_and(|r| r.cancelled())
+    }
+
+    /// True once the registry's owner set an event sink (the daemon does before it opens
+    /// connections; the CLI never does, so its commands start no plugin watchers).
+    fn wants_events(&self) -> bool {
+        self.events.is_set()
     }
 }
 

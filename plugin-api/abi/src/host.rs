@@ -61,4 +61,11 @@ pub trait HostServices: Send + Sync {
     /// the plugin stops at its next safe point and fails with `OPERATION_ABORTED`.
     #[sabi(last_prefix_field)]
     fn cancelled(&self) -> bool;
+    /// Whether anyone listens to this connection's events (a daemon does; a one-shot CLI
+    /// command does not), so a plugin starts a costly watcher (an extra session, polling) only
+    /// when its events have a reader. Appended in 1.1 after `cancelled`: a host without it
+    /// gets this default, no listener.
+    fn wants_events(&self) -> bool {
+        false
+    }
 }

@@ -132,6 +132,12 @@ impl Host {
         }
     }
 
+    /// Whether the host has a reader for this connection's events (false without services):
+    /// start watchers only then.
+    pub fn wants_events(&self) -> bool {
+        self.services.as_ref().is_some_and(|s| s.wants_events())
+    }
+
     /// Whether the caller asked to cancel the long operation running on this connection
     /// (always false without services).
     pub fn cancelled(&self) -> bool {

@@ -33,7 +33,8 @@ pub const INTERVAL: Duration = Duration::from_millis(200);
 /// Starts the watcher of `drv` when the host of the running `open` offers services.
 pub(crate) fn spawn(drv: &QemuDriver) {
     let host = host::current();
-    if !host.is_connected() {
+    // Only when the host has a reader for events (a daemon): a CLI command starts no watcher.
+    if !host.wants_events() {
         return;
     }
     let inner = Arc::downgrade(&drv.inner);

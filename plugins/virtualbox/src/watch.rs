@@ -117,7 +117,8 @@ struct Watcher {
 /// connection shares with the watcher.
 pub(crate) fn start(program: &std::path::Path, timeout: Duration) -> Option<Arc<Shared>> {
     let host = host::current();
-    if !host.is_connected() {
+    // Only when the host has a reader for events (a daemon): a CLI command starts no watcher.
+    if !host.wants_events() {
         return None;
     }
     let shared = Arc::new(Shared::default());

@@ -172,7 +172,8 @@ pub(crate) struct Watcher {
 /// what the connection shares with the watcher.
 pub(crate) fn start(target: &Target, creds: &Credentials, container: &MoRef) -> Option<Arc<Shared>> {
     let host = host::current();
-    if !host.is_connected() {
+    // Only when the host has a reader for events (a daemon): a CLI command starts no watcher.
+    if !host.wants_events() {
         return None;
     }
     let shared = Arc::new(Shared::default());

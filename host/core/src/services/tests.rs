@@ -11,7 +11,9 @@ use tracing::{
 };
 use virtplug_test_support::MOCK;
 
+use super::{EventSlot, Services};
 use crate::{Connection, Registry, load_plugin};
+use virtplug_plugin_api::HostServices;
 
 /// (target, level, message, module) of every event seen.
 type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
@@ -94,4 +96,15 @@ fn levels_map_to_tracings_and_unknown_finer_levels_are_trace() {
         got,
         [Level::TRACE, Level::ERROR, Level::WARN, Level::INFO, Level::DEBUG, Level::TRACE, Level::TRACE, Level::TRACE]
     );
+}
+
+#[test]
+fn plugins_are_told_whether_anyone_reads_their_events() {
+    let events = Arc::new(EventSlot::default());
+    let services =
+        Services { plugin: "p".into(), uri: "p:///".into(), events: Arc::clone(&events), progress: Arc::default() };
+    // A CLI command: no sink, so a plugin starts no watcher.
+    assert!(!services.wants_events());
+    events.set(Some(Arc::new(|_| {})));
+    assert!(services.wants_events());
 }
