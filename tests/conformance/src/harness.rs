@@ -59,12 +59,18 @@ fn build_args(krate: &Crate, exe: &Path) -> Vec<String> {
         "release" => args.push("--release".into()),
         other => args.extend(["--profile".into(), other.into()]),
     }
-    // Cargo marks its target root with CACHEDIR.TAG; one level further up means `--target`.
+    // `<target>/<profile>` or `<target>/<triple>/<profile>`. Cargo marks a target root it
+    // created with CACHEDIR.TAG, but not one that existed before its first build (CI creates
+    // target/ for the simulators first), so a directory named like a triple (`arch-vendor-os…`)
+    // without the tag is taken for `--target`.
     if let Some(up) = profile_dir.parent() {
-        if up.join("CACHEDIR.TAG").is_file() {
-            args.extend(["--target-dir".into(), up.display().to_string()]);
-        } else if let (Some(root), Some(triple)) = (up.parent(), up.file_name().and_then(|n| n.to_str())) {
-            args.extend(["--target-dir".into(), root.display().to_string(), "--target".into(), triple.into()]);
+        let name = up.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let looks_like_triple = name.matches('-').count() >= 2;
+        match up.parent() {
+            Some(root) if looks_like_triple && !up.join("CACHEDIR.TAG").is_file() => {
+                args.extend(["--target-dir".into(), root.display().to_string(), "--target".into(), name.into()]);
+            }
+            _ => args.extend(["--target-dir".into(), up.display().to_string()]),
         }
     }
     args
@@ -203,4 +209,25 @@ macro_rules! test_plugin {
             $crate::harness::run_test(&krate, $lib, $uri, module_path!(), "conformance");
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tail(krate: &Crate, exe: &str) -> Vec<String> {
+        build_args(krate, Path::new(exe)).split_off(7)
+    }
+
+    #[test]
+    fn the_plugin_is_built_into_the_test_binarys_target_dir() {
+        let k = Crate { package: "p", manifest_dir: "/src/p" };
+        // A target root without CACHEDIR.TAG (created before cargo's first build, as in CI).
+        assert_eq!(tail(&k, "/nowhere/ci/target/debug/deps/t-1"), ["--target-dir", "/nowhere/ci/target"]);
+        assert_eq!(tail(&k, "/nowhere/target/release/deps/t-1"), ["--release", "--target-dir", "/nowhere/target"]);
+        assert_eq!(
+            tail(&k, "/nowhere/target/x86_64-unknown-linux-gnu/debug/deps/t-1"),
+            ["--target-dir", "/nowhere/target", "--target", "x86_64-unknown-linux-gnu"]
+        );
+    }
 }
