@@ -10,14 +10,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    os::unix::net::UnixStream,
     path::{Path, PathBuf},
     process::Command,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use virtplug_test_support::{Daemon, VIRTUALBOX, target_dir};
+use virtplug_test_support::{Daemon, EventStream, VIRTUALBOX, request, target_dir};
 
 /// How long an event may take before the test fails (a bound on a failure, not a measurement).
 const GIVE_UP: Duration = Duration::from_secs(60);
@@ -48,67 +46,6 @@ fn sim_control(wrapper: &Path, args: &[&str]) {
     assert!(out.status.success(), "--sim-control {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// One HTTP/1.1 request on the daemon's socket for `uri`: (status, body).
-fn request(socket: &Path, method: &str, path: &str, uri: &str) -> (u16, String) {
-    let mut s = UnixStream::connect(socket).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nVirtplug-Uri: {uri}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
-}
-
-/// The SSE stream of `/v1/events` from its start.
-struct Events {
-    reader: BufReader<UnixStream>,
-    kind: String,
-}
-
-impl Events {
-    fn open(socket: &Path) -> Self {
-        let mut s = UnixStream::connect(socket).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-        s.write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 0\r\n\r\n").unwrap();
-        Self { reader: BufReader::new(s), kind: String::new() }
-    }
-
-    /// The kinds of events for `domain` read until (and with) the next `kind` for it; fails
-    /// after [`GIVE_UP`] (the stream's keep-alives would otherwise never end it).
-    fn until(&mut self, kind: &str, domain: &str, daemon: &Daemon) -> Vec<String> {
-        let give_up = Instant::now() + GIVE_UP;
-        let mut seen = Vec::new();
-        let mut line = String::new();
-        loop {
-            assert!(
-                Instant::now() < give_up,
-                "no event {kind} for {domain} within {GIVE_UP:?}; saw {seen:?}; daemon log: {}",
-                daemon.log()
-            );
-            match self.reader.read_line(&mut line) {
-                Ok(0) => panic!("the event stream ended; saw {seen:?}"),
-                Ok(_) if line.ends_with('\n') => {}
-                // A timeout: keep what was read of the line and look again.
-                Ok(_) | Err(_) => continue,
-            }
-            let text = std::mem::take(&mut line);
-            if let Some(k) = text.strip_prefix("event: ") {
-                self.kind = k.trim().to_owned();
-            } else if let Some(data) = text.strip_prefix("data: ") {
-                let v: serde_json::Value = serde_json::from_str(data.trim()).unwrap();
-                if v["domain"].as_str() == Some(domain) {
-                    seen.push(self.kind.clone());
-                    if self.kind == kind {
-                        return seen;
-                    }
-                }
-            }
-        }
-    }
-}
-
 #[test]
 fn state_changes_outside_virtplug_reach_an_sse_client() {
     let root = tempfile::tempdir().unwrap();
@@ -126,10 +63,10 @@ fn state_changes_outside_virtplug_reach_an_sse_client() {
     let (status, body) = request(&socket, "GET", "/v1/domains", &uri);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("vm1"), "{body}");
-    let mut events = Events::open(&socket);
+    let mut events = EventStream::open(&socket);
 
     sim_control(&vbm, &["set-state", "vm1", "poweroff"]);
-    assert_eq!(events.until("domain.stopped", "vm1", &daemon), ["domain.stopped"], "{}", daemon.log());
+    assert_eq!(events.until("domain.stopped", "vm1", &daemon, GIVE_UP), ["domain.stopped"], "{}", daemon.log());
     assert!(daemon.log().contains("detail=poweroff"), "the plugin's detail is logged: {}", daemon.log());
 
     // virtplugd's own start is told by virtplugd alone; the watcher does not repeat it.
@@ -137,13 +74,13 @@ fn state_changes_outside_virtplug_reach_an_sse_client() {
     assert!((200..300).contains(&status), "{status} {body}");
     sim_control(&vbm, &["set-state", "vm1", "paused"]);
     assert_eq!(
-        events.until("domain.suspended", "vm1", &daemon),
+        events.until("domain.suspended", "vm1", &daemon, GIVE_UP),
         ["domain.started", "domain.suspended"],
         "{}",
         daemon.log()
     );
     sim_control(&vbm, &["set-state", "vm1", "aborted"]);
-    assert_eq!(events.until("domain.stopped", "vm1", &daemon), ["domain.stopped"], "{}", daemon.log());
+    assert_eq!(events.until("domain.stopped", "vm1", &daemon, GIVE_UP), ["domain.stopped"], "{}", daemon.log());
     assert!(daemon.log().contains("detail=aborted"), "{}", daemon.log());
     let (status, body) = request(&socket, "GET", "/v1/domains/vm1", &uri);
     let d: serde_json::Value = serde_json::from_str(&body).unwrap();
