@@ -9,13 +9,16 @@
 //!
 //! At most [`CALLS_IN_FLIGHT`] calls are queued or running; the reader waits for one to finish
 //! before it reads on, so a client that sends calls without reading replies stops being read
-//! (its replies block in the socket) instead of growing the daemon's memory. Writers share the
-//! socket through a mutex, one whole packet at a time.
+//! (its replies block in the socket) instead of growing the daemon's memory, and a reply that
+//! cannot be written within [`WRITE_TIMEOUT`] ends the connection, so such a client cannot hold
+//! the threads writing to it. Writers share the socket through a mutex, one whole packet at a
+//! time.
 
 use std::{
     io::{Read, Write},
     os::unix::net::UnixStream,
     sync::{Arc, Condvar, Mutex, mpsc as std_mpsc},
+    time::Duration,
 };
 
 use tokio::{runtime::Handle, sync::mpsc};
@@ -39,15 +42,23 @@ const EVENT_QUEUE: usize = 64;
 const ERR_RPC: i32 = 39;
 const FROM_RPC: i32 = 7;
 
+/// How long one packet may take to write: a client that stops reading its replies is hung up
+/// on after this, so the threads blocked writing to it (the blocking pool's among them) are
+/// freed instead of held for as long as the client likes.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The socket's write side, one packet at a time.
 struct Writer(Mutex<UnixStream>);
 
 impl Writer {
     fn send(&self, bytes: &[u8]) -> bool {
-        match self.0.lock() {
-            Ok(mut s) => s.write_all(bytes).is_ok(),
-            Err(_) => false,
+        let Ok(mut s) = self.0.lock() else { return false };
+        if s.write_all(bytes).is_ok() {
+            return true;
         }
+        // A write that failed or timed out: end the connection (the reader sees it too).
+        let _ = s.shutdown(std::net::Shutdown::Both);
+        false
     }
 }
 
@@ -102,6 +113,11 @@ impl Load {
 /// or detached.
 pub fn serve(stream: UnixStream, state: AppState, read_only: bool, rt: Handle) {
     let (Ok(write_half), Ok(event_half)) = (stream.try_clone(), stream.try_clone()) else { return };
+    // Shared by every clone of the socket: a packet that cannot be written within it ends the
+    // connection (see `WRITE_TIMEOUT`).
+    if write_half.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
+        return;
+    }
     let writer = Arc::new(Writer(Mutex::new(write_half)));
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(EVENT_QUEUE);
     let session = session_in(&rt, state, read_only, out_tx);
