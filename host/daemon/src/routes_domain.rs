@@ -65,10 +65,10 @@ pub async fn lookup(ctx: Ctx, P(dom): P<String>) -> ApiResult<Json<DomainInfo>> 
     params(Headers),
     responses((status = 201, description = "the defined domain", body = DomainInfo), BaseErrors, HostErrors, BodyErrors))]
 pub async fn define(ctx: Ctx, J(req): J<DefineRequest>) -> ApiResult<(StatusCode, Json<DomainInfo>)> {
-    let d = ctx.run(move |c| c.domain_define(&req.xml)).await?;
+    let (d, what) = ctx.run(move |c| crate::libvirt::define(c, &req.xml)).await?;
     ctx.emit("domain.defined", &d.name, None);
     let handle = crate::libvirt::domain_handle(&d);
-    crate::libvirt::publish(&ctx.state, &ctx.uri, handle, crate::libvirt::LifecycleEvent::Defined, d.state);
+    crate::libvirt::publish(&ctx.state, &ctx.uri, handle, what, d.state);
     Ok((StatusCode::CREATED, Json(d)))
 }
 

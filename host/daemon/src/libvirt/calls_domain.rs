@@ -112,10 +112,10 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Reply
                 (a.xml, a.flags)
             };
             no_flags(flags, "domain_define", o)?;
-            let d = s.run(move |c| c.domain_define(&xml)).await?;
+            let (d, what) = s.run(move |c| define(c, &xml)).await?;
             let h = domain_handle(&d);
             s.state.events.emit("domain.defined", &o.uri, Some(&d.name), None, None);
-            lifecycle::publish(&s.state, &o.uri, h.clone(), LifecycleEvent::Defined, d.state);
+            lifecycle::publish(&s.state, &o.uri, h.clone(), what, d.state);
             ok(&RemoteDomainDefineXmlRet { dom: h })
         }
         REMOTE_PROC_DOMAIN_UNDEFINE | REMOTE_PROC_DOMAIN_UNDEFINE_FLAGS => {
@@ -232,6 +232,15 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Reply
             Err(Fail::from_error(packet::error(ERR_RPC, from::RPC, format!("unknown procedure: {p}"))))
         }),
     }
+}
+
+/// Defines a domain; the event is UPDATED when a domain of that name existed (libvirt's
+/// DEFINED/UPDATED), ADDED otherwise.
+pub fn define(c: &virtplug_host::Connection, xml: &str) -> Result<(DomainInfo, LifecycleEvent), HostError> {
+    use virtplug_host::model::domain::{DomainDef, with_uuid};
+    let existed = DomainDef::parse(&with_uuid(xml)).is_ok_and(|def| c.domain_lookup(&def.name).is_ok());
+    let d = c.domain_define(xml)?;
+    Ok((d, if existed { LifecycleEvent::Updated } else { LifecycleEvent::Defined }))
 }
 
 /// `{ dom }` or `{ dom, flags }` arguments.

@@ -26,6 +26,8 @@ const EVENT_ID_LAST: i32 = 27;
 pub enum LifecycleEvent {
     /// DEFINED / ADDED.
     Defined,
+    /// DEFINED / UPDATED: a definition replaced an existing domain's.
+    Updated,
     /// UNDEFINED / REMOVED.
     Undefined,
     /// STARTED / BOOTED.
@@ -52,6 +54,7 @@ impl LifecycleEvent {
         let active = |s: u32| (1..=3).contains(&s);
         match self {
             Self::Defined => vec![(0, 0)],
+            Self::Updated => vec![(0, 1)],
             Self::Undefined => vec![(1, 0)],
             Self::Started => vec![(2, 0)],
             Self::Suspended => vec![(3, 0)],

@@ -29,6 +29,7 @@ use virtplug_libvirt_rpc::{
     proto::{REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, VIR_NET_CALL, VIR_NET_OK},
 };
 
+pub use calls_domain::define;
 pub use lifecycle::{Lifecycle, LifecycleEvent, publish};
 pub use session::domain_handle;
 

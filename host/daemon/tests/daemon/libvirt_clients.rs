@@ -492,8 +492,11 @@ shutdown test
 start test
 define domain-ro.xml
 undefine ro1
+define domain-upd.xml
+define domain-upd.xml
+undefine upd1
 ";
-    let reference = events_during(&virsh, &s.libvirtd.uri(), actions, 13);
+    let reference = events_during(&virsh, &s.libvirtd.uri(), actions, 16);
     assert_eq!(
         reference,
         "\
@@ -510,10 +513,13 @@ event 'lifecycle' for domain 'test': Stopped Shutdown
 event 'lifecycle' for domain 'test': Started Booted
 event 'lifecycle' for domain 'ro1': Defined Added
 event 'lifecycle' for domain 'ro1': Undefined Removed
+event 'lifecycle' for domain 'upd1': Defined Added
+event 'lifecycle' for domain 'upd1': Defined Updated
+event 'lifecycle' for domain 'upd1': Undefined Removed
 ",
         "the reference sequence"
     );
     let d = s.virtplugd();
-    let ours = events_during(&virsh, &d.libvirt_uri(), actions, 13);
+    let ours = events_during(&virsh, &d.libvirt_uri(), actions, 16);
     assert_same("lifecycle events", &reference, &ours);
 }
