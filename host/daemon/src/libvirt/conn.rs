@@ -30,17 +30,16 @@ use virtplug_libvirt_rpc::{
     },
 };
 
-use super::{Out, session::Session};
+use super::{
+    Out,
+    session::{ERR_RPC, Session, from},
+};
 use crate::state::AppState;
 
 /// Calls of one connection queued or running at once.
 pub const CALLS_IN_FLIGHT: usize = 32;
 /// Event packets queued for writing per connection.
 const EVENT_QUEUE: usize = 64;
-
-/// libvirt's `VIR_ERR_RPC` and `VIR_FROM_RPC`.
-const ERR_RPC: i32 = 39;
-const FROM_RPC: i32 = 7;
 
 /// How long one packet may take to write: a client that stops reading its replies is hung up
 /// on after this, so the threads blocked writing to it (the blocking pool's among them) are
@@ -194,7 +193,7 @@ fn read_loop(
             }
             (REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION) if header.type_ == VIR_NET_CALL => {
                 if header.status != VIR_NET_OK {
-                    let err = packet::error(ERR_RPC, FROM_RPC, "Unexpected message status");
+                    let err = packet::error(ERR_RPC, from::RPC, "Unexpected message status");
                     writer.send(&packet::reply_error(&header, &err));
                     continue;
                 }
@@ -222,7 +221,7 @@ fn read_loop(
             }
             (prog, vers) => {
                 // As libvirtd: the error echoes the call's header.
-                let err = packet::error(ERR_RPC, FROM_RPC, format!("Cannot find program {prog} version {vers}"));
+                let err = packet::error(ERR_RPC, from::RPC, format!("Cannot find program {prog} version {vers}"));
                 writer.send(&packet::reply_error(&header, &err));
             }
         }

@@ -24,10 +24,6 @@ use tokio::{
     net::UnixListener,
     sync::{Semaphore, watch},
 };
-use virtplug_libvirt_rpc::{
-    packet::Header,
-    proto::{REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, VIR_NET_CALL, VIR_NET_OK},
-};
 
 pub use calls_domain::define;
 pub use lifecycle::{Lifecycle, LifecycleEvent, publish};
@@ -94,16 +90,4 @@ pub fn spawn(path: &Path, state: &AppState, stop: &watch::Receiver<bool>) -> std
         bound.push(p);
     }
     Ok(bound)
-}
-
-/// A header for tests and the fuzz target: what a call to `procedure` carries.
-pub fn call_header(procedure: i32, serial: u32) -> Header {
-    Header {
-        prog: REMOTE_PROGRAM,
-        vers: REMOTE_PROTOCOL_VERSION,
-        proc_: procedure,
-        type_: VIR_NET_CALL,
-        serial,
-        status: VIR_NET_OK,
-    }
 }
