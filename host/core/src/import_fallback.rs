@@ -7,7 +7,10 @@
 //!
 //! Unlike a plugin's own import this is not one transaction: another client of the same plugin
 //! may see the snapshots appear one by one, and a crash mid-way leaves those redefined so far
-//! (a retry then skips them as identical and finishes).
+//! (a retry then skips them as identical and finishes). So that no other writer can create or
+//! change a snapshot between the checks and the redefines (a REDEFINE would replace it) or
+//! between a failure and the rollback (which would delete it), the import holds the domain's
+//! job when the plugin keeps jobs; a plugin without jobs gets the import unguarded.
 
 use virtplug_model::{
     import_order,
@@ -58,7 +61,32 @@ pub(crate) fn import(conn: &Connection, dom: &str, xmls: &[String], current: Opt
             "current snapshot {c} is not in the bundle"
         ))));
     }
-    // Every name is checked before anything is written.
+    // The job (when the plugin keeps jobs) covers the checks too: nothing may change between
+    // them and the redefines. A dry run writes nothing and takes none.
+    let dry_run = flags & snapshot_import::DRY_RUN != 0;
+    let job = if dry_run {
+        None
+    } else {
+        match conn.domain_job_begin(dom, "snapshot import through REDEFINE") {
+            Ok(id) => Some(id),
+            Err(e) if e.code() == virtplug_plugin_api::codes::NO_SUPPORT => None,
+            Err(e) => return Err(e),
+        }
+    };
+    let result = fresh_names(conn, dom, defs)
+        .and_then(|fresh| if dry_run { Ok(()) } else { redefine_all(conn, dom, &fresh, &texts, current) });
+    if let Some(id) = job
+        && let Err(e) = conn.domain_job_end(dom, &id)
+    {
+        tracing::warn!(domain = dom, error = %e, "import: the domain's job could not be ended");
+    }
+    result
+}
+
+/// The definitions to redefine: every name is checked before anything is written; one that
+/// exists with the same parent and definition is left alone, one that differs refuses all.
+fn fresh_names(conn: &Connection, dom: &str, defs: Vec<SnapshotDef>) -> Result<Vec<SnapshotDef>> {
+    let parse = ParseFlags { redefine: true, internal: false, offline: false };
     let mut fresh = Vec::with_capacity(defs.len());
     for def in defs {
         match conn.snapshot_lookup(dom, &def.name) {
@@ -76,11 +104,19 @@ pub(crate) fn import(conn: &Connection, dom: &str, xmls: &[String], current: Opt
             Err(e) => return Err(e),
         }
     }
-    if flags & snapshot_import::DRY_RUN != 0 {
-        return Ok(());
-    }
+    Ok(fresh)
+}
+
+/// The redefines of an import whose checks passed; on a failure, what was redefined is removed.
+fn redefine_all(
+    conn: &Connection,
+    dom: &str,
+    fresh: &[SnapshotDef],
+    texts: &std::collections::HashMap<String, &str>,
+    current: Option<&str>,
+) -> Result<()> {
     let mut redefined: Vec<String> = Vec::with_capacity(fresh.len());
-    for def in &fresh {
+    for def in fresh {
         let mut create = snapshot_create::REDEFINE;
         if current == Some(def.name.as_str()) {
             create |= snapshot_create::CURRENT;

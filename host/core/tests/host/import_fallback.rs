@@ -24,12 +24,15 @@ fn native<T>(r: Result<T, HostError>) -> BackendResult<T> {
     r.map_err(|e| model::Error::new(e.code(), e.to_string()).into())
 }
 
-/// The mock without its import; `fail_at` makes that redefine (1-based) fail.
+/// The mock without its import; `fail_at` makes that redefine (1-based) fail. `intruder`, when
+/// set, is another client of the same mock host that tries to create a snapshot during the first
+/// redefine; what it got is recorded in `calls`.
 struct NoImport {
     inner: Connection,
     redefines: AtomicUsize,
     fail_at: usize,
     calls: Calls,
+    intruder: Option<Connection>,
 }
 
 type Calls = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
@@ -38,8 +41,18 @@ impl Backend for NoImport {
     fn domain_lookup_by_name(&self, name: &str) -> BackendResult<virtplug_host::DomainInfo> {
         native(self.inner.domain_lookup(name))
     }
+    fn domain_job_begin(&self, dom: &str, job: &str) -> BackendResult<String> {
+        native(self.inner.domain_job_begin(dom, job))
+    }
+    fn domain_job_end(&self, dom: &str, job: &str) -> BackendResult<()> {
+        native(self.inner.domain_job_end(dom, job))
+    }
     fn snapshot_create(&self, dom: &str, xml: &str, flags: u32) -> BackendResult<String> {
         let n = self.redefines.fetch_add(1, Ordering::SeqCst) + 1;
+        if let (1, Some(other)) = (n, &self.intruder) {
+            let r = other.snapshot_create(dom, "<domainsnapshot><name>intruder</name></domainsnapshot>", 0);
+            self.calls.lock().unwrap().push(format!("intruder {:?}", r.map_err(|e| e.code())));
+        }
         if n == self.fail_at {
             return Err(model::Error::new(virtplug_host::codes::OPERATION_FAILED, "injected failure").into());
         }
@@ -77,12 +90,23 @@ fn source(registry: &Registry, dir: &std::path::Path) -> (Vec<String>, Option<St
 }
 
 fn destination(registry: &Registry, dir: &std::path::Path, fail_at: usize, without: u64) -> (Connection, Calls) {
+    with_intruder(registry, dir, fail_at, without, false)
+}
+
+fn with_intruder(
+    registry: &Registry,
+    dir: &std::path::Path,
+    fail_at: usize,
+    without: u64,
+    intrude: bool,
+) -> (Connection, Calls) {
     let uri = format!("mock://{}", dir.join("b").display());
     let inner = Connection::open(registry, &uri, false).unwrap();
     let mut info = inner.plugin_info().clone();
     info.ops &= !without;
     let calls = Calls::default();
-    let backend = NoImport { inner, redefines: AtomicUsize::new(0), fail_at, calls: calls.clone() };
+    let intruder = intrude.then(|| Connection::open(registry, &uri, false).unwrap());
+    let backend = NoImport { inner, redefines: AtomicUsize::new(0), fail_at, calls: calls.clone(), intruder };
     (Connection::from_backend(&uri, false, info, Box::new(backend)), calls)
 }
 
@@ -144,4 +168,20 @@ fn an_undeclared_operation_is_refused_by_name() {
     let (b, _) = destination(&registry, tmp.path(), 0, ops::SNAPSHOT_IMPORT | ops::SNAPSHOT_CREATE);
     let e = b.snapshot_import("test", &xmls, current.as_deref(), 1).unwrap_err();
     assert_eq!(e.to_string(), "this function is not supported by the connection driver: snapshot_import");
+}
+
+#[test]
+fn no_other_client_writes_while_the_import_redefines() {
+    let registry = registry();
+    let tmp = tempfile::tempdir().unwrap();
+    let (xmls, current) = source(&registry, tmp.path());
+    let (b, calls) = with_intruder(&registry, tmp.path(), 0, ops::SNAPSHOT_IMPORT, true);
+    b.snapshot_import("test", &xmls, current.as_deref(), 0).unwrap();
+    // The other client was refused as busy (OPERATION_TIMEOUT, 68) while the import held the
+    // domain's job, so nothing it wrote can be replaced by a redefine or removed by a rollback.
+    assert_eq!(calls.lock().unwrap()[0], format!("intruder Err({})", virtplug_host::codes::OPERATION_TIMEOUT));
+    assert!(!tree(&b).iter().any(|(n, _, _)| n == "intruder"));
+    // After the import the job is released: the other client can write again.
+    let c = Connection::open(&registry, &format!("mock://{}", tmp.path().join("b").display()), false).unwrap();
+    c.snapshot_create("test", "<domainsnapshot><name>after</name></domainsnapshot>", 0).unwrap();
 }
