@@ -12,6 +12,7 @@
 mod connection;
 mod domain;
 mod driver;
+mod external;
 mod img;
 mod process;
 mod qmp;
