@@ -4,7 +4,8 @@
 //! - `demo`: the founding workflow on two mock hosts, shown as a transcript;
 //! - `test`: build everything, check formatting (`cargo fmt --check`) and lints (`cargo clippy
 //!   -D warnings`), then run every test of the workspace;
-//! - `bench [section]`: release build, then the side-by-side measurements of `tests/bench`;
+//! - `bench [--check] [section]`: release build, then the measurements of `tests/bench`, each row
+//!   beside its floor, its peer and its target; `--check` fails the task when a target is missed;
 //! - `fuzz [target…]`: a long mutation hunt with the fuzz driver of `tests/fuzz` (see `fuzz.rs`);
 //! - `new-plugin NAME [--dir DIR]`: scaffold an out-of-tree plugin crate that passes the
 //!   conformance suite as generated (see `scaffold.rs`);
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
         Some("install") => install::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build-plugins|demo|test|bench [section]|fuzz [target…]|new-plugin NAME [--dir DIR]|install --prefix DIR|tidy>"
+                "usage: cargo xtask <build-plugins|demo|test|bench [--check] [section]|fuzz [target…]|new-plugin NAME [--dir DIR]|install --prefix DIR|tidy>"
             );
             return ExitCode::from(2);
         }
@@ -90,8 +91,8 @@ fn build() -> Result<()> {
     run(cmd)
 }
 
-/// Release build of everything, then the benchmark binary (sections: load, cold-start,
-/// workflow [sizes…]; default all).
+/// Release build of everything, then the benchmark binary (`[--check] [section [options…]]`,
+/// default all); a missed target under `--check` is the binary's non-zero exit, hence an error.
 fn bench(extra: &[String]) -> Result<()> {
     let mut cmd = cargo();
     cmd.args(["build", "--release", "--workspace", "--exclude", "xtask", "--quiet"]);

@@ -9,7 +9,10 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::proc;
+use crate::{
+    proc,
+    report::{self, Row, Target, Unit},
+};
 
 fn plugins() -> Result<Vec<PathBuf>> {
     let dir = std::env::current_exe()?.parent().context("exe dir")?.to_owned();
@@ -35,7 +38,7 @@ pub fn once(path: &str) -> Result<()> {
 
 /// Parent side: the table.
 pub fn run() -> Result<()> {
-    println!("## Plugin load time (fresh process each, n = 25, median; target <= 1 ms per plugin)");
+    report::header("Plugin load time (fresh process each, n = 25, median; target <= 1 ms per plugin)");
     let exe = std::env::current_exe()?;
     for plugin in plugins()? {
         let mut samples = Vec::new();
@@ -46,11 +49,7 @@ pub fn run() -> Result<()> {
         }
         let median = proc::median(&mut samples);
         let name = plugin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        println!(
-            "{name:<40} {:>10}   {}",
-            proc::ms(median),
-            if median <= Duration::from_millis(1) { "within target" } else { "OVER target" }
-        );
+        Row::new("load", name, Unit::Time, median.as_secs_f64()).target(Target::AtMost(1e-3)).emit();
     }
     println!();
     Ok(())

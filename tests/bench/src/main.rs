@@ -18,6 +18,10 @@
 //!   run (options `--sizes 1000,4000`, `--shapes chain`, `--repeat 3`, `--lookup-only`,
 //!   `--no-lookup`).
 //!
+//! Every section prints its rows through `report.rs` (our figure, the floor, the peer, the
+//! target); `--check` anywhere in the arguments (`cargo xtask bench --check [section]`) makes the
+//! run exit non-zero when any target is missed.
+//!
 //! This crate only measures; it holds no product logic.
 
 mod cold_start;
@@ -26,6 +30,7 @@ mod libvirt_wire;
 mod load;
 mod proc;
 mod qemu;
+mod report;
 mod vbox;
 mod vsphere;
 mod workflow;
@@ -33,7 +38,12 @@ mod workflow;
 use anyhow::{Result, bail};
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (check, args) = report::take_check(std::env::args().skip(1).collect());
+    section(&args)?;
+    report::finish(check)
+}
+
+fn section(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("load-once") => load::once(&args[1]),
         Some("load") => load::run(),
