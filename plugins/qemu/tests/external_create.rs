@@ -292,3 +292,153 @@ fn listing_filters_external_and_disk_only() {
     assert!(names(lf::DISK_ONLY).is_empty());
     drv.snapshot_delete("d", "ext", df::METADATA_ONLY).unwrap();
 }
+
+/// Serialises the tests that set `VIRTPLUG_QEMU_FAULT` (process-wide) with the running ones.
+static FAULT_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// One QMP command on domain `uuid`'s monitor, with the driver's connection closed (qemu
+/// serves one client): the `return` value, or the error's `desc` as Err.
+fn qmp(r: &Root, uuid: &str, cmd: &str, args: serde_json::Value) -> Result<serde_json::Value, String> {
+    use std::io::{BufRead, BufReader, Write};
+    let sock = r.path().join("run/qemu").join(uuid).join("monitor.sock");
+    let s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut rd = BufReader::new(s);
+    let mut line = String::new();
+    rd.read_line(&mut line).unwrap(); // greeting
+    let mut call = |msg: serde_json::Value| -> Result<serde_json::Value, String> {
+        w.write_all(format!("{msg}\n").as_bytes()).unwrap();
+        loop {
+            line.clear();
+            rd.read_line(&mut line).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if let Some(r) = v.get("return") {
+                return Ok(r.clone());
+            }
+            if let Some(e) = v.get("error") {
+                return Err(e["desc"].as_str().unwrap_or("").to_owned());
+            }
+        }
+    };
+    call(serde_json::json!({"execute": "qmp_capabilities"})).unwrap();
+    call(serde_json::json!({"execute": cmd, "arguments": args}))
+}
+
+/// (top node name, top file, backing file) of device `target` per `query-block`.
+fn live_top(r: &Root, target: &str) -> (String, String, Option<String>) {
+    let v = qmp(r, UUID, "query-block", serde_json::json!({})).unwrap();
+    let b =
+        v.as_array().unwrap().iter().find(|b| b["qdev"].as_str().unwrap().contains(&format!("/{target}/"))).unwrap();
+    let i = &b["inserted"];
+    (
+        i["node-name"].as_str().unwrap().to_owned(),
+        i["image"]["filename"].as_str().unwrap().to_owned(),
+        i["image"]["backing-image"]["filename"].as_str().map(str::to_owned),
+    )
+}
+
+/// A guest write of pattern `p` over the first 64 KiB of disk `target`, through HMP qemu-io.
+fn guest_write(r: &Root, target: &str, p: u8) {
+    let cmd = format!("qemu-io -d /machine/peripheral/{target}/virtio-backend \"write -P {p} 0 64k\"");
+    let out = qmp(r, UUID, "human-monitor-command", serde_json::json!({ "command-line": cmd })).unwrap();
+    assert!(!out.as_str().unwrap_or("").contains("error"), "{out}");
+}
+
+#[test]
+fn running_disk_only_one_transaction() {
+    let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let (a, b) = (r.image("a.qcow2", "qcow2"), r.image("b.qcow2", "qcow2"));
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "qcow2", false)])).unwrap();
+    write_pattern(&a, 1);
+    drv.domain_start("d").unwrap();
+    let before = drv.domain_xml("d", 0).unwrap();
+    // a failed transaction (a second, invalid action injected) changes nothing
+    unsafe { std::env::set_var("VIRTPLUG_QEMU_FAULT", "external-transaction") };
+    let e = drv.snapshot_create("d", &snap("bad"), cf::DISK_ONLY | cf::ATOMIC).unwrap_err();
+    unsafe { std::env::remove_var("VIRTPLUG_QEMU_FAULT") };
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (codes::OPERATION_FAILED, "transaction: Cannot find device='no-such-node' nor node-name='no-such-node'")
+    );
+    assert!(!r.path().join("a.bad").exists() && !r.path().join("b.bad").exists());
+    assert!(!r.path().join("run/qemu").join(UUID).join("external-pending.json").exists());
+    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert!(list(&*drv, "d").is_empty());
+    drop(drv);
+    assert_eq!(live_top(&r, "vda"), ("vda-format".into(), a.display().to_string(), None));
+    let nodes = qmp(&r, UUID, "query-named-block-nodes", serde_json::json!({})).unwrap();
+    assert!(!nodes.to_string().contains("-x"), "added nodes left behind: {nodes}");
+    guest_write(&r, "vda", 1);
+
+    // the real one: no pause, both disks switched in one transaction
+    let drv = r.open();
+    drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY | cf::ATOMIC).unwrap();
+    assert_eq!(state(&*drv, "d"), (1, 1)); // still running, never paused
+    let (oa, ob) = (r.path().join("a.s1"), r.path().join("b.s1"));
+    let x = drv.snapshot_xml("d", "s1", 0).unwrap();
+    let want = format!(
+        "<domainsnapshot>\n  <name>s1</name>\n  <state>disk-snapshot</state>\n  <creationTime>{}</creationTime>\n  <memory snapshot='no'/>\n  <disks>\n    <disk name='vda' snapshot='external' type='file'>\n      <driver type='qcow2'/>\n      <source file='{}'/>\n    </disk>\n    <disk name='vdb' snapshot='external' type='file'>\n      <driver type='qcow2'/>\n      <source file='{}'/>\n    </disk>\n  </disks>\n{}</domainsnapshot>\n",
+        creation_time(&x),
+        oa.display(),
+        ob.display(),
+        indent(&before)
+    );
+    assert_eq!(x, want);
+    assert_eq!(drv.domain_xml("d", 0).unwrap(), before.replace("a.qcow2", "a.s1").replace("b.qcow2", "b.s1"));
+    assert!(!r.path().join("run/qemu").join(UUID).join("external-pending.json").exists());
+    drop(drv);
+    let (node, file, back) = live_top(&r, "vda");
+    assert!(node.starts_with("vda-x"), "{node}");
+    assert_eq!((file, back), (oa.display().to_string(), Some(a.display().to_string())));
+    assert_eq!(live_top(&r, "vdb").1, ob.display().to_string());
+    assert_eq!(backing(&oa), (Some(a.display().to_string()), Some("qcow2".into())));
+    // the guest writes into the overlay; the frozen image keeps the snapshot's data
+    guest_write(&r, "vda", 2);
+    let drv = r.open();
+    // a second snapshot stacks on the live overlay
+    drv.snapshot_create("d", &snap("s2"), cf::DISK_ONLY).unwrap();
+    assert_eq!(drv.snapshot_lookup("d", "s2").unwrap().parent.as_deref(), Some("s1"));
+    drv.domain_destroy("d").unwrap();
+    let oa2 = r.path().join("a.s2");
+    assert!(has_pattern(&a, 1) && has_pattern(&oa, 2) && has_pattern(&oa2, 2));
+    assert_eq!(backing(&oa2).0, Some(oa.display().to_string()));
+    // the domain starts again on its chain
+    drv.domain_start("d").unwrap();
+    drop(drv);
+    let (_, file, back) = live_top(&r, "vda");
+    assert_eq!((file, back), (oa2.display().to_string(), Some(oa.display().to_string())));
+}
+
+#[test]
+fn a_stop_between_transaction_and_metadata_leaves_the_record() {
+    let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let a = r.image("a.qcow2", "qcow2");
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    drv.domain_start("d").unwrap();
+    let before = drv.domain_xml("d", 0).unwrap();
+    unsafe { std::env::set_var("VIRTPLUG_QEMU_FAULT", "external-after-transaction") };
+    let res = drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY);
+    unsafe { std::env::remove_var("VIRTPLUG_QEMU_FAULT") };
+    assert!(res.is_err());
+    // the disks switched, the metadata not yet saved: the journal record says so
+    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    let rec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(r.path().join("run/qemu").join(UUID).join("external-pending.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["snapshot"], "s1");
+    assert_eq!(rec["old_domain_xml"].as_str().unwrap(), before.trim_end());
+    assert_eq!(rec["domain_xml"].as_str().unwrap(), before.trim_end().replace("a.qcow2", "a.s1"));
+    assert_eq!(rec["disks"][0]["overlay"].as_str().unwrap(), r.path().join("a.s1").display().to_string());
+    assert!(rec["snapshot_xml"].as_str().unwrap().contains("<state>disk-snapshot</state>"));
+}

@@ -194,10 +194,9 @@ fn prepare(def: &mut SnapshotDef, qdef: &QemuDef, active: bool, flags: u32) -> R
     if disk_only && external == 0 {
         return Err(unsupported("disk-only snapshots require at least one disk to be selected for snapshot".into()));
     }
-    if (internal > 0 && external > 0)
-        || (mem == SnapshotMode::Internal && external > 0)
-        || (mem == SnapshotMode::External && internal > 0)
-    {
+    let internal_any = internal > 0 || mem == SnapshotMode::Internal;
+    let external_any = external > 0 || mem == SnapshotMode::External;
+    if internal_any && external_any {
         return Err(unsupported("mixing internal and external targets for a snapshot is not yet supported".into()));
     }
     Ok(out)

@@ -14,6 +14,7 @@
 
 pub mod align;
 pub mod create;
+pub mod delete;
 pub mod domxml;
 pub mod journal;
 pub mod revert;
