@@ -96,6 +96,11 @@ impl QemuDriver {
                     let _ = drv.refresh(&mut g, d);
                 }
             }
+            if !read_only {
+                // an external operation cut short: metadata brought back in line with the images
+                // (a record that cannot be settled now, an image locked say, waits for the next open)
+                let _ = crate::external::journal::settle(&drv, &mut g);
+            }
         }
         if !read_only {
             crate::watch::spawn(&drv);

@@ -91,6 +91,9 @@ pub fn revert(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()>
             format!("snapshot '{snap}' lacks domain '{dom}' rollback info"),
         ));
     }
+    if sdef.is_external() {
+        return crate::external::revert::revert(drv, &mut g, &d, &sdef, flags);
+    }
     let target = snapshot_qdef(&sdef, &d)?;
     let run_or_pause = flags & (rf::RUNNING | rf::PAUSED) != 0;
     let online = matches!(sdef.state, st::RUNNING | st::PAUSED);

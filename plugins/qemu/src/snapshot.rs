@@ -250,6 +250,10 @@ pub fn delete(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()>
     if flags & df::METADATA_ONLY != 0 {
         return g.store.delete(&d.uuid, snap, flags);
     }
+    if crate::external::delete::involved(&mut g, &d, snap, flags)? {
+        drop(g);
+        return crate::external::delete::delete(drv, dom, snap, flags);
+    }
     let all = g.store.snapshots(&d.uuid)?;
     let mut victims: Vec<String> = Vec::new();
     if flags & (df::CHILDREN | df::CHILDREN_ONLY) != 0 {

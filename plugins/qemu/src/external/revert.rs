@@ -1,0 +1,176 @@
+//! Revert to an external snapshot (libvirt 9.0 refuses it; this follows the reference's §8.3).
+//!
+//! The snapshot's frozen images are never written: each external disk gets a **new** overlay
+//! on the frozen image named in the snapshot's `<domain>` (`<frozen minus .suffix>.<snapshot>-
+//! revert<k>`, the first k not taken), and the domain is defined from the snapshot's `<domain>`
+//! with those overlays as sources. The branch that ran after the snapshot keeps its files: its
+//! snapshots' frozen images are untouched, so a later revert to one of them works the same way.
+//!
+//! Order: journal record ([`super::journal`]), stop qemu if it runs, create the overlays (a
+//! failure removes the ones made), start qemu on them when the result should run (RUNNING or
+//! PAUSED asked, or the snapshot was taken of a running domain: state `disk-snapshot`, i.e. a
+//! disk-only snapshot has no memory, so the guest boots afresh on the snapshot's disks), then one
+//! store transaction (definition, state, current snapshot) and the record is removed.
+//! With external memory the new qemu starts with `-incoming defer` and loads the memory file.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use virtplug_plugin_sdk::{
+    Error, Result, codes,
+    flags::{domain_state as st, snapshot_revert as rf},
+    model::{
+        store::DomainRecord,
+        xml::{SnapshotDef, SnapshotMode},
+    },
+};
+
+use super::{
+    domxml::{Switch, switch_disks},
+    journal::Step,
+};
+use crate::{
+    domain::QemuDef,
+    driver::{Inner, QemuDriver, is_active, qmp_error, reason},
+    img,
+};
+
+/// Runs qemu-img with `args`; libvirt's text for a failed helper.
+pub(crate) fn qemu_img(args: &[&str]) -> Result<String> {
+    let bin = img::qemu_img();
+    let out = Command::new(&bin).args(args).output().map_err(|e| Error::internal(format!("cannot run {bin}: {e}")))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let err = String::from_utf8_lossy(&out.stderr).trim().replace('\n', " ");
+    let code = if err.contains("lock") { codes::OPERATION_INVALID } else { codes::INTERNAL_ERROR };
+    Err(Error::new(
+        code,
+        format!(
+            "Child process ({bin} {}) unexpected exit status {}: {err}",
+            args.join(" "),
+            out.status.code().unwrap_or(-1)
+        ),
+    ))
+}
+
+/// `qemu-img create -f qcow2 -b FROZEN -F FMT NEW` (explicit backing format, never probed).
+pub(crate) fn create_overlay(frozen: &Path, format: &str, new: &Path) -> Result<()> {
+    let (b, n) = (frozen.to_string_lossy(), new.to_string_lossy());
+    qemu_img(&["create", "-q", "-f", "qcow2", "-b", &b, "-F", format, &n]).map(|_| ())
+}
+
+/// A free name for the k-th revert overlay of `snap` on `frozen`.
+fn revert_overlay(frozen: &Path, snap: &str) -> PathBuf {
+    (1u32..)
+        .map(|k| super::overlay_name(frozen, &format!("{snap}-revert{k}")))
+        .find(|p| fs::symlink_metadata(p).is_err())
+        .unwrap_or_else(|| super::overlay_name(frozen, &format!("{snap}-revert")))
+}
+
+/// The external disks of `sdef`: (target, frozen image, its format) from its `<domain>`.
+pub(crate) fn frozen_disks(sdef: &SnapshotDef, target: &QemuDef) -> Result<Vec<(String, PathBuf, String)>> {
+    let mut out = Vec::new();
+    for ds in sdef.disks.iter().filter(|d| d.snapshot == Some(SnapshotMode::External)) {
+        let Some(disk) = target.disks.iter().find(|d| d.target == ds.name) else {
+            return Err(Error::operation_invalid(format!("failed to find disk '{}' in snapshot VM XML", ds.name)));
+        };
+        out.push((ds.name.clone(), disk.path.clone(), disk.format.as_str().to_owned()));
+    }
+    Ok(out)
+}
+
+/// `snapshot_revert` to an external snapshot; the caller checked that `sdef` has a `<domain>`.
+pub(crate) fn revert(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, sdef: &SnapshotDef, flags: u32) -> Result<()> {
+    let snap = sdef.name.as_str();
+    let dom_xml = sdef.domain.as_deref().ok_or_else(|| Error::internal("snapshot without domain"))?;
+    let run_or_pause = flags & (rf::RUNNING | rf::PAUSED) != 0;
+    let taken_running = matches!(sdef.state, st::RUNNING | st::PAUSED | st::DISK_SNAPSHOT);
+    if sdef.state == st::PMSUSPENDED {
+        return Err(Error::operation_invalid("qemu doesn't support reversion of snapshot taken in PMSUSPENDED state"));
+    }
+    if !d.persistent && !taken_running && !run_or_pause {
+        return Err(Error::operation_invalid(
+            "transient domain needs to request run or pause to revert to inactive snapshot",
+        ));
+    }
+    let memory = sdef.memory.as_ref().filter(|m| m.mode == SnapshotMode::External).and_then(|m| m.file.clone());
+    let target = QemuDef::parse(dom_xml)?;
+    let disks = frozen_disks(sdef, &target)?;
+    for (_, frozen, _) in &disks {
+        fs::metadata(frozen).map_err(|e| img::missing(frozen, &e))?;
+    }
+    if memory.is_some() {
+        return Err(Error::new(
+            codes::CONFIG_UNSUPPORTED,
+            "revert to external snapshot with memory state not supported yet",
+        ));
+    }
+    let plan: Vec<(String, PathBuf, String, PathBuf)> =
+        disks.into_iter().map(|(t, f, fmt)| (t, f.clone(), fmt, revert_overlay(&f, snap))).collect();
+    let switches: Vec<Switch> = plan
+        .iter()
+        .map(|(t, _, _, n)| Switch { target: t.clone(), source: n.clone(), format: "qcow2".into() })
+        .collect();
+    let new_xml = switch_disks(dom_xml, &switches)?;
+    let new_def = QemuDef::parse(&new_xml)?;
+    let step = Step {
+        op: "revert".into(),
+        snapshot: snap.to_owned(),
+        old_domain_xml: d.xml.clone(),
+        new_domain_xml: new_xml.clone(),
+        created: plan.iter().map(|p| p.3.clone()).collect(),
+        merges: Vec::new(),
+    };
+    step.write(&drv.cfg, &d.uuid)?;
+    let undo = |created: &[PathBuf]| {
+        for c in created {
+            let _ = fs::remove_file(c);
+        }
+        Step::remove(&drv.cfg, &d.uuid);
+    };
+    if is_active(d.state) {
+        drv.stop_process(g, d);
+        drv.mark_stopped(g, d, reason::SHUTOFF_FROM_SNAPSHOT)?;
+    }
+    for (k, (_, frozen, fmt, new)) in plan.iter().enumerate() {
+        if let Err(e) = create_overlay(frozen, fmt, new) {
+            undo(&step.created[..k]);
+            return Err(e);
+        }
+    }
+    let start = run_or_pause || taken_running;
+    let want_running = flags & rf::RUNNING != 0 || (flags & rf::PAUSED == 0 && sdef.state != st::PAUSED);
+    let mut id = -1;
+    if start {
+        let res = drv.launch(g, &new_def).and_then(|_| {
+            id = QemuDriver::next_id(g)?;
+            let cmd = if want_running { "cont" } else { "stop" };
+            drv.qmp(g, d)?.execute(cmd, None).map(|_| ()).map_err(|e| qmp_error(&d.name, cmd, &e))
+        });
+        if let Err(e) = res {
+            drv.stop_process(g, d);
+            let _ = drv.mark_stopped(g, d, reason::SHUTOFF_FROM_SNAPSHOT);
+            undo(&step.created);
+            return Err(e);
+        }
+    }
+    let (state, why) = match (start, want_running) {
+        (false, _) => (st::SHUTOFF, reason::SHUTOFF_FROM_SNAPSHOT),
+        (true, true) => (st::RUNNING, reason::RUNNING_FROM_SNAPSHOT),
+        (true, false) => (st::PAUSED, reason::PAUSED_FROM_SNAPSHOT),
+    };
+    g.store.write(|w| {
+        w.define_domain(&new_def.def, state, why, id)?;
+        if state == st::SHUTOFF && !d.persistent {
+            return w.undefine_domain(&d.uuid);
+        }
+        w.set_domain_state(&d.uuid, state, why, id)?;
+        w.set_current(&d.uuid, snap)
+    })?;
+    Step::remove(&drv.cfg, &d.uuid);
+    Ok(())
+}

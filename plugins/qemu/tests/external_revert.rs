@@ -1,0 +1,132 @@
+//! Revert to external snapshots (beyond libvirt 9.0, which refuses it): new overlays on the
+//! snapshot's frozen images, the abandoned branch kept and revertible, shut off and running,
+//! RUNNING / PAUSED, data checked with qemu-io patterns at every step.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
+
+mod common;
+#[path = "common/ext.rs"]
+mod ext;
+
+use common::*;
+use ext::*;
+use virtplug_plugin_sdk::flags::snapshot_revert as rf;
+
+const RUNNING: u32 = 1;
+const PAUSED: u32 = 3;
+const SHUTOFF: u32 = 5;
+
+#[test]
+fn revert_keeps_the_abandoned_branch() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let a = r.image("a.qcow2", "qcow2");
+    let b = r.image("b.qcow2", "qcow2");
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "qcow2", false)])).unwrap();
+    write_at(&a, "0", 0x11);
+    write_at(&b, "0", 0x11);
+    ext_snapshot(&r, &*drv, "d", "s1", "shutoff");
+    let s1_top = top(&*drv, "d", "vda");
+    assert_eq!(s1_top, r.path().join("a.s1"));
+    write_at(&s1_top, "1M", 0x22);
+    write_at(&top(&*drv, "d", "vdb"), "1M", 0x22);
+    ext_snapshot(&r, &*drv, "d", "s2", "shutoff");
+    write_at(&top(&*drv, "d", "vda"), "2M", 0x33);
+    write_at(&top(&*drv, "d", "vdb"), "2M", 0x33);
+
+    // back to s1: a new overlay on the frozen a.qcow2; what came after s1 is not visible
+    drv.snapshot_revert("d", "s1", 0).unwrap();
+    assert_eq!(state(&*drv, "d"), (SHUTOFF, 7));
+    assert_eq!(drv.snapshot_current("d").unwrap().unwrap().name, "s1");
+    let t = top(&*drv, "d", "vda");
+    assert_eq!(t, r.path().join("a.s1-revert1"));
+    assert_eq!(backing(&t).unwrap(), a.display().to_string());
+    assert_eq!(top(&*drv, "d", "vdb"), r.path().join("b.s1-revert1"));
+    for disk in ["vda", "vdb"] {
+        let t = top(&*drv, "d", disk);
+        assert!(reads(&t, "0", 0x11) && reads(&t, "1M", 0) && reads(&t, "2M", 0), "{disk}");
+    }
+    // the abandoned branch is intact
+    assert!(reads(&r.path().join("a.s2"), "1M", 0x22) && reads(&r.path().join("a.s2"), "2M", 0x33));
+    write_at(&t, "3M", 0x44);
+
+    // to s2, on the abandoned branch: its data reappears, the s1 branch's does not
+    drv.snapshot_revert("d", "s2", 0).unwrap();
+    let t2 = top(&*drv, "d", "vda");
+    assert_eq!(t2, r.path().join("a.s2-revert1"));
+    assert_eq!(backing(&t2).unwrap(), r.path().join("a.s1").display().to_string());
+    assert!(reads(&t2, "0", 0x11) && reads(&t2, "1M", 0x22) && reads(&t2, "2M", 0) && reads(&t2, "3M", 0));
+    assert_eq!(drv.snapshot_current("d").unwrap().unwrap().name, "s2");
+    // the branch that ran after the first revert is kept too
+    assert!(reads(&t, "3M", 0x44));
+
+    // RUNNING starts qemu on the new overlays; the next free name is taken
+    drv.snapshot_revert("d", "s1", rf::RUNNING).unwrap();
+    assert_eq!(state(&*drv, "d"), (RUNNING, 4));
+    assert_eq!(r.pids().len(), 1);
+    let t3 = top(&*drv, "d", "vda");
+    assert_eq!(t3, r.path().join("a.s1-revert2"));
+    assert!(reads(&t3, "0", 0x11) && reads(&t3, "1M", 0));
+    // from a running domain, PAUSED: qemu restarted paused on s2's frozen images
+    let pid = r.pids()[0];
+    drv.snapshot_revert("d", "s2", rf::PAUSED).unwrap();
+    assert_eq!(state(&*drv, "d"), (PAUSED, 7));
+    assert_ne!(r.pids(), vec![pid]);
+    assert!(reads(&top(&*drv, "d", "vda"), "1M", 0x22));
+    // a shut-off snapshot without flags stops the domain
+    drv.snapshot_revert("d", "s1", 0).unwrap();
+    assert_eq!(state(&*drv, "d"), (SHUTOFF, 7));
+    assert!(r.pids().is_empty());
+}
+
+#[test]
+fn disk_only_snapshot_of_a_running_domain_reverts_running() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let a = r.image("a.qcow2", "qcow2");
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    write_at(&a, "0", 0x11);
+    ext_snapshot(&r, &*drv, "d", "live", "disk-snapshot");
+    write_at(&top(&*drv, "d", "vda"), "0", 0x22);
+    drv.snapshot_revert("d", "live", 0).unwrap();
+    assert_eq!(state(&*drv, "d"), (RUNNING, 4));
+    assert!(reads(&top(&*drv, "d", "vda"), "0", 0x11));
+    drv.snapshot_revert("d", "live", rf::PAUSED).unwrap();
+    assert_eq!(state(&*drv, "d"), (PAUSED, 7));
+    // a snapshot taken after the revert has the reverted-to snapshot as parent
+    drv.domain_destroy("d").unwrap();
+    ext_snapshot(&r, &*drv, "d", "after", "shutoff");
+    assert_eq!(drv.snapshot_lookup("d", "after").unwrap().parent.as_deref(), Some("live"));
+}
+
+#[test]
+fn missing_frozen_image_changes_nothing() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let a = r.image("a.qcow2", "qcow2");
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    ext_snapshot(&r, &*drv, "d", "s1", "shutoff");
+    ext_snapshot(&r, &*drv, "d", "s2", "shutoff");
+    let before = drv.domain_xml("d", 0).unwrap();
+    std::fs::rename(r.path().join("a.s1"), r.path().join("gone")).unwrap();
+    let e = drv.snapshot_revert("d", "s2", 0).unwrap_err();
+    assert_eq!(e.code, 55);
+    assert_eq!(
+        e.message,
+        format!(
+            "Cannot access storage file '{}': No such file or directory (os error 2)",
+            r.path().join("a.s1").display()
+        )
+    );
+    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(drv.snapshot_current("d").unwrap().unwrap().name, "s2");
+    assert!(!r.path().join("a.s2-revert1").exists());
+}
