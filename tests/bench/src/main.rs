@@ -34,6 +34,7 @@ mod report;
 mod vbox;
 mod vsphere;
 mod workflow;
+mod workflow_floor;
 
 use anyhow::{Result, bail};
 
@@ -50,6 +51,7 @@ fn section(args: &[String]) -> Result<()> {
         Some("cold-start") => cold_start::run(),
         Some("workflow") => workflow::run(&args[1..]),
         Some("workflow-one") => workflow::one(&args[1..]),
+        Some("workflow-floor") => workflow_floor::one(&args[1..]),
         Some("vsphere") => vsphere::run(),
         Some("vsphere-one") => vsphere::one(&args[1..]),
         Some("vbox") => vbox::run(),

@@ -1,0 +1,91 @@
+//! The workflow's floor (issue 19, point 1): what one snapshot operation cannot avoid costing on
+//! the mock's durable store, measured in a fresh process beside the workflow itself.
+//!
+//! - write floor: one single-row transaction (`BEGIN IMMEDIATE; INSERT; COMMIT`) on a SQLite file
+//!   opened with the store's pragmas (WAL, `synchronous` NORMAL or FULL as `VIRTPLUG_MOCK_SYNC`
+//!   says, 64 MiB page cache), into a table shaped as the store's `snapshots` table, with a
+//!   snapshot's XML of the size the workflow stores; at FULL every commit includes SQLite's one
+//!   fsync of the WAL;
+//! - read floor: one indexed `SELECT xml … WHERE dom_uuid = ? AND name = ?` of those rows.
+//!
+//! Both are the mean over `n` operations, the table growing to `n` rows as the workflow's does.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, TransactionBehavior, params};
+
+/// The store's `snapshots` table (plugin-api/model/src/store.rs, schema v1 to v3).
+const SCHEMA: &str = "
+CREATE TABLE snapshots (
+    dom_uuid TEXT NOT NULL,
+    name TEXT NOT NULL,
+    parent TEXT,
+    xml TEXT NOT NULL,
+    creation_time INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    external INTEGER NOT NULL,
+    disk_only INTEGER NOT NULL,
+    is_current INTEGER NOT NULL DEFAULT 0,
+    seq INTEGER NOT NULL,
+    domain_id INTEGER,
+    PRIMARY KEY (dom_uuid, name)
+) WITHOUT ROWID;
+";
+
+const DOM: &str = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+
+/// Child side: `n` single-row write transactions, then `n` indexed reads; prints
+/// `write <s per op>` and `read <s per op>`.
+pub fn one(args: &[String]) -> Result<()> {
+    let n: usize = args.first().context("n")?.parse()?;
+    let full = std::env::var("VIRTPLUG_MOCK_SYNC").is_ok_and(|s| s.eq_ignore_ascii_case("full"));
+    let dir = std::env::temp_dir().join(format!("virtplug-bench-floor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let result = measure(&dir.join("floor.db"), n, full);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (write, read) = result?;
+    println!("write {write}");
+    println!("read {read}");
+    Ok(())
+}
+
+fn measure(path: &std::path::Path, n: usize, full: bool) -> Result<(f64, f64)> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
+    conn.pragma_update(None, "cache_size", -65536)?;
+    conn.execute_batch(SCHEMA)?;
+    // About the size of what the workflow stores per snapshot (the stored XML of a bare create).
+    let xml = format!(
+        "<domainsnapshot>\n  <name>s0</name>\n  <state>running</state>\n  <creationTime>1700000000</creationTime>\n  <memory snapshot='internal'/>\n  <disks/>\n  {}\n</domainsnapshot>\n",
+        " ".repeat(64)
+    );
+    let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+    let start = Instant::now();
+    for (i, name) in names.iter().enumerate() {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached(
+            "INSERT INTO snapshots (dom_uuid, name, parent, xml, creation_time, state, external, disk_only, seq)
+             VALUES (?1, ?2, ?3, ?4, 1700000000, 1, 0, 0, ?5)",
+        )?
+        .execute(params![DOM, name, i.checked_sub(1).map(|p| format!("s{p}")), xml, i as i64])?;
+        tx.commit()?;
+    }
+    let write = start.elapsed().as_secs_f64() / n.max(1) as f64;
+    let start = Instant::now();
+    let mut bytes = 0;
+    for name in &names {
+        let xml: String = conn
+            .prepare_cached("SELECT xml FROM snapshots WHERE dom_uuid = ?1 AND name = ?2")?
+            .query_row(params![DOM, name], |r| r.get(0))?;
+        bytes += xml.len();
+    }
+    let read = start.elapsed().as_secs_f64() / n.max(1) as f64;
+    // Keeps the reads from being optimised away.
+    if bytes == 0 && n > 0 {
+        anyhow::bail!("floor: nothing read");
+    }
+    Ok((write, read))
+}
