@@ -1,7 +1,7 @@
 //! REDEFINE, hierarchy import and edit: libvirt's metadata rules (from the model's store) plus
 //! what libvirt does not check: every writable qcow2 disk of the snapshot's `<domain>` must
 //! really hold a snapshot of that name (`qemu-img info --output=json`), and the error names
-//! the disk that lacks it.
+//! the disk that lacks it. External snapshots: see `external::chain`.
 
 use virtplug_plugin_sdk::{
     Error, Result, codes,
@@ -31,20 +31,15 @@ fn parse_redefinition(d: &DomainRecord, text: &str, flags: u32) -> Result<Snapsh
     let offline = flags & cf::DISK_ONLY != 0 || !is_active(d.state);
     let def = xml::parse(text, ParseFlags { redefine: true, offline, ..Default::default() })?;
     check_name(&def.name)?;
-    if def.is_external() || def.state == st::DISK_SNAPSHOT {
-        return Err(Error::new(
-            codes::CONFIG_UNSUPPORTED,
-            format!(
-                "snapshot {} is external or disk-only; the qemu driver handles internal qcow2 snapshots only",
-                def.name
-            ),
-        ));
-    }
     Ok(def)
 }
 
-/// Every writable qcow2 disk of the snapshot's domain holds tag `def.name`.
+/// Every writable qcow2 disk of the snapshot's domain holds tag `def.name`; an external
+/// snapshot's frozen images lie in the disks' current chains instead.
 fn verify_images(d: &DomainRecord, def: &SnapshotDef) -> Result<()> {
+    if def.is_external() || def.state == st::DISK_SNAPSHOT {
+        return crate::external::chain::verify(d, def);
+    }
     let qdef = snapshot_qdef(def, d)?;
     let shared = is_active(d.state);
     for disk in qdef.snapshot_disks() {
@@ -88,7 +83,7 @@ pub fn edit(drv: &QemuDriver, dom: &str, snap: &str, text: &str, flags: u32) -> 
     let mut g = drv.lock()?;
     let d = drv.domain_for_change(&mut g, dom)?;
     let def = parse_redefinition(&d, text, flags)?;
-    if def.name != snap {
+    if def.name != snap && !def.is_external() {
         return Err(Error::new(
             codes::OPERATION_UNSUPPORTED,
             format!("cannot rename snapshot '{snap}' to '{}': qcow2 internal snapshots cannot be renamed", def.name),

@@ -442,3 +442,73 @@ fn a_stop_between_transaction_and_metadata_leaves_the_record() {
     assert_eq!(rec["disks"][0]["overlay"].as_str().unwrap(), r.path().join("a.s1").display().to_string());
     assert!(rec["snapshot_xml"].as_str().unwrap().contains("<state>disk-snapshot</state>"));
 }
+
+#[test]
+fn redefine_checks_the_chain() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let (a, b) = (r.image("a.qcow2", "qcow2"), r.image("b.qcow2", "qcow2"));
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "qcow2", false)])).unwrap();
+    drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap();
+    drv.snapshot_create("d", &snap("s2"), cf::DISK_ONLY).unwrap();
+    let (x1, x2) = (drv.snapshot_xml("d", "s1", 0).unwrap(), drv.snapshot_xml("d", "s2", 0).unwrap());
+    drv.snapshot_delete("d", "s1", df::METADATA_ONLY | df::CHILDREN).unwrap();
+    assert!(list(&*drv, "d").is_empty());
+    // back from the dumps: identical output, s2 current, both external
+    assert_eq!(drv.snapshot_create("d", &x1, cf::REDEFINE).unwrap(), "s1");
+    assert_eq!(drv.snapshot_create("d", &x2, cf::REDEFINE | cf::CURRENT).unwrap(), "s2");
+    assert_eq!((drv.snapshot_xml("d", "s1", 0).unwrap(), drv.snapshot_xml("d", "s2", 0).unwrap()), (x1.clone(), x2));
+    let s2 = drv.snapshot_lookup("d", "s2").unwrap();
+    assert!(s2.external && s2.current && s2.parent.as_deref() == Some("s1"));
+    // a snapshot whose frozen image is not below the disk's top is refused, naming the disk
+    drv.snapshot_delete("d", "s1", df::METADATA_ONLY).unwrap();
+    let other = r.image("other.qcow2", "qcow2");
+    // b.qcow2 appears only in the snapshot's <domain> (its disks name the overlays)
+    let bad = x1.replace(&b.display().to_string(), &other.display().to_string());
+    assert_ne!(bad, x1);
+    let e = drv.snapshot_create("d", &bad, cf::REDEFINE).unwrap_err();
+    assert_eq!(
+        (e.code, e.message),
+        (
+            codes::OPERATION_INVALID,
+            format!(
+                "image chain of disk 'vdb' (top '{}') does not hold the image '{}' of external snapshot 's1' below its top",
+                r.path().join("b.s2").display(),
+                other.display()
+            )
+        )
+    );
+    // the top itself is not "below the top": s2's own frozen images are s1's overlays, fine;
+    // a redefinition naming the current tops as frozen images is refused
+    let top = x1.replace(&a.display().to_string(), &r.path().join("a.s2").display().to_string());
+    let e = drv.snapshot_create("d", &top, cf::REDEFINE).unwrap_err();
+    assert!(e.message.starts_with("image chain of disk 'vda'"), "{}", e.message);
+    assert_eq!(list(&*drv, "d"), vec!["s2"]);
+    // libvirt's rule: DISK_ONLY with REDEFINE needs the disk-snapshot state (these are shutoff)
+    let e = drv.snapshot_create("d", &x1, cf::REDEFINE | cf::DISK_ONLY).unwrap_err();
+    assert_eq!(e.message, "disk-only flag for snapshot s1 requires disk-snapshot state");
+    drv.snapshot_create("d", &x1, cf::REDEFINE).unwrap();
+}
+
+#[test]
+fn redefine_on_a_running_domain() {
+    if !backend() {
+        return;
+    }
+    let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let r = Root::new();
+    let a = r.image("a.qcow2", "qcow2");
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    drv.domain_start("d").unwrap();
+    drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap();
+    let x = drv.snapshot_xml("d", "s1", 0).unwrap();
+    drv.snapshot_delete("d", "s1", df::METADATA_ONLY).unwrap();
+    // the images are held by qemu: the chain is read with -U
+    drv.snapshot_create("d", &x, cf::REDEFINE | cf::DISK_ONLY).unwrap();
+    assert_eq!(drv.snapshot_xml("d", "s1", 0).unwrap(), x);
+    assert!(drv.snapshot_lookup("d", "s1").unwrap().disk_only);
+}

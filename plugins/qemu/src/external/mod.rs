@@ -13,6 +13,7 @@
 #![allow(dead_code, reason = "shared pieces land before their users")]
 
 pub mod align;
+pub mod chain;
 pub mod create;
 pub mod delete;
 pub mod domxml;
