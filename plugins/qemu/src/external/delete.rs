@@ -39,7 +39,7 @@ use super::{
 use crate::{
     domain::QemuDef,
     driver::{Inner, QemuDriver, is_active, reason},
-    process,
+    img, process,
     qmp::Qmp,
 };
 
@@ -210,9 +210,8 @@ fn plan(g: &mut Inner, d: &DomainRecord, sdef: &SnapshotDef) -> Result<Plan> {
             .and_then(|s| s.source.clone())
             .map(PathBuf::from)
             .ok_or_else(|| Error::internal(format!("snapshot disk '{t}' has no overlay")))?;
-        if !overlay.exists() {
-            continue; // already merged (a settled or repeated delete)
-        }
+        fs::metadata(&overlay).map_err(|e| img::missing(&overlay, &e))?;
+        fs::metadata(&frozen).map_err(|e| img::missing(&frozen, &e))?;
         if backing_file(&overlay).as_deref() != Some(frozen.as_path()) {
             return Err(Error::operation_invalid("snapshot VM disk source and parent disk source are not the same"));
         }
@@ -249,9 +248,14 @@ fn delete_one(drv: &QemuDriver, dom: &str, snap: &str) -> Result<()> {
     let sdef = g.store.snapshot_def(&d.uuid, snap)?;
     let p = plan(&mut g, &d, &sdef)?;
     p.step.write(&drv.cfg, &d.uuid)?;
-    for (m, (target, live)) in p.step.merges.iter().zip(&p.live) {
+    for (k, (m, (target, live))) in p.step.merges.iter().zip(&p.live).enumerate() {
         let res = if *live { commit_live(drv, &mut g, &d, target, m) } else { commit_offline(m) };
         if let Err(e) = res {
+            if k == 0 && e.code == codes::OPERATION_INVALID {
+                // a locked image refused before anything was written: nothing to settle
+                Step::remove(&drv.cfg, &d.uuid);
+                return Err(e);
+            }
             let e = Error::new(
                 codes::OPERATION_FAILED,
                 format!("block commit failed while deleting disk '{target}' snapshot: '{}'", e.message),
@@ -265,6 +269,9 @@ fn delete_one(drv: &QemuDriver, dom: &str, snap: &str) -> Result<()> {
             }
             return Err(e);
         }
+    }
+    if super::journal::fault("delete-crash") {
+        return Err(Error::internal("fault injected after the merge"));
     }
     finish(drv, &mut g, &d, &p.step, &p.rewrites)
 }
@@ -370,6 +377,12 @@ fn commit_live(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, target: &str, 
     }
     let err = |e: crate::qmp::QmpError| Error::new(codes::OPERATION_FAILED, e.to_string());
     q.execute("block-commit", Some(args)).map_err(err)?;
+    if super::journal::fault("kill-during-commit")
+        && let Some(rt) = process::load(&drv.cfg, &d.uuid)
+    {
+        process::signal(rt.pid, libc::SIGKILL);
+        process::wait_gone(rt.pid, &rt.uuid, Duration::from_secs(5));
+    }
     if active {
         if wait_job(q, &id, &["ready"], limit)? == "ready" {
             q.execute("job-complete", Some(json!({"id": id}))).map_err(err)?;

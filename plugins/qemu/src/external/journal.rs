@@ -71,6 +71,14 @@ pub struct Merge {
     pub dependants: Vec<PathBuf>,
 }
 
+/// A fault to inject in tests (`VIRTPLUG_QEMU_FAULT=<name>`, the variable the other fault tests
+/// use): `revert-crash` stops a revert after its overlays exist, `delete-crash` a delete after
+/// its merges, both as a crash would (no cleanup, the record stays); `kill-during-commit` kills
+/// qemu once its block-commit job started.
+pub(crate) fn fault(name: &str) -> bool {
+    std::env::var("VIRTPLUG_QEMU_FAULT").is_ok_and(|v| v == name)
+}
+
 fn path(cfg: &Config, uuid: &str) -> PathBuf {
     cfg.lib_dir.join("external").join(format!("{uuid}.json"))
 }

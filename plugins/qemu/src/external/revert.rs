@@ -46,7 +46,8 @@ pub(crate) fn qemu_img(args: &[&str]) -> Result<String> {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     let err = String::from_utf8_lossy(&out.stderr).trim().replace('\n', " ");
-    let code = if err.contains("lock") { codes::OPERATION_INVALID } else { codes::INTERNAL_ERROR };
+    // a lock held by another process ("Failed to get [shared] \"write\" lock"); not "Block job"
+    let code = if err.contains("\" lock") { codes::OPERATION_INVALID } else { codes::INTERNAL_ERROR };
     Err(Error::new(
         code,
         format!(
@@ -100,6 +101,16 @@ pub(crate) fn revert(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, sdef: &S
     let memory = sdef.memory.as_ref().filter(|m| m.mode == SnapshotMode::External).and_then(|m| m.file.clone());
     let target = QemuDef::parse(dom_xml)?;
     let disks = frozen_disks(sdef, &target)?;
+    // a delete of this snapshot that failed part-way may have merged into its frozen images
+    if let Some(step) = Step::read(&drv.cfg, &d.uuid)?
+        && step.op == "delete"
+        && step.snapshot == snap
+        && let Some((t, _, _)) = disks.first()
+    {
+        return Err(Error::operation_invalid(format!(
+            "snapshot disk '{t}' was target of not completed snapshot delete"
+        )));
+    }
     for (_, frozen, _) in &disks {
         fs::metadata(frozen).map_err(|e| img::missing(frozen, &e))?;
     }
@@ -141,6 +152,9 @@ pub(crate) fn revert(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, sdef: &S
             undo(&step.created[..k]);
             return Err(e);
         }
+    }
+    if super::journal::fault("revert-crash") {
+        return Err(Error::internal("fault injected after the revert overlays were made"));
     }
     let start = run_or_pause || taken_running;
     let want_running = flags & rf::RUNNING != 0 || (flags & rf::PAUSED == 0 && sdef.state != st::PAUSED);

@@ -1,0 +1,234 @@
+//! Nothing half done with external snapshots: a revert or delete cut short (as by a crash) and
+//! a running create stopped between its disk switch and its metadata are settled at the next
+//! open; qemu killed during a block-commit; a full filesystem (a size-limited tmpfs), a locked
+//! and a missing image. Each leaves a consistent chain with metadata that matches it, and every
+//! surviving snapshot's data reads back. Faults go through the process-wide
+//! `VIRTPLUG_QEMU_FAULT`, so the cases that set it share one test function.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
+
+mod common;
+#[path = "common/ext.rs"]
+mod ext;
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use common::*;
+use ext::*;
+use virtplug_plugin_sdk::{Driver, codes, flags::snapshot_create as cf};
+
+/// base(0x11) <- a.s1(0x22) <- a.s2(0x33) <- a.s3 (top, 0x44) in `dir`: snapshots s1, s2, s3.
+fn three(r: &Root, drv: &dyn Driver, dir: &Path) {
+    let a = dir.join("a.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", a.to_str().unwrap(), "64M"]);
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    write_at(&a, "0", 0x11);
+    for (k, s) in ["s1", "s2", "s3"].iter().enumerate() {
+        ext_snapshot(r, drv, "d", s, "shutoff");
+        write_at(&top(drv, "d", "vda"), &format!("{}M", k + 1), 0x22 + 0x11 * k as u8);
+    }
+}
+
+fn frozen(drv: &dyn Driver, s: &str) -> std::path::PathBuf {
+    let x = drv.snapshot_xml("d", s, 0).unwrap();
+    sources(&x[x.find("<domain type").unwrap()..])[0].1.clone()
+}
+
+fn view(img: &Path, pats: [u8; 4]) -> bool {
+    ["0", "1M", "2M", "3M"].iter().zip(pats).all(|(off, p)| reads(img, off, p))
+}
+
+fn set_fault(v: Option<&str>) {
+    // SAFETY: only this test function of this binary sets or reads the variable's value while
+    // the others run operations that never reach a fault point.
+    unsafe {
+        match v {
+            Some(v) => std::env::set_var("VIRTPLUG_QEMU_FAULT", v),
+            None => std::env::remove_var("VIRTPLUG_QEMU_FAULT"),
+        }
+    }
+}
+
+#[test]
+fn cut_short_operations_are_settled_at_open() {
+    if !backend() {
+        return;
+    }
+    // 1. revert stopped after its overlays: undone at open (nothing points at them)
+    let r = Root::new();
+    let drv = r.open();
+    three(&r, &*drv, r.path());
+    let p = |n: &str| r.path().join(n);
+    let before = drv.domain_xml("d", 0).unwrap();
+    set_fault(Some("revert-crash"));
+    let e = drv.snapshot_revert("d", "s1", 0).unwrap_err();
+    set_fault(None);
+    assert_eq!(e.message, "fault injected after the revert overlays were made");
+    assert!(p("a.s1-revert1").exists());
+    drop(drv);
+    let drv = r.open();
+    assert!(!p("a.s1-revert1").exists());
+    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(drv.snapshot_current("d").unwrap().unwrap().name, "s3");
+    assert!(r.path().join("lib/qemu/external").read_dir().unwrap().next().is_none());
+
+    // 2. delete stopped after the merge, before the metadata: rolled forward at open
+    set_fault(Some("delete-crash"));
+    let e = drv.snapshot_delete("d", "s2", 0).unwrap_err();
+    set_fault(None);
+    assert_eq!(e.message, "fault injected after the merge");
+    assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "s3"]);
+    // meanwhile a revert to the half-deleted snapshot is refused
+    let e = drv.snapshot_revert("d", "s2", 0).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (codes::OPERATION_INVALID, "snapshot disk 'vda' was target of not completed snapshot delete")
+    );
+    drop(drv);
+    let drv = r.open();
+    assert_eq!(list(&*drv, "d"), vec!["s1", "s3"]);
+    assert!(!p("a.s2").exists());
+    assert_eq!(frozen(&*drv, "s3"), p("a.s1"));
+    assert!(view(&frozen(&*drv, "s1"), [0x11, 0, 0, 0]));
+    assert!(view(&frozen(&*drv, "s3"), [0x11, 0x22, 0x33, 0]));
+    assert!(view(&top(&*drv, "d", "vda"), [0x11, 0x22, 0x33, 0x44]));
+
+    // 3. qemu killed during a block-commit: the merge is finished offline, the domain crashed
+    let r = Root::new();
+    let drv = r.open();
+    three(&r, &*drv, r.path());
+    let p = |n: &str| r.path().join(n);
+    drv.domain_start("d").unwrap();
+    set_fault(Some("kill-during-commit"));
+    let e = drv.snapshot_delete("d", "s3", 0).unwrap_err();
+    set_fault(None);
+    assert_eq!(e.code, codes::OPERATION_FAILED);
+    assert!(e.message.starts_with("block commit failed while deleting disk 'vda' snapshot: '"), "{e}");
+    assert_eq!(state(&*drv, "d"), (5, 3));
+    assert_eq!(list(&*drv, "d"), vec!["s1", "s2"]);
+    assert!(!p("a.s3").exists());
+    assert_eq!(top(&*drv, "d", "vda"), p("a.s2"));
+    assert!(view(&p("a.s2"), [0x11, 0x22, 0x33, 0x44]));
+    assert!(view(&frozen(&*drv, "s2"), [0x11, 0x22, 0, 0]));
+    drv.domain_start("d").unwrap();
+
+    // 4. a running create stopped between the disk transaction and the metadata (part A's
+    //    fault point): qemu runs on the overlay, so the next open saves metadata + definition
+    set_fault(Some("external-after-transaction"));
+    let e = drv.snapshot_create("d", &snap("live"), cf::DISK_ONLY).unwrap_err();
+    set_fault(None);
+    assert_eq!(e.message, "fault injected after the disk transaction");
+    assert_eq!(list(&*drv, "d"), vec!["s1", "s2"]);
+    drop(drv);
+    let drv = r.open();
+    assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "live"]);
+    assert_eq!(top(&*drv, "d", "vda"), p("a.live"));
+    assert_eq!(frozen(&*drv, "live"), p("a.s2"));
+}
+
+#[test]
+fn missing_and_locked_images_change_nothing() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let drv = r.open();
+    three(&r, &*drv, r.path());
+    let p = |n: &str| r.path().join(n);
+    // missing frozen image
+    std::fs::rename(p("a.s1"), p("away")).unwrap();
+    let e = drv.snapshot_delete("d", "s2", 0).unwrap_err();
+    assert_eq!(
+        (e.code, e.message),
+        (
+            codes::OPERATION_INVALID,
+            format!("Cannot access storage file '{}': No such file or directory (os error 2)", p("a.s1").display())
+        )
+    );
+    std::fs::rename(p("away"), p("a.s1")).unwrap();
+    assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "s3"]);
+    // the frozen image held for writing by another process
+    let mut holder = Command::new("qemu-io")
+        .args(["-f", "qcow2", p("a.s1").to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let e = drv.snapshot_delete("d", "s2", 0).unwrap_err();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(e.code, codes::OPERATION_INVALID, "{e}");
+    assert!(e.message.contains("\"write\" lock"), "{e}");
+    assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "s3"]);
+    assert_eq!(backing(&p("a.s3")).unwrap(), p("a.s2").display().to_string());
+    assert!(r.path().join("lib/qemu/external").read_dir().unwrap().next().is_none());
+    // a reopen does not complete the refused delete
+    drop(drv);
+    let drv = r.open();
+    assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "s3"]);
+    drv.snapshot_delete("d", "s2", 0).unwrap();
+    assert!(view(&frozen(&*drv, "s3"), [0x11, 0x22, 0x33, 0]));
+}
+
+/// Unmounts on drop.
+struct Mount(tempfile::TempDir);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn full_disk_during_a_merge() {
+    if !backend() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs", dir.path().to_str().unwrap()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok && virtplug_test_support::missing::<()>("full-disk test", "cannot mount a tmpfs (needs root)").is_none() {
+        return;
+    }
+    let m = Mount(dir);
+    let r = Root::new();
+    let drv = r.open();
+    three(&r, &*drv, m.0.path());
+    let p = |n: &str| m.0.path().join(n);
+    // 6 MiB after s2 in a.s3, then fill the filesystem so the merge cannot fit
+    Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", "write -P 0x66 8M 6M", p("a.s3").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let free =
+        Command::new("dd").args(["if=/dev/zero", &format!("of={}", p("filler").display()), "bs=64k"]).output().unwrap();
+    assert!(!free.status.success(), "the filesystem should be full");
+    // free 1 MiB: enough for metadata, not for the merge
+    let f = std::fs::OpenOptions::new().write(true).open(p("filler")).unwrap();
+    let len = f.metadata().unwrap().len();
+    f.set_len(len - (1 << 20)).unwrap();
+    drop(f);
+    let e = drv.snapshot_delete("d", "s3", 0).unwrap_err();
+    assert_eq!(e.code, codes::OPERATION_FAILED, "{e}");
+    assert!(e.message.starts_with("block commit failed while deleting disk 'vda' snapshot: '"), "{e}");
+    assert!(e.message.contains("No space left on device"), "{e}");
+    // the chain and metadata are as before; the top still reads everything
+    assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "s3"]);
+    assert_eq!(top(&*drv, "d", "vda"), p("a.s3"));
+    assert_eq!(backing(&p("a.s3")).unwrap(), p("a.s2").display().to_string());
+    assert!(view(&p("a.s3"), [0x11, 0x22, 0x33, 0x44]) && reads(&p("a.s3"), "8M", 0x66));
+    // space back: the next open finishes the delete
+    std::fs::remove_file(p("filler")).unwrap();
+    drop(drv);
+    let drv = r.open();
+    assert_eq!(list(&*drv, "d"), vec!["s1", "s2"]);
+    assert_eq!(top(&*drv, "d", "vda"), p("a.s2"));
+    assert!(!p("a.s3").exists());
+    assert!(view(&p("a.s2"), [0x11, 0x22, 0x33, 0x44]) && reads(&p("a.s2"), "8M", 0x66));
+    assert!(view(&frozen(&*drv, "s2"), [0x11, 0x22, 0, 0]));
+}
