@@ -33,11 +33,18 @@ use virtplug_plugin_sdk::{
 
 pub use driver::QemuDriver;
 
-/// Create flags: libvirt's qemu mask (0x3ff) less QUIESCE (no guest-agent freeze/thaw here)
-/// and LIVE (no external memory yet). External disk snapshots: DISK_ONLY, REUSE_EXT; ATOMIC is
-/// the one QMP transaction of a running domain, or the rollback of a shut-off one.
-pub const CREATE_FLAGS: u32 =
-    cf::REDEFINE | cf::CURRENT | cf::NO_METADATA | cf::HALT | cf::DISK_ONLY | cf::REUSE_EXT | cf::ATOMIC | cf::VALIDATE;
+/// Create flags: libvirt's qemu mask (0x3ff) less QUIESCE (no guest-agent freeze/thaw here).
+/// External snapshots: DISK_ONLY, REUSE_EXT, LIVE (external memory without pausing first);
+/// ATOMIC is the one QMP transaction of a running domain, or the rollback of a shut-off one.
+pub const CREATE_FLAGS: u32 = cf::REDEFINE
+    | cf::CURRENT
+    | cf::NO_METADATA
+    | cf::HALT
+    | cf::DISK_ONLY
+    | cf::REUSE_EXT
+    | cf::ATOMIC
+    | cf::LIVE
+    | cf::VALIDATE;
 
 /// The qemu plugin.
 #[derive(Debug)]

@@ -133,6 +133,13 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
         def.fill_defaults(virtplug_plugin_sdk::now());
     }
     check_name(&def.name)?;
+    let mem_external = def.memory.as_ref().is_some_and(|m| m.mode == SnapshotMode::External);
+    if flags & cf::LIVE != 0 && !(active && mem_external) {
+        return Err(Error::new(
+            codes::OPERATION_UNSUPPORTED,
+            "live snapshot creation is supported only during full system snapshots",
+        ));
+    }
     if flags & cf::DISK_ONLY != 0 || def.is_external() {
         return crate::external::create::create(drv, &mut g, &d, def, flags);
     }

@@ -512,3 +512,98 @@ fn redefine_on_a_running_domain() {
     assert_eq!(drv.snapshot_xml("d", "s1", 0).unwrap(), x);
     assert!(drv.snapshot_lookup("d", "s1").unwrap().disk_only);
 }
+
+/// (magic, version, data_len, was_running, XML) of a save image.
+fn save_header(p: &Path) -> (String, u32, u32, u32, String) {
+    let b = std::fs::read(p).unwrap();
+    let u = |at: usize| u32::from_ne_bytes(b[at..at + 4].try_into().unwrap());
+    let len = u(20) as usize;
+    let xml = String::from_utf8(b[96..96 + len - 1].to_vec()).unwrap();
+    assert_eq!(b[96 + len - 1], 0);
+    (String::from_utf8_lossy(&b[..16]).into_owned(), u(16), u(20), u(24), xml)
+}
+
+#[test]
+fn running_with_external_memory() {
+    if !backend() {
+        return;
+    }
+    let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let r = Root::new();
+    let a = r.image("a.qcow2", "qcow2");
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    // LIVE needs a running domain and external memory
+    let e = drv.snapshot_create("d", &snap("x"), cf::LIVE | cf::DISK_ONLY).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (codes::OPERATION_UNSUPPORTED, "live snapshot creation is supported only during full system snapshots")
+    );
+    drv.domain_start("d").unwrap();
+    let e = drv.snapshot_create("d", &snap("x"), cf::LIVE | cf::DISK_ONLY).unwrap_err();
+    assert_eq!(e.message, "live snapshot creation is supported only during full system snapshots");
+    drop(drv);
+    guest_write(&r, "vda", 1);
+    let drv = r.open();
+    let before = drv.domain_xml("d", 0).unwrap();
+    let mem = r.path().join("m1.mem");
+    let x = format!(
+        "<domainsnapshot><name>m1</name><memory snapshot='external' file='{}'/></domainsnapshot>",
+        mem.display()
+    );
+    drv.snapshot_create("d", &x, 0).unwrap();
+    assert_eq!(state(&*drv, "d").0, 1, "resumed after the snapshot");
+    let (magic, version, _, was_running, xml) = save_header(&mem);
+    assert_eq!((magic.as_str(), version, was_running), ("LibvirtQemudSave", 2, 1));
+    assert_eq!(xml, before.trim_end());
+    // qemu's migration stream follows the XML: its magic "QEVM", version 3
+    let bytes = std::fs::read(&mem).unwrap();
+    let at = 96 + save_header(&mem).2 as usize;
+    assert_eq!(&bytes[at..at + 8], b"QEVM\0\0\0\x03");
+    assert!(bytes.len() > at + (64 << 10), "stream of {} bytes", bytes.len() - at);
+    let s = drv.snapshot_xml("d", "m1", 0).unwrap();
+    let want = format!(
+        "<domainsnapshot>\n  <name>m1</name>\n  <state>running</state>\n  <creationTime>{}</creationTime>\n  <memory snapshot='external' file='{}'/>\n  <disks>\n    <disk name='vda' snapshot='external' type='file'>\n      <driver type='qcow2'/>\n      <source file='{}'/>\n    </disk>\n  </disks>\n{}</domainsnapshot>\n",
+        creation_time(&s),
+        mem.display(),
+        r.path().join("a.m1").display(),
+        indent(&before)
+    );
+    assert_eq!(s, want);
+    drop(drv);
+    assert_eq!(live_top(&r, "vda").1, r.path().join("a.m1").display().to_string());
+    guest_write(&r, "vda", 2);
+    // LIVE, then HALT: the domain is shut off from the snapshot
+    let drv = r.open();
+    let mem2 = r.path().join("m2.mem");
+    let x2 = format!("<domainsnapshot><name>m2</name><memory file='{}'/></domainsnapshot>", mem2.display());
+    drv.snapshot_create("d", &x2, cf::LIVE | cf::HALT).unwrap();
+    assert_eq!(state(&*drv, "d"), (5, 7));
+    assert_eq!(save_header(&mem2).0, "LibvirtQemudSave");
+    assert!(
+        has_pattern(&a, 1)
+            && !has_pattern(&a, 2)
+            && has_pattern(&r.path().join("a.m1"), 2)
+            && has_pattern(&r.path().join("a.m2"), 2)
+    );
+    // a paused domain is recorded paused and stays paused
+    drv.domain_start("d").unwrap();
+    drv.domain_suspend("d").unwrap();
+    let mem3 = r.path().join("m3.mem");
+    let x3 = format!("<domainsnapshot><name>m3</name><memory file='{}'/></domainsnapshot>", mem3.display());
+    drv.snapshot_create("d", &x3, 0).unwrap();
+    assert_eq!(state(&*drv, "d").0, 3);
+    assert!(drv.snapshot_xml("d", "m3", 0).unwrap().contains("<state>paused</state>"));
+    assert_eq!(save_header(&mem3).3, 0);
+    // a failed disk transaction removes the memory file it made and resumes the guest
+    drv.domain_resume("d").unwrap();
+    let mem4 = r.path().join("m4.mem");
+    let x4 = format!("<domainsnapshot><name>m4</name><memory file='{}'/></domainsnapshot>", mem4.display());
+    unsafe { std::env::set_var("VIRTPLUG_QEMU_FAULT", "external-transaction") };
+    let e = drv.snapshot_create("d", &x4, 0).unwrap_err();
+    unsafe { std::env::remove_var("VIRTPLUG_QEMU_FAULT") };
+    assert!(e.message.starts_with("transaction: "), "{}", e.message);
+    assert!(!mem4.exists() && !r.path().join("a.m4").exists());
+    assert_eq!(state(&*drv, "d").0, 1);
+    assert_eq!(list(&*drv, "d"), vec!["m1", "m2", "m3"]);
+}

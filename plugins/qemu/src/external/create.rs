@@ -8,14 +8,17 @@
 //!   given so the in-use backing is not opened), `blockdev-add` each with `"backing": null`,
 //!   the [`Pending`] record, then ONE `transaction` of `blockdev-snapshot` over all disks
 //!   (all-or-nothing in qemu: ATOMIC holds), then definition and metadata, then the record goes.
-//!   A refused transaction removes the nodes and the files it added.
+//!   A refused transaction removes the nodes and the files it added;
+//! - running with external memory: pause unless LIVE, migrate into a save image
+//!   (`memory.rs`), the same disk transaction, then HALT or resume (`cont`) if it was running;
+//!   a failure removes a memory file this call created and resumes the guest.
 
 use std::process::Command;
 
 use serde_json::{Value, json};
 use virtplug_plugin_sdk::{
     Error, Result, codes,
-    flags::snapshot_create as cf,
+    flags::{domain_state as st, snapshot_create as cf},
     model::{
         store::DomainRecord,
         xml::{self, FormatFlags, SnapshotDef},
@@ -28,7 +31,7 @@ use super::{
 };
 use crate::{
     domain::QemuDef,
-    driver::{Inner, QemuDriver, is_active, qmp_error},
+    driver::{Inner, QemuDriver, is_active, qmp_error, reason},
     img,
 };
 
@@ -106,20 +109,69 @@ pub(crate) fn create(
     if metadata && g.store.snapshot(&d.uuid, &def.name).is_ok() {
         return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", def.name)));
     }
-    if def.memory.as_ref().is_some_and(|m| m.mode == xml::SnapshotMode::External) {
-        return Err(Error::new(
-            codes::OPERATION_UNSUPPORTED,
-            "external memory snapshots are not supported by the qemu driver yet",
-        ));
-    }
     def.domain = Some(d.xml.clone());
     def.parent = None;
     if is_active(d.state) {
-        running_disk_only(drv, g, d, &def, &mut disks, flags)?;
+        running(drv, g, d, &def, &mut disks, flags)?;
     } else {
         offline(g, d, &def, &disks, flags)?;
     }
     Ok(def.name)
+}
+
+/// A running or paused domain, in libvirt's order: pause (external memory without LIVE),
+/// memory into the save image, the disk transaction, metadata, then HALT or resume.
+fn running(
+    drv: &QemuDriver,
+    g: &mut Inner,
+    d: &DomainRecord,
+    def: &SnapshotDef,
+    disks: &mut [ExtDisk],
+    flags: u32,
+) -> Result<()> {
+    let mem = def.memory.as_ref().filter(|m| m.mode == xml::SnapshotMode::External).and_then(|m| m.file.clone());
+    let was_running = d.state == st::RUNNING;
+    let Some(file) = mem else {
+        return running_disks(drv, g, d, def, disks, flags);
+    };
+    let file = std::path::PathBuf::from(file);
+    let timeout = drv.timeout();
+    let created_mem = !file.exists();
+    let q = drv.qmp(g, d)?;
+    if was_running && flags & cf::LIVE == 0 {
+        q.execute("stop", None).map_err(|e| qmp_error(&d.name, "stop", &e))?;
+    }
+    // from here qemu may be paused by us (or by the migration's end): resume on any failure
+    let undo = |drv: &QemuDriver, g: &mut Inner, e: Error| {
+        if created_mem {
+            let _ = std::fs::remove_file(&file);
+        }
+        if was_running && let Ok(q) = drv.qmp(g, d) {
+            let _ = q.execute("cont", None);
+        }
+        e
+    };
+    if let Err(e) = super::memory::save(q, &d.name, &file, &d.xml, was_running, timeout) {
+        return Err(undo(drv, g, e));
+    }
+    let res = if disks.is_empty() {
+        QemuDef::parse(&d.xml).and_then(|same| save(g, d, def, &same, flags & cf::NO_METADATA == 0))
+    } else {
+        running_disks(drv, g, d, def, disks, flags)
+    };
+    if let Err(e) = res {
+        return Err(undo(drv, g, e));
+    }
+    if flags & cf::HALT != 0 {
+        drv.stop_process(g, d);
+        return drv.mark_stopped(g, d, reason::SHUTOFF_FROM_SNAPSHOT);
+    }
+    if was_running {
+        drv.qmp(g, d)?
+            .execute("cont", None)
+            .map_err(|e| Error::new(codes::OPERATION_FAILED, format!("resuming after snapshot failed: {e}")))?;
+    }
+    Ok(())
 }
 
 fn offline(g: &mut Inner, d: &DomainRecord, def: &SnapshotDef, disks: &[ExtDisk], flags: u32) -> Result<()> {
@@ -156,7 +208,7 @@ fn tops(q: &mut crate::qmp::Qmp, dom: &str) -> Result<Vec<(String, String, u64)>
         .unwrap_or_default())
 }
 
-fn running_disk_only(
+fn running_disks(
     drv: &QemuDriver,
     g: &mut Inner,
     d: &DomainRecord,

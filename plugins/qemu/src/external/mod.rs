@@ -18,6 +18,7 @@ pub mod create;
 pub mod delete;
 pub mod domxml;
 pub mod journal;
+pub mod memory;
 pub mod revert;
 
 use std::{
