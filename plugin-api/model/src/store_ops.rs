@@ -81,6 +81,16 @@ impl<'a, 'c> Writer<'a, 'c> {
         self.cache.trees.get_mut(dom).ok_or_else(|| Error::internal("snapshot cache lost"))
     }
 
+    /// Clears the domain's current snapshot row, if any.
+    fn clear_current(&mut self, dom: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("UPDATE snapshots SET is_current = 0 WHERE dom_uuid = ?1 AND is_current = 1")
+            .map_err(db)?
+            .execute(params![dom])
+            .map_err(db)?;
+        Ok(())
+    }
+
     /// The id of the shared row holding domain text `xml`, inserting it if new.
     fn domain_text_id(&mut self, xml: &str) -> Result<i64> {
         if let Some(id) = self.cache.domain_ids.get(xml) {
@@ -123,6 +133,21 @@ impl<'a, 'c> Writer<'a, 'c> {
         if !changes.is_empty() {
             self.mark_changed(dom);
         }
+        // A create inserts a snapshot that becomes current: clear the old current row first and
+        // insert the new row already current, instead of inserting it and updating it again (one
+        // statement less per create). Only when the change set moves "current" once, so the end
+        // state is the same as applying the changes in order.
+        let mut currents = changes.iter().filter_map(|c| match c {
+            Change::Current(name) => Some(name),
+            _ => None,
+        });
+        let inserted_current = match (currents.next(), currents.next()) {
+            (Some(Some(n)), None) if changes.iter().any(|c| matches!(c, Change::Insert(i) if i == n)) => Some(n),
+            _ => None,
+        };
+        if inserted_current.is_some() {
+            self.clear_current(dom)?;
+        }
         for ch in changes {
             match ch {
                 Change::Insert(name) | Change::Update(name) => {
@@ -142,7 +167,7 @@ impl<'a, 'c> Writer<'a, 'c> {
                             .prepare_cached(
                                 "INSERT INTO snapshots (dom_uuid, name, parent, xml, creation_time, state,
                                  external, disk_only, is_current, seq, domain_id)
-                                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,0,?9,?10)",
+                                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?11,?9,?10)",
                             )
                             .map_err(db)?
                             .execute(params![
@@ -155,7 +180,8 @@ impl<'a, 'c> Writer<'a, 'c> {
                                 info.external,
                                 info.disk_only,
                                 i64::try_from(seq).unwrap_or(i64::MAX),
-                                domain_id
+                                domain_id,
+                                inserted_current == Some(name)
                             ])
                             .map_err(db)?;
                     } else {
@@ -204,12 +230,10 @@ impl<'a, 'c> Writer<'a, 'c> {
                         .execute(params![dom, from, to])
                         .map_err(db)?;
                 }
+                // already cleared, and set by the insert
+                Change::Current(_) if inserted_current.is_some() => {}
                 Change::Current(name) => {
-                    self.tx
-                        .prepare_cached("UPDATE snapshots SET is_current = 0 WHERE dom_uuid = ?1 AND is_current = 1")
-                        .map_err(db)?
-                        .execute(params![dom])
-                        .map_err(db)?;
+                    self.clear_current(dom)?;
                     if let Some(n) = name {
                         self.tx
                             .prepare_cached("UPDATE snapshots SET is_current = 1 WHERE dom_uuid = ?1 AND name = ?2")
