@@ -8,6 +8,7 @@
 
 mod artifacts;
 mod daemon;
+mod etcd;
 mod events;
 mod libvirtd;
 mod plugins;
@@ -17,6 +18,7 @@ pub use artifacts::{
     Artifact, MOCK, QEMU, VIRTPLUG, VIRTPLUGD, VIRTUALBOX, VSPHERE, fixture, plugin, target_dir, target_root,
 };
 pub use daemon::Daemon;
+pub use etcd::EtcdCluster;
 pub use events::{EventStream, request};
 pub use libvirtd::{Libvirtd, find_program};
 pub use plugins::private_plugin_dir;

@@ -1,0 +1,268 @@
+//! The etcd backend against a real 3-member cluster started on free loopback ports: the SDK's
+//! tree rules give the same answers as on the directory backend, large changes switch whole
+//! generations, ownership is fenced by leases and moves by handover, and the failures of issue
+//! 18 (leader killed mid-import, a member lost, all members restarted, a host paused past its
+//! lease, hosts racing, cluster unreachable). Needs `etcd` (fails under CI=true without it).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
+
+#[path = "../../sdk/tests/metadata_common/mod.rs"]
+mod metadata_common;
+
+use std::{
+    path::Path,
+    sync::{Arc, Barrier},
+};
+
+use metadata_common::{VM, apply, digest, redefine_xml, snap};
+use virtplug_plugin_sdk::{DirBackend, Metadata, MetadataStore, codes, flags::snapshot_delete};
+use virtplug_store_etcd::{EtcdBackend, StoreConfig, lease_lost, owned_by};
+use virtplug_test_support::{EtcdCluster, require};
+
+const AREA: &str = "etcd store tests";
+
+fn cluster(dir: &Path) -> Option<EtcdCluster> {
+    EtcdCluster::start(AREA, &dir.join("etcd"), 3)
+}
+
+fn config(host: &str) -> StoreConfig {
+    StoreConfig { host: host.into(), user: None, lease_ttl: 2 }
+}
+
+fn host(c: &EtcdCluster, name: &str) -> Metadata<EtcdBackend> {
+    Metadata::new(EtcdBackend::connect(&c.uri("fleet"), &config(name)).unwrap())
+}
+
+fn chain(prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let parent = (i > 0).then(|| format!("{prefix}{}", i - 1));
+            redefine_xml(&format!("{prefix}{i}"), parent.as_deref())
+        })
+        .collect()
+}
+
+fn count(s: &mut dyn MetadataStore) -> usize {
+    s.list(VM).unwrap().len()
+}
+
+/// `(code, message)` of an operation's error.
+fn err<T: std::fmt::Debug>(r: virtplug_plugin_sdk::Result<T>) -> (u32, String) {
+    let e = r.expect_err("the operation must fail");
+    (e.code, e.message)
+}
+
+#[test]
+fn the_tree_rules_answer_as_on_the_directory_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = require!(cluster(tmp.path()));
+    let mut etcd = host(&c, "h1");
+    let mut dir = Metadata::new(DirBackend::new(tmp.path().join("dir")));
+    // The shared 600-step sequence's first 300 steps: creates, redefines, deletes (CHILDREN
+    // past 120 snapshots switches a whole generation), imports, reverts, refused redefines.
+    for k in 0..300 {
+        assert_eq!(apply(&mut etcd, k), apply(&mut dir, k), "step {k}");
+        if k % 50 == 49 {
+            assert_eq!(digest(&mut etcd), digest(&mut dir), "after step {k}");
+            assert_eq!(etcd.generation(VM).unwrap() > 0, dir.generation(VM).unwrap() > 0);
+        }
+    }
+    // A second host reads the same tree.
+    let mut other = host(&c, "h2");
+    assert_eq!(digest(&mut other), digest(&mut dir));
+}
+
+#[test]
+fn a_large_import_and_a_subtree_delete_switch_whole_generations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = require!(cluster(tmp.path()));
+    let mut s = host(&c, "h1");
+    s.create_def(VM, &snap("root", None)).unwrap();
+    let g1 = s.generation(VM).unwrap();
+    // 1,000 snapshots: ten chunks, then one switch; the old generation is gone after it.
+    let xmls = chain("s", 1000);
+    let mut with_root: Vec<String> = xmls.clone();
+    with_root[0] = redefine_xml("s0", Some("root"));
+    s.import(VM, &with_root, Some("s999"), false).unwrap();
+    assert_eq!(count(&mut s), 1001);
+    assert_eq!(s.current(VM).unwrap().unwrap().name, "s999");
+    assert_eq!(s.generation(VM).unwrap(), g1 + 1);
+    // 1,001 snapshots + current, and nothing else (no second generation left behind).
+    assert_eq!(s.backend().stored_keys(VM).unwrap(), 1002);
+    // A subtree delete of 1,000 is one switch too.
+    s.delete(VM, "s0", snapshot_delete::CHILDREN).unwrap();
+    assert_eq!(s.list(VM).unwrap().iter().map(|i| i.name.clone()).collect::<Vec<_>>(), ["root"]);
+    assert_eq!(s.backend().stored_keys(VM).unwrap(), 2);
+    // A refused import (a name already there with other content) writes nothing.
+    let mut bad = chain("t", 300);
+    bad.push(redefine_xml("root", Some("t299")));
+    let before = s.generation(VM).unwrap();
+    assert_eq!(
+        err(s.import(VM, &bad, None, false)),
+        (codes::OPERATION_FAILED, "domain moment root already exists".into())
+    );
+    assert_eq!((count(&mut s), s.generation(VM).unwrap()), (1, before));
+}
+
+#[test]
+fn the_leader_killed_during_a_10000_snapshot_import_leaves_it_complete_or_absent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = require!(cluster(tmp.path()));
+    let uri = c.uri("fleet");
+    let importer = std::thread::spawn(move || {
+        let mut s = Metadata::new(EtcdBackend::connect(&uri, &config("h1")).unwrap());
+        let r = s.import(VM, &chain("s", 10_000), Some("s9999"), false);
+        (r, s)
+    });
+    // Wait until the import's chunks are landing, then kill the leader under it.
+    let mut watcher = host(&c, "observer");
+    while watcher.backend().stored_keys(VM).unwrap() < 2000 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let leader = c.leader().unwrap();
+    c.kill(leader);
+    let (result, mut s) = importer.join().unwrap();
+    let n = count(&mut watcher);
+    match result {
+        Ok(()) => assert_eq!(n, 10_000),
+        Err(e) => {
+            assert_eq!(n, 0, "a failed import left {n} snapshots ({e})");
+            // Nothing partial is visible; the import can simply be run again.
+            s.import(VM, &chain("s", 10_000), Some("s9999"), false).unwrap();
+            assert_eq!(count(&mut watcher), 10_000);
+        }
+    }
+    assert_eq!(watcher.current(VM).unwrap().unwrap().name, "s9999");
+    // The orphan of the interrupted attempt (if any) is collected by the owner.
+    s.backend().collect_orphans(VM).unwrap();
+    assert_eq!(s.backend().stored_keys(VM).unwrap(), 10_001);
+}
+
+#[test]
+fn one_member_killed_for_good_and_writes_continue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = require!(cluster(tmp.path()));
+    let mut s = host(&c, "h1");
+    s.create_def(VM, &snap("a", None)).unwrap();
+    let leader = c.leader().unwrap();
+    c.kill(leader);
+    for i in 0..20 {
+        s.create_def(VM, &snap(&format!("b{i}"), None)).unwrap();
+    }
+    s.import(VM, &chain("i", 250), None, false).unwrap();
+    assert_eq!(count(&mut s), 271);
+    assert_eq!(count(&mut host(&c, "h2")), 271);
+}
+
+#[test]
+fn all_members_restarted_and_nothing_acknowledged_is_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = require!(cluster(tmp.path()));
+    let mut s = host(&c, "h1");
+    for i in 0..30 {
+        s.create_def(VM, &snap(&format!("a{i}"), None)).unwrap();
+    }
+    s.import(VM, &chain("i", 500), Some("i499"), false).unwrap();
+    s.delete(VM, "a7", 0).unwrap();
+    let before = digest(&mut s);
+    drop(s);
+    for i in 0..c.len() {
+        c.kill(i);
+    }
+    for i in 0..c.len() {
+        c.restart(i);
+    }
+    c.wait_healthy();
+    let mut after = host(&c, "h2");
+    assert_eq!(count(&mut after), 529);
+    assert_eq!(digest(&mut after), before);
+}
+
+#[test]
+fn a_host_paused_past_its_lease_is_refused_and_another_host_takes_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = require!(cluster(tmp.path()));
+    let mut a = host(&c, "h1");
+    a.create_def(VM, &snap("a", None)).unwrap();
+    assert_eq!(a.backend().owner(VM).unwrap().as_deref(), Some("h1"));
+    // h1 stops renewing (as a paused or partitioned host does); its 2 s lease runs out.
+    a.backend().stop_keepalive();
+    while a.backend().lease_alive().unwrap() {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let lost = lease_lost("h1");
+    assert_eq!(err(a.create_def(VM, &snap("late", None))), (lost.code, lost.message.clone()));
+    let mut b = host(&c, "h2");
+    assert_eq!(b.backend().owner(VM).unwrap(), None);
+    b.create_def(VM, &snap("b", None)).unwrap();
+    assert_eq!(b.backend().owner(VM).unwrap().as_deref(), Some("h2"));
+    // h1 stays fenced: neither a write nor a claim nor a handover goes through.
+    assert_eq!(err(a.create_def(VM, &snap("later", None))), (lost.code, lost.message.clone()));
+    assert_eq!(err(a.backend().claim(VM)), (lost.code, lost.message.clone()));
+    assert_eq!(err(a.backend().handover(VM, "h1")), (lost.code, lost.message));
+    assert_eq!(b.list(VM).unwrap().iter().map(|i| i.name.clone()).collect::<Vec<_>>(), ["a", "b"]);
+}
+
+#[test]
+fn two_hosts_racing_to_take_a_domain_exactly_one_wins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = require!(cluster(tmp.path()));
+    for round in 0..5 {
+        let dom = format!("{VM}-{round}");
+        let start = Arc::new(Barrier::new(4));
+        let racers: Vec<_> = (0..4)
+            .map(|i| {
+                let (uri, start, dom) = (c.uri("fleet"), start.clone(), dom.clone());
+                std::thread::spawn(move || {
+                    let mut b = EtcdBackend::connect(&uri, &config(&format!("r{i}"))).unwrap();
+                    start.wait();
+                    let r = b.claim(&dom);
+                    (format!("r{i}"), r)
+                })
+            })
+            .collect();
+        let results: Vec<_> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+        let winners: Vec<&String> = results.iter().filter(|(_, r)| r.is_ok()).map(|(h, _)| h).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        let refused = owned_by(&dom, winners[0]);
+        for (_, r) in results.iter().filter(|(_, r)| r.is_err()) {
+            assert_eq!(r.as_ref().unwrap_err(), &refused);
+        }
+    }
+}
+
+#[test]
+fn handover_moves_a_domain_between_hosts_without_a_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = require!(cluster(tmp.path()));
+    let (mut a, mut b) = (host(&c, "h1"), host(&c, "h2"));
+    a.import(VM, &chain("s", 300), Some("s299"), false).unwrap();
+    let g = a.generation(VM).unwrap();
+    a.backend().handover(VM, "h2").unwrap();
+    assert_eq!(b.backend().owner(VM).unwrap().as_deref(), Some("h2"));
+    // No copy: the generation did not move; the old owner is refused, the new one writes.
+    assert_eq!(b.generation(VM).unwrap(), g);
+    let refused = owned_by(VM, "h2");
+    assert_eq!(err(a.create_def(VM, &snap("a", None))), (refused.code, refused.message));
+    b.create_def(VM, &snap("b", None)).unwrap();
+    // And back; a handover to a host that is not in the fleet is refused.
+    b.backend().handover(VM, "h1").unwrap();
+    a.create_def(VM, &snap("a", None)).unwrap();
+    assert_eq!(count(&mut b), 302);
+    assert_eq!(
+        err(a.backend().handover(VM, "nobody")),
+        (codes::OPERATION_INVALID, "host 'nobody' is not in the fleet (it holds no live lease)".into())
+    );
+    assert_eq!(a.backend().owner(VM).unwrap().as_deref(), Some("h1"));
+}
+
+#[test]
+fn an_unreachable_cluster_is_a_clear_error() {
+    // A loopback port nothing listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let uri = format!("etcd://127.0.0.1:{port}/fleet");
+    let e = EtcdBackend::connect(&uri, &config("h1")).unwrap_err();
+    assert_eq!(e.code, codes::SYSTEM_ERROR);
+    let expected = format!("unable to reach the metadata store {uri}: ");
+    assert!(e.message.starts_with(&expected), "{}", e.message);
+    assert!(!e.message.contains('\n'));
+}
