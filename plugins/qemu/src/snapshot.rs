@@ -69,16 +69,18 @@ fn fault(name: &str) -> bool {
 /// `snapshot-save` on the running qemu of `d`.
 fn online_create(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, qdef: &QemuDef, name: &str) -> Result<()> {
     let disks: Vec<&Disk> = qdef.snapshot_disks().collect();
-    let Some(first) = disks.first() else {
+    if disks.is_empty() {
         return Err(Error::new(
             codes::CONFIG_UNSUPPORTED,
             "internal snapshot of a running VM needs a writable qcow2 disk for the VM state",
         ));
-    };
+    }
     let id = job_id("save");
-    let args = json!({ "job-id": id, "tag": name, "vmstate": first.node(),
-                       "devices": disks.iter().map(|d| d.node()).collect::<Vec<_>>() });
     let q = drv.qmp(g, d)?;
+    // the live tops (one per disk, so nodes[0] exists): an external snapshot moved them off
+    // the stable node names
+    let nodes = crate::external::live_nodes(q, &disks)?;
+    let args = json!({ "job-id": id, "tag": name, "vmstate": nodes[0], "devices": nodes });
     let res = if fault("kill-during-save") {
         q.send("snapshot-save", Some(args)).and_then(|()| {
             if let Some(rt) = process::load(&drv.cfg, &d.uuid) {
@@ -218,15 +220,16 @@ pub(crate) fn online_delete(
     qdef: &QemuDef,
     name: &str,
 ) -> Result<()> {
-    let mut devices = Vec::new();
+    let mut holding = Vec::new();
     for disk in qdef.snapshot_disks() {
         if img::tag_count(disk, name)? > 0 {
-            devices.push(disk.node());
+            holding.push(disk);
         }
     }
-    if devices.is_empty() {
+    if holding.is_empty() {
         return Ok(());
     }
+    let devices = crate::external::live_nodes(drv.qmp(g, d)?, &holding)?;
     let id = job_id("delete");
     let out = drv
         .qmp(g, d)?

@@ -607,3 +607,23 @@ fn running_with_external_memory() {
     assert_eq!(state(&*drv, "d").0, 1);
     assert_eq!(list(&*drv, "d"), vec!["m1", "m2", "m3"]);
 }
+
+#[test]
+fn internal_snapshot_after_an_external_one_on_a_running_domain() {
+    if !backend() {
+        return;
+    }
+    let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let r = Root::new();
+    let a = r.image("a.qcow2", "qcow2");
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    drv.domain_start("d").unwrap();
+    drv.snapshot_create("d", &snap("e1"), cf::DISK_ONLY).unwrap();
+    // qemu's node names changed with the switch: the internal snapshot lands in the live top
+    drv.snapshot_create("d", &snap("i1"), 0).unwrap();
+    assert_eq!(names(&r.path().join("a.e1")), vec!["i1"]);
+    assert!(names(&a).is_empty());
+    drv.snapshot_delete("d", "i1", 0).unwrap();
+    assert!(names(&r.path().join("a.e1")).is_empty());
+}

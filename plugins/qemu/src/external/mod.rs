@@ -117,6 +117,26 @@ pub fn top_node(q: &mut Qmp, target: &str) -> Result<String> {
         .ok_or_else(|| Error::internal(format!("qemu reports no image for disk '{target}'")))
 }
 
+/// The live top node of each of `disks` (one `query-block`): after an external snapshot the
+/// stable `<target>-format` name belongs to a backing image, so QMP jobs that must act on the
+/// top (`snapshot-save`/`-load`/`-delete`) name these instead.
+pub fn live_nodes(q: &mut Qmp, disks: &[&crate::domain::Disk]) -> Result<Vec<String>> {
+    let v =
+        q.execute("query-block", None).map_err(|e| Error::new(codes::OPERATION_FAILED, format!("query-block: {e}")))?;
+    let blocks = v.as_array().cloned().unwrap_or_default();
+    disks
+        .iter()
+        .map(|d| {
+            let want = format!("/{}/virtio-backend", d.target);
+            blocks
+                .iter()
+                .find(|b| b.get("qdev").and_then(Value::as_str).is_some_and(|q| q.ends_with(&want)))
+                .and_then(|b| b.pointer("/inserted/node-name")?.as_str().map(str::to_owned))
+                .ok_or_else(|| Error::internal(format!("qemu reports no image for disk '{}'", d.target)))
+        })
+        .collect()
+}
+
 /// Fresh (format, storage) node names for a new overlay of disk `target`: unique within a
 /// qemu process (a clock tick in the name), at most 31 characters as qemu requires.
 pub fn node_names(target: &str) -> (String, String) {
