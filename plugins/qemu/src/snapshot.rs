@@ -120,6 +120,10 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
     }
     let mut g = drv.lock()?;
     let d = drv.domain_for_change(&mut g, dom)?;
+    if !d.persistent && flags & cf::HALT != 0 {
+        // halting would make the transient domain, and the snapshot's running state, vanish
+        return Err(Error::operation_invalid("cannot halt after transient domain snapshot"));
+    }
     if flags & cf::REDEFINE != 0 {
         return crate::redefine::redefine(drv, &mut g, &d, text, flags);
     }

@@ -627,3 +627,23 @@ fn internal_snapshot_after_an_external_one_on_a_running_domain() {
     drv.snapshot_delete("d", "i1", 0).unwrap();
     assert!(names(&r.path().join("a.e1")).is_empty());
 }
+
+#[test]
+fn halt_is_refused_for_a_transient_domain() {
+    if !backend() {
+        return;
+    }
+    let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let r = Root::new();
+    let a = r.image("a.qcow2", "qcow2");
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    drv.domain_start("d").unwrap();
+    drv.domain_undefine("d", 0).unwrap(); // running: it stays, transient
+    let mem = r.path().join("m.mem");
+    let x = format!("<domainsnapshot><name>m</name><memory file='{}'/></domainsnapshot>", mem.display());
+    let e = drv.snapshot_create("d", &x, cf::HALT).unwrap_err();
+    assert_eq!((e.code, e.message.as_str()), (codes::OPERATION_INVALID, "cannot halt after transient domain snapshot"));
+    assert!(!mem.exists() && !r.path().join("a.m").exists());
+    assert_eq!(state(&*drv, "d").0, 1);
+}
