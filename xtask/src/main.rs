@@ -103,8 +103,8 @@ fn bench(extra: &[String]) -> Result<()> {
     run(cmd)
 }
 
-/// The features `cargo xtask test` adds: the etcd metadata store and its tests.
-const ETCD: &str = "virtplug-store-etcd/etcd";
+/// The features `cargo xtask test` adds: the etcd metadata store, the mock on it, their tests.
+const ETCD: &str = "virtplug-store-etcd/etcd,virtplug-plugin-mock/etcd";
 
 fn test(extra: &[String]) -> Result<()> {
     tidy::run(&repo_root())?;

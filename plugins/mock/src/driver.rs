@@ -19,7 +19,7 @@ use virtplug_plugin_sdk::{
 
 use crate::{
     snapshot,
-    state::{Conn, is_active, next_id, reason, stop},
+    state::{Conn, Fleet, is_active, next_id, reason, stop},
 };
 
 /// One open `mock:` connection.
@@ -30,9 +30,35 @@ pub struct MockDriver {
     /// A read-only connection opened before its state existed: the database it serves as soon
     /// as one appears there (a fresh in-memory store until then).
     awaiting: Mutex<Option<PathBuf>>,
+    /// The fleet store keeping the snapshot metadata (`store=etcd://…`); domains stay local.
+    fleet: Option<FleetSlot>,
+}
+
+/// The fleet store behind its lock (the store itself prints nothing in `Debug`).
+struct FleetSlot(Mutex<Fleet>);
+
+impl std::fmt::Debug for FleetSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FleetSlot")
+    }
 }
 
 /// Gives a store that was never initialised the domain `test` (running, id 1), in one transaction.
+/// The fleet store of `store` (its config from `VIRTPLUG_STORE_CONFIG`).
+#[cfg(feature = "etcd")]
+fn connect_fleet(store: &virtplug_store_etcd::StoreUri) -> Result<Fleet> {
+    let uri = format!("etcd://{}{}", store.endpoints.join(","), store.prefix);
+    let cfg = virtplug_store_etcd::StoreConfig::from_env()?;
+    let backend = virtplug_store_etcd::EtcdBackend::connect(&uri, &cfg)?;
+    Ok(Box::new(virtplug_plugin_sdk::Metadata::new(backend)))
+}
+
+/// Without the `etcd` feature a well-formed `store=` is refused in one line.
+#[cfg(not(feature = "etcd"))]
+fn connect_fleet(_store: &virtplug_store_etcd::StoreUri) -> Result<Fleet> {
+    Err(Error::new(codes::CONFIG_UNSUPPORTED, "this build of the mock plugin has no etcd store (cargo feature etcd)"))
+}
+
 fn fresh(mut store: Store) -> Result<Store> {
     store.write(|w| {
         if w.meta("initialised")?.is_none() {
@@ -54,6 +80,13 @@ impl MockDriver {
     /// there is none yet it serves what a fresh one would hold (the domain `test`) from memory,
     /// switching to the database once a read-write connection has created it.
     pub fn open(dir: &Path, read_only: bool) -> Result<Self> {
+        Self::open_with_store(dir, read_only, None)
+    }
+
+    /// [`MockDriver::open`] with the snapshot metadata on the fleet store `store` (domains stay
+    /// in `dir`). The cluster is reached first: unreachable, nothing is created locally.
+    pub fn open_with_store(dir: &Path, read_only: bool, store: Option<virtplug_store_etcd::StoreUri>) -> Result<Self> {
+        let fleet = store.map(|s| connect_fleet(&s).map(|f| FleetSlot(Mutex::new(f)))).transpose()?;
         let sync = crate::uri::sync_mode()?;
         let path = dir.join("mock.db");
         if read_only {
@@ -61,13 +94,20 @@ impl MockDriver {
                 Some(store) => (store, None),
                 None => (fresh(Store::open(Path::new(":memory:"), sync)?)?, Some(path)),
             };
-            return Ok(Self { store: Mutex::new(store), read_only, awaiting: Mutex::new(awaiting) });
+            return Ok(Self { store: Mutex::new(store), read_only, awaiting: Mutex::new(awaiting), fleet });
         }
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::new(codes::NO_CONNECT, format!("mock state directory '{}' cannot be created: {e}", dir.display()))
         })?;
         let store = fresh(Store::open(&path, sync)?)?;
-        Ok(Self { store: Mutex::new(store), read_only, awaiting: Mutex::new(None) })
+        Ok(Self { store: Mutex::new(store), read_only, awaiting: Mutex::new(None), fleet })
+    }
+
+    pub(crate) fn fleet(&self) -> Result<Option<MutexGuard<'_, Fleet>>> {
+        self.fleet
+            .as_ref()
+            .map(|f| f.0.lock().map_err(|_| Error::internal("mock fleet store lock poisoned")))
+            .transpose()
     }
 
     pub(crate) fn store(&self) -> Result<MutexGuard<'_, Store>> {
@@ -107,6 +147,9 @@ impl Conn for MockDriver {
     }
     fn deny_read_only(&self, function: &str) -> Result<()> {
         MockDriver::deny_read_only(self, function)
+    }
+    fn fleet(&self) -> Result<Option<MutexGuard<'_, Fleet>>> {
+        MockDriver::fleet(self)
     }
 }
 
@@ -160,7 +203,10 @@ impl Driver for MockDriver {
                     // libvirt: an active domain becomes transient and keeps its metadata until it stops
                     return w.set_domain_persistent(&d.uuid, false);
                 }
-                let n = w.snapshot_count(&d.uuid)?;
+                let n = match self.fleet()? {
+                    Some(mut f) => f.list(&d.uuid)?.len(),
+                    None => w.snapshot_count(&d.uuid)?,
+                };
                 if n > 0 && flags & domain_undefine::SNAPSHOTS_METADATA == 0 {
                     return Err(Error::operation_invalid(format!("cannot delete inactive domain with {n} snapshots")));
                 }
@@ -252,6 +298,9 @@ impl Driver for MockDriver {
     fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> Result<String> {
         let mut store = self.store()?;
         let d = store.domain_by_name(dom)?;
+        if let Some(mut f) = self.fleet()? {
+            return f.xml(&d.uuid, snap, flags);
+        }
         let secure = flags & snapshot_xml::SECURE != 0;
         store.snapshot_xml(&d.uuid, snap, FormatFlags { secure, ..Default::default() })
     }
@@ -259,18 +308,27 @@ impl Driver for MockDriver {
     fn snapshot_list(&self, dom: &str, _flags: u32) -> Result<Vec<SnapshotInfo>> {
         let mut store = self.store()?;
         let d = store.domain_by_name(dom)?;
+        if let Some(mut f) = self.fleet()? {
+            return f.list(&d.uuid);
+        }
         store.snapshots(&d.uuid)
     }
 
     fn snapshot_lookup(&self, dom: &str, snap: &str) -> Result<SnapshotInfo> {
         let mut store = self.store()?;
         let d = store.domain_by_name(dom)?;
+        if let Some(mut f) = self.fleet()? {
+            return f.lookup(&d.uuid, snap);
+        }
         store.snapshot(&d.uuid, snap)
     }
 
     fn snapshot_current(&self, dom: &str) -> Result<Option<SnapshotInfo>> {
         let mut store = self.store()?;
         let d = store.domain_by_name(dom)?;
+        if let Some(mut f) = self.fleet()? {
+            return f.current(&d.uuid);
+        }
         store.current(&d.uuid)
     }
 
@@ -313,6 +371,9 @@ impl Driver for MockDriver {
     fn snapshot_generation(&self, dom: &str) -> Result<u64> {
         let mut store = self.store()?;
         let d = store.domain_by_name(dom)?;
+        if let Some(mut f) = self.fleet()? {
+            return f.generation(&d.uuid);
+        }
         store.generation(&d.uuid)
     }
 }

@@ -7,6 +7,11 @@
 //! - `mock:///<absolute dir>`: state in that directory (one "host" per directory; processes
 //!   opening the same directory share the state).
 //!
+//! - `…?store=etcd://h1:p1,h2:p2/PREFIX` (or `VIRTPLUG_STORE`): the snapshot metadata lives on
+//!   that etcd cluster (crate `virtplug-store-etcd`, cargo feature `etcd`), the domains stay in
+//!   the local store; each snapshot change commits on etcd inside the local transaction that
+//!   changes the domain, so a refused etcd write leaves the local store untouched.
+//!
 //! A fresh store holds the domain `test` of libvirt's `test:///default`, running with id 1.
 //! Every operation is one store transaction. This crate depends on the SDK only and does no
 //! terminal I/O.
@@ -56,8 +61,9 @@ impl Plugin for MockPlugin {
     // the rule table first. Called raw (without the guard or `open_checked`), a read-only
     // connection is not refused writes by these checks.
     fn open(uri: &str, read_only: bool) -> Result<Box<dyn Driver>> {
-        let dir = uri::state_dir(uri)?;
-        Ok(Box::new(MockDriver::open(&dir, read_only)?))
+        let (base, store) = uri::split_store(uri)?;
+        let dir = uri::state_dir(&base)?;
+        Ok(Box::new(MockDriver::open_with_store(&dir, read_only, store)?))
     }
 }
 

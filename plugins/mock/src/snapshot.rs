@@ -173,19 +173,30 @@ pub(crate) fn create(drv: &impl Conn, dom: &str, xml_text: &str, flags: u32) -> 
             check_name(&def.name, flags)?;
             let name = def.name.clone();
             let rflags = RedefineFlags { current: flags & cf::CURRENT != 0, disk_only: flags & cf::DISK_ONLY != 0 };
-            w.redefine(&d.uuid, def, rflags)?;
+            match drv.fleet()? {
+                Some(mut f) => f.redefine_def(&d.uuid, def, rflags)?,
+                None => w.redefine(&d.uuid, def, rflags)?,
+            }
             return Ok(name);
         }
         if flags & cf::HALT != 0 && !d.persistent {
             return Err(Error::operation_invalid("cannot halt after transient domain snapshot"));
         }
         let def = plain_def(&d, xml_text, flags)?;
+        let mut fleet = drv.fleet()?;
         if flags & cf::NO_METADATA != 0 {
-            if w.snapshot(&d.uuid, &def.name).is_ok() {
+            let exists = match fleet.as_mut() {
+                Some(f) => f.lookup(&d.uuid, &def.name).is_ok(),
+                None => w.snapshot(&d.uuid, &def.name).is_ok(),
+            };
+            if exists {
                 return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", def.name)));
             }
         } else {
-            w.create(&d.uuid, &def)?;
+            match fleet.as_mut() {
+                Some(f) => f.create_def(&d.uuid, &def)?,
+                None => w.create(&d.uuid, &def)?,
+            }
         }
         if flags & cf::HALT != 0 && is_active(d.state) {
             stop(w, &d, reason::SHUTOFF_FROM_SNAPSHOT)?;
@@ -199,7 +210,11 @@ pub(crate) fn create(drv: &impl Conn, dom: &str, xml_text: &str, flags: u32) -> 
 pub(crate) fn revert(drv: &impl Conn, dom: &str, snap: &str, flags: u32) -> Result<()> {
     drv.store()?.write(|w| {
         let d = w.domain_by_name(dom)?;
-        let def = w.snapshot_def(&d.uuid, snap)?;
+        let mut fleet = drv.fleet()?;
+        let def = match fleet.as_mut() {
+            Some(f) => f.definition(&d.uuid, snap)?,
+            None => w.snapshot_def(&d.uuid, snap)?,
+        };
         let Some(dom_xml) = def.domain.clone() else {
             return Err(Error::new(
                 codes::SNAPSHOT_REVERT_RISKY,
@@ -235,7 +250,10 @@ pub(crate) fn revert(drv: &impl Conn, dom: &str, snap: &str, flags: u32) -> Resu
                 w.define_domain(&restored, d.state, d.reason, d.id)?;
             }
         }
-        w.set_current(&d.uuid, snap)?;
+        match fleet.as_mut() {
+            Some(f) => f.set_current(&d.uuid, snap)?,
+            None => w.set_current(&d.uuid, snap)?,
+        }
         match target {
             st::SHUTOFF => {
                 if is_active(d.state) {
@@ -260,7 +278,10 @@ pub(crate) fn revert(drv: &impl Conn, dom: &str, snap: &str, flags: u32) -> Resu
 pub(crate) fn delete(drv: &impl Conn, dom: &str, snap: &str, flags: u32) -> Result<()> {
     drv.store()?.write(|w| {
         let d = w.domain_by_name(dom)?;
-        w.delete(&d.uuid, snap, flags)
+        match drv.fleet()? {
+            Some(mut f) => f.delete(&d.uuid, snap, flags),
+            None => w.delete(&d.uuid, snap, flags),
+        }
     })
 }
 
@@ -277,6 +298,10 @@ pub(crate) fn import(drv: &impl Conn, dom: &str, xmls: &[String], current: Optio
         drv.deny_read_only("virDomainSnapshotCreateXML")?;
     }
     let defs = xmls.iter().map(|x| parse_redefine(x)).collect::<Result<Vec<_>>>()?;
+    if let Some(mut f) = drv.fleet()? {
+        let uuid = drv.store()?.domain_by_name(dom)?.uuid;
+        return f.import(&uuid, xmls, current, dry_run);
+    }
     let work = |w: &mut Writer<'_, '_>| {
         let d = w.domain_by_name(dom)?;
         w.import(&d.uuid, defs, current)
@@ -295,7 +320,15 @@ pub(crate) fn edit(drv: &impl Conn, dom: &str, snap: &str, xml_text: &str, flags
     let rflags = RedefineFlags { current: flags & cf::CURRENT != 0, disk_only: flags & cf::DISK_ONLY != 0 };
     drv.store()?.write(|w| {
         let d = w.domain_by_name(dom)?;
-        w.edit(&d.uuid, snap, def, rflags)
+        match drv.fleet()? {
+            // The fleet store's interface has no rename: an edit keeping the name is a redefine.
+            Some(mut f) if def.name == snap => f.redefine_def(&d.uuid, def.clone(), rflags),
+            Some(_) => Err(Error::new(
+                codes::OPERATION_UNSUPPORTED,
+                "renaming a snapshot is not supported on the etcd metadata store",
+            )),
+            None => w.edit(&d.uuid, snap, def.clone(), rflags),
+        }
     })?;
     Ok(name)
 }

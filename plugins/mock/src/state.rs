@@ -6,7 +6,7 @@
 use std::sync::MutexGuard;
 
 use virtplug_plugin_sdk::{
-    Result,
+    MetadataStore, Result,
     flags::domain_state as st,
     model::store::{DomainRecord, Store, Writer},
 };
@@ -19,7 +19,13 @@ pub(crate) trait Conn {
     fn store(&self) -> Result<MutexGuard<'_, Store>>;
     /// OPERATION_DENIED on a read-only connection, naming libvirt's public function.
     fn deny_read_only(&self, function: &str) -> Result<()>;
+    /// The fleet store keeping the snapshot metadata (`store=etcd://…`), locked; `None`: the
+    /// local store keeps it. Always locked after [`Conn::store`].
+    fn fleet(&self) -> Result<Option<MutexGuard<'_, Fleet>>>;
 }
+
+/// Snapshot metadata on a fleet store, with the SDK's tree rules.
+pub(crate) type Fleet = Box<dyn MetadataStore>;
 
 /// Whether a domain in `state` is running (or paused, or otherwise not shut off).
 pub(crate) fn is_active(state: u32) -> bool {

@@ -35,6 +35,19 @@ pub fn state_dir(uri: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
+/// Splits `mock:///…?store=etcd://…` into the URI without its query and the fleet store URI:
+/// the `store=` parameter, else `VIRTPLUG_STORE` (the host-wide default), else none (the local
+/// SQLite store keeps everything). A malformed store URI is INVALID_ARG; any other query is
+/// refused by [`state_dir`] as before.
+pub fn split_store(uri: &str) -> Result<(String, Option<virtplug_store_etcd::StoreUri>)> {
+    let (base, store) = match uri.split_once("?store=") {
+        Some((base, store)) => (base.to_owned(), Some(store.to_owned())),
+        None => (uri.to_owned(), std::env::var("VIRTPLUG_STORE").ok().filter(|s| !s.is_empty())),
+    };
+    let store = store.map(|s| virtplug_store_etcd::StoreUri::parse(&s)).transpose()?;
+    Ok((base, store))
+}
+
 /// The store's durability from `VIRTPLUG_MOCK_SYNC`: `normal` (the default: WAL with
 /// `synchronous=NORMAL`, a commit survives the process being killed at any moment but the last
 /// commits may be lost on power loss) or `full` (an fsync on every commit).
