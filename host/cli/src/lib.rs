@@ -29,7 +29,12 @@ pub fn default_uri() -> String {
 /// Runs one command and returns its complete stdout text (virsh's end-of-command newline
 /// included, except for JSON).
 pub fn run(cli: Cli) -> Result<String> {
-    let registry = Registry::from_env()?;
+    // A command on one URI loads only the plugins up to the one that serves it (cold start);
+    // `plugins` and `migrate-snapshots` (two URIs) load every plugin.
+    let registry = match &cli.command {
+        Command::Plugins(_) | Command::MigrateSnapshots(_) => Registry::from_env()?,
+        _ => Registry::from_env_for_uri(cli.connect.clone().unwrap_or_else(default_uri).as_str())?,
+    };
     let json = cli.json;
     // virsh refuses an empty option value when the command reads it, after connecting.
     let empty =

@@ -141,6 +141,32 @@ impl Registry {
     /// Loads every plugin in `dirs`. A file that is refused does not stop the others; it is
     /// kept in [`Registry::refused`]. The first plugin to claim a scheme keeps it.
     pub fn discover(dirs: &PluginDirs) -> Self {
+        Self::discover_until(dirs, |_| false)
+    }
+
+    /// Loads the plugins of `dirs` in [`Registry::discover`]'s order until one claims
+    /// `scheme` (`qemu` for `qemu:///system` and `qemu+unix:///system`): a command that opens
+    /// one URI pays for loading the plugins before its own, not for every plugin installed.
+    /// The plugin found is the one [`Registry::discover`] would give the scheme (the first to
+    /// claim it); when none claims it, every plugin was loaded and refused files are listed
+    /// as with [`Registry::discover`].
+    pub fn discover_for_scheme(dirs: &PluginDirs, scheme: &str) -> Self {
+        Self::discover_until(dirs, |registry| registry.for_scheme(scheme).is_some())
+    }
+
+    /// [`Registry::discover_for_scheme`] on the standard search path, for the driver part of
+    /// `uri`'s scheme (the text before `:`, then before `+`); a URI without a scheme loads
+    /// every plugin.
+    pub fn from_env_for_uri(uri: &str) -> Result<Self> {
+        let dirs = PluginDirs::from_env()?;
+        Ok(match uri.split_once(':') {
+            Some((scheme, _)) => Self::discover_for_scheme(&dirs, scheme.split('+').next().unwrap_or(scheme)),
+            None => Self::discover(&dirs),
+        })
+    }
+
+    /// Loads plugins in discovery order, stopping once `done` holds.
+    fn discover_until(dirs: &PluginDirs, done: impl Fn(&Self) -> bool) -> Self {
         let mut registry = Self::default();
         let mut seen = std::collections::BTreeSet::new();
         let candidates = dirs
@@ -159,6 +185,9 @@ impl Registry {
                     tracing::warn!("{}", one_line(&e.to_string()));
                     registry.refused.push(e);
                 }
+            }
+            if done(&registry) {
+                break;
             }
         }
         registry
