@@ -647,3 +647,25 @@ fn halt_is_refused_for_a_transient_domain() {
     assert!(!mem.exists() && !r.path().join("a.m").exists());
     assert_eq!(state(&*drv, "d").0, 1);
 }
+
+#[test]
+fn running_overlays_copy_the_cluster_layout() {
+    if !backend() {
+        return;
+    }
+    let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let r = Root::new();
+    let a = r.path().join("a.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", "-o", "cluster_size=128k,extended_l2=on", a.to_str().unwrap(), "64M"]);
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    drv.domain_start("d").unwrap();
+    drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap();
+    let info = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&qemu_img(&["info", "-U", "--output=json", p.to_str().unwrap()])).unwrap()
+    };
+    let v = info(&r.path().join("a.s1"));
+    assert_eq!(v["cluster-size"], 131_072);
+    assert_eq!(v["format-specific"]["data"]["extended-l2"], true);
+    assert_eq!(v["virtual-size"], 64 << 20);
+}

@@ -40,13 +40,17 @@ fn fault(name: &str) -> bool {
     std::env::var("VIRTPLUG_QEMU_FAULT").is_ok_and(|v| v == name)
 }
 
-/// `qemu-img create` of one overlay on its frozen image; `size` skips opening the backing.
-fn make_overlay(disk: &ExtDisk, size: Option<u64>) -> Result<()> {
+/// `qemu-img create` of one overlay on its frozen image; `size` skips opening the backing,
+/// `opts` are qcow2 creation options (`-o`).
+fn make_overlay(disk: &ExtDisk, size: Option<u64>, opts: Option<&str>) -> Result<()> {
     let bin = img::qemu_img();
     let frozen = disk.frozen.to_string_lossy();
     let overlay = disk.overlay.to_string_lossy();
     let size = size.map(|s| s.to_string());
     let mut args = vec!["create", "-q", "-f", "qcow2", "-F", &disk.frozen_format, "-b", &frozen];
+    if let Some(o) = opts {
+        args.extend(["-o", o]);
+    }
     if let Some(s) = &size {
         args.extend(["-u", &overlay, s]);
     } else {
@@ -177,7 +181,7 @@ fn running(
 fn offline(g: &mut Inner, d: &DomainRecord, def: &SnapshotDef, disks: &[ExtDisk], flags: u32) -> Result<()> {
     if flags & cf::REUSE_EXT == 0 {
         for (k, disk) in disks.iter().enumerate() {
-            if let Err(e) = make_overlay(disk, None) {
+            if let Err(e) = make_overlay(disk, None, None) {
                 unlink_created(&disks[..=k]);
                 return Err(e);
             }
@@ -190,8 +194,12 @@ fn offline(g: &mut Inner, d: &DomainRecord, def: &SnapshotDef, disks: &[ExtDisk]
     res
 }
 
-/// (top node, virtual size) of every device, by qdev id.
-fn tops(q: &mut crate::qmp::Qmp, dom: &str) -> Result<Vec<(String, String, u64)>> {
+/// The live top of one device: qdev id, node name, virtual size, and the qcow2 layout options
+/// an overlay copies from it (libvirt copies `cluster-size` and `extended-l2`).
+type Top = (String, String, u64, Option<String>);
+
+/// The live top of every device.
+fn tops(q: &mut crate::qmp::Qmp, dom: &str) -> Result<Vec<Top>> {
     let v = q.execute("query-block", None).map_err(|e| qmp_error(dom, "query-block", &e))?;
     Ok(v.as_array()
         .map(|a| {
@@ -201,7 +209,13 @@ fn tops(q: &mut crate::qmp::Qmp, dom: &str) -> Result<Vec<(String, String, u64)>
                     let id = qdev.strip_suffix("/virtio-backend").unwrap_or(qdev).rsplit('/').next()?.to_owned();
                     let node = b.pointer("/inserted/node-name")?.as_str()?.to_owned();
                     let size = b.pointer("/inserted/image/virtual-size").and_then(Value::as_u64).unwrap_or(0);
-                    Some((id, node, size))
+                    let img = b.pointer("/inserted/image");
+                    let opts = img.filter(|i| i.get("format").and_then(Value::as_str) == Some("qcow2")).and_then(|i| {
+                        let cluster = i.get("cluster-size")?.as_u64()?;
+                        let l2 = i.pointer("/format-specific/data/extended-l2").and_then(Value::as_bool) == Some(true);
+                        Some(format!("cluster_size={cluster},extended_l2={}", if l2 { "on" } else { "off" }))
+                    });
+                    Some((id, node, size, opts))
                 })
                 .collect()
         })
@@ -231,11 +245,11 @@ fn running_disks(
         e
     };
     for (k, disk) in disks.iter().enumerate() {
-        let Some((_, old, size)) = live.iter().find(|(id, _, _)| *id == disk.target) else {
+        let Some((_, old, size, opts)) = live.iter().find(|t| t.0 == disk.target) else {
             let e = Error::internal(format!("qemu reports no image for disk '{}'", disk.target));
             return Err(fail(q, &added, &disks[..k], e));
         };
-        if !reuse && let Err(e) = make_overlay(disk, Some(*size)) {
+        if !reuse && let Err(e) = make_overlay(disk, Some(*size), opts.as_deref()) {
             return Err(fail(q, &added, &disks[..=k], e));
         }
         let (fnode, snode) = super::node_names(&disk.target);
