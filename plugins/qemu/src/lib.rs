@@ -1,7 +1,9 @@
 //! virtplug's QEMU driver (`qemu:` URIs): domains run as `qemu-system-x86_64` processes (KVM
 //! when usable, else TCG) driven over QMP, and snapshots are qcow2 internal snapshots —
 //! `qemu-img snapshot` for shut-off domains, QMP `snapshot-save`/`-load`/`-delete` jobs for
-//! running ones. Snapshot metadata lives in the model crate's SQLite store; this driver adds
+//! running ones — and external snapshots (`external/`): qcow2 overlays on frozen images,
+//! disk-only or with the memory in a libvirt-style save image. Snapshot metadata lives in the
+//! model crate's SQLite store; this driver adds
 //! the image-side checks libvirt leaves out (REDEFINE verifies the images, all-digit names are
 //! refused, tags are never duplicated).
 //!
