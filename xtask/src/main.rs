@@ -95,7 +95,16 @@ fn build() -> Result<()> {
 /// default all); a missed target under `--check` is the binary's non-zero exit, hence an error.
 fn bench(extra: &[String]) -> Result<()> {
     let mut cmd = cargo();
-    cmd.args(["build", "--release", "--workspace", "--exclude", "xtask", "--quiet"]);
+    cmd.args([
+        "build",
+        "--release",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--features",
+        "virtplug-bench/etcd",
+        "--quiet",
+    ]);
     run(cmd)?;
     let target = build_dir().parent().map(Path::to_owned).unwrap_or_default();
     let mut cmd = Command::new(target.join("release").join("virtplug-bench"));

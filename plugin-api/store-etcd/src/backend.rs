@@ -458,6 +458,29 @@ impl EtcdBackend {
         Ok((loaded, p))
     }
 
+    /// The cluster's floor for benches: one single-key transaction round trip (an unguarded put
+    /// of `key` under the store's prefix).
+    pub fn floor_txn(&mut self, key: &str) -> Result<()> {
+        let txn = Txn::new().and_then([TxnOp::put(format!("{}/bench/{key}", self.keys.prefix()), "x", None)]);
+        self.txn(txn).map(|_| ())
+    }
+
+    /// Raw puts for benches: `values` under `P/bench/<key>/<i>`, in unguarded transactions of
+    /// the same chunk size as a generation write; the cluster's raw throughput for those bytes.
+    pub fn raw_puts(&mut self, key: &str, values: &[String]) -> Result<()> {
+        for (n, chunk) in values.chunks(CHUNK_OPS).enumerate() {
+            let ops: Vec<TxnOp> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    TxnOp::put(format!("{}/bench/{key}/{}", self.keys.prefix(), n * CHUNK_OPS + i), v.as_str(), None)
+                })
+                .collect();
+            self.txn(Txn::new().and_then(ops))?;
+        }
+        Ok(())
+    }
+
     /// How many keys `dom`'s generations hold (the live one's snapshots and current, plus any
     /// orphan): an inspection for tools and tests.
     pub fn stored_keys(&mut self, dom: &str) -> Result<i64> {

@@ -34,6 +34,10 @@ impl Keys {
     pub(crate) fn new(prefix: &str) -> Self {
         Self { prefix: prefix.to_owned() }
     }
+    /// `P` itself.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
     /// `P/hosts/<host>`: the host's lease id, attached to that lease.
     pub(crate) fn host(&self, host: &str) -> String {
         format!("{}/hosts/{}", self.prefix, hex(host))

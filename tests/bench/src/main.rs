@@ -11,6 +11,7 @@
 //! - `vbox`: snapshot operations on the VBoxManage simulator, invocations and time;
 //! - `qemu`: snapshot create (shut off and running) and revert through the host, against the
 //!   bare `qemu-img` and QMP commands;
+//! - `fleet`: snapshot metadata on a 3-member etcd cluster beside SQLite (feature `etcd`);
 //! - `daemon`: 16 concurrent clients on virtplugd's unix socket, and a 16,000-snapshot
 //!   migration between two daemons;
 //! - `libvirt-wire`: python3-libvirt's founding workflow and snapshot lookups over libvirt's RPC
@@ -26,6 +27,7 @@
 
 mod cold_start;
 mod daemon;
+mod fleet;
 mod libvirt_wire;
 mod load;
 mod proc;
@@ -57,6 +59,7 @@ fn section(args: &[String]) -> Result<()> {
         Some("vbox") => vbox::run(),
         Some("qemu") => qemu::run(),
         Some("daemon") => daemon::run(),
+        Some("fleet") => fleet::run(),
         Some("libvirt-wire") => libvirt_wire::run(&args[1..]),
         None | Some("all") => {
             load::run()?;
