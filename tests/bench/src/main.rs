@@ -35,6 +35,7 @@ mod qemu;
 mod report;
 mod vbox;
 mod vsphere;
+mod vsphere_floor;
 mod workflow;
 mod workflow_floor;
 
@@ -56,6 +57,7 @@ fn section(args: &[String]) -> Result<()> {
         Some("workflow-floor") => workflow_floor::one(&args[1..]),
         Some("vsphere") => vsphere::run(),
         Some("vsphere-one") => vsphere::one(&args[1..]),
+        Some("vsphere-floor") => vsphere_floor::one(&args[1..]),
         Some("vbox") => vbox::run(),
         Some("qemu") => qemu::run(),
         Some("daemon") => daemon::run(),

@@ -15,8 +15,10 @@
 //! its "list" is `snapshotListNames`, its "tree" that plus `getParent` per snapshot (what
 //! `virsh snapshot-list --tree` does); ours is one `snapshot_list` call for both.
 //!
-//! Targets (issue 6): at most 3 round trips for create, revert, delete and current; one for a
-//! full tree listing; at least 4x faster than libvirt on the same simulator.
+//! Targets: issue 6, at most 3 round trips for current, one for a full tree listing, at least 4x
+//! faster than libvirt on the same simulator; issue 19, create, revert and delete in 2 round
+//! trips, and one request at most 1.2x one raw keep-alive POST of the same body
+//! (`vsphere_floor.rs`). Rows through `report.rs`.
 
 use std::{
     collections::BTreeMap,
@@ -34,11 +36,14 @@ use std::{
 use anyhow::{Context, Result, bail};
 use virtplug_host::{Connection, Registry, flags::snapshot_delete};
 
-use crate::proc;
+use crate::{
+    proc,
+    report::{self, Row, Target, Unit},
+};
 
-const USER: &str = "root";
-const PASSWORD: &str = "bench-pw";
-const VM: &str = "ha-host_VM0";
+pub(crate) const USER: &str = "root";
+pub(crate) const PASSWORD: &str = "bench-pw";
+pub(crate) const VM: &str = "ha-host_VM0";
 const N: usize = 30;
 const COUNT_PATH: &str = "/__virtplug_bench/count";
 /// Rows of the table, in order; the per-row round-trip target (`None`: no target).
@@ -53,14 +58,9 @@ const OPS: [(&str, Option<u64>); 8] = [
     ("delete", Some(3)),
 ];
 
-/// libvirt-python through libvirt's esx driver on this simulator, as the issue and reference §H
-/// quote them (ms).
-const ISSUE_MS: [(&str, f64); 6] =
-    [("connect", 11.6), ("create", 7.06), ("list", 4.43), ("current", 2.20), ("revert", 7.42), ("delete", 9.19)];
-
 // ---------------------------------------------------------------- simulator
 
-fn sim_path() -> PathBuf {
+pub(crate) fn sim_path() -> PathBuf {
     if let Some(p) = std::env::var_os("VSPHERE_SIM") {
         return PathBuf::from(p);
     }
@@ -70,14 +70,14 @@ fn sim_path() -> PathBuf {
 }
 
 /// A running simulator (ESX model, plain HTTP, loopback); killed on drop.
-struct Sim {
+pub(crate) struct Sim {
     child: Child,
     _stdin: ChildStdin,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Sim {
-    fn start(bin: &PathBuf) -> Result<Self> {
+    pub(crate) fn start(bin: &PathBuf) -> Result<Self> {
         let mut child = Command::new(bin)
             .args(["-model", "esx", "-l", "127.0.0.1:0", "-u", &format!("{USER}:{PASSWORD}"), "-stdin"])
             .stdin(Stdio::piped())
@@ -131,7 +131,7 @@ impl Message {
 type Head = (String, Vec<(String, String)>);
 
 /// Reads the head (`None` on a clean end of stream).
-fn read_head(r: &mut impl BufRead) -> Result<Option<Head>> {
+pub(crate) fn read_head(r: &mut impl BufRead) -> Result<Option<Head>> {
     let mut start = String::new();
     if r.read_line(&mut start)? == 0 {
         return Ok(None);
@@ -155,7 +155,7 @@ fn read_head(r: &mut impl BufRead) -> Result<Option<Head>> {
 
 /// Reads a body framed by Content-Length or chunked encoding (`to_eof` when neither, for a
 /// response without framing).
-fn read_body(r: &mut impl BufRead, headers: &[(String, String)], to_eof: bool) -> Result<Vec<u8>> {
+pub(crate) fn read_body(r: &mut impl BufRead, headers: &[(String, String)], to_eof: bool) -> Result<Vec<u8>> {
     let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str());
     if get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
         let mut body = Vec::new();
@@ -468,18 +468,6 @@ fn parse(stdout: &str) -> Results {
         .collect()
 }
 
-fn trips_text(r: Option<&(f64, i64, i64)>) -> String {
-    match r {
-        Some(&(_, min, max)) if min >= 0 && min == max => min.to_string(),
-        Some(&(_, min, max)) if min >= 0 => format!("{min}-{max}"),
-        _ => "-".to_owned(),
-    }
-}
-
-fn ms_text(r: Option<&(f64, i64, i64)>) -> String {
-    r.map_or("-".to_owned(), |(s, _, _)| format!("{:.2}", s * 1e3))
-}
-
 /// Runs one side in a child process on a fresh simulator, through the proxy or not.
 fn side(sim_bin: &PathBuf, cmd: impl Fn(u16, u16) -> Command, proxied: bool) -> Result<Results> {
     let sim = Sim::start(sim_bin)?;
@@ -495,10 +483,9 @@ fn side(sim_bin: &PathBuf, cmd: impl Fn(u16, u16) -> Command, proxied: bool) -> 
 
 /// Parent side: the table.
 pub fn run() -> Result<()> {
-    println!("## vSphere snapshots: virtplug (host API, vsphere plugin) vs libvirt 9.0 esx driver (python3-libvirt)");
-    println!(
-        "govmomi 0.24.2 simulator, ESX model, VM {VM}, HTTP on loopback; n = {N}, median ms; round trips = HTTP requests counted by a loopback proxy"
-    );
+    report::header(&format!(
+        "vSphere snapshots: virtplug (host API, vsphere plugin) vs libvirt 9.0 esx driver (python3-libvirt); govmomi 0.24.2 simulator, ESX model, VM {VM}, HTTP on loopback; n = {N}, median; round trips = HTTP requests counted by a loopback proxy"
+    ));
     let sim_bin = sim_path();
     if !sim_bin.is_file() {
         println!("simulator not built ({}): run tests/vsphere-sim/build.sh", sim_bin.display());
@@ -534,49 +521,49 @@ pub fn run() -> Result<()> {
             None
         }
     };
-    println!(
-        "{:<13} {:>5} {:>7} {:>9} | {:>7} {:>10} {:>7} | {:>9} {:>7} | targets: trips; >= 4x vs this run, vs the issue's figures",
-        "operation", "trips", "ms", "direct ms", "libvirt", "libvirt ms", "ratio", "issue ms", "ratio"
-    );
-    let ratio = |theirs: Option<f64>, ours: Option<f64>| match (theirs, ours) {
-        (Some(t), Some(o)) => Some(t / o.max(1e-12)),
-        _ => None,
-    };
-    let ratio_text = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{r:.1}x"));
-    let speed_text = |r: Option<f64>| r.map_or("-", |r| if r >= 4.0 { "ok" } else { "MISSED" });
+    let secs = |r: Option<&(f64, i64, i64)>| r.map(|r| r.0);
+    let trips = |r: Option<&(f64, i64, i64)>| r.filter(|r| r.1 >= 0).map(|r| r.2 as f64);
     for (op, target) in OPS {
         let o = ours.get(op);
         let t = theirs.as_ref().and_then(|t| t.get(op));
-        let issue = ISSUE_MS.iter().find(|(k, _)| *k == op).map(|(_, ms)| ms / 1e3);
-        let live = ratio(t.map(|t| t.0), o.map(|o| o.0));
-        let vs_issue = ratio(issue, o.map(|o| o.0));
-        let trips_verdict = match (target, o) {
-            (Some(limit), Some(&(_, _, max))) if max >= 0 => {
-                format!("<= {limit} {}", if max as u64 <= limit { "ok" } else { "MISSED" })
-            }
-            _ => "-".to_owned(),
-        };
-        println!(
-            "{:<13} {:>5} {:>7} {:>9} | {:>7} {:>10} {:>7} | {:>9} {:>7} | {trips_verdict}; {}, {}",
-            op,
-            trips_text(o),
-            ms_text(o),
-            ms_text(direct.get(op)),
-            trips_text(t),
-            ms_text(t),
-            ratio_text(live),
-            issue.map_or("-".to_owned(), |s| format!("{:.2}", s * 1e3)),
-            ratio_text(vs_issue),
-            speed_text(live),
-            speed_text(vs_issue),
-        );
+        if let Some(ours_trips) = trips(o) {
+            // issue 6: the table's limits; issue 19: create, revert and delete in 2 where the API allows
+            let limit = match op {
+                "create" | "revert" | "delete" => Some(2),
+                _ => target,
+            };
+            Row::new("vsphere", format!("{op} round trips"), Unit::Count, ours_trips)
+                .peer_opt(trips(t))
+                .target(limit.map_or(Target::None, |l| Target::AtMost(l as f64)))
+                .emit();
+        }
+        if let Some(ours_s) = secs(o) {
+            // issue 6: at least 4x faster than libvirt on the same simulator, through the same proxy
+            let speed = if op.starts_with("connect") { Target::None } else { Target::Peer(0.25) };
+            Row::new("vsphere", format!("{op} (proxied)"), Unit::Time, ours_s).peer_opt(secs(t)).target(speed).emit();
+        }
+        if let Some(direct_s) = secs(direct.get(op)) {
+            Row::new("vsphere", format!("{op} (direct)"), Unit::Time, direct_s).emit();
+        }
     }
-    println!(
-        "ms: both sides through the same proxy (libvirt cannot connect without it); \"direct\" = virtplug straight to the simulator."
+    match crate::vsphere_floor::measure()? {
+        Some((floor, floor_text, ours_one, bytes)) => {
+            // issue 19: our per-request cost at most 1.2x one raw keep-alive POST of the same body
+            Row::new("vsphere", "one request: current (direct, 1 trip)", Unit::Time, ours_one)
+                .floor(floor)
+                .target(Target::Floor(1.2))
+                .emit();
+            Row::new("vsphere", "raw POST + response as String", Unit::Time, floor_text).floor(floor).emit();
+            report::note(&format!(
+                "floor: one raw keep-alive HTTP/1.1 POST of current's RetrievePropertiesEx body ({bytes:.0}-byte answer), same process and simulator, interleaved"
+            ));
+        }
+        None => report::note("floor: simulator not built"),
+    }
+    report::note(
+        "proxied: both sides through the same counting proxy (libvirt cannot connect without it); direct: virtplug straight to the simulator",
     );
-    println!(
-        "libvirt list = snapshotListNames, tree = that + getParent per snapshot; \"issue ms\" = libvirt-python figures of issue 6 / reference §H."
-    );
+    report::note("libvirt list = snapshotListNames, tree = that + getParent per snapshot");
     println!();
     Ok(())
 }

@@ -1,0 +1,173 @@
+//! vSphere's per-request floor (issue 19, point 2): one raw keep-alive HTTP POST of the SOAP
+//! body our `snapshot_current` sends (`RetrievePropertiesEx` of the VM's `config.uuid` and
+//! `snapshot`), against the simulator, with no XML parsed, measured in the same process and on
+//! the same simulator and tree (6 snapshots) as our `snapshot_current`, interleaved.
+//!
+//! Our one call is then split into where its time goes: the host → plugin call and the plugin's
+//! set-up (`snapshot_current` minus the HTTP exchange), measured as ours minus the floor; and
+//! the raw POST with the response read as text into a `String` (what the HTTP client hands the
+//! plugin) to show the copy's cost.
+
+use std::{
+    io::{BufReader, Write},
+    net::TcpStream,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use virtplug_host::{Connection, Registry};
+
+use crate::{
+    proc,
+    vsphere::{PASSWORD, Sim, USER, VM, read_body, read_head, sim_path},
+};
+
+const N: usize = 200;
+
+const ENVELOPE_HEAD: &str = concat!(
+    r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+    "\n",
+    r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>"#
+);
+const ENVELOPE_TAIL: &str = "</soapenv:Body></soapenv:Envelope>";
+
+/// One kept-alive HTTP/1.1 connection that POSTs SOAP bodies.
+struct Raw {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    port: u16,
+    cookie: Option<String>,
+    action: String,
+}
+
+impl Raw {
+    fn connect(port: u16) -> Result<Self> {
+        let s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_nodelay(true)?;
+        Ok(Self {
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+            port,
+            cookie: None,
+            action: "urn:vim25".to_owned(),
+        })
+    }
+
+    /// POSTs `body` in the envelope; returns the response body.
+    fn post(&mut self, body: &str) -> Result<Vec<u8>> {
+        let envelope = format!("{ENVELOPE_HEAD}{body}{ENVELOPE_TAIL}");
+        let cookie = self.cookie.as_ref().map(|c| format!("Cookie: vmware_soap_session={c}\r\n")).unwrap_or_default();
+        let request = format!(
+            "POST /sdk HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"{}\"\r\n{cookie}Content-Length: {}\r\n\r\n{envelope}",
+            self.port,
+            self.action,
+            envelope.len()
+        );
+        self.writer.write_all(request.as_bytes())?;
+        let (status, headers) = read_head(&mut self.reader)?.context("simulator closed the connection")?;
+        for (k, v) in &headers {
+            if k.eq_ignore_ascii_case("set-cookie")
+                && let Some(val) = v.strip_prefix("vmware_soap_session=")
+            {
+                self.cookie = Some(val.split(';').next().unwrap_or("").trim().to_owned());
+            }
+        }
+        let body = read_body(&mut self.reader, &headers, false)?;
+        if !status.contains(" 200") {
+            bail!("{status}: {}", String::from_utf8_lossy(&body));
+        }
+        Ok(body)
+    }
+}
+
+/// The text of the first `<tag …>text</tag>` in `xml`.
+fn between<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let start = xml.find(&format!("<{tag}"))?;
+    let after = &xml[start..];
+    let open_end = after.find('>')? + 1;
+    let close = after.find(&format!("</{tag}>"))?;
+    after.get(open_end..close)
+}
+
+/// Child side: `vsphere-floor <port>`; prints `floor <s>`, `floor_text <s>`, `ours <s>`
+/// (medians per request).
+pub fn one(args: &[String]) -> Result<()> {
+    let port: u16 = args.first().context("port")?.parse()?;
+    let uri = format!("vsphere://{USER}@127.0.0.1:{port}/?no_verify=1&transport=http");
+    let registry = Registry::from_env()?;
+    let conn = Connection::open(&registry, &uri, false)?;
+    let create =
+        |name: &str| conn.snapshot_create(VM, &format!("<domainsnapshot><name>{name}</name></domainsnapshot>"), 0);
+    for name in ["base", "p1", "p2", "p3", "p4"] {
+        create(name)?;
+    }
+    conn.snapshot_revert(VM, "base", 0)?;
+    create("b0")?;
+
+    let mut raw = Raw::connect(port)?;
+    let sc = String::from_utf8(raw.post(
+        r#"<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this></RetrieveServiceContent>"#,
+    )?)?;
+    let field =
+        |tag: &str| between(&sc, tag).map(str::to_owned).with_context(|| format!("no {tag} in service content"));
+    let (sm, pc, si) = (field("sessionManager")?, field("propertyCollector")?, field("searchIndex")?);
+    raw.action = format!("urn:vim25/{}", field("apiVersion")?);
+    raw.post(&format!(
+        r#"<Login xmlns="urn:vim25"><_this type="SessionManager">{sm}</_this><userName>{USER}</userName><password>{PASSWORD}</password></Login>"#
+    ))?;
+    let found = String::from_utf8(raw.post(&format!(
+        r#"<FindByInventoryPath xmlns="urn:vim25"><_this type="SearchIndex">{si}</_this><inventoryPath>ha-datacenter/vm/{VM}</inventoryPath></FindByInventoryPath>"#
+    ))?)?;
+    let vm = between(&found, "returnval").context("VM not found")?.to_owned();
+    // The body `snapshot_current` sends (plugins/vsphere/src/vim.rs, retrieve_body).
+    let body = format!(
+        r#"<RetrievePropertiesEx xmlns="urn:vim25"><_this type="PropertyCollector">{pc}</_this><specSet><propSet><type>VirtualMachine</type><all>false</all><pathSet>config.uuid</pathSet><pathSet>snapshot</pathSet></propSet><objectSet><obj type="VirtualMachine">{vm}</obj></objectSet></specSet><options><maxObjects>1000</maxObjects></options></RetrievePropertiesEx>"#
+    );
+    let answer = String::from_utf8(raw.post(&body)?)?;
+    if !answer.contains("<name>b0</name>") {
+        bail!("the raw answer has not the tree: {answer}");
+    }
+    let (mut floor, mut text, mut ours) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..N {
+        let start = Instant::now();
+        let bytes = raw.post(&body)?;
+        floor.push(start.elapsed());
+        let start = Instant::now();
+        let s = String::from_utf8(raw.post(&body)?)?;
+        text.push(start.elapsed());
+        let start = Instant::now();
+        let current = conn.snapshot_current(VM)?;
+        ours.push(start.elapsed());
+        if bytes.len() != s.len() || current.map(|c| c.name).as_deref() != Some("b0") {
+            bail!("unexpected answer");
+        }
+    }
+    let median = |v: &mut Vec<Duration>| proc::median(v).as_secs_f64();
+    println!("floor {}", median(&mut floor));
+    println!("floor_text {}", median(&mut text));
+    println!("ours {}", median(&mut ours));
+    println!("bytes {}", answer.len());
+    Ok(())
+}
+
+/// Parent side: runs [`one`] on a fresh simulator; `(floor, floor_text, ours, response bytes)`.
+pub fn measure() -> Result<Option<(f64, f64, f64, f64)>> {
+    let sim_bin = sim_path();
+    if !sim_bin.is_file() {
+        return Ok(None);
+    }
+    let sim = Sim::start(&sim_bin)?;
+    let exe = std::env::current_exe()?;
+    let out = proc::run(
+        std::process::Command::new(exe)
+            .args(["vsphere-floor", &sim.port.to_string()])
+            .env("VIRTPLUG_VSPHERE_PASSWORD", PASSWORD),
+    )?;
+    let get = |k: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(k).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+            .with_context(|| format!("vsphere-floor printed no {k}"))
+    };
+    Ok(Some((get("floor")?, get("floor_text")?, get("ours")?, get("bytes")?)))
+}
