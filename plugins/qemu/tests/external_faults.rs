@@ -17,7 +17,10 @@ use std::{
 
 use common::*;
 use ext::*;
-use virtplug_plugin_sdk::{Driver, codes, flags::snapshot_create as cf};
+use virtplug_plugin_sdk::{
+    Driver, codes,
+    flags::{snapshot_create as cf, snapshot_revert as rf},
+};
 
 /// base(0x11) <- a.s1(0x22) <- a.s2(0x33) <- a.s3 (top, 0x44) in `dir`: snapshots s1, s2, s3.
 fn three(r: &Root, drv: &dyn Driver, dir: &Path) {
@@ -73,6 +76,22 @@ fn cut_short_operations_are_settled_at_open() {
     assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
     assert_eq!(drv.snapshot_current("d").unwrap().unwrap().name, "s3");
     assert!(r.path().join("lib/qemu/external").read_dir().unwrap().next().is_none());
+
+    // 1b. a running qemu switched in place, then the process stopped: the definition follows
+    drv.domain_start("d").unwrap();
+    set_fault(Some("revert-crash-switched"));
+    let e = drv.snapshot_revert("d", "s1", rf::RUNNING).unwrap_err();
+    set_fault(None);
+    assert_eq!(e.message, "fault injected after the in-place switch");
+    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    drop(drv);
+    let drv = r.open();
+    assert_eq!(top(&*drv, "d", "vda"), p("a.s1-revert1"));
+    assert_eq!(drv.snapshot_current("d").unwrap().unwrap().name, "s1");
+    assert!(view(&p("a.s1-revert1"), [0x11, 0, 0, 0]));
+    // back to s3's branch for what follows (shut off)
+    drv.snapshot_revert("d", "s3", 0).unwrap();
+    write_at(&top(&*drv, "d", "vda"), "3M", 0x44);
 
     // 2. delete stopped after the merge, before the metadata: rolled forward at open
     set_fault(Some("delete-crash"));

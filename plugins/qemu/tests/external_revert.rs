@@ -9,7 +9,7 @@ mod ext;
 
 use common::*;
 use ext::*;
-use virtplug_plugin_sdk::flags::snapshot_revert as rf;
+use virtplug_plugin_sdk::flags::{snapshot_create as cf, snapshot_revert as rf};
 
 const RUNNING: u32 = 1;
 const PAUSED: u32 = 3;
@@ -69,12 +69,29 @@ fn revert_keeps_the_abandoned_branch() {
     let t3 = top(&*drv, "d", "vda");
     assert_eq!(t3, r.path().join("a.s1-revert2"));
     assert!(reads(&t3, "0", 0x11) && reads(&t3, "1M", 0));
-    // from a running domain, PAUSED: qemu restarted paused on s2's frozen images
+    // from a running domain, PAUSED: the same qemu switched in place to new overlays on s2's
+    // frozen images (a.s1 is not in its graph: opened for the occasion)
     let pid = r.pids()[0];
     drv.snapshot_revert("d", "s2", rf::PAUSED).unwrap();
     assert_eq!(state(&*drv, "d"), (PAUSED, 7));
-    assert_ne!(r.pids(), vec![pid]);
+    assert_eq!(r.pids(), vec![pid]);
     assert!(reads(&top(&*drv, "d", "vda"), "1M", 0x22));
+    // ... and again to s1, whose frozen image is in the graph now (a.qcow2 under a.s1)
+    drv.snapshot_revert("d", "s1", rf::RUNNING).unwrap();
+    assert_eq!((state(&*drv, "d"), r.pids()), ((RUNNING, 4), vec![pid]));
+    assert_eq!(top(&*drv, "d", "vda"), r.path().join("a.s1-revert3"));
+    drv.snapshot_revert("d", "s2", rf::PAUSED).unwrap();
+    assert_eq!(r.pids(), vec![pid]);
+    assert_eq!(top(&*drv, "d", "vda"), r.path().join("a.s2-revert3"));
+    // qemu really runs on the new overlay: a live delete of the next snapshot taken on it
+    // merges through qemu's graph
+    drv.domain_resume("d").unwrap();
+    drv.snapshot_create("d", &snap("t"), cf::DISK_ONLY).unwrap();
+    assert_eq!(top(&*drv, "d", "vda"), r.path().join("a.t"));
+    assert_eq!(backing(&r.path().join("a.t")).unwrap(), r.path().join("a.s2-revert3").display().to_string());
+    drv.snapshot_delete("d", "t", 0).unwrap();
+    assert_eq!(top(&*drv, "d", "vda"), r.path().join("a.s2-revert3"));
+    assert_eq!(r.pids(), vec![pid]);
     // a shut-off snapshot without flags stops the domain
     drv.snapshot_revert("d", "s1", 0).unwrap();
     assert_eq!(state(&*drv, "d"), (SHUTOFF, 7));

@@ -2,6 +2,10 @@
 //! run: shut-off `snapshot_create` vs `qemu-img snapshot -c` (target <= 1.25x), running
 //! `snapshot_create` vs a bare QMP `snapshot-save` job (target <= 1.25x), and the in-place revert
 //! of a running domain (libvirt 9.0 restarts qemu for it: about 1.8 s). Medians of 20.
+//! External snapshots (report rows, floor = the bare steps in the same run): disk-only create on
+//! a running domain vs qemu-img create + blockdev-add + one `transaction` (<= 1.2x), delete of a
+//! 64 MiB active overlay vs the bare block-commit job (<= 1.2x), revert of a running disk-only
+//! snapshot (<= 50 ms; done in place, floor: the same QMP steps on a bare qemu).
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -14,7 +18,10 @@ use std::{
 use anyhow::{Context, Result, bail};
 use virtplug_host::{Connection, Registry};
 
-use crate::proc::{median, ms};
+use crate::{
+    proc::{median, ms},
+    report::{self, Target, Unit},
+};
 
 const N: usize = 20;
 
@@ -192,5 +199,216 @@ fn measure(dir: &Path) -> Result<()> {
     );
     conn.domain_destroy("bench")?;
     println!();
+    report::header(
+        "QEMU external snapshots: host API (qemu plugin) vs the bare QMP / qemu-img steps (floor), same run",
+    );
+    external(dir, &conn)?;
+    println!();
+    Ok(())
+}
+
+// ---- external snapshots (issue 17) ----
+
+const N_EXT: usize = 20;
+const N_DEL: usize = 5;
+const DISK_ONLY: u32 = 16;
+
+fn qemu_io_write(path: &Path, what: &str) -> Result<()> {
+    let out = Command::new("qemu-io").args(["-f", "qcow2", "-c", what, &path.display().to_string()]).output()?;
+    if !out.status.success() {
+        bail!("qemu-io {what}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// Starts a bare qemu with `blockdevs` (JSON) and a virtio disk on `drive`; returns its QMP.
+fn bare_qemu(dir: &Path, name: &str, blockdevs: &[String], drive: &str) -> Result<Qmp> {
+    let sock = dir.join(format!("{name}.sock"));
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-machine", "pc,accel=tcg", "-m", "64", "-nodefaults", "-display", "none", "-S"]);
+    for b in blockdevs {
+        cmd.args(["-blockdev", b]);
+    }
+    cmd.args(["-device", &format!("virtio-blk-pci,drive={drive},id=bdev")])
+        .args(["-qmp", &format!("unix:{},server=on,wait=off", sock.display())])
+        .args(["-pidfile", &dir.join(format!("{name}.pid")).display().to_string(), "-daemonize"]);
+    if !cmd.status()?.success() {
+        bail!("qemu-system-x86_64 did not start");
+    }
+    let mut q = Qmp::connect(&sock)?;
+    q.cmd(r#"{"execute":"cont"}"#)?;
+    Ok(q)
+}
+
+fn file_node(path: &Path, node: &str) -> String {
+    format!(r#"{{"driver":"file","filename":"{}","node-name":"{node}","auto-read-only":true}}"#, path.display())
+}
+
+impl Qmp {
+    /// Reads until a line holding `needle` (events included).
+    fn until(&mut self, needle: &str) -> Result<()> {
+        while !self.line()?.contains(needle) {}
+        Ok(())
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Disk-only create on a running domain, delete of a 64 MiB active overlay and revert of a
+/// running disk-only snapshot, each beside its bare counterpart measured in this run.
+fn external(dir: &Path, conn: &Connection) -> Result<()> {
+    let dir = dir.join("ext");
+    std::fs::create_dir_all(&dir)?;
+    let base = dir.join("ours.qcow2");
+    img(&["create", "-q", "-f", "qcow2", &base.display().to_string(), "64M"])?;
+    let xml = domain_xml(&base).replace("<name>bench</name>", "<name>ext</name>").replace("1930</uuid>", "1931</uuid>");
+    conn.domain_define(&xml)?;
+
+    // 1. disk-only create, running: bare = qemu-img create + blockdev-add x2 + one transaction
+    let bare_base = dir.join("bare.qcow2");
+    img(&["create", "-q", "-f", "qcow2", &bare_base.display().to_string(), "64M"])?;
+    let mut q = bare_qemu(
+        &dir,
+        "bare1",
+        &[file_node(&bare_base, "f0"), r#"{"driver":"qcow2","file":"f0","node-name":"d0"}"#.into()],
+        "d0",
+    )?;
+    conn.domain_start("ext")?;
+    let (mut bare, mut ours) = (Vec::new(), Vec::new());
+    let mut top = ("d0".to_owned(), bare_base.clone());
+    for i in 0..N_EXT {
+        let ov = dir.join(format!("bare.o{i}"));
+        bare.push(timed(|| {
+            let (b, o) = (top.1.display().to_string(), ov.display().to_string());
+            img(&["create", "-q", "-f", "qcow2", "-b", &b, "-F", "qcow2", &o])?;
+            q.cmd(&format!(r#"{{"execute":"blockdev-add","arguments":{}}}"#, file_node(&ov, &format!("f{}", i + 1))))?;
+            q.cmd(&format!(
+                r#"{{"execute":"blockdev-add","arguments":{{"driver":"qcow2","file":"f{}","node-name":"d{}","backing":null}}}}"#,
+                i + 1,
+                i + 1
+            ))?;
+            q.cmd(&format!(
+                r#"{{"execute":"transaction","arguments":{{"actions":[{{"type":"blockdev-snapshot","data":{{"node":"{}","overlay":"d{}"}}}}]}}}}"#,
+                top.0,
+                i + 1
+            ))
+        })?);
+        top = (format!("d{}", i + 1), ov);
+        ours.push(timed(|| {
+            Ok(conn
+                .snapshot_create("ext", &format!("<domainsnapshot><name>c{i}</name></domainsnapshot>"), DISK_ONLY)
+                .map(drop)?)
+        })?);
+    }
+    q.cmd(r#"{"execute":"quit"}"#)?;
+    report::Row::new("qemu", "external disk-only create, running", Unit::Time, secs(median(&mut ours)))
+        .floor(secs(median(&mut bare)))
+        .target(Target::Floor(1.2))
+        .emit();
+    conn.domain_destroy("ext")?;
+
+    // 2. delete of a 64 MiB active overlay: bare = block-commit, ready, job-complete, dismiss
+    let (mut bare, mut ours) = (Vec::new(), Vec::new());
+    for i in 0..N_DEL {
+        let (b, o) = (dir.join(format!("cb{i}.qcow2")), dir.join(format!("co{i}.qcow2")));
+        img(&["create", "-q", "-f", "qcow2", &b.display().to_string(), "64M"])?;
+        img(&["create", "-q", "-f", "qcow2", "-b", &b.display().to_string(), "-F", "qcow2", &o.display().to_string()])?;
+        qemu_io_write(&o, "write -P 0xaa 0 64M")?;
+        let mut q = bare_qemu(
+            &dir,
+            &format!("bare2-{i}"),
+            &[
+                file_node(&b, "fb"),
+                r#"{"driver":"qcow2","file":"fb","node-name":"db","read-only":true}"#.into(),
+                file_node(&o, "ft"),
+                r#"{"driver":"qcow2","file":"ft","node-name":"dt","backing":"db"}"#.into(),
+            ],
+            "dt",
+        )?;
+        bare.push(timed(|| {
+            q.cmd(r#"{"execute":"block-commit","arguments":{"device":"dt","job-id":"c","top-node":"dt","base-node":"db","auto-finalize":true,"auto-dismiss":false}}"#)?;
+            q.until("\"ready\"")?;
+            q.cmd(r#"{"execute":"job-complete","arguments":{"id":"c"}}"#)?;
+            q.until("\"concluded\"")?;
+            q.cmd(r#"{"execute":"job-dismiss","arguments":{"id":"c"}}"#)?;
+            q.cmd(r#"{"execute":"blockdev-del","arguments":{"node-name":"dt"}}"#)?;
+            q.cmd(r#"{"execute":"blockdev-del","arguments":{"node-name":"ft"}}"#)?;
+            Ok(std::fs::remove_file(&o)?)
+        })?);
+        q.cmd(r#"{"execute":"quit"}"#)?;
+
+        conn.snapshot_create("ext", &format!("<domainsnapshot><name>x{i}</name></domainsnapshot>"), DISK_ONLY)?;
+        let ov = dir.join(format!("ours.x{i}"));
+        qemu_io_write(&ov, "write -P 0xaa 0 64M")?;
+        conn.domain_start("ext")?;
+        ours.push(timed(|| Ok(conn.snapshot_delete("ext", &format!("x{i}"), 0)?))?);
+        conn.domain_destroy("ext")?;
+    }
+    report::Row::new(
+        "qemu",
+        "external delete of a 64 MiB active overlay, running",
+        Unit::Time,
+        secs(median(&mut ours)),
+    )
+    .floor(secs(median(&mut bare)))
+    .target(Target::Floor(1.2))
+    .emit();
+
+    // 3. revert of a running disk-only snapshot (in place: qemu is not restarted)
+    conn.domain_start("ext")?;
+    conn.snapshot_create("ext", "<domainsnapshot><name>rv</name></domainsnapshot>", DISK_ONLY)?;
+    let mut ours = Vec::new();
+    for _ in 0..N_EXT {
+        ours.push(timed(|| Ok(conn.snapshot_revert("ext", "rv", 0)?))?);
+    }
+    conn.domain_destroy("ext")?;
+    // bare: the same in-place steps on a bare qemu (new overlay on the frozen image, opened
+    // without backing, one transaction, reopened onto the frozen node, old top deleted, reset)
+    let mut bare = Vec::new();
+    let b = dir.join("rb.qcow2");
+    img(&["create", "-q", "-f", "qcow2", &b.display().to_string(), "64M"])?;
+    let o0 = dir.join("rb.o0");
+    img(&["create", "-q", "-f", "qcow2", "-b", &b.display().to_string(), "-F", "qcow2", &o0.display().to_string()])?;
+    let mut q = bare_qemu(
+        &dir,
+        "bare3",
+        &[
+            file_node(&b, "fb"),
+            r#"{"driver":"qcow2","file":"fb","node-name":"db","read-only":true}"#.into(),
+            file_node(&o0, "f0"),
+            r#"{"driver":"qcow2","file":"f0","node-name":"d0","backing":"db"}"#.into(),
+        ],
+        "d0",
+    )?;
+    for i in 1..=N_EXT {
+        let o = dir.join(format!("rb.o{i}"));
+        bare.push(timed(|| {
+            let (bs, os) = (b.display().to_string(), o.display().to_string());
+            img(&["create", "-q", "-f", "qcow2", "-b", &bs, "-F", "qcow2", &os])?;
+            q.cmd(&format!(r#"{{"execute":"blockdev-add","arguments":{}}}"#, file_node(&o, &format!("f{i}"))))?;
+            q.cmd(&format!(
+                r#"{{"execute":"blockdev-add","arguments":{{"driver":"qcow2","file":"f{i}","node-name":"d{i}","backing":null}}}}"#
+            ))?;
+            q.cmd(r#"{"execute":"stop"}"#)?;
+            q.cmd(&format!(
+                r#"{{"execute":"transaction","arguments":{{"actions":[{{"type":"blockdev-snapshot","data":{{"node":"d{}","overlay":"d{i}"}}}}]}}}}"#,
+                i - 1
+            ))?;
+            q.cmd(&format!(
+                r#"{{"execute":"blockdev-reopen","arguments":{{"options":[{{"driver":"qcow2","node-name":"d{i}","file":"f{i}","backing":"db"}}]}}}}"#
+            ))?;
+            q.cmd(&format!(r#"{{"execute":"blockdev-del","arguments":{{"node-name":"d{}"}}}}"#, i - 1))?;
+            q.cmd(&format!(r#"{{"execute":"blockdev-del","arguments":{{"node-name":"f{}"}}}}"#, i - 1))?;
+            q.cmd(r#"{"execute":"system_reset"}"#)?;
+            q.cmd(r#"{"execute":"cont"}"#)
+        })?);
+    }
+    q.cmd(r#"{"execute":"quit"}"#)?;
+    report::Row::new("qemu", "external revert of a running disk-only snapshot", Unit::Time, secs(median(&mut ours)))
+        .floor(secs(median(&mut bare)))
+        .target(Target::AtMost(0.050))
+        .emit();
     Ok(())
 }

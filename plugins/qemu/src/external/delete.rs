@@ -323,7 +323,7 @@ fn rebase_dependants(m: &Merge) -> Result<()> {
 }
 
 /// The format node qemu opened for `path`.
-fn node_of(q: &mut Qmp, path: &Path) -> Result<String> {
+pub(crate) fn node_of(q: &mut Qmp, path: &Path) -> Result<String> {
     let v = q
         .execute("query-named-block-nodes", Some(json!({"flat": true})))
         .map_err(|e| Error::new(codes::OPERATION_FAILED, format!("query-named-block-nodes: {e}")))?;

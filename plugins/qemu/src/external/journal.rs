@@ -72,7 +72,8 @@ pub struct Merge {
 }
 
 /// A fault to inject in tests (`VIRTPLUG_QEMU_FAULT=<name>`, the variable the other fault tests
-/// use): `revert-crash` stops a revert after its overlays exist, `delete-crash` a delete after
+/// use): `revert-crash` stops a revert after its overlays exist (`revert-crash-switched`: after a running
+/// qemu switched to them in place), `delete-crash` a delete after
 /// its merges, both as a crash would (no cleanup, the record stays); `kill-during-commit` kills
 /// qemu once its block-commit job started.
 pub(crate) fn fault(name: &str) -> bool {
@@ -186,20 +187,43 @@ pub fn settle(drv: &QemuDriver, g: &mut Inner) -> Result<()> {
 fn settle_step(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, step: &Step) -> Result<()> {
     match step.op.as_str() {
         "revert" => {
-            if d.xml != step.new_domain_xml {
-                // the definition was never switched: the new overlays are unreferenced
-                if is_active(d.state) && step.created.iter().any(|c| d.xml.contains(&*c.to_string_lossy())) {
-                    return Ok(());
-                }
-                for c in &step.created {
-                    let _ = fs::remove_file(c);
-                }
+            if d.xml == step.new_domain_xml {
+                return Ok(());
+            }
+            // a running qemu already switched in place: the definition and current follow it
+            let new = QemuDef::parse(&step.new_domain_xml)?;
+            let switched = is_active(d.state)
+                && drv.qmp(g, d).is_ok_and(|q| {
+                    new.disks
+                        .iter()
+                        .filter(|k| step.created.contains(&k.path))
+                        .all(|k| top_file(q, &k.target).as_deref() == Some(k.path.as_path()))
+                });
+            if switched {
+                return g.store.write(|w| {
+                    w.define_domain(&new.def, d.state, d.reason, d.id)?;
+                    w.set_current(&d.uuid, &step.snapshot)
+                });
+            }
+            // the definition was never switched: the new overlays are unreferenced
+            for c in &step.created {
+                let _ = fs::remove_file(c);
             }
             Ok(())
         }
         "delete" => super::delete::roll_forward(drv, g, d, step),
         other => Err(Error::internal(format!("journal names unknown operation '{other}'"))),
     }
+}
+
+/// The image file behind the device of disk `target` (`query-block`).
+fn top_file(q: &mut crate::qmp::Qmp, target: &str) -> Option<PathBuf> {
+    let v = q.execute("query-block", None).ok()?;
+    let want = format!("/{target}/virtio-backend");
+    v.as_array()?
+        .iter()
+        .find(|b| b["qdev"].as_str().is_some_and(|d| d.ends_with(&want) || d == target))
+        .and_then(|b| b.pointer("/inserted/file")?.as_str().map(PathBuf::from))
 }
 
 /// A running create's switch: finished if qemu runs on the new overlays, else undone.

@@ -19,6 +19,7 @@ use std::{
     process::Command,
 };
 
+use serde_json::{Value, json};
 use virtplug_plugin_sdk::{
     Error, Result, codes,
     flags::{domain_state as st, snapshot_revert as rf},
@@ -36,6 +37,7 @@ use crate::{
     domain::QemuDef,
     driver::{Inner, QemuDriver, is_active, qmp_error, reason},
     img,
+    qmp::Qmp,
 };
 
 /// Runs qemu-img with `args`; libvirt's text for a failed helper.
@@ -58,10 +60,33 @@ pub(crate) fn qemu_img(args: &[&str]) -> Result<String> {
     ))
 }
 
-/// `qemu-img create -f qcow2 -b FROZEN -F FMT NEW` (explicit backing format, never probed).
+/// The virtual size of image `path` in format `format` (qcow2 header, or a raw file's length).
+fn virtual_size(path: &Path, format: &str) -> Result<u64> {
+    use std::io::Read;
+    let mut f = fs::File::open(path).map_err(|e| img::missing(path, &e))?;
+    if format != "qcow2" {
+        return f.metadata().map(|m| m.len()).map_err(|e| img::missing(path, &e));
+    }
+    let mut hdr = [0u8; 32];
+    f.read_exact(&mut hdr).map_err(|e| img::missing(path, &e))?;
+    if &hdr[0..4] != b"QFI\xfb" {
+        return Err(Error::new(
+            codes::CONFIG_UNSUPPORTED,
+            format!("'{}' is declared qcow2 but the image is not in qcow2 format", path.display()),
+        ));
+    }
+    let mut size = [0u8; 8];
+    size.copy_from_slice(&hdr[24..32]);
+    Ok(u64::from_be_bytes(size))
+}
+
+/// `qemu-img create -f qcow2 -u -b FROZEN -F FMT NEW SIZE`: explicit backing format (never
+/// probed) and size, so qemu-img does not open the frozen image's whole chain (a deep chain
+/// costs milliseconds per layer).
 pub(crate) fn create_overlay(frozen: &Path, format: &str, new: &Path) -> Result<()> {
+    let size = virtual_size(frozen, format)?.to_string();
     let (b, n) = (frozen.to_string_lossy(), new.to_string_lossy());
-    qemu_img(&["create", "-q", "-f", "qcow2", "-b", &b, "-F", format, &n]).map(|_| ())
+    qemu_img(&["create", "-q", "-f", "qcow2", "-u", "-b", &b, "-F", format, &n, &size]).map(|_| ())
 }
 
 /// A free name for the k-th revert overlay of `snap` on `frozen`.
@@ -82,6 +107,74 @@ pub(crate) fn frozen_disks(sdef: &SnapshotDef, target: &QemuDef) -> Result<Vec<(
         out.push((ds.name.clone(), disk.path.clone(), disk.format.as_str().to_owned()));
     }
     Ok(out)
+}
+
+/// Whether a running qemu can take the revert in place: no memory to load, and the snapshot's
+/// machine (memory, vcpus, disk targets and formats) is the running one.
+fn in_place_possible(cur: &QemuDef, new: &QemuDef) -> bool {
+    cur.def.max_memory_kib == new.def.max_memory_kib
+        && cur.def.vcpus == new.def.vcpus
+        && cur.disks.len() == new.disks.len()
+        && cur.disks.iter().zip(&new.disks).all(|(a, b)| a.target == b.target && a.readonly == b.readonly)
+}
+
+/// Reverts a running qemu in place, without restarting it (a disk-only snapshot has no memory,
+/// so the guest is reset, as a fresh start would do): per disk, the new overlay (already made,
+/// its header naming the frozen image) is opened with `backing: null`, installed above the
+/// current top by one `transaction` of `blockdev-snapshot` (vCPUs stopped), then reopened with the
+/// frozen image's node as its backing (`blockdev-reopen`; the overlay is empty, so this is the
+/// live form of an unsafe rebase); the old top's nodes are deleted; `system_reset`. The caller
+/// resumes or leaves it paused. An error before the transaction changes nothing in qemu.
+fn revert_in_place(q: &mut Qmp, plan: &[(String, PathBuf, String, PathBuf)]) -> Result<()> {
+    let err = |what: &str, e: crate::qmp::QmpError| Error::new(codes::OPERATION_FAILED, format!("{what}: {e}"));
+    let mut steps = Vec::new();
+    for (target, frozen, fmt, new) in plan {
+        let old_top = super::top_node(q, target)?;
+        let base = match super::delete::node_of(q, frozen) {
+            Ok(n) => n,
+            Err(_) => {
+                // the frozen image is not in qemu's graph (another branch): open it read-only
+                let (f, s) = super::node_names(target);
+                let (f, s) = (f.replace("-f", "-bf"), s.replace("-s", "-bs"));
+                q.execute(
+                    "blockdev-add",
+                    Some(json!({"driver": "file", "filename": frozen, "node-name": s, "read-only": true})),
+                )
+                .map_err(|e| err("blockdev-add", e))?;
+                q.execute("blockdev-add", Some(json!({"driver": fmt, "file": s, "node-name": f, "read-only": true})))
+                    .map_err(|e| err("blockdev-add", e))?;
+                f
+            }
+        };
+        let (fnode, snode) = super::node_names(target);
+        q.execute("blockdev-add", Some(json!({"driver": "file", "filename": new, "node-name": snode})))
+            .map_err(|e| err("blockdev-add", e))?;
+        q.execute("blockdev-add", Some(json!({"driver": "qcow2", "file": snode, "node-name": fnode, "backing": null})))
+            .map_err(|e| err("blockdev-add", e))?;
+        steps.push((old_top, base, fnode, snode));
+    }
+    q.execute("stop", None).map_err(|e| err("stop", e))?;
+    let actions: Vec<Value> = steps
+        .iter()
+        .map(|(old, _, f, _)| json!({"type": "blockdev-snapshot", "data": {"node": old, "overlay": f}}))
+        .collect();
+    q.execute("transaction", Some(json!({"actions": actions}))).map_err(|e| err("transaction", e))?;
+    let opts: Vec<Value> = steps
+        .iter()
+        .map(|(_, base, f, s)| json!({"driver": "qcow2", "node-name": f, "file": s, "backing": base}))
+        .collect();
+    q.execute("blockdev-reopen", Some(json!({"options": opts}))).map_err(|e| err("blockdev-reopen", e))?;
+    for (old, _, _, _) in &steps {
+        // the old top leaves the graph; nodes qemu made implicitly go by themselves
+        let _ = q.execute("blockdev-del", Some(json!({"node-name": old})));
+        if let Some(stem) = old.strip_suffix("-format") {
+            let _ = q.execute("blockdev-del", Some(json!({"node-name": format!("{stem}-storage")})));
+        } else if let Some(stem) = old.strip_suffix("-f") {
+            let _ = q.execute("blockdev-del", Some(json!({"node-name": format!("{stem}-s")})));
+        }
+    }
+    q.execute("system_reset", None).map_err(|e| err("system_reset", e))?;
+    Ok(())
 }
 
 /// `snapshot_revert` to an external snapshot; the caller checked that `sdef` has a `<domain>`.
@@ -143,10 +236,6 @@ pub(crate) fn revert(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, sdef: &S
         }
         Step::remove(&drv.cfg, &d.uuid);
     };
-    if is_active(d.state) {
-        drv.stop_process(g, d);
-        drv.mark_stopped(g, d, reason::SHUTOFF_FROM_SNAPSHOT)?;
-    }
     for (k, (_, frozen, fmt, new)) in plan.iter().enumerate() {
         if let Err(e) = create_overlay(frozen, fmt, new) {
             undo(&step.created[..k]);
@@ -159,7 +248,27 @@ pub(crate) fn revert(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, sdef: &S
     let start = run_or_pause || taken_running;
     let want_running = flags & rf::RUNNING != 0 || (flags & rf::PAUSED == 0 && sdef.state != st::PAUSED);
     let mut id = -1;
-    if start {
+    let mut in_place = false;
+    if is_active(d.state) {
+        let cur = QemuDef::parse(&d.xml)?;
+        if start && in_place_possible(&cur, &new_def) {
+            in_place = drv.qmp(g, d).and_then(|q| revert_in_place(q, &plan)).is_ok();
+            id = d.id;
+        }
+        if !in_place {
+            drv.stop_process(g, d);
+            drv.mark_stopped(g, d, reason::SHUTOFF_FROM_SNAPSHOT)?;
+        }
+    }
+    if in_place && super::journal::fault("revert-crash-switched") {
+        return Err(Error::internal("fault injected after the in-place switch"));
+    }
+    if in_place {
+        let cmd = if want_running { "cont" } else { "stop" };
+        if let Err(e) = drv.qmp(g, d)?.execute(cmd, None) {
+            return Err(qmp_error(&d.name, cmd, &e));
+        }
+    } else if start {
         let res = drv.launch(g, &new_def).and_then(|_| {
             id = QemuDriver::next_id(g)?;
             let cmd = if want_running { "cont" } else { "stop" };
