@@ -3,10 +3,10 @@
 //! `snapshot`), against the simulator, with no XML parsed, measured in the same process and on
 //! the same simulator and tree (6 snapshots) as our `snapshot_current`, interleaved.
 //!
-//! Our one call is then split into where its time goes: the host → plugin call and the plugin's
-//! set-up (`snapshot_current` minus the HTTP exchange), measured as ours minus the floor; and
-//! the raw POST with the response read as text into a `String` (what the HTTP client hands the
-//! plugin) to show the copy's cost.
+//! Our one call is then split into where its time goes: the raw POST with the answer made a
+//! `String` (the copy), the same request through the HTTP client the plugin uses (reqwest's
+//! blocking client: its per-call set-up and its hop to its runtime thread), and the rest of
+//! ours (the host → plugin call, building the body, parsing the answer, building the tree).
 
 use std::{
     io::{BufReader, Write},
@@ -127,8 +127,30 @@ pub fn one(args: &[String]) -> Result<()> {
     if !answer.contains("<name>b0</name>") {
         bail!("the raw answer has not the tree: {answer}");
     }
-    let (mut floor, mut text, mut ours) = (Vec::new(), Vec::new(), Vec::new());
+    // The HTTP client the plugin uses, set up as the plugin sets it up (plugins/vsphere/src/soap.rs).
+    let client = reqwest::blocking::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(4).build()?;
+    let url = format!("http://127.0.0.1:{port}/sdk");
+    let cookie = format!("vmware_soap_session={}", raw.cookie.clone().unwrap_or_default());
+    let envelope = format!("{ENVELOPE_HEAD}{body}{ENVELOPE_TAIL}");
+    let action = format!("\"{}\"", raw.action);
+    let via_client = || -> Result<String> {
+        Ok(client
+            .post(&url)
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .header("SOAPAction", &action)
+            .header("Cookie", &cookie)
+            .body(envelope.clone())
+            .send()?
+            .text()?)
+    };
+    let (mut floor, mut text, mut ours, mut http) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..N {
+        let start = Instant::now();
+        let answer = via_client()?;
+        http.push(start.elapsed());
+        if !answer.contains("<name>b0</name>") {
+            bail!("the client's answer has not the tree");
+        }
         let start = Instant::now();
         let bytes = raw.post(&body)?;
         floor.push(start.elapsed());
@@ -146,12 +168,27 @@ pub fn one(args: &[String]) -> Result<()> {
     println!("floor {}", median(&mut floor));
     println!("floor_text {}", median(&mut text));
     println!("ours {}", median(&mut ours));
+    println!("client {}", median(&mut http));
     println!("bytes {}", answer.len());
     Ok(())
 }
 
-/// Parent side: runs [`one`] on a fresh simulator; `(floor, floor_text, ours, response bytes)`.
-pub fn measure() -> Result<Option<(f64, f64, f64, f64)>> {
+/// What [`one`] measured (seconds per request, except `bytes`).
+pub struct Floor {
+    /// One raw keep-alive POST, the answer read as bytes.
+    pub floor: f64,
+    /// The same, the answer then made a `String`.
+    pub floor_text: f64,
+    /// The same request through the plugin's HTTP client (reqwest, blocking).
+    pub client: f64,
+    /// Our `snapshot_current` through the host API.
+    pub ours: f64,
+    /// The answer's size.
+    pub bytes: f64,
+}
+
+/// Parent side: runs [`one`] on a fresh simulator.
+pub fn measure() -> Result<Option<Floor>> {
     let sim_bin = sim_path();
     if !sim_bin.is_file() {
         return Ok(None);
@@ -169,5 +206,11 @@ pub fn measure() -> Result<Option<(f64, f64, f64, f64)>> {
             .find_map(|l| l.strip_prefix(k).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
             .with_context(|| format!("vsphere-floor printed no {k}"))
     };
-    Ok(Some((get("floor")?, get("floor_text")?, get("ours")?, get("bytes")?)))
+    Ok(Some(Floor {
+        floor: get("floor")?,
+        floor_text: get("floor_text")?,
+        client: get("client")?,
+        ours: get("ours")?,
+        bytes: get("bytes")?,
+    }))
 }
