@@ -77,6 +77,13 @@ pub trait Backend: Send + Sync {
     fn snapshot_list(&self, dom: &str, flags: u32) -> BackendResult<Vec<SnapshotInfo>> {
         Err(model::Error::no_support("snapshot_list").into())
     }
+    /// `snapshot_list` already filtered as the connection filters (`filter::list_domain`), when
+    /// the backend gets that cheaper than the whole list: the daemon client, whose daemon filters
+    /// with the same code and keeps the answer, revalidated by its ETag. `None`: the connection
+    /// filters [`Backend::snapshot_list`] itself.
+    fn snapshot_list_filtered(&self, dom: &str, flags: u32) -> Option<BackendResult<Vec<SnapshotInfo>>> {
+        None
+    }
     /// `snapshot_lookup`.
     fn snapshot_lookup(&self, dom: &str, snap: &str) -> BackendResult<SnapshotInfo> {
         Err(model::Error::no_support("snapshot_lookup").into())

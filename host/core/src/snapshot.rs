@@ -66,7 +66,12 @@ impl Connection {
 
     /// `snapshot_list` at domain level (bit 0 = ROOTS), filtered by the documented group rule.
     pub fn snapshot_list(&self, dom: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
-        let all = self.snapshot_list_unfiltered(dom, flags)?;
+        check_name("domain", dom)?;
+        self.check(&rules::SNAPSHOT_LIST, flags)?;
+        if let Some(filtered) = self.call(|d| d.snapshot_list_filtered(dom, flags).transpose())? {
+            return Ok(filtered);
+        }
+        let all = self.call(|d| d.snapshot_list(dom, flags))?;
         Ok(filter::list_domain(&all, flags))
     }
 

@@ -101,6 +101,11 @@ impl Shared {
         Ok(conn)
     }
 
+    /// The shared connection for `uri` if it is open already (never opens one: opening may block).
+    pub fn opened_connection(&self, uri: &str, read_only: bool) -> Option<Arc<Connection>> {
+        self.conns.lock().ok()?.get(&(uri.to_owned(), read_only)).cloned()
+    }
+
     /// Refuses a driver URI this daemon does not serve, before anything is opened: opening a
     /// URI can create state (`mock:///<any directory>`), so only the configured ones are.
     /// OPERATION_DENIED (29) as for any other forbidden operation; 403.

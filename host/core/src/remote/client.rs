@@ -2,6 +2,12 @@
 //! into libvirt's codes and texts: what the daemon reports is [`BackendError::Driver`], a failure
 //! of the socket, the HTTP exchange or the answer's JSON is [`BackendError::Remote`].
 
+use std::{
+    any::Any,
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
 use serde::{Serialize, de::DeserializeOwned};
 use virtplug_model as model;
 use virtplug_plugin_api as abi;
@@ -11,17 +17,33 @@ use virtplug_wire::{
 };
 
 use super::{
-    http::{HttpClient, encode_segment},
+    http::{HttpClient, Response, encode_segment},
     uri::{io_error, parse_uri},
 };
 use crate::error::{BackendError, BackendResult, HostError, Result};
 
+/// The most answers a client keeps for revalidation (all are dropped when a new one would pass it).
+const MAX_REVALIDATED: usize = 32;
+
+/// Kept answers by request path: (ETag, decoded value).
+type Revalidated = HashMap<String, (String, Arc<dyn Any + Send + Sync>)>;
+
 /// A client of one daemon for one driver URI.
-#[derive(Debug)]
 pub struct Client {
     http: HttpClient,
     driver_uri: String,
     read_only: bool,
+    revalidated: Mutex<Revalidated>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("http", &self.http)
+            .field("driver_uri", &self.driver_uri)
+            .field("read_only", &self.read_only)
+            .finish()
+    }
 }
 
 /// `path` segments encoded: `seg(dom)`.
@@ -47,7 +69,7 @@ impl Client {
         };
         let http = HttpClient::new(parsed.endpoint, token)
             .map_err(|e| HostError::ClientSetup { what: "cannot set up TLS".into(), reason: e.to_string() })?;
-        Ok(Self { http, driver_uri: parsed.driver_uri, read_only })
+        Ok(Self { http, driver_uri: parsed.driver_uri, read_only, revalidated: Mutex::default() })
     }
 
     /// The driver URI the daemon opens for this client.
@@ -55,13 +77,24 @@ impl Client {
         &self.driver_uri
     }
 
-    fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> BackendResult<T> {
+    /// One exchange for this client's driver URI (and `If-None-Match: etag` when given).
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        if_none_match: Option<&str>,
+    ) -> BackendResult<Response> {
         let ro = if self.read_only { "1" } else { "0" };
-        let headers = [(wire::URI_HEADER, self.driver_uri.as_str()), (wire::READ_ONLY_HEADER, ro)];
-        let resp = self
-            .http
-            .request(method, path, &headers, body.as_deref())
-            .map_err(|e| io_error("cannot talk to virtplugd", &e))?;
+        let mut headers = vec![(wire::URI_HEADER, self.driver_uri.as_str()), (wire::READ_ONLY_HEADER, ro)];
+        if let Some(tag) = if_none_match {
+            headers.push(("If-None-Match", tag));
+        }
+        self.http.request(method, path, &headers, body).map_err(|e| io_error("cannot talk to virtplugd", &e))
+    }
+
+    /// The value of a 2xx answer, or the daemon's error.
+    fn decode<T: DeserializeOwned>(resp: &Response) -> BackendResult<T> {
         if (200..300).contains(&resp.status) {
             let body = if resp.body.is_empty() { b"null".as_slice() } else { &resp.body };
             return serde_json::from_slice(body).map_err(|e| {
@@ -75,6 +108,36 @@ impl Client {
                 format!("daemon answered HTTP {} without an error body", resp.status),
             )),
         }
+    }
+
+    fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> BackendResult<T> {
+        Self::decode(&self.exchange(method, path, body.as_deref(), None)?)
+    }
+
+    /// `GET path`, revalidated: the daemon's last answer for `path` (its ETag and decoded value)
+    /// is kept, and asked for again with `If-None-Match`; a 304 returns the kept value, so an
+    /// unchanged snapshot tree costs one small exchange instead of re-reading and re-parsing the
+    /// whole list. The daemon's ETag holds the tree's generation, which changes with every write
+    /// by anyone, so a kept value is never served for a changed tree.
+    pub(crate) fn get_revalidated<T>(&self, path: &str) -> BackendResult<T>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let kept = self.revalidated.lock().ok().and_then(|m| m.get(path).cloned());
+        let resp = self.exchange("GET", path, None, kept.as_ref().map(|(tag, _)| tag.as_str()))?;
+        if resp.status == 304 {
+            return kept.and_then(|(_, v)| v.downcast_ref::<T>().cloned()).ok_or_else(|| {
+                BackendError::remote(abi::codes::INTERNAL_ERROR, "daemon answered 304 to an unconditional request")
+            });
+        }
+        let value: T = Self::decode(&resp)?;
+        if let (200, Some(tag), Ok(mut m)) = (resp.status, resp.etag, self.revalidated.lock()) {
+            if m.len() >= MAX_REVALIDATED && !m.contains_key(path) {
+                m.clear();
+            }
+            m.insert(path.to_owned(), (tag, Arc::new(value.clone())));
+        }
+        Ok(value)
     }
 
     /// `GET path`.

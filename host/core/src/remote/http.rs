@@ -28,11 +28,13 @@ pub enum Endpoint {
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
-/// A response: status, content type and body.
+/// A response: status, entity tag and body.
 #[derive(Debug)]
 pub struct Response {
     /// HTTP status.
     pub status: u16,
+    /// The `ETag` header, if any.
+    pub etag: Option<String>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -218,6 +220,7 @@ fn read_rest(conn: &mut BufReader<Box<dyn Stream>>, status_line: &str) -> io::Re
     let mut keep = version == "HTTP/1.1";
     let mut length: Option<usize> = None;
     let mut chunked = false;
+    let mut etag = None;
     loop {
         let mut line = String::new();
         if conn.read_line(&mut line)? == 0 {
@@ -233,11 +236,14 @@ fn read_rest(conn: &mut BufReader<Box<dyn Stream>>, status_line: &str) -> io::Re
             "content-length" => length = Some(v.parse().map_err(|_| bad("bad content-length"))?),
             "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
             "connection" => keep = !v.eq_ignore_ascii_case("close"),
+            "etag" => etag = Some(v.to_owned()),
             _ => {}
         }
     }
     let mut body = Vec::new();
-    if chunked {
+    if status == 304 || status == 204 {
+        // No body, whatever the headers say (RFC 9112 §6.3).
+    } else if chunked {
         loop {
             let mut size = String::new();
             conn.read_line(&mut size)?;
@@ -261,7 +267,7 @@ fn read_rest(conn: &mut BufReader<Box<dyn Stream>>, status_line: &str) -> io::Re
         conn.read_to_end(&mut body)?;
         keep = false;
     }
-    Ok((Response { status, body }, keep))
+    Ok((Response { status, etag, body }, keep))
 }
 
 /// Connect timeout used by callers that poll.

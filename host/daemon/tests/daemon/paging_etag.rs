@@ -252,3 +252,39 @@ fn the_export_is_streamed_with_the_bytes_of_one_serialisation() {
     // The remote client still reads it.
     assert_eq!(conn.snapshot_export_hierarchy("test").unwrap().names.len(), 300);
 }
+
+/// The `virtplugd_http_requests_total` count of `GET /v1/domains/{dom}/snapshots` answered `status`.
+fn list_answers(socket: &Path, status: u16) -> u64 {
+    let prefix = format!(
+        r#"virtplugd_http_requests_total{{method="GET",route="/v1/domains/{{dom}}/snapshots",status="{status}"}} "#
+    );
+    get(socket, "/metrics", &[]).text().lines().find_map(|l| l.strip_prefix(&prefix)?.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn the_host_client_revalidates_its_lists() {
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&tmp.path().join("d"), &plugins, &[]);
+    let sock = d.socket();
+    let conn = d.connect();
+    for n in ["a", "b"] {
+        create(&conn, n);
+    }
+    let names = |c: &Connection| c.snapshot_list("test", 0).unwrap().into_iter().map(|s| s.name).collect::<Vec<_>>();
+    assert_eq!(names(&conn), ["a", "b"]);
+    assert_eq!((list_answers(&sock, 200), list_answers(&sock, 304)), (1, 0));
+    // Unchanged: the kept answer, revalidated by a 304 each time.
+    for _ in 0..3 {
+        assert_eq!(names(&conn), ["a", "b"]);
+    }
+    assert_eq!((list_answers(&sock, 200), list_answers(&sock, 304)), (1, 3));
+    // A write the daemon did not make: the next list is a 200 with the new tree, then 304 again.
+    direct(&d, &plugins).snapshot_create("test", "<domainsnapshot><name>c</name></domainsnapshot>", 0).unwrap();
+    assert_eq!(names(&conn), ["a", "b", "c"]);
+    assert_eq!(names(&conn), ["a", "b", "c"]);
+    assert_eq!((list_answers(&sock, 200), list_answers(&sock, 304)), (2, 4));
+    // Another query is its own kept answer (LEAVES: c is the only leaf).
+    let leaves: Vec<String> = conn.snapshot_list("test", 1 << 2).unwrap().into_iter().map(|s| s.name).collect();
+    assert_eq!(leaves, ["c"]);
+}
