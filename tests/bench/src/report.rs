@@ -29,9 +29,6 @@
 //! measured, e.g. libvirt absent) is listed as unchecked and does not fail `--check`.
 //! A row with `Target::None` is informational.
 
-// Until every section uses every part of the API (the other sections convert in turn).
-#![allow(dead_code)]
-
 use std::sync::Mutex;
 
 use anyhow::{Result, bail};
