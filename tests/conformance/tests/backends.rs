@@ -169,8 +169,18 @@ fn qemu_with_a_real_qcow2_image() {
             "behaviour.no_metadata",
             "behaviour.revert_state",
             "behaviour.undefine_guard",
+            "behaviour.create_disk_only",
+            "external.create",
+            "external.list_filters",
+            "external.redefine",
+            "external.revert",
+            "external.delete",
+            "external.delete_children",
         ],
     );
+    // qemu reverts to external snapshots (beyond libvirt 9.0), it does not refuse as 9.0 does
+    let revert = report["cases"].as_array().and_then(|cs| cs.iter().find(|c| c["id"] == "external.revert"));
+    assert_eq!(revert.map(|c| c["note"].clone()), Some(Value::Null), "qemu: external.revert");
 }
 
 // --- vSphere -----------------------------------------------------------------------------------

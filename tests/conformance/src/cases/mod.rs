@@ -1,6 +1,7 @@
 //! Every case, in run order: static level, the capability matrix, then the behavioural level.
 
 pub mod behaviour;
+mod external;
 mod lifecycle;
 pub mod matrix;
 pub mod probe;
@@ -16,6 +17,8 @@ pub fn all(info: &PluginInfo) -> Vec<Case> {
     v.extend(matrix::cases(info));
     v.extend(behaviour::cases());
     v.extend(probe::cases());
+    // last: a revert leaves the domain on new overlays, which the probe hook does not look at
+    v.extend(external::cases());
     v
 }
 
