@@ -49,6 +49,11 @@ fn failed(msg: String) -> Error {
 
 /// Starts qemu for `def` paused (`-S`) and returns once its QMP socket listens.
 pub fn spawn(cfg: &Config, def: &QemuDef) -> Result<Runtime> {
+    spawn_with(cfg, def, &[])
+}
+
+/// [`spawn`] with `extra` arguments appended (`-incoming defer` for a memory restore).
+pub fn spawn_with(cfg: &Config, def: &QemuDef, extra: &[&str]) -> Result<Runtime> {
     for d in &def.disks {
         fs::metadata(&d.path).map_err(|e| img::missing(&d.path, &e))?;
     }
@@ -66,6 +71,7 @@ pub fn spawn(cfg: &Config, def: &QemuDef) -> Result<Runtime> {
     let bin = qemu_system();
     let out = Command::new(&bin)
         .args(def.argv(kvm, &socket, &pidfile))
+        .args(extra)
         .output()
         .map_err(|e| Error::internal(format!("cannot run {bin}: {e}")))?;
     if !out.status.success() {

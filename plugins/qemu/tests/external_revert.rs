@@ -147,3 +147,51 @@ fn missing_frozen_image_changes_nothing() {
     assert_eq!(drv.snapshot_current("d").unwrap().unwrap().name, "s2");
     assert!(!r.path().join("a.s2-revert1").exists());
 }
+
+#[test]
+fn memory_snapshot_reverts_through_incoming_migration() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let a = r.image("a.qcow2", "qcow2");
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    write_at(&a, "0", 0x11);
+    drv.domain_start("d").unwrap();
+    let mem = r.path().join("m1.mem");
+    let x = format!(
+        "<domainsnapshot><name>m1</name><memory snapshot='external' file='{}'/></domainsnapshot>",
+        mem.display()
+    );
+    drv.snapshot_create("d", &x, 0).unwrap();
+    assert_eq!(drv.snapshot_lookup("d", "m1").unwrap().state, RUNNING);
+    drv.domain_destroy("d").unwrap();
+    write_at(&top(&*drv, "d", "vda"), "0", 0x22);
+    let cmdline =
+        |pid: i32| String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap()).replace('\0', " ");
+    // shut off -> the snapshot's state (running): qemu loads the memory file, then runs
+    drv.snapshot_revert("d", "m1", 0).unwrap();
+    assert_eq!(state(&*drv, "d"), (RUNNING, 4));
+    let pid = r.pids()[0];
+    assert!(cmdline(pid).contains("-incoming defer"), "{}", cmdline(pid));
+    assert_eq!(top(&*drv, "d", "vda"), r.path().join("a.m1-revert1"));
+    assert!(reads(&top(&*drv, "d", "vda"), "0", 0x11));
+    // running -> PAUSED: a new qemu (memory cannot be loaded into a running one), left paused
+    drv.snapshot_revert("d", "m1", rf::PAUSED).unwrap();
+    assert_eq!(state(&*drv, "d"), (PAUSED, 7));
+    assert_ne!(r.pids(), vec![pid]);
+    assert!(cmdline(r.pids()[0]).contains("-incoming defer"));
+    drv.domain_resume("d").unwrap();
+    assert_eq!(state(&*drv, "d").0, RUNNING);
+    // a memory file that is not a complete save image is refused before anything changes
+    std::fs::write(&mem, b"LibvirtQemudPart").unwrap();
+    let before = drv.domain_xml("d", 0).unwrap();
+    let e = drv.snapshot_revert("d", "m1", 0).unwrap_err();
+    assert_eq!(e.code, 55);
+    assert!(
+        e.message.contains("is not a complete libvirt save image") || e.message.contains("cannot read memory file"),
+        "{e}"
+    );
+    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+}

@@ -11,7 +11,8 @@
 //! PAUSED asked, or the snapshot was taken of a running domain: state `disk-snapshot`, i.e. a
 //! disk-only snapshot has no memory, so the guest boots afresh on the snapshot's disks), then one
 //! store transaction (definition, state, current snapshot) and the record is removed.
-//! With external memory the new qemu starts with `-incoming defer` and loads the memory file.
+//! With external memory (state running/paused) a new qemu always starts, with `-incoming defer`,
+//! and loads the save image's migration stream (after libvirt's header and XML) before it runs.
 
 use std::{
     fs,
@@ -177,6 +178,41 @@ fn revert_in_place(q: &mut Qmp, plan: &[(String, PathBuf, String, PathBuf)]) -> 
     Ok(())
 }
 
+/// Starts qemu for `def` with `-incoming defer` and loads the memory of save image `file`
+/// (libvirt's layout: the migration stream starts after the header and XML) through
+/// `migrate-incoming` from `exec:tail -c +N`; returns once the migration completed (qemu paused).
+fn launch_incoming(drv: &QemuDriver, g: &mut Inner, def: &QemuDef, file: &Path) -> Result<()> {
+    let offset = super::memory::stream_offset(file)?;
+    let rt = crate::process::spawn_with(&drv.cfg, def, &["-incoming", "defer"])?;
+    let q = match Qmp::connect(&rt.socket, drv.timeout()) {
+        Ok(q) => g.qmp.entry(def.def.uuid.clone()).insert_entry(q).into_mut(),
+        Err(e) => {
+            crate::process::kill(&rt);
+            crate::process::clear(&drv.cfg, &def.def.uuid);
+            return Err(qmp_error(&def.def.name, "cannot connect to monitor", &e));
+        }
+    };
+    let failed = |what: &str, e: &dyn std::fmt::Display| {
+        Error::new(codes::OPERATION_FAILED, format!("cannot restore memory from '{}': {what}: {e}", file.display()))
+    };
+    let quoted = file.to_string_lossy().replace('\'', "'\\''");
+    let uri = format!("exec:tail -c +{} '{quoted}'", offset + 1);
+    q.execute("migrate-incoming", Some(json!({ "uri": uri }))).map_err(|e| failed("migrate-incoming", &e))?;
+    let end = std::time::Instant::now() + drv.timeout().saturating_mul(60);
+    loop {
+        let v = q.execute("query-migrate", None).map_err(|e| failed("query-migrate", &e))?;
+        match v.get("status").and_then(Value::as_str) {
+            Some("completed") => return Ok(()),
+            Some("failed") => {
+                let why = v.get("error-desc").and_then(Value::as_str).unwrap_or("migration failed").to_owned();
+                return Err(failed("migration", &why));
+            }
+            _ if std::time::Instant::now() > end => return Err(failed("migration", &"did not finish in time")),
+            _ => std::thread::sleep(std::time::Duration::from_millis(2)),
+        }
+    }
+}
+
 /// `snapshot_revert` to an external snapshot; the caller checked that `sdef` has a `<domain>`.
 pub(crate) fn revert(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, sdef: &SnapshotDef, flags: u32) -> Result<()> {
     let snap = sdef.name.as_str();
@@ -207,11 +243,8 @@ pub(crate) fn revert(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, sdef: &S
     for (_, frozen, _) in &disks {
         fs::metadata(frozen).map_err(|e| img::missing(frozen, &e))?;
     }
-    if memory.is_some() {
-        return Err(Error::new(
-            codes::CONFIG_UNSUPPORTED,
-            "revert to external snapshot with memory state not supported yet",
-        ));
+    if let Some(m) = &memory {
+        super::memory::stream_offset(Path::new(m))?;
     }
     let plan: Vec<(String, PathBuf, String, PathBuf)> =
         disks.into_iter().map(|(t, f, fmt)| (t, f.clone(), fmt, revert_overlay(&f, snap))).collect();
@@ -251,7 +284,7 @@ pub(crate) fn revert(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, sdef: &S
     let mut in_place = false;
     if is_active(d.state) {
         let cur = QemuDef::parse(&d.xml)?;
-        if start && in_place_possible(&cur, &new_def) {
+        if start && memory.is_none() && in_place_possible(&cur, &new_def) {
             in_place = drv.qmp(g, d).and_then(|q| revert_in_place(q, &plan)).is_ok();
             id = d.id;
         }
@@ -269,7 +302,11 @@ pub(crate) fn revert(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, sdef: &S
             return Err(qmp_error(&d.name, cmd, &e));
         }
     } else if start {
-        let res = drv.launch(g, &new_def).and_then(|_| {
+        let launched = match &memory {
+            Some(m) => launch_incoming(drv, g, &new_def, Path::new(m)),
+            None => drv.launch(g, &new_def).map(drop),
+        };
+        let res = launched.and_then(|()| {
             id = QemuDriver::next_id(g)?;
             let cmd = if want_running { "cont" } else { "stop" };
             drv.qmp(g, d)?.execute(cmd, None).map(|_| ()).map_err(|e| qmp_error(&d.name, cmd, &e))
