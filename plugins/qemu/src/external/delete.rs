@@ -28,7 +28,11 @@ use serde_json::{Value, json};
 use virtplug_plugin_sdk::{
     Error, Result, codes,
     flags::{domain_state as st, snapshot_delete as df},
-    model::{store::DomainRecord, tree::RedefineFlags, xml::SnapshotDef},
+    model::{
+        store::DomainRecord,
+        tree::RedefineFlags,
+        xml::{SnapshotDef, SnapshotMode},
+    },
 };
 
 use super::{
@@ -238,6 +242,14 @@ fn plan(g: &mut Inner, d: &DomainRecord, sdef: &SnapshotDef) -> Result<Plan> {
         new_domain_xml: new_xml,
         created: Vec::new(),
         merges,
+        remove: sdef
+            .memory
+            .as_ref()
+            .filter(|m| m.mode == SnapshotMode::External)
+            .and_then(|m| m.file.clone())
+            .map(PathBuf::from)
+            .into_iter()
+            .collect(),
     };
     Ok(Plan { step, live, rewrites })
 }
@@ -297,6 +309,9 @@ fn finish(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, step: &Step, rewrit
     })?;
     for m in &step.merges {
         let _ = fs::remove_file(&m.overlay);
+    }
+    for f in &step.remove {
+        let _ = fs::remove_file(f);
     }
     Step::remove(&drv.cfg, &d.uuid);
     Ok(())

@@ -56,6 +56,9 @@ pub struct Step {
     pub created: Vec<PathBuf>,
     /// Merges of a delete: (overlay, frozen image, frozen format, dependants to repoint).
     pub merges: Vec<Merge>,
+    /// Files a delete removes once the metadata is written besides the merged overlays (the
+    /// snapshot's external memory file, as libvirt 9.1 does; 9.0 leaked it).
+    pub remove: Vec<PathBuf>,
 }
 
 /// One disk's merge of a delete: `overlay` committed into `frozen`, `dependants` repointed.
@@ -99,7 +102,8 @@ impl Step {
             })
             .collect();
         json!({"op": self.op, "snapshot": self.snapshot, "old_domain_xml": self.old_domain_xml,
-               "new_domain_xml": self.new_domain_xml, "created": self.created, "merges": merges})
+               "new_domain_xml": self.new_domain_xml, "created": self.created, "merges": merges,
+               "remove": self.remove})
     }
 
     fn from_json(v: &Value) -> Option<Self> {
@@ -127,6 +131,7 @@ impl Step {
             new_domain_xml: s(v, "new_domain_xml")?,
             created: paths(v, "created")?,
             merges,
+            remove: paths(v, "remove").unwrap_or_default(),
         })
     }
 

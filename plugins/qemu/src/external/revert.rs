@@ -261,6 +261,7 @@ pub(crate) fn revert(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, sdef: &S
         new_domain_xml: new_xml.clone(),
         created: plan.iter().map(|p| p.3.clone()).collect(),
         merges: Vec::new(),
+        remove: Vec::new(),
     };
     step.write(&drv.cfg, &d.uuid)?;
     let undo = |created: &[PathBuf]| {
