@@ -90,16 +90,18 @@ impl QemuDriver {
         let drv = Self { cfg, read_only, inner: Arc::new(Mutex::new(Inner { store, qmp: HashMap::new() })) };
         {
             let mut g = drv.lock()?;
+            if !read_only {
+                // an external operation cut short: metadata brought back in line with the images
+                // (a record that cannot be settled now, an image locked say, waits for the next
+                // open). Before the refresh: a dead qemu's runtime directory, which holds a running
+                // create's record, goes once the refresh sees it dead.
+                let _ = crate::external::journal::settle(&drv, &mut g);
+            }
             for d in g.store.domains()? {
                 if is_active(d.state) && !read_only {
                     // an unresponsive monitor stays as it is; the next call reports it
                     let _ = drv.refresh(&mut g, d);
                 }
-            }
-            if !read_only {
-                // an external operation cut short: metadata brought back in line with the images
-                // (a record that cannot be settled now, an image locked say, waits for the next open)
-                let _ = crate::external::journal::settle(&drv, &mut g);
             }
         }
         if !read_only {

@@ -3,7 +3,8 @@
 //! open; qemu killed during a block-commit; a full filesystem (a size-limited tmpfs), a locked
 //! and a missing image. Each leaves a consistent chain with metadata that matches it, and every
 //! surviving snapshot's data reads back. Faults go through the process-wide
-//! `VIRTPLUG_QEMU_FAULT`, so the cases that set it share one test function.
+//! `VIRTPLUG_QEMU_FAULT`, so the cases that set it share one test function and the tests
+//! of this binary run one at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
@@ -43,9 +44,17 @@ fn view(img: &Path, pats: [u8; 4]) -> bool {
     ["0", "1M", "2M", "3M"].iter().zip(pats).all(|(off, p)| reads(img, off, p))
 }
 
+/// The fault variable is process-wide: the tests of this binary run one at a time, so an
+/// injected fault never hits another test's operation.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn set_fault(v: Option<&str>) {
-    // SAFETY: only this test function of this binary sets or reads the variable's value while
-    // the others run operations that never reach a fault point.
+    // SAFETY: the tests of this binary hold SERIAL, so no other thread reads the environment of
+    // this process meanwhile (libtest's own threads do not).
     unsafe {
         match v {
             Some(v) => std::env::set_var("VIRTPLUG_QEMU_FAULT", v),
@@ -59,6 +68,7 @@ fn cut_short_operations_are_settled_at_open() {
     if !backend() {
         return;
     }
+    let _serial = serial();
     // 1. revert stopped after its overlays: undone at open (nothing points at them)
     let r = Root::new();
     let drv = r.open();
@@ -145,6 +155,24 @@ fn cut_short_operations_are_settled_at_open() {
     assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "live"]);
     assert_eq!(top(&*drv, "d", "vda"), p("a.live"));
     assert_eq!(frozen(&*drv, "live"), p("a.s2"));
+
+    // 5. the same stop, and qemu killed before the next open: the switch is undone (the old
+    //    chain was never written after it), the overlay the create made is removed
+    set_fault(Some("external-after-transaction"));
+    let e = drv.snapshot_create("d", &snap("gone"), cf::DISK_ONLY).unwrap_err();
+    set_fault(None);
+    assert_eq!(e.message, "fault injected after the disk transaction");
+    let before = drv.domain_xml("d", 0).unwrap();
+    let pid = r.pids()[0];
+    drop(drv);
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let drv = r.open();
+    assert_eq!(state(&*drv, "d"), (5, 3));
+    assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "live"]);
+    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert!(!p("a.gone").exists());
+    assert!(view(&top(&*drv, "d", "vda"), [0x11, 0x22, 0x33, 0x44]));
 }
 
 #[test]
@@ -152,6 +180,7 @@ fn missing_and_locked_images_change_nothing() {
     if !backend() {
         return;
     }
+    let _serial = serial();
     let r = Root::new();
     let drv = r.open();
     three(&r, &*drv, r.path());
@@ -206,6 +235,7 @@ fn full_disk_during_a_merge() {
     if !backend() {
         return;
     }
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let ok = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs", dir.path().to_str().unwrap()])

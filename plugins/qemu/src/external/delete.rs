@@ -440,16 +440,25 @@ fn in_qemu(q: &mut Qmp, path: &Path) -> bool {
 /// Settles a leftover delete record: the merge is run again offline (the domain is shut off,
 /// or the record would not have outlived its qemu), then the metadata and files.
 pub(crate) fn roll_forward(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, step: &Step) -> Result<()> {
-    if is_active(d.state) {
-        // qemu still runs the chain: its job was cancelled with the process that ran it, or
-        // finished; only a merge whose overlay left qemu's chain can be finished offline
-        let q = drv.qmp(g, d)?;
-        if step.merges.iter().any(|m| m.overlay.exists() && node_of(q, &m.overlay).is_ok()) {
-            return Ok(());
-        }
+    // a live qemu still holding a merged overlay keeps the record for a later open (its job
+    // died with the process that ran it); a dead one (no monitor) holds nothing
+    if is_active(d.state)
+        && let Ok(q) = drv.qmp(g, d)
+        && step.merges.iter().any(|m| m.overlay.exists() && node_of(q, &m.overlay).is_ok())
+    {
+        return Err(Error::operation_invalid("a running qemu still holds an overlay being merged"));
     }
+    let live = is_active(d.state) && drv.qmp(g, d).is_ok();
     for m in &step.merges {
-        commit_offline(m)?;
+        if live {
+            // qemu finished this merge (the overlay left its graph): only the images outside
+            // its graph that stood on the overlay are left to repoint
+            let q = drv.qmp(g, d)?;
+            let off: Vec<PathBuf> = m.dependants.iter().filter(|c| !in_qemu(q, c)).cloned().collect();
+            rebase_dependants(&Merge { dependants: off, ..m.clone() })?;
+        } else {
+            commit_offline(m)?;
+        }
     }
     let rewrites = rewrites(g, d, &step.snapshot, &step.merges)?;
     let mut step = step.clone();

@@ -176,15 +176,26 @@ impl Step {
 /// be settled now (an image is locked, say) stays for the next open; the error is not fatal to
 /// the connection.
 pub fn settle(drv: &QemuDriver, g: &mut Inner) -> Result<()> {
+    let mut first = Ok(());
     for d in g.store.domains()? {
-        if let Some(step) = Step::read(&drv.cfg, &d.uuid)? {
-            settle_step(drv, g, &d, &step)?;
-            Step::remove(&drv.cfg, &d.uuid);
+        let res = settle_domain(drv, g, &d);
+        if first.is_ok() {
+            first = res;
         }
-        if let Some(p) = super::Pending::read(&drv.cfg, &d.uuid)? {
-            settle_pending(drv, g, &d, &p)?;
-            super::Pending::remove(&drv.cfg, &d.uuid);
-        }
+    }
+    first
+}
+
+/// One domain's records; a record stays when settling it fails.
+fn settle_domain(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord) -> Result<()> {
+    if let Some(step) = Step::read(&drv.cfg, &d.uuid)? {
+        settle_step(drv, g, d, &step)?;
+        Step::remove(&drv.cfg, &d.uuid);
+    }
+    let d = g.store.domain_by_uuid(&d.uuid)?;
+    if let Some(p) = super::Pending::read(&drv.cfg, &d.uuid)? {
+        settle_pending(drv, g, &d, &p)?;
+        super::Pending::remove(&drv.cfg, &d.uuid);
     }
     Ok(())
 }

@@ -42,10 +42,25 @@ pub fn overlay_of(src: &Path, snap: &str) -> PathBuf {
     PathBuf::from(format!("{stem}.{snap}"))
 }
 
-/// A disk-only external snapshot of shut-off domain `dom` made by hand: a qcow2 overlay per
-/// disk on its current source, the definition switched, the metadata stored with `state`
-/// (`shutoff`, or `disk-snapshot` to stand for one taken while running).
+/// A disk-only external snapshot of shut-off domain `dom` through the plugin's own create
+/// (DISK_ONLY): state `shutoff`, or `disk-snapshot` taken while the domain runs (started for it
+/// and stopped again).
 pub fn ext_snapshot(r: &Root, drv: &dyn Driver, dom: &str, name: &str, state: &str) {
+    let _ = r;
+    let running = state == "disk-snapshot";
+    if running {
+        drv.domain_start(dom).unwrap();
+    }
+    let x = format!("<domainsnapshot><name>{name}</name></domainsnapshot>");
+    drv.snapshot_create(dom, &x, virtplug_plugin_sdk::flags::snapshot_create::DISK_ONLY).unwrap();
+    if running {
+        drv.domain_destroy(dom).unwrap();
+    }
+}
+
+/// The same snapshot made by hand, without the create path: a qcow2 overlay per disk on its
+/// current source, the definition switched, the metadata stored with `state`.
+pub fn ext_snapshot_by_hand(r: &Root, drv: &dyn Driver, dom: &str, name: &str, state: &str) {
     let old = drv.domain_xml(dom, 0).unwrap();
     let mut new = old.clone();
     let mut disks = String::new();
