@@ -175,3 +175,40 @@ fn mixed_internal_and_external() {
     assert_eq!(top(&*drv, "d", "vda"), a);
     assert!(view(&a, [0x11, 0x22, 0, 0]));
 }
+
+#[test]
+fn running_children_only_then_children() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let drv = r.open();
+    three(&r, &*drv);
+    let p = |n: &str| r.path().join(n);
+    drv.domain_start("d").unwrap();
+    let pid = r.pids()[0];
+    // deepest first: two active commits in a row on the running chain
+    drv.snapshot_delete("d", "s1", df::CHILDREN_ONLY).unwrap();
+    assert_eq!(list(&*drv, "d"), vec!["s1"]);
+    assert_eq!(top(&*drv, "d", "vda"), p("a.s1"));
+    assert!(!p("a.s2").exists() && !p("a.s3").exists());
+    assert_eq!(r.pids(), vec![pid]);
+    assert!(view(&p("a.s1"), [0x11, 0x22, 0x33, 0x44]));
+    // a snapshot taken on the merged chain, then the whole tree
+    drv.snapshot_create("d", &snap("t"), virtplug_plugin_sdk::flags::snapshot_create::DISK_ONLY).unwrap();
+    drv.snapshot_delete("d", "s1", df::CHILDREN).unwrap();
+    assert!(list(&*drv, "d").is_empty());
+    assert_eq!(top(&*drv, "d", "vda"), p("a.qcow2"));
+    assert_eq!(r.pids(), vec![pid]);
+    drv.domain_destroy("d").unwrap();
+    assert!(view(&p("a.qcow2"), [0x11, 0x22, 0x33, 0x44]));
+    let left: Vec<String> = r
+        .path()
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("a.") && n != "a.qcow2")
+        .collect();
+    assert!(left.is_empty(), "overlays left: {left:?}");
+}
