@@ -3,7 +3,7 @@
 //! documentation for the key layout and the guarantees).
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -83,6 +83,14 @@ pub struct EtcdBackend {
     stop: Arc<AtomicBool>,
     /// Domains this backend has seen itself own (a cache: every write still compares).
     owned: HashSet<String>,
+    /// Per domain, the last generation this connection read or wrote, keyed by the pointer's
+    /// mod revision: a read whose pointer did not move answers from it (one small read), and a
+    /// write of an owned domain starts from it with no read at all (the write's compare on the
+    /// pointer's mod revision fences a stale copy; only a failed compare re-reads).
+    cache: HashMap<String, (Pointer, Loaded)>,
+    /// Requests sent to the cluster by this connection (every attempt counts): an inspection
+    /// for tests and benches.
+    requests: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for EtcdBackend {
@@ -159,6 +167,8 @@ impl EtcdBackend {
             lost: Arc::new(AtomicBool::new(false)),
             stop: Arc::new(AtomicBool::new(false)),
             owned: HashSet::new(),
+            cache: HashMap::new(),
+            requests: Default::default(),
         };
         this.lease = this.join_lease(cfg.lease_ttl)?;
         this.spawn_keeper(&parsed, cfg)?;
@@ -168,6 +178,11 @@ impl EtcdBackend {
     /// This host's name.
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Requests this connection has sent to the cluster so far (each retry counts).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// This host's lease id.
@@ -275,6 +290,7 @@ impl EtcdBackend {
     {
         let mut last = None;
         for attempt in 0..RETRIES {
+            self.requests.fetch_add(1, Ordering::Relaxed);
             match self.rt.block_on(f(self.client.clone())) {
                 Ok(v) => return Ok(v),
                 Err(e) => {
@@ -298,11 +314,17 @@ impl EtcdBackend {
 
     /// Commits `txn`, retrying on unavailability; whether its guards held.
     fn txn(&self, txn: Txn) -> Result<bool> {
+        self.txn_at(txn).map(|r| r.is_some())
+    }
+
+    /// Commits `txn`, retrying on unavailability; the revision it committed at, `None` when its
+    /// guards failed.
+    fn txn_at(&self, txn: Txn) -> Result<Option<i64>> {
         self.retry(|mut c| {
             let txn = txn.clone();
             async move { c.txn(txn).await }
         })
-        .map(|r| r.succeeded())
+        .map(|r| r.succeeded().then(|| r.header().map_or(0, |h| h.revision())))
     }
 
     fn check_live(&self) -> Result<()> {
@@ -439,11 +461,26 @@ impl EtcdBackend {
     }
 
     /// The pointer, then the generation it names as of the pointer's read revision (so a switch
-    /// in between cannot mix two generations).
-    fn load_at(&self, dom: &str) -> Result<(Loaded, Pointer)> {
+    /// in between cannot mix two generations), from the cache when the pointer did not move.
+    fn load_at(&mut self, dom: &str) -> Result<(Loaded, Pointer)> {
         let (p, rev) = self.pointer(dom)?;
+        if let Some((cp, loaded)) = self.cache.get(dom)
+            && cp.mod_revision == p.mod_revision
+            && cp.gid == p.gid
+        {
+            return Ok((loaded.clone(), p));
+        }
+        let loaded = self.read_generation(dom, &p, rev)?;
+        if p.gid.is_some() {
+            self.cache.insert(dom.to_owned(), (p.clone(), loaded.clone()));
+        }
+        Ok((loaded, p))
+    }
+
+    /// The generation `p` names, read as of revision `rev`.
+    fn read_generation(&self, dom: &str, p: &Pointer, rev: i64) -> Result<Loaded> {
         let Some(gid) = p.gid.clone() else {
-            return Ok((Loaded::default(), p));
+            return Ok(Loaded::default());
         };
         let gprefix = self.keys.generation(dom, &gid);
         let mut loaded = Loaded { generation: p.version as u64, ..Loaded::default() };
@@ -455,7 +492,7 @@ impl EtcdBackend {
                 loaded.records.push(parse_record(name_hex, &value)?);
             }
         }
-        Ok((loaded, p))
+        Ok(loaded)
     }
 
     /// The cluster's floor for benches: one single-key transaction round trip (an unguarded put
@@ -516,7 +553,7 @@ impl EtcdBackend {
 
     /// Writes `commit` as a delta under the live generation in one transaction guarded by the
     /// pointer's mod revision (the pointer is rewritten, so the next writer's guard moves).
-    fn write_delta(&mut self, dom: &str, p: &Pointer, gid: &str, commit: &Commit) -> Result<bool> {
+    fn write_delta(&mut self, dom: &str, p: &Pointer, gid: &str, commit: &Commit) -> Result<Option<Pointer>> {
         let mut ops = Vec::with_capacity(commit.put.len() + commit.remove.len() + 2);
         for r in &commit.put {
             ops.push(TxnOp::put(self.keys.snapshot(dom, gid, &hex(&r.def.name)), record_value(r), None));
@@ -531,13 +568,14 @@ impl EtcdBackend {
         ops.push(TxnOp::put(self.keys.pointer(dom), gid, None));
         let mut when = self.owner_guards(dom).to_vec();
         when.push(Compare::mod_revision(self.keys.pointer(dom), CompareOp::Equal, p.mod_revision));
-        self.txn(Txn::new().when(when).and_then(ops))
+        let rev = self.txn_at(Txn::new().when(when).and_then(ops))?;
+        Ok(rev.map(|mod_revision| Pointer { gid: Some(gid.to_owned()), mod_revision, version: p.version + 1 }))
     }
 
     /// Writes the whole tree under a fresh generation in chunks, then switches the pointer in
     /// one compare-and-swap that also deletes the old generation. A failed switch removes the
     /// new generation (or leaves it to [`Self::collect_orphans`] if even that fails).
-    fn write_generation(&mut self, dom: &str, p: &Pointer, loaded: Loaded, commit: &Commit) -> Result<bool> {
+    fn write_generation(&mut self, dom: &str, p: &Pointer, loaded: Loaded, commit: &Commit) -> Result<Option<Pointer>> {
         let mut tree: BTreeMap<String, Record> = loaded.records.into_iter().map(|r| (r.def.name.clone(), r)).collect();
         for name in &commit.remove {
             tree.remove(name);
@@ -564,7 +602,7 @@ impl EtcdBackend {
                 bytes = 0;
                 if !self.txn(chunk)? {
                     self.drop_generation(dom, &gid);
-                    return Ok(false);
+                    return Ok(None);
                 }
             }
         }
@@ -572,18 +610,18 @@ impl EtcdBackend {
         if let Some(old) = &p.gid {
             switch.push(TxnOp::delete(self.keys.generation(dom, old), Some(DeleteOptions::new().with_prefix())));
         }
-        match self.txn(Txn::new().when(ptr_guard).and_then(switch)) {
-            Ok(true) => Ok(true),
-            Ok(false) => {
+        match self.txn_at(Txn::new().when(ptr_guard).and_then(switch))? {
+            Some(mod_revision) => Ok(Some(Pointer { gid: Some(gid), mod_revision, version: p.version + 1 })),
+            None => {
                 // A retried switch that committed on an earlier attempt fails its guard: the
                 // pointer then names this generation.
-                if self.pointer(dom)?.0.gid.as_deref() == Some(gid.as_str()) {
-                    return Ok(true);
+                let now = self.pointer(dom)?.0;
+                if now.gid.as_deref() == Some(gid.as_str()) {
+                    return Ok(Some(now));
                 }
                 self.drop_generation(dom, &gid);
-                Ok(false)
+                Ok(None)
             }
-            Err(e) => Err(e),
         }
     }
 
@@ -592,6 +630,17 @@ impl EtcdBackend {
         // Best effort: what stays is collected by the next claim.
         let _ = self.txn(Txn::new().when(self.owner_guards(dom)).and_then([del]));
     }
+}
+
+/// `loaded` with `commit` applied: what the cluster holds after the commit.
+fn apply(mut loaded: Loaded, commit: &Commit, generation: u64) -> Loaded {
+    let touched: HashSet<&str> =
+        commit.put.iter().map(|r| r.def.name.as_str()).chain(commit.remove.iter().map(String::as_str)).collect();
+    loaded.records.retain(|r| !touched.contains(r.def.name.as_str()));
+    loaded.records.extend(commit.put.iter().cloned());
+    loaded.current = commit.current.clone();
+    loaded.generation = generation;
+    loaded
 }
 
 fn nanos() -> u128 {
@@ -611,24 +660,53 @@ impl MetadataBackend for EtcdBackend {
         Ok(self.load_at(dom)?.0)
     }
 
+    /// Starts from the cached generation when there is one (no read); a refused compare or an
+    /// answer other than a commit is checked against the cluster before it counts (another
+    /// connection of this host may have written), re-running `f` on a fresh read if the pointer
+    /// moved.
     fn update(&mut self, dom: &str, f: &mut dyn FnMut(Loaded) -> Result<Option<Commit>>) -> Result<()> {
         self.check_live()?;
         if !self.owned.contains(dom) {
             self.claim(dom)?;
         }
-        let (loaded, p) = self.load_at(dom)?;
-        let Some(commit) = f(loaded.clone())? else {
-            return Ok(());
-        };
-        let bytes: usize = commit.put.iter().map(|r| record_value(r).len()).sum();
-        let small = commit.put.len() + commit.remove.len() + 2 <= CHUNK_OPS && bytes < CHUNK_BYTES;
-        let done = match p.gid.clone() {
-            Some(gid) if small => self.write_delta(dom, &p, &gid, &commit)?,
-            _ => self.write_generation(dom, &p, loaded, &commit)?,
-        };
-        if !done {
-            return Err(self.refusal(dom)?);
+        let mut fresh = false;
+        loop {
+            let (loaded, p) = match self.cache.get(dom) {
+                Some((p, loaded)) if !fresh => (loaded.clone(), p.clone()),
+                _ => {
+                    fresh = true;
+                    self.cache.remove(dom);
+                    self.load_at(dom)?
+                }
+            };
+            let commit = match f(loaded.clone()) {
+                Ok(Some(commit)) => commit,
+                other => {
+                    if !fresh && self.pointer(dom)?.0.mod_revision != p.mod_revision {
+                        fresh = true;
+                        continue;
+                    }
+                    return other.map(|_| ());
+                }
+            };
+            let bytes: usize = commit.put.iter().map(|r| record_value(r).len()).sum();
+            let small = commit.put.len() + commit.remove.len() + 2 <= CHUNK_OPS && bytes < CHUNK_BYTES;
+            let written = match p.gid.clone() {
+                Some(gid) if small => self.write_delta(dom, &p, &gid, &commit)?,
+                _ => self.write_generation(dom, &p, loaded.clone(), &commit)?,
+            };
+            match written {
+                Some(np) => {
+                    let next = apply(loaded, &commit, np.version as u64);
+                    self.cache.insert(dom.to_owned(), (np, next));
+                    return Ok(());
+                }
+                None if !fresh => fresh = true,
+                None => {
+                    self.cache.remove(dom);
+                    return Err(self.refusal(dom)?);
+                }
+            }
         }
-        Ok(())
     }
 }

@@ -104,6 +104,46 @@ fn a_large_import_and_a_subtree_delete_switch_whole_generations() {
 }
 
 #[test]
+fn an_operation_on_a_cached_generation_is_one_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = require!(cluster(tmp.path()));
+    let mut s = host(&c, "h1");
+    s.import(VM, &chain("s", 1000), Some("s999"), false).unwrap();
+    // A create on an owned, cached domain is its one write transaction (no read of the tree).
+    let before = s.backend().requests();
+    s.create_def(VM, &snap("c", Some("s999"))).unwrap();
+    assert_eq!(s.backend().requests() - before, 1);
+    // A read whose pointer did not move is the pointer's read alone.
+    let before = s.backend().requests();
+    assert_eq!(count(&mut s), 1001);
+    assert_eq!(s.backend().requests() - before, 1);
+    // A revert and a delete of a leaf: one transaction each.
+    let before = s.backend().requests();
+    s.set_current(VM, "s5").unwrap();
+    s.delete(VM, "c", 0).unwrap();
+    assert_eq!(s.backend().requests() - before, 2);
+}
+
+#[test]
+fn a_stale_cache_is_read_again_before_it_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = require!(cluster(tmp.path()));
+    // Two connections of one host: both pass the ownership guards, each keeps its own cache.
+    let (mut a, mut b) = (host(&c, "h1"), host(&c, "h1"));
+    a.create_def(VM, &snap("x", None)).unwrap();
+    assert_eq!(count(&mut b), 1);
+    b.create_def(VM, &snap("y", None)).unwrap();
+    // a's copy is stale: its write's compare fails, it reads again and creates on top of y.
+    a.create_def(VM, &snap("z", None)).unwrap();
+    assert_eq!(b.lookup(VM, "z").unwrap().parent.as_deref(), Some("y"));
+    // An answer from a stale copy ("already exists") is checked before it is given.
+    b.delete(VM, "x", 0).unwrap();
+    a.create_def(VM, &snap("x", None)).unwrap();
+    assert_eq!(b.current(VM).unwrap().unwrap().name, "x");
+    assert_eq!(digest(&mut a), digest(&mut b));
+}
+
+#[test]
 fn the_leader_killed_during_a_10000_snapshot_import_leaves_it_complete_or_absent() {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = require!(cluster(tmp.path()));
