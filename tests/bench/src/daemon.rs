@@ -1,4 +1,7 @@
-//! `daemon`: virtplugd under load, on the mock plugin (durable store), over its unix socket.
+//! `daemon`: virtplugd under load, on the mock plugin (durable store), over its unix socket. The
+//! floor of the read rows is the daemon's cheapest request, `/healthz`, by the same 16 raw
+//! keep-alive clients in the same run: what any answer costs (HTTP, the socket, scheduling 16
+//! clients on this machine's cores) before it reads anything.
 //! - `snapshot-list` of a 1,000-snapshot tree by 16 concurrent clients: p50/p99 (target p99 ≤ 2 ms,
 //!   issue 15: the daemon answers an unchanged tree from its generation-keyed cache);
 //! - the same list over raw HTTP keep-alive connections, the body read but not parsed (the
@@ -30,7 +33,10 @@ use virtplug_host::{
     },
 };
 
-use crate::proc::ms;
+use crate::{
+    proc::ms,
+    report::{self, Row, Target, Unit},
+};
 
 const CLIENTS: usize = 16;
 const LIST_TREE: usize = 1_000;
@@ -144,10 +150,11 @@ const LIST_PATH: &str = "/v1/domains/test/snapshots?flags=0&raw=true";
 /// `Content-Length` (a 304 has none).
 fn exchange(
     conn: &mut std::io::BufReader<std::os::unix::net::UnixStream>,
+    path: &str,
     extra: &str,
 ) -> Result<(u16, Option<String>)> {
     use std::io::{BufRead, Read, Write};
-    let req = format!("GET {LIST_PATH} HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n");
     conn.get_mut().write_all(req.as_bytes())?;
     let mut line = String::new();
     conn.read_line(&mut line)?;
@@ -174,31 +181,43 @@ fn exchange(
     Ok((status, etag))
 }
 
-/// [`CLIENTS`] raw keep-alive connections each fetch the list once (its ETag), then, all starting
-/// together, fetch it `calls` times more: with `If-None-Match` when `conditional` (every answer
-/// must be a 304), else plainly (every answer a 200 with the whole body).
-fn raw_clients(socket: &Path, calls: usize, conditional: bool) -> Result<(Vec<Duration>, Duration)> {
+/// What the raw clients ask.
+#[derive(Clone, Copy, PartialEq)]
+enum Raw {
+    /// The list, plainly: every answer a 200 with the whole body.
+    List,
+    /// The list with `If-None-Match` its ETag: every answer a 304.
+    Revalidate,
+    /// `/healthz`: the floor.
+    Health,
+}
+
+/// [`CLIENTS`] raw keep-alive connections each make one request first (the list's ETag), then, all
+/// starting together, `calls` more of kind `raw`.
+fn raw_clients(socket: &Path, calls: usize, raw: Raw) -> Result<(Vec<Duration>, Duration)> {
     let barrier = Arc::new(Barrier::new(CLIENTS + 1));
+    let path = if raw == Raw::Health { "/healthz" } else { LIST_PATH };
     let workers: Vec<_> = (0..CLIENTS)
         .map(|_| {
             let (barrier, socket) = (Arc::clone(&barrier), socket.to_owned());
             std::thread::spawn(move || -> Result<Vec<Duration>> {
                 let prepared = (|| -> Result<_> {
                     let mut conn = std::io::BufReader::new(std::os::unix::net::UnixStream::connect(&socket)?);
-                    let (status, etag) = exchange(&mut conn, "")?;
+                    let (status, etag) = exchange(&mut conn, LIST_PATH, "")?;
                     let etag = etag.filter(|_| status == 200).context("the list answered no ETag")?;
-                    Ok((conn, if conditional { format!("If-None-Match: {etag}\r\n") } else { String::new() }))
+                    let inm = if raw == Raw::Revalidate { format!("If-None-Match: {etag}\r\n") } else { String::new() };
+                    Ok((conn, inm))
                 })();
                 barrier.wait();
                 let (mut conn, inm) = prepared?;
                 let mut lat = Vec::with_capacity(calls);
                 for _ in 0..calls {
                     let t = Instant::now();
-                    let (status, _) = exchange(&mut conn, &inm)?;
+                    let (status, _) = exchange(&mut conn, path, &inm)?;
                     lat.push(t.elapsed());
-                    let want = if conditional { 304 } else { 200 };
+                    let want = if raw == Raw::Revalidate { 304 } else { 200 };
                     if status != want {
-                        bail!("the list answered {status}, expected {want}");
+                        bail!("{path} answered {status}, expected {want}");
                     }
                 }
                 Ok(lat)
@@ -224,15 +243,17 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-fn row(what: &str, lat: &[Duration], wall: Duration, target: &str) {
+/// Two rows for one measured operation: p50 (informational) and p99 (held to `p99_target`, an
+/// absolute bound, when given), each beside the floor's same percentile.
+fn rows(what: &str, lat: &[Duration], wall: Duration, floor: &[Duration], p99_target: Option<Duration>) {
     let rate = lat.len() as f64 / wall.as_secs_f64();
-    println!(
-        "{what:<34} {CLIENTS:>7} {:>6} {:>9.0} {:>10} {:>10}  {target}",
-        lat.len(),
-        rate,
-        ms(pct(lat, 0.5)),
-        ms(pct(lat, 0.99))
-    );
+    let floor_of = |p: f64| (!floor.is_empty()).then(|| pct(floor, p).as_secs_f64());
+    Row::new("daemon", format!("{what} p50"), Unit::Time, pct(lat, 0.5).as_secs_f64()).floor_opt(floor_of(0.5)).emit();
+    Row::new("daemon", format!("{what} p99"), Unit::Time, pct(lat, 0.99).as_secs_f64())
+        .floor_opt(floor_of(0.99))
+        .target(p99_target.map_or(Target::None, |t| Target::AtMost(t.as_secs_f64())))
+        .emit();
+    report::note(&format!("{what}: {} calls by {CLIENTS} clients, {rate:.0} calls/s", lat.len()));
 }
 
 /// The `daemon` section.
@@ -251,17 +272,25 @@ pub fn run() -> Result<()> {
 }
 
 fn sections(registry: &Registry, bin: &Path, tmp: &Path) -> Result<()> {
-    println!(
-        "## virtplugd: {CLIENTS} concurrent clients on the unix socket, mock plugin (durable store), release build"
-    );
-    println!("{:<34} {:>7} {:>6} {:>9} {:>10} {:>10}  target", "operation", "clients", "ops", "ops/s", "p50", "p99");
+    report::header(&format!(
+        "virtplugd: {CLIENTS} concurrent clients on the unix socket, mock plugin (durable store), release build; \
+         floor = /healthz by the same clients"
+    ));
+    const LIST_P99: Duration = Duration::from_millis(2);
+    const REVALIDATE_P99: Duration = Duration::from_micros(500);
 
     // snapshot-list of a 1,000-snapshot tree.
     let dir = tmp.join("list");
     populate(registry, &dir, LIST_TREE)?;
     let d = Daemon::start(bin, &dir)?;
     let uri = d.uri();
+    let sock = d.dir.join("sock");
     concurrent(&uri, 5, |c, _, _| c.snapshot_list("test", 0).map(drop).map_err(Into::into))?; // warm-up
+    let (floor, _) = raw_clients(&sock, LIST_CALLS, Raw::Health)?;
+    Row::new("daemon", "floor: /healthz p50", Unit::Time, pct(&floor, 0.5).as_secs_f64()).emit();
+    Row::new("daemon", "floor: /healthz p99", Unit::Time, pct(&floor, 0.99).as_secs_f64()).emit();
+    // Through the host's daemon client, as a Rust integrator or the CLI reads: it keeps its last
+    // answer and revalidates it, so an unchanged tree costs a 304 and a copy of the kept list.
     let (lat, wall) = concurrent(&uri, LIST_CALLS, |c, _, _| {
         let n = c.snapshot_list("test", 0)?.len();
         if n != LIST_TREE {
@@ -269,28 +298,13 @@ fn sections(registry: &Registry, bin: &Path, tmp: &Path) -> Result<()> {
         }
         Ok(())
     })?;
-    row(
-        &format!("snapshot-list ({LIST_TREE}-snapshot tree)"),
-        &lat,
-        wall,
-        if pct(&lat, 0.99) <= Duration::from_millis(2) { "p99 <= 2 ms: met" } else { "p99 <= 2 ms: MISSED" },
-    );
-    // The daemon's part alone: the same request over raw keep-alive connections, the body read
-    // but not parsed (the row above includes the host client's JSON parsing and filtering).
-    let (lat, wall) = raw_clients(&d.dir.join("sock"), LIST_CALLS, false)?;
-    row(
-        "snapshot-list raw HTTP (no parse)",
-        &lat,
-        wall,
-        if pct(&lat, 0.99) <= Duration::from_millis(2) { "p99 <= 2 ms: met" } else { "p99 <= 2 ms: MISSED" },
-    );
-    let (lat, wall) = raw_clients(&d.dir.join("sock"), LIST_CALLS, true)?;
-    row(
-        "snapshot-list revalidation (304)",
-        &lat,
-        wall,
-        if pct(&lat, 0.99) <= Duration::from_micros(500) { "p99 <= 0.5 ms: met" } else { "p99 <= 0.5 ms: MISSED" },
-    );
+    rows(&format!("snapshot-list ({LIST_TREE}-snapshot tree)"), &lat, wall, &floor, Some(LIST_P99));
+    // An HTTP integrator without a cache: the whole 140 KB body every time (from the daemon's
+    // generation-keyed cache), read but not parsed.
+    let (lat, wall) = raw_clients(&sock, LIST_CALLS, Raw::List)?;
+    rows("snapshot-list raw HTTP (no parse)", &lat, wall, &floor, Some(LIST_P99));
+    let (lat, wall) = raw_clients(&sock, LIST_CALLS, Raw::Revalidate)?;
+    rows("snapshot-list revalidation (304)", &lat, wall, &floor, Some(REVALIDATE_P99));
     drop(d);
 
     // snapshot-create then snapshot-delete, all clients on one domain.
@@ -302,13 +316,13 @@ fn sections(registry: &Registry, bin: &Path, tmp: &Path) -> Result<()> {
         c.snapshot_create("test", &format!("<domainsnapshot><name>c{t}-{i}</name></domainsnapshot>"), 0)?;
         Ok(())
     })?;
-    row("snapshot-create", &lat, wall, "printed");
+    rows("snapshot-create", &lat, wall, &[], None);
     let (lat, wall) = concurrent(&uri, CREATES, |c, t, i| {
         // Newest first: a leaf of this client's chain segment where possible.
         c.snapshot_delete("test", &format!("c{t}-{}", CREATES - 1 - i), 0)?;
         Ok(())
     })?;
-    row("snapshot-delete", &lat, wall, "printed");
+    rows("snapshot-delete", &lat, wall, &[], None);
     let left = Connection::open(&Registry::default(), &uri, false)?.snapshot_list("test", 0)?.len();
     if left != 0 {
         bail!("{left} snapshots left after the deletes");
@@ -339,22 +353,16 @@ fn sections(registry: &Registry, bin: &Path, tmp: &Path) -> Result<()> {
     if on_b != MIGRATE_TREE {
         bail!("B holds {on_b} snapshots after the migration, expected {MIGRATE_TREE}");
     }
-    let verdict = if total < Duration::from_secs(2) { "< 2 s: met" } else { "< 2 s: MISSED" };
-    println!(
-        "{:<34} {:>7} {:>6} {:>9} {:>10} {:>10}  {verdict}; libvirt: no peer",
-        format!("migrate-snapshots ({MIGRATE_TREE}, 2 daemons)"),
-        1,
-        1,
-        "-",
-        ms(total),
-        "-"
-    );
+    Row::new("daemon", format!("migrate-snapshots ({MIGRATE_TREE}, 2 daemons)"), Unit::Time, total.as_secs_f64())
+        .target(Target::AtMost(2.0))
+        .emit();
+    report::note("migrate-snapshots: libvirt has no peer (its per-snapshot redefine loop: 29.5 s, issue 8)");
     // When each step was seen done, as the polling client saw it (50 ms poll).
     let steps: Vec<String> = marks
         .iter()
         .filter(|(_, st, _)| st != "running")
         .map(|(n, st, at)| format!("{n} {st} at {}", ms(*at)))
         .collect();
-    println!("  steps: {}", steps.join(", "));
+    report::note(&format!("steps: {}", steps.join(", ")));
     Ok(())
 }
