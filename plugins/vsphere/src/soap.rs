@@ -219,13 +219,14 @@ impl Soap {
                 self.authority
             ))));
         }
-        let doc = xmldom::parse(text).map_err(|_| not_soap())?;
+        let mut doc = xmldom::parse(text).map_err(|_| not_soap())?;
         if doc.name != "Envelope" {
             return Err(not_soap());
         }
-        let inner = doc.child("Body").and_then(|b| b.children.first()).ok_or_else(not_soap)?;
+        // The Body's first child, moved out of the document (not copied).
+        let inner = doc.take_child("Body").and_then(|b| b.children.into_iter().next()).ok_or_else(not_soap)?;
         if inner.name == "Fault" {
-            return Err(CallError::Fault(Fault::from_soap(inner)));
+            return Err(CallError::Fault(Fault::from_soap(&inner)));
         }
         if status != 200 {
             return Err(not_soap());
@@ -244,7 +245,7 @@ impl Soap {
                 }
             }
         }
-        Ok(inner.clone())
+        Ok(inner)
     }
 
     /// One call: on `NotAuthenticated`, logs in again once and retries once.

@@ -157,13 +157,9 @@ fn retrieve_body(pc: &MoRef, props: &[PropSpec<'_>], objs: &[ObjSpec<'_>]) -> St
     b
 }
 
-fn parse_objects(rv: &Element, out: &mut Vec<ObjectContent>) {
-    for o in rv.children_named("objects") {
+fn parse_objects(rv: Element, out: &mut Vec<ObjectContent>) {
+    for o in rv.children.into_iter().filter(|c| c.name == "objects") {
         let Some(obj) = o.child("obj").and_then(MoRef::from_element) else { continue };
-        let props = o
-            .children_named("propSet")
-            .filter_map(|p| Some((p.child_text("name")?.to_owned(), p.child("val")?.clone())))
-            .collect();
         let missing = o
             .children_named("missingSet")
             .map(|m| {
@@ -174,6 +170,13 @@ fn parse_objects(rv: &Element, out: &mut Vec<ObjectContent>) {
                 };
                 (path, fault)
             })
+            .collect();
+        // The values are moved out of the answer, not copied.
+        let props = o
+            .children
+            .into_iter()
+            .filter(|p| p.name == "propSet")
+            .filter_map(|mut p| Some((p.child_text("name")?.to_owned(), p.take_child("val")?)))
             .collect();
         out.push(ObjectContent { obj, props, missing });
     }
@@ -186,19 +189,20 @@ pub fn retrieve(
     props: &[PropSpec<'_>],
     objs: &[ObjSpec<'_>],
 ) -> CallResult<Vec<ObjectContent>> {
-    let resp = soap.call("RetrievePropertiesEx", &retrieve_body(pc, props, objs))?;
+    let mut resp = soap.call("RetrievePropertiesEx", &retrieve_body(pc, props, objs))?;
     let mut out = Vec::new();
-    let Some(mut rv) = resp.child("returnval").cloned() else { return Ok(out) };
+    let Some(mut rv) = resp.take_child("returnval") else { return Ok(out) };
     loop {
-        parse_objects(&rv, &mut out);
-        let Some(token) = rv.child_text("token").map(str::to_owned).filter(|t| !t.is_empty()) else { break };
+        let token = rv.child_text("token").map(str::to_owned).filter(|t| !t.is_empty());
+        parse_objects(rv, &mut out);
+        let Some(token) = token else { break };
         let body = format!(
             r#"<ContinueRetrievePropertiesEx xmlns="urn:vim25">{}<token>{}</token></ContinueRetrievePropertiesEx>"#,
             pc.xml("_this"),
             escape(&token)
         );
-        match soap.call("ContinueRetrievePropertiesEx", &body)?.child("returnval") {
-            Some(next) => rv = next.clone(),
+        match soap.call("ContinueRetrievePropertiesEx", &body)?.take_child("returnval") {
+            Some(next) => rv = next,
             None => break,
         }
     }

@@ -58,6 +58,13 @@ impl Element {
         self.child(local).map(|c| c.text.as_str())
     }
 
+    /// Removes and returns the first child with this local name (an answer's parts are moved
+    /// out of its tree, not copied).
+    pub fn take_child(&mut self, local: &str) -> Option<Element> {
+        let at = self.children.iter().position(|c| c.name == local)?;
+        Some(self.children.remove(at))
+    }
+
     /// Follows a path of local names (`["returnval", "about", "apiVersion"]`).
     pub fn path(&self, names: &[&str]) -> Option<&Element> {
         names.iter().try_fold(self, |el, n| el.child(n))

@@ -164,6 +164,8 @@ pub fn one(args: &[String]) -> Result<()> {
             bail!("unexpected answer");
         }
     }
+    // Leaves the simulator as it found it.
+    conn.snapshot_delete(VM, "base", virtplug_host::flags::snapshot_delete::CHILDREN)?;
     let median = |v: &mut Vec<Duration>| proc::median(v).as_secs_f64();
     println!("floor {}", median(&mut floor));
     println!("floor_text {}", median(&mut text));
