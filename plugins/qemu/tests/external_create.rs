@@ -5,10 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
+#[path = "common/ext.rs"]
+mod ext;
 
 use std::path::Path;
 
 use common::*;
+use ext::*;
 use virtplug_plugin_sdk::{
     Driver, codes,
     flags::{snapshot_create as cf, snapshot_delete as df, snapshot_list as lf},
@@ -42,10 +45,7 @@ fn shut_off_disk_only_with_generated_names() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let (a, b) = (r.image("a.qcow2", "qcow2"), r.image("b.qcow2", "qcow2"));
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "qcow2", false)])).unwrap();
+    let (r, drv, [a, b]) = setup(["a.qcow2", "b.qcow2"]);
     let before = drv.domain_xml("d", 0).unwrap();
     write_pattern(&a, 1);
     assert_eq!(drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap(), "s1");
@@ -93,10 +93,7 @@ fn explicit_paths_and_reuse_ext() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let (a, b) = (r.image("a.qcow2", "qcow2"), r.image("b.raw", "raw"));
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "raw", false)])).unwrap();
+    let (r, drv, [a, b]) = setup(["a.qcow2", "b.raw"]);
     let before = drv.domain_xml("d", 0).unwrap();
     let full = r.path().join("full.qcow2");
     std::fs::write(&full, b"x").unwrap();
@@ -161,10 +158,7 @@ fn refusals_change_nothing() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let (a, b) = (r.image("a.qcow2", "qcow2"), r.image("a.raw", "raw"));
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "raw", false)])).unwrap();
+    let (r, drv, [a, b]) = setup(["a.qcow2", "a.raw"]);
     let before = drv.domain_xml("d", 0).unwrap();
     let files = || {
         let mut v: Vec<String> = std::fs::read_dir(r.path())
@@ -251,10 +245,7 @@ fn failure_on_the_second_disk_removes_the_first_overlay() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let (a, b) = (r.image("a.qcow2", "qcow2"), r.image("b.qcow2", "qcow2"));
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "qcow2", false)])).unwrap();
+    let (r, drv, [_, _]) = setup(["a.qcow2", "b.qcow2"]);
     let before = drv.domain_xml("d", 0).unwrap();
     // the second overlay's directory does not exist (the tests run as root: a read-only
     // directory would not stop qemu-img)
@@ -275,10 +266,7 @@ fn listing_filters_external_and_disk_only() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let a = r.image("a.qcow2", "qcow2");
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    let (_r, drv, [_]) = setup(["a.qcow2"]);
     drv.snapshot_create("d", &snap("int"), 0).unwrap();
     drv.snapshot_create("d", &snap("ext"), cf::DISK_ONLY).unwrap();
     // the driver lists all; the host filters with the model's rules on these fields
@@ -296,71 +284,20 @@ fn listing_filters_external_and_disk_only() {
 /// Serialises the tests that set `VIRTPLUG_QEMU_FAULT` (process-wide) with the running ones.
 static FAULT_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// One QMP command on domain `uuid`'s monitor, with the driver's connection closed (qemu
-/// serves one client): the `return` value, or the error's `desc` as Err.
-fn qmp(r: &Root, uuid: &str, cmd: &str, args: serde_json::Value) -> Result<serde_json::Value, String> {
-    use std::io::{BufRead, BufReader, Write};
-    let sock = r.path().join("run/qemu").join(uuid).join("monitor.sock");
-    let s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let mut rd = BufReader::new(s);
-    let mut line = String::new();
-    rd.read_line(&mut line).unwrap(); // greeting
-    let mut call = |msg: serde_json::Value| -> Result<serde_json::Value, String> {
-        w.write_all(format!("{msg}\n").as_bytes()).unwrap();
-        loop {
-            line.clear();
-            rd.read_line(&mut line).unwrap();
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            if let Some(r) = v.get("return") {
-                return Ok(r.clone());
-            }
-            if let Some(e) = v.get("error") {
-                return Err(e["desc"].as_str().unwrap_or("").to_owned());
-            }
-        }
-    };
-    call(serde_json::json!({"execute": "qmp_capabilities"})).unwrap();
-    call(serde_json::json!({"execute": cmd, "arguments": args}))
-}
-
-/// (top node name, top file, backing file) of device `target` per `query-block`.
-fn live_top(r: &Root, target: &str) -> (String, String, Option<String>) {
-    let v = qmp(r, UUID, "query-block", serde_json::json!({})).unwrap();
-    let b =
-        v.as_array().unwrap().iter().find(|b| b["qdev"].as_str().unwrap().contains(&format!("/{target}/"))).unwrap();
-    let i = &b["inserted"];
-    (
-        i["node-name"].as_str().unwrap().to_owned(),
-        i["image"]["filename"].as_str().unwrap().to_owned(),
-        i["image"]["backing-image"]["filename"].as_str().map(str::to_owned),
-    )
-}
-
-/// A guest write of pattern `p` over the first 64 KiB of disk `target`, through HMP qemu-io.
-fn guest_write(r: &Root, target: &str, p: u8) {
-    let cmd = format!("qemu-io -d /machine/peripheral/{target}/virtio-backend \"write -P {p} 0 64k\"");
-    let out = qmp(r, UUID, "human-monitor-command", serde_json::json!({ "command-line": cmd })).unwrap();
-    assert!(!out.as_str().unwrap_or("").contains("error"), "{out}");
-}
-
 #[test]
 fn running_disk_only_one_transaction() {
     let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let (a, b) = (r.image("a.qcow2", "qcow2"), r.image("b.qcow2", "qcow2"));
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "qcow2", false)])).unwrap();
+    let (r, drv, [a, _]) = setup(["a.qcow2", "b.qcow2"]);
     write_pattern(&a, 1);
     drv.domain_start("d").unwrap();
     let before = drv.domain_xml("d", 0).unwrap();
     // a failed transaction (a second, invalid action injected) changes nothing
-    unsafe { std::env::set_var("VIRTPLUG_QEMU_FAULT", "external-transaction") };
+    set_fault(Some("external-transaction"));
     let e = drv.snapshot_create("d", &snap("bad"), cf::DISK_ONLY | cf::ATOMIC).unwrap_err();
-    unsafe { std::env::remove_var("VIRTPLUG_QEMU_FAULT") };
+    set_fault(None);
     assert_eq!(
         (e.code, e.message.as_str()),
         (codes::OPERATION_FAILED, "transaction: Cannot find device='no-such-node' nor node-name='no-such-node'")
@@ -420,15 +357,11 @@ fn a_stop_between_transaction_and_metadata_leaves_the_record() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let a = r.image("a.qcow2", "qcow2");
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
-    drv.domain_start("d").unwrap();
+    let (r, drv, [_]) = setup_running(["a.qcow2"]);
     let before = drv.domain_xml("d", 0).unwrap();
-    unsafe { std::env::set_var("VIRTPLUG_QEMU_FAULT", "external-after-transaction") };
+    set_fault(Some("external-after-transaction"));
     let res = drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY);
-    unsafe { std::env::remove_var("VIRTPLUG_QEMU_FAULT") };
+    set_fault(None);
     assert!(res.is_err());
     // the disks switched, the metadata not yet saved: the journal record says so
     assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
@@ -448,10 +381,7 @@ fn redefine_checks_the_chain() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let (a, b) = (r.image("a.qcow2", "qcow2"), r.image("b.qcow2", "qcow2"));
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "qcow2", false)])).unwrap();
+    let (r, drv, [a, b]) = setup(["a.qcow2", "b.qcow2"]);
     drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap();
     drv.snapshot_create("d", &snap("s2"), cf::DISK_ONLY).unwrap();
     let (x1, x2) = (drv.snapshot_xml("d", "s1", 0).unwrap(), drv.snapshot_xml("d", "s2", 0).unwrap());
@@ -499,11 +429,7 @@ fn redefine_on_a_running_domain() {
         return;
     }
     let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let r = Root::new();
-    let a = r.image("a.qcow2", "qcow2");
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
-    drv.domain_start("d").unwrap();
+    let (_r, drv, [_]) = setup_running(["a.qcow2"]);
     drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap();
     let x = drv.snapshot_xml("d", "s1", 0).unwrap();
     drv.snapshot_delete("d", "s1", df::METADATA_ONLY).unwrap();
@@ -529,10 +455,7 @@ fn running_with_external_memory() {
         return;
     }
     let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let r = Root::new();
-    let a = r.image("a.qcow2", "qcow2");
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    let (r, drv, [a]) = setup(["a.qcow2"]);
     // LIVE needs a running domain and external memory
     let e = drv.snapshot_create("d", &snap("x"), cf::LIVE | cf::DISK_ONLY).unwrap_err();
     assert_eq!(
@@ -547,10 +470,7 @@ fn running_with_external_memory() {
     let drv = r.open();
     let before = drv.domain_xml("d", 0).unwrap();
     let mem = r.path().join("m1.mem");
-    let x = format!(
-        "<domainsnapshot><name>m1</name><memory snapshot='external' file='{}'/></domainsnapshot>",
-        mem.display()
-    );
+    let x = mem_snap("m1", &mem);
     drv.snapshot_create("d", &x, 0).unwrap();
     assert_eq!(state(&*drv, "d").0, 1, "resumed after the snapshot");
     let (magic, version, _, was_running, xml) = save_header(&mem);
@@ -599,9 +519,9 @@ fn running_with_external_memory() {
     drv.domain_resume("d").unwrap();
     let mem4 = r.path().join("m4.mem");
     let x4 = format!("<domainsnapshot><name>m4</name><memory file='{}'/></domainsnapshot>", mem4.display());
-    unsafe { std::env::set_var("VIRTPLUG_QEMU_FAULT", "external-transaction") };
+    set_fault(Some("external-transaction"));
     let e = drv.snapshot_create("d", &x4, 0).unwrap_err();
-    unsafe { std::env::remove_var("VIRTPLUG_QEMU_FAULT") };
+    set_fault(None);
     assert!(e.message.starts_with("transaction: "), "{}", e.message);
     assert!(!mem4.exists() && !r.path().join("a.m4").exists());
     assert_eq!(state(&*drv, "d").0, 1);
@@ -614,11 +534,7 @@ fn internal_snapshot_after_an_external_one_on_a_running_domain() {
         return;
     }
     let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let r = Root::new();
-    let a = r.image("a.qcow2", "qcow2");
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
-    drv.domain_start("d").unwrap();
+    let (r, drv, [a]) = setup_running(["a.qcow2"]);
     drv.snapshot_create("d", &snap("e1"), cf::DISK_ONLY).unwrap();
     // qemu's node names changed with the switch: the internal snapshot lands in the live top
     drv.snapshot_create("d", &snap("i1"), 0).unwrap();
@@ -634,11 +550,7 @@ fn halt_is_refused_for_a_transient_domain() {
         return;
     }
     let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let r = Root::new();
-    let a = r.image("a.qcow2", "qcow2");
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
-    drv.domain_start("d").unwrap();
+    let (r, drv, [_]) = setup_running(["a.qcow2"]);
     drv.domain_undefine("d", 0).unwrap(); // running: it stays, transient
     let mem = r.path().join("m.mem");
     let x = format!("<domainsnapshot><name>m</name><memory file='{}'/></domainsnapshot>", mem.display());

@@ -8,42 +8,16 @@ mod common;
 #[path = "common/ext.rs"]
 mod ext;
 
-use std::path::Path;
-
 use common::*;
 use ext::*;
 use virtplug_plugin_sdk::flags::snapshot_delete as df;
-
-/// base(0x11) <- a.s1(0x22) <- a.s2(0x33) <- a.s3 (top, 0x44): snapshots s1, s2, s3.
-fn three(r: &Root, drv: &dyn virtplug_plugin_sdk::Driver) {
-    let a = r.image("a.qcow2", "qcow2");
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
-    write_at(&a, "0", 0x11);
-    for (k, s) in ["s1", "s2", "s3"].iter().enumerate() {
-        ext_snapshot(r, drv, "d", s, "shutoff");
-        write_at(&top(drv, "d", "vda"), &format!("{}M", k + 1), 0x22 + 0x11 * k as u8);
-    }
-}
-
-/// The data view frozen by snapshot `s` (its `<domain>` source).
-fn frozen(drv: &dyn virtplug_plugin_sdk::Driver, s: &str) -> std::path::PathBuf {
-    let x = drv.snapshot_xml("d", s, 0).unwrap();
-    let dom = &x[x.find("<domain type").unwrap()..];
-    sources(dom)[0].1.clone()
-}
-
-fn view(img: &Path, pats: [u8; 4]) -> bool {
-    ["0", "1M", "2M", "3M"].iter().zip(pats).all(|(off, p)| reads(img, off, p))
-}
 
 #[test]
 fn shut_off_middle_and_top() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let drv = r.open();
-    three(&r, &*drv);
+    let (r, drv) = three();
     let p = |n: &str| r.path().join(n);
     // middle: a.s2 committed into a.s1, a.s3 rebased onto a.s1, s3's domain rewritten
     drv.snapshot_delete("d", "s2", 0).unwrap();
@@ -69,9 +43,7 @@ fn running_block_commit() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let drv = r.open();
-    three(&r, &*drv);
+    let (r, drv) = three();
     let p = |n: &str| r.path().join(n);
     drv.domain_start("d").unwrap();
     let pid = r.pids()[0];
@@ -100,9 +72,7 @@ fn children_and_children_only() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let drv = r.open();
-    three(&r, &*drv);
+    let (r, drv) = three();
     let p = |n: &str| r.path().join(n);
     drv.snapshot_delete("d", "s1", df::CHILDREN_ONLY).unwrap();
     assert_eq!(list(&*drv, "d"), vec!["s1"]);
@@ -122,9 +92,7 @@ fn metadata_only_keeps_the_files() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let drv = r.open();
-    three(&r, &*drv);
+    let (r, drv) = three();
     drv.snapshot_delete("d", "s2", df::METADATA_ONLY).unwrap();
     assert_eq!(list(&*drv, "d"), vec!["s1", "s3"]);
     assert!(r.path().join("a.s2").exists());
@@ -136,9 +104,7 @@ fn a_reverted_branch_keeps_its_view() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let drv = r.open();
-    three(&r, &*drv);
+    let (r, drv) = three();
     let p = |n: &str| r.path().join(n);
     // revert to s2: a.s2-revert1 stands on a.s1 beside a.s2
     drv.snapshot_revert("d", "s2", 0).unwrap();
@@ -161,10 +127,7 @@ fn mixed_internal_and_external() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let a = r.image("a.qcow2", "qcow2");
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    let (r, drv, [a]) = setup(["a.qcow2"]);
     write_at(&a, "0", 0x11);
     drv.snapshot_create("d", &snap("int"), 0).unwrap();
     ext_snapshot(&r, &*drv, "d", "ext", "shutoff");
@@ -181,9 +144,7 @@ fn running_children_only_then_children() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let drv = r.open();
-    three(&r, &*drv);
+    let (r, drv) = three();
     let p = |n: &str| r.path().join(n);
     drv.domain_start("d").unwrap();
     let pid = r.pids()[0];

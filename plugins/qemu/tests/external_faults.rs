@@ -11,38 +11,14 @@ mod common;
 #[path = "common/ext.rs"]
 mod ext;
 
-use std::{
-    path::Path,
-    process::{Command, Stdio},
-};
+use std::process::{Command, Stdio};
 
 use common::*;
 use ext::*;
 use virtplug_plugin_sdk::{
-    Driver, codes,
+    codes,
     flags::{snapshot_create as cf, snapshot_revert as rf},
 };
-
-/// base(0x11) <- a.s1(0x22) <- a.s2(0x33) <- a.s3 (top, 0x44) in `dir`: snapshots s1, s2, s3.
-fn three(r: &Root, drv: &dyn Driver, dir: &Path) {
-    let a = dir.join("a.qcow2");
-    qemu_img(&["create", "-q", "-f", "qcow2", a.to_str().unwrap(), "64M"]);
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
-    write_at(&a, "0", 0x11);
-    for (k, s) in ["s1", "s2", "s3"].iter().enumerate() {
-        ext_snapshot(r, drv, "d", s, "shutoff");
-        write_at(&top(drv, "d", "vda"), &format!("{}M", k + 1), 0x22 + 0x11 * k as u8);
-    }
-}
-
-fn frozen(drv: &dyn Driver, s: &str) -> std::path::PathBuf {
-    let x = drv.snapshot_xml("d", s, 0).unwrap();
-    sources(&x[x.find("<domain type").unwrap()..])[0].1.clone()
-}
-
-fn view(img: &Path, pats: [u8; 4]) -> bool {
-    ["0", "1M", "2M", "3M"].iter().zip(pats).all(|(off, p)| reads(img, off, p))
-}
 
 /// The fault variable is process-wide: the tests of this binary run one at a time, so an
 /// injected fault never hits another test's operation.
@@ -52,17 +28,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn set_fault(v: Option<&str>) {
-    // SAFETY: the tests of this binary hold SERIAL, so no other thread reads the environment of
-    // this process meanwhile (libtest's own threads do not).
-    unsafe {
-        match v {
-            Some(v) => std::env::set_var("VIRTPLUG_QEMU_FAULT", v),
-            None => std::env::remove_var("VIRTPLUG_QEMU_FAULT"),
-        }
-    }
-}
-
 #[test]
 fn cut_short_operations_are_settled_at_open() {
     if !backend() {
@@ -70,9 +35,7 @@ fn cut_short_operations_are_settled_at_open() {
     }
     let _serial = serial();
     // 1. revert stopped after its overlays: undone at open (nothing points at them)
-    let r = Root::new();
-    let drv = r.open();
-    three(&r, &*drv, r.path());
+    let (r, drv) = three();
     let p = |n: &str| r.path().join(n);
     let before = drv.domain_xml("d", 0).unwrap();
     set_fault(Some("revert-crash"));
@@ -125,9 +88,7 @@ fn cut_short_operations_are_settled_at_open() {
     assert!(view(&top(&*drv, "d", "vda"), [0x11, 0x22, 0x33, 0x44]));
 
     // 3. qemu killed during a block-commit: the merge is finished offline, the domain crashed
-    let r = Root::new();
-    let drv = r.open();
-    three(&r, &*drv, r.path());
+    let (r, drv) = three();
     let p = |n: &str| r.path().join(n);
     drv.domain_start("d").unwrap();
     set_fault(Some("kill-during-commit"));
@@ -181,9 +142,7 @@ fn missing_and_locked_images_change_nothing() {
         return;
     }
     let _serial = serial();
-    let r = Root::new();
-    let drv = r.open();
-    three(&r, &*drv, r.path());
+    let (r, drv) = three();
     let p = |n: &str| r.path().join(n);
     // missing frozen image
     std::fs::rename(p("a.s1"), p("away")).unwrap();
@@ -247,7 +206,7 @@ fn full_disk_during_a_merge() {
     let m = Mount(dir);
     let r = Root::new();
     let drv = r.open();
-    three(&r, &*drv, m.0.path());
+    three_in(&r, &*drv, m.0.path());
     let p = |n: &str| m.0.path().join(n);
     // 6 MiB after s2 in a.s3, then fill the filesystem so the merge cannot fit
     Command::new("qemu-io")

@@ -20,11 +20,7 @@ fn revert_keeps_the_abandoned_branch() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let a = r.image("a.qcow2", "qcow2");
-    let b = r.image("b.qcow2", "qcow2");
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "qcow2", false)])).unwrap();
+    let (r, drv, [a, b]) = setup(["a.qcow2", "b.qcow2"]);
     write_at(&a, "0", 0x11);
     write_at(&b, "0", 0x11);
     ext_snapshot(&r, &*drv, "d", "s1", "shutoff");
@@ -103,10 +99,7 @@ fn disk_only_snapshot_of_a_running_domain_reverts_running() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let a = r.image("a.qcow2", "qcow2");
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    let (r, drv, [a]) = setup(["a.qcow2"]);
     write_at(&a, "0", 0x11);
     ext_snapshot(&r, &*drv, "d", "live", "disk-snapshot");
     write_at(&top(&*drv, "d", "vda"), "0", 0x22);
@@ -126,10 +119,7 @@ fn missing_frozen_image_changes_nothing() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let a = r.image("a.qcow2", "qcow2");
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    let (r, drv, [_]) = setup(["a.qcow2"]);
     // recorded by hand (as a REDEFINE from elsewhere would), not by this plugin's create
     ext_snapshot_by_hand(&r, &*drv, "d", "s1", "shutoff");
     ext_snapshot_by_hand(&r, &*drv, "d", "s2", "shutoff");
@@ -154,17 +144,11 @@ fn memory_snapshot_reverts_through_incoming_migration() {
     if !backend() {
         return;
     }
-    let r = Root::new();
-    let a = r.image("a.qcow2", "qcow2");
-    let drv = r.open();
-    drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
+    let (r, drv, [a]) = setup(["a.qcow2"]);
     write_at(&a, "0", 0x11);
     drv.domain_start("d").unwrap();
     let mem = r.path().join("m1.mem");
-    let x = format!(
-        "<domainsnapshot><name>m1</name><memory snapshot='external' file='{}'/></domainsnapshot>",
-        mem.display()
-    );
+    let x = mem_snap("m1", &mem);
     drv.snapshot_create("d", &x, 0).unwrap();
     assert_eq!(drv.snapshot_lookup("d", "m1").unwrap().state, RUNNING);
     drv.domain_destroy("d").unwrap();

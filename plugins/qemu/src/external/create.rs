@@ -98,6 +98,16 @@ fn save(g: &mut Inner, d: &DomainRecord, def: &SnapshotDef, new: &QemuDef, metad
     })
 }
 
+/// What the steps of one running create share: the connection, the domain as it was, the
+/// snapshot being made and the create flags.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    drv: &'a QemuDriver,
+    d: &'a DomainRecord,
+    def: &'a SnapshotDef,
+    flags: u32,
+}
+
 /// `snapshot_create` of a snapshot with external parts (or DISK_ONLY); `def` is parsed and
 /// named, the name checked.
 pub(crate) fn create(
@@ -116,7 +126,7 @@ pub(crate) fn create(
     def.domain = Some(d.xml.clone());
     def.parent = None;
     if is_active(d.state) {
-        running(drv, g, d, &def, &mut disks, flags)?;
+        running(Call { drv, d, def: &def, flags }, g, &mut disks)?;
     } else {
         offline(g, d, &def, &disks, flags)?;
     }
@@ -125,18 +135,12 @@ pub(crate) fn create(
 
 /// A running or paused domain, in libvirt's order: pause (external memory without LIVE),
 /// memory into the save image, the disk transaction, metadata, then HALT or resume.
-fn running(
-    drv: &QemuDriver,
-    g: &mut Inner,
-    d: &DomainRecord,
-    def: &SnapshotDef,
-    disks: &mut [ExtDisk],
-    flags: u32,
-) -> Result<()> {
+fn running(c: Call<'_>, g: &mut Inner, disks: &mut [ExtDisk]) -> Result<()> {
+    let Call { drv, d, def, flags } = c;
     let mem = def.memory.as_ref().filter(|m| m.mode == xml::SnapshotMode::External).and_then(|m| m.file.clone());
     let was_running = d.state == st::RUNNING;
     let Some(file) = mem else {
-        return running_disks(drv, g, d, def, disks, flags);
+        return running_disks(c, g, disks);
     };
     let file = std::path::PathBuf::from(file);
     let timeout = drv.timeout();
@@ -161,7 +165,7 @@ fn running(
     let res = if disks.is_empty() {
         QemuDef::parse(&d.xml).and_then(|same| save(g, d, def, &same, flags & cf::NO_METADATA == 0))
     } else {
-        running_disks(drv, g, d, def, disks, flags)
+        running_disks(c, g, disks)
     };
     if let Err(e) = res {
         return Err(undo(drv, g, e));
@@ -222,14 +226,8 @@ fn tops(q: &mut crate::qmp::Qmp, dom: &str) -> Result<Vec<Top>> {
         .unwrap_or_default())
 }
 
-fn running_disks(
-    drv: &QemuDriver,
-    g: &mut Inner,
-    d: &DomainRecord,
-    def: &SnapshotDef,
-    disks: &mut [ExtDisk],
-    flags: u32,
-) -> Result<()> {
+fn running_disks(c: Call<'_>, g: &mut Inner, disks: &mut [ExtDisk]) -> Result<()> {
+    let Call { drv, d, def, flags } = c;
     let reuse = flags & cf::REUSE_EXT != 0;
     let qdef = QemuDef::parse(&d.xml)?;
     let q = drv.qmp(g, d)?;

@@ -134,6 +134,27 @@ pub fn list(drv: &dyn Driver, dom: &str) -> Vec<String> {
     drv.snapshot_list(dom, 0).unwrap().into_iter().map(|s| s.name).collect()
 }
 
+/// A root, its driver and shut-off domain `d` with one disk per file in `files` (vda, vdb, …
+/// in order): fresh 64 MiB images, raw for a `.raw` name, qcow2 otherwise.
+pub fn setup<const N: usize>(files: [&str; N]) -> (Root, Box<dyn Driver>, [PathBuf; N]) {
+    let r = Root::new();
+    let fmt = |f: &str| if f.ends_with(".raw") { "raw" } else { "qcow2" };
+    let imgs: Vec<PathBuf> = files.iter().map(|f| r.image(f, fmt(f))).collect();
+    let targets = ["vda", "vdb", "vdc", "vdd"];
+    let disks: Vec<(&str, &Path, &str, bool)> =
+        imgs.iter().zip(files).enumerate().map(|(k, (p, f))| (targets[k], p.as_path(), fmt(f), false)).collect();
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &disks)).unwrap();
+    (r, drv, imgs.try_into().unwrap())
+}
+
+/// [`setup`] with `d` started.
+pub fn setup_running<const N: usize>(files: [&str; N]) -> (Root, Box<dyn Driver>, [PathBuf; N]) {
+    let (r, drv, imgs) = setup(files);
+    drv.domain_start("d").unwrap();
+    (r, drv, imgs)
+}
+
 /// (state, reason) of `dom`.
 pub fn state(drv: &dyn Driver, dom: &str) -> (u32, u32) {
     let i = drv.domain_lookup_by_name(dom).unwrap();
