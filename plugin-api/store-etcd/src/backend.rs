@@ -34,7 +34,7 @@ const PAGE: i64 = 1000;
 const RETRIES: u32 = 20;
 
 /// What a failed request means to the caller.
-fn store_error(uri: &str, e: &etcd_client::Error) -> Error {
+pub(crate) fn store_error(uri: &str, e: &etcd_client::Error) -> Error {
     let text = e.to_string().replace('\n', " ");
     let unreachable = match e {
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
@@ -103,7 +103,7 @@ impl std::fmt::Debug for EtcdBackend {
     }
 }
 
-fn connect_options(cfg: &StoreConfig) -> ConnectOptions {
+pub(crate) fn connect_options(cfg: &StoreConfig) -> ConnectOptions {
     let mut o = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
         .with_timeout(Duration::from_secs(5))
@@ -114,7 +114,7 @@ fn connect_options(cfg: &StoreConfig) -> ConnectOptions {
     o
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -426,7 +426,7 @@ impl EtcdBackend {
         })?;
         let rev = r.header().map_or(0, |h| h.revision());
         let p = r.kvs().first().map_or_else(Pointer::default, |kv| Pointer {
-            gid: Some(String::from_utf8_lossy(kv.value()).into_owned()),
+            gid: Some(pointer_gid(kv.value())),
             mod_revision: kv.mod_revision(),
             version: kv.version(),
         });
@@ -434,7 +434,7 @@ impl EtcdBackend {
     }
 
     /// Every key-value under `prefix` as of `revision`, page by page.
-    fn range_at(&self, prefix: &str, revision: i64, keys_only: bool) -> Result<Vec<(String, Vec<u8>)>> {
+    pub(crate) fn range_at(&self, prefix: &str, revision: i64, keys_only: bool) -> Result<Vec<(String, Vec<u8>)>> {
         let end = prefix_end(prefix);
         let mut from = prefix.to_owned();
         let mut out = Vec::new();
@@ -565,7 +565,7 @@ impl EtcdBackend {
             Some(c) => TxnOp::put(self.keys.current(dom, gid), c.as_str(), None),
             None => TxnOp::delete(self.keys.current(dom, gid), None),
         });
-        ops.push(TxnOp::put(self.keys.pointer(dom), gid, None));
+        ops.push(TxnOp::put(self.keys.pointer(dom), self.pointer_value(gid), None));
         let mut when = self.owner_guards(dom).to_vec();
         when.push(Compare::mod_revision(self.keys.pointer(dom), CompareOp::Equal, p.mod_revision));
         let rev = self.txn_at(Txn::new().when(when).and_then(ops))?;
@@ -606,7 +606,7 @@ impl EtcdBackend {
                 }
             }
         }
-        let mut switch = vec![TxnOp::put(self.keys.pointer(dom), gid.as_str(), None)];
+        let mut switch = vec![TxnOp::put(self.keys.pointer(dom), self.pointer_value(&gid), None)];
         if let Some(old) = &p.gid {
             switch.push(TxnOp::delete(self.keys.generation(dom, old), Some(DeleteOptions::new().with_prefix())));
         }
@@ -625,11 +625,22 @@ impl EtcdBackend {
         }
     }
 
+    /// The pointer's value naming generation `gid`, written by this host.
+    fn pointer_value(&self, gid: &str) -> String {
+        format!("{gid}\n{}", self.host)
+    }
+
     fn drop_generation(&self, dom: &str, gid: &str) {
         let del = TxnOp::delete(self.keys.generation(dom, gid), Some(DeleteOptions::new().with_prefix()));
         // Best effort: what stays is collected by the next claim.
         let _ = self.txn(Txn::new().when(self.owner_guards(dom)).and_then([del]));
     }
+}
+
+/// The generation id of a pointer's value (`<gid>\n<writer>`).
+pub(crate) fn pointer_gid(value: &[u8]) -> String {
+    let text = String::from_utf8_lossy(value);
+    text.split_once('\n').map_or(&*text, |(gid, _)| gid).to_owned()
 }
 
 /// `loaded` with `commit` applied: what the cluster holds after the commit.

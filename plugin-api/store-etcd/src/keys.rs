@@ -46,9 +46,14 @@ impl Keys {
     pub(crate) fn owner(&self, dom: &str) -> String {
         format!("{}/owner/{}", self.prefix, hex(dom))
     }
-    /// `P/dom/<dom>/ptr`: the live generation's id.
+    /// `P/ptr/<dom>`: `<gid>\n<writer host>`, the live generation's id and the host that wrote
+    /// it. Apart from the generations, so a watch of `P/ptr/` sees one event per commit.
     pub(crate) fn pointer(&self, dom: &str) -> String {
-        format!("{}/dom/{}/ptr", self.prefix, hex(dom))
+        format!("{}{}", self.pointers(), hex(dom))
+    }
+    /// `P/ptr/`: every domain's pointer.
+    pub(crate) fn pointers(&self) -> String {
+        format!("{}/ptr/", self.prefix)
     }
     /// `P/dom/<dom>/g/`: every generation of the domain.
     pub(crate) fn generations(&self, dom: &str) -> String {

@@ -10,8 +10,10 @@
 //!   joins the same lease, so the lease is the host's identity while it lives);
 //! - `P/owner/<dom>` = the owning host, attached to the owner's lease: it vanishes when the
 //!   owner's lease expires;
-//! - `P/dom/<dom>/ptr` = the id of the live generation; its version is the domain's generation
-//!   number ([`Loaded::generation`](virtplug_plugin_sdk::metadata::Loaded));
+//! - `P/ptr/<dom>` = the id of the live generation, a newline and the host that wrote it; its
+//!   version is the domain's generation number
+//!   ([`Loaded::generation`](virtplug_plugin_sdk::metadata::Loaded)); apart from the
+//!   generations so that a watch of `P/ptr/` ([`watch()`]) sees one event per commit;
 //! - `P/dom/<dom>/g/<gid>/s/<name>` = `SEQ\n` + the snapshot's XML (secure, with `<parent>`),
 //!   `P/dom/<dom>/g/<gid>/current` = the current snapshot's name.
 //!
@@ -44,7 +46,11 @@ pub mod uri;
 mod backend;
 #[cfg(feature = "etcd")]
 mod keys;
+#[cfg(feature = "etcd")]
+mod watch;
 
 #[cfg(feature = "etcd")]
 pub use backend::{CHUNK_BYTES, CHUNK_OPS, EtcdBackend, lease_lost, owned_by};
 pub use uri::{StoreConfig, StoreUri};
+#[cfg(feature = "etcd")]
+pub use watch::{RemoteChange, Watch, watch};

@@ -15,7 +15,7 @@ use std::{
 
 use metadata_common::{VM, apply, digest, redefine_xml, snap};
 use virtplug_plugin_sdk::{DirBackend, Metadata, MetadataStore, codes, flags::snapshot_delete};
-use virtplug_store_etcd::{EtcdBackend, StoreConfig, lease_lost, owned_by};
+use virtplug_store_etcd::{EtcdBackend, RemoteChange, StoreConfig, lease_lost, owned_by};
 use virtplug_test_support::{EtcdCluster, require};
 
 const AREA: &str = "etcd store tests";
@@ -141,6 +141,39 @@ fn a_stale_cache_is_read_again_before_it_answers() {
     a.create_def(VM, &snap("x", None)).unwrap();
     assert_eq!(b.current(VM).unwrap().unwrap().name, "x");
     assert_eq!(digest(&mut a), digest(&mut b));
+}
+
+#[test]
+fn a_watch_reports_the_commits_of_other_hosts_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = require!(cluster(tmp.path()));
+    let (mut a, mut b) = (host(&c, "h1"), host(&c, "h2"));
+    a.create_def(VM, &snap("before", None)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let w = virtplug_store_etcd::watch(&c.uri("fleet"), &config("h2"), move |ch| tx.send(ch).unwrap()).unwrap();
+    let next = || rx.recv_timeout(std::time::Duration::from_secs(20)).expect("a change within 20 s");
+    let change = |created: &[&str], deleted: &[&str], current: Option<Option<&str>>| RemoteChange {
+        dom: VM.into(),
+        host: "h1".into(),
+        created: created.iter().map(|s| s.to_string()).collect(),
+        deleted: deleted.iter().map(|s| s.to_string()).collect(),
+        current: current.map(|c| c.map(str::to_owned)),
+    };
+    a.create_def(VM, &snap("s1", None)).unwrap();
+    assert_eq!(next(), change(&["s1"], &[], Some(Some("s1"))));
+    // h2's own commit is not reported; h1's next one is, against the state h2 left.
+    a.backend().handover(VM, "h2").unwrap();
+    b.create_def(VM, &snap("mine", None)).unwrap();
+    b.backend().handover(VM, "h1").unwrap();
+    a.set_current(VM, "before").unwrap();
+    assert_eq!(next(), change(&[], &[], Some(Some("before"))));
+    // A generation switch (an import of 300) and a subtree delete.
+    a.import(VM, &chain("i", 300), None, false).unwrap();
+    let created = next().created;
+    assert_eq!((created.len(), created.contains(&"i299".to_string())), (300, true));
+    a.delete(VM, "s1", snapshot_delete::CHILDREN).unwrap();
+    assert_eq!(next(), change(&[], &["mine", "s1"], None));
+    drop(w);
 }
 
 #[test]

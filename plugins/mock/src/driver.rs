@@ -32,6 +32,8 @@ pub struct MockDriver {
     awaiting: Mutex<Option<PathBuf>>,
     /// The fleet store keeping the snapshot metadata (`store=etcd://…`); domains stay local.
     fleet: Option<FleetSlot>,
+    /// The fleet store's watch, when one runs.
+    _watch: Option<FleetWatch>,
 }
 
 /// The fleet store behind its lock (the store itself prints nothing in `Debug`).
@@ -44,18 +46,39 @@ impl std::fmt::Debug for FleetSlot {
 }
 
 /// Gives a store that was never initialised the domain `test` (running, id 1), in one transaction.
-/// The fleet store of `store` (its config from `VIRTPLUG_STORE_CONFIG`).
+/// A running watch of the fleet store (dropped with the connection, which ends it).
+type FleetWatch = Box<dyn std::any::Any + Send + Sync>;
+
+/// The fleet store of `store` (its config from [`crate::uri::store_config`]) and, for a
+/// read-write connection whose host has a reader for events (a daemon), a watch that reports
+/// the snapshot changes other hosts commit (see [`crate::fleet_events`]).
 #[cfg(feature = "etcd")]
-fn connect_fleet(store: &virtplug_store_etcd::StoreUri) -> Result<Fleet> {
+fn connect_fleet(
+    store: &virtplug_store_etcd::StoreUri,
+    dir: &Path,
+    read_only: bool,
+) -> Result<(Fleet, Option<FleetWatch>)> {
     let uri = format!("etcd://{}{}", store.endpoints.join(","), store.prefix);
-    let cfg = virtplug_store_etcd::StoreConfig::from_env()?;
+    let cfg = crate::uri::store_config(dir)?;
     let backend = virtplug_store_etcd::EtcdBackend::connect(&uri, &cfg)?;
-    Ok(Box::new(virtplug_plugin_sdk::Metadata::new(backend)))
+    let host = virtplug_plugin_sdk::host::current();
+    let watch = if !read_only && host.wants_events() {
+        let db = dir.join("mock.db");
+        let w = virtplug_store_etcd::watch(&uri, &cfg, move |ch| crate::fleet_events::report(&host, &db, &ch))?;
+        Some(Box::new(w) as FleetWatch)
+    } else {
+        None
+    };
+    Ok((Box::new(virtplug_plugin_sdk::Metadata::new(backend)), watch))
 }
 
 /// Without the `etcd` feature a well-formed `store=` is refused in one line.
 #[cfg(not(feature = "etcd"))]
-fn connect_fleet(_store: &virtplug_store_etcd::StoreUri) -> Result<Fleet> {
+fn connect_fleet(
+    _store: &virtplug_store_etcd::StoreUri,
+    _dir: &Path,
+    _read_only: bool,
+) -> Result<(Fleet, Option<FleetWatch>)> {
     Err(Error::new(codes::CONFIG_UNSUPPORTED, "this build of the mock plugin has no etcd store (cargo feature etcd)"))
 }
 
@@ -86,7 +109,10 @@ impl MockDriver {
     /// [`MockDriver::open`] with the snapshot metadata on the fleet store `store` (domains stay
     /// in `dir`). The cluster is reached first: unreachable, nothing is created locally.
     pub fn open_with_store(dir: &Path, read_only: bool, store: Option<virtplug_store_etcd::StoreUri>) -> Result<Self> {
-        let fleet = store.map(|s| connect_fleet(&s).map(|f| FleetSlot(Mutex::new(f)))).transpose()?;
+        let (fleet, _watch) = match store.map(|s| connect_fleet(&s, dir, read_only)).transpose()? {
+            Some((f, w)) => (Some(FleetSlot(Mutex::new(f))), w),
+            None => (None, None),
+        };
         let sync = crate::uri::sync_mode()?;
         let path = dir.join("mock.db");
         if read_only {
@@ -94,13 +120,13 @@ impl MockDriver {
                 Some(store) => (store, None),
                 None => (fresh(Store::open(Path::new(":memory:"), sync)?)?, Some(path)),
             };
-            return Ok(Self { store: Mutex::new(store), read_only, awaiting: Mutex::new(awaiting), fleet });
+            return Ok(Self { store: Mutex::new(store), read_only, awaiting: Mutex::new(awaiting), fleet, _watch });
         }
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::new(codes::NO_CONNECT, format!("mock state directory '{}' cannot be created: {e}", dir.display()))
         })?;
         let store = fresh(Store::open(&path, sync)?)?;
-        Ok(Self { store: Mutex::new(store), read_only, awaiting: Mutex::new(None), fleet })
+        Ok(Self { store: Mutex::new(store), read_only, awaiting: Mutex::new(None), fleet, _watch })
     }
 
     pub(crate) fn fleet(&self) -> Result<Option<MutexGuard<'_, Fleet>>> {

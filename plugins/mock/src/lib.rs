@@ -10,7 +10,10 @@
 //! - `…?store=etcd://h1:p1,h2:p2/PREFIX` (or `VIRTPLUG_STORE`): the snapshot metadata lives on
 //!   that etcd cluster (crate `virtplug-store-etcd`, cargo feature `etcd`), the domains stay in
 //!   the local store; each snapshot change commits on etcd inside the local transaction that
-//!   changes the domain, so a refused etcd write leaves the local store untouched.
+//!   changes the domain, so a refused etcd write leaves the local store untouched. The store's
+//!   config is `VIRTPLUG_STORE_CONFIG`'s file, else `<state dir>/store.conf`. In a daemon
+//!   (a host that reads events) a read-write connection also watches the store and reports
+//!   the snapshot changes other hosts commit as snapshot events.
 //!
 //! A fresh store holds the domain `test` of libvirt's `test:///default`, running with id 1.
 //! Every operation is one store transaction. This crate depends on the SDK only and does no
@@ -19,6 +22,8 @@
 #![warn(missing_docs)]
 
 mod driver;
+#[cfg(feature = "etcd")]
+mod fleet_events;
 mod snapshot;
 mod state;
 mod uri;

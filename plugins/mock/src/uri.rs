@@ -60,3 +60,18 @@ pub fn sync_mode() -> Result<Sync> {
         }
     }
 }
+
+/// The fleet store's config: the file `VIRTPLUG_STORE_CONFIG` names (host-wide), else
+/// `<state dir>/store.conf` when it exists (one mock host per directory, so two hosts on one
+/// machine can carry their own names), else the defaults.
+#[cfg(feature = "etcd")]
+pub fn store_config(dir: &std::path::Path) -> Result<virtplug_store_etcd::StoreConfig> {
+    let local = dir.join("store.conf");
+    if std::env::var_os("VIRTPLUG_STORE_CONFIG").is_some_and(|v| !v.is_empty()) || !local.exists() {
+        return virtplug_store_etcd::StoreConfig::from_env();
+    }
+    let text = std::fs::read_to_string(&local).map_err(|e| {
+        Error::new(codes::INVALID_ARG, format!("store config '{}' cannot be read: {e}", local.display()))
+    })?;
+    virtplug_store_etcd::StoreConfig::parse(&local, &text)
+}

@@ -7,6 +7,7 @@ mod common;
 
 mod api;
 mod faults;
+mod fleet;
 mod hardening;
 mod http_client;
 mod idempotency;
