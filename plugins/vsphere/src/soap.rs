@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use reqwest::blocking::Client;
+use reqwest::Client;
 use virtplug_plugin_sdk::{Error, codes};
 
 use crate::{
@@ -70,6 +70,10 @@ struct Session {
 /// The transport. Safe to share between threads.
 pub struct Soap {
     client: Client,
+    /// Drives the client on the calling thread (`block_on`): a request costs no hop to a
+    /// runtime thread and back, as reqwest's blocking client's does (issue 19: ~0.1 ms of a
+    /// 0.3 ms request on the simulator).
+    rt: tokio::runtime::Runtime,
     url: String,
     authority: String,
     session: Mutex<Session>,
@@ -105,6 +109,11 @@ impl Soap {
         // Loading the system's root certificates reads ~150 files: only do it when a
         // certificate will actually be verified.
         let verifies = target.https && !target.no_verify;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::internal(format!("cannot set up the HTTP client: {}", root_cause(&e))))?;
+        let _in_rt = rt.enter();
         let client = Client::builder()
             .tcp_nodelay(true)
             .tls_built_in_root_certs(verifies)
@@ -116,8 +125,10 @@ impl Soap {
             .user_agent(concat!("virtplug-vsphere/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::internal(format!("cannot set up the HTTP client: {}", root_cause(&e))))?;
+        drop(_in_rt);
         Ok(Self {
             client,
+            rt,
             url: target.sdk_url(),
             authority: target.authority(),
             session: Mutex::new(Session { cookie: None, action: "urn:vim25".to_owned(), login: None }),
@@ -186,19 +197,29 @@ impl Soap {
             req = req.header("Cookie", format!("{COOKIE_NAME}={c}"));
         }
         self.trips.fetch_add(1, Ordering::Relaxed);
-        let result = req.send().map_err(|e| self.transport_error(method, &e)).and_then(|resp| {
-            for v in resp.headers().get_all("set-cookie") {
-                if let Some(val) =
-                    v.to_str().ok().and_then(|s| s.trim().strip_prefix(COOKIE_NAME)).and_then(|s| s.strip_prefix('='))
-                {
-                    let val = val.split(';').next().unwrap_or("").trim().to_owned();
+        let result = self
+            .rt
+            .block_on(async {
+                let resp = req.send().await?;
+                let mut set = None;
+                for v in resp.headers().get_all("set-cookie") {
+                    if let Some(val) = v
+                        .to_str()
+                        .ok()
+                        .and_then(|s| s.trim().strip_prefix(COOKIE_NAME))
+                        .and_then(|s| s.strip_prefix('='))
+                    {
+                        set = Some(val.split(';').next().unwrap_or("").trim().to_owned());
+                    }
+                }
+                if let Some(val) = set {
                     lock(&self.session).cookie = Some(val);
                 }
-            }
-            let status = resp.status().as_u16();
-            let text = resp.text().map_err(|e| self.transport_error(method, &e))?;
-            Ok((status, text))
-        });
+                let status = resp.status().as_u16();
+                let text = resp.text().await?;
+                Ok::<_, reqwest::Error>((status, text))
+            })
+            .map_err(|e| self.transport_error(method, &e));
         let (status, text) = match result {
             Ok(x) => x,
             Err(e) => return (Err(CallError::Error(e)), cookie),
