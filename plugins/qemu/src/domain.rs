@@ -38,6 +38,8 @@ pub struct Disk {
     pub format: Format,
     /// `<readonly/>` or a cdrom.
     pub readonly: bool,
+    /// `<shareable/>`: other hosts may write the image too (external snapshots refuse it).
+    pub shareable: bool,
 }
 
 impl Disk {
@@ -76,6 +78,7 @@ struct DiskDraft {
     source: Option<String>,
     target: Option<String>,
     readonly: bool,
+    shareable: bool,
 }
 
 fn attr(e: &quick_xml::events::BytesStart<'_>, name: &str) -> Option<String> {
@@ -117,7 +120,8 @@ fn finish(d: DiskDraft) -> Result<Option<Disk>> {
     if !target.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(unsupported(format!("disk target '{target}' must be alphanumeric")));
     }
-    Ok(Some(Disk { target, path: PathBuf::from(source), format, readonly: d.readonly || d.device == "cdrom" }))
+    let readonly = d.readonly || d.device == "cdrom";
+    Ok(Some(Disk { target, path: PathBuf::from(source), format, readonly, shareable: d.shareable }))
 }
 
 /// Reads the `<devices><disk>` elements of a domain document.
@@ -157,6 +161,7 @@ pub fn parse_disks(xml: &str) -> Result<Vec<Disk>> {
                 "source" => d.source = attr(e, "file"),
                 "target" => d.target = attr(e, "dev"),
                 "readonly" => d.readonly = true,
+                "shareable" => d.shareable = true,
                 _ => {}
             }
         }
@@ -284,7 +289,13 @@ mod tests {
         assert_eq!(q.disks.len(), 2);
         assert_eq!(
             q.disks[0],
-            Disk { target: "vda".into(), path: "/a.qcow2".into(), format: Format::Qcow2, readonly: false }
+            Disk {
+                target: "vda".into(),
+                path: "/a.qcow2".into(),
+                format: Format::Qcow2,
+                readonly: false,
+                shareable: false
+            }
         );
         assert!(q.disks[1].readonly);
         assert!(q.check_internal_snapshot_possible().is_ok());

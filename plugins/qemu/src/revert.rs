@@ -85,6 +85,10 @@ pub fn revert(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()>
     let mut g = drv.lock()?;
     let d = drv.domain_for_change(&mut g, dom)?;
     let sdef = g.store.snapshot_def(&d.uuid, snap)?;
+    // libvirt's first check (qemuSnapshotRevert), internal or external alike
+    if is_active(d.state) && !crate::external::block_jobs(drv.qmp(&mut g, &d)?)?.is_empty() {
+        return Err(Error::new(codes::OPERATION_INVALID, "domain has active block job"));
+    }
     if sdef.domain.is_none() {
         return Err(Error::new(
             codes::SNAPSHOT_REVERT_RISKY,

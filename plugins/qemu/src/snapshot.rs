@@ -265,6 +265,12 @@ pub fn delete(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()>
         return g.store.delete(&d.uuid, snap, flags);
     }
     if crate::external::delete::involved(&mut g, &d, snap, flags)? {
+        if is_active(d.state) && !crate::external::block_jobs(drv.qmp(&mut g, &d)?)?.is_empty() {
+            return Err(Error::new(
+                codes::OPERATION_UNSUPPORTED,
+                "cannot delete external snapshots when there is another active block job",
+            ));
+        }
         drop(g);
         return crate::external::delete::delete(drv, dom, snap, flags);
     }

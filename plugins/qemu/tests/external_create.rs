@@ -581,3 +581,66 @@ fn running_overlays_copy_the_cluster_layout() {
     assert_eq!(v["format-specific"]["data"]["extended-l2"], true);
     assert_eq!(v["virtual-size"], 64 << 20);
 }
+
+#[test]
+fn a_block_job_refuses_create_revert_and_delete() {
+    if !backend() {
+        return;
+    }
+    let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (r, drv, [_]) = setup_running(["a.qcow2"]);
+    drop(drv);
+    guest_write(&r, "vda", 1);
+    let drv = r.open();
+    drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap();
+    let before = drv.domain_xml("d", 0).unwrap();
+    drop(drv);
+    // a stream job on the live top (its id names the disk), throttled to 1 byte/s so it stays active
+    let (node, _, _) = live_top(&r, "vda");
+    qmp(&r, UUID, "block-stream", serde_json::json!({ "job-id": "vda-stream", "device": node, "speed": 1 })).unwrap();
+    let drv = r.open();
+    let e = drv.snapshot_create("d", &snap("s2"), cf::DISK_ONLY).unwrap_err();
+    assert_eq!((e.code, e.message.as_str()), (codes::OPERATION_INVALID, "disk 'vda' already in active block job"));
+    let e = drv.snapshot_revert("d", "s1", 0).unwrap_err();
+    assert_eq!((e.code, e.message.as_str()), (codes::OPERATION_INVALID, "domain has active block job"));
+    let e = drv.snapshot_delete("d", "s1", 0).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (codes::OPERATION_UNSUPPORTED, "cannot delete external snapshots when there is another active block job")
+    );
+    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(list(&*drv, "d"), vec!["s1"]);
+    assert!(!r.path().join("a.s2").exists() && !r.path().join("a.s1-revert1").exists());
+    // the job gone, the same calls go through
+    drop(drv);
+    qmp(&r, UUID, "block-job-cancel", serde_json::json!({ "device": "vda-stream", "force": true })).unwrap();
+    while !qmp(&r, UUID, "query-block-jobs", serde_json::json!({})).unwrap().as_array().unwrap().is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let drv = r.open();
+    drv.snapshot_delete("d", "s1", 0).unwrap();
+    drv.snapshot_create("d", &snap("s2"), cf::DISK_ONLY).unwrap();
+}
+
+#[test]
+fn a_writable_shared_disk_is_refused() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let (a, b) = (r.image("a.qcow2", "qcow2"), r.image("b.qcow2", "qcow2"));
+    let drv = r.open();
+    let xml = dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "qcow2", true)]);
+    // both shareable; vdb is read-only, which libvirt allows
+    drv.domain_define(&xml.replace("bus='virtio'/>", "bus='virtio'/>\n      <shareable/>")).unwrap();
+    let before = drv.domain_xml("d", 0).unwrap();
+    assert_eq!(
+        err(&*drv, &snap("s"), cf::DISK_ONLY),
+        (codes::CONFIG_UNSUPPORTED, "shared access for disk 'vda' requires use of supported storage format".into())
+    );
+    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert!(!r.path().join("a.s").exists() && list(&*drv, "d").is_empty());
+    let only_b = "<domainsnapshot><name>s</name><disks><disk name='vda' snapshot='no'/></disks></domainsnapshot>";
+    drv.snapshot_create("d", only_b, cf::DISK_ONLY).unwrap();
+    assert!(r.path().join("b.s").exists());
+}

@@ -143,6 +143,14 @@ fn prepare(def: &mut SnapshotDef, qdef: &QemuDef, active: bool, flags: u32) -> R
                 internal += 1;
             }
             Some(SnapshotMode::External) => {
+                // qemuSnapshotPrepareDiskShared: a writable shared disk needs an overlay format
+                // that allows concurrent access (raw); external overlays here are qcow2
+                if q.shareable && !q.readonly {
+                    return Err(unsupported(format!(
+                        "shared access for disk '{}' requires use of supported storage format",
+                        q.target
+                    )));
+                }
                 let fmt = spec.driver_type.get_or_insert_with(|| "qcow2".into()).clone();
                 // qed is libvirt's other overlay format; this driver's disks are qcow2 or raw
                 if fmt != "qcow2" {

@@ -119,6 +119,18 @@ pub(crate) fn create(
 ) -> Result<String> {
     let qdef = QemuDef::parse(&d.xml)?;
     let mut disks = super::align::align(&mut def, &qdef, d.state, &mut flags)?;
+    if is_active(d.state) {
+        // libvirt's qemuSnapshotPrepare: no disk taking part may be in a block job. A job whose
+        // id names no disk is counted against the first disk taking part.
+        let jobs = super::block_jobs(drv.qmp(g, d)?)?;
+        let busy = disks.iter().find(|x| jobs.iter().any(|j| super::job_on(j, &x.target)));
+        if let Some(x) = busy.or(disks.first().filter(|_| !jobs.is_empty())) {
+            return Err(Error::new(
+                codes::OPERATION_INVALID,
+                format!("disk '{}' already in active block job", x.target),
+            ));
+        }
+    }
     let metadata = flags & cf::NO_METADATA == 0;
     if metadata && g.store.snapshot(&d.uuid, &def.name).is_ok() {
         return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", def.name)));

@@ -134,6 +134,24 @@ pub fn live_nodes(q: &mut Qmp, disks: &[&crate::domain::Disk]) -> Result<Vec<Str
         .collect()
 }
 
+/// The ids of qemu's block jobs (`query-block-jobs`: a job's `device` is its id, by default the
+/// node or device it was started on). The plugin's own jobs (commit during a delete) end inside
+/// the call that starts them, so any job seen here was started by someone else on the monitor.
+pub fn block_jobs(q: &mut Qmp) -> Result<Vec<String>> {
+    let v = q
+        .execute("query-block-jobs", None)
+        .map_err(|e| Error::new(codes::OPERATION_FAILED, format!("query-block-jobs: {e}")))?;
+    Ok(v.as_array()
+        .map(|a| a.iter().filter_map(|j| j.get("device").and_then(Value::as_str).map(str::to_owned)).collect())
+        .unwrap_or_default())
+}
+
+/// Whether block job `job` acts on disk `target`: its id is the target or one of the node
+/// names this plugin gives the disk's layers (`<target>-format`, `<target>-x…`).
+pub fn job_on(job: &str, target: &str) -> bool {
+    job == target || job.strip_prefix(target).is_some_and(|rest| rest.starts_with('-'))
+}
+
 /// Fresh (format, storage) node names for a new overlay of disk `target`: unique within a
 /// qemu process (a clock tick in the name), at most 31 characters as qemu requires.
 pub fn node_names(target: &str) -> (String, String) {
