@@ -644,3 +644,33 @@ fn a_writable_shared_disk_is_refused() {
     drv.snapshot_create("d", only_b, cf::DISK_ONLY).unwrap();
     assert!(r.path().join("b.s").exists());
 }
+
+#[test]
+fn a_chain_of_200_layers_takes_no_more() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    // a.qcow2 and 198 overlays: 199 layers, so one snapshot fits and the next does not
+    let mut top = r.image("a.qcow2", "qcow2");
+    for k in 1..=198 {
+        let next = r.path().join(format!("l{k}.qcow2"));
+        let (b, n) = (top.to_str().unwrap(), next.to_str().unwrap());
+        qemu_img(&["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", b, "-u", n, "64M"]);
+        top = next;
+    }
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &top, "qcow2", false)])).unwrap();
+    drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap();
+    let before = drv.domain_xml("d", 0).unwrap();
+    assert_eq!(
+        err(&*drv, &snap("s2"), cf::DISK_ONLY),
+        (
+            codes::OPERATION_UNSUPPORTED,
+            "backing chains more than 200 layers deep are not supported for disk 'vda'".into()
+        )
+    );
+    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert!(!r.path().join("l198.s2").exists());
+    assert_eq!(list(&*drv, "d"), vec!["s1"]);
+}

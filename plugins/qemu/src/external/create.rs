@@ -131,6 +131,17 @@ pub(crate) fn create(
             ));
         }
     }
+    // one more layer on each disk must stay within libvirt's limit
+    if let Some(x) = disks.iter().find(|x| super::chain_depth(&x.frozen, &x.frozen_format) >= super::MAX_CHAIN_DEPTH) {
+        return Err(Error::new(
+            codes::OPERATION_UNSUPPORTED,
+            format!(
+                "backing chains more than {} layers deep are not supported for disk '{}'",
+                super::MAX_CHAIN_DEPTH,
+                x.target
+            ),
+        ));
+    }
     let metadata = flags & cf::NO_METADATA == 0;
     if metadata && g.store.snapshot(&d.uuid, &def.name).is_ok() {
         return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", def.name)));

@@ -100,6 +100,65 @@ pub fn backing_chain(path: &Path, format: &str, shared: bool) -> Result<Vec<Chai
         .collect())
 }
 
+/// libvirt's limit on a disk's backing chain (`qemuDomainStorageSourceValidateDepth`).
+pub const MAX_CHAIN_DEPTH: usize = 200;
+
+/// How many images the chain of `path` (of format `format`) holds, read from the qcow2 headers
+/// in-process (no qemu-img run on a create's path): each qcow2 image's backing file name and
+/// its backing-format extension; a backing without that extension counts as qcow2 when it has
+/// qcow2's magic, as qemu probes it. Stops at the first image that cannot be read (whoever
+/// opens the chain reports that) and after one layer past the limit (a looping chain).
+pub fn chain_depth(path: &Path, format: &str) -> usize {
+    let mut depth = 1;
+    let (mut cur, mut fmt) = (path.to_path_buf(), Some(format.to_owned()));
+    while depth <= MAX_CHAIN_DEPTH {
+        let Ok(head) = read_head(&cur) else { break };
+        let is_qcow2 = head.starts_with(b"QFI\xfb");
+        if fmt.as_deref().is_some_and(|f| f != "qcow2") || !is_qcow2 {
+            break;
+        }
+        let Some((backing, backing_fmt)) = qcow2_backing(&head) else { break };
+        let next = PathBuf::from(&backing);
+        cur = if next.is_absolute() { next } else { cur.parent().unwrap_or(Path::new("/")).join(next) };
+        fmt = backing_fmt;
+        depth += 1;
+    }
+    depth
+}
+
+/// The first 64 KiB of an image (a qcow2 header, its extensions and backing name fit).
+fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(65536);
+    fs::File::open(path)?.take(65536).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// (backing file name, backing format if the header says) of a qcow2 header.
+fn qcow2_backing(head: &[u8]) -> Option<(String, Option<String>)> {
+    let be32 = |at: usize| Some(u32::from_be_bytes(head.get(at..at + 4)?.try_into().ok()?));
+    let be64 = |at: usize| Some(u64::from_be_bytes(head.get(at..at + 8)?.try_into().ok()?));
+    let (off, len) = (usize::try_from(be64(8)?).ok()?, be32(16)? as usize);
+    if off == 0 || len == 0 {
+        return None;
+    }
+    let name = String::from_utf8_lossy(head.get(off..off + len)?).into_owned();
+    // header extensions follow the header (72 bytes in version 2, header_length in 3)
+    let mut at = if be32(4)? >= 3 { be32(100)? as usize } else { 72 };
+    let mut fmt = None;
+    while let (Some(kind), Some(n)) = (be32(at), be32(at + 4)) {
+        if kind == 0 {
+            break;
+        }
+        let n = n as usize;
+        if kind == 0xE279_2ACA {
+            fmt = head.get(at + 8..at + 8 + n).map(|b| String::from_utf8_lossy(b).into_owned());
+        }
+        at += 8 + n.div_ceil(8) * 8;
+    }
+    Some((name, fmt))
+}
+
 /// The node name of the top (format) layer behind the device of disk `target`, from
 /// `query-block` (the device's qdev path ends in `/<target>/virtio-backend`).
 pub fn top_node(q: &mut Qmp, target: &str) -> Result<String> {
