@@ -21,7 +21,7 @@ use std::{
 const GIVE_UP: Duration = Duration::from_secs(60);
 
 use common::{Root, backend, dom_xml, qemu_img};
-use virtplug_test_support::{Daemon, QEMU};
+use virtplug_test_support::{Daemon, EventStream, QEMU};
 
 /// `mov dx, 0x604; mov ax, 0x2000; out dx, ax; hlt; jmp hlt`, then the boot signature.
 fn boot_image(root: &Root) -> PathBuf {
@@ -89,6 +89,16 @@ fn follow_until(socket: &Path, kind: &str, domain: &str) -> Vec<(String, String)
     }
 }
 
+/// A daemon serving the built plugin and `root`'s URI: (daemon, URI).
+fn daemon_for(root: &Root) -> (Daemon, String) {
+    let plugins = root.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(QEMU.built(), plugins.join("libvirtplug_plugin_qemu.so")).unwrap();
+    let uri = root.uri();
+    let daemon = Daemon::start(&root.path().join("daemon"), &plugins, &["--allow-uri".into(), uri.clone()]);
+    (daemon, uri)
+}
+
 #[test]
 fn a_guest_initiated_shutdown_reaches_an_sse_client() {
     if !backend() {
@@ -96,11 +106,7 @@ fn a_guest_initiated_shutdown_reaches_an_sse_client() {
     }
     let root = Root::new();
     let img = boot_image(&root);
-    let plugins = root.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(QEMU.built(), plugins.join("libvirtplug_plugin_qemu.so")).unwrap();
-    let uri = root.uri();
-    let daemon = Daemon::start(&root.path().join("daemon"), &plugins, &["--allow-uri".into(), uri.clone()]);
+    let (daemon, uri) = daemon_for(&root);
     let socket = daemon.socket();
 
     let xml = dom_xml("poweroff", &[("vda", &img, "qcow2", false)]);
@@ -121,4 +127,84 @@ fn a_guest_initiated_shutdown_reaches_an_sse_client() {
     let d: serde_json::Value = serde_json::from_str(&body).unwrap();
     // libvirt's VIR_DOMAIN_SHUTOFF (5), VIR_DOMAIN_SHUTOFF_SHUTDOWN (1).
     assert_eq!((d["state"].as_u64(), d["reason"].as_u64()), (Some(5), Some(1)), "{body}");
+}
+
+/// The events of one domain, step by step, as an SSE client sees them: defined, started, one
+/// snapshot made with `create` (body), then reverts with `rf::0`, `PAUSED`, `RUNNING` and a
+/// destroy. Each step's list runs up to its own event, so whatever the watcher raises after a
+/// revert lands in the next step's list.
+fn steps(
+    daemon: &Daemon,
+    events: &mut EventStream,
+    uri: &str,
+    name: &str,
+    uuid: &str,
+    img: &Path,
+    create: &str,
+) -> Vec<Vec<String>> {
+    use virtplug_plugin_sdk::flags::snapshot_revert as rf;
+    let socket = daemon.socket();
+    let mut out = Vec::new();
+    let mut step = |method: &str, path: String, body: Option<String>, until: &str| {
+        let (status, text) = request(&socket, method, &path, uri, body.as_deref());
+        assert!((200..300).contains(&status), "{path}: {status} {text}");
+        out.push(events.until(until, name, daemon, GIVE_UP));
+        // the watcher looks every 200 ms: give it a few looks before the next step, so what it
+        // raises about this step shows in the next step's list (a pause, not a measurement)
+        std::thread::sleep(Duration::from_millis(600));
+    };
+    let xml = dom_xml(name, &[("vda", img, "qcow2", false)]).replace(common::UUID, uuid);
+    step("POST", "/v1/domains".into(), Some(serde_json::json!({ "xml": xml }).to_string()), "domain.defined");
+    step("POST", format!("/v1/domains/{name}/start"), None, "domain.started");
+    step("POST", format!("/v1/domains/{name}/snapshots"), Some(create.to_owned()), "snapshot.created");
+    for flags in [0, rf::PAUSED, rf::RUNNING] {
+        let body = serde_json::json!({ "flags": flags }).to_string();
+        step("POST", format!("/v1/domains/{name}/snapshots/s/revert"), Some(body), "snapshot.reverted");
+    }
+    step("POST", format!("/v1/domains/{name}/destroy"), None, "domain.stopped");
+    out
+}
+
+#[test]
+fn external_reverts_raise_what_internal_reverts_raise() {
+    use virtplug_plugin_sdk::flags::snapshot_create as cf;
+    if !backend() {
+        return;
+    }
+    let root = Root::new();
+    let (daemon, uri) = daemon_for(&root);
+    let mut events = EventStream::open(&daemon.socket());
+    let img = |n: &str| {
+        let p = root.path().join(n);
+        qemu_img(&["create", "-q", "-f", "qcow2", p.to_str().unwrap(), "64M"]);
+        p
+    };
+    let body = |xml: String, flags: u32| serde_json::json!({ "xml": xml, "flags": flags }).to_string();
+    let snap = "<domainsnapshot><name>s</name></domainsnapshot>".to_owned();
+    // internal, with memory: reverted in place (snapshot-load)
+    let u1 = "6695eb01-f6a4-8304-79aa-97f2502e1901";
+    let internal = steps(&daemon, &mut events, &uri, "int", u1, &img("i.qcow2"), &body(snap.clone(), 0));
+    // external with memory: every revert starts a new qemu from the save image
+    let mem = root.path().join("x.mem");
+    let xml = format!(
+        "<domainsnapshot><name>s</name><memory snapshot='external' file='{}'/></domainsnapshot>",
+        mem.display()
+    );
+    let u2 = "6695eb01-f6a4-8304-79aa-97f2502e1902";
+    let memory = steps(&daemon, &mut events, &uri, "mem", u2, &img("x.qcow2"), &body(xml, 0));
+    // external disk-only: reverted in place (new overlays switched under the running qemu)
+    let u3 = "6695eb01-f6a4-8304-79aa-97f2502e1903";
+    let disk = steps(&daemon, &mut events, &uri, "disk", u3, &img("y.qcow2"), &body(snap, cf::DISK_ONLY));
+    let want: Vec<Vec<&str>> = vec![
+        vec!["domain.defined"],
+        vec!["domain.started"],
+        vec!["snapshot.created"],
+        vec!["snapshot.current_changed", "snapshot.reverted"],
+        vec!["snapshot.reverted"],
+        vec!["snapshot.reverted"],
+        vec!["domain.stopped"],
+    ];
+    assert_eq!(internal, want, "{}", daemon.log());
+    assert_eq!(memory, internal, "{}", daemon.log());
+    assert_eq!(disk, internal, "{}", daemon.log());
 }
