@@ -13,30 +13,18 @@ mod common;
 use std::{
     io::{BufRead, BufReader, Read, Write},
     os::unix::net::UnixStream,
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
 /// How long the guest may take to boot and power off before the test fails.
 const GIVE_UP: Duration = Duration::from_secs(60);
 
-use common::{Root, backend, dom_xml, qemu_img};
+use common::{Root, backend, boot_image, dom_xml, qemu_img};
 use virtplug_test_support::{Daemon, EventStream, QEMU};
 
-/// `mov dx, 0x604; mov ax, 0x2000; out dx, ax; hlt; jmp hlt`, then the boot signature.
-fn boot_image(root: &Root) -> PathBuf {
-    let mut sector = vec![0u8; 512];
-    let code = [0xBA, 0x04, 0x06, 0xB8, 0x00, 0x20, 0xEF, 0xF4, 0xEB, 0xFD];
-    sector[..code.len()].copy_from_slice(&code);
-    sector[510] = 0x55;
-    sector[511] = 0xAA;
-    sector.resize(1 << 20, 0);
-    let raw = root.path().join("poweroff.raw");
-    std::fs::write(&raw, &sector).unwrap();
-    let img = root.path().join("poweroff.qcow2");
-    qemu_img(&["convert", "-q", "-f", "raw", "-O", "qcow2", raw.to_str().unwrap(), img.to_str().unwrap()]);
-    img
-}
+/// `mov dx, 0x604; mov ax, 0x2000; out dx, ax; hlt; jmp hlt`: the guest powers itself off.
+const POWEROFF: [u8; 10] = [0xBA, 0x04, 0x06, 0xB8, 0x00, 0x20, 0xEF, 0xF4, 0xEB, 0xFD];
 
 /// One HTTP/1.1 request on the daemon's socket for `uri`: (status, body).
 fn request(socket: &Path, method: &str, path: &str, uri: &str, body: Option<&str>) -> (u16, String) {
@@ -105,7 +93,7 @@ fn a_guest_initiated_shutdown_reaches_an_sse_client() {
         return;
     }
     let root = Root::new();
-    let img = boot_image(&root);
+    let img = boot_image(&root, "poweroff.qcow2", &POWEROFF);
     let (daemon, uri) = daemon_for(&root);
     let socket = daemon.socket();
 

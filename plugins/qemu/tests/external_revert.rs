@@ -185,3 +185,78 @@ fn memory_snapshot_reverts_through_incoming_migration() {
     assert!(!mem.exists());
     assert!(list(&*drv, "d").is_empty());
 }
+
+/// `xor ax, ax; mov ds, ax; l: inc dword [0x7e00]; jmp l`: the guest counts in RAM at 0x7e00.
+const COUNTER: [u8; 11] = [0x31, 0xC0, 0x8E, 0xD8, 0x66, 0xFF, 0x06, 0x00, 0x7E, 0xEB, 0xF9];
+
+/// Guest RAM 0x7000..0x8000 (the counting code at 0x7c00 and its counter) through QMP
+/// `pmemsave`, with the driver's connection closed (qemu serves one client).
+fn ram(r: &Root) -> Vec<u8> {
+    let file = r.path().join("ram.dump");
+    let args = serde_json::json!({ "val": 0x7000, "size": 4096, "filename": file });
+    qmp(r, common::UUID, "pmemsave", args).unwrap();
+    std::fs::read(&file).unwrap()
+}
+
+fn counter(ram: &[u8]) -> u32 {
+    u32::from_le_bytes(ram[0xe00..0xe04].try_into().unwrap())
+}
+
+/// Asserts that two dumps are the same bytes, naming their counters when they are not.
+fn same_ram(got: &[u8], want: &[u8], what: &str) {
+    assert!(got == want, "{what}: RAM differs (counter {} where {} was dumped)", counter(got), counter(want));
+}
+
+/// Lets the guest run until its counter differs from `from` (bounded by tries, not by time),
+/// then pauses it: its RAM then.
+fn run_past(r: &Root, from: u32) -> Vec<u8> {
+    let drv = r.open();
+    drv.domain_resume("d").unwrap();
+    drop(drv);
+    let moved = (0..500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        counter(&ram(r)) != from
+    });
+    assert!(moved, "the guest's counter stays at {from}");
+    r.open().domain_suspend("d").unwrap();
+    ram(r)
+}
+
+#[test]
+fn memory_revert_restores_the_guests_ram() {
+    if !backend() {
+        return;
+    }
+    let r = Root::new();
+    let boot = boot_image(&r, "count.qcow2", &COUNTER);
+    let drv = r.open();
+    drv.domain_define(&dom_xml("d", &[("vda", &boot, "qcow2", false)])).unwrap();
+    drv.domain_start("d").unwrap();
+    drv.domain_suspend("d").unwrap();
+    drop(drv);
+    // m1: the guest paused after it counted a while; its RAM then
+    let at_m1 = run_past(&r, 0);
+    let drv = r.open();
+    drv.snapshot_create("d", &mem_snap("m1", &r.path().join("m1.mem")), 0).unwrap();
+    assert_eq!(state(&*drv, "d").0, PAUSED);
+    drop(drv);
+    same_ram(&ram(&r), &at_m1, "after taking m1");
+    // the other branch counts on: m2 holds different RAM
+    let at_m2 = run_past(&r, counter(&at_m1));
+    assert!(at_m2 != at_m1 && counter(&at_m2) != counter(&at_m1));
+    r.open().snapshot_create("d", &mem_snap("m2", &r.path().join("m2.mem")), 0).unwrap();
+    // back to m1: a new qemu loads m1's RAM, left paused as m1 was; byte for byte m1's
+    let pid = r.pids()[0];
+    let drv = r.open();
+    drv.snapshot_revert("d", "m1", 0).unwrap();
+    assert_eq!(state(&*drv, "d"), (PAUSED, 7));
+    assert_ne!(r.pids(), vec![pid]);
+    drop(drv);
+    same_ram(&ram(&r), &at_m1, "reverted to m1");
+    // and to m2 on the other branch: its RAM, not m1's
+    r.open().snapshot_revert("d", "m2", 0).unwrap();
+    same_ram(&ram(&r), &at_m2, "reverted to m2");
+    // the restored guest runs on from there
+    let on = run_past(&r, counter(&at_m2));
+    assert!(counter(&on) != counter(&at_m2) && on[..0xe00] == at_m2[..0xe00]);
+}

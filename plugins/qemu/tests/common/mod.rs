@@ -69,6 +69,22 @@ impl Drop for Root {
     }
 }
 
+/// A 1 MiB qcow2 image `name` in `root` whose boot sector runs `code` (16-bit, at 0x7c00), for
+/// an OS-less guest that does something observable.
+pub fn boot_image(root: &Root, name: &str, code: &[u8]) -> PathBuf {
+    let mut sector = vec![0u8; 512];
+    sector[..code.len()].copy_from_slice(code);
+    sector[510] = 0x55;
+    sector[511] = 0xAA;
+    sector.resize(1 << 20, 0);
+    let raw = root.path().join(format!("{name}.raw"));
+    std::fs::write(&raw, &sector).unwrap();
+    let img = root.path().join(name);
+    qemu_img(&["convert", "-q", "-f", "raw", "-O", "qcow2", raw.to_str().unwrap(), img.to_str().unwrap()]);
+    std::fs::remove_file(&raw).unwrap();
+    img
+}
+
 pub fn qemu_img(args: &[&str]) -> String {
     let o = Command::new("qemu-img").args(args).output().unwrap();
     assert!(o.status.success(), "qemu-img {args:?}: {}", String::from_utf8_lossy(&o.stderr));
