@@ -38,11 +38,15 @@ pub struct Connection {
     datacenter: Option<MoRef>,
     view: Mutex<Option<String>>,
     vms: Mutex<HashMap<String, VmRef>>,
+    /// Per VM name: its moref and snapshot tree as this connection last read them (a read, or
+    /// the read that took a task's outcome), where create, revert and delete start from
+    /// (`snap.rs`).
+    pub(crate) trees: Mutex<HashMap<String, (MoRef, crate::tree::Tree)>>,
     /// Shared with the connection's watcher (`watch.rs`), when one runs.
     watch: Option<Arc<watch::Shared>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -129,6 +133,7 @@ impl Connection {
             sc,
             view: Mutex::new(None),
             vms: Mutex::new(HashMap::new()),
+            trees: Mutex::new(HashMap::new()),
             watch: None,
         };
         if let Err(e) = conn.resolve_scope(&target.path) {

@@ -1,7 +1,24 @@
-//! Snapshot operations. Each reads the VM's whole tree (`snapshot`: rootSnapshotList and
-//! currentSnapshot) in one call, resolves names against it, then runs at most one task and
-//! reads that task's outcome in one more call: create, revert and delete cost 3 round trips,
-//! listing, lookup, current and XML cost 1.
+//! Snapshot operations. Reads (list, lookup, current, XML) read the VM's whole tree
+//! (`snapshot`: rootSnapshotList and currentSnapshot) in one call. Create, revert and delete
+//! start from the VM's moref and tree as this connection last read them (any read, or the read
+//! that took the previous task's outcome) and run one task whose outcome is read together with
+//! the VM's name and new tree in one more call: 2 round trips on a connection that has read
+//! the VM before, 3 on the first (the tree read first).
+//!
+//! The kept tree may be behind changes other clients made since this connection last read it.
+//! What that can do, and how each case is answered:
+//! - a stale moref (the VM or snapshot was removed elsewhere): the task call faults with
+//!   ManagedObjectNotFound, the server did nothing; the tree is read again and the operation
+//!   runs exactly as it does from a fresh read;
+//! - a name the kept tree does not resolve (missing, ambiguous) or already has (create): read
+//!   again before refusing, so a refusal always comes from a fresh tree;
+//! - a name created elsewhere since: create does not see it and makes a duplicate. vSphere has
+//!   no atomic create-if-absent, so a fresh read has the same race (between the read and the
+//!   task); the kept tree only widens its window to the time since this connection last
+//!   spoke to the VM;
+//! - a snapshot renamed elsewhere since (a rename keeps its moref): revert or delete by name
+//!   acts on the snapshot that had the name when the tree was last read. A fresh read has the
+//!   same race in its one-round-trip window.
 
 use virtplug_plugin_sdk::{
     Error, Result, SnapshotInfo, codes,
@@ -10,20 +27,124 @@ use virtplug_plugin_sdk::{
 };
 
 use crate::{
-    conn::Connection,
+    conn::{Connection, lock, unescape_vm_name},
     fault::Subject,
     soap::CallError,
     tree::Tree,
-    vim::{self, MoRef},
+    vim::{self, MoRef, ObjectContent},
     xmldom::escape,
 };
 
+/// Read with a task's outcome: the VM's name (a VM renamed meanwhile is not kept) and tree.
+const DONE_PATHS: &[&str] = &["name", "snapshot"];
+/// The same, with the power state (revert with RUNNING or PAUSED).
+const DONE_PATHS_POWER: &[&str] = &["name", "snapshot", "runtime.powerState"];
+
+/// Where a change starts: the VM's moref and tree, kept (`cached`) or read now.
+struct Start {
+    vm: MoRef,
+    tree: Tree,
+    cached: bool,
+}
+
+/// A failed attempt. `Stale`: a kept moref was not found on the server (nothing was done
+/// there); `Refused`: refused from the tree alone. From a kept tree, both run again from a
+/// fresh read.
+enum Fail {
+    Stale(Error),
+    Refused(Error),
+    Done(Error),
+}
+
+impl Fail {
+    fn error(self) -> Error {
+        match self {
+            Self::Stale(e) | Self::Refused(e) | Self::Done(e) => e,
+        }
+    }
+}
+
+fn exists(name: &str) -> Error {
+    Error::operation_invalid(format!("Snapshot '{name}' already exists"))
+}
+
+/// A task call's failure: only a ManagedObjectNotFound answer to the call itself is `Stale`
+/// (the server did nothing). A failure while reading its outcome is never run again: the task
+/// may have done its work.
+fn call_fail(e: CallError, method: &str, subject: Subject<'_>) -> Fail {
+    let stale = matches!(&e, CallError::Fault(f) if f.is("ManagedObjectNotFound"));
+    let e = e.into_error(method, subject);
+    if stale { Fail::Stale(e) } else { Fail::Done(e) }
+}
+
+/// Starts a `*_Task` method; `Stale` as in [`call_fail`].
+fn start_task(conn: &Connection, method: &str, body: &str, subject: Subject<'_>) -> std::result::Result<MoRef, Fail> {
+    vim::call_moref(&conn.soap, method, body)
+        .and_then(|t| t.ok_or_else(|| CallError::Error(Error::internal(format!("{method} returned no task")))))
+        .map_err(|e| call_fail(e, method, subject))
+}
+
+/// Whether node `idx` is `root` or below it.
+fn in_subtree(tree: &Tree, root: usize, idx: usize) -> bool {
+    let mut cur = Some(idx);
+    while let Some(i) = cur {
+        if i == root {
+            return true;
+        }
+        cur = tree.nodes[i].parent;
+    }
+    false
+}
+
 impl Connection {
-    /// The VM's moid, BIOS uuid and snapshot tree, in one call.
+    /// The VM's moid, BIOS uuid and snapshot tree, in one call (kept for the next change).
     pub(crate) fn tree(&self, dom: &str) -> Result<(MoRef, String, Tree)> {
         let (vm, o) = self.read_vm(dom, &["config.uuid", "snapshot"])?;
         let uuid = o.text("config.uuid").map(|u| u.trim().to_lowercase()).unwrap_or(vm.uuid);
-        Ok((vm.moref, uuid, Tree::parse(o.prop("snapshot"))))
+        let tree = Tree::parse(o.prop("snapshot"));
+        lock(&self.trees).insert(dom.to_owned(), (vm.moref.clone(), tree.clone()));
+        Ok((vm.moref, uuid, tree))
+    }
+
+    /// The kept moref and tree of `dom`, or a fresh read.
+    fn start(&self, dom: &str) -> Result<Start> {
+        if let Some((vm, tree)) = lock(&self.trees).get(dom).cloned() {
+            return Ok(Start { vm, tree, cached: true });
+        }
+        let (vm, _, tree) = self.tree(dom)?;
+        Ok(Start { vm, tree, cached: false })
+    }
+
+    /// Runs `attempt` from the kept tree; when that tree turns out stale (a refusal it would
+    /// answer, or a moref the server no longer knows), once more from a fresh read.
+    fn change<T>(&self, dom: &str, attempt: impl Fn(&Start) -> std::result::Result<T, Fail>) -> Result<T> {
+        let start = self.start(dom)?;
+        match attempt(&start) {
+            Ok(v) => Ok(v),
+            Err(f @ Fail::Done(_)) => Err(f.error()),
+            Err(f) if !start.cached => Err(f.error()),
+            Err(_) => {
+                lock(&self.trees).remove(dom);
+                let (vm, _, tree) = self.tree(dom)?;
+                attempt(&Start { vm, tree, cached: false }).map_err(Fail::error)
+            }
+        }
+    }
+
+    /// Keeps the tree read with a task's outcome (or forgets the VM's when it was renamed).
+    fn finish(&self, dom: &str, vm: &MoRef, done: Option<&ObjectContent>) -> Option<Tree> {
+        let mut trees = lock(&self.trees);
+        match done {
+            Some(o) if o.text("name").map(unescape_vm_name).as_deref() == Some(dom) => {
+                let tree = Tree::parse(o.prop("snapshot"));
+                trees.insert(dom.to_owned(), (vm.clone(), tree.clone()));
+                Some(tree)
+            }
+            _ => {
+                trees.remove(dom);
+                None
+            }
+        }
     }
 
     /// `snapshot_create`: `CreateSnapshot_Task(name, description, memory = !DISK_ONLY,
@@ -42,21 +163,32 @@ impl Connection {
             ));
         }
         def.fill_defaults(virtplug_plugin_sdk::now());
-        let (vm, _, tree) = self.tree(dom)?;
-        if tree.has_name(&def.name) {
-            return Err(Error::operation_invalid(format!("Snapshot '{}' already exists", def.name)));
-        }
         let memory = flags & cf::DISK_ONLY == 0 && def.memory.as_ref().is_none_or(|m| m.mode != SnapshotMode::No);
         let description =
             def.description.as_deref().map(|d| format!("<description>{}</description>", escape(d))).unwrap_or_default();
-        let body = format!(
-            r#"<CreateSnapshot_Task xmlns="urn:vim25">{}<name>{}</name>{description}<memory>{memory}</memory><quiesce>{}</quiesce></CreateSnapshot_Task>"#,
-            vm.xml("_this"),
-            escape(&def.name),
-            flags & cf::QUIESCE != 0
-        );
-        vim::run_task(&self.soap, self.pc(), "CreateSnapshot_Task", &body, None)
-            .map_err(|e| e.into_error("CreateSnapshot_Task", Subject::Domain(dom)))?;
+        self.change(dom, |s| {
+            if s.tree.has_name(&def.name) {
+                return Err(Fail::Refused(exists(&def.name)));
+            }
+            if let Some(moid) = &s.tree.dangling_current {
+                // Simulator quirk F.6 #3: its CreateSnapshot_Task dereferences the missing
+                // current snapshot and the server closes the connection mid-call.
+                return Err(Fail::Refused(Error::operation_invalid(format!(
+                    "the current snapshot '{moid}' is no longer in the snapshot tree; revert to a snapshot first"
+                ))));
+            }
+            let body = format!(
+                r#"<CreateSnapshot_Task xmlns="urn:vim25">{}<name>{}</name>{description}<memory>{memory}</memory><quiesce>{}</quiesce></CreateSnapshot_Task>"#,
+                s.vm.xml("_this"),
+                escape(&def.name),
+                flags & cf::QUIESCE != 0
+            );
+            let task = start_task(self, "CreateSnapshot_Task", &body, Subject::Domain(dom))?;
+            let done = vim::wait_tasks(&self.soap, self.pc(), &[task], Some((&s.vm, DONE_PATHS)))
+                .map_err(|e| Fail::Done(e.into_error("CreateSnapshot_Task", Subject::Domain(dom))))?;
+            self.finish(dom, &s.vm, done.first().and_then(|d| d.extra.as_ref()));
+            Ok(())
+        })?;
         Ok(def.name)
     }
 
@@ -88,21 +220,16 @@ impl Connection {
     /// powered on or suspended as needed (the power state is read in the same call that reads
     /// the task's outcome). libvirt's esx driver accepts no revert flags.
     pub fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
-        let (vm, _, tree) = self.tree(dom)?;
-        let node = &tree.nodes[tree.resolve(snap)?];
-        let target = MoRef::new("VirtualMachineSnapshot", &node.moid);
-        let body = format!(
-            r#"<RevertToSnapshot_Task xmlns="urn:vim25">{}<suppressPowerOn>false</suppressPowerOn></RevertToSnapshot_Task>"#,
-            target.xml("_this")
-        );
         let want_state = flags & (rf::RUNNING | rf::PAUSED) != 0;
-        let extra: Option<(&MoRef, &[&str])> = want_state.then_some((&vm, &["runtime.powerState"][..]));
-        let done = vim::run_task(&self.soap, self.pc(), "RevertToSnapshot_Task", &body, extra)
-            .map_err(|e| e.into_error("RevertToSnapshot_Task", Subject::Snapshot(snap)))?;
+        let paths = if want_state { DONE_PATHS_POWER } else { DONE_PATHS };
+        let (vm, power) = self.change(dom, |s| {
+            let idx = s.tree.resolve(snap).map_err(Fail::Refused)?;
+            let power = self.revert_to(dom, &s.vm, &s.tree.nodes[idx].moid, paths, Subject::Snapshot(snap))?;
+            Ok((s.vm.clone(), power))
+        })?;
         if !want_state {
             return Ok(());
         }
-        let power = done.extra.as_ref().and_then(|o| o.text("runtime.powerState")).unwrap_or("").to_owned();
         if flags & rf::RUNNING != 0 && power != "poweredOn" {
             self.power_moref(dom, &vm, "PowerOnVM_Task")?;
         } else if flags & rf::PAUSED != 0 && power != "suspended" {
@@ -114,43 +241,91 @@ impl Connection {
         Ok(())
     }
 
+    /// One `RevertToSnapshot_Task` to `moid` and its outcome with `paths` of the VM (the tree
+    /// is kept); returns the VM's power state if read.
+    fn revert_to(
+        &self,
+        dom: &str,
+        vm: &MoRef,
+        moid: &str,
+        paths: &[&str],
+        subject: Subject<'_>,
+    ) -> std::result::Result<String, Fail> {
+        const METHOD: &str = "RevertToSnapshot_Task";
+        let body = format!(
+            r#"<RevertToSnapshot_Task xmlns="urn:vim25">{}<suppressPowerOn>false</suppressPowerOn></RevertToSnapshot_Task>"#,
+            MoRef::new("VirtualMachineSnapshot", moid).xml("_this")
+        );
+        let task = start_task(self, METHOD, &body, subject)?;
+        let done = vim::wait_tasks(&self.soap, self.pc(), &[task], Some((vm, paths)))
+            .map_err(|e| Fail::Done(e.into_error(METHOD, subject)))?;
+        let extra = done.first().and_then(|d| d.extra.as_ref());
+        self.finish(dom, vm, extra);
+        Ok(extra.and_then(|o| o.text("runtime.powerState")).unwrap_or("").to_owned())
+    }
+
     /// `snapshot_delete`: `RemoveSnapshot_Task` (CHILDREN → `removeChildren`); CHILDREN_ONLY
     /// removes each child's subtree (all tasks started, then their outcomes read in one call);
-    /// METADATA_ONLY only checks that the snapshot exists: vSphere keeps the metadata itself.
+    /// METADATA_ONLY only checks (from a fresh read) that the snapshot exists: vSphere keeps
+    /// the metadata itself.
     pub fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
-        let (_, _, tree) = self.tree(dom)?;
-        let idx = tree.resolve(snap)?;
         if flags & df::METADATA_ONLY != 0 {
-            return Ok(());
+            let (_, _, tree) = self.tree(dom)?;
+            return tree.resolve(snap).map(drop);
         }
-        let remove = |moid: &str, children: bool| -> std::result::Result<MoRef, CallError> {
-            let body = format!(
-                r#"<RemoveSnapshot_Task xmlns="urn:vim25">{}<removeChildren>{children}</removeChildren></RemoveSnapshot_Task>"#,
-                MoRef::new("VirtualMachineSnapshot", moid).xml("_this")
-            );
-            vim::call_moref(&self.soap, "RemoveSnapshot_Task", &body)?
-                .ok_or_else(|| CallError::Error(Error::internal("RemoveSnapshot_Task returned no task")))
-        };
-        let tasks = if flags & df::CHILDREN_ONLY != 0 {
-            let mut tasks = Vec::new();
-            for c in &tree.nodes[idx].children {
-                tasks.push(
-                    remove(&tree.nodes[*c].moid, true)
-                        .map_err(|e| e.into_error("RemoveSnapshot_Task", Subject::Snapshot(snap)))?,
+        self.change(dom, |s| {
+            let idx = s.tree.resolve(snap).map_err(Fail::Refused)?;
+            let remove = |moid: &str, children: bool| {
+                let body = format!(
+                    r#"<RemoveSnapshot_Task xmlns="urn:vim25">{}<removeChildren>{children}</removeChildren></RemoveSnapshot_Task>"#,
+                    MoRef::new("VirtualMachineSnapshot", moid).xml("_this")
                 );
+                start_task(self, "RemoveSnapshot_Task", &body, Subject::Snapshot(snap))
+            };
+            // The subtrees removed whole, and where vSphere puts current when it was in one
+            // of them: the removed root's parent.
+            let (roots, heir): (Vec<usize>, Option<usize>) = if flags & df::CHILDREN_ONLY != 0 {
+                (s.tree.nodes[idx].children.clone(), Some(idx))
+            } else if flags & df::CHILDREN != 0 {
+                (vec![idx], s.tree.nodes[idx].parent)
+            } else {
+                (Vec::new(), None)
+            };
+            let tasks = if flags & df::CHILDREN_ONLY != 0 {
+                let mut tasks = Vec::new();
+                for c in &roots {
+                    // Once one removal started, a later failure is not run again.
+                    let started = !tasks.is_empty();
+                    tasks.push(remove(&s.tree.nodes[*c].moid, true).map_err(|f| match f {
+                        Fail::Stale(e) if started => Fail::Done(e),
+                        f => f,
+                    })?);
+                }
+                tasks
+            } else {
+                vec![remove(&s.tree.nodes[idx].moid, flags & df::CHILDREN != 0)?]
+            };
+            if tasks.is_empty() {
+                return Ok(());
             }
-            tasks
-        } else {
-            vec![
-                remove(&tree.nodes[idx].moid, flags & df::CHILDREN != 0)
-                    .map_err(|e| e.into_error("RemoveSnapshot_Task", Subject::Snapshot(snap)))?,
-            ]
-        };
-        if tasks.is_empty() {
-            return Ok(());
-        }
-        vim::wait_tasks(&self.soap, self.pc(), &tasks, None)
-            .map(|_| ())
-            .map_err(|e| e.into_error("RemoveSnapshot_Task", Subject::Snapshot(snap)))
+            let done = vim::wait_tasks(&self.soap, self.pc(), &tasks, Some((&s.vm, DONE_PATHS)))
+                .map_err(|e| Fail::Done(e.into_error("RemoveSnapshot_Task", Subject::Snapshot(snap))))?;
+            let after = self.finish(dom, &s.vm, done.first().and_then(|d| d.extra.as_ref()));
+            // Simulator quirk F.6 #3: removing a subtree that holds the current snapshot leaves
+            // `currentSnapshot` naming a removed one (real vSphere moves it to the removed
+            // root's parent), and its next CreateSnapshot_Task crashes the server's handler.
+            // Current is moved where vSphere would have put it, with a revert, which on the
+            // simulator changes nothing else (quirk F.6 #2). Never reached on real vSphere.
+            let held_current = s.tree.current.is_some_and(|c| roots.iter().any(|r| in_subtree(&s.tree, *r, c)));
+            let heir = heir.map(|h| s.tree.nodes[h].moid.as_str());
+            if let (true, Some(after), Some(heir)) = (held_current, after, heir)
+                && after.dangling_current.is_some()
+                && after.by_moid(heir).is_some()
+            {
+                // Not a stale tree: the removal is done and must not run again.
+                self.revert_to(dom, &s.vm, heir, DONE_PATHS, Subject::Snapshot(snap)).map_err(|f| Fail::Done(f.error()))?;
+            }
+            Ok(())
+        })
     }
 }

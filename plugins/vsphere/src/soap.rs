@@ -170,9 +170,12 @@ impl Soap {
                 format!("operation failed: cannot connect to {}: {cause}", self.authority),
             );
         }
+        // A task call is never sent again: the server may have started it before the
+        // connection dropped (the simulator closes it when its handler crashes).
+        let unknown = if method.ends_with("_Task") { "; the server may have acted on it: not sent again" } else { "" };
         Error::new(
             codes::OPERATION_FAILED,
-            format!("operation failed: connection to {} failed during '{method}': {cause}", self.authority),
+            format!("operation failed: connection to {} failed during '{method}': {cause}{unknown}", self.authority),
         )
     }
 

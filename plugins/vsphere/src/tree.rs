@@ -39,6 +39,9 @@ pub struct Tree {
     /// Index of the current snapshot. A `currentSnapshot` that is not in the tree (simulator
     /// quirk F.6 #3, after removing an ancestor's subtree) counts as no current snapshot.
     pub current: Option<usize>,
+    /// The moid `currentSnapshot` names when it is not in the tree (that quirk): the simulator
+    /// then crashes on `CreateSnapshot_Task` (a nil dereference that closes the connection).
+    pub dangling_current: Option<String>,
 }
 
 /// vSphere power state → libvirt state.
@@ -96,7 +99,10 @@ impl Tree {
             tree.add(root, None);
         }
         let current = info.child("currentSnapshot").map(|c| c.text.trim().to_owned());
-        tree.current = current.and_then(|c| tree.nodes.iter().position(|n| n.moid == c));
+        tree.current = current.as_ref().and_then(|c| tree.nodes.iter().position(|n| n.moid == *c));
+        if tree.current.is_none() {
+            tree.dangling_current = current.filter(|c| !c.is_empty());
+        }
         tree
     }
 
@@ -118,6 +124,11 @@ impl Tree {
         for child in el.children_named("childSnapshotList") {
             self.add(child, Some(idx));
         }
+    }
+
+    /// The index of the snapshot with this moid.
+    pub fn by_moid(&self, moid: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.moid == moid)
     }
 
     /// Whether a snapshot is named `name`.
@@ -222,6 +233,7 @@ mod tests {
         let doc = r#"<val><currentSnapshot type="VirtualMachineSnapshot">snapshot-79</currentSnapshot><rootSnapshotList><snapshot type="VirtualMachineSnapshot">snapshot-74</snapshot><name>s1</name><description></description><createTime>2026-11-26T08:26:49Z</createTime><state>poweredOn</state></rootSnapshotList></val>"#;
         let tree = Tree::parse(Some(&xmldom::parse(doc).unwrap()));
         assert_eq!(tree.current, None);
+        assert_eq!(tree.dangling_current.as_deref(), Some("snapshot-79"));
         assert!(Tree::parse(None).nodes.is_empty());
     }
 
