@@ -49,7 +49,7 @@ fn shut_off_disk_only_with_generated_names() {
     let before = drv.domain_xml("d", 0).unwrap();
     write_pattern(&a, 1);
     assert_eq!(drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap(), "s1");
-    let (oa, ob) = (r.path().join("a.s1"), r.path().join("b.s1"));
+    let (oa, ob) = (r.at("a.s1"), r.at("b.s1"));
     assert_eq!(backing(&oa), (Some(a.display().to_string()), Some("qcow2".into())));
     assert_eq!(backing(&ob), (Some(b.display().to_string()), Some("qcow2".into())));
     // the definition now names the overlays, nothing else changed
@@ -75,8 +75,8 @@ fn shut_off_disk_only_with_generated_names() {
         cf::DISK_ONLY,
     )
     .unwrap();
-    assert_eq!(backing(&r.path().join("a.s2")).0, Some(oa.display().to_string()));
-    assert!(has_pattern(&r.path().join("a.s2"), 2));
+    assert_eq!(backing(&r.at("a.s2")).0, Some(oa.display().to_string()));
+    assert!(has_pattern(&r.at("a.s2"), 2));
     assert_eq!(drv.snapshot_lookup("d", "s2").unwrap().parent.as_deref(), Some("s1"));
     // without DISK_ONLY, every disk listed external on a shut-off domain takes the same path
     let x3 = "<domainsnapshot><name>s3</name><disks><disk name='vda' snapshot='external'/><disk name='vdb' snapshot='external'/></disks></domainsnapshot>";
@@ -95,7 +95,7 @@ fn explicit_paths_and_reuse_ext() {
     }
     let (r, drv, [a, b]) = setup(["a.qcow2", "b.raw"]);
     let before = drv.domain_xml("d", 0).unwrap();
-    let full = r.path().join("full.qcow2");
+    let full = r.at("full.qcow2");
     std::fs::write(&full, b"x").unwrap();
     let with = |p: &Path| {
         format!(
@@ -110,7 +110,7 @@ fn explicit_paths_and_reuse_ext() {
             format!("external snapshot file for disk vda already exists and is not a block device: {}", full.display())
         )
     );
-    let missing = r.path().join("missing.qcow2");
+    let missing = r.at("missing.qcow2");
     assert_eq!(
         err(&*drv, &with(&missing), cf::DISK_ONLY | cf::REUSE_EXT),
         (
@@ -120,7 +120,7 @@ fn explicit_paths_and_reuse_ext() {
     );
     assert!(!missing.exists());
     // an existing empty file is accepted and formatted
-    let empty = r.path().join("empty.qcow2");
+    let empty = r.at("empty.qcow2");
     std::fs::write(&empty, b"").unwrap();
     drv.snapshot_create("d", &with(&empty), cf::DISK_ONLY).unwrap();
     assert_eq!(backing(&empty), (Some(a.display().to_string()), Some("qcow2".into())));
@@ -128,7 +128,7 @@ fn explicit_paths_and_reuse_ext() {
     assert!(x.contains("<disk name='vdb' snapshot='no'/>\n"), "{x}");
     assert_eq!(drv.domain_xml("d", 0).unwrap(), before.replace(&a.display().to_string(), &empty.display().to_string()));
     // REUSE_EXT: the pre-made file (here on the raw disk) is used as it is, not rewritten
-    let pre = r.path().join("pre.qcow2");
+    let pre = r.at("pre.qcow2");
     qemu_img(&["create", "-q", "-f", "qcow2", "-F", "raw", "-b", b.to_str().unwrap(), pre.to_str().unwrap()]);
     write_pattern(&pre, 7);
     let bytes = std::fs::read(&pre).unwrap();
@@ -150,7 +150,7 @@ fn explicit_paths_and_reuse_ext() {
         cf::DISK_ONLY,
     )
     .unwrap();
-    assert_eq!(backing(&r.path().join("pre.g")), (Some(pre.display().to_string()), Some("qcow2".into())));
+    assert_eq!(backing(&r.at("pre.g")), (Some(pre.display().to_string()), Some("qcow2".into())));
 }
 
 #[test]
@@ -256,7 +256,7 @@ fn failure_on_the_second_disk_removes_the_first_overlay() {
     let (code, msg) = err(&*drv, &x, cf::DISK_ONLY);
     assert_eq!(code, codes::INTERNAL_ERROR);
     assert!(msg.starts_with("Child process (qemu-img create -q -f qcow2 -F qcow2 -b "), "{msg}");
-    assert!(!r.path().join("a.s").exists(), "first overlay left behind");
+    assert!(!r.at("a.s").exists(), "first overlay left behind");
     assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
     assert!(list(&*drv, "d").is_empty());
 }
@@ -302,8 +302,8 @@ fn running_disk_only_one_transaction() {
         (e.code, e.message.as_str()),
         (codes::OPERATION_FAILED, "transaction: Cannot find device='no-such-node' nor node-name='no-such-node'")
     );
-    assert!(!r.path().join("a.bad").exists() && !r.path().join("b.bad").exists());
-    assert!(!r.path().join("run/qemu").join(UUID).join("external-pending.json").exists());
+    assert!(!r.at("a.bad").exists() && !r.at("b.bad").exists());
+    assert!(!r.at("run/qemu").join(UUID).join("external-pending.json").exists());
     assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
     assert!(list(&*drv, "d").is_empty());
     drop(drv);
@@ -316,7 +316,7 @@ fn running_disk_only_one_transaction() {
     let drv = r.open();
     drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY | cf::ATOMIC).unwrap();
     assert_eq!(state(&*drv, "d"), (1, 1)); // still running, never paused
-    let (oa, ob) = (r.path().join("a.s1"), r.path().join("b.s1"));
+    let (oa, ob) = (r.at("a.s1"), r.at("b.s1"));
     let x = drv.snapshot_xml("d", "s1", 0).unwrap();
     let want = format!(
         "<domainsnapshot>\n  <name>s1</name>\n  <state>disk-snapshot</state>\n  <creationTime>{}</creationTime>\n  <memory snapshot='no'/>\n  <disks>\n    <disk name='vda' snapshot='external' type='file'>\n      <driver type='qcow2'/>\n      <source file='{}'/>\n    </disk>\n    <disk name='vdb' snapshot='external' type='file'>\n      <driver type='qcow2'/>\n      <source file='{}'/>\n    </disk>\n  </disks>\n{}</domainsnapshot>\n",
@@ -327,7 +327,7 @@ fn running_disk_only_one_transaction() {
     );
     assert_eq!(x, want);
     assert_eq!(drv.domain_xml("d", 0).unwrap(), before.replace("a.qcow2", "a.s1").replace("b.qcow2", "b.s1"));
-    assert!(!r.path().join("run/qemu").join(UUID).join("external-pending.json").exists());
+    assert!(!r.at("run/qemu").join(UUID).join("external-pending.json").exists());
     drop(drv);
     let (node, file, back) = live_top(&r, "vda");
     assert!(node.starts_with("vda-x"), "{node}");
@@ -341,7 +341,7 @@ fn running_disk_only_one_transaction() {
     drv.snapshot_create("d", &snap("s2"), cf::DISK_ONLY).unwrap();
     assert_eq!(drv.snapshot_lookup("d", "s2").unwrap().parent.as_deref(), Some("s1"));
     drv.domain_destroy("d").unwrap();
-    let oa2 = r.path().join("a.s2");
+    let oa2 = r.at("a.s2");
     assert!(has_pattern(&a, 1) && has_pattern(&oa, 2) && has_pattern(&oa2, 2));
     assert_eq!(backing(&oa2).0, Some(oa.display().to_string()));
     // the domain starts again on its chain
@@ -366,13 +366,13 @@ fn a_stop_between_transaction_and_metadata_leaves_the_record() {
     // the disks switched, the metadata not yet saved: the journal record says so
     assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
     let rec: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(r.path().join("run/qemu").join(UUID).join("external-pending.json")).unwrap(),
+        &std::fs::read_to_string(r.at("run/qemu").join(UUID).join("external-pending.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(rec["snapshot"], "s1");
     assert_eq!(rec["old_domain_xml"].as_str().unwrap(), before.trim_end());
     assert_eq!(rec["domain_xml"].as_str().unwrap(), before.trim_end().replace("a.qcow2", "a.s1"));
-    assert_eq!(rec["disks"][0]["overlay"].as_str().unwrap(), r.path().join("a.s1").display().to_string());
+    assert_eq!(rec["disks"][0]["overlay"].as_str().unwrap(), r.at("a.s1").display().to_string());
     assert!(rec["snapshot_xml"].as_str().unwrap().contains("<state>disk-snapshot</state>"));
 }
 
@@ -406,14 +406,14 @@ fn redefine_checks_the_chain() {
             codes::OPERATION_INVALID,
             format!(
                 "image chain of disk 'vdb' (top '{}') does not hold the image '{}' of external snapshot 's1' below its top",
-                r.path().join("b.s2").display(),
+                r.at("b.s2").display(),
                 other.display()
             )
         )
     );
     // the top itself is not "below the top": s2's own frozen images are s1's overlays, fine;
     // a redefinition naming the current tops as frozen images is refused
-    let top = x1.replace(&a.display().to_string(), &r.path().join("a.s2").display().to_string());
+    let top = x1.replace(&a.display().to_string(), &r.at("a.s2").display().to_string());
     let e = drv.snapshot_create("d", &top, cf::REDEFINE).unwrap_err();
     assert!(e.message.starts_with("image chain of disk 'vda'"), "{}", e.message);
     assert_eq!(list(&*drv, "d"), vec!["s2"]);
@@ -469,7 +469,7 @@ fn running_with_external_memory() {
     guest_write(&r, "vda", 1);
     let drv = r.open();
     let before = drv.domain_xml("d", 0).unwrap();
-    let mem = r.path().join("m1.mem");
+    let mem = r.at("m1.mem");
     let x = mem_snap("m1", &mem);
     drv.snapshot_create("d", &x, 0).unwrap();
     assert_eq!(state(&*drv, "d").0, 1, "resumed after the snapshot");
@@ -486,30 +486,27 @@ fn running_with_external_memory() {
         "<domainsnapshot>\n  <name>m1</name>\n  <state>running</state>\n  <creationTime>{}</creationTime>\n  <memory snapshot='external' file='{}'/>\n  <disks>\n    <disk name='vda' snapshot='external' type='file'>\n      <driver type='qcow2'/>\n      <source file='{}'/>\n    </disk>\n  </disks>\n{}</domainsnapshot>\n",
         creation_time(&s),
         mem.display(),
-        r.path().join("a.m1").display(),
+        r.at("a.m1").display(),
         indent(&before)
     );
     assert_eq!(s, want);
     drop(drv);
-    assert_eq!(live_top(&r, "vda").1, r.path().join("a.m1").display().to_string());
+    assert_eq!(live_top(&r, "vda").1, r.at("a.m1").display().to_string());
     guest_write(&r, "vda", 2);
     // LIVE, then HALT: the domain is shut off from the snapshot
     let drv = r.open();
-    let mem2 = r.path().join("m2.mem");
+    let mem2 = r.at("m2.mem");
     let x2 = format!("<domainsnapshot><name>m2</name><memory file='{}'/></domainsnapshot>", mem2.display());
     drv.snapshot_create("d", &x2, cf::LIVE | cf::HALT).unwrap();
     assert_eq!(state(&*drv, "d"), (5, 7));
     assert_eq!(save_header(&mem2).0, "LibvirtQemudSave");
     assert!(
-        has_pattern(&a, 1)
-            && !has_pattern(&a, 2)
-            && has_pattern(&r.path().join("a.m1"), 2)
-            && has_pattern(&r.path().join("a.m2"), 2)
+        has_pattern(&a, 1) && !has_pattern(&a, 2) && has_pattern(&r.at("a.m1"), 2) && has_pattern(&r.at("a.m2"), 2)
     );
     // a paused domain is recorded paused and stays paused
     drv.domain_start("d").unwrap();
     drv.domain_suspend("d").unwrap();
-    let mem3 = r.path().join("m3.mem");
+    let mem3 = r.at("m3.mem");
     let x3 = format!("<domainsnapshot><name>m3</name><memory file='{}'/></domainsnapshot>", mem3.display());
     drv.snapshot_create("d", &x3, 0).unwrap();
     assert_eq!(state(&*drv, "d").0, 3);
@@ -517,13 +514,13 @@ fn running_with_external_memory() {
     assert_eq!(save_header(&mem3).3, 0);
     // a failed disk transaction removes the memory file it made and resumes the guest
     drv.domain_resume("d").unwrap();
-    let mem4 = r.path().join("m4.mem");
+    let mem4 = r.at("m4.mem");
     let x4 = format!("<domainsnapshot><name>m4</name><memory file='{}'/></domainsnapshot>", mem4.display());
     set_fault(Some("external-transaction"));
     let e = drv.snapshot_create("d", &x4, 0).unwrap_err();
     set_fault(None);
     assert!(e.message.starts_with("transaction: "), "{}", e.message);
-    assert!(!mem4.exists() && !r.path().join("a.m4").exists());
+    assert!(!mem4.exists() && !r.at("a.m4").exists());
     assert_eq!(state(&*drv, "d").0, 1);
     assert_eq!(list(&*drv, "d"), vec!["m1", "m2", "m3"]);
 }
@@ -538,10 +535,10 @@ fn internal_snapshot_after_an_external_one_on_a_running_domain() {
     drv.snapshot_create("d", &snap("e1"), cf::DISK_ONLY).unwrap();
     // qemu's node names changed with the switch: the internal snapshot lands in the live top
     drv.snapshot_create("d", &snap("i1"), 0).unwrap();
-    assert_eq!(names(&r.path().join("a.e1")), vec!["i1"]);
+    assert_eq!(names(&r.at("a.e1")), vec!["i1"]);
     assert!(names(&a).is_empty());
     drv.snapshot_delete("d", "i1", 0).unwrap();
-    assert!(names(&r.path().join("a.e1")).is_empty());
+    assert!(names(&r.at("a.e1")).is_empty());
 }
 
 #[test]
@@ -552,11 +549,11 @@ fn halt_is_refused_for_a_transient_domain() {
     let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let (r, drv, [_]) = setup_running(["a.qcow2"]);
     drv.domain_undefine("d", 0).unwrap(); // running: it stays, transient
-    let mem = r.path().join("m.mem");
+    let mem = r.at("m.mem");
     let x = format!("<domainsnapshot><name>m</name><memory file='{}'/></domainsnapshot>", mem.display());
     let e = drv.snapshot_create("d", &x, cf::HALT).unwrap_err();
     assert_eq!((e.code, e.message.as_str()), (codes::OPERATION_INVALID, "cannot halt after transient domain snapshot"));
-    assert!(!mem.exists() && !r.path().join("a.m").exists());
+    assert!(!mem.exists() && !r.at("a.m").exists());
     assert_eq!(state(&*drv, "d").0, 1);
 }
 
@@ -567,7 +564,7 @@ fn running_overlays_copy_the_cluster_layout() {
     }
     let _env = FAULT_ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let r = Root::new();
-    let a = r.path().join("a.qcow2");
+    let a = r.at("a.qcow2");
     qemu_img(&["create", "-q", "-f", "qcow2", "-o", "cluster_size=128k,extended_l2=on", a.to_str().unwrap(), "64M"]);
     let drv = r.open();
     drv.domain_define(&dom_xml("d", &[("vda", &a, "qcow2", false)])).unwrap();
@@ -576,7 +573,7 @@ fn running_overlays_copy_the_cluster_layout() {
     let info = |p: &Path| -> serde_json::Value {
         serde_json::from_str(&qemu_img(&["info", "-U", "--output=json", p.to_str().unwrap()])).unwrap()
     };
-    let v = info(&r.path().join("a.s1"));
+    let v = info(&r.at("a.s1"));
     assert_eq!(v["cluster-size"], 131_072);
     assert_eq!(v["format-specific"]["data"]["extended-l2"], true);
     assert_eq!(v["virtual-size"], 64 << 20);
@@ -610,7 +607,7 @@ fn a_block_job_refuses_create_revert_and_delete() {
     );
     assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
     assert_eq!(list(&*drv, "d"), vec!["s1"]);
-    assert!(!r.path().join("a.s2").exists() && !r.path().join("a.s1-revert1").exists());
+    assert!(!r.at("a.s2").exists() && !r.at("a.s1-revert1").exists());
     // the job gone, the same calls go through
     drop(drv);
     qmp(&r, UUID, "block-job-cancel", serde_json::json!({ "device": "vda-stream", "force": true })).unwrap();
@@ -639,10 +636,10 @@ fn a_writable_shared_disk_is_refused() {
         (codes::CONFIG_UNSUPPORTED, "shared access for disk 'vda' requires use of supported storage format".into())
     );
     assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
-    assert!(!r.path().join("a.s").exists() && list(&*drv, "d").is_empty());
+    assert!(!r.at("a.s").exists() && list(&*drv, "d").is_empty());
     let only_b = "<domainsnapshot><name>s</name><disks><disk name='vda' snapshot='no'/></disks></domainsnapshot>";
     drv.snapshot_create("d", only_b, cf::DISK_ONLY).unwrap();
-    assert!(r.path().join("b.s").exists());
+    assert!(r.at("b.s").exists());
 }
 
 #[test]
@@ -656,7 +653,7 @@ fn a_chain_of_200_layers_takes_no_more() {
     // in the header changed (198 qemu-img runs cost seconds); every other one names its
     // backing relative to its own folder
     let mut top = r.image("a.qcow2", "qcow2");
-    let t = r.path().join("template");
+    let t = r.at("template");
     qemu_img(&["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "x", "-u", t.to_str().unwrap(), "64M"]);
     let template = std::fs::read(&t).unwrap();
     let be = |at: usize, n: usize| template[at..at + n].iter().fold(0usize, |v, b| v << 8 | usize::from(*b));
@@ -671,7 +668,7 @@ fn a_chain_of_200_layers_takes_no_more() {
         std::fs::write(&next, bytes).unwrap();
         top = next;
     }
-    assert_eq!(backing(&top).0, Some(r.path().join("l197.qcow2").display().to_string()));
+    assert_eq!(backing(&top).0, Some(r.at("l197.qcow2").display().to_string()));
     let drv = r.open();
     drv.domain_define(&dom_xml("d", &[("vda", &top, "qcow2", false)])).unwrap();
     drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap();
@@ -684,6 +681,6 @@ fn a_chain_of_200_layers_takes_no_more() {
         )
     );
     assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
-    assert!(!r.path().join("l198.s2").exists());
+    assert!(!r.at("l198.s2").exists());
     assert_eq!(list(&*drv, "d"), vec!["s1"]);
 }

@@ -36,19 +36,18 @@ fn cut_short_operations_are_settled_at_open() {
     let _serial = serial();
     // 1. revert stopped after its overlays: undone at open (nothing points at them)
     let (r, drv) = three();
-    let p = |n: &str| r.path().join(n);
     let before = drv.domain_xml("d", 0).unwrap();
     set_fault(Some("revert-crash"));
     let e = drv.snapshot_revert("d", "s1", 0).unwrap_err();
     set_fault(None);
     assert_eq!(e.message, "fault injected after the revert overlays were made");
-    assert!(p("a.s1-revert1").exists());
+    assert!(r.at("a.s1-revert1").exists());
     drop(drv);
     let drv = r.open();
-    assert!(!p("a.s1-revert1").exists());
+    assert!(!r.at("a.s1-revert1").exists());
     assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
     assert_eq!(drv.snapshot_current("d").unwrap().unwrap().name, "s3");
-    assert!(r.path().join("lib/qemu/external").read_dir().unwrap().next().is_none());
+    assert!(r.at("lib/qemu/external").read_dir().unwrap().next().is_none());
 
     // 1b. a running qemu switched in place, then the process stopped: the definition follows
     drv.domain_start("d").unwrap();
@@ -59,9 +58,9 @@ fn cut_short_operations_are_settled_at_open() {
     assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
     drop(drv);
     let drv = r.open();
-    assert_eq!(top(&*drv, "d", "vda"), p("a.s1-revert1"));
+    assert_eq!(top(&*drv, "d", "vda"), r.at("a.s1-revert1"));
     assert_eq!(drv.snapshot_current("d").unwrap().unwrap().name, "s1");
-    assert!(view(&p("a.s1-revert1"), [0x11, 0, 0, 0]));
+    assert!(view(&r.at("a.s1-revert1"), [0x11, 0, 0, 0]));
     // back to s3's branch for what follows (shut off)
     drv.snapshot_revert("d", "s3", 0).unwrap();
     write_at(&top(&*drv, "d", "vda"), "3M", 0x44);
@@ -81,15 +80,14 @@ fn cut_short_operations_are_settled_at_open() {
     drop(drv);
     let drv = r.open();
     assert_eq!(list(&*drv, "d"), vec!["s1", "s3"]);
-    assert!(!p("a.s2").exists());
-    assert_eq!(frozen(&*drv, "s3"), p("a.s1"));
+    assert!(!r.at("a.s2").exists());
+    assert_eq!(frozen(&*drv, "s3"), r.at("a.s1"));
     assert!(view(&frozen(&*drv, "s1"), [0x11, 0, 0, 0]));
     assert!(view(&frozen(&*drv, "s3"), [0x11, 0x22, 0x33, 0]));
     assert!(view(&top(&*drv, "d", "vda"), [0x11, 0x22, 0x33, 0x44]));
 
     // 3. qemu killed during a block-commit: the merge is finished offline, the domain crashed
     let (r, drv) = three();
-    let p = |n: &str| r.path().join(n);
     drv.domain_start("d").unwrap();
     set_fault(Some("kill-during-commit"));
     let e = drv.snapshot_delete("d", "s3", 0).unwrap_err();
@@ -98,9 +96,9 @@ fn cut_short_operations_are_settled_at_open() {
     assert!(e.message.starts_with("block commit failed while deleting disk 'vda' snapshot: '"), "{e}");
     assert_eq!(state(&*drv, "d"), (5, 3));
     assert_eq!(list(&*drv, "d"), vec!["s1", "s2"]);
-    assert!(!p("a.s3").exists());
-    assert_eq!(top(&*drv, "d", "vda"), p("a.s2"));
-    assert!(view(&p("a.s2"), [0x11, 0x22, 0x33, 0x44]));
+    assert!(!r.at("a.s3").exists());
+    assert_eq!(top(&*drv, "d", "vda"), r.at("a.s2"));
+    assert!(view(&r.at("a.s2"), [0x11, 0x22, 0x33, 0x44]));
     assert!(view(&frozen(&*drv, "s2"), [0x11, 0x22, 0, 0]));
     drv.domain_start("d").unwrap();
 
@@ -114,8 +112,8 @@ fn cut_short_operations_are_settled_at_open() {
     drop(drv);
     let drv = r.open();
     assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "live"]);
-    assert_eq!(top(&*drv, "d", "vda"), p("a.live"));
-    assert_eq!(frozen(&*drv, "live"), p("a.s2"));
+    assert_eq!(top(&*drv, "d", "vda"), r.at("a.live"));
+    assert_eq!(frozen(&*drv, "live"), r.at("a.s2"));
 
     // 5. the same stop, and qemu killed before the next open: the switch is undone (the old
     //    chain was never written after it), the overlay the create made is removed
@@ -132,7 +130,7 @@ fn cut_short_operations_are_settled_at_open() {
     assert_eq!(state(&*drv, "d"), (5, 3));
     assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "live"]);
     assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
-    assert!(!p("a.gone").exists());
+    assert!(!r.at("a.gone").exists());
     assert!(view(&top(&*drv, "d", "vda"), [0x11, 0x22, 0x33, 0x44]));
 }
 
@@ -143,22 +141,21 @@ fn missing_and_locked_images_change_nothing() {
     }
     let _serial = serial();
     let (r, drv) = three();
-    let p = |n: &str| r.path().join(n);
     // missing frozen image
-    std::fs::rename(p("a.s1"), p("away")).unwrap();
+    std::fs::rename(r.at("a.s1"), r.at("away")).unwrap();
     let e = drv.snapshot_delete("d", "s2", 0).unwrap_err();
     assert_eq!(
         (e.code, e.message),
         (
             codes::OPERATION_INVALID,
-            format!("Cannot access storage file '{}': No such file or directory (os error 2)", p("a.s1").display())
+            format!("Cannot access storage file '{}': No such file or directory (os error 2)", r.at("a.s1").display())
         )
     );
-    std::fs::rename(p("away"), p("a.s1")).unwrap();
+    std::fs::rename(r.at("away"), r.at("a.s1")).unwrap();
     assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "s3"]);
     // the frozen image held for writing by another process
     let mut holder = Command::new("qemu-io")
-        .args(["-f", "qcow2", p("a.s1").to_str().unwrap()])
+        .args(["-f", "qcow2", r.at("a.s1").to_str().unwrap()])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -170,8 +167,8 @@ fn missing_and_locked_images_change_nothing() {
     assert_eq!(e.code, codes::OPERATION_INVALID, "{e}");
     assert!(e.message.contains("\"write\" lock"), "{e}");
     assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "s3"]);
-    assert_eq!(backing(&p("a.s3")).unwrap(), p("a.s2").display().to_string());
-    assert!(r.path().join("lib/qemu/external").read_dir().unwrap().next().is_none());
+    assert_eq!(backing(&r.at("a.s3")).unwrap(), r.at("a.s2").display().to_string());
+    assert!(r.at("lib/qemu/external").read_dir().unwrap().next().is_none());
     // a reopen does not complete the refused delete
     drop(drv);
     let drv = r.open();

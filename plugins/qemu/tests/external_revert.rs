@@ -25,7 +25,7 @@ fn revert_keeps_the_abandoned_branch() {
     write_at(&b, "0", 0x11);
     ext_snapshot(&r, &*drv, "d", "s1", "shutoff");
     let s1_top = top(&*drv, "d", "vda");
-    assert_eq!(s1_top, r.path().join("a.s1"));
+    assert_eq!(s1_top, r.at("a.s1"));
     write_at(&s1_top, "1M", 0x22);
     write_at(&top(&*drv, "d", "vdb"), "1M", 0x22);
     ext_snapshot(&r, &*drv, "d", "s2", "shutoff");
@@ -37,22 +37,22 @@ fn revert_keeps_the_abandoned_branch() {
     assert_eq!(state(&*drv, "d"), (SHUTOFF, 7));
     assert_eq!(drv.snapshot_current("d").unwrap().unwrap().name, "s1");
     let t = top(&*drv, "d", "vda");
-    assert_eq!(t, r.path().join("a.s1-revert1"));
+    assert_eq!(t, r.at("a.s1-revert1"));
     assert_eq!(backing(&t).unwrap(), a.display().to_string());
-    assert_eq!(top(&*drv, "d", "vdb"), r.path().join("b.s1-revert1"));
+    assert_eq!(top(&*drv, "d", "vdb"), r.at("b.s1-revert1"));
     for disk in ["vda", "vdb"] {
         let t = top(&*drv, "d", disk);
         assert!(reads(&t, "0", 0x11) && reads(&t, "1M", 0) && reads(&t, "2M", 0), "{disk}");
     }
     // the abandoned branch is intact
-    assert!(reads(&r.path().join("a.s2"), "1M", 0x22) && reads(&r.path().join("a.s2"), "2M", 0x33));
+    assert!(reads(&r.at("a.s2"), "1M", 0x22) && reads(&r.at("a.s2"), "2M", 0x33));
     write_at(&t, "3M", 0x44);
 
     // to s2, on the abandoned branch: its data reappears, the s1 branch's does not
     drv.snapshot_revert("d", "s2", 0).unwrap();
     let t2 = top(&*drv, "d", "vda");
-    assert_eq!(t2, r.path().join("a.s2-revert1"));
-    assert_eq!(backing(&t2).unwrap(), r.path().join("a.s1").display().to_string());
+    assert_eq!(t2, r.at("a.s2-revert1"));
+    assert_eq!(backing(&t2).unwrap(), r.at("a.s1").display().to_string());
     assert!(reads(&t2, "0", 0x11) && reads(&t2, "1M", 0x22) && reads(&t2, "2M", 0) && reads(&t2, "3M", 0));
     assert_eq!(drv.snapshot_current("d").unwrap().unwrap().name, "s2");
     // the branch that ran after the first revert is kept too
@@ -63,7 +63,7 @@ fn revert_keeps_the_abandoned_branch() {
     assert_eq!(state(&*drv, "d"), (RUNNING, 4));
     assert_eq!(r.pids().len(), 1);
     let t3 = top(&*drv, "d", "vda");
-    assert_eq!(t3, r.path().join("a.s1-revert2"));
+    assert_eq!(t3, r.at("a.s1-revert2"));
     assert!(reads(&t3, "0", 0x11) && reads(&t3, "1M", 0));
     // from a running domain, PAUSED: the same qemu switched in place to new overlays on s2's
     // frozen images (a.s1 is not in its graph: opened for the occasion)
@@ -75,18 +75,18 @@ fn revert_keeps_the_abandoned_branch() {
     // ... and again to s1, whose frozen image is in the graph now (a.qcow2 under a.s1)
     drv.snapshot_revert("d", "s1", rf::RUNNING).unwrap();
     assert_eq!((state(&*drv, "d"), r.pids()), ((RUNNING, 4), vec![pid]));
-    assert_eq!(top(&*drv, "d", "vda"), r.path().join("a.s1-revert3"));
+    assert_eq!(top(&*drv, "d", "vda"), r.at("a.s1-revert3"));
     drv.snapshot_revert("d", "s2", rf::PAUSED).unwrap();
     assert_eq!(r.pids(), vec![pid]);
-    assert_eq!(top(&*drv, "d", "vda"), r.path().join("a.s2-revert3"));
+    assert_eq!(top(&*drv, "d", "vda"), r.at("a.s2-revert3"));
     // qemu really runs on the new overlay: a live delete of the next snapshot taken on it
     // merges through qemu's graph
     drv.domain_resume("d").unwrap();
     drv.snapshot_create("d", &snap("t"), cf::DISK_ONLY).unwrap();
-    assert_eq!(top(&*drv, "d", "vda"), r.path().join("a.t"));
-    assert_eq!(backing(&r.path().join("a.t")).unwrap(), r.path().join("a.s2-revert3").display().to_string());
+    assert_eq!(top(&*drv, "d", "vda"), r.at("a.t"));
+    assert_eq!(backing(&r.at("a.t")).unwrap(), r.at("a.s2-revert3").display().to_string());
     drv.snapshot_delete("d", "t", 0).unwrap();
-    assert_eq!(top(&*drv, "d", "vda"), r.path().join("a.s2-revert3"));
+    assert_eq!(top(&*drv, "d", "vda"), r.at("a.s2-revert3"));
     assert_eq!(r.pids(), vec![pid]);
     // a shut-off snapshot without flags stops the domain
     drv.snapshot_revert("d", "s1", 0).unwrap();
@@ -124,19 +124,16 @@ fn missing_frozen_image_changes_nothing() {
     ext_snapshot_by_hand(&r, &*drv, "d", "s1", "shutoff");
     ext_snapshot_by_hand(&r, &*drv, "d", "s2", "shutoff");
     let before = drv.domain_xml("d", 0).unwrap();
-    std::fs::rename(r.path().join("a.s1"), r.path().join("gone")).unwrap();
+    std::fs::rename(r.at("a.s1"), r.at("gone")).unwrap();
     let e = drv.snapshot_revert("d", "s2", 0).unwrap_err();
     assert_eq!(e.code, 55);
     assert_eq!(
         e.message,
-        format!(
-            "Cannot access storage file '{}': No such file or directory (os error 2)",
-            r.path().join("a.s1").display()
-        )
+        format!("Cannot access storage file '{}': No such file or directory (os error 2)", r.at("a.s1").display())
     );
     assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
     assert_eq!(drv.snapshot_current("d").unwrap().unwrap().name, "s2");
-    assert!(!r.path().join("a.s2-revert1").exists());
+    assert!(!r.at("a.s2-revert1").exists());
 }
 
 #[test]
@@ -147,7 +144,7 @@ fn memory_snapshot_reverts_through_incoming_migration() {
     let (r, drv, [a]) = setup(["a.qcow2"]);
     write_at(&a, "0", 0x11);
     drv.domain_start("d").unwrap();
-    let mem = r.path().join("m1.mem");
+    let mem = r.at("m1.mem");
     let x = mem_snap("m1", &mem);
     drv.snapshot_create("d", &x, 0).unwrap();
     assert_eq!(drv.snapshot_lookup("d", "m1").unwrap().state, RUNNING);
@@ -160,7 +157,7 @@ fn memory_snapshot_reverts_through_incoming_migration() {
     assert_eq!(state(&*drv, "d"), (RUNNING, 4));
     let pid = r.pids()[0];
     assert!(cmdline(pid).contains("-incoming defer"), "{}", cmdline(pid));
-    assert_eq!(top(&*drv, "d", "vda"), r.path().join("a.m1-revert1"));
+    assert_eq!(top(&*drv, "d", "vda"), r.at("a.m1-revert1"));
     assert!(reads(&top(&*drv, "d", "vda"), "0", 0x11));
     // running -> PAUSED: a new qemu (memory cannot be loaded into a running one), left paused
     drv.snapshot_revert("d", "m1", rf::PAUSED).unwrap();
@@ -192,7 +189,7 @@ const COUNTER: [u8; 11] = [0x31, 0xC0, 0x8E, 0xD8, 0x66, 0xFF, 0x06, 0x00, 0x7E,
 /// Guest RAM 0x7000..0x8000 (the counting code at 0x7c00 and its counter) through QMP
 /// `pmemsave`, with the driver's connection closed (qemu serves one client).
 fn ram(r: &Root) -> Vec<u8> {
-    let file = r.path().join("ram.dump");
+    let file = r.at("ram.dump");
     let args = serde_json::json!({ "val": 0x7000, "size": 4096, "filename": file });
     qmp(r, common::UUID, "pmemsave", args).unwrap();
     std::fs::read(&file).unwrap()
@@ -237,14 +234,14 @@ fn memory_revert_restores_the_guests_ram() {
     // m1: the guest paused after it counted a while; its RAM then
     let at_m1 = run_past(&r, 0);
     let drv = r.open();
-    drv.snapshot_create("d", &mem_snap("m1", &r.path().join("m1.mem")), 0).unwrap();
+    drv.snapshot_create("d", &mem_snap("m1", &r.at("m1.mem")), 0).unwrap();
     assert_eq!(state(&*drv, "d").0, PAUSED);
     drop(drv);
     same_ram(&ram(&r), &at_m1, "after taking m1");
     // the other branch counts on: m2 holds different RAM
     let at_m2 = run_past(&r, counter(&at_m1));
     assert!(at_m2 != at_m1 && counter(&at_m2) != counter(&at_m1));
-    r.open().snapshot_create("d", &mem_snap("m2", &r.path().join("m2.mem")), 0).unwrap();
+    r.open().snapshot_create("d", &mem_snap("m2", &r.at("m2.mem")), 0).unwrap();
     // back to m1: a new qemu loads m1's RAM, left paused as m1 was; byte for byte m1's
     let pid = r.pids()[0];
     let drv = r.open();

@@ -37,6 +37,10 @@ impl Root {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+    /// The file `name` in the root.
+    pub fn at(&self, name: &str) -> PathBuf {
+        self.path().join(name)
+    }
     pub fn uri(&self) -> String {
         format!("qemu:///embed?root={}&accel=tcg{}", self.path().display(), self.extra)
     }
