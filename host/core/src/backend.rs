@@ -121,6 +121,15 @@ pub trait Backend: Send + Sync {
     fn snapshot_generation(&self, dom: &str) -> BackendResult<u64> {
         Err(model::Error::no_support("snapshot_generation").into())
     }
+    /// `snapshot_store`: `<store>\n<host>` when `dom`'s metadata is on a store hosts share.
+    /// The daemon client keeps the default (`NO_SUPPORT`): the HTTP API does not carry it.
+    fn snapshot_store(&self, dom: &str) -> BackendResult<String> {
+        Err(model::Error::no_support("snapshot_store").into())
+    }
+    /// `snapshot_handover`: hands `dom`'s metadata on the shared store to host `to`.
+    fn snapshot_handover(&self, dom: &str, to: &str) -> BackendResult<()> {
+        Err(model::Error::no_support("snapshot_handover").into())
+    }
 }
 
 /// A loaded plugin's driver object seen through the native trait.
@@ -236,5 +245,11 @@ impl Backend for AbiBackend {
     }
     fn snapshot_generation(&self, dom: &str) -> BackendResult<u64> {
         native(self.0.snapshot_generation(s(dom), 0), |g| g)
+    }
+    fn snapshot_store(&self, dom: &str) -> BackendResult<String> {
+        native(self.0.snapshot_store(s(dom), 0), String::from)
+    }
+    fn snapshot_handover(&self, dom: &str, to: &str) -> BackendResult<()> {
+        native(self.0.snapshot_handover(s(dom), s(to), 0), |()| ())
     }
 }

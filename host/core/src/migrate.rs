@@ -13,6 +13,13 @@
 //!
 //! The engine talks to two [`Side`]s, each a local or remote [`Connection`]; remote sides move
 //! the hierarchy in one request each way.
+//!
+//! Shared store: when both sides name the same store for the domain
+//! ([`Connection::snapshot_store`], e.g. two hosts of one etcd fleet), nothing is copied: the
+//! destination must read exactly the exported hierarchy, the source must still hold it, and then
+//! the source hands the domain's metadata over to the destination's host in one step
+//! ([`Connection::snapshot_handover`]) — the same steps, with `import` skipped and the handover
+//! as the release (`drop_source`). Any other pair copies.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -403,7 +410,84 @@ fn hold_both(from: &Side, to: &Side, id: &str, dom: &str, dry_run: bool) -> Resu
     Ok(())
 }
 
+impl Connection {
+    /// `snapshot_store`: `(store, host)` when `dom`'s snapshot metadata is on a store several
+    /// hosts share: the store's identity (the same on every host of it) and this connection's
+    /// host on it. `Ok(None)` when the backend keeps the metadata as its own (a plugin without
+    /// the operation or answering `NO_SUPPORT`, and every remote connection for now).
+    pub fn snapshot_store(&self, dom: &str) -> Result<Option<(String, String)>> {
+        match self.dispatch(&crate::rules::SNAPSHOT_STORE, 0, |d| d.snapshot_store(dom)) {
+            Ok(text) => Ok(text.split_once('\n').map(|(s, h)| (s.to_owned(), h.to_owned()))),
+            Err(e) if e.code() == codes::NO_SUPPORT => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `snapshot_handover`: hands `dom`'s metadata on the shared store to host `to`, no copy.
+    pub fn snapshot_handover(&self, dom: &str, to: &str) -> Result<()> {
+        self.dispatch(&crate::rules::SNAPSHOT_HANDOVER, 0, |d| d.snapshot_handover(dom, to))
+    }
+}
+
+/// The destination's host when both sides keep `dom`'s metadata on one shared store.
+fn shared_store(from: &Side, to: &Side, dom: &str) -> Result<Option<(String, String)>> {
+    let Some((store_a, host_a)) = from.conn.snapshot_store(dom)? else { return Ok(None) };
+    let Some((store_b, host_b)) = to.conn.snapshot_store(dom)? else { return Ok(None) };
+    Ok((store_a == store_b).then_some((host_a, host_b)))
+}
+
+/// The migration on a shared store (see the module documentation): verify, then hand over.
+fn handover(
+    from: &Side,
+    to: &Side,
+    dom: &str,
+    (host_a, host_b): (String, String),
+    dry_run: bool,
+    rep: &mut dyn Reporter,
+) -> Result<Outcome> {
+    rep.step("export", "running", "");
+    let a = from.export(dom)?;
+    rep.step("export", "done", &format!("{} snapshots", a.names.len()));
+    let outcome = Outcome { snapshots: a.names.len(), current: a.current.clone(), dry_run };
+    rep.step("dry_run", "running", "");
+    if let Err(e) = to.export(dom).and_then(|b| compare(&a, &b).map_err(failed)) {
+        rep.step("dry_run", "failed", &e.to_string());
+        return Err(e);
+    }
+    rep.step("dry_run", "done", "the destination reads the same hierarchy on the shared store");
+    if dry_run {
+        for step in &STEPS[2..] {
+            rep.step(step, "skipped", "dry run");
+        }
+        return Ok(outcome);
+    }
+    rep.step("import", "skipped", "shared store: nothing to copy");
+    rep.step("verify", "running", "");
+    let verified = to
+        .export(dom)
+        .and_then(|b| compare(&a, &b).map_err(failed))
+        .and_then(|()| from.export(dom))
+        .and_then(|now| unchanged(&a, &now).map_err(failed));
+    if let Err(e) = verified {
+        rep.step("verify", "failed", &e.to_string());
+        return Err(e);
+    }
+    rep.step("verify", "done", "names, parents, current and XML match; the source is unchanged");
+    rep.step("drop_source", "running", "");
+    if host_a != host_b
+        && let Err(e) = from.conn.snapshot_handover(dom, &host_b)
+    {
+        rep.step("drop_source", "failed", &e.to_string());
+        return Err(e);
+    }
+    rep.step("drop_source", "done", &format!("handed over to host {host_b} on the shared store (no copy)"));
+    Ok(outcome)
+}
+
 fn run(from: &Side, to: &Side, id: &str, dom: &str, dry_run: bool, rep: &mut dyn Reporter) -> Result<Outcome> {
+    if let Some(hosts) = shared_store(from, to, dom)? {
+        return handover(from, to, dom, hosts, dry_run, rep);
+    }
     rep.step("export", "running", "");
     let a = from.export(dom)?;
     let total = a.names.len() as u64;

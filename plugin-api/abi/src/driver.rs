@@ -93,4 +93,20 @@ pub trait Driver: Send + Sync {
         let _ = (dom, flags);
         RResult::RErr(AbiError::new(crate::codes::NO_SUPPORT, "snapshot_generation"))
     }
+    /// `snapshot_store`: where `dom`'s snapshot metadata lives when several hosts share it, as
+    /// `<store>\n<host>`: the store's identity (the same text on every host of that store) and
+    /// this connection's host on it. `NO_SUPPORT` when the metadata is this connection's own (a
+    /// migration then copies it). `flags` must be 0. Appended to 1.0, like `domain_job_begin`.
+    fn snapshot_store(&self, dom: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
+        let _ = (dom, flags);
+        RResult::RErr(AbiError::new(crate::codes::NO_SUPPORT, "snapshot_store"))
+    }
+    /// `snapshot_handover`: hands `dom`'s snapshot metadata on the shared store to host `to`
+    /// (the `<host>` of the destination's `snapshot_store`), with no copy: only its owner may,
+    /// and only while the store still counts it alive. `flags` must be 0. Appended to 1.0, like
+    /// `domain_job_begin`.
+    fn snapshot_handover(&self, dom: RStr<'_>, to: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
+        let _ = (dom, to, flags);
+        RResult::RErr(AbiError::new(crate::codes::NO_SUPPORT, "snapshot_handover"))
+    }
 }

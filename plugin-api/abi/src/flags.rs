@@ -270,8 +270,14 @@ pub mod ops {
     /// `snapshot_generation`: the domain's snapshot tree generation (see the `Driver` method);
     /// appended to 1.0, a plugin built before it answers `NO_SUPPORT`.
     pub const SNAPSHOT_GENERATION: u64 = 1 << 20;
+    /// `snapshot_store`: where the domain's snapshot metadata lives when hosts share it (see the
+    /// `Driver` method); appended to 1.0, a plugin built before it answers `NO_SUPPORT`.
+    pub const SNAPSHOT_STORE: u64 = 1 << 21;
+    /// `snapshot_handover`: hands the metadata on a shared store to another host (see the
+    /// `Driver` method); appended to 1.0, a plugin built before it answers `NO_SUPPORT`.
+    pub const SNAPSHOT_HANDOVER: u64 = 1 << 22;
     /// Every operation bit of ABI 1.0.
-    pub const ALL: u64 = (1 << 21) - 1;
+    pub const ALL: u64 = (1 << 23) - 1;
     /// Operation names, as used everywhere (ABI, host, CLI, conformance).
     pub const NAMES: &[(u64, &str)] = &[
         (DOMAIN_LIST, "domain_list"),
@@ -295,6 +301,8 @@ pub mod ops {
         (SNAPSHOT_EDIT, "snapshot_edit"),
         (DOMAIN_JOB, "domain_job"),
         (SNAPSHOT_GENERATION, "snapshot_generation"),
+        (SNAPSHOT_STORE, "snapshot_store"),
+        (SNAPSHOT_HANDOVER, "snapshot_handover"),
     ];
 
     /// The name of operation `bit` in [`NAMES`], the one place operation names are written

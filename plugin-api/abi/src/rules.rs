@@ -224,6 +224,10 @@ simple_op!(SNAPSHOT_CURRENT, "virDomainSnapshotCurrent", ops::SNAPSHOT_CURRENT, 
 simple_op!(DOMAIN_JOB, "virtplugDomainJobBegin", ops::DOMAIN_JOB, true);
 // Only reads the store; named after virtplug, since libvirt has no such function.
 simple_op!(SNAPSHOT_GENERATION, "virtplugDomainSnapshotGeneration", ops::SNAPSHOT_GENERATION, false);
+// Where the metadata lives: a read. Named after virtplug (libvirt has no shared store).
+simple_op!(SNAPSHOT_STORE, "virtplugDomainSnapshotStore", ops::SNAPSHOT_STORE, false);
+// A handover changes who may write the domain's metadata: not on a read-only connection.
+simple_op!(SNAPSHOT_HANDOVER, "virtplugDomainSnapshotHandover", ops::SNAPSHOT_HANDOVER, true);
 
 /// Every table, for tests, documentation and the CLI's `plugins` listing.
 pub const ALL: &[OpRules] = &[
@@ -248,6 +252,8 @@ pub const ALL: &[OpRules] = &[
     SNAPSHOT_CURRENT,
     DOMAIN_JOB,
     SNAPSHOT_GENERATION,
+    SNAPSHOT_STORE,
+    SNAPSHOT_HANDOVER,
 ];
 
 #[cfg(test)]

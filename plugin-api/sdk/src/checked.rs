@@ -60,6 +60,18 @@ impl Checked {
         self.check(&rules::SNAPSHOT_GENERATION, flags)?;
         self.inner.snapshot_generation(dom)
     }
+
+    /// `snapshot_store` with the ABI's flags.
+    pub(crate) fn store(&self, dom: &str, flags: u32) -> Result<String> {
+        self.check(&rules::SNAPSHOT_STORE, flags)?;
+        self.inner.snapshot_store(dom)
+    }
+
+    /// `snapshot_handover` with the ABI's flags.
+    pub(crate) fn handover(&self, dom: &str, to: &str, flags: u32) -> Result<()> {
+        self.check(&rules::SNAPSHOT_HANDOVER, flags)?;
+        self.inner.snapshot_handover(dom, to)
+    }
 }
 
 impl Driver for Checked {
@@ -151,6 +163,12 @@ impl Driver for Checked {
     }
     fn snapshot_generation(&self, dom: &str) -> Result<u64> {
         self.generation(dom, 0)
+    }
+    fn snapshot_store(&self, dom: &str) -> Result<String> {
+        self.store(dom, 0)
+    }
+    fn snapshot_handover(&self, dom: &str, to: &str) -> Result<()> {
+        self.handover(dom, to, 0)
     }
 }
 

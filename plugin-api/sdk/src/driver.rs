@@ -129,4 +129,14 @@ pub trait Driver: Send + Sync {
     fn snapshot_generation(&self, dom: &str) -> Result<u64> {
         Err(Error::no_support("snapshot_generation"))
     }
+    /// `snapshot_store`: `<store>\n<host>` when `dom`'s snapshot metadata is on a store several
+    /// hosts share (the store's identity, the same on every host of it, and this connection's
+    /// host on it); the default `NO_SUPPORT` means the metadata is this connection's own.
+    fn snapshot_store(&self, dom: &str) -> Result<String> {
+        Err(Error::no_support("snapshot_store"))
+    }
+    /// `snapshot_handover`: hands `dom`'s metadata on the shared store to host `to`, no copy.
+    fn snapshot_handover(&self, dom: &str, to: &str) -> Result<()> {
+        Err(Error::no_support("snapshot_handover"))
+    }
 }

@@ -233,6 +233,12 @@ impl abi::Driver for Guarded {
     fn snapshot_generation(&self, dom: RStr<'_>, flags: u32) -> RResult<u64, AbiError> {
         self.call(&rules::SNAPSHOT_GENERATION, |d| d.generation(dom.as_str(), flags), same)
     }
+    fn snapshot_store(&self, dom: RStr<'_>, flags: u32) -> RResult<RString, AbiError> {
+        self.call(&rules::SNAPSHOT_STORE, |d| d.store(dom.as_str(), flags), RString::from)
+    }
+    fn snapshot_handover(&self, dom: RStr<'_>, to: RStr<'_>, flags: u32) -> RResult<(), AbiError> {
+        self.call(&rules::SNAPSHOT_HANDOVER, |d| d.handover(dom.as_str(), to.as_str(), flags), same)
+    }
 }
 
 #[cfg(test)]

@@ -175,6 +175,19 @@ impl EtcdBackend {
         Ok(this)
     }
 
+    /// The store's identity, the same for every host and URI spelling of it:
+    /// `etcd://<members, sorted>/<prefix>`.
+    pub fn store_id(&self) -> String {
+        match StoreUri::parse(&self.uri) {
+            Ok(mut u) => {
+                u.endpoints.sort();
+                format!("etcd://{}{}", u.endpoints.join(","), u.prefix)
+            }
+            // Parsed once at connect: cannot fail now; the URI itself is the next best name.
+            Err(_) => self.uri.clone(),
+        }
+    }
+
     /// This host's name.
     pub fn host(&self) -> &str {
         &self.host

@@ -402,4 +402,34 @@ impl Driver for MockDriver {
         }
         store.generation(&d.uuid)
     }
+    /// On a fleet store: its identity and this host; the local store is this host's own.
+    fn snapshot_store(&self, dom: &str) -> Result<String> {
+        self.store()?.domain_by_name(dom)?;
+        match self.fleet()? {
+            Some(mut f) => Ok(f.identity()),
+            None => Err(Error::no_support("snapshot_store")),
+        }
+    }
+    fn snapshot_handover(&self, dom: &str, to: &str) -> Result<()> {
+        let d = self.store()?.domain_by_name(dom)?;
+        match self.fleet()? {
+            Some(mut f) => f.handover(&d.uuid, to),
+            None => Err(Error::no_support("snapshot_handover")),
+        }
+    }
+}
+
+#[cfg(feature = "etcd")]
+impl crate::state::FleetStore for virtplug_plugin_sdk::Metadata<virtplug_store_etcd::EtcdBackend> {
+    fn identity(&mut self) -> String {
+        let b = self.backend();
+        format!("{}\n{}", b.store_id(), b.host())
+    }
+    fn handover(&mut self, dom: &str, to: &str) -> Result<()> {
+        let b = self.backend();
+        if b.owner(dom)?.is_none() {
+            b.claim(dom)?;
+        }
+        b.handover(dom, to)
+    }
 }

@@ -25,7 +25,15 @@ pub(crate) trait Conn {
 }
 
 /// Snapshot metadata on a fleet store, with the SDK's tree rules.
-pub(crate) type Fleet = Box<dyn MetadataStore>;
+pub(crate) type Fleet = Box<dyn FleetStore>;
+
+/// A store several hosts share: its identity and the handover of a domain to another host.
+pub(crate) trait FleetStore: MetadataStore {
+    /// `<store>\n<host>`: the store's identity (the same text on every host) and this host.
+    fn identity(&mut self) -> String;
+    /// Hands domain `dom` (its UUID) to host `to`, taking it first when no host owns it.
+    fn handover(&mut self, dom: &str, to: &str) -> Result<()>;
+}
 
 /// Whether a domain in `state` is running (or paused, or otherwise not shut off).
 pub(crate) fn is_active(state: u32) -> bool {

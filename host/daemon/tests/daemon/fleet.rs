@@ -1,13 +1,20 @@
 //! Two `virtplugd` on one machine sharing one etcd cluster: the mock with `store=etcd://…` keeps
 //! each daemon's snapshot metadata on the cluster (each daemon a host of its own, named by the
 //! `store.conf` in its mock folder). A change made through one daemon reaches the other's
-//! `/v1/events` stream. Needs `etcd` and the mock built with its `etcd` feature
-//! (`cargo xtask test`); under CI=true either missing fails, elsewhere the test is skipped with
-//! a note.
+//! `/v1/events` stream; `virtplug migrate-snapshots` between the two hosts' URIs hands the domain
+//! over (no copy) and back while a third client reads through both daemons; a daemon paused past
+//! its lease can neither write nor get the domain back. Needs `etcd` and the mock built with its
+//! `etcd` feature (`cargo xtask test`); under CI=true either missing fails, elsewhere the test is
+//! skipped with a note.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
 
-use virtplug_test_support::{Daemon, EtcdCluster, EventStream, missing, request, require};
+use virtplug_test_support::{Daemon, EtcdCluster, EventStream, VIRTPLUG, missing, request, require};
 
 use super::common::{plugin_dir, raw};
 
@@ -18,7 +25,7 @@ const AREA: &str = "virtplugd fleet tests";
 fn fleet_daemon(root: &Path, name: &str, plugins: &Path, store: &str) -> (Daemon, String) {
     let dir = root.join(name);
     std::fs::create_dir_all(dir.join("host")).unwrap();
-    std::fs::write(dir.join("host/store.conf"), format!("host = {name}\nlease-ttl = 5\n")).unwrap();
+    std::fs::write(dir.join("host/store.conf"), format!("host = {name}\nlease-ttl = 2\n")).unwrap();
     let uri = format!("mock://{}?store={store}", dir.join("host").display());
     (Daemon::start(&dir, plugins, &["--allow-uri".into(), uri.clone()]), uri)
 }
@@ -29,6 +36,96 @@ fn post(d: &Daemon, uri: &str, path: &str, body: &str) -> (u16, String) {
         body.len()
     );
     raw(&d.socket(), &req)
+}
+
+/// Creates snapshot `name` of `test` through daemon `d`: (status, body).
+fn create(d: &Daemon, uri: &str, name: &str) -> (u16, String) {
+    post(
+        d,
+        uri,
+        "/v1/domains/test/snapshots",
+        &format!(r#"{{"xml":"<domainsnapshot><name>{name}</name></domainsnapshot>"}}"#),
+    )
+}
+
+/// The body of `GET /v1/domains/test/snapshots` through `d`.
+fn list(d: &Daemon, uri: &str) -> String {
+    let (status, body) = request(&d.socket(), "GET", "/v1/domains/test/snapshots", uri);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// `virtplug migrate-snapshots` of `test` between two local URIs: (success, stdout + stderr).
+fn migrate(cli: &Path, plugins: &Path, from: &str, to: &str) -> (bool, String) {
+    let out = Command::new(cli)
+        .args(["migrate-snapshots", "--domain", "test", "--from", from, "--to", to])
+        .env("VIRTPLUG_PLUGIN_DIR", plugins)
+        .output()
+        .unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn migrate_snapshots_hands_a_domain_back_and_forth_and_a_paused_host_is_fenced() {
+    let Some(plugins) = plugin_dir() else { return };
+    let cli = require!(VIRTPLUG.require(AREA));
+    let tmp = tempfile::tempdir().unwrap();
+    let c = require!(EtcdCluster::start(AREA, &tmp.path().join("etcd"), 3));
+    let store = c.uri("fleet");
+    let (a, uri_a) = fleet_daemon(tmp.path(), "ha", &plugins, &store);
+    let (b, uri_b) = fleet_daemon(tmp.path(), "hb", &plugins, &store);
+    let (status, body) = create(&a, &uri_a, "s1");
+    if body.contains("has no etcd store") {
+        require!(missing::<()>(AREA, "the mock plugin was built without its etcd feature"));
+    }
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(create(&a, &uri_a, "s2").0, 201);
+    let before = list(&a, &uri_a);
+    assert!(before.contains("\"s2\""), "{before}");
+    // ha owns the domain: hb's writes are refused.
+    let (status, body) = create(&b, &uri_b, "early");
+    assert!(status >= 400 && body.contains("is owned by host 'ha'"), "{status} {body}");
+    // Over to hb (the CLI opens both hosts' local URIs; nothing is copied) and back.
+    let (ok, out) = migrate(&cli, &plugins, &uri_a, &uri_b);
+    assert!(ok, "{out}");
+    assert_eq!((list(&a, &uri_a), list(&b, &uri_b)), (before.clone(), before.clone()));
+    assert_eq!(create(&b, &uri_b, "s3").0, 201);
+    let (status, body) = create(&a, &uri_a, "late");
+    assert!(status >= 400 && body.contains("is owned by host 'hb'"), "{status} {body}");
+    let (ok, out) = migrate(&cli, &plugins, &uri_b, &uri_a);
+    assert!(ok, "{out}");
+    assert_eq!(create(&a, &uri_a, "s4").0, 201);
+    let both = list(&a, &uri_a);
+    assert_eq!(list(&b, &uri_b), both);
+    assert!(["s1", "s2", "s3", "s4"].iter().all(|n| both.contains(&format!("\"{n}\""))), "{both}");
+    // ha pauses past its 2 s lease: hb takes the domain by writing.
+    let pid = a.child.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = create(&b, &uri_b, "taken");
+        if status == 201 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "hb never took the domain: {status} {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    // ha's daemon is fenced, and ha cannot hand the domain (now hb's) anywhere.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = create(&a, &uri_a, "after-pause");
+        if body.contains("host 'ha' lost its lease on the metadata store") {
+            break;
+        }
+        assert!(status != 201, "the paused host wrote after losing its lease");
+        assert!(Instant::now() < deadline, "{status} {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (ok, out) = migrate(&cli, &plugins, &uri_a, &uri_b);
+    assert!(!ok && out.contains("is owned by host 'hb'"), "{out}");
+    let after = list(&b, &uri_b);
+    assert!(after.contains("\"taken\"") && !after.contains("after-pause"), "{after}");
 }
 
 #[test]

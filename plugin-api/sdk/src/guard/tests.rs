@@ -132,3 +132,45 @@ fn snapshot_generation_is_a_flagless_read() {
         (codes::NO_SUPPORT, "snapshot_generation".into())
     );
 }
+
+/// Serves only the shared-store pair.
+struct Shared;
+
+impl Driver for Shared {
+    fn snapshot_store(&self, _dom: &str) -> model::Result<String> {
+        Ok("etcd://a:1/p\nh1".into())
+    }
+    fn snapshot_handover(&self, _dom: &str, _to: &str) -> model::Result<()> {
+        Ok(())
+    }
+}
+
+impl Plugin for Shared {
+    const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
+        name: "shared",
+        schemes: &["shared"],
+        ops: ops::SNAPSHOT_STORE | ops::SNAPSHOT_HANDOVER,
+        ..Yes::DESCRIPTOR
+    };
+    fn open(_uri: &str, _read_only: bool) -> model::Result<Box<dyn Driver>> {
+        Ok(Box::new(Shared))
+    }
+}
+
+#[test]
+fn snapshot_store_is_a_read_and_handover_a_write() {
+    let ro = open::<Shared>(s("shared:///"), true).into_result().unwrap();
+    assert_eq!(ro.snapshot_store(s("d"), 0).into_result().unwrap().as_str(), "etcd://a:1/p\nh1");
+    assert_eq!(
+        refusal(ro.snapshot_handover(s("d"), s("h2"), 0)),
+        (codes::OPERATION_DENIED, "read only access prevents virtplugDomainSnapshotHandover".into())
+    );
+    let rw = open::<Shared>(s("shared:///"), false).into_result().unwrap();
+    rw.snapshot_handover(s("d"), s("h2"), 0).into_result().unwrap();
+    assert_eq!(
+        refusal(rw.snapshot_store(s("d"), 1)),
+        (codes::INVALID_ARG, "unsupported flags (0x1) in function snapshot_store".into())
+    );
+    // a plugin that does not declare them answers NO_SUPPORT: the host then copies
+    assert_eq!(refusal(connect(false).snapshot_store(s("d"), 0)), (codes::NO_SUPPORT, "snapshot_store".into()));
+}
