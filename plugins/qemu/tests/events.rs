@@ -117,9 +117,10 @@ fn a_guest_initiated_shutdown_reaches_an_sse_client() {
     assert_eq!((d["state"].as_u64(), d["reason"].as_u64()), (Some(5), Some(1)), "{body}");
 }
 
-/// The events of one domain, step by step, as an SSE client sees them: defined, started, one
-/// snapshot made with `create` (body), then reverts with `rf::0`, `PAUSED`, `RUNNING` and a
-/// destroy. Each step's list runs up to its own event, so whatever the watcher raises after a
+/// The events of one domain, step by step, as an SSE client sees them: defined, a shut-off
+/// snapshot `off` made with `off` (body), started, a snapshot `s` made with `create` (body),
+/// reverts to `s` with no flag, PAUSED and RUNNING, a revert to `off` (the domain stops), a
+/// start. Each step's list runs up to its own event, so whatever the watcher raises after a
 /// revert lands in the next step's list.
 fn steps(
     daemon: &Daemon,
@@ -128,7 +129,7 @@ fn steps(
     name: &str,
     uuid: &str,
     img: &Path,
-    create: &str,
+    (off, create): (&str, &str),
 ) -> Vec<Vec<String>> {
     use virtplug_plugin_sdk::flags::snapshot_revert as rf;
     let socket = daemon.socket();
@@ -146,13 +147,16 @@ fn steps(
     };
     let xml = dom_xml(name, &[("vda", img, "qcow2", false)]).replace(common::UUID, uuid);
     step("POST", "/v1/domains".into(), Some(serde_json::json!({ "xml": xml }).to_string()), "domain.defined");
+    let snapshots = format!("/v1/domains/{name}/snapshots");
+    step("POST", snapshots.clone(), Some(off.to_owned()), "snapshot.created");
     step("POST", format!("/v1/domains/{name}/start"), None, "domain.started");
-    step("POST", format!("/v1/domains/{name}/snapshots"), Some(create.to_owned()), "snapshot.created");
-    for flags in [0, rf::PAUSED, rf::RUNNING] {
-        let body = serde_json::json!({ "flags": flags }).to_string();
-        step("POST", format!("/v1/domains/{name}/snapshots/s/revert"), Some(body), "snapshot.reverted");
+    step("POST", snapshots.clone(), Some(create.to_owned()), "snapshot.created");
+    let flags = |f: u32| Some(serde_json::json!({ "flags": f }).to_string());
+    for f in [0, rf::PAUSED, rf::RUNNING] {
+        step("POST", format!("{snapshots}/s/revert"), flags(f), "snapshot.reverted");
     }
-    step("POST", format!("/v1/domains/{name}/destroy"), None, "domain.stopped");
+    step("POST", format!("{snapshots}/off/revert"), flags(0), "snapshot.reverted");
+    step("POST", format!("/v1/domains/{name}/start"), None, "domain.started");
     out
 }
 
@@ -172,9 +176,11 @@ fn external_reverts_raise_what_internal_reverts_raise() {
     };
     let body = |xml: String, flags: u32| serde_json::json!({ "xml": xml, "flags": flags }).to_string();
     let snap = "<domainsnapshot><name>s</name></domainsnapshot>".to_owned();
+    let off = "<domainsnapshot><name>off</name></domainsnapshot>".to_owned();
+    let (int_off, ext_off) = (body(off.clone(), 0), body(off, cf::DISK_ONLY));
     // internal, with memory: reverted in place (snapshot-load)
     let u1 = "6695eb01-f6a4-8304-79aa-97f2502e1901";
-    let internal = steps(&daemon, &mut events, &uri, "int", u1, &img("i.qcow2"), &body(snap.clone(), 0));
+    let internal = steps(&daemon, &mut events, &uri, "int", u1, &img("i.qcow2"), (&int_off, &body(snap.clone(), 0)));
     // external with memory: every revert starts a new qemu from the save image
     let mem = root.path().join("x.mem");
     let xml = format!(
@@ -182,18 +188,20 @@ fn external_reverts_raise_what_internal_reverts_raise() {
         mem.display()
     );
     let u2 = "6695eb01-f6a4-8304-79aa-97f2502e1902";
-    let memory = steps(&daemon, &mut events, &uri, "mem", u2, &img("x.qcow2"), &body(xml, 0));
+    let memory = steps(&daemon, &mut events, &uri, "mem", u2, &img("x.qcow2"), (&ext_off, &body(xml, 0)));
     // external disk-only: reverted in place (new overlays switched under the running qemu)
     let u3 = "6695eb01-f6a4-8304-79aa-97f2502e1903";
-    let disk = steps(&daemon, &mut events, &uri, "disk", u3, &img("y.qcow2"), &body(snap, cf::DISK_ONLY));
+    let disk = steps(&daemon, &mut events, &uri, "disk", u3, &img("y.qcow2"), (&ext_off, &body(snap, cf::DISK_ONLY)));
     let want: Vec<Vec<&str>> = vec![
         vec!["domain.defined"],
-        vec!["domain.started"],
+        vec!["snapshot.created"],
+        vec!["snapshot.current_changed", "domain.started"],
         vec!["snapshot.created"],
         vec!["snapshot.current_changed", "snapshot.reverted"],
         vec!["snapshot.reverted"],
         vec!["snapshot.reverted"],
-        vec!["domain.stopped"],
+        vec!["snapshot.reverted"],
+        vec!["snapshot.current_changed", "domain.started"],
     ];
     assert_eq!(internal, want, "{}", daemon.log());
     assert_eq!(memory, internal, "{}", daemon.log());
