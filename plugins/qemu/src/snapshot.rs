@@ -166,6 +166,10 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
         ));
     }
     qdef.check_internal_snapshot_possible()?;
+    if active {
+        let targets: Vec<&str> = qdef.snapshot_disks().map(|x| x.target.as_str()).collect();
+        crate::external::refuse_busy_disks(drv.qmp(&mut g, &d)?, &targets)?;
+    }
     let metadata = flags & cf::NO_METADATA == 0;
     if metadata && g.store.snapshot(&d.uuid, &def.name).is_ok() {
         return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", def.name)));

@@ -120,16 +120,8 @@ pub(crate) fn create(
     let qdef = QemuDef::parse(&d.xml)?;
     let mut disks = super::align::align(&mut def, &qdef, d.state, &mut flags)?;
     if is_active(d.state) {
-        // libvirt's qemuSnapshotPrepare: no disk taking part may be in a block job. A job whose
-        // id names no disk is counted against the first disk taking part.
-        let jobs = super::block_jobs(drv.qmp(g, d)?)?;
-        let busy = disks.iter().find(|x| jobs.iter().any(|j| super::job_on(j, &x.target)));
-        if let Some(x) = busy.or(disks.first().filter(|_| !jobs.is_empty())) {
-            return Err(Error::new(
-                codes::OPERATION_INVALID,
-                format!("disk '{}' already in active block job", x.target),
-            ));
-        }
+        let targets: Vec<&str> = disks.iter().map(|x| x.target.as_str()).collect();
+        super::refuse_busy_disks(drv.qmp(g, d)?, &targets)?;
     }
     // one more layer on each disk must stay within libvirt's limit
     if let Some(x) = disks.iter().find(|x| super::chain_depth(&x.frozen, &x.frozen_format) >= super::MAX_CHAIN_DEPTH) {

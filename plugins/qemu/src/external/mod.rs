@@ -211,6 +211,21 @@ pub fn job_on(job: &str, target: &str) -> bool {
     job == target || job.strip_prefix(target).is_some_and(|rest| rest.starts_with('-'))
 }
 
+/// libvirt's `qemuSnapshotPrepare` check: no disk taking part in a snapshot (`targets`, in
+/// domain order) may be in a block job; `disk '<t>' already in active block job`
+/// (OPERATION_INVALID). A job whose id names no disk is counted against the first one.
+pub fn refuse_busy_disks(q: &mut Qmp, targets: &[&str]) -> Result<()> {
+    let jobs = block_jobs(q)?;
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let busy = targets.iter().find(|t| jobs.iter().any(|j| job_on(j, t))).or(targets.first());
+    match busy {
+        Some(t) => Err(Error::new(codes::OPERATION_INVALID, format!("disk '{t}' already in active block job"))),
+        None => Ok(()),
+    }
+}
+
 /// Fresh (format, storage) node names for a new overlay of disk `target`: unique within a
 /// qemu process (a clock tick in the name), at most 31 characters as qemu requires.
 pub fn node_names(target: &str) -> (String, String) {
