@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp};
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity, PutOptions,
+    TlsOptions, Txn, TxnOp,
+};
 use virtplug_plugin_sdk::{
     Error, Result, codes,
     metadata::{Commit, Loaded, MetadataBackend, Record},
@@ -103,7 +106,9 @@ impl std::fmt::Debug for EtcdBackend {
     }
 }
 
-pub(crate) fn connect_options(cfg: &StoreConfig) -> ConnectOptions {
+/// The client options of `cfg`; its TLS files are read here (unreadable: INVALID_ARG naming
+/// the file).
+pub(crate) fn connect_options(cfg: &StoreConfig) -> Result<ConnectOptions> {
     let mut o = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
         .with_timeout(Duration::from_secs(5))
@@ -111,7 +116,19 @@ pub(crate) fn connect_options(cfg: &StoreConfig) -> ConnectOptions {
     if let Some((u, p)) = &cfg.user {
         o = o.with_user(u.clone(), p.clone());
     }
-    o
+    if let Some(tls) = &cfg.tls {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| {
+                Error::new(codes::INVALID_ARG, format!("store config: TLS file '{}' cannot be read: {e}", p.display()))
+            })
+        };
+        let mut t = TlsOptions::new().ca_certificate(Certificate::from_pem(read(&tls.ca)?));
+        if let Some((cert, key)) = &tls.identity {
+            t = t.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        o = o.with_tls(t);
+    }
+    Ok(o)
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -155,7 +172,7 @@ impl EtcdBackend {
         let rt = runtime()?;
         let keys = Keys::new(&parsed.prefix);
         let client = rt
-            .block_on(Client::connect(&parsed.endpoints, Some(connect_options(cfg))))
+            .block_on(Client::connect(&parsed.endpoints, Some(connect_options(cfg)?)))
             .map_err(|e| store_error(uri, &e))?;
         let mut this = Self {
             rt,
@@ -237,7 +254,7 @@ impl EtcdBackend {
     /// than the lease). Marks the lease lost when the cluster says it expired.
     fn spawn_keeper(&self, parsed: &StoreUri, cfg: &StoreConfig) -> Result<()> {
         let rt = runtime()?;
-        let (endpoints, opts) = (parsed.endpoints.clone(), connect_options(cfg));
+        let (endpoints, opts) = (parsed.endpoints.clone(), connect_options(cfg)?);
         let (lease, lost, stop) = (self.lease, self.lost.clone(), self.stop.clone());
         let period = Duration::from_millis((cfg.lease_ttl as u64 * 1000 / 3).max(200));
         std::thread::Builder::new()

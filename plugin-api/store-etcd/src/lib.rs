@@ -51,6 +51,6 @@ mod watch;
 
 #[cfg(feature = "etcd")]
 pub use backend::{CHUNK_BYTES, CHUNK_OPS, EtcdBackend, lease_lost, owned_by};
-pub use uri::{StoreConfig, StoreUri};
+pub use uri::{StoreConfig, StoreUri, TlsFiles};
 #[cfg(feature = "etcd")]
 pub use watch::{RemoteChange, Watch, watch};

@@ -2,7 +2,7 @@
 //! etcd client, so a plugin built without the `etcd` feature still refuses a bad `store=` with
 //! the same one-line error.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use virtplug_plugin_sdk::{Error, Result, codes};
 
@@ -54,7 +54,9 @@ impl StoreUri {
 /// The store config file (`VIRTPLUG_STORE_CONFIG`): `key = value` lines, `#` comments.
 /// `host` (this host's name in the fleet; default: the machine's host name), `user` and
 /// `password` (etcd authentication), `lease-ttl` (seconds a host keeps its domains without
-/// renewing its lease, 1..=3600; default 10).
+/// renewing its lease, 1..=3600; default 10), `ca` (PEM CA bundle: the members are reached over
+/// TLS and verified against it), `cert` and `key` (PEM client certificate and key, together,
+/// with `ca`). Relative paths are relative to the config file's folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     /// This host's name in the fleet (the owner key's value).
@@ -63,6 +65,17 @@ pub struct StoreConfig {
     pub user: Option<(String, String)>,
     /// The lease TTL in seconds.
     pub lease_ttl: i64,
+    /// TLS to the members, if the config asks for it.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The TLS files of a store config (read when a connection is made).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM CA bundle the members' certificates must chain to.
+    pub ca: PathBuf,
+    /// PEM client certificate and key, for clusters with client certificate authentication.
+    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// The lease TTL when the config file names none.
@@ -78,7 +91,7 @@ fn machine_host_name() -> String {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { host: machine_host_name(), user: None, lease_ttl: DEFAULT_LEASE_TTL }
+        Self { host: machine_host_name(), user: None, lease_ttl: DEFAULT_LEASE_TTL, tls: None }
     }
 }
 
@@ -90,6 +103,8 @@ impl StoreConfig {
         };
         let mut cfg = Self::default();
         let (mut user, mut password) = (None, None);
+        let (mut ca, mut cert, mut key) = (None, None, None);
+        let folder = path.parent().unwrap_or(Path::new("/"));
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -108,10 +123,23 @@ impl StoreConfig {
                         .filter(|t| (1..=3600).contains(t))
                         .ok_or_else(|| bad(i + 1, "lease-ttl must be 1..=3600 seconds"))?;
                 }
-                "ca" | "cert" | "key" => return Err(bad(i + 1, "TLS is not supported by this build's etcd store")),
+                "ca" if !v.is_empty() => ca = Some(folder.join(v)),
+                "cert" if !v.is_empty() => cert = Some(folder.join(v)),
+                "key" if !v.is_empty() => key = Some(folder.join(v)),
                 _ => return Err(bad(i + 1, "unknown key")),
             }
         }
+        let whole = |why: &str| Error::new(codes::INVALID_ARG, format!("store config '{}': {why}", path.display()));
+        let identity = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => return Err(whole("cert and key go together")),
+        };
+        cfg.tls = match (ca, identity) {
+            (Some(ca), identity) => Some(TlsFiles { ca, identity }),
+            (None, None) => None,
+            (None, Some(_)) => return Err(whole("a client certificate needs the cluster's ca")),
+        };
         cfg.user = match (user, password) {
             (Some(u), Some(p)) => Some((u, p)),
             (None, None) => None,
@@ -182,7 +210,18 @@ mod tests {
     fn config_files_parse() {
         let p = Path::new("/c");
         let cfg = StoreConfig::parse(p, "# fleet\nhost = h1\nuser=root\npassword = pw\nlease-ttl = 3\n").unwrap();
-        assert_eq!(cfg, StoreConfig { host: "h1".into(), user: Some(("root".into(), "pw".into())), lease_ttl: 3 });
+        assert_eq!(
+            cfg,
+            StoreConfig { host: "h1".into(), user: Some(("root".into(), "pw".into())), lease_ttl: 3, tls: None }
+        );
+        let cfg =
+            StoreConfig::parse(Path::new("/etc/v/store.conf"), "ca = ca.pem\ncert = /k/c.pem\nkey = k.pem\n").unwrap();
+        let want = TlsFiles { ca: "/etc/v/ca.pem".into(), identity: Some(("/k/c.pem".into(), "/etc/v/k.pem".into())) };
+        assert_eq!(cfg.tls, Some(want));
+        let e = StoreConfig::parse(p, "ca = a\ncert = c\n").unwrap_err();
+        assert_eq!(e.to_string(), "invalid argument: store config '/c': cert and key go together");
+        let e = StoreConfig::parse(p, "cert = c\nkey = k\n").unwrap_err();
+        assert_eq!(e.to_string(), "invalid argument: store config '/c': a client certificate needs the cluster's ca");
         let e = StoreConfig::parse(p, "lease-ttl = 0\n").unwrap_err();
         assert_eq!(e.to_string(), "invalid argument: store config '/c' line 1: lease-ttl must be 1..=3600 seconds");
         let e = StoreConfig::parse(p, "user = u\n").unwrap_err();

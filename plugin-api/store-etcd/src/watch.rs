@@ -68,7 +68,7 @@ pub fn watch(uri: &str, cfg: &StoreConfig, on: impl FnMut(RemoteChange) + Send +
     let keys = Keys::new(&parsed.prefix);
     let rt = runtime()?;
     let mut client = rt
-        .block_on(Client::connect(&parsed.endpoints, Some(connect_options(cfg))))
+        .block_on(Client::connect(&parsed.endpoints, Some(connect_options(cfg)?)))
         .map_err(|e| store_error(uri, &e))?;
     // The revision the watch starts after: what was committed before this returns is not news.
     let opts = GetOptions::new().with_prefix().with_count_only();

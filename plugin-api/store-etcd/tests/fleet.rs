@@ -25,7 +25,7 @@ fn cluster(dir: &Path) -> Option<EtcdCluster> {
 }
 
 fn config(host: &str) -> StoreConfig {
-    StoreConfig { host: host.into(), user: None, lease_ttl: 2 }
+    StoreConfig { host: host.into(), user: None, lease_ttl: 2, tls: None }
 }
 
 fn host(c: &EtcdCluster, name: &str) -> Metadata<EtcdBackend> {

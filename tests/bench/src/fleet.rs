@@ -33,7 +33,7 @@ mod imp {
     }
 
     fn host(uri: &str, name: &str) -> Result<Metadata<EtcdBackend>> {
-        let cfg = StoreConfig { host: name.into(), user: None, lease_ttl: 30 };
+        let cfg = StoreConfig { host: name.into(), user: None, lease_ttl: 30, tls: None };
         Ok(Metadata::new(EtcdBackend::connect(uri, &cfg).map_err(|e| anyhow!("{e}"))?))
     }
 
