@@ -474,9 +474,15 @@ fn handover(
     }
     rep.step("verify", "done", "names, parents, current and XML match; the source is unchanged");
     rep.step("drop_source", "running", "");
-    if host_a != host_b
-        && let Err(e) = from.conn.snapshot_handover(dom, &host_b)
-    {
+    if host_a == host_b {
+        rep.step(
+            "drop_source",
+            "done",
+            &format!("both sides are host {host_b} on the shared store: nothing to hand over"),
+        );
+        return Ok(outcome);
+    }
+    if let Err(e) = from.conn.snapshot_handover(dom, &host_b) {
         rep.step("drop_source", "failed", &e.to_string());
         return Err(e);
     }
