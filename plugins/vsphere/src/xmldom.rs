@@ -80,7 +80,10 @@ pub fn parse(src: &str) -> Result<Element, String> {
     cfg.check_end_names = true;
     let mut stack: Vec<Element> = Vec::new();
     loop {
-        let (_, ev) = reader.read_resolved_event().map_err(|e| e.to_string())?;
+        // Element names are kept as local names: resolving their namespace (as
+        // `read_resolved_event` does for every element) is work thrown away; only attributes
+        // with a prefix are resolved below. The reader still tracks the bindings.
+        let ev = reader.read_event().map_err(|e| e.to_string())?;
         let empty = matches!(ev, Event::Empty(_));
         match ev {
             Event::Start(e) | Event::Empty(e) => {
@@ -93,10 +96,16 @@ pub fn parse(src: &str) -> Result<Element, String> {
                     if a.key.as_namespace_binding().is_some() {
                         continue;
                     }
-                    let (res, local) = reader.resolve_attribute(a.key);
-                    let ns = match res {
-                        ResolveResult::Bound(Namespace(n)) => String::from_utf8_lossy(n).into_owned(),
-                        _ => String::new(),
+                    let (ns, local) = if a.key.prefix().is_some() {
+                        let (res, local) = reader.resolve_attribute(a.key);
+                        let ns = match res {
+                            ResolveResult::Bound(Namespace(n)) => String::from_utf8_lossy(n).into_owned(),
+                            _ => String::new(),
+                        };
+                        (ns, local)
+                    } else {
+                        // An unprefixed attribute is in no namespace (XML Namespaces §6.2).
+                        (String::new(), a.key.local_name())
                     };
                     let value = a.unescape_value().map_err(|e| e.to_string())?.into_owned();
                     el.attrs.push((ns, String::from_utf8_lossy(local.as_ref()).into_owned(), value));

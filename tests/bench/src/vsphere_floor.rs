@@ -4,9 +4,11 @@
 //! the same simulator and tree (6 snapshots) as our `snapshot_current`, interleaved.
 //!
 //! Our one call is then split into where its time goes: the raw POST with the answer made a
-//! `String` (the copy), the same request through the HTTP client the plugin uses (reqwest's
-//! blocking client: its per-call set-up and its hop to its runtime thread), and the rest of
-//! ours (the host → plugin call, building the body, parsing the answer, building the tree).
+//! `String` (the copy), the same request through the HTTP client the plugin uses, set up and
+//! driven as the plugin does (reqwest's async client, `block_on` on a current-thread runtime:
+//! its per-call set-up, hyper, the runtime's reactor), reqwest's blocking client for comparison
+//! (plus its hop to a runtime thread and back), and the rest of ours (the host → plugin call,
+//! building the body, parsing the answer, building the tree).
 
 use std::{
     io::{BufReader, Write},
@@ -127,14 +129,33 @@ pub fn one(args: &[String]) -> Result<()> {
     if !answer.contains("<name>b0</name>") {
         bail!("the raw answer has not the tree: {answer}");
     }
-    // The HTTP client the plugin uses, set up as the plugin sets it up (plugins/vsphere/src/soap.rs).
-    let client = reqwest::blocking::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(4).build()?;
+    // The HTTP client the plugin uses, set up and driven as the plugin does (plugins/vsphere/src/soap.rs).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client = {
+        let _in_rt = rt.enter();
+        reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(4).build()?
+    };
+    let blocking = reqwest::blocking::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(4).build()?;
     let url = format!("http://127.0.0.1:{port}/sdk");
     let cookie = format!("vmware_soap_session={}", raw.cookie.clone().unwrap_or_default());
     let envelope = format!("{ENVELOPE_HEAD}{body}{ENVELOPE_TAIL}");
     let action = format!("\"{}\"", raw.action);
     let via_client = || -> Result<String> {
-        Ok(client
+        Ok(rt.block_on(async {
+            client
+                .post(&url)
+                .header("Content-Type", "text/xml; charset=utf-8")
+                .header("SOAPAction", &action)
+                .header("Cookie", &cookie)
+                .body(envelope.clone())
+                .send()
+                .await?
+                .text()
+                .await
+        })?)
+    };
+    let via_blocking = || -> Result<String> {
+        Ok(blocking
             .post(&url)
             .header("Content-Type", "text/xml; charset=utf-8")
             .header("SOAPAction", &action)
@@ -143,12 +164,16 @@ pub fn one(args: &[String]) -> Result<()> {
             .send()?
             .text()?)
     };
-    let (mut floor, mut text, mut ours, mut http) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut floor, mut text, mut ours, mut http, mut http_blocking) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..N {
         let start = Instant::now();
         let answer = via_client()?;
         http.push(start.elapsed());
-        if !answer.contains("<name>b0</name>") {
+        let start = Instant::now();
+        let answer_blocking = via_blocking()?;
+        http_blocking.push(start.elapsed());
+        if !answer.contains("<name>b0</name>") || !answer_blocking.contains("<name>b0</name>") {
             bail!("the client's answer has not the tree");
         }
         let start = Instant::now();
@@ -171,6 +196,7 @@ pub fn one(args: &[String]) -> Result<()> {
     println!("floor_text {}", median(&mut text));
     println!("ours {}", median(&mut ours));
     println!("client {}", median(&mut http));
+    println!("client_blocking {}", median(&mut http_blocking));
     println!("bytes {}", answer.len());
     Ok(())
 }
@@ -181,8 +207,11 @@ pub struct Floor {
     pub floor: f64,
     /// The same, the answer then made a `String`.
     pub floor_text: f64,
-    /// The same request through the plugin's HTTP client (reqwest, blocking).
+    /// The same request through the plugin's HTTP client (reqwest's async client on a
+    /// current-thread runtime, as the plugin drives it).
     pub client: f64,
+    /// The same through reqwest's blocking client.
+    pub client_blocking: f64,
     /// Our `snapshot_current` through the host API.
     pub ours: f64,
     /// The answer's size.
@@ -212,6 +241,7 @@ pub fn measure() -> Result<Option<Floor>> {
         floor: get("floor")?,
         floor_text: get("floor_text")?,
         client: get("client")?,
+        client_blocking: get("client_blocking")?,
         ours: get("ours")?,
         bytes: get("bytes")?,
     }))
