@@ -6,7 +6,11 @@
 //!   says, 64 MiB page cache), into a table shaped as the store's `snapshots` table, with a
 //!   snapshot's XML of the size the workflow stores; at FULL every commit includes SQLite's one
 //!   fsync of the WAL;
-//! - read floor: one indexed `SELECT xml … WHERE dom_uuid = ? AND name = ?` of those rows.
+//! - read floor: one indexed `SELECT xml … WHERE dom_uuid = ? AND name = ?` of those rows;
+//! - store-schema write floor: the same single-row transaction on a file the model's store created
+//!   (its real schema: the snapshot row's table and indexes), plus the two statements of the
+//!   generation every write must advance (the daemon's ETag rests on it): the least a snapshot
+//!   write costs with the store's schema, before any host, plugin or XML work.
 //!
 //! Both are the mean over `n` operations, the table growing to `n` rows as the workflow's does.
 
@@ -43,12 +47,51 @@ pub fn one(args: &[String]) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("virtplug-bench-floor-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let result = measure(&dir.join("floor.db"), n, full);
+    let result = measure(&dir.join("floor.db"), n, full).and_then(|wr| Ok((wr, schema_write(&dir, n, full)?)));
     let _ = std::fs::remove_dir_all(&dir);
-    let (write, read) = result?;
+    let ((write, read), schema) = result?;
     println!("write {write}");
     println!("read {read}");
+    println!("schema_write {schema}");
     Ok(())
+}
+
+/// The store-schema write floor: `n` single-row transactions, each inserting one snapshot row and
+/// advancing the generation, on a store file the model created (then closed).
+fn schema_write(dir: &std::path::Path, n: usize, full: bool) -> Result<f64> {
+    use virtplug_plugin_sdk::model::store::{Store, Sync};
+    let path = dir.join("schema.db");
+    drop(Store::open(&path, if full { Sync::Full } else { Sync::Normal })?);
+    let mut conn = Connection::open(&path)?;
+    conn.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
+    conn.pragma_update(None, "cache_size", -65536)?;
+    conn.execute(
+        "INSERT INTO domains (uuid, name, xml, state, reason, dom_id) VALUES (?1, 'test', '<domain/>', 1, 1, 1)",
+        [DOM],
+    )?;
+    let xml = stored_xml();
+    let start = Instant::now();
+    for i in 0..n {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached(
+            "INSERT INTO snapshots (dom_uuid, name, parent, xml, creation_time, state, external, disk_only, seq)
+             VALUES (?1, ?2, ?3, ?4, 1700000000, 1, 0, 0, ?5)",
+        )?
+        .execute(params![DOM, format!("s{i}"), i.checked_sub(1).map(|p| format!("s{p}")), xml, i as i64])?;
+        tx.prepare_cached("UPDATE generation SET value = value + 1 WHERE id = 1")?.execute([])?;
+        tx.prepare_cached("UPDATE domains SET generation = (SELECT value FROM generation) WHERE uuid = ?1")?
+            .execute([DOM])?;
+        tx.commit()?;
+    }
+    Ok(start.elapsed().as_secs_f64() / n.max(1) as f64)
+}
+
+/// About the size of what the workflow stores per snapshot (the stored XML of a bare create).
+fn stored_xml() -> String {
+    format!(
+        "<domainsnapshot>\n  <name>s0</name>\n  <state>running</state>\n  <creationTime>1700000000</creationTime>\n  <memory snapshot='internal'/>\n  <disks/>\n  {}\n</domainsnapshot>\n",
+        " ".repeat(64)
+    )
 }
 
 fn measure(path: &std::path::Path, n: usize, full: bool) -> Result<(f64, f64)> {
@@ -57,11 +100,7 @@ fn measure(path: &std::path::Path, n: usize, full: bool) -> Result<(f64, f64)> {
     conn.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
     conn.pragma_update(None, "cache_size", -65536)?;
     conn.execute_batch(SCHEMA)?;
-    // About the size of what the workflow stores per snapshot (the stored XML of a bare create).
-    let xml = format!(
-        "<domainsnapshot>\n  <name>s0</name>\n  <state>running</state>\n  <creationTime>1700000000</creationTime>\n  <memory snapshot='internal'/>\n  <disks/>\n  {}\n</domainsnapshot>\n",
-        " ".repeat(64)
-    );
+    let xml = stored_xml();
     let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
     let start = Instant::now();
     for (i, name) in names.iter().enumerate() {
