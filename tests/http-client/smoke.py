@@ -40,10 +40,12 @@ from virtplugd_client.api.snapshot import (
     snapshot_delete,
     snapshot_edit,
     snapshot_export,
+    snapshot_handover,
     snapshot_import,
     snapshot_list,
     snapshot_lookup,
     snapshot_revert,
+    snapshot_store,
     snapshot_xml,
 )
 from virtplugd_client.api.task import import_settle, import_status, migration_start, task_get, task_list
@@ -52,6 +54,7 @@ from virtplugd_client.models import (
     DefineRequest,
     ErrorBody,
     FlagsRequest,
+    HandoverRequest,
     ImportRequest,
     MigrationRequest,
     TaskState,
@@ -232,6 +235,14 @@ def main():
     expect("snapshot_export", "(names, parents, current)", (h.names, h.parents, h.current), (["a", "b"], [None, "a"], "a"))
     if "<description>smoke</description>" not in h.xmls[0]:
         raise AssertionError("snapshot_export: the edit is not in a's XML")
+
+    # The shared metadata store: a mock without `store=` keeps its metadata to itself.
+    for op, r in (("snapshot_store", snapshot_store.sync_detailed("test", client=client)),
+                  ("snapshot_handover", snapshot_handover.sync_detailed("test", client=client,
+                                                                        body=HandoverRequest(to="h2")))):
+        err = check(op, r, 501, ErrorBody)
+        expect(op, "error (code, name, message)", (err.code, err.name, err.message),
+               (3, "VIR_ERR_NO_SUPPORT", f"this function is not supported by the connection driver: {op}"))
 
     # Drop b's metadata, then import the exported hierarchy back as a task (`async=true`).
     check("snapshot_delete", snapshot_delete.sync_detailed("test", "b", client=client,

@@ -121,8 +121,8 @@ pub trait Backend: Send + Sync {
     fn snapshot_generation(&self, dom: &str) -> BackendResult<u64> {
         Err(model::Error::no_support("snapshot_generation").into())
     }
-    /// `snapshot_store`: `<store>\n<host>` when `dom`'s metadata is on a store hosts share.
-    /// The daemon client keeps the default (`NO_SUPPORT`): the HTTP API does not carry it.
+    /// `snapshot_store`: `<store>\n<host>` when `dom`'s metadata is on a store hosts share
+    /// (the daemon client asks its daemon: `GET …/snapshot-store`).
     fn snapshot_store(&self, dom: &str) -> BackendResult<String> {
         Err(model::Error::no_support("snapshot_store").into())
     }

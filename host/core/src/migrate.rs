@@ -414,7 +414,7 @@ impl Connection {
     /// `snapshot_store`: `(store, host)` when `dom`'s snapshot metadata is on a store several
     /// hosts share: the store's identity (the same on every host of it) and this connection's
     /// host on it. `Ok(None)` when the backend keeps the metadata as its own (a plugin without
-    /// the operation or answering `NO_SUPPORT`, and every remote connection for now).
+    /// the operation or answering `NO_SUPPORT`).
     pub fn snapshot_store(&self, dom: &str) -> Result<Option<(String, String)>> {
         match self.dispatch(&crate::rules::SNAPSHOT_STORE, 0, |d| d.snapshot_store(dom)) {
             Ok(text) => Ok(text.split_once('\n').map(|(s, h)| (s.to_owned(), h.to_owned()))),

@@ -89,6 +89,7 @@ pub const ROUTES: &[(&str, &str, Size, Writes)] = &[
         Writes::Function(rules::SNAPSHOT_REVERT.function),
     ),
     ("POST", "/v1/domains/{dom}/snapshot-import", Size::Import, Writes::Function(rules::SNAPSHOT_IMPORT.function)),
+    ("POST", "/v1/domains/{dom}/snapshot-handover", Size::Small, Writes::Function(rules::SNAPSHOT_HANDOVER.function)),
     // The names the handlers give (settling records an import; a migration drops metadata).
     ("POST", "/v1/imports/{id}/settle", Size::Small, Writes::Function("virDomainSnapshotCreateXML")),
     ("POST", "/v1/migrations", Size::Small, Writes::Function("virDomainSnapshotDelete")),

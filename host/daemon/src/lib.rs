@@ -39,6 +39,7 @@ pub mod paging;
 pub mod plugin_events;
 pub mod routes_domain;
 pub mod routes_snapshot;
+pub mod routes_store;
 pub mod routes_tasks;
 pub mod state;
 pub mod tasks;
@@ -196,6 +197,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/domains/{dom}/current-snapshot", get(s::current))
         .route("/v1/domains/{dom}/snapshot-export", get(s::export))
         .route("/v1/domains/{dom}/snapshot-import", post(s::import))
+        .route("/v1/domains/{dom}/snapshot-store", get(routes_store::store))
+        .route("/v1/domains/{dom}/snapshot-handover", post(routes_store::handover))
         .route("/v1/imports/{id}", get(t::import_status))
         .route("/v1/imports/{id}/settle", post(t::settle_import))
         .route("/v1/tasks", get(t::list))

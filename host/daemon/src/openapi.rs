@@ -33,7 +33,7 @@ use utoipa::{
 };
 use virtplug_wire::{self as wire, ErrorBody};
 
-use crate::{routes_domain, routes_snapshot, routes_tasks};
+use crate::{routes_domain, routes_snapshot, routes_store, routes_tasks};
 
 /// The request headers every operation reads (through [`crate::state::Ctx`]).
 #[derive(Debug, IntoParams)]
@@ -298,6 +298,8 @@ impl Modify for SharedHeaders {
         routes_snapshot::current,
         routes_snapshot::export,
         routes_snapshot::import,
+        routes_store::store,
+        routes_store::handover,
         routes_tasks::list,
         routes_tasks::get,
         routes_tasks::migrate,
@@ -312,7 +314,7 @@ impl Modify for SharedHeaders {
         wire::ErrorBody, wire::PluginInfoJson, wire::CapsJson, wire::DomainInfo, wire::SnapshotInfo, wire::DefineRequest,
         wire::CreateRequest, wire::FlagsRequest, wire::NameResponse, wire::XmlResponse, wire::CurrentResponse,
         wire::HierarchyJson, wire::ImportRequest, wire::ImportStatusJson, wire::MigrationRequest, wire::TaskState, wire::TaskStep, wire::TaskJson,
-        wire::EventJson,
+        wire::EventJson, wire::StoreJson, wire::HandoverRequest,
     )),
     tags(
         (name = "connection", description = "the serving plugin"),

@@ -153,6 +153,24 @@ pub struct FlagsRequest {
     pub flags: u32,
 }
 
+/// Where a domain's snapshot metadata lives when several hosts share its store (`snapshot_store`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct StoreJson {
+    /// The shared store's identity: the same on every host of it.
+    pub store: String,
+    /// This connection's host on the store.
+    pub host: String,
+}
+
+/// A handover of a domain's snapshot metadata to another host of its shared store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HandoverRequest {
+    /// The receiving host, as its `snapshot_store` names it.
+    pub to: String,
+}
+
 /// A name result (create, edit).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

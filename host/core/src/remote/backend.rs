@@ -103,6 +103,15 @@ impl Backend for RemoteBackend {
         // Unfiltered: the local Connection filters, as it does for a local plugin.
         self.client.get_revalidated(&format!("{}/snapshots?flags={flags}&raw=true", dom_path(dom)))
     }
+    fn snapshot_store(&self, dom: &str) -> BackendResult<String> {
+        let s: virtplug_wire::StoreJson = self.client.get(&format!("{}/snapshot-store", dom_path(dom)))?;
+        Ok(format!("{}\n{}", s.store, s.host))
+    }
+    fn snapshot_handover(&self, dom: &str, to: &str) -> BackendResult<()> {
+        let body = virtplug_wire::HandoverRequest { to: to.to_owned() };
+        let _: serde_json::Value = self.client.send("POST", &format!("{}/snapshot-handover", dom_path(dom)), &body)?;
+        Ok(())
+    }
     fn snapshot_list_filtered(&self, dom: &str, flags: u32) -> Option<BackendResult<Vec<SnapshotInfo>>> {
         // The daemon filters with the connection's own code and keeps the answer: an unchanged
         // tree costs a 304 here instead of a whole list to filter again.

@@ -98,6 +98,28 @@ fn migrate_snapshots_hands_a_domain_back_and_forth_and_a_paused_host_is_fenced()
     let both = list(&a, &uri_a);
     assert_eq!(list(&b, &uri_b), both);
     assert!(["s1", "s2", "s3", "s4"].iter().all(|n| both.contains(&format!("\"{n}\""))), "{both}");
+    // The same through the daemons (supervised by ha's daemon, which asks hb's daemon for its
+    // store: `GET …/snapshot-store`): a handover again, nothing copied, and back by the API.
+    let remote = |d: &Daemon, uri: &str| {
+        uri.replacen("mock://", "mock+unix://", 1) + &format!("&socket={}", d.socket().display())
+    };
+    let (ok, out) = migrate(&cli, &plugins, &remote(&a, &uri_a), &remote(&b, &uri_b));
+    assert!(ok && out.contains("handed over to host hb on the shared store (no copy)"), "{out}");
+    assert_eq!(list(&b, &uri_b), both);
+    assert_eq!(create(&b, &uri_b, "s5").0, 201);
+    let (status, body) = post(&b, &uri_b, "/v1/domains/test/snapshot-handover", r#"{"to":"ha"}"#);
+    assert_eq!((status, body.as_str()), (200, "{}"));
+    let store_of = |d: &Daemon, uri: &str| {
+        let (status, body) = request(&d.socket(), "GET", "/v1/domains/test/snapshot-store", uri);
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        (v["store"].as_str().unwrap().to_owned(), v["host"].as_str().unwrap().to_owned())
+    };
+    let ((store_a, host_a), (store_b, host_b)) = (store_of(&a, &uri_a), store_of(&b, &uri_b));
+    assert_eq!((store_a.as_str(), host_a.as_str(), host_b.as_str()), (store_b.as_str(), "ha", "hb"));
+    assert!(store_a.starts_with("etcd://") && store_a.ends_with("/fleet"), "{store_a}");
+    let both = list(&a, &uri_a);
+    assert!(both.contains("\"s5\""), "{both}");
     // ha pauses past its 2 s lease: hb takes the domain by writing.
     let pid = a.child.id().to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
