@@ -1,6 +1,6 @@
 //! virtplug's VMware vSphere driver plugin (URI scheme `vsphere`): ESXi hosts and vCenter
-//! servers over the vim25 SOAP API, with reqwest (its async client driven on the calling thread,
-//! rustls) and quick-xml.
+//! servers over the vim25 SOAP API, with a small blocking HTTP/1.1 client of its own (rustls)
+//! and quick-xml.
 //!
 //! vSphere keeps snapshot metadata itself, so this is the "metadata-less hypervisor" of the
 //! founding design: NO_METADATA is trivially true, REDEFINE and CURRENT are not declared (the
@@ -14,6 +14,7 @@
 
 mod conn;
 mod fault;
+mod http;
 mod snap;
 mod soap;
 mod tree;

@@ -13,14 +13,11 @@ use std::{
     time::Duration,
 };
 
-use reqwest::{
-    Client, Url,
-    header::{CONTENT_TYPE, COOKIE, HeaderName, HeaderValue},
-};
 use virtplug_plugin_sdk::{Error, codes};
 
 use crate::{
     fault::{Fault, Subject, to_error},
+    http::{Client, HttpError},
     uri::{Credentials, Target},
     xmldom::{self, Element, escape},
 };
@@ -64,23 +61,18 @@ pub type CallResult<T> = std::result::Result<T, CallError>;
 struct Session {
     /// The cookie value exactly as the server set it.
     cookie: Option<String>,
-    /// The `Cookie` header sending it, built once per session rather than per request.
-    cookie_header: Option<HeaderValue>,
-    /// `SOAPAction` header (`"urn:vim25/<apiVersion>"` once known), built once.
-    action: HeaderValue,
+    /// The `Cookie` header value sending it, built once per session rather than per request.
+    cookie_header: Option<String>,
+    /// `SOAPAction` header value (`"urn:vim25/<apiVersion>"` once known), built once.
+    action: String,
     /// SessionManager moid and credentials, once logged in.
     login: Option<(String, Credentials)>,
 }
 
 /// The transport. Safe to share between threads.
 pub struct Soap {
-    client: Client,
-    /// Drives the client on the calling thread (`block_on`): a request costs no hop to a
-    /// runtime thread and back, as reqwest's blocking client's does (issue 19: ~0.1 ms of a
-    /// 0.3 ms request on the simulator).
-    rt: tokio::runtime::Runtime,
-    /// Parsed once: reqwest would parse a string on every request.
-    url: Url,
+    /// The blocking HTTP/1.1 client (`http.rs`): requests run on the calling thread.
+    http: Client,
     authority: String,
     session: Mutex<Session>,
     /// Serialises re-logins so two threads seeing `NotAuthenticated` log in once.
@@ -92,56 +84,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The innermost cause of an error chain, on one line.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    let mut chain = vec![cur.to_string()];
-    while let Some(next) = cur.source() {
-        chain.push(next.to_string());
-        cur = next;
-    }
-    let all = chain.join(": ");
-    let last = chain.pop().unwrap_or_default();
-    if all.contains("certificate") || all.contains("UnknownIssuer") || all.contains("NotValidForName") {
-        format!("certificate: {last}")
-    } else {
-        last.replace('\n', " ")
-    }
-}
-
 impl Soap {
     /// A transport for `target` (no request is sent yet).
     pub fn new(target: &Target) -> Result<Self, Error> {
-        // Loading the system's root certificates reads ~150 files: only do it when a
-        // certificate will actually be verified.
-        let verifies = target.https && !target.no_verify;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::internal(format!("cannot set up the HTTP client: {}", root_cause(&e))))?;
-        let _in_rt = rt.enter();
-        let client = Client::builder()
-            .tcp_nodelay(true)
-            .tls_built_in_root_certs(verifies)
-            .danger_accept_invalid_certs(target.no_verify)
-            .connect_timeout(Duration::from_secs(15))
-            .timeout(Duration::from_secs(120))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(4)
-            .user_agent(concat!("virtplug-vsphere/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::internal(format!("cannot set up the HTTP client: {}", root_cause(&e))))?;
-        drop(_in_rt);
+        let http = Client::new(
+            target,
+            "/sdk",
+            concat!("virtplug-vsphere/", env!("CARGO_PKG_VERSION")),
+            Duration::from_secs(15),
+            Duration::from_secs(120),
+        )
+        .map_err(|e| Error::internal(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Self {
-            client,
-            rt,
-            url: Url::parse(&target.sdk_url())
-                .map_err(|e| Error::internal(format!("cannot set up the HTTP client: {e}")))?,
+            http,
             authority: target.authority(),
             session: Mutex::new(Session {
                 cookie: None,
                 cookie_header: None,
-                action: HeaderValue::from_static("\"urn:vim25\""),
+                action: "\"urn:vim25\"".to_owned(),
                 login: None,
             }),
             relogin: Mutex::new(()),
@@ -156,35 +116,37 @@ impl Soap {
 
     /// Sets the API version used in `SOAPAction`.
     pub fn set_api_version(&self, version: &str) {
-        // A version that is not a valid header value (never seen) keeps the plain `urn:vim25`.
-        if let Ok(v) = HeaderValue::from_str(&format!("\"urn:vim25/{version}\"")) {
-            lock(&self.session).action = v;
+        // A version that cannot go into a header line (never seen) keeps the plain `urn:vim25`.
+        if !version.contains(['\r', '\n', '"']) {
+            lock(&self.session).action = format!("\"urn:vim25/{version}\"");
         }
     }
 
-    fn transport_error(&self, method: &str, e: &reqwest::Error) -> Error {
-        let cause = root_cause(e);
-        if let Some(c) = cause.strip_prefix("certificate: ") {
-            return Error::new(
-                codes::AUTH_FAILED,
-                format!(
-                    "TLS certificate of {} does not verify ({c}); add no_verify=1 to the URI to skip the check",
-                    self.authority
-                ),
-            );
-        }
-        if e.is_timeout() {
-            return Error::new(
-                codes::OPERATION_FAILED,
-                format!("operation failed: no answer from {} to '{method}' in time", self.authority),
-            );
-        }
-        if e.is_connect() {
-            return Error::new(
-                codes::OPERATION_FAILED,
-                format!("operation failed: cannot connect to {}: {cause}", self.authority),
-            );
-        }
+    fn transport_error(&self, method: &str, e: HttpError) -> Error {
+        let cause = match e {
+            HttpError::Certificate(c) => {
+                return Error::new(
+                    codes::AUTH_FAILED,
+                    format!(
+                        "TLS certificate of {} does not verify ({c}); add no_verify=1 to the URI to skip the check",
+                        self.authority
+                    ),
+                );
+            }
+            HttpError::Timeout => {
+                return Error::new(
+                    codes::OPERATION_FAILED,
+                    format!("operation failed: no answer from {} to '{method}' in time", self.authority),
+                );
+            }
+            HttpError::Connect(cause) => {
+                return Error::new(
+                    codes::OPERATION_FAILED,
+                    format!("operation failed: cannot connect to {}: {cause}", self.authority),
+                );
+            }
+            HttpError::Other(cause) => cause,
+        };
         // A task call is never sent again: the server may have started it before the
         // connection dropped (the simulator closes it when its handler crashes).
         let unknown = if method.ends_with("_Task") { "; the server may have acted on it: not sent again" } else { "" };
@@ -205,45 +167,21 @@ impl Soap {
         envelope.push_str(ENVELOPE_HEAD);
         envelope.push_str(body);
         envelope.push_str(ENVELOPE_TAIL);
-        let mut req = self
-            .client
-            .post(self.url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"))
-            .header(HeaderName::from_static("soapaction"), action)
-            .body(envelope);
-        if let Some(c) = cookie_header {
-            req = req.header(COOKIE, c);
-        }
         self.trips.fetch_add(1, Ordering::Relaxed);
-        let result = self
-            .rt
-            .block_on(async {
-                let resp = req.send().await?;
-                let mut set = None;
-                for v in resp.headers().get_all("set-cookie") {
-                    if let Some(val) = v
-                        .to_str()
-                        .ok()
-                        .and_then(|s| s.trim().strip_prefix(COOKIE_NAME))
-                        .and_then(|s| s.strip_prefix('='))
-                    {
-                        set = Some(val.split(';').next().unwrap_or("").trim().to_owned());
-                    }
-                }
-                if let Some(val) = set {
-                    let mut s = lock(&self.session);
-                    s.cookie_header = HeaderValue::from_str(&format!("{COOKIE_NAME}={val}")).ok();
-                    s.cookie = Some(val);
-                }
-                let status = resp.status().as_u16();
-                let text = resp.text().await?;
-                Ok::<_, reqwest::Error>((status, text))
-            })
-            .map_err(|e| self.transport_error(method, &e));
-        let (status, text) = match result {
-            Ok(x) => x,
-            Err(e) => return (Err(CallError::Error(e)), cookie),
+        let resp = match self.http.post(&action, cookie_header.as_deref(), &envelope) {
+            Ok(r) => r,
+            Err(e) => return (Err(CallError::Error(self.transport_error(method, e))), cookie),
         };
+        let set = resp.set_cookies.iter().rev().find_map(|v| {
+            let val = v.trim().strip_prefix(COOKIE_NAME)?.strip_prefix('=')?;
+            Some(val.split(';').next().unwrap_or("").trim().to_owned())
+        });
+        if let Some(val) = set {
+            let mut s = lock(&self.session);
+            s.cookie_header = Some(format!("{COOKIE_NAME}={val}"));
+            s.cookie = Some(val);
+        }
+        let (status, text) = (resp.status, String::from_utf8_lossy(&resp.body));
         (self.parse_response(method, status, &text), cookie)
     }
 

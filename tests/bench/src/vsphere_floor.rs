@@ -3,12 +3,13 @@
 //! `snapshot`), against the simulator, with no XML parsed, measured in the same process and on
 //! the same simulator and tree (6 snapshots) as our `snapshot_current`, interleaved.
 //!
-//! Our one call is then split into where its time goes: the raw POST with the answer made a
-//! `String` (the copy), the same request through the HTTP client the plugin uses, set up and
-//! driven as the plugin does (reqwest's async client, `block_on` on a current-thread runtime:
-//! its per-call set-up, hyper, the runtime's reactor), reqwest's blocking client for comparison
-//! (plus its hop to a runtime thread and back), and the rest of ours (the host → plugin call,
-//! building the body, parsing the answer, building the tree).
+//! Beside it, for comparison, the same request through the off-the-shelf clients the plugin used
+//! before its own blocking HTTP/1.1 client (plugins/vsphere/src/http.rs): reqwest's async client
+//! driven with `block_on` on a current-thread runtime (its per-call set-up, hyper, the runtime's
+//! reactor), and reqwest's blocking client (plus its hop to a runtime thread and back). The
+//! plugin's own client does what the raw POST does, so ours minus the raw POST (as a `String`)
+//! is the rest of ours: the host → plugin call, building the body, parsing the answer, building
+//! the tree.
 
 use std::{
     io::{BufReader, Write},
@@ -129,7 +130,7 @@ pub fn one(args: &[String]) -> Result<()> {
     if !answer.contains("<name>b0</name>") {
         bail!("the raw answer has not the tree: {answer}");
     }
-    // The HTTP client the plugin uses, set up and driven as the plugin does (plugins/vsphere/src/soap.rs).
+    // reqwest's async client, set up and driven as the plugin did before its own client.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let client = {
         let _in_rt = rt.enter();
@@ -207,8 +208,7 @@ pub struct Floor {
     pub floor: f64,
     /// The same, the answer then made a `String`.
     pub floor_text: f64,
-    /// The same request through the plugin's HTTP client (reqwest's async client on a
-    /// current-thread runtime, as the plugin drives it).
+    /// The same request through reqwest's async client on a current-thread runtime.
     pub client: f64,
     /// The same through reqwest's blocking client.
     pub client_blocking: f64,
