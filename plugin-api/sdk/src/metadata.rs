@@ -11,6 +11,16 @@
 //!
 //! Domains are keyed by UUID: the UUID is also what a redefined snapshot's embedded `<domain>`
 //! must carry.
+//!
+//! Per-operation cost: [`Metadata`] keeps each domain's built state (tree + definitions) with
+//! the generation it reflects, and asks the backend whether that generation is still the
+//! committed one ([`MetadataBackend::load_since`], [`MetadataBackend::update_since`]). A backend
+//! that can confirm it cheaply (etcd: one read of the domain's pointer) makes a read O(1) in the
+//! domain's size and a write its delta alone; after a commit, the cached state is the one the
+//! operation built, recorded under the generation the backend reports. The defaults load
+//! everything every time (the directory backend), so such a backend answers exactly as before.
+//! A stale cache never answers or commits: only the backend's confirmation lets it be used, an
+//! operation that failed (its changes may be half applied in memory) or a dry run drops it.
 
 use std::collections::HashMap;
 
@@ -62,6 +72,28 @@ pub trait MetadataBackend: Send {
     /// Loads `dom` under the write lock, calls `f`, and commits what it returns (`None`: nothing
     /// changed, nothing is written and the generation stays). An error from `f` writes nothing.
     fn update(&mut self, dom: &str, f: &mut dyn FnMut(Loaded) -> Result<Option<Commit>>) -> Result<()>;
+    /// `None` when `dom`'s committed metadata is still generation `known`, as this backend last
+    /// loaded or committed it (confirmed with the store, never assumed); else what [`Self::load`]
+    /// returns. The default always loads.
+    fn load_since(&mut self, dom: &str, known: Option<u64>) -> Result<Option<Loaded>> {
+        let _ = known;
+        self.load(dom).map(Some)
+    }
+    /// [`Self::update`], except that `f` receives `None` when the committed metadata is still
+    /// generation `known` (the caller's own copy of it is current; only on `f`'s first call, and
+    /// the commit is fenced against any writer in between). Returns the generation the domain
+    /// holds afterwards when the backend knows it is exactly `known` or what `f` saw plus its
+    /// commit, `None` when the caller must not keep a copy. The default loads and returns `None`.
+    fn update_since(
+        &mut self,
+        dom: &str,
+        known: Option<u64>,
+        f: &mut dyn FnMut(Option<Loaded>) -> Result<Option<Commit>>,
+    ) -> Result<Option<u64>> {
+        let _ = known;
+        self.update(dom, &mut |loaded| f(Some(loaded)))?;
+        Ok(None)
+    }
 }
 
 /// The domain a plain create snapshots.
@@ -152,10 +184,18 @@ pub fn plain_def(dom: &DomainSnapshotSource<'_>, xml_text: &str, flags: u32) -> 
     Ok(def)
 }
 
-/// [`MetadataStore`] over any [`MetadataBackend`].
-#[derive(Debug)]
+/// [`MetadataStore`] over any [`MetadataBackend`], with each domain's built state cached under
+/// the generation it reflects (see the module documentation).
 pub struct Metadata<B> {
     backend: B,
+    cache: HashMap<String, (u64, Domain)>,
+    rebuilds: u64,
+}
+
+impl<B: std::fmt::Debug> std::fmt::Debug for Metadata<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metadata").field("backend", &self.backend).field("cached", &self.cache.len()).finish()
+    }
 }
 
 /// A loaded domain: the tree and the definitions.
@@ -227,7 +267,7 @@ impl Domain {
 impl<B: MetadataBackend> Metadata<B> {
     /// The store over `backend`.
     pub fn new(backend: B) -> Self {
-        Self { backend }
+        Self { backend, cache: HashMap::new(), rebuilds: 0 }
     }
 
     /// The backend.
@@ -235,27 +275,77 @@ impl<B: MetadataBackend> Metadata<B> {
         &mut self.backend
     }
 
-    fn read(&mut self, dom: &str) -> Result<Domain> {
-        Ok(Domain::from_loaded(self.backend.load(dom)?))
+    /// How many times a domain's state was built from its whole record set so far (an
+    /// inspection for tests and benches: an operation on a confirmed cache builds nothing).
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds
+    }
+
+    fn build(&mut self, loaded: Loaded) -> Domain {
+        self.rebuilds += 1;
+        Domain::from_loaded(loaded)
+    }
+
+    /// The domain's committed state: the cached one when the backend confirms its generation.
+    fn read(&mut self, dom: &str) -> Result<&Domain> {
+        let known = self.cache.get(dom).map(|(g, _)| *g);
+        let fresh = match self.backend.load_since(dom, known) {
+            Ok(Some(loaded)) => Some(loaded),
+            // Confirmed current; a backend confirming what was never cached is answered by a load.
+            Ok(None) if known.is_some() => None,
+            Ok(None) => Some(self.backend.load(dom)?),
+            Err(e) => {
+                self.cache.remove(dom);
+                return Err(e);
+            }
+        };
+        if let Some(loaded) = fresh {
+            let generation = loaded.generation;
+            let d = self.build(loaded);
+            self.cache.insert(dom.to_owned(), (generation, d));
+        }
+        self.cache.get(dom).map(|(_, d)| d).ok_or_else(|| Error::internal("metadata cache lost a domain"))
     }
 
     /// Runs `op` on the domain under the backend's write lock and commits the records its
-    /// changes touched; `op`'s value is returned after the commit.
-    fn write<T>(&mut self, dom: &str, mut op: impl FnMut(&mut Domain) -> Result<(Vec<Change>, T)>) -> Result<T> {
+    /// changes touched; `op`'s value is returned after the commit. `op` runs on the cached state
+    /// when the backend confirms it, else on a fresh build; the state it leaves is kept only
+    /// after a commit the backend reports (`keep`: false for a dry run, whose changes are never
+    /// committed).
+    fn write<T>(
+        &mut self,
+        dom: &str,
+        keep: bool,
+        mut op: impl FnMut(&mut Domain) -> Result<(Vec<Change>, T)>,
+    ) -> Result<T> {
+        let (known, mut slot) = match self.cache.remove(dom) {
+            Some((g, d)) => (Some(g), Some(d)),
+            None => (None, None),
+        };
         let mut out = None;
-        self.backend.update(dom, &mut |loaded| {
-            let mut d = Domain::from_loaded(loaded);
-            let (changes, value) = op(&mut d)?;
+        let mut rebuilds = 0;
+        let r = self.backend.update_since(dom, known, &mut |loaded| {
+            if let Some(loaded) = loaded {
+                rebuilds += 1;
+                slot = Some(Domain::from_loaded(loaded));
+            }
+            let d = slot.as_mut().ok_or_else(|| Error::internal("metadata backend confirmed a state never cached"))?;
+            let (changes, value) = op(d)?;
             out = Some(value);
             Ok(d.commit(&changes))
-        })?;
+        });
+        self.rebuilds += rebuilds;
+        if let (Ok(Some(generation)), Some(d), true) = (&r, slot, keep) {
+            self.cache.insert(dom.to_owned(), (*generation, d));
+        }
+        r?;
         out.ok_or_else(|| Error::internal("metadata backend did not run the update"))
     }
 }
 
 impl<B: MetadataBackend> MetadataStore for Metadata<B> {
     fn create_def(&mut self, dom: &str, def: &SnapshotDef) -> Result<()> {
-        self.write(dom, |d| {
+        self.write(dom, true, |d| {
             let changes = d.tree.create(def)?;
             d.defs.insert(def.name.clone(), SnapshotDef { parent: None, active: None, ..def.clone() });
             Ok((changes, ()))
@@ -263,7 +353,7 @@ impl<B: MetadataBackend> MetadataStore for Metadata<B> {
     }
 
     fn redefine_def(&mut self, dom: &str, def: SnapshotDef, flags: RedefineFlags) -> Result<()> {
-        self.write(dom, |d| Ok((d.redefine(dom, def.clone(), flags)?, ())))
+        self.write(dom, true, |d| Ok((d.redefine(dom, def.clone(), flags)?, ())))
     }
 
     fn list(&mut self, dom: &str) -> Result<Vec<SnapshotInfo>> {
@@ -284,11 +374,11 @@ impl<B: MetadataBackend> MetadataStore for Metadata<B> {
     }
 
     fn set_current(&mut self, dom: &str, name: &str) -> Result<()> {
-        self.write(dom, |d| Ok((d.tree.revert(name)?, ())))
+        self.write(dom, true, |d| Ok((d.tree.revert(name)?, ())))
     }
 
     fn delete(&mut self, dom: &str, name: &str, flags: u32) -> Result<()> {
-        self.write(dom, |d| Ok((d.tree.delete(name, flags)?, ())))
+        self.write(dom, true, |d| Ok((d.tree.delete(name, flags)?, ())))
     }
 
     fn import(&mut self, dom: &str, xmls: &[String], current: Option<&str>, dry_run: bool) -> Result<()> {
@@ -298,7 +388,7 @@ impl<B: MetadataBackend> MetadataStore for Metadata<B> {
             .collect::<Result<Vec<_>>>()?;
         let defs = import_order::order(defs)?;
         redefine::check_import_current(&defs, current)?;
-        self.write(dom, |d| {
+        self.write(dom, !dry_run, |d| {
             let mut fresh = Vec::with_capacity(defs.len());
             for def in &defs {
                 match d.defs.get(&def.name) {
@@ -325,6 +415,7 @@ impl<B: MetadataBackend> MetadataStore for Metadata<B> {
     }
 
     fn generation(&mut self, dom: &str) -> Result<u64> {
-        Ok(self.backend.load(dom)?.generation)
+        self.read(dom)?;
+        Ok(self.cache.get(dom).map_or(0, |(g, _)| *g))
     }
 }

@@ -86,11 +86,13 @@ pub struct EtcdBackend {
     stop: Arc<AtomicBool>,
     /// Domains this backend has seen itself own (a cache: every write still compares).
     owned: HashSet<String>,
-    /// Per domain, the last generation this connection read or wrote, keyed by the pointer's
-    /// mod revision: a read whose pointer did not move answers from it (one small read), and a
-    /// write of an owned domain starts from it with no read at all (the write's compare on the
-    /// pointer's mod revision fences a stale copy; only a failed compare re-reads).
-    cache: HashMap<String, (Pointer, Loaded)>,
+    /// Per domain, the pointer of the last generation this connection loaded or committed (its
+    /// version is that generation's number). The records themselves stay with the caller
+    /// ([`Metadata`](virtplug_plugin_sdk::Metadata) keeps the built tree): a read whose pointer
+    /// still matches is confirmed with one small read ([`MetadataBackend::load_since`]), and a
+    /// write on the caller's copy of it sends its delta with no read at all (the write's compare
+    /// on the pointer's mod revision fences a stale copy; only a failed compare re-reads).
+    cache: HashMap<String, Pointer>,
     /// Requests sent to the cluster by this connection (every attempt counts): an inspection
     /// for tests and benches.
     requests: std::sync::atomic::AtomicU64,
@@ -491,20 +493,21 @@ impl EtcdBackend {
     }
 
     /// The pointer, then the generation it names as of the pointer's read revision (so a switch
-    /// in between cannot mix two generations), from the cache when the pointer did not move.
-    fn load_at(&mut self, dom: &str) -> Result<(Loaded, Pointer)> {
+    /// in between cannot mix two generations); `None` instead of the records when the pointer is
+    /// still the one of generation `known` this connection last loaded or committed.
+    fn load_at(&mut self, dom: &str, known: Option<u64>) -> Result<(Option<Loaded>, Pointer)> {
         let (p, rev) = self.pointer(dom)?;
-        if let Some((cp, loaded)) = self.cache.get(dom)
+        if let (Some(g), Some(cp)) = (known, self.cache.get(dom))
+            && cp.version as u64 == g
             && cp.mod_revision == p.mod_revision
             && cp.gid == p.gid
         {
-            return Ok((loaded.clone(), p));
+            return Ok((None, p));
         }
+        self.cache.remove(dom);
         let loaded = self.read_generation(dom, &p, rev)?;
-        if p.gid.is_some() {
-            self.cache.insert(dom.to_owned(), (p.clone(), loaded.clone()));
-        }
-        Ok((loaded, p))
+        self.cache.insert(dom.to_owned(), p.clone());
+        Ok((Some(loaded), p))
     }
 
     /// The generation `p` names, read as of revision `rev`.
@@ -603,25 +606,36 @@ impl EtcdBackend {
     }
 
     /// Writes the whole tree under a fresh generation in chunks, then switches the pointer in
-    /// one compare-and-swap that also deletes the old generation. A failed switch removes the
-    /// new generation (or leaves it to [`Self::collect_orphans`] if even that fails).
-    fn write_generation(&mut self, dom: &str, p: &Pointer, loaded: Loaded, commit: &Commit) -> Result<Option<Pointer>> {
-        let mut tree: BTreeMap<String, Record> = loaded.records.into_iter().map(|r| (r.def.name.clone(), r)).collect();
+    /// one compare-and-swap that also deletes the old generation. The unchanged records are
+    /// copied as stored (read from the live generation, not parsed): if the pointer moved since
+    /// `p`, what was read may be another state, but then every chunk's and the switch's compare
+    /// fails. A failed switch removes the new generation (or leaves it to
+    /// [`Self::collect_orphans`] if even that fails).
+    fn write_generation(&mut self, dom: &str, p: &Pointer, commit: &Commit) -> Result<Option<Pointer>> {
+        let mut tree: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        if let Some(old) = &p.gid {
+            let oprefix = self.keys.generation(dom, old);
+            for (key, value) in self.range_at(&oprefix, 0, false)? {
+                if let Some(name_hex) = key[oprefix.len()..].strip_prefix("s/") {
+                    tree.insert(name_hex.to_owned(), value);
+                }
+            }
+        }
         for name in &commit.remove {
-            tree.remove(name);
+            tree.remove(&hex(name));
         }
         for r in &commit.put {
-            tree.insert(r.def.name.clone(), r.clone());
+            tree.insert(hex(&r.def.name), record_value(r).into_bytes());
         }
         let gid = format!("{:x}-{:x}", p.mod_revision, std::process::id() as u128 ^ nanos());
         let mut ptr_guard = self.owner_guards(dom).to_vec();
         ptr_guard.push(Compare::mod_revision(self.keys.pointer(dom), CompareOp::Equal, p.mod_revision));
         let mut ops = Vec::new();
         let mut bytes = 0;
-        let mut values: Vec<(String, String)> =
-            tree.values().map(|r| (self.keys.snapshot(dom, &gid, &hex(&r.def.name)), record_value(r))).collect();
+        let mut values: Vec<(String, Vec<u8>)> =
+            tree.into_iter().map(|(name_hex, v)| (self.keys.snapshot(dom, &gid, &name_hex), v)).collect();
         if let Some(c) = &commit.current {
-            values.push((self.keys.current(dom, &gid), c.clone()));
+            values.push((self.keys.current(dom, &gid), c.clone().into_bytes()));
         }
         let n = values.len();
         for (i, (k, v)) in values.into_iter().enumerate() {
@@ -673,17 +687,6 @@ pub(crate) fn pointer_gid(value: &[u8]) -> String {
     text.split_once('\n').map_or(&*text, |(gid, _)| gid).to_owned()
 }
 
-/// `loaded` with `commit` applied: what the cluster holds after the commit.
-fn apply(mut loaded: Loaded, commit: &Commit, generation: u64) -> Loaded {
-    let touched: HashSet<&str> =
-        commit.put.iter().map(|r| r.def.name.as_str()).chain(commit.remove.iter().map(String::as_str)).collect();
-    loaded.records.retain(|r| !touched.contains(r.def.name.as_str()));
-    loaded.records.extend(commit.put.iter().cloned());
-    loaded.current = commit.current.clone();
-    loaded.generation = generation;
-    loaded
-}
-
 fn nanos() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
 }
@@ -698,49 +701,65 @@ impl Drop for EtcdBackend {
 
 impl MetadataBackend for EtcdBackend {
     fn load(&mut self, dom: &str) -> Result<Loaded> {
-        Ok(self.load_at(dom)?.0)
+        self.load_since(dom, None)?.ok_or_else(|| Error::internal("metadata store: a load confirmed nothing"))
     }
 
-    /// Starts from the cached generation when there is one (no read); a refused compare or an
-    /// answer other than a commit is checked against the cluster before it counts (another
-    /// connection of this host may have written), re-running `f` on a fresh read if the pointer
-    /// moved.
+    /// One read of the pointer when it still names generation `known` as this connection last
+    /// saw it; else the pointer and the generation it names.
+    fn load_since(&mut self, dom: &str, known: Option<u64>) -> Result<Option<Loaded>> {
+        Ok(self.load_at(dom, known)?.0)
+    }
+
     fn update(&mut self, dom: &str, f: &mut dyn FnMut(Loaded) -> Result<Option<Commit>>) -> Result<()> {
+        let mut f = |loaded: Option<Loaded>| f(loaded.unwrap_or_default());
+        // Without a known generation `f` is always handed a fresh load.
+        self.update_since(dom, None, &mut f).map(|_| ())
+    }
+
+    /// Hands `f` nothing (the caller's copy) when this connection last loaded or committed
+    /// generation `known` (no read); a refused compare or an answer other than a commit is
+    /// checked against the cluster before it counts (another connection or host may have
+    /// written), re-running `f` on a fresh read if the pointer moved.
+    fn update_since(
+        &mut self,
+        dom: &str,
+        known: Option<u64>,
+        f: &mut dyn FnMut(Option<Loaded>) -> Result<Option<Commit>>,
+    ) -> Result<Option<u64>> {
         self.check_live()?;
         if !self.owned.contains(dom) {
             self.claim(dom)?;
         }
         let mut fresh = false;
         loop {
-            let (loaded, p) = match self.cache.get(dom) {
-                Some((p, loaded)) if !fresh => (loaded.clone(), p.clone()),
+            let (given, p) = match (known, self.cache.get(dom)) {
+                (Some(g), Some(p)) if !fresh && p.version as u64 == g => (None, p.clone()),
                 _ => {
                     fresh = true;
-                    self.cache.remove(dom);
-                    self.load_at(dom)?
+                    self.load_at(dom, None)?
                 }
             };
-            let commit = match f(loaded.clone()) {
+            let commit = match f(given) {
                 Ok(Some(commit)) => commit,
                 other => {
                     if !fresh && self.pointer(dom)?.0.mod_revision != p.mod_revision {
                         fresh = true;
                         continue;
                     }
-                    return other.map(|_| ());
+                    return other.map(|_| Some(p.version as u64));
                 }
             };
             let bytes: usize = commit.put.iter().map(|r| record_value(r).len()).sum();
             let small = commit.put.len() + commit.remove.len() + 2 <= CHUNK_OPS && bytes < CHUNK_BYTES;
             let written = match p.gid.clone() {
                 Some(gid) if small => self.write_delta(dom, &p, &gid, &commit)?,
-                _ => self.write_generation(dom, &p, loaded.clone(), &commit)?,
+                _ => self.write_generation(dom, &p, &commit)?,
             };
             match written {
                 Some(np) => {
-                    let next = apply(loaded, &commit, np.version as u64);
-                    self.cache.insert(dom.to_owned(), (np, next));
-                    return Ok(());
+                    let generation = np.version as u64;
+                    self.cache.insert(dom.to_owned(), np);
+                    return Ok(Some(generation));
                 }
                 None if !fresh => fresh = true,
                 None => {
