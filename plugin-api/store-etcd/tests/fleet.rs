@@ -125,6 +125,47 @@ fn an_operation_on_a_cached_generation_is_one_request() {
 }
 
 #[test]
+fn an_operation_on_a_confirmed_generation_builds_no_tree_and_copies_no_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = require!(cluster(tmp.path()));
+    let mut s = host(&c, "h1");
+    s.import(VM, &chain("s", 2000), Some("s1999"), false).unwrap();
+    let (requests, rebuilds) = (s.backend().requests(), s.rebuilds());
+    // Each write is its one transaction, each read the pointer's read, and no operation builds
+    // the domain's tree again (before, every call rebuilt it from a full copy of the records).
+    s.create_def(VM, &snap("c", Some("s1999"))).unwrap();
+    let xml = s.xml(VM, "c", 0).unwrap();
+    assert_eq!(s.lookup(VM, "c").unwrap().parent.as_deref(), Some("s1999"));
+    s.delete(VM, "c", snapshot_delete::METADATA_ONLY).unwrap();
+    s.redefine_def(VM, snap("c", Some("s1999")), Default::default()).unwrap();
+    assert_eq!(s.xml(VM, "c", 0).unwrap(), xml);
+    assert_eq!(s.generation(VM).unwrap(), 4);
+    assert_eq!((s.backend().requests() - requests, s.rebuilds() - rebuilds), (7, 0));
+}
+
+#[test]
+fn another_hosts_write_between_two_operations_is_seen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = require!(cluster(tmp.path()));
+    let (mut a, mut b) = (host(&c, "h1"), host(&c, "h2"));
+    a.import(VM, &chain("s", 300), Some("s299"), false).unwrap();
+    assert_eq!(count(&mut a), 300);
+    a.backend().handover(VM, "h2").unwrap();
+    // h2 writes on top of what h1 has cached: h1's next read and its next write see it.
+    b.create_def(VM, &snap("b1", Some("s299"))).unwrap();
+    b.delete(VM, "s0", snapshot_delete::CHILDREN_ONLY).unwrap();
+    let current = b.current(VM).unwrap().map(|i| i.name);
+    b.backend().handover(VM, "h1").unwrap();
+    assert_eq!(a.list(VM).unwrap(), b.list(VM).unwrap());
+    assert_eq!(count(&mut a), 1);
+    assert_eq!(a.current(VM).unwrap().map(|i| i.name), current);
+    a.create_def(VM, &snap("a1", None)).unwrap();
+    assert_eq!(a.lookup(VM, "a1").unwrap().parent, current);
+    assert_eq!((count(&mut a), count(&mut b)), (2, 2));
+    assert_eq!(digest(&mut a), digest(&mut b));
+}
+
+#[test]
 fn a_stale_cache_is_read_again_before_it_answers() {
     let tmp = tempfile::tempdir().unwrap();
     let c = require!(cluster(tmp.path()));
