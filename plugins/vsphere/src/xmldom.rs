@@ -5,23 +5,32 @@
 //! varying prefixes). `xsi:type` is looked up by namespace URI, not by prefix: the simulator
 //! writes it as `XMLSchema-instance:type`, real servers as `xsi:type`.
 
-use quick_xml::{
-    NsReader,
-    events::Event,
-    name::{Namespace, ResolveResult},
-};
+use quick_xml::{Reader, events::Event};
 pub use virtplug_plugin_sdk::model::xml::escape;
 
 /// The XML Schema instance namespace (`xsi`).
 pub const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
-/// One element: local name, attributes (namespace URI, local name, value), children, text.
+/// An attribute's namespace, as far as the plugin cares: none, `xsi`, or another one (kept
+/// apart so that `foo:type` is never taken for the unqualified `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ns {
+    /// No namespace (an unprefixed attribute).
+    None,
+    /// The XML Schema instance namespace ([`XSI`]).
+    Xsi,
+    /// Any other namespace.
+    Other,
+}
+
+/// One element: local name, attributes (namespace, local name, value), children, text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Element {
     /// Local name (no prefix).
     pub name: String,
-    /// Attributes as (namespace URI or empty, local name, unescaped value).
-    pub attrs: Vec<(String, String, String)>,
+    /// Attributes as (namespace, local name, unescaped value). Per attribute, only what is
+    /// needed is kept (an answer has one attribute on most elements; issue 19 counts this).
+    pub attrs: Vec<(Ns, String, String)>,
     /// Child elements in document order.
     pub children: Vec<Element>,
     /// Concatenated text content directly inside this element.
@@ -31,7 +40,7 @@ pub struct Element {
 impl Element {
     /// An unqualified attribute (`type="VirtualMachine"`).
     pub fn attr(&self, local: &str) -> Option<&str> {
-        self.attrs.iter().find(|(ns, n, _)| ns.is_empty() && n == local).map(|(_, _, v)| v.as_str())
+        self.attrs.iter().find(|(ns, n, _)| *ns == Ns::None && n == local).map(|(_, _, v)| v.as_str())
     }
 
     /// The `xsi:type` attribute, whatever prefix it was written with, without any `xsd:`
@@ -39,7 +48,7 @@ impl Element {
     pub fn xsi_type(&self) -> Option<&str> {
         self.attrs
             .iter()
-            .find(|(ns, n, _)| ns == XSI && n == "type")
+            .find(|(ns, n, _)| *ns == Ns::Xsi && n == "type")
             .map(|(_, _, v)| v.rsplit(':').next().unwrap_or(v.as_str()))
     }
 
@@ -71,58 +80,91 @@ impl Element {
     }
 }
 
+/// A prefix declared on an open element (`xmlns:P="uri"`), with what it is bound to.
+struct Binding {
+    depth: usize,
+    prefix: Vec<u8>,
+    ns: Ns,
+}
+
+/// What `prefix` is bound to in the open elements (the innermost declaration wins).
+fn resolve(bindings: &[Binding], prefix: &[u8]) -> Ns {
+    bindings.iter().rev().find(|b| b.prefix == prefix).map_or(Ns::Other, |b| b.ns)
+}
+
 /// Parses a document; `Err` carries the parser's one-line message.
+///
+/// Namespaces are resolved here, for attributes only and only as far as [`Ns`] goes: the
+/// reader's own namespace tracking reads every element's attributes a second time, and element
+/// names are kept as local names anyway (issue 19: this parse is most of a request's own cost).
 pub fn parse(src: &str) -> Result<Element, String> {
-    let mut reader = NsReader::from_str(src);
+    let mut reader = Reader::from_str(src);
     let cfg = reader.config_mut();
     cfg.trim_text_start = false;
     cfg.trim_text_end = false;
     cfg.check_end_names = true;
     let mut stack: Vec<Element> = Vec::new();
+    let mut bindings: Vec<Binding> = Vec::new();
+    // Prefixed attributes of the element being read, resolved once all its declarations are
+    // known (a declaration may follow the attribute that uses it).
+    let mut pending: Vec<(Vec<u8>, usize)> = Vec::new();
     loop {
-        // Element names are kept as local names: resolving their namespace (as
-        // `read_resolved_event` does for every element) is work thrown away; only attributes
-        // with a prefix are resolved below. The reader still tracks the bindings.
         let ev = reader.read_event().map_err(|e| e.to_string())?;
         let empty = matches!(ev, Event::Empty(_));
         match ev {
             Event::Start(e) | Event::Empty(e) => {
-                let mut el = Element {
-                    name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
-                    ..Element::default()
-                };
+                let depth = stack.len();
+                let name = std::str::from_utf8(e.local_name().into_inner()).map_err(|e| e.to_string())?;
+                let mut el = Element { name: name.to_owned(), ..Element::default() };
                 for a in e.attributes() {
                     let a = a.map_err(|e| e.to_string())?;
-                    if a.key.as_namespace_binding().is_some() {
+                    let key = a.key.into_inner();
+                    if key == b"xmlns" {
+                        continue; // the default namespace: not used for attributes
+                    }
+                    if let Some(prefix) = key.strip_prefix(b"xmlns:") {
+                        let ns = if &*a.value == XSI.as_bytes() { Ns::Xsi } else { Ns::Other };
+                        bindings.push(Binding { depth, prefix: prefix.to_vec(), ns });
                         continue;
                     }
-                    let (ns, local) = if a.key.prefix().is_some() {
-                        let (res, local) = reader.resolve_attribute(a.key);
-                        let ns = match res {
-                            ResolveResult::Bound(Namespace(n)) => String::from_utf8_lossy(n).into_owned(),
-                            _ => String::new(),
-                        };
-                        (ns, local)
-                    } else {
-                        // An unprefixed attribute is in no namespace (XML Namespaces §6.2).
-                        (String::new(), a.key.local_name())
-                    };
                     let value = a.unescape_value().map_err(|e| e.to_string())?.into_owned();
-                    el.attrs.push((ns, String::from_utf8_lossy(local.as_ref()).into_owned(), value));
+                    match a.key.prefix() {
+                        None => {
+                            // An unprefixed attribute is in no namespace (XML Namespaces §6.2).
+                            el.attrs.push((Ns::None, String::from_utf8_lossy(key).into_owned(), value));
+                        }
+                        Some(p) => {
+                            pending.push((p.into_inner().to_vec(), el.attrs.len()));
+                            let local = a.key.local_name().into_inner();
+                            el.attrs.push((Ns::Other, String::from_utf8_lossy(local).into_owned(), value));
+                        }
+                    }
+                }
+                for (prefix, i) in pending.drain(..) {
+                    el.attrs[i].0 = resolve(&bindings, &prefix);
                 }
                 stack.push(el);
                 if empty {
+                    bindings.retain(|b| b.depth < depth);
                     close(&mut stack)?;
                 }
             }
             Event::End(_) => {
+                let depth = stack.len().saturating_sub(1);
+                bindings.retain(|b| b.depth < depth);
                 if let Some(done) = close(&mut stack)? {
                     return Ok(done);
                 }
             }
             Event::Text(t) => {
                 if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&t.unescape().map_err(|e| e.to_string())?);
+                    let t = t.unescape().map_err(|e| e.to_string())?;
+                    // Most elements have one text event: take it whole rather than copy it.
+                    if top.text.is_empty() {
+                        top.text = t.into_owned();
+                    } else {
+                        top.text.push_str(&t);
+                    }
                 }
             }
             Event::CData(t) => {
@@ -168,6 +210,22 @@ mod tests {
         assert_eq!(f.text, "x & y");
         assert_eq!(root.child("e").unwrap().text, "");
         assert!(root.child("g").is_some());
+    }
+
+    #[test]
+    fn xsi_prefixes_are_scoped() {
+        // Declared after its use on the same element; rebound inside; gone after its element;
+        // an undeclared prefix is neither xsi nor unqualified.
+        let doc = r#"<a><b p:type="one" xmlns:p="http://www.w3.org/2001/XMLSchema-instance"><c xmlns:p="urn:other" p:type="two"/><d p:type="xsd:three"/></b><e p:type="four" type="plain"/><f xmlns:q="http://www.w3.org/2001/XMLSchema-instance" q:type="five"/></a>"#;
+        let root = parse(doc).unwrap();
+        let b = root.child("b").unwrap();
+        assert_eq!(b.xsi_type(), Some("one"));
+        assert_eq!(b.child("c").unwrap().xsi_type(), None);
+        assert_eq!(b.child("d").unwrap().xsi_type(), Some("three"));
+        let e = root.child("e").unwrap();
+        assert_eq!((e.xsi_type(), e.attr("type")), (None, Some("plain")));
+        assert_eq!(root.child("f").unwrap().xsi_type(), Some("five"));
+        assert_eq!(b.child("c").unwrap().attr("type"), None);
     }
 
     #[test]
