@@ -1,24 +1,27 @@
 //! Snapshot operations. Reads (list, lookup, current, XML) read the VM's whole tree
-//! (`snapshot`: rootSnapshotList and currentSnapshot) in one call. Create, revert and delete
-//! start from the VM's moref and tree as this connection last read them (any read, or the read
-//! that took the previous task's outcome) and run one task whose outcome is read together with
-//! the VM's name and new tree in one more call: 2 round trips on a connection that has read
-//! the VM before, 3 on the first (the tree read first).
+//! (`snapshot`: rootSnapshotList and currentSnapshot) in one call. Every change runs one task
+//! whose outcome is read together with the VM's name and new tree in one more call, and that
+//! tree is kept. A create starts from the kept tree (2 round trips on a connection that has read
+//! the VM before, 3 on the first); a revert or a delete always reads the tree first (3).
 //!
-//! The kept tree may be behind changes other clients made since this connection last read it.
-//! What that can do, and how each case is answered:
-//! - a stale moref (the VM or snapshot was removed elsewhere): the task call faults with
+//! Why revert and delete do not act on the kept tree: vSphere names a snapshot by its moref and
+//! lets any client rename it, so the kept name-to-moref map may be behind — another client may
+//! have renamed the snapshot and given its name to another one. A revert (which discards the
+//! VM's present state) or a delete reached through that map would act on a snapshot the caller
+//! did not name, and neither can be undone. A fresh read narrows that race to the one round trip
+//! between the read and the task call, which is the least the API allows (it has no
+//! act-on-name call).
+//!
+//! What the kept tree can do to a create, and how each case is answered:
+//! - a stale VM moref (the VM was removed elsewhere): the task call faults with
 //!   ManagedObjectNotFound, the server did nothing; the tree is read again and the operation
 //!   runs exactly as it does from a fresh read;
-//! - a name the kept tree does not resolve (missing, ambiguous) or already has (create): read
-//!   again before refusing, so a refusal always comes from a fresh tree;
+//! - a name the kept tree already has: read again before refusing, so a refusal always comes
+//!   from a fresh tree;
 //! - a name created elsewhere since: create does not see it and makes a duplicate. vSphere has
 //!   no atomic create-if-absent, so a fresh read has the same race (between the read and the
 //!   task); the kept tree only widens its window to the time since this connection last
-//!   spoke to the VM;
-//! - a snapshot renamed elsewhere since (a rename keeps its moref): revert or delete by name
-//!   acts on the snapshot that had the name when the tree was last read. A fresh read has the
-//!   same race in its one-round-trip window.
+//!   spoke to the VM, and a duplicate is visible and deletable by id (nothing is lost).
 
 use virtplug_plugin_sdk::{
     Error, Result, SnapshotInfo, codes,
@@ -106,19 +109,20 @@ impl Connection {
         Ok((vm.moref, uuid, tree))
     }
 
-    /// The kept moref and tree of `dom`, or a fresh read.
-    fn start(&self, dom: &str) -> Result<Start> {
-        if let Some((vm, tree)) = lock(&self.trees).get(dom).cloned() {
+    /// The kept moref and tree of `dom` when `kept` allows it, else a fresh read.
+    fn start(&self, dom: &str, kept: bool) -> Result<Start> {
+        if let Some((vm, tree)) = lock(&self.trees).get(dom).cloned().filter(|_| kept) {
             return Ok(Start { vm, tree, cached: true });
         }
         let (vm, _, tree) = self.tree(dom)?;
         Ok(Start { vm, tree, cached: false })
     }
 
-    /// Runs `attempt` from the kept tree; when that tree turns out stale (a refusal it would
-    /// answer, or a moref the server no longer knows), once more from a fresh read.
-    fn change<T>(&self, dom: &str, attempt: impl Fn(&Start) -> std::result::Result<T, Fail>) -> Result<T> {
-        let start = self.start(dom)?;
+    /// Runs `attempt` from the kept tree (when `kept`, else from a fresh read); when the kept
+    /// tree turns out stale (a refusal it would answer, or a moref the server no longer knows),
+    /// once more from a fresh read.
+    fn change<T>(&self, dom: &str, kept: bool, attempt: impl Fn(&Start) -> std::result::Result<T, Fail>) -> Result<T> {
+        let start = self.start(dom, kept)?;
         match attempt(&start) {
             Ok(v) => Ok(v),
             Err(f @ Fail::Done(_)) => Err(f.error()),
@@ -166,7 +170,7 @@ impl Connection {
         let memory = flags & cf::DISK_ONLY == 0 && def.memory.as_ref().is_none_or(|m| m.mode != SnapshotMode::No);
         let description =
             def.description.as_deref().map(|d| format!("<description>{}</description>", escape(d))).unwrap_or_default();
-        self.change(dom, |s| {
+        self.change(dom, true, |s| {
             if s.tree.has_name(&def.name) {
                 return Err(Fail::Refused(exists(&def.name)));
             }
@@ -222,7 +226,8 @@ impl Connection {
     pub fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
         let want_state = flags & (rf::RUNNING | rf::PAUSED) != 0;
         let paths = if want_state { DONE_PATHS_POWER } else { DONE_PATHS };
-        let (vm, power) = self.change(dom, |s| {
+        // A fresh read: see the module header (a kept name may now be another snapshot's).
+        let (vm, power) = self.change(dom, false, |s| {
             let idx = s.tree.resolve(snap).map_err(Fail::Refused)?;
             let power = self.revert_to(dom, &s.vm, &s.tree.nodes[idx].moid, paths, Subject::Snapshot(snap))?;
             Ok((s.vm.clone(), power))
@@ -273,7 +278,8 @@ impl Connection {
             let (_, _, tree) = self.tree(dom)?;
             return tree.resolve(snap).map(drop);
         }
-        self.change(dom, |s| {
+        // A fresh read: see the module header (a kept name may now be another snapshot's).
+        self.change(dom, false, |s| {
             let idx = s.tree.resolve(snap).map_err(Fail::Refused)?;
             let remove = |moid: &str, children: bool| {
                 let body = format!(
