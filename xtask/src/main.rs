@@ -32,9 +32,11 @@ use anyhow::{Context, Result, bail};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("build-plugins") => build(),
-        Some("demo") => build().and_then(|()| demo::run()),
-        Some("test") => build().and_then(|()| test(&args[1..])),
+        Some("build-plugins") => build(&[]),
+        Some("demo") => build(&[]).and_then(|()| demo::run()),
+        // The tests load the mock built with the etcd store (the daemon's fleet tests), so the
+        // `.so` in the target dir is built with the features the tests are.
+        Some("test") => build(&["--features", ETCD]).and_then(|()| test(&args[1..])),
         Some("tidy") => tidy::run(&repo_root()),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
@@ -85,9 +87,9 @@ fn run(mut cmd: Command) -> Result<()> {
     Ok(())
 }
 
-fn build() -> Result<()> {
+fn build(features: &[&str]) -> Result<()> {
     let mut cmd = cargo();
-    cmd.args(["build", "--workspace", "--quiet"]);
+    cmd.args(["build", "--workspace", "--quiet"]).args(features);
     run(cmd)
 }
 
@@ -126,7 +128,14 @@ fn test(extra: &[String]) -> Result<()> {
     // which `.ci/run` installs.
     clippy.args(["clippy", "--workspace", "--all-targets", "--features", ETCD, "--quiet", "--", "-D", "warnings"]);
     run(clippy)?;
+    // xtask's own tests last: its install test builds the plugins into this target dir without
+    // the etcd feature, which would replace the mock `.so` the daemon's fleet tests load (a test
+    // build leaves the `.so` that `build` put there).
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace", "--no-fail-fast", "--features", ETCD]).args(extra);
-    run(cmd)
+    cmd.args(["test", "--workspace", "--exclude", "xtask", "--no-fail-fast", "--features", ETCD]).args(extra);
+    let workspace = run(cmd);
+    let mut cmd = cargo();
+    cmd.args(["test", "-p", "xtask", "--no-fail-fast"]).args(extra);
+    let xtask = run(cmd);
+    workspace.and(xtask)
 }
