@@ -268,9 +268,9 @@ pub async fn read(
     .await?
 }
 
-/// The longest a generation call may take to keep running on the async worker: above it, the
-/// connection's plugin is not a fast local store (a network store, a busy plugin), and its probes
-/// go to the blocking pool from then on.
+/// The longest a generation call may take to keep running on the async worker: [`SLOW_STREAK`]
+/// slower calls in a row mean the connection's plugin is not a fast local store (a network store,
+/// a busy plugin), and its probes go to the blocking pool for [`SLOW_FOR_MS`].
 pub const INLINE_PROBE_BUDGET: std::time::Duration = std::time::Duration::from_micros(250);
 
 /// The answer read from the generation alone, on the async worker itself, when that is sure to be
