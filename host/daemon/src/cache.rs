@@ -59,7 +59,7 @@ pub struct Lane {
     pub probing: AtomicUsize,
     /// Inline probes in a row that took longer than [`INLINE_PROBE_BUDGET`].
     pub slow_streak: AtomicUsize,
-    /// Until when (milliseconds on [`clock`]) probes go to the blocking pool: set for
+    /// Until when (milliseconds on the module's `clock`) probes go to the blocking pool: set for
     /// [`SLOW_FOR_MS`] after [`SLOW_STREAK`] slow probes in a row (one slow probe may just be a
     /// busy machine's preemption; a network store is slow every time), then tried again.
     pub slow_until: AtomicU64,
