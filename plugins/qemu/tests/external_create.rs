@@ -592,9 +592,14 @@ fn a_block_job_refuses_create_revert_and_delete() {
     drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap();
     let before = drv.domain_xml("d", 0).unwrap();
     drop(drv);
-    // a stream job on the live top (its id names the disk), throttled to 1 byte/s so it stays active
+    // a mirror job on the live top (its id names the disk): once its copy is done it waits, ready,
+    // until it is completed or cancelled, so it stays active for as long as the checks need (a
+    // throttled stream job could finish in its first chunk when there is little to copy)
     let (node, _, _) = live_top(&r, "vda");
-    qmp(&r, UUID, "block-stream", serde_json::json!({ "job-id": "vda-stream", "device": node, "speed": 1 })).unwrap();
+    let target = r.at("mirror.qcow2");
+    let mirror = serde_json::json!({ "job-id": "vda-mirror", "device": node, "target": target.to_str().unwrap(),
+        "format": "qcow2", "sync": "full", "mode": "absolute-paths" });
+    qmp(&r, UUID, "drive-mirror", mirror).unwrap();
     let drv = r.open();
     let e = drv.snapshot_create("d", &snap("s2"), cf::DISK_ONLY).unwrap_err();
     assert_eq!((e.code, e.message.as_str()), (codes::OPERATION_INVALID, "disk 'vda' already in active block job"));
@@ -613,7 +618,7 @@ fn a_block_job_refuses_create_revert_and_delete() {
     assert!(!r.at("a.s2").exists() && !r.at("a.s1-revert1").exists() && names(&r.at("a.s1")).is_empty());
     // the job gone, the same calls go through
     drop(drv);
-    qmp(&r, UUID, "block-job-cancel", serde_json::json!({ "device": "vda-stream", "force": true })).unwrap();
+    qmp(&r, UUID, "block-job-cancel", serde_json::json!({ "device": "vda-mirror", "force": true })).unwrap();
     while !qmp(&r, UUID, "query-block-jobs", serde_json::json!({})).unwrap().as_array().unwrap().is_empty() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
