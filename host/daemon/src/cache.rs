@@ -94,9 +94,6 @@ impl AnswerCache {
     /// The inline probes' record of connection (`uri`, `read_only`).
     pub fn lane(&self, uri: &str, read_only: bool) -> Option<Arc<Lane>> {
         let mut lanes = self.lanes.lock().ok()?;
-        if let Some(l) = lanes.get(&(uri.to_owned(), read_only)) {
-            return Some(Arc::clone(l));
-        }
         Some(Arc::clone(lanes.entry((uri.to_owned(), read_only)).or_default()))
     }
 
