@@ -36,7 +36,7 @@ pub mod rules;
 pub use checked::{open_checked, with_checks};
 pub use clock::now;
 pub use driver::{Driver, Plugin, PluginDescriptor};
-pub use metadata::{Metadata, MetadataBackend, MetadataStore};
+pub use metadata::{Edit, Metadata, MetadataBackend, MetadataStore};
 pub use metadata_dir::DirBackend;
 #[cfg(feature = "sqlite")]
 pub use metadata_sqlite::SqliteMetadata;

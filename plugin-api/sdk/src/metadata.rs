@@ -107,6 +107,20 @@ pub struct DomainSnapshotSource<'a> {
     pub xml: Option<&'a str>,
 }
 
+/// One change of a domain's snapshot metadata in [`MetadataStore::apply`], with the rules of
+/// the single operation it names; the changes of one `apply` commit together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    /// [`MetadataStore::create_def`].
+    Create(SnapshotDef),
+    /// [`MetadataStore::redefine_def`].
+    Redefine(SnapshotDef, RedefineFlags),
+    /// [`MetadataStore::delete`] of the name with `snapshot_delete` flags.
+    Delete(String, u32),
+    /// [`MetadataStore::set_current`].
+    SetCurrent(String),
+}
+
 /// The snapshot metadata operations of a driver, with libvirt's tree rules built in. `dom` is
 /// the domain's UUID.
 pub trait MetadataStore: Send {
@@ -162,6 +176,10 @@ pub trait MetadataStore: Send {
     fn import(&mut self, dom: &str, xmls: &[String], current: Option<&str>, dry_run: bool) -> Result<()>;
     /// Changes with every committed change of `dom`'s metadata.
     fn generation(&mut self, dom: &str) -> Result<u64>;
+    /// Several changes in one commit, in order (a plugin whose one operation changes several
+    /// snapshots: delete one and rewrite the stored `<domain>` of others). Any failing change
+    /// commits none of them.
+    fn apply(&mut self, dom: &str, edits: &[Edit]) -> Result<()>;
 }
 
 /// `snapshot_create` flags as the tree's redefine options.
@@ -417,5 +435,24 @@ impl<B: MetadataBackend> MetadataStore for Metadata<B> {
     fn generation(&mut self, dom: &str) -> Result<u64> {
         self.read(dom)?;
         Ok(self.cache.get(dom).map_or(0, |(g, _)| *g))
+    }
+
+    fn apply(&mut self, dom: &str, edits: &[Edit]) -> Result<()> {
+        self.write(dom, true, |d| {
+            let mut changes = Vec::new();
+            for e in edits {
+                changes.extend(match e {
+                    Edit::Create(def) => {
+                        let ch = d.tree.create(def)?;
+                        d.defs.insert(def.name.clone(), SnapshotDef { parent: None, active: None, ..def.clone() });
+                        ch
+                    }
+                    Edit::Redefine(def, flags) => d.redefine(dom, def.clone(), *flags)?,
+                    Edit::Delete(name, flags) => d.tree.delete(name, *flags)?,
+                    Edit::SetCurrent(name) => d.tree.revert(name)?,
+                });
+            }
+            Ok((changes, ()))
+        })
     }
 }

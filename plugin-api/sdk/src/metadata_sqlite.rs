@@ -7,12 +7,12 @@ use std::path::Path;
 
 use virtplug_model::{
     Result, SnapshotInfo,
-    store::{Store, Sync},
+    store::{Store, Sync, Writer},
     tree::RedefineFlags,
     xml::{self, ParseFlags, SnapshotDef},
 };
 
-use crate::metadata::MetadataStore;
+use crate::metadata::{Edit, MetadataStore};
 
 /// The model's SQLite store as a [`MetadataStore`]. Domains need no row of their own for the
 /// snapshot operations; [`MetadataStore::generation`] reads the domain's row, so define the
@@ -82,4 +82,22 @@ impl MetadataStore for SqliteMetadata {
     fn generation(&mut self, dom: &str) -> Result<u64> {
         self.store.generation(dom)
     }
+
+    fn apply(&mut self, dom: &str, edits: &[Edit]) -> Result<()> {
+        self.store.write(|w| apply_edits(w, dom, edits))
+    }
+}
+
+/// `edits` applied inside a store transaction the caller holds (so that a plugin can commit
+/// them with its own rows: the domain's definition, say).
+pub fn apply_edits(w: &mut Writer<'_, '_>, dom: &str, edits: &[Edit]) -> Result<()> {
+    for e in edits {
+        match e {
+            Edit::Create(def) => w.create(dom, def)?,
+            Edit::Redefine(def, flags) => w.redefine(dom, def.clone(), *flags)?,
+            Edit::Delete(name, flags) => w.delete(dom, name, *flags)?,
+            Edit::SetCurrent(name) => w.set_current(dom, name)?,
+        }
+    }
+    Ok(())
 }

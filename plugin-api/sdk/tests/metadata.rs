@@ -180,3 +180,47 @@ fn the_directory_backend_matches_the_sqlite_store() {
         assert_eq!(metadata_common::digest(&mut files), metadata_common::digest(&mut sqlite), "step {k}");
     }
 }
+
+/// `apply` commits several changes together: a delete with its reparenting plus a rewritten
+/// survivor land as one commit (one generation step); a batch whose last change fails leaves
+/// every earlier one uncommitted. Same answers on the SQLite store.
+fn apply_is_one_commit(s: &mut dyn MetadataStore) {
+    use virtplug_plugin_sdk::{Edit, model::tree::RedefineFlags};
+    for (n, p) in [("a", None), ("b", Some("a")), ("c", Some("b"))] {
+        s.redefine(VM, &redefine_xml(n, p), 0).unwrap();
+    }
+    let before = s.generation(VM).unwrap();
+    let rewritten =
+        virtplug_plugin_sdk::model::xml::SnapshotDef { description: Some("repointed".into()), ..snap("c", Some("a")) };
+    let off = RedefineFlags { current: false, disk_only: false };
+    s.apply(VM, &[Edit::Delete("b".into(), 0), Edit::Redefine(rewritten, off), Edit::SetCurrent("a".into())]).unwrap();
+    assert_ne!(s.generation(VM).unwrap(), before);
+    assert_eq!(names(s), ["a", "c"]);
+    let c = s.definition(VM, "c").unwrap();
+    assert_eq!((c.parent.as_deref(), c.description.as_deref()), (Some("a"), Some("repointed")));
+    assert_eq!(s.current(VM).unwrap().map(|i| i.name).as_deref(), Some("a"));
+    let settled = s.generation(VM).unwrap();
+    assert_eq!(
+        err(s.apply(VM, &[Edit::Delete("c".into(), 0), Edit::Create(snap("d", None)), Edit::SetCurrent("c".into())])),
+        (codes::NO_DOMAIN_SNAPSHOT, "no domain snapshot with matching name 'c'".into())
+    );
+    assert_eq!((names(s), s.generation(VM).unwrap()), (vec!["a".to_owned(), "c".to_owned()], settled));
+}
+
+#[test]
+fn apply_commits_its_changes_together_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    apply_is_one_commit(&mut dir_store(dir.path()));
+    #[cfg(feature = "sqlite")]
+    {
+        use virtplug_plugin_sdk::{SqliteMetadata, model::domain::DomainDef, model::store::Sync};
+        let mut sqlite = SqliteMetadata::open(&dir.path().join("meta.db"), Sync::Normal).unwrap();
+        // the SQLite store's generation lives on the domain's row
+        let def = DomainDef::parse(&format!(
+            "<domain type='test'><name>vm</name><uuid>{VM}</uuid><memory>1024</memory><vcpu>1</vcpu></domain>"
+        ))
+        .unwrap();
+        sqlite.store().define_domain(&def, st::SHUTOFF, 0, -1).unwrap();
+        apply_is_one_commit(&mut sqlite);
+    }
+}
