@@ -3,7 +3,8 @@
 //! wrap it in [`Metadata`](virtplug_plugin_sdk::metadata::Metadata) for libvirt's tree rules),
 //! the store URI (`etcd://h1:p1,h2:p2/PREFIX`) and the store config file. It holds no tree
 //! logic (the SDK's) and does no terminal I/O. The etcd client (and so a protobuf compiler at
-//! build time) is compiled only with the `etcd` feature; without it only [`uri`] is here.
+//! build time) is compiled only with the `etcd` feature; without it only [`uri`] and [`fleet`]
+//! (which then refuses a `store=`) are here.
 //!
 //! Key layout under `P` (the URI's prefix; host, domain and snapshot names are hex-encoded):
 //! - `P/hosts/<host>` = the host's lease id, attached to that lease (every process of a host
@@ -40,8 +41,11 @@
 //! Errors: cluster unreachable → SYSTEM_ERROR ("unable to reach the metadata store URI: …");
 //! owned by another host → OPERATION_INVALID; lease lost → OPERATION_FAILED.
 
+pub mod fleet;
 pub mod uri;
 
+#[cfg(feature = "etcd")]
+mod events;
 #[cfg(feature = "etcd")]
 mod backend;
 #[cfg(feature = "etcd")]
@@ -51,6 +55,7 @@ mod watch;
 
 #[cfg(feature = "etcd")]
 pub use backend::{CHUNK_BYTES, CHUNK_OPS, EtcdBackend, lease_lost, owned_by};
+pub use fleet::{Fleet, FleetStore, FleetWatch};
 pub use uri::{StoreConfig, StoreUri, TlsFiles};
 #[cfg(feature = "etcd")]
 pub use watch::{RemoteChange, Watch, watch};

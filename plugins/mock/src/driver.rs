@@ -33,7 +33,7 @@ pub struct MockDriver {
     /// The fleet store keeping the snapshot metadata (`store=etcd://…`); domains stay local.
     fleet: Option<FleetSlot>,
     /// The fleet store's watch, when one runs.
-    _watch: Option<FleetWatch>,
+    _watch: Option<virtplug_store_etcd::FleetWatch>,
 }
 
 /// The fleet store behind its lock (the store itself prints nothing in `Debug`).
@@ -46,42 +46,6 @@ impl std::fmt::Debug for FleetSlot {
 }
 
 /// Gives a store that was never initialised the domain `test` (running, id 1), in one transaction.
-/// A running watch of the fleet store (dropped with the connection, which ends it).
-type FleetWatch = Box<dyn std::any::Any + Send + Sync>;
-
-/// The fleet store of `store` (its config from [`crate::uri::store_config`]) and, for a
-/// read-write connection whose host has a reader for events (a daemon), a watch that reports
-/// the snapshot changes other hosts commit (see [`crate::fleet_events`]).
-#[cfg(feature = "etcd")]
-fn connect_fleet(
-    store: &virtplug_store_etcd::StoreUri,
-    dir: &Path,
-    read_only: bool,
-) -> Result<(Fleet, Option<FleetWatch>)> {
-    let uri = format!("etcd://{}{}", store.endpoints.join(","), store.prefix);
-    let cfg = crate::uri::store_config(dir)?;
-    let backend = virtplug_store_etcd::EtcdBackend::connect(&uri, &cfg)?;
-    let host = virtplug_plugin_sdk::host::current();
-    let watch = if !read_only && host.wants_events() {
-        let db = dir.join("mock.db");
-        let w = virtplug_store_etcd::watch(&uri, &cfg, move |ch| crate::fleet_events::report(&host, &db, &ch))?;
-        Some(Box::new(w) as FleetWatch)
-    } else {
-        None
-    };
-    Ok((Box::new(virtplug_plugin_sdk::Metadata::new(backend)), watch))
-}
-
-/// Without the `etcd` feature a well-formed `store=` is refused in one line.
-#[cfg(not(feature = "etcd"))]
-fn connect_fleet(
-    _store: &virtplug_store_etcd::StoreUri,
-    _dir: &Path,
-    _read_only: bool,
-) -> Result<(Fleet, Option<FleetWatch>)> {
-    Err(Error::new(codes::CONFIG_UNSUPPORTED, "this build of the mock plugin has no etcd store (cargo feature etcd)"))
-}
-
 fn fresh(mut store: Store) -> Result<Store> {
     store.write(|w| {
         if w.meta("initialised")?.is_none() {
@@ -109,7 +73,9 @@ impl MockDriver {
     /// [`MockDriver::open`] with the snapshot metadata on the fleet store `store` (domains stay
     /// in `dir`). The cluster is reached first: unreachable, nothing is created locally.
     pub fn open_with_store(dir: &Path, read_only: bool, store: Option<virtplug_store_etcd::StoreUri>) -> Result<Self> {
-        let (fleet, _watch) = match store.map(|s| connect_fleet(&s, dir, read_only)).transpose()? {
+        let (fleet, _watch) = match store
+            .map(|s| virtplug_store_etcd::fleet::connect(&s, dir, "mock", (!read_only).then(|| dir.join("mock.db"))))
+            .transpose()? {
             Some((f, w)) => (Some(FleetSlot(Mutex::new(f))), w),
             None => (None, None),
         };
@@ -416,20 +382,5 @@ impl Driver for MockDriver {
             Some(mut f) => f.handover(&d.uuid, to),
             None => Err(Error::no_support("snapshot_handover")),
         }
-    }
-}
-
-#[cfg(feature = "etcd")]
-impl crate::state::FleetStore for virtplug_plugin_sdk::Metadata<virtplug_store_etcd::EtcdBackend> {
-    fn identity(&mut self) -> String {
-        let b = self.backend();
-        format!("{}\n{}", b.store_id(), b.host())
-    }
-    fn handover(&mut self, dom: &str, to: &str) -> Result<()> {
-        let b = self.backend();
-        if b.owner(dom)?.is_none() {
-            b.claim(dom)?;
-        }
-        b.handover(dom, to)
     }
 }

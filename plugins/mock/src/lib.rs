@@ -22,8 +22,6 @@
 #![warn(missing_docs)]
 
 mod driver;
-#[cfg(feature = "etcd")]
-mod fleet_events;
 mod snapshot;
 mod state;
 mod uri;
@@ -66,7 +64,7 @@ impl Plugin for MockPlugin {
     // the rule table first. Called raw (without the guard or `open_checked`), a read-only
     // connection is not refused writes by these checks.
     fn open(uri: &str, read_only: bool) -> Result<Box<dyn Driver>> {
-        let (base, store) = uri::split_store(uri)?;
+        let (base, store) = virtplug_store_etcd::fleet::split_store(uri)?;
         let dir = uri::state_dir(&base)?;
         Ok(Box::new(MockDriver::open_with_store(&dir, read_only, store)?))
     }

@@ -6,7 +6,7 @@
 use std::sync::MutexGuard;
 
 use virtplug_plugin_sdk::{
-    MetadataStore, Result,
+    Result,
     flags::domain_state as st,
     model::store::{DomainRecord, Store, Writer},
 };
@@ -24,16 +24,7 @@ pub(crate) trait Conn {
     fn fleet(&self) -> Result<Option<MutexGuard<'_, Fleet>>>;
 }
 
-/// Snapshot metadata on a fleet store, with the SDK's tree rules.
-pub(crate) type Fleet = Box<dyn FleetStore>;
-
-/// A store several hosts share: its identity and the handover of a domain to another host.
-pub(crate) trait FleetStore: MetadataStore {
-    /// `<store>\n<host>`: the store's identity (the same text on every host) and this host.
-    fn identity(&mut self) -> String;
-    /// Hands domain `dom` (its UUID) to host `to`, taking it first when no host owns it.
-    fn handover(&mut self, dom: &str, to: &str) -> Result<()>;
-}
+pub(crate) use virtplug_store_etcd::Fleet;
 
 /// Whether a domain in `state` is running (or paused, or otherwise not shut off).
 pub(crate) fn is_active(state: u32) -> bool {

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use virtplug_plugin_sdk::{
     DomainInfo, Driver, Error, Result, SnapshotInfo,
-    flags::{domain_state as st, domain_undefine, domain_xml, snapshot_import, snapshot_xml},
+    flags::{domain_state as st, domain_undefine, domain_xml, snapshot_import},
     model::{
         domain::normalize_uuid,
         store::DomainRecord,
-        xml::{self, FormatFlags},
+        xml,
     },
 };
 
@@ -65,16 +65,16 @@ impl Driver for QemuDriver {
     fn domain_undefine(&self, dom: &str, flags: u32) -> Result<()> {
         let mut g = self.lock()?;
         let d = self.domain_for_change(&mut g, dom)?;
-        g.store.write(|w| {
-            if is_active(d.state) {
-                return w.set_domain_persistent(&d.uuid, false);
-            }
-            let n = w.snapshot_count(&d.uuid)?;
-            if n > 0 && flags & domain_undefine::SNAPSHOTS_METADATA == 0 {
-                return Err(Error::operation_invalid(format!("cannot delete inactive domain with {n} snapshots")));
-            }
-            w.undefine_domain(&d.uuid)
-        })
+        if is_active(d.state) {
+            return g.store.write(|w| w.set_domain_persistent(&d.uuid, false));
+        }
+        let n = g.snaps(&d.uuid)?.len();
+        if n > 0 && flags & domain_undefine::SNAPSHOTS_METADATA == 0 {
+            return Err(Error::operation_invalid(format!("cannot delete inactive domain with {n} snapshots")));
+        }
+        // the local store drops the snapshot rows with the domain; a fleet store is told to
+        let edits = if g.fleet.is_some() { g.drop_all(&d.uuid)? } else { Vec::new() };
+        g.commit(&d.uuid, &edits, |w| w.undefine_domain(&d.uuid))
     }
 
     fn domain_start(&self, dom: &str) -> Result<()> {
@@ -149,26 +149,25 @@ impl Driver for QemuDriver {
     fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> Result<String> {
         let mut g = self.lock()?;
         let d = g.store.domain_by_name(dom)?;
-        let secure = flags & snapshot_xml::SECURE != 0;
-        g.store.snapshot_xml(&d.uuid, snap, FormatFlags { secure, ..Default::default() })
+        g.snap_xml(&d.uuid, snap, flags)
     }
 
     fn snapshot_list(&self, dom: &str, _flags: u32) -> Result<Vec<SnapshotInfo>> {
         let mut g = self.lock()?;
         let d = g.store.domain_by_name(dom)?;
-        g.store.snapshots(&d.uuid)
+        g.snaps(&d.uuid)
     }
 
     fn snapshot_lookup(&self, dom: &str, snap: &str) -> Result<SnapshotInfo> {
         let mut g = self.lock()?;
         let d = g.store.domain_by_name(dom)?;
-        g.store.snapshot(&d.uuid, snap)
+        g.snap(&d.uuid, snap)
     }
 
     fn snapshot_current(&self, dom: &str) -> Result<Option<SnapshotInfo>> {
         let mut g = self.lock()?;
         let d = g.store.domain_by_name(dom)?;
-        g.store.current(&d.uuid)
+        g.snap_current(&d.uuid)
     }
 
     fn snapshot_revert(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
@@ -202,6 +201,25 @@ impl Driver for QemuDriver {
     fn snapshot_generation(&self, dom: &str) -> Result<u64> {
         let mut g = self.lock()?;
         let d = g.store.domain_by_name(dom)?;
-        g.store.generation(&d.uuid)
+        g.snap_generation(&d.uuid)
+    }
+
+    /// On a fleet store: its identity and this host; the local store is this host's own.
+    fn snapshot_store(&self, dom: &str) -> Result<String> {
+        let mut g = self.lock()?;
+        g.store.domain_by_name(dom)?;
+        match &mut g.fleet {
+            Some(f) => Ok(f.identity()),
+            None => Err(Error::no_support("snapshot_store")),
+        }
+    }
+
+    fn snapshot_handover(&self, dom: &str, to: &str) -> Result<()> {
+        let mut g = self.lock()?;
+        let d = g.store.domain_by_name(dom)?;
+        match &mut g.fleet {
+            Some(f) => f.handover(&d.uuid, to),
+            None => Err(Error::no_support("snapshot_handover")),
+        }
     }
 }

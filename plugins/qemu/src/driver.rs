@@ -16,6 +16,7 @@ use virtplug_plugin_sdk::{
     flags::domain_state as st,
     model::store::{DomainRecord, Store, Sync},
 };
+use virtplug_store_etcd::Fleet;
 
 use crate::{
     domain::QemuDef,
@@ -26,11 +27,31 @@ use crate::{
 
 pub(crate) use virtplug_plugin_sdk::flags::domain_state_reason as reason;
 
-/// Mutable connection state: the metadata store and open QMP connections by domain UUID.
-#[derive(Debug)]
+/// Mutable connection state: the local store, the fleet store when snapshot metadata lives
+/// there (`store=`; see [`crate::meta`]), and open QMP connections by domain UUID.
 pub(crate) struct Inner {
     pub store: Store,
+    pub fleet: Option<Fleet>,
     pub qmp: HashMap<String, Qmp>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("store", &self.store)
+            .field("fleet", &self.fleet.is_some())
+            .field("qmp", &self.qmp)
+            .finish()
+    }
+}
+
+/// The fleet store's watch (see `virtplug_store_etcd::fleet::connect`), ended with the connection.
+struct FleetWatch(#[allow(dead_code, reason = "held for its Drop")] Option<virtplug_store_etcd::FleetWatch>);
+
+impl std::fmt::Debug for FleetWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "FleetWatch(running)" } else { "FleetWatch(none)" })
+    }
 }
 
 /// One open `qemu:` connection.
@@ -40,6 +61,7 @@ pub struct QemuDriver {
     pub(crate) read_only: bool,
     /// Shared with the connection's watcher (`watch.rs`), which holds it only while it looks.
     pub(crate) inner: Arc<Mutex<Inner>>,
+    _watch: FleetWatch,
 }
 
 pub(crate) fn is_active(state: u32) -> bool {
@@ -69,8 +91,19 @@ impl QemuDriver {
     /// active: live ones get their state from QMP, dead ones are marked shut off (crashed).
     /// A read-only connection creates nothing: it reads an existing store, or serves an empty
     /// host (no store yet means no domain) from memory.
+    ///
+    /// With a fleet store (`cfg.store`) the cluster is reached first: unreachable, nothing is
+    /// created locally.
     pub fn open(cfg: Config, read_only: bool) -> Result<Self> {
         let db = cfg.lib_dir.join("virtplug-qemu.db");
+        let (fleet, watch) = match &cfg.store {
+            Some(s) => {
+                let events = (!read_only).then(|| db.clone());
+                let (f, w) = virtplug_store_etcd::fleet::connect(s, &cfg.lib_dir, "qemu", events)?;
+                (Some(f), w)
+            }
+            None => (None, None),
+        };
         let store = if read_only {
             match Store::open_read_only(&db)? {
                 Some(store) => store,
@@ -87,7 +120,8 @@ impl QemuDriver {
             }
             Store::open(&db, Sync::Normal)?
         };
-        let drv = Self { cfg, read_only, inner: Arc::new(Mutex::new(Inner { store, qmp: HashMap::new() })) };
+        let inner = Inner { store, fleet, qmp: HashMap::new() };
+        let drv = Self { cfg, read_only, inner: Arc::new(Mutex::new(inner)), _watch: FleetWatch(watch) };
         {
             let mut g = drv.lock()?;
             if !read_only {
@@ -108,6 +142,12 @@ impl QemuDriver {
             crate::watch::spawn(&drv);
         }
         Ok(drv)
+    }
+
+    /// A read-write view of the connection whose state is `inner` (the watcher's, which must
+    /// not hold the connection open).
+    pub(crate) fn view(cfg: Config, inner: Arc<Mutex<Inner>>) -> Self {
+        Self { cfg, read_only: false, inner, _watch: FleetWatch(None) }
     }
 
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
@@ -146,7 +186,9 @@ impl QemuDriver {
         if d.persistent {
             g.store.set_domain_state(&d.uuid, st::SHUTOFF, why, -1)
         } else {
-            g.store.undefine_domain(&d.uuid)
+            // its snapshot metadata goes with it (the local store drops it with the domain)
+            let edits = if g.fleet.is_some() { g.drop_all(&d.uuid)? } else { Vec::new() };
+            g.commit(&d.uuid, &edits, |w| w.undefine_domain(&d.uuid))
         }
     }
 

@@ -3,7 +3,8 @@
 //! `qemu-img snapshot` for shut-off domains, QMP `snapshot-save`/`-load`/`-delete` jobs for
 //! running ones — and external snapshots (`external/`): qcow2 overlays on frozen images,
 //! disk-only or with the memory in a libvirt-style save image. Snapshot metadata lives in the
-//! model crate's SQLite store; this driver adds
+//! model crate's SQLite store, or on a fleet store shared by several hosts (`store=`, see
+//! `meta`); this driver adds
 //! the image-side checks libvirt leaves out (REDEFINE verifies the images, all-digit names are
 //! refused, tags are never duplicated).
 //!
@@ -16,6 +17,7 @@ mod domain;
 mod driver;
 mod external;
 mod img;
+mod meta;
 mod process;
 mod qmp;
 mod redefine;

@@ -4,7 +4,7 @@
 //! the disk that lacks it. External snapshots: see `external::chain`.
 
 use virtplug_plugin_sdk::{
-    Error, Result, codes,
+    Edit, Error, Result, codes,
     flags::{domain_state as st, snapshot_create as cf},
     model::{
         store::DomainRecord,
@@ -61,7 +61,7 @@ pub(crate) fn redefine(_drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, text:
     let def = prepare(d, text, flags)?;
     let name = def.name.clone();
     let rf = RedefineFlags { current: flags & cf::CURRENT != 0, disk_only: flags & cf::DISK_ONLY != 0 };
-    g.store.redefine(&d.uuid, def, rf)?;
+    g.commit_snaps(&d.uuid, &[Edit::Redefine(def, rf)])?;
     Ok(name)
 }
 
@@ -73,7 +73,7 @@ pub fn import(drv: &QemuDriver, dom: &str, xmls: &[String], current: Option<&str
     let mut g = drv.lock()?;
     let d = drv.domain_for_change(&mut g, dom)?;
     let defs = xmls.iter().map(|x| prepare(&d, x, 0)).collect::<Result<Vec<_>>>()?;
-    if dry_run { g.store.dry_run(|w| w.import(&d.uuid, defs, current)) } else { g.store.import(&d.uuid, defs, current) }
+    g.snap_import(&d.uuid, xmls, defs, current, dry_run)
 }
 
 /// `snapshot_edit`: redefine `snap` from `text`. A rename is refused: qcow2 internal snapshot
@@ -92,6 +92,6 @@ pub fn edit(drv: &QemuDriver, dom: &str, snap: &str, text: &str, flags: u32) -> 
     verify_images(&d, &def)?;
     let name = def.name.clone();
     let rf = RedefineFlags { current: flags & cf::CURRENT != 0, disk_only: flags & cf::DISK_ONLY != 0 };
-    g.store.edit(&d.uuid, snap, def, rf)?;
+    g.snap_edit(&d.uuid, snap, def, rf)?;
     Ok(name)
 }

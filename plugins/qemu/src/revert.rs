@@ -84,7 +84,7 @@ fn load(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, qdef: &QemuDef, name:
 pub fn revert(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
     let mut g = drv.lock()?;
     let d = drv.domain_for_change(&mut g, dom)?;
-    let sdef = g.store.snapshot_def(&d.uuid, snap)?;
+    let sdef = g.snap_def(&d.uuid, snap)?;
     // libvirt's first check (qemuSnapshotRevert), internal or external alike
     if is_active(d.state) && !crate::external::block_jobs(drv.qmp(&mut g, &d)?)?.is_empty() {
         return Err(Error::new(codes::OPERATION_INVALID, "domain has active block job"));
@@ -175,14 +175,15 @@ pub fn revert(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()>
         }
     };
     let new_xml = sdef.domain.clone().filter(|x| *x != d.xml);
-    g.store.write(|w| {
+    let gone = state == st::SHUTOFF && !d.persistent;
+    let edits = g.revert_edits(&d.uuid, snap, gone)?;
+    g.commit(&d.uuid, &edits, |w| {
         if new_xml.is_some() {
             w.define_domain(&target.def, state, why, id)?;
         }
-        if state == st::SHUTOFF && !d.persistent {
+        if gone {
             return w.undefine_domain(&d.uuid);
         }
-        w.set_domain_state(&d.uuid, state, why, if state == st::SHUTOFF { -1 } else { id })?;
-        w.set_current(&d.uuid, snap)
+        w.set_domain_state(&d.uuid, state, why, if state == st::SHUTOFF { -1 } else { id })
     })
 }

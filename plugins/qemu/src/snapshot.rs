@@ -12,7 +12,7 @@
 
 use serde_json::json;
 use virtplug_plugin_sdk::{
-    Error, Result, codes,
+    Edit, Error, Result, codes,
     flags::{domain_state as st, snapshot_create as cf, snapshot_delete as df},
     model::{
         store::DomainRecord,
@@ -171,7 +171,7 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
         crate::external::refuse_busy_disks(drv.qmp(&mut g, &d)?, &targets)?;
     }
     let metadata = flags & cf::NO_METADATA == 0;
-    if metadata && g.store.snapshot(&d.uuid, &def.name).is_ok() {
+    if metadata && g.snap(&d.uuid, &def.name).is_ok() {
         return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", def.name)));
     }
     for disk in qdef.snapshot_disks() {
@@ -204,7 +204,7 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
     } else {
         offline_create(&qdef, &def.name)?;
     }
-    if metadata && let Err(e) = g.store.create(&d.uuid, &def) {
+    if metadata && let Err(e) = g.commit_snaps(&d.uuid, &[Edit::Create(def.clone())]) {
         let disks: Vec<&Disk> = qdef.snapshot_disks().collect();
         if active {
             let _ = online_delete(drv, &mut g, &d, &qdef, &def.name);
@@ -264,9 +264,9 @@ fn offline_delete(qdef: &QemuDef, name: &str) -> Result<()> {
 pub fn delete(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
     let mut g = drv.lock()?;
     let d = drv.domain_for_change(&mut g, dom)?;
-    g.store.snapshot(&d.uuid, snap)?;
+    g.snap(&d.uuid, snap)?;
     if flags & df::METADATA_ONLY != 0 {
-        return g.store.delete(&d.uuid, snap, flags);
+        return g.commit_snaps(&d.uuid, &[Edit::Delete(snap.to_owned(), flags)]);
     }
     if crate::external::delete::involved(&mut g, &d, snap, flags)? {
         if is_active(d.state) && !crate::external::block_jobs(drv.qmp(&mut g, &d)?)?.is_empty() {
@@ -278,7 +278,7 @@ pub fn delete(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()>
         drop(g);
         return crate::external::delete::delete(drv, dom, snap, flags);
     }
-    let all = g.store.snapshots(&d.uuid)?;
+    let all = g.snaps(&d.uuid)?;
     let mut victims: Vec<String> = Vec::new();
     if flags & (df::CHILDREN | df::CHILDREN_ONLY) != 0 {
         let mut frontier = vec![snap.to_owned()];
@@ -299,14 +299,14 @@ pub fn delete(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()>
         let res = if active {
             online_delete(drv, &mut g, &d, &current, name)
         } else {
-            let sdef = g.store.snapshot_def(&d.uuid, name)?;
+            let sdef = g.snap_def(&d.uuid, name)?;
             snapshot_qdef(&sdef, &d).and_then(|q| offline_delete(&q, name))
         };
         if let Err(e) = res {
-            let done = victims[..k].to_vec();
-            g.store.write(|w| done.iter().try_for_each(|n| w.delete(&d.uuid, n, 0)))?;
+            let done: Vec<Edit> = victims[..k].iter().map(|n| Edit::Delete(n.clone(), 0)).collect();
+            g.commit_snaps(&d.uuid, &done)?;
             return Err(e);
         }
     }
-    g.store.delete(&d.uuid, snap, flags)
+    g.commit_snaps(&d.uuid, &[Edit::Delete(snap.to_owned(), flags)])
 }

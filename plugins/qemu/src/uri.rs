@@ -9,7 +9,10 @@
 //! Options (query parameters, any URI): `accel=tcg|kvm|auto` (default auto: KVM when
 //! `/dev/kvm` opens read-write, else TCG) and `qmp_timeout_ms=N` (default 30000): how long a
 //! QMP peer may stay silent before the call fails; `shutdown_timeout_ms=N` (default 10000): how
-//! long `shutdown` waits for the guest after `system_powerdown` before it sends `quit`.
+//! long `shutdown` waits for the guest after `system_powerdown` before it sends `quit`;
+//! `store=etcd://h1:p1,h2:p2/PREFIX`: the snapshot metadata on that fleet store (else
+//! `VIRTPLUG_STORE`, else beside the domains in the local store; see `crate::meta`), its config
+//! from `VIRTPLUG_STORE_CONFIG`, else `<lib dir>/store.conf`.
 
 use std::path::PathBuf;
 
@@ -39,6 +42,8 @@ pub struct Config {
     pub qmp_timeout_ms: u64,
     /// How long `shutdown` waits for the guest after `system_powerdown` before `quit`.
     pub shutdown_timeout_ms: u64,
+    /// The fleet store keeping the snapshot metadata, if any.
+    pub store: Option<virtplug_store_etcd::StoreUri>,
 }
 
 fn env_dir(name: &str) -> Option<PathBuf> {
@@ -49,15 +54,24 @@ fn home(uri: &str) -> Result<PathBuf> {
     env_dir("HOME").ok_or_else(|| Error::new(codes::NO_CONNECT, format!("{uri}: HOME is not set")))
 }
 
-/// Parses `uri`; anything but the three forms above is NO_CONNECT.
+/// Parses `uri`; anything but the three forms above is NO_CONNECT, a malformed `store=`
+/// INVALID_ARG.
 pub fn parse(uri: &str) -> Result<Config> {
+    let (rest, store) = virtplug_store_etcd::fleet::split_store(uri)?;
+    let mut cfg = parse_local(uri, &rest)?;
+    cfg.store = store;
+    Ok(cfg)
+}
+
+/// `rest` (`uri` without `store=`) as a local configuration.
+fn parse_local(uri: &str, rest: &str) -> Result<Config> {
     let refuse = |why: &str| {
         Error::new(
             codes::NO_CONNECT,
             format!("{uri} ({why}; the qemu driver accepts qemu:///session, qemu:///system or qemu:///embed?root=DIR)"),
         )
     };
-    let rest = uri.strip_prefix("qemu://").ok_or_else(|| refuse("not a qemu URI"))?;
+    let rest = rest.strip_prefix("qemu://").ok_or_else(|| refuse("not a qemu URI"))?;
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     let mut root = None;
     let mut accel = Accel::Auto;
@@ -106,7 +120,7 @@ pub fn parse(uri: &str) -> Result<Config> {
         }
         _ => return Err(refuse("unknown path")),
     };
-    Ok(Config { lib_dir, run_dir, accel, qmp_timeout_ms, shutdown_timeout_ms })
+    Ok(Config { lib_dir, run_dir, accel, qmp_timeout_ms, shutdown_timeout_ms, store: None })
 }
 
 #[cfg(test)]
@@ -133,5 +147,9 @@ mod tests {
         ] {
             assert_eq!(parse(bad).unwrap_err().code, codes::NO_CONNECT, "{bad}");
         }
+        let f = parse("qemu:///embed?root=/tmp/x&store=etcd://127.0.0.1:2379,127.0.0.1:2381/fleet&accel=tcg").unwrap();
+        let s = f.store.unwrap();
+        assert_eq!((s.endpoints.len(), s.prefix.as_str(), f.accel), (2, "/fleet", Accel::Tcg));
+        assert_eq!(parse("qemu:///session?store=etcd://a/p").unwrap_err().code, codes::INVALID_ARG);
     }
 }

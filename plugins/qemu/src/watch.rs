@@ -50,7 +50,7 @@ fn run(inner: &Weak<Mutex<Inner>>, cfg: &Config, host: &Host) {
         std::thread::sleep(INTERVAL);
         let Some(inner) = inner.upgrade() else { return };
         // A view of the same connection (same state, same configuration) to refresh through.
-        let drv = QemuDriver { cfg: cfg.clone(), read_only: false, inner };
+        let drv = QemuDriver::view(cfg.clone(), inner);
         look(&drv, host);
     }
 }

@@ -17,7 +17,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 use virtplug_plugin_sdk::{
-    Error, Result, codes,
+    Edit, Error, Result, codes,
     flags::{domain_state as st, snapshot_create as cf},
     model::{
         store::DomainRecord,
@@ -89,13 +89,8 @@ fn switched_def(d: &DomainRecord, disks: &[ExtDisk]) -> Result<QemuDef> {
 
 /// Saves the switched definition and (unless NO_METADATA) the snapshot, in one transaction.
 fn save(g: &mut Inner, d: &DomainRecord, def: &SnapshotDef, new: &QemuDef, metadata: bool) -> Result<()> {
-    g.store.write(|w| {
-        w.define_domain(&new.def, d.state, d.reason, d.id)?;
-        if metadata {
-            w.create(&d.uuid, def)?;
-        }
-        Ok(())
-    })
+    let edits: Vec<Edit> = metadata.then(|| Edit::Create(def.clone())).into_iter().collect();
+    g.commit(&d.uuid, &edits, |w| w.define_domain(&new.def, d.state, d.reason, d.id).map(drop))
 }
 
 /// What the steps of one running create share: the connection, the domain as it was, the
@@ -135,7 +130,7 @@ pub(crate) fn create(
         ));
     }
     let metadata = flags & cf::NO_METADATA == 0;
-    if metadata && g.store.snapshot(&d.uuid, &def.name).is_ok() {
+    if metadata && g.snap(&d.uuid, &def.name).is_ok() {
         return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", def.name)));
     }
     def.domain = Some(d.xml.clone());

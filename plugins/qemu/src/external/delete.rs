@@ -26,7 +26,7 @@ use std::{
 
 use serde_json::{Value, json};
 use virtplug_plugin_sdk::{
-    Error, Result, codes,
+    Edit, Error, Result, codes,
     flags::{domain_state as st, snapshot_delete as df},
     model::{
         store::DomainRecord,
@@ -100,7 +100,7 @@ fn chain(top: &Path) -> Vec<PathBuf> {
 /// Whether deleting `snap` with `flags` touches an external snapshot (then this module does it).
 pub(crate) fn involved(g: &mut Inner, d: &DomainRecord, snap: &str, flags: u32) -> Result<bool> {
     for v in victims(g, d, snap, flags)? {
-        if g.store.snapshot_def(&d.uuid, &v)?.is_external() {
+        if g.snap_def(&d.uuid, &v)?.is_external() {
             return Ok(true);
         }
     }
@@ -109,7 +109,7 @@ pub(crate) fn involved(g: &mut Inner, d: &DomainRecord, snap: &str, flags: u32) 
 
 /// What a delete removes, deepest first.
 fn victims(g: &mut Inner, d: &DomainRecord, snap: &str, flags: u32) -> Result<Vec<String>> {
-    let all = g.store.snapshots(&d.uuid)?;
+    let all = g.snaps(&d.uuid)?;
     let mut out: Vec<String> = Vec::new();
     if flags & (df::CHILDREN | df::CHILDREN_ONLY) != 0 {
         let mut frontier = vec![snap.to_owned()];
@@ -133,14 +133,14 @@ pub fn delete(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()>
     let list = {
         let mut g = drv.lock()?;
         let d = drv.domain_for_change(&mut g, dom)?;
-        g.store.snapshot(&d.uuid, snap)?;
+        g.snap(&d.uuid, snap)?;
         victims(&mut g, &d, snap, flags)?
     };
     for v in list {
         let external = {
             let mut g = drv.lock()?;
             let d = drv.domain_for_change(&mut g, dom)?;
-            g.store.snapshot_def(&d.uuid, &v)?.is_external()
+            g.snap_def(&d.uuid, &v)?.is_external()
         };
         if external {
             delete_one(drv, dom, &v)?;
@@ -180,11 +180,11 @@ fn repoint(xml: &str, merges: &[Merge]) -> Result<Option<String>> {
 /// The other snapshots whose stored `<domain>` names a merged overlay, with their new domain.
 fn rewrites(g: &mut Inner, d: &DomainRecord, snap: &str, merges: &[Merge]) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
-    for other in g.store.snapshots(&d.uuid)? {
+    for other in g.snaps(&d.uuid)? {
         if other.name == snap {
             continue;
         }
-        let odef = g.store.snapshot_def(&d.uuid, &other.name)?;
+        let odef = g.snap_def(&d.uuid, &other.name)?;
         if let Some(x) = odef.domain.as_deref().map(|x| repoint(x, merges)).transpose()?.flatten() {
             out.push((other.name.clone(), x));
         }
@@ -257,7 +257,7 @@ fn plan(g: &mut Inner, d: &DomainRecord, sdef: &SnapshotDef) -> Result<Plan> {
 fn delete_one(drv: &QemuDriver, dom: &str, snap: &str) -> Result<()> {
     let mut g = drv.lock()?;
     let d = drv.domain_for_change(&mut g, dom)?;
-    let sdef = g.store.snapshot_def(&d.uuid, snap)?;
+    let sdef = g.snap_def(&d.uuid, snap)?;
     let p = plan(&mut g, &d, &sdef)?;
     p.step.write(&drv.cfg, &d.uuid)?;
     for (k, (m, (target, live))) in p.step.merges.iter().zip(&p.live).enumerate() {
@@ -292,20 +292,22 @@ fn delete_one(drv: &QemuDriver, dom: &str, snap: &str) -> Result<()> {
 /// transaction, then the merged files, then the record.
 fn finish(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, step: &Step, rewrites: &[(String, String)]) -> Result<()> {
     let new_def = (step.new_domain_xml != d.xml).then(|| QemuDef::parse(&step.new_domain_xml)).transpose()?;
-    g.store.write(|w| {
-        if w.snapshot(&d.uuid, &step.snapshot).is_ok() {
-            w.delete(&d.uuid, &step.snapshot, 0)?;
+    // a settled record repeats only what is missing: the snapshot may be gone already
+    let gone = g.snap(&d.uuid, &step.snapshot).ok();
+    let mut edits: Vec<Edit> = gone.iter().map(|s| Edit::Delete(s.name.clone(), 0)).collect();
+    for (name, xml) in rewrites {
+        let mut def = g.snap_def(&d.uuid, name)?;
+        def.domain = Some(xml.clone());
+        if let Some(s) = gone.as_ref().filter(|s| def.parent.as_deref() == Some(s.name.as_str())) {
+            // the delete before it reparents the children of the deleted snapshot
+            def.parent.clone_from(&s.parent);
         }
-        for (name, xml) in rewrites {
-            let mut def = w.snapshot_def(&d.uuid, name)?;
-            def.domain = Some(xml.clone());
-            let rf = RedefineFlags { current: false, disk_only: def.state == st::DISK_SNAPSHOT };
-            w.redefine(&d.uuid, def, rf)?;
-        }
-        if let Some(n) = &new_def {
-            w.define_domain(&n.def, d.state, d.reason, d.id)?;
-        }
-        Ok(())
+        let rf = RedefineFlags { current: false, disk_only: def.state == st::DISK_SNAPSHOT };
+        edits.push(Edit::Redefine(def, rf));
+    }
+    g.commit(&d.uuid, &edits, |w| match &new_def {
+        Some(n) => w.define_domain(&n.def, d.state, d.reason, d.id).map(drop),
+        None => Ok(()),
     })?;
     for m in &step.merges {
         let _ = fs::remove_file(&m.overlay);

@@ -28,7 +28,7 @@ use std::{
 
 use serde_json::{Value, json};
 use virtplug_plugin_sdk::{
-    Error, Result, codes,
+    Edit, Error, Result, codes,
     model::{
         store::DomainRecord,
         xml::{self, ParseFlags},
@@ -216,10 +216,8 @@ fn settle_step(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, step: &Step) -
                         .all(|k| top_file(q, &k.target).as_deref() == Some(k.path.as_path()))
                 });
             if switched {
-                return g.store.write(|w| {
-                    w.define_domain(&new.def, d.state, d.reason, d.id)?;
-                    w.set_current(&d.uuid, &step.snapshot)
-                });
+                let current = [Edit::SetCurrent(step.snapshot.clone())];
+                return g.commit(&d.uuid, &current, |w| w.define_domain(&new.def, d.state, d.reason, d.id).map(drop));
             }
             // the definition was never switched: the new overlays are unreferenced
             for c in &step.created {
@@ -261,14 +259,14 @@ fn settle_pending(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, p: &super::
         } else {
             None
         };
-        g.store.write(|w| {
-            w.define_domain(&def.def, d.state, d.reason, d.id)?;
-            if let Some(s) = &sdef {
-                w.create(&d.uuid, s)?;
-            }
-            Ok(())
-        })
+        // on a fleet store the snapshot may be there already (its commit comes first)
+        let edits: Vec<Edit> = sdef.filter(|s| g.snap(&d.uuid, &s.name).is_err()).map(Edit::Create).into_iter().collect();
+        g.commit(&d.uuid, &edits, |w| w.define_domain(&def.def, d.state, d.reason, d.id).map(drop))
     } else {
+        // never switched: a snapshot a fleet store recorded before the local commit failed goes too
+        if p.metadata && g.fleet.is_some() && g.snap(&d.uuid, &p.snapshot).is_ok() {
+            g.commit_snaps(&d.uuid, &[Edit::Delete(p.snapshot.clone(), 0)])?;
+        }
         for (disk, _) in &p.disks {
             if disk.created {
                 let _ = fs::remove_file(&disk.overlay);

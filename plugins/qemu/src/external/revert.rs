@@ -324,13 +324,14 @@ pub(crate) fn revert(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, sdef: &S
         (true, true) => (st::RUNNING, reason::RUNNING_FROM_SNAPSHOT),
         (true, false) => (st::PAUSED, reason::PAUSED_FROM_SNAPSHOT),
     };
-    g.store.write(|w| {
+    let gone = state == st::SHUTOFF && !d.persistent;
+    let edits = g.revert_edits(&d.uuid, snap, gone)?;
+    g.commit(&d.uuid, &edits, |w| {
         w.define_domain(&new_def.def, state, why, id)?;
-        if state == st::SHUTOFF && !d.persistent {
+        if gone {
             return w.undefine_domain(&d.uuid);
         }
-        w.set_domain_state(&d.uuid, state, why, id)?;
-        w.set_current(&d.uuid, snap)
+        w.set_domain_state(&d.uuid, state, why, id)
     })?;
     Step::remove(&drv.cfg, &d.uuid);
     Ok(())

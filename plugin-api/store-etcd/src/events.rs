@@ -12,7 +12,7 @@ use virtplug_plugin_sdk::{
     host::{Event, Host},
     model::store::Store,
 };
-use virtplug_store_etcd::RemoteChange;
+use crate::RemoteChange;
 
 /// Reports `ch` through `host`; `db` is this host's local store (read-only here).
 pub(crate) fn report(host: &Host, db: &Path, ch: &RemoteChange) {
