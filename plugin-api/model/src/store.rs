@@ -10,6 +10,8 @@
 //!   a snapshot's parent lives only in the `parent` column — the stored XML is the secure
 //!   format without `<parent>`, `<active>` and `<domain>`, all added back when formatting;
 //!   embedded `<domain>` texts are stored once each (`snapshot_domains`, keyed by SHA-256);
+//! - beside its stored text each snapshot row keeps where the parent and the domain go in it
+//!   (schema v6), so that a dump splices them in without parsing (`store_rows.rs`);
 //! - snapshot names are data (bound parameters), never paths;
 //! - each domain's hierarchy is cached in memory as a [`SnapshotTree`] and re-read when
 //!   another connection has committed (`PRAGMA data_version`) or after a failed operation;
@@ -24,7 +26,7 @@ use crate::{
     Error, Result, SnapshotInfo, codes,
     domain::DomainDef,
     tree::SnapshotTree,
-    xml::{self, FormatFlags, SnapshotDef},
+    xml::{FormatFlags, SnapshotDef},
 };
 
 pub use crate::store_jobs::JobRecord;
@@ -37,7 +39,7 @@ use crate::{
 };
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Durability of commits (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -208,7 +210,11 @@ impl Store {
         if version < 4 {
             tx.execute_batch(crate::store_jobs::MIGRATE_V3_V4).map_err(db)?;
         }
-        tx.execute_batch(crate::store_gen::MIGRATE_V4_V5).map_err(db)?;
+        if version < 5 {
+            tx.execute_batch(crate::store_gen::MIGRATE_V4_V5).map_err(db)?;
+        }
+        tx.execute_batch(crate::store_rows::MIGRATE_V5_V6).map_err(db)?;
+        crate::store_rows::fill_layouts(&tx)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db)?;
         tx.commit().map_err(db)
     }
@@ -362,12 +368,11 @@ impl Store {
     /// One snapshot's XML as libvirt formats it, with `<domain><uuid>` = `dom` when it has no
     /// full domain; with `flags.internal`, `<active>` reflects the stored current flag (the
     /// caller's `flags.current` is ignored).
+    ///
+    /// One indexed read of the snapshot's row (its parent and current flag included); the
+    /// stored text is spliced, not parsed, whenever that gives the same bytes (`store_rows.rs`).
     pub fn snapshot_xml(&mut self, dom: &str, name: &str, flags: FormatFlags) -> Result<String> {
-        let info = self.tree(dom)?.get(name)?;
-        let mut def = read_def(&self.conn, dom, name)?;
-        def.parent = info.parent;
-        let flags = FormatFlags { current: info.current, ..flags };
-        Ok(xml::format(&def, Some(dom), flags))
+        crate::store_rows::read_xml(&self.conn, dom, name, flags)
     }
 
     /// Domain `dom`'s (uuid) generation, or NO_DOMAIN: one primary-key read. It changes with

@@ -9,7 +9,7 @@ use crate::{
     Error, Result, SnapshotInfo, codes,
     domain::DomainDef,
     redefine,
-    store_rows::{DomainRecord, db, domain_row, load_tree, read_def},
+    store_rows::{DomainRecord, db, domain_row, layout_columns, load_tree, read_def, stored_layout},
     tree::{Change, RedefineFlags, SnapshotTree, info_from_def},
     xml::SnapshotDef,
 };
@@ -156,6 +156,8 @@ impl<'a, 'c> Writer<'a, 'c> {
                         .ok_or_else(|| Error::internal(format!("no definition for snapshot {name}")))?;
                     let info = info_from_def(def);
                     let xml = redefine::stored_xml(def);
+                    // written with the text, in the same statement: a dump splices by it
+                    let [fmt_parent, fmt_domain, fmt_domain_end] = layout_columns(stored_layout(&xml));
                     let domain_id = match &def.domain {
                         Some(d) => Some(self.domain_text_id(d)?),
                         None => None,
@@ -166,8 +168,9 @@ impl<'a, 'c> Writer<'a, 'c> {
                         self.tx
                             .prepare_cached(
                                 "INSERT INTO snapshots (dom_uuid, name, parent, xml, creation_time, state,
-                                 external, disk_only, is_current, seq, domain_id)
-                                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?11,?9,?10)",
+                                 external, disk_only, is_current, seq, domain_id, fmt_parent, fmt_domain,
+                                 fmt_domain_end)
+                                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?11,?9,?10,?12,?13,?14)",
                             )
                             .map_err(db)?
                             .execute(params![
@@ -181,7 +184,10 @@ impl<'a, 'c> Writer<'a, 'c> {
                                 info.disk_only,
                                 i64::try_from(seq).unwrap_or(i64::MAX),
                                 domain_id,
-                                inserted_current == Some(name)
+                                inserted_current == Some(name),
+                                fmt_parent,
+                                fmt_domain,
+                                fmt_domain_end
                             ])
                             .map_err(db)?;
                     } else {
@@ -190,7 +196,8 @@ impl<'a, 'c> Writer<'a, 'c> {
                         self.tx
                             .prepare_cached(
                                 "UPDATE snapshots SET xml = ?3, creation_time = ?4, state = ?5, external = ?6,
-                                 disk_only = ?7, domain_id = ?8, seq = ?9 WHERE dom_uuid = ?1 AND name = ?2",
+                                 disk_only = ?7, domain_id = ?8, seq = ?9, fmt_parent = ?10, fmt_domain = ?11,
+                                 fmt_domain_end = ?12 WHERE dom_uuid = ?1 AND name = ?2",
                             )
                             .map_err(db)?
                             .execute(params![
@@ -202,7 +209,10 @@ impl<'a, 'c> Writer<'a, 'c> {
                                 info.external,
                                 info.disk_only,
                                 domain_id,
-                                i64::try_from(seq).unwrap_or(i64::MAX)
+                                i64::try_from(seq).unwrap_or(i64::MAX),
+                                fmt_parent,
+                                fmt_domain,
+                                fmt_domain_end
                             ])
                             .map_err(db)?;
                     }

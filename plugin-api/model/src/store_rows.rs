@@ -1,6 +1,15 @@
 //! The store's row readers, shared by the store and its write transactions: the domain row, a
-//! domain's hierarchy, one stored snapshot definition, and the SQLite error conversion. A leaf:
-//! it knows the schema, not the [`Store`](crate::store::Store) or its caches.
+//! domain's hierarchy, one stored snapshot definition, one snapshot's dump, and the SQLite error
+//! conversion. A leaf: it knows the schema, not the [`Store`](crate::store::Store) or its caches.
+//!
+//! A dump without parsing (schema v6): beside each snapshot's stored text the row keeps the
+//! text's [`Layout`] (`fmt_parent`, `fmt_domain`, `fmt_domain_end`), written in the same
+//! statement as the text by every write of it (insert, redefine, the v6 migration). Parent,
+//! `<domain>` and `<active>` are not in the stored text; a dump splices them in from the row's
+//! `parent`, `is_current` and shared domain text. The layout is kept only when the stored text
+//! is exactly what parsing it and formatting it again gives ([`stored_layout`]), so the splice
+//! equals the parse-and-format dump byte for byte; otherwise (old rows whose text is not in
+//! today's form) it is NULL and the dump parses, as it always did.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -8,7 +17,7 @@ use crate::{
     DomainInfo, Error, Result, SnapshotInfo, codes,
     domain::DomainDef,
     tree::SnapshotTree,
-    xml::{self, SnapshotDef},
+    xml::{self, FormatFlags, Layout, SnapshotDef},
 };
 
 /// One domain row.
@@ -111,4 +120,127 @@ pub(crate) fn read_def(conn: &Connection, dom: &str, name: &str) -> Result<Snaps
         def.domain = domain;
     }
     Ok(def)
+}
+
+/// Schema v6: the stored text's layout (see the module's header); NULL: dump by parsing. The
+/// migration fills it for every row whose text qualifies ([`fill_layouts`]).
+pub(crate) const MIGRATE_V5_V6: &str = "
+ALTER TABLE snapshots ADD COLUMN fmt_parent INTEGER;
+ALTER TABLE snapshots ADD COLUMN fmt_domain INTEGER;
+ALTER TABLE snapshots ADD COLUMN fmt_domain_end INTEGER;
+";
+
+/// The layout of stored text `text`, when a dump may splice it: `text` parses, and formatting
+/// what it parses to (without parent and domain, as stored) gives `text` again byte for byte.
+/// The layout is that of the re-formatted definition, the very one a parsing dump formats, so
+/// the splice and the parsing dump cannot differ. `None` otherwise.
+pub(crate) fn stored_layout(text: &str) -> Option<Layout> {
+    let def = xml::parse_stored(text).ok()?;
+    let stored = SnapshotDef { parent: None, active: None, domain: None, ..def };
+    let (again, layout) =
+        xml::format_with_layout(&stored, None, FormatFlags { secure: true, internal: false, current: false });
+    (again == text).then_some(layout)
+}
+
+/// The three layout columns' values for `layout`.
+pub(crate) fn layout_columns(layout: Option<Layout>) -> [Option<i64>; 3] {
+    let col = |v: usize| i64::try_from(v).ok();
+    match layout {
+        Some(l) => [col(l.parent_at), col(l.domain_at), col(l.domain_end)],
+        None => [None; 3],
+    }
+}
+
+/// Fills the layout of every snapshot row (the v6 migration, inside its transaction).
+pub(crate) fn fill_layouts(conn: &Connection) -> Result<()> {
+    let rows = conn
+        .prepare("SELECT dom_uuid, name, xml FROM snapshots")
+        .map_err(db)?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .map_err(db)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)?;
+    let mut stmt = conn
+        .prepare(
+            "UPDATE snapshots SET fmt_parent = ?3, fmt_domain = ?4, fmt_domain_end = ?5
+             WHERE dom_uuid = ?1 AND name = ?2",
+        )
+        .map_err(db)?;
+    for (dom, name, text) in rows {
+        let [p, d, e] = layout_columns(stored_layout(&text));
+        stmt.execute(params![dom, name, p, d, e]).map_err(db)?;
+    }
+    Ok(())
+}
+
+/// One snapshot's XML as [`Store::snapshot_xml`](crate::store::Store::snapshot_xml) formats it,
+/// in one indexed read of its row: spliced from the stored text by its layout, or, without one
+/// (or for a non-secure dump of a snapshot with an `<inactiveDomain>`, whose secrets only the
+/// parser can strip), parsed and formatted. Parent and current flag come from the same row.
+pub(crate) fn read_xml(conn: &Connection, dom: &str, name: &str, flags: FormatFlags) -> Result<String> {
+    type Row = (String, Option<String>, bool, [Option<i64>; 3], Option<String>);
+    let (text, parent, current, cols, domain): Row = conn
+        .prepare_cached(
+            "SELECT s.xml, s.parent, s.is_current, s.fmt_parent, s.fmt_domain, s.fmt_domain_end, d.xml
+             FROM snapshots s LEFT JOIN snapshot_domains d ON d.id = s.domain_id
+             WHERE s.dom_uuid = ?1 AND s.name = ?2",
+        )
+        .map_err(db)?
+        .query_row(params![dom, name], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, [r.get(3)?, r.get(4)?, r.get(5)?], r.get(6)?))
+        })
+        .optional()
+        .map_err(db)?
+        .ok_or_else(|| Error::no_snapshot(name))?;
+    let flags = FormatFlags { current, ..flags };
+    if let Some(layout) = layout_of(cols) {
+        if let Some(out) = splice(&text, layout, parent.as_deref(), domain.as_deref(), dom, flags) {
+            return Ok(out);
+        }
+    }
+    let mut def = xml::parse_stored(&text)?;
+    if domain.is_some() {
+        def.domain = domain;
+    }
+    def.parent = parent;
+    Ok(xml::format(&def, Some(dom), flags))
+}
+
+fn layout_of(cols: [Option<i64>; 3]) -> Option<Layout> {
+    let at = |v: Option<i64>| v.and_then(|v| usize::try_from(v).ok());
+    Some(Layout { parent_at: at(cols[0])?, domain_at: at(cols[1])?, domain_end: at(cols[2])? })
+}
+
+/// [`xml::format`] of the definition `text` stores, with `parent`, the full `domain` (or
+/// `<domain><uuid>dom`) and `flags`, built from `text`'s pieces. `None` when the layout does
+/// not fit the text, or when a non-secure dump would have to strip an `<inactiveDomain>`.
+fn splice(
+    text: &str,
+    layout: Layout,
+    parent: Option<&str>,
+    domain: Option<&str>,
+    dom: &str,
+    flags: FormatFlags,
+) -> Option<String> {
+    let body = text.strip_suffix(xml::SNAPSHOT_END)?;
+    let head = body.get(..layout.parent_at)?;
+    let middle = body.get(layout.parent_at..layout.domain_at)?;
+    let tail = body.get(layout.domain_end..)?;
+    // conservative: any mention sends the dump to the parser, which strips what it must
+    if !flags.secure && tail.contains("<inactiveDomain") {
+        return None;
+    }
+    let mut o = String::with_capacity(text.len() + domain.map_or(64, |d| d.len() + d.len() / 4) + 64);
+    o.push_str(head);
+    if let Some(p) = parent {
+        xml::push_parent(&mut o, p);
+    }
+    o.push_str(middle);
+    xml::push_domain(&mut o, domain, Some(dom), flags.secure);
+    o.push_str(tail);
+    if flags.internal {
+        xml::push_active(&mut o, flags.current);
+    }
+    o.push_str(xml::SNAPSHOT_END);
+    Some(o)
 }

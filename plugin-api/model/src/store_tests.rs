@@ -3,7 +3,7 @@
 use rusqlite::params;
 
 use super::*;
-use crate::xml::ParseFlags;
+use crate::xml::{self, ParseFlags};
 use crate::{
     domain::TEST_DOMAIN_XML,
     flags::{domain_state as st, snapshot_delete},

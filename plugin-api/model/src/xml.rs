@@ -498,6 +498,26 @@ fn source_children(src: &Element, ty: DiskType, protocol: Option<&str>) -> Vec<S
 /// Formats `def` exactly as libvirt's `virDomainSnapshotDefFormat`. `domain_uuid` is printed as
 /// `<domain><uuid>…</uuid></domain>` only when `def` has no full domain.
 pub fn format(def: &SnapshotDef, domain_uuid: Option<&str>, flags: FormatFlags) -> String {
+    format_with_layout(def, domain_uuid, flags).0
+}
+
+/// Where [`format`] put the parts that depend on more than the stored definition: the byte
+/// offset where `<parent>` is (or would be) written, and the span of the `<domain>` section
+/// (empty when there is none). The store keeps it beside its stored text so that a dump splices
+/// the parent, the domain and `<active>` in without parsing (`store_rows.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code, reason = "only the SQLite store reads the offsets"))]
+pub(crate) struct Layout {
+    /// Where the `<parent>` block starts (or would start).
+    pub parent_at: usize,
+    /// Where the `<domain>` section starts.
+    pub domain_at: usize,
+    /// Where it ends.
+    pub domain_end: usize,
+}
+
+/// [`format`], with the offsets of its [`Layout`].
+pub(crate) fn format_with_layout(def: &SnapshotDef, domain_uuid: Option<&str>, flags: FormatFlags) -> (String, Layout) {
     let mut o = String::with_capacity(256 + def.domain.as_ref().map_or(0, |d| d.len() + 256));
     o.push_str("<domainsnapshot>\n");
     o.push_str(&format!("  <name>{}</name>\n", escape(&def.name)));
@@ -507,8 +527,9 @@ pub fn format(def: &SnapshotDef, domain_uuid: Option<&str>, flags: FormatFlags) 
     if def.state != 0 {
         o.push_str(&format!("  <state>{}</state>\n", state_name(def.state).unwrap_or("nostate")));
     }
+    let parent_at = o.len();
     if let Some(p) = &def.parent {
-        o.push_str(&format!("  <parent>\n    <name>{}</name>\n  </parent>\n", escape(p)));
+        push_parent(&mut o, p);
     }
     // libvirt omits a zero creation time, but redefine requires the element: a snapshot that
     // has a state (every stored or redefined one) always gets it, so its dump redefines it.
@@ -529,15 +550,9 @@ pub fn format(def: &SnapshotDef, domain_uuid: Option<&str>, flags: FormatFlags) 
         }
         o.push_str("  </disks>\n");
     }
-    if let Some(dom) = &def.domain {
-        if flags.secure {
-            push_indented(&mut o, dom, "  ");
-        } else {
-            push_indented(&mut o, &strip_secrets(dom), "  ");
-        }
-    } else if let Some(uuid) = domain_uuid.or(def.legacy_uuid.as_deref()) {
-        o.push_str(&format!("  <domain>\n    <uuid>{}</uuid>\n  </domain>\n", escape(uuid)));
-    }
+    let domain_at = o.len();
+    push_domain(&mut o, def.domain.as_deref(), domain_uuid.or(def.legacy_uuid.as_deref()), flags.secure);
+    let domain_end = o.len();
     if let Some(dom) = &def.inactive_domain {
         if flags.secure {
             push_indented(&mut o, dom, "  ");
@@ -549,10 +564,37 @@ pub fn format(def: &SnapshotDef, domain_uuid: Option<&str>, flags: FormatFlags) 
         push_indented(&mut o, c, "  ");
     }
     if flags.internal {
-        o.push_str(&format!("  <active>{}</active>\n", u8::from(flags.current)));
+        push_active(&mut o, flags.current);
     }
-    o.push_str("</domainsnapshot>\n");
-    o
+    o.push_str(SNAPSHOT_END);
+    (o, Layout { parent_at, domain_at, domain_end })
+}
+
+/// The last line of every formatted snapshot.
+pub(crate) const SNAPSHOT_END: &str = "</domainsnapshot>\n";
+
+/// The `<parent>` block.
+pub(crate) fn push_parent(o: &mut String, parent: &str) {
+    o.push_str(&format!("  <parent>\n    <name>{}</name>\n  </parent>\n", escape(parent)));
+}
+
+/// The `<domain>` section: the full definition (without its secrets unless `secure`), else
+/// `<domain><uuid>` when a uuid is known, else nothing.
+pub(crate) fn push_domain(o: &mut String, full: Option<&str>, uuid: Option<&str>, secure: bool) {
+    if let Some(dom) = full {
+        if secure {
+            push_indented(o, dom, "  ");
+        } else {
+            push_indented(o, &strip_secrets(dom), "  ");
+        }
+    } else if let Some(uuid) = uuid {
+        o.push_str(&format!("  <domain>\n    <uuid>{}</uuid>\n  </domain>\n", escape(uuid)));
+    }
+}
+
+/// The `<active>` line of the internal format.
+pub(crate) fn push_active(o: &mut String, current: bool) {
+    o.push_str(&format!("  <active>{}</active>\n", u8::from(current)));
 }
 
 fn format_disk(o: &mut String, d: &DiskSpec) {

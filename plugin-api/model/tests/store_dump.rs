@@ -1,0 +1,260 @@
+//! A dump splices the stored text by its kept layout instead of parsing it (schema v6,
+//! `store_rows.rs`). These tests hold it to the old dump, byte for byte: the stored definition
+//! parsed back ([`Store::snapshot_def`], parent from the hierarchy) and formatted with the same
+//! flags, for every snapshot and every flag combination, after every kind of write (create,
+//! redefine new and existing, edit with rename, revert, delete with reparent, delete with
+//! CHILDREN, import, a dry run, another connection's write, a reopen) and after migrating a
+//! v5 store. The snapshots carry what the splice must get right: names and descriptions that
+//! need escaping, disks and memory, a full domain with a password (secure and not), an
+//! old-style `<domain><uuid>`, no domain, an `<inactiveDomain>` with a password, a cookie.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
+
+use rusqlite::Connection;
+use virtplug_model::{
+    domain::{DomainDef, TEST_DOMAIN_XML},
+    flags::{domain_state as st, snapshot_delete},
+    store::{Store, Sync},
+    tree::RedefineFlags,
+    xml::{self, FormatFlags, ParseFlags, SnapshotDef},
+};
+
+const VM: &str = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+
+/// Every combination of the flags a dump takes.
+const FLAGS: [FormatFlags; 4] = [
+    FormatFlags { secure: false, internal: false, current: false },
+    FormatFlags { secure: true, internal: false, current: false },
+    FormatFlags { secure: false, internal: true, current: false },
+    FormatFlags { secure: true, internal: true, current: false },
+];
+
+/// The test domain with a VNC password, which only a secure dump shows.
+fn domain_with_password() -> String {
+    TEST_DOMAIN_XML.replace("  <devices>\n", "  <devices>\n    <graphics type='vnc' port='-1' passwd='s3cret'/>\n")
+}
+
+fn parse(text: &str) -> SnapshotDef {
+    xml::parse(text, ParseFlags { redefine: true, ..Default::default() }).unwrap()
+}
+
+/// A snapshot of kind `kind` named `name` (escaped here), as a redefine would read it.
+fn def(kind: usize, name: &str, description: &str) -> SnapshotDef {
+    let name = xml::escape(name);
+    let description = xml::escape(description);
+    let domain = domain_with_password().replace('\n', "\n  ");
+    let text = match kind % 6 {
+        // full domain with a password, memory, disks of every type with source children
+        0 => format!(
+            "<domainsnapshot><name>{name}</name><description>{description}</description><state>running</state>
+             <creationTime>1700000000</creationTime><memory snapshot='external' file='/m/{name}.mem'/>
+             <disks><disk name='vda' snapshot='external' type='file'><driver type='qcow2'/>
+             <source file='/d/a b&amp;.qcow2'><seclabel model='dac' relabel='no'/></source></disk>
+             <disk name='vdb' snapshot='no'/>
+             <disk name='vdc' type='network'><source protocol='rbd' name='pool/img'><host name='h1' port='6789'/></source></disk>
+             </disks>
+             {domain}</domainsnapshot>"
+        ),
+        // no domain at all: the dump names the domain by uuid
+        1 => format!(
+            "<domainsnapshot><name>{name}</name><state>shutoff</state><creationTime>1700000001</creationTime></domainsnapshot>"
+        ),
+        // an old-style domain (uuid only), which the dump replaces by the domain's uuid
+        2 => format!(
+            "<domainsnapshot><name>{name}</name><description>{description}</description><state>disk-snapshot</state>
+             <creationTime>1700000002</creationTime><domain><uuid>11111111-2222-3333-4444-555555555555</uuid></domain>
+             </domainsnapshot>"
+        ),
+        // an inactive domain with a password (a non-secure dump must parse to strip it), a cookie
+        3 => format!(
+            "<domainsnapshot><name>{name}</name><state>running</state><creationTime>1700000003</creationTime>
+             {domain}
+             <inactiveDomain type='test'><name>test</name><devices><graphics type='vnc' passwd='in&apos;active'/></devices></inactiveDomain>
+             <cookie><qemu><x a='1'>t</x></qemu></cookie></domainsnapshot>"
+        ),
+        // creation time 0, no description
+        4 => format!("<domainsnapshot><name>{name}</name><state>paused</state><creationTime>0</creationTime>{domain}</domainsnapshot>"),
+        // a cookie on a shut-off snapshot: parsing drops it, so the stored text is not what it
+        // parses back to and this row keeps no layout (the dump parses)
+        _ => format!(
+            "<domainsnapshot><name>{name}</name><state>shutoff</state><creationTime>1700000005</creationTime>
+             <cookie><c/></cookie></domainsnapshot>"
+        ),
+    };
+    let mut d = parse(&text);
+    if kind % 6 == 5 {
+        // what a driver could store: parse gives no cookie for an offline snapshot
+        d.cookie = Some("<cookie>\n  <c/>\n</cookie>".into());
+    }
+    d
+}
+
+/// The dump as it was before the splice: the stored definition parsed, formatted.
+fn parsed_dump(s: &mut Store, name: &str, flags: FormatFlags) -> String {
+    let current = s.snapshot(VM, name).unwrap().current;
+    let def = s.snapshot_def(VM, name).unwrap();
+    xml::format(&def, Some(VM), FormatFlags { current, ..flags })
+}
+
+/// Every snapshot, every flag combination: the dump equals the parsed dump. Returns how many
+/// snapshots were compared.
+fn check(s: &mut Store, step: &str) -> usize {
+    let list = s.snapshots(VM).unwrap();
+    for info in &list {
+        for flags in FLAGS {
+            let got = s.snapshot_xml(VM, &info.name, flags).unwrap();
+            let want = parsed_dump(s, &info.name, flags);
+            assert_eq!(got, want, "after {step}: snapshot {:?}, {flags:?}", info.name);
+        }
+    }
+    list.len()
+}
+
+fn new_store(path: &std::path::Path) -> Store {
+    let mut s = Store::open(path, Sync::Normal).unwrap();
+    s.define_domain(&DomainDef::parse(&domain_with_password()).unwrap(), st::RUNNING, 1, 1).unwrap();
+    s
+}
+
+/// Names of the rows that keep no layout (their dump parses).
+fn unspliced(path: &std::path::Path) -> Vec<String> {
+    let c = Connection::open(path).unwrap();
+    let mut stmt = c.prepare("SELECT name FROM snapshots WHERE fmt_parent IS NULL ORDER BY name").unwrap();
+    stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+}
+
+const NAMES: [&str; 6] = ["a&<0>", "b'1\"", "c2", "d3", "e4", "f5"];
+
+#[test]
+fn the_spliced_dump_is_the_parsed_dump_after_every_kind_of_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let mut s = new_store(&path);
+    // create: a chain of every kind
+    for (kind, name) in NAMES.iter().enumerate() {
+        let mut d = def(kind, name, &format!("<created> & 'quoted' {kind}\n  second line"));
+        d.parent = None;
+        s.create(VM, &d).unwrap();
+    }
+    assert_eq!(check(&mut s, "create"), 6);
+    // only the snapshot whose text does not parse back to itself keeps no layout
+    assert_eq!(unspliced(&path), ["f5"]);
+
+    // redefine: new snapshots under an escaped parent, one current (a new snapshot cannot have
+    // an old-style domain)
+    for (i, kind) in [0, 1, 3, 4].into_iter().enumerate() {
+        let mut d = def(kind, ["x&0", "y1", "z2", "w3"][i], "redefined");
+        d.parent = Some("b'1\"".into());
+        s.redefine(VM, d, RedefineFlags { current: i == 1, ..Default::default() }).unwrap();
+    }
+    check(&mut s, "redefine (new)");
+    // redefine existing snapshots: a longer description moves every offset; one without its
+    // domain keeps the old one; old-style domain -> full domain; full domain -> old-style one
+    // (the old full domain is kept, and the stored text keeps the old-style one too)
+    let mut longer = def(0, "a&<0>", &"a much longer description ".repeat(20));
+    longer.parent = None;
+    s.redefine(VM, longer, RedefineFlags::default()).unwrap();
+    let mut no_domain = def(0, "d3", "no domain given: the old one is kept");
+    no_domain.domain = None;
+    no_domain.parent = Some("c2".into());
+    s.redefine(VM, no_domain, RedefineFlags::default()).unwrap();
+    let mut full = def(2, "c2", "");
+    full.domain = Some(domain_with_password());
+    full.legacy_uuid = None;
+    full.parent = Some("b'1\"".into());
+    s.redefine(VM, full, RedefineFlags::default()).unwrap();
+    let mut legacy = def(4, "e4", "old-style domain over a full one");
+    legacy.domain = None;
+    legacy.legacy_uuid = Some("11111111-2222-3333-4444-555555555555".into());
+    legacy.parent = Some("d3".into());
+    s.redefine(VM, legacy, RedefineFlags::default()).unwrap();
+    assert!(s.snapshot_xml(VM, "e4", FLAGS[1]).unwrap().contains("<name>test</name>"));
+    check(&mut s, "redefine (existing)");
+
+    // edit with rename: the children follow, the text is rewritten under the new name
+    let mut renamed = def(2, "c2 <renamed> & more", "edited");
+    renamed.parent = Some("b'1\"".into());
+    s.edit(VM, "c2", renamed, RedefineFlags::default()).unwrap();
+    assert_eq!(s.snapshot(VM, "d3").unwrap().parent.as_deref(), Some("c2 <renamed> & more"));
+    check(&mut s, "edit with rename");
+    // edit in place, made current
+    let mut edited = def(3, "e4", "edited in place");
+    edited.parent = Some("d3".into());
+    s.edit(VM, "e4", edited, RedefineFlags { current: true, ..Default::default() }).unwrap();
+    check(&mut s, "edit in place");
+
+    // revert
+    s.set_current(VM, "x&0").unwrap();
+    check(&mut s, "set_current");
+    // delete with reparent: the children of the renamed snapshot move to its parent
+    s.delete(VM, "c2 <renamed> & more", 0).unwrap();
+    assert_eq!(s.snapshot(VM, "d3").unwrap().parent.as_deref(), Some("b'1\""));
+    check(&mut s, "delete with reparent");
+    // delete the current snapshot's parent's subtree children only
+    s.delete(VM, "d3", snapshot_delete::CHILDREN_ONLY).unwrap();
+    check(&mut s, "delete CHILDREN_ONLY");
+    s.delete(VM, "b'1\"", snapshot_delete::CHILDREN).unwrap();
+    assert_eq!(check(&mut s, "delete CHILDREN"), 1);
+
+    // a dry run changes nothing, the import writes a hierarchy of every kind
+    let imported: Vec<SnapshotDef> = (0..12)
+        .map(|i| {
+            // an import cannot bring an old-style domain either
+            let mut d = def([0, 1, 3, 4, 5][i % 5], &format!("i{i}&"), &format!("imported {i}"));
+            d.parent = (i > 0).then(|| format!("i{}&", (i - 1) / 2));
+            d
+        })
+        .rev()
+        .collect();
+    s.dry_run(|w| w.import(VM, imported.clone(), Some("i7&"))).unwrap();
+    assert_eq!(check(&mut s, "dry run"), 1);
+    s.import(VM, imported, Some("i7&")).unwrap();
+    assert_eq!(check(&mut s, "import"), 13);
+
+    // another connection's write, seen by this one; then a reopen
+    let mut other = Store::open(&path, Sync::Normal).unwrap();
+    other.delete(VM, "i1&", 0).unwrap();
+    other.set_current(VM, "i4&").unwrap();
+    assert_eq!(check(&mut s, "another connection's write"), 12);
+    drop(s);
+    let mut s = Store::open(&path, Sync::Normal).unwrap();
+    assert_eq!(check(&mut s, "reopen"), 12);
+    assert_eq!(unspliced(&path), ["i4&", "i9&"]);
+}
+
+#[test]
+fn a_v5_store_is_migrated_with_layouts_where_the_text_parses_back_to_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let mut s = new_store(&path);
+    for (kind, name) in NAMES.iter().enumerate() {
+        s.create(VM, &def(kind, name, "before the migration")).unwrap();
+    }
+    drop(s);
+    {
+        // back to v5: no layout columns; plus a row in an older version's form (its domain
+        // inside its text, no creation time) that must keep being dumped by parsing
+        let c = Connection::open(&path).unwrap();
+        let mut old = def(0, "old", "an older version's row");
+        old.parent = None;
+        let text = xml::format(&old, None, FormatFlags { secure: true, ..Default::default() })
+            .replace("  <creationTime>1700000000</creationTime>\n", "");
+        c.execute_batch(
+            "ALTER TABLE snapshots DROP COLUMN fmt_parent;
+             ALTER TABLE snapshots DROP COLUMN fmt_domain;
+             ALTER TABLE snapshots DROP COLUMN fmt_domain_end;",
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO snapshots (dom_uuid, name, parent, xml, creation_time, state, external, disk_only, is_current, seq)
+             VALUES (?1, 'old', 'f5', ?2, 0, 1, 1, 0, 0, 99)",
+            rusqlite::params![VM, text],
+        )
+        .unwrap();
+        c.pragma_update(None, "user_version", 5).unwrap();
+    }
+    let mut s = Store::open(&path, Sync::Normal).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 6);
+    assert_eq!(check(&mut s, "migration"), 7);
+    assert_eq!(unspliced(&path), ["f5", "old"]);
+    assert!(s.snapshot_xml(VM, "old", FLAGS[1]).unwrap().contains("<creationTime>0</creationTime>"));
+}
