@@ -6,6 +6,8 @@
 //! the same methods today, but the host's side can grow (a remote-only call, a different error
 //! split) without touching the plugin-facing API.
 
+use std::sync::Arc;
+
 use virtplug_model::{self as model, DomainInfo, SnapshotInfo};
 use virtplug_plugin_api::{
     self as abi, AbiError, DriverBox,
@@ -79,9 +81,10 @@ pub trait Backend: Send + Sync {
     }
     /// `snapshot_list` already filtered as the connection filters (`filter::list_domain`), when
     /// the backend gets that cheaper than the whole list: the daemon client, whose daemon filters
-    /// with the same code and keeps the answer, revalidated by its ETag. `None`: the connection
-    /// filters [`Backend::snapshot_list`] itself.
-    fn snapshot_list_filtered(&self, dom: &str, flags: u32) -> Option<BackendResult<Vec<SnapshotInfo>>> {
+    /// with the same code and keeps the answer, revalidated by its ETag (shared: a kept answer is
+    /// handed out without copying its 1,000 names). `None`: the connection filters
+    /// [`Backend::snapshot_list`] itself.
+    fn snapshot_list_filtered(&self, dom: &str, flags: u32) -> Option<BackendResult<Arc<[SnapshotInfo]>>> {
         None
     }
     /// `snapshot_lookup`.

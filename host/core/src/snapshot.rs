@@ -1,6 +1,8 @@
 //! Public snapshot entry points. Each reads the same way: validate names, run the operation's
 //! rule table (read-only, flag rules, plugin mask), validate input, dispatch.
 
+use std::sync::Arc;
+
 use virtplug_model::{self as model, SnapshotInfo, bundle::Bundle, filter, xml};
 use virtplug_plugin_api::flags::{snapshot_create, snapshot_import, snapshot_list, snapshot_xml};
 
@@ -66,11 +68,31 @@ impl Connection {
 
     /// `snapshot_list` at domain level (bit 0 = ROOTS), filtered by the documented group rule.
     pub fn snapshot_list(&self, dom: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
+        match self.snapshot_list_prefiltered(dom, flags)? {
+            Some(shared) => Ok(shared.to_vec()),
+            None => self.snapshot_list_here(dom, flags),
+        }
+    }
+
+    /// [`Connection::snapshot_list`] as a shared list: through a daemon, an unchanged tree's list
+    /// is the client's kept answer itself (a reference count), where `snapshot_list` copies its
+    /// every name. For callers that list often and only read.
+    pub fn snapshot_list_shared(&self, dom: &str, flags: u32) -> Result<Arc<[SnapshotInfo]>> {
+        match self.snapshot_list_prefiltered(dom, flags)? {
+            Some(shared) => Ok(shared),
+            None => self.snapshot_list_here(dom, flags).map(Arc::from),
+        }
+    }
+
+    /// The checks of a domain-level list, then the backend's own filtered list if it has one.
+    fn snapshot_list_prefiltered(&self, dom: &str, flags: u32) -> Result<Option<Arc<[SnapshotInfo]>>> {
         check_name("domain", dom)?;
         self.check(&rules::SNAPSHOT_LIST, flags)?;
-        if let Some(filtered) = self.call(|d| d.snapshot_list_filtered(dom, flags).transpose())? {
-            return Ok(filtered);
-        }
+        self.call(|d| d.snapshot_list_filtered(dom, flags).transpose())
+    }
+
+    /// The backend's whole list filtered here (after [`Self::snapshot_list_prefiltered`]).
+    fn snapshot_list_here(&self, dom: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
         let all = self.call(|d| d.snapshot_list(dom, flags))?;
         Ok(filter::list_domain(&all, flags))
     }

@@ -49,6 +49,11 @@ fn snap_path(dom: &str, snap: &str) -> String {
     format!("/v1/domains/{}/snapshots/{}", seg(dom), seg(snap))
 }
 
+/// A decoded list as the client keeps it: shared, so a 304 hands it out without a copy.
+fn shared(list: Vec<SnapshotInfo>) -> Arc<[SnapshotInfo]> {
+    Arc::from(list)
+}
+
 impl RemoteBackend {
     fn action(&self, dom: &str, action: &str) -> BackendResult<()> {
         let _: serde_json::Value =
@@ -100,8 +105,10 @@ impl Backend for RemoteBackend {
         self.client.get::<XmlResponse>(&format!("{}/xml?flags={flags}", snap_path(dom, snap))).map(|r| r.xml)
     }
     fn snapshot_list(&self, dom: &str, flags: u32) -> BackendResult<Vec<SnapshotInfo>> {
-        // Unfiltered: the local Connection filters, as it does for a local plugin.
-        self.client.get_revalidated(&format!("{}/snapshots?flags={flags}&raw=true", dom_path(dom)))
+        // Unfiltered: the local Connection filters, as it does for a local plugin. The kept list
+        // is shared; the caller gets its own copy.
+        let path = format!("{}/snapshots?flags={flags}&raw=true", dom_path(dom));
+        self.client.get_revalidated(&path, shared).map(|v| v.to_vec())
     }
     fn snapshot_store(&self, dom: &str) -> BackendResult<String> {
         let s: virtplug_wire::StoreJson = self.client.get(&format!("{}/snapshot-store", dom_path(dom)))?;
@@ -112,10 +119,12 @@ impl Backend for RemoteBackend {
         let _: serde_json::Value = self.client.send("POST", &format!("{}/snapshot-handover", dom_path(dom)), &body)?;
         Ok(())
     }
-    fn snapshot_list_filtered(&self, dom: &str, flags: u32) -> Option<BackendResult<Vec<SnapshotInfo>>> {
+    fn snapshot_list_filtered(&self, dom: &str, flags: u32) -> Option<BackendResult<Arc<[SnapshotInfo]>>> {
         // The daemon filters with the connection's own code and keeps the answer: an unchanged
-        // tree costs a 304 here instead of a whole list to filter again.
-        Some(self.client.get_revalidated(&format!("{}/snapshots?flags={flags}", dom_path(dom))))
+        // tree costs a 304 here instead of a whole list to filter again, and the kept list is
+        // handed out shared, not copied.
+        let path = format!("{}/snapshots?flags={flags}", dom_path(dom));
+        Some(self.client.get_revalidated(&path, shared))
     }
     fn snapshot_lookup(&self, dom: &str, snap: &str) -> BackendResult<SnapshotInfo> {
         self.client.get::<SnapshotInfo>(&snap_path(dom, snap))

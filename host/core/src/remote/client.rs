@@ -114,23 +114,27 @@ impl Client {
         Self::decode(&self.exchange(method, path, body.as_deref(), None)?)
     }
 
-    /// `GET path`, revalidated: the daemon's last answer for `path` (its ETag and decoded value)
-    /// is kept, and asked for again with `If-None-Match`; a 304 returns the kept value, so an
-    /// unchanged snapshot tree costs one small exchange instead of re-reading and re-parsing the
-    /// whole list. The daemon's ETag holds the tree's generation, which changes with every write
-    /// by anyone, so a kept value is never served for a changed tree.
-    pub(crate) fn get_revalidated<T>(&self, path: &str) -> BackendResult<T>
+    /// `GET path`, revalidated: the daemon's last answer for `path` (its ETag and the value
+    /// `keep` made of it) is kept, and asked for again with `If-None-Match`; a 304 returns the
+    /// kept value, so an unchanged snapshot tree costs one small exchange instead of re-reading
+    /// and re-parsing the whole list. The daemon's ETag holds the tree's generation, which changes
+    /// with every write by anyone, so a kept value is never served for a changed tree.
+    ///
+    /// `V` is what a 304 clones: a shared list (`Arc<[SnapshotInfo]>`) costs a reference count,
+    /// where a `Vec` would cost every element's strings again on every call.
+    pub(crate) fn get_revalidated<T, V>(&self, path: &str, keep: impl FnOnce(T) -> V) -> BackendResult<V>
     where
-        T: DeserializeOwned + Clone + Send + Sync + 'static,
+        T: DeserializeOwned,
+        V: Clone + Send + Sync + 'static,
     {
         let kept = self.revalidated.lock().ok().and_then(|m| m.get(path).cloned());
         let resp = self.exchange("GET", path, None, kept.as_ref().map(|(tag, _)| tag.as_str()))?;
         if resp.status == 304 {
-            return kept.and_then(|(_, v)| v.downcast_ref::<T>().cloned()).ok_or_else(|| {
+            return kept.and_then(|(_, v)| v.downcast_ref::<V>().cloned()).ok_or_else(|| {
                 BackendError::remote(abi::codes::INTERNAL_ERROR, "daemon answered 304 to an unconditional request")
             });
         }
-        let value: T = Self::decode(&resp)?;
+        let value = keep(Self::decode::<T>(&resp)?);
         if let (200, Some(tag), Ok(mut m)) = (resp.status, resp.etag, self.revalidated.lock()) {
             if m.len() >= MAX_REVALIDATED && !m.contains_key(path) {
                 m.clear();

@@ -288,3 +288,46 @@ fn the_host_client_revalidates_its_lists() {
     let leaves: Vec<String> = conn.snapshot_list("test", 1 << 2).unwrap().into_iter().map(|s| s.name).collect();
     assert_eq!(leaves, ["c"]);
 }
+
+/// `snapshot_list_shared` through a daemon hands out the client's kept answer itself while the
+/// tree is unchanged (the same allocation, no copy of its names), and a new list as soon as
+/// anyone's write is acknowledged: this client's, another daemon client's, or a direct one's.
+/// A list already handed out is never changed under its holder.
+#[test]
+fn the_host_clients_shared_list_is_the_kept_answer_until_the_tree_changes() {
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&tmp.path().join("d"), &plugins, &[]);
+    let sock = d.socket();
+    let conn = d.connect();
+    for n in ["a", "b"] {
+        create(&conn, n);
+    }
+    let names = |l: &[virtplug_host::SnapshotInfo]| l.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    let first = conn.snapshot_list_shared("test", 0).unwrap();
+    assert_eq!(names(&first), ["a", "b"]);
+    let again = conn.snapshot_list_shared("test", 0).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "an unchanged tree's list is the kept answer, not a copy");
+    assert_eq!((list_answers(&sock, 200), list_answers(&sock, 304)), (1, 1));
+    // The copying list is the same answer, revalidated the same way.
+    assert_eq!(conn.snapshot_list("test", 0).unwrap(), first.to_vec());
+    assert_eq!((list_answers(&sock, 200), list_answers(&sock, 304)), (1, 2));
+    // Each acknowledged write, whoever made it, is in the very next list.
+    let other = d.connect();
+    let mut want = vec!["a", "b"];
+    let mut held = first;
+    for (writer, name) in [(&conn, "c"), (&other, "d")] {
+        create(writer, name);
+        want.push(name);
+        let now = conn.snapshot_list_shared("test", 0).unwrap();
+        assert_eq!(names(&now), want, "after {name}");
+        assert!(!std::sync::Arc::ptr_eq(&held, &now));
+        assert_eq!(names(&held), want[..want.len() - 1], "a list handed out stays as it was");
+        held = now;
+    }
+    direct(&d, &plugins).snapshot_create("test", "<domainsnapshot><name>e</name></domainsnapshot>", 0).unwrap();
+    assert_eq!(names(&conn.snapshot_list_shared("test", 0).unwrap()), ["a", "b", "c", "d", "e"]);
+    assert_eq!((list_answers(&sock, 200), list_answers(&sock, 304)), (4, 2));
+    // A local connection (no kept answers) lists the same through the shared form.
+    assert_eq!(names(&direct(&d, &plugins).snapshot_list_shared("test", 0).unwrap()), ["a", "b", "c", "d", "e"]);
+}
