@@ -8,11 +8,11 @@
 
 use std::path::Path;
 
+use crate::RemoteChange;
 use virtplug_plugin_sdk::{
     host::{Event, Host},
     model::store::Store,
 };
-use crate::RemoteChange;
 
 /// Reports `ch` through `host`; `db` is this host's local store (read-only here).
 pub(crate) fn report(host: &Host, db: &Path, ch: &RemoteChange) {

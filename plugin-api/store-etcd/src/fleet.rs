@@ -21,6 +21,10 @@ pub trait FleetStore: MetadataStore {
     fn identity(&mut self) -> String;
     /// Hands domain `dom` (its UUID) to host `to`, taking it first when no host owns it.
     fn handover(&mut self, dom: &str, to: &str) -> Result<()>;
+    /// Refuses, as a write would, unless this host may write `dom`: it owns it, or no host
+    /// does and it takes it now. A plugin asks before it changes anything outside the store
+    /// (disk images), so that a write the store refuses never follows a change already made.
+    fn claim(&mut self, dom: &str) -> Result<()>;
 }
 
 /// A running watch of the fleet store (dropped with the connection, which ends it).
@@ -93,7 +97,10 @@ pub fn connect(
     plugin: &str,
     _events_db: Option<std::path::PathBuf>,
 ) -> Result<(Fleet, Option<FleetWatch>)> {
-    Err(Error::new(codes::CONFIG_UNSUPPORTED, format!("this build of the {plugin} plugin has no etcd store (cargo feature etcd)")))
+    Err(Error::new(
+        codes::CONFIG_UNSUPPORTED,
+        format!("this build of the {plugin} plugin has no etcd store (cargo feature etcd)"),
+    ))
 }
 
 #[cfg(feature = "etcd")]
@@ -108,6 +115,9 @@ impl FleetStore for virtplug_plugin_sdk::Metadata<crate::EtcdBackend> {
             b.claim(dom)?;
         }
         b.handover(dom, to)
+    }
+    fn claim(&mut self, dom: &str) -> Result<()> {
+        self.backend().claim(dom)
     }
 }
 
@@ -127,6 +137,9 @@ mod tests {
         let e = split_store("mock:///d?store=etcd://a:1/p&store=etcd://b:1/p").unwrap_err();
         assert_eq!(e.code, codes::INVALID_ARG);
         let e = split_store("qemu:///session?store=http://a:1/p").unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (codes::INVALID_ARG, "store URI 'http://a:1/p': the scheme must be etcd://"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (codes::INVALID_ARG, "store URI 'http://a:1/p': the scheme must be etcd://")
+        );
     }
 }

@@ -45,9 +45,9 @@ pub mod fleet;
 pub mod uri;
 
 #[cfg(feature = "etcd")]
-mod events;
-#[cfg(feature = "etcd")]
 mod backend;
+#[cfg(feature = "etcd")]
+mod events;
 #[cfg(feature = "etcd")]
 mod keys;
 #[cfg(feature = "etcd")]

@@ -7,11 +7,7 @@ use std::time::Duration;
 use virtplug_plugin_sdk::{
     DomainInfo, Driver, Error, Result, SnapshotInfo,
     flags::{domain_state as st, domain_undefine, domain_xml, snapshot_import},
-    model::{
-        domain::normalize_uuid,
-        store::DomainRecord,
-        xml,
-    },
+    model::{domain::normalize_uuid, store::DomainRecord, xml},
 };
 
 use crate::{

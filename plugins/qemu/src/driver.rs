@@ -246,6 +246,17 @@ impl QemuDriver {
         Ok(d)
     }
 
+    /// [`QemuDriver::domain_for_change`] for a snapshot change: on a fleet store this host
+    /// must also own the domain's metadata (or take it, when no host does), before any image is
+    /// touched; its commit is still fenced.
+    pub(crate) fn snapshot_target(&self, g: &mut Inner, name: &str) -> Result<DomainRecord> {
+        let d = self.domain_for_change(g, name)?;
+        if let Some(f) = &mut g.fleet {
+            f.claim(&d.uuid)?;
+        }
+        Ok(d)
+    }
+
     /// Ends qemu: `quit`, else SIGTERM/SIGKILL; waits until the process (and its image locks)
     /// are gone.
     pub(crate) fn stop_process(&self, g: &mut Inner, d: &DomainRecord) {

@@ -72,6 +72,9 @@ pub fn import(drv: &QemuDriver, dom: &str, xmls: &[String], current: Option<&str
     }
     let mut g = drv.lock()?;
     let d = drv.domain_for_change(&mut g, dom)?;
+    if !dry_run && let Some(f) = &mut g.fleet {
+        f.claim(&d.uuid)?;
+    }
     let defs = xmls.iter().map(|x| prepare(&d, x, 0)).collect::<Result<Vec<_>>>()?;
     g.snap_import(&d.uuid, xmls, defs, current, dry_run)
 }
@@ -81,7 +84,7 @@ pub fn import(drv: &QemuDriver, dom: &str, xmls: &[String], current: Option<&str
 /// do not hold would make the snapshot impossible to revert.
 pub fn edit(drv: &QemuDriver, dom: &str, snap: &str, text: &str, flags: u32) -> Result<String> {
     let mut g = drv.lock()?;
-    let d = drv.domain_for_change(&mut g, dom)?;
+    let d = drv.snapshot_target(&mut g, dom)?;
     let def = parse_redefinition(&d, text, flags)?;
     if def.name != snap && !def.is_external() {
         return Err(Error::new(

@@ -83,7 +83,7 @@ fn load(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, qdef: &QemuDef, name:
 /// `snapshot_revert`.
 pub fn revert(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
     let mut g = drv.lock()?;
-    let d = drv.domain_for_change(&mut g, dom)?;
+    let d = drv.snapshot_target(&mut g, dom)?;
     let sdef = g.snap_def(&d.uuid, snap)?;
     // libvirt's first check (qemuSnapshotRevert), internal or external alike
     if is_active(d.state) && !crate::external::block_jobs(drv.qmp(&mut g, &d)?)?.is_empty() {

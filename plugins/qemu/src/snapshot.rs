@@ -119,7 +119,7 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
         xml::validate_schema(text)?;
     }
     let mut g = drv.lock()?;
-    let d = drv.domain_for_change(&mut g, dom)?;
+    let d = drv.snapshot_target(&mut g, dom)?;
     if !d.persistent && flags & cf::HALT != 0 {
         // halting would make the transient domain, and the snapshot's running state, vanish
         return Err(Error::operation_invalid("cannot halt after transient domain snapshot"));
@@ -263,7 +263,7 @@ fn offline_delete(qdef: &QemuDef, name: &str) -> Result<()> {
 /// from the images is dropped and the rest stays as it was.
 pub fn delete(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
     let mut g = drv.lock()?;
-    let d = drv.domain_for_change(&mut g, dom)?;
+    let d = drv.snapshot_target(&mut g, dom)?;
     g.snap(&d.uuid, snap)?;
     if flags & df::METADATA_ONLY != 0 {
         return g.commit_snaps(&d.uuid, &[Edit::Delete(snap.to_owned(), flags)]);

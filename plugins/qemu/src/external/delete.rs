@@ -132,14 +132,14 @@ fn victims(g: &mut Inner, d: &DomainRecord, snap: &str, flags: u32) -> Result<Ve
 pub fn delete(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
     let list = {
         let mut g = drv.lock()?;
-        let d = drv.domain_for_change(&mut g, dom)?;
+        let d = drv.snapshot_target(&mut g, dom)?;
         g.snap(&d.uuid, snap)?;
         victims(&mut g, &d, snap, flags)?
     };
     for v in list {
         let external = {
             let mut g = drv.lock()?;
-            let d = drv.domain_for_change(&mut g, dom)?;
+            let d = drv.snapshot_target(&mut g, dom)?;
             g.snap_def(&d.uuid, &v)?.is_external()
         };
         if external {
@@ -256,7 +256,7 @@ fn plan(g: &mut Inner, d: &DomainRecord, sdef: &SnapshotDef) -> Result<Plan> {
 
 fn delete_one(drv: &QemuDriver, dom: &str, snap: &str) -> Result<()> {
     let mut g = drv.lock()?;
-    let d = drv.domain_for_change(&mut g, dom)?;
+    let d = drv.snapshot_target(&mut g, dom)?;
     let sdef = g.snap_def(&d.uuid, snap)?;
     let p = plan(&mut g, &d, &sdef)?;
     p.step.write(&drv.cfg, &d.uuid)?;

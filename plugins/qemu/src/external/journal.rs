@@ -260,7 +260,8 @@ fn settle_pending(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, p: &super::
             None
         };
         // on a fleet store the snapshot may be there already (its commit comes first)
-        let edits: Vec<Edit> = sdef.filter(|s| g.snap(&d.uuid, &s.name).is_err()).map(Edit::Create).into_iter().collect();
+        let edits: Vec<Edit> =
+            sdef.filter(|s| g.snap(&d.uuid, &s.name).is_err()).map(Edit::Create).into_iter().collect();
         g.commit(&d.uuid, &edits, |w| w.define_domain(&def.def, d.state, d.reason, d.id).map(drop))
     } else {
         // never switched: a snapshot a fleet store recorded before the local commit failed goes too
