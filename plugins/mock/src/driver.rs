@@ -8,8 +8,8 @@ use std::{
 };
 
 use virtplug_plugin_sdk::{
-    DomainInfo, Driver, Error, Result, SnapshotInfo, codes,
-    flags::{domain_state as st, domain_undefine, domain_xml, snapshot_import, snapshot_xml},
+    DomainInfo, Driver, Edit, Error, Result, SnapshotInfo, codes,
+    flags::{domain_state as st, domain_undefine, domain_xml, snapshot_delete, snapshot_import, snapshot_xml},
     model::{
         domain::{DomainDef, TEST_DOMAIN_XML},
         store::{DomainRecord, Store, Writer},
@@ -75,7 +75,8 @@ impl MockDriver {
     pub fn open_with_store(dir: &Path, read_only: bool, store: Option<virtplug_store_etcd::StoreUri>) -> Result<Self> {
         let (fleet, _watch) = match store
             .map(|s| virtplug_store_etcd::fleet::connect(&s, dir, "mock", (!read_only).then(|| dir.join("mock.db"))))
-            .transpose()? {
+            .transpose()?
+        {
             Some((f, w)) => (Some(FleetSlot(Mutex::new(f))), w),
             None => (None, None),
         };
@@ -195,12 +196,21 @@ impl Driver for MockDriver {
                     // libvirt: an active domain becomes transient and keeps its metadata until it stops
                     return w.set_domain_persistent(&d.uuid, false);
                 }
-                let n = match self.fleet()? {
-                    Some(mut f) => f.list(&d.uuid)?.len(),
-                    None => w.snapshot_count(&d.uuid)?,
+                let mut fleet = self.fleet()?;
+                let snaps = match fleet.as_mut() {
+                    Some(f) => f.list(&d.uuid)?,
+                    None => Vec::new(),
                 };
+                let n = if fleet.is_some() { snaps.len() } else { w.snapshot_count(&d.uuid)? };
                 if n > 0 && flags & domain_undefine::SNAPSHOTS_METADATA == 0 {
                     return Err(Error::operation_invalid(format!("cannot delete inactive domain with {n} snapshots")));
+                }
+                if let Some(f) = fleet.as_mut().filter(|_| n > 0) {
+                    // the local store drops its rows with the domain; the fleet's copy goes first
+                    // (a host that may not write it changes nothing)
+                    let roots = snaps.into_iter().filter(|s| s.parent.is_none());
+                    let edits: Vec<Edit> = roots.map(|s| Edit::Delete(s.name, snapshot_delete::CHILDREN)).collect();
+                    f.apply(&d.uuid, &edits)?;
                 }
                 w.undefine_domain(&d.uuid)
             }),

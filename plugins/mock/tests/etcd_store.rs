@@ -37,6 +37,13 @@ fn two_hosts_share_the_snapshot_metadata_and_keep_their_domains() {
     let local = MockPlugin::open(&format!("mock://{}/a", tmp.path().display()), false).unwrap();
     a.snapshot_create("test", "<domainsnapshot><name>s3</name></domainsnapshot>", 0).unwrap();
     assert!(names(&*local).is_empty());
+    // Undefining with the snapshot metadata drops the fleet's copy too (b defines the domain
+    // again and sees none); without the flag the snapshots keep it.
+    a.domain_destroy("test").unwrap();
+    let e = a.domain_undefine("test", 0).unwrap_err();
+    assert_eq!(e.message, "cannot delete inactive domain with 1 snapshots");
+    a.domain_undefine("test", virtplug_plugin_sdk::flags::domain_undefine::SNAPSHOTS_METADATA).unwrap();
+    assert!(names(&*b).is_empty());
 }
 
 #[test]
