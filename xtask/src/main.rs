@@ -115,7 +115,7 @@ fn bench(extra: &[String]) -> Result<()> {
 }
 
 /// The features `cargo xtask test` adds: the etcd metadata store, the mock on it, their tests.
-const ETCD: &str = "virtplug-store-etcd/etcd,virtplug-plugin-mock/etcd";
+const ETCD: &str = "virtplug-store-etcd/etcd,virtplug-plugin-mock/etcd,virtplug-plugin-qemu/etcd";
 
 fn test(extra: &[String]) -> Result<()> {
     tidy::run(&repo_root())?;
