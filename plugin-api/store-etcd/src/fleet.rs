@@ -141,5 +141,13 @@ mod tests {
             (e.code, e.message.as_str()),
             (codes::INVALID_ARG, "store URI 'http://a:1/p': the scheme must be etcd://")
         );
+        // VIRTPLUG_STORE is the host-wide default; `store=` wins over it (the only test of this
+        // binary that touches the variable)
+        unsafe { std::env::set_var("VIRTPLUG_STORE", "etcd://h:1/env") };
+        let from_env = split_store("mock:///d").map(|(b, s)| (b, s.map(|s| s.prefix)));
+        let given = split_store("mock:///d?store=etcd://h:1/uri").map(|(_, s)| s.map(|s| s.prefix));
+        unsafe { std::env::remove_var("VIRTPLUG_STORE") };
+        assert_eq!(from_env.unwrap(), ("mock:///d".to_owned(), Some("/env".to_owned())));
+        assert_eq!(given.unwrap(), Some("/uri".to_owned()));
     }
 }
