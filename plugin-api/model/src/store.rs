@@ -35,7 +35,7 @@ pub use crate::store_rows::DomainRecord;
 use crate::{
     store_jobs::Jobs,
     store_ops::Cache,
-    store_rows::{db, domain_row, load_tree, read_def},
+    store_rows::{DomainMemo, db, domain_row, load_tree, read_def},
 };
 
 /// The schema version this build writes.
@@ -58,6 +58,8 @@ pub struct Store {
     cache: Cache,
     data_version: i64,
     pub(crate) jobs: Jobs,
+    /// The last `<domain>` section a dump formatted (`store_rows.rs`).
+    dump_memo: DomainMemo,
 }
 
 impl Drop for Store {
@@ -129,7 +131,13 @@ impl Store {
         // ones (the memory is only used as the store grows).
         conn.pragma_update(None, "cache_size", -65536).map_err(db)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let mut store = Self { conn, cache: Cache::default(), data_version: 0, jobs: Jobs::default() };
+        let mut store = Self {
+            conn,
+            cache: Cache::default(),
+            data_version: 0,
+            jobs: Jobs::default(),
+            dump_memo: DomainMemo::default(),
+        };
         store.migrate(path)?;
         store.data_version = store.read_data_version()?;
         Ok(store)
@@ -169,7 +177,13 @@ impl Store {
                 ),
             ));
         }
-        let mut store = Self { conn, cache: Cache::default(), data_version: 0, jobs: Jobs::default() };
+        let mut store = Self {
+            conn,
+            cache: Cache::default(),
+            data_version: 0,
+            jobs: Jobs::default(),
+            dump_memo: DomainMemo::default(),
+        };
         store.data_version = store.read_data_version()?;
         Ok(Some(store))
     }
@@ -372,7 +386,7 @@ impl Store {
     /// One indexed read of the snapshot's row (its parent and current flag included); the
     /// stored text is spliced, not parsed, whenever that gives the same bytes (`store_rows.rs`).
     pub fn snapshot_xml(&mut self, dom: &str, name: &str, flags: FormatFlags) -> Result<String> {
-        crate::store_rows::read_xml(&self.conn, dom, name, flags)
+        crate::store_rows::read_xml(&self.conn, &mut self.dump_memo, dom, name, flags)
     }
 
     /// Domain `dom`'s (uuid) generation, or NO_DOMAIN: one primary-key read. It changes with

@@ -30,14 +30,12 @@ pub(crate) fn bump(tx: &Transaction<'_>, changed: &[String]) -> Result<()> {
         return Ok(());
     }
     tx.prepare_cached("UPDATE generation SET value = value + 1 WHERE id = 1").map_err(db)?.execute([]).map_err(db)?;
-    let value: i64 = tx
-        .prepare_cached("SELECT value FROM generation WHERE id = 1")
-        .map_err(db)?
-        .query_row([], |r| r.get(0))
+    // the new value read inside each update: one statement per domain, no separate read
+    let mut stmt = tx
+        .prepare_cached("UPDATE domains SET generation = (SELECT value FROM generation WHERE id = 1) WHERE uuid = ?1")
         .map_err(db)?;
-    let mut stmt = tx.prepare_cached("UPDATE domains SET generation = ?2 WHERE uuid = ?1").map_err(db)?;
     for uuid in changed {
-        stmt.execute(params![uuid, value]).map_err(db)?;
+        stmt.execute(params![uuid]).map_err(db)?;
     }
     Ok(())
 }

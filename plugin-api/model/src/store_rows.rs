@@ -177,7 +177,13 @@ pub(crate) fn fill_layouts(conn: &Connection) -> Result<()> {
 /// in one indexed read of its row: spliced from the stored text by its layout, or, without one
 /// (or for a non-secure dump of a snapshot with an `<inactiveDomain>`, whose secrets only the
 /// parser can strip), parsed and formatted. Parent and current flag come from the same row.
-pub(crate) fn read_xml(conn: &Connection, dom: &str, name: &str, flags: FormatFlags) -> Result<String> {
+pub(crate) fn read_xml(
+    conn: &Connection,
+    memo: &mut DomainMemo,
+    dom: &str,
+    name: &str,
+    flags: FormatFlags,
+) -> Result<String> {
     type Row = (String, Option<String>, bool, [Option<i64>; 3], Option<String>);
     let (text, parent, current, cols, domain): Row = conn
         .prepare_cached(
@@ -194,7 +200,7 @@ pub(crate) fn read_xml(conn: &Connection, dom: &str, name: &str, flags: FormatFl
         .ok_or_else(|| Error::no_snapshot(name))?;
     let flags = FormatFlags { current, ..flags };
     if let Some(layout) = layout_of(cols) {
-        if let Some(out) = splice(&text, layout, parent.as_deref(), domain.as_deref(), dom, flags) {
+        if let Some(out) = splice(&text, layout, parent.as_deref(), domain.as_deref(), dom, flags, memo) {
             return Ok(out);
         }
     }
@@ -221,6 +227,7 @@ fn splice(
     domain: Option<&str>,
     dom: &str,
     flags: FormatFlags,
+    memo: &mut DomainMemo,
 ) -> Option<String> {
     let body = text.strip_suffix(xml::SNAPSHOT_END)?;
     let head = body.get(..layout.parent_at)?;
@@ -236,11 +243,36 @@ fn splice(
         xml::push_parent(&mut o, p);
     }
     o.push_str(middle);
-    xml::push_domain(&mut o, domain, Some(dom), flags.secure);
+    match domain {
+        Some(d) => o.push_str(memo.section(d, flags.secure)),
+        None => xml::push_domain(&mut o, None, Some(dom), flags.secure),
+    }
     o.push_str(tail);
     if flags.internal {
         xml::push_active(&mut o, flags.current);
     }
     o.push_str(xml::SNAPSHOT_END);
     Some(o)
+}
+
+/// The last full `<domain>` section a dump formatted: a pure function of the domain text and
+/// the secure flag, so it needs no invalidation. Snapshots of one domain mostly share one text
+/// (`snapshot_domains`); a hit costs a comparison instead of re-indenting the text and, for a
+/// non-secure dump, parsing it to strip its secrets.
+#[derive(Debug, Default)]
+pub(crate) struct DomainMemo {
+    last: Option<(String, bool, String)>,
+}
+
+impl DomainMemo {
+    /// The `<domain>` section of full domain text `domain`, as [`xml::push_domain`] writes it.
+    fn section(&mut self, domain: &str, secure: bool) -> &str {
+        let hit = matches!(&self.last, Some((d, s, _)) if *s == secure && d == domain);
+        if !hit {
+            let mut rendered = String::with_capacity(domain.len() + domain.len() / 4);
+            xml::push_domain(&mut rendered, Some(domain), None, secure);
+            self.last = Some((domain.to_owned(), secure, rendered));
+        }
+        self.last.as_ref().map_or("", |(_, _, r)| r.as_str())
+    }
 }
