@@ -9,7 +9,7 @@ use crate::{
     Error, Result, SnapshotInfo, codes,
     domain::DomainDef,
     redefine,
-    store_rows::{DomainRecord, db, domain_row, layout_columns, load_tree, read_def, stored_layout},
+    store_rows::{DomainRecord, db, domain_row, layout_columns, load_tree, read_def, stored_text},
     tree::{Change, RedefineFlags, SnapshotTree, info_from_def},
     xml::SnapshotDef,
 };
@@ -20,12 +20,14 @@ pub(crate) struct Cache {
     /// Domain uuid → its hierarchy.
     pub trees: HashMap<String, SnapshotTree>,
     /// Embedded domain text → its `snapshot_domains` row id.
-    domain_ids: HashMap<String, i64>,
+    domain_ids: Vec<(String, i64)>,
     /// Embedded domain text → the UUID inside it (pure; kept across rollbacks).
-    domain_uuids: HashMap<String, Option<String>>,
+    domain_uuids: Vec<(String, Option<String>)>,
 }
 
-/// Bound on the memo maps: a few distinct domain definitions are the common case.
+/// Bound on the memo lists: a few distinct domain definitions are the common case. Lists, not
+/// hash maps: hashing a domain text of a few KiB on every write cost more than comparing it
+/// with the one or two texts a domain's snapshots share (a length check, then memcmp).
 const MEMO_LIMIT: usize = 64;
 
 impl Cache {
@@ -93,7 +95,7 @@ impl<'a, 'c> Writer<'a, 'c> {
 
     /// The id of the shared row holding domain text `xml`, inserting it if new.
     fn domain_text_id(&mut self, xml: &str) -> Result<i64> {
-        if let Some(id) = self.cache.domain_ids.get(xml) {
+        if let Some((_, id)) = self.cache.domain_ids.iter().find(|(k, _)| k == xml) {
             return Ok(*id);
         }
         let digest = crate::sha256::hex_digest(xml.as_bytes());
@@ -111,20 +113,20 @@ impl<'a, 'c> Writer<'a, 'c> {
         if self.cache.domain_ids.len() >= MEMO_LIMIT {
             self.cache.domain_ids.clear();
         }
-        self.cache.domain_ids.insert(xml.to_owned(), id);
+        self.cache.domain_ids.push((xml.to_owned(), id));
         Ok(id)
     }
 
     /// The UUID inside an embedded domain text (memoised).
     fn domain_text_uuid(&mut self, xml: &str) -> Option<String> {
-        if let Some(u) = self.cache.domain_uuids.get(xml) {
+        if let Some((_, u)) = self.cache.domain_uuids.iter().find(|(k, _)| k == xml) {
             return u.clone();
         }
         let u = redefine::embedded_uuid(xml);
         if self.cache.domain_uuids.len() >= MEMO_LIMIT {
             self.cache.domain_uuids.clear();
         }
-        self.cache.domain_uuids.insert(xml.to_owned(), u.clone());
+        self.cache.domain_uuids.push((xml.to_owned(), u.clone()));
         u
     }
 
@@ -155,9 +157,9 @@ impl<'a, 'c> Writer<'a, 'c> {
                         .get(name.as_str())
                         .ok_or_else(|| Error::internal(format!("no definition for snapshot {name}")))?;
                     let info = info_from_def(def);
-                    let xml = redefine::stored_xml(def);
-                    // written with the text, in the same statement: a dump splices by it
-                    let [fmt_parent, fmt_domain, fmt_domain_end] = layout_columns(stored_layout(&xml));
+                    // the layout is written with the text, in the same statement: a dump splices by it
+                    let (xml, layout) = stored_text(def);
+                    let [fmt_parent, fmt_domain, fmt_domain_end] = layout_columns(layout);
                     let domain_id = match &def.domain {
                         Some(d) => Some(self.domain_text_id(d)?),
                         None => None,
@@ -301,17 +303,13 @@ impl<'a, 'c> Writer<'a, 'c> {
 
     /// The domain named `name`, or NO_DOMAIN.
     pub fn domain_by_name(&mut self, name: &str) -> Result<DomainRecord> {
-        let uuid: Option<String> = self
-            .tx
-            .prepare_cached("SELECT uuid FROM domains WHERE name = ?1")
+        self.tx
+            .prepare_cached("SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains WHERE name = ?1")
             .map_err(db)?
-            .query_row([name], |r| r.get(0))
+            .query_row([name], domain_row)
             .optional()
-            .map_err(db)?;
-        match uuid {
-            Some(u) => self.domain(&u),
-            None => Err(Error::no_domain(name)),
-        }
+            .map_err(db)?
+            .ok_or_else(|| Error::no_domain(name))
     }
 
     /// Marks a domain persistent or transient.

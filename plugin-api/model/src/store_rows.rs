@@ -130,15 +130,36 @@ ALTER TABLE snapshots ADD COLUMN fmt_domain INTEGER;
 ALTER TABLE snapshots ADD COLUMN fmt_domain_end INTEGER;
 ";
 
-/// The layout of stored text `text`, when a dump may splice it: `text` parses, and formatting
-/// what it parses to (without parent and domain, as stored) gives `text` again byte for byte.
-/// The layout is that of the re-formatted definition, the very one a parsing dump formats, so
-/// the splice and the parsing dump cannot differ. `None` otherwise.
+/// How the store formats a definition's stored text (secure, no `<active>`).
+const STORED: FormatFlags = FormatFlags { secure: true, internal: false, current: false };
+
+/// What the store keeps of `def`: the secure text without parent, `<active>` and `<domain>`
+/// ([`redefine::stored_xml`](crate::redefine::stored_xml)), and its layout when a dump may splice
+/// it: when the text parses back to the very definition it was formatted from, or else to one that
+/// formats to the same text again (then with that one's layout). Either way the definition the
+/// parsing dump would format is one whose formatting is the text at those offsets, so the splice
+/// and the parsing dump cannot differ. `None` when the text does not parse back to itself.
+pub(crate) fn stored_text(def: &SnapshotDef) -> (String, Option<Layout>) {
+    let stored = SnapshotDef { parent: None, active: None, domain: None, ..def.clone() };
+    let (text, layout) = xml::format_with_layout(&stored, None, STORED);
+    let layout = match xml::parse_stored(&text) {
+        Ok(back) if back == stored => Some(layout),
+        Ok(back) => reformatted_layout(back, &text),
+        Err(_) => None,
+    };
+    (text, layout)
+}
+
+/// The layout of stored text `text` (a row written before schema v6), under the same rule as
+/// [`stored_text`].
 pub(crate) fn stored_layout(text: &str) -> Option<Layout> {
-    let def = xml::parse_stored(text).ok()?;
-    let stored = SnapshotDef { parent: None, active: None, domain: None, ..def };
-    let (again, layout) =
-        xml::format_with_layout(&stored, None, FormatFlags { secure: true, internal: false, current: false });
+    reformatted_layout(xml::parse_stored(text).ok()?, text)
+}
+
+/// The layout of `back` (what `text` parses to) formatted as stored, when that gives `text`.
+fn reformatted_layout(back: SnapshotDef, text: &str) -> Option<Layout> {
+    let stored = SnapshotDef { parent: None, active: None, domain: None, ..back };
+    let (again, layout) = xml::format_with_layout(&stored, None, STORED);
     (again == text).then_some(layout)
 }
 

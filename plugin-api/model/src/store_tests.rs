@@ -390,3 +390,23 @@ fn edit_relinks_like_a_redefine() {
     s.edit(VM, "a", d, RedefineFlags::default()).unwrap();
     assert_eq!(shape(&mut s), "r<-None aa<-r a2<-aa a1<-aa b<-r current=None");
 }
+
+/// What a write stores is the text `redefine::stored_xml` gives (what an import compares), and
+/// its layout is kept only when that text parses back to itself.
+#[test]
+fn the_stored_text_is_the_stored_xml_and_its_layout_is_checked() {
+    let mut plain = snap("p&<1>", Some("parent"));
+    plain.description = Some("d 'q'".into());
+    let mut offline_cookie = snap("c", None);
+    offline_cookie.state = st::SHUTOFF;
+    offline_cookie.cookie = Some("<cookie/>".into());
+    let mut legacy = snap("l", None);
+    legacy.domain = None;
+    legacy.legacy_uuid = Some("11111111-2222-3333-4444-555555555555".into());
+    for (def, spliced) in [(plain, true), (offline_cookie, false), (legacy, true)] {
+        let (text, layout) = crate::store_rows::stored_text(&def);
+        assert_eq!(text, crate::redefine::stored_xml(&def), "{}", def.name);
+        assert_eq!(layout.is_some(), spliced, "{}", def.name);
+        assert_eq!(crate::store_rows::stored_layout(&text), layout, "{}", def.name);
+    }
+}
