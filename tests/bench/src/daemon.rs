@@ -17,6 +17,11 @@
 //!   (target < 2 s). libvirt has no peer for it (its per-snapshot redefine loop takes 29.5 s on
 //!   the same hierarchy in its in-memory test driver, per issue 8; not measured here).
 //!
+//! Each measured row is followed by a note with its rate and the CPU per call of the clients (this
+//! process) and of the daemon (process CPU clocks, read around the timed part): with 16
+//! closed-loop clients on this machine's 2 cores, a call's latency is mostly the others' CPU, so
+//! these say where a row's time goes and how far a target is below what the machine can do.
+//!
 //! The trees are built in-process on the mock's store before the daemons start.
 
 use std::{
@@ -112,13 +117,14 @@ fn populate(registry: &Registry, dir: &Path, n: usize) -> Result<()> {
 /// own connection, all starting together; with `warm`, each client first runs `op(…, 0)` once,
 /// untimed, on the same connection (a reading client's first answer is the whole list; what is
 /// measured is the steady state after it, as the raw clients below measure it). Returns every
-/// latency and the wall time.
+/// latency, the wall time and the CPU used (`daemon` is the daemon's pid).
 fn concurrent(
     uri: &str,
+    daemon: u32,
     calls: usize,
     warm: bool,
     op: impl Fn(&Connection, usize, usize) -> Result<()> + Send + Sync + 'static,
-) -> Result<(Vec<Duration>, Duration)> {
+) -> Result<Phase> {
     let op = Arc::new(op);
     let barrier = Arc::new(Barrier::new(CLIENTS + 1));
     let workers: Vec<_> = (0..CLIENTS)
@@ -140,15 +146,32 @@ fn concurrent(
             })
         })
         .collect();
+    measure(&barrier, workers, daemon)
+}
+
+/// One measured phase: every latency (sorted), the wall time, and the CPU the clients (this
+/// process) and the daemon used meanwhile.
+struct Phase {
+    lat: Vec<Duration>,
+    wall: Duration,
+    cpu: Option<(Duration, Duration)>,
+}
+
+/// Releases the `workers` waiting at `barrier` and collects their latencies.
+fn measure(
+    barrier: &Barrier,
+    workers: Vec<std::thread::JoinHandle<Result<Vec<Duration>>>>,
+    daemon: u32,
+) -> Result<Phase> {
     barrier.wait();
-    let start = Instant::now();
-    let mut all = Vec::new();
+    let (start, cpu) = (Instant::now(), Cpu::start(daemon));
+    let mut lat = Vec::new();
     for w in workers {
-        all.extend(w.join().map_err(|_| anyhow::anyhow!("a client panicked"))??);
+        lat.extend(w.join().map_err(|_| anyhow::anyhow!("a client panicked"))??);
     }
-    let wall = start.elapsed();
-    all.sort();
-    Ok((all, wall))
+    let (wall, cpu) = (start.elapsed(), cpu.since());
+    lat.sort();
+    Ok(Phase { lat, wall, cpu })
 }
 
 /// The remote client's list request (what `Connection::snapshot_list` sends).
@@ -202,7 +225,7 @@ enum Raw {
 
 /// [`CLIENTS`] raw keep-alive connections each make one request first (the list's ETag), then, all
 /// starting together, `calls` more of kind `raw`.
-fn raw_clients(socket: &Path, calls: usize, raw: Raw) -> Result<(Vec<Duration>, Duration)> {
+fn raw_clients(socket: &Path, daemon: u32, calls: usize, raw: Raw) -> Result<Phase> {
     let barrier = Arc::new(Barrier::new(CLIENTS + 1));
     let path = if raw == Raw::Health { "/healthz" } else { LIST_PATH };
     let workers: Vec<_> = (0..CLIENTS)
@@ -232,15 +255,44 @@ fn raw_clients(socket: &Path, calls: usize, raw: Raw) -> Result<(Vec<Duration>, 
             })
         })
         .collect();
-    barrier.wait();
-    let start = Instant::now();
-    let mut all = Vec::new();
-    for w in workers {
-        all.extend(w.join().map_err(|_| anyhow::anyhow!("a client panicked"))??);
+    measure(&barrier, workers, daemon)
+}
+
+/// CPU time (user and system, every thread, finished ones too) that process `pid` has used so
+/// far, from its process CPU clock (nanoseconds; 0 for this process, `None` when unreadable).
+fn cpu(pid: u32) -> Option<Duration> {
+    let mut clock: libc::clockid_t = libc::CLOCK_PROCESS_CPUTIME_ID;
+    // SAFETY: plain calls with out-parameters we own; `pid` is ours or our child's.
+    if pid != 0 && unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &mut clock) } != 0 {
+        return None;
     }
-    let wall = start.elapsed();
-    all.sort();
-    Ok((all, wall))
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: as above.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+/// The CPU the bench (clients) and the daemon used between two points.
+#[derive(Clone, Copy)]
+struct Cpu {
+    daemon: u32,
+    at: Option<(Duration, Duration)>,
+}
+
+impl Cpu {
+    /// Starts counting for the daemon `daemon` (its pid) and this process.
+    fn start(daemon: u32) -> Self {
+        Self { daemon, at: cpu(0).zip(cpu(daemon)) }
+    }
+
+    /// (clients, daemon) CPU since [`Cpu::start`].
+    fn since(self) -> Option<(Duration, Duration)> {
+        let (c0, d0) = self.at?;
+        let (c1, d1) = cpu(0).zip(cpu(self.daemon))?;
+        Some((c1.saturating_sub(c0), d1.saturating_sub(d0)))
+    }
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -252,16 +304,29 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Two rows for one measured operation: p50 (informational) and p99 (held to `p99_target`, an
-/// absolute bound, when given), each beside the floor's same percentile.
-fn rows(what: &str, lat: &[Duration], wall: Duration, floor: &[Duration], p99_target: Option<Duration>) {
-    let rate = lat.len() as f64 / wall.as_secs_f64();
+/// absolute bound, when given), each beside the floor's same percentile; then a note with the
+/// rate and the CPU per call of the clients and of the daemon (what the latency is made of: with
+/// 16 closed-loop clients on a few cores, a call waits for the others' CPU).
+fn rows(what: &str, phase: &Phase, floor: &[Duration], p99_target: Option<Duration>) {
+    let lat = &phase.lat;
     let floor_of = |p: f64| (!floor.is_empty()).then(|| pct(floor, p).as_secs_f64());
     Row::new("daemon", format!("{what} p50"), Unit::Time, pct(lat, 0.5).as_secs_f64()).floor_opt(floor_of(0.5)).emit();
     Row::new("daemon", format!("{what} p99"), Unit::Time, pct(lat, 0.99).as_secs_f64())
         .floor_opt(floor_of(0.99))
         .target(p99_target.map_or(Target::None, |t| Target::AtMost(t.as_secs_f64())))
         .emit();
-    report::note(&format!("{what}: {} calls by {CLIENTS} clients, {rate:.0} calls/s", lat.len()));
+    note(what, phase);
+}
+
+/// `what: N calls by 16 clients, R calls/s; CPU per call: clients X µs, daemon Y µs`.
+fn note(what: &str, phase: &Phase) {
+    let n = phase.lat.len();
+    let rate = n as f64 / phase.wall.as_secs_f64();
+    let per_call = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+    let cpu = phase.cpu.map_or_else(String::new, |(c, d)| {
+        format!("; CPU per call: clients {:.0} µs, daemon {:.0} µs", per_call(c), per_call(d))
+    });
+    report::note(&format!("{what}: {n} calls by {CLIENTS} clients, {rate:.0} calls/s{cpu}"));
 }
 
 /// The `daemon` section.
@@ -292,55 +357,57 @@ fn sections(registry: &Registry, bin: &Path, tmp: &Path) -> Result<()> {
     populate(registry, &dir, LIST_TREE)?;
     let d = Daemon::start(bin, &dir)?;
     let uri = d.uri();
-    let sock = d.dir.join("sock");
-    concurrent(&uri, 5, false, |c, _, _| c.snapshot_list("test", 0).map(drop).map_err(Into::into))?; // warm-up
-    let (floor, _) = raw_clients(&sock, LIST_CALLS, Raw::Health)?;
-    Row::new("daemon", "floor: /healthz p50", Unit::Time, pct(&floor, 0.5).as_secs_f64()).emit();
-    Row::new("daemon", "floor: /healthz p99", Unit::Time, pct(&floor, 0.99).as_secs_f64()).emit();
+    let (sock, pid) = (d.dir.join("sock"), d.child.id());
+    concurrent(&uri, pid, 5, false, |c, _, _| c.snapshot_list("test", 0).map(drop).map_err(Into::into))?; // warm-up
+    let health = raw_clients(&sock, pid, LIST_CALLS, Raw::Health)?;
+    let floor = &health.lat;
+    Row::new("daemon", "floor: /healthz p50", Unit::Time, pct(floor, 0.5).as_secs_f64()).emit();
+    Row::new("daemon", "floor: /healthz p99", Unit::Time, pct(floor, 0.99).as_secs_f64()).emit();
+    note("floor: /healthz", &health);
     // Through the host's daemon client, as a Rust integrator or the CLI reads: it keeps its last
     // answer and revalidates it, so an unchanged tree costs a 304 and a copy of the kept list.
-    let (lat, wall) = concurrent(&uri, LIST_CALLS, true, |c, _, _| {
+    let phase = concurrent(&uri, pid, LIST_CALLS, true, |c, _, _| {
         let n = c.snapshot_list("test", 0)?.len();
         if n != LIST_TREE {
             bail!("listed {n} snapshots, expected {LIST_TREE}");
         }
         Ok(())
     })?;
-    rows(&format!("snapshot-list ({LIST_TREE}-snapshot tree)"), &lat, wall, &floor, Some(LIST_P99));
+    rows(&format!("snapshot-list ({LIST_TREE}-snapshot tree)"), &phase, floor, Some(LIST_P99));
     // The same through `snapshot_list_shared`: the kept list itself, without the copy of its
     // 1,000 names (2,000 allocations and frees per call, what made most of the row above).
-    let (lat, wall) = concurrent(&uri, LIST_CALLS, true, |c, _, _| {
+    let phase = concurrent(&uri, pid, LIST_CALLS, true, |c, _, _| {
         let n = c.snapshot_list_shared("test", 0)?.len();
         if n != LIST_TREE {
             bail!("listed {n} snapshots, expected {LIST_TREE}");
         }
         Ok(())
     })?;
-    rows(&format!("snapshot-list shared ({LIST_TREE}-snapshot tree)"), &lat, wall, &floor, Some(LIST_P99));
+    rows(&format!("snapshot-list shared ({LIST_TREE}-snapshot tree)"), &phase, floor, Some(LIST_P99));
     // An HTTP integrator without a cache: the whole 140 KB body every time (from the daemon's
     // generation-keyed cache), read but not parsed.
-    let (lat, wall) = raw_clients(&sock, LIST_CALLS, Raw::List)?;
-    rows("snapshot-list raw HTTP (no parse)", &lat, wall, &floor, Some(LIST_P99));
-    let (lat, wall) = raw_clients(&sock, LIST_CALLS, Raw::Revalidate)?;
-    rows("snapshot-list revalidation (304)", &lat, wall, &floor, Some(REVALIDATE_P99));
+    let phase = raw_clients(&sock, pid, LIST_CALLS, Raw::List)?;
+    rows("snapshot-list raw HTTP (no parse)", &phase, floor, Some(LIST_P99));
+    let phase = raw_clients(&sock, pid, LIST_CALLS, Raw::Revalidate)?;
+    rows("snapshot-list revalidation (304)", &phase, floor, Some(REVALIDATE_P99));
     drop(d);
 
     // snapshot-create then snapshot-delete, all clients on one domain.
     let dir = tmp.join("churn");
     std::fs::create_dir_all(dir.join("host"))?;
     let d = Daemon::start(bin, &dir)?;
-    let uri = d.uri();
-    let (lat, wall) = concurrent(&uri, CREATES, false, |c, t, i| {
+    let (uri, pid) = (d.uri(), d.child.id());
+    let phase = concurrent(&uri, pid, CREATES, false, |c, t, i| {
         c.snapshot_create("test", &format!("<domainsnapshot><name>c{t}-{i}</name></domainsnapshot>"), 0)?;
         Ok(())
     })?;
-    rows("snapshot-create", &lat, wall, &[], None);
-    let (lat, wall) = concurrent(&uri, CREATES, false, |c, t, i| {
+    rows("snapshot-create", &phase, &[], None);
+    let phase = concurrent(&uri, pid, CREATES, false, |c, t, i| {
         // Newest first: a leaf of this client's chain segment where possible.
         c.snapshot_delete("test", &format!("c{t}-{}", CREATES - 1 - i), 0)?;
         Ok(())
     })?;
-    rows("snapshot-delete", &lat, wall, &[], None);
+    rows("snapshot-delete", &phase, &[], None);
     let left = Connection::open(&Registry::default(), &uri, false)?.snapshot_list("test", 0)?.len();
     if left != 0 {
         bail!("{left} snapshots left after the deletes");
