@@ -60,7 +60,14 @@ pub struct Store {
     pub(crate) jobs: Jobs,
     /// The last `<domain>` section a dump formatted (`store_rows.rs`).
     dump_memo: DomainMemo,
+    /// Whether the snapshot rows have the dump layout columns (schema v6; a read-only
+    /// connection also reads a v5 store, whose dumps parse).
+    layouts: bool,
 }
+
+/// The oldest schema a read-only connection reads as it is: v6 only added the dump layout
+/// columns, so a v5 store (not yet migrated by a read-write connection) is read without them.
+const READ_ONLY_OLDEST: u32 = 5;
 
 impl Drop for Store {
     fn drop(&mut self) {
@@ -137,6 +144,7 @@ impl Store {
             data_version: 0,
             jobs: Jobs::default(),
             dump_memo: DomainMemo::default(),
+            layouts: true,
         };
         store.migrate(path)?;
         store.data_version = store.read_data_version()?;
@@ -168,7 +176,7 @@ impl Store {
                 return Ok(None);
             }
         }
-        if version != SCHEMA_VERSION {
+        if !(READ_ONLY_OLDEST..=SCHEMA_VERSION).contains(&version) {
             return Err(Error::new(
                 codes::OPERATION_FAILED,
                 format!(
@@ -183,6 +191,7 @@ impl Store {
             data_version: 0,
             jobs: Jobs::default(),
             dump_memo: DomainMemo::default(),
+            layouts: version >= 6,
         };
         store.data_version = store.read_data_version()?;
         Ok(Some(store))
@@ -386,7 +395,7 @@ impl Store {
     /// One indexed read of the snapshot's row (its parent and current flag included); the
     /// stored text is spliced, not parsed, whenever that gives the same bytes (`store_rows.rs`).
     pub fn snapshot_xml(&mut self, dom: &str, name: &str, flags: FormatFlags) -> Result<String> {
-        crate::store_rows::read_xml(&self.conn, &mut self.dump_memo, dom, name, flags)
+        crate::store_rows::read_xml(&self.conn, &mut self.dump_memo, self.layouts, dom, name, flags)
     }
 
     /// Domain `dom`'s (uuid) generation, or NO_DOMAIN: one primary-key read. It changes with

@@ -201,17 +201,24 @@ pub(crate) fn fill_layouts(conn: &Connection) -> Result<()> {
 pub(crate) fn read_xml(
     conn: &Connection,
     memo: &mut DomainMemo,
+    layouts: bool,
     dom: &str,
     name: &str,
     flags: FormatFlags,
 ) -> Result<String> {
     type Row = (String, Option<String>, bool, [Option<i64>; 3], Option<String>);
+    let sql = if layouts {
+        "SELECT s.xml, s.parent, s.is_current, s.fmt_parent, s.fmt_domain, s.fmt_domain_end, d.xml
+         FROM snapshots s LEFT JOIN snapshot_domains d ON d.id = s.domain_id
+         WHERE s.dom_uuid = ?1 AND s.name = ?2"
+    } else {
+        // a v5 store read by a read-only connection: no layout, the dump parses
+        "SELECT s.xml, s.parent, s.is_current, NULL, NULL, NULL, d.xml
+         FROM snapshots s LEFT JOIN snapshot_domains d ON d.id = s.domain_id
+         WHERE s.dom_uuid = ?1 AND s.name = ?2"
+    };
     let (text, parent, current, cols, domain): Row = conn
-        .prepare_cached(
-            "SELECT s.xml, s.parent, s.is_current, s.fmt_parent, s.fmt_domain, s.fmt_domain_end, d.xml
-             FROM snapshots s LEFT JOIN snapshot_domains d ON d.id = s.domain_id
-             WHERE s.dom_uuid = ?1 AND s.name = ?2",
-        )
+        .prepare_cached(sql)
         .map_err(db)?
         .query_row(params![dom, name], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, [r.get(3)?, r.get(4)?, r.get(5)?], r.get(6)?))

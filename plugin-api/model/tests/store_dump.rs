@@ -4,7 +4,7 @@
 //! flags, for every snapshot and every flag combination, after every kind of write (create,
 //! redefine new and existing, edit with rename, revert, delete with reparent, delete with
 //! CHILDREN, import, a dry run, another connection's write, a reopen) and after migrating a
-//! v5 store. The snapshots carry what the splice must get right: names and descriptions that
+//! v5 store (and when a read-only connection reads one before it is migrated). The snapshots carry what the splice must get right: names and descriptions that
 //! need escaping, disks and memory, a full domain with a password (secure and not), an
 //! old-style `<domain><uuid>`, no domain, an `<inactiveDomain>` with a password, a cookie.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
@@ -252,6 +252,11 @@ fn a_v5_store_is_migrated_with_layouts_where_the_text_parses_back_to_itself() {
         .unwrap();
         c.pragma_update(None, "user_version", 5).unwrap();
     }
+    // a read-only connection reads the v5 store as it is (its dumps parse) and migrates nothing
+    let mut ro = Store::open_read_only(&path).unwrap().unwrap();
+    assert_eq!(check(&mut ro, "read-only open of v5"), 7);
+    assert_eq!(ro.schema_version().unwrap(), 5);
+    drop(ro);
     let mut s = Store::open(&path, Sync::Normal).unwrap();
     assert_eq!(s.schema_version().unwrap(), 6);
     assert_eq!(check(&mut s, "migration"), 7);
