@@ -171,6 +171,17 @@ pub fn run(args: &[String]) -> Result<()> {
                         .target(target)
                         .emit();
                 }
+                // A dump is a walk's round trip (host, plugin, the domain's lookup) plus the
+                // snapshot's own read: what it costs above a walk, beside the read floor, is the
+                // store's share of it.
+                Row::new(
+                    "workflow",
+                    format!("{shape} {n} {sync} dump above walk per op"),
+                    Unit::Time,
+                    per(&ours, "dump") - per(&ours, "walk"),
+                )
+                .floor_opt(floor.get("read").copied())
+                .emit();
                 // The same create beside the store-schema floor: what is left above it is host,
                 // plugin and XML work; the gap between the two floors is the schema's.
                 Row::new(
@@ -214,6 +225,7 @@ pub fn run(args: &[String]) -> Result<()> {
     report::note("floor: write = one single-row SQLite transaction with the store's pragmas (at full sync with its");
     report::note("fsync), read = one indexed SELECT of a row; both in a fresh process, table grown to N rows;");
     report::note("schema floor = that write on the store's own schema (snapshot row, its indexes, the generation).");
+    report::note("dump above walk = dump - walk per op: the snapshot's own read and XML, without the round trip.");
     report::note(
         "per op = phase time / N (delete and drop are one call per root, CHILDREN); peer = libvirt's same phase.",
     );
