@@ -23,6 +23,9 @@ pub(crate) struct Cache {
     domain_ids: Vec<(String, i64)>,
     /// Embedded domain text → the UUID inside it (pure; kept across rollbacks).
     domain_uuids: Vec<(String, Option<String>)>,
+    /// Stored texts whose layout was checked by parsing, by template (pure; kept across
+    /// rollbacks): see `store_rows::stored_text`.
+    pub checked: crate::store_rows::CheckedTemplates,
 }
 
 /// Bound on the memo lists: a few distinct domain definitions are the common case. Lists, not
@@ -158,7 +161,7 @@ impl<'a, 'c> Writer<'a, 'c> {
                         .ok_or_else(|| Error::internal(format!("no definition for snapshot {name}")))?;
                     let info = info_from_def(def);
                     // the layout is written with the text, in the same statement: a dump splices by it
-                    let (xml, layout) = stored_text(def);
+                    let (xml, layout) = stored_text(def, &mut self.cache.checked);
                     let [fmt_parent, fmt_domain, fmt_domain_end] = layout_columns(layout);
                     let domain_id = match &def.domain {
                         Some(d) => Some(self.domain_text_id(d)?),

@@ -139,15 +139,91 @@ const STORED: FormatFlags = FormatFlags { secure: true, internal: false, current
 /// formats to the same text again (then with that one's layout). Either way the definition the
 /// parsing dump would format is one whose formatting is the text at those offsets, so the splice
 /// and the parsing dump cannot differ. `None` when the text does not parse back to itself.
-pub(crate) fn stored_text(def: &SnapshotDef) -> (String, Option<Layout>) {
+///
+/// The parse is skipped for a text whose template (below) a checked text had: a workflow's
+/// snapshots mostly differ only in name and creation time.
+pub(crate) fn stored_text(def: &SnapshotDef, checked: &mut CheckedTemplates) -> (String, Option<Layout>) {
     let stored = SnapshotDef { parent: None, active: None, domain: None, ..def.clone() };
     let (text, layout) = xml::format_with_layout(&stored, None, STORED);
-    let layout = match xml::parse_stored(&text) {
+    let template = Template::of(&stored, &text, layout);
+    if template.as_ref().is_some_and(|t| checked.0.contains(t)) {
+        return (text, Some(layout));
+    }
+    let verified = match xml::parse_stored(&text) {
         Ok(back) if back == stored => Some(layout),
         Ok(back) => reformatted_layout(back, &text),
         Err(_) => None,
     };
-    (text, layout)
+    if let Some(t) = template.filter(|_| verified == Some(layout)) {
+        if checked.0.len() >= CHECKED_LIMIT {
+            checked.0.clear();
+        }
+        checked.0.push(t);
+    }
+    (text, verified)
+}
+
+/// Bound on the checked templates a connection keeps.
+const CHECKED_LIMIT: usize = 32;
+
+/// Templates of stored texts that parsed back to themselves with their formatting's layout.
+#[derive(Debug, Default)]
+pub(crate) struct CheckedTemplates(Vec<Template>);
+
+/// A stored text with its name and its creation time cut out, and its layout made relative to
+/// them. Two texts with one template differ only in the name's text and the creation time's
+/// digits. With names of letters, digits, `.`, `_` and `-` only (text that escaping leaves as
+/// it is and the parser reads back as it is, no markup, no whitespace) and a creation time as
+/// formatted, parsing reads both into their own fields and nothing else from them, so one text
+/// parses back to itself with its layout when the other does, and the layout moves by the
+/// lengths of the two cut-outs. Texts are kept far below the parser's size limit, the one rule
+/// that sees their whole length. The template's layout is compared with the text's own.
+#[derive(Debug, PartialEq, Eq)]
+struct Template {
+    /// The text before the name (always the same), between the name and the creation time's
+    /// digits, and after them.
+    between: String,
+    after: String,
+    /// The layout with the name's and the time's lengths taken off.
+    relative: (usize, usize, usize),
+}
+
+/// Stored texts longer than this are never templated (the parser's limit is 10 MiB).
+const TEMPLATE_MAX_BYTES: usize = 1 << 20;
+
+impl Template {
+    fn of(stored: &SnapshotDef, text: &str, layout: Layout) -> Option<Self> {
+        const HEAD: &str = "<domainsnapshot>\n  <name>";
+        const TIME: &str = "  <creationTime>";
+        let name = stored.name.as_str();
+        let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if text.len() > TEMPLATE_MAX_BYTES || !plain(name) || stored.state == 0 {
+            return None;
+        }
+        let name_end = HEAD.len() + name.len();
+        if !(text.starts_with(HEAD) && text.get(HEAD.len()..)?.starts_with(name)) {
+            return None;
+        }
+        let time = stored.creation_time.to_string();
+        let time_at = layout.parent_at + TIME.len();
+        let time_end = time_at + time.len();
+        if !(text.get(layout.parent_at..)?.starts_with(TIME) && text.get(time_at..)?.starts_with(&time)) {
+            return None;
+        }
+        if !text.get(time_end..)?.starts_with("</creationTime>\n") || !text.get(name_end..)?.starts_with("</name>\n") {
+            return None;
+        }
+        let cut = name.len() + time.len();
+        Some(Self {
+            between: text.get(name_end..time_at)?.to_owned(),
+            after: text.get(time_end..)?.to_owned(),
+            relative: (
+                layout.parent_at.checked_sub(name.len())?,
+                layout.domain_at.checked_sub(cut)?,
+                layout.domain_end.checked_sub(cut)?,
+            ),
+        })
+    }
 }
 
 /// The layout of stored text `text` (a row written before schema v6), under the same rule as

@@ -404,7 +404,7 @@ fn the_stored_text_is_the_stored_xml_and_its_layout_is_checked() {
     legacy.domain = None;
     legacy.legacy_uuid = Some("11111111-2222-3333-4444-555555555555".into());
     for (def, spliced) in [(plain, true), (offline_cookie, false), (legacy, true)] {
-        let (text, layout) = crate::store_rows::stored_text(&def);
+        let (text, layout) = crate::store_rows::stored_text(&def, &mut Default::default());
         assert_eq!(text, crate::redefine::stored_xml(&def), "{}", def.name);
         assert_eq!(layout.is_some(), spliced, "{}", def.name);
         assert_eq!(crate::store_rows::stored_layout(&text), layout, "{}", def.name);
