@@ -395,7 +395,13 @@ impl Store {
     /// One indexed read of the snapshot's row (its parent and current flag included); the
     /// stored text is spliced, not parsed, whenever that gives the same bytes (`store_rows.rs`).
     pub fn snapshot_xml(&mut self, dom: &str, name: &str, flags: FormatFlags) -> Result<String> {
-        crate::store_rows::read_xml(&self.conn, &mut self.dump_memo, self.layouts, dom, name, flags)
+        crate::store_rows::read_xml(&self.conn, &mut self.dump_memo, (self.layouts, false), dom, name, flags)
+    }
+
+    /// [`Store::snapshot_xml`] of a domain given by its name (NO_DOMAIN when none has it): the
+    /// name is resolved in the same read, so a dump through a driver is one statement.
+    pub fn snapshot_xml_of_named(&mut self, dom_name: &str, name: &str, flags: FormatFlags) -> Result<String> {
+        crate::store_rows::read_xml(&self.conn, &mut self.dump_memo, (self.layouts, true), dom_name, name, flags)
     }
 
     /// Domain `dom`'s (uuid) generation, or NO_DOMAIN: one primary-key read. It changes with

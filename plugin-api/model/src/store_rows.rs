@@ -274,34 +274,57 @@ pub(crate) fn fill_layouts(conn: &Connection) -> Result<()> {
 /// in one indexed read of its row: spliced from the stored text by its layout, or, without one
 /// (or for a non-secure dump of a snapshot with an `<inactiveDomain>`, whose secrets only the
 /// parser can strip), parsed and formatted. Parent and current flag come from the same row.
+///
+/// `dom` is the domain's uuid, or with `by_name` its name: then the same read resolves it (a
+/// missing domain is NO_DOMAIN, found by a second read only on that error path).
 pub(crate) fn read_xml(
     conn: &Connection,
     memo: &mut DomainMemo,
-    layouts: bool,
+    (layouts, by_name): (bool, bool),
     dom: &str,
     name: &str,
     flags: FormatFlags,
 ) -> Result<String> {
-    type Row = (String, Option<String>, bool, [Option<i64>; 3], Option<String>);
-    let sql = if layouts {
-        "SELECT s.xml, s.parent, s.is_current, s.fmt_parent, s.fmt_domain, s.fmt_domain_end, d.xml
-         FROM snapshots s LEFT JOIN snapshot_domains d ON d.id = s.domain_id
-         WHERE s.dom_uuid = ?1 AND s.name = ?2"
-    } else {
-        // a v5 store read by a read-only connection: no layout, the dump parses
-        "SELECT s.xml, s.parent, s.is_current, NULL, NULL, NULL, d.xml
-         FROM snapshots s LEFT JOIN snapshot_domains d ON d.id = s.domain_id
-         WHERE s.dom_uuid = ?1 AND s.name = ?2"
+    type Row = (String, Option<String>, bool, [Option<i64>; 3], Option<String>, String);
+    // a v5 store read by a read-only connection has no layout columns: its dumps parse
+    let sql = match (layouts, by_name) {
+        (true, false) => {
+            "SELECT s.xml, s.parent, s.is_current, s.fmt_parent, s.fmt_domain, s.fmt_domain_end, d.xml, s.dom_uuid
+             FROM snapshots s LEFT JOIN snapshot_domains d ON d.id = s.domain_id
+             WHERE s.dom_uuid = ?1 AND s.name = ?2"
+        }
+        (false, false) => {
+            "SELECT s.xml, s.parent, s.is_current, NULL, NULL, NULL, d.xml, s.dom_uuid
+             FROM snapshots s LEFT JOIN snapshot_domains d ON d.id = s.domain_id
+             WHERE s.dom_uuid = ?1 AND s.name = ?2"
+        }
+        (true, true) => {
+            "SELECT s.xml, s.parent, s.is_current, s.fmt_parent, s.fmt_domain, s.fmt_domain_end, d.xml, s.dom_uuid
+             FROM domains m JOIN snapshots s ON s.dom_uuid = m.uuid AND s.name = ?2
+             LEFT JOIN snapshot_domains d ON d.id = s.domain_id
+             WHERE m.name = ?1"
+        }
+        (false, true) => {
+            "SELECT s.xml, s.parent, s.is_current, NULL, NULL, NULL, d.xml, s.dom_uuid
+             FROM domains m JOIN snapshots s ON s.dom_uuid = m.uuid AND s.name = ?2
+             LEFT JOIN snapshot_domains d ON d.id = s.domain_id
+             WHERE m.name = ?1"
+        }
     };
-    let (text, parent, current, cols, domain): Row = conn
+    let row: Option<Row> = conn
         .prepare_cached(sql)
         .map_err(db)?
         .query_row(params![dom, name], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, [r.get(3)?, r.get(4)?, r.get(5)?], r.get(6)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, [r.get(3)?, r.get(4)?, r.get(5)?], r.get(6)?, r.get(7)?))
         })
         .optional()
-        .map_err(db)?
-        .ok_or_else(|| Error::no_snapshot(name))?;
+        .map_err(db)?;
+    let Some((text, parent, current, cols, domain, uuid)) = row else {
+        let known = !by_name
+            || conn.prepare_cached("SELECT 1 FROM domains WHERE name = ?1").map_err(db)?.exists([dom]).map_err(db)?;
+        return Err(if known { Error::no_snapshot(name) } else { Error::no_domain(dom) });
+    };
+    let dom = uuid.as_str();
     let flags = FormatFlags { current, ..flags };
     if let Some(layout) = layout_of(cols) {
         if let Some(out) = splice(&text, layout, parent.as_deref(), domain.as_deref(), dom, flags, memo) {

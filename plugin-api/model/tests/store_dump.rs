@@ -100,14 +100,31 @@ fn parsed_dump(s: &mut Store, name: &str, flags: FormatFlags) -> Result<String, 
 /// snapshots were compared.
 fn check(s: &mut Store, step: &str) -> usize {
     let list = s.snapshots(VM).unwrap();
+    let dom_name = s.domain_by_uuid(VM).unwrap().name;
     for info in &list {
         for flags in FLAGS {
             let got = s.snapshot_xml(VM, &info.name, flags);
             let want = parsed_dump(s, &info.name, flags);
             assert_eq!(got, want, "after {step}: snapshot {:?}, {flags:?}", info.name);
+            let named = s.snapshot_xml_of_named(&dom_name, &info.name, flags);
+            assert_eq!(named, want, "after {step}, by domain name: snapshot {:?}, {flags:?}", info.name);
         }
     }
     list.len()
+}
+
+/// A dump by domain name resolves the name in the same read; its errors are the two-step
+/// lookup's: NO_DOMAIN for an unknown domain, NO_DOMAIN_SNAPSHOT for an unknown snapshot.
+#[test]
+fn a_dump_by_domain_name_gives_the_lookups_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = new_store(&dir.path().join("s.db"));
+    let dom_name = s.domain_by_uuid(VM).unwrap().name;
+    let e = s.snapshot_xml_of_named("nope", "x", FLAGS[0]).unwrap_err();
+    assert_eq!((e.code, e.message.as_str()), (virtplug_model::codes::NO_DOMAIN, "no domain with matching name 'nope'"));
+    let e = s.snapshot_xml_of_named(&dom_name, "x", FLAGS[0]).unwrap_err();
+    assert_eq!(e.code, virtplug_model::codes::NO_DOMAIN_SNAPSHOT);
+    assert_eq!(e.message, virtplug_model::Error::no_snapshot("x").message);
 }
 
 fn new_store(path: &std::path::Path) -> Store {

@@ -299,12 +299,13 @@ impl Driver for MockDriver {
 
     fn snapshot_xml(&self, dom: &str, snap: &str, flags: u32) -> Result<String> {
         let mut store = self.store()?;
-        let d = store.domain_by_name(dom)?;
         if let Some(mut f) = self.fleet()? {
+            let d = store.domain_by_name(dom)?;
             return f.xml(&d.uuid, snap, flags);
         }
         let secure = flags & snapshot_xml::SECURE != 0;
-        store.snapshot_xml(&d.uuid, snap, FormatFlags { secure, ..Default::default() })
+        // one read: the domain's name resolved with the snapshot's row
+        store.snapshot_xml_of_named(dom, snap, FormatFlags { secure, ..Default::default() })
     }
 
     fn snapshot_list(&self, dom: &str, _flags: u32) -> Result<Vec<SnapshotInfo>> {
