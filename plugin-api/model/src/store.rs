@@ -120,6 +120,18 @@ DROP INDEX IF EXISTS snapshots_parent;
 ";
 
 impl Store {
+    /// A store over an open connection (`layouts`: the schema has the dump layout columns).
+    fn over(conn: Connection, layouts: bool) -> Self {
+        Self {
+            conn,
+            cache: Cache::default(),
+            data_version: 0,
+            jobs: Jobs::default(),
+            dump_memo: DomainMemo::default(),
+            layouts,
+        }
+    }
+
     /// Opens (creating if needed) the store at `path`, migrating an older schema and refusing a
     /// newer one.
     pub fn open(path: &Path, sync: Sync) -> Result<Self> {
@@ -138,14 +150,7 @@ impl Store {
         // ones (the memory is only used as the store grows).
         conn.pragma_update(None, "cache_size", -65536).map_err(db)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let mut store = Self {
-            conn,
-            cache: Cache::default(),
-            data_version: 0,
-            jobs: Jobs::default(),
-            dump_memo: DomainMemo::default(),
-            layouts: true,
-        };
+        let mut store = Self::over(conn, true);
         store.migrate(path)?;
         store.data_version = store.read_data_version()?;
         Ok(store)
@@ -185,14 +190,7 @@ impl Store {
                 ),
             ));
         }
-        let mut store = Self {
-            conn,
-            cache: Cache::default(),
-            data_version: 0,
-            jobs: Jobs::default(),
-            dump_memo: DomainMemo::default(),
-            layouts: version >= 6,
-        };
+        let mut store = Self::over(conn, version >= 6);
         store.data_version = store.read_data_version()?;
         Ok(Some(store))
     }
