@@ -15,6 +15,7 @@
 mod conn;
 mod fault;
 mod http;
+mod props;
 mod snap;
 mod soap;
 mod tree;

@@ -102,9 +102,9 @@ fn in_subtree(tree: &Tree, root: usize, idx: usize) -> bool {
 impl Connection {
     /// The VM's moid, BIOS uuid and snapshot tree, in one call (kept for the next change).
     pub(crate) fn tree(&self, dom: &str) -> Result<(MoRef, String, Tree)> {
-        let (vm, o) = self.read_vm(dom, &["config.uuid", "snapshot"])?;
+        let (vm, mut o) = self.read_vm(dom, &["config.uuid", "snapshot"])?;
         let uuid = o.text("config.uuid").map(|u| u.trim().to_lowercase()).unwrap_or(vm.uuid);
-        let tree = Tree::parse(o.prop("snapshot"));
+        let tree = o.snapshot.take().unwrap_or_default();
         lock(&self.trees).insert(dom.to_owned(), (vm.moref.clone(), tree.clone()));
         Ok((vm.moref, uuid, tree))
     }
@@ -140,7 +140,7 @@ impl Connection {
         let mut trees = lock(&self.trees);
         match done {
             Some(o) if o.text("name").map(unescape_vm_name).as_deref() == Some(dom) => {
-                let tree = Tree::parse(o.prop("snapshot"));
+                let tree = o.snapshot.clone().unwrap_or_default();
                 trees.insert(dom.to_owned(), (vm.clone(), tree.clone()));
                 Some(tree)
             }

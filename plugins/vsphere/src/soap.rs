@@ -156,9 +156,14 @@ impl Soap {
         )
     }
 
-    /// One HTTP request, no retry. Returns the response element (the Body's child) and the
-    /// cookie that was sent.
-    fn invoke_once(&self, method: &str, body: &str) -> (CallResult<Element>, Option<String>) {
+    /// One HTTP request, no retry. Returns the answer as `read` reads it from its status and text
+    /// (the response element with [`Soap::parse_response`]), and the cookie that was sent.
+    fn invoke_once<T>(
+        &self,
+        method: &str,
+        body: &str,
+        read: &impl Fn(u16, &str) -> CallResult<T>,
+    ) -> (CallResult<T>, Option<String>) {
         let (cookie, cookie_header, action) = {
             let s = lock(&self.session);
             (s.cookie.clone(), s.cookie_header.clone(), s.action.clone())
@@ -182,10 +187,11 @@ impl Soap {
             s.cookie = Some(val);
         }
         let (status, text) = (resp.status, String::from_utf8_lossy(&resp.body));
-        (self.parse_response(method, status, &text), cookie)
+        (read(status, &text), cookie)
     }
 
-    fn parse_response(&self, method: &str, status: u16, text: &str) -> CallResult<Element> {
+    /// The response element (the Body's child) of an answer, or its fault or error.
+    pub fn parse_response(&self, method: &str, status: u16, text: &str) -> CallResult<Element> {
         let not_soap = || {
             CallError::Error(Error::internal(format!(
                 "HTTP response code {status} for call to '{method}' from {}: not a SOAP answer",
@@ -229,11 +235,17 @@ impl Soap {
 
     /// One call: on `NotAuthenticated`, logs in again once and retries once.
     pub fn call(&self, method: &str, body: &str) -> CallResult<Element> {
-        let (result, used) = self.invoke_once(method, body);
+        self.call_with(method, body, |status, text| self.parse_response(method, status, text))
+    }
+
+    /// [`Soap::call`], the answer read by `read` from its status and text (`vim::retrieve` reads
+    /// its answers without an element tree).
+    pub fn call_with<T>(&self, method: &str, body: &str, read: impl Fn(u16, &str) -> CallResult<T>) -> CallResult<T> {
+        let (result, used) = self.invoke_once(method, body, &read);
         match result {
             Err(CallError::Fault(f)) if f.is("NotAuthenticated") && lock(&self.session).login.is_some() => {
                 self.relogin(used)?;
-                let (again, _) = self.invoke_once(method, body);
+                let (again, _) = self.invoke_once(method, body, &read);
                 again
             }
             other => other,
@@ -269,7 +281,7 @@ impl Soap {
             escape(&creds.user),
             escape(creds.password())
         );
-        let (result, _) = self.invoke_once("Login", &body);
+        let (result, _) = self.invoke_once("Login", &body, &|status, text| self.parse_response("Login", status, text));
         match result {
             Ok(_) => {
                 let mut s = lock(&self.session);
@@ -308,7 +320,7 @@ impl Soap {
         if let Some(sm) = sm {
             let body =
                 format!(r#"<Logout xmlns="urn:vim25"><_this type="SessionManager">{}</_this></Logout>"#, escape(&sm));
-            let _ = self.invoke_once("Logout", &body);
+            let _ = self.invoke_once("Logout", &body, &|status, text| self.parse_response("Logout", status, text));
         }
         let mut s = lock(&self.session);
         s.cookie = None;
@@ -322,7 +334,7 @@ impl Soap {
         if let Some(sm) = sm {
             let body =
                 format!(r#"<Logout xmlns="urn:vim25"><_this type="SessionManager">{}</_this></Logout>"#, escape(&sm));
-            let _ = self.invoke_once("Logout", &body);
+            let _ = self.invoke_once("Logout", &body, &|status, text| self.parse_response("Logout", status, text));
         }
     }
 }

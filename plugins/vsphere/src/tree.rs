@@ -8,7 +8,7 @@ use virtplug_plugin_sdk::{
     model::xml::{self, FormatFlags, SnapshotDef},
 };
 
-use crate::xmldom::Element;
+use crate::xmldom::{Doc, Element, Step, local};
 
 /// One snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +42,48 @@ pub struct Tree {
     /// The moid `currentSnapshot` names when it is not in the tree (that quirk): the simulator
     /// then crashes on `CreateSnapshot_Task` (a nil dereference that closes the connection).
     pub dangling_current: Option<String>,
+}
+
+/// A snapshot's field, by its element's name in a `VirtualMachineSnapshotTree`.
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    Moid,
+    Name,
+    Description,
+    Id,
+    CreateTime,
+    State,
+}
+
+impl Field {
+    fn of(name: &str) -> Option<Self> {
+        Some(match name {
+            "snapshot" => Self::Moid,
+            "name" => Self::Name,
+            "description" => Self::Description,
+            "id" => Self::Id,
+            "createTime" => Self::CreateTime,
+            "state" => Self::State,
+            _ => return None,
+        })
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// What an open element below a snapshot info value is, while [`Tree::read`] reads it.
+#[derive(Debug, Clone, Copy)]
+enum Open {
+    /// A snapshot (`rootSnapshotList`, `childSnapshotList`): its node.
+    Node(usize),
+    /// A node's first child of that name.
+    Field(usize, Field),
+    /// The value's first `currentSnapshot`.
+    Current,
+    /// Anything else (its content is checked, not kept).
+    Other,
 }
 
 /// vSphere power state → libvirt state.
@@ -98,12 +140,112 @@ impl Tree {
         for root in info.children_named("rootSnapshotList") {
             tree.add(root, None);
         }
-        let current = info.child("currentSnapshot").map(|c| c.text.trim().to_owned());
-        tree.current = current.as_ref().and_then(|c| tree.nodes.iter().position(|n| n.moid == *c));
-        if tree.current.is_none() {
-            tree.dangling_current = current.filter(|c| !c.is_empty());
-        }
+        tree.set_current(info.child("currentSnapshot").map(|c| c.text.trim().to_owned()));
         tree
+    }
+
+    /// Sets the current snapshot from the moid `currentSnapshot` names, if any.
+    fn set_current(&mut self, current: Option<String>) {
+        self.current = current.as_ref().and_then(|c| self.nodes.iter().position(|n| n.moid == *c));
+        if self.current.is_none() {
+            self.dangling_current = current.filter(|c| !c.is_empty());
+        }
+    }
+
+    /// Reads the tree straight from a document, just after the start tag of a non-empty
+    /// `VirtualMachineSnapshotInfo` value, up to and including its end tag: the same tree as
+    /// [`Tree::parse`] of that value (the same first-child and direct-text rules), without the
+    /// value's element tree (issue 19).
+    pub fn read(doc: &mut Doc<'_>) -> Result<Self, String> {
+        let mut tree = Self::default();
+        // Per node, the fields met (the first child of a name is the one read).
+        let mut met: Vec<u8> = Vec::new();
+        let mut current: Option<String> = None;
+        let mut current_met = false;
+        let mut stack: Vec<Open> = Vec::new();
+        let mut text = String::new();
+        loop {
+            match doc.next()? {
+                Step::Open(tag, empty) => {
+                    let name = local(&tag)?;
+                    let open = match (stack.last(), name) {
+                        (None, "rootSnapshotList") => Open::Node(tree.push(None, &mut met)),
+                        (None, "currentSnapshot") if !current_met => {
+                            current_met = true;
+                            Open::Current
+                        }
+                        (Some(Open::Node(p)), "childSnapshotList") => Open::Node(tree.push(Some(*p), &mut met)),
+                        (Some(Open::Node(p)), field) => match Field::of(field) {
+                            Some(f) if met[*p] & f.bit() == 0 => {
+                                met[*p] |= f.bit();
+                                Open::Field(*p, f)
+                            }
+                            _ => Open::Other,
+                        },
+                        _ => Open::Other,
+                    };
+                    if matches!(open, Open::Field(..) | Open::Current) {
+                        text.clear();
+                    }
+                    if empty {
+                        tree.close(open, "", &mut current);
+                    } else {
+                        stack.push(open);
+                    }
+                }
+                // Only a field's own text counts (not its children's), as in the element tree.
+                Step::Text(t) => {
+                    if matches!(stack.last(), Some(Open::Field(..) | Open::Current)) {
+                        text.push_str(&t);
+                    }
+                }
+                Step::Close => match stack.pop() {
+                    Some(open) => tree.close(open, &text, &mut current),
+                    None => break,
+                },
+            }
+        }
+        tree.set_current(current);
+        Ok(tree)
+    }
+
+    /// A node with every field at its default (as [`Tree::add`] gives a node without them).
+    fn push(&mut self, parent: Option<usize>, met: &mut Vec<u8>) -> usize {
+        let idx = self.nodes.len();
+        self.nodes.push(Node {
+            moid: String::new(),
+            name: String::new(),
+            description: String::new(),
+            id: 0,
+            creation_time: 0,
+            state: power_state(""),
+            parent,
+            children: Vec::new(),
+        });
+        met.push(0);
+        if let Some(pn) = parent.and_then(|p| self.nodes.get_mut(p)) {
+            pn.children.push(idx);
+        }
+        idx
+    }
+
+    /// Takes a field's text when its element ends.
+    fn close(&mut self, open: Open, text: &str, current: &mut Option<String>) {
+        match open {
+            Open::Field(i, f) => {
+                let n = &mut self.nodes[i];
+                match f {
+                    Field::Moid => n.moid = text.trim().to_owned(),
+                    Field::Name => n.name = text.to_owned(),
+                    Field::Description => n.description = text.to_owned(),
+                    Field::Id => n.id = text.trim().parse().unwrap_or(0),
+                    Field::CreateTime => n.creation_time = parse_datetime(text).unwrap_or(0),
+                    Field::State => n.state = power_state(text.trim()),
+                }
+            }
+            Open::Current => *current = Some(text.trim().to_owned()),
+            Open::Node(_) | Open::Other => {}
+        }
     }
 
     fn add(&mut self, el: &Element, parent: Option<usize>) {
@@ -235,6 +377,50 @@ mod tests {
         assert_eq!(tree.current, None);
         assert_eq!(tree.dangling_current.as_deref(), Some("snapshot-79"));
         assert!(Tree::parse(None).nodes.is_empty());
+    }
+
+    /// [`Tree::read`] of a value's document, read straight from its steps.
+    fn read_streamed(doc: &str) -> Result<Tree, String> {
+        let mut d = xmldom::Doc::new(doc);
+        loop {
+            if let xmldom::Step::Open(_, empty) = d.next()? {
+                return if empty { Ok(Tree::default()) } else { Tree::read(&mut d) };
+            }
+        }
+    }
+
+    #[test]
+    fn a_tree_read_from_the_parsers_steps_is_the_tree_of_the_element_tree() {
+        // Issue 19: the tree is read straight from the parser's steps; it must be the tree the
+        // element tree gives, for the answers vSphere writes and for odd ones: first child of a
+        // name wins, only a field's own text counts, escapes and CDATA, empty elements, names
+        // nested where they are not fields, a second currentSnapshot, a dangling current.
+        let docs = [
+            B16,
+            r#"<val><currentSnapshot>snapshot-79</currentSnapshot><rootSnapshotList><snapshot>snapshot-74</snapshot><name>s1</name></rootSnapshotList></val>"#,
+            r#"<val><rootSnapshotList><name>a<x>hidden</x>b</name><name>second</name><id> 7 </id><id>8</id><vm><name>not me</name></vm><state> poweredOn </state><createTime>bad</createTime><snapshot> snapshot-1 </snapshot><childSnapshotList/><childSnapshotList><name/><description>d &amp; e<![CDATA[ <raw> ]]></description><snapshot>snapshot-3</snapshot><childSnapshotList><name>deep</name><snapshot>snapshot-4</snapshot></childSnapshotList></childSnapshotList></rootSnapshotList><other><rootSnapshotList><name>nested root</name></rootSnapshotList></other><rootSnapshotList><name>second root</name><snapshot>snapshot-5</snapshot></rootSnapshotList><currentSnapshot> snapshot-3 </currentSnapshot><currentSnapshot>snapshot-5</currentSnapshot></val>"#,
+            r#"<val><currentSnapshot><x>snapshot-1</x></currentSnapshot><rootSnapshotList><snapshot>snapshot-1</snapshot></rootSnapshotList></val>"#,
+            r#"<val><currentSnapshot/><rootSnapshotList/></val>"#,
+            r#"<val/>"#,
+            r#"<val></val>"#,
+        ];
+        for doc in docs {
+            let dom = Tree::parse(Some(&xmldom::parse(doc).unwrap()));
+            assert_eq!(read_streamed(doc).unwrap(), dom, "{doc}");
+        }
+        let odd = read_streamed(docs[2]).unwrap();
+        let names: Vec<_> = odd.nodes.iter().map(|n| (n.name.as_str(), n.parent)).collect();
+        assert_eq!(names, [("ab", None), ("", Some(0)), ("", Some(0)), ("deep", Some(2)), ("second root", None)]);
+        assert_eq!((odd.nodes[0].id, odd.nodes[0].moid.as_str(), odd.current), (7, "snapshot-1", Some(2)));
+        assert_eq!(odd.nodes[2].description, "d & e <raw> ");
+        // A document the element tree refuses is refused.
+        for bad in [
+            "<val><rootSnapshotList><name>x</nam></rootSnapshotList></val>",
+            "<val><name>&bogus;</name></val>",
+            "<val>",
+        ] {
+            assert!(xmldom::parse(bad).is_err() && read_streamed(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use crate::{
     fault::Fault,
+    props,
     soap::{CallError, CallResult, Soap},
+    tree::Tree,
     xmldom::{Element, escape},
 };
 use virtplug_plugin_sdk::Error;
@@ -87,6 +89,9 @@ pub struct ObjectContent {
     pub props: Vec<(String, Element)>,
     /// Paths that could not be read, with their fault.
     pub missing: Vec<(String, Fault)>,
+    /// The first `snapshot` property (a VM's snapshot tree), read into its tree; it is not in
+    /// `props`.
+    pub snapshot: Option<Tree>,
 }
 
 impl ObjectContent {
@@ -157,28 +162,31 @@ fn retrieve_body(pc: &MoRef, props: &[PropSpec<'_>], objs: &[ObjSpec<'_>]) -> St
     b
 }
 
-fn parse_objects(rv: Element, out: &mut Vec<ObjectContent>) {
+/// A `missingSet`'s path and fault.
+pub(crate) fn missing_of(m: &Element) -> (String, Fault) {
+    let path = m.child_text("path").unwrap_or("").to_owned();
+    let fault = match m.child("fault").and_then(|f| f.child("fault")) {
+        Some(f) => Fault::from_detail(f, String::new()),
+        None => Fault { kind: "Unknown".to_owned(), message: String::new() },
+    };
+    (path, fault)
+}
+
+/// The objects of a `returnval` element (the element tree path; `props.rs` reads the same from
+/// the parser's steps).
+pub(crate) fn parse_objects(rv: Element, out: &mut Vec<ObjectContent>) {
     for o in rv.children.into_iter().filter(|c| c.name == "objects") {
         let Some(obj) = o.child("obj").and_then(MoRef::from_element) else { continue };
-        let missing = o
-            .children_named("missingSet")
-            .map(|m| {
-                let path = m.child_text("path").unwrap_or("").to_owned();
-                let fault = match m.child("fault").and_then(|f| f.child("fault")) {
-                    Some(f) => Fault::from_detail(f, String::new()),
-                    None => Fault { kind: "Unknown".to_owned(), message: String::new() },
-                };
-                (path, fault)
-            })
-            .collect();
+        let missing = o.children_named("missingSet").map(missing_of).collect();
         // The values are moved out of the answer, not copied.
-        let props = o
+        let mut props: Vec<(String, Element)> = o
             .children
             .into_iter()
             .filter(|p| p.name == "propSet")
             .filter_map(|mut p| Some((p.child_text("name")?.to_owned(), p.take_child("val")?)))
             .collect();
-        out.push(ObjectContent { obj, props, missing });
+        let snapshot = props.iter().position(|(n, _)| n == "snapshot").map(|i| Tree::parse(Some(&props.remove(i).1)));
+        out.push(ObjectContent { obj, props, missing, snapshot });
     }
 }
 
@@ -189,22 +197,24 @@ pub fn retrieve(
     props: &[PropSpec<'_>],
     objs: &[ObjSpec<'_>],
 ) -> CallResult<Vec<ObjectContent>> {
-    let mut resp = soap.call("RetrievePropertiesEx", &retrieve_body(pc, props, objs))?;
-    let mut out = Vec::new();
-    let Some(mut rv) = resp.take_child("returnval") else { return Ok(out) };
-    loop {
-        let token = rv.child_text("token").map(str::to_owned).filter(|t| !t.is_empty());
-        parse_objects(rv, &mut out);
-        let Some(token) = token else { break };
+    // Answers are read straight from the parser's steps (`props.rs`); what that does not read
+    // (faults, errors) is read as an element tree, as every other answer.
+    let call = |method: &str, body: &str| {
+        soap.call_with(method, body, |status, text| match (status == 200).then(|| props::read(text)).flatten() {
+            Some(page) => page,
+            None => soap.parse_response(method, status, text).map(props::page_of),
+        })
+    };
+    let mut page = call("RetrievePropertiesEx", &retrieve_body(pc, props, objs))?;
+    let mut out = std::mem::take(&mut page.objects);
+    while let Some(token) = page.token.take() {
         let body = format!(
             r#"<ContinueRetrievePropertiesEx xmlns="urn:vim25">{}<token>{}</token></ContinueRetrievePropertiesEx>"#,
             pc.xml("_this"),
             escape(&token)
         );
-        match soap.call("ContinueRetrievePropertiesEx", &body)?.take_child("returnval") {
-            Some(next) => rv = next,
-            None => break,
-        }
+        page = call("ContinueRetrievePropertiesEx", &body)?;
+        out.append(&mut page.objects);
     }
     Ok(out)
 }

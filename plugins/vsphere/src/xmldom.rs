@@ -5,7 +5,12 @@
 //! varying prefixes). `xsi:type` is looked up by namespace URI, not by prefix: the simulator
 //! writes it as `XMLSchema-instance:type`, real servers as `xsi:type`.
 
-use quick_xml::{Reader, events::Event};
+use std::borrow::Cow;
+
+use quick_xml::{
+    Reader,
+    events::{BytesStart, Event},
+};
 pub use virtplug_plugin_sdk::model::xml::escape;
 
 /// The XML Schema instance namespace (`xsi`).
@@ -92,101 +97,185 @@ fn resolve(bindings: &[Binding], prefix: &[u8]) -> Ns {
     bindings.iter().rev().find(|b| b.prefix == prefix).map_or(Ns::Other, |b| b.ns)
 }
 
+/// One step through a document (see [`Doc::next`]).
+pub enum Step<'a> {
+    /// A start tag; `true` for an empty element (`<x/>`), which no [`Step::Close`] follows.
+    Open(BytesStart<'a>, bool),
+    /// The end of the innermost open element.
+    Close,
+    /// Text inside an element, unescaped (or a CDATA section's content).
+    Text(Cow<'a, str>),
+}
+
+/// A document read step by step, with the namespace declarations of the open elements.
+///
+/// [`parse`] builds a whole tree with it; the answers read most often (`props.rs`) are read
+/// straight from its steps instead, and build elements only for the parts they keep (issue 19:
+/// building and freeing the tree of an answer was about half of a request's own cost). Both
+/// check the same things: every step checks its markup and every attribute and text escape, and
+/// the root's end is the last step read (what follows it is not read).
+pub struct Doc<'a> {
+    reader: Reader<&'a [u8]>,
+    bindings: Vec<Binding>,
+    /// Elements open.
+    depth: usize,
+    /// The depth of the empty element returned last: its declarations end at the next step.
+    emptied: Option<usize>,
+}
+
+/// An element's local name.
+pub fn local<'t>(tag: &'t BytesStart<'_>) -> Result<&'t str, String> {
+    std::str::from_utf8(tag.local_name().into_inner()).map_err(|e| e.to_string())
+}
+
+impl<'a> Doc<'a> {
+    /// A reader at the start of `src`.
+    pub fn new(src: &'a str) -> Self {
+        let mut reader = Reader::from_str(src);
+        let cfg = reader.config_mut();
+        cfg.trim_text_start = false;
+        cfg.trim_text_end = false;
+        cfg.check_end_names = true;
+        Self { reader, bindings: Vec::new(), depth: 0, emptied: None }
+    }
+
+    /// The next start tag, end tag or text inside an element; `Err` carries the parser's one-line
+    /// message (the end of the input before the root's end is one).
+    pub fn next(&mut self) -> Result<Step<'a>, String> {
+        if let Some(depth) = self.emptied.take() {
+            self.bindings.retain(|b| b.depth < depth);
+        }
+        loop {
+            match self.reader.read_event().map_err(|e| e.to_string())? {
+                Event::Start(e) => {
+                    self.declare(&e)?;
+                    self.depth += 1;
+                    return Ok(Step::Open(e, false));
+                }
+                Event::Empty(e) => {
+                    self.declare(&e)?;
+                    self.emptied = Some(self.depth);
+                    return Ok(Step::Open(e, true));
+                }
+                Event::End(_) => {
+                    self.depth = self.depth.checked_sub(1).ok_or_else(|| "unexpected end tag".to_owned())?;
+                    let depth = self.depth;
+                    self.bindings.retain(|b| b.depth < depth);
+                    return Ok(Step::Close);
+                }
+                Event::Text(t) if self.depth > 0 => return Ok(Step::Text(t.unescape().map_err(|e| e.to_string())?)),
+                Event::CData(t) if self.depth > 0 => {
+                    return Ok(Step::Text(Cow::Owned(String::from_utf8_lossy(&t).into_owned())));
+                }
+                Event::Eof => return Err("premature end of document".to_owned()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Checks every attribute of a start tag and records its namespace declarations.
+    fn declare(&mut self, tag: &BytesStart<'_>) -> Result<(), String> {
+        for a in tag.attributes() {
+            let a = a.map_err(|e| e.to_string())?;
+            let key = a.key.into_inner();
+            if key == b"xmlns" {
+                continue; // the default namespace: not used for attributes
+            }
+            if let Some(prefix) = key.strip_prefix(b"xmlns:") {
+                let ns = if &*a.value == XSI.as_bytes() { Ns::Xsi } else { Ns::Other };
+                self.bindings.push(Binding { depth: self.depth, prefix: prefix.to_vec(), ns });
+                continue;
+            }
+            a.unescape_value().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The element a start tag just returned by [`Doc::next`] opens, without its content.
+    pub fn element(&self, tag: &BytesStart<'_>) -> Result<Element, String> {
+        let mut el = Element { name: local(tag)?.to_owned(), ..Element::default() };
+        for a in tag.attributes() {
+            let a = a.map_err(|e| e.to_string())?;
+            let key = a.key.into_inner();
+            if key == b"xmlns" || key.starts_with(b"xmlns:") {
+                continue;
+            }
+            let value = a.unescape_value().map_err(|e| e.to_string())?.into_owned();
+            match a.key.prefix() {
+                // An unprefixed attribute is in no namespace (XML Namespaces §6.2).
+                None => el.attrs.push((Ns::None, String::from_utf8_lossy(key).into_owned(), value)),
+                Some(p) => {
+                    let local = String::from_utf8_lossy(a.key.local_name().into_inner()).into_owned();
+                    el.attrs.push((resolve(&self.bindings, p.into_inner()), local, value));
+                }
+            }
+        }
+        Ok(el)
+    }
+
+    /// The whole element a start tag just returned by [`Doc::next`] opens (`empty` as returned).
+    pub fn subtree(&mut self, tag: &BytesStart<'_>, empty: bool) -> Result<Element, String> {
+        let top = self.element(tag)?;
+        if empty {
+            return Ok(top);
+        }
+        let mut stack = vec![top];
+        loop {
+            match self.next()? {
+                Step::Open(tag, empty) => {
+                    let el = self.element(&tag)?;
+                    match stack.last_mut() {
+                        Some(parent) if empty => parent.children.push(el),
+                        _ => stack.push(el),
+                    }
+                }
+                Step::Text(t) => {
+                    if let Some(top) = stack.last_mut() {
+                        // Most elements have one text step: take it whole rather than copy it.
+                        if top.text.is_empty() {
+                            top.text = t.into_owned();
+                        } else {
+                            top.text.push_str(&t);
+                        }
+                    }
+                }
+                Step::Close => {
+                    let el = stack.pop().ok_or_else(|| "unexpected end tag".to_owned())?;
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(el),
+                        None => return Ok(el),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads past the end of the element a start tag just returned by [`Doc::next`] opens
+    /// (`empty` as returned), checking what it skips.
+    pub fn skip(&mut self, empty: bool) -> Result<(), String> {
+        let mut open = usize::from(!empty);
+        while open > 0 {
+            match self.next()? {
+                Step::Open(_, false) => open += 1,
+                Step::Close => open -= 1,
+                Step::Open(_, true) | Step::Text(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Parses a document; `Err` carries the parser's one-line message.
 ///
 /// Namespaces are resolved here, for attributes only and only as far as [`Ns`] goes: the
 /// reader's own namespace tracking reads every element's attributes a second time, and element
-/// names are kept as local names anyway (issue 19: this parse is most of a request's own cost).
+/// names are kept as local names anyway.
 pub fn parse(src: &str) -> Result<Element, String> {
-    let mut reader = Reader::from_str(src);
-    let cfg = reader.config_mut();
-    cfg.trim_text_start = false;
-    cfg.trim_text_end = false;
-    cfg.check_end_names = true;
-    let mut stack: Vec<Element> = Vec::new();
-    let mut bindings: Vec<Binding> = Vec::new();
-    // Prefixed attributes of the element being read, resolved once all its declarations are
-    // known (a declaration may follow the attribute that uses it).
-    let mut pending: Vec<(Vec<u8>, usize)> = Vec::new();
+    let mut doc = Doc::new(src);
     loop {
-        let ev = reader.read_event().map_err(|e| e.to_string())?;
-        let empty = matches!(ev, Event::Empty(_));
-        match ev {
-            Event::Start(e) | Event::Empty(e) => {
-                let depth = stack.len();
-                let name = std::str::from_utf8(e.local_name().into_inner()).map_err(|e| e.to_string())?;
-                let mut el = Element { name: name.to_owned(), ..Element::default() };
-                for a in e.attributes() {
-                    let a = a.map_err(|e| e.to_string())?;
-                    let key = a.key.into_inner();
-                    if key == b"xmlns" {
-                        continue; // the default namespace: not used for attributes
-                    }
-                    if let Some(prefix) = key.strip_prefix(b"xmlns:") {
-                        let ns = if &*a.value == XSI.as_bytes() { Ns::Xsi } else { Ns::Other };
-                        bindings.push(Binding { depth, prefix: prefix.to_vec(), ns });
-                        continue;
-                    }
-                    let value = a.unescape_value().map_err(|e| e.to_string())?.into_owned();
-                    match a.key.prefix() {
-                        None => {
-                            // An unprefixed attribute is in no namespace (XML Namespaces §6.2).
-                            el.attrs.push((Ns::None, String::from_utf8_lossy(key).into_owned(), value));
-                        }
-                        Some(p) => {
-                            pending.push((p.into_inner().to_vec(), el.attrs.len()));
-                            let local = a.key.local_name().into_inner();
-                            el.attrs.push((Ns::Other, String::from_utf8_lossy(local).into_owned(), value));
-                        }
-                    }
-                }
-                for (prefix, i) in pending.drain(..) {
-                    el.attrs[i].0 = resolve(&bindings, &prefix);
-                }
-                stack.push(el);
-                if empty {
-                    bindings.retain(|b| b.depth < depth);
-                    close(&mut stack)?;
-                }
-            }
-            Event::End(_) => {
-                let depth = stack.len().saturating_sub(1);
-                bindings.retain(|b| b.depth < depth);
-                if let Some(done) = close(&mut stack)? {
-                    return Ok(done);
-                }
-            }
-            Event::Text(t) => {
-                if let Some(top) = stack.last_mut() {
-                    let t = t.unescape().map_err(|e| e.to_string())?;
-                    // Most elements have one text event: take it whole rather than copy it.
-                    if top.text.is_empty() {
-                        top.text = t.into_owned();
-                    } else {
-                        top.text.push_str(&t);
-                    }
-                }
-            }
-            Event::CData(t) => {
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&String::from_utf8_lossy(&t));
-                }
-            }
-            Event::Eof => return Err("premature end of document".to_owned()),
-            _ => {}
+        if let Step::Open(tag, empty) = doc.next()? {
+            return doc.subtree(&tag, empty);
         }
-    }
-}
-
-/// Pops the top element into its parent; returns it when it was the root.
-fn close(stack: &mut Vec<Element>) -> Result<Option<Element>, String> {
-    let el = stack.pop().ok_or_else(|| "unexpected end tag".to_owned())?;
-    match stack.last_mut() {
-        Some(parent) => {
-            parent.children.push(el);
-            Ok(None)
-        }
-        None => Ok(Some(el)),
     }
 }
 
