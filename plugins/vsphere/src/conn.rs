@@ -41,7 +41,8 @@ pub struct Connection {
     /// Per VM name: its moref and snapshot tree as this connection last read them (a read, or
     /// the read that took a task's outcome), where create, revert and delete start from
     /// (`snap.rs`).
-    pub(crate) trees: Mutex<HashMap<String, (MoRef, crate::tree::Tree)>>,
+    /// Shared, not copied: a read hands out the tree it keeps.
+    pub(crate) trees: Mutex<HashMap<String, (MoRef, Arc<crate::tree::Tree>)>>,
     /// Shared with the connection's watcher (`watch.rs`), when one runs.
     watch: Option<Arc<watch::Shared>>,
 }

@@ -15,6 +15,7 @@
 use std::{
     io::{self, BufRead, BufReader, Read, Write},
     net::{TcpStream, ToSocketAddrs},
+    os::fd::AsRawFd,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -108,12 +109,13 @@ impl Conn {
         if !self.io.buffer().is_empty() {
             return false;
         }
-        let tcp = self.io.get_ref().tcp();
-        if tcp.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let idle = matches!(tcp.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
-        tcp.set_nonblocking(false).is_ok() && idle
+        // One poll without waiting (issue 19: it was three calls, a non-blocking peek between
+        // two mode switches): readable means data or the server's close, and either one ends
+        // the connection's reuse; an error reported by poll does too.
+        let mut fd = libc::pollfd { fd: self.io.get_ref().tcp().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for a socket this connection owns; a zero timeout never blocks.
+        let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+        ready == 0
     }
 }
 
@@ -127,6 +129,9 @@ pub struct Client {
     connect_timeout: Duration,
     timeout: Duration,
     pool: Mutex<Vec<Conn>>,
+    /// An answer buffer given back ([`Client::recycle`]), reused by the next answer: a fresh
+    /// one of a few KiB made the allocator consolidate its free lists on every request (issue 19).
+    spare: Mutex<Vec<u8>>,
 }
 
 /// Accepts any certificate (the URI's `no_verify=1`). The handshake's signatures are not
@@ -218,7 +223,16 @@ impl Client {
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {user_agent}\r\nContent-Type: text/xml; charset=utf-8\r\n"
         );
-        Ok(Self { host: host.to_owned(), port, head, tls, connect_timeout, timeout, pool: Mutex::new(Vec::new()) })
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+            head,
+            tls,
+            connect_timeout,
+            timeout,
+            pool: Mutex::new(Vec::new()),
+            spare: Mutex::new(Vec::new()),
+        })
     }
 
     fn connect(&self) -> Result<Conn, HttpError> {
@@ -267,8 +281,16 @@ impl Client {
         }
     }
 
-    /// POSTs `body` with `SOAPAction: action` and, if any, `Cookie: cookie`.
-    pub fn post(&self, action: &str, cookie: Option<&str>, body: &str) -> Result<Response, HttpError> {
+    /// Gives an answer's buffer back for the next answer (a small one is kept).
+    pub fn recycle(&self, mut body: Vec<u8>) {
+        if body.capacity() <= 1 << 20 {
+            body.clear();
+            *self.spare.lock().unwrap_or_else(PoisonError::into_inner) = body;
+        }
+    }
+
+    /// POSTs the concatenation of `body` with `SOAPAction: action` and, if any, `Cookie: cookie`.
+    pub fn post(&self, action: &str, cookie: Option<&str>, body: &[&str]) -> Result<Response, HttpError> {
         let mut conn = self.checkout()?;
         conn.buf.clear();
         conn.buf.extend_from_slice(self.head.as_bytes());
@@ -280,12 +302,16 @@ impl Client {
                 conn.buf.extend_from_slice(b"\r\n");
             }
         }
-        conn.buf.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-        conn.buf.extend_from_slice(body.as_bytes());
+        let length: usize = body.iter().map(|b| b.len()).sum();
+        conn.buf.extend_from_slice(format!("Content-Length: {length}\r\n\r\n").as_bytes());
+        for part in body {
+            conn.buf.extend_from_slice(part.as_bytes());
+        }
         let Conn { io, buf } = &mut conn;
         let stream = io.get_mut();
         stream.write_all(buf).and_then(|()| stream.flush()).map_err(io_error)?;
-        let (resp, keep) = read_response(io)?;
+        let spare = std::mem::take(&mut *self.spare.lock().unwrap_or_else(PoisonError::into_inner));
+        let (resp, keep) = read_response(io, spare)?;
         if keep {
             let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
             if pool.len() < POOL {
@@ -304,8 +330,8 @@ fn read_line(r: &mut impl BufRead, line: &mut String) -> Result<(), HttpError> {
     }
 }
 
-/// Reads one answer; `true` when the connection can carry another request.
-fn read_response(r: &mut impl BufRead) -> Result<(Response, bool), HttpError> {
+/// Reads one answer into `body` (empty); `true` when the connection can carry another request.
+fn read_response(r: &mut impl BufRead, mut body: Vec<u8>) -> Result<(Response, bool), HttpError> {
     let mut line = String::new();
     read_line(r, &mut line)?;
     let mut parts = line.split_whitespace();
@@ -335,7 +361,6 @@ fn read_response(r: &mut impl BufRead) -> Result<(Response, bool), HttpError> {
             set_cookies.push(value.to_owned());
         }
     }
-    let mut body = Vec::new();
     if chunked {
         loop {
             read_line(r, &mut line)?;
@@ -379,7 +404,7 @@ mod tests {
     use super::*;
 
     fn read(raw: &str) -> Result<(Response, bool), HttpError> {
-        read_response(&mut io::Cursor::new(raw.as_bytes().to_vec()))
+        read_response(&mut io::Cursor::new(raw.as_bytes().to_vec()), Vec::new())
     }
 
     /// Reads one request (head and Content-Length body) from `s`.
@@ -420,9 +445,9 @@ mod tests {
         });
         let target = crate::uri::parse(&format!("vsphere://127.0.0.1:{port}/?transport=http")).unwrap();
         let c = Client::new(&target, "/sdk", "t", Duration::from_secs(5), Duration::from_secs(5)).unwrap();
-        assert_eq!(c.post("\"a\"", None, "x").unwrap().body, b"one");
+        assert_eq!(c.post("\"a\"", None, &["x"]).unwrap().body, b"one");
         closed_rx.recv().unwrap();
-        let again = c.post("\"a\"", Some("k=v"), "y").map(|r| r.body);
+        let again = c.post("\"a\"", Some("k=v"), &["y"]).map(|r| r.body);
         assert!(matches!(&again, Ok(b) if b == b"two"), "{again:?}");
         server.join().unwrap();
     }

@@ -58,7 +58,8 @@ struct Reader<'a> {
 /// A child's start tag and its local name.
 #[derive(Clone, Copy)]
 struct Tag<'t, 'a> {
-    name: &'t str,
+    /// Compared as bytes: only a kept element's name is made a `str`.
+    name: &'t [u8],
     tag: &'t BytesStart<'a>,
 }
 
@@ -72,8 +73,8 @@ impl Reader<'_> {
         loop {
             match self.doc.next()? {
                 Step::Open(tag, empty) => {
-                    let name = local(&tag)?;
-                    if child(self, Tag { name, tag: &tag }, empty)?.is_none() {
+                    let name = tag.local_name();
+                    if child(self, Tag { name: name.as_ref(), tag: &tag }, empty)?.is_none() {
                         return Ok(None);
                     }
                 }
@@ -134,7 +135,7 @@ impl Reader<'_> {
         let mut page = None;
         let mut body_met = false;
         let done = self.children(|r, t, empty| {
-            if t.name == "Body" && !body_met {
+            if t.name == b"Body" && !body_met {
                 body_met = true;
                 if empty {
                     return Ok(None);
@@ -154,14 +155,14 @@ impl Reader<'_> {
             if !std::mem::take(&mut first) {
                 return r.doc.skip(empty).map(Some);
             }
-            if t.name != "RetrievePropertiesExResponse" && t.name != "ContinueRetrievePropertiesExResponse" {
+            if t.name != b"RetrievePropertiesExResponse" && t.name != b"ContinueRetrievePropertiesExResponse" {
                 return Ok(None);
             }
             let mut p = Page::default();
             if !empty {
                 let mut rv_met = false;
                 let read = r.children(|r, t, empty| {
-                    if t.name == "returnval" && !rv_met {
+                    if t.name == b"returnval" && !rv_met {
                         rv_met = true;
                         return r.returnval(&mut p, empty);
                     }
@@ -185,8 +186,8 @@ impl Reader<'_> {
         let mut token: Option<String> = None;
         let done = self.children(|r, t, empty| {
             match t.name {
-                "token" if token.is_none() => token = Some(r.content(t, empty)?.text),
-                "objects" => r.object(&mut page.objects, empty)?,
+                b"token" if token.is_none() => token = Some(r.content(t, empty)?.text),
+                b"objects" => r.object(&mut page.objects, empty)?,
                 _ => r.doc.skip(empty)?,
             }
             Ok(Some(()))
@@ -204,11 +205,11 @@ impl Reader<'_> {
         let (mut props, mut missing, mut snapshot) = (Vec::new(), Vec::new(), None);
         self.children(|r, t, empty| {
             match t.name {
-                "obj" if !obj_met => {
+                b"obj" if !obj_met => {
                     obj_met = true;
                     obj = MoRef::from_element(&r.content(t, empty)?);
                 }
-                "missingSet" => {
+                b"missingSet" => {
                     let ms = r.content(t, empty)?;
                     let (path, fault) = missing_of(&ms);
                     // The quirk looks at the inner fault only (a missing one is not it).
@@ -220,7 +221,7 @@ impl Reader<'_> {
                     }
                     missing.push((path, fault));
                 }
-                "propSet" => r.prop_set(&mut props, &mut snapshot, empty)?,
+                b"propSet" => r.prop_set(&mut props, &mut snapshot, empty)?,
                 _ => r.doc.skip(empty)?,
             }
             Ok(Some(()))
@@ -250,8 +251,8 @@ impl Reader<'_> {
         let (mut name, mut val): (Option<String>, Option<Val>) = (None, None);
         self.children(|r, t, empty| {
             match t.name {
-                "name" if name.is_none() => name = Some(r.content(t, empty)?.text),
-                "val" if val.is_none() => {
+                b"name" if name.is_none() => name = Some(r.content(t, empty)?.text),
+                b"val" if val.is_none() => {
                     val = Some(if name.as_deref() == Some("snapshot") && snapshot.is_none() {
                         Val::Tree(if empty { Tree::default() } else { Tree::read(&mut r.doc)? })
                     } else {

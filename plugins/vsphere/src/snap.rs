@@ -23,6 +23,8 @@
 //!   task); the kept tree only widens its window to the time since this connection last
 //!   spoke to the VM, and a duplicate is visible and deletable by id (nothing is lost).
 
+use std::sync::Arc;
+
 use virtplug_plugin_sdk::{
     Error, Result, SnapshotInfo, codes,
     flags::{snapshot_create as cf, snapshot_delete as df, snapshot_revert as rf},
@@ -46,7 +48,7 @@ const DONE_PATHS_POWER: &[&str] = &["name", "snapshot", "runtime.powerState"];
 /// Where a change starts: the VM's moref and tree, kept (`cached`) or read now.
 struct Start {
     vm: MoRef,
-    tree: Tree,
+    tree: Arc<Tree>,
     cached: bool,
 }
 
@@ -101,17 +103,28 @@ fn in_subtree(tree: &Tree, root: usize, idx: usize) -> bool {
 
 impl Connection {
     /// The VM's moid, BIOS uuid and snapshot tree, in one call (kept for the next change).
-    pub(crate) fn tree(&self, dom: &str) -> Result<(MoRef, String, Tree)> {
+    pub(crate) fn tree(&self, dom: &str) -> Result<(MoRef, String, Arc<Tree>)> {
         let (vm, mut o) = self.read_vm(dom, &["config.uuid", "snapshot"])?;
         let uuid = o.text("config.uuid").map(|u| u.trim().to_lowercase()).unwrap_or(vm.uuid);
-        let tree = o.snapshot.take().unwrap_or_default();
-        lock(&self.trees).insert(dom.to_owned(), (vm.moref.clone(), tree.clone()));
+        let tree = Arc::new(o.snapshot.take().unwrap_or_default());
+        self.keep(dom, &vm.moref, &tree);
         Ok((vm.moref, uuid, tree))
+    }
+
+    /// Keeps `tree` as the VM's last read tree.
+    fn keep(&self, dom: &str, vm: &MoRef, tree: &Arc<Tree>) {
+        let mut trees = lock(&self.trees);
+        match trees.get_mut(dom) {
+            Some(kept) => *kept = (vm.clone(), Arc::clone(tree)),
+            None => {
+                trees.insert(dom.to_owned(), (vm.clone(), Arc::clone(tree)));
+            }
+        }
     }
 
     /// The kept moref and tree of `dom` when `kept` allows it, else a fresh read.
     fn start(&self, dom: &str, kept: bool) -> Result<Start> {
-        if let Some((vm, tree)) = lock(&self.trees).get(dom).cloned().filter(|_| kept) {
+        if let Some((vm, tree)) = lock(&self.trees).get(dom).filter(|_| kept).cloned() {
             return Ok(Start { vm, tree, cached: true });
         }
         let (vm, _, tree) = self.tree(dom)?;
@@ -136,16 +149,15 @@ impl Connection {
     }
 
     /// Keeps the tree read with a task's outcome (or forgets the VM's when it was renamed).
-    fn finish(&self, dom: &str, vm: &MoRef, done: Option<&ObjectContent>) -> Option<Tree> {
-        let mut trees = lock(&self.trees);
+    fn finish(&self, dom: &str, vm: &MoRef, done: Option<&ObjectContent>) -> Option<Arc<Tree>> {
         match done {
             Some(o) if o.text("name").map(unescape_vm_name).as_deref() == Some(dom) => {
-                let tree = o.snapshot.clone().unwrap_or_default();
-                trees.insert(dom.to_owned(), (vm.clone(), tree.clone()));
+                let tree = Arc::new(o.snapshot.clone().unwrap_or_default());
+                self.keep(dom, vm, &tree);
                 Some(tree)
             }
             _ => {
-                trees.remove(dom);
+                lock(&self.trees).remove(dom);
                 None
             }
         }

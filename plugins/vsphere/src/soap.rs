@@ -168,12 +168,9 @@ impl Soap {
             let s = lock(&self.session);
             (s.cookie.clone(), s.cookie_header.clone(), s.action.clone())
         };
-        let mut envelope = String::with_capacity(ENVELOPE_HEAD.len() + body.len() + ENVELOPE_TAIL.len());
-        envelope.push_str(ENVELOPE_HEAD);
-        envelope.push_str(body);
-        envelope.push_str(ENVELOPE_TAIL);
         self.trips.fetch_add(1, Ordering::Relaxed);
-        let resp = match self.http.post(&action, cookie_header.as_deref(), &envelope) {
+        // The envelope goes straight into the request buffer (no copy of its own).
+        let resp = match self.http.post(&action, cookie_header.as_deref(), &[ENVELOPE_HEAD, body, ENVELOPE_TAIL]) {
             Ok(r) => r,
             Err(e) => return (Err(CallError::Error(self.transport_error(method, e))), cookie),
         };
@@ -186,8 +183,15 @@ impl Soap {
             s.cookie_header = Some(format!("{COOKIE_NAME}={val}"));
             s.cookie = Some(val);
         }
-        let (status, text) = (resp.status, String::from_utf8_lossy(&resp.body));
-        (read(status, &text), cookie)
+        // The answer's text as it was sent (checked once, without copying), or its lossy form.
+        let text = match std::str::from_utf8(&resp.body) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(&resp.body),
+        };
+        let result = read(resp.status, &text);
+        drop(text);
+        self.http.recycle(resp.body);
+        (result, cookie)
     }
 
     /// The response element (the Body's child) of an answer, or its fault or error.

@@ -8,7 +8,7 @@ use virtplug_plugin_sdk::{
     model::xml::{self, FormatFlags, SnapshotDef},
 };
 
-use crate::xmldom::{Doc, Element, Step, local};
+use crate::xmldom::{Doc, Element, Step};
 
 /// One snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,14 +56,14 @@ enum Field {
 }
 
 impl Field {
-    fn of(name: &str) -> Option<Self> {
+    fn of(name: &[u8]) -> Option<Self> {
         Some(match name {
-            "snapshot" => Self::Moid,
-            "name" => Self::Name,
-            "description" => Self::Description,
-            "id" => Self::Id,
-            "createTime" => Self::CreateTime,
-            "state" => Self::State,
+            b"snapshot" => Self::Moid,
+            b"name" => Self::Name,
+            b"description" => Self::Description,
+            b"id" => Self::Id,
+            b"createTime" => Self::CreateTime,
+            b"state" => Self::State,
             _ => return None,
         })
     }
@@ -167,14 +167,15 @@ impl Tree {
         loop {
             match doc.next()? {
                 Step::Open(tag, empty) => {
-                    let name = local(&tag)?;
-                    let open = match (stack.last(), name) {
-                        (None, "rootSnapshotList") => Open::Node(tree.push(None, &mut met)),
-                        (None, "currentSnapshot") if !current_met => {
+                    // Names compared as bytes: only a kept element's name is made a `str`.
+                    let name = tag.local_name();
+                    let open = match (stack.last(), name.as_ref()) {
+                        (None, b"rootSnapshotList") => Open::Node(tree.push(None, &mut met)),
+                        (None, b"currentSnapshot") if !current_met => {
                             current_met = true;
                             Open::Current
                         }
-                        (Some(Open::Node(p)), "childSnapshotList") => Open::Node(tree.push(Some(*p), &mut met)),
+                        (Some(Open::Node(p)), b"childSnapshotList") => Open::Node(tree.push(Some(*p), &mut met)),
                         (Some(Open::Node(p)), field) => match Field::of(field) {
                             Some(f) if met[*p] & f.bit() == 0 => {
                                 met[*p] |= f.bit();

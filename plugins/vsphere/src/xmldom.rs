@@ -143,7 +143,7 @@ impl<'a> Doc<'a> {
     /// message (the end of the input before the root's end is one).
     pub fn next(&mut self) -> Result<Step<'a>, String> {
         if let Some(depth) = self.emptied.take() {
-            self.bindings.retain(|b| b.depth < depth);
+            self.end_scope(depth);
         }
         loop {
             match self.reader.read_event().map_err(|e| e.to_string())? {
@@ -159,8 +159,7 @@ impl<'a> Doc<'a> {
                 }
                 Event::End(_) => {
                     self.depth = self.depth.checked_sub(1).ok_or_else(|| "unexpected end tag".to_owned())?;
-                    let depth = self.depth;
-                    self.bindings.retain(|b| b.depth < depth);
+                    self.end_scope(self.depth);
                     return Ok(Step::Close);
                 }
                 Event::Text(t) if self.depth > 0 => return Ok(Step::Text(t.unescape().map_err(|e| e.to_string())?)),
@@ -170,6 +169,13 @@ impl<'a> Doc<'a> {
                 Event::Eof => return Err("premature end of document".to_owned()),
                 _ => {}
             }
+        }
+    }
+
+    /// Drops the declarations of the element at `depth` that ends (most declare nothing).
+    fn end_scope(&mut self, depth: usize) {
+        if self.bindings.last().is_some_and(|b| b.depth >= depth) {
+            self.bindings.retain(|b| b.depth < depth);
         }
     }
 
@@ -186,7 +192,10 @@ impl<'a> Doc<'a> {
                 self.bindings.push(Binding { depth: self.depth, prefix: prefix.to_vec(), ns });
                 continue;
             }
-            a.unescape_value().map_err(|e| e.to_string())?;
+            // Only an escape can make a value wrong (the text is UTF-8 already).
+            if a.value.contains(&b'&') {
+                a.unescape_value().map_err(|e| e.to_string())?;
+            }
         }
         Ok(())
     }
