@@ -120,6 +120,28 @@ impl Reader<'_> {
         }
     }
 
+    /// The text of the element `tag` (just opened) opens: its own text, not its children's (as
+    /// [`Element::text`]), without making the element.
+    fn text_of(&mut self, empty: bool) -> Result<String, String> {
+        let (mut text, mut open) = (String::new(), usize::from(!empty));
+        while open > 0 {
+            match self.doc.next()? {
+                Step::Open(_, false) => open += 1,
+                Step::Open(_, true) => {}
+                Step::Close => open -= 1,
+                Step::Text(t) if open == 1 => {
+                    if text.is_empty() {
+                        text = t.into_owned();
+                    } else {
+                        text.push_str(&t);
+                    }
+                }
+                Step::Text(_) => {}
+            }
+        }
+        Ok(text)
+    }
+
     fn envelope(&mut self) -> Read<Page> {
         let empty = loop {
             if let Step::Open(tag, empty) = self.doc.next()? {
@@ -186,7 +208,7 @@ impl Reader<'_> {
         let mut token: Option<String> = None;
         let done = self.children(|r, t, empty| {
             match t.name {
-                b"token" if token.is_none() => token = Some(r.content(t, empty)?.text),
+                b"token" if token.is_none() => token = Some(r.text_of(empty)?),
                 b"objects" => r.object(&mut page.objects, empty)?,
                 _ => r.doc.skip(empty)?,
             }
@@ -251,7 +273,7 @@ impl Reader<'_> {
         let (mut name, mut val): (Option<String>, Option<Val>) = (None, None);
         self.children(|r, t, empty| {
             match t.name {
-                b"name" if name.is_none() => name = Some(r.content(t, empty)?.text),
+                b"name" if name.is_none() => name = Some(r.text_of(empty)?),
                 b"val" if val.is_none() => {
                     val = Some(if name.as_deref() == Some("snapshot") && snapshot.is_none() {
                         Val::Tree(if empty { Tree::default() } else { Tree::read(&mut r.doc)? })
@@ -322,7 +344,7 @@ mod tests {
             // A token, several objects, one without a usable reference, a missing property,
             // a second snapshot value, a value before its name, unknown elements.
             format!(
-                r#"<RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><token>t1</token><token>t2</token><objects><obj>no-type</obj><propSet><name>name</name><val>x</val></propSet></objects><objects><obj type="VirtualMachine">vm-1</obj><obj type="VirtualMachine">vm-2</obj><x><name>snapshot</name></x><propSet><val>early</val><name>name</name></propSet><propSet><name>snapshot</name>{snap}</propSet><propSet><name>snapshot</name><val/></propSet><propSet><name>lonely</name></propSet><missingSet><path>config</path><fault><fault xsi:type="NoPermission"><privilegeId>System.Read</privilegeId></fault><localizedMessage>no</localizedMessage></fault></missingSet><missingSet><path>other</path></missingSet></objects><objects><obj type="VirtualMachine">vm-3</obj><propSet>{snap}<name>snapshot</name></propSet><propSet><name>snapshot</name><val/></propSet></objects></returnval><returnval><objects><obj type="VirtualMachine">vm-9</obj></objects></returnval></RetrievePropertiesExResponse><Extra/>"#
+                r#"<RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><token>t1</token><token>t2</token><objects><obj>no-type</obj><propSet><name>name</name><val>x</val></propSet></objects><objects><obj type="VirtualMachine">vm-1</obj><obj type="VirtualMachine">vm-2</obj><x><name>snapshot</name></x><propSet><val>early</val><name>name</name></propSet><propSet><name>snapshot</name>{snap}</propSet><propSet><name>snapshot</name><val/></propSet><propSet><name>lonely</name></propSet><propSet><name>na<i>x</i>me</name><val>v<i>w</i></val></propSet><missingSet><path>config</path><fault><fault xsi:type="NoPermission"><privilegeId>System.Read</privilegeId></fault><localizedMessage>no</localizedMessage></fault></missingSet><missingSet><path>other</path></missingSet></objects><objects><obj type="VirtualMachine">vm-3</obj><propSet>{snap}<name>snapshot</name></propSet><propSet><name>snapshot</name><val/></propSet></objects></returnval><returnval><objects><obj type="VirtualMachine">vm-9</obj></objects></returnval></RetrievePropertiesExResponse><Extra/>"#
             ),
             r#"<ContinueRetrievePropertiesExResponse xmlns="urn:vim25"><returnval><token></token><objects><obj type="VirtualMachine">vm-4</obj><propSet><name>snapshot</name><val/></propSet></objects></returnval></ContinueRetrievePropertiesExResponse>"#.to_owned(),
             r#"<RetrievePropertiesExResponse xmlns="urn:vim25"/>"#.to_owned(),

@@ -32,7 +32,7 @@ use virtplug_plugin_sdk::{
 };
 
 use crate::{
-    conn::{Connection, lock, unescape_vm_name},
+    conn::{Connection, VmRef, lock, unescape_vm_name},
     fault::Subject,
     soap::CallError,
     tree::Tree,
@@ -102,13 +102,25 @@ fn in_subtree(tree: &Tree, root: usize, idx: usize) -> bool {
 }
 
 impl Connection {
-    /// The VM's moid, BIOS uuid and snapshot tree, in one call (kept for the next change).
-    pub(crate) fn tree(&self, dom: &str) -> Result<(MoRef, String, Arc<Tree>)> {
-        let (vm, mut o) = self.read_vm(dom, &["config.uuid", "snapshot"])?;
+    /// The VM's moid and snapshot tree, in one call (kept for the next change).
+    pub(crate) fn tree(&self, dom: &str) -> Result<(MoRef, Arc<Tree>)> {
+        let (vm, _, tree) = self.read_tree(dom, &["snapshot"])?;
+        Ok((vm.moref, tree))
+    }
+
+    /// The VM's moid, BIOS uuid and snapshot tree, in one call (for a snapshot's XML; the
+    /// others do not ask for the uuid, which is one property fewer to answer and read).
+    fn tree_and_uuid(&self, dom: &str) -> Result<(MoRef, String, Arc<Tree>)> {
+        let (vm, o, tree) = self.read_tree(dom, &["config.uuid", "snapshot"])?;
         let uuid = o.text("config.uuid").map(|u| u.trim().to_lowercase()).unwrap_or(vm.uuid);
+        Ok((vm.moref, uuid, tree))
+    }
+
+    fn read_tree(&self, dom: &str, paths: &[&str]) -> Result<(VmRef, ObjectContent, Arc<Tree>)> {
+        let (vm, mut o) = self.read_vm(dom, paths)?;
         let tree = Arc::new(o.snapshot.take().unwrap_or_default());
         self.keep(dom, &vm.moref, &tree);
-        Ok((vm.moref, uuid, tree))
+        Ok((vm, o, tree))
     }
 
     /// Keeps `tree` as the VM's last read tree.
@@ -127,7 +139,7 @@ impl Connection {
         if let Some((vm, tree)) = lock(&self.trees).get(dom).filter(|_| kept).cloned() {
             return Ok(Start { vm, tree, cached: true });
         }
-        let (vm, _, tree) = self.tree(dom)?;
+        let (vm, tree) = self.tree(dom)?;
         Ok(Start { vm, tree, cached: false })
     }
 
@@ -142,7 +154,7 @@ impl Connection {
             Err(f) if !start.cached => Err(f.error()),
             Err(_) => {
                 lock(&self.trees).remove(dom);
-                let (vm, _, tree) = self.tree(dom)?;
+                let (vm, tree) = self.tree(dom)?;
                 attempt(&Start { vm, tree, cached: false }).map_err(Fail::error)
             }
         }
@@ -210,25 +222,25 @@ impl Connection {
 
     /// `snapshot_list`: the whole tree in pre-order, one call; the host filters.
     pub fn snapshot_list(&self, dom: &str) -> Result<Vec<SnapshotInfo>> {
-        Ok(self.tree(dom)?.2.list())
+        Ok(self.tree(dom)?.1.list())
     }
 
     /// `snapshot_lookup`.
     pub fn snapshot_lookup(&self, dom: &str, snap: &str) -> Result<SnapshotInfo> {
-        let (_, _, tree) = self.tree(dom)?;
+        let (_, tree) = self.tree(dom)?;
         Ok(tree.info(tree.resolve(snap)?))
     }
 
     /// `snapshot_current`: `None` when there is none (or when vSphere names one that is no
     /// longer in the tree).
     pub fn snapshot_current(&self, dom: &str) -> Result<Option<SnapshotInfo>> {
-        let (_, _, tree) = self.tree(dom)?;
+        let (_, tree) = self.tree(dom)?;
         Ok(tree.current.map(|i| tree.info(i)))
     }
 
     /// `snapshot_xml`.
     pub fn snapshot_xml(&self, dom: &str, snap: &str) -> Result<String> {
-        let (_, uuid, tree) = self.tree(dom)?;
+        let (_, uuid, tree) = self.tree_and_uuid(dom)?;
         Ok(tree.xml(tree.resolve(snap)?, &uuid))
     }
 
@@ -287,7 +299,7 @@ impl Connection {
     /// the metadata itself.
     pub fn snapshot_delete(&self, dom: &str, snap: &str, flags: u32) -> Result<()> {
         if flags & df::METADATA_ONLY != 0 {
-            let (_, _, tree) = self.tree(dom)?;
+            let (_, tree) = self.tree(dom)?;
             return tree.resolve(snap).map(drop);
         }
         // A fresh read: see the module header (a kept name may now be another snapshot's).

@@ -157,13 +157,14 @@ impl Tree {
     /// [`Tree::parse`] of that value (the same first-child and direct-text rules), without the
     /// value's element tree (issue 19).
     pub fn read(doc: &mut Doc<'_>) -> Result<Self, String> {
-        let mut tree = Self::default();
+        // Sized for a usual tree up front (each growth is one more allocation per request).
+        let mut tree = Self { nodes: Vec::with_capacity(16), ..Self::default() };
         // Per node, the fields met (the first child of a name is the one read).
-        let mut met: Vec<u8> = Vec::new();
+        let mut met: Vec<u8> = Vec::with_capacity(16);
         let mut current: Option<String> = None;
         let mut current_met = false;
-        let mut stack: Vec<Open> = Vec::new();
-        let mut text = String::new();
+        let mut stack: Vec<Open> = Vec::with_capacity(16);
+        let mut text = String::with_capacity(64);
         loop {
             match doc.next()? {
                 Step::Open(tag, empty) => {

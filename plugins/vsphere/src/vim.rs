@@ -33,7 +33,32 @@ impl MoRef {
     }
     /// Writes `<tag type="T">moid</tag>`.
     pub fn xml(&self, tag: &str) -> String {
-        format!(r#"<{tag} type="{}">{}</{tag}>"#, escape(&self.kind), escape(&self.value))
+        let mut out = String::with_capacity(tag.len() * 2 + self.kind.len() + self.value.len() + 16);
+        self.write_xml(&mut out, tag);
+        out
+    }
+
+    /// Appends `<tag type="T">moid</tag>` to `out` (a request body is written in one buffer).
+    pub fn write_xml(&self, out: &mut String, tag: &str) {
+        out.push('<');
+        out.push_str(tag);
+        out.push_str(" type=\"");
+        push_escaped(out, &self.kind);
+        out.push_str("\">");
+        push_escaped(out, &self.value);
+        out.push_str("</");
+        out.push_str(tag);
+        out.push('>');
+    }
+}
+
+/// Appends `s` escaped as [`escape`] escapes it, without a string of its own when nothing
+/// needs escaping (morefs never do).
+fn push_escaped(out: &mut String, s: &str) {
+    if s.contains(['<', '>', '&', '\'', '"']) {
+        out.push_str(&escape(s));
+    } else {
+        out.push_str(s);
     }
 }
 
@@ -128,12 +153,12 @@ pub(crate) fn object_set(b: &mut String, o: &ObjSpec<'_>) {
     match o {
         ObjSpec::Obj(m) => {
             b.push_str("<objectSet>");
-            b.push_str(&m.xml("obj"));
+            m.write_xml(b, "obj");
             b.push_str("</objectSet>");
         }
         ObjSpec::View(v) => {
             b.push_str("<objectSet>");
-            b.push_str(&MoRef::new("ContainerView", v).xml("obj"));
+            MoRef::new("ContainerView", v).write_xml(b, "obj");
             b.push_str(r#"<skip>true</skip><selectSet xsi:type="TraversalSpec"><name>traverseEntities</name><type>ContainerView</type><path>view</path><skip>false</skip></selectSet></objectSet>"#);
         }
     }
@@ -142,7 +167,7 @@ pub(crate) fn object_set(b: &mut String, o: &ObjSpec<'_>) {
 fn retrieve_body(pc: &MoRef, props: &[PropSpec<'_>], objs: &[ObjSpec<'_>]) -> String {
     let mut b = String::with_capacity(512);
     b.push_str(r#"<RetrievePropertiesEx xmlns="urn:vim25">"#);
-    b.push_str(&pc.xml("_this"));
+    pc.write_xml(&mut b, "_this");
     b.push_str("<specSet>");
     for p in props {
         b.push_str("<propSet><type>");
@@ -385,6 +410,15 @@ pub fn run_task(
 #[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moref_is_written_as_before() {
+        for (kind, value) in [("VirtualMachine", "vm-57"), ("A\"<b>", "x&'y")] {
+            let m = MoRef::new(kind, value);
+            let old = format!(r#"<_this type="{}">{}</_this>"#, escape(kind), escape(value));
+            assert_eq!(m.xml("_this"), old);
+        }
+    }
 
     #[test]
     fn task_progress_is_read_from_an_update() {

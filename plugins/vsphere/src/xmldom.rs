@@ -181,9 +181,19 @@ impl<'a> Doc<'a> {
 
     /// Checks every attribute of a start tag and records its namespace declarations.
     fn declare(&mut self, tag: &BytesStart<'_>) -> Result<(), String> {
-        for a in tag.attributes() {
+        // Duplicate names are checked here rather than by the parser's checked iterator, which
+        // allocates a list per element (issue 19); the first few names are kept on the stack.
+        let (mut first, mut more): ([&[u8]; 4], Vec<&[u8]>) = ([&[]; 4], Vec::new());
+        for (i, a) in tag.attributes().with_checks(false).enumerate() {
             let a = a.map_err(|e| e.to_string())?;
             let key = a.key.into_inner();
+            if first[..i.min(4)].contains(&key) || more.contains(&key) {
+                return Err(format!("duplicated attribute '{}'", String::from_utf8_lossy(key)));
+            }
+            match first.get_mut(i) {
+                Some(slot) => *slot = key,
+                None => more.push(key),
+            }
             if key == b"xmlns" {
                 continue; // the default namespace: not used for attributes
             }
@@ -203,7 +213,8 @@ impl<'a> Doc<'a> {
     /// The element a start tag just returned by [`Doc::next`] opens, without its content.
     pub fn element(&self, tag: &BytesStart<'_>) -> Result<Element, String> {
         let mut el = Element { name: local(tag)?.to_owned(), ..Element::default() };
-        for a in tag.attributes() {
+        // Checked for duplicates when the step was read.
+        for a in tag.attributes().with_checks(false) {
             let a = a.map_err(|e| e.to_string())?;
             let key = a.key.into_inner();
             if key == b"xmlns" || key.starts_with(b"xmlns:") {

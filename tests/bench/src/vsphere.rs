@@ -561,6 +561,10 @@ pub fn run() -> Result<()> {
                 (f.ours - f.floor_text).max(0.0),
             )
             .emit();
+            // Where the rest goes: this side's CPU per request (the plugin's share of the wall
+            // time above; the simulator's time and the wake-ups are in both).
+            Row::new("vsphere", "  CPU here per request: current", Unit::Time, f.ours_cpu).emit();
+            Row::new("vsphere", "  CPU here per request: raw POST as String", Unit::Time, f.floor_text_cpu).emit();
             Row::new("vsphere", "  (same POST, reqwest async)", Unit::Time, f.client).floor(f.floor).emit();
             Row::new("vsphere", "  (same POST, reqwest blocking)", Unit::Time, f.client_blocking).floor(f.floor).emit();
             report::note(&format!(

@@ -1,5 +1,5 @@
 //! vSphere's per-request floor (issue 19, point 2): one raw keep-alive HTTP POST of the SOAP
-//! body our `snapshot_current` sends (`RetrievePropertiesEx` of the VM's `config.uuid` and
+//! body our `snapshot_current` sends (`RetrievePropertiesEx` of the VM's `name` and
 //! `snapshot`), against the simulator, with no XML parsed, measured in the same process and on
 //! the same simulator and tree (6 snapshots) as our `snapshot_current`, interleaved.
 //!
@@ -26,6 +26,15 @@ use crate::{
 };
 
 const N: usize = 200;
+
+/// This thread's CPU time (user and system): what a request costs this side, whatever the
+/// simulator and the scheduler add to its wall time.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid timespec to fill; CLOCK_THREAD_CPUTIME_ID always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(u64::try_from(ts.tv_sec).unwrap_or(0), u32::try_from(ts.tv_nsec).unwrap_or(0))
+}
 
 const ENVELOPE_HEAD: &str = concat!(
     r#"<?xml version="1.0" encoding="UTF-8"?>"#,
@@ -122,9 +131,10 @@ pub fn one(args: &[String]) -> Result<()> {
         r#"<FindByInventoryPath xmlns="urn:vim25"><_this type="SearchIndex">{si}</_this><inventoryPath>ha-datacenter/vm/{VM}</inventoryPath></FindByInventoryPath>"#
     ))?)?;
     let vm = between(&found, "returnval").context("VM not found")?.to_owned();
-    // The body `snapshot_current` sends (plugins/vsphere/src/vim.rs, retrieve_body).
+    // The body `snapshot_current` sends (plugins/vsphere/src/vim.rs, retrieve_body; the paths
+    // of snap.rs `tree` after conn.rs `read_vm`'s `name`).
     let body = format!(
-        r#"<RetrievePropertiesEx xmlns="urn:vim25"><_this type="PropertyCollector">{pc}</_this><specSet><propSet><type>VirtualMachine</type><all>false</all><pathSet>config.uuid</pathSet><pathSet>snapshot</pathSet></propSet><objectSet><obj type="VirtualMachine">{vm}</obj></objectSet></specSet><options><maxObjects>1000</maxObjects></options></RetrievePropertiesEx>"#
+        r#"<RetrievePropertiesEx xmlns="urn:vim25"><_this type="PropertyCollector">{pc}</_this><specSet><propSet><type>VirtualMachine</type><all>false</all><pathSet>name</pathSet><pathSet>snapshot</pathSet></propSet><objectSet><obj type="VirtualMachine">{vm}</obj></objectSet></specSet><options><maxObjects>1000</maxObjects></options></RetrievePropertiesEx>"#
     );
     let answer = String::from_utf8(raw.post(&body)?)?;
     if !answer.contains("<name>b0</name>") {
@@ -167,6 +177,7 @@ pub fn one(args: &[String]) -> Result<()> {
     };
     let (mut floor, mut text, mut ours, mut http, mut http_blocking) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut text_cpu, mut ours_cpu) = (Vec::new(), Vec::new());
     for _ in 0..N {
         let start = Instant::now();
         let answer = via_client()?;
@@ -180,21 +191,24 @@ pub fn one(args: &[String]) -> Result<()> {
         let start = Instant::now();
         let bytes = raw.post(&body)?;
         floor.push(start.elapsed());
-        let start = Instant::now();
+        let (start, cpu) = (Instant::now(), thread_cpu());
         let s = String::from_utf8(raw.post(&body)?)?;
         text.push(start.elapsed());
-        let start = Instant::now();
+        text_cpu.push(thread_cpu().saturating_sub(cpu));
+        let (start, cpu) = (Instant::now(), thread_cpu());
         let current = conn.snapshot_current(VM)?;
         ours.push(start.elapsed());
+        ours_cpu.push(thread_cpu().saturating_sub(cpu));
         if bytes.len() != s.len() || current.map(|c| c.name).as_deref() != Some("b0") {
             bail!("unexpected answer");
         }
     }
-    // `VSPHERE_FLOOR_PROFILE=<n>`: n more of ours alone, for a profiler (`perf record`) to see
-    // our side of a request without the raw and reqwest POSTs around it.
+    // `VSPHERE_FLOOR_PROFILE=<n>`: n more of ours and of the raw POST as a String, alternating,
+    // for a profiler (`perf record`) to compare the two sides of a request.
     let extra: usize = std::env::var("VSPHERE_FLOOR_PROFILE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     for _ in 0..extra {
         conn.snapshot_current(VM)?;
+        String::from_utf8(raw.post(&body)?)?;
     }
     // Leaves the simulator as it found it.
     conn.snapshot_delete(VM, "base", virtplug_host::flags::snapshot_delete::CHILDREN)?;
@@ -202,6 +216,8 @@ pub fn one(args: &[String]) -> Result<()> {
     println!("floor {}", median(&mut floor));
     println!("floor_text {}", median(&mut text));
     println!("ours {}", median(&mut ours));
+    println!("floor_text_cpu {}", median(&mut text_cpu));
+    println!("ours_cpu {}", median(&mut ours_cpu));
     println!("client {}", median(&mut http));
     println!("client_blocking {}", median(&mut http_blocking));
     println!("bytes {}", answer.len());
@@ -220,6 +236,10 @@ pub struct Floor {
     pub client_blocking: f64,
     /// Our `snapshot_current` through the host API.
     pub ours: f64,
+    /// CPU time of this side (the calling thread) per raw POST read as a `String`.
+    pub floor_text_cpu: f64,
+    /// CPU time of this side per `snapshot_current`.
+    pub ours_cpu: f64,
     /// The answer's size.
     pub bytes: f64,
 }
@@ -249,6 +269,8 @@ pub fn measure() -> Result<Option<Floor>> {
         client: get("client")?,
         client_blocking: get("client_blocking")?,
         ours: get("ours")?,
+        floor_text_cpu: get("floor_text_cpu")?,
+        ours_cpu: get("ours_cpu")?,
         bytes: get("bytes")?,
     }))
 }
