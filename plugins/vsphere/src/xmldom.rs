@@ -340,6 +340,11 @@ mod tests {
     #[test]
     fn broken_documents_are_errors() {
         assert!(parse("<a><b></a>").is_err());
+        // Duplicate attributes, among the first four and after them.
+        assert!(parse(r#"<a x="1" x="2"/>"#).is_err());
+        assert!(parse(r#"<a p="1" q="2" r="3" s="4" t="5" q="6"/>"#).is_err());
+        assert!(parse(r#"<a p="1" q="2" r="3" s="4" t="5" u="6"/>"#).is_ok());
+        assert!(parse(r#"<a p="&bogus;"/>"#).is_err());
         assert!(parse("<html><body>Bad gateway").is_err());
         assert!(parse("").is_err());
     }
