@@ -1,5 +1,7 @@
-//! SOAP 1.1 transport to one vSphere endpoint: one async reqwest client driven on the calling thread (keep-alive pool,
-//! TCP_NODELAY, rustls), the `vmware_soap_session` cookie kept by hand, a round-trip counter,
+//! SOAP 1.1 transport to one vSphere endpoint: the plugin's blocking HTTP/1.1 client (`http.rs`:
+//! keep-alive pool, TCP_NODELAY, rustls) on the calling thread, the `vmware_soap_session` cookie
+//! kept by hand, a round-trip counter, answers read as an element tree or by a caller's reader
+//! ([`Soap::call_with`]),
 //! and one transparent re-login when the server answers `NotAuthenticated`.
 //!
 //! Nothing here formats the password: it only goes into the Login body, and no error carries a
