@@ -372,6 +372,12 @@ impl Store {
         self.tree(dom)?.get(name)
     }
 
+    /// [`Store::snapshot`] of a domain given by its name (NO_DOMAIN when none has it), in one
+    /// statement: no domain lookup first, no tree to load or revalidate.
+    pub fn snapshot_of_named(&mut self, dom_name: &str, name: &str) -> Result<SnapshotInfo> {
+        crate::store_rows::read_info_of_named(&self.conn, dom_name, name)
+    }
+
     /// The current snapshot's record.
     pub fn current(&mut self, dom: &str) -> Result<Option<SnapshotInfo>> {
         let t = self.tree(dom)?;

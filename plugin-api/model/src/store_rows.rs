@@ -103,6 +103,44 @@ pub(crate) fn load_tree(conn: &Connection, dom: &str) -> Result<SnapshotTree> {
     Ok(SnapshotTree::from_records(records))
 }
 
+/// One snapshot's record, its domain given by name, in one statement (the row holds what the
+/// tree keeps of it): NO_DOMAIN when no domain has the name, else NO_DOMAIN_SNAPSHOT.
+pub(crate) fn read_info_of_named(conn: &Connection, dom_name: &str, name: &str) -> Result<SnapshotInfo> {
+    let row = conn
+        .prepare_cached(
+            "SELECT s.name, s.parent, s.creation_time, s.state, s.external, s.disk_only, s.is_current
+             FROM domains m JOIN snapshots s ON s.dom_uuid = m.uuid AND s.name = ?2
+             WHERE m.name = ?1",
+        )
+        .map_err(db)?
+        .query_row(params![dom_name, name], |r| {
+            Ok(SnapshotInfo {
+                name: r.get(0)?,
+                parent: r.get(1)?,
+                creation_time: r.get(2)?,
+                state: r.get(3)?,
+                current: r.get(6)?,
+                has_metadata: true,
+                external: r.get(4)?,
+                disk_only: r.get(5)?,
+            })
+        })
+        .optional()
+        .map_err(db)?;
+    match row {
+        Some(info) => Ok(info),
+        None => Err(missing(conn, dom_name, name)?),
+    }
+}
+
+/// Why a read by domain name found no row: NO_DOMAIN, or NO_DOMAIN_SNAPSHOT (one more read, on
+/// the error path only).
+fn missing(conn: &Connection, dom_name: &str, name: &str) -> Result<Error> {
+    let known =
+        conn.prepare_cached("SELECT 1 FROM domains WHERE name = ?1").map_err(db)?.exists([dom_name]).map_err(db)?;
+    Ok(if known { Error::no_snapshot(name) } else { Error::no_domain(dom_name) })
+}
+
 /// Reads and parses one stored snapshot definition (without parent).
 pub(crate) fn read_def(conn: &Connection, dom: &str, name: &str) -> Result<SnapshotDef> {
     let (text, domain): (String, Option<String>) = conn
@@ -320,9 +358,7 @@ pub(crate) fn read_xml(
         .optional()
         .map_err(db)?;
     let Some((text, parent, current, cols, domain, uuid)) = row else {
-        let known = !by_name
-            || conn.prepare_cached("SELECT 1 FROM domains WHERE name = ?1").map_err(db)?.exists([dom]).map_err(db)?;
-        return Err(if known { Error::no_snapshot(name) } else { Error::no_domain(dom) });
+        return Err(if by_name { missing(conn, dom, name)? } else { Error::no_snapshot(name) });
     };
     let dom = uuid.as_str();
     let flags = FormatFlags { current, ..flags };

@@ -109,6 +109,8 @@ fn check(s: &mut Store, step: &str) -> usize {
             let named = s.snapshot_xml_of_named(&dom_name, &info.name, flags);
             assert_eq!(named, want, "after {step}, by domain name: snapshot {:?}, {flags:?}", info.name);
         }
+        let record = s.snapshot_of_named(&dom_name, &info.name).unwrap();
+        assert_eq!(&record, info, "after {step}, the record by domain name: snapshot {:?}", info.name);
     }
     list.len()
 }
@@ -116,7 +118,7 @@ fn check(s: &mut Store, step: &str) -> usize {
 /// A dump by domain name resolves the name in the same read; its errors are the two-step
 /// lookup's: NO_DOMAIN for an unknown domain, NO_DOMAIN_SNAPSHOT for an unknown snapshot.
 #[test]
-fn a_dump_by_domain_name_gives_the_lookups_errors() {
+fn a_read_by_domain_name_gives_the_lookups_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = new_store(&dir.path().join("s.db"));
     let dom_name = s.domain_by_uuid(VM).unwrap().name;
@@ -125,6 +127,10 @@ fn a_dump_by_domain_name_gives_the_lookups_errors() {
     let e = s.snapshot_xml_of_named(&dom_name, "x", FLAGS[0]).unwrap_err();
     assert_eq!(e.code, virtplug_model::codes::NO_DOMAIN_SNAPSHOT);
     assert_eq!(e.message, virtplug_model::Error::no_snapshot("x").message);
+    let e = s.snapshot_of_named("nope", "x").unwrap_err();
+    assert_eq!((e.code, e.message.as_str()), (virtplug_model::codes::NO_DOMAIN, "no domain with matching name 'nope'"));
+    let e = s.snapshot_of_named(&dom_name, "x").unwrap_err();
+    assert_eq!(e.code, virtplug_model::codes::NO_DOMAIN_SNAPSHOT);
 }
 
 fn new_store(path: &std::path::Path) -> Store {

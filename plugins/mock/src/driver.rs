@@ -319,11 +319,12 @@ impl Driver for MockDriver {
 
     fn snapshot_lookup(&self, dom: &str, snap: &str) -> Result<SnapshotInfo> {
         let mut store = self.store()?;
-        let d = store.domain_by_name(dom)?;
         if let Some(mut f) = self.fleet()? {
+            let d = store.domain_by_name(dom)?;
             return f.lookup(&d.uuid, snap);
         }
-        store.snapshot(&d.uuid, snap)
+        // one read: the domain's name resolved with the snapshot's row
+        store.snapshot_of_named(dom, snap)
     }
 
     fn snapshot_current(&self, dom: &str) -> Result<Option<SnapshotInfo>> {
