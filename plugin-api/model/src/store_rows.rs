@@ -74,6 +74,21 @@ pub(crate) fn domain_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DomainRecord
     })
 }
 
+/// A snapshot's record from a row whose first columns are `name, parent, creation_time, state,
+/// external, disk_only, is_current`.
+fn info_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
+    Ok(SnapshotInfo {
+        name: r.get(0)?,
+        parent: r.get(1)?,
+        creation_time: r.get(2)?,
+        state: r.get(3)?,
+        current: r.get(6)?,
+        has_metadata: true,
+        external: r.get(4)?,
+        disk_only: r.get(5)?,
+    })
+}
+
 /// Reads a domain's hierarchy.
 pub(crate) fn load_tree(conn: &Connection, dom: &str) -> Result<SnapshotTree> {
     let mut stmt = conn
@@ -83,21 +98,7 @@ pub(crate) fn load_tree(conn: &Connection, dom: &str) -> Result<SnapshotTree> {
         )
         .map_err(db)?;
     let rows = stmt
-        .query_map(params![dom], |r| {
-            Ok((
-                SnapshotInfo {
-                    name: r.get(0)?,
-                    parent: r.get(1)?,
-                    creation_time: r.get(2)?,
-                    state: r.get(3)?,
-                    current: r.get(6)?,
-                    has_metadata: true,
-                    external: r.get(4)?,
-                    disk_only: r.get(5)?,
-                },
-                r.get::<_, i64>(7).map(|s| u64::try_from(s).unwrap_or(0))?,
-            ))
-        })
+        .query_map(params![dom], |r| Ok((info_row(r)?, r.get::<_, i64>(7).map(|s| u64::try_from(s).unwrap_or(0))?)))
         .map_err(db)?;
     let records = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db)?;
     Ok(SnapshotTree::from_records(records))
@@ -113,18 +114,7 @@ pub(crate) fn read_info_of_named(conn: &Connection, dom_name: &str, name: &str) 
              WHERE m.name = ?1",
         )
         .map_err(db)?
-        .query_row(params![dom_name, name], |r| {
-            Ok(SnapshotInfo {
-                name: r.get(0)?,
-                parent: r.get(1)?,
-                creation_time: r.get(2)?,
-                state: r.get(3)?,
-                current: r.get(6)?,
-                has_metadata: true,
-                external: r.get(4)?,
-                disk_only: r.get(5)?,
-            })
-        })
+        .query_row(params![dom_name, name], info_row)
         .optional()
         .map_err(db)?;
     match row {
