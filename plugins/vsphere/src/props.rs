@@ -86,38 +86,7 @@ impl Reader<'_> {
 
     /// The whole element `tag` (just opened) opens.
     fn content(&mut self, tag: Tag<'_, '_>, empty: bool) -> Result<Element, String> {
-        let el = self.doc.element(tag.tag)?;
-        if empty {
-            return Ok(el);
-        }
-        let mut stack = vec![el];
-        loop {
-            match self.doc.next()? {
-                Step::Open(tag, empty) => {
-                    let child = self.doc.element(&tag)?;
-                    match stack.last_mut() {
-                        Some(parent) if empty => parent.children.push(child),
-                        _ => stack.push(child),
-                    }
-                }
-                Step::Text(t) => {
-                    if let Some(top) = stack.last_mut() {
-                        if top.text.is_empty() {
-                            top.text = t.into_owned();
-                        } else {
-                            top.text.push_str(&t);
-                        }
-                    }
-                }
-                Step::Close => {
-                    let done = stack.pop().ok_or_else(|| "unexpected end tag".to_owned())?;
-                    match stack.last_mut() {
-                        Some(parent) => parent.children.push(done),
-                        None => return Ok(done),
-                    }
-                }
-            }
-        }
+        self.doc.subtree(tag.tag, empty)
     }
 
     /// The text of the element `tag` (just opened) opens: its own text, not its children's (as
