@@ -418,6 +418,12 @@ impl Store {
         crate::store_gen::read(&self.conn, dom)
     }
 
+    /// [`Store::generation`] of the domain named `name` (NO_DOMAIN when none has it), in one
+    /// statement.
+    pub fn generation_of_named(&mut self, name: &str) -> Result<u64> {
+        crate::store_gen::read_of_named(&self.conn, name)
+    }
+
     // ----- single-operation writes (each one transaction) -----
 
     /// Defines (or redefines, same uuid) a domain. See [`Writer::define_domain`].

@@ -53,6 +53,18 @@ pub(crate) fn read(conn: &Connection, uuid: &str) -> Result<u64> {
     Ok(u64::try_from(value).unwrap_or(0))
 }
 
+/// [`read`] of the domain named `name` (NO_DOMAIN naming it when there is none): one statement
+/// for a driver that is given names, as the daemon's revalidation probe is.
+pub(crate) fn read_of_named(conn: &Connection, name: &str) -> Result<u64> {
+    let value: Option<i64> = conn
+        .prepare_cached("SELECT generation FROM domains WHERE name = ?1")
+        .map_err(db)?
+        .query_row([name], |r| r.get(0))
+        .optional()
+        .map_err(db)?;
+    Ok(u64::try_from(value.ok_or_else(|| Error::no_domain(name))?).unwrap_or(0))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 #[path = "store_gen_tests.rs"]

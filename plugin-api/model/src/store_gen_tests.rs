@@ -45,6 +45,8 @@ struct Seen(Vec<u64>);
 impl Seen {
     fn step(&mut self, s: &mut Store, moved: bool, what: &str) {
         let g = s.generation(VM).unwrap();
+        let name = s.domain_by_uuid(VM).unwrap().name;
+        assert_eq!(s.generation_of_named(&name).unwrap(), g, "{what}: the same value by the domain's name");
         let last = *self.0.last().unwrap();
         if moved {
             assert!(g > last, "{what}: {g} after {last}");
@@ -93,6 +95,8 @@ fn every_kind_of_write_takes_a_new_value() {
         (e.code, e.message.as_str()),
         (codes::NO_DOMAIN, format!("no domain with matching uuid '{VM}'").as_str())
     );
+    let e = s.generation_of_named("test").unwrap_err();
+    assert_eq!((e.code, e.message.as_str()), (codes::NO_DOMAIN, "no domain with matching name 'test'"));
     s.define_domain(&test_def(), st::SHUTOFF, 0, -1).unwrap();
     seen.step(&mut s, true, "undefine, then define again");
     // one transaction, one new value, however many writes it made

@@ -374,11 +374,12 @@ impl Driver for MockDriver {
 
     fn snapshot_generation(&self, dom: &str) -> Result<u64> {
         let mut store = self.store()?;
-        let d = store.domain_by_name(dom)?;
         if let Some(mut f) = self.fleet()? {
+            let d = store.domain_by_name(dom)?;
             return f.generation(&d.uuid);
         }
-        store.generation(&d.uuid)
+        // one read (the daemon's revalidation probe asks for it on every conditional request)
+        store.generation_of_named(dom)
     }
     /// On a fleet store: its identity and this host; the local store is this host's own.
     fn snapshot_store(&self, dom: &str) -> Result<String> {
