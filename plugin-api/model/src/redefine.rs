@@ -15,9 +15,16 @@ use crate::{
 /// Two definitions with equal stored forms (and equal parents and domains) are the same
 /// snapshot for an import.
 pub fn stored_xml(def: &SnapshotDef) -> String {
-    let d = SnapshotDef { parent: None, active: None, domain: None, ..def.clone() };
-    xml::format(&d, None, FormatFlags { secure: true, internal: false, current: false })
+    xml::format(&stored_def(def), None, STORED_FORMAT)
 }
+
+/// `def` as the store keeps it: no `<parent>`, `<active>` or `<domain>` (those live beside it).
+pub(crate) fn stored_def(def: &SnapshotDef) -> SnapshotDef {
+    SnapshotDef { parent: None, active: None, domain: None, ..def.clone() }
+}
+
+/// How the stored form is formatted: secure, without `<active>`.
+pub(crate) const STORED_FORMAT: FormatFlags = FormatFlags { secure: true, internal: false, current: false };
 
 /// The UUID inside a full `<domain>` element, if readable (lower-case, dashed when valid).
 pub fn embedded_uuid(dom_xml: &str) -> Option<String> {

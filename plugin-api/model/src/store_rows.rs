@@ -16,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::{
     DomainInfo, Error, Result, SnapshotInfo, codes,
     domain::DomainDef,
+    redefine,
     tree::SnapshotTree,
     xml::{self, FormatFlags, Layout, SnapshotDef},
 };
@@ -158,9 +159,6 @@ ALTER TABLE snapshots ADD COLUMN fmt_domain INTEGER;
 ALTER TABLE snapshots ADD COLUMN fmt_domain_end INTEGER;
 ";
 
-/// How the store formats a definition's stored text (secure, no `<active>`).
-const STORED: FormatFlags = FormatFlags { secure: true, internal: false, current: false };
-
 /// What the store keeps of `def`: the secure text without parent, `<active>` and `<domain>`
 /// ([`redefine::stored_xml`](crate::redefine::stored_xml)), and its layout when a dump may splice
 /// it: when the text parses back to the very definition it was formatted from, or else to one that
@@ -171,8 +169,8 @@ const STORED: FormatFlags = FormatFlags { secure: true, internal: false, current
 /// The parse is skipped for a text whose template (below) a checked text had: a workflow's
 /// snapshots mostly differ only in name and creation time.
 pub(crate) fn stored_text(def: &SnapshotDef, checked: &mut CheckedTemplates) -> (String, Option<Layout>) {
-    let stored = SnapshotDef { parent: None, active: None, domain: None, ..def.clone() };
-    let (text, layout) = xml::format_with_layout(&stored, None, STORED);
+    let stored = redefine::stored_def(def);
+    let (text, layout) = xml::format_with_layout(&stored, None, redefine::STORED_FORMAT);
     let template = Template::of(&stored, &text, layout);
     if template.as_ref().is_some_and(|t| checked.0.contains(t)) {
         return (text, Some(layout));
@@ -262,8 +260,7 @@ pub(crate) fn stored_layout(text: &str) -> Option<Layout> {
 
 /// The layout of `back` (what `text` parses to) formatted as stored, when that gives `text`.
 fn reformatted_layout(back: SnapshotDef, text: &str) -> Option<Layout> {
-    let stored = SnapshotDef { parent: None, active: None, domain: None, ..back };
-    let (again, layout) = xml::format_with_layout(&stored, None, STORED);
+    let (again, layout) = xml::format_with_layout(&redefine::stored_def(&back), None, redefine::STORED_FORMAT);
     (again == text).then_some(layout)
 }
 
@@ -314,30 +311,30 @@ pub(crate) fn read_xml(
     flags: FormatFlags,
 ) -> Result<String> {
     type Row = (String, Option<String>, bool, [Option<i64>; 3], Option<String>, String);
-    // a v5 store read by a read-only connection has no layout columns: its dumps parse
+    // The statement from its parts: the layout columns (a v5 store read by a read-only
+    // connection has none: its dumps parse), and the domain by uuid or by name (joined in).
+    macro_rules! dump {
+        ($layout:literal, $from:literal, $domain:literal) => {
+            concat!(
+                "SELECT s.xml, s.parent, s.is_current, ",
+                $layout,
+                ", d.xml, s.dom_uuid FROM ",
+                $from,
+                " LEFT JOIN snapshot_domains d ON d.id = s.domain_id WHERE ",
+                $domain,
+                " AND s.name = ?2"
+            )
+        };
+    }
     let sql = match (layouts, by_name) {
-        (true, false) => {
-            "SELECT s.xml, s.parent, s.is_current, s.fmt_parent, s.fmt_domain, s.fmt_domain_end, d.xml, s.dom_uuid
-             FROM snapshots s LEFT JOIN snapshot_domains d ON d.id = s.domain_id
-             WHERE s.dom_uuid = ?1 AND s.name = ?2"
-        }
-        (false, false) => {
-            "SELECT s.xml, s.parent, s.is_current, NULL, NULL, NULL, d.xml, s.dom_uuid
-             FROM snapshots s LEFT JOIN snapshot_domains d ON d.id = s.domain_id
-             WHERE s.dom_uuid = ?1 AND s.name = ?2"
-        }
-        (true, true) => {
-            "SELECT s.xml, s.parent, s.is_current, s.fmt_parent, s.fmt_domain, s.fmt_domain_end, d.xml, s.dom_uuid
-             FROM domains m JOIN snapshots s ON s.dom_uuid = m.uuid AND s.name = ?2
-             LEFT JOIN snapshot_domains d ON d.id = s.domain_id
-             WHERE m.name = ?1"
-        }
-        (false, true) => {
-            "SELECT s.xml, s.parent, s.is_current, NULL, NULL, NULL, d.xml, s.dom_uuid
-             FROM domains m JOIN snapshots s ON s.dom_uuid = m.uuid AND s.name = ?2
-             LEFT JOIN snapshot_domains d ON d.id = s.domain_id
-             WHERE m.name = ?1"
-        }
+        (true, false) => dump!("s.fmt_parent, s.fmt_domain, s.fmt_domain_end", "snapshots s", "s.dom_uuid = ?1"),
+        (false, false) => dump!("NULL, NULL, NULL", "snapshots s", "s.dom_uuid = ?1"),
+        (true, true) => dump!(
+            "s.fmt_parent, s.fmt_domain, s.fmt_domain_end",
+            "domains m JOIN snapshots s ON s.dom_uuid = m.uuid",
+            "m.name = ?1"
+        ),
+        (false, true) => dump!("NULL, NULL, NULL", "domains m JOIN snapshots s ON s.dom_uuid = m.uuid", "m.name = ?1"),
     };
     let row: Option<Row> = conn
         .prepare_cached(sql)
