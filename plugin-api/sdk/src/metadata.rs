@@ -241,6 +241,13 @@ impl Domain {
         Ok(SnapshotDef { parent, active: None, ..def.clone() })
     }
 
+    /// Plain create of a completed definition, linked under the current snapshot.
+    fn create(&mut self, def: &SnapshotDef) -> Result<Vec<Change>> {
+        let changes = self.tree.create(def)?;
+        self.defs.insert(def.name.clone(), SnapshotDef { parent: None, active: None, ..def.clone() });
+        Ok(changes)
+    }
+
     /// Redefine with the model's checks; an existing snapshot keeps its children and, without a
     /// new `<domain>`, its old one.
     fn redefine(&mut self, dom: &str, mut def: SnapshotDef, flags: RedefineFlags) -> Result<Vec<Change>> {
@@ -363,11 +370,7 @@ impl<B: MetadataBackend> Metadata<B> {
 
 impl<B: MetadataBackend> MetadataStore for Metadata<B> {
     fn create_def(&mut self, dom: &str, def: &SnapshotDef) -> Result<()> {
-        self.write(dom, true, |d| {
-            let changes = d.tree.create(def)?;
-            d.defs.insert(def.name.clone(), SnapshotDef { parent: None, active: None, ..def.clone() });
-            Ok((changes, ()))
-        })
+        self.write(dom, true, |d| Ok((d.create(def)?, ())))
     }
 
     fn redefine_def(&mut self, dom: &str, def: SnapshotDef, flags: RedefineFlags) -> Result<()> {
@@ -442,11 +445,7 @@ impl<B: MetadataBackend> MetadataStore for Metadata<B> {
             let mut changes = Vec::new();
             for e in edits {
                 changes.extend(match e {
-                    Edit::Create(def) => {
-                        let ch = d.tree.create(def)?;
-                        d.defs.insert(def.name.clone(), SnapshotDef { parent: None, active: None, ..def.clone() });
-                        ch
-                    }
+                    Edit::Create(def) => d.create(def)?,
                     Edit::Redefine(def, flags) => d.redefine(dom, def.clone(), *flags)?,
                     Edit::Delete(name, flags) => d.tree.delete(name, *flags)?,
                     Edit::SetCurrent(name) => d.tree.revert(name)?,

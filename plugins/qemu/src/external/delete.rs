@@ -128,18 +128,19 @@ fn victims(g: &mut Inner, d: &DomainRecord, snap: &str, flags: u32) -> Result<Ve
 }
 
 /// `snapshot_delete` of a tree that holds external snapshots: one snapshot at a time, deepest
-/// first; internal ones through the internal path. METADATA_ONLY never reaches here.
+/// first; internal ones through the internal path. METADATA_ONLY never reaches here. Each
+/// snapshot's delete claims the domain on a fleet store itself; the reads here need not.
 pub fn delete(drv: &QemuDriver, dom: &str, snap: &str, flags: u32) -> Result<()> {
     let list = {
         let mut g = drv.lock()?;
-        let d = drv.snapshot_target(&mut g, dom)?;
+        let d = drv.domain_for_change(&mut g, dom)?;
         g.snap(&d.uuid, snap)?;
         victims(&mut g, &d, snap, flags)?
     };
     for v in list {
         let external = {
             let mut g = drv.lock()?;
-            let d = drv.snapshot_target(&mut g, dom)?;
+            let d = drv.domain_for_change(&mut g, dom)?;
             g.snap_def(&d.uuid, &v)?.is_external()
         };
         if external {
