@@ -119,6 +119,27 @@ ALTER TABLE snapshots ADD COLUMN domain_id INTEGER;
 DROP INDEX IF EXISTS snapshots_parent;
 ";
 
+/// How long a statement waits for another connection's lock before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Switches the database to WAL mode. The switch takes an exclusive lock and SQLite answers
+/// SQLITE_BUSY at once, without the busy handler, while another connection holds one (two
+/// connections opening a fresh store at the same time: a daemon's first two clients); so it is
+/// retried here for as long as any other statement would wait.
+fn enter_wal(conn: &Connection) -> Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            r => return r.map_err(db),
+        }
+    }
+}
+
 impl Store {
     /// A store over an open connection (`layouts`: the schema has the dump layout columns).
     fn over(conn: Connection, layouts: bool) -> Self {
@@ -138,8 +159,8 @@ impl Store {
         let conn = Connection::open(path).map_err(|e| {
             Error::new(codes::OPERATION_FAILED, format!("cannot open metadata store '{}': {e}", path.display()))
         })?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+        enter_wal(&conn)?;
         let level = match sync {
             Sync::Normal => "NORMAL",
             Sync::Full => "FULL",
@@ -170,7 +191,7 @@ impl Store {
         let conn = Connection::open_with_flags(path, flags).map_err(|e| {
             Error::new(codes::OPERATION_FAILED, format!("cannot open metadata store '{}': {e}", path.display()))
         })?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
         conn.set_prepared_statement_cache_capacity(64);
         let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
         if version == 0 {

@@ -432,11 +432,12 @@ fn normalise_keeps_columns_and_hides_only_times() {
 /// registered), until `want` more event lines arrived or 30 s passed.
 fn events_during(virsh: &Path, uri: &str, actions: &str, want: usize) -> String {
     use std::sync::{Arc, Mutex};
+    let errors = tempfile::NamedTempFile::new().unwrap();
     let mut listener = Command::new(virsh)
         .args(["-c", uri, "event", "--all", "--loop"])
         .env("LC_ALL", "C")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(errors.reopen().unwrap())
         .spawn()
         .unwrap();
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -460,7 +461,12 @@ fn events_during(virsh: &Path, uri: &str, actions: &str, want: usize) -> String 
             break;
         }
     }
-    assert!(synced, "the event listener on {uri} never saw the synchronising events");
+    assert!(
+        synced,
+        "the event listener on {uri} never saw the synchronising events (listener: {:?}, its stderr: {:?})",
+        listener.try_wait(),
+        std::fs::read_to_string(errors.path())
+    );
     // Both lines of each synchronising pair have arrived once the count is even and stable.
     std::thread::sleep(std::time::Duration::from_millis(300));
     let start = count();
