@@ -6,7 +6,9 @@
 //!   transaction, a newer one is refused;
 //! - every operation is ONE transaction (`BEGIN IMMEDIATE`): after a crash the store holds the
 //!   state before or after it, never a mix;
-//! - "current" lives in exactly one place (the `is_current` column, at most one per domain);
+//! - "current" lives in exactly one place: the domain's row in `snapshot_currents` (schema v7;
+//!   before, an `is_current` flag on the snapshot rows, which v7 leaves at 0): moving it writes
+//!   that one small row, not two snapshot rows and an index;
 //!   a snapshot's parent lives only in the `parent` column — the stored XML is the secure
 //!   format without `<parent>`, `<active>` and `<domain>`, all added back when formatting;
 //!   embedded `<domain>` texts are stored once each (`snapshot_domains`, keyed by SHA-256);
@@ -35,11 +37,11 @@ pub use crate::store_rows::DomainRecord;
 use crate::{
     store_jobs::Jobs,
     store_ops::Cache,
-    store_rows::{DomainMemo, db, domain_row, load_tree, read_def},
+    store_rows::{DomainMemo, Shape, db, domain_row, load_tree, read_def},
 };
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Durability of commits (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,13 +62,13 @@ pub struct Store {
     pub(crate) jobs: Jobs,
     /// The last `<domain>` section a dump formatted (`store_rows.rs`).
     dump_memo: DomainMemo,
-    /// Whether the snapshot rows have the dump layout columns (schema v6; a read-only
-    /// connection also reads a v5 store, whose dumps parse).
-    layouts: bool,
+    /// What the schema on disk has: a read-only connection reads a v5 or v6 store as it is.
+    shape: Shape,
 }
 
 /// The oldest schema a read-only connection reads as it is: v6 only added the dump layout
-/// columns, so a v5 store (not yet migrated by a read-write connection) is read without them.
+/// columns and v7 the domain's current pointer, so a v5 or v6 store (not yet migrated by a
+/// read-write connection) is read without them ([`Shape`]).
 const READ_ONLY_OLDEST: u32 = 5;
 
 impl Drop for Store {
@@ -141,15 +143,15 @@ fn enter_wal(conn: &Connection) -> Result<()> {
 }
 
 impl Store {
-    /// A store over an open connection (`layouts`: the schema has the dump layout columns).
-    fn over(conn: Connection, layouts: bool) -> Self {
+    /// A store over an open connection whose schema is `shape`.
+    fn over(conn: Connection, shape: Shape) -> Self {
         Self {
             conn,
             cache: Cache::default(),
             data_version: 0,
             jobs: Jobs::default(),
             dump_memo: DomainMemo::default(),
-            layouts,
+            shape,
         }
     }
 
@@ -171,7 +173,7 @@ impl Store {
         // ones (the memory is only used as the store grows).
         conn.pragma_update(None, "cache_size", -65536).map_err(db)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let mut store = Self::over(conn, true);
+        let mut store = Self::over(conn, Shape::of(SCHEMA_VERSION));
         store.migrate(path)?;
         store.data_version = store.read_data_version()?;
         Ok(store)
@@ -211,7 +213,7 @@ impl Store {
                 ),
             ));
         }
-        let mut store = Self::over(conn, version >= 6);
+        let mut store = Self::over(conn, Shape::of(version));
         store.data_version = store.read_data_version()?;
         Ok(Some(store))
     }
@@ -255,8 +257,11 @@ impl Store {
         if version < 5 {
             tx.execute_batch(crate::store_gen::MIGRATE_V4_V5).map_err(db)?;
         }
-        tx.execute_batch(crate::store_rows::MIGRATE_V5_V6).map_err(db)?;
-        crate::store_rows::fill_layouts(&tx)?;
+        if version < 6 {
+            tx.execute_batch(crate::store_rows::MIGRATE_V5_V6).map_err(db)?;
+            crate::store_rows::fill_layouts(&tx)?;
+        }
+        tx.execute_batch(crate::store_rows::MIGRATE_V6_V7).map_err(db)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db)?;
         tx.commit().map_err(db)
     }
@@ -299,7 +304,7 @@ impl Store {
             self.data_version = v;
         }
         let (result, touched, changed) = {
-            let mut w = Writer::new(&tx, &mut self.cache);
+            let mut w = Writer::new(&tx, &mut self.cache, self.shape);
             let result = f(&mut w);
             let (touched, changed) = w.into_domains();
             (result, touched, changed)
@@ -372,7 +377,7 @@ impl Store {
     fn tree(&mut self, dom: &str) -> Result<&SnapshotTree> {
         self.refresh()?;
         if !self.cache.trees.contains_key(dom) {
-            let t = load_tree(&self.conn, dom)?;
+            let t = load_tree(&self.conn, self.shape, dom)?;
             self.cache.trees.insert(dom.to_owned(), t);
         }
         self.cache.trees.get(dom).ok_or_else(|| Error::internal("snapshot cache lost"))
@@ -396,7 +401,7 @@ impl Store {
     /// [`Store::snapshot`] of a domain given by its name (NO_DOMAIN when none has it), in one
     /// statement: no domain lookup first, no tree to load or revalidate.
     pub fn snapshot_of_named(&mut self, dom_name: &str, name: &str) -> Result<SnapshotInfo> {
-        crate::store_rows::read_info_of_named(&self.conn, dom_name, name)
+        crate::store_rows::read_info_of_named(&self.conn, self.shape, dom_name, name)
     }
 
     /// The current snapshot's record.
@@ -420,13 +425,13 @@ impl Store {
     /// One indexed read of the snapshot's row (its parent and current flag included); the
     /// stored text is spliced, not parsed, whenever that gives the same bytes (`store_rows.rs`).
     pub fn snapshot_xml(&mut self, dom: &str, name: &str, flags: FormatFlags) -> Result<String> {
-        crate::store_rows::read_xml(&self.conn, &mut self.dump_memo, (self.layouts, false), dom, name, flags)
+        crate::store_rows::read_xml(&self.conn, &mut self.dump_memo, (self.shape, false), dom, name, flags)
     }
 
     /// [`Store::snapshot_xml`] of a domain given by its name (NO_DOMAIN when none has it): the
     /// name is resolved in the same read, so a dump through a driver is one statement.
     pub fn snapshot_xml_of_named(&mut self, dom_name: &str, name: &str, flags: FormatFlags) -> Result<String> {
-        crate::store_rows::read_xml(&self.conn, &mut self.dump_memo, (self.layouts, true), dom_name, name, flags)
+        crate::store_rows::read_xml(&self.conn, &mut self.dump_memo, (self.shape, true), dom_name, name, flags)
     }
 
     /// Domain `dom`'s (uuid) generation, or NO_DOMAIN: one primary-key read. It changes with

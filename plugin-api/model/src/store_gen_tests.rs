@@ -204,7 +204,7 @@ fn a_v4_store_is_migrated_with_generation_1() {
     }
     let mut s = open(&path);
     assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 6);
+    assert_eq!(SCHEMA_VERSION, 7);
     assert_eq!(s.generation(VM).unwrap(), 1);
     s.create(VM, &snap("a", None)).unwrap();
     assert_eq!(s.generation(VM).unwrap(), 2);

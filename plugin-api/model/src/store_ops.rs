@@ -9,7 +9,7 @@ use crate::{
     Error, Result, SnapshotInfo, codes,
     domain::DomainDef,
     redefine,
-    store_rows::{DomainRecord, db, domain_row, layout_columns, load_tree, read_def, stored_text},
+    store_rows::{DomainRecord, Shape, db, domain_row, layout_columns, load_tree, read_def, stored_text},
     tree::{Change, RedefineFlags, SnapshotTree, info_from_def},
     xml::SnapshotDef,
 };
@@ -46,6 +46,8 @@ impl Cache {
 pub struct Writer<'a, 'c> {
     tx: &'a Transaction<'c>,
     cache: &'a mut Cache,
+    /// The schema on disk (its hierarchy reads differ by version).
+    shape: Shape,
     /// Domains (uuids) this transaction reads or changes: the job check runs on them.
     touched: Vec<String>,
     /// Domains (uuids) whose rows this transaction wrote: they take a new generation.
@@ -53,8 +55,8 @@ pub struct Writer<'a, 'c> {
 }
 
 impl<'a, 'c> Writer<'a, 'c> {
-    pub(crate) fn new(tx: &'a Transaction<'c>, cache: &'a mut Cache) -> Self {
-        Self { tx, cache, touched: Vec::new(), changed: Vec::new() }
+    pub(crate) fn new(tx: &'a Transaction<'c>, cache: &'a mut Cache, shape: Shape) -> Self {
+        Self { tx, cache, shape, touched: Vec::new(), changed: Vec::new() }
     }
 
     /// The domains this transaction touched, and those it changed (see
@@ -80,19 +82,38 @@ impl<'a, 'c> Writer<'a, 'c> {
     fn tree(&mut self, dom: &str) -> Result<&mut SnapshotTree> {
         self.touch(dom);
         if !self.cache.trees.contains_key(dom) {
-            let t = load_tree(self.tx, dom)?;
+            let t = load_tree(self.tx, self.shape, dom)?;
             self.cache.trees.insert(dom.to_owned(), t);
         }
         self.cache.trees.get_mut(dom).ok_or_else(|| Error::internal("snapshot cache lost"))
     }
 
-    /// Clears the domain's current snapshot row, if any.
-    fn clear_current(&mut self, dom: &str) -> Result<()> {
-        self.tx
-            .prepare_cached("UPDATE snapshots SET is_current = 0 WHERE dom_uuid = ?1 AND is_current = 1")
+    /// Makes `name` the domain's current snapshot (none: no current snapshot): in the domain's
+    /// row, or for a domain without one, in `snapshot_currents` (`store_rows::MIGRATE_V6_V7`).
+    fn point_current(&mut self, dom: &str, name: Option<&str>) -> Result<()> {
+        let in_row = self
+            .tx
+            .prepare_cached("UPDATE domains SET current_snapshot = ?2 WHERE uuid = ?1")
             .map_err(db)?
-            .execute(params![dom])
+            .execute(params![dom, name])
             .map_err(db)?;
+        if in_row != 0 {
+            return Ok(());
+        }
+        match name {
+            Some(name) => self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO snapshot_currents (dom_uuid, name) VALUES (?1, ?2)
+                     ON CONFLICT(dom_uuid) DO UPDATE SET name = excluded.name",
+                )
+                .map_err(db)?
+                .execute(params![dom, name]),
+            None => {
+                self.tx.prepare_cached("DELETE FROM snapshot_currents WHERE dom_uuid = ?1").map_err(db)?.execute([dom])
+            }
+        }
+        .map_err(db)?;
         Ok(())
     }
 
@@ -138,21 +159,10 @@ impl<'a, 'c> Writer<'a, 'c> {
         if !changes.is_empty() {
             self.mark_changed(dom);
         }
-        // A create inserts a snapshot that becomes current: clear the old current row first and
-        // insert the new row already current, instead of inserting it and updating it again (one
-        // statement less per create). Only when the change set moves "current" once, so the end
-        // state is the same as applying the changes in order.
-        let mut currents = changes.iter().filter_map(|c| match c {
-            Change::Current(name) => Some(name),
-            _ => None,
-        });
-        let inserted_current = match (currents.next(), currents.next()) {
-            (Some(Some(n)), None) if changes.iter().any(|c| matches!(c, Change::Insert(i) if i == n)) => Some(n),
-            _ => None,
-        };
-        if inserted_current.is_some() {
-            self.clear_current(dom)?;
-        }
+        // The tree reports every move of "current" (a removed or renamed current snapshot
+        // included); the pointer is written once, with the last one.
+        let mut current = None;
+        let mut removed = false;
         for ch in changes {
             match ch {
                 Change::Insert(name) | Change::Update(name) => {
@@ -173,9 +183,8 @@ impl<'a, 'c> Writer<'a, 'c> {
                         self.tx
                             .prepare_cached(
                                 "INSERT INTO snapshots (dom_uuid, name, parent, xml, creation_time, state,
-                                 external, disk_only, is_current, seq, domain_id, fmt_parent, fmt_domain,
-                                 fmt_domain_end)
-                                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?11,?9,?10,?12,?13,?14)",
+                                 external, disk_only, seq, domain_id, fmt_parent, fmt_domain, fmt_domain_end)
+                                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
                             )
                             .map_err(db)?
                             .execute(params![
@@ -189,7 +198,6 @@ impl<'a, 'c> Writer<'a, 'c> {
                                 info.disk_only,
                                 i64::try_from(seq).unwrap_or(i64::MAX),
                                 domain_id,
-                                inserted_current == Some(name),
                                 fmt_parent,
                                 fmt_domain,
                                 fmt_domain_end
@@ -223,6 +231,7 @@ impl<'a, 'c> Writer<'a, 'c> {
                     }
                 }
                 Change::Remove(name) => {
+                    removed = true;
                     self.tx
                         .prepare_cached("DELETE FROM snapshots WHERE dom_uuid = ?1 AND name = ?2")
                         .map_err(db)?
@@ -245,19 +254,31 @@ impl<'a, 'c> Writer<'a, 'c> {
                         .execute(params![dom, from, to])
                         .map_err(db)?;
                 }
-                // already cleared, and set by the insert
-                Change::Current(_) if inserted_current.is_some() => {}
-                Change::Current(name) => {
-                    self.clear_current(dom)?;
-                    if let Some(n) = name {
-                        self.tx
-                            .prepare_cached("UPDATE snapshots SET is_current = 1 WHERE dom_uuid = ?1 AND name = ?2")
-                            .map_err(db)?
-                            .execute(params![dom, n])
-                            .map_err(db)?;
-                    }
-                }
+                Change::Current(name) => current = Some(name.as_deref()),
             }
+        }
+        match current {
+            Some(name) => self.point_current(dom, name)?,
+            // Never left naming a snapshot that is gone (as a deleted row took its flag with it).
+            None if removed => {
+                self.tx
+                    .prepare_cached(
+                        "UPDATE domains SET current_snapshot = NULL WHERE uuid = ?1 AND NOT EXISTS
+                         (SELECT 1 FROM snapshots s WHERE s.dom_uuid = ?1 AND s.name = domains.current_snapshot)",
+                    )
+                    .map_err(db)?
+                    .execute(params![dom])
+                    .map_err(db)?;
+                self.tx
+                    .prepare_cached(
+                        "DELETE FROM snapshot_currents WHERE dom_uuid = ?1 AND NOT EXISTS
+                         (SELECT 1 FROM snapshots s WHERE s.dom_uuid = ?1 AND s.name = snapshot_currents.name)",
+                    )
+                    .map_err(db)?
+                    .execute(params![dom])
+                    .map_err(db)?;
+            }
+            None => {}
         }
         Ok(())
     }
@@ -283,12 +304,18 @@ impl<'a, 'c> Writer<'a, 'c> {
         }
         self.tx
             .prepare_cached(
-                "INSERT INTO domains (uuid, name, xml, state, reason, dom_id, persistent)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
+                "INSERT INTO domains (uuid, name, xml, state, reason, dom_id, persistent, current_snapshot)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, (SELECT name FROM snapshot_currents WHERE dom_uuid = ?1))
                  ON CONFLICT(uuid) DO UPDATE SET name = excluded.name, xml = excluded.xml",
             )
             .map_err(db)?
             .execute(params![def.uuid, def.name, def.xml, state, reason, id])
+            .map_err(db)?;
+        // A domain defined after its snapshots were kept: its current one moved into its row.
+        self.tx
+            .prepare_cached("DELETE FROM snapshot_currents WHERE dom_uuid = ?1")
+            .map_err(db)?
+            .execute([&def.uuid])
             .map_err(db)?;
         self.domain(&def.uuid)
     }
@@ -383,6 +410,7 @@ impl<'a, 'c> Writer<'a, 'c> {
     pub fn remove_all_snapshots(&mut self, dom: &str) -> Result<()> {
         self.mark_changed(dom);
         self.tx.prepare_cached("DELETE FROM snapshots WHERE dom_uuid = ?1").map_err(db)?.execute([dom]).map_err(db)?;
+        self.point_current(dom, None)?;
         self.tree(dom)?.clear();
         Ok(())
     }

@@ -6,7 +6,7 @@
 //! text's [`Layout`] (`fmt_parent`, `fmt_domain`, `fmt_domain_end`), written in the same
 //! statement as the text by every write of it (insert, redefine, the v6 migration). Parent,
 //! `<domain>` and `<active>` are not in the stored text; a dump splices them in from the row's
-//! `parent`, `is_current` and shared domain text. The layout is kept only when the stored text
+//! `parent`, the domain's current snapshot and the shared domain text. The layout is kept only when the stored text
 //! is exactly what parsing it and formatting it again gives ([`stored_layout`]), so the splice
 //! equals the parse-and-format dump byte for byte; otherwise (old rows whose text is not in
 //! today's form) it is NULL and the dump parses, as it always did.
@@ -75,8 +75,50 @@ pub(crate) fn domain_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DomainRecord
     })
 }
 
+/// What a schema version on disk has, for the reads that differ (a read-only connection reads a
+/// v5 or v6 store as it is; only a read-write open migrates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shape {
+    /// The snapshot rows have the dump layout columns (v6).
+    pub layouts: bool,
+    /// "Current" is named by the domain (v7: [`MIGRATE_V6_V7`]), not by the rows' `is_current` flag.
+    pub current_pointer: bool,
+}
+
+impl Shape {
+    pub(crate) fn of(version: u32) -> Self {
+        Self { layouts: version >= 6, current_pointer: version >= 7 }
+    }
+}
+
+/// v7: a defined domain's row names its current snapshot (`current_snapshot`): a create then
+/// rewrites that row, which it rewrites anyway for the generation, instead of the old current
+/// snapshot row, the new one and an index. A domain without a row (the plugin kit's
+/// `SqliteMetadata` keeps snapshots of domains it never defines) has its current snapshot in
+/// `snapshot_currents`; defining the domain moves it into the row ([`CURRENT`] reads either). The
+/// flag on the snapshot rows is left at 0 and its index goes.
+pub(crate) const MIGRATE_V6_V7: &str = "
+ALTER TABLE domains ADD COLUMN current_snapshot TEXT;
+CREATE TABLE snapshot_currents (dom_uuid TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL) WITHOUT ROWID;
+UPDATE domains SET current_snapshot =
+    (SELECT s.name FROM snapshots s WHERE s.dom_uuid = domains.uuid AND s.is_current = 1);
+INSERT INTO snapshot_currents (dom_uuid, name)
+    SELECT dom_uuid, name FROM snapshots WHERE is_current = 1 AND dom_uuid NOT IN (SELECT uuid FROM domains);
+DROP INDEX IF EXISTS snapshots_one_current;
+UPDATE snapshots SET is_current = 0 WHERE is_current = 1;
+";
+
+/// The current snapshot's name of the domain whose uuid is `?1` (v7): its row's pointer, or for a
+/// domain without a row, its `snapshot_currents` row.
+macro_rules! current_of_uuid {
+    () => {
+        "COALESCE((SELECT current_snapshot FROM domains WHERE uuid = ?1),
+                  (SELECT name FROM snapshot_currents WHERE dom_uuid = ?1))"
+    };
+}
+
 /// A snapshot's record from a row whose first columns are `name, parent, creation_time, state,
-/// external, disk_only, is_current`.
+/// external, disk_only, <is current>`.
 fn info_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
     Ok(SnapshotInfo {
         name: r.get(0)?,
@@ -91,13 +133,18 @@ fn info_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
 }
 
 /// Reads a domain's hierarchy.
-pub(crate) fn load_tree(conn: &Connection, dom: &str) -> Result<SnapshotTree> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT name, parent, creation_time, state, external, disk_only, is_current, seq
-             FROM snapshots WHERE dom_uuid = ?1",
+pub(crate) fn load_tree(conn: &Connection, shape: Shape, dom: &str) -> Result<SnapshotTree> {
+    let sql = if shape.current_pointer {
+        concat!(
+            "SELECT name, parent, creation_time, state, external, disk_only, name IS ",
+            current_of_uuid!(),
+            ", seq FROM snapshots WHERE dom_uuid = ?1"
         )
-        .map_err(db)?;
+    } else {
+        "SELECT name, parent, creation_time, state, external, disk_only, is_current, seq
+         FROM snapshots WHERE dom_uuid = ?1"
+    };
+    let mut stmt = conn.prepare_cached(sql).map_err(db)?;
     let rows = stmt
         .query_map(params![dom], |r| Ok((info_row(r)?, r.get::<_, i64>(7).map(|s| u64::try_from(s).unwrap_or(0))?)))
         .map_err(db)?;
@@ -107,17 +154,19 @@ pub(crate) fn load_tree(conn: &Connection, dom: &str) -> Result<SnapshotTree> {
 
 /// One snapshot's record, its domain given by name, in one statement (the row holds what the
 /// tree keeps of it): NO_DOMAIN when no domain has the name, else NO_DOMAIN_SNAPSHOT.
-pub(crate) fn read_info_of_named(conn: &Connection, dom_name: &str, name: &str) -> Result<SnapshotInfo> {
-    let row = conn
-        .prepare_cached(
-            "SELECT s.name, s.parent, s.creation_time, s.state, s.external, s.disk_only, s.is_current
-             FROM domains m JOIN snapshots s ON s.dom_uuid = m.uuid AND s.name = ?2
-             WHERE m.name = ?1",
-        )
-        .map_err(db)?
-        .query_row(params![dom_name, name], info_row)
-        .optional()
-        .map_err(db)?;
+pub(crate) fn read_info_of_named(conn: &Connection, shape: Shape, dom_name: &str, name: &str) -> Result<SnapshotInfo> {
+    macro_rules! info {
+        ($current:literal) => {
+            concat!(
+                "SELECT s.name, s.parent, s.creation_time, s.state, s.external, s.disk_only, ",
+                $current,
+                " FROM domains m JOIN snapshots s ON s.dom_uuid = m.uuid AND s.name = ?2 WHERE m.name = ?1"
+            )
+        };
+    }
+    let sql = if shape.current_pointer { info!("s.name IS m.current_snapshot") } else { info!("s.is_current") };
+    let row =
+        conn.prepare_cached(sql).map_err(db)?.query_row(params![dom_name, name], info_row).optional().map_err(db)?;
     match row {
         Some(info) => Ok(info),
         None => Err(missing(conn, dom_name, name)?),
@@ -305,18 +354,21 @@ pub(crate) fn fill_layouts(conn: &Connection) -> Result<()> {
 pub(crate) fn read_xml(
     conn: &Connection,
     memo: &mut DomainMemo,
-    (layouts, by_name): (bool, bool),
+    (shape, by_name): (Shape, bool),
     dom: &str,
     name: &str,
     flags: FormatFlags,
 ) -> Result<String> {
     type Row = (String, Option<String>, bool, [Option<i64>; 3], Option<String>, String);
     // The statement from its parts: the layout columns (a v5 store read by a read-only
-    // connection has none: its dumps parse), and the domain by uuid or by name (joined in).
+    // connection has none: its dumps parse), where "current" is (named by the domain from v7, the
+    // snapshot row's flag before; a read by domain name has the domain's row), and the domain by uuid or by name (joined in).
     macro_rules! dump {
-        ($layout:literal, $from:literal, $domain:literal) => {
+        ($layout:literal, $current:expr, $from:literal, $domain:literal) => {
             concat!(
-                "SELECT s.xml, s.parent, s.is_current, ",
+                "SELECT s.xml, s.parent, ",
+                $current,
+                ", ",
                 $layout,
                 ", d.xml, s.dom_uuid FROM ",
                 $from,
@@ -326,15 +378,37 @@ pub(crate) fn read_xml(
             )
         };
     }
-    let sql = match (layouts, by_name) {
-        (true, false) => dump!("s.fmt_parent, s.fmt_domain, s.fmt_domain_end", "snapshots s", "s.dom_uuid = ?1"),
-        (false, false) => dump!("NULL, NULL, NULL", "snapshots s", "s.dom_uuid = ?1"),
-        (true, true) => dump!(
+    let sql = match (shape.current_pointer, shape.layouts, by_name) {
+        (true, _, false) => dump!(
             "s.fmt_parent, s.fmt_domain, s.fmt_domain_end",
+            concat!("s.name IS ", current_of_uuid!()),
+            "snapshots s",
+            "s.dom_uuid = ?1"
+        ),
+        (true, _, true) => dump!(
+            "s.fmt_parent, s.fmt_domain, s.fmt_domain_end",
+            "s.name IS m.current_snapshot",
             "domains m JOIN snapshots s ON s.dom_uuid = m.uuid",
             "m.name = ?1"
         ),
-        (false, true) => dump!("NULL, NULL, NULL", "domains m JOIN snapshots s ON s.dom_uuid = m.uuid", "m.name = ?1"),
+        (false, true, false) => {
+            dump!("s.fmt_parent, s.fmt_domain, s.fmt_domain_end", "s.is_current", "snapshots s", "s.dom_uuid = ?1")
+        }
+        (false, false, false) => dump!("NULL, NULL, NULL", "s.is_current", "snapshots s", "s.dom_uuid = ?1"),
+        (false, true, true) => dump!(
+            "s.fmt_parent, s.fmt_domain, s.fmt_domain_end",
+            "s.is_current",
+            "domains m JOIN snapshots s ON s.dom_uuid = m.uuid",
+            "m.name = ?1"
+        ),
+        (false, false, true) => {
+            dump!(
+                "NULL, NULL, NULL",
+                "s.is_current",
+                "domains m JOIN snapshots s ON s.dom_uuid = m.uuid",
+                "m.name = ?1"
+            )
+        }
     };
     let row: Option<Row> = conn
         .prepare_cached(sql)

@@ -4,7 +4,9 @@
 //! flags, for every snapshot and every flag combination, after every kind of write (create,
 //! redefine new and existing, edit with rename, revert, delete with reparent, delete with
 //! CHILDREN, import, a dry run, another connection's write, a reopen) and after migrating a
-//! v5 store (and when a read-only connection reads one before it is migrated). The snapshots carry what the splice must get right: names and descriptions that
+//! v5 store (and when a read-only connection reads one before it is migrated); and that the
+//! current snapshot survives v7's move of "current" to the domain row (from a v6 store, read-only
+//! and migrated). The snapshots carry what the splice must get right: names and descriptions that
 //! need escaping, disks and memory, a full domain with a password (secure and not), an
 //! old-style `<domain><uuid>`, no domain, an `<inactiveDomain>` with a password, a cookie.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
@@ -13,7 +15,7 @@ use rusqlite::Connection;
 use virtplug_model::{
     domain::{DomainDef, TEST_DOMAIN_XML},
     flags::{domain_state as st, snapshot_delete},
-    store::{Store, Sync},
+    store::{SCHEMA_VERSION, Store, Sync},
     tree::RedefineFlags,
     xml::{self, FormatFlags, ParseFlags, SnapshotDef},
 };
@@ -271,6 +273,151 @@ fn the_spliced_dump_is_the_parsed_dump_after_every_kind_of_write() {
     assert_eq!(unspliced(&path), ["i4&", "i9&"]);
 }
 
+/// Turns a store of today's schema back into v6: "current" is the snapshot row's `is_current`
+/// flag (under a unique index), not named by the domain.
+fn back_to_v6(path: &std::path::Path) {
+    let c = Connection::open(path).unwrap();
+    c.execute_batch(
+        "UPDATE snapshots SET is_current = 1 WHERE name = COALESCE(
+             (SELECT current_snapshot FROM domains WHERE uuid = snapshots.dom_uuid),
+             (SELECT name FROM snapshot_currents WHERE dom_uuid = snapshots.dom_uuid));
+         ALTER TABLE domains DROP COLUMN current_snapshot;
+         DROP TABLE snapshot_currents;
+         CREATE UNIQUE INDEX snapshots_one_current ON snapshots (dom_uuid) WHERE is_current = 1;",
+    )
+    .unwrap();
+    c.pragma_update(None, "user_version", 6).unwrap();
+}
+
+/// The current snapshot's name, as every read reports it: the tree, the record by name, and
+/// `<active>` in the dump (the parsed dump is checked against the spliced one by [`check`]).
+fn current_of(s: &mut Store) -> String {
+    let name = s.current(VM).unwrap().expect("a current snapshot").name;
+    let dom_name = s.domain_by_uuid(VM).unwrap().name;
+    assert!(s.snapshot_of_named(&dom_name, &name).unwrap().current);
+    let internal = FormatFlags { secure: true, internal: true, ..Default::default() };
+    for info in s.snapshots(VM).unwrap() {
+        let active = if info.name == name { "<active>1</active>" } else { "<active>0</active>" };
+        assert!(s.snapshot_xml(VM, &info.name, internal).unwrap().contains(active), "{}", info.name);
+        assert!(s.snapshot_xml_of_named(&dom_name, &info.name, internal).unwrap().contains(active), "{}", info.name);
+    }
+    name
+}
+
+/// v7 moved "current" from the snapshot rows' flag to the domain: a read-only connection
+/// reads a v6 store as it is, a read-write one migrates it, and the current snapshot is the same
+/// through every read before and after; later moves (create, revert, delete of the current one,
+/// rename of the current one) are seen by every read.
+#[test]
+fn a_v6_store_keeps_its_current_snapshot_through_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let mut s = new_store(&path);
+    for (kind, name) in NAMES.iter().enumerate() {
+        s.create(VM, &def(kind, name, "before the migration")).unwrap();
+    }
+    s.set_current(VM, "c2").unwrap();
+    drop(s);
+    back_to_v6(&path);
+    let mut ro = Store::open_read_only(&path).unwrap().unwrap();
+    assert_eq!(ro.schema_version().unwrap(), 6);
+    assert_eq!(check(&mut ro, "read-only open of v6"), 6);
+    assert_eq!(current_of(&mut ro), "c2");
+    drop(ro);
+    let mut s = Store::open(&path, Sync::Normal).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(check(&mut s, "migration of v6"), 6);
+    assert_eq!(current_of(&mut s), "c2");
+    {
+        let c = Connection::open(&path).unwrap();
+        let flagged: i64 =
+            c.query_row("SELECT count(*) FROM snapshots WHERE is_current != 0", [], |r| r.get(0)).unwrap();
+        assert_eq!(flagged, 0, "v7 leaves the old flag at 0");
+        let index: i64 = c
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'snapshots_one_current'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(index, 0);
+    }
+    let mut d = def(2, "g6", "after the migration");
+    d.parent = None;
+    s.create(VM, &d).unwrap();
+    assert_eq!(current_of(&mut s), "g6");
+    // deleting the current snapshot passes "current" to its parent (c2)
+    s.delete(VM, "g6", 0).unwrap();
+    assert_eq!(current_of(&mut s), "c2");
+    // renaming the current snapshot keeps it current under its new name
+    let mut renamed = s.snapshot_def(VM, "c2").unwrap();
+    renamed.name = "c2-renamed".into();
+    s.edit(VM, "c2", renamed, RedefineFlags::default()).unwrap();
+    assert_eq!(current_of(&mut s), "c2-renamed");
+    // another connection sees the same
+    let mut other = Store::open(&path, Sync::Normal).unwrap();
+    assert_eq!(current_of(&mut other), "c2-renamed");
+    // a delete of the current snapshot's whole subtree leaves its parent current, and deleting
+    // that root with its children leaves none
+    other.delete(VM, "c2-renamed", snapshot_delete::CHILDREN).unwrap();
+    assert_eq!(current_of(&mut other), "b'1\"");
+    other.delete(VM, NAMES[0], snapshot_delete::CHILDREN).unwrap();
+    assert!(other.current(VM).unwrap().is_none());
+    assert_eq!(check(&mut other, "everything deleted"), 0);
+    let c = Connection::open(&path).unwrap();
+    // the current snapshot as kept: the domain's row, or a `snapshot_currents` row
+    let rows = |c: &Connection| -> i64 {
+        c.query_row(
+            "SELECT (SELECT count(*) FROM snapshot_currents)
+                  + (SELECT count(*) FROM domains WHERE current_snapshot IS NOT NULL)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(rows(&c), 0);
+    // dropping every snapshot's metadata drops the current one's too: a snapshot redefined later
+    // under the same name is not current unless asked
+    other.create(VM, &def(0, "again", "")).unwrap();
+    assert_eq!(rows(&c), 1);
+    let again = other.snapshot_def(VM, "again").unwrap();
+    other.write(|w| w.remove_all_snapshots(VM)).unwrap();
+    assert_eq!(rows(&c), 0);
+    other.redefine(VM, again, RedefineFlags::default()).unwrap();
+    assert!(other.current(VM).unwrap().is_none());
+    assert!(!other.snapshot(VM, "again").unwrap().current);
+}
+
+/// Snapshots of a domain the store has no row for (the plugin kit's `SqliteMetadata` keeps such)
+/// have a current snapshot too, through a v6 migration, and keep it when the domain is defined.
+#[test]
+fn a_domain_without_a_row_has_a_current_snapshot_until_it_is_defined() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let mut s = Store::open(&path, Sync::Normal).unwrap();
+    for (kind, name) in NAMES.iter().enumerate().take(3) {
+        s.create(VM, &def(kind, name, "")).unwrap();
+    }
+    s.set_current(VM, NAMES[1]).unwrap();
+    assert_eq!(s.current(VM).unwrap().unwrap().name, NAMES[1]);
+    drop(s);
+    back_to_v6(&path);
+    let mut s = Store::open(&path, Sync::Normal).unwrap();
+    assert_eq!(s.current(VM).unwrap().unwrap().name, NAMES[1]);
+    assert!(s.snapshot(VM, NAMES[1]).unwrap().current);
+    s.delete(VM, NAMES[1], 0).unwrap();
+    assert_eq!(s.current(VM).unwrap().unwrap().name, NAMES[0]);
+    let kept = |c: &Connection, sql: &str| -> Option<String> { c.query_row(sql, [VM], |r| r.get(0)).unwrap() };
+    let c = Connection::open(&path).unwrap();
+    let table = "SELECT (SELECT name FROM snapshot_currents WHERE dom_uuid = ?1)";
+    let row = "SELECT (SELECT current_snapshot FROM domains WHERE uuid = ?1)";
+    assert_eq!(kept(&c, table).as_deref(), Some(NAMES[0]));
+    // defining the domain moves its current snapshot into its row
+    s.define_domain(&DomainDef::parse(&domain_with_password()).unwrap(), st::RUNNING, 1, 1).unwrap();
+    assert_eq!((kept(&c, table), kept(&c, row).as_deref()), (None, Some(NAMES[0])));
+    assert_eq!(current_of(&mut s), NAMES[0]);
+    assert_eq!(check(&mut s, "defined"), 2);
+    s.set_current(VM, NAMES[2]).unwrap();
+    assert_eq!((kept(&c, table), kept(&c, row).as_deref()), (None, Some(NAMES[2])));
+    assert_eq!(current_of(&mut s), NAMES[2]);
+}
+
 #[test]
 fn a_v5_store_is_migrated_with_layouts_where_the_text_parses_back_to_itself() {
     let dir = tempfile::tempdir().unwrap();
@@ -280,6 +427,7 @@ fn a_v5_store_is_migrated_with_layouts_where_the_text_parses_back_to_itself() {
         s.create(VM, &def(kind, name, "before the migration")).unwrap();
     }
     drop(s);
+    back_to_v6(&path);
     {
         // back to v5: no layout columns; plus a row in an older version's form (its domain
         // inside its text, no creation time) that must keep being dumped by parsing
@@ -305,11 +453,13 @@ fn a_v5_store_is_migrated_with_layouts_where_the_text_parses_back_to_itself() {
     // a read-only connection reads the v5 store as it is (its dumps parse) and migrates nothing
     let mut ro = Store::open_read_only(&path).unwrap().unwrap();
     assert_eq!(check(&mut ro, "read-only open of v5"), 7);
+    assert_eq!(current_of(&mut ro), "f5");
     assert_eq!(ro.schema_version().unwrap(), 5);
     drop(ro);
     let mut s = Store::open(&path, Sync::Normal).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 6);
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(check(&mut s, "migration"), 7);
+    assert_eq!(current_of(&mut s), "f5");
     assert_eq!(unspliced(&path), ["f5", "old"]);
     assert!(s.snapshot_xml(VM, "old", FLAGS[1]).unwrap().contains("<creationTime>0</creationTime>"));
 }
