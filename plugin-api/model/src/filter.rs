@@ -143,11 +143,47 @@ pub fn list_children(all: &[SnapshotInfo], from: &str, flags: u32) -> Result<Vec
 /// parent cycle are never reached and are left out. O(n).
 pub fn topological(all: &[SnapshotInfo]) -> Vec<SnapshotInfo> {
     let names: HashSet<&str> = all.iter().map(|i| i.name.as_str()).collect();
-    let roots: Vec<&SnapshotInfo> =
-        all.iter().filter(|i| i.parent.as_deref().is_none_or(|p| !names.contains(p) || p == i.name)).collect();
+    // A driver that lists in this order already (the model's stores do) is checked, not walked.
+    if names.len() == all.len() && is_preorder(all, &names) {
+        return all.to_vec();
+    }
+    walk_from_roots(all, &names).into_iter().cloned().collect()
+}
+
+/// Whether a record counts as a root: no parent, a parent not listed, or itself as parent.
+fn is_root(i: &SnapshotInfo, names: &HashSet<&str>) -> bool {
+    i.parent.as_deref().is_none_or(|p| !names.contains(p) || p == i.name)
+}
+
+/// [`topological`]'s walk: from the roots, children from [`children_map`].
+fn walk_from_roots<'a>(all: &'a [SnapshotInfo], names: &HashSet<&str>) -> Vec<&'a SnapshotInfo> {
+    let roots: Vec<&SnapshotInfo> = all.iter().filter(|i| is_root(i, names)).collect();
     let kids = children_map(all);
     let mut seen = HashSet::new();
-    walk(&roots, &kids, true, &mut seen).into_iter().cloned().collect()
+    walk(&roots, &kids, true, &mut seen)
+}
+
+/// Whether `all` (names unique) is already what [`walk_from_roots`] gives: every record's parent
+/// is on the path from a root to the record before it, so each subtree is one contiguous run.
+/// Such an order is the pre-order walk with siblings in the input's order, i.e. the walk's own
+/// output. Records on a parent cycle never have their parent on the path: they fail it. O(n).
+fn is_preorder(all: &[SnapshotInfo], names: &HashSet<&str>) -> bool {
+    let mut path: Vec<&str> = Vec::new();
+    for i in all {
+        if is_root(i, names) {
+            path.clear();
+        } else {
+            let Some(parent) = i.parent.as_deref() else { return false };
+            while path.last().is_some_and(|top| *top != parent) {
+                path.pop();
+            }
+            if path.is_empty() {
+                return false;
+            }
+        }
+        path.push(i.name.as_str());
+    }
+    true
 }
 
 #[cfg(test)]
@@ -179,6 +215,61 @@ mod tests {
             info("off", None, st::SHUTOFF, false, true),
             info("ext", Some("off"), st::DISK_SNAPSHOT, true, false),
         ]
+    }
+
+    /// Random forests in random orders (some already topological, some with cycles, orphans,
+    /// self-parents or repeated names): the checked order is taken as it is exactly when the
+    /// walk gives it back unchanged, so `topological` is the walk's answer either way.
+    #[test]
+    fn an_order_taken_as_it_is_is_the_walks_own() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |m: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % m as u64) as usize
+        };
+        let (mut taken, mut walked) = (0, 0);
+        for round in 0..3000 {
+            let n = 1 + next(12);
+            let mut all: Vec<SnapshotInfo> = (0..n)
+                .map(|k| {
+                    let parent = match next(8) {
+                        0 => None,
+                        1 => Some(format!("gone{k}")),
+                        2 => Some(format!("n{k}")),
+                        _ => Some(format!("n{}", next(n))),
+                    };
+                    let name = if round % 17 == 0 && k == 1 { "n0".to_owned() } else { format!("n{k}") };
+                    info(&name, parent.as_deref(), st::RUNNING, false, true)
+                })
+                .collect();
+            // half the rounds: the walk's own order (with random sibling orders), else shuffled
+            if round % 2 == 0 {
+                all = walk_reference(&all);
+            } else {
+                for k in (1..all.len()).rev() {
+                    all.swap(k, next(k + 1));
+                }
+            }
+            let want = walk_reference(&all);
+            let names_set: HashSet<&str> = all.iter().map(|i| i.name.as_str()).collect();
+            let fast = names_set.len() == all.len() && is_preorder(&all, &names_set);
+            assert_eq!(fast, want == all, "round {round}: {}", names(&all));
+            if fast {
+                taken += 1;
+            } else {
+                walked += 1;
+            }
+            assert_eq!(topological(&all), want, "round {round}: {}", names(&all));
+        }
+        assert!(taken > 500 && walked > 500, "both paths exercised: {taken} taken, {walked} walked");
+    }
+
+    /// The walk alone, as `topological` was before it checked the input's order.
+    fn walk_reference(all: &[SnapshotInfo]) -> Vec<SnapshotInfo> {
+        let names: HashSet<&str> = all.iter().map(|i| i.name.as_str()).collect();
+        walk_from_roots(all, &names).into_iter().cloned().collect()
     }
 
     fn names(v: &[SnapshotInfo]) -> String {

@@ -178,24 +178,28 @@ impl SnapshotTree {
     /// Pre-order from `oldest_first` (a sibling list, oldest first): the newest sibling and its
     /// subtree come first. Iterative, so a 16,000-deep chain needs no deep stack.
     fn walk<'t>(&'t self, oldest_first: impl Iterator<Item = &'t String>, out: &mut Vec<String>) {
+        self.visit(oldest_first, |name, _| out.push(name.clone()));
+    }
+
+    /// Depth first, pre-order from `oldest_first` (iterated newest first), children newest
+    /// first: `f(name, node)` for each (`node` is `None` for a name the tree does not hold).
+    fn visit<'t>(
+        &'t self,
+        oldest_first: impl Iterator<Item = &'t String>,
+        mut f: impl FnMut(&'t String, Option<&'t Node>),
+    ) {
         let mut stack: Vec<&String> = oldest_first.collect();
         while let Some(name) = stack.pop() {
-            out.push(name.clone());
-            if let Some(n) = self.nodes.get(name) {
+            let node = self.nodes.get(name);
+            f(name, node);
+            if let Some(n) = node {
                 stack.extend(n.children.iter().map(|(_, c)| c));
             }
         }
     }
 
-    /// Every record, in libvirt's topological order (see [`SnapshotTree::topological_names`]).
-    pub fn list(&self) -> Vec<SnapshotInfo> {
-        self.topological_names().iter().filter_map(|n| self.get(n).ok()).collect()
-    }
-
-    /// Names in libvirt's `LIST_TOPOLOGICAL` order: the walk from the metaroot, depth first,
-    /// pre-order, siblings (roots too) newest first. A snapshot whose parent is missing counts
-    /// as a root. O(n log n).
-    pub fn topological_names(&self) -> Vec<String> {
+    /// The roots (a snapshot whose parent is missing counts as one), oldest first.
+    fn roots(&self) -> Vec<&String> {
         let mut roots: Vec<(u64, &String)> = self
             .nodes
             .values()
@@ -203,8 +207,30 @@ impl SnapshotTree {
             .map(|n| (n.seq, &n.info.name))
             .collect();
         roots.sort();
+        roots.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// Every record, in libvirt's topological order (see [`SnapshotTree::topological_names`]):
+    /// one walk, each record copied once.
+    pub fn list(&self) -> Vec<SnapshotInfo> {
         let mut out = Vec::with_capacity(self.nodes.len());
-        self.walk(roots.into_iter().map(|(_, n)| n), &mut out);
+        let current = self.current.as_deref();
+        self.visit(self.roots().into_iter(), |name, node| {
+            if let Some(n) = node {
+                let mut info = n.info.clone();
+                info.current = current == Some(name.as_str());
+                out.push(info);
+            }
+        });
+        out
+    }
+
+    /// Names in libvirt's `LIST_TOPOLOGICAL` order: the walk from the metaroot, depth first,
+    /// pre-order, siblings (roots too) newest first. A snapshot whose parent is missing counts
+    /// as a root. O(n log n).
+    pub fn topological_names(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        self.walk(self.roots().into_iter(), &mut out);
         out
     }
 
