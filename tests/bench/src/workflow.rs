@@ -192,6 +192,16 @@ pub fn run(args: &[String]) -> Result<()> {
                 )
                 .floor_opt(floor.get("schema_write").copied())
                 .emit();
+                // The same dump beside the store-schema read floor: what the dump must read and
+                // hand back with this schema (the domain text is joined in), without host or plugin.
+                Row::new(
+                    "workflow",
+                    format!("{shape} {n} {sync} dump vs schema floor"),
+                    Unit::Time,
+                    per(&ours, "dump"),
+                )
+                .floor_opt(floor.get("schema_read").copied())
+                .emit();
                 let total: f64 = PHASES.iter().map(|p| ours.get(*p).copied().unwrap_or(0.0)).sum();
                 let theirs_total =
                     theirs.as_ref().map(|t| PHASES.iter().map(|p| t.get(*p).copied().unwrap_or(0.0)).sum());
@@ -224,7 +234,8 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     report::note("floor: write = one single-row SQLite transaction with the store's pragmas (at full sync with its");
     report::note("fsync), read = one indexed SELECT of a row; both in a fresh process, table grown to N rows;");
-    report::note("schema floor = that write on the store's own schema (snapshot row, its indexes, the generation).");
+    report::note("schema floor = that write on the store's own schema (snapshot row, its indexes, the generation);");
+    report::note("for a dump, the read on that schema (by domain name, domain text joined, bytes copied out).");
     report::note("dump above walk = dump - walk per op: the snapshot's own read and XML, without the round trip.");
     report::note(
         "per op = phase time / N (delete and drop are one call per root, CHILDREN); peer = libvirt's same phase.",

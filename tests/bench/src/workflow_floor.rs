@@ -10,7 +10,12 @@
 //! - store-schema write floor: the same single-row transaction on a file the model's store created
 //!   (its real schema: the snapshot row's table and indexes), plus the two statements of the
 //!   generation every write must advance (the daemon's ETag rests on it): the least a snapshot
-//!   write costs with the store's schema, before any host, plugin or XML work.
+//!   write costs with the store's schema, before any host, plugin or XML work;
+//! - store-schema read floor (of a dump): on that file, the rows then sharing one domain text of
+//!   the test domain's size, one statement by domain name joining the domain row, the snapshot row
+//!   and its domain text (what a dump reads), the two texts copied into one string (the bytes a
+//!   dump hands back): the least a dump costs with the store's schema, before any host, plugin or
+//!   XML work.
 //!
 //! Both are the mean over `n` operations, the table growing to `n` rows as the workflow's does.
 
@@ -47,12 +52,15 @@ pub fn one(args: &[String]) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("virtplug-bench-floor-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let result = measure(&dir.join("floor.db"), n, full).and_then(|wr| Ok((wr, schema_write(&dir, n, full)?)));
+    let result = measure(&dir.join("floor.db"), n, full)
+        .and_then(|wr| Ok((wr, schema_write(&dir, n, full)?)))
+        .and_then(|(wr, schema)| Ok((wr, schema, schema_read(&dir, n)?)));
     let _ = std::fs::remove_dir_all(&dir);
-    let ((write, read), schema) = result?;
+    let ((write, read), schema, schema_read) = result?;
     println!("write {write}");
     println!("read {read}");
     println!("schema_write {schema}");
+    println!("schema_read {schema_read}");
     Ok(())
 }
 
@@ -84,6 +92,40 @@ fn schema_write(dir: &std::path::Path, n: usize, full: bool) -> Result<f64> {
         tx.commit()?;
     }
     Ok(start.elapsed().as_secs_f64() / n.max(1) as f64)
+}
+
+/// The store-schema read floor of a dump, on the file [`schema_write`] filled: every row then
+/// shares one domain text (as a chain's snapshots do); `n` reads by domain name, each row's two
+/// texts copied into one string.
+fn schema_read(dir: &std::path::Path, n: usize) -> Result<f64> {
+    let conn = Connection::open(dir.join("schema.db"))?;
+    conn.pragma_update(None, "cache_size", -65536)?;
+    let domain = virtplug_plugin_sdk::model::domain::TEST_DOMAIN_XML;
+    conn.execute("INSERT INTO snapshot_domains (id, digest, xml) VALUES (1, 'd', ?1)", [domain])?;
+    conn.execute("UPDATE snapshots SET domain_id = 1", [])?;
+    let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+    let start = Instant::now();
+    let mut bytes = 0;
+    for name in &names {
+        let dump = conn
+            .prepare_cached(
+                "SELECT s.xml, d.xml FROM domains m JOIN snapshots s ON s.dom_uuid = m.uuid
+                 LEFT JOIN snapshot_domains d ON d.id = s.domain_id WHERE m.name = 'test' AND s.name = ?1",
+            )?
+            .query_row([name], |r| {
+                let (text, domain) = (r.get_ref(0)?.as_str()?, r.get_ref(1)?.as_str()?);
+                let mut out = String::with_capacity(text.len() + domain.len());
+                out.push_str(text);
+                out.push_str(domain);
+                Ok(out)
+            })?;
+        bytes += dump.len();
+    }
+    let read = start.elapsed().as_secs_f64() / n.max(1) as f64;
+    if bytes == 0 && n > 0 {
+        anyhow::bail!("floor: nothing read");
+    }
+    Ok(read)
 }
 
 /// About the size of what the workflow stores per snapshot (the stored XML of a bare create).
