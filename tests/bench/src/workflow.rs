@@ -192,6 +192,16 @@ pub fn run(args: &[String]) -> Result<()> {
                 )
                 .floor_opt(floor.get("schema_write").copied())
                 .emit();
+                // ... and beside the two-row floor: a create records the snapshot and its domain's
+                // change (current, generation) in one commit, two rows at the least.
+                Row::new(
+                    "workflow",
+                    format!("{shape} {n} {sync} create vs two-row floor"),
+                    Unit::Time,
+                    per(&ours, "create"),
+                )
+                .floor_opt(floor.get("pair_write").copied())
+                .emit();
                 // The same dump beside the store-schema read floor: what the dump must read and
                 // hand back with this schema (the domain text is joined in), without host or plugin.
                 Row::new(
@@ -235,7 +245,10 @@ pub fn run(args: &[String]) -> Result<()> {
     report::note("floor: write = one single-row SQLite transaction with the store's pragmas (at full sync with its");
     report::note("fsync), read = one indexed SELECT of a row; both in a fresh process, table grown to N rows;");
     report::note("schema floor = that write on the store's own schema (snapshot row, its indexes, the generation);");
-    report::note("for a dump, the read on that schema (by domain name, domain text joined, bytes copied out).");
+    report::note("for a dump, the read on that schema (by domain name, domain text joined, bytes copied out);");
+    report::note(
+        "two-row floor = the write floor's transaction plus an update of a domain-sized row of a second table.",
+    );
     report::note("dump above walk = dump - walk per op: the snapshot's own read and XML, without the round trip.");
     report::note(
         "per op = phase time / N (delete and drop are one call per root, CHILDREN); peer = libvirt's same phase.",

@@ -11,6 +11,10 @@
 //!   (its real schema: the snapshot row's table and indexes), plus the two statements of the
 //!   generation every write must advance (the daemon's ETag rests on it): the least a snapshot
 //!   write costs with the store's schema, before any host, plugin or XML work;
+//! - two-row write floor: the write floor's transaction plus an update of one row of a second
+//!   table (a domain's row, of the test domain's size) in the same transaction: the least any
+//!   store pays that records a new snapshot and, in the same commit, that its domain changed
+//!   (libvirt's create makes the new snapshot current: two facts, the snapshot's and the domain's);
 //! - store-schema read floor (of a dump): on that file, the rows then sharing one domain text of
 //!   the test domain's size, one statement by domain name joining the domain row, the snapshot row
 //!   and its domain text (what a dump reads), the two texts copied into one string (the bytes a
@@ -54,10 +58,12 @@ pub fn one(args: &[String]) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let result = measure(&dir.join("floor.db"), n, full)
         .and_then(|wr| Ok((wr, schema_write(&dir, n, full)?)))
-        .and_then(|(wr, schema)| Ok((wr, schema, schema_read(&dir, n)?)));
+        .and_then(|(wr, schema)| Ok((wr, schema, schema_read(&dir, n)?)))
+        .and_then(|(wr, schema, read)| Ok((wr, schema, read, pair_write(&dir.join("pair.db"), n, full)?)));
     let _ = std::fs::remove_dir_all(&dir);
-    let ((write, read), schema, schema_read) = result?;
+    let ((write, read), schema, schema_read, pair) = result?;
     println!("write {write}");
+    println!("pair_write {pair}");
     println!("read {read}");
     println!("schema_write {schema}");
     println!("schema_read {schema_read}");
@@ -89,6 +95,35 @@ fn schema_write(dir: &std::path::Path, n: usize, full: bool) -> Result<f64> {
         tx.prepare_cached("UPDATE generation SET value = value + 1 WHERE id = 1")?.execute([])?;
         tx.prepare_cached("UPDATE domains SET generation = (SELECT value FROM generation) WHERE uuid = ?1")?
             .execute([DOM])?;
+        tx.commit()?;
+    }
+    Ok(start.elapsed().as_secs_f64() / n.max(1) as f64)
+}
+
+/// The two-row write floor: `n` transactions, each inserting one row as the write floor does and
+/// updating the one row of a second table (of a domain row's size).
+fn pair_write(path: &std::path::Path, n: usize, full: bool) -> Result<f64> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
+    conn.pragma_update(None, "cache_size", -65536)?;
+    conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(
+        "CREATE TABLE owner (uuid TEXT PRIMARY KEY NOT NULL, xml TEXT NOT NULL, changes INTEGER NOT NULL)",
+    )?;
+    let domain = virtplug_plugin_sdk::model::domain::TEST_DOMAIN_XML;
+    conn.execute("INSERT INTO owner (uuid, xml, changes) VALUES (?1, ?2, 0)", params![DOM, domain])?;
+    let xml = stored_xml();
+    let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+    let start = Instant::now();
+    for (i, name) in names.iter().enumerate() {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached(
+            "INSERT INTO snapshots (dom_uuid, name, parent, xml, creation_time, state, external, disk_only, seq)
+             VALUES (?1, ?2, ?3, ?4, 1700000000, 1, 0, 0, ?5)",
+        )?
+        .execute(params![DOM, name, i.checked_sub(1).map(|p| format!("s{p}")), xml, i as i64])?;
+        tx.prepare_cached("UPDATE owner SET changes = changes + 1 WHERE uuid = ?1")?.execute([DOM])?;
         tx.commit()?;
     }
     Ok(start.elapsed().as_secs_f64() / n.max(1) as f64)
