@@ -90,6 +90,10 @@ impl Inner {
             Some(f) => {
                 if !edits.is_empty() {
                     f.apply(dom, edits)?;
+                    if crate::external::journal::fault("fleet-committed") {
+                        // the process "stops" between the two commits (tests)
+                        return Err(Error::internal("fault injected after the fleet commit"));
+                    }
                 }
                 self.store.write(local)
             }

@@ -2,8 +2,10 @@
 //! etcd cluster, domains, images and journal local. Two hosts (two embed roots, one set of
 //! images) see one hierarchy of real internal and external snapshots; only the owning host
 //! writes, and a refused write leaves the images as they were; an external delete that rewrites
-//! other snapshots is one commit; the hierarchy is handed over with no copy; an unreachable
-//! cluster creates nothing locally. Needs qemu and etcd (fails under CI=true without them).
+//! other snapshots is one commit; the hierarchy is handed over with no copy; a host that stops
+//! between the fleet's commit and its own completes (or undoes) the change at its next open; an
+//! unreachable cluster creates nothing locally. Needs qemu and etcd (fails under CI=true without
+//! them). The tests that commit run one at a time: the fault switch is process-wide.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
@@ -15,7 +17,7 @@ use ext::*;
 use virtplug_plugin_qemu::QemuPlugin;
 use virtplug_plugin_sdk::{
     Plugin, codes,
-    flags::{domain_undefine, snapshot_delete as df},
+    flags::{domain_undefine, snapshot_create as cf, snapshot_delete as df},
 };
 use virtplug_test_support::{EtcdCluster, require};
 
@@ -33,11 +35,19 @@ fn err<T: std::fmt::Debug>(r: virtplug_plugin_sdk::Result<T>) -> (u32, String) {
     (e.code, e.message)
 }
 
+/// `VIRTPLUG_QEMU_FAULT` is process-wide: the tests that commit take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn two_hosts_share_one_hierarchy_and_hand_it_over() {
     if !backend() {
         return;
     }
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let c = require!(EtcdCluster::start("qemu etcd store", &tmp.path().join("etcd"), 3));
     let uri = c.uri("fleet");
@@ -89,6 +99,65 @@ fn two_hosts_share_one_hierarchy_and_hand_it_over() {
     db.snapshot_delete("d", "i1", df::METADATA_ONLY).unwrap();
     db.domain_undefine("d", domain_undefine::SNAPSHOTS_METADATA).unwrap();
     assert_eq!(list(&*da, "d"), Vec::<String>::new());
+}
+
+/// A running external create whose host stops after the fleet's commit and before its own (the
+/// switched definition): the other host already sees the snapshot; the next open finishes the
+/// local part without a second commit to the fleet. Stopped again and qemu killed before the next
+/// open, the switch never happened: that open removes the snapshot from the fleet and the overlay.
+#[test]
+fn a_host_stopped_between_the_two_commits_settles_at_its_next_open() {
+    if !backend() {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let c = require!(EtcdCluster::start("qemu etcd store", &tmp.path().join("etcd"), 3));
+    let uri = c.uri("settle");
+    let a = fleet_root(&uri, "host-a");
+    let da = a.open();
+    three_in(&a, &*da, a.path());
+    da.domain_start("d").unwrap();
+    let b = fleet_root(&uri, "host-b");
+    let db = b.open();
+    db.domain_define(&da.domain_xml("d", 0).unwrap()).unwrap();
+    let g = da.snapshot_generation("d").unwrap();
+
+    // 1. stopped after the fleet's commit: b sees "live", a's definition is not switched yet
+    set_fault(Some("fleet-committed"));
+    let e = da.snapshot_create("d", &snap("live"), cf::DISK_ONLY).unwrap_err();
+    set_fault(None);
+    assert_eq!(e.message, "unable to save metadata for snapshot live: fault injected after the fleet commit");
+    assert_eq!(list(&*db, "d"), ["s1", "s2", "s3", "live"]);
+    assert_eq!(db.snapshot_generation("d").unwrap(), g + 1);
+    assert!(!da.domain_xml("d", 0).unwrap().contains(&a.at("a.live").display().to_string()));
+    drop(da);
+    let da = a.open();
+    assert_eq!(top(&*da, "d", "vda"), a.at("a.live"), "the definition follows qemu onto the overlay");
+    assert_eq!(list(&*da, "d"), ["s1", "s2", "s3", "live"]);
+    assert_eq!(da.snapshot_current("d").unwrap().unwrap().name, "live");
+    assert_eq!(frozen(&*da, "live"), a.at("a.s3"));
+    assert_eq!(db.snapshot_generation("d").unwrap(), g + 1, "settling commits nothing more to the fleet");
+    assert_eq!(store(&a).snapshot_count(UUID).unwrap(), 0, "nothing of it in a's local store");
+
+    // 2. stopped again, and qemu killed before the next open: the switch is undone, the fleet
+    //    loses the snapshot it recorded, the overlay goes
+    set_fault(Some("fleet-committed"));
+    let e = da.snapshot_create("d", &snap("gone"), cf::DISK_ONLY).unwrap_err();
+    set_fault(None);
+    assert!(e.message.ends_with("fault injected after the fleet commit"), "{e}");
+    assert_eq!(list(&*db, "d"), ["s1", "s2", "s3", "live", "gone"]);
+    let before = da.domain_xml("d", 0).unwrap();
+    let pid = a.pids()[0];
+    drop(da);
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let da = a.open();
+    assert_eq!(list(&*db, "d"), ["s1", "s2", "s3", "live"]);
+    assert_eq!(list(&*da, "d"), ["s1", "s2", "s3", "live"]);
+    assert_eq!(da.domain_xml("d", 0).unwrap(), before);
+    assert!(!a.at("a.gone").exists());
+    assert_eq!(top(&*da, "d", "vda"), a.at("a.live"));
 }
 
 #[test]
