@@ -262,6 +262,7 @@ impl Store {
             crate::store_rows::fill_layouts(&tx)?;
         }
         tx.execute_batch(crate::store_rows::MIGRATE_V6_V7).map_err(db)?;
+        tx.execute_batch(crate::store_gen::MIGRATE_GENERATIONS_V7).map_err(db)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db)?;
         tx.commit().map_err(db)
     }

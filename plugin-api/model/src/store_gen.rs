@@ -3,12 +3,18 @@
 //! any domain) had before, so that a reader can cache answers about a domain's snapshot tree
 //! keyed by it (the daemon's `ETag`).
 //!
-//! A store-wide counter (the one-row `generation` table, schema v5) is incremented once per
-//! committing write transaction that changed at least one domain, and every domain the
-//! transaction changed takes its value (`domains.generation`), inside that transaction: a
-//! rollback (an error, a job's refusal, a dry run) leaves both unchanged. Since the counter
-//! only grows and survives in the store, values never repeat: not across reopens or processes,
-//! and not when a domain is undefined and defined again (its new row takes a new value).
+//! A domain row's generation is `epoch << 32 | writes` (schema v7). Its epoch comes from the
+//! store-wide counter (the one-row `generation` table) when the row is created, so no two rows,
+//! of the same domain or of different ones, ever share an epoch; every committing write
+//! transaction that changed the domain adds 1, inside that transaction: a rollback (an error, a
+//! job's refusal, a dry run) leaves it unchanged. A write counts only on the domain's own row,
+//! which the write rewrites anyway (its current snapshot lives there too), so the store-wide
+//! counter's page is written only when a domain is defined, not on every snapshot change. Values
+//! never repeat: not across reopens or processes, not when a domain is undefined and defined
+//! again (a new row, a new epoch), and not between domains, so a name that moves from one domain
+//! to another never meets an old value. (v5 and v6 gave every write the store-wide counter's next
+//! value; v7 starts every existing domain on an epoch above it.) A domain that used up its 2^32
+//! values of one epoch takes a new epoch.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -22,21 +28,46 @@ INSERT INTO generation (id, value) VALUES (1, 1);
 ALTER TABLE domains ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;
 ";
 
+/// v7: every existing domain starts on an epoch of its own above the counter's last value (every
+/// value given out so far is at most that value, below any value of the new form).
+pub(crate) const MIGRATE_GENERATIONS_V7: &str = "
+UPDATE domains SET generation = ((SELECT value FROM generation WHERE id = 1) + 1
+    + (SELECT count(*) FROM domains d WHERE d.uuid < domains.uuid)) << 32;
+UPDATE generation SET value = value + 1 + (SELECT count(*) FROM domains) WHERE id = 1;
+";
+
 /// Gives every domain of `changed` (uuids) a new generation, inside `tx`; nothing when empty
 /// (a write transaction that only read changes no generation). An undefined domain has no row
 /// left, so it is skipped.
 pub(crate) fn bump(tx: &Transaction<'_>, changed: &[String]) -> Result<()> {
-    if changed.is_empty() {
-        return Ok(());
-    }
-    tx.prepare_cached("UPDATE generation SET value = value + 1 WHERE id = 1").map_err(db)?.execute([]).map_err(db)?;
-    // the new value read inside each update: one statement per domain, no separate read
-    let mut stmt = tx
-        .prepare_cached("UPDATE domains SET generation = (SELECT value FROM generation WHERE id = 1) WHERE uuid = ?1")
-        .map_err(db)?;
     for uuid in changed {
-        stmt.execute(params![uuid]).map_err(db)?;
+        let counted = tx
+            .prepare_cached(
+                "UPDATE domains SET generation = generation + 1 WHERE uuid = ?1 AND (generation & 4294967295) != 4294967295",
+            )
+            .map_err(db)?
+            .execute(params![uuid])
+            .map_err(db)?;
+        if counted == 0
+            && tx.prepare_cached("SELECT 1 FROM domains WHERE uuid = ?1").map_err(db)?.exists([uuid]).map_err(db)?
+        {
+            // this epoch's values are used up: the domain takes a new one
+            new_epoch(tx)?;
+            tx.prepare_cached(
+                "UPDATE domains SET generation = (SELECT value FROM generation WHERE id = 1) << 32 WHERE uuid = ?1",
+            )
+            .map_err(db)?
+            .execute(params![uuid])
+            .map_err(db)?;
+        }
     }
+    Ok(())
+}
+
+/// Takes the store-wide counter's next value as a new epoch (a new domain row's, in `tx`); the
+/// row's first generation is then `(SELECT value FROM generation WHERE id = 1) << 32`.
+pub(crate) fn new_epoch(tx: &Connection) -> Result<()> {
+    tx.prepare_cached("UPDATE generation SET value = value + 1 WHERE id = 1").map_err(db)?.execute([]).map_err(db)?;
     Ok(())
 }
 
@@ -49,7 +80,7 @@ pub(crate) fn read(conn: &Connection, uuid: &str) -> Result<u64> {
         .optional()
         .map_err(db)?
         .ok_or_else(|| Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{uuid}'")))?;
-    // The counter starts at 1 and only grows, so a stored value is never negative.
+    // Epochs start at 1 and only grow, far below 2^31, so a stored value is never negative.
     Ok(u64::try_from(value).unwrap_or(0))
 }
 

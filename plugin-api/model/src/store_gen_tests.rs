@@ -63,12 +63,13 @@ fn every_kind_of_write_takes_a_new_value() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open(&dir.path().join("m.db"));
     s.define_domain(&test_def(), st::RUNNING, 1, 1).unwrap();
-    // a fresh store's counter starts at 1; the define's transaction takes 2
-    assert_eq!(s.generation(VM).unwrap(), 2);
-    let mut seen = Seen(vec![2]);
+    // a fresh store's counter is at 2 (v5 started it at 1, v7 took one epoch); the new row takes
+    // epoch 3, and the define's own transaction counts as its first write
+    assert_eq!(s.generation(VM).unwrap(), (3 << 32) + 1);
+    let mut seen = Seen(vec![(3 << 32) + 1]);
     s.create(VM, &snap("a", None)).unwrap();
-    assert_eq!(s.generation(VM).unwrap(), 3);
-    seen.0.push(3);
+    assert_eq!(s.generation(VM).unwrap(), (3 << 32) + 2);
+    seen.0.push((3 << 32) + 2);
     s.create(VM, &snap("b", None)).unwrap();
     seen.step(&mut s, true, "create");
     let mut redefined = snap("b", Some("a"));
@@ -182,11 +183,52 @@ fn values_never_repeat_across_reopens() {
         s.define_domain(&test_def(), st::SHUTOFF, 0, -1).unwrap();
         seen.push(s.generation(VM).unwrap());
     }
-    assert_eq!(seen, [3, 5, 6, 8, 9, 11]);
+    // epochs 3, 4, 5, 6: each new row its own; a value counts the row's writes
+    let e = |epoch: u64, writes: u64| (epoch << 32) + writes;
+    assert_eq!(seen, [e(3, 2), e(4, 1), e(4, 2), e(5, 1), e(5, 2), e(6, 1)]);
+}
+
+/// A name that moves from one domain to another never meets a value the old one had: two
+/// domains written in step have different values (their epochs differ).
+#[test]
+fn two_domains_never_share_a_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir.path().join("m.db"));
+    s.define_domain(&test_def(), st::RUNNING, 1, 1).unwrap();
+    s.define_domain(&DomainDef::parse(OTHER_XML).unwrap(), st::SHUTOFF, 0, -1).unwrap();
+    let mut all = std::collections::HashSet::new();
+    for k in 0..20 {
+        for dom in [VM, OTHER] {
+            s.create(dom, &snap(&format!("s{k}"), None)).unwrap();
+            assert!(all.insert(s.generation(dom).unwrap()), "{dom} step {k}: a value seen before");
+        }
+    }
+}
+
+/// A domain whose epoch is used up (2^32 values) takes a new one, above every value given out.
+#[test]
+fn a_used_up_epoch_is_renewed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let mut s = open(&path);
+    s.define_domain(&test_def(), st::RUNNING, 1, 1).unwrap();
+    s.define_domain(&DomainDef::parse(OTHER_XML).unwrap(), st::SHUTOFF, 0, -1).unwrap();
+    let other = s.generation(OTHER).unwrap();
+    let last = (3u64 << 32) | 0xFFFF_FFFF;
+    Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE domains SET generation = ?1 WHERE uuid = ?2", params![last as i64, VM])
+        .unwrap();
+    s.create(VM, &snap("a", None)).unwrap();
+    let g = s.generation(VM).unwrap();
+    assert_eq!(g, 5 << 32, "epoch 5: after the two domains' 3 and 4");
+    assert!(g > other && g > last);
+    s.create(VM, &snap("b", None)).unwrap();
+    assert_eq!(s.generation(VM).unwrap(), (5 << 32) + 1);
 }
 
 #[test]
-fn a_v4_store_is_migrated_with_generation_1() {
+fn a_v4_store_is_migrated_to_an_epoch_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v4.db");
     {
@@ -205,7 +247,8 @@ fn a_v4_store_is_migrated_with_generation_1() {
     let mut s = open(&path);
     assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(SCHEMA_VERSION, 7);
-    assert_eq!(s.generation(VM).unwrap(), 1);
+    // v5 started the counter at 1 and the domain at 1; v7 gives it epoch 2
+    assert_eq!(s.generation(VM).unwrap(), 2 << 32);
     s.create(VM, &snap("a", None)).unwrap();
-    assert_eq!(s.generation(VM).unwrap(), 2);
+    assert_eq!(s.generation(VM).unwrap(), (2 << 32) + 1);
 }

@@ -302,10 +302,21 @@ impl<'a, 'c> Writer<'a, 'c> {
                 format!("domain '{}' already exists with uuid {u}", def.name),
             ));
         }
+        // A new row takes a new epoch for its generations (`store_gen.rs`).
+        let exists = self
+            .tx
+            .prepare_cached("SELECT 1 FROM domains WHERE uuid = ?1")
+            .map_err(db)?
+            .exists([&def.uuid])
+            .map_err(db)?;
+        if !exists {
+            crate::store_gen::new_epoch(self.tx)?;
+        }
         self.tx
             .prepare_cached(
-                "INSERT INTO domains (uuid, name, xml, state, reason, dom_id, persistent, current_snapshot)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, (SELECT name FROM snapshot_currents WHERE dom_uuid = ?1))
+                "INSERT INTO domains (uuid, name, xml, state, reason, dom_id, persistent, current_snapshot, generation)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, (SELECT name FROM snapshot_currents WHERE dom_uuid = ?1),
+                         (SELECT value FROM generation WHERE id = 1) << 32)
                  ON CONFLICT(uuid) DO UPDATE SET name = excluded.name, xml = excluded.xml",
             )
             .map_err(db)?

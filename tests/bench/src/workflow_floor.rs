@@ -8,9 +8,10 @@
 //!   fsync of the WAL;
 //! - read floor: one indexed `SELECT xml … WHERE dom_uuid = ? AND name = ?` of those rows;
 //! - store-schema write floor: the same single-row transaction on a file the model's store created
-//!   (its real schema: the snapshot row's table and indexes), plus the two statements of the
-//!   generation every write must advance (the daemon's ETag rests on it): the least a snapshot
-//!   write costs with the store's schema, before any host, plugin or XML work;
+//!   (its real schema: the snapshot row's table and indexes), plus the statement of the domain's
+//!   generation every write must advance (the daemon's ETag rests on it; the domain's row also
+//!   names its current snapshot): the least a snapshot write costs with the store's schema,
+//!   before any host, plugin or XML work;
 //! - two-row write floor: the write floor's transaction plus an update of one row of a second
 //!   table (a domain's row, of the test domain's size) in the same transaction: the least any
 //!   store pays that records a new snapshot and, in the same commit, that its domain changed
@@ -92,9 +93,10 @@ fn schema_write(dir: &std::path::Path, n: usize, full: bool) -> Result<f64> {
              VALUES (?1, ?2, ?3, ?4, 1700000000, 1, 0, 0, ?5)",
         )?
         .execute(params![DOM, format!("s{i}"), i.checked_sub(1).map(|p| format!("s{p}")), xml, i as i64])?;
-        tx.prepare_cached("UPDATE generation SET value = value + 1 WHERE id = 1")?.execute([])?;
-        tx.prepare_cached("UPDATE domains SET generation = (SELECT value FROM generation) WHERE uuid = ?1")?
-            .execute([DOM])?;
+        tx.prepare_cached(
+            "UPDATE domains SET generation = generation + 1 WHERE uuid = ?1 AND (generation & 4294967295) != 4294967295",
+        )?
+        .execute([DOM])?;
         tx.commit()?;
     }
     Ok(start.elapsed().as_secs_f64() / n.max(1) as f64)
