@@ -219,6 +219,11 @@ impl Store {
     }
 
     fn migrate(&mut self, path: &Path) -> Result<()> {
+        // A store of this version (every open but the first after an upgrade) needs no write
+        // lock to find that out: no writer ever lowers the version.
+        if self.schema_version()? == SCHEMA_VERSION {
+            return Ok(());
+        }
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
         let version: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
         if version > SCHEMA_VERSION {
@@ -265,6 +270,16 @@ impl Store {
         tx.execute_batch(crate::store_gen::MIGRATE_GENERATIONS_V7).map_err(db)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db)?;
         tx.commit().map_err(db)
+    }
+
+    /// A store setting ([`Writer::meta`]) read outside a write transaction.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .map_err(db)?
+            .query_row([key], |r| r.get(0))
+            .optional()
+            .map_err(db)
     }
 
     /// The schema version found on disk.

@@ -245,6 +245,23 @@ fn connections_opening_a_fresh_store_at_once_all_succeed() {
     }
 }
 
+/// Opening a store of the current version takes no write lock: a reader (`virtplug
+/// snapshot-list`) opens and reads while another connection holds a long write transaction
+/// (a large import), instead of waiting for it.
+#[test]
+fn opening_a_current_store_waits_for_no_writer() {
+    let (dir, mut s) = fresh();
+    s.create(VM, &snap("a", None)).unwrap();
+    let writer = rusqlite::Connection::open(dir.path().join("m.db")).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE; INSERT INTO meta (key, value) VALUES ('busy', '1');").unwrap();
+    // an open that needed the write lock would fail here, "database is locked", after the busy timeout
+    let mut reader = Store::open(&dir.path().join("m.db"), Sync::Normal).unwrap();
+    assert_eq!(shape(&mut reader), "a<-None current=a");
+    assert_eq!(reader.meta("busy").unwrap(), None, "the writer's change is not committed");
+    writer.execute_batch("COMMIT").unwrap();
+    assert_eq!(reader.meta("busy").unwrap().as_deref(), Some("1"));
+}
+
 #[test]
 fn zero_creation_time_survives_storage() {
     let (_d, mut s) = fresh();
