@@ -362,53 +362,42 @@ pub(crate) fn read_xml(
     type Row = (String, Option<String>, bool, [Option<i64>; 3], Option<String>, String);
     // The statement from its parts: the layout columns (a v5 store read by a read-only
     // connection has none: its dumps parse), where "current" is (named by the domain from v7, the
-    // snapshot row's flag before; a read by domain name has the domain's row), and the domain by uuid or by name (joined in).
+    // snapshot row's flag before; a read by domain name has the domain's row), and the domain by
+    // uuid or by name (joined in).
+    macro_rules! layout {
+        () => {
+            "s.fmt_parent, s.fmt_domain, s.fmt_domain_end"
+        };
+    }
     macro_rules! dump {
-        ($layout:literal, $current:expr, $from:literal, $domain:literal) => {
+        ($layout:expr, $current:expr, by_uuid) => {
             concat!(
                 "SELECT s.xml, s.parent, ",
                 $current,
                 ", ",
                 $layout,
-                ", d.xml, s.dom_uuid FROM ",
-                $from,
-                " LEFT JOIN snapshot_domains d ON d.id = s.domain_id WHERE ",
-                $domain,
-                " AND s.name = ?2"
+                ", d.xml, s.dom_uuid FROM snapshots s LEFT JOIN snapshot_domains d ON d.id = s.domain_id",
+                " WHERE s.dom_uuid = ?1 AND s.name = ?2"
+            )
+        };
+        ($layout:expr, $current:expr, by_name) => {
+            concat!(
+                "SELECT s.xml, s.parent, ",
+                $current,
+                ", ",
+                $layout,
+                ", d.xml, s.dom_uuid FROM domains m JOIN snapshots s ON s.dom_uuid = m.uuid",
+                " LEFT JOIN snapshot_domains d ON d.id = s.domain_id WHERE m.name = ?1 AND s.name = ?2"
             )
         };
     }
     let sql = match (shape.current_pointer, shape.layouts, by_name) {
-        (true, _, false) => dump!(
-            "s.fmt_parent, s.fmt_domain, s.fmt_domain_end",
-            concat!("s.name IS ", current_of_uuid!()),
-            "snapshots s",
-            "s.dom_uuid = ?1"
-        ),
-        (true, _, true) => dump!(
-            "s.fmt_parent, s.fmt_domain, s.fmt_domain_end",
-            "s.name IS m.current_snapshot",
-            "domains m JOIN snapshots s ON s.dom_uuid = m.uuid",
-            "m.name = ?1"
-        ),
-        (false, true, false) => {
-            dump!("s.fmt_parent, s.fmt_domain, s.fmt_domain_end", "s.is_current", "snapshots s", "s.dom_uuid = ?1")
-        }
-        (false, false, false) => dump!("NULL, NULL, NULL", "s.is_current", "snapshots s", "s.dom_uuid = ?1"),
-        (false, true, true) => dump!(
-            "s.fmt_parent, s.fmt_domain, s.fmt_domain_end",
-            "s.is_current",
-            "domains m JOIN snapshots s ON s.dom_uuid = m.uuid",
-            "m.name = ?1"
-        ),
-        (false, false, true) => {
-            dump!(
-                "NULL, NULL, NULL",
-                "s.is_current",
-                "domains m JOIN snapshots s ON s.dom_uuid = m.uuid",
-                "m.name = ?1"
-            )
-        }
+        (true, _, false) => dump!(layout!(), concat!("s.name IS ", current_of_uuid!()), by_uuid),
+        (true, _, true) => dump!(layout!(), "s.name IS m.current_snapshot", by_name),
+        (false, true, false) => dump!(layout!(), "s.is_current", by_uuid),
+        (false, true, true) => dump!(layout!(), "s.is_current", by_name),
+        (false, false, false) => dump!("NULL, NULL, NULL", "s.is_current", by_uuid),
+        (false, false, true) => dump!("NULL, NULL, NULL", "s.is_current", by_name),
     };
     let row: Option<Row> = conn
         .prepare_cached(sql)

@@ -80,41 +80,45 @@ fn schema_write(dir: &std::path::Path, n: usize, full: bool) -> Result<f64> {
     let mut conn = Connection::open(&path)?;
     conn.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
     conn.pragma_update(None, "cache_size", -65536)?;
+    let domain = virtplug_plugin_sdk::model::domain::TEST_DOMAIN_XML;
     conn.execute(
-        "INSERT INTO domains (uuid, name, xml, state, reason, dom_id) VALUES (?1, 'test', '<domain/>', 1, 1, 1)",
-        [DOM],
+        "INSERT INTO domains (uuid, name, xml, state, reason, dom_id) VALUES (?1, 'test', ?2, 1, 1, 1)",
+        params![DOM, domain],
     )?;
-    let xml = stored_xml();
-    let start = Instant::now();
-    for i in 0..n {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.prepare_cached(
-            "INSERT INTO snapshots (dom_uuid, name, parent, xml, creation_time, state, external, disk_only, seq)
-             VALUES (?1, ?2, ?3, ?4, 1700000000, 1, 0, 0, ?5)",
-        )?
-        .execute(params![DOM, format!("s{i}"), i.checked_sub(1).map(|p| format!("s{p}")), xml, i as i64])?;
-        tx.prepare_cached(
+    inserts(
+        &mut conn,
+        n,
+        Some(
             "UPDATE domains SET generation = generation + 1 WHERE uuid = ?1 AND (generation & 4294967295) != 4294967295",
-        )?
-        .execute([DOM])?;
-        tx.commit()?;
-    }
-    Ok(start.elapsed().as_secs_f64() / n.max(1) as f64)
+        ),
+    )
 }
 
 /// The two-row write floor: `n` transactions, each inserting one row as the write floor does and
 /// updating the one row of a second table (of a domain row's size).
 fn pair_write(path: &std::path::Path, n: usize, full: bool) -> Result<f64> {
-    let mut conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
-    conn.pragma_update(None, "cache_size", -65536)?;
-    conn.execute_batch(SCHEMA)?;
+    let mut conn = floor_file(path, full)?;
     conn.execute_batch(
         "CREATE TABLE owner (uuid TEXT PRIMARY KEY NOT NULL, xml TEXT NOT NULL, changes INTEGER NOT NULL)",
     )?;
     let domain = virtplug_plugin_sdk::model::domain::TEST_DOMAIN_XML;
     conn.execute("INSERT INTO owner (uuid, xml, changes) VALUES (?1, ?2, 0)", params![DOM, domain])?;
+    inserts(&mut conn, n, Some("UPDATE owner SET changes = changes + 1 WHERE uuid = ?1"))
+}
+
+/// A floor's SQLite file: the store's pragmas and its `snapshots` table.
+fn floor_file(path: &std::path::Path, full: bool) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
+    conn.pragma_update(None, "cache_size", -65536)?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// `n` single-row write transactions `s0`…, each also running `also` (bound to the domain's
+/// UUID) when given; the mean seconds per transaction.
+fn inserts(conn: &mut Connection, n: usize, also: Option<&str>) -> Result<f64> {
     let xml = stored_xml();
     let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
     let start = Instant::now();
@@ -125,7 +129,9 @@ fn pair_write(path: &std::path::Path, n: usize, full: bool) -> Result<f64> {
              VALUES (?1, ?2, ?3, ?4, 1700000000, 1, 0, 0, ?5)",
         )?
         .execute(params![DOM, name, i.checked_sub(1).map(|p| format!("s{p}")), xml, i as i64])?;
-        tx.prepare_cached("UPDATE owner SET changes = changes + 1 WHERE uuid = ?1")?.execute([DOM])?;
+        if let Some(sql) = also {
+            tx.prepare_cached(sql)?.execute([DOM])?;
+        }
         tx.commit()?;
     }
     Ok(start.elapsed().as_secs_f64() / n.max(1) as f64)
@@ -174,24 +180,9 @@ fn stored_xml() -> String {
 }
 
 fn measure(path: &std::path::Path, n: usize, full: bool) -> Result<(f64, f64)> {
-    let mut conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
-    conn.pragma_update(None, "cache_size", -65536)?;
-    conn.execute_batch(SCHEMA)?;
-    let xml = stored_xml();
+    let mut conn = floor_file(path, full)?;
+    let write = inserts(&mut conn, n, None)?;
     let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
-    let start = Instant::now();
-    for (i, name) in names.iter().enumerate() {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.prepare_cached(
-            "INSERT INTO snapshots (dom_uuid, name, parent, xml, creation_time, state, external, disk_only, seq)
-             VALUES (?1, ?2, ?3, ?4, 1700000000, 1, 0, 0, ?5)",
-        )?
-        .execute(params![DOM, name, i.checked_sub(1).map(|p| format!("s{p}")), xml, i as i64])?;
-        tx.commit()?;
-    }
-    let write = start.elapsed().as_secs_f64() / n.max(1) as f64;
     let start = Instant::now();
     let mut bytes = 0;
     for name in &names {
