@@ -182,36 +182,26 @@ pub fn run(args: &[String]) -> Result<()> {
                 )
                 .floor_opt(floor.get("read").copied())
                 .emit();
-                // The same create beside the store-schema floor: what is left above it is host,
-                // plugin and XML work; the gap between the two floors is the schema's.
-                Row::new(
-                    "workflow",
-                    format!("{shape} {n} {sync} create vs schema floor"),
-                    Unit::Time,
-                    per(&ours, "create"),
-                )
-                .floor_opt(floor.get("schema_write").copied())
-                .emit();
-                // ... and beside the two-row floor: a create records the snapshot and its domain's
-                // change (current, generation) in one commit, two rows at the least.
-                Row::new(
-                    "workflow",
-                    format!("{shape} {n} {sync} create vs two-row floor"),
-                    Unit::Time,
-                    per(&ours, "create"),
-                )
-                .floor_opt(floor.get("pair_write").copied())
-                .emit();
-                // The same dump beside the store-schema read floor: what the dump must read and
-                // hand back with this schema (the domain text is joined in), without host or plugin.
-                Row::new(
-                    "workflow",
-                    format!("{shape} {n} {sync} dump vs schema floor"),
-                    Unit::Time,
-                    per(&ours, "dump"),
-                )
-                .floor_opt(floor.get("schema_read").copied())
-                .emit();
+                // The same phases beside the floors of the store's own schema: above the
+                // store-schema write floor is host, plugin and XML work (the gap between it and the
+                // write floor is the schema's); the two-row floor is what any store pays that
+                // records a snapshot and its domain's change (current, generation) in one commit;
+                // the store-schema read floor is what a dump must read and hand back with this
+                // schema (the domain text joined in), without host or plugin.
+                for (phase, label, key) in [
+                    ("create", "schema floor", "schema_write"),
+                    ("create", "two-row floor", "pair_write"),
+                    ("dump", "schema floor", "schema_read"),
+                ] {
+                    Row::new(
+                        "workflow",
+                        format!("{shape} {n} {sync} {phase} vs {label}"),
+                        Unit::Time,
+                        per(&ours, phase),
+                    )
+                    .floor_opt(floor.get(key).copied())
+                    .emit();
+                }
                 let total: f64 = PHASES.iter().map(|p| ours.get(*p).copied().unwrap_or(0.0)).sum();
                 let theirs_total =
                     theirs.as_ref().map(|t| PHASES.iter().map(|p| t.get(*p).copied().unwrap_or(0.0)).sum());
