@@ -29,11 +29,12 @@ ALTER TABLE domains ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;
 ";
 
 /// v7: every existing domain starts on an epoch of its own above the counter's last value (every
-/// value given out so far is at most that value, below any value of the new form).
+/// value given out so far is at most that value, below any value of the new form); the counter
+/// then holds the last epoch given out.
 pub(crate) const MIGRATE_GENERATIONS_V7: &str = "
 UPDATE domains SET generation = ((SELECT value FROM generation WHERE id = 1) + 1
     + (SELECT count(*) FROM domains d WHERE d.uuid < domains.uuid)) << 32;
-UPDATE generation SET value = value + 1 + (SELECT count(*) FROM domains) WHERE id = 1;
+UPDATE generation SET value = value + (SELECT count(*) FROM domains) WHERE id = 1;
 ";
 
 /// Gives every domain of `changed` (uuids) a new generation, inside `tx`; nothing when empty

@@ -63,13 +63,13 @@ fn every_kind_of_write_takes_a_new_value() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open(&dir.path().join("m.db"));
     s.define_domain(&test_def(), st::RUNNING, 1, 1).unwrap();
-    // a fresh store's counter is at 2 (v5 started it at 1, v7 took one epoch); the new row takes
-    // epoch 3, and the define's own transaction counts as its first write
-    assert_eq!(s.generation(VM).unwrap(), (3 << 32) + 1);
-    let mut seen = Seen(vec![(3 << 32) + 1]);
+    // a fresh store's counter is at 1 (v5 started it there); the new row takes epoch 2, and the
+    // define's own transaction counts as its first write
+    assert_eq!(s.generation(VM).unwrap(), (2 << 32) + 1);
+    let mut seen = Seen(vec![(2 << 32) + 1]);
     s.create(VM, &snap("a", None)).unwrap();
-    assert_eq!(s.generation(VM).unwrap(), (3 << 32) + 2);
-    seen.0.push((3 << 32) + 2);
+    assert_eq!(s.generation(VM).unwrap(), (2 << 32) + 2);
+    seen.0.push((2 << 32) + 2);
     s.create(VM, &snap("b", None)).unwrap();
     seen.step(&mut s, true, "create");
     let mut redefined = snap("b", Some("a"));
@@ -183,9 +183,9 @@ fn values_never_repeat_across_reopens() {
         s.define_domain(&test_def(), st::SHUTOFF, 0, -1).unwrap();
         seen.push(s.generation(VM).unwrap());
     }
-    // epochs 3, 4, 5, 6: each new row its own; a value counts the row's writes
+    // epochs 2, 3, 4, 5: each new row its own; a value counts the row's writes
     let e = |epoch: u64, writes: u64| (epoch << 32) + writes;
-    assert_eq!(seen, [e(3, 2), e(4, 1), e(4, 2), e(5, 1), e(5, 2), e(6, 1)]);
+    assert_eq!(seen, [e(2, 2), e(3, 1), e(3, 2), e(4, 1), e(4, 2), e(5, 1)]);
 }
 
 /// A name that moves from one domain to another never meets a value the old one had: two
@@ -214,17 +214,17 @@ fn a_used_up_epoch_is_renewed() {
     s.define_domain(&test_def(), st::RUNNING, 1, 1).unwrap();
     s.define_domain(&DomainDef::parse(OTHER_XML).unwrap(), st::SHUTOFF, 0, -1).unwrap();
     let other = s.generation(OTHER).unwrap();
-    let last = (3u64 << 32) | 0xFFFF_FFFF;
+    let last = (2u64 << 32) | 0xFFFF_FFFF;
     Connection::open(&path)
         .unwrap()
         .execute("UPDATE domains SET generation = ?1 WHERE uuid = ?2", params![last as i64, VM])
         .unwrap();
     s.create(VM, &snap("a", None)).unwrap();
     let g = s.generation(VM).unwrap();
-    assert_eq!(g, 5 << 32, "epoch 5: after the two domains' 3 and 4");
+    assert_eq!(g, 4 << 32, "epoch 4: after the two domains' 2 and 3");
     assert!(g > other && g > last);
     s.create(VM, &snap("b", None)).unwrap();
-    assert_eq!(s.generation(VM).unwrap(), (5 << 32) + 1);
+    assert_eq!(s.generation(VM).unwrap(), (4 << 32) + 1);
 }
 
 #[test]
@@ -251,4 +251,40 @@ fn a_v4_store_is_migrated_to_an_epoch_of_its_own() {
     assert_eq!(s.generation(VM).unwrap(), 2 << 32);
     s.create(VM, &snap("a", None)).unwrap();
     assert_eq!(s.generation(VM).unwrap(), (2 << 32) + 1);
+}
+
+/// A v6 store with several domains (values of the old store-wide counter): after the migration
+/// each domain is on an epoch of its own, above every old value, and later writes keep them apart.
+#[test]
+fn a_v6_store_gives_each_domain_its_own_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.db");
+    let mut s = open(&path);
+    s.define_domain(&test_def(), st::RUNNING, 1, 1).unwrap();
+    s.define_domain(&DomainDef::parse(OTHER_XML).unwrap(), st::SHUTOFF, 0, -1).unwrap();
+    drop(s);
+    {
+        // back to v6's form: old counter values 7 and 9 on the domains, the counter at 9
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "UPDATE domains SET generation = CASE name WHEN 'test' THEN 7 ELSE 9 END;
+             UPDATE generation SET value = 9 WHERE id = 1;
+             ALTER TABLE domains DROP COLUMN current_snapshot;
+             DROP TABLE snapshot_currents;
+             CREATE UNIQUE INDEX snapshots_one_current ON snapshots (dom_uuid) WHERE is_current = 1;",
+        )
+        .unwrap();
+        c.pragma_update(None, "user_version", 6).unwrap();
+    }
+    let mut s = open(&path);
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    // epochs 10 and 11, in uuid order ("1111…" before "6695…"); the counter moves past both
+    assert_eq!((s.generation(OTHER).unwrap(), s.generation(VM).unwrap()), (10 << 32, 11 << 32));
+    s.create(VM, &snap("a", None)).unwrap();
+    s.create(OTHER, &snap("a", None)).unwrap();
+    assert_eq!((s.generation(OTHER).unwrap(), s.generation(VM).unwrap()), ((10 << 32) + 1, (11 << 32) + 1));
+    let third = "<domain type='test'><name>third</name><uuid>22222222-2222-4333-8444-555555555555</uuid>\
+<memory>1024</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>";
+    s.define_domain(&DomainDef::parse(third).unwrap(), st::SHUTOFF, 0, -1).unwrap();
+    assert_eq!(s.generation("22222222-2222-4333-8444-555555555555").unwrap(), (12 << 32) + 1);
 }
