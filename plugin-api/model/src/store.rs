@@ -6,9 +6,10 @@
 //!   transaction, a newer one is refused;
 //! - every operation is ONE transaction (`BEGIN IMMEDIATE`): after a crash the store holds the
 //!   state before or after it, never a mix;
-//! - "current" lives in exactly one place: the domain's row in `snapshot_currents` (schema v7;
-//!   before, an `is_current` flag on the snapshot rows, which v7 leaves at 0): moving it writes
-//!   that one small row, not two snapshot rows and an index;
+//! - "current" lives in exactly one place: the domain's row names it (`current_snapshot`, schema
+//!   v7), or for a domain without a row, `snapshot_currents`; before v7 it was an `is_current`
+//!   flag on the snapshot rows, which v7 leaves at 0. Moving it rewrites the domain's row, which
+//!   every write rewrites anyway for the generation, not two snapshot rows and an index;
 //!   a snapshot's parent lives only in the `parent` column — the stored XML is the secure
 //!   format without `<parent>`, `<active>` and `<domain>`, all added back when formatting;
 //!   embedded `<domain>` texts are stored once each (`snapshot_domains`, keyed by SHA-256);
