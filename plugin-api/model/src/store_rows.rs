@@ -6,8 +6,9 @@
 //! text's [`Layout`] (`fmt_parent`, `fmt_domain`, `fmt_domain_end`), written in the same
 //! statement as the text by every write of it (insert, redefine, the v6 migration). Parent,
 //! `<domain>` and `<active>` are not in the stored text; a dump splices them in from the row's
-//! `parent`, the domain's current snapshot and the shared domain text. The layout is kept only when the stored text
-//! is exactly what parsing it and formatting it again gives ([`stored_layout`]), so the splice
+//! `parent`, the domain's current snapshot and the shared domain text. The layout is kept only
+//! when the stored text is exactly what parsing it and formatting it again gives
+//! ([`stored_layout`]), so the splice
 //! equals the parse-and-format dump byte for byte; otherwise (old rows whose text is not in
 //! today's form) it is NULL and the dump parses, as it always did.
 
@@ -95,7 +96,7 @@ impl Shape {
 /// rewrites that row, which it rewrites anyway for the generation, instead of the old current
 /// snapshot row, the new one and an index. A domain without a row (the plugin kit's
 /// `SqliteMetadata` keeps snapshots of domains it never defines) has its current snapshot in
-/// `snapshot_currents`; defining the domain moves it into the row ([`CURRENT`] reads either). The
+/// `snapshot_currents`; defining the domain moves it into the row (`current_of_uuid!` reads either). The
 /// flag on the snapshot rows is left at 0 and its index goes.
 pub(crate) const MIGRATE_V6_V7: &str = "
 ALTER TABLE domains ADD COLUMN current_snapshot TEXT;
