@@ -8,9 +8,8 @@
 //! `<domain>` and `<active>` are not in the stored text; a dump splices them in from the row's
 //! `parent`, the domain's current snapshot and the shared domain text. The layout is kept only
 //! when the stored text is exactly what parsing it and formatting it again gives
-//! ([`stored_layout`]), so the splice
-//! equals the parse-and-format dump byte for byte; otherwise (old rows whose text is not in
-//! today's form) it is NULL and the dump parses, as it always did.
+//! ([`stored_layout`]), so the splice equals the parse-and-format dump byte for byte; otherwise
+//! (old rows whose text is not in today's form) it is NULL and the dump parses, as it always did.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
