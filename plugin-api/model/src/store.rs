@@ -275,12 +275,7 @@ impl Store {
 
     /// A store setting ([`Writer::meta`]) read outside a write transaction.
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
-        self.conn
-            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
-            .map_err(db)?
-            .query_row([key], |r| r.get(0))
-            .optional()
-            .map_err(db)
+        crate::store_rows::read_meta(&self.conn, key)
     }
 
     /// The schema version found on disk.

@@ -49,9 +49,7 @@ pub(crate) fn bump(tx: &Transaction<'_>, changed: &[String]) -> Result<()> {
             .map_err(db)?
             .execute(params![uuid])
             .map_err(db)?;
-        if counted == 0
-            && tx.prepare_cached("SELECT 1 FROM domains WHERE uuid = ?1").map_err(db)?.exists([uuid]).map_err(db)?
-        {
+        if counted == 0 && crate::store_rows::domain_exists(tx, uuid)? {
             // this epoch's values are used up: the domain takes a new one
             new_epoch(tx)?;
             tx.prepare_cached(

@@ -172,14 +172,7 @@ impl Jobs {
     pub(crate) fn begin(&mut self, conn: &mut Connection, dom: &str, description: &str) -> Result<String> {
         let me = self.me().clone();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-        let exists: bool = tx
-            .prepare_cached("SELECT 1 FROM domains WHERE uuid = ?1")
-            .map_err(db)?
-            .query_row([dom], |_| Ok(()))
-            .optional()
-            .map_err(db)?
-            .is_some();
-        if !exists {
+        if !crate::store_rows::domain_exists(&tx, dom)? {
             return Err(Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{dom}'")));
         }
         if let Some((record, holder)) = read_job(&tx, dom)? {

@@ -303,13 +303,7 @@ impl<'a, 'c> Writer<'a, 'c> {
             ));
         }
         // A new row takes a new epoch for its generations (`store_gen.rs`).
-        let exists = self
-            .tx
-            .prepare_cached("SELECT 1 FROM domains WHERE uuid = ?1")
-            .map_err(db)?
-            .exists([&def.uuid])
-            .map_err(db)?;
-        if !exists {
+        if !crate::store_rows::domain_exists(self.tx, &def.uuid)? {
             crate::store_gen::new_epoch(self.tx)?;
         }
         self.tx
@@ -366,12 +360,7 @@ impl<'a, 'c> Writer<'a, 'c> {
 
     /// A free-form store setting (driver-private bookkeeping such as "initialised").
     pub fn meta(&mut self, key: &str) -> Result<Option<String>> {
-        self.tx
-            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
-            .map_err(db)?
-            .query_row([key], |r| r.get(0))
-            .optional()
-            .map_err(db)
+        crate::store_rows::read_meta(self.tx, key)
     }
 
     /// Sets a store setting.

@@ -132,6 +132,20 @@ fn info_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
     })
 }
 
+/// A free-form store setting (`meta` table), on a connection or inside a transaction.
+pub(crate) fn read_meta(conn: &Connection, key: &str) -> Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")
+        .map_err(db)?
+        .query_row([key], |r| r.get(0))
+        .optional()
+        .map_err(db)
+}
+
+/// Whether domain `uuid` has a row.
+pub(crate) fn domain_exists(conn: &Connection, uuid: &str) -> Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM domains WHERE uuid = ?1").map_err(db)?.exists([uuid]).map_err(db)
+}
+
 /// Reads a domain's hierarchy.
 pub(crate) fn load_tree(conn: &Connection, shape: Shape, dom: &str) -> Result<SnapshotTree> {
     let sql = if shape.current_pointer {
