@@ -1,7 +1,9 @@
 //! `daemon`: virtplugd under load, on the mock plugin (durable store), over its unix socket. The
 //! floor of the read rows is the daemon's cheapest request, `/healthz`, by the same 16 raw
 //! keep-alive clients in the same run: what any answer costs (HTTP, the socket, scheduling 16
-//! clients on this machine's cores) before it reads anything.
+//! clients on this machine's cores) before it reads anything. Below it, the socket floor: the same
+//! clients against a bare server (`http_floor.rs`) that answers every request head with a fixed
+//! answer from one blocking thread per connection, what any server's answer costs here.
 //! - `snapshot-list` of a 1,000-snapshot tree by 16 concurrent clients: p50/p99 (target p99 ≤ 2 ms,
 //!   issue 15: the daemon answers an unchanged tree from its generation-keyed cache), through the
 //!   host's daemon client: `snapshot_list` (a copy of the client's kept list per call) and
@@ -258,6 +260,31 @@ fn raw_clients(socket: &Path, daemon: u32, calls: usize, raw: Raw) -> Result<Pha
     measure(&barrier, workers, daemon)
 }
 
+/// The socket floor: the same raw clients as `/healthz`'s against `virtplug-bench http-floor`
+/// (see `http_floor.rs`), a server that only answers request heads with a fixed answer.
+fn bare_server(socket: &Path) -> Result<Phase> {
+    let mut server = Command::new(std::env::current_exe()?)
+        .arg("http-floor")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting the bare server")?;
+    let result = (|| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(socket).is_err() {
+            if Instant::now() > deadline {
+                bail!("the bare server did not listen within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        raw_clients(socket, server.id(), LIST_CALLS, Raw::Health)
+    })();
+    let _ = server.kill();
+    let _ = server.wait();
+    result
+}
+
 /// CPU time (user and system, every thread, finished ones too) that process `pid` has used so
 /// far, from its process CPU clock (nanoseconds; 0 for this process, `None` when unreadable).
 fn cpu(pid: u32) -> Option<Duration> {
@@ -364,6 +391,10 @@ fn sections(registry: &Registry, bin: &Path, tmp: &Path) -> Result<()> {
     Row::new("daemon", "floor: /healthz p50", Unit::Time, pct(floor, 0.5).as_secs_f64()).emit();
     Row::new("daemon", "floor: /healthz p99", Unit::Time, pct(floor, 0.99).as_secs_f64()).emit();
     note("floor: /healthz", &health);
+    let bare = bare_server(&tmp.join("bare.sock"))?;
+    Row::new("daemon", "socket floor: bare server p50", Unit::Time, pct(&bare.lat, 0.5).as_secs_f64()).emit();
+    Row::new("daemon", "socket floor: bare server p99", Unit::Time, pct(&bare.lat, 0.99).as_secs_f64()).emit();
+    note("socket floor: bare server", &bare);
     // Through the host's daemon client, as a Rust integrator or the CLI reads: it keeps its last
     // answer and revalidates it, so an unchanged tree costs a 304 and a copy of the kept list.
     let phase = concurrent(&uri, pid, LIST_CALLS, true, |c, _, _| {
@@ -390,6 +421,12 @@ fn sections(registry: &Registry, bin: &Path, tmp: &Path) -> Result<()> {
     rows("snapshot-list raw HTTP (no parse)", &phase, floor, Some(LIST_P99));
     let phase = raw_clients(&sock, pid, LIST_CALLS, Raw::Revalidate)?;
     rows("snapshot-list revalidation (304)", &phase, floor, Some(REVALIDATE_P99));
+    if pct(&bare.lat, 0.99) > REVALIDATE_P99 {
+        report::note(&format!(
+            "the 304 target ({}) is below the socket floor's p99 in this run: out of reach of any server on this machine",
+            ms(REVALIDATE_P99)
+        ));
+    }
     drop(d);
 
     // snapshot-create then snapshot-delete, all clients on one domain.

@@ -28,6 +28,7 @@
 mod cold_start;
 mod daemon;
 mod fleet;
+mod http_floor;
 mod libvirt_wire;
 mod load;
 mod proc;
@@ -61,6 +62,7 @@ fn section(args: &[String]) -> Result<()> {
         Some("vbox") => vbox::run(),
         Some("qemu") => qemu::run(),
         Some("daemon") => daemon::run(),
+        Some("http-floor") => http_floor::serve(&args[1..]),
         Some("fleet") => fleet::run(),
         Some("libvirt-wire") => libvirt_wire::run(&args[1..]),
         None | Some("all") => {

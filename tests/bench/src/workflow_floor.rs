@@ -20,9 +20,15 @@
 //!   the test domain's size, one statement by domain name joining the domain row, the snapshot row
 //!   and its domain text (what a dump reads), the two texts copied into one string (the bytes a
 //!   dump hands back): the least a dump costs with the store's schema, before any host, plugin or
-//!   XML work.
+//!   XML work;
+//! - work floors of a create and of a redefine: the two-row write floor's transaction, each
+//!   preceded by the XML work that no implementation validating its input and storing libvirt's
+//!   XML can skip: one parse of the operation's input document by the model's parser (a bare
+//!   create document; a redefine's dumped document with its `<domain>`) and one formatting of the
+//!   stored form of the result, which is what the transaction stores. No host, ABI, plugin or
+//!   tree work; the domain text is not stored (a store keeps it once per domain).
 //!
-//! Both are the mean over `n` operations, the table growing to `n` rows as the workflow's does.
+//! Each is the mean over `n` operations, the table growing to `n` rows as the workflow's does.
 
 use std::time::Instant;
 
@@ -60,14 +66,20 @@ pub fn one(args: &[String]) -> Result<()> {
     let result = measure(&dir.join("floor.db"), n, full)
         .and_then(|wr| Ok((wr, schema_write(&dir, n, full)?)))
         .and_then(|(wr, schema)| Ok((wr, schema, schema_read(&dir, n)?)))
-        .and_then(|(wr, schema, read)| Ok((wr, schema, read, pair_write(&dir.join("pair.db"), n, full)?)));
+        .and_then(|(wr, schema, read)| Ok((wr, schema, read, pair_write(&dir.join("pair.db"), n, full)?)))
+        .and_then(|floors| {
+            let create = work_write(&dir.join("work-create.db"), n, full, Work::Create)?;
+            Ok((floors, create, work_write(&dir.join("work-redefine.db"), n, full, Work::Redefine)?))
+        });
     let _ = std::fs::remove_dir_all(&dir);
-    let ((write, read), schema, schema_read, pair) = result?;
+    let (((write, read), schema, schema_read, pair), work_create, work_redefine) = result?;
     println!("write {write}");
     println!("pair_write {pair}");
     println!("read {read}");
     println!("schema_write {schema}");
     println!("schema_read {schema_read}");
+    println!("work_create {work_create}");
+    println!("work_redefine {work_redefine}");
     Ok(())
 }
 
@@ -97,13 +109,72 @@ fn schema_write(dir: &std::path::Path, n: usize, full: bool) -> Result<f64> {
 /// The two-row write floor: `n` transactions, each inserting one row as the write floor does and
 /// updating the one row of a second table (of a domain row's size).
 fn pair_write(path: &std::path::Path, n: usize, full: bool) -> Result<f64> {
-    let mut conn = floor_file(path, full)?;
+    let mut conn = pair_file(path, full)?;
+    inserts(&mut conn, n, Some(PAIR_UPDATE))
+}
+
+/// The second statement of a two-row write.
+const PAIR_UPDATE: &str = "UPDATE owner SET changes = changes + 1 WHERE uuid = ?1";
+
+/// The write floor's file plus the second table of a two-row write, with the domain's row.
+fn pair_file(path: &std::path::Path, full: bool) -> Result<Connection> {
+    let conn = floor_file(path, full)?;
     conn.execute_batch(
         "CREATE TABLE owner (uuid TEXT PRIMARY KEY NOT NULL, xml TEXT NOT NULL, changes INTEGER NOT NULL)",
     )?;
     let domain = virtplug_plugin_sdk::model::domain::TEST_DOMAIN_XML;
     conn.execute("INSERT INTO owner (uuid, xml, changes) VALUES (?1, ?2, 0)", params![DOM, domain])?;
-    inserts(&mut conn, n, Some("UPDATE owner SET changes = changes + 1 WHERE uuid = ?1"))
+    Ok(conn)
+}
+
+/// Which operation's XML work a work floor does.
+#[derive(Clone, Copy, PartialEq)]
+enum Work {
+    /// A bare `<domainsnapshot><name>…</name></domainsnapshot>`, filled in as a create fills it.
+    Create,
+    /// The secure dump of such a snapshot (its `<domain>` embedded), parsed for a redefine.
+    Redefine,
+}
+
+/// A work floor (see the module header): `n` two-row transactions, each storing the stored form
+/// of the operation's input document, parsed and formatted inside the timed loop.
+fn work_write(path: &std::path::Path, n: usize, full: bool, work: Work) -> Result<f64> {
+    use virtplug_plugin_sdk::model::{
+        domain::TEST_DOMAIN_XML,
+        redefine::stored_xml,
+        xml::{self, FormatFlags, ParseFlags},
+    };
+    const RUNNING: u32 = 1;
+    let create = |name: &str| -> Result<xml::SnapshotDef> {
+        let mut def =
+            xml::parse(&format!("<domainsnapshot><name>{name}</name></domainsnapshot>"), ParseFlags::default())?;
+        def.fill_defaults(1_700_000_000);
+        def.state = RUNNING;
+        Ok(def)
+    };
+    // The input documents, in memory before the timed loop as the workflow holds them.
+    let docs: Vec<String> = (0..n)
+        .map(|i| match work {
+            Work::Create => Ok(format!("<domainsnapshot><name>s{i}</name></domainsnapshot>")),
+            Work::Redefine => {
+                let mut def = create(&format!("s{i}"))?;
+                def.parent = i.checked_sub(1).map(|p| format!("s{p}"));
+                def.domain = Some(TEST_DOMAIN_XML.to_owned());
+                Ok(xml::format(&def, None, FormatFlags { secure: true, ..Default::default() }))
+            }
+        })
+        .collect::<Result<_>>()?;
+    let flags = ParseFlags { redefine: work == Work::Redefine, ..Default::default() };
+    let mut conn = pair_file(path, full)?;
+    inserts_with(&mut conn, n, Some(PAIR_UPDATE), |i, text| {
+        let mut def = xml::parse(&docs[i], flags)?;
+        if work == Work::Create {
+            def.fill_defaults(1_700_000_000);
+            def.state = RUNNING;
+        }
+        *text = stored_xml(&def);
+        Ok(())
+    })
 }
 
 /// A floor's SQLite file: the store's pragmas and its `snapshots` table.
@@ -120,9 +191,26 @@ fn floor_file(path: &std::path::Path, full: bool) -> Result<Connection> {
 /// UUID) when given; the mean seconds per transaction.
 fn inserts(conn: &mut Connection, n: usize, also: Option<&str>) -> Result<f64> {
     let xml = stored_xml();
+    inserts_with(conn, n, also, |_, text| {
+        if text.is_empty() {
+            text.push_str(&xml);
+        }
+        Ok(())
+    })
+}
+
+/// [`inserts`], each row's text made by `text(i, buffer)` inside the timed loop.
+fn inserts_with(
+    conn: &mut Connection,
+    n: usize,
+    also: Option<&str>,
+    mut text: impl FnMut(usize, &mut String) -> Result<()>,
+) -> Result<f64> {
     let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+    let mut xml = String::new();
     let start = Instant::now();
     for (i, name) in names.iter().enumerate() {
+        text(i, &mut xml)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.prepare_cached(
             "INSERT INTO snapshots (dom_uuid, name, parent, xml, creation_time, state, external, disk_only, seq)
