@@ -75,9 +75,15 @@ pub fn random_uuid() -> String {
 }
 
 /// A domain definition for `define`: as given, or with a random `<uuid>` after `<name>` when it
-/// has none, as libvirt generates one ("If omitted, a random UUID is generated").
+/// has none and is well-formed, as libvirt generates one ("If omitted, a random UUID is
+/// generated").
 pub fn with_uuid(xml: &str) -> String {
-    if xml.contains("<uuid") || !xml.contains("</name>") {
+    // A malformed document is left as it is, so that its parse error names the lines the caller
+    // gave (the inserted line would shift every later one).
+    if xml.contains("<uuid")
+        || !xml.contains("</name>")
+        || xmltree::parse_document(xmltree::strip_bom(xml), "domain_definition").is_err()
+    {
         return xml.to_owned();
     }
     xml.replacen("</name>", &format!("</name>\n  <uuid>{}</uuid>", random_uuid()), 1)

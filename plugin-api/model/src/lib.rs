@@ -12,6 +12,7 @@ mod error;
 mod secrets;
 mod sha256;
 mod types;
+mod xml_errors;
 mod xmltree;
 
 pub mod bundle;

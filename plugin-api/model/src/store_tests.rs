@@ -122,7 +122,8 @@ fn names_are_data() {
     for n in names {
         let xml = s.snapshot_xml(VM, n, FormatFlags { secure: true, ..Default::default() }).unwrap();
         let back = xml::parse(&xml, ParseFlags { redefine: true, ..Default::default() }).unwrap();
-        assert_eq!(back.name, n);
+        // The XML drops the control characters XML cannot carry, as libvirt's formatter does.
+        assert_eq!(back.name, n.replace('\u{1}', ""));
     }
     assert_eq!(s.snapshot_count(VM).unwrap(), names.len());
     s.delete(VM, "../../etc/passwd", 0).unwrap();

@@ -16,7 +16,7 @@ use quick_xml::{
     events::{Event, attributes::AttrError},
 };
 
-use crate::{Error, Result, codes, limits};
+use crate::{Error, Result, codes, limits, xml_errors};
 
 /// One element: name, attributes (unescaped), children, and its byte span in the source.
 #[derive(Debug)]
@@ -140,9 +140,37 @@ fn within<'a>(src: &'a str, bytes: &[u8]) -> Option<&'a str> {
     src.get(offset..offset.checked_add(bytes.len())?)
 }
 
-/// `raw` unescaped, borrowed when it holds no entity reference.
+/// `raw` unescaped, borrowed when it holds no entity reference. `raw` is a slice of `src`
+/// (`pos`: where its markup starts, when it is not).
 fn unescaped<'a>(raw: &'a str, what: &str, src: &str, pos: usize) -> Result<Cow<'a, str>> {
-    if raw.contains('&') { unescape(raw).map_err(|err| detail(what, src, pos, err)) } else { Ok(Cow::Borrowed(raw)) }
+    if !raw.contains('&') {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let raw_at = || offset_in(src, raw).unwrap_or(pos);
+    let text = unescape(raw).map_err(|err| {
+        let (at, message) = xml_errors::escape_error(raw, raw_at(), &err);
+        detail(what, src, at, message)
+    })?;
+    if raw.contains("&#")
+        && let Some((at, message)) = xml_errors::char_refs(raw)
+    {
+        return Err(detail(what, src, raw_at() + at, message));
+    }
+    Ok(text)
+}
+
+/// Where `part` (a slice of `src`) starts in `src`.
+fn offset_in(src: &str, part: &str) -> Option<usize> {
+    let offset = (part.as_ptr() as usize).checked_sub(src.as_ptr() as usize)?;
+    (offset <= src.len()).then_some(offset)
+}
+
+/// libxml2's verdict on a text node's raw content (`]]>`), at its place in `src`.
+fn check_text(raw: &str, what: &str, src: &str, pos: usize) -> Result<()> {
+    match xml_errors::text(raw) {
+        Some((at, message)) => Err(detail(what, src, offset_in(src, raw).unwrap_or(pos) + at, message)),
+        None => Ok(()),
+    }
 }
 
 /// `src` without a leading UTF-8 byte order mark. Every entry point that keeps text of the
@@ -198,6 +226,11 @@ fn raw_attributes<'a>(
 ) -> Result<Vec<(&'a str, &'a str)>> {
     let not_utf8 = || detail(what, src, pos, "attribute is not in the document's text");
     let tag: &[u8] = e;
+    let tag_text = within(src, tag).ok_or_else(not_utf8)?;
+    let attr_error = |err: &AttrError| {
+        let (at, message) = xml_errors::attr_error(pos, tag_text, err);
+        detail(what, src, at, message)
+    };
     // Offset of a key in the tag, as quick-xml reports positions.
     let at = |key: &str| (key.as_ptr() as usize).saturating_sub(tag.as_ptr() as usize);
     let mut out: Vec<(&'a str, &'a str)> = Vec::new();
@@ -206,9 +239,14 @@ fn raw_attributes<'a>(
     // quick-xml's duplicate check compares each attribute with every earlier one.
     attrs.with_checks(false);
     for a in attrs {
-        let a = a.map_err(|err| detail(what, src, pos, err))?;
+        let a = a.map_err(|err| attr_error(&err))?;
         let key = within(src, a.key.as_ref()).ok_or_else(not_utf8)?;
         let raw = within(src, &a.value).ok_or_else(not_utf8)?;
+        let spaced =
+            offset_in(tag_text, key).is_some_and(|k| k > 0 && tag_text.as_bytes()[k - 1].is_ascii_whitespace());
+        if let Some(message) = xml_errors::attribute(key, raw, spaced) {
+            return Err(detail(what, src, pos, message));
+        }
         let previous = match &mut seen {
             Some(map) => match map.entry(key) {
                 Entry::Occupied(o) => Some(*o.get()),
@@ -220,7 +258,7 @@ fn raw_attributes<'a>(
             None => out.iter().find(|(k, _)| *k == key).map(|(k, _)| at(k)),
         };
         if let Some(previous) = previous {
-            return Err(detail(what, src, pos, AttrError::Duplicated(at(key), previous)));
+            return Err(attr_error(&AttrError::Duplicated(at(key), previous)));
         }
         if out.len() == max {
             let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
@@ -241,13 +279,31 @@ fn element_from<'a>(
     src: &'a str,
     limits: Limits,
 ) -> Result<Element<'a>> {
-    let not_utf8 = || detail(what, src, start, "element name is not in the document's text");
-    let name = within(src, e.name().as_ref()).ok_or_else(not_utf8)?;
+    let name = element_name(e, start, what, src)?;
     let mut attrs = Vec::new();
     for (key, raw) in raw_attributes(e, start, what, src, limits.attributes)? {
         attrs.push((key, unescaped(raw, what, src, start)?));
     }
     Ok(Element { name, attrs, children: Vec::new(), start, end: start })
+}
+
+/// libxml2's verdict on a comment (`--` inside), at its place in `src`.
+fn check_comment(content: &[u8], what: &str, src: &str, pos: usize) -> Result<()> {
+    let Some(text) = within(src, content) else { return Ok(()) };
+    match xml_errors::comment(text) {
+        Some((at, message)) => Err(detail(what, src, offset_in(src, text).unwrap_or(pos) + at, message)),
+        None => Ok(()),
+    }
+}
+
+/// A start tag's name, checked as libxml2 checks it.
+fn element_name<'a>(e: &quick_xml::events::BytesStart<'_>, start: usize, what: &str, src: &'a str) -> Result<&'a str> {
+    let name = within(src, e.name().as_ref())
+        .ok_or_else(|| detail(what, src, start, "element name is not in the document's text"))?;
+    match xml_errors::element_name(name) {
+        Some(message) => Err(detail(what, src, start, message)),
+        None => Ok(name),
+    }
 }
 
 /// Parses a whole document and returns its root element. `what` names the document in
@@ -302,9 +358,32 @@ pub(crate) fn parse_document_limited<'a>(
     // Depth inside an opaque element (0: building the tree).
     let mut skip = 0usize;
     let mut elements = 0usize;
+    // Where each open element starts, opaque ones included (a mismatched end tag names its line).
+    let mut opened: Vec<usize> = Vec::new();
     loop {
         let before = at(reader.buffer_position());
-        let ev = reader.read_event().map_err(|err| detail(what, src, at(reader.error_position()), err))?;
+        let ev = match reader.read_event() {
+            Ok(ev) => ev,
+            Err(err) => {
+                let line = |p: usize| line_of(src, p);
+                let (pos, message) = match &err {
+                    quick_xml::Error::Syntax(e) => xml_errors::syntax_error(src, before, line, e),
+                    quick_xml::Error::IllFormed(e) => {
+                        let root_done = root.is_some() && stack.is_empty();
+                        xml_errors::ill_formed(before, opened.last().copied(), root_done, line, e)
+                    }
+                    other => (at(reader.error_position()), other.to_string()),
+                };
+                return Err(detail(what, src, pos, message));
+            }
+        };
+        match &ev {
+            Event::Start(_) => opened.push(before),
+            Event::End(_) => {
+                opened.pop();
+            }
+            _ => {}
+        }
         let after = at(reader.buffer_position());
         if let Event::Start(_) | Event::Empty(_) = &ev {
             elements += 1;
@@ -330,6 +409,7 @@ pub(crate) fn parse_document_limited<'a>(
         if skip > 0 {
             match &ev {
                 Event::Start(e) | Event::Empty(e) => {
+                    element_name(e, before, what, src)?;
                     for (_, raw) in raw_attributes(e, before, what, src, limits.attributes)? {
                         unescaped(raw, what, src, before)?;
                     }
@@ -340,6 +420,7 @@ pub(crate) fn parse_document_limited<'a>(
                 }
                 Event::Text(t) => {
                     let raw = within(src, t).ok_or_else(|| detail(what, src, before, "text is not in the document"))?;
+                    check_text(raw, what, src, before)?;
                     unescaped(raw, what, src, before)?;
                     continue;
                 }
@@ -348,6 +429,10 @@ pub(crate) fn parse_document_limited<'a>(
                     continue;
                 }
                 Event::End(_) => skip = 0,
+                Event::Comment(c) => {
+                    check_comment(c, what, src, before)?;
+                    continue;
+                }
                 Event::Eof => {}
                 _ => continue,
             }
@@ -386,11 +471,23 @@ pub(crate) fn parse_document_limited<'a>(
             }
             Event::Text(t) => {
                 let raw = within(src, &t).ok_or_else(|| detail(what, src, before, "text is not in the document"))?;
+                if stack.is_empty() {
+                    // Outside the root only blanks may stand; libxml2 names the first other
+                    // character's line.
+                    if let Some(first) = raw.find(|c: char| !c.is_ascii_whitespace()) {
+                        let message = if root.is_some() {
+                            "Extra content at the end of the document"
+                        } else {
+                            "Start tag expected, '<' not found"
+                        };
+                        return Err(detail(what, src, before + first, message));
+                    }
+                    continue;
+                }
+                check_text(raw, what, src, before)?;
                 let text = unescaped(raw, what, src, before)?;
                 if let Some(parent) = stack.last_mut() {
                     parent.children.push(Node::Text(text));
-                } else if !text.trim().is_empty() {
-                    return Err(detail(what, src, before, "Start tag expected, '<' not found"));
                 }
             }
             Event::CData(t) => {
@@ -398,23 +495,30 @@ pub(crate) fn parse_document_limited<'a>(
                     parent.children.push(Node::Text(Cow::Owned(String::from_utf8_lossy(&t).into_owned())));
                 }
             }
-            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+            Event::Comment(c) => check_comment(&c, what, src, before)?,
+            Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
             Event::Eof => {
                 if let Some(open) = stack.last() {
+                    // libxml2 reports where the input ended, trailing blank lines included.
                     return Err(detail(
                         what,
                         src,
-                        src.trim_end().len(),
+                        src.len(),
                         format!("Premature end of data in tag {} line {}", open.name, line_of(src, open.start)),
                     ));
                 }
-                return root.ok_or_else(|| detail(what, src, 0, "Document is empty"));
+                return root.ok_or_else(|| match body.is_empty() {
+                    true => detail(what, src, 0, "Document is empty"),
+                    false => detail(what, src, src.len(), "Start tag expected, '<' not found"),
+                });
             }
         }
     }
 }
 
-/// libvirt's `virBufferEscapeString` escaping, for text and single-quoted attribute values.
+/// libvirt's `virBufferEscapeString` escaping, for text and single-quoted attribute values:
+/// the five markup characters as entities, and the control characters XML cannot carry (all
+/// below U+0020 but tab, newline and return) dropped, as libvirt drops them.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -424,6 +528,8 @@ pub fn escape(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '\'' => out.push_str("&apos;"),
             '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c < ' ' => {}
             c => out.push(c),
         }
     }
