@@ -59,7 +59,7 @@ pub enum Command {
     /// domain information
     Dominfo(DomOnly),
     /// domain state
-    Domstate(DomOnly),
+    Domstate(Domstate),
     /// domain information in XML
     Dumpxml(Dumpxml),
     /// define (but don't start) a domain from an XML file
@@ -127,6 +127,20 @@ pub struct DomOnly {
     /// domain name, id or uuid
     #[arg(long, value_name = "string")]
     pub domain: Option<String>,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `domstate`.
+#[derive(Debug, Args)]
+#[command(override_usage = "virtplug domstate [--domain] <string> [--reason]")]
+pub struct Domstate {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// also print reason for the state
+    #[arg(long)]
+    pub reason: bool,
     #[arg(hide = true)]
     pub args: Vec<String>,
 }

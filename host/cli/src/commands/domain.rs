@@ -6,9 +6,9 @@ use virtplug_host::{DomainInfo, HostError, flags::domain_undefine as undef, flag
 
 use super::{Ctx, Positional, exclusive, flags_of, json_text};
 use crate::{
-    args::{Define, DomOnly, Dumpxml, List, Undefine},
+    args::{Define, DomOnly, Domstate, Dumpxml, List, Undefine},
     error::{CliError, Result, failed, read_xml_file},
-    output::{domain_is_active, domain_state, info, table},
+    output::{domain_is_active, domain_state, info, state_reason, table},
 };
 
 fn domain_json(d: &DomainInfo) -> serde_json::Value {
@@ -67,10 +67,13 @@ pub fn dominfo(ctx: &Ctx, a: DomOnly) -> Result<String> {
 }
 
 /// `domstate`.
-pub fn domstate(ctx: &Ctx, a: DomOnly) -> Result<String> {
+pub fn domstate(ctx: &Ctx, a: Domstate) -> Result<String> {
     let d = ctx.domain(&target("domstate", a.domain, a.args)?)?;
     if ctx.json {
         return Ok(json_text(&json!({ "state": domain_state(d.state), "state_code": d.state, "reason": d.reason })));
+    }
+    if a.reason {
+        return Ok(format!("{} ({})\n", domain_state(d.state), state_reason(d.state, d.reason)));
     }
     Ok(format!("{}\n", domain_state(d.state)))
 }

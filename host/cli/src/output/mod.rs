@@ -37,6 +37,55 @@ pub fn domain_state(state: u32) -> &'static str {
     }
 }
 
+/// virsh's words for the reason `reason` of a domain in `state` (`domstate --reason`): one
+/// table per state, indexed by libvirt's reason enums; `unknown` outside them.
+pub fn state_reason(state: u32, reason: u32) -> &'static str {
+    const RUNNING: &[&str] = &[
+        "unknown",
+        "booted",
+        "migrated",
+        "restored",
+        "from snapshot",
+        "unpaused",
+        "migration canceled",
+        "save canceled",
+        "event wakeup",
+        "crashed",
+        "post-copy",
+        "post-copy failed",
+    ];
+    const PAUSED: &[&str] = &[
+        "unknown",
+        "user",
+        "migrating",
+        "saving",
+        "dumping",
+        "I/O error",
+        "watchdog",
+        "from snapshot",
+        "shutting down",
+        "creating snapshot",
+        "crashed",
+        "starting up",
+        "post-copy",
+        "post-copy failed",
+        "api error",
+    ];
+    const SHUTDOWN: &[&str] = &["unknown", "user"];
+    const SHUTOFF: &[&str] =
+        &["unknown", "shutdown", "destroyed", "crashed", "migrated", "saved", "failed", "from snapshot", "daemon"];
+    const CRASHED: &[&str] = &["unknown", "panicked"];
+    let table: &[&str] = match state {
+        domain_state::RUNNING => RUNNING,
+        domain_state::PAUSED => PAUSED,
+        domain_state::SHUTDOWN => SHUTDOWN,
+        domain_state::SHUTOFF => SHUTOFF,
+        domain_state::CRASHED => CRASHED,
+        _ => &[],
+    };
+    usize::try_from(reason).ok().and_then(|r| table.get(r)).copied().unwrap_or("unknown")
+}
+
 /// Whether a domain in `state` is active (has a running hypervisor process).
 pub fn domain_is_active(state: u32) -> bool {
     matches!(

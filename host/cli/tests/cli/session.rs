@@ -244,6 +244,30 @@ fn domain_lifecycle_and_undefine() {
     s.err("dominfo test", "error: failed to get domain 'test'\n\n");
 }
 
+/// `domstate --reason`, each line as virsh printed it on `test:///default` after the same steps.
+#[test]
+fn domstate_reasons_follow_each_change() {
+    require!(MOCK.require("virtplug CLI session tests"));
+    let s = Session::new();
+    s.ok("domstate test --reason", "running (unknown)\n\n");
+    s.ok("snapshot-create-as test s1", "Domain snapshot s1 created\n");
+    s.ok("destroy test", "Domain 'test' destroyed\n\n");
+    s.ok("domstate test --reason", "shut off (destroyed)\n\n");
+    s.ok("start test", "Domain 'test' started\n\n");
+    s.ok("domstate --reason --domain test", "running (booted)\n\n");
+    s.ok("suspend test", "Domain 'test' suspended\n\n");
+    s.ok("domstate test --reason", "paused (user)\n\n");
+    s.ok("resume test", "Domain 'test' resumed\n\n");
+    s.ok("domstate test --reason", "running (unpaused)\n\n");
+    s.ok("shutdown test", "Domain 'test' is being shutdown\n\n");
+    s.ok("domstate test --reason", "shut off (shutdown)\n\n");
+    s.ok("snapshot-revert test s1", "Domain snapshot s1 reverted\n\n");
+    s.ok("domstate test --reason", "running (from snapshot)\n\n");
+    s.ok("snapshot-revert test s1 --paused", "Domain snapshot s1 reverted\n\n");
+    s.ok("domstate test --reason", "paused (from snapshot)\n\n");
+    s.ok("domstate test", "paused\n\n");
+}
+
 #[test]
 fn print_xml_json_and_usage_errors() {
     require!(MOCK.require("virtplug CLI session tests"));
