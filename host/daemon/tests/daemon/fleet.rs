@@ -25,7 +25,8 @@ const AREA: &str = "virtplugd fleet tests";
 fn fleet_daemon(root: &Path, name: &str, plugins: &Path, store: &str) -> (Daemon, String) {
     let dir = root.join(name);
     std::fs::create_dir_all(dir.join("host")).unwrap();
-    std::fs::write(dir.join("host/store.conf"), format!("host = {name}\nlease-ttl = 2\n")).unwrap();
+    // 5 s: a shorter lease can lapse under CI load before the first write (seen at 2 s).
+    std::fs::write(dir.join("host/store.conf"), format!("host = {name}\nlease-ttl = 5\n")).unwrap();
     let uri = format!("mock://{}?store={store}", dir.join("host").display());
     (Daemon::start(&dir, plugins, &["--allow-uri".into(), uri.clone()]), uri)
 }
@@ -120,7 +121,7 @@ fn migrate_snapshots_hands_a_domain_back_and_forth_and_a_paused_host_is_fenced()
     assert!(store_a.starts_with("etcd://") && store_a.ends_with("/fleet"), "{store_a}");
     let both = list(&a, &uri_a);
     assert!(both.contains("\"s5\""), "{both}");
-    // ha pauses past its 2 s lease: hb takes the domain by writing.
+    // ha pauses past its 5 s lease: hb takes the domain by writing.
     let pid = a.child.id().to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(30);
