@@ -10,6 +10,7 @@ mod misuse;
 mod options;
 mod output;
 mod session;
+mod virsh_side_by_side;
 
 /// A finished `virtplug` run: exit code and both streams (compared whole by the tests).
 #[derive(Debug, PartialEq, Eq)]
