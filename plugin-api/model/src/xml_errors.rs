@@ -17,15 +17,29 @@ use quick_xml::{
 /// A fault: libxml2's message and the byte offset of the line it reports.
 pub(crate) type Fault = (usize, String);
 
-/// Whether `c` may start an XML name (ASCII letters, `_`, `:`; any non-ASCII character is left
-/// to the name's owner, as the documents virtplug reads are ASCII in their markup).
+/// Per byte: bit 0 set when it may start an XML name (ASCII letters, `_`, `:`; any byte of a
+/// non-ASCII character, left to the name's owner as the markup virtplug reads is ASCII), bit 1
+/// when it may continue one (those, digits, `-`, `.`). A table: names are checked on every
+/// element and attribute of every parse.
+const NAME_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let start = b.is_ascii_alphabetic() || b == b'_' || b == b':' || b >= 0x80;
+        let more = start || b.is_ascii_digit() || b == b'-' || b == b'.';
+        t[c] = (start as u8) | ((more as u8) << 1);
+        c += 1;
+    }
+    t
+};
+
 fn name_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_' || c == b':' || c >= 0x80
+    NAME_BYTES[usize::from(c)] & 1 != 0
 }
 
-/// Whether `c` may continue an XML name.
 fn name_char(c: u8) -> bool {
-    name_start(c) || c.is_ascii_digit() || c == b'-' || c == b'.'
+    NAME_BYTES[usize::from(c)] & 2 != 0
 }
 
 /// libxml2's complaint about a start tag's name, if any: `tag` is the tag's text after `<` up to
@@ -47,27 +61,52 @@ fn control(c: u8) -> bool {
     c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')
 }
 
+/// Whether `doc` holds anything the per-node checks of control characters and `]]>` would
+/// refuse (it may also be a legitimate CDATA end): one pass over the whole document, so that
+/// the usual document, which holds neither, skips those checks node by node.
+pub(crate) fn suspicious(doc: &str) -> bool {
+    // One fold without early exit, so it compiles to vector instructions: bit 0 for a control
+    // character, bit 1 for a `]` (rare; only then is `]]>` looked for).
+    let seen = doc.as_bytes().iter().fold(0u8, |seen, &c| seen | u8::from(control(c)) | (u8::from(c == b']') << 1));
+    seen & 1 != 0 || (seen & 2 != 0 && doc.contains("]]>"))
+}
+
 /// libxml2's complaint about an attribute's name or raw value, if any; `spaced` says whether
-/// blanks separate the attribute from what comes before it in the tag.
-pub(crate) fn attribute(key: &str, raw: &str, spaced: bool) -> Option<&'static str> {
+/// blanks separate the attribute from what comes before it in the tag, `suspicious` whether
+/// the document may hold control characters ([`suspicious`]).
+pub(crate) fn attribute(key: &str, raw: &str, spaced: bool, suspicious: bool) -> Option<&'static str> {
     if !spaced {
         return Some("attributes construct error");
     }
     if !key.as_bytes().first().is_some_and(|c| name_start(*c)) || !key.bytes().all(name_char) {
         return Some("error parsing attribute name");
     }
-    if raw.bytes().any(control) {
-        return Some("invalid character in attribute value");
+    // The first offending byte decides, as libxml2 stops there.
+    for &c in raw.as_bytes() {
+        if c == b'<' {
+            return Some("Unescaped '<' not allowed in attributes values");
+        }
+        if suspicious && control(c) {
+            return Some("invalid character in attribute value");
+        }
     }
-    raw.contains('<').then_some("Unescaped '<' not allowed in attributes values")
+    None
 }
 
 /// libxml2's complaint about a text node's raw content, if any, with its offset in `raw`.
 pub(crate) fn text(raw: &str) -> Option<(usize, String)> {
-    if let Some(at) = raw.bytes().position(control) {
-        return Some((at, format!("PCDATA invalid Char value {}", raw.as_bytes()[at])));
+    // One pass over the bytes: every text node of every parse comes here (a substring search
+    // per node cost more than the rest of the check).
+    let b = raw.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        if c == b']' && b.get(i + 1) == Some(&b']') && b.get(i + 2) == Some(&b'>') {
+            return Some((i, "Sequence ']]>' not allowed in content".to_owned()));
+        }
+        if control(c) {
+            return Some((i, format!("PCDATA invalid Char value {c}")));
+        }
     }
-    raw.find("]]>").map(|at| (at, "Sequence ']]>' not allowed in content".to_owned()))
+    None
 }
 
 /// libxml2's complaint about a comment's content (between `<!--` and `-->`), if any, with its
@@ -245,12 +284,14 @@ mod tests {
         assert_eq!(element_name("1name"), Some("StartTag: invalid element name"));
         assert_eq!(element_name(""), Some("StartTag: invalid element name"));
         assert_eq!(element_name("na$me"), Some("error parsing attribute name"));
-        assert_eq!(attribute("a", "x<y", true), Some("Unescaped '<' not allowed in attributes values"));
-        assert_eq!(attribute("-a", "x", true), Some("error parsing attribute name"));
-        assert_eq!(attribute("a", "x>y", true), None);
-        assert_eq!(attribute("a", "x", false), Some("attributes construct error"));
-        assert_eq!(attribute("a", "x\u{2}", true), Some("invalid character in attribute value"));
-        assert_eq!(attribute("a", "x\ty", true), None);
+        assert_eq!(attribute("a", "x<y", true, false), Some("Unescaped '<' not allowed in attributes values"));
+        assert_eq!(attribute("-a", "x", true, false), Some("error parsing attribute name"));
+        assert_eq!(attribute("a", "x>y", true, true), None);
+        assert_eq!(attribute("a", "x", false, false), Some("attributes construct error"));
+        assert_eq!(attribute("a", "x\u{2}<", true, true), Some("invalid character in attribute value"));
+        assert_eq!(attribute("a", "x\ty", true, true), None);
+        assert!(suspicious("a\u{1}") && suspicious(&format!("{}]]>", "x".repeat(100))));
+        assert!(!suspicious(&format!("{}\t\r\n]]", "x".repeat(200))));
         assert_eq!(text("a]]>b"), Some((1, "Sequence ']]>' not allowed in content".to_owned())));
         assert_eq!(text("a\u{1}b"), Some((1, "PCDATA invalid Char value 1".to_owned())));
         assert_eq!(text("a]]b>\t\r\n"), None);

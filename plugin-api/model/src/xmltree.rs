@@ -220,9 +220,9 @@ const HASHED_ATTRIBUTES: usize = 16;
 fn raw_attributes<'a>(
     e: &quick_xml::events::BytesStart<'_>,
     pos: usize,
-    what: &str,
-    src: &'a str,
+    (what, src): (&str, &'a str),
     max: usize,
+    suspicious: bool,
 ) -> Result<Vec<(&'a str, &'a str)>> {
     let not_utf8 = || detail(what, src, pos, "attribute is not in the document's text");
     let tag: &[u8] = e;
@@ -244,7 +244,7 @@ fn raw_attributes<'a>(
         let raw = within(src, &a.value).ok_or_else(not_utf8)?;
         let spaced =
             offset_in(tag_text, key).is_some_and(|k| k > 0 && tag_text.as_bytes()[k - 1].is_ascii_whitespace());
-        if let Some(message) = xml_errors::attribute(key, raw, spaced) {
+        if let Some(message) = xml_errors::attribute(key, raw, spaced, suspicious) {
             return Err(detail(what, src, pos, message));
         }
         let previous = match &mut seen {
@@ -275,13 +275,13 @@ fn raw_attributes<'a>(
 fn element_from<'a>(
     e: &quick_xml::events::BytesStart<'_>,
     start: usize,
-    what: &str,
-    src: &'a str,
+    (what, src): (&str, &'a str),
     limits: Limits,
+    suspicious: bool,
 ) -> Result<Element<'a>> {
     let name = element_name(e, start, what, src)?;
     let mut attrs = Vec::new();
-    for (key, raw) in raw_attributes(e, start, what, src, limits.attributes)? {
+    for (key, raw) in raw_attributes(e, start, (what, src), limits.attributes, suspicious)? {
         attrs.push((key, unescaped(raw, what, src, start)?));
     }
     Ok(Element { name, attrs, children: Vec::new(), start, end: start })
@@ -360,6 +360,8 @@ pub(crate) fn parse_document_limited<'a>(
     let mut elements = 0usize;
     // Where each open element starts, opaque ones included (a mismatched end tag names its line).
     let mut opened: Vec<usize> = Vec::new();
+    // Without control characters or `]]>` anywhere, no text or value needs checking for them.
+    let suspicious = xml_errors::suspicious(body);
     loop {
         let before = at(reader.buffer_position());
         let ev = match reader.read_event() {
@@ -410,7 +412,7 @@ pub(crate) fn parse_document_limited<'a>(
             match &ev {
                 Event::Start(e) | Event::Empty(e) => {
                     element_name(e, before, what, src)?;
-                    for (_, raw) in raw_attributes(e, before, what, src, limits.attributes)? {
+                    for (_, raw) in raw_attributes(e, before, (what, src), limits.attributes, suspicious)? {
                         unescaped(raw, what, src, before)?;
                     }
                     if matches!(ev, Event::Start(_)) {
@@ -420,7 +422,9 @@ pub(crate) fn parse_document_limited<'a>(
                 }
                 Event::Text(t) => {
                     let raw = within(src, t).ok_or_else(|| detail(what, src, before, "text is not in the document"))?;
-                    check_text(raw, what, src, before)?;
+                    if suspicious {
+                        check_text(raw, what, src, before)?;
+                    }
                     unescaped(raw, what, src, before)?;
                     continue;
                 }
@@ -442,7 +446,7 @@ pub(crate) fn parse_document_limited<'a>(
                 if root.is_some() && stack.is_empty() {
                     return Err(detail(what, src, before, "Extra content at the end of the document"));
                 }
-                let el = element_from(&e, before, what, src, limits)?;
+                let el = element_from(&e, before, (what, src), limits, suspicious)?;
                 if stack.len() == 1 && opaque(&el) {
                     skip = 1;
                 }
@@ -452,7 +456,7 @@ pub(crate) fn parse_document_limited<'a>(
                 if root.is_some() && stack.is_empty() {
                     return Err(detail(what, src, before, "Extra content at the end of the document"));
                 }
-                let mut el = element_from(&e, before, what, src, limits)?;
+                let mut el = element_from(&e, before, (what, src), limits, suspicious)?;
                 el.end = after;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(Node::Elem(el)),
@@ -484,7 +488,9 @@ pub(crate) fn parse_document_limited<'a>(
                     }
                     continue;
                 }
-                check_text(raw, what, src, before)?;
+                if suspicious {
+                    check_text(raw, what, src, before)?;
+                }
                 let text = unescaped(raw, what, src, before)?;
                 if let Some(parent) = stack.last_mut() {
                     parent.children.push(Node::Text(text));
