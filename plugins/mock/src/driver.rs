@@ -162,6 +162,13 @@ fn not_running() -> Error {
     Error::operation_invalid("domain is not running")
 }
 
+/// The test driver's own refusals of shutdown (a shut-off domain), suspend (anything but
+/// running) and resume (anything but paused): INTERNAL_ERROR naming the domain, as libvirt
+/// reports them (reference libvirt-rpc.md §3.5), where destroy refuses with OPERATION_INVALID.
+fn not_in_state(d: &DomainRecord, what: &str) -> Error {
+    Error::internal(format!("domain '{}' not {what}", d.name))
+}
+
 impl Driver for MockDriver {
     fn domain_list(&self) -> Result<Vec<DomainInfo>> {
         Ok(self.store()?.domains()?.iter().map(DomainRecord::info).collect())
@@ -239,7 +246,7 @@ impl Driver for MockDriver {
         logged(
             self.domain_change(dom, |w, d| {
                 if !is_active(d.state) {
-                    return Err(not_running());
+                    return Err(not_in_state(&d, "running"));
                 }
                 stop(w, &d, reason::SHUTOFF_SHUTDOWN)
             }),
@@ -262,11 +269,8 @@ impl Driver for MockDriver {
     fn domain_suspend(&self, dom: &str) -> Result<()> {
         logged(
             self.domain_change(dom, |w, d| {
-                if !is_active(d.state) {
-                    return Err(not_running());
-                }
-                if d.state == st::PAUSED {
-                    return Err(Error::operation_invalid("domain is already paused"));
+                if d.state != st::RUNNING {
+                    return Err(not_in_state(&d, "running"));
                 }
                 w.set_domain_state(&d.uuid, st::PAUSED, reason::PAUSED_USER, d.id)
             }),
@@ -277,11 +281,8 @@ impl Driver for MockDriver {
     fn domain_resume(&self, dom: &str) -> Result<()> {
         logged(
             self.domain_change(dom, |w, d| {
-                if !is_active(d.state) {
-                    return Err(not_running());
-                }
                 if d.state != st::PAUSED {
-                    return Err(Error::operation_invalid("domain is not paused"));
+                    return Err(not_in_state(&d, "paused"));
                 }
                 w.set_domain_state(&d.uuid, st::RUNNING, reason::RUNNING_UNPAUSED, d.id)
             }),

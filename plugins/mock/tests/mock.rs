@@ -363,9 +363,18 @@ fn domain_operations_and_undefine_guard() {
     d.domain_resume("test").unwrap();
     d.domain_shutdown("test").unwrap();
     assert_eq!((state(d), d.domain_lookup_by_name("test").unwrap().id), (st::SHUTOFF, -1));
-    for r in [d.domain_shutdown("test"), d.domain_destroy("test"), d.domain_suspend("test"), d.domain_resume("test")] {
-        assert_eq!(err(r), (codes::OPERATION_INVALID, "domain is not running".into()));
-    }
+    // As libvirt's test driver: destroy checks activity; shutdown wants an active domain,
+    // suspend a running one, resume a paused one, and they say so as internal errors.
+    assert_eq!(err(d.domain_destroy("test")), (codes::OPERATION_INVALID, "domain is not running".into()));
+    assert_eq!(err(d.domain_shutdown("test")), (codes::INTERNAL_ERROR, "domain 'test' not running".into()));
+    assert_eq!(err(d.domain_suspend("test")), (codes::INTERNAL_ERROR, "domain 'test' not running".into()));
+    assert_eq!(err(d.domain_resume("test")), (codes::INTERNAL_ERROR, "domain 'test' not paused".into()));
+    d.domain_start("test").unwrap();
+    assert_eq!(err(d.domain_resume("test")), (codes::INTERNAL_ERROR, "domain 'test' not paused".into()));
+    d.domain_suspend("test").unwrap();
+    assert_eq!(err(d.domain_suspend("test")), (codes::INTERNAL_ERROR, "domain 'test' not running".into()));
+    // A paused domain can be shut down.
+    d.domain_shutdown("test").unwrap();
     d.domain_start("test").unwrap();
     for n in ["a", "b"] {
         d.snapshot_create("test", &named(n), 0).unwrap();

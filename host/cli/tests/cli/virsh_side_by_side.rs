@@ -303,6 +303,30 @@ fn domain_states_and_reverts() {
 }
 
 #[test]
+fn domain_lifecycle_refusals() {
+    side_by_side(
+        &[
+            "suspend test",
+            "suspend test",
+            "resume test",
+            "resume test",
+            "destroy test",
+            "destroy test",
+            "suspend test",
+            "resume test",
+            "shutdown test",
+            "start test",
+            "start test",
+            "suspend test",
+            "shutdown test",
+            "domstate test --reason",
+        ],
+        &[],
+        &[],
+    );
+}
+
+#[test]
 fn files_print_xml_and_errors() {
     let files = [
         (
