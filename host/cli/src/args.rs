@@ -112,12 +112,72 @@ pub struct Plugins {}
 #[derive(Debug, Args)]
 #[command(override_usage = "virtplug list [--all] [--name]")]
 pub struct List {
+    /// list inactive domains
+    #[arg(long)]
+    pub inactive: bool,
     /// list inactive & active domains
     #[arg(long)]
     pub all: bool,
+    /// list transient domains
+    #[arg(long)]
+    pub transient: bool,
+    /// list persistent domains
+    #[arg(long)]
+    pub persistent: bool,
+    /// list domains with existing snapshot
+    #[arg(long)]
+    pub with_snapshot: bool,
+    /// list domains without a snapshot
+    #[arg(long)]
+    pub without_snapshot: bool,
+    /// list domains with existing checkpoint
+    #[arg(long)]
+    pub with_checkpoint: bool,
+    /// list domains without a checkpoint
+    #[arg(long)]
+    pub without_checkpoint: bool,
+    /// list domains in running state
+    #[arg(long)]
+    pub state_running: bool,
+    /// list domains in paused state
+    #[arg(long)]
+    pub state_paused: bool,
+    /// list domains in shutoff state
+    #[arg(long)]
+    pub state_shutoff: bool,
+    /// list domains in other states
+    #[arg(long)]
+    pub state_other: bool,
+    /// list domains with autostart enabled
+    #[arg(long)]
+    pub autostart: bool,
+    /// list domains with autostart disabled
+    #[arg(long)]
+    pub no_autostart: bool,
+    /// list domains with managed save state
+    #[arg(long)]
+    pub with_managed_save: bool,
+    /// list domains without managed save
+    #[arg(long)]
+    pub without_managed_save: bool,
+    /// list uuid's only
+    #[arg(long)]
+    pub uuid: bool,
     /// list domain names only
     #[arg(long)]
     pub name: bool,
+    /// list domain IDs only
+    #[arg(long)]
+    pub id: bool,
+    /// list table (default)
+    #[arg(long)]
+    pub table: bool,
+    /// mark inactive domains with managed save state
+    #[arg(long)]
+    pub managed_save: bool,
+    /// show domain title
+    #[arg(long)]
+    pub title: bool,
 }
 
 /// Commands whose only argument is the domain.

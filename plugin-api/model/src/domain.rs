@@ -89,6 +89,14 @@ pub fn with_uuid(xml: &str) -> String {
     xml.replacen("</name>", &format!("</name>\n  <uuid>{}</uuid>", random_uuid()), 1)
 }
 
+/// The text of a domain definition's top-level `<title>`, if it has one and parses (virsh's
+/// `list --title` column; unescaped, first line only as virsh shows it).
+pub fn title(xml: &str) -> Option<String> {
+    let root = xmltree::parse_document(xmltree::strip_bom(xml), "domain_definition").ok()?;
+    let text = root.child_text("title")?;
+    Some(text.lines().next().unwrap_or("").to_owned())
+}
+
 impl DomainDef {
     /// Parses a `<domain>` document within the bounds of [`crate::limits`]; a leading byte
     /// order mark is skipped. A missing `<uuid>` is an error here (the caller generates one

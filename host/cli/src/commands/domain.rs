@@ -2,7 +2,9 @@
 //! commands, with virsh's messages.
 
 use serde_json::json;
-use virtplug_host::{DomainInfo, HostError, flags::domain_undefine as undef, flags::domain_xml};
+use virtplug_host::{
+    DomainInfo, HostError, flags::domain_state as st, flags::domain_undefine as undef, flags::domain_xml,
+};
 
 use super::{Ctx, Positional, exclusive, flags_of, json_text};
 use crate::{
@@ -28,8 +30,15 @@ fn domain_json(d: &DomainInfo) -> serde_json::Value {
 
 /// `list`: active domains by id, then (with `--all`) inactive ones by name.
 pub fn list(ctx: &Ctx, a: &List) -> Result<String> {
-    let mut doms: Vec<DomainInfo> =
-        ctx.conn.domain_list()?.into_iter().filter(|d| a.all || domain_is_active(d.state)).collect();
+    exclusive(("table", a.table), ("name", a.name))?;
+    exclusive(("table", a.table), ("uuid", a.uuid))?;
+    exclusive(("table", a.table), ("id", a.id))?;
+    let mut doms: Vec<DomainInfo> = Vec::new();
+    for d in ctx.conn.domain_list()? {
+        if listed(ctx, a, &d)? {
+            doms.push(d);
+        }
+    }
     doms.sort_by(|x, y| {
         let key = |d: &DomainInfo| (d.id < 0, if d.id < 0 { 0 } else { d.id }, d.name.to_ascii_lowercase());
         key(x).cmp(&key(y)).then_with(|| x.name.cmp(&y.name))
@@ -37,17 +46,67 @@ pub fn list(ctx: &Ctx, a: &List) -> Result<String> {
     if ctx.json {
         return Ok(json_text(&json!(doms.iter().map(domain_json).collect::<Vec<_>>())));
     }
-    if a.name {
-        return Ok(doms.iter().map(|d| format!("{}\n", d.name)).collect());
+    let id_of = |d: &DomainInfo| if d.id >= 0 { d.id.to_string() } else { "-".to_owned() };
+    if a.uuid || a.name || a.id {
+        // virsh: the chosen columns in the order uuid, id, name; with the id alone, only
+        // domains that have one.
+        let mut out = String::new();
+        for d in doms.iter().filter(|d| a.uuid || a.name || d.id >= 0) {
+            let cells: Vec<String> = [(a.uuid, d.uuid.clone()), (a.id, id_of(d)), (a.name, d.name.clone())]
+                .into_iter()
+                .filter_map(|(on, cell)| on.then_some(cell))
+                .collect();
+            out.push_str(&cells.join(" "));
+            out.push('\n');
+        }
+        return Ok(out);
     }
-    let rows: Vec<Vec<String>> = doms
-        .iter()
-        .map(|d| {
-            let id = if d.id >= 0 { d.id.to_string() } else { "-".to_owned() };
-            vec![id, d.name.clone(), domain_state(d.state).to_owned()]
-        })
-        .collect();
-    Ok(table::render(&["Id", "Name", "State"], &rows))
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for d in &doms {
+        // No plugin keeps a managed save image, so `--managed-save` never marks one `saved`.
+        let mut row = vec![id_of(d), d.name.clone(), domain_state(d.state).to_owned()];
+        if a.title {
+            row.push(virtplug_host::model::domain::title(&ctx.conn.domain_xml(&d.name, 0)?).unwrap_or_default());
+        }
+        rows.push(row);
+    }
+    let headers: &[&str] = if a.title { &["Id", "Name", "State", "Title"] } else { &["Id", "Name", "State"] };
+    Ok(table::render(headers, &rows))
+}
+
+/// Whether `d` passes `list`'s filters, grouped as `virConnectListAllDomains` groups them: any
+/// option of a group (none: the whole group), every group. Without `--all`, active domains
+/// only, or inactive ones with `--inactive` or `--state-shutoff`. No plugin keeps autostart,
+/// managed save images or checkpoints: every domain is without them.
+fn listed(ctx: &Ctx, a: &List, d: &DomainInfo) -> Result<bool> {
+    let active = domain_is_active(d.state);
+    let wanted = if a.all {
+        true
+    } else if a.inactive || a.state_shutoff {
+        !active
+    } else {
+        active
+    };
+    let group = |options: &[(bool, bool)]| -> bool {
+        !options.iter().any(|(on, _)| *on) || options.iter().any(|(on, holds)| *on && *holds)
+    };
+    let state_other = !matches!(d.state, st::RUNNING | st::PAUSED | st::SHUTOFF);
+    let ok = wanted
+        && group(&[(a.persistent, d.persistent), (a.transient, !d.persistent)])
+        && group(&[
+            (a.state_running, d.state == st::RUNNING),
+            (a.state_paused, d.state == st::PAUSED),
+            (a.state_shutoff, d.state == st::SHUTOFF),
+            (a.state_other, state_other),
+        ])
+        && group(&[(a.autostart, false), (a.no_autostart, true)])
+        && group(&[(a.with_managed_save, false), (a.without_managed_save, true)])
+        && group(&[(a.with_checkpoint, false), (a.without_checkpoint, true)]);
+    if !ok || !(a.with_snapshot || a.without_snapshot) {
+        return Ok(ok);
+    }
+    let has = !ctx.conn.snapshot_list(&d.name, 0)?.is_empty();
+    Ok(group(&[(a.with_snapshot, has), (a.without_snapshot, !has)]))
 }
 
 fn target(command: &'static str, domain: Option<String>, args: Vec<String>) -> Result<String> {

@@ -327,6 +327,82 @@ fn domain_lifecycle_refusals() {
 }
 
 #[test]
+fn domain_list_filters() {
+    side_by_side(
+        &[
+            "list",
+            "list --inactive",
+            "list --all",
+            "list --inactive --all",
+            "list --uuid --name",
+            "list --id --name",
+            "list --id",
+            "list --uuid",
+            "list --table --name",
+            "list --table --uuid",
+            "list --table --id",
+            "list --all --id --uuid --name --table",
+            "list --title --all",
+            "list --all --state-shutoff",
+            "list --all --state-other",
+            "list --persistent",
+            "list --transient",
+            "list --with-snapshot",
+            "list --without-snapshot",
+            "list --autostart",
+            "list --no-autostart",
+            "list --with-managed-save",
+            "list --without-managed-save",
+            "list --managed-save --all",
+            "list --with-checkpoint",
+            "list --without-checkpoint",
+            "list --uuid --title",
+            "list --id --uuid --name",
+            "snapshot-create-as test s1",
+            "list --with-snapshot",
+            "list --without-snapshot --all",
+            "list --state-running",
+            "list --state-paused",
+            "suspend test",
+            "list --state-paused",
+            "list --state-running --state-paused",
+            "list --state-paused --state-shutoff",
+            "destroy test",
+            "list --id",
+            "list --inactive --id",
+            "list --all --id --name",
+            "list --all --id",
+            "list --all --uuid --id",
+            "list --all --title",
+            "list --inactive --name",
+            "list --state-shutoff",
+            "list --all --state-running --state-shutoff",
+            "list --all --name --uuid --id --title",
+            "list --all --managed-save",
+            "list --with-snapshot --inactive",
+        ],
+        &[],
+        &[],
+    );
+}
+
+/// `list --title`: a second domain, defined with a title, beside the test domain (without).
+#[test]
+fn domain_list_titles() {
+    let domain = virtplug_host::model::domain::TEST_DOMAIN_XML
+        .replace("<name>test</name>", "<name>t2</name>\n  <title>Second &amp; last</title>")
+        .replace("6695eb01-f6a4-8304-79aa-97f2502e193f", "6695eb01-f6a4-8304-79aa-97f2502e1940");
+    let virsh = side_by_side(
+        &["define dom2.xml", "list --all --title", "list --all --uuid --name", "start t2", "list --title", "list --id"],
+        &[("dom2.xml", domain)],
+        &[],
+    );
+    if let Some(virsh) = virsh {
+        assert!(virsh[1].contains(" shut off   Second & last\n"), "{}", virsh[1]);
+    }
+}
+
+#[test]
 fn files_print_xml_and_errors() {
     let files = [
         (
