@@ -26,7 +26,8 @@ pub fn is_required(command: &str, option: &str) -> bool {
 #[command(after_help = "\
 Connection URI: -c/--connect, else $VIRTPLUG_DEFAULT_URI, else mock:///default.
 JSON: --json (before or after the command) prints the result of a read command as JSON:
-  plugins, list, dominfo, domstate, dumpxml, snapshot-current, snapshot-dumpxml,
+  plugins, list, dominfo, domstate, domname, domid, domuuid, dumpxml, snapshot-current,
+  snapshot-dumpxml,
   snapshot-info, snapshot-list, snapshot-parent. Other commands refuse it.
 Errors: `error: <message>` lines on stderr and exit status 1, as virsh; a command that ran
   also ends with virsh's empty line on stdout. A closed stdout ends a command quietly.")]
@@ -60,6 +61,12 @@ pub enum Command {
     Dominfo(DomOnly),
     /// domain state
     Domstate(Domstate),
+    /// convert a domain id or UUID to domain name
+    Domname(DomOnly),
+    /// convert a domain name or UUID to domain id
+    Domid(DomOnly),
+    /// convert a domain name or id to domain UUID
+    Domuuid(DomOnly),
     /// domain information in XML
     Dumpxml(Dumpxml),
     /// define (but don't start) a domain from an XML file

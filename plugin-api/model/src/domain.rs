@@ -89,6 +89,40 @@ pub fn with_uuid(xml: &str) -> String {
     xml.replacen("</name>", &format!("</name>\n  <uuid>{}</uuid>", random_uuid()), 1)
 }
 
+/// A running domain's definition as libvirt formats its live XML: the root carries the
+/// domain's `id` right after its `type` (`<domain type='test' id='1'>`). `xml` is the stored
+/// definition (which never carries one); `id` below 0 (inactive) leaves it as it is.
+pub fn live_xml(xml: &str, id: i32) -> String {
+    let Some(open) = xml.find("<domain") else { return xml.to_owned() };
+    let Some(close) = xml[open..].find('>').map(|i| open + i) else { return xml.to_owned() };
+    if id < 0 || xml[open..close].contains(" id=") {
+        return xml.to_owned();
+    }
+    // After the type attribute when there is one (libvirt's order), else at the tag's end.
+    let tag = &xml[open..close];
+    let at = tag
+        .find(" type=")
+        .and_then(|t| {
+            let quote = tag[t + 6..].chars().next()?;
+            tag[t + 7..].find(quote).map(|end| open + t + 7 + end + 1)
+        })
+        .unwrap_or_else(|| if xml[..close].ends_with('/') { close - 1 } else { close });
+    format!("{} id='{id}'{}", &xml[..at], &xml[at..])
+}
+
+/// `xml` without an `id` attribute on its root `<domain>` tag.
+fn without_root_id(xml: &str) -> String {
+    let Some(open) = xml.find("<domain") else { return xml.to_owned() };
+    let Some(close) = xml[open..].find('>').map(|i| open + i) else { return xml.to_owned() };
+    let tag = &xml[open..close];
+    let Some(at) = tag.find(" id=") else { return xml.to_owned() };
+    let Some(quote) = tag[at + 4..].chars().next().filter(|q| *q == '\'' || *q == '"') else {
+        return xml.to_owned();
+    };
+    let Some(end) = tag[at + 5..].find(quote) else { return xml.to_owned() };
+    format!("{}{}", &xml[..open + at], &xml[open + at + 5 + end + 1..])
+}
+
 /// The text of a domain definition's top-level `<title>`, if it has one and parses (virsh's
 /// `list --title` column; unescaped, first line only as virsh shows it).
 pub fn title(xml: &str) -> Option<String> {
@@ -154,7 +188,9 @@ impl DomainDef {
             memory_kib,
             vcpus,
             disk_targets,
-            xml: xml.trim().to_owned(),
+            // A running domain's id names that run only: a definition taken from live XML
+            // (`dumpxml` then `define`) is kept without it, as libvirt ignores it there.
+            xml: without_root_id(xml.trim()),
         })
     }
 }
@@ -197,6 +233,30 @@ pub const TEST_DOMAIN_XML: &str = "<domain type='test'>
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_xml_puts_the_id_after_the_type() {
+        assert_eq!(
+            live_xml("<domain type='test'>\n  <name>t</name>\n</domain>\n", 3),
+            "<domain type='test' id='3'>\n  <name>t</name>\n</domain>\n"
+        );
+        assert_eq!(live_xml("<domain type=\"kvm\" xmlns:q='x'>", 1), "<domain type=\"kvm\" id='1' xmlns:q='x'>");
+        assert_eq!(live_xml("<domain>", 2), "<domain id='2'>");
+        assert_eq!(live_xml("<domain type='test'>", -1), "<domain type='test'>");
+        assert_eq!(live_xml("<domain type='test' id='4'>", 5), "<domain type='test' id='4'>");
+    }
+
+    #[test]
+    fn a_definition_from_live_xml_is_kept_without_its_id() {
+        let live = live_xml(TEST_DOMAIN_XML, 7);
+        assert!(live.starts_with("<domain type='test' id='7'>"), "{live}");
+        assert_eq!(DomainDef::parse(&live).unwrap().xml, TEST_DOMAIN_XML);
+        assert_eq!(without_root_id("<domain id=\"2\" type='kvm'/>"), "<domain type='kvm'/>");
+        assert_eq!(
+            without_root_id("<domain type='kvm'><name id='1'/></domain>"),
+            "<domain type='kvm'><name id='1'/></domain>"
+        );
+    }
 
     #[test]
     fn define_without_uuid_gets_a_random_one() {

@@ -11,7 +11,7 @@ use virtplug_plugin_sdk::{
     DomainInfo, Driver, Edit, Error, Result, SnapshotInfo, codes,
     flags::{domain_state as st, domain_undefine, domain_xml, snapshot_delete, snapshot_import, snapshot_xml},
     model::{
-        domain::{DomainDef, TEST_DOMAIN_XML},
+        domain::{self, DomainDef, TEST_DOMAIN_XML},
         store::{DomainRecord, Store, Writer},
         xml::{self, FormatFlags},
     },
@@ -293,6 +293,7 @@ impl Driver for MockDriver {
     fn domain_xml(&self, dom: &str, flags: u32) -> Result<String> {
         let d = self.store()?.domain_by_name(dom)?;
         let text = if flags & domain_xml::SECURE != 0 { d.xml } else { xml::strip_secrets(&d.xml) };
+        let text = if flags & domain_xml::INACTIVE != 0 { text } else { domain::live_xml(&text, d.id) };
         Ok(format!("{}\n", text.trim_end()))
     }
 

@@ -6,8 +6,8 @@ use virtplug_plugin_mock::MockPlugin;
 use virtplug_plugin_sdk::{
     Driver, Error, Plugin, codes,
     flags::{
-        domain_state as st, domain_undefine, ops, snapshot_create as cf, snapshot_delete as df, snapshot_import,
-        snapshot_revert as rf, snapshot_xml,
+        domain_state as st, domain_undefine, domain_xml, ops, snapshot_create as cf, snapshot_delete as df,
+        snapshot_import, snapshot_revert as rf, snapshot_xml,
     },
     model::domain::TEST_DOMAIN_XML,
 };
@@ -83,7 +83,11 @@ fn fresh_store_has_the_test_domain() {
     let t = &doms[0];
     assert_eq!((t.name.as_str(), t.uuid.as_str(), t.id, t.state), ("test", UUID, 1, st::RUNNING));
     assert_eq!((t.max_memory_kib, t.memory_kib, t.vcpus, t.persistent), (8388608, 2097152, 2, true));
-    assert_eq!(h.d.domain_xml("test", 0).unwrap(), format!("{TEST_DOMAIN_XML}\n"));
+    // Live XML names the running domain's id (libvirt's `<domain type='test' id='1'>`); the
+    // inactive definition is the stored one.
+    let live = TEST_DOMAIN_XML.replacen("<domain type='test'>", "<domain type='test' id='1'>", 1);
+    assert_eq!(h.d.domain_xml("test", 0).unwrap(), format!("{live}\n"));
+    assert_eq!(h.d.domain_xml("test", domain_xml::INACTIVE).unwrap(), format!("{TEST_DOMAIN_XML}\n"));
     assert_eq!(h.d.domain_lookup_by_uuid(UUID).unwrap().name, "test");
     assert_eq!(
         err(h.d.domain_lookup_by_name("nosuch")),

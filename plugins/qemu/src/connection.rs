@@ -7,7 +7,11 @@ use std::time::Duration;
 use virtplug_plugin_sdk::{
     DomainInfo, Driver, Error, Result, SnapshotInfo,
     flags::{domain_state as st, domain_undefine, domain_xml, snapshot_import},
-    model::{domain::normalize_uuid, store::DomainRecord, xml},
+    model::{
+        domain::{self, normalize_uuid},
+        store::DomainRecord,
+        xml,
+    },
 };
 
 use crate::{
@@ -135,6 +139,7 @@ impl Driver for QemuDriver {
     fn domain_xml(&self, dom: &str, flags: u32) -> Result<String> {
         let d = self.lock()?.store.domain_by_name(dom)?;
         let text = if flags & domain_xml::SECURE != 0 { d.xml } else { xml::strip_secrets(&d.xml) };
+        let text = if flags & domain_xml::INACTIVE != 0 { text } else { domain::live_xml(&text, d.id) };
         Ok(format!("{}\n", text.trim_end()))
     }
 

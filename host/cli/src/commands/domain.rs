@@ -137,6 +137,53 @@ pub fn domstate(ctx: &Ctx, a: Domstate) -> Result<String> {
     Ok(format!("{}\n", domain_state(d.state)))
 }
 
+/// What `domname`, `domid` and `domuuid` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Convert {
+    /// `domname`: from an id or a UUID.
+    Name,
+    /// `domid`: from a name or a UUID (`-` for an inactive domain).
+    Id,
+    /// `domuuid`: from a name or an id.
+    Uuid,
+}
+
+/// `domname`, `domid`, `domuuid`: one property, the domain looked up only by the two other
+/// kinds of reference (virsh's `VIRSH_BY*` sets), else "failed to get domain".
+pub fn convert(ctx: &Ctx, what: Convert, a: DomOnly) -> Result<String> {
+    let command = match what {
+        Convert::Name => "domname",
+        Convert::Id => "domid",
+        Convert::Uuid => "domuuid",
+    };
+    let given = target(command, a.domain, a.args)?;
+    let d = ctx.domain(&given)?;
+    let by_id = given.parse::<i32>().is_ok_and(|id| id >= 0 && id == d.id);
+    let by_uuid = virtplug_host::model::domain::normalize_uuid(&given).is_some_and(|u| u == d.uuid);
+    let by_name = given == d.name;
+    let accepted = match what {
+        Convert::Name => by_id || by_uuid,
+        Convert::Id => by_name || by_uuid,
+        Convert::Uuid => by_id || by_name,
+    };
+    if !accepted {
+        return Err(CliError::msg(format!("failed to get domain '{given}'")));
+    }
+    let id = if d.id >= 0 { d.id.to_string() } else { "-".to_owned() };
+    if ctx.json {
+        return Ok(json_text(&match what {
+            Convert::Name => json!({ "name": d.name }),
+            Convert::Id => json!({ "id": (d.id >= 0).then_some(d.id) }),
+            Convert::Uuid => json!({ "uuid": d.uuid }),
+        }));
+    }
+    Ok(match what {
+        Convert::Name => format!("{}\n", d.name),
+        Convert::Id => format!("{id}\n"),
+        Convert::Uuid => format!("{}\n", d.uuid),
+    })
+}
+
 /// `dumpxml`.
 pub fn dumpxml(ctx: &Ctx, a: Dumpxml) -> Result<String> {
     let d = ctx.domain(&target("dumpxml", a.domain, a.args)?)?;

@@ -402,6 +402,57 @@ fn domain_list_titles() {
     }
 }
 
+/// `domname`, `domid`, `domuuid` (each takes only two kinds of reference), and `dumpxml`,
+/// whose live XML names the running domain's id.
+#[test]
+fn domain_references_and_live_xml() {
+    side_by_side(
+        &[
+            "domid test",
+            "domname 1",
+            "domuuid 1",
+            "domuuid test",
+            "domname 6695eb01-f6a4-8304-79aa-97f2502e193f",
+            "domname 6695EB01-F6A4-8304-79AA-97F2502E193F",
+            "domid 6695eb01-f6a4-8304-79aa-97f2502e193f",
+            "domname test",
+            "domid 1",
+            "domname --domain 1",
+            "dumpxml test",
+            "dumpxml test --inactive",
+            "dumpxml test --security-info",
+            "destroy test",
+            "domid test",
+            "domuuid 1",
+            "domname 1",
+            "dumpxml test",
+            "start test",
+            "dumpxml test",
+            "domname nosuch",
+            "domid nosuch",
+            "domuuid nosuch",
+            "domname",
+        ],
+        &[],
+        &[],
+    );
+}
+
+/// A definition taken from live XML (`dumpxml` of a running domain, then `define`): the id is
+/// ignored, and the new domain gets its own when started.
+#[test]
+fn define_from_live_xml() {
+    let live = virtplug_host::model::domain::TEST_DOMAIN_XML
+        .replace("<domain type='test'>", "<domain type='test' id='1'>")
+        .replace("<name>test</name>", "<name>t3</name>")
+        .replace("6695eb01-f6a4-8304-79aa-97f2502e193f", "6695eb01-f6a4-8304-79aa-97f2502e1941");
+    side_by_side(
+        &["define live.xml", "dumpxml t3", "start t3", "dumpxml t3", "dumpxml t3 --inactive", "list --all"],
+        &[("live.xml", live)],
+        &[],
+    );
+}
+
 #[test]
 fn files_print_xml_and_errors() {
     let files = [
