@@ -181,6 +181,11 @@ pub fn dumpxml(ctx: &Ctx, a: SnapshotDumpxml) -> Result<String> {
     pos.done()?;
     let d = ctx.domain(&dom)?;
     let flags = flags_of(&[(a.security_info, snapshot_xml::SECURE)]);
+    // virsh holds the snapshot before asking for its XML: on a read-only connection an unknown
+    // snapshot is reported as such, before the refusal of the secure flag.
+    if a.security_info && ctx.conn.is_read_only() {
+        ctx.conn.snapshot_lookup(&d.name, &snap)?;
+    }
     let xml = ctx.conn.snapshot_xml(&d.name, &snap, flags)?;
     if ctx.json {
         return Ok(json_text(&json!({ "name": snap, "xml": xml })));

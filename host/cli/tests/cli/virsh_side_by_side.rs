@@ -85,11 +85,25 @@ fn error_lines(stderr: &str) -> Vec<String> {
     stderr.lines().filter(|l| l.starts_with("error:")).map(mask).collect()
 }
 
+/// How both sides connect: read-write, or read-only (`-r`).
+#[derive(Clone, Copy, PartialEq)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+impl Access {
+    fn args(self) -> &'static [&'static str] {
+        if self == Access::ReadOnly { &["-r"] } else { &[] }
+    }
+}
+
 /// The commands through one virsh on `test:///default`, in `cwd`, with `env`.
-fn virsh(virsh: &Path, cmds: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Run {
+fn virsh(virsh: &Path, cmds: &[&str], cwd: &Path, env: &[(&str, &str)], access: Access) -> Run {
     let input: String = cmds.iter().map(|c| format!("{c}\n")).collect();
     let mut child = Command::new(virsh)
         .args(["-c", "test:///default"])
+        .args(access.args())
         .current_dir(cwd)
         .envs(env.iter().copied())
         .stdin(std::process::Stdio::piped())
@@ -99,7 +113,8 @@ fn virsh(virsh: &Path, cmds: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Run {
         .unwrap();
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    // virsh's read-only prompt is `virsh > `.
+    let stdout = String::from_utf8(out.stdout).unwrap().replace("virsh > ", "virsh # ");
     // After the banner, each prompt is followed by the echoed command, then its output.
     let outputs = stdout
         .split("virsh # ")
@@ -112,13 +127,14 @@ fn virsh(virsh: &Path, cmds: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Run {
 }
 
 /// The commands through `virtplug`, one process each, on a fresh mock store, in `cwd`.
-fn ours(cmds: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Run {
+fn ours(cmds: &[&str], cwd: &Path, env: &[(&str, &str)], access: Access) -> Run {
     let (store, config) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (mut outputs, mut errors) = (Vec::new(), Vec::new());
     for cmd in cmds {
         let out = Command::new(BIN)
             .arg("-c")
             .arg(format!("mock://{}", store.path().display()))
+            .args(access.args())
             .args(words(cmd))
             .current_dir(cwd)
             .envs(env.iter().copied())
@@ -138,14 +154,24 @@ fn ours(cmds: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Run {
 /// returns virsh's stdout of each command (so that a test can check the run did what it meant
 /// to), `None` when skipped.
 fn side_by_side(cmds: &[&str], files: &[(&str, String)], env: &[(&str, &str)]) -> Option<Vec<String>> {
+    side_by_side_as(Access::ReadWrite, cmds, files, env)
+}
+
+/// [`side_by_side`] with both sides connected as `access` says.
+fn side_by_side_as(
+    access: Access,
+    cmds: &[&str],
+    files: &[(&str, String)],
+    env: &[(&str, &str)],
+) -> Option<Vec<String>> {
     MOCK.require(AREA)?;
     let virsh_bin = need(AREA, find_program("virsh"))?;
     let cwd = tempfile::tempdir().unwrap();
     for (name, text) in files {
         std::fs::write(cwd.path().join(name), text).unwrap();
     }
-    let (want, want_errors) = virsh(&virsh_bin, cmds, cwd.path(), env);
-    let (got, got_errors) = ours(cmds, cwd.path(), env);
+    let (want, want_errors) = virsh(&virsh_bin, cmds, cwd.path(), env, access);
+    let (got, got_errors) = ours(cmds, cwd.path(), env, access);
     for ((cmd, want), got) in cmds.iter().zip(&want).zip(&got) {
         assert_eq!(got, want, "stdout of `{cmd}` (left: virtplug, right: virsh)");
     }
@@ -451,6 +477,45 @@ fn define_from_live_xml() {
         &[("live.xml", live)],
         &[],
     );
+}
+
+/// A read-only connection: reads answer, every change is refused with libvirt's words, and an
+/// unknown snapshot is reported before the refusal of the secure flag.
+#[test]
+fn read_only_connection() {
+    let live = virtplug_host::model::domain::TEST_DOMAIN_XML.replace("<name>test</name>", "<name>t3</name>");
+    let virsh = side_by_side_as(
+        Access::ReadOnly,
+        &[
+            "snapshot-list test",
+            "snapshot-create-as test x",
+            "snapshot-create test x1.xml",
+            "snapshot-delete test x",
+            "snapshot-revert test x",
+            "snapshot-current test x",
+            "snapshot-dumpxml test x",
+            "snapshot-dumpxml test x --security-info",
+            "snapshot-info test x",
+            "dumpxml test --security-info",
+            "dumpxml test",
+            "suspend test",
+            "resume test",
+            "destroy test",
+            "start test",
+            "shutdown test",
+            "define live.xml",
+            "undefine test",
+            "domstate test --reason",
+            "list --all",
+            "snapshot-edit test x",
+            "domname 1",
+        ],
+        &[("x1.xml", "<domainsnapshot><name>x1</name></domainsnapshot>\n".into()), ("live.xml", live)],
+        &[("EDITOR", "true")],
+    );
+    if let Some(virsh) = virsh {
+        assert!(virsh[0].starts_with(" Name   Creation Time   State"), "{}", virsh[0]);
+    }
 }
 
 #[test]
