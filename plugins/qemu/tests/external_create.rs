@@ -46,14 +46,14 @@ fn shut_off_disk_only_with_generated_names() {
         return;
     }
     let (r, drv, [a, b]) = setup(["a.qcow2", "b.qcow2"]);
-    let before = drv.domain_xml("d", 0).unwrap();
+    let before = drv.domain_xml("d", DEFINITION).unwrap();
     write_pattern(&a, 1);
     assert_eq!(drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap(), "s1");
     let (oa, ob) = (r.at("a.s1"), r.at("b.s1"));
     assert_eq!(backing(&oa), (Some(a.display().to_string()), Some("qcow2".into())));
     assert_eq!(backing(&ob), (Some(b.display().to_string()), Some("qcow2".into())));
     // the definition now names the overlays, nothing else changed
-    let after = drv.domain_xml("d", 0).unwrap();
+    let after = drv.domain_xml("d", DEFINITION).unwrap();
     assert_eq!(after, before.replace("a.qcow2", "a.s1").replace("b.qcow2", "b.s1"));
     // libvirt's stored form: state shutoff, memory no, every disk external with type/driver/source
     let x = drv.snapshot_xml("d", "s1", 0).unwrap();
@@ -81,10 +81,10 @@ fn shut_off_disk_only_with_generated_names() {
     // without DISK_ONLY, every disk listed external on a shut-off domain takes the same path
     let x3 = "<domainsnapshot><name>s3</name><disks><disk name='vda' snapshot='external'/><disk name='vdb' snapshot='external'/></disks></domainsnapshot>";
     drv.snapshot_create("d", x3, 0).unwrap();
-    assert!(drv.domain_xml("d", 0).unwrap().contains("a.s3"));
+    assert!(drv.domain_xml("d", DEFINITION).unwrap().contains("a.s3"));
     // NO_METADATA: the disks switch, nothing is recorded
     drv.snapshot_create("d", &snap("s4"), cf::DISK_ONLY | cf::NO_METADATA).unwrap();
-    assert!(drv.domain_xml("d", 0).unwrap().contains("a.s4"));
+    assert!(drv.domain_xml("d", DEFINITION).unwrap().contains("a.s4"));
     assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "s3"]);
 }
 
@@ -94,7 +94,7 @@ fn explicit_paths_and_reuse_ext() {
         return;
     }
     let (r, drv, [a, b]) = setup(["a.qcow2", "b.raw"]);
-    let before = drv.domain_xml("d", 0).unwrap();
+    let before = drv.domain_xml("d", DEFINITION).unwrap();
     let full = r.at("full.qcow2");
     std::fs::write(&full, b"x").unwrap();
     let with = |p: &Path| {
@@ -126,7 +126,10 @@ fn explicit_paths_and_reuse_ext() {
     assert_eq!(backing(&empty), (Some(a.display().to_string()), Some("qcow2".into())));
     let x = drv.snapshot_xml("d", "e", 0).unwrap();
     assert!(x.contains("<disk name='vdb' snapshot='no'/>\n"), "{x}");
-    assert_eq!(drv.domain_xml("d", 0).unwrap(), before.replace(&a.display().to_string(), &empty.display().to_string()));
+    assert_eq!(
+        drv.domain_xml("d", DEFINITION).unwrap(),
+        before.replace(&a.display().to_string(), &empty.display().to_string())
+    );
     // REUSE_EXT: the pre-made file (here on the raw disk) is used as it is, not rewritten
     let pre = r.at("pre.qcow2");
     qemu_img(&["create", "-q", "-f", "qcow2", "-F", "raw", "-b", b.to_str().unwrap(), pre.to_str().unwrap()]);
@@ -138,7 +141,7 @@ fn explicit_paths_and_reuse_ext() {
     );
     drv.snapshot_create("d", &x, cf::DISK_ONLY | cf::REUSE_EXT).unwrap();
     assert_eq!(std::fs::read(&pre).unwrap(), bytes);
-    let now = drv.domain_xml("d", 0).unwrap();
+    let now = drv.domain_xml("d", DEFINITION).unwrap();
     assert!(
         now.contains(&format!("<driver name='qemu' type='qcow2'/>\n      <source file='{}'/>", pre.display())),
         "{now}"
@@ -159,7 +162,7 @@ fn refusals_change_nothing() {
         return;
     }
     let (r, drv, [a, b]) = setup(["a.qcow2", "a.raw"]);
-    let before = drv.domain_xml("d", 0).unwrap();
+    let before = drv.domain_xml("d", DEFINITION).unwrap();
     let files = || {
         let mut v: Vec<String> = std::fs::read_dir(r.path())
             .unwrap()
@@ -229,7 +232,7 @@ fn refusals_change_nothing() {
     for (xml, flags, code, msg) in cases {
         assert_eq!(err(&*drv, &xml, flags), (code, msg), "{xml}");
     }
-    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(drv.domain_xml("d", DEFINITION).unwrap(), before);
     assert_eq!(files(), had);
     assert!(list(&*drv, "d").is_empty());
     // a source that is not a regular file cannot give a generated name
@@ -246,7 +249,7 @@ fn failure_on_the_second_disk_removes_the_first_overlay() {
         return;
     }
     let (r, drv, [_, _]) = setup(["a.qcow2", "b.qcow2"]);
-    let before = drv.domain_xml("d", 0).unwrap();
+    let before = drv.domain_xml("d", DEFINITION).unwrap();
     // the second overlay's directory does not exist (the tests run as root: a read-only
     // directory would not stop qemu-img)
     let x = format!(
@@ -257,7 +260,7 @@ fn failure_on_the_second_disk_removes_the_first_overlay() {
     assert_eq!(code, codes::INTERNAL_ERROR);
     assert!(msg.starts_with("Child process (qemu-img create -q -f qcow2 -F qcow2 -b "), "{msg}");
     assert!(!r.at("a.s").exists(), "first overlay left behind");
-    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(drv.domain_xml("d", DEFINITION).unwrap(), before);
     assert!(list(&*drv, "d").is_empty());
 }
 
@@ -293,7 +296,7 @@ fn running_disk_only_one_transaction() {
     let (r, drv, [a, _]) = setup(["a.qcow2", "b.qcow2"]);
     write_pattern(&a, 1);
     drv.domain_start("d").unwrap();
-    let before = drv.domain_xml("d", 0).unwrap();
+    let before = drv.domain_xml("d", DEFINITION).unwrap();
     // a failed transaction (a second, invalid action injected) changes nothing
     set_fault(Some("external-transaction"));
     let e = drv.snapshot_create("d", &snap("bad"), cf::DISK_ONLY | cf::ATOMIC).unwrap_err();
@@ -304,7 +307,7 @@ fn running_disk_only_one_transaction() {
     );
     assert!(!r.at("a.bad").exists() && !r.at("b.bad").exists());
     assert!(!r.at("run/qemu").join(UUID).join("external-pending.json").exists());
-    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(drv.domain_xml("d", DEFINITION).unwrap(), before);
     assert!(list(&*drv, "d").is_empty());
     drop(drv);
     assert_eq!(live_top(&r, "vda"), ("vda-format".into(), a.display().to_string(), None));
@@ -326,7 +329,7 @@ fn running_disk_only_one_transaction() {
         indent(&before)
     );
     assert_eq!(x, want);
-    assert_eq!(drv.domain_xml("d", 0).unwrap(), before.replace("a.qcow2", "a.s1").replace("b.qcow2", "b.s1"));
+    assert_eq!(drv.domain_xml("d", DEFINITION).unwrap(), before.replace("a.qcow2", "a.s1").replace("b.qcow2", "b.s1"));
     assert!(!r.at("run/qemu").join(UUID).join("external-pending.json").exists());
     drop(drv);
     let (node, file, back) = live_top(&r, "vda");
@@ -358,13 +361,13 @@ fn a_stop_between_transaction_and_metadata_leaves_the_record() {
         return;
     }
     let (r, drv, [_]) = setup_running(["a.qcow2"]);
-    let before = drv.domain_xml("d", 0).unwrap();
+    let before = drv.domain_xml("d", DEFINITION).unwrap();
     set_fault(Some("external-after-transaction"));
     let res = drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY);
     set_fault(None);
     assert!(res.is_err());
     // the disks switched, the metadata not yet saved: the journal record says so
-    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(drv.domain_xml("d", DEFINITION).unwrap(), before);
     let rec: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(r.at("run/qemu").join(UUID).join("external-pending.json")).unwrap(),
     )
@@ -468,7 +471,7 @@ fn running_with_external_memory() {
     drop(drv);
     guest_write(&r, "vda", 1);
     let drv = r.open();
-    let before = drv.domain_xml("d", 0).unwrap();
+    let before = drv.domain_xml("d", DEFINITION).unwrap();
     let mem = r.at("m1.mem");
     let x = mem_snap("m1", &mem);
     drv.snapshot_create("d", &x, 0).unwrap();
@@ -590,7 +593,7 @@ fn a_block_job_refuses_create_revert_and_delete() {
     guest_write(&r, "vda", 1);
     let drv = r.open();
     drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap();
-    let before = drv.domain_xml("d", 0).unwrap();
+    let before = drv.domain_xml("d", DEFINITION).unwrap();
     drop(drv);
     // a mirror job on the live top (its id names the disk): once its copy is done it waits, ready,
     // until it is completed or cancelled, so it stays active for as long as the checks need (a
@@ -613,7 +616,7 @@ fn a_block_job_refuses_create_revert_and_delete() {
         (e.code, e.message.as_str()),
         (codes::OPERATION_UNSUPPORTED, "cannot delete external snapshots when there is another active block job")
     );
-    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(drv.domain_xml("d", DEFINITION).unwrap(), before);
     assert_eq!(list(&*drv, "d"), vec!["s1"]);
     assert!(!r.at("a.s2").exists() && !r.at("a.s1-revert1").exists() && names(&r.at("a.s1")).is_empty());
     // the job gone, the same calls go through
@@ -638,12 +641,12 @@ fn a_writable_shared_disk_is_refused() {
     let xml = dom_xml("d", &[("vda", &a, "qcow2", false), ("vdb", &b, "qcow2", true)]);
     // both shareable; vdb is read-only, which libvirt allows
     drv.domain_define(&xml.replace("bus='virtio'/>", "bus='virtio'/>\n      <shareable/>")).unwrap();
-    let before = drv.domain_xml("d", 0).unwrap();
+    let before = drv.domain_xml("d", DEFINITION).unwrap();
     assert_eq!(
         err(&*drv, &snap("s"), cf::DISK_ONLY),
         (codes::CONFIG_UNSUPPORTED, "shared access for disk 'vda' requires use of supported storage format".into())
     );
-    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(drv.domain_xml("d", DEFINITION).unwrap(), before);
     assert!(!r.at("a.s").exists() && list(&*drv, "d").is_empty());
     let only_b = "<domainsnapshot><name>s</name><disks><disk name='vda' snapshot='no'/></disks></domainsnapshot>";
     drv.snapshot_create("d", only_b, cf::DISK_ONLY).unwrap();
@@ -680,7 +683,7 @@ fn a_chain_of_200_layers_takes_no_more() {
     let drv = r.open();
     drv.domain_define(&dom_xml("d", &[("vda", &top, "qcow2", false)])).unwrap();
     drv.snapshot_create("d", &snap("s1"), cf::DISK_ONLY).unwrap();
-    let before = drv.domain_xml("d", 0).unwrap();
+    let before = drv.domain_xml("d", DEFINITION).unwrap();
     assert_eq!(
         err(&*drv, &snap("s2"), cf::DISK_ONLY),
         (
@@ -688,7 +691,7 @@ fn a_chain_of_200_layers_takes_no_more() {
             "backing chains more than 200 layers deep are not supported for disk 'vda'".into()
         )
     );
-    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(drv.domain_xml("d", DEFINITION).unwrap(), before);
     assert!(!r.at("l198.s2").exists());
     assert_eq!(list(&*drv, "d"), vec!["s1"]);
 }

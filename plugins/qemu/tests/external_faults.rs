@@ -36,7 +36,7 @@ fn cut_short_operations_are_settled_at_open() {
     let _serial = serial();
     // 1. revert stopped after its overlays: undone at open (nothing points at them)
     let (r, drv) = three();
-    let before = drv.domain_xml("d", 0).unwrap();
+    let before = drv.domain_xml("d", DEFINITION).unwrap();
     set_fault(Some("revert-crash"));
     let e = drv.snapshot_revert("d", "s1", 0).unwrap_err();
     set_fault(None);
@@ -45,7 +45,7 @@ fn cut_short_operations_are_settled_at_open() {
     drop(drv);
     let drv = r.open();
     assert!(!r.at("a.s1-revert1").exists());
-    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(drv.domain_xml("d", DEFINITION).unwrap(), before);
     assert_eq!(drv.snapshot_current("d").unwrap().unwrap().name, "s3");
     assert!(r.at("lib/qemu/external").read_dir().unwrap().next().is_none());
 
@@ -55,7 +55,7 @@ fn cut_short_operations_are_settled_at_open() {
     let e = drv.snapshot_revert("d", "s1", rf::RUNNING).unwrap_err();
     set_fault(None);
     assert_eq!(e.message, "fault injected after the in-place switch");
-    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(drv.domain_xml("d", DEFINITION).unwrap(), before);
     drop(drv);
     let drv = r.open();
     assert_eq!(top(&*drv, "d", "vda"), r.at("a.s1-revert1"));
@@ -121,7 +121,7 @@ fn cut_short_operations_are_settled_at_open() {
     let e = drv.snapshot_create("d", &snap("gone"), cf::DISK_ONLY).unwrap_err();
     set_fault(None);
     assert_eq!(e.message, "fault injected after the disk transaction");
-    let before = drv.domain_xml("d", 0).unwrap();
+    let before = drv.domain_xml("d", DEFINITION).unwrap();
     let pid = r.pids()[0];
     drop(drv);
     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -129,7 +129,7 @@ fn cut_short_operations_are_settled_at_open() {
     let drv = r.open();
     assert_eq!(state(&*drv, "d"), (5, 3));
     assert_eq!(list(&*drv, "d"), vec!["s1", "s2", "live"]);
-    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(drv.domain_xml("d", DEFINITION).unwrap(), before);
     assert!(!r.at("a.gone").exists());
     assert!(view(&top(&*drv, "d", "vda"), [0x11, 0x22, 0x33, 0x44]));
 }

@@ -123,7 +123,7 @@ fn missing_frozen_image_changes_nothing() {
     // recorded by hand (as a REDEFINE from elsewhere would), not by this plugin's create
     ext_snapshot_by_hand(&r, &*drv, "d", "s1", "shutoff");
     ext_snapshot_by_hand(&r, &*drv, "d", "s2", "shutoff");
-    let before = drv.domain_xml("d", 0).unwrap();
+    let before = drv.domain_xml("d", DEFINITION).unwrap();
     std::fs::rename(r.at("a.s1"), r.at("gone")).unwrap();
     let e = drv.snapshot_revert("d", "s2", 0).unwrap_err();
     assert_eq!(e.code, 55);
@@ -131,7 +131,7 @@ fn missing_frozen_image_changes_nothing() {
         e.message,
         format!("Cannot access storage file '{}': No such file or directory (os error 2)", r.at("a.s1").display())
     );
-    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(drv.domain_xml("d", DEFINITION).unwrap(), before);
     assert_eq!(drv.snapshot_current("d").unwrap().unwrap().name, "s2");
     assert!(!r.at("a.s2-revert1").exists());
 }
@@ -168,14 +168,14 @@ fn memory_snapshot_reverts_through_incoming_migration() {
     assert_eq!(state(&*drv, "d").0, RUNNING);
     // a memory file that is not a complete save image is refused before anything changes
     std::fs::write(&mem, b"LibvirtQemudPart").unwrap();
-    let before = drv.domain_xml("d", 0).unwrap();
+    let before = drv.domain_xml("d", DEFINITION).unwrap();
     let e = drv.snapshot_revert("d", "m1", 0).unwrap_err();
     assert_eq!(e.code, 55);
     assert!(
         e.message.contains("is not a complete libvirt save image") || e.message.contains("cannot read memory file"),
         "{e}"
     );
-    assert_eq!(drv.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(drv.domain_xml("d", DEFINITION).unwrap(), before);
     // delete removes the memory file with the snapshot (libvirt 9.1; 9.0 leaked it)
     drv.domain_destroy("d").unwrap();
     drv.snapshot_delete("d", "m1", 0).unwrap();

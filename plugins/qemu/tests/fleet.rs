@@ -59,7 +59,7 @@ fn two_hosts_share_one_hierarchy_and_hand_it_over() {
     let b = fleet_root(&uri, "host-b");
     let db = b.open();
     // the same domain (same UUID, same images) defined on b
-    db.domain_define(&da.domain_xml("d", 0).unwrap()).unwrap();
+    db.domain_define(&da.domain_xml("d", DEFINITION).unwrap()).unwrap();
     assert_eq!(list(&*db, "d"), ["s1", "s2", "s3", "i1"]);
     assert_eq!(db.snapshot_current("d").unwrap().unwrap().name, "i1");
     for s in ["s1", "s2", "s3", "i1"] {
@@ -120,7 +120,7 @@ fn a_host_stopped_between_the_two_commits_settles_at_its_next_open() {
     da.domain_start("d").unwrap();
     let b = fleet_root(&uri, "host-b");
     let db = b.open();
-    db.domain_define(&da.domain_xml("d", 0).unwrap()).unwrap();
+    db.domain_define(&da.domain_xml("d", DEFINITION).unwrap()).unwrap();
     let g = da.snapshot_generation("d").unwrap();
 
     // 1. stopped after the fleet's commit: b sees "live", a's definition is not switched yet
@@ -130,7 +130,7 @@ fn a_host_stopped_between_the_two_commits_settles_at_its_next_open() {
     assert_eq!(e.message, "unable to save metadata for snapshot live: fault injected after the fleet commit");
     assert_eq!(list(&*db, "d"), ["s1", "s2", "s3", "live"]);
     assert_eq!(db.snapshot_generation("d").unwrap(), g + 1);
-    assert!(!da.domain_xml("d", 0).unwrap().contains(&a.at("a.live").display().to_string()));
+    assert!(!da.domain_xml("d", DEFINITION).unwrap().contains(&a.at("a.live").display().to_string()));
     drop(da);
     let da = a.open();
     assert_eq!(top(&*da, "d", "vda"), a.at("a.live"), "the definition follows qemu onto the overlay");
@@ -147,7 +147,7 @@ fn a_host_stopped_between_the_two_commits_settles_at_its_next_open() {
     set_fault(None);
     assert!(e.message.ends_with("fault injected after the fleet commit"), "{e}");
     assert_eq!(list(&*db, "d"), ["s1", "s2", "s3", "live", "gone"]);
-    let before = da.domain_xml("d", 0).unwrap();
+    let before = da.domain_xml("d", DEFINITION).unwrap();
     let pid = a.pids()[0];
     drop(da);
     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -155,7 +155,7 @@ fn a_host_stopped_between_the_two_commits_settles_at_its_next_open() {
     let da = a.open();
     assert_eq!(list(&*db, "d"), ["s1", "s2", "s3", "live"]);
     assert_eq!(list(&*da, "d"), ["s1", "s2", "s3", "live"]);
-    assert_eq!(da.domain_xml("d", 0).unwrap(), before);
+    assert_eq!(da.domain_xml("d", DEFINITION).unwrap(), before);
     assert!(!a.at("a.gone").exists());
     assert_eq!(top(&*da, "d", "vda"), a.at("a.live"));
 }

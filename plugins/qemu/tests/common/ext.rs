@@ -17,7 +17,7 @@ use virtplug_plugin_sdk::{
     },
 };
 
-use crate::common::{Root, qemu_img};
+use crate::common::{DEFINITION, Root, qemu_img};
 
 /// The store of a root (the plugin's SQLite file).
 pub fn store(r: &Root) -> Store {
@@ -61,7 +61,7 @@ pub fn ext_snapshot(r: &Root, drv: &dyn Driver, dom: &str, name: &str, state: &s
 /// The same snapshot made by hand, without the create path: a qcow2 overlay per disk on its
 /// current source, the definition switched, the metadata stored with `state`.
 pub fn ext_snapshot_by_hand(r: &Root, drv: &dyn Driver, dom: &str, name: &str, state: &str) {
-    let old = drv.domain_xml(dom, 0).unwrap();
+    let old = drv.domain_xml(dom, DEFINITION).unwrap();
     let mut new = old.clone();
     let mut disks = String::new();
     for (t, src) in sources(&old) {
@@ -87,7 +87,7 @@ pub fn ext_snapshot_by_hand(r: &Root, drv: &dyn Driver, dom: &str, name: &str, s
 
 /// The current source of disk `target` of `dom`.
 pub fn top(drv: &dyn Driver, dom: &str, target: &str) -> PathBuf {
-    sources(&drv.domain_xml(dom, 0).unwrap()).into_iter().find(|(t, _)| t == target).unwrap().1
+    sources(&drv.domain_xml(dom, DEFINITION).unwrap()).into_iter().find(|(t, _)| t == target).unwrap().1
 }
 
 /// Writes pattern `p` at `off` (64 KiB) into the image `img` (qcow2).

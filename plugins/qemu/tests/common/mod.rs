@@ -12,6 +12,10 @@ use std::{
 use virtplug_plugin_qemu::QemuPlugin;
 use virtplug_plugin_sdk::Driver;
 
+/// `domain_xml` flags for the persistent definition (what the tests compare: live XML also
+/// names a running domain's id).
+pub const DEFINITION: u32 = virtplug_plugin_sdk::flags::domain_xml::INACTIVE;
+
 /// Whether qemu-img and qemu-system-x86_64 run. Under CI=true a missing one is a failure.
 pub fn backend() -> bool {
     let ok = |bin: &str| Command::new(bin).arg("--version").output().is_ok_and(|o| o.status.success());
