@@ -36,6 +36,13 @@ impl Connection {
         }
     }
 
+    /// `domain_lookup` by name only (libvirt's `virDomainLookupByName`: a name that looks like a
+    /// UUID or an id is still only a name).
+    pub fn domain_lookup_by_name(&self, name: &str) -> Result<DomainInfo> {
+        check_name("domain", name)?;
+        self.dispatch(&rules::DOMAIN_LOOKUP, 0, |d| d.domain_lookup_by_name(name))
+    }
+
     /// `domain_define` from domain XML.
     pub fn domain_define(&self, xml: &str) -> Result<DomainInfo> {
         self.dispatch(&rules::DOMAIN_DEFINE, 0, |d| d.domain_define(xml))

@@ -87,7 +87,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Reply
         }
         REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME => {
             let a: RemoteDomainLookupByNameArgs = packet::args(payload)?;
-            let d = s.run(move |c| c.domain_lookup(&a.name)).await?;
+            let d = s.run(move |c| c.domain_lookup_by_name(&a.name)).await?;
             ok(&RemoteDomainLookupByNameRet { dom: domain_handle(&d) })
         }
         REMOTE_PROC_DOMAIN_LOOKUP_BY_UUID => {
