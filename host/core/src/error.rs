@@ -132,7 +132,7 @@ pub enum HostError {
     /// The way to a remote plugin failed: the socket or TLS stream (libvirt's system error), the
     /// HTTP exchange, or the daemon's answer (not JSON, or no error body); printed with
     /// libvirt's prefix for its code. Not a refusal of the plugin behind the daemon.
-    #[error("{}{message}", codes::prefix(*code))]
+    #[error("{}", codes::text(*code, message))]
     Remote {
         /// libvirt's code: [`SYSTEM_ERROR`] for the socket and HTTP, `INTERNAL_ERROR` for an
         /// answer the client cannot read.
@@ -158,7 +158,7 @@ pub enum BackendError {
     #[error("{0}")]
     Driver(#[source] model::Error),
     /// The transport to a daemon failed; see [`HostError::Remote`].
-    #[error("{}{message}", codes::prefix(*code))]
+    #[error("{}", codes::text(*code, message))]
     Remote {
         /// libvirt's code.
         code: u32,

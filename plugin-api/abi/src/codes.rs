@@ -14,6 +14,8 @@ pub const INVALID_DOMAIN: u32 = 7;
 pub const INVALID_ARG: u32 = 8;
 /// A command to the hypervisor failed.
 pub const OPERATION_FAILED: u32 = 9;
+/// `VIR_ERR_NO_NAME`: a definition without a name.
+pub const NO_NAME: u32 = 21;
 /// Malformed or inconsistent XML.
 pub const XML_ERROR: u32 = 27;
 /// Read-only connection, or a forbidden operation.
@@ -72,6 +74,22 @@ pub fn prefix(code: u32) -> &'static str {
     }
 }
 
+/// libvirt's text for a code reported without a detail (`virErrorMsg` given no info: a domain
+/// lookup's "Domain not found", a definition's "missing name information"): the prefix without
+/// its separator for the others.
+pub fn title(code: u32) -> &'static str {
+    match code {
+        NO_NAME => "missing name information",
+        _ => prefix(code).trim_end_matches(' ').trim_end_matches(':'),
+    }
+}
+
+/// The whole text of an error: the code's prefix and the detail, or the code's [`title`]
+/// alone when there is no detail.
+pub fn text(code: u32, detail: &str) -> String {
+    if detail.is_empty() { title(code).to_owned() } else { format!("{}{detail}", prefix(code)) }
+}
+
 /// libvirt's symbolic name for a code (`VIR_ERR_…`), for JSON output and reports.
 pub fn name(code: u32) -> &'static str {
     match code {
@@ -82,6 +100,7 @@ pub fn name(code: u32) -> &'static str {
         INVALID_DOMAIN => "VIR_ERR_INVALID_DOMAIN",
         INVALID_ARG => "VIR_ERR_INVALID_ARG",
         OPERATION_FAILED => "VIR_ERR_OPERATION_FAILED",
+        NO_NAME => "VIR_ERR_NO_NAME",
         XML_ERROR => "VIR_ERR_XML_ERROR",
         OPERATION_DENIED => "VIR_ERR_OPERATION_DENIED",
         XML_DETAIL => "VIR_ERR_XML_DETAIL",

@@ -151,7 +151,8 @@ impl DomainDef {
             .child_text("name")
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| Error::new(codes::XML_ERROR, "missing name information in domain"))?;
+            // libvirt reports VIR_ERR_NO_NAME without a detail: "missing name information".
+            .ok_or_else(|| Error::new(codes::NO_NAME, ""))?;
         let uuid_text = root.child_text("uuid").ok_or_else(|| xml_error("missing uuid element in domain"))?;
         let uuid = normalize_uuid(&uuid_text)
             .ok_or_else(|| xml_error(format!("malformed uuid element '{}'", uuid_text.trim())))?;
@@ -285,8 +286,8 @@ mod tests {
         };
         check(
             "<domain type='test'><uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid><memory>1</memory></domain>",
-            codes::XML_ERROR,
-            "missing name information in domain",
+            codes::NO_NAME,
+            "",
         );
         check("<domain><name>a</name></domain>", codes::XML_ERROR, "missing domain type attribute");
         check("<dom/>", codes::XML_ERROR, "expecting root element of 'domain', not 'dom'");

@@ -3,9 +3,10 @@
 use virtplug_plugin_api::codes;
 
 /// An error with libvirt's `virErrorNumber` and the detail text. `Display` prints it the way
-/// libvirt does: the code's fixed prefix (`invalid argument: `), then the detail.
+/// libvirt does: the code's fixed prefix (`invalid argument: `), then the detail; without a
+/// detail, the code's title alone (`codes::title`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{message}", codes::prefix(*code))]
+#[error("{}", codes::text(*code, message))]
 pub struct Error {
     /// libvirt's error code ([`codes`]).
     pub code: u32,

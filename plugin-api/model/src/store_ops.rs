@@ -285,6 +285,19 @@ impl<'a, 'c> Writer<'a, 'c> {
 
     // ----- domains -----
 
+    /// libvirt's refusal of a definition whose UUID belongs to a domain of another name (a
+    /// `define` never renames: `virDomainObjListAdd`'s "is already defined with uuid").
+    /// `define_domain` itself allows it, for the plugins' own rewrites of a definition.
+    pub fn check_define(&mut self, def: &DomainDef) -> Result<()> {
+        match self.domain(&def.uuid) {
+            Ok(d) if d.name != def.name => Err(Error::new(
+                codes::OPERATION_FAILED,
+                format!("domain '{}' is already defined with uuid {}", d.name, def.uuid),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Defines a domain, or updates the definition of the domain with the same UUID (its name
     /// may not be taken by another domain: OPERATION_FAILED).
     pub fn define_domain(&mut self, def: &DomainDef, state: u32, reason: u32, id: i32) -> Result<DomainRecord> {

@@ -336,9 +336,9 @@ fn parse_memory(root: &Element, offline: bool, def: &mut SnapshotDef) -> Result<
     let mut mode = None;
     if let Some(s) = mem.attr("snapshot") {
         let m = SnapshotMode::parse(s)
-            .ok_or_else(|| Error::new(codes::CONFIG_UNSUPPORTED, format!("unknown memory snapshot setting '{s}'")))?;
+            .ok_or_else(|| xml_error(format!("Invalid value for attribute 'snapshot' in element 'memory': '{s}'.")))?;
         if m == SnapshotMode::Manual {
-            return Err(Error::new(codes::CONFIG_UNSUPPORTED, "'manual' memory snapshot mode not supported"));
+            return Err(xml_error("'manual' memory snapshot mode not supported"));
         }
         mode = Some(m);
     }
@@ -370,15 +370,15 @@ fn parse_disk(d: &Element) -> Result<DiskSpec> {
     let name = d
         .attr("name")
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| xml_error("missing name from disk snapshot element"))?
+        .ok_or_else(|| Error::internal("missing name from disk snapshot element"))?
         .to_owned();
-    let snapshot = match d.attr("snapshot") {
-        Some(s) => Some(
-            SnapshotMode::parse(s)
-                .ok_or_else(|| Error::new(codes::CONFIG_UNSUPPORTED, format!("unknown disk snapshot setting '{s}'")))?,
-        ),
-        None => None,
-    };
+    let snapshot =
+        match d.attr("snapshot") {
+            Some(s) => Some(SnapshotMode::parse(s).ok_or_else(|| {
+                xml_error(format!("Invalid value for attribute 'snapshot' in element 'disk': '{s}'."))
+            })?),
+            None => None,
+        };
     let disk_type = match d.attr("type") {
         None => None,
         Some("file") => Some(DiskType::File),

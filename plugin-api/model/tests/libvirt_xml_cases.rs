@@ -241,13 +241,13 @@ fn parse_error_texts() {
     check(
         "<domainsnapshot><memory snapshot='manual'/></domainsnapshot>",
         plain,
-        codes::CONFIG_UNSUPPORTED,
+        codes::XML_ERROR,
         "'manual' memory snapshot mode not supported",
     );
     check(
         "<domainsnapshot><disks><disk/></disks></domainsnapshot>",
         plain,
-        codes::XML_ERROR,
+        codes::INTERNAL_ERROR,
         "missing name from disk snapshot element",
     );
     check(
@@ -267,6 +267,19 @@ fn parse_error_texts() {
         ParseFlags { redefine: true, internal: true, ..Default::default() },
         codes::INTERNAL_ERROR,
         "Could not find 'active' element",
+    );
+    // Enumerated attributes: virXMLPropEnum's words.
+    check(
+        "<domainsnapshot><memory snapshot='bogus'/></domainsnapshot>",
+        plain,
+        codes::XML_ERROR,
+        "Invalid value for attribute 'snapshot' in element 'memory': 'bogus'.",
+    );
+    check(
+        "<domainsnapshot><disks><disk name='vda' snapshot='bogus'/></disks></domainsnapshot>",
+        plain,
+        codes::XML_ERROR,
+        "Invalid value for attribute 'snapshot' in element 'disk': 'bogus'.",
     );
     let bad = xml::parse("<domainsnapshot><name>a</name></bogus>", plain).unwrap_err();
     assert_eq!(bad.code, codes::XML_DETAIL);

@@ -188,6 +188,7 @@ impl Driver for MockDriver {
             {
                 let def = DomainDef::parse(&virtplug_plugin_sdk::model::domain::with_uuid(xml_text))?;
                 self.store()?.write(|w| {
+                    w.check_define(&def)?;
                     let existing = w.domain(&def.uuid).ok();
                     let (state, why, id) =
                         existing.as_ref().map_or((st::SHUTOFF, 0, -1), |d| (d.state, d.reason, d.id));
@@ -233,7 +234,8 @@ impl Driver for MockDriver {
         logged(
             self.domain_change(dom, |w, d| {
                 if is_active(d.state) {
-                    return Err(Error::operation_invalid("domain is already running"));
+                    // libvirt's test driver (testDomainCreateWithFlags): an internal error.
+                    return Err(Error::internal(format!("Domain '{}' is already running", d.name)));
                 }
                 let id = next_id(w)?;
                 w.set_domain_state(&d.uuid, st::RUNNING, reason::RUNNING_BOOTED, id)

@@ -361,7 +361,7 @@ fn reference_sequence_8_2_and_revert() {
 fn domain_operations_and_undefine_guard() {
     let h = host();
     let d = &*h.d;
-    assert_eq!(err(d.domain_start("test")), (codes::OPERATION_INVALID, "domain is already running".into()));
+    assert_eq!(err(d.domain_start("test")), (codes::INTERNAL_ERROR, "Domain 'test' is already running".into()));
     d.domain_suspend("test").unwrap();
     assert_eq!(state(d), st::PAUSED);
     d.domain_resume("test").unwrap();

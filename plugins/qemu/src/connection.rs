@@ -54,6 +54,7 @@ impl Driver for QemuDriver {
         let def = QemuDef::parse(&text)?;
         let mut g = self.lock()?;
         g.store.write(|w| {
+            w.check_define(&def.def)?;
             let existing = w.domain(&def.def.uuid).ok();
             let (state, why, id) = existing.as_ref().map_or((st::SHUTOFF, 0, -1), |d| (d.state, d.reason, d.id));
             let rec = w.define_domain(&def.def, state, why, id)?;

@@ -40,7 +40,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
         REMOTE_PROC_DOMAIN_SNAPSHOT_GET_XML_DESC => {
             async {
                 let a: RemoteDomainSnapshotGetXmlDescArgs = packet::args(payload)?;
-                let xml = s.run(move |c| c.snapshot_xml(&a.snap.dom.name, &a.snap.name, a.flags)).await?;
+                let xml = s.run_snapshot(move |c| c.snapshot_xml(&a.snap.dom.name, &a.snap.name, a.flags)).await?;
                 ok(&RemoteDomainSnapshotGetXmlDescRet { xml })
             }
             .await
@@ -48,7 +48,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
         REMOTE_PROC_DOMAIN_SNAPSHOT_NUM => {
             async {
                 let a: RemoteDomainSnapshotNumArgs = packet::args(payload)?;
-                let n = s.run(move |c| c.snapshot_list(&a.dom.name, a.flags)).await?.len();
+                let n = s.run_snapshot(move |c| c.snapshot_list(&a.dom.name, a.flags)).await?.len();
                 ok(&RemoteDomainSnapshotNumRet { num: n as i32 })
             }
             .await
@@ -57,7 +57,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
             async {
                 let a: RemoteDomainSnapshotListNamesArgs = packet::args(payload)?;
                 let max = names_max(a.maxnames)?;
-                let list = s.run(move |c| c.snapshot_list(&a.dom.name, a.flags)).await?;
+                let list = s.run_snapshot(move |c| c.snapshot_list(&a.dom.name, a.flags)).await?;
                 ok(&RemoteDomainSnapshotListNamesRet { names: list.into_iter().take(max).map(|i| i.name).collect() })
             }
             .await
@@ -66,7 +66,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
             async {
                 let a: RemoteDomainListAllSnapshotsArgs = packet::args(payload)?;
                 let name = a.dom.name.clone();
-                let list = listed(s.run(move |c| c.snapshot_list(&name, a.flags)).await?)?;
+                let list = listed(s.run_snapshot(move |c| c.snapshot_list(&name, a.flags)).await?)?;
                 let ret = list.len() as i32;
                 let snapshots = if a.need_results != 0 {
                     list.into_iter().map(|i| handle(i.name, &a.dom)).collect()
@@ -81,7 +81,8 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
             async {
                 let a: RemoteDomainSnapshotListAllChildrenArgs = packet::args(payload)?;
                 let snap = a.snapshot.clone();
-                let list = s.run(move |c| c.snapshot_list_children(&snap.dom.name, &snap.name, a.flags)).await?;
+                let list =
+                    s.run_snapshot(move |c| c.snapshot_list_children(&snap.dom.name, &snap.name, a.flags)).await?;
                 let list = listed(list)?;
                 let ret = list.len() as i32;
                 let snapshots = if a.need_results != 0 {
@@ -96,7 +97,10 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
         REMOTE_PROC_DOMAIN_SNAPSHOT_NUM_CHILDREN => {
             async {
                 let a: RemoteDomainSnapshotNumChildrenArgs = packet::args(payload)?;
-                let n = s.run(move |c| c.snapshot_list_children(&a.snap.dom.name, &a.snap.name, a.flags)).await?.len();
+                let n = s
+                    .run_snapshot(move |c| c.snapshot_list_children(&a.snap.dom.name, &a.snap.name, a.flags))
+                    .await?
+                    .len();
                 ok(&RemoteDomainSnapshotNumChildrenRet { num: n as i32 })
             }
             .await
@@ -105,7 +109,8 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
             async {
                 let a: RemoteDomainSnapshotListChildrenNamesArgs = packet::args(payload)?;
                 let max = names_max(a.maxnames)?;
-                let list = s.run(move |c| c.snapshot_list_children(&a.snap.dom.name, &a.snap.name, a.flags)).await?;
+                let list =
+                    s.run_snapshot(move |c| c.snapshot_list_children(&a.snap.dom.name, &a.snap.name, a.flags)).await?;
                 ok(&RemoteDomainSnapshotListChildrenNamesRet {
                     names: list.into_iter().take(max).map(|i| i.name).collect(),
                 })
@@ -117,7 +122,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
                 let a: RemoteDomainSnapshotLookupByNameArgs = packet::args(payload)?;
                 no_flags(a.flags, "snapshot_lookup", o)?;
                 let (dom, name) = (a.dom.name.clone(), a.name);
-                let info = s.run(move |c| c.snapshot_lookup(&dom, &name)).await?;
+                let info = s.run_snapshot(move |c| c.snapshot_lookup(&dom, &name)).await?;
                 ok(&RemoteDomainSnapshotLookupByNameRet { snap: handle(info.name, &a.dom) })
             }
             .await
@@ -126,7 +131,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
             async {
                 let a: RemoteDomainHasCurrentSnapshotArgs = packet::args(payload)?;
                 no_flags(a.flags, "snapshot_current", o)?;
-                let cur = s.run(move |c| c.snapshot_current(&a.dom.name)).await?;
+                let cur = s.run_snapshot(move |c| c.snapshot_current(&a.dom.name)).await?;
                 ok(&RemoteDomainHasCurrentSnapshotRet { result: i32::from(cur.is_some()) })
             }
             .await
@@ -136,7 +141,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
                 let a: RemoteDomainSnapshotCurrentArgs = packet::args(payload)?;
                 no_flags(a.flags, "snapshot_current", o)?;
                 let name = a.dom.name.clone();
-                let cur = s.run(move |c| c.snapshot_current(&name)).await?.ok_or_else(|| {
+                let cur = s.run_snapshot(move |c| c.snapshot_current(&name)).await?.ok_or_else(|| {
                     fail(codes::NO_DOMAIN_SNAPSHOT, o.from, "the domain does not have a current snapshot")
                 })?;
                 ok(&RemoteDomainSnapshotCurrentRet { snap: handle(cur.name, &a.dom) })
@@ -148,7 +153,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
                 let a: RemoteDomainSnapshotGetParentArgs = packet::args(payload)?;
                 no_flags(a.flags, "snapshot_parent", o)?;
                 let snap = a.snap.clone();
-                let parent = s.run(move |c| c.snapshot_parent(&snap.dom.name, &snap.name)).await?;
+                let parent = s.run_snapshot(move |c| c.snapshot_parent(&snap.dom.name, &snap.name)).await?;
                 ok(&RemoteDomainSnapshotGetParentRet { snap: handle(parent, &a.snap.dom) })
             }
             .await
@@ -157,7 +162,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
             async {
                 let a: RemoteDomainSnapshotIsCurrentArgs = packet::args(payload)?;
                 no_flags(a.flags, "snapshot_is_current", o)?;
-                let info = s.run(move |c| c.snapshot_lookup(&a.snap.dom.name, &a.snap.name)).await?;
+                let info = s.run_snapshot(move |c| c.snapshot_lookup(&a.snap.dom.name, &a.snap.name)).await?;
                 ok(&RemoteDomainSnapshotIsCurrentRet { current: i32::from(info.current) })
             }
             .await
@@ -166,7 +171,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
             async {
                 let a: RemoteDomainSnapshotHasMetadataArgs = packet::args(payload)?;
                 no_flags(a.flags, "snapshot_has_metadata", o)?;
-                let info = s.run(move |c| c.snapshot_lookup(&a.snap.dom.name, &a.snap.name)).await?;
+                let info = s.run_snapshot(move |c| c.snapshot_lookup(&a.snap.dom.name, &a.snap.name)).await?;
                 ok(&RemoteDomainSnapshotHasMetadataRet { metadata: i32::from(info.has_metadata) })
             }
             .await
@@ -176,7 +181,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
             async {
                 let a: RemoteDomainSnapshotDeleteArgs = packet::args(payload)?;
                 let snap = a.snap.clone();
-                s.run(move |c| c.snapshot_delete(&snap.dom.name, &snap.name, a.flags)).await?;
+                s.run_snapshot(move |c| c.snapshot_delete(&snap.dom.name, &snap.name, a.flags)).await?;
                 let kind = if a.flags & snapshot_delete::METADATA_ONLY != 0 {
                     "snapshot.metadata_dropped"
                 } else {
@@ -194,7 +199,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Optio
 async fn create(s: &Arc<Session>, o: &Opened, payload: &[u8]) -> Reply {
     let a: RemoteDomainSnapshotCreateXmlArgs = packet::args(payload)?;
     let (dom, xml, flags) = (a.dom.name.clone(), a.xml_desc, a.flags);
-    let name = s.run(move |c| c.snapshot_create(&dom, &xml, flags)).await?;
+    let name = s.run_snapshot(move |c| c.snapshot_create(&dom, &xml, flags)).await?;
     let kind = if flags & snapshot_create::REDEFINE != 0 { "snapshot.redefined" } else { "snapshot.created" };
     s.state.events.emit(kind, &o.uri, Some(&a.dom.name), Some(&name), None);
     ok(&RemoteDomainSnapshotCreateXmlRet { snap: handle(name, &a.dom) })
@@ -206,7 +211,7 @@ async fn revert(s: &Arc<Session>, o: &Opened, payload: &[u8]) -> Reply {
     let a: RemoteDomainRevertToSnapshotArgs = packet::args(payload)?;
     let snap = a.snap.clone();
     let (before, after) = s
-        .run(move |c| {
+        .run_snapshot(move |c| {
             let before = c.domain_lookup(&snap.dom.name)?;
             c.snapshot_revert(&snap.dom.name, &snap.name, a.flags)?;
             Ok((before, c.domain_lookup(&snap.dom.name)?))

@@ -117,13 +117,29 @@ impl Session {
 
     /// Runs `f` on the opened connection; host errors become replies. Calls already run on a
     /// thread of their own (see the module `conn`), so the host call runs right here: no hand-off
-    /// to another thread per call.
+    /// to another thread per call. For a domain API (errors of shared code: `VIR_FROM_DOMAIN`).
     pub async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, HostError> + Send + 'static,
     ) -> Result<T, Fail> {
+        self.run_in(Area::Domain, f).await
+    }
+
+    /// [`Session::run`] for a snapshot API (errors of shared code: `VIR_FROM_DOMAIN_SNAPSHOT`).
+    pub async fn run_snapshot<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, HostError> + Send + 'static,
+    ) -> Result<T, Fail> {
+        self.run_in(Area::Snapshot, f).await
+    }
+
+    async fn run_in<T: Send + 'static>(
+        &self,
+        area: Area,
+        f: impl FnOnce(&Connection) -> Result<T, HostError> + Send + 'static,
+    ) -> Result<T, Fail> {
         let o = self.opened()?;
-        crate::observe::plugin_call("libvirt", &o.conn, f).map_err(|e| host_error(&e, o.from))
+        crate::observe::plugin_call("libvirt", &o.conn, f).map_err(|e| host_error_in(&e, o.from, area))
     }
 
     /// Answers one call (never fails: errors become error replies).
@@ -217,6 +233,75 @@ fn plugin_domain(plugin: &str) -> i32 {
 /// A host error as libvirt reports it: read-only refusals in the public API's domain, XML
 /// errors in the XML domain, everything else in the driver's.
 pub fn host_error(e: &HostError, driver: i32) -> Fail {
+    host_error_in(e, driver, Area::Domain)
+}
+
+/// Which public API family a call belongs to: libvirt reports the errors of its shared code
+/// (the flag rules of the public API, XML parsing, the snapshot list) from that family's
+/// source files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    /// `src/libvirt-domain.c`, `domain_conf.c`: `VIR_FROM_DOMAIN`.
+    Domain,
+    /// `src/libvirt-domain-snapshot.c`, `snapshot_conf.c`: `VIR_FROM_DOMAIN_SNAPSHOT`.
+    Snapshot,
+}
+
+/// The libvirt error domain of `text`, an error of code `code` a plugin or the host reported,
+/// when libvirt raises that error in shared code rather than in the driver (measured with
+/// python3-libvirt on `test:///default`): the XML parser's own checks (`VIR_FROM_XML`), the
+/// document parsers and the snapshot definition's checks (snapshot or domain file), the moment
+/// list (`virdomainmomentobjlist.c`) and the domain object checks (`VIR_FROM_DOMAIN`). `None`:
+/// the driver's own error.
+fn shared_origin(code: u32, text: &str, area: Area) -> Option<i32> {
+    let family = if area == Area::Snapshot { from::DOMAIN_SNAPSHOT } else { from::DOMAIN };
+    let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    match code {
+        codes::XML_ERROR if has(&["expecting root element of", "Invalid value for attribute"]) => Some(from::XML),
+        codes::XML_ERROR => Some(family),
+        codes::XML_DETAIL if text.starts_with("(domain_snapshot)") => Some(from::DOMAIN_SNAPSHOT),
+        codes::XML_DETAIL if text.starts_with("(domain_definition)") => Some(from::DOMAIN),
+        codes::NO_NAME => Some(from::DOMAIN),
+        codes::OPERATION_FAILED
+            if has(&["domain moment ", "is already defined with uuid", "already exists with uuid"]) =>
+        {
+            Some(from::DOMAIN)
+        }
+        codes::OPERATION_INVALID if text.ends_with("domain is not running") => Some(from::DOMAIN),
+        codes::INVALID_ARG if has(&[" for moment ", "cannot set moment "]) => Some(from::DOMAIN),
+        codes::INVALID_ARG if has(&["cannot change between online and offline"]) => Some(from::DOMAIN_SNAPSHOT),
+        // The public API's flag rules ("Flag 'A' is required by flag 'B'", "Flags … are
+        // mutually exclusive").
+        codes::INVALID_ARG if text.starts_with("Flag") => Some(family),
+        codes::INTERNAL_ERROR
+            if area == Area::Snapshot
+                && has(&[
+                    "missing creationTime from existing snapshot",
+                    "missing domain in snapshot",
+                    "missing name from disk snapshot element",
+                ]) =>
+        {
+            Some(from::DOMAIN_SNAPSHOT)
+        }
+        codes::CONFIG_UNSUPPORTED
+            if area == Area::Snapshot
+                && has(&[
+                    "no disk named",
+                    "too many disk snapshot requests",
+                    "Invalid state '",
+                    "specified twice",
+                    "must use snapshot mode",
+                ]) =>
+        {
+            Some(from::DOMAIN_SNAPSHOT)
+        }
+        _ => None,
+    }
+}
+
+/// [`host_error`] for a call of `area`.
+pub fn host_error_in(e: &HostError, driver: i32, area: Area) -> Fail {
+    let text = e.to_string();
     let domain = match e {
         HostError::ReadOnly { function } | HostError::SecureOnReadOnly { function } => {
             if function.starts_with("virDomainSnapshot") {
@@ -228,10 +313,9 @@ pub fn host_error(e: &HostError, driver: i32) -> Fail {
             }
         }
         HostError::NoConnect { .. } => from::NONE,
-        _ if e.code() == codes::XML_ERROR => from::XML,
-        _ => driver,
+        _ => shared_origin(e.code(), &text, area).unwrap_or(driver),
     };
-    Fail::from_error(packet::error(e.code() as i32, domain, e.to_string()))
+    Fail::from_error(packet::error(e.code() as i32, domain, text))
 }
 
 /// A domain handle from the host's view of a domain.

@@ -273,6 +273,37 @@ fn workflow_py_on_virtplugd() {
     assert_eq!(workflow(&py, &s.virtplugd().libvirt_uri(), &[]), WORKFLOW);
 }
 
+/// errors.py: the code, error domain and first message line of ~45 refused (and a few
+/// accepted) snapshot and domain calls, through python3-libvirt.
+fn errors(py: &Path, uri: &str) -> String {
+    let out = Command::new(py).arg(clients().join("errors.py")).arg(uri).output().unwrap();
+    assert!(out.status.success(), "errors.py {uri} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every error a client sees from virtplugd's mock host is libvirtd's test driver's: the same
+/// code, the same error domain (libvirt reports errors of its shared code, such as the XML and
+/// snapshot definition parsers and the moment list, from those files' domains) and the same
+/// text, call for call.
+#[test]
+fn errors_py_matches_libvirtd() {
+    let py = require!(python());
+    let s = require!(servers());
+    let reference = errors(&py, &s.libvirtd.uri());
+    let d = s.virtplugd();
+    let ours = errors(&py, &d.libvirt_uri());
+    // Not empty, and the shared code's domains in it (what the comparison is about).
+    assert!(reference.contains("name taken: 9 20 operation failed: domain moment s1 already exists"), "{reference}");
+    assert!(
+        reference.contains("manual memory: 27 35 XML error: 'manual' memory snapshot mode not supported"),
+        "{reference}"
+    );
+    for (want, got) in reference.lines().zip(ours.lines()) {
+        assert_eq!(got, want, "(left: virtplugd, right: libvirtd)");
+    }
+    assert_eq!(ours.lines().count(), reference.lines().count());
+}
+
 /// What the go client prints (both servers: a fresh `test` is running with id 1; a revert to a
 /// running snapshot restarts it with a new id, reason 4 = RUNNING_FROM_SNAPSHOT).
 const GO: &str = "\

@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+"""The errors of the snapshot and domain APIs, as a libvirt client sees them: for each call,
+`label: ok` or `label: CODE DOMAIN MESSAGE` (libvirt's error code, its error domain, the first
+line of the message). Run against libvirtd's test driver and against virtplugd's mock host by
+the interop tests, which compare the two transcripts line by line. Usage: errors.py URI"""
+import sys
+
+import libvirt
+
+libvirt.registerErrorHandler(lambda *_: None, None)
+R = libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE
+
+
+def main(uri):
+    conn = libvirt.open(uri)
+    dom = conn.lookupByName("test")
+
+    def call(label, f):
+        try:
+            f()
+            print(f"{label}: ok")
+        except libvirt.libvirtError as e:
+            message = (e.get_error_message() or "").split("\n")[0]
+            print(f"{label}: {e.get_error_code()} {e.get_error_domain()} {message}")
+
+    def snap(xml, flags=0):
+        return lambda: dom.snapshotCreateXML(xml, flags)
+
+    s1 = dom.snapshotCreateXML("<domainsnapshot><name>s1</name></domainsnapshot>")
+    call("CURRENT without REDEFINE", snap("<domainsnapshot/>", libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT))
+    call("REDEFINE with NO_METADATA", snap("<domainsnapshot/>", R | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA))
+    call("revert RUNNING|PAUSED", lambda: dom.revertToSnapshot(s1, 3))
+    call("delete CHILDREN|CHILDREN_ONLY", lambda: s1.delete(5))
+    call("online to offline", snap("<domainsnapshot><name>s1</name><state>shutoff</state>"
+                                   "<creationTime>1</creationTime><memory snapshot='no'/></domainsnapshot>", R))
+    call("redefine without a name", snap("<domainsnapshot/>", R))
+    call("redefine without creationTime", snap("<domainsnapshot><name>r</name><state>running</state></domainsnapshot>", R))
+    call("redefine without state", snap("<domainsnapshot><name>r</name><creationTime>1</creationTime></domainsnapshot>", R))
+    call("own parent", snap("<domainsnapshot><name>s1</name><state>running</state><creationTime>1</creationTime>"
+                            "<parent><name>s1</name></parent></domainsnapshot>", R))
+    call("unknown parent", snap("<domainsnapshot><name>r</name><state>running</state><creationTime>1</creationTime>"
+                                "<parent><name>zz</name></parent></domainsnapshot>", R))
+    call("domain by uuid only", snap("<domainsnapshot><name>r2</name><state>running</state><creationTime>1</creationTime>"
+                                     "<domain><uuid>11111111-2222-3333-4444-555555555555</uuid></domain></domainsnapshot>", R))
+    call("relative memory file", snap("<domainsnapshot><memory file='rel'/></domainsnapshot>"))
+    call("manual memory", snap("<domainsnapshot><memory snapshot='manual'/></domainsnapshot>"))
+    call("unknown memory mode", snap("<domainsnapshot><memory snapshot='bogus'/></domainsnapshot>"))
+    call("internal memory with a file", snap("<domainsnapshot><memory snapshot='internal' file='/m'/></domainsnapshot>"))
+    call("external memory without a file", snap("<domainsnapshot><memory snapshot='external'/></domainsnapshot>"))
+    call("disk without a name", snap("<domainsnapshot><disks><disk/></disks></domainsnapshot>"))
+    call("relative disk path", snap("<domainsnapshot><disks><disk name='vda'><source file='x'/></disk></disks></domainsnapshot>"))
+    call("unknown disk mode", snap("<domainsnapshot><disks><disk name='vda' snapshot='bogus'/></disks></domainsnapshot>"))
+    call("disk twice", snap("<domainsnapshot><disks><disk name='vda'/><disk name='vda'/></disks></domainsnapshot>"))
+    call("unknown disk", snap("<domainsnapshot><disks><disk name='vdz'/></disks></domainsnapshot>"))
+    call("unknown state", snap("<domainsnapshot><name>r</name><state>bogus</state><creationTime>1</creationTime></domainsnapshot>", R))
+    call("wrong root", snap("<domain/>"))
+    call("malformed", snap("<domainsnapshot>\n  <name>x</name>\n"))
+    call("empty", snap(""))
+    call("name taken", snap("<domainsnapshot><name>s1</name></domainsnapshot>"))
+    call("unknown snapshot", lambda: dom.snapshotLookupByName("zz"))
+    call("parent of a root", lambda: s1.getParent())
+    call("define without a name", lambda: conn.defineXML("<domain type='test'></domain>"))
+    call("define malformed", lambda: conn.defineXML("<domain type='test'>\n"))
+    call("define wrong root", lambda: conn.defineXML("<foo/>"))
+    call("define a taken uuid", lambda: conn.defineXML(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+                                                       .replace("<name>test</name>", "<name>other</name>")))
+    call("destroy", dom.destroy)
+    call("destroy again", dom.destroy)
+    call("undefine with a snapshot", dom.undefine)
+    call("suspend shut off", dom.suspend)
+    call("resume shut off", dom.resume)
+    call("start", dom.create)
+    call("start again", dom.create)
+    call("resume running", dom.resume)
+    call("suspend", dom.suspend)
+    call("suspend again", dom.suspend)
+    call("shutdown paused", dom.shutdown)
+    call("shutdown shut off", dom.shutdown)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
