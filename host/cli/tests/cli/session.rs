@@ -16,7 +16,7 @@ use virtplug_test_support::{MOCK, require};
 const BIN: &str = env!("CARGO_BIN_EXE_virtplug");
 
 /// Replaces every `YYYY-MM-DD HH:MM:SS +0000` by `<TIME>`.
-fn mask_times(s: &str) -> String {
+pub(crate) fn mask_times(s: &str) -> String {
     let shape = "dddd-dd-dd dd:dd:dd +0000";
     let fits =
         |w: &[u8]| w.iter().zip(shape.bytes()).all(|(&c, p)| if p == b'd' { c.is_ascii_digit() } else { c == p });
