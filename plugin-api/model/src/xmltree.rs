@@ -165,7 +165,8 @@ fn offset_in(src: &str, part: &str) -> Option<usize> {
     (offset <= src.len()).then_some(offset)
 }
 
-/// libxml2's verdict on a text node's raw content (`]]>`), at its place in `src`.
+/// libxml2's verdict on a text node's raw content (control characters, `]]>`), at its place
+/// in `src`.
 fn check_text(raw: &str, what: &str, src: &str, pos: usize) -> Result<()> {
     match xml_errors::text(raw) {
         Some((at, message)) => Err(detail(what, src, offset_in(src, raw).unwrap_or(pos) + at, message)),
