@@ -220,6 +220,7 @@ pub(crate) fn syntax_error(src: &str, at: usize, line_of: impl Fn(usize) -> usiz
         SyntaxError::UnclosedTag if rest.starts_with("</") => "expected '>'".to_owned(),
         // `<!` followed by neither a comment, CDATA nor a DTD: libxml2 reads a start tag there.
         SyntaxError::InvalidBangMarkup => return (at, "StartTag: invalid element name".to_owned()),
+        SyntaxError::UnclosedTag if !rest.starts_with('<') => "expected '>'".to_owned(),
         SyntaxError::UnclosedTag => {
             // An attribute value left open runs to the end: libxml2 stops at its first `<`.
             if let Some(lt) = open_value_lt(rest) {
