@@ -269,6 +269,18 @@ pub struct Undefine {
     /// keep TPM state
     #[arg(long)]
     pub keep_tpm: bool,
+    /// remove associated storage volumes (comma separated list of targets or source paths)
+    #[arg(long, value_name = "string")]
+    pub storage: Option<String>,
+    /// remove all associated storage volumes (use with caution)
+    #[arg(long)]
+    pub remove_all_storage: bool,
+    /// delete snapshots associated with volume(s)
+    #[arg(long)]
+    pub delete_storage_volume_snapshots: bool,
+    /// wipe data on the removed volumes
+    #[arg(long)]
+    pub wipe_storage: bool,
     #[arg(hide = true)]
     pub args: Vec<String>,
 }

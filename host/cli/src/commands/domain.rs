@@ -211,7 +211,24 @@ pub fn undefine(ctx: &Ctx, a: Undefine) -> Result<String> {
     ctx.no_json("undefine")?;
     exclusive(("nvram", a.nvram), ("keep-nvram", a.keep_nvram))?;
     exclusive(("tpm", a.tpm), ("keep-tpm", a.keep_tpm))?;
+    if a.delete_storage_volume_snapshots && !a.remove_all_storage {
+        return Err(CliError::msg(
+            "Option --remove-all-storage is required by option --delete-storage-volume-snapshots",
+        ));
+    }
+    if a.wipe_storage && a.storage.is_none() && !a.remove_all_storage {
+        return Err(CliError::msg("'--wipe-storage' requires '--storage <string>' or '--remove-all-storage'"));
+    }
     let d = ctx.domain(&target("undefine", a.domain, a.args)?)?;
+    if a.storage.is_some() || a.remove_all_storage {
+        if domain_is_active(d.state) {
+            return Err(CliError::msg("Storage volume deletion is supported only on stopped domains"));
+        }
+        if a.storage.is_some() && a.remove_all_storage {
+            return Err(CliError::msg("Specified both --storage and --remove-all-storage"));
+        }
+        storage_volumes(ctx, &d, a.storage.as_deref())?;
+    }
     let flags = flags_of(&[
         (a.managed_save, undef::MANAGED_SAVE),
         (a.snapshots_metadata, undef::SNAPSHOTS_METADATA),
@@ -223,6 +240,48 @@ pub fn undefine(ctx: &Ctx, a: Undefine) -> Result<String> {
     ]);
     failed(|| format!("Failed to undefine domain '{}'", d.name), ctx.conn.domain_undefine(&d.name, flags))?;
     Ok(format!("Domain '{}' has been undefined\n", d.name))
+}
+
+/// virsh's storage removal before `undefine --storage/--remove-all-storage` (done by virsh,
+/// not the driver), once the domain is known to be stopped: every chosen disk with a source is a storage
+/// volume to delete, and no plugin's storage is in a libvirt storage pool, so each is reported
+/// as virsh reports an unmanaged volume (on stderr, and the undefine goes on); a `--storage`
+/// item that names no disk by target or source fails the command before the undefine.
+fn storage_volumes(ctx: &Ctx, d: &DomainInfo, storage: Option<&str>) -> Result<()> {
+    let wanted: Option<Vec<String>> = storage.map(crate::xml::split_spec);
+    let disks = crate::xml::disks(&ctx.conn.domain_xml(&d.name, domain_xml::INACTIVE)?);
+    let mut matched = vec![false; wanted.as_ref().map_or(0, Vec::len)];
+    let mut stderr = std::io::stderr().lock();
+    for (target, source) in &disks {
+        let Some(source) = source else { continue };
+        let chosen = match &wanted {
+            None => true,
+            Some(items) => {
+                let mut hit = false;
+                for (i, item) in items.iter().enumerate() {
+                    if item == target || item == source {
+                        matched[i] = true;
+                        hit = true;
+                    }
+                }
+                hit
+            }
+        };
+        if chosen {
+            // virsh's message ends in a newline of its own: an empty line follows it.
+            let _ = std::io::Write::write_all(
+                &mut stderr,
+                format!(
+                    "error: Storage volume '{target}'({source}) is not managed by libvirt. Remove it manually.\n\n"
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    if let Some(missing) = wanted.iter().flatten().zip(&matched).find(|(_, m)| !**m).map(|(item, _)| item) {
+        return Err(CliError::msg(format!("Volume '{missing}' was not found in domain's definition.\n")));
+    }
+    Ok(())
 }
 
 /// A lifecycle command: its name, the host call, virsh's verb for failure and for success.

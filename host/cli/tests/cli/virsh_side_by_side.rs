@@ -18,7 +18,7 @@
 
 use std::{path::Path, process::Command};
 
-use virtplug_test_support::{MOCK, find_program, need};
+use virtplug_test_support::{MOCK, find_program, need, require};
 
 const BIN: &str = env!("CARGO_BIN_EXE_virtplug");
 const AREA: &str = "virsh side-by-side tests";
@@ -506,6 +506,55 @@ fn read_only_connection() {
     if let Some(virsh) = virsh {
         assert!(virsh[0].starts_with(" Name   Creation Time   State"), "{}", virsh[0]);
     }
+}
+
+/// `undefine`'s storage options, which virsh carries out itself: no plugin's disk is a volume
+/// of a libvirt storage pool, so each chosen disk is reported as unmanaged and the undefine goes
+/// on; a `--storage` item that names no disk stops it first.
+#[test]
+fn undefine_storage_options() {
+    let mut cmds = Vec::new();
+    for opt in [
+        "--remove-all-storage",
+        "--storage vdz",
+        "--storage vda,vdz",
+        "--wipe-storage",
+        "--delete-storage-volume-snapshots",
+        "--storage vda --remove-all-storage",
+        "--storage /guest/diskimage1 --wipe-storage",
+    ] {
+        cmds.push(format!("undefine test {opt}"));
+    }
+    cmds.extend(["destroy test".into(), "snapshot-create-as test s1".into()]);
+    for opt in ["--storage vda,vdz", "--storage vdz", "--remove-all-storage", "--storage vda --remove-all-storage"] {
+        cmds.push(format!("undefine test {opt}"));
+    }
+    cmds.extend(["snapshot-delete test s1".into(), "undefine test --storage vda".into(), "list --all".into()]);
+    let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    if let Some(virsh) = side_by_side(&cmds, &[], &[]) {
+        assert_eq!(virsh.last().map(String::as_str), Some(" Id   Name   State\n--------------------\n\n"), "{virsh:?}");
+    }
+    // Byte for byte on both streams, with the exit status: virsh's message about an unmanaged
+    // volume ends in a newline of its own (an empty line follows it on stderr) and the
+    // command still succeeds.
+    require!(MOCK.require(AREA));
+    let virsh_bin = require!(need(AREA, find_program("virsh")));
+    let want = Command::new(&virsh_bin)
+        .args(["-c", "test:///default", "destroy test; undefine test --remove-all-storage"])
+        .output()
+        .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let uri = format!("mock://{}", store.path().display());
+    let run = |args: &[&str]| {
+        Command::new(BIN).arg("-c").arg(&uri).args(args).env_remove("VIRTPLUG_PLUGIN_DIR").output().unwrap()
+    };
+    let destroyed = run(&["destroy", "test"]);
+    let got = run(&["undefine", "test", "--remove-all-storage"]);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert_eq!(
+        (text(&destroyed.stdout) + &text(&got.stdout), text(&got.stderr), got.status.code()),
+        (text(&want.stdout), text(&want.stderr), want.status.code())
+    );
 }
 
 #[test]
