@@ -29,7 +29,11 @@ fn xml_error(msg: impl Into<String>) -> Error {
 }
 
 fn kib(el: &xmltree::Element, what: &str) -> Result<u64> {
-    let v: u64 = el.text().trim().parse().map_err(|_| xml_error(format!("invalid value for '{what}'")))?;
+    let text = el.text();
+    let v: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| xml_error(format!("Invalid value '{}' for element or attribute './{what}[1]'", text.trim())))?;
     let mult = match el.attr("unit").unwrap_or("KiB") {
         "b" | "bytes" => return Ok(v / 1024),
         "k" | "KiB" => 1,
@@ -123,6 +127,28 @@ fn without_root_id(xml: &str) -> String {
     format!("{}{}", &xml[..open + at], &xml[open + at + 5 + end + 1..])
 }
 
+/// libvirt's domain types (`virDomainVirtType`): any other `type` is refused.
+const VIRT_TYPES: &[&str] = &[
+    "none",
+    "qemu",
+    "kqemu",
+    "kvm",
+    "xen",
+    "lxc",
+    "uml",
+    "openvz",
+    "test",
+    "vmware",
+    "hyperv",
+    "vbox",
+    "phyp",
+    "parallels",
+    "bhyve",
+    "vz",
+    "hvf",
+    "ch",
+];
+
 /// The text of a domain definition's top-level `<title>`, if it has one and parses (virsh's
 /// `list --title` column; unescaped, first line only as virsh shows it).
 pub fn title(xml: &str) -> Option<String> {
@@ -145,20 +171,30 @@ impl DomainDef {
         let domain_type = root
             .attr("type")
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| xml_error("missing domain type attribute"))?
+            .ok_or_else(|| Error::internal("missing domain type attribute"))?
             .to_owned();
+        if !VIRT_TYPES.contains(&domain_type.as_str()) {
+            return Err(Error::new(codes::CONFIG_UNSUPPORTED, format!("invalid domain type {domain_type}")));
+        }
         let name = root
             .child_text("name")
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty())
             // libvirt reports VIR_ERR_NO_NAME without a detail: "missing name information".
             .ok_or_else(|| Error::new(codes::NO_NAME, ""))?;
+        if name.contains('/') {
+            return Err(xml_error(format!("name {name} cannot contain '/'")));
+        }
         let uuid_text = root.child_text("uuid").ok_or_else(|| xml_error("missing uuid element in domain"))?;
-        let uuid = normalize_uuid(&uuid_text)
-            .ok_or_else(|| xml_error(format!("malformed uuid element '{}'", uuid_text.trim())))?;
+        let uuid = normalize_uuid(&uuid_text).ok_or_else(|| Error::internal("malformed uuid element"))?;
+        if root.child_text("title").is_some_and(|t| t.contains('\n')) {
+            return Err(xml_error("Domain title can't contain newlines"));
+        }
         let max_memory_kib = match root.child("memory") {
             Some(m) => kib(m, "memory")?,
-            None => return Err(xml_error("missing memory element in domain")),
+            None => {
+                return Err(xml_error("Memory size must be specified via <memory> or in the <numa> configuration"));
+            }
         };
         let memory_kib = match root.child("currentMemory") {
             Some(m) => kib(m, "currentMemory")?,
@@ -289,17 +325,31 @@ mod tests {
             codes::NO_NAME,
             "",
         );
-        check("<domain><name>a</name></domain>", codes::XML_ERROR, "missing domain type attribute");
+        // Codes and texts as libvirt 9.0 reports them (python3-libvirt, defineXML).
+        check("<domain><name>a</name></domain>", codes::INTERNAL_ERROR, "missing domain type attribute");
+        check("<domain type='bogus'><name>a</name></domain>", codes::CONFIG_UNSUPPORTED, "invalid domain type bogus");
+        check("<domain type='test'><name>a/b</name></domain>", codes::XML_ERROR, "name a/b cannot contain '/'");
         check("<dom/>", codes::XML_ERROR, "expecting root element of 'domain', not 'dom'");
         check(
-            "<domain type='t'><name>a</name><uuid>zz</uuid></domain>",
+            "<domain type='test'><name>a</name><uuid>zz</uuid></domain>",
+            codes::INTERNAL_ERROR,
+            "malformed uuid element",
+        );
+        let u = "<uuid>6695eb01f6a4830479aa97f2502e193f</uuid>";
+        check(
+            &format!("<domain type='test'><name>a</name>{u}<title>x\ny</title></domain>"),
             codes::XML_ERROR,
-            "malformed uuid element 'zz'",
+            "Domain title can't contain newlines",
         );
         check(
-            "<domain type='t'><name>a</name><uuid>6695eb01f6a4830479aa97f2502e193f</uuid></domain>",
+            &format!("<domain type='test'><name>a</name>{u}</domain>"),
             codes::XML_ERROR,
-            "missing memory element in domain",
+            "Memory size must be specified via <memory> or in the <numa> configuration",
+        );
+        check(
+            &format!("<domain type='test'><name>a</name>{u}<memory>abc</memory></domain>"),
+            codes::XML_ERROR,
+            "Invalid value 'abc' for element or attribute './memory[1]'",
         );
         assert_eq!(DomainDef::parse("<domain").unwrap_err().code, codes::XML_DETAIL);
     }

@@ -257,7 +257,11 @@ fn shared_origin(code: u32, text: &str, area: Area) -> Option<i32> {
     let family = if area == Area::Snapshot { from::DOMAIN_SNAPSHOT } else { from::DOMAIN };
     let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
     match code {
-        codes::XML_ERROR if has(&["expecting root element of", "Invalid value for attribute"]) => Some(from::XML),
+        codes::XML_ERROR
+            if has(&["expecting root element of", "Invalid value for attribute", "for element or attribute"]) =>
+        {
+            Some(from::XML)
+        }
         codes::XML_ERROR => Some(family),
         codes::XML_DETAIL if text.starts_with("(domain_snapshot)") => Some(from::DOMAIN_SNAPSHOT),
         codes::XML_DETAIL if text.starts_with("(domain_definition)") => Some(from::DOMAIN),
@@ -273,6 +277,11 @@ fn shared_origin(code: u32, text: &str, area: Area) -> Option<i32> {
         // The public API's flag rules ("Flag 'A' is required by flag 'B'", "Flags … are
         // mutually exclusive").
         codes::INVALID_ARG if text.starts_with("Flag") => Some(family),
+        // The domain definition's parser (`domain_conf.c`).
+        codes::INTERNAL_ERROR if has(&["malformed uuid element", "missing domain type attribute"]) => {
+            Some(from::DOMAIN)
+        }
+        codes::CONFIG_UNSUPPORTED if text.contains("invalid domain type ") => Some(from::DOMAIN),
         codes::INTERNAL_ERROR
             if area == Area::Snapshot
                 && has(&[
