@@ -97,34 +97,39 @@ pub fn with_uuid(xml: &str) -> String {
 /// domain's `id` right after its `type` (`<domain type='test' id='1'>`). `xml` is the stored
 /// definition (which never carries one); `id` below 0 (inactive) leaves it as it is.
 pub fn live_xml(xml: &str, id: i32) -> String {
-    let Some(open) = xml.find("<domain") else { return xml.to_owned() };
-    let Some(close) = xml[open..].find('>').map(|i| open + i) else { return xml.to_owned() };
-    if id < 0 || xml[open..close].contains(" id=") {
+    let Some(tag) = root_tag(xml) else { return xml.to_owned() };
+    if id < 0 || root_attr(xml, &tag, "id").is_some() {
         return xml.to_owned();
     }
     // After the type attribute when there is one (libvirt's order), else at the tag's end.
-    let tag = &xml[open..close];
-    let at = tag
-        .find(" type=")
-        .and_then(|t| {
-            let quote = tag[t + 6..].chars().next()?;
-            tag[t + 7..].find(quote).map(|end| open + t + 7 + end + 1)
-        })
-        .unwrap_or_else(|| if xml[..close].ends_with('/') { close - 1 } else { close });
+    let at = root_attr(xml, &tag, "type")
+        .map_or_else(|| if xml[..tag.end].ends_with('/') { tag.end - 1 } else { tag.end }, |span| span.end);
     format!("{} id='{id}'{}", &xml[..at], &xml[at..])
 }
 
 /// `xml` without an `id` attribute on its root `<domain>` tag.
 fn without_root_id(xml: &str) -> String {
-    let Some(open) = xml.find("<domain") else { return xml.to_owned() };
-    let Some(close) = xml[open..].find('>').map(|i| open + i) else { return xml.to_owned() };
-    let tag = &xml[open..close];
-    let Some(at) = tag.find(" id=") else { return xml.to_owned() };
-    let Some(quote) = tag[at + 4..].chars().next().filter(|q| *q == '\'' || *q == '"') else {
-        return xml.to_owned();
-    };
-    let Some(end) = tag[at + 5..].find(quote) else { return xml.to_owned() };
-    format!("{}{}", &xml[..open + at], &xml[open + at + 5 + end + 1..])
+    match root_tag(xml).and_then(|tag| root_attr(xml, &tag, "id")) {
+        Some(span) => format!("{}{}", &xml[..span.start], &xml[span.end..]),
+        None => xml.to_owned(),
+    }
+}
+
+/// The byte span of the root `<domain` start tag, from its `<` to (not including) its `>`.
+fn root_tag(xml: &str) -> Option<std::ops::Range<usize>> {
+    let open = xml.find("<domain")?;
+    Some(open..open + xml[open..].find('>')?)
+}
+
+/// In the root tag `tag` of `xml`, the span of attribute `name` with its leading blank and its
+/// quoted value (` type='test'`).
+fn root_attr(xml: &str, tag: &std::ops::Range<usize>, name: &str) -> Option<std::ops::Range<usize>> {
+    let text = &xml[tag.clone()];
+    let at = text.find(&format!(" {name}="))?;
+    let value = at + name.len() + 2;
+    let quote = text[value..].chars().next().filter(|q| *q == '\'' || *q == '"')?;
+    let end = value + 1 + text[value + 1..].find(quote)? + 1;
+    Some(tag.start + at..tag.start + end)
 }
 
 /// libvirt's domain types (`virDomainVirtType`): any other `type` is refused.
