@@ -242,8 +242,13 @@ impl EtcdBackend {
             let txn = Txn::new()
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
                 .and_then([TxnOp::put(key.clone(), id.to_string(), Some(PutOptions::new().with_lease(id)))]);
-            if self.txn(txn)? {
-                return Ok(id);
+            match self.txn(txn) {
+                Ok(true) => return Ok(id),
+                Ok(false) => {}
+                // The lease lapsed between its grant and its registration (a leader change, a
+                // host starved of CPU for its TTL): take a fresh one.
+                Err(e) if e.message.contains("requested lease not found") => continue,
+                Err(e) => return Err(e),
             }
             // Another process of this host registered first: use its lease.
             let _ = self.rt.block_on(self.client.lease_revoke(id));
