@@ -108,17 +108,26 @@ pub fn clear(cfg: &Config, uuid: &str) {
     let _ = fs::remove_dir_all(dir(cfg, uuid));
 }
 
-/// Whether `pid` is a live (not zombie) process whose command line names `uuid`.
+/// Whether `pid` is a live (not zombie) process whose command line names `uuid`, or a
+/// process on its way out. An exiting process drops its memory (its command line reads empty)
+/// before it closes its files, so for that window it still holds qemu's image locks; counting
+/// it as gone let a merge run right after a kill fail on a lock the dying qemu still held.
 pub fn alive(pid: i32, uuid: &str) -> bool {
     let proc = Path::new("/proc").join(pid.to_string());
     let Ok(cmdline) = fs::read(proc.join("cmdline")) else { return false };
-    if !String::from_utf8_lossy(&cmdline).contains(uuid) {
+    let stat = fs::read_to_string(proc.join("stat")).unwrap_or_default();
+    // after the parenthesised comm: field 3 is the state (Z = zombie, X = dead), field 9 the flags
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let state = fields.first().copied().unwrap_or("X");
+    if state == "Z" || state == "X" {
         return false;
     }
-    let stat = fs::read_to_string(proc.join("stat")).unwrap_or_default();
-    // field 3 (after the parenthesised comm) is the state; Z = zombie, X = dead
-    let state = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()).unwrap_or("X");
-    state != "Z" && state != "X"
+    if cmdline.is_empty() {
+        // kernel threads (PF_KTHREAD) have no command line either
+        const PF_KTHREAD: u64 = 0x0020_0000;
+        return fields.get(6).and_then(|f| f.parse::<u64>().ok()).is_some_and(|f| f & PF_KTHREAD == 0);
+    }
+    String::from_utf8_lossy(&cmdline).contains(uuid)
 }
 
 /// Waits up to `limit` for `pid` to be gone.
@@ -152,4 +161,60 @@ pub fn kill(rt: &Runtime) -> bool {
     }
     signal(rt.pid, libc::SIGKILL);
     wait_gone(rt.pid, &rt.uuid, Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    /// A killed process with a large memory image spends a while tearing it down before it
+    /// closes its files: all that time it must count as alive, so that whoever waits for it
+    /// to be gone finds its locks released.
+    #[test]
+    fn a_process_is_gone_only_once_its_locks_are_released() {
+        let dir = std::env::temp_dir().join(format!("virtplug-alive-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("image");
+        fs::write(&file, b"x").unwrap();
+        let tag = "0b5e7c1e-aaaa-4bbb-8ccc-alive-test";
+        // holds a POSIX write lock on the file, then dirties 1 GiB and reports ready
+        let script = "import fcntl,sys\nf=open(sys.argv[1],'r+')\nfcntl.lockf(f,fcntl.LOCK_EX)\n\
+                      m=b'x'*(1<<30)\nprint('ready',flush=True)\nsys.stdin.read()\n";
+        for _ in 0..2 {
+            let mut child = Command::new("python3")
+                .args(["-c", script, file.to_str().unwrap(), tag])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+            assert_eq!(line, "ready\n");
+            let pid = i32::try_from(child.id()).unwrap();
+            assert!(alive(pid, tag));
+            assert!(!alive(pid, "some-other-uuid"));
+            signal(pid, libc::SIGKILL);
+            assert!(wait_gone(pid, tag, Duration::from_secs(10)));
+            // the lock must be free now: a non-blocking write lock from this process succeeds
+            let f = fs::OpenOptions::new().read(true).write(true).open(&file).unwrap();
+            let mut lk: libc::flock = unsafe { std::mem::zeroed() };
+            lk.l_type = libc::F_WRLCK as _;
+            lk.l_whence = libc::SEEK_SET as _;
+            // SAFETY: a valid descriptor and a fully initialised flock
+            let rc = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&f), libc::F_SETLK, &lk) };
+            assert_eq!(rc, 0, "gone, but its lock is still held: {}", std::io::Error::last_os_error());
+            drop(f);
+            child.wait().unwrap();
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn missing_pids_and_other_processes_are_not_alive() {
+        assert!(!alive(i32::MAX, "x"));
+        // this test process is alive but does not name the uuid
+        assert!(!alive(i32::try_from(std::process::id()).unwrap(), "0b5e7c1e-not-in-the-cmdline"));
+    }
 }

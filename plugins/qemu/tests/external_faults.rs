@@ -92,7 +92,7 @@ fn cut_short_operations_are_settled_at_open() {
     set_fault(Some("kill-during-commit"));
     let e = drv.snapshot_delete("d", "s3", 0).unwrap_err();
     set_fault(None);
-    assert_eq!(e.code, codes::OPERATION_FAILED);
+    assert_eq!(e.code, codes::OPERATION_FAILED, "{e}");
     assert!(e.message.starts_with("block commit failed while deleting disk 'vda' snapshot: '"), "{e}");
     assert_eq!(state(&*drv, "d"), (5, 3));
     assert_eq!(list(&*drv, "d"), vec!["s1", "s2"]);
