@@ -49,7 +49,12 @@ use crate::{
 
 const CLIENTS: usize = 16;
 const LIST_TREE: usize = 1_000;
-const LIST_CALLS: usize = 100;
+/// Calls per client of each read row (16,000 calls a row: with 1,600 the p99 was the 16th worst
+/// call of a 40 ms phase, and moved by a third between runs); `VIRTPLUG_BENCH_LIST_CALLS` sets
+/// another count (more, to profile a phase).
+fn list_calls() -> usize {
+    std::env::var("VIRTPLUG_BENCH_LIST_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000)
+}
 const CREATES: usize = 64;
 const MIGRATE_TREE: usize = 16_000;
 
@@ -278,7 +283,7 @@ fn bare_server(socket: &Path) -> Result<Phase> {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        raw_clients(socket, server.id(), LIST_CALLS, Raw::Health)
+        raw_clients(socket, server.id(), list_calls(), Raw::Health)
     })();
     let _ = server.kill();
     let _ = server.wait();
@@ -386,7 +391,7 @@ fn sections(registry: &Registry, bin: &Path, tmp: &Path) -> Result<()> {
     let uri = d.uri();
     let (sock, pid) = (d.dir.join("sock"), d.child.id());
     concurrent(&uri, pid, 5, false, |c, _, _| c.snapshot_list("test", 0).map(drop).map_err(Into::into))?; // warm-up
-    let health = raw_clients(&sock, pid, LIST_CALLS, Raw::Health)?;
+    let health = raw_clients(&sock, pid, list_calls(), Raw::Health)?;
     let floor = &health.lat;
     Row::new("daemon", "floor: /healthz p50", Unit::Time, pct(floor, 0.5).as_secs_f64()).emit();
     Row::new("daemon", "floor: /healthz p99", Unit::Time, pct(floor, 0.99).as_secs_f64()).emit();
@@ -397,7 +402,7 @@ fn sections(registry: &Registry, bin: &Path, tmp: &Path) -> Result<()> {
     note("socket floor: bare server", &bare);
     // Through the host's daemon client, as a Rust integrator or the CLI reads: it keeps its last
     // answer and revalidates it, so an unchanged tree costs a 304 and a copy of the kept list.
-    let phase = concurrent(&uri, pid, LIST_CALLS, true, |c, _, _| {
+    let phase = concurrent(&uri, pid, list_calls(), true, |c, _, _| {
         let n = c.snapshot_list("test", 0)?.len();
         if n != LIST_TREE {
             bail!("listed {n} snapshots, expected {LIST_TREE}");
@@ -407,7 +412,7 @@ fn sections(registry: &Registry, bin: &Path, tmp: &Path) -> Result<()> {
     rows(&format!("snapshot-list ({LIST_TREE}-snapshot tree)"), &phase, floor, Some(LIST_P99));
     // The same through `snapshot_list_shared`: the kept list itself, without the copy of its
     // 1,000 names (2,000 allocations and frees per call, what made most of the row above).
-    let phase = concurrent(&uri, pid, LIST_CALLS, true, |c, _, _| {
+    let phase = concurrent(&uri, pid, list_calls(), true, |c, _, _| {
         let n = c.snapshot_list_shared("test", 0)?.len();
         if n != LIST_TREE {
             bail!("listed {n} snapshots, expected {LIST_TREE}");
@@ -417,9 +422,9 @@ fn sections(registry: &Registry, bin: &Path, tmp: &Path) -> Result<()> {
     rows(&format!("snapshot-list shared ({LIST_TREE}-snapshot tree)"), &phase, floor, Some(LIST_P99));
     // An HTTP integrator without a cache: the whole 140 KB body every time (from the daemon's
     // generation-keyed cache), read but not parsed.
-    let phase = raw_clients(&sock, pid, LIST_CALLS, Raw::List)?;
+    let phase = raw_clients(&sock, pid, list_calls(), Raw::List)?;
     rows("snapshot-list raw HTTP (no parse)", &phase, floor, Some(LIST_P99));
-    let phase = raw_clients(&sock, pid, LIST_CALLS, Raw::Revalidate)?;
+    let phase = raw_clients(&sock, pid, list_calls(), Raw::Revalidate)?;
     rows("snapshot-list revalidation (304)", &phase, floor, Some(REVALIDATE_P99));
     if pct(&bare.lat, 0.99) > REVALIDATE_P99 {
         report::note(&format!(
