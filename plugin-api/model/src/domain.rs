@@ -162,6 +162,14 @@ pub fn title(xml: &str) -> Option<String> {
     Some(text.lines().next().unwrap_or("").to_owned())
 }
 
+/// A domain definition's `<os><type>` (virDomainGetOSType, virsh's `OS Type:`): "hvm", libvirt's
+/// default, when it has none or does not parse.
+pub fn os_type(xml: &str) -> String {
+    let Ok(root) = xmltree::parse_document(xmltree::strip_bom(xml), "domain_definition") else { return "hvm".into() };
+    let t = root.child("os").and_then(|os| os.child_text("type")).map(|t| t.trim().to_owned());
+    t.filter(|t| !t.is_empty()).unwrap_or_else(|| "hvm".into())
+}
+
 impl DomainDef {
     /// Parses a `<domain>` document within the bounds of [`crate::limits`]; a leading byte
     /// order mark is skipped. A missing `<uuid>` is an error here (the caller generates one
@@ -275,6 +283,17 @@ pub const TEST_DOMAIN_XML: &str = "<domain type='test'>
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_os_type_is_the_definitions_or_hvm() {
+        assert_eq!(os_type(TEST_DOMAIN_XML), "hvm");
+        assert_eq!(os_type("<domain><os><type arch='x86_64'> exe </type></os></domain>"), "exe");
+        // a <type> outside <os>, an empty one, none at all, an unparsable document
+        assert_eq!(os_type("<domain><devices><type>xen</type></devices><os/></domain>"), "hvm");
+        assert_eq!(os_type("<domain><os><type/></os></domain>"), "hvm");
+        assert_eq!(os_type("<domain/>"), "hvm");
+        assert_eq!(os_type("<domain"), "hvm");
+    }
 
     #[test]
     fn live_xml_puts_the_id_after_the_type() {

@@ -122,7 +122,9 @@ pub fn dominfo(ctx: &Ctx, a: DomOnly) -> Result<String> {
     if ctx.json {
         return Ok(json_text(&domain_json(&d)));
     }
-    Ok(info::dominfo(&d))
+    // virsh leaves the line out when virDomainGetOSType fails
+    let os_type = ctx.conn.domain_xml(&d.name, 0).map(|x| virtplug_host::model::domain::os_type(&x));
+    Ok(info::dominfo(&d, os_type.as_deref().ok()))
 }
 
 /// `domstate`.

@@ -45,17 +45,24 @@ pub fn snapshot_info(domain: &str, info: &SnapshotInfo, counts: Option<Counts>) 
     out
 }
 
-/// `dominfo`, limited to what the plugin ABI reports (no OS type, CPU time, autostart or
-/// security model).
-pub fn dominfo(d: &DomainInfo) -> String {
+/// `dominfo` of `d`, whose definition has OS type `os_type` (none when it could not be read): the lines virsh prints for the same
+/// domain through the daemon's libvirt socket. No plugin reports CPU time (virsh leaves the line
+/// out when it is 0), autostart (always "disable") or managed save images (always "no"), and
+/// there is no security driver (virsh then prints no security lines).
+pub fn dominfo(d: &DomainInfo, os_type: Option<&str>) -> String {
     let mut out = String::new();
     line(&mut out, "Id:", &if d.id >= 0 { d.id.to_string() } else { "-".to_owned() });
     line(&mut out, "Name:", &d.name);
     line(&mut out, "UUID:", &d.uuid);
+    if let Some(t) = os_type {
+        line(&mut out, "OS Type:", t);
+    }
     line(&mut out, "State:", domain_state_name(d.state));
     line(&mut out, "CPU(s):", &d.vcpus.to_string());
     line(&mut out, "Max memory:", &format!("{} KiB", d.max_memory_kib));
     line(&mut out, "Used memory:", &format!("{} KiB", d.memory_kib));
     line(&mut out, "Persistent:", yes_no(d.persistent));
+    line(&mut out, "Autostart:", "disable");
+    line(&mut out, "Managed save:", "no");
     out
 }

@@ -205,7 +205,7 @@ pub async fn call(s: &Arc<Session>, o: &Opened, p: i32, payload: &[u8]) -> Reply
         REMOTE_PROC_DOMAIN_GET_OS_TYPE => {
             let a: RemoteDomainGetOsTypeArgs = packet::args(payload)?;
             let xml = s.run(move |c| c.domain_xml(&a.dom.name, 0)).await?;
-            ok(&RemoteDomainGetOsTypeRet { type_: os_type(&xml) })
+            ok(&RemoteDomainGetOsTypeRet { type_: virtplug_host::model::domain::os_type(&xml) })
         }
         REMOTE_PROC_DOMAIN_GET_AUTOSTART => {
             lookup(s, packet::args::<RemoteDomainGetAutostartArgs>(payload)?.dom).await?;
@@ -355,29 +355,13 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// The `<os><type>` of a domain definition ("hvm" when absent, libvirt's default).
-fn os_type(xml: &str) -> String {
-    let Some(os) = xml.find("<os") else { return "hvm".into() };
-    let rest = &xml[os..];
-    let end = rest.find("</os>").unwrap_or(rest.len());
-    let Some(t) = rest[..end].find("<type") else { return "hvm".into() };
-    let after = &rest[t..end];
-    match (after.find('>'), after.find("</type>")) {
-        (Some(open), Some(close)) if open < close => after[open + 1..close].trim().to_owned(),
-        _ => "hvm".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn versions_and_os_types() {
+    fn versions() {
         assert_eq!(version("0.1.0"), 1000);
         assert_eq!(version("9.0.0"), 9_000_000);
-        let xml = virtplug_host::model::domain::TEST_DOMAIN_XML;
-        assert_eq!(os_type(xml), "hvm");
-        assert_eq!(os_type("<domain/>"), "hvm");
     }
 }
