@@ -75,6 +75,15 @@ def main(uri):
     call("define a title with a newline", lambda: conn.defineXML(other.replace("</name>", "</name><title>a\nb</title>", 1)))
     call("define without memory", lambda: conn.defineXML(other.replace(memory, "")))
     call("define an unreadable memory", lambda: conn.defineXML(other.replace(">8388608</memory>", ">abc</memory>")))
+    os_part = other[other.index("<os>"):other.index("</os>") + len("</os>")]
+    call("define without an os type", lambda: conn.defineXML(other.replace(os_part, "")))
+    call("define without an os type, nor memory", lambda: conn.defineXML(other.replace(os_part, "").replace(memory, "")))
+    call("define an unknown os type", lambda: conn.defineXML(other.replace(">hvm</type>", ">HVM</type>")))
+    call("define an exe without init", lambda: conn.defineXML(other.replace(">hvm</type>", ">exe</type>")))
+    call("define zero vcpus", lambda: conn.defineXML(other.replace(">2</vcpu>", ">0</vcpu>")))
+    call("define unreadable vcpus", lambda: conn.defineXML(other.replace(">2</vcpu>", ">2 </vcpu>")))
+    call("define a current vcpu count above the maximum",
+         lambda: conn.defineXML(other.replace("<vcpu placement='static'>", "<vcpu placement='static' current='3'>")))
     call("destroy", dom.destroy)
     call("destroy again", dom.destroy)
     call("undefine with a snapshot", dom.undefine)

@@ -162,6 +162,55 @@ pub fn title(xml: &str) -> Option<String> {
     Some(text.lines().next().unwrap_or("").to_owned())
 }
 
+/// The `<os><type>` values libvirt's parser knows (virDomainOSType).
+const OS_TYPES: &[&str] = &["hvm", "xen", "linux", "exe", "uml", "xenpvh"];
+
+/// A number as C's `strtoul` reads it in base 10 and libvirt's `virStrToLong_ui` keeps it:
+/// leading blanks and a sign allowed, nothing after the digits, a negative value wrapping
+/// modulo 2^32 only from -1 to -2^32 (`None` otherwise).
+fn strtoul_u32(text: &str) -> Option<u32> {
+    let t = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (negative, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let v: u64 = digits.parse().ok()?;
+    match (negative, u32::try_from(v)) {
+        (false, Ok(v)) => Some(v),
+        (true, _) if v <= 1 << 32 => Some(((1u64 << 32) - v) as u32),
+        _ => None,
+    }
+}
+
+/// `<vcpu>` of a definition, with libvirt's words: a count `strtoul` cannot read, a `current`
+/// attribute that is no number, 0 (which libvirt's NUMA check reports), `current` above it.
+fn definition_vcpus(v: &xmltree::Element) -> Result<u32> {
+    let max = strtoul_u32(&v.text()).ok_or_else(|| xml_error("maximum vcpus count must be an integer"))?;
+    let current = match v.attr("current") {
+        // an unsigned attribute refuses a sign that `strtoul` would wrap
+        Some(c) => strtoul_u32(c).filter(|_| !c.contains('-')).ok_or_else(|| {
+            xml_error(format!(
+                "Invalid value for attribute 'current' in element 'vcpu': '{c}'. Expected non-negative integer value"
+            ))
+        })?,
+        None => 0,
+    };
+    if max == 0 {
+        return Err(Error::internal("CPU IDs in <numa> exceed the <vcpu> count"));
+    }
+    if current > max {
+        return Err(Error::new(
+            codes::CONFIG_UNSUPPORTED,
+            "maximum vCPU count must not be less than current vCPU count",
+        ));
+    }
+    Ok(max)
+}
+
 /// A domain definition's `<os><type>` (virDomainGetOSType, virsh's `OS Type:`): "hvm", libvirt's
 /// default, when it has none or does not parse.
 pub fn os_type(xml: &str) -> String {
@@ -175,6 +224,20 @@ impl DomainDef {
     /// order mark is skipped. A missing `<uuid>` is an error here (the caller generates one
     /// before parsing if it wants libvirt's behaviour).
     pub fn parse(xml: &str) -> Result<Self> {
+        Self::parse_as(xml, false)
+    }
+
+    /// [`DomainDef::parse`] of a document given to define a domain, with the further checks
+    /// libvirt's parser makes there, in its order: an `<os><type>` it knows (after the uuid,
+    /// before the title), `<vcpu>` read as `strtoul` reads it and not 0, its `current` not above
+    /// it, and an `<init>` for an `exe` domain. Stored documents and the `<domain>` of snapshot
+    /// XML are read with [`DomainDef::parse`], so that nothing defined before these checks
+    /// becomes unreadable.
+    pub fn parse_definition(xml: &str) -> Result<Self> {
+        Self::parse_as(xml, true)
+    }
+
+    fn parse_as(xml: &str, definition: bool) -> Result<Self> {
         // Without the byte order mark, so the kept text never carries one into a snapshot.
         let xml = xmltree::strip_bom(xml);
         let root = xmltree::parse_document(xml, "domain_definition")?;
@@ -200,6 +263,15 @@ impl DomainDef {
         }
         let uuid_text = root.child_text("uuid").ok_or_else(|| xml_error("missing uuid element in domain"))?;
         let uuid = normalize_uuid(&uuid_text).ok_or_else(|| Error::internal("malformed uuid element"))?;
+        let os_type = root.child("os").and_then(|os| os.child_text("type")).unwrap_or_default();
+        if definition {
+            if os_type.is_empty() {
+                return Err(xml_error("an os <type> must be specified"));
+            }
+            if !OS_TYPES.contains(&os_type.as_str()) {
+                return Err(Error::new(codes::CONFIG_UNSUPPORTED, format!("unknown OS type '{os_type}'")));
+            }
+        }
         if root.child_text("title").is_some_and(|t| t.contains('\n')) {
             return Err(xml_error("Domain title can't contain newlines"));
         }
@@ -213,15 +285,23 @@ impl DomainDef {
             Some(m) => kib(m, "currentMemory")?,
             None => max_memory_kib,
         };
-        let vcpus = match root.child_text("vcpu") {
+        let vcpus = match root.child("vcpu") {
+            Some(v) if definition => definition_vcpus(v)?,
             Some(v) => v
+                .text()
                 .trim()
                 .parse()
                 .ok()
                 .filter(|n: &u32| *n > 0)
-                .ok_or_else(|| xml_error(format!("invalid vcpu count '{}'", v.trim())))?,
+                .ok_or_else(|| xml_error("maximum vcpus count must be an integer"))?,
             None => 1,
         };
+        if definition
+            && os_type == "exe"
+            && root.child("os").and_then(|os| os.child_text("init")).is_none_or(|i| i.is_empty())
+        {
+            return Err(xml_error("init binary must be specified"));
+        }
         let mut disk_targets = Vec::new();
         if let Some(devs) = root.child("devices") {
             for d in devs.elements().filter(|e| e.name == "disk") {
@@ -283,6 +363,79 @@ pub const TEST_DOMAIN_XML: &str = "<domain type='test'>
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
+
+    /// (document body after the name and uuid, code, text), each as libvirt's test driver
+    /// answered `virsh define` of it.
+    #[test]
+    fn definitions_are_checked_as_libvirt_checks_them() {
+        let def = |body: &str| {
+            DomainDef::parse_definition(&format!(
+                "<domain type='test'><name>d</name><uuid>6695eb01-f6a4-8304-79aa-97f2502e1900</uuid>{body}</domain>"
+            ))
+        };
+        let refused = |body: &str, code: u32, text: &str| {
+            let e = def(body).unwrap_err();
+            assert_eq!((e.code, e.message.as_str()), (code, text), "{body}");
+        };
+        let mem = "<memory>1024</memory>";
+        let hvm = "<os><type>hvm</type></os>";
+        refused(mem, codes::XML_ERROR, "an os <type> must be specified");
+        refused("<os><type/></os>", codes::XML_ERROR, "an os <type> must be specified");
+        // before the title and the memory
+        refused("<title>a\nb</title>", codes::XML_ERROR, "an os <type> must be specified");
+        refused(&format!("{hvm}<title>a\nb</title>"), codes::XML_ERROR, "Domain title can't contain newlines");
+        refused("<os><type>HVM</type></os>", codes::CONFIG_UNSUPPORTED, "unknown OS type 'HVM'");
+        refused("<os><type>  hvm </type></os>", codes::CONFIG_UNSUPPORTED, "unknown OS type '  hvm '");
+        refused("<os><type>aix</type></os>", codes::CONFIG_UNSUPPORTED, "unknown OS type 'aix'");
+        refused(&format!("{mem}<os><type>exe</type></os>"), codes::XML_ERROR, "init binary must be specified");
+        for bad in ["abc", "", "3 ", "0x3", "4294967296", "-4294967297"] {
+            refused(
+                &format!("{mem}<vcpu>{bad}</vcpu>{hvm}"),
+                codes::XML_ERROR,
+                "maximum vcpus count must be an integer",
+            );
+        }
+        for zero in ["0", "-0", "00"] {
+            refused(
+                &format!("{mem}<vcpu>{zero}</vcpu>{hvm}"),
+                codes::INTERNAL_ERROR,
+                "CPU IDs in <numa> exceed the <vcpu> count",
+            );
+        }
+        refused(
+            &format!("{mem}<vcpu current='abc'>2</vcpu>{hvm}"),
+            codes::XML_ERROR,
+            "Invalid value for attribute 'current' in element 'vcpu': 'abc'. Expected non-negative integer value",
+        );
+        refused(
+            &format!("{mem}<vcpu current='-1'>2</vcpu>{hvm}"),
+            codes::XML_ERROR,
+            "Invalid value for attribute 'current' in element 'vcpu': '-1'. Expected non-negative integer value",
+        );
+        refused(
+            &format!("{mem}<vcpu current='3'>2</vcpu>{hvm}"),
+            codes::CONFIG_UNSUPPORTED,
+            "maximum vCPU count must not be less than current vCPU count",
+        );
+        let ok = |body: &str| def(&format!("{mem}{body}")).unwrap().vcpus;
+        assert_eq!(ok(&format!("<vcpu> 3</vcpu>{hvm}")), 3);
+        assert_eq!(ok(&format!("<vcpu>+3</vcpu>{hvm}")), 3);
+        assert_eq!(ok(&format!("<vcpu>03</vcpu>{hvm}")), 3);
+        assert_eq!(ok(&format!("<vcpu current='0'>2</vcpu>{hvm}")), 2);
+        assert_eq!(ok(&format!("<vcpu current='2'>2</vcpu>{hvm}")), 2);
+        assert_eq!(ok("<os><type arch='sparc'>xen</type></os>"), 1);
+        for t in ["linux", "uml", "xenpvh"] {
+            assert_eq!(ok(&format!("<os><type>{t}</type></os>")), 1);
+        }
+        assert_eq!(ok("<os><type>exe</type><init>/bin/sh</init></os>"), 1);
+        // the lenient read of stored documents keeps what these refuse
+        assert!(
+            DomainDef::parse(&format!(
+                "<domain type='test'><name>d</name><uuid>6695eb01-f6a4-8304-79aa-97f2502e1900</uuid>{mem}</domain>"
+            ))
+            .is_ok()
+        );
+    }
 
     #[test]
     fn the_os_type_is_the_definitions_or_hvm() {

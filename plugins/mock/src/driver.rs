@@ -186,7 +186,7 @@ impl Driver for MockDriver {
     fn domain_define(&self, xml_text: &str) -> Result<DomainInfo> {
         logged(
             {
-                let def = DomainDef::parse(&virtplug_plugin_sdk::model::domain::with_uuid(xml_text))?;
+                let def = DomainDef::parse_definition(&virtplug_plugin_sdk::model::domain::with_uuid(xml_text))?;
                 self.store()?.write(|w| {
                     w.check_define(&def)?;
                     let existing = w.domain(&def.uuid).ok();

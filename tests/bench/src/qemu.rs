@@ -35,7 +35,7 @@ fn img(args: &[&str]) -> Result<()> {
 
 fn domain_xml(path: &Path) -> String {
     format!(
-        "<domain type='qemu'><name>bench</name><uuid>6695eb01-f6a4-8304-79aa-97f2502e1930</uuid><memory unit='MiB'>64</memory><vcpu>1</vcpu><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{}'/><target dev='vda'/></disk></devices></domain>",
+        "<domain type='qemu'><name>bench</name><uuid>6695eb01-f6a4-8304-79aa-97f2502e1930</uuid><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type>hvm</type></os><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{}'/><target dev='vda'/></disk></devices></domain>",
         path.display()
     )
 }

@@ -579,6 +579,42 @@ fn undefine_storage_options() {
     );
 }
 
+/// Definitions refused as libvirt's parser refuses them (the OS type, the vCPU counts, an `exe`
+/// without its init), and those it takes.
+#[test]
+fn definitions_checked_as_libvirt_checks_them() {
+    let doc = |name: &str, body: &str| {
+        (
+            format!("{name}.xml"),
+            format!("<domain type='test'><name>{name}</name><memory>1024</memory>{body}</domain>\n"),
+        )
+    };
+    let hvm = "<os><type>hvm</type></os>";
+    let files = [
+        doc("noos", ""),
+        doc("emptyos", "<os><type></type></os>"),
+        doc("upper", "<os><type>HVM</type></os>"),
+        doc("exe", "<os><type>exe</type></os>"),
+        doc("exeinit", "<os><type>exe</type><init>/bin/sh</init></os>"),
+        doc("v0", &format!("<vcpu>0</vcpu>{hvm}")),
+        doc("vabc", &format!("<vcpu>abc</vcpu>{hvm}")),
+        doc("vspace", &format!("<vcpu>3 </vcpu>{hvm}")),
+        doc("vplus", &format!("<vcpu>+3</vcpu>{hvm}")),
+        doc("vcur", &format!("<vcpu current='3'>2</vcpu>{hvm}")),
+        doc("vcurbad", &format!("<vcpu current='x'>2</vcpu>{hvm}")),
+        doc("xen", "<os><type arch='sparc'>xen</type></os>"),
+    ];
+    let names: Vec<String> = files.iter().map(|(f, _)| f.trim_end_matches(".xml").to_owned()).collect();
+    let cmds: Vec<String> =
+        names.iter().map(|n| format!("define {n}.xml")).chain(["list --all --name".into()]).collect();
+    let files: Vec<(&str, String)> = files.iter().map(|(f, t)| (f.as_str(), t.clone())).collect();
+    let want = side_by_side(&cmds.iter().map(String::as_str).collect::<Vec<_>>(), &files, &[]);
+    if let Some(want) = want {
+        // what virsh took, so that the run did what it meant to
+        assert_eq!(want.last().unwrap(), "test\nexeinit\nvplus\nxen\n\n");
+    }
+}
+
 #[test]
 fn files_print_xml_and_errors() {
     let files = [

@@ -278,10 +278,16 @@ fn shared_origin(code: u32, text: &str, area: Area) -> Option<i32> {
         // mutually exclusive").
         codes::INVALID_ARG if text.starts_with("Flag") => Some(family),
         // The domain definition's parser (`domain_conf.c`).
-        codes::INTERNAL_ERROR if has(&["malformed uuid element", "missing domain type attribute"]) => {
+        codes::INTERNAL_ERROR
+            if has(&["malformed uuid element", "missing domain type attribute", "CPU IDs in <numa> exceed"]) =>
+        {
             Some(from::DOMAIN)
         }
-        codes::CONFIG_UNSUPPORTED if text.contains("invalid domain type ") => Some(from::DOMAIN),
+        codes::CONFIG_UNSUPPORTED
+            if has(&["invalid domain type ", "unknown OS type ", "maximum vCPU count must not be less than"]) =>
+        {
+            Some(from::DOMAIN)
+        }
         codes::INTERNAL_ERROR
             if area == Area::Snapshot
                 && has(&[

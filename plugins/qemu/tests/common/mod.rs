@@ -146,7 +146,7 @@ pub fn dom_xml(name: &str, disks: &[(&str, &Path, &str, bool)]) -> String {
         ));
     }
     format!(
-        "<domain type='qemu'>\n  <name>{name}</name>\n  <uuid>{UUID}</uuid>\n  <memory unit='MiB'>64</memory>\n  <vcpu>1</vcpu>\n  <devices>\n{d}  </devices>\n</domain>"
+        "<domain type='qemu'>\n  <name>{name}</name>\n  <uuid>{UUID}</uuid>\n  <memory unit='MiB'>64</memory>\n  <vcpu>1</vcpu>\n  <os>\n    <type>hvm</type>\n  </os>\n  <devices>\n{d}  </devices>\n</domain>"
     )
 }
 

@@ -217,7 +217,9 @@ pub(super) fn undefine_guard(c: &Ctx) -> CaseResult {
     let uuid = "00000000-0000-4000-8000-00000000c0f2";
     let xml = match c.has_op(ops::DOMAIN_XML).then(|| c.conn.domain_xml(c.dom(), 0)) {
         Some(Ok(x)) => retarget_domain_xml(&x, &dom, uuid),
-        _ => format!("<domain type='test'><name>{dom}</name><uuid>{uuid}</uuid><memory>1024</memory></domain>"),
+        _ => format!(
+            "<domain type='test'><name>{dom}</name><uuid>{uuid}</uuid><memory>1024</memory><os><type>hvm</type></os></domain>"
+        ),
     };
     // Leftovers of an earlier, interrupted run.
     let _ = c.cleanup_on(&dom);

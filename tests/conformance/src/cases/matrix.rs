@@ -285,7 +285,7 @@ pub static OPS: &[OpSpec] = &[
 /// A minimal domain the probes may define (never expected to succeed).
 pub fn probe_domain_xml() -> String {
     format!(
-        "<domain type='test'><name>{NOSUCH_DOMAIN}</name><uuid>00000000-0000-4000-8000-00000000c0f1</uuid><memory>1024</memory></domain>"
+        "<domain type='test'><name>{NOSUCH_DOMAIN}</name><uuid>00000000-0000-4000-8000-00000000c0f1</uuid><memory>1024</memory><os><type>hvm</type></os></domain>"
     )
 }
 
