@@ -579,6 +579,39 @@ fn undefine_storage_options() {
     );
 }
 
+/// The memory and disk modes of a plain create as the test driver aligns them: an internal
+/// snapshot of a running domain records its memory even when `no` was asked, and may not leave
+/// a disk out; once shut off, memory may not be saved.
+#[test]
+fn memory_and_disk_modes_of_a_create() {
+    let doc = |name: &str, body: &str| {
+        (format!("{name}.xml"), format!("<domainsnapshot><name>{name}</name>{body}</domainsnapshot>\n"))
+    };
+    let files = [
+        doc("memno", "<memory snapshot='no'/>"),
+        doc("memnodisk", "<memory snapshot='no'/><disks><disk name='vda' snapshot='internal'/></disks>"),
+        doc("diskno", "<disks><disk name='vda' snapshot='no'/></disks>"),
+        doc("diskno2", "<memory snapshot='internal'/><disks><disk name='vda' snapshot='no'/></disks>"),
+        doc("off", "<memory snapshot='no'/>"),
+    ];
+    side_by_side(
+        &[
+            "snapshot-create test memno.xml",
+            "snapshot-dumpxml test memno",
+            "snapshot-create test memnodisk.xml",
+            "snapshot-dumpxml test memnodisk",
+            "snapshot-create test diskno.xml",
+            "snapshot-create test diskno2.xml",
+            "destroy test",
+            "snapshot-create test off.xml",
+            "snapshot-dumpxml test off",
+            "snapshot-list test --parent",
+        ],
+        &files.iter().map(|(f, t)| (f.as_str(), t.clone())).collect::<Vec<_>>(),
+        &[],
+    );
+}
+
 /// Definitions refused as libvirt's parser refuses them (the OS type, the vCPU counts, an `exe`
 /// without its init), and those it takes.
 #[test]
