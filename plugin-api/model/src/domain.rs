@@ -165,9 +165,9 @@ pub fn title(xml: &str) -> Option<String> {
 /// The `<os><type>` values libvirt's parser knows (virDomainOSType).
 const OS_TYPES: &[&str] = &["hvm", "xen", "linux", "exe", "uml", "xenpvh"];
 
-/// A number as C's `strtoul` reads it in base 10 and libvirt's `virStrToLong_ui` keeps it:
-/// leading blanks and a sign allowed, nothing after the digits, a negative value wrapping
-/// modulo 2^32 only from -1 to -2^32 (`None` otherwise).
+/// A number as C's `strtoul` reads it in base 10 for libvirt's `virStrToLong_ui`: leading
+/// blanks and a sign allowed, nothing after the digits, at most 2^32-1. A negative number other
+/// than -0 is refused: libvirt wraps it to a count near 2^32 and then fails to allocate it.
 fn strtoul_u32(text: &str) -> Option<u32> {
     let t = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
     let (negative, digits) = match t.as_bytes().first() {
@@ -179,11 +179,10 @@ fn strtoul_u32(text: &str) -> Option<u32> {
         return None;
     }
     let v: u64 = digits.parse().ok()?;
-    match (negative, u32::try_from(v)) {
-        (false, Ok(v)) => Some(v),
-        (true, _) if v <= 1 << 32 => Some(((1u64 << 32) - v) as u32),
-        _ => None,
+    if negative && v != 0 {
+        return None;
     }
+    u32::try_from(v).ok()
 }
 
 /// `<vcpu>` of a definition, with libvirt's words: a count `strtoul` cannot read, a `current`
@@ -191,7 +190,7 @@ fn strtoul_u32(text: &str) -> Option<u32> {
 fn definition_vcpus(v: &xmltree::Element) -> Result<u32> {
     let max = strtoul_u32(&v.text()).ok_or_else(|| xml_error("maximum vcpus count must be an integer"))?;
     let current = match v.attr("current") {
-        // an unsigned attribute refuses a sign that `strtoul` would wrap
+        // an unsigned attribute refuses any sign of minus, -0 too
         Some(c) => strtoul_u32(c).filter(|_| !c.contains('-')).ok_or_else(|| {
             xml_error(format!(
                 "Invalid value for attribute 'current' in element 'vcpu': '{c}'. Expected non-negative integer value"
@@ -388,7 +387,7 @@ mod tests {
         refused("<os><type>  hvm </type></os>", codes::CONFIG_UNSUPPORTED, "unknown OS type '  hvm '");
         refused("<os><type>aix</type></os>", codes::CONFIG_UNSUPPORTED, "unknown OS type 'aix'");
         refused(&format!("{mem}<os><type>exe</type></os>"), codes::XML_ERROR, "init binary must be specified");
-        for bad in ["abc", "", "3 ", "0x3", "4294967296", "-4294967297"] {
+        for bad in ["abc", "", "3 ", "0x3", "4294967296", "-1", "-2"] {
             refused(
                 &format!("{mem}<vcpu>{bad}</vcpu>{hvm}"),
                 codes::XML_ERROR,
