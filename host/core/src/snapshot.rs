@@ -94,7 +94,7 @@ impl Connection {
     /// The backend's whole list filtered here (after [`Self::snapshot_list_prefiltered`]).
     fn snapshot_list_here(&self, dom: &str, flags: u32) -> Result<Vec<SnapshotInfo>> {
         let all = self.call(|d| d.snapshot_list(dom, flags))?;
-        Ok(filter::list_domain(&all, flags))
+        Ok(filter::list_domain(all, flags))
     }
 
     /// `snapshot_list` of `snap`'s children (bit 0 = DESCENDANTS).

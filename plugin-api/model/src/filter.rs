@@ -69,24 +69,38 @@ fn parents_with_children(all: &[SnapshotInfo]) -> HashSet<&str> {
 ///
 /// Group rule: within a group bits OR, groups AND, an empty or full group does not filter —
 /// so `LEAVES|NO_LEAVES` returns everything (libvirt 9.0 returns nothing; see module docs).
-pub fn list_domain(all: &[SnapshotInfo], flags: u32) -> Vec<SnapshotInfo> {
-    let parents = parents_with_children(all);
-    let keep = |i: &SnapshotInfo| matches(i, flags, parents.contains(i.name.as_str()));
+/// Takes the records by value: a driver's list is usually in topological order already (the
+/// model's stores list so), and is then filtered in place instead of copied.
+pub fn list_domain(all: Vec<SnapshotInfo>, flags: u32) -> Vec<SnapshotInfo> {
+    let kept: Vec<bool> = {
+        let parents = parents_with_children(&all);
+        all.iter().map(|i| matches(i, flags, parents.contains(i.name.as_str()))).collect()
+    };
     if flags & fl::ROOTS != 0 {
-        let known: HashSet<&str> = all.iter().map(|i| i.name.as_str()).collect();
-        return all
-            .iter()
-            .filter(|i| i.parent.as_deref().is_none_or(|p| !known.contains(p) || p == i.name))
-            .filter(|i| keep(i))
-            .cloned()
-            .collect();
+        let roots: Vec<bool> = {
+            let known: HashSet<&str> = all.iter().map(|i| i.name.as_str()).collect();
+            all.iter().map(|i| i.parent.as_deref().is_none_or(|p| !known.contains(p) || p == i.name)).collect()
+        };
+        return only(all, |k| roots[k] && kept[k]);
     }
     if flags & fl::TOPOLOGICAL != 0 {
-        return topological(all).into_iter().filter(|i| keep(i)).collect();
+        if !in_topological_order(&all) {
+            let parents = parents_with_children(&all);
+            return topological(&all)
+                .into_iter()
+                .filter(|i| matches(i, flags, parents.contains(i.name.as_str())))
+                .collect();
+        }
+        return only(all, |k| kept[k]);
     }
-    let mut selected: Vec<SnapshotInfo> = all.iter().filter(|i| keep(i)).cloned().collect();
+    let mut selected = only(all, |k| kept[k]);
     selected.sort_by(|a, b| a.name.cmp(&b.name));
     selected
+}
+
+/// The records of `all` whose index `keep` accepts, in their order, moved out.
+fn only(all: Vec<SnapshotInfo>, keep: impl Fn(usize) -> bool) -> Vec<SnapshotInfo> {
+    all.into_iter().enumerate().filter(|(k, _)| keep(*k)).map(|(_, i)| i).collect()
 }
 
 /// Each name's children in the input's order (a self-parent is no link).
@@ -142,12 +156,18 @@ pub fn list_children(all: &[SnapshotInfo], from: &str, flags: u32) -> Result<Vec
 /// them. A record whose parent is not in `all` (or is itself) counts as a root; records on a
 /// parent cycle are never reached and are left out. O(n).
 pub fn topological(all: &[SnapshotInfo]) -> Vec<SnapshotInfo> {
-    let names: HashSet<&str> = all.iter().map(|i| i.name.as_str()).collect();
     // A driver that lists in this order already (the model's stores do) is checked, not walked.
-    if names.len() == all.len() && is_preorder(all, &names) {
+    if in_topological_order(all) {
         return all.to_vec();
     }
+    let names: HashSet<&str> = all.iter().map(|i| i.name.as_str()).collect();
     walk_from_roots(all, &names).into_iter().cloned().collect()
+}
+
+/// Whether [`topological`] gives `all` back as it is: names unique, and already the walk's order.
+fn in_topological_order(all: &[SnapshotInfo]) -> bool {
+    let names: HashSet<&str> = all.iter().map(|i| i.name.as_str()).collect();
+    names.len() == all.len() && is_preorder(all, &names)
 }
 
 /// Whether a record counts as a root: no parent, a parent not listed, or itself as parent.
@@ -306,8 +326,14 @@ mod tests {
             (fl::TOPOLOGICAL | fl::NO_LEAVES, "s1,off"),
             (fl::ROOTS | fl::ACTIVE | fl::TOPOLOGICAL, "s1"),
         ];
+        // the same from a list in topological order already (a store's), filtered in place
+        let ordered = topological(&all);
+        assert_eq!(names(&ordered), "s1,s2,1795681679,off,ext");
         for (flags, want) in table {
-            assert_eq!(names(&list_domain(&all, *flags)), *want, "flags {flags:#x}");
+            assert_eq!(names(&list_domain(all.clone(), *flags)), *want, "flags {flags:#x}");
+            if flags & fl::ROOTS == 0 {
+                assert_eq!(names(&list_domain(ordered.clone(), *flags)), *want, "ordered, flags {flags:#x}");
+            }
         }
     }
 
@@ -351,7 +377,7 @@ mod tests {
             info("self", Some("self"), r, false, true),
         ];
         assert_eq!(names(&topological(&all)), "z,b,c,y,x,w,a,self");
-        assert_eq!(names(&list_domain(&all, fl::ROOTS)), "z,b,a,self");
+        assert_eq!(names(&list_domain(all.clone(), fl::ROOTS)), "z,b,a,self");
         assert_eq!(names(&list_children(&all, "b", fl::DESCENDANTS).unwrap()), "c,y,x,w");
         // a parent cycle is never reached from a root
         let cyc = vec![info("p", Some("q"), r, false, true), info("q", Some("p"), r, false, true)];

@@ -275,7 +275,7 @@ fn listing_filters_external_and_disk_only() {
     // the driver lists all; the host filters with the model's rules on these fields
     let all = drv.snapshot_list("d", 0).unwrap();
     let names = |f: u32| {
-        virtplug_plugin_sdk::model::filter::list_domain(&all, f).into_iter().map(|s| s.name).collect::<Vec<_>>()
+        virtplug_plugin_sdk::model::filter::list_domain(all.clone(), f).into_iter().map(|s| s.name).collect::<Vec<_>>()
     };
     assert_eq!(names(lf::EXTERNAL), vec!["ext"]);
     assert_eq!(names(lf::INTERNAL), vec!["int"]);
