@@ -214,7 +214,9 @@ pub struct Domstate {
 
 /// `dumpxml`.
 #[derive(Debug, Args)]
-#[command(override_usage = "virtplug dumpxml [--domain] <string> [--inactive] [--security-info]")]
+#[command(
+    override_usage = "virtplug dumpxml [--domain] <string> [--inactive] [--security-info] [--xpath <string>] [--wrap]"
+)]
 pub struct Dumpxml {
     /// domain name, id or uuid
     #[arg(long, value_name = "string")]
@@ -225,6 +227,12 @@ pub struct Dumpxml {
     /// include security sensitive information in XML dump
     #[arg(long)]
     pub security_info: bool,
+    /// xpath expression to filter the XML document
+    #[arg(long, value_name = "string")]
+    pub xpath: Option<String>,
+    /// wrap xpath results in an common root element
+    #[arg(long)]
+    pub wrap: bool,
     #[arg(hide = true)]
     pub args: Vec<String>,
 }
@@ -418,7 +426,9 @@ pub struct SnapshotDelete {
 
 /// `snapshot-dumpxml`.
 #[derive(Debug, Args)]
-#[command(override_usage = "virtplug snapshot-dumpxml [--domain] <string> [--snapshotname] <string> [--security-info]")]
+#[command(
+    override_usage = "virtplug snapshot-dumpxml [--domain] <string> [--snapshotname] <string> [--security-info] [--xpath <string>] [--wrap]"
+)]
 pub struct SnapshotDumpxml {
     /// domain name, id or uuid
     #[arg(long, value_name = "string")]
@@ -429,6 +439,12 @@ pub struct SnapshotDumpxml {
     /// include security sensitive information in XML dump
     #[arg(long)]
     pub security_info: bool,
+    /// xpath expression to filter the XML document
+    #[arg(long, value_name = "string")]
+    pub xpath: Option<String>,
+    /// wrap xpath results in an common root element
+    #[arg(long)]
+    pub wrap: bool,
     #[arg(hide = true)]
     pub args: Vec<String>,
 }

@@ -12,6 +12,7 @@ pub mod commands;
 pub mod error;
 pub mod output;
 pub mod xml;
+pub mod xpath;
 
 use virtplug_host::{Connection, Registry};
 

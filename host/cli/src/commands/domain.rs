@@ -190,7 +190,10 @@ pub fn convert(ctx: &Ctx, what: Convert, a: DomOnly) -> Result<String> {
 pub fn dumpxml(ctx: &Ctx, a: Dumpxml) -> Result<String> {
     let d = ctx.domain(&target("dumpxml", a.domain, a.args)?)?;
     let flags = flags_of(&[(a.inactive, domain_xml::INACTIVE), (a.security_info, domain_xml::SECURE)]);
-    let xml = ctx.conn.domain_xml(&d.name, flags)?;
+    let mut xml = ctx.conn.domain_xml(&d.name, flags)?;
+    if let Some(x) = &a.xpath {
+        xml = crate::xpath::select(&xml, x, a.wrap)?;
+    }
     if ctx.json {
         return Ok(json_text(&json!({ "xml": xml })));
     }

@@ -186,7 +186,10 @@ pub fn dumpxml(ctx: &Ctx, a: SnapshotDumpxml) -> Result<String> {
     if a.security_info && ctx.conn.is_read_only() {
         ctx.conn.snapshot_lookup(&d.name, &snap)?;
     }
-    let xml = ctx.conn.snapshot_xml(&d.name, &snap, flags)?;
+    let mut xml = ctx.conn.snapshot_xml(&d.name, &snap, flags)?;
+    if let Some(x) = &a.xpath {
+        xml = crate::xpath::select(&xml, x, a.wrap)?;
+    }
     if ctx.json {
         return Ok(json_text(&json!({ "name": snap, "xml": xml })));
     }

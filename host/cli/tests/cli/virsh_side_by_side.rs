@@ -612,6 +612,41 @@ fn memory_and_disk_modes_of_a_create() {
     );
 }
 
+/// `--xpath` and `--wrap`: the selected nodes printed as virsh prints them (elements
+/// re-indented, double-quoted attributes, escaped text), other values refused.
+#[test]
+fn xpath_selections() {
+    let doc = "<domainsnapshot><name>q1</name><description>a &amp; b &lt;c&gt; \"d\" 'e' caf\u{e9}</description></domainsnapshot>\n";
+    side_by_side(
+        &[
+            "snapshot-create-as test s1 --description first",
+            "snapshot-create test q1.xml",
+            "snapshot-dumpxml test q1 --xpath /domainsnapshot/parent",
+            "snapshot-dumpxml test q1 --xpath //name",
+            "snapshot-dumpxml test q1 --xpath //name --wrap",
+            "snapshot-dumpxml test q1 --xpath //name/text()",
+            "snapshot-dumpxml test q1 --xpath //description",
+            "snapshot-dumpxml test q1 --xpath //description/text() --wrap",
+            "snapshot-dumpxml test q1 --xpath //disk/@name",
+            "snapshot-dumpxml test q1 --xpath //disk/@* --wrap",
+            "snapshot-dumpxml test q1 --xpath \"//memory|//os\"",
+            "snapshot-dumpxml test q1 --xpath \"//disk/@*|//memory|//target/@dev\"",
+            "snapshot-dumpxml test q1 --xpath //name/.. --wrap",
+            "snapshot-dumpxml test q1 --xpath /",
+            "snapshot-dumpxml test q1 --xpath //nosuch",
+            "snapshot-dumpxml test q1 --xpath //nosuch --wrap",
+            "snapshot-dumpxml test q1 --xpath count(//disk)",
+            "snapshot-dumpxml test q1 --wrap",
+            "snapshot-dumpxml test nosuch --xpath //name",
+            "dumpxml test --xpath //devices/disk",
+            "dumpxml test --xpath /domain/@type",
+            "dumpxml test --inactive --xpath //vcpu --wrap",
+        ],
+        &[("q1.xml", doc.into())],
+        &[],
+    );
+}
+
 /// Definitions refused as libvirt's parser refuses them (the OS type, the vCPU counts, an `exe`
 /// without its init), and those it takes.
 #[test]
