@@ -11,7 +11,12 @@ use clap::{Args, Parser, Subcommand};
 
 /// String options a bare word never fills (virsh's `VSH_OFLAG_REQ_OPT`), by command. Options
 /// clap requires (`--from`/`--to` of `migrate-snapshots`) are named-only too.
-pub const NAMED_ONLY: &[(&str, &str)] = &[("snapshot-create-as", "memspec"), ("snapshot-import", "libvirt-dir")];
+pub const NAMED_ONLY: &[(&str, &str)] = &[
+    ("snapshot-create-as", "memspec"),
+    ("snapshot-import", "libvirt-dir"),
+    ("dumpxml", "xpath"),
+    ("snapshot-dumpxml", "xpath"),
+];
 
 /// Whether virsh requires the option before the command runs (`VSH_OFLAG_REQ`): the domain of
 /// every command that has one, `define`'s file and `snapshot-dumpxml`'s snapshot name.
@@ -26,9 +31,9 @@ pub fn is_required(command: &str, option: &str) -> bool {
 #[command(after_help = "\
 Connection URI: -c/--connect, else $VIRTPLUG_DEFAULT_URI, else mock:///default.
 JSON: --json (before or after the command) prints the result of a read command as JSON:
-  plugins, list, dominfo, domstate, domname, domid, domuuid, dumpxml, snapshot-current,
-  snapshot-dumpxml,
-  snapshot-info, snapshot-list, snapshot-parent. Other commands refuse it.
+  plugins, list, dominfo, domstate, domname, domid, domuuid, dumpxml, domblklist, domiflist,
+  snapshot-current, snapshot-dumpxml, snapshot-info, snapshot-list, snapshot-parent.
+  Other commands refuse it.
 Errors: `error: <message>` lines on stderr and exit status 1, as virsh; a command that ran
   also ends with virsh's empty line on stdout. A closed stdout ends a command quietly.")]
 pub struct Cli {
@@ -69,6 +74,10 @@ pub enum Command {
     Domuuid(DomOnly),
     /// domain information in XML
     Dumpxml(Dumpxml),
+    /// list all domain blocks
+    Domblklist(Domblklist),
+    /// list all domain virtual interfaces
+    Domiflist(Domiflist),
     /// define (but don't start) a domain from an XML file
     Define(Define),
     /// undefine a domain
@@ -208,6 +217,37 @@ pub struct Domstate {
     /// also print reason for the state
     #[arg(long)]
     pub reason: bool,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `domblklist`.
+#[derive(Debug, Args)]
+#[command(override_usage = "virtplug domblklist [--domain] <string> [--inactive] [--details]")]
+pub struct Domblklist {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// get inactive rather than running configuration
+    #[arg(long)]
+    pub inactive: bool,
+    /// additionally display the type and device value
+    #[arg(long)]
+    pub details: bool,
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `domiflist`.
+#[derive(Debug, Args)]
+#[command(override_usage = "virtplug domiflist [--domain] <string> [--inactive]")]
+pub struct Domiflist {
+    /// domain name, id or uuid
+    #[arg(long, value_name = "string")]
+    pub domain: Option<String>,
+    /// get inactive rather than running configuration
+    #[arg(long)]
+    pub inactive: bool,
     #[arg(hide = true)]
     pub args: Vec<String>,
 }

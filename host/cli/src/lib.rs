@@ -18,7 +18,7 @@ use virtplug_host::{Connection, Registry};
 
 use crate::{
     args::{Cli, Command},
-    commands::{Ctx, bundle, domain, edit, plugins, snapshot, snapshot_list},
+    commands::{Ctx, bundle, devices, domain, edit, plugins, snapshot, snapshot_list},
     error::{CliError, Result},
 };
 
@@ -85,6 +85,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<String> {
         Command::List(a) => domain::list(ctx, &a),
         Command::Dominfo(a) => domain::dominfo(ctx, a),
         Command::Domstate(a) => domain::domstate(ctx, a),
+        Command::Domblklist(a) => devices::domblklist(ctx, a),
+        Command::Domiflist(a) => devices::domiflist(ctx, a),
         Command::Domname(a) => domain::convert(ctx, domain::Convert::Name, a),
         Command::Domid(a) => domain::convert(ctx, domain::Convert::Id, a),
         Command::Domuuid(a) => domain::convert(ctx, domain::Convert::Uuid, a),

@@ -73,6 +73,32 @@ pub fn select(xml: &str, xpath: &str, wrap: bool) -> Result<String, CliError> {
     Ok(out)
 }
 
+/// For each node `nodes` selects in `xml`, the string value of each of `fields` evaluated from
+/// that node (libvirt's `virXPathString`: `None` for an empty string), as virsh reads device
+/// lists (`domblklist`, `domiflist`).
+pub fn rows(xml: &str, nodes: &str, fields: &[&str]) -> Result<Vec<Vec<Option<String>>>, CliError> {
+    let package = parser::parse(xml).map_err(|e| CliError::msg(format!("XML error: {e}")))?;
+    let doc = package.as_document();
+    let compile = |x: &str| {
+        Factory::new()
+            .build(x)
+            .ok()
+            .flatten()
+            .ok_or_else(|| CliError::msg(format!("internal error: Incorrect xpath '{x}'")))
+    };
+    let list = compile(nodes)?;
+    let fields: Vec<_> = fields.iter().map(|f| compile(&format!("string({f})"))).collect::<Result<_, _>>()?;
+    let context = Context::new();
+    let Ok(Value::Nodeset(set)) = list.evaluate(&context, doc.root()) else { return Ok(Vec::new()) };
+    Ok(set
+        .document_order()
+        .into_iter()
+        .map(|n| {
+            fields.iter().map(|f| f.evaluate(&context, n).ok().map(|v| v.string()).filter(|s| !s.is_empty())).collect()
+        })
+        .collect())
+}
+
 /// Every element of the document in document order.
 fn elements(root: sxd_document::dom::Root<'_>) -> Vec<Element<'_>> {
     fn walk<'d>(e: Element<'d>, out: &mut Vec<Element<'d>>) {

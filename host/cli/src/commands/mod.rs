@@ -2,6 +2,7 @@
 //! newline, which [`crate::run`] adds) or a [`CliError`].
 
 pub mod bundle;
+pub mod devices;
 pub mod domain;
 pub mod edit;
 pub mod migrate;

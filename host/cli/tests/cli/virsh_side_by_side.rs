@@ -641,8 +641,43 @@ fn xpath_selections() {
             "dumpxml test --xpath //devices/disk",
             "dumpxml test --xpath /domain/@type",
             "dumpxml test --inactive --xpath //vcpu --wrap",
+            "dumpxml test //vcpu",
+            "snapshot-dumpxml test q1 //name",
         ],
         &[("q1.xml", doc.into())],
+        &[],
+    );
+}
+
+/// `domblklist` and `domiflist` of a domain with every kind of disk source and interface (each
+/// interface named as the test driver names them at define, `testnetN`: it replaces any other).
+#[test]
+fn device_lists() {
+    let dom = "<domain type='test'><name>dev</name><memory>1024</memory><os><type>hvm</type></os><devices>\
+        <disk type='file' device='disk'><source file='/var/a.qcow2'/><target dev='vda' bus='virtio'/></disk>\
+        <disk type='block' device='disk'><source dev='/dev/sdb'/><target dev='vdb' bus='virtio'/></disk>\
+        <disk type='network' device='disk'><source protocol='rbd' name='pool/img'/><target dev='vdc' bus='virtio'/></disk>\
+        <disk type='volume' device='disk'><source pool='p' volume='v'/><target dev='vdd' bus='virtio'/></disk>\
+        <disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>\
+        <interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/><target dev='testnet0'/><model type='virtio'/></interface>\
+        <interface type='network'><mac address='52:54:00:00:00:02'/><source network='default'/><target dev='testnet1'/></interface>\
+        <interface type='direct'><mac address='52:54:00:00:00:03'/><source dev='eth0' mode='bridge'/><target dev='testnet2'/></interface>\
+        <interface type='user'><mac address='52:54:00:00:00:04'/><target dev='testnet3'/><model type='e1000'/></interface>\
+        </devices></domain>\n";
+    side_by_side(
+        &[
+            "define dev.xml",
+            "domblklist dev",
+            "domblklist dev --details",
+            "domblklist --domain dev --inactive",
+            "domiflist dev",
+            "domiflist dev --inactive",
+            "domblklist test --details",
+            "domiflist test",
+            "domblklist nosuch",
+            "domiflist",
+        ],
+        &[("dev.xml", dom.into())],
         &[],
     );
 }

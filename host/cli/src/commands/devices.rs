@@ -1,0 +1,92 @@
+//! `domblklist` and `domiflist`: a domain's disks and interfaces, read from its XML with the
+//! XPath expressions virsh uses, printed in virsh's tables.
+
+use serde_json::json;
+use virtplug_host::flags::domain_xml;
+
+use super::{Ctx, Positional, flags_of, json_text};
+use crate::{
+    args::{Domblklist, Domiflist},
+    error::{CliError, Result},
+    output::table,
+    xpath,
+};
+
+/// The XML virsh reads: the live definition, or with `--inactive` the persistent one.
+fn domain_xml(
+    ctx: &Ctx,
+    command: &'static str,
+    domain: Option<String>,
+    args: Vec<String>,
+    inactive: bool,
+) -> Result<String> {
+    let mut pos = Positional::new(command, args);
+    let dom = pos.require(domain, "domain")?;
+    pos.done()?;
+    let d = ctx.domain(&dom)?;
+    Ok(ctx.conn.domain_xml(&d.name, flags_of(&[(inactive, domain_xml::INACTIVE)]))?)
+}
+
+fn dash(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "-".to_owned())
+}
+
+/// `domblklist [--inactive] [--details]`.
+pub fn domblklist(ctx: &Ctx, a: Domblklist) -> Result<String> {
+    let xml = domain_xml(ctx, "domblklist", a.domain, a.args, a.inactive)?;
+    let disks = xpath::rows(
+        &xml,
+        "/domain/devices/disk",
+        &[
+            "./@type",
+            "./@device",
+            "./target/@dev",
+            "./source/@file|./source/@dev|./source/@dir|./source/@name|./source/@volume",
+        ],
+    )?;
+    let mut rows = Vec::new();
+    for d in &disks {
+        let [kind, device, target, source] = [&d[0], &d[1], &d[2], &d[3]];
+        if a.details && (kind.is_none() || device.is_none()) {
+            return Err(CliError::msg("unable to query block list details"));
+        }
+        let Some(target) = target else { return Err(CliError::msg("unable to query block list")) };
+        rows.push(if a.details {
+            vec![dash(kind), dash(device), target.clone(), dash(source)]
+        } else {
+            vec![target.clone(), dash(source)]
+        });
+    }
+    if ctx.json {
+        let list: Vec<_> =
+            disks.iter().map(|d| json!({ "type": d[0], "device": d[1], "target": d[2], "source": d[3] })).collect();
+        return Ok(json_text(&json!(list)));
+    }
+    let headers: &[&str] = if a.details { &["Type", "Device", "Target", "Source"] } else { &["Target", "Source"] };
+    Ok(table::render(headers, &rows))
+}
+
+/// `domiflist [--inactive]`.
+pub fn domiflist(ctx: &Ctx, a: Domiflist) -> Result<String> {
+    let xml = domain_xml(ctx, "domiflist", a.domain, a.args, a.inactive)?;
+    let nics = xpath::rows(
+        &xml,
+        "/domain/devices/interface",
+        &[
+            "./target/@dev",
+            "./@type",
+            "./source/@bridge|./source/@dev|./source/@network|./source/@name|./source/@path",
+            "./model/@type",
+            "./mac/@address",
+        ],
+    )?;
+    if ctx.json {
+        let list: Vec<_> = nics
+            .iter()
+            .map(|n| json!({ "interface": n[0], "type": n[1], "source": n[2], "model": n[3], "mac": n[4] }))
+            .collect();
+        return Ok(json_text(&json!(list)));
+    }
+    let rows: Vec<Vec<String>> = nics.iter().map(|n| n.iter().map(dash).collect()).collect();
+    Ok(table::render(&["Interface", "Type", "Source", "Model", "MAC"], &rows))
+}
