@@ -21,18 +21,39 @@ use sxd_xpath::{Context, Factory, Value, nodeset::Node};
 
 use crate::error::CliError;
 
+/// The longest expression evaluated; a longer one selects nothing. The parser and evaluator
+/// recurse once per level of nesting (brackets, operators, unary minus), so an expression's
+/// depth is bounded by its length, and [`STACK`] holds that depth.
+const MAX_XPATH: usize = 4096;
+
+/// The stack of the thread that compiles and evaluates an expression.
+const STACK: usize = 256 << 20;
+
+/// `f` on a thread with a [`STACK`]-sized stack (reserved, touched only as deep as it goes).
+fn deep<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| match std::thread::Builder::new().stack_size(STACK).spawn_scoped(s, f) {
+        Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        Err(e) => panic!("cannot start the XPath thread: {e}"),
+    })
+}
+
 /// What virsh prints for `xpath` over `xml` (before the empty line it prints after every
 /// command's output).
 pub fn select(xml: &str, xpath: &str, wrap: bool) -> Result<String, CliError> {
+    deep(|| select_here(xml, xpath, wrap))
+}
+
+fn select_here(xml: &str, xpath: &str, wrap: bool) -> Result<String, CliError> {
     let package = parser::parse(xml).map_err(|e| CliError::msg(format!("XML error: {e}")))?;
     let doc = package.as_document();
-    let nodes = match Factory::new().build(xpath) {
-        Ok(Some(x)) => match x.evaluate(&Context::new(), doc.root()) {
+    let compiled = if xpath.len() <= MAX_XPATH { Factory::new().build(xpath).ok() } else { None };
+    let nodes = match compiled {
+        Some(Some(x)) => match x.evaluate(&Context::new(), doc.root()) {
             Ok(Value::Nodeset(set)) => set.document_order(),
             Ok(_) => return Err(CliError::msg(format!("internal error: Incorrect xpath '{xpath}'"))),
             Err(_) => Vec::new(),
         },
-        Ok(None) | Err(_) => Vec::new(),
+        _ => Vec::new(),
     };
     let p = Printer { elements: elements(doc.root()), attr_order: attribute_order(xml) };
     let mut out = String::new();
@@ -351,6 +372,19 @@ mod tests {
                 .starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<domainsnapshot>\n  <name>s2</name>\n")
         );
         assert!(ok("/", false).ends_with("  </disks>\n</domainsnapshot>\n\n"));
+    }
+
+    /// The deepest expressions of the longest length evaluate (the stack holds them); longer
+    /// ones select nothing.
+    #[test]
+    fn deep_expressions_do_not_exhaust_the_stack() {
+        let nested = |n: usize| format!("{}//name{}", "(".repeat(n), ")".repeat(n));
+        assert_eq!(ok(&nested((MAX_XPATH - 6) / 2), false), "<name>s2</name>\n<name>s1</name>\n");
+        assert_eq!(ok(&nested(MAX_XPATH), false), "");
+        for chain in [format!("{}1", "-".repeat(MAX_XPATH - 1)), format!("1{}", "+1".repeat(MAX_XPATH / 2 - 1))] {
+            let e = select(DOC, &chain, false).unwrap_err();
+            assert_eq!(e.lines(), vec![format!("internal error: Incorrect xpath '{chain}'")]);
+        }
     }
 
     #[test]
