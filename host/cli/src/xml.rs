@@ -135,52 +135,6 @@ pub fn create_as(
     Ok(out)
 }
 
-/// A domain definition's disks, in document order: each `<disk>`'s target device and the path
-/// its `<source>` names (`file`, `dev`, `dir`, `name`, `volume` or `path`, as virsh reads
-/// them), `None` for a disk without a source (an empty drive).
-pub fn disks(xml: &str) -> Vec<(String, Option<String>)> {
-    let mut reader = Reader::from_str(xml);
-    let mut out = Vec::new();
-    let mut depth = 0usize;
-    // The disk being read: its depth, target and source.
-    let mut disk: Option<(usize, String, Option<String>)> = None;
-    let attr = |e: &quick_xml::events::BytesStart<'_>, names: &[&[u8]]| -> Option<String> {
-        e.attributes()
-            .flatten()
-            .find(|a| names.contains(&a.key.as_ref()))
-            .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
-    };
-    loop {
-        let Ok(event) = reader.read_event() else { return out };
-        let (e, empty) = match &event {
-            Event::Start(e) => (e, false),
-            Event::Empty(e) => (e, true),
-            Event::End(_) => {
-                if disk.as_ref().is_some_and(|(d, ..)| *d == depth) {
-                    let (_, target, source) = disk.take().unwrap_or_default();
-                    out.push((target, source));
-                }
-                depth = depth.saturating_sub(1);
-                continue;
-            }
-            Event::Eof => return out,
-            _ => continue,
-        };
-        let inside = depth + 1;
-        match (e.name().as_ref(), &mut disk) {
-            (b"disk", None) if inside == 3 && !empty => disk = Some((inside, String::new(), None)),
-            (b"target", Some((d, target, _))) if inside == *d + 1 => *target = attr(e, &[b"dev"]).unwrap_or_default(),
-            (b"source", Some((d, _, source))) if inside == *d + 1 => {
-                *source = attr(e, &[b"file", b"dev", b"dir", b"name", b"volume", b"path"]);
-            }
-            _ => {}
-        }
-        if !empty {
-            depth = inside;
-        }
-    }
-}
-
 /// The text of `/domainsnapshot/name`, if the document has one. `None` also for a document
 /// that does not parse: the host then reports the real XML error.
 pub fn snapshot_name(xml: &str) -> Option<String> {

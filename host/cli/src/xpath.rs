@@ -96,7 +96,8 @@ fn select_here(xml: &str, xpath: &str, wrap: bool) -> Result<String, CliError> {
 
 /// For each node `nodes` selects in `xml`, the string value of each of `fields` evaluated from
 /// that node (libvirt's `virXPathString`: `None` for an empty string), as virsh reads device
-/// lists (`domblklist`, `domiflist`).
+/// lists (`domblklist`, `domiflist`, `undefine --storage`). A union of attributes gives the
+/// first one written, as libxml2 orders them.
 pub fn rows(xml: &str, nodes: &str, fields: &[&str]) -> Result<Vec<Vec<Option<String>>>, CliError> {
     let package = parser::parse(xml).map_err(|e| CliError::msg(format!("XML error: {e}")))?;
     let doc = package.as_document();
@@ -108,15 +109,22 @@ pub fn rows(xml: &str, nodes: &str, fields: &[&str]) -> Result<Vec<Vec<Option<St
             .ok_or_else(|| CliError::msg(format!("internal error: Incorrect xpath '{x}'")))
     };
     let list = compile(nodes)?;
-    let fields: Vec<_> = fields.iter().map(|f| compile(&format!("string({f})"))).collect::<Result<_, _>>()?;
+    let fields: Vec<_> = fields.iter().map(|f| compile(f)).collect::<Result<_, _>>()?;
     let context = Context::new();
     let Ok(Value::Nodeset(set)) = list.evaluate(&context, doc.root()) else { return Ok(Vec::new()) };
+    let p = Printer { elements: elements(doc.root()), attr_order: attribute_order(xml) };
+    let string = |value: Value<'_>| match value {
+        Value::Nodeset(set) => {
+            let mut nodes = set.document_order();
+            p.order_attributes(&mut nodes);
+            nodes.first().map(Node::string_value).unwrap_or_default()
+        }
+        other => other.string(),
+    };
     Ok(set
         .document_order()
         .into_iter()
-        .map(|n| {
-            fields.iter().map(|f| f.evaluate(&context, n).ok().map(|v| v.string()).filter(|s| !s.is_empty())).collect()
-        })
+        .map(|n| fields.iter().map(|f| f.evaluate(&context, n).ok().map(string).filter(|s| !s.is_empty())).collect())
         .collect())
 }
 
@@ -385,6 +393,17 @@ mod tests {
             let e = select(DOC, &chain, false).unwrap_err();
             assert_eq!(e.lines(), vec![format!("internal error: Incorrect xpath '{chain}'")]);
         }
+    }
+
+    /// A union of attributes gives the first one written (sxd's own order is not it).
+    #[test]
+    fn rows_take_the_first_attribute_written() {
+        let xml = "<d><s b='1' a='2'/><s a='3' b='4'/><s/></d>";
+        let got = rows(xml, "/d/s", &["./@b|./@a", "./@a"]).unwrap();
+        assert_eq!(
+            got,
+            vec![vec![Some("1".into()), Some("2".into())], vec![Some("3".into()), Some("3".into())], vec![None, None]]
+        );
     }
 
     #[test]

@@ -262,8 +262,9 @@ impl DomainDef {
         }
         let uuid_text = root.child_text("uuid").ok_or_else(|| xml_error("missing uuid element in domain"))?;
         let uuid = normalize_uuid(&uuid_text).ok_or_else(|| Error::internal("malformed uuid element"))?;
-        let os_type = root.child("os").and_then(|os| os.child_text("type")).unwrap_or_default();
-        if definition {
+        // only a definition's is checked: the read of a stored document skips it
+        let os_type = definition.then(|| root.child("os").and_then(|os| os.child_text("type")).unwrap_or_default());
+        if let Some(os_type) = &os_type {
             if os_type.is_empty() {
                 return Err(xml_error("an os <type> must be specified"));
             }
@@ -295,8 +296,7 @@ impl DomainDef {
                 .ok_or_else(|| xml_error("maximum vcpus count must be an integer"))?,
             None => 1,
         };
-        if definition
-            && os_type == "exe"
+        if os_type.as_deref() == Some("exe")
             && root.child("os").and_then(|os| os.child_text("init")).is_none_or(|i| i.is_empty())
         {
             return Err(xml_error("init binary must be specified"));

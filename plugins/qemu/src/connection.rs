@@ -51,9 +51,7 @@ impl Driver for QemuDriver {
 
     fn domain_define(&self, xml_text: &str) -> Result<DomainInfo> {
         let text = virtplug_plugin_sdk::model::domain::with_uuid(xml_text);
-        // libvirt's generic checks of a definition first, then this driver's
-        virtplug_plugin_sdk::model::domain::DomainDef::parse_definition(&text)?;
-        let def = QemuDef::parse(&text)?;
+        let def = QemuDef::parse_definition(&text)?;
         let mut g = self.lock()?;
         g.store.write(|w| {
             w.check_define(&def.def)?;

@@ -188,7 +188,17 @@ pub fn parse_disks(xml: &str) -> Result<Vec<Disk>> {
 impl QemuDef {
     /// Parses a domain document for this driver.
     pub fn parse(xml: &str) -> Result<Self> {
-        let def = DomainDef::parse(xml)?;
+        Self::checked(DomainDef::parse(xml)?)
+    }
+
+    /// [`QemuDef::parse`] of a document given to define a domain: libvirt's generic checks of
+    /// a definition first ([`DomainDef::parse_definition`]), then this driver's.
+    pub fn parse_definition(xml: &str) -> Result<Self> {
+        Self::checked(DomainDef::parse_definition(xml)?)
+    }
+
+    /// This driver's checks of a parsed document, and its disks.
+    fn checked(def: DomainDef) -> Result<Self> {
         if def.domain_type != "qemu" && def.domain_type != "kvm" {
             return Err(unsupported(format!(
                 "domain type '{}' is not supported by the qemu driver (qemu or kvm)",
@@ -198,7 +208,7 @@ impl QemuDef {
         if def.name.contains('/') || def.name.starts_with('.') {
             return Err(Error::new(codes::XML_ERROR, format!("invalid domain name '{}'", def.name)));
         }
-        let disks = parse_disks(xml)?;
+        let disks = parse_disks(&def.xml)?;
         Ok(Self { def, disks })
     }
 

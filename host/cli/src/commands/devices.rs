@@ -31,6 +31,13 @@ fn dash(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "-".to_owned())
 }
 
+/// `--json`: each row as an object with `keys` (null for a missing value).
+fn objects(rows: &[Vec<Option<String>>], keys: &[&str]) -> String {
+    let list: Vec<serde_json::Map<String, serde_json::Value>> =
+        rows.iter().map(|r| keys.iter().zip(r).map(|(k, v)| ((*k).to_owned(), json!(v))).collect()).collect();
+    json_text(&json!(list))
+}
+
 /// `domblklist [--inactive] [--details]`.
 pub fn domblklist(ctx: &Ctx, a: Domblklist) -> Result<String> {
     let xml = domain_xml(ctx, "domblklist", a.domain, a.args, a.inactive)?;
@@ -58,9 +65,7 @@ pub fn domblklist(ctx: &Ctx, a: Domblklist) -> Result<String> {
         });
     }
     if ctx.json {
-        let list: Vec<_> =
-            disks.iter().map(|d| json!({ "type": d[0], "device": d[1], "target": d[2], "source": d[3] })).collect();
-        return Ok(json_text(&json!(list)));
+        return Ok(objects(&disks, &["type", "device", "target", "source"]));
     }
     let headers: &[&str] = if a.details { &["Type", "Device", "Target", "Source"] } else { &["Target", "Source"] };
     Ok(table::render(headers, &rows))
@@ -81,11 +86,7 @@ pub fn domiflist(ctx: &Ctx, a: Domiflist) -> Result<String> {
         ],
     )?;
     if ctx.json {
-        let list: Vec<_> = nics
-            .iter()
-            .map(|n| json!({ "interface": n[0], "type": n[1], "source": n[2], "model": n[3], "mac": n[4] }))
-            .collect();
-        return Ok(json_text(&json!(list)));
+        return Ok(objects(&nics, &["interface", "type", "source", "model", "mac"]));
     }
     let rows: Vec<Vec<String>> = nics.iter().map(|n| n.iter().map(dash).collect()).collect();
     Ok(table::render(&["Interface", "Type", "Source", "Model", "MAC"], &rows))

@@ -254,11 +254,15 @@ pub fn undefine(ctx: &Ctx, a: Undefine) -> Result<String> {
 /// item that names no disk by target or source fails the command before the undefine.
 fn storage_volumes(ctx: &Ctx, d: &DomainInfo, storage: Option<&str>) -> Result<()> {
     let wanted: Option<Vec<String>> = storage.map(crate::xml::split_spec);
-    let disks = crate::xml::disks(&ctx.conn.domain_xml(&d.name, domain_xml::INACTIVE)?);
+    let disks = crate::xpath::rows(
+        &ctx.conn.domain_xml(&d.name, domain_xml::INACTIVE)?,
+        "/domain/devices/disk",
+        &["./target/@dev", "./source/@file|./source/@dev|./source/@dir|./source/@name|./source/@volume|./source/@path"],
+    )?;
     let mut matched = vec![false; wanted.as_ref().map_or(0, Vec::len)];
     let mut stderr = std::io::stderr().lock();
-    for (target, source) in &disks {
-        let Some(source) = source else { continue };
+    for disk in &disks {
+        let (target, Some(source)) = (disk[0].as_deref().unwrap_or_default(), &disk[1]) else { continue };
         let chosen = match &wanted {
             None => true,
             Some(items) => {
