@@ -543,3 +543,23 @@ fn snapshot_generation_follows_every_write() {
         (codes::NO_DOMAIN, "no domain with matching name 'nosuch'".into())
     );
 }
+
+/// A define that reuses another domain's UUID under a new name is refused, and the domain that
+/// holds the UUID keeps its name, definition and snapshots (libvirt never renames on define).
+/// So does a define refused by the definition checks.
+#[test]
+fn refused_defines_change_nothing_stored() {
+    let h = host();
+    h.d.snapshot_create("test", &named("s1"), 0).unwrap();
+    let before = (h.d.domain_xml("test", domain_xml::INACTIVE).unwrap(), shape(&*h.d));
+    let taken = TEST_DOMAIN_XML.replace("<name>test</name>", "<name>other</name>");
+    assert_eq!(
+        err(h.d.domain_define(&taken)),
+        (codes::OPERATION_FAILED, format!("domain 'test' is already defined with uuid {UUID}"))
+    );
+    let no_os = TEST_DOMAIN_XML.replace("<type arch='i686'>hvm</type>", "");
+    assert_eq!(err(h.d.domain_define(&no_os)), (codes::XML_ERROR, "an os <type> must be specified".to_owned()));
+    assert_eq!((h.d.domain_xml("test", domain_xml::INACTIVE).unwrap(), shape(&*h.d)), before);
+    let names: Vec<String> = h.d.domain_list().unwrap().into_iter().map(|d| d.name).collect();
+    assert_eq!(names, vec!["test"]);
+}
