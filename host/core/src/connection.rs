@@ -1,9 +1,6 @@
 //! A connection to one plugin instance, and the dispatch step shared by every entry point.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
-};
+use std::sync::Arc;
 
 use virtplug_plugin_api::{
     self as abi, DriverBox, HostServicesBox,
@@ -37,8 +34,6 @@ pub struct Connection {
     /// The reporter of the running long call ([`Connection::with_progress`]), which the
     /// plugin's progress reports and cancellation checks reach through its host services.
     progress: Arc<ProgressSlot>,
-    /// Backend calls running now, on any thread ([`Connection::calls_in_flight`]).
-    in_flight: AtomicUsize,
 }
 
 impl std::fmt::Debug for Connection {
@@ -97,14 +92,7 @@ impl Connection {
             RResult::RErr(e) => return Err(HostError::Driver(open_refused(uri, native_error(e)))),
         };
         let info = plugin.info.clone();
-        Ok(Self {
-            uri: uri.to_owned(),
-            read_only,
-            info,
-            transport: Transport::Local(AbiBackend(driver)),
-            progress,
-            in_flight: AtomicUsize::new(0),
-        })
+        Ok(Self { uri: uri.to_owned(), read_only, info, transport: Transport::Local(AbiBackend(driver)), progress })
     }
 
     /// Runs `call` with `reporter` receiving the plugin's progress reports and answering its
@@ -128,14 +116,7 @@ impl Connection {
     /// A connection served by `backend` (e.g. a daemon client) that declares `info`. Every
     /// entry point still runs the generic checks here, before the backend is called.
     pub fn from_backend(uri: &str, read_only: bool, info: abi::PluginInfo, backend: Box<dyn Backend>) -> Self {
-        Self {
-            uri: uri.to_owned(),
-            read_only,
-            info,
-            transport: Transport::Other(backend),
-            progress: Arc::default(),
-            in_flight: AtomicUsize::new(0),
-        }
+        Self { uri: uri.to_owned(), read_only, info, transport: Transport::Other(backend), progress: Arc::default() }
     }
 
     /// The URI this connection was opened with.
@@ -191,22 +172,7 @@ impl Connection {
     /// Calls the backend; only after [`Connection::check`] passed for this operation. What the
     /// plugin refused stays the plugin's (`Driver`), a transport failure is `Remote`.
     pub(crate) fn call<T>(&self, call: impl FnOnce(&dyn Backend) -> BackendResult<T>) -> Result<T> {
-        struct Running<'a>(&'a AtomicUsize);
-        impl Drop for Running<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let _running = Running(&self.in_flight);
         call(self.backend()).map_err(HostError::from)
-    }
-
-    /// How many backend calls are running on this connection right now (on any thread). A
-    /// server uses it to decide whether a short call can run where it stands without waiting
-    /// behind another one (a plugin serialises the calls of one connection).
-    pub fn calls_in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
     }
 }
 

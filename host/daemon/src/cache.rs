@@ -14,13 +14,7 @@
 //! used going first. Nothing else evicts: entries of an old generation are simply never asked for
 //! again and age out.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, AtomicUsize},
-    },
-};
+use std::sync::Mutex;
 
 use axum::{
     body::{Body, Bytes},
@@ -52,51 +46,19 @@ pub struct Entry {
     pub next: Option<String>,
 }
 
-/// What the inline probes know of one shared connection (URI, read-only).
-#[derive(Debug, Default)]
-pub struct Lane {
-    /// Inline generation probes running on it now.
-    pub probing: AtomicUsize,
-    /// Inline probes in a row that took longer than [`INLINE_PROBE_BUDGET`].
-    pub slow_streak: AtomicUsize,
-    /// Until when (milliseconds on the module's `clock`) probes go to the blocking pool: set for
-    /// [`SLOW_FOR_MS`] after [`SLOW_STREAK`] slow probes in a row (one slow probe may just be a
-    /// busy machine's preemption; a network store is slow every time), then tried again.
-    pub slow_until: AtomicU64,
-}
-
-/// Slow inline probes in a row that send a connection's probes to the blocking pool.
-pub const SLOW_STREAK: usize = 4;
-
-/// How long one slow generation call sends a connection's probes to the blocking pool.
-pub const SLOW_FOR_MS: u64 = 2_000;
-
-/// Milliseconds since the first call (a monotonic clock for [`Lane::slow_until`]).
-fn clock() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
-}
-
-/// The bounded LRU map of answers, and the inline probes' view of each connection.
+/// The bounded LRU map of answers.
 #[derive(Debug)]
 pub struct AnswerCache {
     inner: Mutex<(LruCache<Key, Entry>, usize)>,
-    lanes: Mutex<HashMap<(String, bool), Arc<Lane>>>,
 }
 
 impl Default for AnswerCache {
     fn default() -> Self {
-        Self { inner: Mutex::new((LruCache::new_unbounded(), 0)), lanes: Mutex::default() }
+        Self { inner: Mutex::new((LruCache::new_unbounded(), 0)) }
     }
 }
 
 impl AnswerCache {
-    /// The inline probes' record of connection (`uri`, `read_only`).
-    pub fn lane(&self, uri: &str, read_only: bool) -> Option<Arc<Lane>> {
-        let mut lanes = self.lanes.lock().ok()?;
-        Some(Arc::clone(lanes.entry((uri.to_owned(), read_only)).or_default()))
-    }
-
     /// The answer stored under `key` (now the most recently used).
     pub fn get(&self, key: &Key) -> Option<Entry> {
         self.inner.lock().ok()?.0.get(key).cloned()
@@ -207,8 +169,8 @@ pub fn json<T: serde::Serialize>(value: &T, next: Option<String>) -> Result<Entr
         .map_err(|e| ApiError::new(codes::INTERNAL_ERROR, format!("cannot serialise the answer: {e}")))
 }
 
-/// A conditional, cached read of `dom`'s snapshot tree on the request's own connection (one trip
-/// to the blocking pool): the generation first, then 304 when `If-None-Match` names this answer's
+/// A conditional, cached read of `dom`'s snapshot tree on the request's own connection (one
+/// plugin call, [`Ctx::run`]): the generation first, then 304 when `If-None-Match` names this answer's
 /// ETag, else the cached bytes, else `build(connection, generation)`, cached when the generation
 /// was the same after the read as before it (a write in between leaves nothing cached).
 ///
@@ -228,15 +190,11 @@ pub async fn read(
 ) -> ApiResult<Answer> {
     let state = std::sync::Arc::clone(&ctx.state);
     let uri = ctx.uri.clone();
-    if let Some(answer) = inline(ctx, headers, &dom, variant) {
-        return Ok(answer);
-    }
     let headers = headers.clone();
-    let lane = state.answers.lane(&uri, ctx.read_only);
     ctx.run(move |c| {
         // A generation error (an unknown domain, a bad name) is left to the read itself, so the
-        // answer is the one the operation gives. The probe counts as one (see `inline`).
-        let generation = probe(c, lane.as_deref(), &dom).ok().flatten();
+        // answer is the one the operation gives.
+        let generation = c.snapshot_generation(&dom).ok().flatten();
         let Some(g) = generation else {
             return Ok(build(c, None).map(|e| Answer::Fresh(e, None)));
         };
@@ -263,62 +221,6 @@ pub async fn read(
         Ok(Ok(Answer::Fresh(entry, Some(tag))))
     })
     .await?
-}
-
-/// The longest a generation call may take to keep running on the async worker: [`SLOW_STREAK`]
-/// slower calls in a row mean the connection's plugin is not a fast local store (a network store,
-/// a busy plugin), and its probes go to the blocking pool for [`SLOW_FOR_MS`].
-pub const INLINE_PROBE_BUDGET: std::time::Duration = std::time::Duration::from_micros(250);
-
-/// The answer read from the generation alone, on the async worker itself, when that is sure to be
-/// short: a 304, or cached bytes. `None`: take the blocking pool (no connection opened yet, another
-/// call running on it that the plugin may make this one wait behind, a plugin whose probes proved
-/// slow, no generation, or bytes to build). Why: the hand-off to the blocking pool and back costs
-/// more than a local store's generation read, and it dominated a revalidation's cost.
-fn inline(ctx: &Ctx, headers: &HeaderMap, dom: &str, variant: u64) -> Option<Answer> {
-    use std::sync::atomic::Ordering::Relaxed;
-    let conn = ctx.state.opened_connection(&ctx.uri, ctx.read_only)?;
-    let lane = ctx.state.answers.lane(&ctx.uri, ctx.read_only)?;
-    // Other inline probes on this connection are as short as this one: only other calls count.
-    let probing = lane.probing.fetch_add(1, Relaxed) + 1;
-    let generation = if lane.slow_until.load(Relaxed) > clock() || conn.calls_in_flight() >= probing {
-        None
-    } else {
-        let start = std::time::Instant::now();
-        let g = crate::observe::plugin_call("http", &conn, |c| c.snapshot_generation(dom));
-        if start.elapsed() <= INLINE_PROBE_BUDGET {
-            lane.slow_streak.store(0, Relaxed);
-        } else if lane.slow_streak.fetch_add(1, Relaxed) + 1 >= SLOW_STREAK {
-            tracing::debug!(uri = %ctx.uri, "generation probes go to the blocking pool for a while: the plugin answers slowly");
-            lane.slow_streak.store(0, Relaxed);
-            lane.slow_until.store(clock() + SLOW_FOR_MS, Relaxed);
-        }
-        Some(g)
-    };
-    lane.probing.fetch_sub(1, Relaxed);
-    let g = generation?.ok().flatten()?;
-    let tag = etag(g, variant);
-    if none_match(headers, &tag) {
-        return Some(Answer::NotModified(tag));
-    }
-    let entry = ctx.state.answers.get(&(ctx.uri.clone(), dom.to_owned(), g, variant))?;
-    if star(headers) {
-        return Some(Answer::NotModified(tag));
-    }
-    Some(Answer::Fresh(entry, Some(tag)))
-}
-
-/// `c.snapshot_generation(dom)`, counted in `lane`'s running probes meanwhile.
-fn probe(c: &Connection, lane: Option<&Lane>, dom: &str) -> Result<Option<u64>, virtplug_host::HostError> {
-    use std::sync::atomic::Ordering::Relaxed;
-    if let Some(l) = lane {
-        l.probing.fetch_add(1, Relaxed);
-    }
-    let g = c.snapshot_generation(dom);
-    if let Some(l) = lane {
-        l.probing.fetch_sub(1, Relaxed);
-    }
-    g
 }
 
 /// The export body as a stream of chunks of about [`EXPORT_CHUNK`] bytes, serialised as the

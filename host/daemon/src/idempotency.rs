@@ -432,7 +432,7 @@ pub async fn layer(State(store): State<Arc<Store>>, req: Request, next: Next) ->
     let run = observe::in_current_request(next.run(req)).instrument(tracing::Span::current());
     let task_store = Arc::clone(&store);
     let task_scope = scope.clone();
-    let handle = tokio::spawn(async move {
+    let handle = crate::runtime::spawn(async move {
         let resp = run.await;
         let (mut parts, body) = resp.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
@@ -455,7 +455,7 @@ pub async fn layer(State(store): State<Arc<Store>>, req: Request, next: Next) ->
         });
         let kept = outcome.filter(|o| keep(o, &task_store.limits));
         let (st, sc) = (Arc::clone(&task_store), task_scope.clone());
-        if tokio::task::spawn_blocking(move || st.finish(&sc, kept)).await.is_err() {
+        if crate::runtime::spawn_blocking(move || st.finish(&sc, kept)).await.is_err() {
             task_store.finish(&task_scope, None);
         }
         Response::from_parts(parts, Body::from(bytes))

@@ -41,6 +41,7 @@ pub mod routes_domain;
 pub mod routes_snapshot;
 pub mod routes_store;
 pub mod routes_tasks;
+pub mod runtime;
 pub mod state;
 pub mod tasks;
 

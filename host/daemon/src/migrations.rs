@@ -58,7 +58,7 @@ pub fn run_migration(state: &AppState, from: Side, to: &str, dom: &str, dry_run:
 /// Settles the migrations of `journals` in the background, each as a task, retrying every second
 /// (for up to ten minutes) those it cannot settle yet (a destination down).
 pub fn spawn_recovery_of(state: AppState, mut journals: Vec<PathBuf>) {
-    tokio::task::spawn_blocking(move || {
+    crate::runtime::spawn_blocking(move || {
         for _ in 0..600 {
             journals.retain(|path| !recover_journal(&state, path));
             if journals.is_empty() {

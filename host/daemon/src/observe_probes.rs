@@ -58,7 +58,7 @@ pub async fn healthz() -> Json<HealthJson> {
 async fn check_uri(state: &AppState, uri: String) -> CheckJson {
     let st = std::sync::Arc::clone(state);
     let u = uri.clone();
-    let call = tokio::task::spawn_blocking(move || st.connection(&u, true).and_then(|c| c.domain_list().map(drop)));
+    let call = crate::runtime::spawn_blocking(move || st.connection(&u, true).and_then(|c| c.domain_list().map(drop)));
     let error = match tokio::time::timeout(READY_TIMEOUT, call).await {
         Ok(Ok(Ok(()))) => None,
         Ok(Ok(Err(e))) => Some(e.to_string()),

@@ -283,7 +283,7 @@ pub async fn import(ctx: Ctx, P(dom): P<String>, Q(q): Q<AsyncQuery>, J(req): J<
     let st = &ctx.state;
     let task = st.tasks.start("snapshot_import", &["import"], &st.events, &ctx.uri, Some(&dom));
     let (id, bg) = (task.id, ctx.clone());
-    tokio::spawn(async move {
+    crate::runtime::spawn(async move {
         let st = &bg.state;
         st.tasks.update(id, &st.events, &bg.uri, Some(&dom), |t| {
             t.total = count;

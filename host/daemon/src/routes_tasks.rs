@@ -85,7 +85,7 @@ pub async fn migrate(ctx: Ctx, J(req): J<MigrationRequest>) -> ApiResult<Respons
     let source = {
         let (st, from, to, dom, id) =
             (Arc::clone(&st), ctx.uri.clone(), req.to.clone(), req.domain.clone(), journal_id.clone());
-        tokio::task::spawn_blocking(move || migrations::open_source(&st, &from, &to, &dom, &id, req.dry_run))
+        crate::runtime::spawn_blocking(move || migrations::open_source(&st, &from, &to, &dom, &id, req.dry_run))
             .await
             .map_err(|e| ApiError::new(codes::INTERNAL_ERROR, format!("request handler failed: {e}")))??
     };
@@ -100,7 +100,7 @@ pub async fn migrate(ctx: Ctx, J(req): J<MigrationRequest>) -> ApiResult<Respons
         journal_id,
     };
     let from = ctx.uri.clone();
-    tokio::task::spawn_blocking(move || {
+    crate::runtime::spawn_blocking(move || {
         let succeeded = migrations::run_migration(&st, source, &req.to, &req.domain, req.dry_run, &mut rep);
         // Only what happened: a failed or dry-run migration left the source's metadata in place.
         if succeeded && !req.dry_run {
@@ -131,7 +131,7 @@ pub async fn settle_import(ctx: Ctx, P(id): P<String>) -> ApiResult<Json<ImportS
     }
     let st = Arc::clone(&ctx.state);
     let key = id.clone();
-    let state = tokio::task::spawn_blocking(move || st.imports.settle(&key))
+    let state = crate::runtime::spawn_blocking(move || st.imports.settle(&key))
         .await
         .map_err(|e| ApiError::new(codes::INTERNAL_ERROR, format!("request handler failed: {e}")))??;
     Ok(Json(ImportStatusJson { migration: id, state }))

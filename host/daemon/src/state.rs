@@ -101,11 +101,6 @@ impl Shared {
         Ok(conn)
     }
 
-    /// The shared connection for `uri` if it is open already (never opens one: opening may block).
-    pub fn opened_connection(&self, uri: &str, read_only: bool) -> Option<Arc<Connection>> {
-        self.conns.lock().ok()?.get(&(uri.to_owned(), read_only)).cloned()
-    }
-
     /// Refuses a driver URI this daemon does not serve, before anything is opened: opening a
     /// URI can create state (`mock:///<any directory>`), so only the configured ones are.
     /// OPERATION_DENIED (29) as for any other forbidden operation; 403.
@@ -162,16 +157,21 @@ impl FromRequestParts<AppState> for Ctx {
 }
 
 impl Ctx {
-    /// Runs `f` on this request's connection on the blocking pool.
+    /// Runs `f` on this request's connection: right here on a connection thread (it serves
+    /// only this request meanwhile), else on the blocking pool.
     pub async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, HostError> + Send + 'static,
     ) -> ApiResult<T> {
+        if crate::runtime::on_connection_thread() {
+            let conn = self.state.connection(&self.uri, self.read_only)?;
+            return crate::observe::plugin_call("http", &conn, f).map_err(ApiError::from);
+        }
         let state = Arc::clone(&self.state);
         let (uri, ro) = (self.uri.clone(), self.read_only);
         // The request's span (its id) follows the call onto the blocking pool.
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
+        crate::runtime::spawn_blocking(move || {
             let _request = span.enter();
             let conn = state.connection(&uri, ro)?;
             crate::observe::plugin_call("http", &conn, f)

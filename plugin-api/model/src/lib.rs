@@ -33,6 +33,9 @@ mod store_jobs;
 mod store_ops;
 #[cfg(feature = "sqlite")]
 mod store_rows;
+// Lock-free generation reads over SQLite's wal-index header (re-exported by `store`).
+#[cfg(feature = "sqlite")]
+mod store_watch;
 pub mod tree;
 pub mod xml;
 

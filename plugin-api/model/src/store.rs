@@ -19,7 +19,8 @@
 //! - each domain's hierarchy is cached in memory as a [`SnapshotTree`] and re-read when
 //!   another connection has committed (`PRAGMA data_version`) or after a failed operation;
 //! - each domain has a generation that every committed write to it changes to a value never
-//!   seen before ([`Store::generation`], `store_gen.rs`).
+//!   seen before ([`Store::generation`], `store_gen.rs`); a [`GenerationWatch`] answers the same
+//!   from memory while no transaction has committed (`store_watch.rs`).
 
 use std::{path::Path, time::Duration};
 
@@ -35,6 +36,7 @@ use crate::{
 pub use crate::store_jobs::JobRecord;
 pub use crate::store_ops::Writer;
 pub use crate::store_rows::DomainRecord;
+pub use crate::store_watch::{GenerationWatch, LazyGenerationWatch};
 use crate::{
     store_jobs::Jobs,
     store_ops::Cache,
@@ -143,6 +145,43 @@ fn enter_wal(conn: &Connection) -> Result<()> {
     }
 }
 
+/// The connection behind [`Store::open_read_only`] (also the one [`GenerationWatch`] reads
+/// with), and the schema version it found: read-only, no mutex of SQLite's own (its owner
+/// serialises), the store's busy timeout. `Ok(None)` when there is no store at `path` (no file,
+/// or a file whose schema was never written); a schema a read-only connection cannot read as it
+/// is (older than v5, or newer than this build) is refused, since only a read-write open may
+/// migrate it.
+pub(crate) fn read_only_connection(path: &Path) -> Result<Option<(Connection, u32)>> {
+    use rusqlite::OpenFlags;
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        Error::new(codes::OPERATION_FAILED, format!("cannot open metadata store '{}': {e}", path.display()))
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
+    if version == 0 {
+        let tables: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(db)?;
+        if tables == 0 {
+            return Ok(None);
+        }
+    }
+    if !(READ_ONLY_OLDEST..=SCHEMA_VERSION).contains(&version) {
+        return Err(Error::new(
+            codes::OPERATION_FAILED,
+            format!(
+                "metadata store '{}' has schema version {version}, not {SCHEMA_VERSION}; a read-only connection cannot migrate it",
+                path.display()
+            ),
+        ));
+    }
+    Ok(Some((conn, version)))
+}
+
 impl Store {
     /// A store over an open connection whose schema is `shape`.
     fn over(conn: Connection, shape: Shape) -> Self {
@@ -186,34 +225,7 @@ impl Store {
     /// version is refused, since only a read-write open may migrate it. SQLite may still create
     /// the `-wal` and `-shm` files beside an existing database, as any WAL reader does.
     pub fn open_read_only(path: &Path) -> Result<Option<Self>> {
-        use rusqlite::OpenFlags;
-        if !path.is_file() {
-            return Ok(None);
-        }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| {
-            Error::new(codes::OPERATION_FAILED, format!("cannot open metadata store '{}': {e}", path.display()))
-        })?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
-        if version == 0 {
-            let tables: i64 = conn
-                .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
-                .map_err(db)?;
-            if tables == 0 {
-                return Ok(None);
-            }
-        }
-        if !(READ_ONLY_OLDEST..=SCHEMA_VERSION).contains(&version) {
-            return Err(Error::new(
-                codes::OPERATION_FAILED,
-                format!(
-                    "metadata store '{}' has schema version {version}, not {SCHEMA_VERSION}; a read-only connection cannot migrate it",
-                    path.display()
-                ),
-            ));
-        }
+        let Some((conn, version)) = read_only_connection(path)? else { return Ok(None) };
         let mut store = Self::over(conn, Shape::of(version));
         store.data_version = store.read_data_version()?;
         Ok(Some(store))

@@ -12,7 +12,7 @@ use virtplug_plugin_sdk::{
     flags::{domain_state as st, domain_undefine, domain_xml, snapshot_delete, snapshot_import, snapshot_xml},
     model::{
         domain::{self, DomainDef, TEST_DOMAIN_XML},
-        store::{DomainRecord, Store, Writer},
+        store::{DomainRecord, LazyGenerationWatch, Store, Writer},
         xml::{self, FormatFlags},
     },
 };
@@ -34,6 +34,11 @@ pub struct MockDriver {
     fleet: Option<FleetSlot>,
     /// The fleet store's watch, when one runs.
     _watch: Option<virtplug_store_etcd::FleetWatch>,
+    /// Generations read without `store`'s lock, from memory while nothing commits: the daemon
+    /// asks for one on every conditional request. Opened when first asked for, and only for a
+    /// store file without a fleet store (never for the in-memory store of a connection
+    /// awaiting its database).
+    generations: LazyGenerationWatch,
 }
 
 /// The fleet store behind its lock (the store itself prints nothing in `Debug`).
@@ -87,17 +92,22 @@ impl MockDriver {
         let sync = crate::uri::sync_mode()?;
         let path = dir.join("mock.db");
         if read_only {
-            let (store, awaiting) = match Store::open_read_only(&path)? {
-                Some(store) => (store, None),
-                None => (fresh(Store::open(Path::new(":memory:"), sync)?)?, Some(path)),
+            let (store, awaiting, generations) = match Store::open_read_only(&path)? {
+                Some(store) => {
+                    let generations = LazyGenerationWatch::new(fleet.is_none().then_some(path.as_path()));
+                    (store, None, generations)
+                }
+                None => (fresh(Store::open(Path::new(":memory:"), sync)?)?, Some(path), LazyGenerationWatch::default()),
             };
-            return Ok(Self { store: Mutex::new(store), read_only, awaiting: Mutex::new(awaiting), fleet, _watch });
+            let awaiting = Mutex::new(awaiting);
+            return Ok(Self { store: Mutex::new(store), read_only, awaiting, fleet, _watch, generations });
         }
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::new(codes::NO_CONNECT, format!("mock state directory '{}' cannot be created: {e}", dir.display()))
         })?;
         let store = fresh(Store::open(&path, sync)?)?;
-        Ok(Self { store: Mutex::new(store), read_only, awaiting: Mutex::new(None), fleet, _watch })
+        let generations = LazyGenerationWatch::new(fleet.is_none().then_some(path.as_path()));
+        Ok(Self { store: Mutex::new(store), read_only, awaiting: Mutex::new(None), fleet, _watch, generations })
     }
 
     pub(crate) fn fleet(&self) -> Result<Option<MutexGuard<'_, Fleet>>> {
@@ -381,6 +391,11 @@ impl Driver for MockDriver {
     }
 
     fn snapshot_generation(&self, dom: &str) -> Result<u64> {
+        // The same read as below (value and NO_DOMAIN alike), without `store`'s lock while no
+        // transaction has committed since it was last made (never on a fleet store: no path).
+        if let Some(watch) = self.generations.get() {
+            return watch.generation_of_named(dom);
+        }
         let mut store = self.store()?;
         if let Some(mut f) = self.fleet()? {
             let d = store.domain_by_name(dom)?;

@@ -201,6 +201,9 @@ impl Driver for QemuDriver {
     }
 
     fn snapshot_generation(&self, dom: &str) -> Result<u64> {
+        if let Some(watch) = self.generations.get() {
+            return watch.generation_of_named(dom);
+        }
         let mut g = self.lock()?;
         let d = g.store.domain_by_name(dom)?;
         g.snap_generation(&d.uuid)

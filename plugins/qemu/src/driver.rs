@@ -14,7 +14,7 @@ use std::{
 use virtplug_plugin_sdk::{
     Error, Result, codes,
     flags::domain_state as st,
-    model::store::{DomainRecord, Store, Sync},
+    model::store::{DomainRecord, LazyGenerationWatch, Store, Sync},
 };
 use virtplug_store_etcd::Fleet;
 
@@ -62,6 +62,10 @@ pub struct QemuDriver {
     /// Shared with the connection's watcher (`watch.rs`), which holds it only while it looks.
     pub(crate) inner: Arc<Mutex<Inner>>,
     _watch: FleetWatch,
+    /// Generations read without `inner`'s lock (which a snapshot create holds for seconds), from
+    /// memory while nothing commits: the daemon asks for one on every conditional read. Opened
+    /// when first asked for, and only for a store file without a fleet store.
+    pub(crate) generations: LazyGenerationWatch,
 }
 
 pub(crate) fn is_active(state: u32) -> bool {
@@ -104,10 +108,10 @@ impl QemuDriver {
             }
             None => (None, None),
         };
-        let store = if read_only {
+        let (store, file_backed) = if read_only {
             match Store::open_read_only(&db)? {
-                Some(store) => store,
-                None => Store::open(std::path::Path::new(":memory:"), Sync::Normal)?,
+                Some(store) => (store, true),
+                None => (Store::open(std::path::Path::new(":memory:"), Sync::Normal)?, false),
             }
         } else {
             for d in [&cfg.lib_dir, &cfg.run_dir] {
@@ -118,10 +122,12 @@ impl QemuDriver {
                     )
                 })?;
             }
-            Store::open(&db, Sync::Normal)?
+            (Store::open(&db, Sync::Normal)?, true)
         };
+        // Beside the store's file (a read-only connection without one serves memory: none).
+        let generations = LazyGenerationWatch::new((fleet.is_none() && file_backed).then_some(db.as_path()));
         let inner = Inner { store, fleet, qmp: HashMap::new() };
-        let drv = Self { cfg, read_only, inner: Arc::new(Mutex::new(inner)), _watch: FleetWatch(watch) };
+        let drv = Self { cfg, read_only, inner: Arc::new(Mutex::new(inner)), _watch: FleetWatch(watch), generations };
         {
             let mut g = drv.lock()?;
             if !read_only {
@@ -147,7 +153,7 @@ impl QemuDriver {
     /// A read-write view of the connection whose state is `inner` (the watcher's, which must
     /// not hold the connection open).
     pub(crate) fn view(cfg: Config, inner: Arc<Mutex<Inner>>) -> Self {
-        Self { cfg, read_only: false, inner, _watch: FleetWatch(None) }
+        Self { cfg, read_only: false, inner, _watch: FleetWatch(None), generations: LazyGenerationWatch::default() }
     }
 
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
@@ -310,5 +316,40 @@ impl QemuDriver {
         want(d.state)?;
         self.qmp(&mut g, &d)?.execute(cmd, None).map_err(|e| qmp_error(name, cmd, &e))?;
         g.store.set_domain_state(&d.uuid, new.0, new.1, d.id)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use virtplug_plugin_sdk::Driver;
+
+    use super::*;
+
+    const DOMAIN: &str = "<domain type='kvm'><name>d</name><memory>65536</memory><vcpu>1</vcpu>\
+        <os><type>hvm</type></os><devices/></domain>";
+
+    /// A generation read does not wait behind a call holding the connection (a snapshot create
+    /// holds it for seconds), and stays exact: a write made while it is held, through another
+    /// connection, is seen.
+    #[test]
+    fn a_generation_read_does_not_wait_for_the_connection() {
+        let root = tempfile::tempdir().unwrap();
+        let uri = format!("qemu:///embed?root={}", root.path().display());
+        let drv = QemuDriver::open(crate::uri::parse(&uri).unwrap(), false).unwrap();
+        let uuid = drv.domain_define(DOMAIN).unwrap().uuid;
+        let before = drv.snapshot_generation("d").unwrap();
+        let held = drv.lock().unwrap();
+        let other = QemuDriver::open(crate::uri::parse(&uri).unwrap(), false).unwrap();
+        let redefined = DOMAIN.replace("<vcpu>1", &format!("<uuid>{uuid}</uuid><vcpu>2"));
+        other.domain_define(&redefined).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| tx.send(drv.snapshot_generation("d")).unwrap());
+            let read = rx.recv_timeout(Duration::from_secs(10)).expect("the read waited for the held connection");
+            assert!(read.unwrap() > before, "the other connection's write is seen");
+            assert_eq!(drv.snapshot_generation("nosuch").unwrap_err().code, codes::NO_DOMAIN);
+            drop(held);
+        });
     }
 }

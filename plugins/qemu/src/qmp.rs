@@ -9,6 +9,7 @@ use std::{
     io::{BufRead, BufReader, ErrorKind, Write},
     os::{fd::AsRawFd, unix::net::UnixStream},
     path::Path,
+    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -50,8 +51,19 @@ pub struct Qmp {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     timeout: Duration,
+    /// The `id` of the command last sent (see [`next_id`]).
+    last_id: String,
     /// Events received and not yet consumed, oldest first.
     pub events: Vec<Value>,
+}
+
+/// A command id no other command of any connection, of this process or another, has had while
+/// this process runs: the process id and a count. A stale reply (see [`Qmp::reply`]) can come from
+/// an earlier connection of another process (a CLI before the daemon), so per-connection counts
+/// would meet again.
+fn next_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn io(e: &std::io::Error) -> QmpError {
@@ -68,7 +80,7 @@ impl Qmp {
         s.set_read_timeout(Some(timeout)).map_err(|e| io(&e))?;
         s.set_write_timeout(Some(timeout)).map_err(|e| io(&e))?;
         let writer = s.try_clone().map_err(|e| io(&e))?;
-        let mut q = Self { reader: BufReader::new(s), writer, timeout, events: Vec::new() };
+        let mut q = Self { reader: BufReader::new(s), writer, timeout, last_id: String::new(), events: Vec::new() };
         let greeting = q.read_msg()?;
         if greeting.get("QMP").is_none() {
             return Err(QmpError::Gone("no QMP greeting".into()));
@@ -94,19 +106,15 @@ impl Qmp {
 
     /// Runs `cmd` and returns its `return` value; events seen meanwhile are buffered.
     pub fn execute(&mut self, cmd: &str, args: Option<Value>) -> Result<Value, QmpError> {
-        let mut msg = json!({ "execute": cmd });
-        if let Some(a) = args {
-            msg["arguments"] = a;
-        }
-        let mut text = msg.to_string();
-        text.push('\n');
-        self.writer.write_all(text.as_bytes()).map_err(|e| io(&e))?;
+        self.send(cmd, args)?;
         self.reply()
     }
 
-    /// Sends `cmd` without waiting for its reply (fault injection and `quit` races).
+    /// Sends `cmd` without waiting for its reply (fault injection and `quit` races). It carries
+    /// a fresh `id`, which qemu echoes in its reply.
     pub fn send(&mut self, cmd: &str, args: Option<Value>) -> Result<(), QmpError> {
-        let mut msg = json!({ "execute": cmd });
+        self.last_id = next_id();
+        let mut msg = json!({ "execute": cmd, "id": self.last_id });
         if let Some(a) = args {
             msg["arguments"] = a;
         }
@@ -115,12 +123,17 @@ impl Qmp {
         self.writer.write_all(text.as_bytes()).map_err(|e| io(&e))
     }
 
-    /// Reads until the reply of the command in flight.
+    /// Reads until the reply of the command last sent. A reply that is not its own (no `id`, or
+    /// another one) is dropped: qemu's monitor is one object for all its clients, and a command
+    /// an earlier, closed connection left queued (sent while qemu was stopped, say) can be
+    /// answered on the next connection; taken for ours, it would answer the wrong question.
     pub fn reply(&mut self) -> Result<Value, QmpError> {
         loop {
             let v = self.read_msg()?;
             if v.get("event").is_some() {
                 self.events.push(v);
+            } else if v.get("id").and_then(Value::as_str) != Some(self.last_id.as_str()) {
+                continue;
             } else if let Some(r) = v.get("return") {
                 return Ok(r.clone());
             } else if let Some(e) = v.get("error") {
@@ -210,5 +223,56 @@ impl Qmp {
     /// Whether a `SHUTDOWN` event has been seen on this connection.
     pub fn saw_shutdown(&self) -> bool {
         self.events.iter().any(|e| e.get("event").and_then(Value::as_str) == Some("SHUTDOWN"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::{BufRead, BufReader, Write},
+        os::unix::net::UnixListener,
+        time::Duration,
+    };
+
+    use serde_json::Value;
+
+    use super::Qmp;
+
+    /// A monitor that answers each command with the replies a closed connection left queued
+    /// first (one without an `id`, one with another), then with the command's own.
+    #[test]
+    fn a_reply_left_by_an_earlier_connection_is_not_taken_for_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qmp.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let monitor = std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            let mut w = s.try_clone().unwrap();
+            let mut r = BufReader::new(s);
+            w.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": [\"oob\"]}}\r\n").unwrap();
+            let mut seen = Vec::new();
+            for own in [serde_json::json!({}), serde_json::json!({"status": "running", "running": true})] {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                let cmd: Value = serde_json::from_str(&line).unwrap();
+                let stale = [
+                    serde_json::json!({"return": {}}),
+                    serde_json::json!({"return": {"status": "paused"}, "id": format!("{}-1", std::process::id() + 1)}),
+                    serde_json::json!({"return": own, "id": cmd["id"]}),
+                ];
+                for reply in stale {
+                    w.write_all(format!("{reply}\r\n").as_bytes()).unwrap();
+                }
+                seen.push((cmd["execute"].as_str().unwrap().to_owned(), cmd["id"].as_str().unwrap().to_owned()));
+            }
+            seen
+        });
+        let mut q = Qmp::connect(&path, Duration::from_secs(5)).unwrap();
+        assert_eq!(q.status().unwrap(), "running");
+        let seen = monitor.join().unwrap();
+        assert_eq!(seen.iter().map(|(cmd, _)| cmd.as_str()).collect::<Vec<_>>(), ["qmp_capabilities", "query-status"]);
+        let prefix = format!("{}-", std::process::id());
+        assert!(seen.iter().all(|(_, id)| id.starts_with(&prefix)), "{seen:?}");
+        assert_ne!(seen[0].1, seen[1].1);
     }
 }

@@ -25,6 +25,12 @@
 //!
 //! This crate only measures; it holds no product logic.
 
+/// The daemon's allocator (see `host/daemon/src/main.rs`): the workflow sections run the host in
+/// this process as the daemon runs it, and the daemon section's 16 clients are a multi-threaded
+/// program using the host's daemon client, for which docs/api.md advises a per-thread allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cold_start;
 mod daemon;
 mod fleet;

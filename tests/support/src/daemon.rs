@@ -20,18 +20,26 @@ pub struct Daemon {
     pub child: Child,
     pub plugins: PathBuf,
     pub extra: Vec<String>,
+    /// Environment variables set for the daemon beyond the plugin folder and the log level.
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
     /// Starts the built `virtplugd` (see [`crate::VIRTPLUGD`]) in `dir` with `VIRTPLUG_PLUGIN_DIR=plugins`
     /// and `extra` arguments, serving `mock://<dir>/host` by default; returns once it listens.
     pub fn start(dir: &Path, plugins: &Path, extra: &[String]) -> Self {
+        Self::start_with_env(dir, plugins, extra, &[])
+    }
+    /// [`Daemon::start`] with `env` set for the daemon (a fault to inject, say).
+    pub fn start_with_env(dir: &Path, plugins: &Path, extra: &[String], env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(dir.join("host")).unwrap_or_else(|e| panic!("creating {}/host: {e}", dir.display()));
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let mut d = Self {
             dir: dir.to_owned(),
-            child: spawn(dir, plugins, extra),
+            child: spawn(dir, plugins, extra, &env),
             plugins: plugins.to_owned(),
             extra: extra.to_vec(),
+            env,
         };
         d.wait_ready();
         d
@@ -39,9 +47,13 @@ impl Daemon {
     /// Starts like [`Daemon::start`] with `--libvirt-socket <dir>/libvirt-sock` added (libvirt's RPC
     /// protocol, issue 14); returns once the HTTP and both libvirt sockets listen.
     pub fn start_libvirt(dir: &Path, plugins: &Path, extra: &[String]) -> Self {
+        Self::start_libvirt_with_env(dir, plugins, extra, &[])
+    }
+    /// [`Daemon::start_libvirt`] with `env` set for the daemon.
+    pub fn start_libvirt_with_env(dir: &Path, plugins: &Path, extra: &[String], env: &[(&str, &str)]) -> Self {
         let mut all = vec![LIBVIRT_SOCKET.to_owned(), dir.join("libvirt-sock").display().to_string()];
         all.extend_from_slice(extra);
-        Self::start(dir, plugins, &all)
+        Self::start_with_env(dir, plugins, &all, env)
     }
     /// The libvirt RPC socket (read-write; the read-only one is `<it>-ro`), when started with
     /// [`Daemon::start_libvirt`].
@@ -80,7 +92,7 @@ impl Daemon {
     pub fn kill_and_restart(&mut self) {
         self.child.kill().unwrap_or_else(|e| panic!("killing virtplugd: {e}"));
         self.child.wait().unwrap_or_else(|e| panic!("reaping virtplugd: {e}"));
-        self.child = spawn(&self.dir, &self.plugins, &self.extra);
+        self.child = spawn(&self.dir, &self.plugins, &self.extra, &self.env);
         self.wait_ready();
     }
     /// The daemon's log so far (stderr, `VIRTPLUGD_LOG=info`).
@@ -115,7 +127,7 @@ impl Drop for Daemon {
     }
 }
 
-fn spawn(dir: &Path, plugins: &Path, extra: &[String]) -> Child {
+fn spawn(dir: &Path, plugins: &Path, extra: &[String], env: &[(String, String)]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -131,6 +143,7 @@ fn spawn(dir: &Path, plugins: &Path, extra: &[String]) -> Child {
         .args(extra)
         .env("VIRTPLUG_PLUGIN_DIR", plugins)
         .env("VIRTPLUGD_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

@@ -55,17 +55,28 @@ fn json_str<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 impl EtcdCluster {
     /// Starts `n` members in `dir` (created if missing) and waits until every one is healthy;
     /// `None` under the skip policy ([`crate::need`], area `area`) when `etcd` is not installed.
+    ///
+    /// A member that exits while the cluster forms (most often: another process took one of its
+    /// ports between [`free_port`] and etcd's bind) makes a fresh start on new ports, up to three
+    /// times in all.
     pub fn start(area: &str, dir: &Path, n: usize) -> Option<Self> {
         let program = crate::need(area, crate::find_program("etcd"))?;
-        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-        let members =
-            (0..n).map(|i| Member { name: format!("m{i}"), client: free_port(), peer: free_port(), child: None });
-        let mut c = Self { program, dir: dir.to_owned(), members: members.collect() };
-        for i in 0..n {
-            c.spawn(i);
+        let mut failures = Vec::new();
+        for attempt in 0..3 {
+            let dir = dir.join(format!("attempt-{attempt}"));
+            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+            let members =
+                (0..n).map(|i| Member { name: format!("m{i}"), client: free_port(), peer: free_port(), child: None });
+            let mut c = Self { program: program.clone(), dir, members: members.collect() };
+            for i in 0..n {
+                c.spawn(i);
+            }
+            match c.healthy_within(Duration::from_secs(60)) {
+                Ok(()) => return Some(c),
+                Err(why) => failures.push(why),
+            }
         }
-        c.wait_healthy();
-        Some(c)
+        panic!("etcd cluster not healthy after 3 starts: {}", failures.join("; "))
     }
 
     fn spawn(&mut self, i: usize) {
@@ -96,22 +107,51 @@ impl EtcdCluster {
         self.members[i].child = Some(child);
     }
 
-    /// Waits (up to 60 s, then panics with the logs' path) until every running member answers
+    /// Waits (up to 60 s, then panics with the members' logs) until every running member answers
     /// its health check and a leader exists.
-    pub fn wait_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    pub fn wait_healthy(&mut self) {
+        if let Err(why) = self.healthy_within(Duration::from_secs(60)) {
+            panic!("{why}");
+        }
+    }
+
+    /// Waits until every running member is healthy and a leader exists; the reason, with the
+    /// members' logs, when `limit` passes first or a running member exits.
+    fn healthy_within(&mut self, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
         loop {
+            let exited = self.members.iter_mut().find_map(|m| {
+                let status = m.child.as_mut()?.try_wait().ok()??;
+                m.child = None;
+                Some(format!("etcd member {} exited ({status})", m.name))
+            });
+            if let Some(exited) = exited {
+                return Err(format!("{exited}: {}", self.logs()));
+            }
             let healthy = self
                 .members
                 .iter()
                 .filter(|m| m.child.is_some())
                 .all(|m| http(m.client, "GET", "/health", "").is_some_and(|b| b.contains("\"health\":\"true\"")));
             if healthy && self.leader().is_some() {
-                return;
+                return Ok(());
             }
-            assert!(Instant::now() < deadline, "etcd cluster not healthy within 60 s; logs in {}", self.dir.display());
+            if Instant::now() >= deadline {
+                return Err(format!("etcd cluster not healthy within {limit:?}: {}", self.logs()));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The last lines of every member's log, for a failure's message (the directory is usually
+    /// a temporary one, gone once the test ends).
+    fn logs(&self) -> String {
+        let tail = |m: &Member| {
+            let text = std::fs::read_to_string(self.dir.join(format!("{}.log", m.name))).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(5)..].join(" | ")
+        };
+        self.members.iter().map(|m| format!("[{}] {}", m.name, tail(m))).collect::<Vec<_>>().join(" ")
     }
 
     /// `127.0.0.1:port` of every member.

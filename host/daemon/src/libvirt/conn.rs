@@ -1,10 +1,12 @@
-//! One libvirt client connection on threads of its own, so a call costs one hand-off between
-//! threads instead of four (reader task → call task → blocking pool → writer task):
-//! - the reader thread reads packets and answers keepalive PINGs itself, so a PING is answered
-//!   while a long call runs;
-//! - the executor thread runs calls in arrival order and writes each reply;
-//! - a call that arrives while the executor is busy runs on the runtime's blocking pool, so
-//!   pipelined calls run concurrently and a slow call does not hold up the others;
+//! One libvirt client connection on threads of its own. Two call threads take turns reading the
+//! socket (leader and follower): the one that reads a call hands the reading to the other, which
+//! is waiting for it, and runs the call itself, so a call's reply costs no hand-off between
+//! threads on its way (only a wake-up of the other thread, off its path):
+//! - whichever thread reads answers keepalive PINGs itself, so a PING is answered while a long
+//!   call runs on the other;
+//! - a call read while the other thread is busy with a call runs on the runtime's blocking pool,
+//!   and the reader reads on, so pipelined calls run concurrently and a slow call does not hold
+//!   up the others;
 //! - the event thread writes lifecycle events as the session's forwarder queues them.
 //!
 //! At most [`CALLS_IN_FLIGHT`] calls are queued or running; the reader waits for one to finish
@@ -17,7 +19,8 @@
 use std::{
     io::{Read, Write},
     os::unix::net::UnixStream,
-    sync::{Arc, Condvar, Mutex, mpsc as std_mpsc},
+    panic::AssertUnwindSafe,
+    sync::{Arc, Condvar, Mutex},
     time::Duration,
 };
 
@@ -32,7 +35,7 @@ use virtplug_libvirt_rpc::{
 
 use super::{
     Out,
-    session::{ERR_RPC, Session, from},
+    session::{ERR_RPC, Session, from, panicked},
 };
 use crate::state::AppState;
 
@@ -61,51 +64,128 @@ impl Writer {
     }
 }
 
-/// Calls queued or running, and whether the executor is idle.
+/// Calls queued or running.
 #[derive(Default)]
 struct Load {
-    state: Mutex<(usize, bool)>,
+    state: Mutex<usize>,
     changed: Condvar,
 }
 
 impl Load {
-    /// Waits for room, then counts a call in; true when the executor is idle (and now taken).
+    /// Waits for room, then counts a call in; false when the lock is poisoned.
     fn enter(&self) -> bool {
         let Ok(mut g) = self.state.lock() else { return false };
-        while g.0 >= CALLS_IN_FLIGHT {
+        while *g >= CALLS_IN_FLIGHT {
             g = match self.changed.wait(g) {
                 Ok(g) => g,
                 Err(_) => return false,
             };
         }
-        g.0 += 1;
-        let executor_idle = !g.1;
-        if executor_idle {
-            g.1 = true;
-        }
-        executor_idle
+        *g += 1;
+        true
     }
 
-    fn leave(&self, was_executor: bool) {
+    fn leave(&self) {
         if let Ok(mut g) = self.state.lock() {
-            g.0 -= 1;
-            if was_executor {
-                g.1 = false;
-            }
+            *g -= 1;
         }
         self.changed.notify_all();
+    }
+
+    /// Counts the call out when dropped, also when the call panicked (else the drain at
+    /// CONNECT_CLOSE or at the end would wait for it forever).
+    fn counted(&self) -> Counted<'_> {
+        Counted(self)
     }
 
     /// Waits until no call is queued or running.
     fn drain(&self) {
         let Ok(mut g) = self.state.lock() else { return };
-        while g.0 > 0 {
+        while *g > 0 {
             g = match self.changed.wait(g) {
                 Ok(g) => g,
                 Err(_) => return,
             };
         }
     }
+}
+
+/// A call counted in [`Load`], counted out on drop.
+struct Counted<'a>(&'a Load);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
+/// Who reads the socket: taken by one call thread at a time (see the module header).
+#[derive(Default)]
+struct Turns {
+    state: Mutex<TurnState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct TurnState {
+    /// A thread is reading (or about to).
+    taken: bool,
+    /// Call threads waiting to read.
+    waiting: usize,
+    /// The connection has ended: no thread reads again.
+    ended: bool,
+}
+
+impl Turns {
+    /// Waits until no thread reads, then reads; false once the connection has ended.
+    fn take(&self) -> bool {
+        let Ok(mut g) = self.state.lock() else { return false };
+        g.waiting += 1;
+        while g.taken && !g.ended {
+            g = match self.changed.wait(g) {
+                Ok(g) => g,
+                Err(_) => return false,
+            };
+        }
+        g.waiting -= 1;
+        if g.ended {
+            return false;
+        }
+        g.taken = true;
+        true
+    }
+
+    /// Called by the reader with a call in hand: when another call thread waits to read, it reads
+    /// from now on and this thread runs the call (true); otherwise this thread keeps reading.
+    fn pass(&self) -> bool {
+        let Ok(mut g) = self.state.lock() else { return false };
+        if g.waiting == 0 {
+            return false;
+        }
+        g.taken = false;
+        drop(g);
+        self.changed.notify_one();
+        true
+    }
+
+    /// The connection has ended: every waiting thread returns.
+    fn end(&self) {
+        if let Ok(mut g) = self.state.lock() {
+            g.ended = true;
+            g.taken = false;
+        }
+        self.changed.notify_all();
+    }
+}
+
+/// What one connection's call threads share.
+struct Shared {
+    session: Arc<Session>,
+    writer: Arc<Writer>,
+    load: Load,
+    turns: Turns,
+    stream: UnixStream,
+    rt: Handle,
 }
 
 /// Serves one accepted connection until it closes; returns when every thread of it is done
@@ -130,29 +210,24 @@ pub fn serve(stream: UnixStream, state: AppState, read_only: bool, rt: Handle) {
             }
         })
     };
-    let load = Arc::new(Load::default());
-    let (call_tx, call_rx) = std_mpsc::channel::<(Header, Vec<u8>)>();
-    let executor = {
-        let (session, writer, load, rt) = (Arc::clone(&session), Arc::clone(&writer), Arc::clone(&load), rt.clone());
-        std::thread::Builder::new().name("libvirt-calls".into()).spawn(move || {
-            while let Ok((header, body)) = call_rx.recv() {
-                run_call(&rt, &session, &writer, &header, &body);
-                load.leave(true);
-            }
-        })
+    let shared = Arc::new(Shared { session, writer, load: Load::default(), turns: Turns::default(), stream, rt });
+    let Ok(events) = events else { return };
+    // Without a second call thread (no thread to be had), every call runs on the blocking pool.
+    let follower = {
+        let shared = Arc::clone(&shared);
+        std::thread::Builder::new().name("libvirt-calls".into()).spawn(move || call_thread(&shared)).ok()
     };
-    if let (Ok(events), Ok(executor)) = (events, executor) {
-        read_loop(stream, &session, &writer, &load, &call_tx, &rt);
-        // Hang up first: a write blocked on a client that stopped reading fails now instead of
-        // holding this connection's threads (after CONNECT_CLOSE every reply is already out).
-        let _ = event_half.shutdown(std::net::Shutdown::Both);
-        drop(call_tx);
-        let _ = executor.join();
-        load.drain();
-        session.close();
-        let _ = session.out.try_send(Out::Close);
-        let _ = events.join();
+    call_thread(&shared);
+    // Hang up first: a write blocked on a client that stopped reading fails now instead of
+    // holding this connection's threads (after CONNECT_CLOSE every reply is already out).
+    let _ = event_half.shutdown(std::net::Shutdown::Both);
+    if let Some(follower) = follower {
+        let _ = follower.join();
     }
+    shared.load.drain();
+    shared.session.close();
+    let _ = shared.session.out.try_send(Out::Close);
+    let _ = events.join();
 }
 
 /// The session, created inside the runtime (its forwarder task is spawned there).
@@ -161,60 +236,81 @@ fn session_in(rt: &Handle, state: AppState, read_only: bool, out: mpsc::Sender<O
     Session::new(state, read_only, out)
 }
 
-fn run_call(rt: &Handle, session: &Arc<Session>, writer: &Writer, header: &Header, body: &[u8]) {
-    let reply = rt.block_on(session.call(header, &body[packet::HEADER_BYTES..]));
-    writer.send(&reply);
+/// Runs one call and writes its reply. A call that panics is answered with an internal error and
+/// logged, and the connection goes on: unanswered, its client would wait for ever (libvirt's
+/// clients have no call timeout, and keepalive goes on being answered).
+fn run_call(c: &Shared, header: &Header, body: &[u8]) {
+    let call = AssertUnwindSafe(|| c.rt.block_on(c.session.call(header, &body[packet::HEADER_BYTES..])));
+    let reply = std::panic::catch_unwind(call).unwrap_or_else(|_| {
+        tracing::error!(
+            procedure = header.proc_,
+            serial = header.serial,
+            "a libvirt call panicked; answered with an internal error"
+        );
+        packet::reply_error(header, &panicked())
+    });
+    c.writer.send(&reply);
 }
 
-fn read_loop(
-    mut stream: UnixStream,
-    session: &Arc<Session>,
-    writer: &Arc<Writer>,
-    load: &Arc<Load>,
-    calls: &std_mpsc::Sender<(Header, Vec<u8>)>,
-    rt: &Handle,
-) {
-    loop {
-        let body = match read_packet(&mut stream) {
-            Ok(Some(b)) => b,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::debug!(error = %e, "libvirt connection closed on a framing error");
+/// One call thread: reads while it has the turn; a call read is run here when the other call
+/// thread takes over the reading, else on the blocking pool while this one reads on. Returns
+/// once the connection has ended.
+fn call_thread(c: &Arc<Shared>) {
+    while c.turns.take() {
+        loop {
+            let Some((header, body)) = read_until_call(c) else {
+                c.turns.end();
+                return;
+            };
+            if header.proc_ == REMOTE_PROC_CONNECT_CLOSE {
+                // The reply goes out after every earlier call's; then the connection ends.
+                c.load.leave();
+                c.load.drain();
+                run_call(c, &header, &body);
+                c.turns.end();
                 return;
             }
+            if c.turns.pass() {
+                let _counted = c.load.counted();
+                run_call(c, &header, &body);
+                break;
+            }
+            let pooled = Arc::clone(c);
+            c.rt.spawn_blocking(move || {
+                let _counted = pooled.load.counted();
+                run_call(&pooled, &header, &body);
+            });
+        }
+    }
+}
+
+/// Reads packets, answering those that need no call, until a call arrives (counted in: `Load`);
+/// `None` when the connection ends (end of stream, a framing error, a full load's lock lost).
+fn read_until_call(c: &Shared) -> Option<(Header, Vec<u8>)> {
+    loop {
+        let body = match read_packet(&c.stream) {
+            Ok(Some(b)) => b,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::debug!(error = %e, "libvirt connection closed on a framing error");
+                return None;
+            }
         };
-        let Ok((header, _)) = packet::parse(&body) else { return };
+        let Ok((header, _)) = packet::parse(&body) else { return None };
         match (header.prog, header.vers) {
             (KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION) => {
                 if header.proc_ == KEEPALIVE_PROC_PING && header.type_ == VIR_NET_MESSAGE {
-                    writer.send(&packet::keepalive(KEEPALIVE_PROC_PONG));
+                    c.writer.send(&packet::keepalive(KEEPALIVE_PROC_PONG));
                 }
                 // PONG or anything else on this program: nothing to answer.
             }
             (REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION) if header.type_ == VIR_NET_CALL => {
                 if header.status != VIR_NET_OK {
                     let err = packet::error(ERR_RPC, from::RPC, "Unexpected message status");
-                    writer.send(&packet::reply_error(&header, &err));
+                    c.writer.send(&packet::reply_error(&header, &err));
                     continue;
                 }
-                let closing = header.proc_ == REMOTE_PROC_CONNECT_CLOSE;
-                if load.enter() {
-                    if calls.send((header, body)).is_err() {
-                        return;
-                    }
-                } else {
-                    let (session, writer, load, handle) =
-                        (Arc::clone(session), Arc::clone(writer), Arc::clone(load), rt.clone());
-                    rt.spawn_blocking(move || {
-                        run_call(&handle, &session, &writer, &header, &body);
-                        load.leave(false);
-                    });
-                }
-                if closing {
-                    // The reply goes out after every earlier call's; then the connection ends.
-                    load.drain();
-                    return;
-                }
+                return c.load.enter().then_some((header, body));
             }
             (REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION) => {
                 // Replies, events or streams from a client: nothing this server asked for.
@@ -222,7 +318,7 @@ fn read_loop(
             (prog, vers) => {
                 // As libvirtd: the error echoes the call's header.
                 let err = packet::error(ERR_RPC, from::RPC, format!("Cannot find program {prog} version {vers}"));
-                writer.send(&packet::reply_error(&header, &err));
+                c.writer.send(&packet::reply_error(&header, &err));
             }
         }
     }
@@ -230,7 +326,7 @@ fn read_loop(
 
 /// Reads one packet's body (header and payload); `None` at a clean end of stream. The buffer
 /// grows as bytes arrive, so a length word announcing 32 MiB costs nothing until sent.
-fn read_packet(rd: &mut UnixStream) -> std::io::Result<Option<Vec<u8>>> {
+fn read_packet(mut rd: &UnixStream) -> std::io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; packet::LEN_BYTES];
     match rd.read_exact(&mut len) {
         Ok(()) => {}

@@ -165,7 +165,7 @@ fn poisoned() -> Fail {
 /// Forwards the daemon's lifecycle events on `uri` to the session's callbacks until aborted.
 pub fn forward(session: Arc<Session>, uri: String) -> tokio::task::JoinHandle<()> {
     let mut rx = session.state.lifecycle.subscribe();
-    tokio::spawn(async move {
+    crate::runtime::spawn(async move {
         loop {
             let ev = match rx.recv().await {
                 Ok(ev) => ev,

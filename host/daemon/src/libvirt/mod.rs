@@ -86,7 +86,7 @@ pub fn spawn(path: &Path, state: &AppState, stop: &watch::Receiver<bool>) -> std
     for (p, mode, read_only) in [(path.to_owned(), 0o600, false), (ro, 0o666, true)] {
         let listener = crate::listen::bind_unix(&p, mode)?;
         tracing::info!(socket = %p.display(), read_only, "listening (libvirt RPC)");
-        tokio::spawn(serve(listener, Arc::clone(state), read_only, stop.clone()));
+        crate::runtime::spawn(serve(listener, Arc::clone(state), read_only, stop.clone()));
         bound.push(p);
     }
     Ok(bound)

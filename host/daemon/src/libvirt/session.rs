@@ -35,6 +35,21 @@ pub mod from {
 /// libvirt's `VIR_ERR_RPC`.
 pub const ERR_RPC: i32 = 39;
 
+/// The answer to a call that panicked (a bug in the daemon; a plugin's panics are answered by the
+/// SDK): libvirtd's internal error, so its client is not left waiting for a reply.
+pub fn panicked() -> RemoteError {
+    *fail(codes::INTERNAL_ERROR, from::RPC, "the call failed unexpectedly (see the daemon's log)").0
+}
+
+/// A fault for tests only: `VIRTPLUGD_FAULT=panic-in-libvirt-procedure:N` makes every call of
+/// procedure N panic (read once).
+fn panics_in(procedure: i32) -> bool {
+    static FAULT: std::sync::OnceLock<Option<i32>> = std::sync::OnceLock::new();
+    *FAULT.get_or_init(|| {
+        std::env::var("VIRTPLUGD_FAULT").ok()?.strip_prefix("panic-in-libvirt-procedure:")?.parse().ok()
+    }) == Some(procedure)
+}
+
 /// A failed call: the error reply's body.
 #[derive(Debug)]
 pub struct Fail(pub Box<RemoteError>);
@@ -144,6 +159,9 @@ impl Session {
 
     /// Answers one call (never fails: errors become error replies).
     pub async fn call(self: &Arc<Self>, h: &Header, payload: &[u8]) -> Vec<u8> {
+        if panics_in(h.proc_) {
+            panic!("VIRTPLUGD_FAULT: a panic in procedure {}", h.proc_);
+        }
         let result = match h.proc_ {
             REMOTE_PROC_AUTH_LIST => ok(&RemoteAuthListRet { types: vec![REMOTE_AUTH_NONE] }),
             REMOTE_PROC_CONNECT_SUPPORTS_FEATURE => self.supports_feature(payload),
@@ -198,7 +216,7 @@ impl Session {
         let read_only = self.socket_read_only || a.flags & 1 != 0;
         let state = Arc::clone(&self.state);
         let u = uri.clone();
-        let conn = tokio::task::spawn_blocking(move || state.connection(&u, read_only))
+        let conn = crate::runtime::spawn_blocking(move || state.connection(&u, read_only))
             .await
             .map_err(|e| fail(codes::INTERNAL_ERROR, from::RPC, &format!("open failed: {e}")))?
             .map_err(|e| host_error(&e, from::NONE))?;

@@ -1,7 +1,7 @@
 //! libvirt's RPC protocol byte by byte against a real virtplugd: the handshake's exact replies,
 //! error replies (unknown procedure or program, undecodable payloads, the allow-list,
-//! read-only), keepalive, pipelining, and hostile framing — which closes only the offending
-//! connection while other clients keep being served.
+//! read-only), keepalive, pipelining, hostile framing — which closes only the offending
+//! connection while other clients keep being served — and a call that panics in the daemon.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -273,6 +273,51 @@ fn keepalive_and_pipelined_calls_are_answered() {
 }
 
 #[test]
+fn a_ping_is_answered_while_a_call_waits_for_the_store() {
+    let Some((_tmp, d)) = daemon() else { return };
+    let Some(sqlite3) = virtplug_test_support::need("libvirt socket", virtplug_test_support::find_program("sqlite3"))
+    else {
+        return;
+    };
+    let mut c = Client::connect(&d.libvirt_socket());
+    c.open(&d.libvirt_name(), 0).unwrap();
+    let dom = test_domain(&mut c);
+    // Another process takes the store's write lock and keeps it until told to commit.
+    let mut holder = std::process::Command::new(sqlite3)
+        .arg(d.host().join("mock.db"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut to_holder = holder.stdin.take().unwrap();
+    to_holder.write_all(b"BEGIN IMMEDIATE;\nSELECT 'locked';\n").unwrap();
+    let mut from_holder = holder.stdout.take().unwrap();
+    let mut said = [0u8; 7];
+    from_holder.read_exact(&mut said).unwrap();
+    assert_eq!(&said, b"locked\n");
+    // A create now waits for the lock; a PING meanwhile is answered at once.
+    let xml_desc = "<domainsnapshot><name>waited</name></domainsnapshot>".to_owned();
+    let serial = c.send_call(
+        REMOTE_PROC_DOMAIN_SNAPSHOT_CREATE_XML,
+        &RemoteDomainSnapshotCreateXmlArgs { dom: dom.clone(), xml_desc, flags: 0 },
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    c.s.write_all(&packet::keepalive(KEEPALIVE_PROC_PING)).unwrap();
+    c.s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let (h, _) = c.read().expect("a PONG while the create waits");
+    assert_eq!((h.prog, h.proc_), (KEEPALIVE_PROGRAM, KEEPALIVE_PROC_PONG));
+    // The lock released, the create completes and is answered.
+    to_holder.write_all(b"COMMIT;\n").unwrap();
+    drop(to_holder);
+    assert!(holder.wait().unwrap().success());
+    c.s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (h, payload) = c.read().expect("the create's reply");
+    assert_eq!((h.proc_, h.serial, h.status), (REMOTE_PROC_DOMAIN_SNAPSHOT_CREATE_XML, serial, VIR_NET_OK));
+    let r: RemoteDomainSnapshotCreateXmlRet = xdr::from_bytes(&payload).unwrap();
+    assert_eq!(r.snap.name, "waited");
+}
+
+#[test]
 fn hostile_framing_closes_only_that_connection() {
     let Some((_tmp, d)) = daemon() else { return };
     let mut good = Client::connect(&d.libvirt_socket());
@@ -423,4 +468,73 @@ fn lifecycle_events_reach_callbacks_from_both_apis() {
     // The next packet on the listener is the reply to this call, not an event.
     let r: RemoteConnectNumOfDomainsRet = listener.call(REMOTE_PROC_CONNECT_NUM_OF_DOMAINS, &()).unwrap();
     assert_eq!(r.num, 0);
+}
+
+/// The daemon's threads serving libvirt connections (`libvirt-…`).
+fn libvirt_threads(pid: u32) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("libvirt-")))
+        .count()
+}
+
+#[test]
+fn a_call_that_panics_is_answered_with_an_internal_error_and_the_connection_goes_on() {
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // A fault for tests: every CONNECT_NUM_OF_DOMAINS panics in the daemon's code.
+    let fault = format!("panic-in-libvirt-procedure:{REMOTE_PROC_CONNECT_NUM_OF_DOMAINS}");
+    let d = Daemon::start_libvirt_with_env(&tmp.path().join("d"), &plugins, &[], &[("VIRTPLUGD_FAULT", &fault)]);
+    let pid = d.child.id();
+    let idle = libvirt_threads(pid);
+    let mut c = Client::connect(&d.libvirt_socket());
+    c.open(&d.libvirt_name(), 0).unwrap();
+    let answer = (1, 7, "internal error: the call failed unexpectedly (see the daemon's log)");
+    for _ in 0..2 {
+        let e = c.call::<RemoteConnectNumOfDomainsRet>(REMOTE_PROC_CONNECT_NUM_OF_DOMAINS, &()).unwrap_err();
+        assert_eq!(text(&e), answer);
+    }
+    // The connection goes on: a call, a PING.
+    assert_eq!(test_domain(&mut c).name, "test");
+    c.s.write_all(&packet::keepalive(KEEPALIVE_PROC_PING)).unwrap();
+    assert_eq!(c.read().unwrap().0.proc_, KEEPALIVE_PROC_PONG);
+    // Pipelined, so that some run beside another (on the blocking pool): each answered once.
+    let mut batch = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let serial = c.serial;
+        c.serial += 1;
+        let proc_ = if i % 2 == 0 { REMOTE_PROC_CONNECT_NUM_OF_DOMAINS } else { REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME };
+        let h = Header { prog: REMOTE_PROGRAM, vers: 1, proc_, type_: VIR_NET_CALL, serial, status: VIR_NET_OK };
+        batch.extend(if i % 2 == 0 {
+            packet::encode(&h, &())
+        } else {
+            packet::encode(&h, &RemoteDomainLookupByNameArgs { name: "test".into() })
+        });
+        expected.push((serial, proc_));
+    }
+    c.s.write_all(&batch).unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        let (h, payload) = c.read().expect("every call answered");
+        if h.proc_ == REMOTE_PROC_CONNECT_NUM_OF_DOMAINS {
+            assert_eq!(h.status, VIR_NET_ERROR);
+            assert_eq!(text(&xdr::from_bytes(&payload).unwrap()), answer);
+        } else {
+            assert_eq!(h.status, VIR_NET_OK);
+        }
+        seen.push((h.serial, h.proc_));
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, expected);
+    // Each panic logged once; the connection closes as any other, and its threads end.
+    c.call::<()>(REMOTE_PROC_CONNECT_CLOSE, &()).unwrap();
+    drop(c);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while libvirt_threads(pid) > idle && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(libvirt_threads(pid), idle, "the connection's threads ended");
+    assert_eq!(d.log().matches("a libvirt call panicked").count(), 12, "{}", d.log());
 }
