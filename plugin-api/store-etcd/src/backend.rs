@@ -6,7 +6,7 @@ use std::{
     collections::{BTreeMap, HashMap, HashSet},
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -95,7 +95,12 @@ pub struct EtcdBackend {
     cache: HashMap<String, Pointer>,
     /// Requests sent to the cluster by this connection (every attempt counts): an inspection
     /// for tests and benches.
-    requests: std::sync::atomic::AtomicU64,
+    requests: AtomicU64,
+    /// Writes this connection made (each pointer it writes carries a fresh write id).
+    writes: AtomicU64,
+    /// A fault for tests ([`Self::lose_reply_after`]): transactions to commit before one whose
+    /// reply is thrown away; 0 when none is to be lost.
+    lose_reply: AtomicU64,
 }
 
 impl std::fmt::Debug for EtcdBackend {
@@ -163,6 +168,17 @@ struct Pointer {
     gid: Option<String>,
     mod_revision: i64,
     version: i64,
+    /// The value as written (`<gid>\n<writer host>\n<write id>`): unique to the write.
+    value: String,
+}
+
+/// What a transaction did: the revision it committed at (`None`: a guard failed), and whether
+/// an earlier attempt of it went unanswered. Such an attempt may have committed all the same
+/// (etcd applies a proposal the client stopped waiting for), and then it is that attempt that
+/// made the retry's guard fail.
+struct TxnOutcome {
+    revision: Option<i64>,
+    uncertain: bool,
 }
 
 impl EtcdBackend {
@@ -188,6 +204,8 @@ impl EtcdBackend {
             owned: HashSet::new(),
             cache: HashMap::new(),
             requests: Default::default(),
+            writes: Default::default(),
+            lose_reply: Default::default(),
         };
         this.lease = this.join_lease(cfg.lease_ttl)?;
         this.spawn_keeper(&parsed, cfg)?;
@@ -320,7 +338,17 @@ impl EtcdBackend {
 
     /// Runs an idempotent request, retrying while the cluster is unavailable (leader election,
     /// a member down); the last unavailability is the error.
-    fn retry<T, F, Fut>(&self, mut f: F) -> Result<T>
+    fn retry<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        self.attempts(false, f).map(|(v, _)| v)
+    }
+
+    /// [`Self::retry`], also saying how many attempts it took. `lossy`: a transaction, whose
+    /// reply [`Self::lose_reply_after`] may throw away.
+    fn attempts<T, F, Fut>(&self, lossy: bool, mut f: F) -> Result<(T, u32)>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -328,19 +356,40 @@ impl EtcdBackend {
         let mut last = None;
         for attempt in 0..RETRIES {
             self.requests.fetch_add(1, Ordering::Relaxed);
-            match self.rt.block_on(f(self.client.clone())) {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    let err = store_error(&self.uri, &e);
-                    if !retryable(&err) || (self.never_reached() && attempt >= 2) {
-                        return Err(err);
-                    }
-                    last = Some(err);
-                    self.rt.block_on(async { tokio::time::sleep(Duration::from_millis(250)).await });
-                }
+            let err = match self.rt.block_on(f(self.client.clone())) {
+                Ok(_) if lossy && self.reply_lost() => Error::new(
+                    codes::SYSTEM_ERROR,
+                    format!("unable to reach the metadata store {}: the reply was lost (test fault)", self.uri),
+                ),
+                Ok(v) => return Ok((v, attempt + 1)),
+                Err(e) => store_error(&self.uri, &e),
+            };
+            if !retryable(&err) || (self.never_reached() && attempt >= 2) {
+                return Err(err);
             }
+            last = Some(err);
+            self.rt.block_on(async { tokio::time::sleep(Duration::from_millis(250)).await });
         }
         Err(last.unwrap_or_else(|| Error::internal("metadata store: no attempt made")))
+    }
+
+    /// A test's fault: after `n` more transactions of this connection commit, the reply of the
+    /// next one is thrown away once it has committed, as when the cluster commits a request
+    /// after the client's timeout. The connection then retries it, as it retries any
+    /// unanswered request.
+    pub fn lose_reply_after(&self, n: u64) {
+        self.lose_reply.store(n + 1, Ordering::SeqCst);
+    }
+
+    /// Whether the fault of [`Self::lose_reply_after`] is still to come.
+    pub fn reply_loss_pending(&self) -> bool {
+        self.lose_reply.load(Ordering::SeqCst) > 0
+    }
+
+    /// Whether the reply of the transaction that just committed is to be thrown away.
+    fn reply_lost(&self) -> bool {
+        let left = self.lose_reply.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        left == Ok(1)
     }
 
     /// Before the lease exists the backend has never reached the cluster: fail fast then (three
@@ -349,19 +398,20 @@ impl EtcdBackend {
         self.lease == 0
     }
 
-    /// Commits `txn`, retrying on unavailability; whether its guards held.
+    /// Commits `txn`, retrying on unavailability; whether its guards held (on some attempt:
+    /// for a transaction whose effect its own guards do not refuse, a put of the same keys).
     fn txn(&self, txn: Txn) -> Result<bool> {
-        self.txn_at(txn).map(|r| r.is_some())
+        self.txn_at(txn).map(|r| r.revision.is_some())
     }
 
-    /// Commits `txn`, retrying on unavailability; the revision it committed at, `None` when its
-    /// guards failed.
-    fn txn_at(&self, txn: Txn) -> Result<Option<i64>> {
-        self.retry(|mut c| {
+    /// Commits `txn`, retrying on unavailability: see [`TxnOutcome`].
+    fn txn_at(&self, txn: Txn) -> Result<TxnOutcome> {
+        let (r, attempts) = self.attempts(true, |mut c| {
             let txn = txn.clone();
             async move { c.txn(txn).await }
-        })
-        .map(|r| r.succeeded().then(|| r.header().map_or(0, |h| h.revision())))
+        })?;
+        let revision = r.succeeded().then(|| r.header().map_or(0, |h| h.revision()));
+        Ok(TxnOutcome { revision, uncertain: attempts > 1 })
     }
 
     fn check_live(&self) -> Result<()> {
@@ -382,12 +432,17 @@ impl EtcdBackend {
 
     /// The host owning `dom`, if any.
     pub fn owner(&mut self, dom: &str) -> Result<Option<String>> {
+        Ok(self.owner_kv(dom)?.map(|(host, _)| host))
+    }
+
+    /// The host owning `dom` and the lease it holds it under, if any.
+    fn owner_kv(&self, dom: &str) -> Result<Option<(String, i64)>> {
         let key = self.keys.owner(dom);
         let r = self.retry(|mut c| {
             let key = key.clone();
             async move { c.get(key, None).await }
         })?;
-        Ok(r.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
+        Ok(r.kvs().first().map(|kv| (String::from_utf8_lossy(kv.value()).into_owned(), kv.lease())))
     }
 
     /// Takes `dom` for this host if no host owns it (one txn: exactly one of several racing hosts
@@ -448,7 +503,10 @@ impl EtcdBackend {
         let mut when = self.owner_guards(dom).to_vec();
         when.push(Compare::value(hkey, CompareOp::Equal, value));
         let put = TxnOp::put(self.keys.owner(dom), to_host, Some(PutOptions::new().with_lease(lease)));
-        if !self.txn(Txn::new().when(when).and_then([put]))? {
+        let outcome = self.txn_at(Txn::new().when(when).and_then([put]))?;
+        // An unanswered attempt that committed fails the retry's guards: the owner key then
+        // already names `to_host` under its lease.
+        if outcome.revision.is_none() && !(outcome.uncertain && self.owner_kv(dom)? == Some((to_host.into(), lease))) {
             return Err(self.refusal(dom)?);
         }
         self.owned.remove(dom);
@@ -466,6 +524,7 @@ impl EtcdBackend {
             gid: Some(pointer_gid(kv.value())),
             mod_revision: kv.mod_revision(),
             version: kv.version(),
+            value: String::from_utf8_lossy(kv.value()).into_owned(),
         });
         Ok((p, rev))
     }
@@ -603,11 +662,36 @@ impl EtcdBackend {
             Some(c) => TxnOp::put(self.keys.current(dom, gid), c.as_str(), None),
             None => TxnOp::delete(self.keys.current(dom, gid), None),
         });
-        ops.push(TxnOp::put(self.keys.pointer(dom), self.pointer_value(gid), None));
+        let value = self.pointer_value(gid);
+        ops.push(TxnOp::put(self.keys.pointer(dom), value.as_str(), None));
         let mut when = self.owner_guards(dom).to_vec();
         when.push(Compare::mod_revision(self.keys.pointer(dom), CompareOp::Equal, p.mod_revision));
-        let rev = self.txn_at(Txn::new().when(when).and_then(ops))?;
-        Ok(rev.map(|mod_revision| Pointer { gid: Some(gid.to_owned()), mod_revision, version: p.version + 1 }))
+        let outcome = self.txn_at(Txn::new().when(when).and_then(ops))?;
+        self.written(dom, outcome, p, gid, value)
+    }
+
+    /// The pointer a write of `value` (naming generation `gid`, over `p`) left, `None` when its
+    /// guards refused it. A guard that failed after an unanswered attempt is checked against
+    /// the pointer: if it holds `value` (no other write can have written it), that attempt
+    /// committed, and the write is done.
+    fn written(
+        &self,
+        dom: &str,
+        outcome: TxnOutcome,
+        p: &Pointer,
+        gid: &str,
+        value: String,
+    ) -> Result<Option<Pointer>> {
+        if let Some(mod_revision) = outcome.revision {
+            return Ok(Some(Pointer { gid: Some(gid.to_owned()), mod_revision, version: p.version + 1, value }));
+        }
+        if outcome.uncertain {
+            let now = self.pointer(dom)?.0;
+            if now.value == value {
+                return Ok(Some(now));
+            }
+        }
+        Ok(None)
     }
 
     /// Writes the whole tree under a fresh generation in chunks, then switches the pointer in
@@ -655,28 +739,24 @@ impl EtcdBackend {
                 }
             }
         }
-        let mut switch = vec![TxnOp::put(self.keys.pointer(dom), self.pointer_value(&gid), None)];
+        let value = self.pointer_value(&gid);
+        let mut switch = vec![TxnOp::put(self.keys.pointer(dom), value.as_str(), None)];
         if let Some(old) = &p.gid {
             switch.push(TxnOp::delete(self.keys.generation(dom, old), Some(DeleteOptions::new().with_prefix())));
         }
-        match self.txn_at(Txn::new().when(ptr_guard).and_then(switch))? {
-            Some(mod_revision) => Ok(Some(Pointer { gid: Some(gid), mod_revision, version: p.version + 1 })),
-            None => {
-                // A retried switch that committed on an earlier attempt fails its guard: the
-                // pointer then names this generation.
-                let now = self.pointer(dom)?.0;
-                if now.gid.as_deref() == Some(gid.as_str()) {
-                    return Ok(Some(now));
-                }
-                self.drop_generation(dom, &gid);
-                Ok(None)
-            }
+        let outcome = self.txn_at(Txn::new().when(ptr_guard).and_then(switch))?;
+        let written = self.written(dom, outcome, p, &gid, value)?;
+        if written.is_none() {
+            self.drop_generation(dom, &gid);
         }
+        Ok(written)
     }
 
-    /// The pointer's value naming generation `gid`, written by this host.
+    /// The pointer's value for a write of this host naming generation `gid`, unique to the
+    /// write (by which a write that went unanswered knows its own commit).
     fn pointer_value(&self, gid: &str) -> String {
-        format!("{gid}\n{}", self.host)
+        let n = self.writes.fetch_add(1, Ordering::Relaxed);
+        format!("{gid}\n{}\n{:x}.{:x}.{n:x}", self.host, std::process::id(), nanos())
     }
 
     fn drop_generation(&self, dom: &str, gid: &str) {
@@ -686,10 +766,15 @@ impl EtcdBackend {
     }
 }
 
-/// The generation id of a pointer's value (`<gid>\n<writer>`).
+/// The generation id of a pointer's value (`<gid>\n<writer>\n<write id>`; before write ids,
+/// `<gid>\n<writer>`).
 pub(crate) fn pointer_gid(value: &[u8]) -> String {
-    let text = String::from_utf8_lossy(value);
-    text.split_once('\n').map_or(&*text, |(gid, _)| gid).to_owned()
+    String::from_utf8_lossy(value).split('\n').next().unwrap_or_default().to_owned()
+}
+
+/// The host that wrote a pointer's value (empty if it names none).
+pub(crate) fn pointer_writer(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).split('\n').nth(1).unwrap_or_default().to_owned()
 }
 
 fn nanos() -> u128 {

@@ -23,7 +23,7 @@ use etcd_client::{Client, EventType, GetOptions, WatchOptions};
 use virtplug_plugin_sdk::{Error, Result, codes};
 
 use crate::{
-    backend::{connect_options, pointer_gid, runtime, store_error},
+    backend::{connect_options, pointer_gid, pointer_writer, runtime, store_error},
     keys::{Keys, prefix_end, unhex},
     uri::{StoreConfig, StoreUri},
 };
@@ -135,8 +135,7 @@ impl Watcher {
     /// The change of one commit of `dom` at revision `rev` (pointer value `value`), if another
     /// host made it and its generations could be read.
     async fn commit(&mut self, dom: String, value: &[u8], rev: i64) -> Option<RemoteChange> {
-        let text = String::from_utf8_lossy(value);
-        let writer = text.split_once('\n').map_or("", |(_, w)| w).to_owned();
+        let writer = pointer_writer(value);
         if writer == self.host {
             self.known.remove(&dom);
             return None;

@@ -220,6 +220,40 @@ fn a_watch_reports_the_commits_of_other_hosts_only() {
 }
 
 #[test]
+fn a_write_committed_after_its_reply_was_lost_is_known_as_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = require!(cluster(tmp.path()));
+    let (mut a, mut b) = (host(&c, "h1"), host(&c, "h2"));
+    a.create_def(VM, &snap("x", None)).unwrap();
+    // Each write below commits on its first attempt, loses that reply (as a request the
+    // cluster commits after the client's timeout) and is retried; the retry's guards then fail
+    // on the write's own commit, which must be taken as the write's success.
+    let lossy = |skip: u64, what: &str, m: &mut Metadata<EtcdBackend>, f: &dyn Fn(&mut Metadata<EtcdBackend>)| {
+        m.backend().lose_reply_after(skip);
+        f(m);
+        assert!(!m.backend().reply_loss_pending(), "{what}: no reply was lost");
+    };
+    lossy(0, "a delta", &mut a, &|m| m.create_def(VM, &snap("y", None)).unwrap());
+    lossy(0, "a current", &mut a, &|m| m.set_current(VM, "x").unwrap());
+    lossy(0, "a delete", &mut a, &|m| m.delete(VM, "y", 0).unwrap());
+    // Generations: x, 300 records and the current make four chunks, then the switch, whose
+    // reply is lost; then a first chunk's.
+    lossy(4, "a switch", &mut a, &|m| m.import(VM, &chain("i", 300), None, false).unwrap());
+    lossy(0, "a chunk", &mut a, &|m| m.import(VM, &chain("j", 300), Some("j299"), false).unwrap());
+    assert_eq!(count(&mut a), 601);
+    assert_eq!(a.current(VM).unwrap().unwrap().name, "j299");
+    assert_eq!(a.lookup(VM, "x").unwrap().parent, None);
+    a.backend().collect_orphans(VM).unwrap();
+    assert_eq!(a.backend().stored_keys(VM).unwrap(), 602);
+    lossy(0, "a handover", &mut a, &|m| m.backend().handover(VM, "h2").unwrap());
+    assert_eq!(b.backend().owner(VM).unwrap().as_deref(), Some("h2"));
+    b.create_def(VM, &snap("z", None)).unwrap();
+    assert_eq!(b.lookup(VM, "z").unwrap().parent.as_deref(), Some("j299"));
+    assert_eq!((count(&mut a), count(&mut b)), (602, 602));
+    assert_eq!(digest(&mut a), digest(&mut b));
+}
+
+#[test]
 fn the_leader_killed_during_a_10000_snapshot_import_leaves_it_complete_or_absent() {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = require!(cluster(tmp.path()));
