@@ -288,26 +288,39 @@ impl EtcdBackend {
                 rt.block_on(async move {
                     let mut conn: Option<(etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream)> = None;
                     while !stop.load(Ordering::SeqCst) {
-                        if conn.is_none()
-                            && let Ok(mut c) = Client::connect(&endpoints, Some(opts.clone())).await
-                        {
-                            conn = c.lease_keep_alive(lease).await.ok();
+                        if conn.is_none() {
+                            let open = async {
+                                let mut c = Client::connect(&endpoints, Some(opts.clone())).await?;
+                                c.lease_keep_alive(lease).await
+                            };
+                            conn = tokio::time::timeout(period, open).await.ok().and_then(|c| c.ok());
                         }
-                        if let Some((keeper, stream)) = conn.as_mut() {
-                            match keeper.keep_alive().await {
-                                Ok(()) => match stream.message().await {
-                                    Ok(Some(m)) if m.ttl() <= 0 => {
+                        // A renewal not answered within a period (its member died or lost the
+                        // leadership, the stream stalled) is tried again at once on a fresh
+                        // connection: the lease must not lapse while a member is being replaced.
+                        let renewed = match conn.as_mut() {
+                            Some((keeper, stream)) => {
+                                let renew = async {
+                                    keeper.keep_alive().await?;
+                                    stream.message().await
+                                };
+                                match tokio::time::timeout(period, renew).await {
+                                    Ok(Ok(Some(m))) if m.ttl() <= 0 => {
                                         lost.store(true, Ordering::SeqCst);
                                         return;
                                     }
-                                    Ok(Some(_)) => {}
-                                    _ => conn = None,
-                                },
-                                Err(_) => conn = None,
+                                    Ok(Ok(Some(_))) => true,
+                                    _ => false,
+                                }
                             }
+                            None => false,
+                        };
+                        if !renewed {
+                            conn = None;
                         }
+                        let pause = if renewed { period } else { Duration::from_millis(100) };
                         let mut slept = Duration::ZERO;
-                        while slept < period && !stop.load(Ordering::SeqCst) {
+                        while slept < pause && !stop.load(Ordering::SeqCst) {
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             slept += Duration::from_millis(50);
                         }

@@ -25,9 +25,10 @@ fn cluster(dir: &Path) -> Option<EtcdCluster> {
 }
 
 fn config(host: &str) -> StoreConfig {
-    // 5 s: every test here starts a 3-member cluster, all at once on a small machine; a
-    // shorter lease can lapse between its grant and the first write (seen at 2 s under CI load).
-    StoreConfig { host: host.into(), user: None, lease_ttl: 5, tls: None }
+    // 10 s: every test here starts a 3-member cluster, all at once on a small machine, and some
+    // kill the leader; a shorter lease can lapse between its grant and the first write (seen at
+    // 2 s under CI load), or while a loaded cluster elects a new leader (seen at 5 s).
+    StoreConfig { host: host.into(), user: None, lease_ttl: 10, tls: None }
 }
 
 fn host(c: &EtcdCluster, name: &str) -> Metadata<EtcdBackend> {
@@ -334,7 +335,7 @@ fn a_host_paused_past_its_lease_is_refused_and_another_host_takes_over() {
     let mut a = host(&c, "h1");
     a.create_def(VM, &snap("a", None)).unwrap();
     assert_eq!(a.backend().owner(VM).unwrap().as_deref(), Some("h1"));
-    // h1 stops renewing (as a paused or partitioned host does); its 5 s lease runs out.
+    // h1 stops renewing (as a paused or partitioned host does); its 10 s lease runs out.
     a.backend().stop_keepalive();
     while a.backend().lease_alive().unwrap() {
         std::thread::sleep(std::time::Duration::from_millis(100));
