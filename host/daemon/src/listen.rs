@@ -369,8 +369,12 @@ where
             Err(e) => Err(e),
         };
         match started {
-            Ok(_) => backoff.succeeded(),
+            Ok(_) => {
+                tracing::debug!(listener = name, "connection accepted");
+                backoff.succeeded();
+            }
             Err(e) => {
+                tracing::debug!(listener = name, "accepting or starting a connection failed: {e}");
                 if let Some(delay) = backoff.failed(&name, &e) {
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}

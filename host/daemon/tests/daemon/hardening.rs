@@ -400,6 +400,14 @@ fn open_fds(pid: u32) -> usize {
     proc_entries(pid, "fd")
 }
 
+/// Whether the daemon closed `s`, without waiting (a read that would wait: still open).
+fn closed_now(s: &std::net::TcpStream) -> bool {
+    let _ = s.set_nonblocking(true);
+    let closed = !matches!(s.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    let _ = s.set_nonblocking(false);
+    closed
+}
+
 /// What each of `pid`'s descriptors is (for a failure's message).
 fn fd_targets(pid: u32) -> String {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return String::new() };
@@ -457,7 +465,8 @@ fn the_accept_loops_back_off_when_file_descriptors_run_out() {
         .arg("--tokens")
         .arg(dir.join("tokens"))
         .env("VIRTPLUG_PLUGIN_DIR", &plugins)
-        .env("VIRTPLUGD_LOG", "info")
+        // The accept loops' debug lines: what each accept did, for a failure's message.
+        .env("VIRTPLUGD_LOG", "info,virtplug_daemon::listen=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -520,9 +529,12 @@ fn the_accept_loops_back_off_when_file_descriptors_run_out() {
     }
     assert!(
         full,
-        "the daemon never ran out of descriptors ({} open: {}): {}",
+        "the daemon never ran out of descriptors ({} open: {}; {} threads; {} of {} held connections closed by it): {}",
         open_fds(pid),
         fd_targets(pid),
+        proc_entries(pid, "task"),
+        held.iter().filter(|s| closed_now(s)).count(),
+        held.len(),
         read_log()
     );
     held.push(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
