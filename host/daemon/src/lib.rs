@@ -23,9 +23,11 @@
 //! It owns socket I/O only; host semantics stay in `virtplug-host`.
 
 pub mod cache;
+pub mod catch;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod faults;
 pub mod idempotency;
 pub mod imports;
 pub mod libvirt;
@@ -206,6 +208,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/tasks/{id}", get(t::get))
         .route("/v1/migrations", post(t::migrate))
         .route("/v1/events", get(t::events))
+        // Where a handler runs: a test's fault (`VIRTPLUGD_FAULT`) may panic there.
+        .route_layer(axum::middleware::from_fn(faults::http))
         // Inside the guard: a keyed request's body is bounded before it is buffered.
         .route_layer(axum::middleware::from_fn_with_state(idempotent, idempotency::layer))
         .route_layer(axum::middleware::from_fn_with_state(limits, extract::guard))
@@ -215,6 +219,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         })
         // The guard enforces each route's own limit while the body streams in.
         .layer(DefaultBodyLimit::disable())
+        // Everything inside: a panic is answered, not the connection dropped.
+        .layer(axum::middleware::from_fn(catch::answer_panics))
         // Outside every listener's access decision: tells [`observe::track`] what it was.
         .layer(axum::middleware::from_fn(observe::mark))
         .with_state(state)

@@ -41,15 +41,6 @@ pub fn panicked() -> RemoteError {
     *fail(codes::INTERNAL_ERROR, from::RPC, "the call failed unexpectedly (see the daemon's log)").0
 }
 
-/// A fault for tests only: `VIRTPLUGD_FAULT=panic-in-libvirt-procedure:N` makes every call of
-/// procedure N panic (read once).
-fn panics_in(procedure: i32) -> bool {
-    static FAULT: std::sync::OnceLock<Option<i32>> = std::sync::OnceLock::new();
-    *FAULT.get_or_init(|| {
-        std::env::var("VIRTPLUGD_FAULT").ok()?.strip_prefix("panic-in-libvirt-procedure:")?.parse().ok()
-    }) == Some(procedure)
-}
-
 /// A failed call: the error reply's body.
 #[derive(Debug)]
 pub struct Fail(pub Box<RemoteError>);
@@ -159,7 +150,7 @@ impl Session {
 
     /// Answers one call (never fails: errors become error replies).
     pub async fn call(self: &Arc<Self>, h: &Header, payload: &[u8]) -> Vec<u8> {
-        if panics_in(h.proc_) {
+        if crate::faults::panics_in_procedure(h.proc_) {
             panic!("VIRTPLUGD_FAULT: a panic in procedure {}", h.proc_);
         }
         let result = match h.proc_ {

@@ -559,6 +559,45 @@ fn the_accept_loops_back_off_when_file_descriptors_run_out() {
     assert_eq!(read_response(&mut queued).unwrap().0, 200);
 }
 
+/// A request whose handling panics in the daemon's code (a test's fault) is answered 500 with
+/// libvirt's internal error and its request id, and logged once; its connection goes on.
+#[test]
+fn a_request_that_panics_is_answered_with_an_internal_error_and_the_connection_goes_on() {
+    let Some(plugins) = plugin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let fault = [("VIRTPLUGD_FAULT", "panic-in-http-route:/v1/domains/{dom}")];
+    let d = Daemon::start_with_env(&tmp.path().join("d"), &plugins, &[], &fault);
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let detail = "the request failed unexpectedly (see the daemon's log)";
+    for id in ["panic-1", "panic-2"] {
+        s.write_all(format!("GET /v1/domains/test HTTP/1.1\r\nHost: x\r\nX-Request-Id: {id}\r\n\r\n").as_bytes())
+            .unwrap();
+        let (status, body) = read_response(&mut s).unwrap();
+        assert_eq!(status, 500, "{body}");
+        let expected = format!(
+            r#"{{"code":1,"name":"VIR_ERR_INTERNAL_ERROR","message":"internal error: {detail}","detail":"{detail}","request_id":"{id}"}}"#
+        );
+        assert_eq!(body, expected);
+    }
+    // The same connection goes on, and so do other routes.
+    s.write_all(b"GET /v1/domains HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (status, body) = read_response(&mut s).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""name":"test""#), "{body}");
+    let log = d.log();
+    let caught: Vec<&str> = log.lines().filter(|l| l.contains("a request panicked")).collect();
+    assert_eq!(caught.len(), 2, "{log}");
+    for (line, id) in caught.iter().zip(["panic-1", "panic-2"]) {
+        assert!(
+            line.contains(r#"route="/v1/domains/{dom}""#) && line.contains(&format!("request_id=\"{id}\"")),
+            "{line}"
+        );
+    }
+    let access = log.lines().filter(|l| l.contains("route=/v1/domains/{dom} status=500")).count();
+    assert_eq!(access, 2, "{log}");
+}
+
 /// Every documented route that may change something or read a body has its line in the body
 /// guard's table; nothing in the table is undocumented.
 #[test]
