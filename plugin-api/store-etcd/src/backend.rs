@@ -411,8 +411,9 @@ impl EtcdBackend {
         self.lease == 0
     }
 
-    /// Commits `txn`, retrying on unavailability; whether its guards held (on some attempt:
-    /// for a transaction whose effect its own guards do not refuse, a put of the same keys).
+    /// Commits `txn`, retrying on unavailability; whether its guards held on the attempt that
+    /// was answered. For a transaction whose own commit would fail its guards, an unanswered
+    /// attempt that committed makes this false: such writes use [`Self::txn_at`] and check.
     fn txn(&self, txn: Txn) -> Result<bool> {
         self.txn_at(txn).map(|r| r.revision.is_some())
     }
