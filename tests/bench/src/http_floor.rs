@@ -17,11 +17,17 @@ const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\netag: \"g0-0\"\r\ncontent-length: 0\r
 
 /// Serves until killed.
 pub fn serve(args: &[String]) -> Result<()> {
+    serve_each(args, answer)
+}
+
+/// A floor server: on the unix socket `args[0]`, each connection on a thread of its own,
+/// handled by `handle`, until killed.
+pub fn serve_each(args: &[String], handle: fn(UnixStream) -> std::io::Result<()>) -> Result<()> {
     let path = args.first().context("socket path")?;
     let listener = UnixListener::bind(path).with_context(|| format!("binding {path}"))?;
     for conn in listener.incoming() {
         let conn = conn?;
-        std::thread::spawn(move || answer(conn));
+        std::thread::spawn(move || handle(conn));
     }
     Ok(())
 }

@@ -15,6 +15,11 @@
 //! Targets: virtplugd faster at every size, at least 10x at 16,000 chain; lookup no slower.
 //! The per-phase table stays; the targets are `report.rs` rows under it.
 //!
+//! The floor, measured in the same run: the same client's own CPU (it is the same for any
+//! server) plus, per remote call, the CPU of a server that only echoes each packet
+//! (`libvirt_floor.rs`). Client and server take turns on the socket, so a run's time cannot go
+//! below that sum however little the server does.
+//!
 //! Arguments: `--sizes 1000,4000`, `--shapes chain`, `--repeat 3` (the fastest of three runs per
 //! row), `--lookup-only`, `--no-lookup`.
 
@@ -183,6 +188,55 @@ fn total(f: &Figures) -> f64 {
     PHASES.iter().map(|p| f.get(*p).copied().unwrap_or(0.0)).sum()
 }
 
+/// The floor server's CPU seconds per round trip (see the module header), measured with the
+/// same client on a packet the size of a snapshot lookup; `None` (and said why) if it failed.
+fn floor_per_call(tmp: &Path) -> Option<f64> {
+    const CALLS: usize = 20_000;
+    const PACKET: usize = 96;
+    let measured = (|| -> Result<Figures> {
+        std::fs::create_dir_all(tmp)?;
+        let socket = tmp.join("floor.sock");
+        let _ = std::fs::remove_file(&socket);
+        let mut server = Command::new(std::env::current_exe()?).arg("libvirt-floor").arg(&socket).spawn()?;
+        let ready = Instant::now();
+        while !socket.exists() && ready.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peer_libvirt.py");
+        let run = proc::run(
+            Command::new(PYTHON)
+                .arg(script)
+                .args(["echo".to_owned(), PACKET.to_string(), CALLS.to_string()])
+                .arg(&socket)
+                .env("VIRTPLUG_BENCH_SERVER_PID", server.id().to_string()),
+        );
+        let _ = server.kill();
+        let _ = server.wait();
+        Ok(parse(&run?.stdout))
+    })();
+    match measured {
+        Ok(f) => {
+            let per_call = f.get("server_cpu").copied().unwrap_or(0.0) / CALLS as f64;
+            println!(
+                "floor: a server that only echoes each {PACKET}-byte packet: {:.1} us of its CPU and {:.1} us per round trip \
+                 ({CALLS} calls, same client)",
+                per_call * 1e6,
+                f.get("echo_us").copied().unwrap_or(0.0)
+            );
+            Some(per_call)
+        }
+        Err(e) => {
+            println!("floor: not measured ({})", format!("{e:#}").replace('\n', " "));
+            None
+        }
+    }
+}
+
+/// A run's floor: its client's CPU, plus the floor server's CPU for each of its `calls`.
+fn run_floor(client_cpu: f64, calls: f64, per_call: Option<f64>) -> Option<f64> {
+    per_call.map(|p| client_cpu + calls * p)
+}
+
 /// Options of the section.
 struct Options {
     repeat: usize,
@@ -281,12 +335,13 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     println!("load average before: {}", load_average());
     let tmp = std::env::temp_dir().join(format!("virtplug-bench-lw-{}", std::process::id()));
+    let floor = floor_per_call(&tmp);
     // A failed run prints its row as failed and the section goes on: the bench never stops on a peer.
     if o.workflow {
-        workflow_table(&o, &servers, &tmp);
+        workflow_table(&o, &servers, &tmp, floor);
     }
     if o.lookup {
-        lookup_table(o.repeat, &servers, &tmp);
+        lookup_table(o.repeat, &servers, &tmp, floor);
     }
     let _ = std::fs::remove_dir_all(&tmp);
     println!("load average after: {}", load_average());
@@ -304,7 +359,7 @@ fn ratio(theirs: f64, ours: f64) -> String {
     format!("{:.1}x", theirs / ours.max(1e-9))
 }
 
-fn workflow_table(o: &Options, servers: &[(Side, &str, PathBuf)], tmp: &Path) {
+fn workflow_table(o: &Options, servers: &[(Side, &str, PathBuf)], tmp: &Path, floor: Option<f64>) {
     println!(
         "{:<5} {:>6} {:<9} {} | {:>8} | {:>8}",
         "shape",
@@ -315,6 +370,7 @@ fn workflow_table(o: &Options, servers: &[(Side, &str, PathBuf)], tmp: &Path) {
         "cli cpu"
     );
     let mut rows = Vec::new();
+    let mut notes = Vec::new();
     for shape in &o.shapes {
         for &n in &o.sizes {
             let mut got: Vec<(Side, Figures)> = Vec::new();
@@ -357,8 +413,20 @@ fn workflow_table(o: &Options, servers: &[(Side, &str, PathBuf)], tmp: &Path) {
                 );
                 // issue 14: virtplugd faster at every size, at least 10x at 16,000 chain
                 let want = if shape == "chain" && n == 16_000 { 0.1 } else { 1.0 };
+                let get = |k: &str| v.get(k).copied().unwrap_or(0.0);
+                let floor = run_floor(get("client_cpu"), get("calls"), floor);
+                if let Some(f) = floor.filter(|f| *f > want * lt) {
+                    notes.push(format!(
+                        "{shape} {n}: the floor ({f:.3} s: the client's {:.3} s of CPU and {:.0} calls) is {:.2}x libvirtd's \
+                         time, above the {want}x target",
+                        get("client_cpu"),
+                        get("calls"),
+                        f / lt
+                    ));
+                }
                 rows.push(
                     Row::new("libvirt-wire", format!("{shape} {n} total"), Unit::Time, vt)
+                        .floor_opt(floor)
                         .peer(lt)
                         .target(Target::Peer(want)),
                 );
@@ -371,14 +439,19 @@ fn workflow_table(o: &Options, servers: &[(Side, &str, PathBuf)], tmp: &Path) {
             row.emit();
         }
         report::note("peer: libvirtd (test driver) with the same client and phases, a fresh server per run");
+        report::note("floor: this run's client CPU plus, per call, the CPU of a server that only echoes the packet");
+        for note in notes {
+            report::note(&note);
+        }
     }
 }
 
-fn lookup_table(repeat: usize, servers: &[(Side, &str, PathBuf)], tmp: &Path) {
+fn lookup_table(repeat: usize, servers: &[(Side, &str, PathBuf)], tmp: &Path, floor: Option<f64>) {
     println!(
         "snapshotLookupByName round trip ({LOOKUP_CALLS} calls, {LOOKUP_SNAPSHOTS} snapshots on the domain, one connection):"
     );
     let mut got: Vec<(Side, f64)> = Vec::new();
+    let mut client_cpu = None;
     for (side, name, program) in servers {
         let args = ["lookup".to_owned(), LOOKUP_SNAPSHOTS.to_string(), LOOKUP_CALLS.to_string()];
         let us = |f: &Figures| f.get("lookup_us").copied().unwrap_or(f64::MAX);
@@ -390,6 +463,9 @@ fn lookup_table(repeat: usize, servers: &[(Side, &str, PathBuf)], tmp: &Path) {
                     f.get("server_cpu").copied().unwrap_or(0.0) * 1e6 / LOOKUP_CALLS as f64,
                     f.get("client_cpu").copied().unwrap_or(0.0) * 1e6 / LOOKUP_CALLS as f64
                 );
+                if *side == Side::Virtplugd {
+                    client_cpu = f.get("client_cpu").map(|c| c / LOOKUP_CALLS as f64);
+                }
                 got.push((*side, us));
             }
             Err(e) => println!("  {name:<9} failed: {}", format!("{e:#}").replace('\n', " ")),
@@ -400,6 +476,7 @@ fn lookup_table(repeat: usize, servers: &[(Side, &str, PathBuf)], tmp: &Path) {
         println!("{}", report::columns());
         // issue 14: a lookup round trip no slower than libvirtd's
         Row::new("libvirt-wire", "snapshotLookupByName round trip", Unit::Time, v * 1e-6)
+            .floor_opt(client_cpu.and_then(|c| run_floor(c, 1.0, floor)))
             .peer_opt(pick(Side::Libvirtd).map(|l| l * 1e-6))
             .target(Target::Peer(1.0))
             .emit();

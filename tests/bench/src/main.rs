@@ -35,6 +35,7 @@ mod cold_start;
 mod daemon;
 mod fleet;
 mod http_floor;
+mod libvirt_floor;
 mod libvirt_wire;
 mod load;
 mod proc;
@@ -71,6 +72,7 @@ fn section(args: &[String]) -> Result<()> {
         Some("http-floor") => http_floor::serve(&args[1..]),
         Some("fleet") => fleet::run(),
         Some("libvirt-wire") => libvirt_wire::run(&args[1..]),
+        Some("libvirt-floor") => libvirt_floor::serve(&args[1..]),
         None | Some("all") => {
             load::run()?;
             cold_start::run()?;
