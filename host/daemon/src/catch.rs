@@ -25,8 +25,9 @@ pub fn panicked() -> ApiError {
 /// The layer (inside the access log's, so that the 500 is logged and carries the request id).
 pub async fn answer_panics(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
-    // Unwind safety: what a handler shares lives behind `std` mutexes (poisoned by the panic:
-    // a later request finding one answers an error) or atomics.
+    // Unwind safety: what a handler shares lives behind `std` mutexes or in atomics. A panic
+    // poisons the mutex it held, and every user skips a poisoned one (the answer cache misses
+    // and reads the store, a task is not found) rather than read a half-made change.
     match AssertUnwindSafe(next.run(req)).catch_unwind().await {
         Ok(resp) => resp,
         Err(_) => {
