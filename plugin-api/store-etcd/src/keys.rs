@@ -46,8 +46,9 @@ impl Keys {
     pub(crate) fn owner(&self, dom: &str) -> String {
         format!("{}/owner/{}", self.prefix, hex(dom))
     }
-    /// `P/ptr/<dom>`: `<gid>\n<writer host>`, the live generation's id and the host that wrote
-    /// it. Apart from the generations, so a watch of `P/ptr/` sees one event per commit.
+    /// `P/ptr/<dom>`: `<gid>\n<writer host>\n<write id>`, the live generation's id, the host
+    /// that wrote it and the write's own id. Apart from the generations, so a watch of `P/ptr/`
+    /// sees one event per commit.
     pub(crate) fn pointer(&self, dom: &str) -> String {
         format!("{}{}", self.pointers(), hex(dom))
     }

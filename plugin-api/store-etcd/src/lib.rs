@@ -11,8 +11,9 @@
 //!   joins the same lease, so the lease is the host's identity while it lives);
 //! - `P/owner/<dom>` = the owning host, attached to the owner's lease: it vanishes when the
 //!   owner's lease expires;
-//! - `P/ptr/<dom>` = the id of the live generation, a newline and the host that wrote it; its
-//!   version is the domain's generation number
+//! - `P/ptr/<dom>` = the id of the live generation, a newline, the host that wrote it, a
+//!   newline and an id unique to the write (see "Retries" below); its version is the domain's
+//!   generation number
 //!   ([`Loaded::generation`](virtplug_plugin_sdk::metadata::Loaded)); apart from the
 //!   generations so that a watch of `P/ptr/` ([`watch()`]) sees one event per commit;
 //! - `P/dom/<dom>/g/<gid>/s/<name>` = `SEQ\n` + the snapshot's XML (secure, with `<parent>`),
@@ -37,6 +38,12 @@
 //! and a new lease can never match the old keys. A domain no host owns is claimed by its next
 //! writer in one transaction (exactly one of racing hosts wins); [`EtcdBackend::handover`] moves
 //! it to another live host in one transaction, with no copy.
+//!
+//! Retries. A request the cluster does not answer in time is sent again, but the cluster may
+//! have committed the first one all the same. A write whose retry then fails its guards reads
+//! the pointer back: if it holds the write's own value (its write id), the first attempt
+//! committed and the write succeeded. A handover checks the owner key the same way. So a write
+//! that was stored is never reported as refused.
 //!
 //! Errors: cluster unreachable → SYSTEM_ERROR ("unable to reach the metadata store URI: …");
 //! owned by another host → OPERATION_INVALID; lease lost → OPERATION_FAILED.
