@@ -2,7 +2,7 @@
 //! that offers `store=` (mock, qemu): the `store=` query parameter (else `VIRTPLUG_STORE`), the
 //! config file (`VIRTPLUG_STORE_CONFIG`, else `<state dir>/store.conf`), [`connect`] giving a
 //! [`Fleet`] (the SDK's tree rules over [`EtcdBackend`](crate::EtcdBackend)), and the watch
-//! that turns other hosts' commits into this host's snapshot events ([`crate::events`]).
+//! that turns other hosts' commits into this host's snapshot events (the crate's `events` module).
 //! Without the `etcd` feature a well-formed `store=` is refused in one line; a malformed one is
 //! INVALID_ARG either way.
 

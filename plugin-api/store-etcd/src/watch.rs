@@ -46,7 +46,7 @@ pub struct RemoteChange {
     pub current: Option<Option<String>>,
 }
 
-/// A running watch: dropping it ends the watcher thread (within [`POLL`]).
+/// A running watch: dropping it ends the watcher thread (within 200 ms, its poll period).
 #[derive(Debug)]
 pub struct Watch {
     stop: Arc<AtomicBool>,
