@@ -20,9 +20,18 @@ pub fn panics_in_procedure(procedure: i32) -> bool {
     fault().and_then(|f| f.strip_prefix("panic-in-libvirt-procedure:")).and_then(|n| n.parse().ok()) == Some(procedure)
 }
 
+/// Whether a route is to panic (the router adds [`http`] only then).
+pub fn panics_on_routes() -> bool {
+    http_route().is_some()
+}
+
+fn http_route() -> Option<&'static str> {
+    fault().and_then(|f| f.strip_prefix("panic-in-http-route:"))
+}
+
 /// The route layer of `panic-in-http-route` (innermost: where the handler would run).
 pub async fn http(req: Request, next: Next) -> Response {
-    if let Some(route) = fault().and_then(|f| f.strip_prefix("panic-in-http-route:"))
+    if let Some(route) = http_route()
         && req.extensions().get::<MatchedPath>().is_some_and(|m| m.as_str() == route)
     {
         panic!("VIRTPLUGD_FAULT: a panic in the handler of {route}");

@@ -182,7 +182,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         timeout: config.body_timeout,
     };
     let idempotent = Arc::new(idempotency::Store::load(&config.state_dir, idempotency::Limits::default()));
-    Router::new()
+    let routes = Router::new()
         .route("/openapi.json", get(openapi_json))
         .route("/healthz", get(observe_probes::healthz))
         .route("/readyz", get(observe_probes::readyz))
@@ -207,9 +207,11 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/tasks", get(t::list))
         .route("/v1/tasks/{id}", get(t::get))
         .route("/v1/migrations", post(t::migrate))
-        .route("/v1/events", get(t::events))
-        // Where a handler runs: a test's fault (`VIRTPLUGD_FAULT`) may panic there.
-        .route_layer(axum::middleware::from_fn(faults::http))
+        .route("/v1/events", get(t::events));
+    // Where a handler runs, and only when a test asks for it (`VIRTPLUGD_FAULT`): a panic there.
+    let routes =
+        if faults::panics_on_routes() { routes.route_layer(axum::middleware::from_fn(faults::http)) } else { routes };
+    routes
         // Inside the guard: a keyed request's body is bounded before it is buffered.
         .route_layer(axum::middleware::from_fn_with_state(idempotent, idempotency::layer))
         .route_layer(axum::middleware::from_fn_with_state(limits, extract::guard))
