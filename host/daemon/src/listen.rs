@@ -349,8 +349,9 @@ where
                 }
             }
         };
-        // The connection's runtime before the connection: while none can be made (it needs two
-        // descriptors), the next connection waits in the backlog, as when accepting fails.
+        // The connection's runtime before the connection: while none can be made (it needs four
+        // descriptors, see `Unstarted::build`), the next connection waits in the backlog, as when
+        // accepting fails.
         let started = match Unstarted::build() {
             Ok(runtime) => tokio::select! {
                 accepted = listener.accept_one() => accepted.and_then(|stream| {
@@ -394,8 +395,10 @@ where
 struct Unstarted(Option<tokio::runtime::Runtime>);
 
 impl Unstarted {
-    /// I/O and timers only: signals are the main runtime's, and a runtime with a signal driver
-    /// holds a third descriptor (its own copy of the signal pipe).
+    /// I/O and timers. It holds four descriptors: tokio's I/O driver keeps its epoll instance
+    /// twice (the poller and a registry clone) and its waker's eventfd, and, with tokio's signal
+    /// feature on (the main runtime needs it), every I/O driver also keeps a copy of the signal
+    /// pipe. So a connection costs five with its socket.
     fn build() -> io::Result<Self> {
         tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build().map(|rt| Self(Some(rt)))
     }
