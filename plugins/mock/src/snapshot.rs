@@ -67,33 +67,32 @@ fn unsupported(msg: String) -> Error {
     Error::new(codes::CONFIG_UNSUPPORTED, msg)
 }
 
-/// libvirt's disk alignment against the domain's disk targets: unknown or repeated disks are
-/// refused, missing ones get the default mode, and internal/external may not be mixed. As the
-/// test driver's alignment (libvirt's uniform mode), a disk of an internal snapshot may not be
-/// left out: qemu refuses that too for any writable disk.
+/// libvirt's disk alignment against the domain's disk targets (`virDomainSnapshotAlignDisks`):
+/// each disk asked for is checked in turn (known, not repeated, its mode, a file only with
+/// external mode), disks left out get the default mode, and internal/external may not be mixed.
+/// As the test driver's alignment (libvirt's uniform mode), every disk of an internal snapshot
+/// must be internal: one asked for with another mode is refused, and so is one left out by
+/// `snapshot='no'` (qemu refuses that too for any writable disk). The domain's own `<disk
+/// snapshot=…>` attributes are not modelled: every disk takes the default.
 fn align_disks(def: &mut SnapshotDef, targets: &[String], default_mode: SnapshotMode) -> Result<()> {
     if def.disks.len() > targets.len() {
         return Err(unsupported("too many disk snapshot requests for domain".into()));
     }
+    let require_match = default_mode == SnapshotMode::Internal;
     let mut given: Vec<DiskSpec> = std::mem::take(&mut def.disks);
-    for (i, d) in given.iter().enumerate() {
+    for i in 0..given.len() {
+        let (before, rest) = given.split_at_mut(i);
+        let d = &mut rest[0];
         if !targets.contains(&d.name) {
             return Err(unsupported(format!("no disk named '{}'", d.name)));
         }
-        if given[..i].iter().any(|e| e.name == d.name) {
+        if before.iter().any(|e| e.name == d.name) {
             return Err(unsupported(format!("disk '{}' specified twice", d.name)));
         }
-        if default_mode == SnapshotMode::Internal && d.snapshot == Some(SnapshotMode::No) {
+        let mode = *d.snapshot.get_or_insert(default_mode);
+        if require_match && mode != default_mode {
             return Err(unsupported(format!("disk '{}' must use snapshot mode 'internal'", d.name)));
         }
-    }
-    for t in targets {
-        let pos = given.iter().position(|d| d.name == *t);
-        let mut d = match pos {
-            Some(p) => given.remove(p),
-            None => DiskSpec { name: t.clone(), ..Default::default() },
-        };
-        let mode = *d.snapshot.get_or_insert(default_mode);
         if let Some(src) = &d.source {
             if mode != SnapshotMode::External {
                 return Err(unsupported(format!(
@@ -102,6 +101,12 @@ fn align_disks(def: &mut SnapshotDef, targets: &[String], default_mode: Snapshot
                 )));
             }
         }
+    }
+    for t in targets {
+        let d = match given.iter().position(|d| d.name == *t) {
+            Some(p) => given.remove(p),
+            None => DiskSpec { name: t.clone(), snapshot: Some(default_mode), ..Default::default() },
+        };
         def.disks.push(d);
     }
     let memory_external = def.memory.as_ref().is_some_and(|m| m.mode == SnapshotMode::External);

@@ -612,6 +612,35 @@ fn memory_and_disk_modes_of_a_create() {
     );
 }
 
+/// Disks asked for with a mode: an internal snapshot (libvirt's uniform mode) takes only
+/// internal disks, whatever the memory was asked to be; each disk is checked in turn (known, not
+/// repeated, its mode, a file only with external mode); an external memory snapshot takes
+/// external disks with their files, or none.
+#[test]
+fn disk_modes_checked_in_turn() {
+    side_by_side(
+        &[
+            "snapshot-create-as test --diskspec vda,snapshot=external --name ext",
+            "snapshot-create-as test --diskspec vda,snapshot=external,file=/tmp/vp-ext --name extfile",
+            "snapshot-create-as test --diskspec vda,file=/tmp/vp-file --name file",
+            "snapshot-create-as test --diskspec vda,snapshot=internal --name int",
+            "snapshot-create-as test --diskspec vdb --name unknown",
+            "snapshot-create-as test --diskspec vda --diskspec vda --name twice",
+            "snapshot-create-as test --diskspec vda,snapshot=external --diskspec vdb --name first",
+            "snapshot-create-as test --memspec snapshot=no --diskspec vda,snapshot=external,file=/tmp/vp-no --name memno",
+            "snapshot-create-as test --memspec snapshot=no --diskspec vda,snapshot=no --name memnodiskno",
+            "snapshot-create-as test --memspec file=/tmp/vp-mem --diskspec vda,snapshot=no --name memext",
+            "snapshot-create-as test --memspec file=/tmp/vp-mem2 --diskspec vda,snapshot=external,file=/tmp/vp-disk --name both",
+            "snapshot-dumpxml test both",
+            "destroy test",
+            "snapshot-create-as test --diskspec vda,snapshot=external,file=/tmp/vp-off --name off",
+            "snapshot-list test --parent",
+        ],
+        &[],
+        &[],
+    );
+}
+
 /// `--xpath` and `--wrap`: the selected nodes printed as virsh prints them (elements
 /// re-indented, double-quoted attributes, escaped text), other values refused.
 #[test]
