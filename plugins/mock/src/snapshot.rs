@@ -162,6 +162,13 @@ fn plain_def(d: &DomainRecord, xml_text: &str, flags: u32) -> Result<SnapshotDef
     }
     let memory_external = def.memory.as_ref().is_some_and(|m| m.mode == SnapshotMode::External);
     let default_mode = if disk_only || memory_external { SnapshotMode::External } else { SnapshotMode::Internal };
+    if def.disks.iter().any(|x| x.snapshot == Some(SnapshotMode::Manual)) {
+        // The test driver's own check before its alignment, with its text.
+        return Err(Error::new(
+            codes::OPERATION_UNSUPPORTED,
+            "'manual' snapshot mode is not supported by the test driver",
+        ));
+    }
     let targets = disk_targets(&d.xml);
     align_disks(&mut def, &targets, default_mode)?;
     if disk_only && !def.disks.iter().any(|x| x.snapshot == Some(SnapshotMode::External)) {

@@ -612,14 +612,15 @@ fn memory_and_disk_modes_of_a_create() {
     );
 }
 
-/// Disks asked for with a mode: an internal snapshot (libvirt's uniform mode) takes only
-/// internal disks, whatever the memory was asked to be; each disk is checked in turn (known, not
-/// repeated, its mode, a file only with external mode); an external memory snapshot takes
-/// external disks with their files, or none.
+/// Disks asked for with a mode: `manual` is refused first (the test driver's own check); an
+/// internal snapshot (libvirt's uniform mode) takes only internal disks, whatever the memory was
+/// asked to be; each disk is checked in turn (known, not repeated, its mode, a file only with
+/// external mode); an external memory snapshot takes external disks with their files, or none.
 #[test]
 fn disk_modes_checked_in_turn() {
     side_by_side(
         &[
+            "snapshot-create test manual.xml",
             "snapshot-create-as test --diskspec vda,snapshot=external --name ext",
             "snapshot-create-as test --diskspec vda,snapshot=external,file=/tmp/vp-ext --name extfile",
             "snapshot-create-as test --diskspec vda,file=/tmp/vp-file --name file",
@@ -636,7 +637,11 @@ fn disk_modes_checked_in_turn() {
             "snapshot-create-as test --diskspec vda,snapshot=external,file=/tmp/vp-off --name off",
             "snapshot-list test --parent",
         ],
-        &[],
+        &[(
+            "manual.xml",
+            "<domainsnapshot><name>manual</name><disks><disk name='vda' snapshot='manual'/></disks></domainsnapshot>"
+                .to_owned(),
+        )],
         &[],
     );
 }
