@@ -265,7 +265,11 @@ pub(crate) fn revert(drv: &impl Conn, dom: &str, snap: &str, flags: u32) -> Resu
         } else {
             st::RUNNING
         };
-        if let Ok(mut restored) = DomainDef::parse(&dom_xml) {
+        // The definition the snapshot holds, unless the domain has it already (the usual case:
+        // the definition did not change since the snapshot was taken), when restoring it would
+        // rewrite the same row.
+        let unchanged = dom_xml.trim() == d.xml;
+        if let Some(mut restored) = (!unchanged).then(|| DomainDef::parse(&dom_xml).ok()).flatten() {
             if restored.uuid == d.uuid {
                 restored.name = d.name.clone();
                 w.define_domain(&restored, d.state, d.reason, d.id)?;
