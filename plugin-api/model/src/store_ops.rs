@@ -376,6 +376,12 @@ impl<'a, 'c> Writer<'a, 'c> {
         crate::store_rows::read_meta(self.tx, key)
     }
 
+    /// Removes a store setting (nothing when it is not set).
+    pub fn remove_meta(&mut self, key: &str) -> Result<()> {
+        self.tx.prepare_cached("DELETE FROM meta WHERE key = ?1").map_err(db)?.execute([key]).map_err(db)?;
+        Ok(())
+    }
+
     /// Sets a store setting.
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
         self.tx

@@ -19,7 +19,7 @@ use virtplug_plugin_sdk::{
 
 use crate::{
     snapshot,
-    state::{Conn, Fleet, is_active, next_id, reason, stop},
+    state::{Conn, Fleet, is_active, next_id, pending_key, reason, stop},
 };
 
 /// One open `mock:` connection.
@@ -200,6 +200,13 @@ impl Driver for MockDriver {
                 self.store()?.write(|w| {
                     w.check_define(&def)?;
                     let existing = w.domain(&def.uuid).ok();
+                    if let Some(d) = existing.as_ref().filter(|d| is_active(d.state)) {
+                        // A running domain goes on with what it runs; this is what it takes when
+                        // it stops (libvirt's newDef).
+                        w.set_meta(&pending_key(&d.uuid), &def.xml)?;
+                        w.set_domain_persistent(&d.uuid, true)?;
+                        return Ok(DomainRecord { persistent: true, ..d.clone() }.info());
+                    }
                     let (state, why, id) =
                         existing.as_ref().map_or((st::SHUTOFF, 0, -1), |d| (d.state, d.reason, d.id));
                     let rec = w.define_domain(&def, state, why, id)?;
@@ -234,6 +241,7 @@ impl Driver for MockDriver {
                     let edits: Vec<Edit> = roots.map(|s| Edit::Delete(s.name, snapshot_delete::CHILDREN)).collect();
                     f.apply(&d.uuid, &edits)?;
                 }
+                w.remove_meta(&pending_key(&d.uuid))?;
                 w.undefine_domain(&d.uuid)
             }),
             |_| format!("undefine domain {dom}"),
@@ -303,7 +311,14 @@ impl Driver for MockDriver {
     }
 
     fn domain_xml(&self, dom: &str, flags: u32) -> Result<String> {
-        let d = self.store()?.domain_by_name(dom)?;
+        let mut store = self.store()?;
+        let mut d = store.domain_by_name(dom)?;
+        if flags & domain_xml::INACTIVE != 0 {
+            if let Some(next) = store.meta(&pending_key(&d.uuid))? {
+                d.xml = next;
+            }
+        }
+        drop(store);
         let text = if flags & domain_xml::SECURE != 0 { d.xml } else { xml::strip_secrets(&d.xml) };
         let text = if flags & domain_xml::INACTIVE != 0 { text } else { domain::live_xml(&text, d.id) };
         Ok(format!("{}\n", text.trim_end()))

@@ -13,7 +13,7 @@ use virtplug_plugin_sdk::{
     },
 };
 
-use crate::state::{Conn, is_active, next_id, reason, stop};
+use crate::state::{Conn, is_active, next_id, pending_key, reason, stop};
 
 fn require(flags: u32, flag: u32, required: u32, flag_name: &str, required_name: &str) -> Result<()> {
     if flags & flag != 0 && flags & required == 0 {
@@ -268,6 +268,9 @@ pub(crate) fn revert(drv: &impl Conn, dom: &str, snap: &str, flags: u32) -> Resu
         // The definition the snapshot holds, unless the domain has it already (the usual case:
         // the definition did not change since the snapshot was taken), when restoring it would
         // rewrite the same row.
+        // A revert restarts the domain from the snapshot: a definition pending for the next
+        // start goes (libvirt's test driver keeps none after a revert).
+        w.remove_meta(&pending_key(&d.uuid))?;
         let unchanged = dom_xml.trim() == d.xml;
         if let Some(mut restored) = (!unchanged).then(|| DomainDef::parse(&dom_xml).ok()).flatten() {
             if restored.uuid == d.uuid {

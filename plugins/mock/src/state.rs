@@ -1,5 +1,6 @@
 //! Leaf helpers of the mock connection shared by the domain operations (`driver.rs`) and the
-//! snapshot operations (`snapshot.rs`): domain state, hypervisor ids, and [`Conn`], what a
+//! snapshot operations (`snapshot.rs`): domain state, hypervisor ids, the definition a running
+//! domain takes at its next start, and [`Conn`], what a
 //! snapshot operation needs from its connection — so that `snapshot.rs` never imports
 //! `driver.rs`.
 
@@ -8,7 +9,10 @@ use std::sync::MutexGuard;
 use virtplug_plugin_sdk::{
     Result,
     flags::domain_state as st,
-    model::store::{DomainRecord, Store, Writer},
+    model::{
+        domain::DomainDef,
+        store::{DomainRecord, Store, Writer},
+    },
 };
 
 pub(crate) use virtplug_plugin_sdk::flags::domain_state_reason as reason;
@@ -38,7 +42,24 @@ pub(crate) fn next_id(w: &mut Writer<'_, '_>) -> Result<i32> {
     Ok(id)
 }
 
-/// Stops `dom`; a transient domain disappears with its snapshot metadata.
+/// Where a running domain's next definition is kept: a definition given to a running domain
+/// (libvirt's `newDef`) changes what it runs only when it stops; until then `dumpxml` shows the
+/// running one, `dumpxml --inactive` and the next start this one.
+pub(crate) fn pending_key(uuid: &str) -> String {
+    format!("pending_definition:{uuid}")
+}
+
+/// Stops `dom`; a transient domain disappears with its snapshot metadata, a persistent one takes
+/// its pending definition, if it has one.
 pub(crate) fn stop(w: &mut Writer<'_, '_>, dom: &DomainRecord, why: u32) -> Result<()> {
-    if dom.persistent { w.set_domain_state(&dom.uuid, st::SHUTOFF, why, -1) } else { w.undefine_domain(&dom.uuid) }
+    let key = pending_key(&dom.uuid);
+    let pending = w.meta(&key)?;
+    w.remove_meta(&key)?;
+    if !dom.persistent {
+        return w.undefine_domain(&dom.uuid);
+    }
+    if let Some(def) = pending.and_then(|xml| DomainDef::parse(&xml).ok()) {
+        w.define_domain(&def, dom.state, dom.reason, dom.id)?;
+    }
+    w.set_domain_state(&dom.uuid, st::SHUTOFF, why, -1)
 }

@@ -491,6 +491,48 @@ fn define_from_live_xml() {
     );
 }
 
+/// A definition given to a running domain (libvirt's newDef): the domain runs on with what it
+/// had (`dumpxml`, `dominfo`, a snapshot's `<domain>`), `dumpxml --inactive` shows the new one,
+/// which it takes when it stops; a revert restarts it from the snapshot and drops the pending one.
+#[test]
+fn a_definition_given_to_a_running_domain_waits_for_it_to_stop() {
+    let smaller = virtplug_host::model::domain::TEST_DOMAIN_XML
+        .replace("<memory unit='KiB'>8388608</memory>", "<memory unit='KiB'>4194304</memory>")
+        .replace(
+            "<currentMemory unit='KiB'>2097152</currentMemory>",
+            "<currentMemory unit='KiB'>1048576</currentMemory>",
+        );
+    assert_ne!(smaller, virtplug_host::model::domain::TEST_DOMAIN_XML, "the test domain's memory changed");
+    side_by_side(
+        &[
+            "snapshot-create-as test s0",
+            "define smaller.xml",
+            "dumpxml test --xpath //memory",
+            "dumpxml test --inactive --xpath //memory",
+            "dominfo test",
+            "snapshot-create-as test s1",
+            "snapshot-dumpxml test s1 --xpath //domain/memory",
+            "snapshot-revert test s0",
+            "dumpxml test --inactive --xpath //memory",
+            "define smaller.xml",
+            "destroy test",
+            "dumpxml test --xpath //memory",
+            "dominfo test",
+            "start test",
+            "define smaller.xml",
+            "snapshot-revert test s0 --paused",
+            "dumpxml test --inactive --xpath //memory",
+            "define smaller.xml",
+            "undefine test",
+            "dumpxml test --inactive --xpath //memory",
+            "destroy test",
+            "list --all",
+        ],
+        &[("smaller.xml", smaller)],
+        &[],
+    );
+}
+
 /// A read-only connection: reads answer, every change is refused with libvirt's words, and an
 /// unknown snapshot is reported before the refusal of the secure flag.
 #[test]
