@@ -234,13 +234,13 @@ pub fn run(args: &[String]) -> Result<()> {
                 // issue 3: at 16,000, the whole workflow at least 20x faster than libvirt
                 let target = if at_target && sync == "normal" { Target::Peer(0.05) } else { Target::None };
                 let total_floor = workflow_floor(&floor, n, shape == "tree");
-                if let (Target::Peer(k), Some(f), Some(t)) = (target, total_floor, theirs_total) {
-                    if f > k * t {
-                        floor_notes.push(format!(
-                            "{shape} {n} {sync} total: its floor alone ({f:.3} s) is {:.2}x libvirt's {t:.3} s, above the {k}x target",
-                            f / t
-                        ));
-                    }
+                if let (Target::Peer(k), Some(f), Some(t)) = (target, total_floor, theirs_total)
+                    && f > k * t
+                {
+                    floor_notes.push(format!(
+                        "{shape} {n} {sync} total: its floor alone ({f:.3} s) is {:.2}x libvirt's {t:.3} s, above the {k}x target",
+                        f / t
+                    ));
                 }
                 Row::new("workflow", format!("{shape} {n} {sync} total"), Unit::Time, total)
                     .floor_opt(total_floor)
