@@ -265,12 +265,12 @@ pub(crate) fn revert(drv: &impl Conn, dom: &str, snap: &str, flags: u32) -> Resu
         } else {
             st::RUNNING
         };
-        // The definition the snapshot holds, unless the domain has it already (the usual case:
-        // the definition did not change since the snapshot was taken), when restoring it would
-        // rewrite the same row.
         // A revert restarts the domain from the snapshot: a definition pending for the next
         // start goes (libvirt's test driver keeps none after a revert).
         w.remove_meta(&pending_key(&d.uuid))?;
+        // The definition the snapshot holds, unless the domain has it already (the usual case:
+        // the definition did not change since the snapshot was taken), when restoring it would
+        // rewrite the same row.
         let unchanged = dom_xml.trim() == d.xml;
         if let Some(mut restored) = (!unchanged).then(|| DomainDef::parse(&dom_xml).ok()).flatten() {
             if restored.uuid == d.uuid {

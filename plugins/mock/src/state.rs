@@ -1,8 +1,7 @@
 //! Leaf helpers of the mock connection shared by the domain operations (`driver.rs`) and the
 //! snapshot operations (`snapshot.rs`): domain state, hypervisor ids, the definition a running
-//! domain takes at its next start, and [`Conn`], what a
-//! snapshot operation needs from its connection — so that `snapshot.rs` never imports
-//! `driver.rs`.
+//! domain takes when it stops, and [`Conn`], what a snapshot operation needs from its
+//! connection — so that `snapshot.rs` never imports `driver.rs`.
 
 use std::sync::MutexGuard;
 
@@ -44,7 +43,8 @@ pub(crate) fn next_id(w: &mut Writer<'_, '_>) -> Result<i32> {
 
 /// Where a running domain's next definition is kept: a definition given to a running domain
 /// (libvirt's `newDef`) changes what it runs only when it stops; until then `dumpxml` shows the
-/// running one, `dumpxml --inactive` and the next start this one.
+/// running one, `dumpxml --inactive` and the next start this one. Kept as a store setting (the
+/// `meta` table), so no schema change was needed for it.
 pub(crate) fn pending_key(uuid: &str) -> String {
     format!("pending_definition:{uuid}")
 }
