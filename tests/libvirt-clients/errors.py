@@ -96,6 +96,9 @@ def main(uri):
     call("suspend again", dom.suspend)
     call("shutdown paused", dom.shutdown)
     call("shutdown shut off", dom.shutdown)
+    # A lookup of an unknown domain: libvirt's bare "Domain not found", no detail.
+    call("lookup unknown name", lambda: conn.lookupByName("nosuch"))
+    call("lookup unknown uuid", lambda: conn.lookupByUUIDString("6695eb01-f6a4-8304-79aa-97f2502e1900"))
 
 
 if __name__ == "__main__":

@@ -168,6 +168,13 @@ fn logged<T>(result: Result<T>, change: impl FnOnce(&T) -> String) -> Result<T> 
     result
 }
 
+/// A lookup of a domain that does not exist, as the test driver reports it: NO_DOMAIN with no
+/// detail, so clients read libvirt's bare "Domain not found" (`virReportError(VIR_ERR_NO_DOMAIN,
+/// NULL)`); an operation on a named domain keeps the detail.
+fn lookup_failed(e: Error) -> Error {
+    if e.code == codes::NO_DOMAIN { Error::new(codes::NO_DOMAIN, "") } else { e }
+}
+
 fn not_running() -> Error {
     Error::operation_invalid("domain is not running")
 }
@@ -185,12 +192,12 @@ impl Driver for MockDriver {
     }
 
     fn domain_lookup_by_name(&self, name: &str) -> Result<DomainInfo> {
-        Ok(self.store()?.domain_by_name(name)?.info())
+        Ok(self.store()?.domain_by_name(name).map_err(lookup_failed)?.info())
     }
 
     fn domain_lookup_by_uuid(&self, uuid: &str) -> Result<DomainInfo> {
         let norm = virtplug_plugin_sdk::model::domain::normalize_uuid(uuid).unwrap_or_else(|| uuid.to_owned());
-        Ok(self.store()?.domain_by_uuid(&norm)?.info())
+        Ok(self.store()?.domain_by_uuid(&norm).map_err(lookup_failed)?.info())
     }
 
     fn domain_define(&self, xml_text: &str) -> Result<DomainInfo> {

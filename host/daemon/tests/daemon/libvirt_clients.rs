@@ -298,6 +298,7 @@ fn errors_py_matches_libvirtd() {
         reference.contains("manual memory: 27 35 XML error: 'manual' memory snapshot mode not supported"),
         "{reference}"
     );
+    assert!(reference.contains("lookup unknown name: 42 12 Domain not found\n"), "{reference}");
     for (want, got) in reference.lines().zip(ours.lines()) {
         assert_eq!(got, want, "(left: virtplugd, right: libvirtd)");
     }
