@@ -99,6 +99,12 @@ def main(uri):
     # A lookup of an unknown domain: libvirt's bare "Domain not found", no detail.
     call("lookup unknown name", lambda: conn.lookupByName("nosuch"))
     call("lookup unknown uuid", lambda: conn.lookupByUUIDString("6695eb01-f6a4-8304-79aa-97f2502e1900"))
+    # A running domain undefined is transient; once stopped it is gone, and its stop succeeded.
+    q = conn.defineXML("<domain type='test'><name>q</name><memory>1024</memory><os><type>hvm</type></os></domain>")
+    q.create()
+    call("undefine running", q.undefine)
+    call("destroy transient", q.destroy)
+    call("lookup stopped transient", lambda: conn.lookupByName("q"))
 
 
 if __name__ == "__main__":

@@ -195,14 +195,23 @@ impl Ctx {
         f: impl FnOnce(&Connection) -> Result<(), HostError> + Send + 'static,
     ) -> ApiResult<()> {
         let d = dom.to_owned();
-        let (before, after) = self
+        let (known, after) = self
             .run(move |c| {
-                let before = c.domain_lookup(&d).map(|i| i.state).unwrap_or(0);
+                let known = c.domain_lookup(&d).ok();
                 f(c)?;
-                Ok((before, c.domain_lookup(&d).ok()))
+                Ok((known, c.domain_lookup(&d).ok()))
             })
             .await?;
-        if let Some(after) = after {
+        let before = known.as_ref().map_or(0, |i| i.state);
+        // A transient domain that stopped is gone: its event names it as it was, shut off.
+        let gone = || {
+            known.clone().map(|i| virtplug_host::DomainInfo {
+                id: -1,
+                state: virtplug_host::flags::domain_state::SHUTOFF,
+                ..i
+            })
+        };
+        if let Some(after) = after.or_else(gone) {
             let what = match what {
                 crate::libvirt::LifecycleEvent::RevertedTo(_) => {
                     crate::libvirt::LifecycleEvent::RevertedTo(after.state)

@@ -276,10 +276,24 @@ async fn change(
     f: impl FnOnce(&virtplug_host::Connection, &str) -> Result<(), HostError> + Send + 'static,
 ) -> Result<RemoteNonnullDomain, Fail> {
     let name = dom.name.clone();
-    let after = s.run(move |c| f(c, &name).and_then(|()| c.domain_lookup(&name))).await?;
-    let h = domain_handle(&after);
-    s.state.events.emit(kind, &o.uri, Some(&after.name), None, None);
-    lifecycle::publish(&s.state, &o.uri, h.clone(), what, after.state);
+    // A transient domain that stopped is gone: the change still happened (libvirt answers it
+    // as done), and its event names the domain as the client did, shut off, with no id.
+    let after = s
+        .run(move |c| {
+            f(c, &name)?;
+            match c.domain_lookup(&name) {
+                Ok(d) => Ok(Some(d)),
+                Err(e) if e.code() == codes::NO_DOMAIN => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+    let (h, state) = match &after {
+        Some(d) => (domain_handle(d), d.state),
+        None => (RemoteNonnullDomain { id: -1, ..dom }, domain_state::SHUTOFF),
+    };
+    s.state.events.emit(kind, &o.uri, Some(&h.name), None, None);
+    lifecycle::publish(&s.state, &o.uri, h.clone(), what, state);
     Ok(h)
 }
 
