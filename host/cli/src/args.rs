@@ -255,7 +255,7 @@ pub struct Domiflist {
 /// `dumpxml`.
 #[derive(Debug, Args)]
 #[command(
-    override_usage = "virtplug dumpxml [--domain] <string> [--inactive] [--security-info] [--xpath <string>] [--wrap]"
+    override_usage = "virtplug dumpxml [--domain] <string> [--inactive] [--security-info] [--update-cpu] [--migratable] [--xpath <string>] [--wrap]"
 )]
 pub struct Dumpxml {
     /// domain name, id or uuid
@@ -267,6 +267,12 @@ pub struct Dumpxml {
     /// include security sensitive information in XML dump
     #[arg(long)]
     pub security_info: bool,
+    /// update guest CPU according to host CPU
+    #[arg(long)]
+    pub update_cpu: bool,
+    /// provide XML suitable for migrations
+    #[arg(long)]
+    pub migratable: bool,
     /// xpath expression to filter the XML document
     #[arg(long, value_name = "string")]
     pub xpath: Option<String>,

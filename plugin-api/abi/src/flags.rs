@@ -172,10 +172,17 @@ pub mod domain_xml {
     pub const SECURE: u32 = 1 << 0;
     /// The persistent (inactive) definition.
     pub const INACTIVE: u32 = 1 << 1;
+    /// XML suitable for a migration (libvirt's `VIR_DOMAIN_XML_MIGRATABLE`, 0x8; its 0x4,
+    /// `UPDATE_CPU`, is not defined here, so it is refused as an unknown bit).
+    pub const MIGRATABLE: u32 = 1 << 3;
     /// Every bit virtplug accepts.
-    pub const ALL: u32 = 0x3;
+    pub const ALL: u32 = SECURE | INACTIVE | MIGRATABLE;
     /// Public names of the bits.
-    pub const NAMES: &[(u32, &str)] = &[(SECURE, "VIR_DOMAIN_XML_SECURE"), (INACTIVE, "VIR_DOMAIN_XML_INACTIVE")];
+    pub const NAMES: &[(u32, &str)] = &[
+        (SECURE, "VIR_DOMAIN_XML_SECURE"),
+        (INACTIVE, "VIR_DOMAIN_XML_INACTIVE"),
+        (MIGRATABLE, "VIR_DOMAIN_XML_MIGRATABLE"),
+    ];
 }
 
 /// `virDomainState` values; snapshot states add [`domain_state::DISK_SNAPSHOT`].

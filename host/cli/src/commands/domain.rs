@@ -189,7 +189,15 @@ pub fn convert(ctx: &Ctx, what: Convert, a: DomOnly) -> Result<String> {
 /// `dumpxml`.
 pub fn dumpxml(ctx: &Ctx, a: Dumpxml) -> Result<String> {
     let d = ctx.domain(&target("dumpxml", a.domain, a.args)?)?;
-    let flags = flags_of(&[(a.inactive, domain_xml::INACTIVE), (a.security_info, domain_xml::SECURE)]);
+    // libvirt's VIR_DOMAIN_XML_UPDATE_CPU: virtplug defines no such bit, so it is passed on and
+    // refused as the unknown bit it is (libvirt's drivers without a host CPU refuse it too).
+    const UPDATE_CPU: u32 = 1 << 2;
+    let flags = flags_of(&[
+        (a.inactive, domain_xml::INACTIVE),
+        (a.security_info, domain_xml::SECURE),
+        (a.update_cpu, UPDATE_CPU),
+        (a.migratable, domain_xml::MIGRATABLE),
+    ]);
     let mut xml = ctx.conn.domain_xml(&d.name, flags)?;
     if let Some(x) = &a.xpath {
         xml = crate::xpath::select(&xml, x, a.wrap)?;

@@ -494,6 +494,7 @@ fn define_from_live_xml() {
 /// A definition given to a running domain (libvirt's newDef): the domain runs on with what it
 /// had (`dumpxml`, `dominfo`, a snapshot's `<domain>`), `dumpxml --inactive` shows the new one,
 /// which it takes when it stops; a revert restarts it from the snapshot and drops the pending one.
+/// `--migratable` reads the running one, with `--inactive` the pending one.
 #[test]
 fn a_definition_given_to_a_running_domain_waits_for_it_to_stop() {
     let smaller = virtplug_host::model::domain::TEST_DOMAIN_XML
@@ -505,10 +506,13 @@ fn a_definition_given_to_a_running_domain_waits_for_it_to_stop() {
     assert_ne!(smaller, virtplug_host::model::domain::TEST_DOMAIN_XML, "the test domain's memory changed");
     side_by_side(
         &[
+            "dumpxml test --migratable",
             "snapshot-create-as test s0",
             "define smaller.xml",
             "dumpxml test --xpath //memory",
             "dumpxml test --inactive --xpath //memory",
+            "dumpxml test --migratable --xpath //memory",
+            "dumpxml test --migratable --inactive --xpath //memory",
             "dominfo test",
             "snapshot-create-as test s1",
             "snapshot-dumpxml test s1 --xpath //domain/memory",
