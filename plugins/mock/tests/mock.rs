@@ -71,7 +71,7 @@ fn descriptor_declares_everything() {
             c.domain_undefine,
             c.domain_xml
         ),
-        (0x3ff, 0xf, 0x7, 0x7ff, 0x1, 0x1, 0x7f, 0x3)
+        (0x3ff, 0xf, 0x7, 0x7ff, 0x1, 0x1, 0x7f, 0xb)
     );
 }
 
@@ -89,10 +89,8 @@ fn fresh_store_has_the_test_domain() {
     assert_eq!(h.d.domain_xml("test", 0).unwrap(), format!("{live}\n"));
     assert_eq!(h.d.domain_xml("test", domain_xml::INACTIVE).unwrap(), format!("{TEST_DOMAIN_XML}\n"));
     assert_eq!(h.d.domain_lookup_by_uuid(UUID).unwrap().name, "test");
-    assert_eq!(
-        err(h.d.domain_lookup_by_name("nosuch")),
-        (codes::NO_DOMAIN, "no domain with matching name 'nosuch'".into())
-    );
+    // A lookup of an unknown domain, as the test driver reports it: NO_DOMAIN with no detail.
+    assert_eq!(err(h.d.domain_lookup_by_name("nosuch")), (codes::NO_DOMAIN, String::new()));
 }
 
 #[test]
