@@ -236,6 +236,17 @@ pub(crate) fn revert(drv: &impl Conn, dom: &str, snap: &str, flags: u32) -> Resu
             Some(f) => f.definition(&d.uuid, snap)?,
             None => w.snapshot_def(&d.uuid, snap)?,
         };
+        // A transient domain would vanish when it stops: reverting it to a state that is not
+        // running or paused needs RUNNING or PAUSED (libvirt's check, before any other).
+        if !d.persistent
+            && def.state != st::RUNNING
+            && def.state != st::PAUSED
+            && flags & (rf::RUNNING | rf::PAUSED) == 0
+        {
+            return Err(Error::operation_invalid(
+                "transient domain needs to request run or pause to revert to inactive snapshot",
+            ));
+        }
         let Some(dom_xml) = def.domain.clone() else {
             return Err(Error::new(
                 codes::SNAPSHOT_REVERT_RISKY,

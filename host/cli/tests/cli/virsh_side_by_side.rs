@@ -537,6 +537,33 @@ fn a_definition_given_to_a_running_domain_waits_for_it_to_stop() {
     );
 }
 
+/// A running domain undefined is transient: a revert to a shut-off snapshot would make it
+/// vanish, so libvirt refuses it unless RUNNING or PAUSED is asked; a revert to a running one
+/// restarts it, still transient; once destroyed it is gone.
+#[test]
+fn a_transient_domain_reverts_only_to_a_running_state() {
+    side_by_side(
+        &[
+            "snapshot-create-as test r1",
+            "destroy test",
+            "snapshot-create-as test off1",
+            "start test",
+            "undefine test",
+            "snapshot-revert test off1",
+            "domstate test --reason",
+            "list --all",
+            "snapshot-revert test r1",
+            "domstate test --reason",
+            "list --all",
+            "undefine test --snapshots-metadata",
+            "destroy test",
+            "list --all",
+        ],
+        &[],
+        &[],
+    );
+}
+
 /// A read-only connection: reads answer, every change is refused with libvirt's words, and an
 /// unknown snapshot is reported before the refusal of the secure flag.
 #[test]
