@@ -195,23 +195,23 @@ impl Ctx {
         f: impl FnOnce(&Connection) -> Result<(), HostError> + Send + 'static,
     ) -> ApiResult<()> {
         let d = dom.to_owned();
-        let (known, after) = self
+        let (before, after) = self
             .run(move |c| {
                 let known = c.domain_lookup(&d).ok();
                 f(c)?;
-                Ok((known, c.domain_lookup(&d).ok()))
+                let after = match c.domain_lookup(&d) {
+                    Ok(info) => Some(info),
+                    // A transient domain that stopped is gone: its event names it as it was,
+                    // shut off, with no id.
+                    Err(e) if e.code() == virtplug_host::codes::NO_DOMAIN => known.clone().map(|i| {
+                        virtplug_host::DomainInfo { id: -1, state: virtplug_host::flags::domain_state::SHUTOFF, ..i }
+                    }),
+                    Err(_) => None,
+                };
+                Ok((known.map_or(0, |i| i.state), after))
             })
             .await?;
-        let before = known.as_ref().map_or(0, |i| i.state);
-        // A transient domain that stopped is gone: its event names it as it was, shut off.
-        let gone = || {
-            known.clone().map(|i| virtplug_host::DomainInfo {
-                id: -1,
-                state: virtplug_host::flags::domain_state::SHUTOFF,
-                ..i
-            })
-        };
-        if let Some(after) = after.or_else(gone) {
+        if let Some(after) = after {
             let what = match what {
                 crate::libvirt::LifecycleEvent::RevertedTo(_) => {
                     crate::libvirt::LifecycleEvent::RevertedTo(after.state)
