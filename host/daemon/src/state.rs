@@ -199,12 +199,14 @@ impl Ctx {
             .run(move |c| {
                 let known = c.domain_lookup(&d).ok();
                 f(c)?;
-                let after = match c.domain_lookup(&d) {
-                    Ok(info) => Some(info),
-                    // A transient domain that stopped is gone: its event names it as it was,
-                    // shut off, with no id.
-                    Err(e) if e.code() == virtplug_host::codes::NO_DOMAIN => known.clone().map(|i| {
-                        virtplug_host::DomainInfo { id: -1, state: virtplug_host::flags::domain_state::SHUTOFF, ..i }
+                // A transient domain that stopped is gone: its event names it as it was, shut off,
+                // with no id. Another failed lookup publishes nothing.
+                let after = match lookup_after_change(c, &d) {
+                    Ok(Some(info)) => Some(info),
+                    Ok(None) => known.clone().map(|i| virtplug_host::DomainInfo {
+                        id: -1,
+                        state: virtplug_host::flags::domain_state::SHUTOFF,
+                        ..i
                     }),
                     Err(_) => None,
                 };
@@ -232,6 +234,16 @@ impl Ctx {
                 self.emit("snapshot.current_changed", dom, name.as_deref());
             }
         }
+    }
+}
+
+/// The domain `name` after a change that succeeded: `None` when it is gone (a transient domain
+/// that stopped), which is no failure of the change.
+pub(crate) fn lookup_after_change(c: &Connection, name: &str) -> Result<Option<virtplug_host::DomainInfo>, HostError> {
+    match c.domain_lookup(name) {
+        Ok(info) => Ok(Some(info)),
+        Err(e) if e.code() == codes::NO_DOMAIN => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -281,11 +281,7 @@ async fn change(
     let after = s
         .run(move |c| {
             f(c, &name)?;
-            match c.domain_lookup(&name) {
-                Ok(d) => Ok(Some(d)),
-                Err(e) if e.code() == codes::NO_DOMAIN => Ok(None),
-                Err(e) => Err(e),
-            }
+            crate::state::lookup_after_change(c, &name)
         })
         .await?;
     let (h, state) = match &after {
