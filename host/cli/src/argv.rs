@@ -76,7 +76,8 @@ fn options(command: &clap::Command) -> Vec<Opt> {
     command
         .get_arguments()
         .filter_map(|a| {
-            let long = a.get_long()?;
+            // `--help` is clap's own (added by the build) and handled before options are read.
+            let long = a.get_long().filter(|l| *l != "help")?;
             let kind = if !a.get_action().takes_values() {
                 Kind::Bool
             } else if matches!(a.get_action(), ArgAction::Append) {
@@ -213,7 +214,10 @@ pub fn parse(argv: &[String]) -> Result<Parsed, Misuse> {
     let Some(sub) = cli.find_subcommand(&command) else {
         return Err(Misuse::one(format!("unknown command: '{command}'")));
     };
-    let opts = options(sub);
+    // Options are declared when a command is built (`defer` in args.rs): build this one only.
+    let mut sub = sub.clone();
+    sub.build();
+    let opts = options(&sub);
     let mut seen = vec![false; opts.len()];
     let mut given: Vec<(usize, String)> = Vec::new();
     let mut flags: Vec<usize> = Vec::new();
