@@ -1,7 +1,7 @@
 //! Plugin discovery and the URI-scheme → plugin registry. Knows no driver by name.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, btree_map::Entry},
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -139,19 +139,24 @@ pub struct Registry {
 
 impl Registry {
     /// Loads every plugin in `dirs`. A file that is refused does not stop the others; it is
-    /// kept in [`Registry::refused`]. The first plugin to claim a scheme keeps it.
+    /// kept in [`Registry::refused`]. A scheme goes to the first plugin (in discovery order)
+    /// whose file is named for it and claims it, else to the first plugin that claims it
+    /// ([`Registry::add`]).
     pub fn discover(dirs: &PluginDirs) -> Self {
-        Self::discover_until(dirs, |_| false)
+        Self::discover_until(candidates(dirs), |_| false)
     }
 
-    /// Loads the plugins of `dirs` in [`Registry::discover`]'s order until one claims
-    /// `scheme` (`qemu` for `qemu:///system` and `qemu+unix:///system`): a command that opens
-    /// one URI pays for loading the plugins before its own, not for every plugin installed.
-    /// The plugin found is the one [`Registry::discover`] would give the scheme (the first to
-    /// claim it); when none claims it, every plugin was loaded and refused files are listed
-    /// as with [`Registry::discover`].
+    /// Loads only what a command that opens one URI needs: the plugin files of `dirs` named for
+    /// `scheme` (`libvirtplug_plugin_<scheme>.so` or `lib<scheme>.so`; the scheme is `qemu`
+    /// for `qemu:///system` and `qemu+unix:///system`) first, then the others in
+    /// [`Registry::discover`]'s order, until one claims it. The plugin found is the one
+    /// [`Registry::discover`] would give the scheme; when none claims it, every plugin was
+    /// loaded and refused files are listed as with [`Registry::discover`].
     pub fn discover_for_scheme(dirs: &PluginDirs, scheme: &str) -> Self {
-        Self::discover_until(dirs, |registry| registry.for_scheme(scheme).is_some())
+        let (mut order, others): (Vec<PathBuf>, Vec<PathBuf>) =
+            candidates(dirs).into_iter().partition(|path| named_for(path, scheme));
+        order.extend(others);
+        Self::discover_until(order, |registry| registry.for_scheme(scheme).is_some())
     }
 
     /// [`Registry::discover_for_scheme`] on the standard search path, for the driver part of
@@ -165,15 +170,10 @@ impl Registry {
         })
     }
 
-    /// Loads plugins in discovery order, stopping once `done` holds.
-    fn discover_until(dirs: &PluginDirs, done: impl Fn(&Self) -> bool) -> Self {
+    /// Loads the plugin files of `candidates` in turn, stopping once `done` holds.
+    fn discover_until(candidates: Vec<PathBuf>, done: impl Fn(&Self) -> bool) -> Self {
         let mut registry = Self::default();
         let mut seen = std::collections::BTreeSet::new();
-        let candidates = dirs
-            .dirs
-            .iter()
-            .flat_map(|d| so_files(d, |name| !name.starts_with(FIXTURE_PREFIX)))
-            .chain(dirs.beside_executable.iter().flat_map(|d| so_files(d, |name| name.starts_with(PLUGIN_PREFIX))));
         for path in candidates {
             let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
             if !seen.insert(key) {
@@ -198,11 +198,23 @@ impl Registry {
         Ok(Self::discover(&PluginDirs::from_env()?))
     }
 
-    /// Adds one loaded plugin.
+    /// Adds one loaded plugin. It gets each scheme it claims that no plugin holds yet, and
+    /// takes one from a plugin whose file is not named for it when its own file is: so a
+    /// command that loads the file named for its scheme first ([`Registry::discover_for_scheme`])
+    /// gets the plugin that loading everything would give it.
     pub fn add(&mut self, plugin: LoadedPlugin) {
         let plugin = Arc::new(plugin);
         for scheme in plugin.info.schemes.iter() {
-            self.by_scheme.entry(scheme.to_string()).or_insert_with(|| Arc::clone(&plugin));
+            match self.by_scheme.entry(scheme.to_string()) {
+                Entry::Vacant(slot) => {
+                    slot.insert(Arc::clone(&plugin));
+                }
+                Entry::Occupied(mut slot) => {
+                    if named_for(&plugin.path, scheme) && !named_for(&slot.get().path, scheme) {
+                        slot.insert(Arc::clone(&plugin));
+                    }
+                }
+            }
         }
         self.plugins.push(plugin);
     }
@@ -221,12 +233,8 @@ impl Registry {
     /// (`libvirtplug_plugin_<scheme>.so` or `lib<scheme>.so`, `-` written `_`): what a command
     /// that found no plugin for the scheme reports.
     pub fn refused_for_scheme(&self, scheme: &str) -> Option<&HostError> {
-        let ident = scheme.replace('-', "_");
-        let names = [format!("{PLUGIN_PREFIX}{ident}.so"), format!("lib{ident}.so")];
         self.refused.iter().find(|e| match e {
-            HostError::Load { path, .. } => {
-                path.file_name().and_then(|n| n.to_str()).is_some_and(|n| names.iter().any(|w| w == n))
-            }
+            HostError::Load { path, .. } => named_for(path, scheme),
             _ => false,
         })
     }
@@ -251,6 +259,25 @@ impl Registry {
 /// A refusal as one log line: control characters (a newline in a file name) shown escaped.
 fn one_line(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
+/// Whether a plugin file's name says it serves `scheme`: `libvirtplug_plugin_<scheme>.so` or
+/// `lib<scheme>.so`, a `-` in the scheme written `_`.
+fn named_for(path: &Path, scheme: &str) -> bool {
+    let ident = scheme.replace('-', "_");
+    path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".so")).is_some_and(|stem| {
+        stem.strip_prefix(PLUGIN_PREFIX) == Some(ident.as_str()) || stem.strip_prefix("lib") == Some(ident.as_str())
+    })
+}
+
+/// Every plugin file of the search path, in discovery order: the plugin directories, each
+/// sorted by name, then `libvirtplug_plugin_*.so` beside the executable.
+fn candidates(dirs: &PluginDirs) -> Vec<PathBuf> {
+    dirs.dirs
+        .iter()
+        .flat_map(|d| so_files(d, |name| !name.starts_with(FIXTURE_PREFIX)))
+        .chain(dirs.beside_executable.iter().flat_map(|d| so_files(d, |name| name.starts_with(PLUGIN_PREFIX))))
+        .collect()
 }
 
 fn so_files(dir: &Path, accept: impl Fn(&str) -> bool) -> Vec<PathBuf> {
