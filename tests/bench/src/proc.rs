@@ -1,4 +1,4 @@
-//! Running a child process and reading its wall time and peak memory (from `wait4`).
+//! Running a child process and reading its wall time.
 
 use std::{
     process::{Command, Stdio},
@@ -7,12 +7,10 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-/// One finished child: wall time, peak resident set size, stdout.
+/// One finished child: wall time, stdout.
 pub struct Run {
     /// Wall-clock time from spawn to exit.
     pub wall: Duration,
-    /// Peak RSS in KiB.
-    pub max_rss_kib: i64,
     /// Captured stdout.
     pub stdout: String,
 }
@@ -33,15 +31,14 @@ pub fn run(cmd: &mut Command) -> Result<Run> {
     let mut err = String::new();
     let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
     let mut status = 0;
-    // SAFETY: rusage is plain data, zero-initialised; pid is our own child, waited once.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    // SAFETY: pid is our own child, waited once; no rusage is asked for.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, std::ptr::null_mut()) };
     let wall = start.elapsed();
     let stdout = reader.join().unwrap_or_default();
     if waited != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         bail!("{cmd:?} failed (status {status}): {err}");
     }
-    Ok(Run { wall, max_rss_kib: usage.ru_maxrss, stdout })
+    Ok(Run { wall, stdout })
 }
 
 /// The median of `samples` (sorted in place).
