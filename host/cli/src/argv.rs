@@ -15,9 +15,9 @@
 //! parses it without guessing (a value may start with `-`). Errors found here are reported
 //! before anything is connected, and, as in virsh, without the empty line a command ends with.
 
-use clap::{ArgAction, CommandFactory};
+use clap::ArgAction;
 
-use crate::args::{self, Cli};
+use crate::args;
 
 /// What `main` does with argv.
 #[derive(Debug, PartialEq, Eq)]
@@ -151,13 +151,13 @@ fn unsupported(option: &str) -> Misuse {
     Misuse::one(format!("unsupported option '{option}'. See --help."))
 }
 
-/// Parses argv (program name first) as virsh would.
-pub fn parse(argv: &[String]) -> Result<Parsed, Misuse> {
+/// Parses argv (program name first) as virsh would, with the options `cli` (the [`args::Cli`]
+/// command tree) declares.
+pub fn parse(cli: &clap::Command, argv: &[String]) -> Result<Parsed, Misuse> {
     let program = argv.first().cloned().unwrap_or_else(|| "virtplug".to_owned());
     let help = |words: &[&str]| {
         Parsed::Help(std::iter::once(program.clone()).chain(words.iter().map(|w| (*w).to_owned())).collect())
     };
-    let cli = Cli::command();
     let mut globals = Globals::default();
     let mut words = argv.iter().skip(1).cloned();
     // Options before the command.

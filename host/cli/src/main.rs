@@ -7,7 +7,7 @@
 
 use std::{io::Write, process::ExitCode};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use virtplug_cli::{
     args::Cli,
     argv::{self, Misuse, Parsed},
@@ -34,15 +34,17 @@ fn main() -> ExitCode {
 }
 
 /// argv → [`Cli`] through virsh's grammar ([`argv::parse`]); `None` once help was printed.
+/// clap's command tree is built once, for both.
 fn parse_argv() -> Result<Option<Cli>, Misuse> {
     let words = std::env::args_os()
         .map(|w| {
             w.into_string().map_err(|w| Misuse::one(format!("argument '{}' is not valid UTF-8", w.to_string_lossy())))
         })
         .collect::<Result<Vec<String>, Misuse>>()?;
-    match argv::parse(&words)? {
+    let command = Cli::command();
+    match argv::parse(&command, &words)? {
         Parsed::Help(words) => {
-            match Cli::try_parse_from(words) {
+            match command.try_get_matches_from(words) {
                 Err(e) if !e.use_stderr() => {
                     let _ = e.print();
                 }
@@ -52,7 +54,8 @@ fn parse_argv() -> Result<Option<Cli>, Misuse> {
             Ok(None)
         }
         Parsed::Run { argv, empty } => {
-            let mut cli = Cli::try_parse_from(argv).map_err(|e| clap_misuse(&e))?;
+            let mut matches = command.try_get_matches_from(argv).map_err(|e| clap_misuse(&e))?;
+            let mut cli = Cli::from_arg_matches_mut(&mut matches).map_err(|e| clap_misuse(&e))?;
             cli.empty_option = empty;
             Ok(Some(cli))
         }

@@ -116,8 +116,9 @@ fn measure(built: &Path, prefix: &Path) -> Result<()> {
         [virtplug.display().to_string(), "-c".into(), uri, "snapshot-list".into(), "test".into()].into();
     let truth = which("true").unwrap_or_else(|| PathBuf::from("/bin/true"));
     let floor: Vec<String> = vec![truth.display().to_string()];
-    let virsh = which("virsh")
-        .map(|v| [v.display().to_string(), "-c".into(), "test:///default".into(), "snapshot-list".into(), "test".into()]);
+    let virsh = which("virsh").map(|v| {
+        [v.display().to_string(), "-c".into(), "test:///default".into(), "snapshot-list".into(), "test".into()]
+    });
     // The first run creates the store; not measured.
     proc::run(&mut command(&ours))?;
     let mut programs = vec![floor.clone(), ours.clone()];
