@@ -103,6 +103,18 @@ pub fn one(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Each key's median over `runs` (the upper one of an even count).
+fn medians(runs: &[BTreeMap<String, f64>]) -> BTreeMap<String, f64> {
+    let keys: std::collections::BTreeSet<&String> = runs.iter().flat_map(BTreeMap::keys).collect();
+    keys.into_iter()
+        .map(|k| {
+            let mut v: Vec<f64> = runs.iter().filter_map(|r| r.get(k).copied()).collect();
+            v.sort_by(f64::total_cmp);
+            (k.clone(), v[v.len() / 2])
+        })
+        .collect()
+}
+
 fn parse(stdout: &str) -> BTreeMap<String, f64> {
     stdout
         .lines()
@@ -136,6 +148,10 @@ fn workflow_floor(floor: &BTreeMap<String, f64>, n: usize, tree: bool) -> Option
 /// The size the targets are set at.
 const TARGET_N: usize = 16000;
 
+/// Runs of ours and of the floor per size and sync level (libvirt's, minutes long at 16,000 for
+/// the chain, runs once).
+const REPEATS: usize = 3;
+
 /// Parent side: the rows. `args` may restrict sizes, e.g. `1000 4000`.
 pub fn run(args: &[String]) -> Result<()> {
     let sizes: Vec<usize> =
@@ -152,16 +168,17 @@ pub fn run(args: &[String]) -> Result<()> {
         let mut per_op: Vec<(usize, BTreeMap<String, f64>)> = Vec::new();
         for &n in &sizes {
             for sync in ["normal", "full"] {
-                let ours = proc::run(
-                    Command::new(&exe).args(["workflow-one", &n.to_string(), shape]).env("VIRTPLUG_MOCK_SYNC", sync),
-                )?;
-                let ours = parse(&ours.stdout);
-                let floor = parse(
-                    &proc::run(
-                        Command::new(&exe).args(["workflow-floor", &n.to_string()]).env("VIRTPLUG_MOCK_SYNC", sync),
-                    )?
-                    .stdout,
-                );
+                // Ours and the floor, each in a fresh process, taking turns REPEATS times: each
+                // figure is the median of its runs, so that one run slowed by this machine's
+                // neighbours moves neither side of a ratio.
+                let (mut ours, mut floor) = (Vec::new(), Vec::new());
+                for _ in 0..REPEATS {
+                    let one = ["workflow-one", &n.to_string(), shape];
+                    ours.push(parse(&proc::run(Command::new(&exe).args(one).env("VIRTPLUG_MOCK_SYNC", sync))?.stdout));
+                    let one = ["workflow-floor", &n.to_string()];
+                    floor.push(parse(&proc::run(Command::new(&exe).args(one).env("VIRTPLUG_MOCK_SYNC", sync))?.stdout));
+                }
+                let (ours, floor) = (medians(&ours), medians(&floor));
                 let theirs = if peer && sync == "normal" {
                     let out = proc::run(
                         Command::new("/usr/bin/python3").arg(&script).args([n.to_string(), shape.to_owned()]),
@@ -270,6 +287,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     report::note("floor: write = one single-row SQLite transaction with the store's pragmas (at full sync with its");
     report::note("fsync), read = one indexed SELECT of a row; both in a fresh process, table grown to N rows;");
+    report::note(&format!("ours and the floors: the median of {REPEATS} runs each, taking turns; libvirt: one run."));
     report::note("schema floor = that write on the store's own schema (snapshot row, its indexes, the generation);");
     report::note("for a dump, the read on that schema (by domain name, domain text joined, bytes copied out);");
     report::note(
