@@ -73,7 +73,8 @@ fn parents_with_children(all: &[SnapshotInfo]) -> HashSet<&str> {
 /// model's stores list so), and is then filtered in place instead of copied.
 pub fn list_domain(all: Vec<SnapshotInfo>, flags: u32) -> Vec<SnapshotInfo> {
     let kept: Vec<bool> = {
-        let parents = parents_with_children(&all);
+        // Which snapshots have children matters only to the leaf filters.
+        let parents = if active_bits(flags, LEAVES_GROUP) != 0 { parents_with_children(&all) } else { HashSet::new() };
         all.iter().map(|i| matches(i, flags, parents.contains(i.name.as_str()))).collect()
     };
     if flags & fl::ROOTS != 0 {

@@ -200,12 +200,22 @@ impl SnapshotTree {
 
     /// The roots (a snapshot whose parent is missing counts as one), oldest first.
     fn roots(&self) -> Vec<&String> {
-        let mut roots: Vec<(u64, &String)> = self
-            .nodes
-            .values()
-            .filter(|n| n.info.parent.as_ref().is_none_or(|p| !self.nodes.contains_key(p)))
-            .map(|n| (n.seq, &n.info.name))
-            .collect();
+        fn key(n: &Node) -> (u64, &String) {
+            (n.seq, &n.info.name)
+        }
+        let mut roots: Vec<(u64, &String)> = self.nodes.values().filter(|n| n.info.parent.is_none()).map(key).collect();
+        // A snapshot whose parent exists hangs in that parent's children, so when those and the
+        // parentless ones are all there is, no parent is missing and none needs looking up (a
+        // lookup per snapshot was a quarter of a 16,000-snapshot listing).
+        let linked: usize = self.nodes.values().map(|n| n.children.len()).sum();
+        if roots.len() + linked != self.nodes.len() {
+            roots = self
+                .nodes
+                .values()
+                .filter(|n| n.info.parent.as_ref().is_none_or(|p| !self.nodes.contains_key(p)))
+                .map(key)
+                .collect();
+        }
         roots.sort();
         roots.into_iter().map(|(_, n)| n).collect()
     }

@@ -338,3 +338,34 @@ fn seq_changes_are_reported_as_updates_and_reparents() {
     assert_eq!(redefine(&mut t, "r", None, false).unwrap(), [Change::Update("r".into())]);
     assert!(t.seq("r").unwrap() > before);
 }
+
+/// Records whose parent is missing (a store written by something else, or damaged) are roots
+/// of their own, among the parentless ones by age (newest first), with their subtrees; every
+/// listing of the tree walks from the same roots.
+#[test]
+fn records_whose_parent_is_missing_are_roots() {
+    let info = |name: &str, parent: Option<&str>| SnapshotInfo {
+        name: name.into(),
+        parent: parent.map(Into::into),
+        creation_time: 0,
+        state: 1,
+        current: false,
+        has_metadata: true,
+        external: false,
+        disk_only: false,
+    };
+    let records = vec![
+        (info("d", Some("gone")), 0),
+        (info("a", None), 1),
+        (info("b", Some("gone")), 2),
+        (info("c", Some("a")), 3),
+        (info("e", Some("b")), 4),
+    ];
+    let t = SnapshotTree::from_records(records);
+    let listed: Vec<String> = t.list().into_iter().map(|i| i.name).collect();
+    assert_eq!(listed, ["b", "e", "a", "c", "d"]);
+    assert_eq!(t.topological_names(), listed);
+    // Without an orphan, the parentless snapshots alone are the roots.
+    let t = SnapshotTree::from_records(vec![(info("a", None), 1), (info("c", Some("a")), 3), (info("z", None), 5)]);
+    assert_eq!(t.topological_names(), ["z", "a", "c"]);
+}
