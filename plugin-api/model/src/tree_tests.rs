@@ -344,16 +344,7 @@ fn seq_changes_are_reported_as_updates_and_reparents() {
 /// listing of the tree walks from the same roots.
 #[test]
 fn records_whose_parent_is_missing_are_roots() {
-    let info = |name: &str, parent: Option<&str>| SnapshotInfo {
-        name: name.into(),
-        parent: parent.map(Into::into),
-        creation_time: 0,
-        state: 1,
-        current: false,
-        has_metadata: true,
-        external: false,
-        disk_only: false,
-    };
+    let info = |name: &str, parent: Option<&str>| info_from_def(&def(name, parent, st::RUNNING));
     let records = vec![
         (info("d", Some("gone")), 0),
         (info("a", None), 1),

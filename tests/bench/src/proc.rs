@@ -19,10 +19,9 @@ pub struct Run {
 pub fn run(cmd: &mut Command) -> Result<Run> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
     let start = Instant::now();
-    let child = cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?;
-    let pid = child.id() as libc::pid_t;
-    let mut stdout = child.stdout.context("stdout")?;
-    let mut stderr = child.stderr.context("stderr")?;
+    let mut child = cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?;
+    let mut stdout = child.stdout.take().context("stdout")?;
+    let mut stderr = child.stderr.take().context("stderr")?;
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
@@ -30,13 +29,11 @@ pub fn run(cmd: &mut Command) -> Result<Run> {
     });
     let mut err = String::new();
     let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
-    let mut status = 0;
-    // SAFETY: pid is our own child, waited once; no rusage is asked for.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, std::ptr::null_mut()) };
+    let status = child.wait().with_context(|| format!("waiting for {cmd:?}"))?;
     let wall = start.elapsed();
     let stdout = reader.join().unwrap_or_default();
-    if waited != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        bail!("{cmd:?} failed (status {status}): {err}");
+    if !status.success() {
+        bail!("{cmd:?} failed ({status}): {err}");
     }
     Ok(Run { wall, stdout })
 }
