@@ -13,6 +13,7 @@ mod secrets;
 mod sha256;
 mod types;
 mod xml_errors;
+mod xml_verified;
 mod xmltree;
 
 pub mod bundle;

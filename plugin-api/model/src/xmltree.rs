@@ -16,7 +16,7 @@ use quick_xml::{
     events::{Event, attributes::AttrError},
 };
 
-use crate::{Error, Result, codes, limits, xml_errors};
+use crate::{Error, Result, codes, limits, xml_errors, xml_verified};
 
 /// One element: name, attributes (unescaped), children, and its byte span in the source.
 #[derive(Debug)]
@@ -182,7 +182,7 @@ pub(crate) fn strip_bom(src: &str) -> &str {
 }
 
 /// The bounds one parse enforces ([`crate::limits`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Limits {
     /// Document size in bytes.
     pub bytes: usize,
@@ -353,12 +353,18 @@ pub(crate) fn parse_document_limited<'a>(
     cfg.expand_empty_elements = false;
     cfg.trim_text_start = false;
     cfg.trim_text_end = false;
-    let at = |p: u64| usize::try_from(p).map_or(usize::MAX, |p| p.saturating_add(shift));
+    // Bytes of a verified embedded document the reader was moved past (`xml_verified`): its
+    // positions lag behind by that much.
+    let skipped = std::cell::Cell::new(0usize);
+    let at = |p: u64| usize::try_from(p).map_or(usize::MAX, |p| p.saturating_add(shift).saturating_add(skipped.get()));
     let mut stack: Vec<Element<'a>> = Vec::new();
     let mut root: Option<Element<'a>> = None;
     // Depth inside an opaque element (0: building the tree).
     let mut skip = 0usize;
     let mut elements = 0usize;
+    // The element count when the open opaque element started; `None` when its content was not
+    // read (the same bytes were verified before), so that it is not recorded again.
+    let mut opaque_from: Option<usize> = None;
     // Where each open element starts, opaque ones included (a mismatched end tag names its line).
     let mut opened: Vec<usize> = Vec::new();
     // Without control characters or `]]>` anywhere, no text or value needs checking for them.
@@ -433,7 +439,13 @@ pub(crate) fn parse_document_limited<'a>(
                     skip -= 1;
                     continue;
                 }
-                Event::End(_) => skip = 0,
+                Event::End(_) => {
+                    skip = 0;
+                    if let (Some(from), Some(el)) = (opaque_from.take(), stack.last()) {
+                        let text = src.get(el.start..after).unwrap_or("");
+                        xml_verified::record(text, before.saturating_sub(el.start), elements - from, limits);
+                    }
+                }
                 Event::Comment(c) => {
                     check_comment(c, what, src, before)?;
                     continue;
@@ -450,6 +462,16 @@ pub(crate) fn parse_document_limited<'a>(
                 let el = element_from(&e, before, (what, src), limits, suspicious)?;
                 if stack.len() == 1 && opaque(&el) {
                     skip = 1;
+                    opaque_from = Some(elements);
+                    let verified = src.get(before..).and_then(|rest| xml_verified::lookup(rest, limits));
+                    if let Some((close, inner)) = verified.filter(|(_, inner)| elements + inner <= limits.elements) {
+                        // Move the reader to the element's end tag, which it then reads and
+                        // matches against the start tag as usual.
+                        *reader.get_mut() = &body.as_bytes()[before - shift + close..];
+                        skipped.set(skipped.get() + (before + close).saturating_sub(after));
+                        elements += inner;
+                        opaque_from = None;
+                    }
                 }
                 stack.push(el);
             }
@@ -547,6 +569,16 @@ pub fn escape(s: &str) -> String {
 /// `<`, and `column` is how many whitespace characters preceded it on its line. Every later line
 /// loses up to `column` leading spaces. The result has no trailing newline.
 pub(crate) fn dedent(raw: &str, column: usize) -> String {
+    // An embedded domain definition is dedented on every parse of every snapshot embedding it.
+    if let Some(done) = xml_verified::dedented(raw, column) {
+        return done;
+    }
+    let out = dedent_uncached(raw, column);
+    xml_verified::keep_dedented(raw, column, &out);
+    out
+}
+
+fn dedent_uncached(raw: &str, column: usize) -> String {
     let mut out = String::with_capacity(raw.len());
     for (i, line) in raw.split('\n').enumerate() {
         if i > 0 {
@@ -557,7 +589,8 @@ pub(crate) fn dedent(raw: &str, column: usize) -> String {
             out.push_str(line);
         }
     }
-    out.trim_end().to_owned()
+    out.truncate(out.trim_end().len());
+    out
 }
 
 /// The column (leading-whitespace count) of byte offset `pos` on its line.
