@@ -37,15 +37,25 @@ UPDATE domains SET generation = ((SELECT value FROM generation WHERE id = 1) + 1
 UPDATE generation SET value = value + (SELECT count(*) FROM domains) WHERE id = 1;
 ";
 
+/// The SQL condition that a domain row's epoch has values left (its write count below 2^32 - 1):
+/// a row advances its generation by 1 only while it holds.
+macro_rules! epoch_lasts {
+    () => {
+        "(generation & 4294967295) != 4294967295"
+    };
+}
+pub(crate) use epoch_lasts;
+
 /// Gives every domain of `changed` (uuids) a new generation, inside `tx`; nothing when empty
 /// (a write transaction that only read changes no generation). An undefined domain has no row
 /// left, so it is skipped.
 pub(crate) fn bump(tx: &Transaction<'_>, changed: &[String]) -> Result<()> {
     for uuid in changed {
         let counted = tx
-            .prepare_cached(
-                "UPDATE domains SET generation = generation + 1 WHERE uuid = ?1 AND (generation & 4294967295) != 4294967295",
-            )
+            .prepare_cached(concat!(
+                "UPDATE domains SET generation = generation + 1 WHERE uuid = ?1 AND ",
+                epoch_lasts!()
+            ))
             .map_err(db)?
             .execute(params![uuid])
             .map_err(db)?;

@@ -21,6 +21,9 @@ pub(crate) struct Cache {
     pub trees: HashMap<String, SnapshotTree>,
     /// Embedded domain text → its `snapshot_domains` row id.
     domain_ids: Vec<(String, i64)>,
+    /// Domain rows read by name (every create reads its domain's), dropped with any write to a
+    /// domain row's columns they hold (definition, state, persistence, undefine).
+    domains: Vec<DomainRecord>,
     /// Embedded domain text → the UUID inside it (pure; kept across rollbacks).
     domain_uuids: Vec<(String, Option<String>)>,
     /// Stored texts whose layout was checked by parsing, by template (pure; kept across
@@ -38,6 +41,7 @@ impl Cache {
     pub fn clear(&mut self) {
         self.trees.clear();
         self.domain_ids.clear();
+        self.domains.clear();
     }
 }
 
@@ -52,17 +56,22 @@ pub struct Writer<'a, 'c> {
     touched: Vec<String>,
     /// Domains (uuids) whose rows this transaction wrote: they take a new generation.
     changed: Vec<String>,
+    /// Changed domains whose row already took its new generation in this transaction, with a
+    /// write of the row it made anyway (`point_current`); the commit leaves them alone.
+    advanced: Vec<String>,
 }
 
 impl<'a, 'c> Writer<'a, 'c> {
     pub(crate) fn new(tx: &'a Transaction<'c>, cache: &'a mut Cache, shape: Shape) -> Self {
-        Self { tx, cache, shape, touched: Vec::new(), changed: Vec::new() }
+        Self { tx, cache, shape, touched: Vec::new(), changed: Vec::new(), advanced: Vec::new() }
     }
 
-    /// The domains this transaction touched, and those it changed (see
-    /// [`crate::store::Store::write`]).
+    /// The domains this transaction touched, and those it changed whose generation the commit
+    /// must still advance (see [`crate::store::Store::write`]).
     pub(crate) fn into_domains(self) -> (Vec<String>, Vec<String>) {
-        (self.touched, self.changed)
+        let advanced = self.advanced;
+        let pending = self.changed.into_iter().filter(|d| !advanced.contains(d)).collect();
+        (self.touched, pending)
     }
 
     /// Records that `dom`'s rows were written (and so that it was touched).
@@ -91,6 +100,24 @@ impl<'a, 'c> Writer<'a, 'c> {
     /// Makes `name` the domain's current snapshot (none: no current snapshot): in the domain's
     /// row, or for a domain without one, in `snapshot_currents` (`store_rows::MIGRATE_V6_V7`).
     fn point_current(&mut self, dom: &str, name: Option<&str>) -> Result<()> {
+        // The row takes the transaction's new generation in the same statement, which the
+        // commit would otherwise write in one more (`store_gen::bump`): once per transaction,
+        // and only while the row's epoch lasts (a used-up one is renewed by the commit).
+        if self.changed.iter().any(|d| d == dom) && !self.advanced.iter().any(|d| d == dom) {
+            let advanced = self
+                .tx
+                .prepare_cached(concat!(
+                    "UPDATE domains SET current_snapshot = ?2, generation = generation + 1 WHERE uuid = ?1 AND ",
+                    crate::store_gen::epoch_lasts!()
+                ))
+                .map_err(db)?
+                .execute(params![dom, name])
+                .map_err(db)?;
+            if advanced != 0 {
+                self.advanced.push(dom.to_owned());
+                return Ok(());
+            }
+        }
         let in_row = self
             .tx
             .prepare_cached("UPDATE domains SET current_snapshot = ?2 WHERE uuid = ?1")
@@ -315,6 +342,7 @@ impl<'a, 'c> Writer<'a, 'c> {
                 format!("domain '{}' already exists with uuid {u}", def.name),
             ));
         }
+        self.cache.domains.clear();
         // A new row takes a new epoch for its generations (`store_gen.rs`).
         if !crate::store_rows::domain_exists(self.tx, &def.uuid)? {
             crate::store_gen::new_epoch(self.tx)?;
@@ -351,18 +379,28 @@ impl<'a, 'c> Writer<'a, 'c> {
 
     /// The domain named `name`, or NO_DOMAIN.
     pub fn domain_by_name(&mut self, name: &str) -> Result<DomainRecord> {
-        self.tx
+        if let Some(d) = self.cache.domains.iter().find(|d| d.name == name) {
+            return Ok(d.clone());
+        }
+        let d = self
+            .tx
             .prepare_cached("SELECT name, uuid, xml, state, reason, dom_id, persistent FROM domains WHERE name = ?1")
             .map_err(db)?
             .query_row([name], domain_row)
             .optional()
             .map_err(db)?
-            .ok_or_else(|| Error::no_domain(name))
+            .ok_or_else(|| Error::no_domain(name))?;
+        if self.cache.domains.len() >= MEMO_LIMIT {
+            self.cache.domains.clear();
+        }
+        self.cache.domains.push(d.clone());
+        Ok(d)
     }
 
     /// Marks a domain persistent or transient.
     pub fn set_domain_persistent(&mut self, dom: &str, persistent: bool) -> Result<()> {
         self.mark_changed(dom);
+        self.cache.domains.clear();
         self.tx
             .prepare_cached("UPDATE domains SET persistent = ?2 WHERE uuid = ?1")
             .map_err(db)?
@@ -397,6 +435,7 @@ impl<'a, 'c> Writer<'a, 'c> {
     /// Sets a domain's state, reason and id.
     pub fn set_domain_state(&mut self, dom: &str, state: u32, reason: u32, id: i32) -> Result<()> {
         self.mark_changed(dom);
+        self.cache.domains.clear();
         let n = self
             .tx
             .prepare_cached("UPDATE domains SET state = ?2, reason = ?3, dom_id = ?4 WHERE uuid = ?1")
@@ -412,6 +451,7 @@ impl<'a, 'c> Writer<'a, 'c> {
     /// Removes a domain and every snapshot row of it (no reparenting: O(n)).
     pub fn undefine_domain(&mut self, dom: &str) -> Result<()> {
         self.remove_all_snapshots(dom)?;
+        self.cache.domains.clear();
         self.tx.prepare_cached("DELETE FROM domains WHERE uuid = ?1").map_err(db)?.execute([dom]).map_err(db)?;
         self.tx
             .prepare_cached(

@@ -449,3 +449,37 @@ fn the_stored_text_is_the_stored_xml_and_its_layout_is_checked() {
         assert_eq!(crate::store_rows::stored_layout(&text), layout, "{}", def.name);
     }
 }
+
+/// A transaction reads its domain's row as last written, whoever wrote it: the writer keeps the
+/// rows it read by name between transactions, and drops them on every write to a domain row and
+/// on another connection's commit.
+#[test]
+fn a_writer_reads_the_domain_row_as_last_written() {
+    let (dir, mut s) = fresh();
+    let read = |s: &mut Store| {
+        s.write(|w| w.domain_by_name("test")).map(|d| (d.state, d.reason, d.id, d.persistent, d.xml.len()))
+    };
+    let defined = TEST_DOMAIN_XML.len();
+    assert_eq!(read(&mut s).unwrap(), (st::RUNNING, 1, 1, true, defined));
+    s.set_domain_state(VM, st::PAUSED, 2, 1).unwrap();
+    assert_eq!(read(&mut s).unwrap(), (st::PAUSED, 2, 1, true, defined));
+    s.write(|w| w.set_domain_persistent(VM, false)).unwrap();
+    assert_eq!(read(&mut s).unwrap(), (st::PAUSED, 2, 1, false, defined));
+    // in the same transaction as the write
+    let in_tx = s.write(|w| {
+        w.domain_by_name("test")?;
+        w.set_domain_state(VM, st::SHUTOFF, 1, -1)?;
+        w.domain_by_name("test")
+    });
+    assert_eq!(in_tx.unwrap().state, st::SHUTOFF);
+    // a new definition under the same uuid
+    let longer = TEST_DOMAIN_XML.replace("</domain>", "  <description>longer</description>\n</domain>");
+    s.define_domain(&DomainDef::parse(&longer).unwrap(), st::SHUTOFF, 1, -1).unwrap();
+    assert_eq!(read(&mut s).unwrap().4, longer.len());
+    // another connection's commit
+    let mut other = Store::open(&dir.path().join("m.db"), Sync::Normal).unwrap();
+    other.set_domain_state(VM, st::RUNNING, 1, 7).unwrap();
+    assert_eq!(read(&mut s).unwrap(), (st::RUNNING, 1, 7, false, longer.len()));
+    other.undefine_domain(VM).unwrap();
+    assert_eq!(read(&mut s).unwrap_err().code, codes::NO_DOMAIN);
+}
