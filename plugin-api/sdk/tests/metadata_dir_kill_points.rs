@@ -21,6 +21,8 @@ use virtplug_plugin_sdk::{DirBackend, Metadata, MetadataStore};
 
 const CHILD_ENV: &str = "VIRTPLUG_DIR_KILL_POINT_CHILD";
 const ROUNDS: u64 = 300;
+/// How long after it is ready a child is killed, at most.
+const KILL_WINDOW_MICROS: u64 = 50_000;
 
 fn open(path: &Path) -> Metadata<DirBackend> {
     Metadata::new(DirBackend::new(path))
@@ -62,7 +64,9 @@ fn kill_points_leave_the_state_before_or_after() {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         while out.read_line(&mut line).unwrap() > 0 && !line.contains("ready") {}
-        std::thread::sleep(Duration::from_micros(rng(round, 99) % 20_000));
+        // A step of this backend syncs a file and the index (about 11 ms each on a slow virtual
+        // disk, where a 20 ms window gave fewer steps than rounds): the window spans a few.
+        std::thread::sleep(Duration::from_micros(rng(round, 99) % KILL_WINDOW_MICROS));
         child.kill().unwrap();
         let mut rest = String::new();
         while out.read_line(&mut rest).unwrap_or(0) > 0 {}
