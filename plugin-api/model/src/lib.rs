@@ -34,6 +34,8 @@ mod store_jobs;
 mod store_ops;
 #[cfg(feature = "sqlite")]
 mod store_rows;
+#[cfg(feature = "sqlite")]
+mod store_tx;
 // Lock-free generation reads over SQLite's wal-index header (re-exported by `store`).
 #[cfg(feature = "sqlite")]
 mod store_watch;

@@ -41,6 +41,7 @@ use crate::{
     store_jobs::Jobs,
     store_ops::Cache,
     store_rows::{DomainMemo, Shape, db, domain_row, load_tree, read_def},
+    store_tx::WriteTx,
 };
 
 /// The schema version this build writes.
@@ -321,7 +322,7 @@ impl Store {
     }
 
     fn run<T>(&mut self, f: impl FnOnce(&mut Writer<'_, '_>) -> Result<T>, commit: bool) -> Result<T> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        let tx = WriteTx::begin(&mut self.conn).map_err(db)?;
         let v: i64 = tx.prepare_cached("PRAGMA data_version").map_err(db)?.query_row([], |r| r.get(0)).map_err(db)?;
         if v != self.data_version {
             self.cache.clear();

@@ -16,7 +16,7 @@
 //! value; v7 starts every existing domain on an epoch above it.) A domain that used up its 2^32
 //! values of one epoch takes a new epoch.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{Error, Result, codes, store_rows::db};
 
@@ -49,7 +49,7 @@ pub(crate) use epoch_lasts;
 /// Gives every domain of `changed` (uuids) a new generation, inside `tx`; nothing when empty
 /// (a write transaction that only read changes no generation). An undefined domain has no row
 /// left, so it is skipped.
-pub(crate) fn bump(tx: &Transaction<'_>, changed: &[String]) -> Result<()> {
+pub(crate) fn bump(tx: &Connection, changed: &[String]) -> Result<()> {
     for uuid in changed {
         let counted = tx
             .prepare_cached(concat!(

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::{Error, Result, codes, store_rows::db};
 
@@ -119,7 +119,7 @@ impl Jobs {
 
     /// Fails when any of `touched` (domain uuids) is held by another live job; a dead holder's
     /// job is removed on the way (within `tx`, so the take-over commits with the change).
-    pub(crate) fn check(&mut self, tx: &Transaction<'_>, touched: &[String]) -> Result<()> {
+    pub(crate) fn check(&mut self, tx: &Connection, touched: &[String]) -> Result<()> {
         for uuid in touched {
             if let Some((record, holder)) = read_job(tx, uuid)? {
                 if self.held.get(uuid) == Some(&record.id) {

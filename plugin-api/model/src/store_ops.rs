@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
 use crate::{
     Error, Result, SnapshotInfo, codes,
     domain::DomainDef,
     redefine,
     store_rows::{DomainRecord, Shape, db, domain_row, layout_columns, load_tree, read_def, stored_text},
+    store_tx::WriteTx,
     tree::{Change, RedefineFlags, SnapshotTree, info_from_def},
     xml::SnapshotDef,
 };
@@ -48,7 +49,7 @@ impl Cache {
 /// Operations inside one write transaction (see [`crate::store::Store::write`]).
 #[derive(Debug)]
 pub struct Writer<'a, 'c> {
-    tx: &'a Transaction<'c>,
+    tx: &'a WriteTx<'c>,
     cache: &'a mut Cache,
     /// The schema on disk (its hierarchy reads differ by version).
     shape: Shape,
@@ -62,7 +63,7 @@ pub struct Writer<'a, 'c> {
 }
 
 impl<'a, 'c> Writer<'a, 'c> {
-    pub(crate) fn new(tx: &'a Transaction<'c>, cache: &'a mut Cache, shape: Shape) -> Self {
+    pub(crate) fn new(tx: &'a WriteTx<'c>, cache: &'a mut Cache, shape: Shape) -> Self {
         Self { tx, cache, shape, touched: Vec::new(), changed: Vec::new(), advanced: Vec::new() }
     }
 

@@ -217,14 +217,15 @@ impl Limits {
 const HASHED_ATTRIBUTES: usize = 16;
 
 /// The raw (still escaped) attributes of a start tag, checked: well-formed, no duplicate
-/// (quick-xml's own message, with its positions), at most `max` of them.
+/// (quick-xml's own message, with its positions), at most `max` of them. Each value is the raw
+/// one, borrowed: the element unescapes them in place (one vector per element).
 fn raw_attributes<'a>(
     e: &quick_xml::events::BytesStart<'_>,
     pos: usize,
     (what, src): (&str, &'a str),
     max: usize,
     suspicious: bool,
-) -> Result<Vec<(&'a str, &'a str)>> {
+) -> Result<Vec<(&'a str, Cow<'a, str>)>> {
     let not_utf8 = || detail(what, src, pos, "attribute is not in the document's text");
     let tag: &[u8] = e;
     let tag_text = within(src, tag).ok_or_else(not_utf8)?;
@@ -234,7 +235,7 @@ fn raw_attributes<'a>(
     };
     // Offset of a key in the tag, as quick-xml reports positions.
     let at = |key: &str| (key.as_ptr() as usize).saturating_sub(tag.as_ptr() as usize);
-    let mut out: Vec<(&'a str, &'a str)> = Vec::new();
+    let mut out: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
     let mut seen: Option<HashMap<&'a str, usize>> = None;
     let mut attrs = e.attributes();
     // quick-xml's duplicate check compares each attribute with every earlier one.
@@ -265,7 +266,7 @@ fn raw_attributes<'a>(
             let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
             return Err(detail(what, src, pos, format!("too many attributes on element {name}: more than {max}")));
         }
-        out.push((key, raw));
+        out.push((key, Cow::Borrowed(raw)));
         if seen.is_none() && out.len() == HASHED_ATTRIBUTES {
             seen = Some(out.iter().map(|(k, _)| (*k, at(k))).collect());
         }
@@ -281,9 +282,12 @@ fn element_from<'a>(
     suspicious: bool,
 ) -> Result<Element<'a>> {
     let name = element_name(e, start, what, src)?;
-    let mut attrs = Vec::new();
-    for (key, raw) in raw_attributes(e, start, (what, src), limits.attributes, suspicious)? {
-        attrs.push((key, unescaped(raw, what, src, start)?));
+    let mut attrs = raw_attributes(e, start, (what, src), limits.attributes, suspicious)?;
+    // Unescaped after every attribute passed its checks, as before (the first error wins).
+    for (_, value) in &mut attrs {
+        if let Cow::Borrowed(raw) = *value {
+            *value = unescaped(raw, what, src, start)?;
+        }
     }
     Ok(Element { name, attrs, children: Vec::new(), start, end: start })
 }
@@ -420,7 +424,7 @@ pub(crate) fn parse_document_limited<'a>(
                 Event::Start(e) | Event::Empty(e) => {
                     element_name(e, before, what, src)?;
                     for (_, raw) in raw_attributes(e, before, (what, src), limits.attributes, suspicious)? {
-                        unescaped(raw, what, src, before)?;
+                        unescaped(&raw, what, src, before)?;
                     }
                     if matches!(ev, Event::Start(_)) {
                         skip += 1;
