@@ -164,7 +164,7 @@ impl Row {
         };
         let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| fmt(self.unit, v));
         format!(
-            "{:<12} {:<44} {:>10} {:>10} {:>8} {:>10} {:>8}  {:<16} {}",
+            "{:<12} {:<52} {:>10} {:>10} {:>8} {:>10} {:>8}  {:<16} {}",
             self.section,
             self.name,
             fmt(self.unit, self.ours),
@@ -205,7 +205,7 @@ pub fn fmt(unit: Unit, v: f64) -> String {
 /// The column titles, as [`Row::line`] lays them out.
 pub fn columns() -> String {
     format!(
-        "{:<12} {:<44} {:>10} {:>10} {:>8} {:>10} {:>8}  {:<16} {}",
+        "{:<12} {:<52} {:>10} {:>10} {:>8} {:>10} {:>8}  {:<16} {}",
         "section", "row", "ours", "floor", "/floor", "peer", "/peer", "target", "met"
     )
 }

@@ -26,7 +26,12 @@
 //!   XML can skip: one parse of the operation's input document by the model's parser (a bare
 //!   create document; a redefine's dumped document with its `<domain>`) and one formatting of the
 //!   stored form of the result, which is what the transaction stores. No host, ABI, plugin or
-//!   tree work; the domain text is not stored (a store keeps it once per domain).
+//!   tree work; the domain text is not stored (a store keeps it once per domain);
+//! - validated work floors: the same with the document parsed twice, as a host that validates
+//!   its input before dispatching (DESIGN.md's order of checks) and a plugin that receives the
+//!   document's text across the ABI (the plugin parses it with flags only it can choose: a plain
+//!   create's depend on the domain's state) must: the least this architecture's create and
+//!   redefine cost, still without the ABI call, the tree, the job check or the cache's checks.
 //!
 //! Each is the mean over `n` operations, the table growing to `n` rows as the workflow's does.
 
@@ -68,11 +73,16 @@ pub fn one(args: &[String]) -> Result<()> {
         .and_then(|(wr, schema)| Ok((wr, schema, schema_read(&dir, n)?)))
         .and_then(|(wr, schema, read)| Ok((wr, schema, read, pair_write(&dir.join("pair.db"), n, full)?)))
         .and_then(|floors| {
-            let create = work_write(&dir.join("work-create.db"), n, full, Work::Create)?;
-            Ok((floors, create, work_write(&dir.join("work-redefine.db"), n, full, Work::Redefine)?))
+            let create = work_write(&dir.join("work-create.db"), n, full, Work::Create, 1)?;
+            Ok((floors, create, work_write(&dir.join("work-redefine.db"), n, full, Work::Redefine, 1)?))
+        })
+        .and_then(|floors| {
+            let create = work_write(&dir.join("work-create-2.db"), n, full, Work::Create, 2)?;
+            Ok((floors, create, work_write(&dir.join("work-redefine-2.db"), n, full, Work::Redefine, 2)?))
         });
     let _ = std::fs::remove_dir_all(&dir);
-    let (((write, read), schema, schema_read, pair), work_create, work_redefine) = result?;
+    let ((((write, read), schema, schema_read, pair), work_create, work_redefine), validated_create, validated_redefine) =
+        result?;
     println!("write {write}");
     println!("pair_write {pair}");
     println!("read {read}");
@@ -80,6 +90,8 @@ pub fn one(args: &[String]) -> Result<()> {
     println!("schema_read {schema_read}");
     println!("work_create {work_create}");
     println!("work_redefine {work_redefine}");
+    println!("work_create_validated {validated_create}");
+    println!("work_redefine_validated {validated_redefine}");
     Ok(())
 }
 
@@ -138,7 +150,8 @@ enum Work {
 
 /// A work floor (see the module header): `n` two-row transactions, each storing the stored form
 /// of the operation's input document, parsed and formatted inside the timed loop.
-fn work_write(path: &std::path::Path, n: usize, full: bool, work: Work) -> Result<f64> {
+/// `parses`: how many times the document is parsed (2: the validated work floor).
+fn work_write(path: &std::path::Path, n: usize, full: bool, work: Work, parses: usize) -> Result<f64> {
     use virtplug_plugin_sdk::model::{
         domain::TEST_DOMAIN_XML,
         redefine::stored_xml,
@@ -167,6 +180,10 @@ fn work_write(path: &std::path::Path, n: usize, full: bool, work: Work) -> Resul
     let flags = ParseFlags { redefine: work == Work::Redefine, ..Default::default() };
     let mut conn = pair_file(path, full)?;
     inserts_with(&mut conn, n, Some(PAIR_UPDATE), |i, text| {
+        // the host's validation first, its definition dropped (only text crosses the ABI)
+        for _ in 1..parses {
+            std::hint::black_box(xml::parse(&docs[i], flags)?);
+        }
         let mut def = xml::parse(&docs[i], flags)?;
         if work == Work::Create {
             def.fill_defaults(1_700_000_000);
