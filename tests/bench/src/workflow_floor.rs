@@ -81,8 +81,11 @@ pub fn one(args: &[String]) -> Result<()> {
             Ok((floors, create, work_write(&dir.join("work-redefine-2.db"), n, full, Work::Redefine, 2)?))
         });
     let _ = std::fs::remove_dir_all(&dir);
-    let ((((write, read), schema, schema_read, pair), work_create, work_redefine), validated_create, validated_redefine) =
-        result?;
+    let (
+        (((write, read), schema, schema_read, pair), work_create, work_redefine),
+        validated_create,
+        validated_redefine,
+    ) = result?;
     println!("write {write}");
     println!("pair_write {pair}");
     println!("read {read}");
