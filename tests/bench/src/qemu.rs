@@ -1,7 +1,8 @@
 //! QEMU snapshots through the host library against the bare commands, same image size, same
-//! run: shut-off `snapshot_create` vs `qemu-img snapshot -c` (target <= 1.25x), running
-//! `snapshot_create` vs a bare QMP `snapshot-save` job (target <= 1.25x), and the in-place revert
-//! of a running domain (libvirt 9.0 restarts qemu for it: about 1.8 s). Medians of 20.
+//! run, as report rows (the bare command is the floor): shut-off `snapshot_create` vs `qemu-img
+//! snapshot -c` (target <= 1.25x), running `snapshot_create` vs a bare QMP `snapshot-save` job
+//! (target <= 1.25x), and the in-place revert of a running domain (libvirt 9.0 restarts qemu for
+//! it: about 1.8 s). Medians of 20.
 //! External snapshots (report rows, floor = the bare steps in the same run): disk-only create on
 //! a running domain vs qemu-img create + blockdev-add + one `transaction` (<= 1.2x), delete of a
 //! 64 MiB active overlay vs the bare block-commit job (<= 1.2x), revert of a running disk-only
@@ -19,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use virtplug_host::{Connection, Registry};
 
 use crate::{
-    proc::{median, ms},
+    proc::median,
     report::{self, Target, Unit},
 };
 
@@ -91,16 +92,14 @@ fn timed(f: impl FnOnce() -> Result<()>) -> Result<Duration> {
     Ok(start.elapsed())
 }
 
-fn ratio(ours: Duration, bare: Duration) -> String {
-    let r = ours.as_secs_f64() / bare.as_secs_f64().max(1e-9);
-    format!("{r:.2}x {}", if r <= 1.25 { "ok" } else { "OVER target" })
-}
+/// The internal snapshots' target: at most this multiple of the bare command.
+const INTERNAL_TARGET: f64 = 1.25;
 
 /// Prints the comparison; says so and returns when qemu is not installed.
 pub fn run() -> Result<()> {
-    println!(
-        "## QEMU snapshots: virtplug (host API, qemu plugin) vs the bare commands (64 MiB qcow2, TCG, n = {N}, median)"
-    );
+    report::header(&format!(
+        "QEMU snapshots: virtplug (host API, qemu plugin) vs the bare commands (64 MiB qcow2, TCG, n = {N}, median)"
+    ));
     if Command::new("qemu-system-x86_64").arg("--version").output().is_err()
         || Command::new("qemu-img").arg("--version").output().is_err()
     {
@@ -139,12 +138,10 @@ fn measure(dir: &Path) -> Result<()> {
         conn.snapshot_delete("bench", &format!("o{i}"), 0)?;
     }
     let (bare, ours) = (median(&mut bare), median(&mut ours));
-    println!(
-        "shut off  qemu-img snapshot -c {:>10}   host snapshot_create {:>10}   {}",
-        ms(bare),
-        ms(ours),
-        ratio(ours, bare)
-    );
+    report::Row::new("qemu", "internal create, shut off", Unit::Time, secs(ours))
+        .floor(secs(bare))
+        .target(Target::Floor(INTERNAL_TARGET))
+        .emit();
 
     // Running: a bare qemu with its own QMP socket, and the plugin's domain.
     let sock = dir.join("bare.sock");
@@ -181,22 +178,20 @@ fn measure(dir: &Path) -> Result<()> {
     }
     qmp.cmd(r#"{"execute":"quit"}"#)?;
     let (bare, ours) = (median(&mut bare), median(&mut ours));
-    println!(
-        "running   QMP snapshot-save job  {:>10}   host snapshot_create {:>10}   {}",
-        ms(bare),
-        ms(ours),
-        ratio(ours, bare)
-    );
+    report::Row::new("qemu", "internal create, running", Unit::Time, secs(ours))
+        .floor(secs(bare))
+        .target(Target::Floor(INTERNAL_TARGET))
+        .emit();
 
     conn.snapshot_create("bench", "<domainsnapshot><name>keep</name></domainsnapshot>", 0)?;
     let mut reverts = Vec::new();
     for _ in 0..N {
         reverts.push(timed(|| Ok(conn.snapshot_revert("bench", "keep", 0)?))?);
     }
-    println!(
-        "running   revert in place (qemu not restarted; libvirt 9.0 restarts it, about 1.8 s): {}",
-        ms(median(&mut reverts))
-    );
+    report::Row::new("qemu", "internal revert, running (in place)", Unit::Time, secs(median(&mut reverts))).emit();
+    report::note("floor: shut off, `qemu-img snapshot -c` of the same image; running, a bare qemu's QMP");
+    report::note("snapshot-save job (with its query-jobs and job-dismiss), on a domain like the plugin's.");
+    report::note("revert in place: qemu is not restarted (libvirt 9.0 restarts it, about 1.8 s).");
     conn.domain_destroy("bench")?;
     println!();
     report::header(
