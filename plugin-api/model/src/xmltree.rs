@@ -283,7 +283,8 @@ fn element_from<'a>(
 ) -> Result<Element<'a>> {
     let name = element_name(e, start, what, src)?;
     let mut attrs = raw_attributes(e, start, (what, src), limits.attributes, suspicious)?;
-    // Unescaped after every attribute passed its checks, as before (the first error wins).
+    // Unescaped only once every attribute of the tag passed its checks: the tag's own faults
+    // are reported before an escape fault in one of its values.
     for (_, value) in &mut attrs {
         if let Cow::Borrowed(raw) = *value {
             *value = unescaped(raw, what, src, start)?;
