@@ -1,7 +1,8 @@
 //! A minimal synchronous QMP client: greeting and capability negotiation, commands with their
-//! replies, events buffered as they arrive, and job-style commands (`snapshot-save`/`-load`/
-//! `-delete`) run to conclusion with their error and progress taken from `query-jobs` (and
-//! reported to the host's progress handle). Between commands, [`Qmp::pending_events`] reads
+//! replies (two commands can share one round trip: [`Qmp::execute_pair`]), events buffered as
+//! they arrive, and job-style commands (`snapshot-save`/`-load`/`-delete`) run to conclusion
+//! with their error and progress taken from `query-jobs` (and reported to the host's progress
+//! handle). Between commands, [`Qmp::pending_events`] reads
 //! the events qemu sent meanwhile without waiting (the connection's watcher, `watch.rs`).
 //! Every read is bounded by the connection's timeout; a silent peer is an error, never a hang.
 
@@ -143,6 +144,28 @@ impl Qmp {
         }
     }
 
+    /// Runs two commands without arguments in one round trip: both are sent, then their replies
+    /// are read in the order sent (qemu runs a monitor's in-band commands in order). An error
+    /// reply to the first still reads the second's, so the connection stays in step; when the
+    /// connection fails or times out, both fail.
+    pub fn execute_pair(&mut self, first: &str, second: &str) -> (Result<Value, QmpError>, Result<Value, QmpError>) {
+        if let Err(e) = self.send(first, None) {
+            return (Err(e.clone()), Err(e));
+        }
+        let first_id = std::mem::take(&mut self.last_id);
+        if let Err(e) = self.send(second, None) {
+            return (Err(e.clone()), Err(e));
+        }
+        let second_id = std::mem::replace(&mut self.last_id, first_id);
+        let answer = self.reply();
+        if let Err(e @ (QmpError::Gone(_) | QmpError::Timeout)) = &answer {
+            let e = e.clone();
+            return (answer, Err(e));
+        }
+        self.last_id = second_id;
+        (answer, self.reply())
+    }
+
     /// `query-status` → the run state string (`running`, `paused`, `prelaunch`, `shutdown`…).
     pub fn status(&mut self) -> Result<String, QmpError> {
         let r = self.execute("query-status", None)?;
@@ -230,7 +253,7 @@ impl Qmp {
 mod tests {
     use std::{
         io::{BufRead, BufReader, Write},
-        os::unix::net::UnixListener,
+        os::unix::net::{UnixListener, UnixStream},
         time::Duration,
     };
 
@@ -238,18 +261,30 @@ mod tests {
 
     use super::Qmp;
 
+    /// A scripted monitor on a fresh socket: `script` gets the accepted connection's two ends
+    /// (reads time out after 5 s, so a client that never sends fails the script) after the
+    /// greeting was written; the test connects to the returned path.
+    fn monitor<T: Send + 'static>(
+        script: impl FnOnce(UnixStream, BufReader<UnixStream>) -> T + Send + 'static,
+    ) -> (tempfile::TempDir, std::path::PathBuf, std::thread::JoinHandle<T>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qmp.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let handle = std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut w = s.try_clone().unwrap();
+            w.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": [\"oob\"]}}\r\n").unwrap();
+            script(w, BufReader::new(s))
+        });
+        (dir, path, handle)
+    }
+
     /// A monitor that answers each command with the replies a closed connection left queued
     /// first (one without an `id`, one with another), then with the command's own.
     #[test]
     fn a_reply_left_by_an_earlier_connection_is_not_taken_for_ours() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("qmp.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        let monitor = std::thread::spawn(move || {
-            let (s, _) = listener.accept().unwrap();
-            let mut w = s.try_clone().unwrap();
-            let mut r = BufReader::new(s);
-            w.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": [\"oob\"]}}\r\n").unwrap();
+        let (_dir, path, monitor) = monitor(|mut w, mut r| {
             let mut seen = Vec::new();
             for own in [serde_json::json!({}), serde_json::json!({"status": "running", "running": true})] {
                 let mut line = String::new();
@@ -274,5 +309,37 @@ mod tests {
         let prefix = format!("{}-", std::process::id());
         assert!(seen.iter().all(|(_, id)| id.starts_with(&prefix)), "{seen:?}");
         assert_ne!(seen[0].1, seen[1].1);
+    }
+
+    /// A monitor that reads both commands of a pair before it answers either (it would wait
+    /// for ever if the second were sent only after the first's reply): a stale reply, the
+    /// first's error, an event, the second's return.
+    #[test]
+    fn a_pair_is_sent_before_either_reply_is_read_and_an_error_keeps_it_in_step() {
+        let (_dir, path, monitor) = monitor(|mut w, mut r| {
+            let mut read = || -> Value {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                serde_json::from_str(&line).unwrap()
+            };
+            let caps = read();
+            w.write_all(format!("{}\r\n", serde_json::json!({"return": {}, "id": caps["id"]})).as_bytes()).unwrap();
+            let (first, second) = (read(), read());
+            for reply in [
+                serde_json::json!({"return": {}, "id": "stale-1"}),
+                serde_json::json!({"error": {"class": "GenericError", "desc": "boom"}, "id": first["id"]}),
+                serde_json::json!({"event": "RESUME", "timestamp": {}}),
+                serde_json::json!({"return": [{"device": "vda"}], "id": second["id"]}),
+            ] {
+                w.write_all(format!("{reply}\r\n").as_bytes()).unwrap();
+            }
+            (first["execute"].as_str().unwrap().to_owned(), second["execute"].as_str().unwrap().to_owned())
+        });
+        let mut q = Qmp::connect(&path, Duration::from_secs(5)).unwrap();
+        let (a, b) = q.execute_pair("query-block-jobs", "query-block");
+        assert_eq!(a, Err(super::QmpError::Command("boom".into())));
+        assert_eq!(b, Ok(serde_json::json!([{"device": "vda"}])));
+        assert_eq!(q.events.len(), 1);
+        assert_eq!(monitor.join().unwrap(), ("query-block-jobs".to_owned(), "query-block".to_owned()));
     }
 }

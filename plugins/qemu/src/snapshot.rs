@@ -10,7 +10,7 @@
 //! - Before touching an image, the name is checked (all digits, `/`, leading `.`) and every
 //!   image's snapshot table is read natively to refuse a tag that already exists.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use virtplug_plugin_sdk::{
     Edit, Error, Result, codes,
     flags::{domain_state as st, snapshot_create as cf, snapshot_delete as df},
@@ -66,8 +66,15 @@ fn fault(name: &str) -> bool {
     std::env::var("VIRTPLUG_QEMU_FAULT").is_ok_and(|v| v == name)
 }
 
-/// `snapshot-save` on the running qemu of `d`.
-fn online_create(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, qdef: &QemuDef, name: &str) -> Result<()> {
+/// `snapshot-save` on the running qemu of `d`; `blocks`: its `query-block` answer.
+fn online_create(
+    drv: &QemuDriver,
+    g: &mut Inner,
+    d: &DomainRecord,
+    qdef: &QemuDef,
+    name: &str,
+    blocks: Result<Value, QmpError>,
+) -> Result<()> {
     let disks: Vec<&Disk> = qdef.snapshot_disks().collect();
     if disks.is_empty() {
         return Err(Error::new(
@@ -79,7 +86,7 @@ fn online_create(drv: &QemuDriver, g: &mut Inner, d: &DomainRecord, qdef: &QemuD
     let q = drv.qmp(g, d)?;
     // the live tops (one per disk, so nodes[0] exists): an external snapshot moved them off
     // the stable node names
-    let nodes = crate::external::live_nodes(q, &disks)?;
+    let nodes = crate::external::live_nodes_in(blocks, &disks)?;
     let args = json!({ "job-id": id, "tag": name, "vmstate": nodes[0], "devices": nodes });
     let res = if fault("kill-during-save") {
         q.send("snapshot-save", Some(args)).and_then(|()| {
@@ -166,10 +173,16 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
         ));
     }
     qdef.check_internal_snapshot_possible()?;
-    if active {
+    // A running domain's block jobs (a busy disk is refused) and live node names (the save
+    // names them), asked in one round trip.
+    let blocks = if active {
         let targets: Vec<&str> = qdef.snapshot_disks().map(|x| x.target.as_str()).collect();
-        crate::external::refuse_busy_disks(drv.qmp(&mut g, &d)?, &targets)?;
-    }
+        let (jobs, blocks) = drv.qmp(&mut g, &d)?.execute_pair("query-block-jobs", "query-block");
+        crate::external::refuse_busy_disks_in(jobs, &targets)?;
+        Some(blocks)
+    } else {
+        None
+    };
     let metadata = flags & cf::NO_METADATA == 0;
     if metadata && g.snap(&d.uuid, &def.name).is_ok() {
         return Err(Error::new(codes::OPERATION_FAILED, format!("domain moment {} already exists", def.name)));
@@ -199,10 +212,9 @@ pub fn create(drv: &QemuDriver, dom: &str, text: &str, flags: u32) -> Result<Str
         .collect();
     def.domain = Some(d.xml.clone());
     def.parent = None;
-    if active {
-        online_create(drv, &mut g, &d, &qdef, &def.name)?;
-    } else {
-        offline_create(&qdef, &def.name)?;
+    match blocks {
+        Some(blocks) => online_create(drv, &mut g, &d, &qdef, &def.name, blocks)?,
+        None => offline_create(&qdef, &def.name)?,
     }
     if metadata && let Err(e) = g.commit_snaps(&d.uuid, &[Edit::Create(def.clone())]) {
         let disks: Vec<&Disk> = qdef.snapshot_disks().collect();

@@ -27,7 +27,11 @@ use std::{
 use serde_json::{Value, json};
 use virtplug_plugin_sdk::{Error, Result, codes};
 
-use crate::{img, qmp::Qmp, uri::Config};
+use crate::{
+    img,
+    qmp::{Qmp, QmpError},
+    uri::Config,
+};
 
 /// One disk of an external snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,8 +181,12 @@ pub fn top_node(q: &mut Qmp, target: &str) -> Result<String> {
 /// stable `<target>-format` name belongs to a backing image, so QMP jobs that must act on the
 /// top (`snapshot-save`/`-load`/`-delete`) name these instead.
 pub fn live_nodes(q: &mut Qmp, disks: &[&crate::domain::Disk]) -> Result<Vec<String>> {
-    let v =
-        q.execute("query-block", None).map_err(|e| Error::new(codes::OPERATION_FAILED, format!("query-block: {e}")))?;
+    live_nodes_in(q.execute("query-block", None), disks)
+}
+
+/// [`live_nodes`] from a `query-block` answer asked for already.
+pub fn live_nodes_in(answer: Result<Value, QmpError>, disks: &[&crate::domain::Disk]) -> Result<Vec<String>> {
+    let v = answer.map_err(|e| Error::new(codes::OPERATION_FAILED, format!("query-block: {e}")))?;
     let blocks = v.as_array().cloned().unwrap_or_default();
     disks
         .iter()
@@ -197,9 +205,12 @@ pub fn live_nodes(q: &mut Qmp, disks: &[&crate::domain::Disk]) -> Result<Vec<Str
 /// node or device it was started on). The plugin's own jobs (commit during a delete) end inside
 /// the call that starts them, so any job seen here was started by someone else on the monitor.
 pub fn block_jobs(q: &mut Qmp) -> Result<Vec<String>> {
-    let v = q
-        .execute("query-block-jobs", None)
-        .map_err(|e| Error::new(codes::OPERATION_FAILED, format!("query-block-jobs: {e}")))?;
+    block_jobs_in(q.execute("query-block-jobs", None))
+}
+
+/// [`block_jobs`] from a `query-block-jobs` answer asked for already.
+fn block_jobs_in(answer: Result<Value, QmpError>) -> Result<Vec<String>> {
+    let v = answer.map_err(|e| Error::new(codes::OPERATION_FAILED, format!("query-block-jobs: {e}")))?;
     Ok(v.as_array()
         .map(|a| a.iter().filter_map(|j| j.get("device").and_then(Value::as_str).map(str::to_owned)).collect())
         .unwrap_or_default())
@@ -215,7 +226,12 @@ pub fn job_on(job: &str, target: &str) -> bool {
 /// domain order) may be in a block job; `disk '<t>' already in active block job`
 /// (OPERATION_INVALID). A job whose id names no disk is counted against the first one.
 pub fn refuse_busy_disks(q: &mut Qmp, targets: &[&str]) -> Result<()> {
-    let jobs = block_jobs(q)?;
+    refuse_busy_disks_in(q.execute("query-block-jobs", None), targets)
+}
+
+/// [`refuse_busy_disks`] from a `query-block-jobs` answer asked for already.
+pub fn refuse_busy_disks_in(answer: Result<Value, QmpError>, targets: &[&str]) -> Result<()> {
+    let jobs = block_jobs_in(answer)?;
     if jobs.is_empty() {
         return Ok(());
     }
