@@ -336,7 +336,9 @@ pub fn run(args: &[String]) -> Result<()> {
     report::note(
         "tree create: the phase also reverts after every fourth create (N/4 reverts, libvirt's side too): each of",
     );
-    report::note("its floors (write, schema, two-row, work) is one create's plus a quarter of the write floor.");
+    report::note(
+        "its floors (write, schema, two-row, work, validated) is one create's plus a quarter of the write floor.",
+    );
     report::note(
         "total floor = each phase's operations at their bare floor: N creates (and, for the tree, its N/4 reverts)",
     );
