@@ -24,7 +24,7 @@
 
 use std::{path::Path, time::Duration};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::{
     Error, Result, SnapshotInfo, codes,
@@ -238,7 +238,7 @@ impl Store {
         if self.schema_version()? == SCHEMA_VERSION {
             return Ok(());
         }
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        let tx = WriteTx::begin(&mut self.conn).map_err(db)?;
         let version: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
         if version > SCHEMA_VERSION {
             return Err(Error::new(

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{Error, Result, codes, store_rows::db};
 
@@ -171,7 +171,7 @@ impl Jobs {
     /// Begins a job on `dom` (uuid); see `Store::job_begin`.
     pub(crate) fn begin(&mut self, conn: &mut Connection, dom: &str, description: &str) -> Result<String> {
         let me = self.me().clone();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        let tx = crate::store_tx::WriteTx::begin(conn).map_err(db)?;
         if !crate::store_rows::domain_exists(&tx, dom)? {
             return Err(Error::new(codes::NO_DOMAIN, format!("no domain with matching uuid '{dom}'")));
         }

@@ -1,5 +1,6 @@
 //! The store's write transaction: `BEGIN IMMEDIATE` … `COMMIT`, or `ROLLBACK` when dropped
-//! uncommitted. Owns only beginning and ending a transaction; what runs inside is the caller's.
+//! uncommitted; every write transaction of the store (operations, jobs, schema migration) is
+//! one. Owns only beginning and ending a transaction; what runs inside is the caller's.
 //!
 //! rusqlite's `Transaction` prepares its `BEGIN` and its `COMMIT` anew on every transaction
 //! (through `execute_batch`); these statements come from the connection's statement cache, which
